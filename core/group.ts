@@ -1,0 +1,202 @@
+/**
+ * The prime-order group behind a suite, as the protocol code sees it.
+ *
+ * Protocol code (DKG, refresh, decapsulation, Shamir) does all of its arithmetic through this
+ * interface and treats points as opaque values, so a faster backend can replace the noble one
+ * without touching protocol code. Scalars are bigints in [0, order); note that bigints cannot be
+ * zeroized in JavaScript, so secret scalars live until the garbage collector reclaims them.
+ *
+ * Decoding validates before anything else: canonical length and encoding, on the curve, not the
+ * identity, in the prime-order subgroup (RFC 9591 §3.1 DeserializeElement / DeserializeScalar).
+ */
+import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
+import { bytesToNumberBE, bytesToNumberLE } from '@noble/curves/utils.js';
+import { concatBytes } from '@noble/hashes/utils.js';
+import { equalBytes } from './bytes.js';
+import { ErrorCode, TesseraError } from './errors.js';
+
+/** An opaque group element. Only the Group that made it may look inside. */
+export interface Point {
+  readonly __tesseraPoint: unique symbol;
+}
+
+export interface Group {
+  readonly name: string;
+  readonly order: bigint;
+  readonly scalarLength: number;
+  /** Length of the canonical (compressed) element encoding. */
+  readonly pointLength: number;
+  readonly base: Point;
+  readonly identity: Point;
+
+  /** DeserializeScalar: exact length, canonical (< order). Zero is allowed only if `allowZero`. */
+  scalarFromBytes(b: Uint8Array, what: string, allowZero?: boolean): bigint;
+  scalarToBytes(s: bigint): Uint8Array;
+  /** A uniformly random non-zero scalar from the platform CSPRNG. */
+  randomScalar(): bigint;
+  add(a: bigint, b: bigint): bigint;
+  sub(a: bigint, b: bigint): bigint;
+  mul(a: bigint, b: bigint): bigint;
+  neg(a: bigint): bigint;
+  inv(a: bigint): bigint;
+  /** Reduce an arbitrary non-negative integer modulo the order. */
+  reduce(a: bigint): bigint;
+
+  /** DeserializeElement: canonical encoding, on curve, not identity, prime-order subgroup. */
+  pointFromBytes(b: Uint8Array, what: string): Point;
+  /** SerializeElement. Throws BadPoint for the identity (it has no RFC 9591 encoding). */
+  pointToBytes(p: Point): Uint8Array;
+  /** s·G with a constant-time ladder (s may be secret). */
+  mulBase(s: bigint): Point;
+  /** s·P with a constant-time ladder (s may be secret). */
+  mulPoint(p: Point, s: bigint): Point;
+  /** Σ s_i·P_i, variable time: public inputs only. */
+  msm(points: Point[], scalars: bigint[]): Point;
+  addPoints(a: Point, b: Point): Point;
+  subPoints(a: Point, b: Point): Point;
+  negPoint(a: Point): Point;
+  eqPoints(a: Point, b: Point): boolean;
+  isIdentity(a: Point): boolean;
+  /** The suite's hash-to-scalar with a domain-separation tag (RFC 9591 §6 H1..H5 style). */
+  hashToScalar(dst: Uint8Array, msg: Uint8Array): bigint;
+}
+
+/** The slice of a noble point class that the adapter uses. */
+export interface NoblePoint<P> {
+  add(o: P): P;
+  subtract(o: P): P;
+  negate(): P;
+  multiply(s: bigint): P;
+  multiplyUnsafe(s: bigint): P;
+  equals(o: P): boolean;
+  is0(): boolean;
+  isTorsionFree(): boolean;
+  assertValidity(): void;
+  toBytes(compressed?: boolean): Uint8Array;
+}
+
+export interface NoblePointClass<P extends NoblePoint<P>> {
+  BASE: P;
+  ZERO: P;
+  fromBytes(b: Uint8Array): P;
+  Fn: {
+    ORDER: bigint;
+    BYTES: number;
+    isLE: boolean;
+    create(n: bigint): bigint;
+    add(a: bigint, b: bigint): bigint;
+    sub(a: bigint, b: bigint): bigint;
+    mul(a: bigint, b: bigint): bigint;
+    neg(a: bigint): bigint;
+    inv(a: bigint): bigint;
+    toBytes(a: bigint): Uint8Array;
+  };
+}
+
+export interface NobleGroupOptions {
+  name: string;
+  pointLength: number;
+  /** The suite's hash-to-scalar (RFC 9591 §6.x H1 construction with the given DST). */
+  hashToScalar: (dst: Uint8Array, msg: Uint8Array) => bigint;
+  /** Fresh random bytes; injected so that core/ holds no global state. */
+  randomBytes: (n: number) => Uint8Array;
+}
+
+/** Adapt a noble-curves point class to the Group interface. */
+export function nobleGroup<P extends NoblePoint<P>>(Point: NoblePointClass<P>, opts: NobleGroupOptions): Group {
+  const Fn = Point.Fn;
+  const order = Fn.ORDER;
+  const toP = (p: Point): P => p as unknown as P;
+  const fromP = (p: P): Point => p as unknown as Point;
+  const bad = (what: string, why: string) => new TesseraError(ErrorCode.BadPoint, `${what}: ${why}`);
+
+  const group: Group = {
+    name: opts.name,
+    order,
+    scalarLength: Fn.BYTES,
+    pointLength: opts.pointLength,
+    base: fromP(Point.BASE),
+    identity: fromP(Point.ZERO),
+
+    scalarFromBytes(b, what, allowZero = false) {
+      if (!(b instanceof Uint8Array) || b.length !== Fn.BYTES) {
+        throw new TesseraError(ErrorCode.BadScalar, `${what}: expected a ${Fn.BYTES}-byte scalar`);
+      }
+      const n = Fn.isLE ? bytesToNumberLE(b) : bytesToNumberBE(b);
+      if (n >= order) throw new TesseraError(ErrorCode.BadScalar, `${what}: scalar is not canonical`);
+      if (n === 0n && !allowZero) throw new TesseraError(ErrorCode.BadScalar, `${what}: scalar is zero`);
+      return n;
+    },
+    scalarToBytes: (s) => Fn.toBytes(Fn.create(s)),
+    randomScalar() {
+      // 64 bytes reduced mod order: statistical distance < 2^-250 from uniform (FIPS 186-5 A.2.1).
+      for (;;) {
+        const buf = opts.randomBytes(64);
+        const s = Fn.create(bytesToNumberBE(buf));
+        buf.fill(0);
+        if (s !== 0n) return s;
+      }
+    },
+    add: (a, b) => Fn.add(a, b),
+    sub: (a, b) => Fn.sub(a, b),
+    mul: (a, b) => Fn.mul(a, b),
+    neg: (a) => Fn.neg(a),
+    inv(a) {
+      if (Fn.create(a) === 0n) throw new TesseraError(ErrorCode.BadScalar, 'cannot invert zero');
+      return Fn.inv(a);
+    },
+    reduce: (a) => Fn.create(a),
+
+    pointFromBytes(b, what) {
+      if (!(b instanceof Uint8Array) || b.length !== opts.pointLength) {
+        throw bad(what, `expected a ${opts.pointLength}-byte element`);
+      }
+      let p: P;
+      try {
+        p = Point.fromBytes(b);
+        p.assertValidity();
+      } catch {
+        throw bad(what, 'not a valid curve point');
+      }
+      if (p.is0()) throw bad(what, 'identity element');
+      if (!p.isTorsionFree()) throw bad(what, 'not in the prime-order subgroup');
+      if (!equalBytes(p.toBytes(true), b)) throw bad(what, 'non-canonical encoding');
+      return fromP(p);
+    },
+    pointToBytes(p) {
+      const q = toP(p);
+      if (q.is0()) throw new TesseraError(ErrorCode.BadPoint, 'cannot serialize the identity element');
+      return q.toBytes(true);
+    },
+    mulBase(s) {
+      const n = Fn.create(s);
+      return fromP(n === 0n ? Point.ZERO : Point.BASE.multiply(n));
+    },
+    mulPoint(p, s) {
+      const n = Fn.create(s);
+      return fromP(n === 0n ? Point.ZERO : toP(p).multiply(n));
+    },
+    msm(points, scalars) {
+      if (points.length !== scalars.length) throw new TesseraError(ErrorCode.BadInput, 'msm: length mismatch');
+      if (points.length === 0) return fromP(Point.ZERO);
+      return fromP(
+        mulAddUnsafe(Point as never, points.map(toP) as never, scalars.map((s) => Fn.create(s))) as unknown as P,
+      );
+    },
+    addPoints: (a, b) => fromP(toP(a).add(toP(b))),
+    subPoints: (a, b) => fromP(toP(a).subtract(toP(b))),
+    negPoint: (a) => fromP(toP(a).negate()),
+    eqPoints: (a, b) => toP(a).equals(toP(b)),
+    isIdentity: (a) => toP(a).is0(),
+    hashToScalar: (dst, msg) => opts.hashToScalar(dst, msg),
+  };
+  return Object.freeze(group);
+}
+
+/** RFC 9591 §6.1 / §6.3 style: H(contextString || tag || msg) interpreted little-endian mod L. */
+export function wideHashToScalar(hash: (m: Uint8Array) => Uint8Array, order: bigint, littleEndian: boolean) {
+  return (dst: Uint8Array, msg: Uint8Array): bigint => {
+    const h = hash(concatBytes(dst, msg));
+    return (littleEndian ? bytesToNumberLE(h) : bytesToNumberBE(h)) % order;
+  };
+}

@@ -1,0 +1,327 @@
+/**
+ * The suite registry: one entry per suite, and adding a suite is adding one entry.
+ *
+ * Signing suites wrap @noble/curves' RFC 9591 FROST ciphersuites; decapsulation suites describe the
+ * RFC 9180 DHKEM whose private key is shared. Every suite exposes its group through the `Group`
+ * interface (core/group.ts), which is all that protocol code may use for arithmetic.
+ */
+import { ed25519, ed25519_FROST } from '@noble/curves/ed25519.js';
+import { p256, p256_FROST, p256_hasher } from '@noble/curves/nist.js';
+import { schnorr_FROST, secp256k1, secp256k1_FROST, secp256k1_hasher } from '@noble/curves/secp256k1.js';
+import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
+import type { FROST } from '@noble/curves/abstract/frost.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { ErrorCode, TesseraError } from './errors.js';
+import { nobleGroup, wideHashToScalar, type Group, type Point } from './group.js';
+
+export const SIGNING_SUITES = ['ed25519', 'secp256k1', 'bip340', 'p256'] as const;
+export const KEM_SUITES = ['hpke-x25519', 'hpke-p256'] as const;
+export type SigningSuiteId = (typeof SIGNING_SUITES)[number];
+export type KemSuiteId = (typeof KEM_SUITES)[number];
+export type SuiteId = SigningSuiteId | KemSuiteId;
+
+interface SuiteBase {
+  readonly id: SuiteId;
+  readonly group: Group;
+  /** Domain-separation prefix for Tessera's own hashes (DKG proofs, DLEQ, transcripts) in this suite. */
+  readonly contextString: string;
+  /** The suite's standard public-key encoding of the group key (see the table in README.md). */
+  publicKeyBytes(groupKey: Point): Uint8Array;
+  /** Parse a public key in the suite's standard encoding back to a group element. */
+  publicKeyFromBytes(bytes: Uint8Array): Point;
+}
+
+export interface SigningSuite extends SuiteBase {
+  readonly kind: 'sign';
+  /** The RFC 9591 ciphersuite name. */
+  readonly frostName: string;
+  /** The noble FROST ciphersuite: RFC 9591 commit / sign / verify-share / aggregate. */
+  readonly frost: ReturnType<() => FROST>;
+  /** Verify a final signature under the suite's standard public key encoding. */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** Length of a final signature. */
+  readonly signatureLength: number;
+}
+
+export interface KemSuite extends SuiteBase {
+  readonly kind: 'kem';
+  /** RFC 9180 §7.1 KEM identifier. */
+  readonly kemId: number;
+  /** Nenc: length of `enc` (equal to Npk for DHKEM). */
+  readonly encLength: number;
+  /** Ndh: length of the DH shared value. */
+  readonly dhLength: number;
+  /** Nsecret: length of the KEM shared secret. */
+  readonly secretLength: number;
+  /** The KDF hash of the DHKEM (HKDF-SHA256 for both suites here). */
+  readonly kdfHash: typeof sha256;
+  /**
+   * Map `enc` (pkE) to the prime-order group element E such that DH(skR, pkE) = encode(skR·E) for the
+   * scalar skR mod order. Rejects invalid encodings and elements whose DH would be all-zero.
+   */
+  encToPoint(enc: Uint8Array): Point;
+  /** Encode a DH result point as RFC 9180 does (X25519 u-coordinate / P-256 x-coordinate). */
+  dhBytes(p: Point): Uint8Array;
+  /**
+   * Turn a raw DHKEM private key (RFC 9180 §7.1.2 DeserializePrivateKey) into the scalar that is
+   * shared: the clamped X25519 scalar mod L, or the P-256 scalar itself.
+   */
+  privateKeyToScalar(sk: Uint8Array): bigint;
+}
+
+export type Suite = SigningSuite | KemSuite;
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+const edGroup = nobleGroup(ed25519.Point, {
+  name: 'edwards25519',
+  pointLength: 32,
+  // RFC 9591 §6.1: H(m) = SHA-512(contextString || tag || m) as a little-endian integer mod L.
+  hashToScalar: wideHashToScalar(sha512, ed25519.Point.Fn.ORDER, true),
+  randomBytes,
+});
+
+const secpGroup = nobleGroup(secp256k1.Point, {
+  name: 'secp256k1',
+  pointLength: 33,
+  // RFC 9591 §6.5: hash_to_field from RFC 9380 with expand_message_xmd(SHA-256), L = 48.
+  hashToScalar: (dst, msg) => secp256k1_hasher.hashToScalar(msg, { DST: dst }),
+  randomBytes,
+});
+
+const p256Group = nobleGroup(p256.Point, {
+  name: 'P-256',
+  pointLength: 33,
+  // RFC 9591 §6.4: hash_to_field from RFC 9380 with expand_message_xmd(SHA-256), L = 48.
+  hashToScalar: (dst, msg) => p256_hasher.hashToScalar(msg, { DST: dst }),
+  randomBytes,
+});
+
+type EdPoint = InstanceType<typeof ed25519.Point>;
+type WPoint = InstanceType<typeof p256.Point>;
+const asEd = (p: Point) => p as unknown as EdPoint;
+const asW = (p: Point) => p as unknown as WPoint;
+const asPoint = (p: unknown) => p as Point;
+
+function badPoint(what: string): TesseraError {
+  return new TesseraError(ErrorCode.BadPoint, `${what}: not a valid public key`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing suites
+
+function frostSuite(
+  id: SigningSuiteId,
+  group: Group,
+  frostName: string,
+  frost: FROST,
+  pk: Pick<SigningSuite, 'publicKeyBytes' | 'publicKeyFromBytes'>,
+  signatureLength: number,
+): SigningSuite {
+  return Object.freeze({
+    id,
+    kind: 'sign' as const,
+    group,
+    frostName,
+    frost,
+    contextString: `TESSERA-v1-${frostName}`,
+    signatureLength,
+    ...pk,
+    verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+      try {
+        return frost.verify(signature, message, publicKey);
+      } catch {
+        return false;
+      }
+    },
+  });
+}
+
+const compressed = (group: Group) => ({
+  publicKeyBytes: (p: Point) => group.pointToBytes(p),
+  publicKeyFromBytes: (b: Uint8Array) => group.pointFromBytes(b, 'public key'),
+});
+
+export const ED25519: SigningSuite = frostSuite(
+  'ed25519',
+  edGroup,
+  'FROST-ED25519-SHA512-v1',
+  ed25519_FROST,
+  compressed(edGroup),
+  64,
+);
+
+export const SECP256K1: SigningSuite = frostSuite(
+  'secp256k1',
+  secpGroup,
+  'FROST-secp256k1-SHA256-v1',
+  secp256k1_FROST,
+  compressed(secpGroup),
+  65,
+);
+
+export const P256: SigningSuite = frostSuite('p256', p256Group, 'FROST-P256-SHA256-v1', p256_FROST, compressed(p256Group), 65);
+
+/**
+ * BIP-340 through FROST over secp256k1 (noble's FROST-secp256k1-SHA256-TR-v1 without a TapTweak).
+ * Shares are stored for the full group key; noble negates shares and nonces at signing time when the
+ * group key or group commitment has odd y (BIP-340 "even y" convention). The public key is x-only.
+ */
+export const BIP340: SigningSuite = frostSuite(
+  'bip340',
+  secpGroup,
+  'FROST-secp256k1-SHA256-TR-v1',
+  schnorr_FROST,
+  {
+    publicKeyBytes: (p: Point) => secpGroup.pointToBytes(p).subarray(1),
+    publicKeyFromBytes(b: Uint8Array) {
+      if (!(b instanceof Uint8Array) || b.length !== 32) throw badPoint('x-only public key');
+      // BIP-340 lift_x: the point with this x and even y.
+      const withPrefix = new Uint8Array(33);
+      withPrefix[0] = 0x02;
+      withPrefix.set(b, 1);
+      return secpGroup.pointFromBytes(withPrefix, 'x-only public key');
+    },
+  },
+  64,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Decapsulation suites (RFC 9180 §4.1 DHKEM)
+
+const P25519 = 2n ** 255n - 19n;
+const modP = (a: bigint) => ((a % P25519) + P25519) % P25519;
+const powP = (b: bigint, e: bigint) => {
+  let r = 1n;
+  for (b = modP(b); e > 0n; e >>= 1n, b = (b * b) % P25519) if (e & 1n) r = (r * b) % P25519;
+  return r;
+};
+const L = ed25519.Point.Fn.ORDER;
+const INV8 = ed25519.Point.Fn.inv(8n);
+
+export const HPKE_X25519: KemSuite = Object.freeze({
+  id: 'hpke-x25519' as const,
+  kind: 'kem' as const,
+  group: edGroup,
+  contextString: 'TESSERA-v1-DHKEM(X25519, HKDF-SHA256)',
+  kemId: 0x0020,
+  encLength: 32,
+  dhLength: 32,
+  secretLength: 32,
+  kdfHash: sha256,
+  /** RFC 7748 §5 public key: the Montgomery u-coordinate of the Edwards group key. */
+  publicKeyBytes: (p: Point) => ed25519.utils.toMontgomery(edGroup.pointToBytes(p)),
+  publicKeyFromBytes(b: Uint8Array): Point {
+    return HPKE_X25519.encToPoint(b);
+  },
+  encToPoint(enc: Uint8Array): Point {
+    if (!(enc instanceof Uint8Array) || enc.length !== 32) throw badPoint('enc');
+    // RFC 7748 §5: mask the most significant bit of the final byte, then read u little-endian.
+    const uBytes = Uint8Array.from(enc);
+    uBytes[31]! &= 0x7f;
+    const u = modP(bytesToNumberLE(uBytes));
+    if (u === P25519 - 1n) throw badPoint('enc');
+    // Birational map (RFC 7748 §4.1): y = (u - 1) / (u + 1). Both Edwards points ±(x, y) share u,
+    // and X25519 depends on u only, so the sign of x does not matter.
+    const y = modP((u - 1n) * powP(u + 1n, P25519 - 2n));
+    let E: EdPoint;
+    try {
+      E = ed25519.Point.fromBytes(numberToBytesLE(y, 32));
+    } catch {
+      // u on the quadratic twist: not a point of curve25519, so no honest sender produced it.
+      throw badPoint('enc');
+    }
+    // X25519 uses a clamped scalar (a multiple of 8), which kills the small-order component of E.
+    // Projecting onto the prime-order subgroup, [8^-1 mod L]·[8]E, gives the same DH for skR mod L.
+    const prime = E.clearCofactor().multiplyUnsafe(INV8);
+    if (prime.is0()) throw new TesseraError(ErrorCode.BadPoint, 'enc: small-order point (all-zero DH)');
+    return asPoint(prime);
+  },
+  dhBytes(p: Point): Uint8Array {
+    return ed25519.utils.toMontgomery(edGroup.pointToBytes(p));
+  },
+  privateKeyToScalar(sk: Uint8Array): bigint {
+    if (!(sk instanceof Uint8Array) || sk.length !== 32) {
+      throw new TesseraError(ErrorCode.BadScalar, 'X25519 private key: expected 32 bytes');
+    }
+    // RFC 7748 §5 decodeScalar25519 (clamping), then reduce mod L.
+    const k = Uint8Array.from(sk);
+    k[0]! &= 248;
+    k[31]! &= 127;
+    k[31]! |= 64;
+    const s = bytesToNumberLE(k) % L;
+    k.fill(0);
+    return s;
+  },
+});
+
+export const HPKE_P256: KemSuite = Object.freeze({
+  id: 'hpke-p256' as const,
+  kind: 'kem' as const,
+  group: p256Group,
+  contextString: 'TESSERA-v1-DHKEM(P-256, HKDF-SHA256)',
+  kemId: 0x0010,
+  encLength: 65,
+  dhLength: 32,
+  secretLength: 32,
+  kdfHash: sha256,
+  /** RFC 9180 §7.1.1 SerializePublicKey: the 65-byte uncompressed SEC1 encoding. */
+  publicKeyBytes: (p: Point) => asW(p).toBytes(false),
+  publicKeyFromBytes(b: Uint8Array): Point {
+    return HPKE_P256.encToPoint(b);
+  },
+  encToPoint(enc: Uint8Array): Point {
+    if (!(enc instanceof Uint8Array) || enc.length !== 65 || enc[0] !== 0x04) throw badPoint('enc');
+    let E: WPoint;
+    try {
+      E = p256.Point.fromBytes(enc);
+      E.assertValidity();
+    } catch {
+      throw badPoint('enc');
+    }
+    if (E.is0()) throw badPoint('enc');
+    return asPoint(E);
+  },
+  /** RFC 9180 §7.1.1: the DH output is the 32-byte x-coordinate. */
+  dhBytes: (p: Point) => asW(p).toBytes(true).subarray(1),
+  privateKeyToScalar(sk: Uint8Array): bigint {
+    return p256Group.scalarFromBytes(sk, 'P-256 private key');
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+const REGISTRY: Readonly<Record<SuiteId, Suite>> = Object.freeze({
+  ed25519: ED25519,
+  secp256k1: SECP256K1,
+  bip340: BIP340,
+  p256: P256,
+  'hpke-x25519': HPKE_X25519,
+  'hpke-p256': HPKE_P256,
+});
+
+export const SUITE_IDS = Object.freeze(Object.keys(REGISTRY)) as readonly SuiteId[];
+
+export function isSuiteId(s: unknown): s is SuiteId {
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(REGISTRY, s);
+}
+
+export function getSuite(id: unknown): Suite {
+  if (!isSuiteId(id)) throw new TesseraError(ErrorCode.UnknownSuite, `unknown suite ${JSON.stringify(String(id)).slice(0, 40)}`);
+  return REGISTRY[id];
+}
+
+export function getSigningSuite(id: unknown): SigningSuite {
+  const s = getSuite(id);
+  if (s.kind !== 'sign') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${s.id} cannot sign`);
+  return s;
+}
+
+export function getKemSuite(id: unknown): KemSuite {
+  const s = getSuite(id);
+  if (s.kind !== 'kem') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${s.id} cannot decapsulate`);
+  return s;
+}

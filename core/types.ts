@@ -1,0 +1,39 @@
+/**
+ * The key-share data model shared by every protocol in core/.
+ *
+ * Parties are numbered 1..n; party i's RFC 9591 identifier is the scalar i. What is public and what is
+ * secret are separate types: a `PublicKeyPackage` may be sent, logged by id and stored in the clear;
+ * a `SecretShare` never leaves its node except wrapped (core/wrap.ts).
+ */
+import type { SuiteId } from './suites.js';
+
+/** The public result of DKG / refresh / import, identical at every party. */
+export interface PublicKeyPackage {
+  readonly suite: SuiteId;
+  /** t: how many parties are needed. */
+  readonly threshold: number;
+  /** n: how many parties hold shares. */
+  readonly parties: number;
+  /** Incremented by every refresh; shares and packages of different epochs never combine. */
+  readonly epoch: number;
+  /** Feldman commitments to the shared polynomial, canonical element encodings; [0] is the group key. */
+  readonly commitments: readonly Uint8Array[];
+  /** verifyingShares[i - 1] = share_i · G for party i, canonical element encodings. */
+  readonly verifyingShares: readonly Uint8Array[];
+}
+
+/** One party's secret share. Secret: zeroize `value` when done with it. */
+export interface SecretShare {
+  readonly suite: SuiteId;
+  /** The 1-based party index (RFC 9591 identifier). */
+  readonly index: number;
+  readonly epoch: number;
+  /** The share scalar, canonical SerializeScalar encoding. */
+  readonly value: Uint8Array;
+}
+
+/** A party's full key material: the public package plus its own share. */
+export interface KeyShare {
+  readonly publicKey: PublicKeyPackage;
+  readonly secret: SecretShare;
+}
