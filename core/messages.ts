@@ -1,0 +1,86 @@
+/**
+ * Every message that core/ protocols send to another party. These are the *sent* types; secret round
+ * state lives in each protocol module under its own types and never appears here.
+ *
+ * No message carries its sender: the sender comes from the authenticated channel (node/ and
+ * coordinator/), and protocol functions receive messages keyed by sender index. Point and scalar
+ * fields hold canonical encodings for the session's suite; core/wire.ts encodes and strictly decodes
+ * them (versioned msgpack).
+ */
+
+/** DKG round 1 broadcast (also the refresh round 1 broadcast, with `proof` empty). */
+export interface DkgRound1Msg {
+  /**
+   * Feldman commitments C_0..C_{t-1} to the dealer's polynomial. For refresh the dealer's constant
+   * term is zero, so C_0 (the identity) is omitted and the list holds C_1..C_{t-1}.
+   */
+  readonly commitments: Uint8Array[];
+  /** Schnorr proof of knowledge of the constant term: R || z (empty for refresh). */
+  readonly proof: Uint8Array;
+  /** The sender's identity signature over (session, sender, commitments, proof): makes equivocation provable. */
+  readonly signature: Uint8Array;
+}
+
+/** DKG / refresh round 2, sent point to point (encrypted by the channel): f_sender(receiver). */
+export interface DkgRound2Msg {
+  readonly share: Uint8Array;
+}
+
+/** DKG / refresh echo broadcast: every round-1 package this party received, keyed by sender index. */
+export interface DkgEchoMsg {
+  readonly packages: Record<number, DkgRound1Msg>;
+}
+
+/** DKG / refresh confirmation: a digest of the public result this party computed. */
+export interface DkgConfirmMsg {
+  readonly digest: Uint8Array;
+}
+
+/** FROST round 1 (RFC 9591 §5.1): the nonce commitments. */
+export interface SignCommitMsg {
+  readonly hiding: Uint8Array;
+  readonly binding: Uint8Array;
+}
+
+/** FROST round 2 (RFC 9591 §5.2): the signature share. */
+export interface SignShareMsg {
+  readonly share: Uint8Array;
+}
+
+/** Threshold decapsulation: D_i = share_i·E with a Chaum–Pedersen proof (c, z) that log_G Y_i = log_E D_i. */
+export interface DecapPartialMsg {
+  readonly partial: Uint8Array;
+  readonly proofChallenge: Uint8Array;
+  readonly proofResponse: Uint8Array;
+}
+
+/** A share wrapped to a recipient KEM public key with HPKE base mode (core/wrap.ts). */
+export interface WrappedShareMsg {
+  /** RFC 9180 KEM id: 0x0041 ML-KEM-768 or 0x647a X-Wing. */
+  readonly kem: number;
+  readonly enc: Uint8Array;
+  readonly ciphertext: Uint8Array;
+}
+
+export const MESSAGE_TYPES = [
+  'dkg/round1',
+  'dkg/round2',
+  'dkg/echo',
+  'dkg/confirm',
+  'sign/commit',
+  'sign/share',
+  'decap/partial',
+  'wrap/share',
+] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export interface MessageBodies {
+  'dkg/round1': DkgRound1Msg;
+  'dkg/round2': DkgRound2Msg;
+  'dkg/echo': DkgEchoMsg;
+  'dkg/confirm': DkgConfirmMsg;
+  'sign/commit': SignCommitMsg;
+  'sign/share': SignShareMsg;
+  'decap/partial': DecapPartialMsg;
+  'wrap/share': WrappedShareMsg;
+}
