@@ -42,6 +42,11 @@ export interface SigningSuite extends SuiteBase {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
   /** Length of a final signature. */
   readonly signatureLength: number;
+  /**
+   * The ciphersuite hash H of RFC 9591 §6 (SHA-512 for ed25519, SHA-256 for the secp256k1, bip340 and
+   * P-256 suites), used for H4 (msg) and H5 (com) when computing binding factors (§4.4).
+   */
+  readonly frostHash: (m: Uint8Array) => Uint8Array;
 }
 
 export interface KemSuite extends SuiteBase {
@@ -119,6 +124,7 @@ function frostSuite(
   frost: FROST,
   pk: Pick<SigningSuite, 'publicKeyBytes' | 'publicKeyFromBytes'>,
   signatureLength: number,
+  frostHash: (m: Uint8Array) => Uint8Array,
 ): SigningSuite {
   return Object.freeze({
     id,
@@ -126,6 +132,7 @@ function frostSuite(
     group,
     frostName,
     frost,
+    frostHash,
     contextString: `TESSERA-v1-${frostName}`,
     signatureLength,
     ...pk,
@@ -151,6 +158,7 @@ export const ED25519: SigningSuite = frostSuite(
   ed25519_FROST,
   compressed(edGroup),
   64,
+  sha512,
 );
 
 export const SECP256K1: SigningSuite = frostSuite(
@@ -160,9 +168,18 @@ export const SECP256K1: SigningSuite = frostSuite(
   secp256k1_FROST,
   compressed(secpGroup),
   65,
+  sha256,
 );
 
-export const P256: SigningSuite = frostSuite('p256', p256Group, 'FROST-P256-SHA256-v1', p256_FROST, compressed(p256Group), 65);
+export const P256: SigningSuite = frostSuite(
+  'p256',
+  p256Group,
+  'FROST-P256-SHA256-v1',
+  p256_FROST,
+  compressed(p256Group),
+  65,
+  sha256,
+);
 
 /**
  * BIP-340 through FROST over secp256k1 (noble's FROST-secp256k1-SHA256-TR-v1 without a TapTweak).
@@ -186,6 +203,7 @@ export const BIP340: SigningSuite = frostSuite(
     },
   },
   64,
+  sha256,
 );
 
 // ---------------------------------------------------------------------------------------------
