@@ -1,0 +1,74 @@
+/**
+ * Session parameters and the digest every node joins with (../shared/design/sessions.md, step 3):
+ * digest = H(protocol-id, session id, parameters, sorted players).
+ *
+ * Two nodes that were asked for anything different (another message, key, version, threshold, player
+ * set, receiver key, ...) compute different digests, and the coordinator refuses to start the session.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes, framed, i2osp, utf8ToBytes } from './bytes.js';
+import { ErrorCode, ensure } from './errors.js';
+import { checkPlayers } from './shamir.js';
+import { isSuiteId, type SuiteId } from './suites.js';
+
+export const PROTOCOL_ID = 'tessera/session/v1';
+export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+export const SESSION_ID_LENGTH = 16;
+
+export interface SessionParams {
+  readonly operation: Operation;
+  readonly tenant: string;
+  readonly keyId: string;
+  readonly version: number;
+  readonly suite: SuiteId;
+  readonly threshold: number;
+  readonly parties: number;
+  /** The nodes that take part; all n for keygen/refresh/export/import, any t or more for sign/decapsulate. */
+  readonly players: readonly number[];
+  /** SHA-256 of the operation's payload (message, enc || receiver key, wrapping keys...), 32 bytes. */
+  readonly payloadDigest: Uint8Array;
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Validate parameters before anything else touches them. Returns them with players sorted. */
+export function checkSessionParams(p: SessionParams): SessionParams {
+  ensure((OPERATIONS as readonly string[]).includes(p.operation), ErrorCode.BadParameters, `unknown operation ${String(p.operation).slice(0, 32)}`);
+  ensure(typeof p.tenant === 'string' && ID_RE.test(p.tenant), ErrorCode.BadParameters, 'tenant: expected 1-128 of [A-Za-z0-9._:-]');
+  ensure(typeof p.keyId === 'string' && ID_RE.test(p.keyId), ErrorCode.BadParameters, 'keyId: expected 1-128 of [A-Za-z0-9._:-]');
+  ensure(Number.isSafeInteger(p.version) && p.version >= 1, ErrorCode.BadParameters, 'version: expected an integer >= 1');
+  ensure(isSuiteId(p.suite), ErrorCode.UnknownSuite, `unknown suite ${String(p.suite).slice(0, 32)}`);
+  ensure(p.payloadDigest instanceof Uint8Array && p.payloadDigest.length === 32, ErrorCode.BadParameters, 'payloadDigest: expected 32 bytes');
+  ensure(Number.isSafeInteger(p.parties) && p.parties >= 2 && p.parties <= 255, ErrorCode.BadParameters, `parties must be 2..255`);
+  ensure(
+    Number.isSafeInteger(p.threshold) && p.threshold >= 2 && p.threshold <= p.parties,
+    ErrorCode.BadParameters,
+    `threshold ${p.threshold} must be 2..${p.parties}`,
+  );
+  const players = checkPlayers(p.players, p.parties, p.threshold);
+  const everyone = p.operation !== 'sign' && p.operation !== 'decapsulate';
+  ensure(!everyone || players.length === p.parties, ErrorCode.BadParameters, `${p.operation} needs all ${p.parties} nodes`);
+  return { ...p, players };
+}
+
+/** The digest a node joins a session with. */
+export function sessionDigest(sessionId: Uint8Array, params: SessionParams): Uint8Array {
+  ensure(sessionId instanceof Uint8Array && sessionId.length === SESSION_ID_LENGTH, ErrorCode.BadParameters, `session id: expected ${SESSION_ID_LENGTH} bytes`);
+  const p = checkSessionParams(params);
+  return sha256(
+    framed(
+      utf8ToBytes(PROTOCOL_ID),
+      sessionId,
+      utf8ToBytes(p.operation),
+      utf8ToBytes(p.tenant),
+      utf8ToBytes(p.keyId),
+      i2osp(p.version, 4),
+      utf8ToBytes(p.suite),
+      i2osp(p.threshold, 1),
+      i2osp(p.parties, 1),
+      concatBytes(...p.players.map((x) => i2osp(x, 1))),
+      p.payloadDigest,
+    ),
+  );
+}
