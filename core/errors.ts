@@ -40,6 +40,18 @@ export const ErrorCode = {
   DecryptionFailed: 'DECRYPTION_FAILED',
   /** A final result (signature, public key) failed its last verification. */
   VerificationFailed: 'VERIFICATION_FAILED',
+  /** A key, version or session that does not exist for this caller (also what another tenant's key looks like). */
+  NotFound: 'NOT_FOUND',
+  /** A key id / version that already exists. */
+  AlreadyExists: 'ALREADY_EXISTS',
+  /** Missing or unknown API key. */
+  Unauthorized: 'UNAUTHORIZED',
+  /** The operator's policy hook or the node's policy refused the request. */
+  PolicyDenied: 'POLICY_DENIED',
+  /** The session was aborted: digests differ, a node is offline, it expired, or a node failed. */
+  SessionAborted: 'SESSION_ABORTED',
+  /** The service cannot serve now (not connected, shutting down, policy store unreadable). */
+  Unavailable: 'UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
