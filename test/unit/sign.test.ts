@@ -1,0 +1,289 @@
+import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { verifySchnorr } from 'tiny-secp256k1';
+import { describe, expect, it } from 'vitest';
+import { utf8ToBytes } from '../../core/bytes.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
+import {
+  aggregateSignature,
+  bindingFactors,
+  discardNonces,
+  groupPublicKey,
+  signRound1,
+  signRound2,
+  verifySignatureShares,
+  type SigningNonces,
+} from '../../core/sign.js';
+import { SIGNING_SUITES, getSigningSuite, type SigningSuite } from '../../core/suites.js';
+import type { KeyShare } from '../../core/types.js';
+import { dealerKeys, runSign } from '../helpers/run-sign.js';
+
+const MESSAGE = utf8ToBytes('tessera: pay 1 BTC to carol');
+/** BIP-340 via tiny-secp256k1 takes 32-byte messages only. */
+const MESSAGE32 = Uint8Array.from({ length: 32 }, (_, k) => k * 7 + 1);
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** Expect `fn` to throw a TesseraError with this code (and, if given, exactly these culprits). */
+function expectError(fn: () => unknown, code: ErrorCode, culprits?: number[]): TesseraError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(TesseraError);
+  const err = caught as TesseraError;
+  expect(err.code).toBe(code);
+  if (culprits) expect([...err.culprits]).toEqual(culprits);
+  return err;
+}
+
+/** Independent verification: node:crypto for ed25519, tiny-secp256k1 for BIP-340, the suite otherwise. */
+function verifyIndependently(suite: SigningSuite, pk: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
+  switch (suite.id) {
+    case 'ed25519': {
+      const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, pk]), format: 'der', type: 'spki' });
+      return nodeVerify(null, message, key, sig);
+    }
+    case 'bip340':
+      return verifySchnorr(message, pk, sig);
+    default:
+      return suite.verify(sig, message, pk);
+  }
+}
+
+/** Round 1 for the given signers. */
+function round1(suite: SigningSuite, keys: KeyShare[]) {
+  const nonces = new Map<number, SigningNonces>();
+  const commits = new Map<number, SignCommitMsg>();
+  for (const k of keys) {
+    const r = signRound1(suite, k.secret);
+    nonces.set(k.secret.index, r.nonces);
+    commits.set(k.secret.index, r.commit);
+  }
+  return { nonces, commits };
+}
+
+/** Both rounds, with the shares of the signers in `tamper` replaced by what it returns. */
+function bothRounds(
+  suite: SigningSuite,
+  keys: KeyShare[],
+  message: Uint8Array,
+  tamper: Record<number, (s: SignShareMsg) => SignShareMsg> = {},
+) {
+  const { nonces, commits } = round1(suite, keys);
+  const shares = new Map<number, SignShareMsg>();
+  for (const k of keys) {
+    const i = k.secret.index;
+    const s = signRound2(suite, k, nonces.get(i)!, commits, message);
+    shares.set(i, tamper[i] ? tamper[i]!(s) : s);
+  }
+  return { commits, shares };
+}
+
+const pick = (keys: KeyShare[], indexes: number[]) => indexes.map((i) => keys[i - 1]!);
+
+/** Add one to a share scalar: still canonical, no longer valid. */
+const plusOne = (suite: SigningSuite) => (s: SignShareMsg) => ({
+  share: suite.group.scalarToBytes(suite.group.add(suite.group.scalarFromBytes(s.share, 's', true), 1n)),
+});
+
+describe('threshold signing with trusted-dealer keys, checked by an independent verifier', () => {
+  for (const id of SIGNING_SUITES) {
+    const suite = getSigningSuite(id);
+    const message = id === 'bip340' ? MESSAGE32 : MESSAGE;
+    for (const [t, n, signers] of [
+      [2, 3, [1, 3]],
+      [3, 5, [2, 4, 5]],
+    ] as const) {
+      it(`${id}: ${t}-of-${n} signs with parties ${signers.join(',')}`, () => {
+        const keys = dealerKeys(id, t, n);
+        const pk = groupPublicKey(suite, keys[0]!.publicKey);
+        expect(pk.length).toBe(id === 'ed25519' || id === 'bip340' ? 32 : 33);
+        const sig = runSign(pick(keys, [...signers]), message);
+        expect(sig.length).toBe(suite.signatureLength);
+        expect(verifyIndependently(suite, pk, message, sig)).toBe(true);
+        expect(suite.verify(sig, message, pk)).toBe(true);
+        const other = Uint8Array.from(message);
+        other[0]! ^= 1;
+        expect(verifyIndependently(suite, pk, other, sig)).toBe(false);
+      });
+    }
+    it(`${id}: a bad signature share is named, the honest ones are not`, () => {
+      const keys = dealerKeys(id, 3, 5);
+      const { commits, shares } = bothRounds(suite, pick(keys, [1, 3, 5]), message, { 3: plusOne(suite) });
+      expectError(() => aggregateSignature(suite, keys[0]!.publicKey, commits, message, shares), ErrorCode.BadSignatureShare, [3]);
+    });
+  }
+
+  it('bip340: odd- and even-y group keys, odd- and even-y group commitments all give valid BIP-340 signatures', () => {
+    const suite = getSigningSuite('bip340');
+    const { group } = suite;
+    const parity = (compressed: Uint8Array) => (compressed[0] === 0x03 ? 'odd' : 'even');
+    const seenKeys = new Set<string>();
+    for (let attempt = 0; attempt < 64 && seenKeys.size < 2; attempt++) {
+      const keys = dealerKeys('bip340', 2, 3);
+      const keyParity = parity(keys[0]!.publicKey.commitments[0]!);
+      if (seenKeys.has(keyParity)) continue;
+      seenKeys.add(keyParity);
+      const pk = groupPublicKey(suite, keys[0]!.publicKey);
+      const seenR = new Set<string>();
+      for (let s = 0; s < 16 && seenR.size < 2; s++) {
+        const signers = pick(keys, [1, 2]);
+        const { commits, shares } = bothRounds(suite, signers, MESSAGE32);
+        // RFC 9591 §4.5 group commitment R = Σ D_i + ρ_i·E_i, from our own binding factors.
+        const rho = bindingFactors(suite, keys[0]!.publicKey, commits, MESSAGE32);
+        let R = group.identity;
+        for (const [i, c] of commits) {
+          R = group.addPoints(R, group.pointFromBytes(c.hiding, 'D'));
+          R = group.addPoints(R, group.mulPoint(group.pointFromBytes(c.binding, 'E'), rho.get(i)!));
+        }
+        seenR.add(parity(group.pointToBytes(R)));
+        // Share verification (with noble's even-y negations) still names exactly the bad signer.
+        const tampered = new Map(shares).set(2, plusOne(suite)(shares.get(2)!));
+        expectError(() => verifySignatureShares(suite, keys[0]!.publicKey, commits, MESSAGE32, tampered), ErrorCode.BadSignatureShare, [2]);
+        const sig = aggregateSignature(suite, keys[0]!.publicKey, commits, MESSAGE32, shares);
+        // The x-only R in the signature is the x of the group commitment.
+        expect(Buffer.from(sig.subarray(0, 32)).equals(Buffer.from(group.pointToBytes(R).subarray(1)))).toBe(true);
+        expect(verifySchnorr(MESSAGE32, pk, sig)).toBe(true);
+      }
+      expect(seenR.size).toBe(2);
+    }
+    expect(seenKeys.size).toBe(2);
+  });
+});
+
+describe('culprits', () => {
+  const suite = getSigningSuite('ed25519');
+  const keys = dealerKeys('ed25519', 3, 5);
+  const pkg = keys[0]!.publicKey;
+  const signers = pick(keys, [1, 2, 4, 5]);
+
+  it('one bad signature share names that signer and no honest one', () => {
+    const { commits, shares } = bothRounds(suite, signers, MESSAGE, { 4: plusOne(suite) });
+    expectError(() => verifySignatureShares(suite, pkg, commits, MESSAGE, shares), ErrorCode.BadSignatureShare, [4]);
+    expectError(() => aggregateSignature(suite, pkg, commits, MESSAGE, shares), ErrorCode.BadSignatureShare, [4]);
+  });
+
+  it('two bad shares (one wrong, one malformed) are both named', () => {
+    const { commits, shares } = bothRounds(suite, signers, MESSAGE, {
+      2: plusOne(suite),
+      5: () => ({ share: new Uint8Array(32).fill(0xff) }), // not a canonical scalar
+    });
+    const err = expectError(() => aggregateSignature(suite, pkg, commits, MESSAGE, shares), ErrorCode.BadSignatureShare, [2, 5]);
+    expect(err.message).toMatch(/2, 5/);
+  });
+
+  it('a share computed for another message is bad; honest shares verify', () => {
+    const { commits, shares } = bothRounds(suite, signers, MESSAGE);
+    verifySignatureShares(suite, pkg, commits, MESSAGE, shares);
+    expectError(() => verifySignatureShares(suite, pkg, commits, utf8ToBytes('other'), shares), ErrorCode.BadSignatureShare, [1, 2, 4, 5]);
+  });
+
+  it('a malformed nonce commitment names its sender', () => {
+    const { nonces, commits } = round1(suite, signers);
+    commits.set(2, { hiding: new Uint8Array(32), binding: commits.get(2)!.binding }); // not a valid element
+    commits.set(5, { hiding: commits.get(5)!.hiding, binding: new Uint8Array(31) });
+    expectError(() => signRound2(suite, signers[0]!, nonces.get(1)!, commits, MESSAGE), ErrorCode.BadPoint, [2, 5]);
+    expect(nonces.get(1)!.consumed).toBe(true);
+  });
+
+  it('a share from outside the signer set names the sender; a missing share names nobody', () => {
+    const { commits, shares } = bothRounds(suite, signers, MESSAGE);
+    const extra = new Map(shares).set(3, shares.get(1)!);
+    expectError(() => aggregateSignature(suite, pkg, commits, MESSAGE, extra), ErrorCode.UnexpectedParty, [3]);
+    const missing = new Map(shares);
+    missing.delete(4);
+    expectError(() => aggregateSignature(suite, pkg, commits, MESSAGE, missing), ErrorCode.UnexpectedParty, []);
+  });
+});
+
+describe('one-use nonces, epochs, suites and signer sets', () => {
+  const suite = getSigningSuite('secp256k1');
+  const keys = dealerKeys('secp256k1', 2, 3);
+  const pkg = keys[0]!.publicKey;
+
+  it('reusing nonces throws BadState; nonces are wiped after use', () => {
+    const { nonces, commits } = round1(suite, pick(keys, [1, 2]));
+    const n1 = nonces.get(1)!;
+    signRound2(suite, keys[0]!, n1, commits, MESSAGE);
+    expect(n1.consumed).toBe(true);
+    expect(n1.hiding.every((b) => b === 0) && n1.binding.every((b) => b === 0)).toBe(true);
+    expectError(() => signRound2(suite, keys[0]!, n1, commits, MESSAGE), ErrorCode.BadState);
+    expectError(() => signRound2(suite, keys[0]!, n1, commits, utf8ToBytes('another message')), ErrorCode.BadState);
+    const n2 = nonces.get(2)!;
+    discardNonces(n2);
+    expectError(() => signRound2(suite, keys[1]!, n2, commits, MESSAGE), ErrorCode.BadState);
+  });
+
+  it('a failed round 2 still consumes the nonces', () => {
+    const { nonces, commits } = round1(suite, pick(keys, [1, 2]));
+    expectError(() => signRound2(suite, keys[0]!, nonces.get(1)!, commits, 'not bytes' as never), ErrorCode.BadInput);
+    expectError(() => signRound2(suite, keys[0]!, nonces.get(1)!, commits, MESSAGE), ErrorCode.BadState);
+  });
+
+  it('mixed epochs throw EpochMismatch', () => {
+    const k1 = keys[0]!;
+    // Share from a later epoch with the old package.
+    const later: KeyShare = { publicKey: pkg, secret: { ...k1.secret, epoch: 1 } };
+    let r = round1(suite, [later, keys[1]!]);
+    expectError(() => signRound2(suite, later, r.nonces.get(1)!, r.commits, MESSAGE), ErrorCode.EpochMismatch);
+    // Nonces made for the epoch-0 share, used with a (self-consistent) epoch-1 key.
+    const next: KeyShare = { publicKey: { ...pkg, epoch: 1 }, secret: { ...k1.secret, epoch: 1 } };
+    r = round1(suite, pick(keys, [1, 2]));
+    expectError(() => signRound2(suite, next, r.nonces.get(1)!, r.commits, MESSAGE), ErrorCode.EpochMismatch);
+    // Signers holding different epochs never combine.
+    const k2next: KeyShare = { publicKey: { ...pkg, epoch: 1 }, secret: { ...keys[1]!.secret, epoch: 1 } };
+    expectError(() => runSign([k1, k2next], MESSAGE), ErrorCode.EpochMismatch);
+  });
+
+  it('a key of another suite is rejected', () => {
+    const edKeys = dealerKeys('ed25519', 2, 3);
+    expectError(() => signRound1(suite, edKeys[0]!.secret), ErrorCode.UnknownSuite);
+    const { commits } = round1(suite, pick(keys, [1, 2]));
+    expectError(() => verifySignatureShares(suite, edKeys[0]!.publicKey, commits, MESSAGE, new Map()), ErrorCode.UnknownSuite);
+  });
+
+  it('too few, duplicate and out-of-range signers throw typed errors', () => {
+    expectError(() => runSign([keys[0]!], MESSAGE), ErrorCode.BadParameters);
+    expectError(() => runSign([keys[0]!, keys[0]!], MESSAGE), ErrorCode.BadParameters);
+    const { nonces, commits } = round1(suite, pick(keys, [1, 2]));
+    const tooFew = new Map([[1, commits.get(1)!]]);
+    expectError(() => signRound2(suite, keys[0]!, nonces.get(1)!, tooFew, MESSAGE), ErrorCode.BadParameters);
+    for (const bad of [0, 4, 1.5, -1]) {
+      const r = round1(suite, pick(keys, [1, 2]));
+      const withBad = new Map(r.commits).set(bad, r.commits.get(2)!);
+      expectError(() => signRound2(suite, keys[0]!, r.nonces.get(1)!, withBad, MESSAGE), ErrorCode.UnexpectedParty);
+      expectError(() => verifySignatureShares(suite, pkg, withBad, MESSAGE, new Map()), ErrorCode.UnexpectedParty);
+    }
+    // A share index outside 1..n.
+    const outside: KeyShare = { publicKey: pkg, secret: { ...keys[0]!.secret, index: 4 } };
+    const r = round1(suite, [outside, keys[1]!]);
+    expectError(() => signRound2(suite, outside, r.nonces.get(4)!, r.commits, MESSAGE), ErrorCode.BadInput);
+  });
+
+  it("the signer's own commitment must be present and match its nonces", () => {
+    let r = round1(suite, keys);
+    const without = new Map(r.commits);
+    without.delete(1);
+    expectError(() => signRound2(suite, keys[0]!, r.nonces.get(1)!, without, MESSAGE), ErrorCode.BadInput);
+    r = round1(suite, keys);
+    const swapped = new Map(r.commits).set(1, r.commits.get(3)!);
+    expectError(() => signRound2(suite, keys[0]!, r.nonces.get(1)!, swapped, MESSAGE), ErrorCode.BadInput);
+  });
+
+  it('bad secret shares are rejected before any crypto, without echoing the share', () => {
+    const value = new Uint8Array(32).fill(0xff); // >= order
+    const err = expectError(() => signRound1(suite, { ...keys[0]!.secret, value }), ErrorCode.BadScalar);
+    expect(err.message).not.toMatch(/ff{8}/i);
+    expectError(() => signRound1(suite, { ...keys[0]!.secret, value: new Uint8Array(31) }), ErrorCode.BadScalar);
+    // A canonical share that is not the one the package vouches for.
+    const wrong: KeyShare = { publicKey: pkg, secret: { ...keys[0]!.secret, value: keys[1]!.secret.value } };
+    const r = round1(suite, [wrong, keys[1]!]);
+    expectError(() => signRound2(suite, wrong, r.nonces.get(1)!, r.commits, MESSAGE), ErrorCode.BadShare);
+  });
+
+  it('a bad rng is a typed error', () => {
+    expectError(() => signRound1(suite, keys[0]!.secret, () => new Uint8Array(5)), ErrorCode.BadInput);
+  });
+});
