@@ -18,6 +18,7 @@ import {
   AeadId,
   computeNonce,
   createContext,
+  extractAndExpand,
   keySchedule,
   type HpkeSuiteParams,
   type KdfId,
@@ -45,6 +46,8 @@ interface Vector {
   info: string;
   pkRm: string;
   skRm: string;
+  pkEm: string;
+  skEm: string;
   enc: string;
   shared_secret: string;
   key_schedule_context: string;
@@ -113,6 +116,18 @@ describe(`RFC 9180 Appendix A base mode (${SOURCE})`, () => {
           expect(toHex(ss), `${label} players ${subset.join(',')}`).toBe(v.shared_secret);
         }
       }
+    });
+
+    it(`${v.suite}: sender side — pkEm = enc = pk(skEm), DH(skEm, pkRm) gives shared_secret`, () => {
+      // RFC 9180 §4.1 Encap with the vector's ephemeral key (DeriveKeyPair from ikmE is not
+      // implemented in Tessera, so skEm is taken as given).
+      const g = suite.group;
+      const skE = suite.privateKeyToScalar(hex(v.skEm));
+      expect(v.pkEm).toBe(v.enc);
+      expect(toHex(suite.publicKeyBytes(g.mulBase(skE)))).toBe(v.enc);
+      const dh = suite.dhBytes(g.mulPoint(suite.encToPoint(hex(v.pkRm)), skE));
+      const ss = extractAndExpand(suite.kdfHash, suite.kemId, dh, hex(v.enc + v.pkRm), suite.secretLength);
+      expect(toHex(ss)).toBe(v.shared_secret);
     });
 
     it(`${v.suite}: key schedule and every encryption`, () => {
