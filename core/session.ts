@@ -72,3 +72,8 @@ export function sessionDigest(sessionId: Uint8Array, params: SessionParams): Uin
     ),
   );
 }
+
+/** Associated data binding a wrapped partial decapsulation to its session, key version and sender node. */
+export function decapPartialBinding(sessionId: Uint8Array, keyId: string, version: number, index: number): Uint8Array {
+  return framed(utf8ToBytes('tessera/decap-partial/v1'), sessionId, utf8ToBytes(keyId), i2osp(version, 4), i2osp(index, 1));
+}

@@ -1,0 +1,120 @@
+/**
+ * The SDK-facing HTTP API (fastify): a JSON schema per route (node/api-types.ts), API keys in the
+ * Authorization header, one error handler, and logs with secrets redacted.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ErrorCode, isTesseraError } from '../core/errors.js';
+import { ROUTES, type DecapsulateRequest, type KeygenRequest, type RefreshRequest, type SignRequest } from './api-types.js';
+import type { NodeService } from './service.js';
+
+export interface ApiKeyEntry {
+  id: string;
+  tenant: string;
+  /** SHA-256 of the API key, hex. The key itself is never stored. */
+  keyHash: string;
+}
+
+export interface ApiOptions {
+  service: NodeService;
+  apiKeys: readonly ApiKeyEntry[];
+  logger: Logger;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+}
+
+const STATUS: Record<string, number> = {
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.AlreadyExists]: 409,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.PolicyDenied]: 403,
+  [ErrorCode.Unavailable]: 503,
+  [ErrorCode.SessionAborted]: 409,
+};
+
+/** HTTP status for a TesseraError code: client mistakes 400, protocol failures 502 (another node misbehaved). */
+export function statusFor(code: string): number {
+  if (code in STATUS) return STATUS[code]!;
+  if (['BAD_PROOF', 'BAD_SHARE', 'BAD_SIGNATURE_SHARE', 'EQUIVOCATION', 'CONFIRMATION_MISMATCH', 'VERIFICATION_FAILED', 'EPOCH_MISMATCH', 'DECRYPTION_FAILED'].includes(code)) {
+    return 502;
+  }
+  return 400;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tenant?: string;
+    apiKeyId?: string;
+  }
+}
+
+export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: o.logger.child({ component: 'api' }),
+    bodyLimit: 4 * 1024 * 1024,
+    ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
+    disableRequestLogging: false,
+  } as never) as unknown as FastifyInstance;
+
+  const hashes = o.apiKeys.map((k) => ({ ...k, hash: Buffer.from(k.keyHash, 'hex') }));
+  const authenticate = async (req: FastifyRequest) => {
+    const h = req.headers.authorization;
+    const m = typeof h === 'string' ? /^Bearer ([\x21-\x7e]{8,256})$/.exec(h) : null;
+    if (!m) throw Object.assign(new Error('missing or malformed API key'), { code: ErrorCode.Unauthorized });
+    const digest = createHash('sha256').update(m[1]!).digest();
+    const entry = hashes.find((k) => k.hash.length === digest.length && timingSafeEqual(k.hash, digest));
+    if (!entry) throw Object.assign(new Error('unknown API key'), { code: ErrorCode.Unauthorized });
+    // The tenant comes only from the API key, never from the request.
+    req.tenant = entry.tenant;
+    req.apiKeyId = entry.id;
+  };
+
+  app.setErrorHandler((err: any, req: FastifyRequest, reply: FastifyReply) => {
+    if (err.validation) {
+      return reply.status(400).send({ code: ErrorCode.BadInput, message: `invalid request: ${err.message}` });
+    }
+    if (isTesseraError(err)) {
+      const body: Record<string, unknown> = { code: err.code, message: err.message };
+      if (err.culprits.length) body.culprits = [...err.culprits];
+      if (Array.isArray((err as any).nodes)) body.nodes = (err as any).nodes;
+      return reply.status(statusFor(err.code)).send(body);
+    }
+    if (err.code === ErrorCode.Unauthorized) return reply.status(401).send({ code: err.code, message: err.message });
+    if (typeof err.statusCode === 'number' && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ code: ErrorCode.BadInput, message: err.message });
+    }
+    req.log.error({ err: { message: err.message, name: err.name } }, 'unexpected error');
+    return reply.status(500).send({ code: 'INTERNAL', message: 'internal error' });
+  });
+
+  const s = o.service;
+  app.route({ ...ROUTES.health, handler: async () => ({ status: 'ok' }) });
+  app.route({
+    ...ROUTES.ready,
+    handler: async (_req, reply) =>
+      s.info().ready ? { ready: true } : reply.status(503).send({ code: ErrorCode.Unavailable, message: 'not connected to the coordinator' }),
+  });
+  app.route({ ...ROUTES.node, preHandler: authenticate, handler: async () => s.info() });
+  app.route({ ...ROUTES.keygen, preHandler: authenticate, handler: async (req) => s.keygen(req.tenant!, req.body as KeygenRequest) });
+  app.route({
+    ...ROUTES.getKey,
+    preHandler: authenticate,
+    handler: async (req) => s.getKey(req.tenant!, (req.params as { keyId: string }).keyId, (req.query as { version?: number }).version),
+  });
+  app.route({
+    ...ROUTES.sign,
+    preHandler: authenticate,
+    handler: async (req) => s.sign(req.tenant!, (req.params as { keyId: string }).keyId, req.body as SignRequest),
+  });
+  app.route({
+    ...ROUTES.decapsulate,
+    preHandler: authenticate,
+    handler: async (req) => s.decapsulate(req.tenant!, (req.params as { keyId: string }).keyId, req.body as DecapsulateRequest),
+  });
+  app.route({
+    ...ROUTES.refresh,
+    preHandler: authenticate,
+    handler: async (req) => s.refresh(req.tenant!, (req.params as { keyId: string }).keyId, req.body as RefreshRequest),
+  });
+  return app;
+}

@@ -1,0 +1,146 @@
+/**
+ * Protocol drivers: run core/ round functions over a session's end-to-end channel.
+ *
+ * Each driver only moves messages: encode with core/wire.ts, send through the channel, decode what
+ * arrives (naming the sender as culprit when its message does not decode), call the next core round.
+ * All protocol decisions live in core/.
+ */
+import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
+import type { PartyAuthenticator } from '../core/auth.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../core/dkg.js';
+import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
+import { aggregateSignature, signRound1, signRound2 } from '../core/sign.js';
+import { decodeMessage, encodeMessage } from '../core/wire.js';
+import type { MessageBodies, MessageType } from '../core/messages.js';
+import { getSigningSuite, type SuiteId } from '../core/suites.js';
+import type { KeyShare } from '../core/types.js';
+import type { SessionChannel } from './channel.js';
+
+export interface DriverContext {
+  readonly session: Uint8Array;
+  readonly self: number;
+  readonly players: readonly number[];
+  readonly channel: SessionChannel;
+  readonly identity: IdentityKeyPair;
+  readonly membership: ReadonlyMap<number, Uint8Array>;
+}
+
+/** Identity signatures for signed broadcasts (DKG / refresh round 1). */
+export function identityAuthenticator(ctx: Pick<DriverContext, 'identity' | 'membership'>): PartyAuthenticator {
+  return {
+    sign: (m) => identitySign(ctx.identity.secretKey, m),
+    verify: (index, m, s) => {
+      const pk = ctx.membership.get(index);
+      return pk !== undefined && identityVerify(pk, m, s);
+    },
+  };
+}
+
+interface Limits {
+  threshold?: number;
+  parties?: number;
+}
+
+function send<T extends MessageType>(ctx: DriverContext, to: number, type: T, suite: SuiteId, body: MessageBodies[T]): void {
+  ctx.channel.send(to, type, encodeMessage(type, suite, body));
+}
+
+function broadcast<T extends MessageType>(ctx: DriverContext, type: T, suite: SuiteId, body: MessageBodies[T]): void {
+  ctx.channel.broadcast(type, encodeMessage(type, suite, body));
+}
+
+/** Receive one `type` message from every peer, decoding strictly; a peer whose bytes do not decode is the culprit. */
+async function receiveAll<T extends MessageType>(
+  ctx: DriverContext,
+  type: T,
+  suite: SuiteId,
+  limits: Limits = {},
+): Promise<Map<number, MessageBodies[T]>> {
+  const raw = await ctx.channel.receiveAll(type);
+  const out = new Map<number, MessageBodies[T]>();
+  for (const [from, bytes] of raw) {
+    try {
+      out.set(from, decodeMessage(bytes, type, suite, limits));
+    } catch (e) {
+      const code = isTesseraError(e) ? e.code : ErrorCode.BadMessage;
+      throw new TesseraError(code, `node ${from} sent a malformed ${type}: ${(e as Error).message}`, [from]);
+    }
+  }
+  return out;
+}
+
+/** The joint-Feldman shape shared by DKG and refresh: round 1 broadcast, shares + echo, confirm, finish. */
+interface JointFeldmanRounds<S1, S2, S3> {
+  round1(): { state: S1; broadcast: MessageBodies['dkg/round1'] };
+  round2(state: S1, received: Map<number, MessageBodies['dkg/round1']>): {
+    state: S2;
+    echo: MessageBodies['dkg/echo'];
+    shares: Map<number, MessageBodies['dkg/round2']>;
+  };
+  round3(
+    state: S2,
+    echoes: Map<number, MessageBodies['dkg/echo']>,
+    shares: Map<number, MessageBodies['dkg/round2']>,
+  ): { state: S3; confirm: MessageBodies['dkg/confirm'] };
+  finish(state: S3, confirms: Map<number, MessageBodies['dkg/confirm']>): KeyShare;
+}
+
+async function runJointFeldman<S1, S2, S3>(
+  ctx: DriverContext,
+  suite: SuiteId,
+  limits: Limits,
+  rounds: JointFeldmanRounds<S1, S2, S3>,
+): Promise<KeyShare> {
+  const r1 = rounds.round1();
+  broadcast(ctx, 'dkg/round1', suite, r1.broadcast);
+  const received1 = await receiveAll(ctx, 'dkg/round1', suite, limits);
+  const r2 = rounds.round2(r1.state, received1);
+  for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, share);
+  broadcast(ctx, 'dkg/echo', suite, r2.echo);
+  const [echoes, shares] = await Promise.all([
+    receiveAll(ctx, 'dkg/echo', suite, limits),
+    receiveAll(ctx, 'dkg/round2', suite, limits),
+  ]);
+  const r3 = rounds.round3(r2.state, echoes, shares);
+  broadcast(ctx, 'dkg/confirm', suite, r3.confirm);
+  const confirms = await receiveAll(ctx, 'dkg/confirm', suite, limits);
+  return rounds.finish(r3.state, confirms);
+}
+
+/** Distributed key generation among all n nodes. */
+export function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, parties: number): Promise<KeyShare> {
+  const auth = identityAuthenticator(ctx);
+  return runJointFeldman(ctx, suite, { threshold, parties }, {
+    round1: () => dkgRound1({ suite, threshold, parties, self: ctx.self, sessionId: ctx.session }, auth),
+    round2: dkgRound2,
+    round3: dkgRound3,
+    finish: dkgFinish,
+  });
+}
+
+/** Re-randomise every share; the group key stays, the epoch goes up by one. */
+export function runRefresh(ctx: DriverContext, key: KeyShare): Promise<KeyShare> {
+  const auth = identityAuthenticator(ctx);
+  const { suite, threshold, parties } = key.publicKey;
+  return runJointFeldman(ctx, suite, { threshold, parties }, {
+    round1: () => refreshRound1({ sessionId: ctx.session, key }, auth),
+    round2: refreshRound2,
+    round3: refreshRound3,
+    finish: refreshFinish,
+  });
+}
+
+/** FROST signing among the session's players (RFC 9591 §5). Every player aggregates and verifies. */
+export async function runSign(ctx: DriverContext, key: KeyShare, message: Uint8Array): Promise<Uint8Array> {
+  const suite = getSigningSuite(key.publicKey.suite);
+  const { nonces, commit } = signRound1(suite, key.secret);
+  broadcast(ctx, 'sign/commit', suite.id, commit);
+  const commits = await receiveAll(ctx, 'sign/commit', suite.id);
+  commits.set(ctx.self, commit);
+  const share = signRound2(suite, key, nonces, commits, message);
+  broadcast(ctx, 'sign/share', suite.id, share);
+  const shares = await receiveAll(ctx, 'sign/share', suite.id);
+  shares.set(ctx.self, share);
+  return aggregateSignature(suite, key.publicKey, commits, message, shares);
+}

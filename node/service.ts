@@ -1,0 +1,303 @@
+/**
+ * The node's operations: what an SDK-facing route asks for, checked, then run as a session.
+ *
+ * Every operation follows ../shared/design/sessions.md: check locally (tenant, key, state, parameters),
+ * join the coordinator with the session digest, open the end-to-end channel (which also agrees on
+ * the epoch), run the core protocol, persist only after every node confirmed the same public result,
+ * and always wipe round state and channel keys, however the session ends.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import type { Logger } from 'pino';
+import { framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
+import { decapPartial } from '../core/decap.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import type { IdentityKeyPair } from '../core/identity.js';
+import { encodeMessage } from '../core/wire.js';
+import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
+import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
+import { groupPublicKey } from '../core/sign.js';
+import type { KeyShare, PublicKeyPackage } from '../core/types.js';
+import { sealToReceiver } from '../core/wrap.js';
+import type {
+  DecapsulateRequest,
+  DecapsulateResponse,
+  KeyInfo,
+  KeygenRequest,
+  NodeInfo,
+  PublicKeyPackageJson,
+  RefreshRequest,
+  RefreshResponse,
+  SignRequest,
+  SignResponse,
+} from './api-types.js';
+import { SessionChannel, type RelayLink } from './channel.js';
+import { chooseEpoch, decodeHeld, encodeHeld, packageDigest, type HeldEpochs } from './epochs.js';
+import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
+
+/** A stored key version as the service sees it (node/storage.ts keeps it; the share stays encrypted there). */
+export interface KeyRecord {
+  tenant: string;
+  keyId: string;
+  version: number;
+  suite: SuiteId;
+  exportable: boolean;
+  state: string;
+  committed: PublicKeyPackage;
+  pending?: PublicKeyPackage;
+}
+
+export interface KeyStore {
+  getKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord | undefined>;
+  /** Decrypt this node's share at the committed (or pending) epoch. The caller zeroizes it. */
+  loadShare(tenant: string, keyId: string, version: number, which: 'committed' | 'pending'): Promise<KeyShare>;
+  createKey(rec: { tenant: string; keyId: string; version: number; exportable: boolean }, key: KeyShare): Promise<void>;
+  stagePending(tenant: string, keyId: string, version: number, key: KeyShare): Promise<void>;
+  commitPending(tenant: string, keyId: string, version: number): Promise<void>;
+}
+
+export interface CoordinatorSessions extends RelayLink {
+  /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
+  join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number): Promise<unknown>;
+  done(session: Uint8Array): void;
+  fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
+  online(): number[];
+  isConnected(): boolean;
+  /** Forget a session's buffered messages (after it ends). */
+  forget?(session: Uint8Array): void;
+}
+
+export interface NodeServiceOptions {
+  index: number;
+  parties: number;
+  identity: IdentityKeyPair;
+  /** ML-KEM-768 key pair for import (public part published through GET /v1/node). */
+  importKey: { publicKey: Uint8Array; privateKey: Uint8Array };
+  membership: ReadonlyMap<number, Uint8Array>;
+  store: KeyStore;
+  link: CoordinatorSessions;
+  logger: Logger;
+  sessionTimeoutMs?: number;
+}
+
+export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
+  return {
+    suite: p.suite,
+    threshold: p.threshold,
+    parties: p.parties,
+    epoch: p.epoch,
+    commitments: p.commitments.map(toHex),
+    verifyingShares: p.verifyingShares.map(toHex),
+  };
+}
+
+function keyInfo(rec: KeyRecord): KeyInfo {
+  const pkg = rec.committed;
+  const suite = getSuite(pkg.suite);
+  return {
+    keyId: rec.keyId,
+    version: rec.version,
+    suite: pkg.suite,
+    publicKey: toHex(groupPublicKey(suite, pkg)),
+    threshold: pkg.threshold,
+    parties: pkg.parties,
+    epoch: pkg.epoch,
+    state: rec.state,
+    exportable: rec.exportable,
+    publicPackage: packageToJson(pkg),
+  };
+}
+
+function parseSessionId(hex: string): Uint8Array {
+  return fromHex(hex, 'sessionId', SESSION_ID_LENGTH);
+}
+
+export class NodeService {
+  constructor(private readonly o: NodeServiceOptions) {}
+
+  info(): NodeInfo {
+    return {
+      index: this.o.index,
+      parties: this.o.parties,
+      identityPublicKey: toHex(this.o.identity.publicKey),
+      importPublicKey: toHex(this.o.importKey.publicKey),
+      ready: this.o.link.isConnected(),
+      online: this.o.link.online(),
+    };
+  }
+
+  async getKey(tenant: string, keyId: string, version?: number): Promise<KeyInfo> {
+    return keyInfo(await this.requireKey(tenant, keyId, version));
+  }
+
+  async keygen(tenant: string, req: KeygenRequest): Promise<KeyInfo> {
+    const suite = getSuite(req.suite);
+    const session = parseSessionId(req.sessionId);
+    if (req.threshold > this.o.parties) {
+      throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${this.o.parties}`);
+    }
+    if (await this.o.store.getKey(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
+    const exportable = req.exportable ?? false;
+    const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
+      utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
+    ]);
+    const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, suite.id, req.threshold, this.o.parties));
+    try {
+      await this.o.store.createKey({ tenant, keyId: req.keyId, version: 1, exportable }, key);
+    } finally {
+      zeroize(key.secret.value);
+    }
+    this.o.logger.info({ op: 'keygen', keyId: req.keyId, suite: suite.id, session: toHex(session) }, 'key created');
+    return this.getKey(tenant, req.keyId, 1);
+  }
+
+  async sign(tenant: string, keyId: string, req: SignRequest): Promise<SignResponse> {
+    const session = parseSessionId(req.sessionId);
+    const rec = await this.requireKey(tenant, keyId, req.version);
+    const suite = getSigningSuite(rec.suite);
+    const message = fromHex(req.message, 'message');
+    const params = this.params('sign', tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message]);
+    const signature = await this.run(session, params, rec, async (ctx, key) => runSign(ctx, key!, message));
+    this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
+    return { keyId, version: rec.version, signature: toHex(signature) };
+  }
+
+  async decapsulate(tenant: string, keyId: string, req: DecapsulateRequest): Promise<DecapsulateResponse> {
+    const session = parseSessionId(req.sessionId);
+    const rec = await this.requireKey(tenant, keyId, req.version);
+    const suite = getKemSuite(rec.suite);
+    const enc = fromHex(req.enc, 'enc', suite.encLength);
+    const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
+    const params = this.params('decapsulate', tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
+    let used: PublicKeyPackage | undefined;
+    const wrapped = await this.run(session, params, rec, async (ctx, key) => {
+      used = key!.publicKey;
+      const partial = decapPartial(suite, key!, enc, session);
+      const plaintext = encodeMessage('decap/partial', suite.id, partial);
+      return sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
+    });
+    this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');
+    return {
+      keyId,
+      version: rec.version,
+      index: this.o.index,
+      wrappedPartial: { kem: wrapped.kem, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) },
+      publicPackage: packageToJson(used!),
+    };
+  }
+
+  async refresh(tenant: string, keyId: string, req: RefreshRequest): Promise<RefreshResponse> {
+    const session = parseSessionId(req.sessionId);
+    const rec = await this.requireKey(tenant, keyId, req.version);
+    const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), []);
+    const epoch = await this.run(session, params, rec, async (ctx, key) => {
+      const next = await runRefresh(ctx, key!);
+      try {
+        // Two-phase commit (node/epochs.ts): stage, exchange acknowledgements, then commit.
+        await this.o.store.stagePending(tenant, keyId, rec.version, next);
+        ctx.channel.broadcast('refresh/staged', utf8ToBytes('staged'));
+        await ctx.channel.receiveAll('refresh/staged');
+        await this.o.store.commitPending(tenant, keyId, rec.version);
+        return next.publicKey.epoch;
+      } finally {
+        zeroize(next.secret.value);
+      }
+    });
+    this.o.logger.info({ op: 'refresh', keyId, version: rec.version, epoch, session: toHex(session) }, 'shares refreshed');
+    return { keyId, version: rec.version, epoch };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async requireKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord> {
+    const rec = await this.o.store.getKey(tenant, keyId, version);
+    // Another tenant's key answers exactly like a missing one.
+    if (!rec) throw new TesseraError(ErrorCode.NotFound, version ? `key ${keyId} version ${version} not found` : `key ${keyId} not found`);
+    return rec;
+  }
+
+  private params(
+    operation: Operation,
+    tenant: string,
+    keyId: string,
+    version: number,
+    suite: SuiteId,
+    threshold: number,
+    players: readonly number[],
+    payload: Uint8Array[],
+  ): SessionParams {
+    const p = checkSessionParams({
+      operation,
+      tenant,
+      keyId,
+      version,
+      suite,
+      threshold,
+      parties: this.o.parties,
+      players,
+      payloadDigest: sha256(framed(utf8ToBytes(operation), ...payload)),
+    });
+    if (!p.players.includes(this.o.index)) {
+      throw new TesseraError(ErrorCode.BadParameters, `this node (${this.o.index}) is not among the players`);
+    }
+    return p;
+  }
+
+  /**
+   * Join, open the channel (agreeing on the epoch), run `body`, report done or fail. The share for
+   * the agreed epoch is loaded only after the session started and is wiped when it ends.
+   */
+  private async run<T>(
+    session: Uint8Array,
+    params: SessionParams,
+    rec: KeyRecord | undefined,
+    body: (ctx: DriverContext, key?: KeyShare) => Promise<T>,
+  ): Promise<T> {
+    const { link } = this.o;
+    if (!link.isConnected()) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
+    const digest = sessionDigest(session, params);
+    const players = [...params.players];
+    await link.join(session, digest, players, this.o.sessionTimeoutMs);
+    const channel = new SessionChannel({
+      session,
+      self: this.o.index,
+      players,
+      identity: this.o.identity,
+      membership: this.o.membership,
+      link,
+    });
+    let key: KeyShare | undefined;
+    try {
+      const held: HeldEpochs | undefined = rec && {
+        committed: { epoch: rec.committed.epoch, digest: packageDigest(rec.committed) },
+        ...(rec.pending ? { pending: { epoch: rec.pending.epoch, digest: packageDigest(rec.pending) } } : {}),
+      };
+      const infos = await channel.open(encodeHeld(held));
+      if (rec && held) {
+        const peers = new Map([...infos].map(([from, b]) => [from, decodeHeld(b, from)] as const));
+        const choice = chooseEpoch(held, peers, this.o.index);
+        if (choice.promote) {
+          // Some node committed this epoch, so every node staged it: promoting is safe.
+          await this.o.store.commitPending(params.tenant, params.keyId, params.version);
+          this.o.logger.warn({ keyId: params.keyId, epoch: choice.epoch }, 'promoted pending epoch left by an interrupted refresh');
+        }
+        key = await this.o.store.loadShare(params.tenant, params.keyId, params.version, 'committed');
+      }
+      const result = await body({ session, self: this.o.index, players, channel, identity: this.o.identity, membership: this.o.membership }, key);
+      link.done(session);
+      return result;
+    } catch (e) {
+      const err = isTesseraError(e) ? e : new TesseraError(ErrorCode.SessionAborted, (e as Error).message);
+      if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
+      this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
+      throw err;
+    } finally {
+      if (key) zeroize(key.secret.value);
+      channel.close();
+      link.forget?.(session);
+    }
+  }
+}
+
+function allNodes(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
