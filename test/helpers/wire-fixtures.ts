@@ -1,0 +1,73 @@
+/**
+ * Valid message bodies for wire-format tests (test/unit/wire.test.ts, test/fuzz/wire.fuzz.test.ts),
+ * built with the suite's own Group so every point and scalar is well formed.
+ */
+import { randomBytes } from '@noble/hashes/utils.js';
+import { Packr } from 'msgpackr';
+import { concatBytes } from '../../core/bytes.js';
+import type { DkgRound1Msg, MessageBodies, MessageType } from '../../core/messages.js';
+import { MESSAGE_TYPES } from '../../core/messages.js';
+import { SUITE_IDS, getSuite, type SuiteId } from '../../core/suites.js';
+
+/** The suites a message type may travel under (FROST messages: signing suites; decap: KEM suites). */
+export function suitesFor(type: MessageType): SuiteId[] {
+  return SUITE_IDS.filter((id) => {
+    const kind = getSuite(id).kind;
+    if (type.startsWith('sign/')) return kind === 'sign';
+    if (type === 'decap/partial') return kind === 'kem';
+    return true;
+  });
+}
+
+export const TYPE_SUITE_PAIRS: [MessageType, SuiteId][] = MESSAGE_TYPES.flatMap((t) => suitesFor(t).map((s) => [t, s] as [MessageType, SuiteId]));
+
+export function randomPoint(suite: SuiteId): Uint8Array {
+  const { group } = getSuite(suite);
+  return group.pointToBytes(group.mulBase(group.randomScalar()));
+}
+
+export function randomScalar(suite: SuiteId): Uint8Array {
+  const { group } = getSuite(suite);
+  return group.scalarToBytes(group.randomScalar());
+}
+
+export function round1Body(suite: SuiteId, threshold = 2, refresh = false, signatureLength = 64): DkgRound1Msg {
+  const count = refresh ? threshold - 1 : threshold;
+  return {
+    commitments: Array.from({ length: count }, () => randomPoint(suite)),
+    proof: refresh ? new Uint8Array(0) : concatBytes(randomPoint(suite), randomScalar(suite)),
+    signature: randomBytes(signatureLength),
+  };
+}
+
+export function validBody<T extends MessageType>(type: T, suite: SuiteId, opts: { threshold?: number; parties?: number } = {}): MessageBodies[T] {
+  const t = opts.threshold ?? 2;
+  const n = opts.parties ?? 3;
+  const bodies: { [K in MessageType]: () => MessageBodies[K] } = {
+    'dkg/round1': () => round1Body(suite, t),
+    'dkg/round2': () => ({ share: randomScalar(suite) }),
+    'dkg/echo': () => {
+      const packages: Record<number, DkgRound1Msg> = {};
+      for (let i = 1; i < n; i++) packages[i] = round1Body(suite, t);
+      return { packages };
+    },
+    'dkg/confirm': () => ({ digest: randomBytes(32) }),
+    'sign/commit': () => ({ hiding: randomPoint(suite), binding: randomPoint(suite) }),
+    'sign/share': () => ({ share: randomScalar(suite) }),
+    'decap/partial': () => ({ partial: randomPoint(suite), proofChallenge: randomScalar(suite), proofResponse: randomScalar(suite) }),
+    'wrap/share': () => ({ kem: 0x647a, enc: randomBytes(1120), ciphertext: randomBytes(120) }),
+  };
+  return bodies[type]() as MessageBodies[T];
+}
+
+/** A plain msgpack packer for hand-built (possibly malformed) messages. */
+export const rawPackr = new Packr({ useRecords: false, structuredClone: false, bundleStrings: false, moreTypes: false, variableMapSize: true });
+
+export function rawPack(value: unknown): Uint8Array {
+  return new Uint8Array(rawPackr.pack(value));
+}
+
+/** A msgpack map in the given key order (the wire format's maps are Maps, not records). */
+export function wireMap(entries: [unknown, unknown][]): Map<unknown, unknown> {
+  return new Map(entries);
+}
