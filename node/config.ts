@@ -1,0 +1,428 @@
+/**
+ * Node configuration: a JSON file plus TESSERA_* environment overrides, validated in full at startup.
+ *
+ * Every problem is a `ConfigError` whose message is one line naming the field, e.g.
+ * "config: api.port must be an integer 0..65535". Values that might be secret (the KEK) are never echoed.
+ *
+ * Transport rules enforced here: API keys travel over the node's HTTP API and node identities
+ * authenticate over the coordinator WebSocket, so plain HTTP / ws:// is accepted only on loopback.
+ *
+ * What is NOT checked here: that the node's stored identity public key matches its membership entry
+ * (the node does that once it has opened its store), and that TLS / CA files exist (the servers that
+ * read them report that).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { IDENTITY_PUBLIC_KEY_LENGTH } from '../core/identity.js';
+
+export class ConfigError extends Error {
+  /** The configuration field at fault, e.g. "api.port". */
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super(oneLine(`config: ${field} ${problem}`));
+    this.name = 'ConfigError';
+    this.field = field;
+  }
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Tenant / API key ids: the same alphabet as session tenants and key ids (core/session.ts). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export interface MemberConfig {
+  readonly index: number;
+  /** ML-DSA-65 identity public key (core/identity.ts), 1952 bytes. */
+  readonly identityPublicKey: Uint8Array;
+}
+
+export interface ApiKeyConfig {
+  readonly id: string;
+  readonly tenant: string;
+  /** SHA-256 of the API key's UTF-8 bytes (see apiKeyHash); the key itself is never configured. */
+  readonly keyHash: Uint8Array;
+}
+
+/**
+ * Where the 32-byte key-encryption key comes from. For `env` the key is held in a non-enumerable
+ * property so that logging or JSON-serializing the config does not print it.
+ */
+export type KekSource = { readonly kind: 'env'; readonly key: Uint8Array } | { readonly kind: 'file'; readonly path: string };
+
+export interface NodeConfig {
+  /** This node's party index, 1..255. */
+  readonly index: number;
+  /** Absolute path of the data directory (forced to mode 0700 when the store opens it). */
+  readonly dataDir: string;
+  readonly api: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  };
+  /** ws:// (loopback only) or wss:// URL of the coordinator. */
+  readonly coordinatorUrl: string;
+  /** PEM CA bundle to trust for a wss:// coordinator (default: the system roots). */
+  readonly coordinatorCaFile?: string;
+  /** Every node of the cluster, sorted by index, indexes exactly 1..n; includes this node. */
+  readonly membership: readonly MemberConfig[];
+  readonly kek: KekSource;
+  readonly apiKeys: readonly ApiKeyConfig[];
+  /** Defaults for keygen when the caller does not say: 2 <= threshold <= parties <= membership size. */
+  readonly thresholdDefaults: { readonly threshold: number; readonly parties: number };
+  readonly logLevel: LogLevel;
+  /**
+   * Lowercase hex SHA-256 fingerprints of the wrapping keys shares may be exported to.
+   * Undefined: no allowlist configured. Empty: no wrapping key is allowed.
+   */
+  readonly wrappingKeyAllowlist?: readonly string[];
+}
+
+/** The hash stored in `apiKeys[].keyHash`: SHA-256 of the key's UTF-8 bytes. */
+export function apiKeyHash(apiKey: string): Uint8Array {
+  return sha256(new TextEncoder().encode(apiKey));
+}
+
+const TOP_LEVEL_FIELDS = new Set([
+  'index',
+  'dataDir',
+  'api',
+  'coordinatorUrl',
+  'coordinatorCaFile',
+  'membership',
+  'membershipFile',
+  'kekFile',
+  'apiKeys',
+  'apiKeysFile',
+  'thresholdDefaults',
+  'logLevel',
+  'wrappingKeyAllowlist',
+]);
+
+/**
+ * Load and validate the node configuration.
+ *
+ * File fields (all optional in the file when the matching env var is set):
+ *   index, dataDir, api {host, port, tls {certFile, keyFile}}, coordinatorUrl, coordinatorCaFile,
+ *   membership [{index, identityPublicKey}] | membershipFile, kekFile, apiKeys [{id, tenant, keyHash}] |
+ *   apiKeysFile, thresholdDefaults {threshold, parties}, logLevel, wrappingKeyAllowlist [hex].
+ * Relative paths in the file are relative to the file's directory; relative paths in env vars are
+ * relative to the working directory. The KEK cannot be put inline in the file, only in TESSERA_KEK.
+ */
+export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): NodeConfig {
+  const env = opts.env ?? process.env;
+  const fileDir = opts.file !== undefined ? dirname(resolve(opts.file)) : process.cwd();
+  const raw: Record<string, unknown> = opts.file !== undefined ? readJsonObject(opts.file, 'file') : {};
+  for (const k of Object.keys(raw)) {
+    if (!TOP_LEVEL_FIELDS.has(k)) throw new ConfigError(safeName(k), 'is not a known field');
+  }
+  const fromFile = (p: string): string => (isAbsolute(p) ? p : resolve(fileDir, p));
+  const fromEnv = (p: string): string => resolve(p);
+  const envValue = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+
+  // index
+  const indexEnv = envValue('TESSERA_NODE_INDEX');
+  const index = intField('index', indexEnv !== undefined ? parseIntStrict(indexEnv) : raw.index, 1, 255);
+
+  // dataDir
+  const dataDirEnv = envValue('TESSERA_DATA_DIR');
+  const dataDir =
+    dataDirEnv !== undefined ? fromEnv(dataDirEnv) : fromFile(pathField('dataDir', raw.dataDir));
+
+  // api
+  const apiRaw = raw.api === undefined ? {} : objectField('api', raw.api, ['host', 'port', 'tls']);
+  const hostEnv = envValue('TESSERA_API_HOST');
+  const host = hostField('api.host', hostEnv ?? apiRaw.host ?? '127.0.0.1');
+  const portEnv = envValue('TESSERA_API_PORT');
+  const port = intField('api.port', portEnv !== undefined ? parseIntStrict(portEnv) : apiRaw.port, 0, 65535);
+  const tlsRaw = apiRaw.tls === undefined ? {} : objectField('api.tls', apiRaw.tls, ['certFile', 'keyFile']);
+  const certEnv = envValue('TESSERA_TLS_CERT');
+  const keyEnv = envValue('TESSERA_TLS_KEY');
+  const certFile =
+    certEnv !== undefined ? fromEnv(certEnv) : tlsRaw.certFile !== undefined ? fromFile(pathField('api.tls.certFile', tlsRaw.certFile)) : undefined;
+  const keyFile =
+    keyEnv !== undefined ? fromEnv(keyEnv) : tlsRaw.keyFile !== undefined ? fromFile(pathField('api.tls.keyFile', tlsRaw.keyFile)) : undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(certFile === undefined ? 'api.tls.certFile' : 'api.tls.keyFile', 'is required when the other TLS file is set');
+  }
+  const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+  if (tls === undefined && !isLoopbackHost(host)) {
+    throw new ConfigError('api.host', 'is not a loopback address: plain HTTP is allowed only on loopback, configure api.tls');
+  }
+
+  // coordinator
+  const coordinatorUrl = coordinatorUrlField(envValue('TESSERA_COORDINATOR_URL') ?? raw.coordinatorUrl);
+  const caEnv = envValue('TESSERA_COORDINATOR_CA');
+  const coordinatorCaFile =
+    caEnv !== undefined ? fromEnv(caEnv) : raw.coordinatorCaFile !== undefined ? fromFile(pathField('coordinatorCaFile', raw.coordinatorCaFile)) : undefined;
+  if (coordinatorCaFile !== undefined && !coordinatorUrl.startsWith('wss:')) {
+    throw new ConfigError('coordinatorCaFile', 'is set but coordinatorUrl is not wss://');
+  }
+
+  // membership
+  const membershipEnv = envValue('TESSERA_MEMBERSHIP_FILE');
+  let membershipList: unknown;
+  if (membershipEnv !== undefined) {
+    membershipList = listFromFile(fromEnv(membershipEnv), 'membership', 'membershipFile');
+  } else if (raw.membershipFile !== undefined) {
+    if (raw.membership !== undefined) throw new ConfigError('membership', 'and membershipFile are both set; use one');
+    membershipList = listFromFile(fromFile(pathField('membershipFile', raw.membershipFile)), 'membership', 'membershipFile');
+  } else {
+    membershipList = raw.membership;
+  }
+  const membership = membershipField(membershipList);
+  if (!membership.some((m) => m.index === index)) {
+    throw new ConfigError('index', `${index} is not in membership (indexes 1..${membership.length})`);
+  }
+
+  // KEK
+  const kekHex = envValue('TESSERA_KEK');
+  const kekFileEnv = envValue('TESSERA_KEK_FILE');
+  let kek: KekSource;
+  if (kekHex !== undefined && kekFileEnv !== undefined) {
+    throw new ConfigError('kek', 'is set by both TESSERA_KEK and TESSERA_KEK_FILE; use one');
+  } else if (kekHex !== undefined) {
+    // Never echo the value: it is the key.
+    if (!/^[0-9a-fA-F]{64}$/.test(kekHex.trim())) throw new ConfigError('kek', '(TESSERA_KEK) must be 64 hex characters (32 bytes)');
+    kek = Object.defineProperty({ kind: 'env' as const }, 'key', {
+      value: Uint8Array.from(Buffer.from(kekHex.trim(), 'hex')),
+      enumerable: false,
+    }) as KekSource;
+  } else if (kekFileEnv !== undefined) {
+    kek = { kind: 'file', path: fromEnv(kekFileEnv) };
+  } else if (raw.kekFile !== undefined) {
+    kek = { kind: 'file', path: fromFile(pathField('kekFile', raw.kekFile)) };
+  } else {
+    throw new ConfigError('kek', 'is missing: set kekFile, TESSERA_KEK_FILE or TESSERA_KEK');
+  }
+
+  // API keys
+  const apiKeysEnv = envValue('TESSERA_API_KEYS_FILE');
+  let apiKeyList: unknown;
+  if (apiKeysEnv !== undefined) {
+    apiKeyList = listFromFile(fromEnv(apiKeysEnv), 'apiKeys', 'apiKeysFile');
+  } else if (raw.apiKeysFile !== undefined) {
+    if (raw.apiKeys !== undefined) throw new ConfigError('apiKeys', 'and apiKeysFile are both set; use one');
+    apiKeyList = listFromFile(fromFile(pathField('apiKeysFile', raw.apiKeysFile)), 'apiKeys', 'apiKeysFile');
+  } else {
+    apiKeyList = raw.apiKeys ?? [];
+  }
+  const apiKeys = apiKeysField(apiKeyList);
+
+  // threshold defaults
+  const tdRaw =
+    raw.thresholdDefaults === undefined ? {} : objectField('thresholdDefaults', raw.thresholdDefaults, ['threshold', 'parties']);
+  const n = membership.length;
+  const parties = intField('thresholdDefaults.parties', tdRaw.parties ?? n, 2, n);
+  const threshold = intField('thresholdDefaults.threshold', tdRaw.threshold ?? Math.floor(parties / 2) + 1, 2, parties);
+
+  // log level
+  const logLevelValue = envValue('TESSERA_LOG_LEVEL') ?? raw.logLevel ?? 'info';
+  if (typeof logLevelValue !== 'string' || !(LOG_LEVELS as readonly string[]).includes(logLevelValue)) {
+    throw new ConfigError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  // wrapping-key allowlist
+  const allowEnv = env.TESSERA_WRAPPING_KEY_ALLOWLIST;
+  const allowRaw: unknown =
+    allowEnv !== undefined ? allowEnv.split(/[\s,]+/).filter((s) => s !== '') : raw.wrappingKeyAllowlist;
+  const wrappingKeyAllowlist = allowRaw === undefined ? undefined : allowlistField(allowRaw);
+
+  const config: NodeConfig = {
+    index,
+    dataDir,
+    api: tls ? { host, port, tls } : { host, port },
+    coordinatorUrl,
+    ...(coordinatorCaFile !== undefined ? { coordinatorCaFile } : {}),
+    membership,
+    kek,
+    apiKeys,
+    thresholdDefaults: { threshold, parties },
+    logLevel: logLevelValue as LogLevel,
+    ...(wrappingKeyAllowlist !== undefined ? { wrappingKeyAllowlist } : {}),
+  };
+  return config;
+}
+
+/** localhost, 127.0.0.0/8, ::1 (also as an IPv4-mapped address). 0.0.0.0 and :: are NOT loopback. */
+export function isLoopbackHost(host: string): boolean {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (h.startsWith('::ffff:')) h = h.slice('::ffff:'.length);
+  if (isIP(h) === 4) return h.split('.')[0] === '127';
+  if (isIP(h) === 6) return /^(0{0,4}:){7}0{0,3}1$/.test(expandIpv6(h)) || h === '::1';
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field validators. Each throws ConfigError naming its field.
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n\t]+/g, ' ');
+}
+
+/** Field names from user input, trimmed to something printable. */
+function safeName(s: string): string {
+  return JSON.stringify(s.slice(0, 64));
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+function parseIntStrict(s: string): unknown {
+  return /^-?\d+$/.test(s.trim()) ? Number(s.trim()) : s;
+}
+
+function intField(field: string, v: unknown, min: number, max: number): number {
+  if (v === undefined) throw new ConfigError(field, `is missing (an integer ${min}..${max})`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ConfigError(field, `must be an integer ${min}..${max}`);
+  }
+  return v;
+}
+
+function pathField(field: string, v: unknown): string {
+  if (v === undefined) throw new ConfigError(field, 'is missing');
+  if (typeof v !== 'string' || v.trim() === '' || /[\0\r\n]/.test(v)) throw new ConfigError(field, 'must be a non-empty path');
+  return v;
+}
+
+function hostField(field: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw new ConfigError(field, 'must be a host name or IP address');
+  const h = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
+  if (isIP(h) !== 0) return h;
+  if (!/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h)) {
+    throw new ConfigError(field, 'must be a host name or IP address');
+  }
+  return h;
+}
+
+function objectField(field: string, v: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(field, `must be an object, got ${typeName(v)}`);
+  for (const k of Object.keys(v)) {
+    if (!allowed.includes(k)) throw new ConfigError(`${field}.${safeName(k)}`, 'is not a known field');
+  }
+  return v as Record<string, unknown>;
+}
+
+function hexField(field: string, v: unknown, length: number): Uint8Array {
+  if (typeof v !== 'string' || v.length !== 2 * length || !/^[0-9a-fA-F]*$/.test(v)) {
+    throw new ConfigError(field, `must be ${2 * length} hex characters (${length} bytes)`);
+  }
+  return Uint8Array.from(Buffer.from(v, 'hex'));
+}
+
+function coordinatorUrlField(v: unknown): string {
+  const field = 'coordinatorUrl';
+  if (v === undefined) throw new ConfigError(field, 'is missing');
+  if (typeof v !== 'string') throw new ConfigError(field, 'must be a ws:// or wss:// URL');
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(field, 'must be a ws:// or wss:// URL');
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(field, 'must be a ws:// or wss:// URL');
+  if (url.username !== '' || url.password !== '') throw new ConfigError(field, 'must not contain credentials');
+  if (url.protocol === 'ws:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError(field, 'uses ws:// to a non-loopback host; use wss://');
+  }
+  return url.toString();
+}
+
+function readJsonObject(path: string, field: string): Record<string, unknown> {
+  const v = readJson(path, field);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(field, `${path} must hold a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function readJson(path: string, field: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'read error';
+    throw new ConfigError(field, `${path} cannot be read (${code})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigError(field, `${path} is not valid JSON`);
+  }
+}
+
+/** A list file holds either a JSON array or an object {<key>: [...]}. */
+function listFromFile(path: string, key: string, field: string): unknown {
+  const v = readJson(path, field);
+  if (Array.isArray(v)) return v;
+  if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && Array.isArray((v as Record<string, unknown>)[key])) {
+    return (v as Record<string, unknown>)[key];
+  }
+  throw new ConfigError(field, `${path} must hold a JSON array or {"${key}": [...]}`);
+}
+
+function membershipField(v: unknown): MemberConfig[] {
+  if (v === undefined) throw new ConfigError('membership', 'is missing');
+  if (!Array.isArray(v)) throw new ConfigError('membership', `must be an array, got ${typeName(v)}`);
+  if (v.length < 2 || v.length > 255) throw new ConfigError('membership', 'must list 2..255 nodes');
+  const out: MemberConfig[] = [];
+  v.forEach((m, i) => {
+    const field = `membership[${i}]`;
+    const o = objectField(field, m, ['index', 'identityPublicKey']);
+    out.push({
+      index: intField(`${field}.index`, o.index, 1, 255),
+      identityPublicKey: hexField(`${field}.identityPublicKey`, o.identityPublicKey, IDENTITY_PUBLIC_KEY_LENGTH),
+    });
+  });
+  out.sort((a, b) => a.index - b.index);
+  out.forEach((m, i) => {
+    if (m.index !== i + 1) throw new ConfigError('membership', `indexes must be exactly 1..${out.length}, each once`);
+  });
+  const keys = new Set(out.map((m) => Buffer.from(m.identityPublicKey).toString('hex')));
+  if (keys.size !== out.length) throw new ConfigError('membership', 'lists the same identityPublicKey twice');
+  return out;
+}
+
+function apiKeysField(v: unknown): ApiKeyConfig[] {
+  if (!Array.isArray(v)) throw new ConfigError('apiKeys', `must be an array, got ${typeName(v)}`);
+  const out: ApiKeyConfig[] = [];
+  const ids = new Set<string>();
+  const hashes = new Set<string>();
+  v.forEach((k, i) => {
+    const field = `apiKeys[${i}]`;
+    const o = objectField(field, k, ['id', 'tenant', 'keyHash']);
+    if (typeof o.id !== 'string' || !ID_PATTERN.test(o.id)) throw new ConfigError(`${field}.id`, 'must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
+    if (typeof o.tenant !== 'string' || !ID_PATTERN.test(o.tenant)) {
+      throw new ConfigError(`${field}.tenant`, 'must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
+    }
+    const keyHash = hexField(`${field}.keyHash`, o.keyHash, 32);
+    if (ids.has(o.id)) throw new ConfigError(`${field}.id`, `duplicates id ${o.id}`);
+    const h = Buffer.from(keyHash).toString('hex');
+    if (hashes.has(h)) throw new ConfigError(`${field}.keyHash`, 'duplicates another API key');
+    ids.add(o.id);
+    hashes.add(h);
+    out.push({ id: o.id, tenant: o.tenant, keyHash });
+  });
+  return out;
+}
+
+function allowlistField(v: unknown): string[] {
+  if (!Array.isArray(v)) throw new ConfigError('wrappingKeyAllowlist', `must be an array of hex SHA-256 fingerprints, got ${typeName(v)}`);
+  const out = v.map((f, i) => Buffer.from(hexField(`wrappingKeyAllowlist[${i}]`, f, 32)).toString('hex'));
+  return [...new Set(out)];
+}
+
+function expandIpv6(h: string): string {
+  const [head, tail] = h.includes('::') ? h.split('::') : [h, undefined];
+  const a = head ? head.split(':') : [];
+  const b = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const fill = tail !== undefined ? Array(8 - a.length - b.length).fill('0') : [];
+  return [...a, ...fill, ...b].join(':');
+}

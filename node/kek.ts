@@ -1,0 +1,87 @@
+/**
+ * The node's key-encryption key (KEK): 32 bytes that encrypt every share and identity secret at rest
+ * (node/storage.ts). It comes from TESSERA_KEK (hex) or a key file readable by its owner only.
+ *
+ * Key file format: 64 hex characters (a trailing newline is fine), as `openssl rand -hex 32` writes,
+ * or exactly 32 raw bytes.
+ */
+import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { zeroize } from '../core/bytes.js';
+import { ConfigError, type KekSource } from './config.js';
+
+export const KEK_LENGTH = 32;
+
+/** Load the KEK. The caller owns the returned bytes and should zeroize them when done. */
+export async function loadKek(source: KekSource): Promise<Uint8Array> {
+  if (source.kind === 'env') {
+    const key = (source as { key?: unknown }).key;
+    if (!(key instanceof Uint8Array) || key.length !== KEK_LENGTH) throw new ConfigError('kek', `(TESSERA_KEK) must be ${KEK_LENGTH} bytes`);
+    return Uint8Array.from(key);
+  }
+  return readKekFile(source.path);
+}
+
+/**
+ * Read a KEK file, refusing one that group or others may read or write: such a key is not secret any
+ * more. The mode is checked on the opened descriptor, so the file checked is the file read.
+ */
+export async function readKekFile(path: string): Promise<Uint8Array> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new ConfigError('kekFile', `${path} is a symbolic link; point kekFile at the file itself`);
+    throw new ConfigError('kekFile', `cannot open ${path} (${code ?? 'error'})`);
+  }
+  let raw: Buffer | undefined;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ConfigError('kekFile', `${path} is not a regular file`);
+    const mode = st.mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new ConfigError(
+        'kekFile',
+        `${path} has mode 0${mode.toString(8)}: group/others may access it; run chmod 600 on it`,
+      );
+    }
+    if (st.size > 1024) throw new ConfigError('kekFile', `${path} is too large to be a key file`);
+    raw = await fh.readFile();
+    if (raw.length === KEK_LENGTH) return Uint8Array.from(raw);
+    const text = raw.toString('latin1').trim();
+    if (!/^[0-9a-fA-F]{64}$/.test(text)) {
+      throw new ConfigError('kekFile', `${path} must hold 64 hex characters or ${KEK_LENGTH} raw bytes`);
+    }
+    return Uint8Array.from(Buffer.from(text, 'hex'));
+  } finally {
+    zeroize(raw);
+    await fh.close();
+  }
+}
+
+/**
+ * Create a new random KEK file with mode 0600 (for `tessera dev`). Refuses to overwrite an existing
+ * file: replacing a KEK makes every share encrypted under the old one unreadable.
+ */
+export async function createKekFile(path: string): Promise<void> {
+  const key = randomBytes(KEK_LENGTH);
+  const text = Buffer.from(Buffer.from(key).toString('hex') + '\n', 'latin1');
+  let fh;
+  try {
+    fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    zeroize(key, text);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError('kekFile', code === 'EEXIST' ? `${path} already exists; refusing to overwrite a KEK` : `cannot create ${path} (${code ?? 'error'})`);
+  }
+  try {
+    await fh.chmod(0o600); // the umask may have removed bits; set exactly owner read/write
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    zeroize(key, text);
+    await fh.close();
+  }
+}

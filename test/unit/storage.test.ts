@@ -1,0 +1,439 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Level } from 'level';
+import { Packr } from 'msgpackr';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { identitySign, identityVerify } from '../../core/identity.js';
+import { split } from '../../core/shamir.js';
+import { ED25519 } from '../../core/suites.js';
+import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import { ConfigError } from '../../node/config.js';
+import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/identity-store.js';
+import { createKekFile, loadKek, readKekFile } from '../../node/kek.js';
+import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+
+const group = ED25519.group;
+const packr = new Packr({ useRecords: false });
+
+/** n shares of `secret` (random if omitted) at `epoch`: a real Feldman sharing, so refreshed epochs keep the group key. */
+function makeShares(epoch: number, secret = group.randomScalar(), t = 2, n = 3): { shares: KeyShare[]; secret: bigint } {
+  const { shares, commitments } = split(group, secret, t, n);
+  const publicKey: PublicKeyPackage = {
+    suite: 'ed25519',
+    threshold: t,
+    parties: n,
+    epoch,
+    commitments: commitments.map((c) => group.pointToBytes(c)),
+    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
+  };
+  return {
+    secret,
+    shares: shares.map((s, i) => ({ publicKey, secret: { suite: 'ed25519', index: i + 1, epoch, value: group.scalarToBytes(s) } })),
+  };
+}
+
+async function expectCode(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(TesseraError);
+  expect((err as TesseraError).code).toBe(code);
+  if (message) expect((err as TesseraError).message).toMatch(message);
+}
+
+/** Edit raw LevelDB entries of a closed store. */
+async function withRawDb(dataDir: string, fn: (db: Level<string, Uint8Array>) => Promise<void>): Promise<void> {
+  const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  try {
+    await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function allFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await allFiles(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+let dir: string;
+let kek: Uint8Array;
+const open: ShareStore[] = [];
+async function openStore(dataDir = join(dir, 'data'), nodeIndex = 1, key = kek): Promise<ShareStore> {
+  const s = await ShareStore.open({ dataDir, kek: key, nodeIndex });
+  open.push(s);
+  return s;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-storage-'));
+  kek = Uint8Array.from(randomBytes(32));
+});
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('ShareStore: records', () => {
+  it('round-trips a key share; get/list/latest; refuses overwrite, bad ids and foreign shares', async () => {
+    const store = await openStore();
+    const { shares } = makeShares(0);
+    const mine = shares[0]!;
+    const rec = await store.put({ tenant: 'acme', keyId: 'payments.k1', version: 1, share: mine, exportable: false, createdAt: 1234 });
+    expect(rec).toMatchObject({ tenant: 'acme', keyId: 'payments.k1', version: 1, suite: 'ed25519', threshold: 2, parties: 3, epoch: 0 });
+    expect(rec).toMatchObject({ state: 'active', createdAt: 1234, exportable: false });
+
+    const got = await store.getShare('acme', 'payments.k1', 1);
+    expect(got).toEqual(mine);
+    expect(await store.get('acme', 'payments.k1', 1)).toEqual(rec);
+    expect(await store.get('acme', 'payments.k1', 2)).toBeUndefined();
+    expect(await store.getShare('acme', 'other', 1)).toBeUndefined();
+
+    // Latest version: zero-padded keys sort numerically (10 after 2).
+    await store.put({ tenant: 'acme', keyId: 'payments.k1', version: 10, share: makeShares(0).shares[0]!, exportable: true });
+    await store.put({ tenant: 'acme', keyId: 'payments.k1', version: 2, share: makeShares(0).shares[0]!, exportable: true });
+    await store.put({ tenant: 'acme', keyId: 'payments', version: 7, share: makeShares(0).shares[0]!, exportable: true });
+    await store.put({ tenant: 'acme2', keyId: 'payments.k1', version: 99, share: makeShares(0).shares[0]!, exportable: true });
+    expect((await store.get('acme', 'payments.k1'))!.version).toBe(10);
+    expect((await store.getShare('acme', 'payments.k1'))!.secret.epoch).toBe(0);
+    expect((await store.get('acme', 'payments'))!.version).toBe(7);
+    expect((await store.list('acme')).map((r) => `${r.keyId}@${r.version}`)).toEqual([
+      'payments@7',
+      'payments.k1@1',
+      'payments.k1@2',
+      'payments.k1@10',
+    ]);
+    expect(await store.list('nobody')).toEqual([]);
+
+    await expectCode(store.put({ tenant: 'acme', keyId: 'payments.k1', version: 1, share: mine, exportable: false }), ErrorCode.BadState, /already exists/);
+    // Two racing creations of one version: exactly one wins.
+    const race = await Promise.allSettled([
+      store.put({ tenant: 'acme', keyId: 'race', version: 1, share: mine, exportable: false }),
+      store.put({ tenant: 'acme', keyId: 'race', version: 1, share: mine, exportable: false }),
+    ]);
+    expect(race.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+
+    for (const [tenant, keyId, version] of [
+      ['a/b', 'k', 1],
+      ['acme', '', 1],
+      ['acme', '.hidden', 1],
+      ['acme', 'k'.repeat(129), 1],
+      ['acme', 'k', 0],
+      ['acme', 'k', 1.5],
+      ['acme', 'k', 2 ** 32],
+    ] as const) {
+      await expectCode(store.put({ tenant, keyId, version, share: mine, exportable: false }), ErrorCode.BadInput);
+    }
+    await expectCode(store.put({ tenant: 'acme', keyId: 'x', version: 1, share: shares[1]!, exportable: false }), ErrorCode.BadInput, /not this node/);
+    const shortValue = { ...mine, secret: { ...mine.secret, value: mine.secret.value.subarray(1) } };
+    await expectCode(store.put({ tenant: 'acme', keyId: 'x', version: 1, share: shortValue, exportable: false }), ErrorCode.BadInput, /length/);
+    const wrongEpoch = { ...mine, secret: { ...mine.secret, epoch: 1 } };
+    await expectCode(store.put({ tenant: 'acme', keyId: 'x', version: 1, share: wrongEpoch, exportable: false }), ErrorCode.EpochMismatch);
+
+    const retired = await store.setState('acme', 'payments.k1', 1, 'retired');
+    expect(retired.state).toBe('retired');
+    expect((await store.getShare('acme', 'payments.k1', 1))!.secret.value).toEqual(mine.secret.value);
+    expect(await store.delete('acme', 'payments.k1', 2)).toBe(true);
+    expect(await store.get('acme', 'payments.k1', 2)).toBeUndefined();
+  });
+
+  it('persists across reopening, refuses another node index and a wrong KEK with typed errors', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir, 2);
+    const { shares } = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: shares[1]!, exportable: false });
+    await store.close();
+    await expectCode(ShareStore.open({ dataDir, kek, nodeIndex: 3 }), ErrorCode.BadState, /belongs to node 2/);
+    await expectCode(ShareStore.open({ dataDir, kek: Uint8Array.from(randomBytes(32)), nodeIndex: 2 }), ErrorCode.DecryptionFailed, /KEK/);
+    const again = await openStore(dataDir, 2);
+    expect(await again.getShare('t', 'k', 1)).toEqual(shares[1]);
+    await again.close();
+    await expectCode(again.getShare('t', 'k', 1), ErrorCode.BadState, /closed/);
+  });
+
+  it('creates the data dir with mode 0700 and forces an existing one to 0700', async () => {
+    const fresh = join(dir, 'a', 'b', 'data');
+    await openStore(fresh);
+    expect((await stat(fresh)).mode & 0o777).toBe(0o700);
+    expect((await stat(storageLocation(fresh))).mode & 0o777).toBe(0o700);
+
+    const wide = join(dir, 'wide');
+    await mkdir(wide, { mode: 0o755 });
+    await chmod(wide, 0o755);
+    await openStore(wide);
+    expect((await stat(wide)).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe('ShareStore: AAD binds each sealed share to its place', () => {
+  it('a record copied to another tenant, key id or version, or with an edited public part, does not decrypt', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir);
+    const { shares } = makeShares(5);
+    await store.put({ tenant: 'acme', keyId: 'k1', version: 1, share: shares[0]!, exportable: false });
+    await store.close();
+
+    const edit = (raw: Uint8Array, change: (m: Record<string, unknown>) => void): Uint8Array => {
+      const m = packr.unpack(raw) as Record<string, unknown>;
+      change(m);
+      return Uint8Array.from(packr.pack(m));
+    };
+    await withRawDb(dataDir, async (db) => {
+      const raw = (await db.get(shareRecordKey('acme', 'k1', 1)))!;
+      expect(raw).toBeDefined();
+      await db.put(shareRecordKey('evil', 'k1', 1), raw);
+      await db.put(shareRecordKey('acme', 'k2', 1), raw);
+      await db.put(shareRecordKey('acme', 'k1', 2), raw);
+      await db.put(shareRecordKey('acme', 'epoch', 1), edit(raw, (m) => (m.epoch = 6)));
+      await db.put(shareRecordKey('acme', 'epoch0', 1), edit(raw, (m) => (m.epoch = 4)));
+      await db.put(shareRecordKey('acme', 'export', 1), edit(raw, (m) => (m.exportable = true)));
+      const vs = shares[1]!.publicKey.verifyingShares;
+      await db.put(shareRecordKey('acme', 'vshare', 1), edit(raw, (m) => (m.verifyingShares = [vs[1], vs[0], vs[2]])));
+      // Same place, but the ciphertext is flipped.
+      await db.put(
+        shareRecordKey('acme', 'flip', 1),
+        edit(raw, (m) => {
+          const ct = Uint8Array.from(m.ct as Uint8Array);
+          ct[0]! ^= 1;
+          m.ct = ct;
+        }),
+      );
+    });
+
+    const reopened = await openStore(dataDir);
+    expect((await reopened.getShare('acme', 'k1', 1))!.secret.value).toEqual(shares[0]!.secret.value);
+    for (const [tenant, keyId, version] of [
+      ['evil', 'k1', 1],
+      ['acme', 'k2', 1],
+      ['acme', 'k1', 2],
+      ['acme', 'epoch', 1],
+      ['acme', 'epoch0', 1],
+      ['acme', 'export', 1],
+      ['acme', 'vshare', 1],
+      ['acme', 'flip', 1],
+    ] as const) {
+      // The public part still reads (it is public), but the share does not open.
+      expect(await reopened.get(tenant, keyId, version)).toBeDefined();
+      await expectCode(reopened.getShare(tenant, keyId, version), ErrorCode.DecryptionFailed, /does not decrypt/);
+    }
+    // Latest of k1 is now the copied version 2, which does not open either.
+    await expectCode(reopened.getShare('acme', 'k1'), ErrorCode.DecryptionFailed);
+  });
+
+  it("another node's record (same KEK) and a record under a different KEK do not decrypt", async () => {
+    const { shares } = makeShares(0);
+    const d1 = join(dir, 'n1');
+    const d2 = join(dir, 'n2');
+    const d3 = join(dir, 'n3');
+    const s1 = await openStore(d1, 1);
+    await s1.put({ tenant: 't', keyId: 'k', version: 1, share: shares[0]!, exportable: false });
+    await s1.putSecret('sec', Uint8Array.of(1, 2, 3));
+    await s1.close();
+    const s2 = await openStore(d2, 2); // same KEK, node 2
+    await s2.close();
+    const otherKek = Uint8Array.from(randomBytes(32));
+    const s3 = await openStore(d3, 1, otherKek); // node 1, other KEK
+    await s3.close();
+
+    let raw!: Uint8Array;
+    let rawSecret!: Uint8Array;
+    await withRawDb(d1, async (db) => {
+      raw = (await db.get(shareRecordKey('t', 'k', 1)))!;
+      rawSecret = (await db.get(secretRecordKey('sec')))!;
+      await db.put(secretRecordKey('renamed'), rawSecret);
+    });
+    for (const d of [d2, d3]) {
+      await withRawDb(d, async (db) => {
+        await db.put(shareRecordKey('t', 'k', 1), raw);
+        await db.put(secretRecordKey('sec'), rawSecret);
+      });
+    }
+    const r2 = await openStore(d2, 2);
+    await expectCode(r2.getShare('t', 'k', 1), ErrorCode.DecryptionFailed);
+    await expectCode(r2.getSecret('sec'), ErrorCode.DecryptionFailed);
+    const r3 = await openStore(d3, 1, otherKek);
+    await expectCode(r3.getShare('t', 'k', 1), ErrorCode.DecryptionFailed);
+  });
+});
+
+describe('ShareStore: crash-safe epochs', () => {
+  it('stages the next epoch beside the committed one, survives a reopen, then commits atomically', async () => {
+    const dataDir = join(dir, 'data');
+    let store = await openStore(dataDir, 3);
+    const e0 = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 4, share: e0.shares[2]!, exportable: true, createdAt: 99 });
+    const e1 = makeShares(1, e0.secret); // a refresh: same secret, new polynomial
+
+    // Refused: wrong epochs, another group key, another version, no committed record.
+    await expectCode(store.stagePending('t', 'k', 4, makeShares(2, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
+    await expectCode(store.stagePending('t', 'k', 4, makeShares(0, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
+    await expectCode(store.stagePending('t', 'k', 4, makeShares(1).shares[2]!), ErrorCode.BadParameters, /group key/);
+    await expectCode(store.stagePending('t', 'k', 5, e1.shares[2]!), ErrorCode.BadState);
+    await expectCode(store.commitPending('t', 'k', 4), ErrorCode.BadState, /no pending/);
+
+    const staged = await store.stagePending('t', 'k', 4, e1.shares[2]!);
+    expect(staged).toMatchObject({ tenant: 't', keyId: 'k', version: 4, epoch: 1 });
+    // The committed epoch is untouched until commit.
+    expect((await store.getShare('t', 'k', 4))!.secret).toEqual(e0.shares[2]!.secret);
+
+    // Crash: reopen between stage and commit. Both epochs are there.
+    await store.close();
+    store = await openStore(dataDir, 3);
+    expect((await store.get('t', 'k', 4))!.epoch).toBe(0);
+    expect((await store.getPending('t', 'k', 4))!.epoch).toBe(1);
+    expect(await store.listPending()).toEqual([expect.objectContaining({ tenant: 't', keyId: 'k', version: 4, epoch: 1, committedEpoch: 0 })]);
+    expect((await store.getPendingShare('t', 'k', 4))!).toEqual(e1.shares[2]);
+    expect((await store.getShare('t', 'k', 4))!).toEqual(e0.shares[2]);
+
+    await expectCode(store.commitPending('t', 'k', 4, 2), ErrorCode.EpochMismatch);
+    const committed = await store.commitPending('t', 'k', 4, 1);
+    expect(committed).toMatchObject({ epoch: 1, state: 'active', createdAt: 99, exportable: true });
+    expect(committed.publicKey).toEqual(e1.shares[2]!.publicKey);
+    expect(await store.getPending('t', 'k', 4)).toBeUndefined();
+    expect(await store.listPending()).toEqual([]);
+    await store.close();
+    store = await openStore(dataDir, 3);
+    expect((await store.getShare('t', 'k', 4))!).toEqual(e1.shares[2]);
+  });
+
+  it('discards a staged epoch, leaving the committed one usable', async () => {
+    const store = await openStore(join(dir, 'data'), 1);
+    const e0 = makeShares(7);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    await store.stagePending('t', 'k', 1, makeShares(8, e0.secret).shares[0]!);
+    // Staging again (a retried refresh) replaces the pending epoch.
+    const retry = makeShares(8, e0.secret);
+    await store.stagePending('t', 'k', 1, retry.shares[0]!);
+    expect((await store.getPendingShare('t', 'k', 1))!).toEqual(retry.shares[0]);
+    expect(await store.discardPending('t', 'k', 1)).toBe(true);
+    expect(await store.discardPending('t', 'k', 1)).toBe(false);
+    expect(await store.getPending('t', 'k', 1)).toBeUndefined();
+    expect((await store.getShare('t', 'k', 1))!).toEqual(e0.shares[0]);
+  });
+});
+
+describe('named secrets and the node identity', () => {
+  it('putSecret/getSecret round-trip, refuse silent overwrite', async () => {
+    const store = await openStore();
+    expect(await store.getSecret('x')).toBeUndefined();
+    await store.putSecret('x', Uint8Array.of(9, 8, 7));
+    expect(await store.getSecret('x')).toEqual(Uint8Array.of(9, 8, 7));
+    await expectCode(store.putSecret('x', Uint8Array.of(1)), ErrorCode.BadState);
+    await store.putSecret('x', Uint8Array.of(1), { overwrite: true });
+    expect(await store.getSecret('x')).toEqual(Uint8Array.of(1));
+    await expectCode(store.putSecret('bad/name', Uint8Array.of(1)), ErrorCode.BadInput);
+  });
+
+  it('makes the identity and KEM keys once and loads the same ones after a restart', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir, 2);
+    const first = await loadOrCreateIdentity(store);
+    expect(first.identity.publicKey.length).toBe(1952);
+    expect(first.kem.kem).toBe('ml-kem-768');
+    expect(first.kem.publicKey.length).toBe(1184);
+    await store.close();
+    const again = await openStore(dataDir, 2);
+    const second = await loadOrCreateIdentity(again);
+    expect(second).toEqual(first);
+    const msg = Uint8Array.of(1, 2, 3);
+    expect(identityVerify(first.identity.publicKey, msg, identitySign(second.identity.secretKey, msg))).toBe(true);
+    expect(await again.getSecret(IDENTITY_SECRET_NAME)).toBeDefined();
+  });
+});
+
+describe('nothing secret on disk in the clear', () => {
+  it('no file under the data dir holds a share (either byte order), the identity secret key, the KEM key or the KEK', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir, 1);
+    const secrets: Uint8Array[] = [kek];
+    const publicParts: Uint8Array[] = [];
+    for (let v = 1; v <= 3; v++) {
+      const e = makeShares(0);
+      await store.put({ tenant: 't', keyId: 'k', version: v, share: e.shares[0]!, exportable: false });
+      const next = makeShares(1, e.secret);
+      await store.stagePending('t', 'k', v, next.shares[0]!);
+      if (v === 2) await store.commitPending('t', 'k', v);
+      secrets.push(e.shares[0]!.secret.value, next.shares[0]!.secret.value);
+      publicParts.push(e.shares[0]!.publicKey.verifyingShares[0]!);
+    }
+    const keys = await loadOrCreateIdentity(store);
+    secrets.push(keys.identity.secretKey, keys.identity.secretKey.subarray(0, 32), keys.identity.secretKey.subarray(-32), keys.kem.privateKey);
+    await store.close();
+
+    const files = await allFiles(dataDir);
+    expect(files.length).toBeGreaterThan(0);
+    const contents = await Promise.all(files.map((f) => readFile(f)));
+    // Sanity: the public parts are there, so the scan does look at the data.
+    for (const p of publicParts) expect(contents.some((c) => c.includes(Buffer.from(p)))).toBe(true);
+    expect(contents.some((c) => c.includes(Buffer.from('k/t/k/0000000001')))).toBe(true);
+    for (const s of secrets) {
+      const forward = Buffer.from(s);
+      const reversed = Buffer.from(s).reverse();
+      for (const c of contents) {
+        expect(c.includes(forward)).toBe(false);
+        expect(c.includes(reversed)).toBe(false);
+      }
+    }
+  });
+});
+
+describe('KEK loading', () => {
+  it('createKekFile makes a 0600 file that loads; refuses to overwrite it', async () => {
+    const path = join(dir, 'kek');
+    await createKekFile(path);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const k = await loadKek({ kind: 'file', path });
+    expect(k.length).toBe(32);
+    expect(await readKekFile(path)).toEqual(k);
+    await expect(createKekFile(path)).rejects.toThrow(/already exists/);
+  });
+
+  it('refuses a key file that group or others can access, with a clear one-line error', async () => {
+    const path = join(dir, 'kek');
+    await createKekFile(path);
+    for (const mode of [0o640, 0o604, 0o660, 0o644, 0o602]) {
+      await chmod(path, mode);
+      let err: unknown;
+      try {
+        await loadKek({ kind: 'file', path });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(new RegExp(`^config: kekFile .* has mode 0${mode.toString(8)}: .*chmod 600`));
+    }
+    await chmod(path, 0o400);
+    expect((await loadKek({ kind: 'file', path })).length).toBe(32);
+  });
+
+  it('accepts hex or 32 raw bytes; refuses other contents, missing files and symlinks', async () => {
+    const key = Uint8Array.from(randomBytes(32));
+    const hexFile = join(dir, 'hex');
+    await writeFile(hexFile, Buffer.from(key).toString('hex').toUpperCase() + '\n', { mode: 0o600 });
+    expect(await readKekFile(hexFile)).toEqual(key);
+    const rawFile = join(dir, 'raw');
+    await writeFile(rawFile, key, { mode: 0o600 });
+    expect(await readKekFile(rawFile)).toEqual(key);
+    const bad = join(dir, 'bad');
+    await writeFile(bad, 'not a key', { mode: 0o600 });
+    await expect(readKekFile(bad)).rejects.toThrow(/must hold 64 hex/);
+    await expect(readKekFile(join(dir, 'missing'))).rejects.toThrow(/ENOENT/);
+    const { symlink } = await import('node:fs/promises');
+    await symlink(hexFile, join(dir, 'link'));
+    await expect(readKekFile(join(dir, 'link'))).rejects.toThrow(/symbolic link/);
+    const env = Object.defineProperty({ kind: 'env' as const }, 'key', { value: key, enumerable: false }) as { kind: 'env'; key: Uint8Array };
+    expect(await loadKek(env)).toEqual(key);
+  });
+});
