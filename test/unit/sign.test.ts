@@ -16,6 +16,7 @@ import {
 } from '../../core/sign.js';
 import { SIGNING_SUITES, getSigningSuite, type SigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
+import { runDkg, runRefresh } from '../helpers/run-dkg.js';
 import { dealerKeys, runSign } from '../helpers/run-sign.js';
 
 const MESSAGE = utf8ToBytes('tessera: pay 1 BTC to carol');
@@ -286,4 +287,31 @@ describe('one-use nonces, epochs, suites and signer sets', () => {
   it('a bad rng is a typed error', () => {
     expectError(() => signRound1(suite, keys[0]!.secret, () => new Uint8Array(5)), ErrorCode.BadInput);
   });
+});
+
+describe('signing with DKG-made and refreshed keys', () => {
+  for (const id of SIGNING_SUITES) {
+    it(`${id}: 2-of-3 DKG keys sign; after a refresh the same group key signs; epochs never mix`, () => {
+      const suite = getSigningSuite(id);
+      const message = id === 'bip340' ? MESSAGE32 : MESSAGE;
+      const keys = runDkg(id, 2, 3);
+      const pk = groupPublicKey(suite, keys[0]!.publicKey);
+      expect(verifyIndependently(suite, pk, message, runSign(pick(keys, [1, 3]), message))).toBe(true);
+
+      const fresh = runRefresh(keys);
+      expect(fresh[0]!.publicKey.epoch).toBe(keys[0]!.publicKey.epoch + 1);
+      expect(Buffer.from(groupPublicKey(suite, fresh[0]!.publicKey)).equals(Buffer.from(pk))).toBe(true);
+      expect(verifyIndependently(suite, pk, message, runSign(pick(fresh, [2, 3]), message))).toBe(true);
+
+      // An old-epoch share next to a new-epoch one.
+      expectError(() => runSign([keys[0]!, fresh[1]!], message), ErrorCode.EpochMismatch);
+      const stale: KeyShare = { publicKey: fresh[0]!.publicKey, secret: keys[0]!.secret };
+      const r = round1(suite, [stale, fresh[1]!]);
+      expectError(() => signRound2(suite, stale, r.nonces.get(1)!, r.commits, message), ErrorCode.EpochMismatch);
+      // Relabelling the old share with the new epoch does not help: it no longer matches its verifying share.
+      const relabelled: KeyShare = { publicKey: fresh[0]!.publicKey, secret: { ...keys[0]!.secret, epoch: fresh[0]!.secret.epoch } };
+      const r2 = round1(suite, [relabelled, fresh[1]!]);
+      expectError(() => signRound2(suite, relabelled, r2.nonces.get(1)!, r2.commits, message), ErrorCode.BadShare);
+    });
+  }
 });
