@@ -31,10 +31,11 @@ import type {
   SignResponse,
 } from './api-types.js';
 import { SessionChannel, type RelayLink } from './channel.js';
+import type { ShareStore } from './storage.js';
 import { chooseEpoch, decodeHeld, encodeHeld, packageDigest, type HeldEpochs } from './epochs.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
 
-/** A stored key version as the service sees it (node/storage.ts keeps it; the share stays encrypted there). */
+/** A stored key version with the epochs this node holds for it (committed, and staged if any). */
 export interface KeyRecord {
   tenant: string;
   keyId: string;
@@ -46,24 +47,13 @@ export interface KeyRecord {
   pending?: PublicKeyPackage;
 }
 
-export interface KeyStore {
-  getKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord | undefined>;
-  /** Decrypt this node's share at the committed (or pending) epoch. The caller zeroizes it. */
-  loadShare(tenant: string, keyId: string, version: number, which: 'committed' | 'pending'): Promise<KeyShare>;
-  createKey(rec: { tenant: string; keyId: string; version: number; exportable: boolean }, key: KeyShare): Promise<void>;
-  stagePending(tenant: string, keyId: string, version: number, key: KeyShare): Promise<void>;
-  commitPending(tenant: string, keyId: string, version: number): Promise<void>;
-}
-
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
   join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number): Promise<unknown>;
   done(session: Uint8Array): void;
   fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
   online(): number[];
-  isConnected(): boolean;
-  /** Forget a session's buffered messages (after it ends). */
-  forget?(session: Uint8Array): void;
+  readonly connected: boolean;
 }
 
 export interface NodeServiceOptions {
@@ -73,7 +63,7 @@ export interface NodeServiceOptions {
   /** ML-KEM-768 key pair for import (public part published through GET /v1/node). */
   importKey: { publicKey: Uint8Array; privateKey: Uint8Array };
   membership: ReadonlyMap<number, Uint8Array>;
-  store: KeyStore;
+  store: ShareStore;
   link: CoordinatorSessions;
   logger: Logger;
   sessionTimeoutMs?: number;
@@ -120,7 +110,7 @@ export class NodeService {
       parties: this.o.parties,
       identityPublicKey: toHex(this.o.identity.publicKey),
       importPublicKey: toHex(this.o.importKey.publicKey),
-      ready: this.o.link.isConnected(),
+      ready: this.o.link.connected,
       online: this.o.link.online(),
     };
   }
@@ -135,14 +125,14 @@ export class NodeService {
     if (req.threshold > this.o.parties) {
       throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${this.o.parties}`);
     }
-    if (await this.o.store.getKey(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
+    if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
     const exportable = req.exportable ?? false;
     const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
       utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
     ]);
     const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, suite.id, req.threshold, this.o.parties));
     try {
-      await this.o.store.createKey({ tenant, keyId: req.keyId, version: 1, exportable }, key);
+      await this.o.store.put({ tenant, keyId: req.keyId, version: 1, exportable, share: key });
     } finally {
       zeroize(key.secret.value);
     }
@@ -209,10 +199,20 @@ export class NodeService {
   // -------------------------------------------------------------------------------------------
 
   private async requireKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord> {
-    const rec = await this.o.store.getKey(tenant, keyId, version);
+    const committed = await this.o.store.get(tenant, keyId, version);
     // Another tenant's key answers exactly like a missing one.
-    if (!rec) throw new TesseraError(ErrorCode.NotFound, version ? `key ${keyId} version ${version} not found` : `key ${keyId} not found`);
-    return rec;
+    if (!committed) throw new TesseraError(ErrorCode.NotFound, version ? `key ${keyId} version ${version} not found` : `key ${keyId} not found`);
+    const pending = await this.o.store.getPending(tenant, keyId, committed.version);
+    return {
+      tenant,
+      keyId,
+      version: committed.version,
+      suite: committed.suite,
+      exportable: committed.exportable,
+      state: committed.state,
+      committed: committed.publicKey,
+      ...(pending && pending.epoch > committed.epoch ? { pending: pending.publicKey } : {}),
+    };
   }
 
   private params(
@@ -253,7 +253,7 @@ export class NodeService {
     body: (ctx: DriverContext, key?: KeyShare) => Promise<T>,
   ): Promise<T> {
     const { link } = this.o;
-    if (!link.isConnected()) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
+    if (!link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
     const digest = sessionDigest(session, params);
     const players = [...params.players];
     await link.join(session, digest, players, this.o.sessionTimeoutMs);
@@ -280,22 +280,28 @@ export class NodeService {
           await this.o.store.commitPending(params.tenant, params.keyId, params.version);
           this.o.logger.warn({ keyId: params.keyId, epoch: choice.epoch }, 'promoted pending epoch left by an interrupted refresh');
         }
-        key = await this.o.store.loadShare(params.tenant, params.keyId, params.version, 'committed');
+        key = await this.o.store.getShare(params.tenant, params.keyId, params.version);
+        if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${params.keyId} version ${params.version} not found`);
       }
       const result = await body({ session, self: this.o.index, players, channel, identity: this.o.identity, membership: this.o.membership }, key);
       link.done(session);
       return result;
     } catch (e) {
-      const err = isTesseraError(e) ? e : new TesseraError(ErrorCode.SessionAborted, (e as Error).message);
+      const err = asTesseraError(e);
       if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
       this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
       throw err;
     } finally {
       if (key) zeroize(key.secret.value);
       channel.close();
-      link.forget?.(session);
     }
   }
+}
+
+/** Anything that is not already typed (coordinator aborts are: node/link.ts) fails the session as aborted. */
+function asTesseraError(e: unknown): TesseraError {
+  if (isTesseraError(e)) return e;
+  return new TesseraError(ErrorCode.SessionAborted, `session failed: ${(e as Error)?.message ?? String(e)}`);
 }
 
 function allNodes(n: number): number[] {

@@ -1,0 +1,129 @@
+/**
+ * The node process: config -> KEK -> encrypted LevelDB -> identity -> coordinator link -> HTTP API.
+ *
+ * Usage: node --import tsx node/main.ts --config FILE   (every field can also come from TESSERA_* env)
+ * A bad config or a membership that does not list this node's identity stops the process with one
+ * line on stderr that names the field.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { equalBytes, toHex } from '../core/bytes.js';
+import { buildApi } from './api.js';
+import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
+import { loadOrCreateIdentity } from './identity-store.js';
+import { loadKek } from './kek.js';
+import { CoordinatorLink } from './link.js';
+import { NodeService } from './service.js';
+import { ShareStore } from './storage.js';
+
+/** Log redaction: nothing under these paths ever reaches a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  '*.apiKey',
+  '*.secretKey',
+  '*.privateKey',
+  '*.share',
+  '*.shares',
+  '*.nonces',
+  '*.kek',
+  '*.signingShare',
+  '*.value',
+];
+
+export function makeLogger(level: string, name: string): Logger {
+  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+export interface RunningNode {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, logger: Logger): Promise<RunningNode> {
+  const kek = await loadKek(config.kek);
+  let store: ShareStore;
+  try {
+    store = await ShareStore.open({ dataDir: config.dataDir, kek, nodeIndex: config.index });
+  } finally {
+    kek.fill(0);
+  }
+  const keys = await loadOrCreateIdentity(store);
+  const membership = new Map(config.membership.map((m) => [m.index, m.identityPublicKey] as const));
+  const mine = membership.get(config.index);
+  if (!mine || !equalBytes(mine, keys.identity.publicKey)) {
+    await store.close();
+    throw new ConfigError('membership', `does not list this node's identity for index ${config.index} (its public key fingerprint is ${toHex(keys.identity.publicKey).slice(0, 16)})`);
+  }
+
+  const link = new CoordinatorLink();
+  const service = new NodeService({
+    index: config.index,
+    parties: config.membership.length,
+    identity: keys.identity,
+    importKey: keys.kem,
+    membership,
+    store,
+    link,
+    logger: logger.child({ component: 'service' }),
+  });
+  const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
+  const app = await buildApi({
+    service,
+    logger,
+    apiKeys: config.apiKeys.map((k) => ({ id: k.id, tenant: k.tenant, keyHash: toHex(k.keyHash) })),
+    ...(tls ? { tls } : {}),
+  });
+  const address = await app.listen({ host: config.api.host, port: config.api.port });
+  // Connect in the background: the link reconnects with backoff, and /ready says when it is up.
+  link
+    .connect({
+      url: config.coordinatorUrl,
+      index: config.index,
+      identitySecretKey: keys.identity.secretKey,
+      logger,
+      connectTimeoutMs: 365 * 24 * 3600 * 1000,
+      ...(config.coordinatorCaFile ? { ca: readFileSync(config.coordinatorCaFile) } : {}),
+    })
+    .catch((e: Error) => logger.warn({ err: { message: e.message } }, 'coordinator not reachable yet; retrying'));
+  logger.info({ index: config.index, api: address }, 'node listening');
+  return {
+    url: address,
+    async close() {
+      await app.close();
+      await link.close();
+      await store.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' } }, strict: true });
+  let config: NodeConfig;
+  try {
+    config = loadNodeConfig({ file: values.config, env: process.env });
+  } catch (e) {
+    process.stderr.write(`tessera-node: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = makeLogger(config.logLevel, `node-${config.index}`);
+  let node: RunningNode;
+  try {
+    node = await startNode(config, logger);
+  } catch (e) {
+    process.stderr.write(`tessera-node: ${(e as Error).message.split('\n')[0]}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await node.close().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main();
