@@ -1,0 +1,841 @@
+/**
+ * The joint-Feldman engine behind both DKG (core/dkg.ts) and refresh (core/refresh.ts).
+ *
+ * Every party deals a Feldman-committed Shamir sharing of its own random polynomial (Pedersen's
+ * joint-Feldman DKG) and the shares are summed. The two protocols differ only in the dealt constant:
+ *
+ *   - DKG ('dkg'): a random constant term a_0, with a Schnorr proof of knowledge of a_0 bound to the
+ *     session (FROST, Komlo–Goldberg 2020, Figure 1 round 1, as in frost-rs and noble's frost DKG;
+ *     RFC 9591 leaves DKG out of scope). The result is a fresh key at epoch 0.
+ *   - refresh ('refresh'): constant term zero (proactive re-randomisation, Herzberg et al. 1995). C_0
+ *     is the identity and is omitted from the broadcast; there is nothing to prove knowledge of, so
+ *     the proof is empty. New share = old share + Σ deltas, new commitments = old + Σ delta
+ *     commitments; the group key is unchanged and the epoch increases by one.
+ *
+ * Rounds (each a plain function; secret state is one-use and dropped when a round ends, however it
+ * ends):
+ *   1. deal: polynomial, commitments, proof, and the sender's identity signature over a framed
+ *      transcript of everything in the package, so that two different packages from one sender for
+ *      one session are transferable evidence of equivocation.
+ *   2. validate the other n-1 packages (counts, encodings, points, signature, proof; culprits named),
+ *      send f_self(j) point to point, and echo every package received (plus our own).
+ *   3. echo check (Byzantine-agreement-free broadcast check): every echoed package for sender j must
+ *      carry j's valid signature — an echoer that relays an unsigned/forged one is the culprit — and
+ *      two different validly signed packages from j prove that j equivocated. Then verify every
+ *      received share against its sender's commitments (RFC 9591 Appendix C.2 vss_verify) and compute
+ *      the result; the confirmation carries publicResultDigest of the public result.
+ *   4. finish: every confirmation must equal our own digest. Only then is the KeyShare released, so
+ *      a malicious party cannot make the protocol succeed for one honest party and fail for another.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
+import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
+import type { Point } from './group.js';
+import type { PartyAuthenticator } from './auth.js';
+import type { DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg } from './messages.js';
+import {
+  checkThreshold,
+  commitPolynomial,
+  evalCommitment,
+  evalPolynomial,
+  interpolatePoints,
+  randomPolynomial,
+  verifyShareAgainstCommitments,
+} from './shamir.js';
+import { getSuite, type Suite } from './suites.js';
+import type { KeyShare, PublicKeyPackage } from './types.js';
+
+export type JointFeldmanMode = 'dkg' | 'refresh';
+
+export const SESSION_ID_MIN_LENGTH = 16;
+export const SESSION_ID_MAX_LENGTH = 64;
+/** Upper bound on an identity signature (ML-DSA-87 is 4627 bytes); anything longer is not a signature. */
+const MAX_SIGNATURE_LENGTH = 8192;
+const DIGEST_LENGTH = 32;
+
+const TAG_ROUND1 = utf8ToBytes('TESSERA-v1/joint-feldman/round1');
+const TAG_RESULT = utf8ToBytes('TESSERA-v1/joint-feldman/result');
+
+// ---------------------------------------------------------------------------------------------
+// One-use state handles
+
+/** What the engine knows about the session, fixed at round 1. Public except `oldShare`. */
+interface Context {
+  readonly mode: JointFeldmanMode;
+  readonly suite: Suite;
+  readonly threshold: number;
+  readonly parties: number;
+  readonly self: number;
+  readonly sessionId: Uint8Array;
+  readonly auth: PartyAuthenticator;
+  /** Epoch of the key being refreshed; 0 for DKG (whose result is epoch 0). */
+  readonly epoch: number;
+  /** Refresh only: the key being refreshed. */
+  readonly old?: {
+    readonly commitments: readonly Point[];
+    /** Secret: our current share (a bigint: cannot be wiped, only dropped). */
+    oldShare: bigint;
+  };
+}
+
+/** A validated round-1 package: the decoded commitments and the exact bytes the sender signed. */
+interface ReceivedPackage {
+  /** C_0..C_{t-1} (refresh: C_0 = identity prepended). */
+  readonly commitments: readonly Point[];
+  /** The framed transcript the sender signed: equality of transcripts is equality of content. */
+  readonly transcript: Uint8Array;
+}
+
+interface Round1Inner {
+  readonly ctx: Context;
+  /** Secret: a_0..a_{t-1} (refresh: a_0 = 0). */
+  coefficients: bigint[];
+  readonly own: ReceivedPackage;
+  readonly ownMessage: DkgRound1Msg;
+}
+
+interface Round2Inner {
+  readonly ctx: Context;
+  /** Secret: f_self(self). */
+  ownShare: bigint;
+  /** Every party's package as we received it (our own included), keyed by sender. */
+  readonly received: ReadonlyMap<number, ReceivedPackage>;
+}
+
+interface Round3Inner {
+  readonly ctx: Context;
+  readonly publicKey: PublicKeyPackage;
+  /** Secret: our resulting share, SerializeScalar encoding. Handed to the caller or zeroized. */
+  shareBytes: Uint8Array;
+  readonly digest: Uint8Array;
+}
+
+type Inner<R extends 1 | 2 | 3> = R extends 1 ? Round1Inner : R extends 2 ? Round2Inner : Round3Inner;
+
+/**
+ * An opaque, one-use round state. The secrets live in a private field, so logging or serialising a
+ * state shows only its mode and round; taking the state (which every round function does first)
+ * empties it, so reusing it throws BadState.
+ */
+export class JointFeldmanState<R extends 1 | 2 | 3> {
+  readonly mode: JointFeldmanMode;
+  readonly round: R;
+  #inner: Inner<R> | undefined;
+
+  private constructor(mode: JointFeldmanMode, round: R, inner: Inner<R>) {
+    this.mode = mode;
+    this.round = round;
+    this.#inner = inner;
+  }
+
+  /** True once a round function has used this state (whether it succeeded or threw). */
+  get consumed(): boolean {
+    return this.#inner === undefined;
+  }
+
+  /** @internal */
+  static make<R extends 1 | 2 | 3>(mode: JointFeldmanMode, round: R, inner: Inner<R>): JointFeldmanState<R> {
+    return new JointFeldmanState(mode, round, inner);
+  }
+
+  /** @internal Check the state fits this call and empty it: every state is used exactly once. */
+  static take<R extends 1 | 2 | 3>(state: unknown, mode: JointFeldmanMode, round: R, fn: string): Inner<R> {
+    ensure(state instanceof JointFeldmanState, ErrorCode.BadState, `${fn}: not a ${mode} state`);
+    ensure(state.mode === mode, ErrorCode.BadState, `${fn}: got a ${state.mode} state, expected ${mode}`);
+    ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
+    const inner = state.#inner;
+    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
+    state.#inner = undefined;
+    return inner as Inner<R>;
+  }
+
+  /** @internal Empty a state of any mode and round without running it (session aborted). */
+  static discard(state: unknown): Inner<1 | 2 | 3> | undefined {
+    if (!(state instanceof JointFeldmanState)) return undefined;
+    const inner = state.#inner;
+    state.#inner = undefined;
+    return inner as Inner<1 | 2 | 3> | undefined;
+  }
+
+  toString(): string {
+    return `JointFeldmanState(${this.mode}, round ${this.round}${this.consumed ? ', consumed' : ''})`;
+  }
+
+  toJSON(): { mode: JointFeldmanMode; round: R; consumed: boolean } {
+    return { mode: this.mode, round: this.round, consumed: this.consumed };
+  }
+}
+
+/** Drop secrets we cannot zeroize (bigints): overwrite our references so nothing here keeps them. */
+function dropScalars(a: bigint[]): void {
+  a.fill(0n);
+  a.length = 0;
+}
+
+/**
+ * End a session early (timeout, abort, another party's error): drop the secrets a state holds and
+ * mark it used. Safe to call on any state, used or not.
+ */
+export function discardState(state: unknown): void {
+  const inner = JointFeldmanState.discard(state);
+  if (!inner) return;
+  if ('coefficients' in inner) dropScalars(inner.coefficients);
+  if ('ownShare' in inner) inner.ownShare = 0n;
+  if ('shareBytes' in inner) zeroize(inner.shareBytes);
+  if (inner.ctx.old) inner.ctx.old.oldShare = 0n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+export interface EngineParams {
+  readonly mode: JointFeldmanMode;
+  readonly suite: unknown;
+  readonly threshold: number;
+  readonly parties: number;
+  readonly self: number;
+  readonly sessionId: Uint8Array;
+  readonly auth: PartyAuthenticator;
+  /** Refresh only: the key to refresh. */
+  readonly key?: KeyShare;
+}
+
+export function checkSessionId(sessionId: unknown): asserts sessionId is Uint8Array {
+  ensure(
+    sessionId instanceof Uint8Array && sessionId.length >= SESSION_ID_MIN_LENGTH && sessionId.length <= SESSION_ID_MAX_LENGTH,
+    ErrorCode.BadInput,
+    `session id must be ${SESSION_ID_MIN_LENGTH}..${SESSION_ID_MAX_LENGTH} bytes`,
+  );
+}
+
+function checkAuthenticator(auth: unknown): asserts auth is PartyAuthenticator {
+  ensure(
+    typeof auth === 'object' &&
+      auth !== null &&
+      typeof (auth as PartyAuthenticator).sign === 'function' &&
+      typeof (auth as PartyAuthenticator).verify === 'function',
+    ErrorCode.BadInput,
+    'authenticator must have sign and verify',
+  );
+}
+
+/**
+ * Validate a key to refresh: same suite and epoch in its public and secret halves, well-formed
+ * package, and our share matches our verifying share. Returns the decoded old state.
+ */
+function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; share: bigint } {
+  ensure(typeof key === 'object' && key !== null, ErrorCode.BadInput, 'refresh: key must be a KeyShare');
+  const pkg = key.publicKey;
+  const sec = key.secret;
+  ensure(typeof pkg === 'object' && pkg !== null && typeof sec === 'object' && sec !== null, ErrorCode.BadInput, 'refresh: key must be a KeyShare');
+  ensure(sec.suite === pkg.suite, ErrorCode.BadInput, `refresh: share is for suite ${String(sec.suite)}, package for ${String(pkg.suite)}`);
+  ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0, ErrorCode.BadInput, 'refresh: package epoch must be a non-negative integer');
+  ensure(Number.isSafeInteger(sec.epoch) && sec.epoch >= 0, ErrorCode.BadInput, 'refresh: share epoch must be a non-negative integer');
+  ensure(sec.epoch === pkg.epoch, ErrorCode.EpochMismatch, `refresh: share is at epoch ${sec.epoch}, package at epoch ${pkg.epoch}`);
+  ensure(pkg.epoch < 2 ** 32 - 1, ErrorCode.BadInput, 'refresh: epoch exhausted');
+  const { group } = suite;
+  ensure(
+    Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold,
+    ErrorCode.BadInput,
+    `refresh: package must hold ${pkg.threshold} commitments`,
+  );
+  ensure(
+    Array.isArray(pkg.verifyingShares) && pkg.verifyingShares.length === pkg.parties,
+    ErrorCode.BadInput,
+    `refresh: package must hold ${pkg.parties} verifying shares`,
+  );
+  const commitments = pkg.commitments.map((c, k) => group.pointFromBytes(c, `refresh: commitment ${k}`));
+  const ownVerifying = group.pointFromBytes(pkg.verifyingShares[sec.index - 1]!, `refresh: verifying share ${sec.index}`);
+  ensure(sec.value instanceof Uint8Array, ErrorCode.BadInput, 'refresh: share value must be bytes');
+  const share = group.scalarFromBytes(sec.value, 'refresh: share', true);
+  // Our share must lie on the committed polynomial: a stale or foreign share is refused before it is
+  // mixed into anything (RFC 9591 Appendix C.2 vss_verify, and the verifying share derived from it).
+  ensure(
+    group.eqPoints(group.mulBase(share), ownVerifying) && group.eqPoints(evalCommitment(group, commitments, sec.index), ownVerifying),
+    ErrorCode.BadInput,
+    `refresh: share of party ${sec.index} does not match its public package`,
+  );
+  return { commitments, share };
+}
+
+function makeContext(p: EngineParams): Context {
+  const suite = getSuite(p.suite);
+  checkThreshold(p.threshold, p.parties);
+  ensure(
+    Number.isSafeInteger(p.self) && p.self >= 1 && p.self <= p.parties,
+    ErrorCode.BadParameters,
+    `party index must be 1..${p.parties}, got ${p.self}`,
+  );
+  checkSessionId(p.sessionId);
+  checkAuthenticator(p.auth);
+  let epoch = 0;
+  let old: Context['old'];
+  if (p.mode === 'refresh') {
+    ensure(p.key !== undefined, ErrorCode.BadInput, 'refresh: a key is required');
+    const k = checkOldKey(suite, p.key);
+    epoch = p.key.publicKey.epoch;
+    old = { commitments: k.commitments, oldShare: k.share };
+  }
+  return {
+    mode: p.mode,
+    suite,
+    threshold: p.threshold,
+    parties: p.parties,
+    self: p.self,
+    sessionId: Uint8Array.from(p.sessionId),
+    auth: p.auth,
+    epoch,
+    old,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transcripts and proofs
+
+/** What, besides the package itself, a round-1 signature is bound to. */
+export interface Round1Binding {
+  readonly mode: JointFeldmanMode;
+  readonly suite: unknown;
+  readonly threshold: number;
+  readonly parties: number;
+  readonly sessionId: Uint8Array;
+  /** The epoch being refreshed (0 for DKG). */
+  readonly epoch: number;
+}
+
+/**
+ * The exact bytes party `sender` signs for its round-1 package. Exported so that equivocation
+ * evidence (two packages signed by one sender for one session) can be checked outside the engine.
+ */
+export function round1SignedBytes(binding: Round1Binding, sender: number, msg: DkgRound1Msg): Uint8Array {
+  const suite = getSuite(binding.suite);
+  checkThreshold(binding.threshold, binding.parties);
+  checkSessionId(binding.sessionId);
+  ensure(Number.isSafeInteger(sender) && sender >= 1 && sender <= binding.parties, ErrorCode.BadParameters, `sender must be 1..${binding.parties}`);
+  ensure(binding.mode === 'dkg' || binding.mode === 'refresh', ErrorCode.BadInput, 'mode must be dkg or refresh');
+  ensure(
+    typeof msg === 'object' && msg !== null && Array.isArray(msg.commitments) && msg.commitments.every((c) => c instanceof Uint8Array) && msg.proof instanceof Uint8Array,
+    ErrorCode.BadMessage,
+    'round-1 package expected',
+  );
+  ensure(Number.isSafeInteger(binding.epoch) && binding.epoch >= 0 && binding.epoch < 2 ** 32, ErrorCode.BadInput, 'epoch must be a 32-bit integer');
+  return transcriptBytes(binding.mode, suite.contextString, binding.sessionId, binding.epoch, binding.threshold, binding.parties, sender, msg.commitments, msg.proof);
+}
+
+/**
+ * The framed transcript: it binds the protocol (mode), the suite, the session, the epoch being
+ * refreshed, the parameters, the sender and the whole package, so a package cannot be replayed into
+ * another session, protocol or epoch. The group key is deliberately not bound here: a party holding a
+ * different key is not a cheater, and it is caught without blame by the confirmation round.
+ */
+function transcriptBytes(
+  mode: JointFeldmanMode,
+  contextString: string,
+  sessionId: Uint8Array,
+  epoch: number,
+  threshold: number,
+  parties: number,
+  sender: number,
+  commitments: readonly Uint8Array[],
+  proof: Uint8Array,
+): Uint8Array {
+  return framed(
+    TAG_ROUND1,
+    utf8ToBytes(contextString),
+    utf8ToBytes(mode),
+    sessionId,
+    i2osp(epoch, 4),
+    i2osp(threshold, 2),
+    i2osp(parties, 2),
+    i2osp(sender, 2),
+    framed(...commitments),
+    proof,
+  );
+}
+
+function round1Transcript(ctx: Context, sender: number, commitments: readonly Uint8Array[], proof: Uint8Array, epoch = ctx.epoch): Uint8Array {
+  return transcriptBytes(ctx.mode, ctx.suite.contextString, ctx.sessionId, epoch, ctx.threshold, ctx.parties, sender, commitments, proof);
+}
+
+/**
+ * Challenge of the proof of knowledge of a_0: c = H_dkg(session, sender, commitments, R). Like
+ * FROST's c_i = H(i, Φ, g^{a_i0}, R_i) (Komlo–Goldberg Fig. 1, frost-rs `challenge`), with the
+ * context Φ made of the suite context string (as the DST), the session id and every commitment.
+ */
+function pokChallenge(ctx: Context, sender: number, commitments: readonly Uint8Array[], R: Uint8Array): bigint {
+  const dst = utf8ToBytes(`${ctx.suite.contextString}-dkg-pok`);
+  return ctx.suite.group.hashToScalar(dst, framed(ctx.sessionId, i2osp(sender, 2), i2osp(ctx.threshold, 2), framed(...commitments), R));
+}
+
+/** Schnorr proof of knowledge of a_0 for C_0 = a_0·G: R = k·G, z = k + c·a_0; encoded R || z. */
+function provePok(ctx: Context, a0: bigint, commitments: readonly Uint8Array[]): Uint8Array {
+  const { group } = ctx.suite;
+  let k = group.randomScalar();
+  const R = group.pointToBytes(group.mulBase(k));
+  const c = pokChallenge(ctx, ctx.self, commitments, R);
+  const z = group.add(k, group.mul(c, a0));
+  k = 0n;
+  const out = new Uint8Array(R.length + group.scalarLength);
+  out.set(R, 0);
+  out.set(group.scalarToBytes(z), R.length);
+  return out;
+}
+
+/** Verify a proof of knowledge: R == z·G - c·C_0 (all public: variable time is fine). */
+function verifyPok(ctx: Context, sender: number, commitments: readonly Uint8Array[], C0: Point, proof: Uint8Array): boolean {
+  const { group } = ctx.suite;
+  try {
+    const Rbytes = proof.subarray(0, group.pointLength);
+    const R = group.pointFromBytes(Rbytes, 'proof R');
+    const z = group.scalarFromBytes(proof.subarray(group.pointLength), 'proof z', true);
+    const c = pokChallenge(ctx, sender, commitments, Rbytes);
+    return group.eqPoints(R, group.msm([group.base, C0], [z, group.neg(c)]));
+  } catch {
+    return false;
+  }
+}
+
+function authVerify(ctx: Context, index: number, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return ctx.auth.verify(index, message, signature) === true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input checks (cheap ones first, before any crypto)
+
+const commitmentCount = (ctx: Context) => (ctx.mode === 'dkg' ? ctx.threshold : ctx.threshold - 1);
+const proofLength = (ctx: Context) => (ctx.mode === 'dkg' ? ctx.suite.group.pointLength + ctx.suite.group.scalarLength : 0);
+
+/**
+ * Read a round-1 package once, check its shape (counts, lengths, types) and copy it, so nothing the
+ * caller does afterwards can change what we validated. Returns why it is malformed instead, if it is.
+ */
+function snapshotPackage(ctx: Context, msg: unknown): DkgRound1Msg | string {
+  if (typeof msg !== 'object' || msg === null) return 'not a package';
+  const { commitments, proof, signature } = msg as Partial<DkgRound1Msg>;
+  if (!Array.isArray(commitments)) return 'commitments missing';
+  const list = [...commitments];
+  if (list.length !== commitmentCount(ctx)) return `expected ${commitmentCount(ctx)} commitments, got ${list.length}`;
+  if (!list.every((c) => c instanceof Uint8Array && c.length === ctx.suite.group.pointLength)) return 'commitment of the wrong length';
+  if (!(proof instanceof Uint8Array) || proof.length !== proofLength(ctx)) return `proof must be ${proofLength(ctx)} bytes`;
+  if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > MAX_SIGNATURE_LENGTH) {
+    return 'signature missing or of the wrong length';
+  }
+  return { commitments: list.map((c) => Uint8Array.from(c as Uint8Array)), proof: Uint8Array.from(proof), signature: Uint8Array.from(signature) };
+}
+
+/**
+ * Check that `msgs` is a Map holding exactly one message from every other party. Unknown or missing
+ * senders are UnexpectedParty without culprits: a message may be dropped or misrouted by the network.
+ */
+function checkSenders<M>(ctx: Context, msgs: unknown, what: string): Map<number, M> {
+  ensure(msgs instanceof Map, ErrorCode.BadInput, `${what}: expected a Map keyed by sender index`);
+  const m = msgs as Map<unknown, M>;
+  const unexpected: string[] = [];
+  for (const k of m.keys()) {
+    if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1 || k > ctx.parties || k === ctx.self) {
+      unexpected.push(typeof k === 'number' ? String(k) : typeof k);
+    }
+  }
+  ensure(unexpected.length === 0, ErrorCode.UnexpectedParty, `${what}: message from unexpected sender(s) ${unexpected.join(', ')}`);
+  const missing: number[] = [];
+  for (let j = 1; j <= ctx.parties; j++) if (j !== ctx.self && !m.has(j)) missing.push(j);
+  ensure(missing.length === 0, ErrorCode.UnexpectedParty, `${what}: missing message(s) from party ${missing.join(', ')}`);
+  return m as Map<number, M>;
+}
+
+/** Throw `code` naming every culprit in `bad` (sender -> reason), if any. */
+function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>): void {
+  if (bad.size === 0) return;
+  const parts = [...bad].sort((a, b) => a[0] - b[0]).map(([j, why]) => `party ${j}: ${why}`);
+  throw new TesseraError(code, `${what}: ${parts.join('; ')}`, [...bad.keys()]);
+}
+
+function othersOf(ctx: Context): number[] {
+  const out: number[] = [];
+  for (let j = 1; j <= ctx.parties; j++) if (j !== ctx.self) out.push(j);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 1: deal
+
+export function engineRound1(params: EngineParams): { state: JointFeldmanState<1>; broadcast: DkgRound1Msg } {
+  const ctx = makeContext(params);
+  const { group } = ctx.suite;
+  // RFC 9591 Appendix C.1: a random polynomial of degree t-1. DKG: random a_0 (Komlo–Goldberg
+  // round 1 step 1); refresh: a_0 = 0, so the shares dealt are a sharing of zero.
+  const constant = ctx.mode === 'dkg' ? group.randomScalar() : 0n;
+  const coefficients = randomPolynomial(group, constant, ctx.threshold);
+  try {
+    // RFC 9591 Appendix C.2 vss_commit: C_k = a_k·G. Refresh omits C_0 (the identity).
+    const points = commitPolynomial(group, ctx.mode === 'dkg' ? coefficients : coefficients.slice(1));
+    const commitmentBytes = points.map((p) => group.pointToBytes(p));
+    const proof = ctx.mode === 'dkg' ? provePok(ctx, coefficients[0]!, commitmentBytes) : new Uint8Array(0);
+    const transcript = round1Transcript(ctx, ctx.self, commitmentBytes, proof);
+    const signature = guard(ErrorCode.BadInput, 'round 1: the authenticator failed to sign', () => ctx.auth.sign(transcript));
+    ensure(signature instanceof Uint8Array && signature.length > 0 && signature.length <= MAX_SIGNATURE_LENGTH, ErrorCode.BadInput, 'round 1: authenticator returned no signature');
+    const broadcast: DkgRound1Msg = { commitments: commitmentBytes, proof, signature: Uint8Array.from(signature) };
+    const own: ReceivedPackage = {
+      commitments: ctx.mode === 'dkg' ? points : [group.identity, ...points],
+      transcript,
+    };
+    const ownMessage: DkgRound1Msg = { commitments: commitmentBytes.map((c) => Uint8Array.from(c)), proof: Uint8Array.from(proof), signature: Uint8Array.from(signature) };
+    return { state: JointFeldmanState.make(ctx.mode, 1, { ctx, coefficients, own, ownMessage }), broadcast };
+  } catch (e) {
+    dropScalars(coefficients);
+    if (ctx.old) ctx.old.oldShare = 0n;
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 2: validate packages, send shares, echo
+
+export function engineRound2(
+  stateIn: unknown,
+  mode: JointFeldmanMode,
+  received: Map<number, DkgRound1Msg>,
+): { state: JointFeldmanState<2>; echo: DkgEchoMsg; shares: Map<number, DkgRound2Msg> } {
+  const fn = `${mode}Round2`;
+  const inner = JointFeldmanState.take(stateIn, mode, 1, fn);
+  const { ctx } = inner;
+  const { group } = ctx.suite;
+  try {
+    const msgs = checkSenders<DkgRound1Msg>(ctx, received, `${fn}: round-1 packages`);
+    const others = othersOf(ctx);
+
+    // 1. Shapes: counts and lengths, for every sender, before any crypto. We keep copies, so later
+    //    changes to the caller's objects cannot change our view.
+    const malformed = new Map<number, string>();
+    const copies = new Map<number, DkgRound1Msg>();
+    for (const j of others) {
+      const snap = snapshotPackage(ctx, msgs.get(j));
+      if (typeof snap === 'string') malformed.set(j, snap);
+      else copies.set(j, snap);
+    }
+    throwIfAny(ErrorCode.BadMessage, `${fn}: malformed round-1 package`, malformed);
+
+    // 2. Points: RFC 9591 §3.1 DeserializeElement (on curve, not identity, prime-order subgroup).
+    const decoded = new Map<number, Point[]>();
+    const badPoints = new Map<number, string>();
+    for (const j of others) {
+      try {
+        decoded.set(j, copies.get(j)!.commitments.map((c, k) => group.pointFromBytes(c, `commitment ${k}`)));
+      } catch (e) {
+        badPoints.set(j, e instanceof TesseraError ? e.message : 'invalid commitment');
+      }
+    }
+    throwIfAny(ErrorCode.BadPoint, `${fn}: invalid commitment`, badPoints);
+
+    // 3. The sender's identity signature over the framed transcript.
+    const transcripts = new Map<number, Uint8Array>();
+    const badSignatures = new Map<number, string>();
+    let otherEpoch: { party: number; epoch: number } | undefined;
+    for (const j of others) {
+      const m = copies.get(j)!;
+      const t = round1Transcript(ctx, j, m.commitments, m.proof);
+      transcripts.set(j, t);
+      if (authVerify(ctx, j, t, m.signature)) continue;
+      if (ctx.mode === 'refresh' && !otherEpoch) {
+        // A party whose last refresh committed while ours did not (or the reverse) signs for a
+        // neighbouring epoch: say so, without blaming it — which of us is stale is not known here.
+        for (const e of [ctx.epoch - 1, ctx.epoch + 1]) {
+          if (e >= 0 && e < 2 ** 32 && authVerify(ctx, j, round1Transcript(ctx, j, m.commitments, m.proof, e), m.signature)) {
+            otherEpoch = { party: j, epoch: e };
+            break;
+          }
+        }
+      }
+      badSignatures.set(j, 'round-1 signature does not verify');
+    }
+    if (otherEpoch) {
+      throw new TesseraError(
+        ErrorCode.EpochMismatch,
+        `${fn}: party ${otherEpoch.party} is refreshing epoch ${otherEpoch.epoch}, this party epoch ${ctx.epoch}`,
+      );
+    }
+    throwIfAny(ErrorCode.BadProof, `${fn}: bad round-1 signature`, badSignatures);
+
+    // 4. DKG: the proof of knowledge of each sender's constant term (Komlo–Goldberg round 1 step 5),
+    //    which stops a rushing party from choosing C_0 as a function of the others' (rogue key).
+    if (ctx.mode === 'dkg') {
+      const badProofs = new Map<number, string>();
+      for (const j of others) {
+        const m = copies.get(j)!;
+        if (!verifyPok(ctx, j, m.commitments, decoded.get(j)![0]!, m.proof)) badProofs.set(j, 'proof of knowledge does not verify');
+      }
+      throwIfAny(ErrorCode.BadProof, `${fn}: bad proof of knowledge`, badProofs);
+    }
+
+    // All packages are valid. Keep them (and our own) for the echo check and the sums.
+    const all = new Map<number, ReceivedPackage>([[ctx.self, inner.own]]);
+    for (const j of others) {
+      const points = decoded.get(j)!;
+      all.set(j, { commitments: ctx.mode === 'dkg' ? points : [group.identity, ...points], transcript: transcripts.get(j)! });
+    }
+
+    // Shares f_self(j) for every other party (RFC 9591 Appendix C.1 polynomial evaluation),
+    // and our own f_self(self). Secret; the channel encrypts them end to end.
+    const shares = new Map<number, DkgRound2Msg>();
+    for (const j of others) shares.set(j, { share: group.scalarToBytes(evalPolynomial(group, inner.coefficients, BigInt(j))) });
+    const ownShare = evalPolynomial(group, inner.coefficients, BigInt(ctx.self));
+
+    const packages: Record<number, DkgRound1Msg> = { [ctx.self]: inner.ownMessage };
+    for (const j of others) packages[j] = copies.get(j)!;
+    const echo: DkgEchoMsg = { packages };
+
+    return { state: JointFeldmanState.make(mode, 2, { ctx, ownShare, received: all }), echo, shares };
+  } catch (e) {
+    // The session is over for this party: drop the old share it was carrying too.
+    if (ctx.old) ctx.old.oldShare = 0n;
+    throw e;
+  } finally {
+    // The polynomial is never needed again, whatever happened.
+    dropScalars(inner.coefficients);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 3: echo check, share verification, result
+
+function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEchoMsg>, received: ReadonlyMap<number, ReceivedPackage>): void {
+  const others = othersOf(ctx);
+  // Shape of every echo first: exactly the packages of parties 1..n, each well formed. An honest
+  // echoer validated every package before echoing it, so a malformed one is the echoer's fault.
+  const badEchoes = new Map<number, string>();
+  const echoed = new Map<number, DkgRound1Msg[]>(); // echoer -> snapshots of packages 1..n
+  for (const e of others) {
+    const echo = echoes.get(e) as unknown;
+    if (typeof echo !== 'object' || echo === null) {
+      badEchoes.set(e, 'not an echo');
+      continue;
+    }
+    const pk = (echo as Partial<DkgEchoMsg>).packages as unknown;
+    if (typeof pk !== 'object' || pk === null || Array.isArray(pk)) {
+      badEchoes.set(e, 'packages missing');
+      continue;
+    }
+    const keys = Object.keys(pk);
+    const expected = new Set<string>();
+    for (let j = 1; j <= ctx.parties; j++) expected.add(String(j));
+    if (keys.length !== ctx.parties || !keys.every((k) => expected.has(k))) {
+      badEchoes.set(e, `must echo exactly the packages of parties 1..${ctx.parties}`);
+      continue;
+    }
+    const snaps: DkgRound1Msg[] = [];
+    for (let j = 1; j <= ctx.parties; j++) {
+      const snap = snapshotPackage(ctx, (pk as Record<string, unknown>)[String(j)]);
+      if (typeof snap === 'string') {
+        badEchoes.set(e, `echoed package of party ${j}: ${snap}`);
+        break;
+      }
+      snaps.push(snap);
+    }
+    echoed.set(e, snaps);
+  }
+  throwIfAny(ErrorCode.BadMessage, `${fn}: malformed echo`, badEchoes);
+
+  // Content: compare each echoed package's signed transcript with the one we received.
+  const liars = new Map<number, string>();
+  const equivocators = new Map<number, string>();
+  for (const e of others) {
+    const packages = echoed.get(e)!;
+    for (let j = 1; j <= ctx.parties; j++) {
+      const m = packages[j - 1]!;
+      const t = round1Transcript(ctx, j, m.commitments, m.proof);
+      const ours = received.get(j)!;
+      if (equalBytes(t, ours.transcript)) continue; // same content (signatures may be randomised)
+      if (j === ctx.self) {
+        // We signed exactly one package: any other "package from us" was made up by the echoer.
+        liars.set(e, `echoed a package for party ${j} that party ${j} never sent`);
+      } else if (!authVerify(ctx, j, t, m.signature)) {
+        liars.set(e, `echoed a package for party ${j} that party ${j} did not sign`);
+      } else {
+        // Two different packages, both signed by j, for one session and round: transferable proof.
+        equivocators.set(j, `signed different round-1 packages (party ${e} received another one)`);
+      }
+    }
+  }
+  if (equivocators.size > 0) {
+    // An equivocator is named whatever else went wrong; lying echoers, if any, are named with it.
+    const all = new Map([...equivocators, ...[...liars].filter(([k]) => !equivocators.has(k))]);
+    throwIfAny(ErrorCode.Equivocation, `${fn}: echo check failed`, all);
+  }
+  throwIfAny(ErrorCode.BadProof, `${fn}: forged echo`, liars);
+}
+
+export function engineRound3(
+  stateIn: unknown,
+  mode: JointFeldmanMode,
+  echoes: Map<number, DkgEchoMsg>,
+  shares: Map<number, DkgRound2Msg>,
+): { state: JointFeldmanState<3>; confirm: DkgConfirmMsg } {
+  const fn = `${mode}Round3`;
+  const inner = JointFeldmanState.take(stateIn, mode, 2, fn);
+  const { ctx, received } = inner;
+  const { group } = ctx.suite;
+  try {
+    const echoMsgs = checkSenders<DkgEchoMsg>(ctx, echoes, `${fn}: echoes`);
+    const shareMsgs = checkSenders<DkgRound2Msg>(ctx, shares, `${fn}: shares`);
+    const others = othersOf(ctx);
+
+    // Broadcast consistency before anything secret is touched.
+    echoCheck(ctx, fn, echoMsgs, received);
+
+    // Shares: encoding, then RFC 9591 Appendix C.2 vss_verify against the sender's commitments.
+    const values = new Map<number, bigint>();
+    const badShares = new Map<number, string>();
+    for (const j of others) {
+      const m = shareMsgs.get(j) as unknown;
+      const raw = typeof m === 'object' && m !== null ? (m as Partial<DkgRound2Msg>).share : undefined;
+      if (!(raw instanceof Uint8Array) || raw.length !== group.scalarLength) {
+        badShares.set(j, `share must be ${group.scalarLength} bytes`);
+        continue;
+      }
+      let v: bigint;
+      try {
+        v = group.scalarFromBytes(raw, 'share', true);
+      } catch {
+        badShares.set(j, 'share is not a canonical scalar');
+        continue;
+      }
+      if (!verifyShareAgainstCommitments(group, ctx.self, v, received.get(j)!.commitments)) {
+        badShares.set(j, `share for party ${ctx.self} does not match the sender's commitments`);
+        continue;
+      }
+      values.set(j, v);
+    }
+    throwIfAny(ErrorCode.BadShare, `${fn}: bad share`, badShares);
+
+    // Our new share: Σ_j f_j(self) (DKG), or old share + Σ_j δ_j(self) (refresh).
+    let share = inner.ownShare;
+    for (const j of others) share = group.add(share, values.get(j)!);
+    values.clear();
+    if (ctx.old) share = group.add(share, ctx.old.oldShare);
+
+    // Group commitments: C_k = Σ_j C_{j,k} (+ old C_k for refresh; old C_0 stays the group key).
+    const commitments: Point[] = [];
+    for (let k = 0; k < ctx.threshold; k++) {
+      let acc = ctx.old ? ctx.old.commitments[k]! : group.identity;
+      for (let j = 1; j <= ctx.parties; j++) acc = group.addPoints(acc, received.get(j)!.commitments[k]!);
+      commitments.push(acc);
+    }
+    // An identity commitment has no encoding (RFC 9591 §3.1) and would mean a degenerate key.
+    ensure(commitments.every((c) => !group.isIdentity(c)), ErrorCode.VerificationFailed, `${fn}: a group commitment is the identity`);
+
+    // Verifying shares Y_i = Σ_k C_k·i^k for every party (RFC 9591 Appendix C.2 derive_group_info).
+    const verifying: Point[] = [];
+    for (let i = 1; i <= ctx.parties; i++) verifying.push(evalCommitment(group, commitments, i));
+    ensure(verifying.every((y) => !group.isIdentity(y)), ErrorCode.VerificationFailed, `${fn}: a verifying share is the identity`);
+    ensure(group.eqPoints(group.mulBase(share), verifying[ctx.self - 1]!), ErrorCode.VerificationFailed, `${fn}: own share does not match the group commitments`);
+
+    if (ctx.old) {
+      // Refresh must keep the key: the new verifying shares interpolate to the old group key.
+      const firstT = verifying.slice(0, ctx.threshold).map((point, k) => ({ index: k + 1, point }));
+      const oldKey = ctx.old.commitments[0]!;
+      ensure(
+        group.eqPoints(commitments[0]!, oldKey) && group.eqPoints(interpolatePoints(group, firstT), oldKey),
+        ErrorCode.VerificationFailed,
+        `${fn}: refreshed shares do not interpolate to the group key`,
+      );
+    }
+
+    const publicKey: PublicKeyPackage = Object.freeze({
+      suite: ctx.suite.id,
+      threshold: ctx.threshold,
+      parties: ctx.parties,
+      epoch: ctx.old ? ctx.epoch + 1 : 0,
+      commitments: Object.freeze(commitments.map((c) => group.pointToBytes(c))),
+      verifyingShares: Object.freeze(verifying.map((y) => group.pointToBytes(y))),
+    });
+    const shareBytes = group.scalarToBytes(share);
+    share = 0n;
+    const digest = publicResultDigest(publicKey, ctx.sessionId);
+    return {
+      state: JointFeldmanState.make(mode, 3, { ctx, publicKey, shareBytes, digest }),
+      confirm: { digest: Uint8Array.from(digest) },
+    };
+  } finally {
+    // Neither f_self(self) nor the old share is needed after this round, whatever happened.
+    inner.ownShare = 0n;
+    if (ctx.old) ctx.old.oldShare = 0n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finish: confirmation
+
+export function engineFinish(stateIn: unknown, mode: JointFeldmanMode, confirms: Map<number, DkgConfirmMsg>): KeyShare {
+  const fn = `${mode}Finish`;
+  const inner = JointFeldmanState.take(stateIn, mode, 3, fn);
+  const { ctx } = inner;
+  let released = false;
+  try {
+    const msgs = checkSenders<DkgConfirmMsg>(ctx, confirms, `${fn}: confirmations`);
+    const others = othersOf(ctx);
+    const malformed = new Map<number, string>();
+    for (const j of others) {
+      const m = msgs.get(j) as unknown;
+      const d = typeof m === 'object' && m !== null ? (m as Partial<DkgConfirmMsg>).digest : undefined;
+      if (!(d instanceof Uint8Array) || d.length !== DIGEST_LENGTH) malformed.set(j, `digest must be ${DIGEST_LENGTH} bytes`);
+    }
+    throwIfAny(ErrorCode.BadMessage, `${fn}: malformed confirmation`, malformed);
+    const differing = others.filter((j) => !equalBytes(msgs.get(j)!.digest, inner.digest));
+    // No culprits: a differing digest shows disagreement, not who caused it (a party may have been
+    // fed a different view by someone else). The key is not released.
+    ensure(
+      differing.length === 0,
+      ErrorCode.ConfirmationMismatch,
+      `${fn}: public result differs at party ${differing.join(', ')}; no key is released`,
+    );
+    const secret = Object.freeze({ suite: ctx.suite.id, index: ctx.self, epoch: inner.publicKey.epoch, value: inner.shareBytes });
+    released = true;
+    return Object.freeze({ publicKey: inner.publicKey, secret });
+  } finally {
+    // Released: the bytes now belong to the caller's KeyShare. Otherwise they are wiped here.
+    if (!released) zeroize(inner.shareBytes);
+    inner.shareBytes = new Uint8Array(0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public result digest
+
+/**
+ * SHA-256 over the framed public result (suite, parameters, epoch, commitments, verifying shares),
+ * bound to the session. Every party sends it in its confirmation; equal digests mean every party
+ * computed the same PublicKeyPackage in this session.
+ */
+export function publicResultDigest(pkg: PublicKeyPackage, sessionId: Uint8Array): Uint8Array {
+  checkSessionId(sessionId);
+  ensure(typeof pkg === 'object' && pkg !== null, ErrorCode.BadInput, 'public key package expected');
+  const suite = getSuite(pkg.suite);
+  ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0 && pkg.epoch < 2 ** 32, ErrorCode.BadInput, 'epoch must be a 32-bit integer');
+  checkThreshold(pkg.threshold, pkg.parties);
+  ensure(
+    Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold && pkg.commitments.every((c) => c instanceof Uint8Array),
+    ErrorCode.BadInput,
+    `public key package must hold ${pkg.threshold} commitments`,
+  );
+  ensure(
+    Array.isArray(pkg.verifyingShares) && pkg.verifyingShares.length === pkg.parties && pkg.verifyingShares.every((c) => c instanceof Uint8Array),
+    ErrorCode.BadInput,
+    `public key package must hold ${pkg.parties} verifying shares`,
+  );
+  return sha256(
+    framed(
+      TAG_RESULT,
+      utf8ToBytes(suite.id),
+      sessionId,
+      i2osp(pkg.threshold, 2),
+      i2osp(pkg.parties, 2),
+      i2osp(pkg.epoch, 4),
+      framed(...pkg.commitments),
+      framed(...pkg.verifyingShares),
+    ),
+  );
+}
