@@ -53,7 +53,6 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     loggerInstance: o.logger.child({ component: 'api' }),
     bodyLimit: 4 * 1024 * 1024,
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
-    disableRequestLogging: false,
   } as never) as unknown as FastifyInstance;
 
   const hashes = o.apiKeys.map((k) => ({ ...k, hash: Buffer.from(k.keyHash, 'hex') }));

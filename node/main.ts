@@ -83,7 +83,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       index: config.index,
       identitySecretKey: keys.identity.secretKey,
       logger,
-      connectTimeoutMs: 365 * 24 * 3600 * 1000,
+      connectTimeoutMs: 2 ** 31 - 1, // keep retrying (the largest timer Node allows)
       ...(config.coordinatorCaFile ? { ca: readFileSync(config.coordinatorCaFile) } : {}),
     })
     .catch((e: Error) => logger.warn({ err: { message: e.message } }, 'coordinator not reachable yet; retrying'));
