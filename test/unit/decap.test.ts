@@ -16,13 +16,14 @@ import type { DecapPartialMsg } from '../../core/messages.js';
 import { split } from '../../core/shamir.js';
 import { HPKE_P256, HPKE_X25519, type KemSuite } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import { runDkg, runRefresh } from '../helpers/run-dkg.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const sid = (fill: number) => new Uint8Array(32).fill(fill);
 
-/** Keys from a trusted dealer (Shamir split of a known scalar). */
+/** Keys from a trusted dealer (Shamir split of a known scalar): used where the test needs skR itself. */
 function dealKeys(suite: KemSuite, secret: bigint, threshold: number, parties: number): KeyShare[] {
   const g = suite.group;
   const { shares, commitments } = split(g, secret, threshold, parties);
@@ -37,9 +38,9 @@ function dealKeys(suite: KemSuite, secret: bigint, threshold: number, parties: n
   return shares.map((s, k) => ({ publicKey, secret: { suite: suite.id, index: k + 1, epoch: 0, value: g.scalarToBytes(s) } }));
 }
 
-/** Keys whose private key nobody ever held. */
+/** Keys from an all-honest in-memory DKG (test/helpers/run-dkg.ts): nobody ever held skR. */
 function generatedKeys(suite: KemSuite, threshold: number, parties: number): KeyShare[] {
-  return dealKeys(suite, suite.group.randomScalar(), threshold, parties);
+  return runDkg(suite.id, threshold, parties);
 }
 
 function recipientPublicKey(suite: KemSuite, keys: KeyShare[]): Uint8Array {
@@ -216,6 +217,23 @@ describe('cheaters are named, honest parties never', () => {
     }
   });
 
+  it('after a refresh (epoch + 1) the same enc gives the same secret; stale-epoch partials are named', () => {
+    const fresh = runRefresh(keys);
+    const freshPkg = fresh[0]!.publicKey;
+    expect(freshPkg.epoch).toBe(pkg.epoch + 1);
+    const sid2 = sid(10);
+    const freshPartials = partialsFor(suite, fresh, [2, 4, 5], enc, sid2);
+    expect(toHex(decapCombine(suite, freshPkg, enc, freshPartials, sid2))).toBe(expectedSecret);
+    // Party 4 answers with its old-epoch share: its partial is a correct DH share of the old polynomial
+    // but does not verify against the new verifying share, so it is named.
+    freshPartials.set(4, partialsFor(suite, keys, [4], enc, sid2).get(4)!);
+    const e = thrown(() => decapCombine(suite, freshPkg, enc, freshPartials, sid2));
+    expect([e.code, e.culprits]).toEqual([ErrorCode.BadProof, [4]]);
+    // An old share with the new package is refused locally.
+    const mixedKey: KeyShare = { publicKey: freshPkg, secret: keys[0]!.secret };
+    expect(thrown(() => decapPartial(suite, mixedKey, enc, sid2)).code).toBe(ErrorCode.EpochMismatch);
+  });
+
   it('DLEQ: verifies honestly, fails for another statement or binding', () => {
     const s = g.randomScalar();
     const Y = g.mulBase(s);
@@ -309,9 +327,9 @@ describe('bad inputs are typed errors', () => {
     expect(code(() => decapPartial(HPKE_X25519, stale, encX, sid(5)))).toBe(ErrorCode.EpochMismatch);
     const swappedShare: KeyShare = { publicKey: pkg, secret: { ...x[1]!.secret, index: 1 } };
     expect(code(() => decapPartial(HPKE_X25519, swappedShare, encX, sid(5)))).toBe(ErrorCode.BadShare);
-    // A partial made under another epoch's shares fails against this package and names its sender.
-    const refreshed = dealKeys(HPKE_X25519, 12345n, 2, 3);
-    const mixed = new Map([[1, two.get(1)!], [2, partialsFor(HPKE_X25519, refreshed, [2], encX, sid(5)).get(2)!]]);
+    // A partial made with another key's share fails against this package and names its sender.
+    const otherKey = dealKeys(HPKE_X25519, 12345n, 2, 3);
+    const mixed = new Map([[1, two.get(1)!], [2, partialsFor(HPKE_X25519, otherKey, [2], encX, sid(5)).get(2)!]]);
     expect(thrown(() => decapCombine(HPKE_X25519, pkg, encX, mixed, sid(5))).culprits).toEqual([2]);
   });
 
