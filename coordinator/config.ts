@@ -1,0 +1,179 @@
+/**
+ * Coordinator configuration: a JSON file (or environment variables), checked field by field before
+ * anything starts. A bad value is refused with a ConfigError naming the field.
+ *
+ * Config file:
+ *   {
+ *     "port": 7400,                       // required, 0..65535
+ *     "host": "0.0.0.0",                  // optional, default 127.0.0.1
+ *     "coordinatorId": "prod-1",          // optional
+ *     "sessionTimeoutMs": 30000,          // optional
+ *     "membershipFile": "membership.json",// required; relative paths are relative to the config file
+ *     "tls": { "certFile": "c.pem", "keyFile": "k.pem" },   // optional
+ *     "logLevel": "info"                  // optional
+ *   }
+ * Membership file: { "nodes": [ { "index": 1, "identityPublicKey": "<hex, 1952 bytes>" }, ... ] }
+ *
+ * Environment (used when no --config is given): TESSERA_COORDINATOR_PORT, _HOST, _ID,
+ * _SESSION_TIMEOUT_MS, _MEMBERSHIP (file), _TLS_CERT, _TLS_KEY (files), _LOG_LEVEL.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fromHex } from '../core/bytes.js';
+import { IDENTITY_PUBLIC_KEY_LENGTH } from '../core/identity.js';
+import type { CoordinatorOptions } from './server.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LoadedConfig {
+  options: Omit<CoordinatorOptions, 'logger'>;
+  logLevel: LogLevel;
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function readText(path: string, field: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(field, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+function parseJson(text: string, field: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigError(field, 'not valid JSON');
+  }
+}
+
+function checkKeys(o: Record<string, unknown>, allowed: readonly string[], prefix: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new ConfigError(`${prefix}${k}`, 'unknown field');
+}
+
+/** Parse a membership document: { nodes: [{ index, identityPublicKey: hex }] }. */
+export function parseMembership(doc: unknown, field = 'membership'): Map<number, Uint8Array> {
+  if (!isObject(doc) || !Array.isArray(doc.nodes)) throw new ConfigError(`${field}.nodes`, 'expected an array');
+  checkKeys(doc, ['nodes'], `${field}.`);
+  if (doc.nodes.length < 1) throw new ConfigError(`${field}.nodes`, 'expected at least one node');
+  const out = new Map<number, Uint8Array>();
+  doc.nodes.forEach((n: unknown, i: number) => {
+    const at = `${field}.nodes[${i}]`;
+    if (!isObject(n)) throw new ConfigError(at, 'expected an object');
+    checkKeys(n, ['index', 'identityPublicKey'], `${at}.`);
+    if (typeof n.index !== 'number' || !Number.isSafeInteger(n.index) || n.index < 1 || n.index > 255) {
+      throw new ConfigError(`${at}.index`, 'expected an integer 1..255');
+    }
+    if (out.has(n.index)) throw new ConfigError(`${at}.index`, `duplicate node index ${n.index}`);
+    let key: Uint8Array;
+    try {
+      key = fromHex(n.identityPublicKey, 'key', IDENTITY_PUBLIC_KEY_LENGTH);
+    } catch {
+      throw new ConfigError(`${at}.identityPublicKey`, `expected hex of ${IDENTITY_PUBLIC_KEY_LENGTH} bytes`);
+    }
+    out.set(n.index, key);
+  });
+  return out;
+}
+
+interface RawConfig {
+  port?: unknown;
+  host?: unknown;
+  coordinatorId?: unknown;
+  sessionTimeoutMs?: unknown;
+  membershipFile?: unknown;
+  tls?: unknown;
+  logLevel?: unknown;
+}
+
+/** Validate a raw config object. Relative file paths resolve against baseDir. */
+export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
+  if (!isObject(raw)) throw new ConfigError('config', 'expected a JSON object');
+  checkKeys(raw, ['port', 'host', 'coordinatorId', 'sessionTimeoutMs', 'membershipFile', 'tls', 'logLevel'], '');
+  const c = raw as RawConfig;
+  if (typeof c.port !== 'number' || !Number.isSafeInteger(c.port) || c.port < 0 || c.port > 65535) {
+    throw new ConfigError('port', 'expected an integer 0..65535');
+  }
+  if (c.host !== undefined && (typeof c.host !== 'string' || c.host.length === 0)) throw new ConfigError('host', 'expected a host name or address');
+  if (c.coordinatorId !== undefined && (typeof c.coordinatorId !== 'string' || c.coordinatorId.length < 1 || c.coordinatorId.length > 128)) {
+    throw new ConfigError('coordinatorId', 'expected a string of 1..128 characters');
+  }
+  if (
+    c.sessionTimeoutMs !== undefined &&
+    (typeof c.sessionTimeoutMs !== 'number' || !Number.isSafeInteger(c.sessionTimeoutMs) || c.sessionTimeoutMs < 1 || c.sessionTimeoutMs > 2 ** 31 - 1)
+  ) {
+    throw new ConfigError('sessionTimeoutMs', 'expected a positive integer (milliseconds)');
+  }
+  if (c.logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(c.logLevel)) {
+    throw new ConfigError('logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (typeof c.membershipFile !== 'string' || c.membershipFile.length === 0) throw new ConfigError('membershipFile', 'expected a file path');
+  const membershipPath = resolve(baseDir, c.membershipFile);
+  const membership = parseMembership(parseJson(readText(membershipPath, 'membershipFile'), 'membershipFile'), 'membershipFile');
+
+  let tls: CoordinatorOptions['tls'];
+  if (c.tls !== undefined) {
+    if (!isObject(c.tls)) throw new ConfigError('tls', 'expected { certFile, keyFile }');
+    checkKeys(c.tls, ['certFile', 'keyFile'], 'tls.');
+    if (typeof c.tls.certFile !== 'string' || c.tls.certFile.length === 0) throw new ConfigError('tls.certFile', 'expected a file path');
+    if (typeof c.tls.keyFile !== 'string' || c.tls.keyFile.length === 0) throw new ConfigError('tls.keyFile', 'expected a file path');
+    const cert = readText(resolve(baseDir, c.tls.certFile), 'tls.certFile');
+    const key = readText(resolve(baseDir, c.tls.keyFile), 'tls.keyFile');
+    if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('tls.certFile', 'expected a PEM certificate');
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new ConfigError('tls.keyFile', 'expected a PEM private key');
+    tls = { cert, key };
+  }
+  return {
+    options: {
+      port: c.port,
+      host: c.host as string | undefined,
+      coordinatorId: c.coordinatorId as string | undefined,
+      sessionTimeoutMs: c.sessionTimeoutMs as number | undefined,
+      membership,
+      tls,
+    },
+    logLevel: (c.logLevel as LogLevel | undefined) ?? 'info',
+  };
+}
+
+export function loadConfigFile(path: string): LoadedConfig {
+  const full = resolve(path);
+  return loadConfig(parseJson(readText(full, 'config'), 'config'), dirname(full));
+}
+
+/** Build the same raw config from TESSERA_COORDINATOR_* variables. */
+export function loadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const v = (name: string) => env[`TESSERA_COORDINATOR_${name}`];
+  const int = (name: string, field: string): number | undefined => {
+    const s = v(name);
+    if (s === undefined) return undefined;
+    if (!/^\d+$/.test(s)) throw new ConfigError(field, `TESSERA_COORDINATOR_${name}: expected an integer`);
+    return Number(s);
+  };
+  if (v('PORT') === undefined) throw new ConfigError('port', 'TESSERA_COORDINATOR_PORT is not set (or pass --config FILE)');
+  const raw: Record<string, unknown> = {
+    port: int('PORT', 'port'),
+    host: v('HOST'),
+    coordinatorId: v('ID'),
+    sessionTimeoutMs: int('SESSION_TIMEOUT_MS', 'sessionTimeoutMs'),
+    membershipFile: v('MEMBERSHIP'),
+    logLevel: v('LOG_LEVEL'),
+  };
+  if (v('TLS_CERT') !== undefined || v('TLS_KEY') !== undefined) raw.tls = { certFile: v('TLS_CERT'), keyFile: v('TLS_KEY') };
+  for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
+  return loadConfig(raw, process.cwd());
+}

@@ -1,0 +1,592 @@
+/**
+ * The coordinator: authenticates nodes, tracks presence and sessions, and relays opaque node-to-node
+ * payloads (wire contract: ./wire.ts).
+ *
+ * It holds no secrets and has no say in results. It is trusted for availability only: it enforces
+ * presence, digests, deadlines and relaying rules, and it can delay or drop messages, but every
+ * payload is encrypted and signed end to end by the nodes, so it cannot read or forge one.
+ *
+ * Every frame is handled synchronously in arrival order (identity verification is synchronous), so
+ * session state changes need no locks, and `start` goes out on each socket before any relay of that
+ * session (ws keeps FIFO per socket).
+ *
+ * Rules the contract leaves open, decided here:
+ * - A second authenticated connection for an index closes the first (4003); the old connection's
+ *   unfinished sessions abort with NODE_OFFLINE (messages to it may have been lost).
+ * - DIGEST_MISMATCH is decided when every player has joined, or earlier once a strict majority of
+ *   all players agrees on one digest; it names every joined node outside the largest group, or all
+ *   joined nodes when the largest group is tied. PLAYERS_MISMATCH is decided at once, same naming.
+ * - A join from a node that is not in its own player list gets an abort (PLAYERS_MISMATCH) for
+ *   itself only. A node joining twice with the same digest and players is ignored; with different
+ *   ones the session aborts naming it.
+ * - Ended sessions are remembered for 2 x sessionTimeoutMs: a late join gets the same abort at once
+ *   (a finished session answers EXPIRED "session already finished").
+ * - EXPIRED names the players that had not joined (before start) or not sent done (after start);
+ *   at the deadline a session with disagreeing digests aborts DIGEST_MISMATCH instead.
+ * - A player that sent done may disconnect without aborting the session.
+ * - Relays for unknown/ended sessions and from non-players are dropped (a session may end while a
+ *   node is sending); a player relaying before start, to itself or to a non-player is closed 4002.
+ * - fail is accepted from any player of a live session (joined or not), so a node that refuses
+ *   can stop the others quickly; culprits outside the player list are dropped.
+ * - A node whose outgoing buffer exceeds 64 MiB is disconnected (4004).
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { toHex } from '../core/bytes.js';
+import { identityVerify } from '../core/identity.js';
+import {
+  MAX_FRAME_BYTES,
+  NONCE_LENGTH,
+  WS_PATH,
+  CloseCode,
+  authMessage,
+  decodeNodeFrame,
+  encodeFrame,
+  type AbortCode,
+  type CoordinatorFrame,
+  type DoneFrame,
+  type FailFrame,
+  type HelloFrame,
+  type JoinFrame,
+  type RelaySendFrame,
+} from './wire.js';
+
+export interface CoordinatorOptions {
+  host?: string;
+  /** 0 = a random free port. */
+  port: number;
+  /** Node index -> ML-DSA-65 identity public key. */
+  membership: ReadonlyMap<number, Uint8Array>;
+  /** Signed into every node's authentication, so a challenge cannot be answered for another coordinator. */
+  coordinatorId?: string;
+  /** Deadline of a session from its first join; a join may ask for less. Default 30 s. */
+  sessionTimeoutMs?: number;
+  /** A connection that has not authenticated within this time is closed. Default 10 s. */
+  authTimeoutMs?: number;
+  /** Ping period; a connection that missed the previous pong is terminated. Default 15 s. */
+  heartbeatMs?: number;
+  /** With TLS configured the server speaks HTTPS/WSS only. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  logger?: Logger;
+}
+
+export interface CoordinatorStats {
+  connections: number;
+  online: number[];
+  sessions: number;
+  started: number;
+  completed: number;
+  relayed: number;
+  aborted: Record<AbortCode, number>;
+  rejectedConnections: number;
+}
+
+export interface Coordinator {
+  /** ws:// or wss:// URL nodes connect to. */
+  url: string;
+  /** http:// or https:// base URL (GET /health, GET /ready). */
+  httpUrl: string;
+  port: number;
+  close(): Promise<void>;
+  stats(): CoordinatorStats;
+}
+
+const DEFAULT_COORDINATOR_ID = 'tessera-coordinator';
+/** Sessions that ended are remembered so a late join gets the outcome at once instead of waiting. */
+const MAX_ENDED_SESSIONS = 100_000;
+/** A node whose outgoing buffer grows past this is too slow to follow; it is disconnected. */
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+interface Connection {
+  readonly id: number;
+  readonly ws: WebSocket;
+  readonly nonce: Uint8Array;
+  index?: number;
+  authTimer?: NodeJS.Timeout;
+  alive: boolean;
+  /** Detached: replaced or closing; its close event no longer changes presence. */
+  detached: boolean;
+}
+
+interface Join {
+  digest: string; // hex
+  players: string; // canonical player list
+}
+
+interface Session {
+  readonly id: Uint8Array;
+  readonly key: string; // hex session id (logs and maps)
+  readonly players: readonly number[];
+  readonly playersKey: string;
+  readonly createdAt: number;
+  readonly joins: Map<number, Join>;
+  readonly done: Set<number>;
+  started: boolean;
+  deadline: number;
+  timer: NodeJS.Timeout;
+}
+
+interface Ended {
+  code: AbortCode;
+  message: string;
+  nodes: number[];
+  at: number;
+}
+
+function hostForUrl(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Of the nodes in `values`, those not in the largest group. With no unique largest group, every node
+ * is listed: nobody can tell which side is right.
+ */
+function minority(values: ReadonlyMap<number, string>): number[] {
+  const groups = new Map<string, number[]>();
+  for (const [node, v] of values) {
+    const g = groups.get(v);
+    if (g) g.push(node);
+    else groups.set(v, [node]);
+  }
+  const sizes = [...groups.values()].map((g) => g.length).sort((a, b) => b - a);
+  const all = [...values.keys()].sort((a, b) => a - b);
+  if (sizes.length < 2) return [];
+  if (sizes[0] === sizes[1]) return all;
+  const majority = [...groups.values()].find((g) => g.length === sizes[0])!;
+  return all.filter((n) => !majority.includes(n));
+}
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
+  const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'coordinator' });
+  const coordinatorId = opts.coordinatorId ?? DEFAULT_COORDINATOR_ID;
+  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 30_000;
+  const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const host = opts.host ?? '127.0.0.1';
+  if (!Number.isSafeInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('coordinator: port must be 0..65535');
+  if (!Number.isSafeInteger(sessionTimeoutMs) || sessionTimeoutMs < 1) throw new Error('coordinator: sessionTimeoutMs must be a positive integer');
+  if (coordinatorId.length < 1 || coordinatorId.length > 128) throw new Error('coordinator: coordinatorId must be 1..128 characters');
+  const membership = new Map(opts.membership);
+  for (const [index, key] of membership) {
+    if (!Number.isSafeInteger(index) || index < 1 || index > 255) throw new Error(`coordinator: membership index ${index} out of range 1..255`);
+    if (!(key instanceof Uint8Array) || key.length !== 1952) throw new Error(`coordinator: membership key of node ${index} must be 1952 bytes`);
+  }
+
+  const connections = new Set<Connection>();
+  const byIndex = new Map<number, Connection>();
+  const sessions = new Map<string, Session>();
+  const ended = new Map<string, Ended>();
+  const endedTtlMs = 2 * sessionTimeoutMs;
+  let nextConnectionId = 1;
+  let closing = false;
+  const counters = {
+    completed: 0,
+    relayed: 0,
+    rejectedConnections: 0,
+    aborted: { DIGEST_MISMATCH: 0, NODE_OFFLINE: 0, EXPIRED: 0, FAILED: 0, PLAYERS_MISMATCH: 0 } as Record<AbortCode, number>,
+  };
+
+  // ---- HTTP ---------------------------------------------------------------------------------
+  const app = (
+    opts.tls
+      ? Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } })
+      : Fastify({ logger: false })
+  ) as unknown as FastifyInstance<http.Server | https.Server>;
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    if (closing) return reply.code(503).send({ ready: false });
+    return { ready: true, online: onlineList() };
+  });
+
+  const wss = new WebSocketServer({ server: app.server, path: WS_PATH, maxPayload: MAX_FRAME_BYTES });
+
+  // ---- helpers ------------------------------------------------------------------------------
+  function onlineList(): number[] {
+    return [...byIndex.keys()].sort((a, b) => a - b);
+  }
+
+  function send(conn: Connection, frame: CoordinatorFrame): void {
+    if (conn.detached || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      log.warn({ node: conn.index }, 'node is not reading its frames; disconnecting');
+      closeConnection(conn, CloseCode.SlowConsumer, 'slow consumer');
+      return;
+    }
+    conn.ws.send(encodeFrame(frame));
+  }
+
+  function sendToNode(index: number, frame: CoordinatorFrame): void {
+    const conn = byIndex.get(index);
+    if (conn) send(conn, frame);
+  }
+
+  function broadcastOnline(except?: Connection): void {
+    const online = onlineList();
+    for (const c of byIndex.values()) if (c !== except) send(c, { t: 'online', online });
+  }
+
+  /** Close a socket and take it out of presence at once (its close event will find it detached). */
+  function closeConnection(conn: Connection, code: number, reason: string): void {
+    if (!conn.detached) detach(conn, `connection closed (${code})`);
+    try {
+      conn.ws.close(code, reason);
+    } catch {
+      conn.ws.terminate();
+    }
+  }
+
+  function detach(conn: Connection, why: string): void {
+    if (conn.detached) return;
+    conn.detached = true;
+    clearTimeout(conn.authTimer);
+    connections.delete(conn);
+    const index = conn.index;
+    if (index === undefined || byIndex.get(index) !== conn) return;
+    byIndex.delete(index);
+    log.info({ node: index, why }, 'node offline');
+    // A player that leaves before it is done takes its sessions down: messages to it would be lost.
+    for (const s of [...sessions.values()]) {
+      if (s.players.includes(index) && !s.done.has(index)) {
+        abortSession(s, 'NODE_OFFLINE', `node ${index} disconnected`, [index]);
+      }
+    }
+    if (!closing) broadcastOnline();
+  }
+
+  function rememberEnded(key: string, e: Ended): void {
+    ended.delete(key);
+    ended.set(key, e);
+    const now = Date.now();
+    // Insertion order is time order: drop expired entries from the front, then enforce the cap.
+    for (const [k, v] of ended) {
+      if (ended.size > MAX_ENDED_SESSIONS || now - v.at > endedTtlMs) ended.delete(k);
+      else break;
+    }
+  }
+
+  function lookupEnded(key: string): Ended | undefined {
+    const e = ended.get(key);
+    if (e && Date.now() - e.at > endedTtlMs) {
+      ended.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  function abortSession(s: Session, code: AbortCode, message: string, nodes: number[]): void {
+    if (sessions.get(s.key) !== s) return;
+    clearTimeout(s.timer);
+    sessions.delete(s.key);
+    const sortedNodes = [...new Set(nodes)].sort((a, b) => a - b);
+    rememberEnded(s.key, { code, message, nodes: sortedNodes, at: Date.now() });
+    counters.aborted[code]++;
+    log.info({ session: s.key, code, nodes: sortedNodes }, 'session aborted');
+    for (const index of s.joins.keys()) {
+      sendToNode(index, { t: 'abort', session: s.id, code, message, nodes: sortedNodes });
+    }
+  }
+
+  function finishSession(s: Session): void {
+    clearTimeout(s.timer);
+    sessions.delete(s.key);
+    counters.completed++;
+    rememberEnded(s.key, { code: 'EXPIRED', message: 'session already finished', nodes: [], at: Date.now() });
+    log.info({ session: s.key }, 'session complete');
+  }
+
+  function scheduleDeadline(s: Session): void {
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => onDeadline(s), Math.max(0, s.deadline - Date.now()));
+  }
+
+  function onDeadline(s: Session): void {
+    if (sessions.get(s.key) !== s) return;
+    const ms = Date.now() - s.createdAt;
+    if (!s.started) {
+      const digests = new Map([...s.joins].map(([n, j]) => [n, j.digest]));
+      const differing = minority(digests);
+      if (new Set(digests.values()).size > 1) {
+        abortSession(s, 'DIGEST_MISMATCH', 'nodes joined with different session digests', differing);
+        return;
+      }
+      const missing = s.players.filter((p) => !s.joins.has(p));
+      abortSession(s, 'EXPIRED', `session did not start within ${ms} ms`, missing);
+      return;
+    }
+    const unfinished = s.players.filter((p) => !s.done.has(p));
+    abortSession(s, 'EXPIRED', `session did not finish within ${ms} ms`, unfinished);
+  }
+
+  function startSession(s: Session): void {
+    s.started = true;
+    log.info({ session: s.key, players: s.players }, 'session started');
+    for (const p of s.players) sendToNode(p, { t: 'start', session: s.id, players: [...s.players] });
+  }
+
+  /** A protocol violation by an authenticated node: drop its connection. */
+  function violation(conn: Connection, what: string): void {
+    log.warn({ node: conn.index, what }, 'bad frame');
+    closeConnection(conn, CloseCode.BadFrame, what.slice(0, 120));
+  }
+
+  // ---- frame handlers ------------------------------------------------------------------------
+  function onHello(conn: Connection, f: HelloFrame): void {
+    const key = membership.get(f.index);
+    if (!key) {
+      counters.rejectedConnections++;
+      log.warn({ node: f.index, conn: conn.id }, 'authentication failed: unknown node index');
+      closeConnection(conn, CloseCode.AuthFailed, 'unknown node index');
+      return;
+    }
+    if (!identityVerify(key, authMessage(coordinatorId, conn.nonce, f.index), f.signature)) {
+      counters.rejectedConnections++;
+      log.warn({ node: f.index, conn: conn.id }, 'authentication failed: bad signature');
+      closeConnection(conn, CloseCode.AuthFailed, 'bad signature');
+      return;
+    }
+    clearTimeout(conn.authTimer);
+    const previous = byIndex.get(f.index);
+    if (previous) {
+      // Only an authenticated connection can replace one: the old one goes, and its sessions with it.
+      log.warn({ node: f.index }, 'node reconnected; closing its previous connection');
+      closeConnection(previous, CloseCode.Replaced, 'replaced by a new connection');
+    }
+    conn.index = f.index;
+    byIndex.set(f.index, conn);
+    log.info({ node: f.index }, 'node online');
+    send(conn, { t: 'welcome', online: onlineList() });
+    broadcastOnline(conn);
+  }
+
+  function onJoin(conn: Connection, index: number, f: JoinFrame): void {
+    const key = toHex(f.session);
+    const gone = lookupEnded(key);
+    if (gone) {
+      send(conn, { t: 'abort', session: f.session, code: gone.code, message: gone.message, nodes: gone.nodes });
+      return;
+    }
+    if (!f.players.includes(index)) {
+      send(conn, { t: 'abort', session: f.session, code: 'PLAYERS_MISMATCH', message: 'the joining node is not in its player list', nodes: [index] });
+      return;
+    }
+    const playersKey = f.players.join(',');
+    const join: Join = { digest: toHex(f.digest), players: playersKey };
+    const timeoutMs = Math.min(sessionTimeoutMs, f.timeoutMs ?? sessionTimeoutMs);
+    let s = sessions.get(key);
+    if (!s) {
+      const now = Date.now();
+      s = {
+        id: f.session,
+        key,
+        players: f.players,
+        playersKey,
+        createdAt: now,
+        joins: new Map(),
+        done: new Set(),
+        started: false,
+        deadline: now + timeoutMs,
+        timer: undefined as unknown as NodeJS.Timeout,
+      };
+      sessions.set(key, s);
+      scheduleDeadline(s);
+      log.info({ session: key, node: index, players: f.players, timeoutMs }, 'session created');
+    }
+
+    const previous = s.joins.get(index);
+    if (previous) {
+      // The same join twice is harmless; a node changing its mind is not.
+      if (previous.digest === join.digest && previous.players === join.players) return;
+      abortSession(s, previous.players !== join.players ? 'PLAYERS_MISMATCH' : 'DIGEST_MISMATCH', `node ${index} joined twice with different parameters`, [index]);
+      return;
+    }
+    if (s.started) {
+      // Cannot happen for a player (all players joined before start); a non-player is not in the list.
+      send(conn, { t: 'abort', session: f.session, code: 'PLAYERS_MISMATCH', message: 'session already started', nodes: [index] });
+      return;
+    }
+    s.joins.set(index, join);
+    log.debug({ session: key, node: index }, 'joined');
+
+    if (join.players !== s.playersKey) {
+      const lists = new Map([...s.joins].map(([n, j]) => [n, j.players]));
+      abortSession(s, 'PLAYERS_MISMATCH', 'nodes joined with different player lists', minority(lists));
+      return;
+    }
+    const requested = s.createdAt + timeoutMs;
+    if (requested < s.deadline) {
+      s.deadline = requested;
+      scheduleDeadline(s);
+    }
+    // Fail fast: a player that is not connected now cannot take part.
+    const missing = s.players.filter((p) => !byIndex.has(p));
+    if (missing.length > 0) {
+      abortSession(s, 'NODE_OFFLINE', `node${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not connected`, missing);
+      return;
+    }
+    const digests = new Map([...s.joins].map(([n, j]) => [n, j.digest]));
+    const distinct = new Set(digests.values()).size;
+    if (s.joins.size === s.players.length) {
+      if (distinct === 1) startSession(s);
+      else abortSession(s, 'DIGEST_MISMATCH', 'nodes joined with different session digests', minority(digests));
+      return;
+    }
+    if (distinct > 1) {
+      // Decide early once a strict majority of all players agrees: later joins cannot change it.
+      const counts = new Map<string, number>();
+      for (const d of digests.values()) counts.set(d, (counts.get(d) ?? 0) + 1);
+      if (Math.max(...counts.values()) * 2 > s.players.length) {
+        abortSession(s, 'DIGEST_MISMATCH', 'nodes joined with different session digests', minority(digests));
+      }
+    }
+  }
+
+  function onRelay(conn: Connection, index: number, f: RelaySendFrame): void {
+    const s = sessions.get(toHex(f.session));
+    // The session may have just ended while the node was sending: not the node's fault.
+    if (!s) return void log.debug({ node: index }, 'relay for an unknown or ended session dropped');
+    if (!s.players.includes(index)) return void log.warn({ session: s.key, node: index }, 'relay from a non-player dropped');
+    if (!s.started) return violation(conn, 'relay before the session started');
+    if (f.to === index || !s.players.includes(f.to)) return violation(conn, 'relay to a node that is not another player');
+    counters.relayed++;
+    sendToNode(f.to, { t: 'relay', session: s.id, from: index, payload: f.payload });
+  }
+
+  function onDone(index: number, f: DoneFrame): void {
+    const s = sessions.get(toHex(f.session));
+    if (!s || !s.players.includes(index) || !s.started) return;
+    s.done.add(index);
+    if (s.done.size === s.players.length) finishSession(s);
+  }
+
+  function onFail(index: number, f: FailFrame): void {
+    const s = sessions.get(toHex(f.session));
+    if (!s || !s.players.includes(index)) return;
+    const culprits = f.culprits.filter((c) => s.players.includes(c));
+    log.info({ session: s.key, node: index, code: f.code, culprits }, 'node reported failure');
+    abortSession(s, 'FAILED', f.message, culprits);
+  }
+
+  function onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.detached) return;
+    conn.alive = true;
+    if (!isBinary) return violation(conn, 'text frame');
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    let frame;
+    try {
+      frame = decodeNodeFrame(buf);
+    } catch (e) {
+      return violation(conn, e instanceof Error ? e.message : 'undecodable frame');
+    }
+    const index = conn.index;
+    if (index === undefined) {
+      if (frame.t !== 'hello') return violation(conn, `${frame.t} before hello`);
+      return onHello(conn, frame);
+    }
+    switch (frame.t) {
+      case 'hello':
+        return violation(conn, 'hello after authentication');
+      case 'join':
+        return onJoin(conn, index, frame);
+      case 'relay':
+        return onRelay(conn, index, frame);
+      case 'done':
+        return onDone(index, frame);
+      case 'fail':
+        return onFail(index, frame);
+    }
+  }
+
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    if (closing) return void ws.close(CloseCode.GoingAway, 'shutting down');
+    const conn: Connection = { id: nextConnectionId++, ws, nonce: randomBytes(NONCE_LENGTH), alive: true, detached: false };
+    connections.add(conn);
+    log.debug({ conn: conn.id, remote: req.socket.remoteAddress }, 'connection');
+    conn.authTimer = setTimeout(() => {
+      if (conn.index === undefined) closeConnection(conn, CloseCode.AuthFailed, 'authentication timeout');
+    }, authTimeoutMs);
+    ws.on('message', (data, isBinary) => onMessage(conn, data, isBinary));
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('error', (e) => log.debug({ conn: conn.id, node: conn.index, err: e.message }, 'socket error'));
+    ws.on('close', () => detach(conn, 'socket closed'));
+    send(conn, { t: 'challenge', nonce: new Uint8Array(conn.nonce), coordinator: coordinatorId });
+  });
+  wss.on('error', (e) => log.error({ err: e.message }, 'websocket server error'));
+
+  const heartbeat = setInterval(() => {
+    for (const c of [...connections]) {
+      if (!c.alive) {
+        log.warn({ node: c.index }, 'no pong; terminating connection');
+        detach(c, 'heartbeat timeout');
+        c.ws.terminate();
+        continue;
+      }
+      c.alive = false;
+      try {
+        c.ws.ping();
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }, heartbeatMs);
+
+  try {
+    await app.listen({ port: opts.port, host });
+  } catch (e) {
+    clearInterval(heartbeat);
+    wss.close();
+    throw e;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const scheme = opts.tls ? 'https' : 'http';
+  const httpUrl = `${scheme}://${hostForUrl(host)}:${port}`;
+  const url = `${opts.tls ? 'wss' : 'ws'}://${hostForUrl(host)}:${port}${WS_PATH}`;
+  log.info({ port, tls: !!opts.tls, nodes: [...membership.keys()].sort((a, b) => a - b) }, 'coordinator listening');
+
+  let closed: Promise<void> | undefined;
+  async function close(): Promise<void> {
+    if (closed) return closed;
+    closing = true;
+    closed = (async () => {
+      clearInterval(heartbeat);
+      for (const s of sessions.values()) clearTimeout(s.timer);
+      sessions.clear();
+      const sockets = [...wss.clients];
+      for (const c of [...connections]) closeConnection(c, CloseCode.GoingAway, 'coordinator shutting down');
+      // Give the close handshakes a moment, then cut whatever is left so the port is released.
+      await Promise.race([
+        Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
+        new Promise((r) => setTimeout(r, 500).unref()),
+      ]);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      await app.close();
+      log.info('coordinator closed');
+    })();
+    return closed;
+  }
+
+  function stats(): CoordinatorStats {
+    let started = 0;
+    for (const s of sessions.values()) if (s.started) started++;
+    return {
+      connections: connections.size,
+      online: onlineList(),
+      sessions: sessions.size,
+      started,
+      completed: counters.completed,
+      relayed: counters.relayed,
+      aborted: { ...counters.aborted },
+      rejectedConnections: counters.rejectedConnections,
+    };
+  }
+
+  return { url, httpUrl, port, close, stats };
+}
