@@ -121,9 +121,9 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
   return { cluster, coordinatorConfig, nodeConfigs };
 }
 
-async function waitReady(url: string, child: ChildProcess, deadline: number): Promise<void> {
+async function waitReady(url: string, child: () => ChildProcess | undefined, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`a node process exited with status ${child.exitCode} (see the logs folder)`);
+    if (!child()) throw new Error(`the node at ${url} is not running (see the logs folder)`);
     try {
       const r = await fetch(`${url}/ready`);
       if (r.status === 200) return;
@@ -135,70 +135,97 @@ async function waitReady(url: string, child: ChildProcess, deadline: number): Pr
   throw new Error(`${url} did not become ready in time (see the logs folder)`);
 }
 
+export interface DevCluster {
+  readonly cluster: ClusterFile;
+  readonly dataDir: string;
+  /** Resolves when every node answers /ready. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Stop one process (node index, or 0 for the coordinator) with a signal; resolves when it exited. */
+  kill(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Start a stopped process again on the same ports and data. */
+  start(index: number): void;
+  /** Stop everything (SIGTERM, then SIGKILL after 5 s). */
+  stop(): Promise<void>;
+  /** Called when a child exits that nobody asked to stop. */
+  onUnexpectedExit?: (index: number, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+/** Start a coordinator and the node processes; the caller owns their lifetime. */
+export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
+  const { cluster, coordinatorConfig, nodeConfigs } = await prepareDev(o);
+  const data = resolve(o.dataDir);
+  const children = new Map<number, ChildProcess>();
+  const stopping = new Set<number>();
+  const scripts = new Map<number, [string, string, string]>([
+    [0, ['coordinator', 'coordinator/main.ts', coordinatorConfig]],
+    ...nodeConfigs.map((cfg, i) => [i + 1, [`node-${i + 1}`, 'node/main.ts', cfg]] as [number, [string, string, string]]),
+  ]);
+  const dev: DevCluster = {
+    cluster,
+    dataDir: data,
+    start(index) {
+      const [name, script, config] = scripts.get(index)!;
+      const log = createWriteStream(join(data, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env },
+      });
+      child.stdout!.pipe(log);
+      child.stderr!.pipe(log);
+      stopping.delete(index);
+      children.set(index, child);
+      child.once('exit', (code, signal) => {
+        if (children.get(index) === child) children.delete(index);
+        if (!stopping.has(index)) dev.onUnexpectedExit?.(index, code, signal);
+      });
+    },
+    kill(index, signal = 'SIGTERM') {
+      const c = children.get(index);
+      stopping.add(index);
+      if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+      return new Promise<void>((res) => {
+        const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+        c.once('exit', () => (clearTimeout(t), res()));
+        c.kill(signal);
+      });
+    },
+    async ready(timeoutMs = 90_000) {
+      const deadline = Date.now() + timeoutMs;
+      await Promise.all(cluster.nodes.map((n) => waitReady(n.url, () => children.get(n.index), deadline)));
+    },
+    async stop() {
+      await Promise.all([...scripts.keys()].map((i) => dev.kill(i)));
+    },
+  };
+  for (const i of scripts.keys()) dev.start(i);
+  return dev;
+}
+
 /** Run the cluster until SIGINT/SIGTERM. Resolves with the process exit code. */
 export async function runDev(o: DevOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
-  const { cluster, coordinatorConfig, nodeConfigs } = await prepareDev(o);
-  const data = resolve(o.dataDir);
-  const children: ChildProcess[] = [];
-  const launch = (name: string, script: string, config: string) => {
-    const log = createWriteStream(join(data, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env },
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    children.push(child);
-    return child;
-  };
-
-  let stopping = false;
-  const stopAll = async () => {
-    stopping = true;
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((res) => {
-            if (c.exitCode !== null || c.signalCode !== null) return res();
-            const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-            c.once('exit', () => (clearTimeout(t), res()));
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-  };
-
+  const dev = await startDevCluster(o);
+  const { cluster } = dev;
+  out(`coordinator  ${cluster.coordinator.replace('http', 'ws')}/nodes`);
+  for (const n of cluster.nodes) out(`node ${n.index}       ${n.url}`);
+  out(`cluster file ${join(dev.dataDir, 'cluster.json')}`);
   return new Promise<number>((resolveExit) => {
-    const finish = async (code: number) => {
-      if (stopping) return;
-      await stopAll();
+    let done = false;
+    const finish = async (code: number, line?: string) => {
+      if (done) return;
+      done = true;
+      if (line) out(line);
+      await dev.stop();
       resolveExit(code);
     };
-    process.once('SIGINT', () => void finish(0).then(() => out('tessera dev: stopped')));
-    process.once('SIGTERM', () => void finish(0).then(() => out('tessera dev: stopped')));
-
-    (async () => {
-      const coordinator = launch('coordinator', 'coordinator/main.ts', coordinatorConfig);
-      out(`coordinator  ${cluster.coordinator.replace('http', 'ws')}/nodes`);
-      const nodes = nodeConfigs.map((cfg, i) => launch(`node-${i + 1}`, 'node/main.ts', cfg));
-      for (const n of cluster.nodes) out(`node ${n.index}       ${n.url}`);
-      out(`cluster file ${join(data, 'cluster.json')}`);
-      for (const c of [coordinator, ...nodes]) {
-        c.once('exit', (code, signal) => {
-          if (!stopping) {
-            out(`tessera dev: a child process exited unexpectedly (${signal ?? code}); stopping (see ${join(data, 'logs')})`);
-            void finish(1);
-          }
-        });
-      }
-      const deadline = Date.now() + 90_000;
-      await Promise.all(cluster.nodes.map((n, i) => waitReady(n.url, nodes[i]!, deadline)));
-      out(`tessera dev: ready — ${o.nodes} nodes, threshold ${o.threshold}`);
-    })().catch((e: Error) => {
-      out(`tessera dev: ${e.message}`);
-      void finish(1);
-    });
+    dev.onUnexpectedExit = (index, code, signal) =>
+      void finish(1, `tessera dev: ${index === 0 ? 'the coordinator' : `node ${index}`} exited unexpectedly (${signal ?? code}); stopping (see ${join(dev.dataDir, 'logs')})`);
+    process.once('SIGINT', () => void finish(0, 'tessera dev: stopping'));
+    process.once('SIGTERM', () => void finish(0, 'tessera dev: stopping'));
+    dev.ready().then(
+      () => out(`tessera dev: ready — ${o.nodes} nodes, threshold ${o.threshold}`),
+      (e: Error) => void finish(1, `tessera dev: ${e.message}`),
+    );
   });
 }
