@@ -56,6 +56,13 @@ import {
   type RelaySendFrame,
 } from './wire.js';
 
+export interface RelayedMessageFault {
+  session: Uint8Array;
+  from: number;
+  to: number;
+  payload: Uint8Array;
+}
+
 export interface CoordinatorOptions {
   host?: string;
   /** 0 = a random free port. */
@@ -73,6 +80,12 @@ export interface CoordinatorOptions {
   /** With TLS configured the server speaks HTTPS/WSS only. */
   tls?: { cert: string | Buffer; key: string | Buffer };
   logger?: Logger;
+  /**
+   * Fault injection for tests only (not reachable from any config file or env): plays a compromised
+   * coordinator that rewrites, drops, duplicates or misroutes relayed messages. It returns the
+   * messages to deliver instead of the one given.
+   */
+  relayFault?: (m: RelayedMessageFault) => RelayedMessageFault[];
 }
 
 export interface CoordinatorStats {
@@ -455,7 +468,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     if (!s.started) return violation(conn, 'relay before the session started');
     if (f.to === index || !s.players.includes(f.to)) return violation(conn, 'relay to a node that is not another player');
     counters.relayed++;
-    sendToNode(f.to, { t: 'relay', session: s.id, from: index, payload: f.payload });
+    const deliveries = opts.relayFault
+      ? opts.relayFault({ session: s.id, from: index, to: f.to, payload: f.payload })
+      : [{ session: s.id, from: index, to: f.to, payload: f.payload }];
+    for (const d of deliveries) sendToNode(d.to, { t: 'relay', session: d.session, from: d.from, payload: d.payload });
   }
 
   function onDone(index: number, f: DoneFrame): void {

@@ -14,7 +14,7 @@ import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 import { loadKek } from './kek.js';
 import { CoordinatorLink } from './link.js';
-import { NodeService } from './service.js';
+import { FAULT_POINTS, NodeService } from './service.js';
 import { ShareStore } from './storage.js';
 
 /** Log redaction: nothing under these paths ever reaches a log line. */
@@ -34,6 +34,16 @@ export const REDACT_PATHS = [
 
 export function makeLogger(level: string, name: string): Logger {
   return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+/** Test-only crash points (node/service.ts FAULT_POINTS); unknown names are refused. */
+function faultPointsFromEnv(v: string | undefined): ReadonlySet<string> | undefined {
+  if (!v) return undefined;
+  const points = v.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const p of points) {
+    if (!(FAULT_POINTS as readonly string[]).includes(p)) throw new ConfigError('TESSERA_FAULT_POINTS', `unknown fault point ${p}`);
+  }
+  return new Set(points);
 }
 
 export interface RunningNode {
@@ -67,6 +77,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     store,
     link,
     logger: logger.child({ component: 'service' }),
+    faultPoints: faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS),
   });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({

@@ -67,7 +67,14 @@ export interface NodeServiceOptions {
   link: CoordinatorSessions;
   logger: Logger;
   sessionTimeoutMs?: number;
+  /**
+   * Crash points for fault tests only (env TESSERA_FAULT_POINTS, read by node/main.ts): at a listed
+   * point the process kills itself with SIGKILL, as a power cut would.
+   */
+  faultPoints?: ReadonlySet<string>;
 }
+
+export const FAULT_POINTS = ['refresh-before-stage', 'refresh-after-stage', 'refresh-before-commit'] as const;
 
 export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   return {
@@ -183,9 +190,12 @@ export class NodeService {
       const next = await runRefresh(ctx, key!);
       try {
         // Two-phase commit (node/epochs.ts): stage, exchange acknowledgements, then commit.
+        this.crashPoint('refresh-before-stage');
         await this.o.store.stagePending(tenant, keyId, rec.version, next);
+        this.crashPoint('refresh-after-stage');
         ctx.channel.broadcast('refresh/staged', utf8ToBytes('staged'));
         await ctx.channel.receiveAll('refresh/staged');
+        this.crashPoint('refresh-before-commit');
         await this.o.store.commitPending(tenant, keyId, rec.version);
         return next.publicKey.epoch;
       } finally {
@@ -197,6 +207,13 @@ export class NodeService {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  private crashPoint(point: (typeof FAULT_POINTS)[number]): void {
+    if (this.o.faultPoints?.has(point)) {
+      this.o.logger.warn({ point }, 'fault injection: crashing');
+      process.kill(process.pid, 'SIGKILL');
+    }
+  }
 
   private async requireKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord> {
     const committed = await this.o.store.get(tenant, keyId, version);

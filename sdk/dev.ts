@@ -142,8 +142,8 @@ export interface DevCluster {
   ready(timeoutMs?: number): Promise<void>;
   /** Stop one process (node index, or 0 for the coordinator) with a signal; resolves when it exited. */
   kill(index: number, signal?: NodeJS.Signals): Promise<void>;
-  /** Start a stopped process again on the same ports and data. */
-  start(index: number): void;
+  /** Start a stopped process again on the same ports and data, with extra environment if given. */
+  start(index: number, env?: Record<string, string>): void;
   /** Stop everything (SIGTERM, then SIGKILL after 5 s). */
   stop(): Promise<void>;
   /** Called when a child exits that nobody asked to stop. */
@@ -163,13 +163,13 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
   const dev: DevCluster = {
     cluster,
     dataDir: data,
-    start(index) {
+    start(index, env = {}) {
       const [name, script, config] = scripts.get(index)!;
       const log = createWriteStream(join(data, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env },
+        env: { ...process.env, ...env },
       });
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);

@@ -1,0 +1,176 @@
+/**
+ * Faults with real node processes:
+ * - a compromised coordinator that tampers with, drops, replays or misroutes relayed messages makes
+ *   the session fail — it never succeeds with a wrong result — and it never sees a share in the clear;
+ * - a node killed at any point of a refresh never leaves the cluster with shares of mixed epochs that
+ *   can no longer sign (node/epochs.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { toHex } from '../../core/bytes.js';
+import { getSigningSuite } from '../../core/suites.js';
+import { startCoordinator, type Coordinator, type RelayedMessageFault } from '../../coordinator/server.js';
+import { loadConfigFile } from '../../coordinator/config.js';
+import { readKekFile } from '../../node/kek.js';
+import { ShareStore } from '../../node/storage.js';
+import { FAULT_POINTS } from '../../node/service.js';
+import { Cluster, NodeClient } from '../../sdk/client.js';
+import { startDevCluster, type DevCluster } from '../../sdk/dev.js';
+
+function clusterOf(dev: DevCluster): Cluster {
+  return new Cluster(dev.cluster.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index })));
+}
+
+async function expectVerifies(cluster: Cluster, keyId: string, players: number[]): Promise<void> {
+  const message = randomBytes(32);
+  const key = await cluster.getKey(keyId);
+  const { signature } = await cluster.sign({ keyId, message, players });
+  const ok = getSigningSuite(key.suite).verify(Buffer.from(signature, 'hex'), message, Buffer.from(key.publicKey, 'hex'));
+  expect(ok).toBe(true);
+}
+
+/** Every share a node holds, hex, in both byte orders (read with the node stopped). */
+async function storedShares(dev: DevCluster, keyIds: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of dev.cluster.nodes) {
+    const kek = await readKekFile(join(dev.dataDir, `node-${n.index}.kek`));
+    const store = await ShareStore.open({ dataDir: join(dev.dataDir, `node-${n.index}`), kek, nodeIndex: n.index });
+    try {
+      for (const keyId of keyIds) {
+        const share = await store.getShare('default', keyId);
+        if (!share) continue;
+        out.push(toHex(share.secret.value), toHex(Uint8Array.from(share.secret.value).reverse()));
+        share.secret.value.fill(0);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return out;
+}
+
+describe('a compromised coordinator can only make sessions fail', () => {
+  let dir: string;
+  let dev: DevCluster;
+  let coordinator: Coordinator;
+  let cluster: Cluster;
+  const seen: Uint8Array[] = [];
+  let fault: (m: RelayedMessageFault) => RelayedMessageFault[] = (m) => [m];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-faults-'));
+    dev = await startDevCluster({ nodes: 3, threshold: 2, dataDir: dir, port: 0, logLevel: 'warn' });
+    // Replace the coordinator process by an in-process one on the same port that we control.
+    await dev.kill(0);
+    const cfg = loadConfigFile(join(dir, 'coordinator.json'));
+    coordinator = await startCoordinator({
+      ...cfg.options,
+      sessionTimeoutMs: 4000,
+      relayFault: (m) => {
+        seen.push(m.payload);
+        return fault(m);
+      },
+    });
+    await dev.ready();
+    cluster = clusterOf(dev);
+    await cluster.keygen({ suite: 'ed25519', keyId: 'tamper-ed' });
+    await cluster.keygen({ suite: 'hpke-x25519', keyId: 'tamper-kem' });
+  }, 120_000);
+
+  afterAll(async () => {
+    await coordinator?.close();
+    await dev?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const attacks: [string, (m: RelayedMessageFault) => RelayedMessageFault[]][] = [
+    [
+      'flips a bit',
+      (m) => {
+        if (m.from !== 1) return [m];
+        const p = Uint8Array.from(m.payload);
+        p[p.length - 100]! ^= 0x01;
+        return [{ ...m, payload: p }];
+      },
+    ],
+    ['drops messages', (m) => (m.from === 2 ? [] : [m])],
+    ['replays every message', (m) => [m, m]],
+    ['relays a message as if another node sent it', (m) => (m.from === 1 ? [{ ...m, from: m.to === 2 ? 3 : 2 }] : [m])],
+    ['moves a message into another session', (m) => [{ ...m, session: randomBytes(16) }]],
+  ];
+
+  for (const [name, attack] of attacks) {
+    it(`fails, with a clear error, when it ${name}; the next clean session works`, async () => {
+      fault = attack;
+      const message = randomBytes(32);
+      const err = await cluster.sign({ keyId: 'tamper-ed', message, players: [1, 2] }).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err, 'a tampered session must not succeed').toBeInstanceOf(Error);
+      expect(typeof err!.code).toBe('string');
+      fault = (m) => [m];
+      await expectVerifies(cluster, 'tamper-ed', [1, 2]);
+    }, 60_000);
+  }
+
+  it('never relays a share in the clear', async () => {
+    fault = (m) => [m];
+    await cluster.refresh({ keyId: 'tamper-ed' });
+    await expectVerifies(cluster, 'tamper-ed', [2, 3]);
+    await dev.stop();
+    const shares = await storedShares(dev, ['tamper-ed', 'tamper-kem']);
+    expect(shares.length).toBeGreaterThanOrEqual(12);
+    expect(seen.length).toBeGreaterThan(0);
+    const relayed = seen.map((p) => Buffer.from(p).toString('hex'));
+    for (const s of shares) expect(relayed.some((p) => p.includes(s))).toBe(false);
+  }, 60_000);
+});
+
+describe('refresh is crash-safe', () => {
+  let dir: string;
+  let dev: DevCluster;
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-crash-'));
+    dev = await startDevCluster({ nodes: 3, threshold: 2, dataDir: dir, port: 0, logLevel: 'warn' });
+    await dev.ready();
+    cluster = clusterOf(dev);
+    await cluster.keygen({ suite: 'ed25519', keyId: 'crash-ed' });
+  }, 120_000);
+
+  afterAll(async () => {
+    await dev?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const point of FAULT_POINTS) {
+    it(`a node killed at ${point} leaves every pair of nodes able to sign`, async () => {
+      const before = await cluster.getKey('crash-ed');
+      await dev.kill(2);
+      dev.start(2, { TESSERA_FAULT_POINTS: point });
+      await dev.ready();
+      await expect(cluster.refresh({ keyId: 'crash-ed' })).rejects.toThrow();
+      // Node 2 killed itself. Bring it back without the fault.
+      await dev.kill(2);
+      dev.start(2);
+      await dev.ready();
+      for (const players of [
+        [1, 2],
+        [1, 3],
+        [2, 3],
+      ]) {
+        await expectVerifies(cluster, 'crash-ed', players);
+      }
+      // The next refresh works and signing still verifies under the same public key.
+      const r = await cluster.refresh({ keyId: 'crash-ed' });
+      expect(r.epoch).toBeGreaterThan(before.epoch);
+      await expectVerifies(cluster, 'crash-ed', [1, 2]);
+      expect((await cluster.getKey('crash-ed')).publicKey).toBe(before.publicKey);
+    }, 90_000);
+  }
+});
