@@ -44,6 +44,7 @@ import {
   NONCE_LENGTH,
   WS_PATH,
   CloseCode,
+  DECLINE_CODE,
   authMessage,
   decodeNodeFrame,
   encodeFrame,
@@ -482,7 +483,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
 
   function onFail(index: number, f: FailFrame): void {
-    const s = sessions.get(toHex(f.session));
+    const key = toHex(f.session);
+    const s = sessions.get(key);
+    if (f.code === DECLINE_CODE) {
+      // The node's operator refused this session (its policy hook said no). Everyone who joined, or
+      // joins later, gets a clear DECLINED abort at once instead of waiting for the deadline.
+      const message = `node ${index} declined the session (its operator's policy refused it)`;
+      log.info({ session: key, node: index }, 'node declined session');
+      if (s && s.players.includes(index)) abortSession(s, 'DECLINED', message, [index]);
+      else if (!s && !lookupEnded(key)) rememberEnded(key, { code: 'DECLINED', message, nodes: [index], at: Date.now() });
+      return;
+    }
     if (!s || !s.players.includes(index)) return;
     const culprits = f.culprits.filter((c) => s.players.includes(c));
     log.info({ session: s.key, node: index, code: f.code, culprits }, 'node reported failure');

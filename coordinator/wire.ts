@@ -43,7 +43,9 @@ export const CloseCode = {
   Normal: 1000,
 } as const;
 
-export const ABORT_CODES = ['DIGEST_MISMATCH', 'NODE_OFFLINE', 'EXPIRED', 'FAILED', 'PLAYERS_MISMATCH'] as const;
+export const ABORT_CODES = ['DIGEST_MISMATCH', 'NODE_OFFLINE', 'EXPIRED', 'FAILED', 'PLAYERS_MISMATCH', 'DECLINED'] as const;
+/** A `fail` frame with this code means the node's operator declined the session: not a protocol fault. */
+export const DECLINE_CODE = 'POLICY_DENIED';
 export type AbortCode = (typeof ABORT_CODES)[number];
 
 export const AUTH_LABEL = 'tessera/coordinator-auth/v1';

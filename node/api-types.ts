@@ -247,4 +247,18 @@ export const ROUTES = {
       }),
     },
   },
+  /** The operator's policy refused a session: tell the coordinator, so the other nodes fail fast. */
+  decline: {
+    method: 'POST',
+    url: '/v1/sessions/decline',
+    schema: {
+      body: { type: 'object', required: ['sessionId'], properties: { sessionId }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['sessionId', 'declined'],
+        properties: { sessionId: { type: 'string' }, declined: { type: 'boolean' } },
+        additionalProperties: false,
+      }),
+    },
+  },
 } as const;

@@ -115,5 +115,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     preHandler: authenticate,
     handler: async (req) => s.refresh(req.tenant!, (req.params as { keyId: string }).keyId, req.body as RefreshRequest),
   });
+  app.route({
+    ...ROUTES.decline,
+    preHandler: authenticate,
+    handler: async (req) => s.decline((req.body as { sessionId: string }).sessionId),
+  });
   return app;
 }

@@ -206,6 +206,15 @@ export class NodeService {
     return { keyId, version: rec.version, epoch };
   }
 
+  /** The operator refused this session: make the coordinator abort it for every other node now. */
+  decline(sessionIdHex: string): { sessionId: string; declined: boolean } {
+    const session = parseSessionId(sessionIdHex);
+    if (!this.o.link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
+    this.o.link.fail(session, 'POLICY_DENIED', 'declined by the operator', []);
+    this.o.logger.info({ op: 'decline', session: toHex(session) }, 'session declined by the operator');
+    return { sessionId: toHex(session), declined: true };
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private crashPoint(point: (typeof FAULT_POINTS)[number]): void {

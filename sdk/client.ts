@@ -79,9 +79,24 @@ export class NodeClient {
     }
   }
 
-  /** Ask the node to join (after the hook approved). */
+  /**
+   * Tell the node its operator refused this session, so the coordinator aborts it for the other
+   * nodes at once (they get DECLINED naming this node instead of waiting for the deadline).
+   */
+  async decline(sessionId: string): Promise<void> {
+    await requestJson(this.target, 'POST', '/v1/sessions/decline', { sessionId });
+  }
+
+  /** Run the policy hook, then ask the node to join. A refusal declines the session at the node. */
   async join<T>(request: SessionRequest, skipApproval = false): Promise<T> {
-    if (!skipApproval) await this.authorize(request);
+    if (!skipApproval) {
+      try {
+        await this.authorize(request);
+      } catch (e) {
+        await this.decline(request.sessionId).catch(() => undefined);
+        throw e;
+      }
+    }
     const { operation, keyId, ...rest } = request as SessionRequest & { keyId: string };
     switch (operation) {
       case 'keygen':
