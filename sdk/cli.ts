@@ -20,7 +20,7 @@ export interface ClusterFile {
 class UsageError extends Error {}
 
 const USAGE = `usage:
-  tessera dev [--nodes 3] [--threshold 2] [--data .tessera/dev] [--port 7700]
+  tessera dev [--nodes 3] [--threshold 2] [--data .tessera/dev] [--port 7700] [--tls]
   tessera keygen --suite ${[...SIGNING_SUITES, ...KEM_SUITES].join('|')} [--key-id ID] [--threshold T] [--exportable] [--json]
   tessera public-key --key-id ID [--json]
   tessera sign --key-id ID --message HEX [--players 1,3] [--json]
@@ -90,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       data: { type: 'string' },
       port: { type: 'string' },
       version: { type: 'string' },
+      tls: { type: 'boolean' },
     },
   });
   const json = values.json === true;
@@ -105,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     const threshold = intArg('threshold', 2)!;
     if (nodes < 2 || nodes > 32) throw new UsageError(`--nodes must be 2..32, got ${nodes}`);
     if (threshold < 2 || threshold > nodes) throw new UsageError(`--threshold must be 2..${nodes} (the node count), got ${threshold}`);
-    return runDev({ nodes, threshold, dataDir: values.data ?? '.tessera/dev', port: intArg('port', 7700)! });
+    return runDev({ nodes, threshold, dataDir: values.data ?? '.tessera/dev', port: intArg('port', 7700)!, tls: values.tls === true });
   }
 
   const cluster = loadCluster(values.cluster ?? process.env.TESSERA_CLUSTER ?? '.tessera/dev/cluster.json');

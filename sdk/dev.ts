@@ -5,10 +5,17 @@
  * encrypted LevelDB) and a development API key; it writes the membership, one config per process and
  * `<data>/cluster.json` (mode 0600) with the endpoints and API keys. Started again with the same data
  * dir, it reuses all of that, so every key survives a restart. SIGINT / SIGTERM stop every child.
+ *
+ * With `tls: true` every listener uses TLS: a self-signed development CA and one certificate per process
+ * for 127.0.0.1 / localhost are made in `<data>/tls/` (sdk/dev-certs.ts, needs the `openssl` command),
+ * nodes serve https and reach the coordinator over wss:// trusting only that CA, and cluster.json gives
+ * each node's `ca` so clients pin it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, createWriteStream } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +25,7 @@ import { loadOrCreateIdentity } from '../node/identity-store.js';
 import { createKekFile, readKekFile } from '../node/kek.js';
 import { ShareStore } from '../node/storage.js';
 import type { ClusterFile } from './cli.js';
+import { ensureCa, ensureServerCert } from './dev-certs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,7 +38,12 @@ export interface DevOptions {
   logLevel?: string;
   /** Where progress lines go (default stdout). */
   out?: (line: string) => void;
+  /** TLS on every listener (https API, wss coordinator) with a development CA in <data>/tls/. Default false. */
+  tls?: boolean;
 }
+
+/** Every dev certificate names these; the dev cluster listens on 127.0.0.1 only. */
+const DEV_TLS_HOSTS = ['127.0.0.1', 'localhost'];
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -82,13 +95,33 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
   const membershipPath = join(data, 'membership.json');
   writeFileSync(membershipPath, JSON.stringify({ nodes: members }, null, 2));
 
+  // TLS material: one CA for the cluster, one certificate per process (kept across restarts).
+  let tls: { ca: string; caFile: string; coordinator: { certFile: string; keyFile: string }; nodes: { certFile: string; keyFile: string }[] } | undefined;
+  if (o.tls) {
+    const tlsDir = join(data, 'tls');
+    mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+    chmodSync(tlsDir, 0o700);
+    const ca = ensureCa(tlsDir, { commonName: 'Tessera dev CA' });
+    tls = {
+      ca: readFileSync(ca.certFile, 'utf8'),
+      caFile: ca.certFile,
+      coordinator: ensureServerCert(ca, tlsDir, 'coordinator', DEV_TLS_HOSTS),
+      nodes: Array.from({ length: o.nodes }, (_, k) => ensureServerCert(ca, tlsDir, `node-${k + 1}`, DEV_TLS_HOSTS)),
+    };
+  }
+
   const logLevel = o.logLevel ?? 'info';
   const coordinatorConfig = join(data, 'coordinator.json');
   writeFileSync(
     coordinatorConfig,
-    JSON.stringify({ port: coordinatorPort, host: '127.0.0.1', membershipFile: membershipPath, logLevel }, null, 2),
+    JSON.stringify(
+      { port: coordinatorPort, host: '127.0.0.1', membershipFile: membershipPath, logLevel, ...(tls ? { tls: tls.coordinator } : {}) },
+      null,
+      2,
+    ),
   );
-  const coordinatorUrl = `ws://127.0.0.1:${coordinatorPort}/nodes`;
+  const coordinatorUrl = `${tls ? 'wss' : 'ws'}://127.0.0.1:${coordinatorPort}/nodes`;
+  const scheme = tls ? 'https' : 'http';
 
   const nodes: ClusterFile['nodes'] = [];
   const nodeConfigs: string[] = [];
@@ -101,8 +134,9 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
         {
           index: i,
           dataDir: join(data, `node-${i}`),
-          api: { host: '127.0.0.1', port: nodePorts[i - 1] },
+          api: { host: '127.0.0.1', port: nodePorts[i - 1], ...(tls ? { tls: tls.nodes[i - 1] } : {}) },
           coordinatorUrl,
+          ...(tls ? { coordinatorCaFile: tls.caFile } : {}),
           membership: members,
           kekFile: join(data, `node-${i}.kek`),
           apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)) }],
@@ -114,22 +148,31 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
       ),
     );
     nodeConfigs.push(cfgPath);
-    nodes.push({ index: i, url: `http://127.0.0.1:${nodePorts[i - 1]}`, apiKey });
+    nodes.push({ index: i, url: `${scheme}://127.0.0.1:${nodePorts[i - 1]}`, apiKey, ...(tls ? { ca: tls.ca } : {}) });
   }
-  const cluster: ClusterFile = { coordinator: `http://127.0.0.1:${coordinatorPort}`, threshold: o.threshold, nodes };
+  const cluster: ClusterFile = { coordinator: `${scheme}://127.0.0.1:${coordinatorPort}`, threshold: o.threshold, nodes };
   writePrivate(clusterPath, JSON.stringify(cluster, null, 2));
   return { cluster, coordinatorConfig, nodeConfigs };
 }
 
-async function waitReady(url: string, child: () => ChildProcess | undefined, deadline: number): Promise<void> {
+/** GET <url>/ready; resolves with the status code, or 0 if nothing answered. `ca` pins https. */
+export function probeReady(url: string, ca?: string | Buffer, timeoutMs = 2000): Promise<number> {
+  const target = new URL('/ready', url);
+  const lib = target.protocol === 'https:' ? https : http;
+  return new Promise((res) => {
+    const req = lib.get(target, { timeout: timeoutMs, ...(target.protocol === 'https:' && ca ? { ca } : {}) }, (r) => {
+      r.resume();
+      res(r.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => res(0));
+  });
+}
+
+async function waitReady(url: string, ca: string | undefined, child: () => ChildProcess | undefined, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
     if (!child()) throw new Error(`the node at ${url} is not running (see the logs folder)`);
-    try {
-      const r = await fetch(`${url}/ready`);
-      if (r.status === 200) return;
-    } catch {
-      /* not listening yet */
-    }
+    if ((await probeReady(url, ca)) === 200) return;
     await new Promise((r) => setTimeout(r, 150));
   }
   throw new Error(`${url} did not become ready in time (see the logs folder)`);
@@ -192,7 +235,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     },
     async ready(timeoutMs = 90_000) {
       const deadline = Date.now() + timeoutMs;
-      await Promise.all(cluster.nodes.map((n) => waitReady(n.url, () => children.get(n.index), deadline)));
+      await Promise.all(cluster.nodes.map((n) => waitReady(n.url, n.ca, () => children.get(n.index), deadline)));
     },
     async stop() {
       await Promise.all([...scripts.keys()].map((i) => dev.kill(i)));
@@ -207,7 +250,7 @@ export async function runDev(o: DevOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const dev = await startDevCluster(o);
   const { cluster } = dev;
-  out(`coordinator  ${cluster.coordinator.replace('http', 'ws')}/nodes`);
+  out(`coordinator  ${cluster.coordinator.replace(/^http/, 'ws')}/nodes`);
   for (const n of cluster.nodes) out(`node ${n.index}       ${n.url}`);
   out(`cluster file ${join(dev.dataDir, 'cluster.json')}`);
   return new Promise<number>((resolveExit) => {

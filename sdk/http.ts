@@ -48,7 +48,8 @@ export function assertSafeTransport(url: string): URL {
   return u;
 }
 
-export function requestJson<T>(target: HttpTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+/** Async so that a refused URL (assertSafeTransport) is a rejection, like every other failure. */
+export async function requestJson<T>(target: HttpTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const base = assertSafeTransport(target.url);
   const url = new URL(path, base);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
