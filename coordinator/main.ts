@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { ConfigError, loadConfigFile, loadConfigFromEnv, type LoadedConfig } from './config.js';
 import { startCoordinator } from './server.js';
+import { loadIdentityEngine } from '../core/identity.js';
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = pino({ level: config.logLevel, base: { service: 'tessera-coordinator' } });
+  await loadIdentityEngine();
   let coordinator;
   try {
     coordinator = await startCoordinator({ ...config.options, logger });

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
+import { loadIdentityEngine } from '../core/identity.js';
 import { buildApi } from './api.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './identity-store.js';
@@ -52,6 +53,7 @@ export interface RunningNode {
 }
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<RunningNode> {
+  await loadIdentityEngine();
   const kek = await loadKek(config.kek);
   let store: ShareStore;
   try {
