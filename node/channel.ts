@@ -20,11 +20,11 @@ import { gcm } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { Packr } from 'msgpackr';
 import { concatBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
 import { ErrorCode, TesseraError } from '../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
+import { loadLiboqsMlKem768, type RawMlKem768 } from '../core/pq.js';
 
 /** What the channel needs from the coordinator link: send opaque bytes, receive (from, bytes). */
 export interface RelayLink {
@@ -124,6 +124,8 @@ export class SessionChannel {
   private readonly membership: ReadonlyMap<number, Uint8Array>;
   private readonly link: RelayLink;
   private ephemeral?: { publicKey: Uint8Array; secretKey: Uint8Array };
+  /** ML-KEM-768 (FIPS 203) on liboqs, the project's ML-KEM engine (core/pq.ts). */
+  private kem?: RawMlKem768;
   private readonly peerKemKeys = new Map<number, Uint8Array>();
   private readonly sendKeys = new Map<number, Direction>();
   private readonly sentKemCt = new Set<number>();
@@ -161,8 +163,9 @@ export class SessionChannel {
    * receives authenticated (e.g. the epochs this node holds); returns each peer's info.
    */
   async open(info: Uint8Array = new Uint8Array()): Promise<Map<number, Uint8Array>> {
-    const kp = ml_kem768.keygen();
-    this.ephemeral = { publicKey: kp.publicKey, secretKey: kp.secretKey };
+    this.kem = await loadLiboqsMlKem768();
+    const kp = this.kem.generateKeyPair();
+    this.ephemeral = { publicKey: kp.publicKey, secretKey: kp.decapsulationKey };
     for (const to of this.peers) {
       this.post({ r: HELLO_ROUND, f: this.self, t: to, k: 'hello', e: kp.publicKey, n: new Uint8Array(), c: info });
     }
@@ -178,11 +181,11 @@ export class SessionChannel {
       throw new TesseraError(ErrorCode.BadInput, 'channel: bad round name');
     }
     let dir = this.sendKeys.get(to);
-    let kemCt = new Uint8Array();
+    let kemCt: Uint8Array = new Uint8Array();
     if (!dir) {
       const peerKey = this.peerKemKeys.get(to);
       if (!peerKey) throw new TesseraError(ErrorCode.BadState, `channel: no key from node ${to} yet`);
-      const { cipherText, sharedSecret } = ml_kem768.encapsulate(peerKey);
+      const { cipherText, sharedSecret } = this.kem!.encapsulate(peerKey);
       dir = { key: this.deriveKey(sharedSecret, this.self, to) };
       zeroize(sharedSecret);
       this.sendKeys.set(to, dir);
@@ -297,7 +300,7 @@ export class SessionChannel {
       let dir = this.recvKeys.get(from);
       if (!dir) {
         if (env.e.length !== KEM_CT_LENGTH || !this.ephemeral) reject(`first message from node ${from} lacks its key`, from);
-        const ss = ml_kem768.decapsulate(env.e, this.ephemeral.secretKey);
+        const ss = this.kem!.decapsulate(env.e, this.ephemeral.secretKey);
         dir = { key: this.deriveKey(ss, from, this.self) };
         zeroize(ss);
         this.recvKeys.set(from, dir);
