@@ -30,7 +30,8 @@ export interface SessionParams {
   readonly payloadDigest: Uint8Array;
 }
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** Tenants and key ids: 1-128 of [A-Za-z0-9._:-], starting alphanumeric. */
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** Validate parameters before anything else touches them. Returns them with players sorted. */
 export function checkSessionParams(p: SessionParams): SessionParams {

@@ -74,6 +74,16 @@ export function isWrapKem(k: unknown): k is WrapKem {
   return typeof k === 'string' && Object.prototype.hasOwnProperty.call(KEM_INFO, k);
 }
 
+/** Key and encapsulation sizes of a wrapping KEM, so callers can check input before any crypto. */
+export function wrapKemSizes(kem: WrapKem): { readonly publicKeyLength: number; readonly privateKeyLength: number; readonly encLength: number } {
+  return kemInfo(kem);
+}
+
+/** Length of a wrapped share's ciphertext: the share scalar plus the AES-256-GCM tag. */
+export function wrappedShareCiphertextLength(scalarLength: number): number {
+  return scalarLength + AEAD_TAG_LENGTH;
+}
+
 /** The RFC 9180 KEM id of a wrapping KEM. */
 export function wrapKemId(kem: WrapKem): number {
   return kemInfo(kem).id;

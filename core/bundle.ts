@@ -1,0 +1,519 @@
+/**
+ * Key bundles: how a key leaves one cluster and enters another (failover), or crosses to or from an
+ * external, non-MPC key store — never whole in transit.
+ *
+ * A bundle is plain JSON with hex fields, versioned:
+ *
+ *   { format: 'tessera-key-bundle', version: 1,
+ *     keyId, keyVersion, suite, threshold, parties, epoch,
+ *     publicKey,                      the suite's standard encoding of the group key
+ *     commitments[t],                 Feldman commitments, [0] is the group key (RFC 9591 Appendix C.2)
+ *     verifyingShares[n],             share_i·G for every party i
+ *     wrappedShares[n]: { index, kem, wrappingKeyFingerprint, enc, ciphertext } }
+ *
+ * Each wrapped share is core/wrap.ts wrapShare (HPKE base mode, ML-KEM-768 or X-Wing) of party i's
+ * share to one wrapping public key, bound to (key id, key version, group public key, suite, index,
+ * epoch). `wrappingKeyFingerprint` is SHA-256 of the wrapping public key (the same fingerprint that a
+ * node's wrapping-key allowlist lists), so a recipient finds its share without trying every key.
+ *
+ * The public part carries everything needed to check authenticity on import, without any secret:
+ * parseBundle checks every count, index, encoding and point, that publicKey is commitments[0], that
+ * every verifying share lies on the committed polynomial, and (RFC 9591 Appendix C.2 in the exponent,
+ * core/shamir.ts verifyingSharesMatchGroupKey) that the verifying shares interpolate to the group key.
+ * A recipient then checks its unwrapped share against its verifying share (unwrapBundleShare).
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from './bytes.js';
+import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
+import type { WrappedShareMsg } from './messages.js';
+import { ID_RE } from './session.js';
+import { checkThreshold, combine, evalCommitment, split, verifyingSharesMatchGroupKey } from './shamir.js';
+import { groupPublicKey } from './sign.js';
+import { getSuite, isSuiteId, type Suite, type SuiteId } from './suites.js';
+import type { KeyShare, PublicKeyPackage, SecretShare } from './types.js';
+import {
+  isWrapKem,
+  unwrapShare,
+  WRAP_KEMS,
+  wrapKemForPublicKey,
+  wrapKemId,
+  wrapKemSizes,
+  wrappedShareCiphertextLength,
+  wrapShare,
+  type WrapKem,
+  type WrappingKeyPair,
+} from './wrap.js';
+
+export const BUNDLE_FORMAT = 'tessera-key-bundle';
+export const BUNDLE_VERSION = 1;
+/** Key versions and epochs are stored as 32-bit values (node/storage.ts). */
+const MAX_U32 = 0xffffffff;
+const FINGERPRINT_LENGTH = 32;
+const DIGEST_LABEL = utf8ToBytes('tessera/v1/key-bundle');
+
+/** One wrapped share as it travels. */
+export interface WrappedShareJson {
+  index: number;
+  kem: WrapKem;
+  /** SHA-256 of the wrapping public key, hex. */
+  wrappingKeyFingerprint: string;
+  enc: string;
+  ciphertext: string;
+}
+
+/** The bundle as it travels: plain JSON, bytes as lowercase hex. */
+export interface KeyBundleJson {
+  format: typeof BUNDLE_FORMAT;
+  version: typeof BUNDLE_VERSION;
+  keyId: string;
+  keyVersion: number;
+  suite: SuiteId;
+  threshold: number;
+  parties: number;
+  epoch: number;
+  publicKey: string;
+  commitments: string[];
+  verifyingShares: string[];
+  wrappedShares: WrappedShareJson[];
+}
+
+/** A wrapped share of a parsed bundle. */
+export interface BundleShare {
+  readonly index: number;
+  readonly kem: WrapKem;
+  readonly wrappingKeyFingerprint: Uint8Array;
+  readonly wrapped: WrappedShareMsg;
+}
+
+/** A parsed bundle: every field decoded and every public check passed. */
+export interface KeyBundle {
+  readonly keyId: string;
+  readonly keyVersion: number;
+  /** The suite's standard public-key encoding of the group key. */
+  readonly publicKey: Uint8Array;
+  /** suite, threshold, parties, epoch, commitments, verifying shares. */
+  readonly package: PublicKeyPackage;
+  /** Sorted by index; exactly one per party. */
+  readonly wrappedShares: readonly BundleShare[];
+}
+
+/** What a wrapped share is made for, besides the share itself. */
+export interface BundleBinding {
+  readonly keyId: string;
+  readonly keyVersion: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrapping keys
+
+/** SHA-256 of a wrapping public key: what bundles and node allowlists name a wrapping key by. */
+export function wrappingKeyFingerprint(publicKey: Uint8Array): Uint8Array {
+  ensure(publicKey instanceof Uint8Array, ErrorCode.BadInput, 'wrapping public key: expected bytes');
+  return sha256(publicKey);
+}
+
+/**
+ * The wrapping public key for each of `parties` shares: the caller gives one key for all shares or
+ * one key per share (so shares can travel by different channels). Each must be an ML-KEM-768 or an
+ * X-Wing public key (told apart by length). Returns n keys, party i's at [i - 1].
+ */
+export function wrappingKeysForParties(keys: readonly Uint8Array[], parties: number): Uint8Array[] {
+  ensure(Array.isArray(keys), ErrorCode.BadInput, 'wrapping keys: expected a list');
+  ensure(
+    keys.length === 1 || keys.length === parties,
+    ErrorCode.BadInput,
+    `wrapping keys: give one key for all ${parties} shares or one per share, not ${keys.length}`,
+  );
+  keys.forEach((k, i) => {
+    ensure(k instanceof Uint8Array, ErrorCode.BadInput, `wrapping key ${i + 1}: expected bytes`);
+    wrapKemForPublicKey(k);
+  });
+  return Array.from({ length: parties }, (_, i) => (keys.length === 1 ? keys[0]! : keys[i]!));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+type Json = Record<string, unknown>;
+
+const BUNDLE_FIELDS = [
+  'format',
+  'version',
+  'keyId',
+  'keyVersion',
+  'suite',
+  'threshold',
+  'parties',
+  'epoch',
+  'publicKey',
+  'commitments',
+  'verifyingShares',
+  'wrappedShares',
+] as const;
+const SHARE_FIELDS = ['index', 'kem', 'wrappingKeyFingerprint', 'enc', 'ciphertext'] as const;
+
+function bad(message: string): TesseraError {
+  return new TesseraError(ErrorCode.BadInput, `bundle: ${message}`);
+}
+
+function exactObject(v: unknown, fields: readonly string[], what: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(`${what} must be an object`);
+  const o = v as Json;
+  for (const k of Object.keys(o)) if (!fields.includes(k)) throw bad(`${what} has an unknown field ${JSON.stringify(k.slice(0, 40))}`);
+  for (const k of fields) if (!(k in o)) throw bad(`${what} is missing ${k}`);
+  return o;
+}
+
+function integer(v: unknown, what: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw bad(`${what} must be an integer ${min}..${max}`);
+  return v;
+}
+
+/** Hex of exactly `length` bytes; the string length is checked before decoding. */
+function hexBytes(v: unknown, what: string, length: number): Uint8Array {
+  if (typeof v !== 'string' || v.length !== 2 * length) throw bad(`${what} must be ${length} bytes of hex`);
+  return fromHex(v, `bundle: ${what}`, length);
+}
+
+function list(v: unknown, what: string, count: number): unknown[] {
+  if (!Array.isArray(v) || v.length !== count) throw bad(`${what} must list exactly ${count} entries`);
+  return v;
+}
+
+/** The length of a suite's standard public-key encoding (32, 33 or 65 bytes). */
+function publicKeyLength(suite: Suite): number {
+  return suite.publicKeyBytes(suite.group.base).length;
+}
+
+/**
+ * Parse and check a bundle (the JSON object, not its text). Every field is validated before any
+ * cryptography: shape, unknown or missing fields, counts, indexes 1..n once each, hex lengths, KEM
+ * names, point encodings; then, in the exponent, that publicKey is commitments[0], that every
+ * verifying share lies on the committed polynomial and that they interpolate to the group key.
+ * Throws BadInput (BadPoint for an invalid element, UnknownSuite for an unknown suite).
+ */
+export function parseBundle(input: unknown): KeyBundle {
+  const o = exactObject(input, BUNDLE_FIELDS, 'bundle');
+  if (o.format !== BUNDLE_FORMAT) throw bad(`format must be ${JSON.stringify(BUNDLE_FORMAT)}`);
+  if (o.version !== BUNDLE_VERSION) throw bad(`version ${JSON.stringify(o.version)} is not supported (this is version ${BUNDLE_VERSION})`);
+  if (typeof o.keyId !== 'string' || !ID_RE.test(o.keyId)) throw bad('keyId must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
+  const keyId = o.keyId;
+  const keyVersion = integer(o.keyVersion, 'keyVersion', 1, MAX_U32);
+  if (!isSuiteId(o.suite)) throw new TesseraError(ErrorCode.UnknownSuite, `bundle: unknown suite ${JSON.stringify(String(o.suite).slice(0, 40))}`);
+  const suite = getSuite(o.suite);
+  const threshold = integer(o.threshold, 'threshold', 2, 255);
+  const parties = integer(o.parties, 'parties', 2, 255);
+  checkThreshold(threshold, parties);
+  // A refresh moves the epoch up by one, so the last epoch cannot be imported.
+  const epoch = integer(o.epoch, 'epoch', 0, MAX_U32 - 1);
+  const { group } = suite;
+  const publicKey = hexBytes(o.publicKey, 'publicKey', publicKeyLength(suite));
+  const commitments = list(o.commitments, 'commitments', threshold).map((c, k) => hexBytes(c, `commitments[${k}]`, group.pointLength));
+  const verifyingShares = list(o.verifyingShares, 'verifyingShares', parties).map((c, k) => hexBytes(c, `verifyingShares[${k}]`, group.pointLength));
+
+  const seen = new Set<number>();
+  const ciphertextLength = wrappedShareCiphertextLength(group.scalarLength);
+  const wrappedShares = list(o.wrappedShares, 'wrappedShares', parties).map((raw, k): BundleShare => {
+    const what = `wrappedShares[${k}]`;
+    const w = exactObject(raw, SHARE_FIELDS, what);
+    const index = integer(w.index, `${what}.index`, 1, parties);
+    if (seen.has(index)) throw bad(`party ${index} has two wrapped shares`);
+    seen.add(index);
+    if (!isWrapKem(w.kem)) throw bad(`${what}.kem must be one of ${WRAP_KEMS.join(', ')}`);
+    const kem = w.kem;
+    return {
+      index,
+      kem,
+      wrappingKeyFingerprint: hexBytes(w.wrappingKeyFingerprint, `${what}.wrappingKeyFingerprint`, FINGERPRINT_LENGTH),
+      wrapped: {
+        kem: wrapKemId(kem),
+        enc: hexBytes(w.enc, `${what}.enc`, wrapKemSizes(kem).encLength),
+        ciphertext: hexBytes(w.ciphertext, `${what}.ciphertext`, ciphertextLength),
+      },
+    };
+  });
+
+  // Points (DeserializeElement: canonical, on the curve, not the identity, in the prime-order subgroup).
+  suite.publicKeyFromBytes(publicKey);
+  const C = commitments.map((c, k) => group.pointFromBytes(c, `bundle: commitments[${k}]`));
+  const Y = verifyingShares.map((c, k) => group.pointFromBytes(c, `bundle: verifyingShares[${k}]`));
+  // Compared as encodings: bip340's x-only key (and X25519's u-coordinate) name ±C_0 alike.
+  if (!equalBytes(suite.publicKeyBytes(C[0]!), publicKey)) throw bad('publicKey is not the group key committed to by commitments[0]');
+  for (let i = 1; i <= parties; i++) {
+    // RFC 9591 Appendix C.2 vss_verify, in the exponent: Y_i = Σ_k C_k·i^k.
+    if (!group.eqPoints(evalCommitment(group, C, i), Y[i - 1]!)) throw bad(`verifying share of party ${i} does not lie on the committed polynomial`);
+  }
+  if (!verifyingSharesMatchGroupKey(group, C[0]!, Y, threshold)) throw bad('the verifying shares do not interpolate to the public key');
+
+  return {
+    keyId,
+    keyVersion,
+    publicKey,
+    package: { suite: suite.id, threshold, parties, epoch, commitments, verifyingShares },
+    wrappedShares: [...wrappedShares].sort((a, b) => a.index - b.index),
+  };
+}
+
+/** The canonical JSON form of a parsed bundle. */
+export function bundleToJson(b: KeyBundle): KeyBundleJson {
+  const p = b.package;
+  return {
+    format: BUNDLE_FORMAT,
+    version: BUNDLE_VERSION,
+    keyId: b.keyId,
+    keyVersion: b.keyVersion,
+    suite: p.suite,
+    threshold: p.threshold,
+    parties: p.parties,
+    epoch: p.epoch,
+    publicKey: toHex(b.publicKey),
+    commitments: p.commitments.map(toHex),
+    verifyingShares: p.verifyingShares.map(toHex),
+    wrappedShares: b.wrappedShares.map((w) => ({
+      index: w.index,
+      kem: w.kem,
+      wrappingKeyFingerprint: toHex(w.wrappingKeyFingerprint),
+      enc: toHex(w.wrapped.enc),
+      ciphertext: toHex(w.wrapped.ciphertext),
+    })),
+  };
+}
+
+/**
+ * SHA-256 over a canonical framing of every field of a parsed bundle: what an import session's
+ * payload digest binds, so every node (and every approving operator) handles the same bundle.
+ */
+export function bundleDigest(b: KeyBundle): Uint8Array {
+  const p = b.package;
+  return sha256(
+    framed(
+      DIGEST_LABEL,
+      i2osp(BUNDLE_VERSION, 2),
+      utf8ToBytes(b.keyId),
+      i2osp(b.keyVersion, 4),
+      utf8ToBytes(p.suite),
+      i2osp(p.threshold, 1),
+      i2osp(p.parties, 1),
+      i2osp(p.epoch, 4),
+      b.publicKey,
+      framed(...p.commitments),
+      framed(...p.verifyingShares),
+      framed(...b.wrappedShares.map((w) => framed(i2osp(w.index, 1), utf8ToBytes(w.kem), w.wrappingKeyFingerprint, w.wrapped.enc, w.wrapped.ciphertext))),
+    ),
+  );
+}
+
+/**
+ * Build a bundle from its public package and the n wrapped shares (in any order), and check it with
+ * parseBundle. The public key is derived from the package (core/sign.ts groupPublicKey).
+ */
+export function assembleBundle(o: { keyId: string; keyVersion: number; package: PublicKeyPackage; wrappedShares: readonly WrappedShareJson[] }): KeyBundleJson {
+  ensure(typeof o === 'object' && o !== null && typeof o.package === 'object' && o.package !== null, ErrorCode.BadInput, 'bundle: expected a package');
+  const p = o.package;
+  const suite = getSuite(p.suite);
+  const json: KeyBundleJson = {
+    format: BUNDLE_FORMAT,
+    version: BUNDLE_VERSION,
+    keyId: o.keyId,
+    keyVersion: o.keyVersion,
+    suite: suite.id,
+    threshold: p.threshold,
+    parties: p.parties,
+    epoch: p.epoch,
+    publicKey: toHex(groupPublicKey(suite, p)),
+    commitments: p.commitments.map(toHex),
+    verifyingShares: p.verifyingShares.map(toHex),
+    wrappedShares: [...o.wrappedShares].sort((a, b) => a.index - b.index),
+  };
+  return bundleToJson(parseBundle(json));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrapping and unwrapping one share
+
+/**
+ * Wrap a party's share for a bundle (core/wrap.ts wrapShare) to `recipientPublicKey`, whose KEM follows
+ * from its length. Bound to the key id and version given, and to the package's group key, suite,
+ * the share's index and epoch.
+ */
+export async function wrapBundleShare(key: KeyShare, binding: BundleBinding, recipientPublicKey: Uint8Array): Promise<WrappedShareJson> {
+  ensure(typeof key === 'object' && key !== null && typeof key.publicKey === 'object' && key.secret !== null, ErrorCode.BadInput, 'bundle share: expected a KeyShare');
+  ensure(key.secret.epoch === key.publicKey.epoch && key.secret.suite === key.publicKey.suite, ErrorCode.EpochMismatch, 'bundle share: share and package differ in suite or epoch');
+  const suite = getSuite(key.publicKey.suite);
+  const kem = wrapKemForPublicKey(recipientPublicKey);
+  const wrapped = await wrapShare(recipientPublicKey, kem, key.secret, {
+    keyId: binding.keyId,
+    version: binding.keyVersion,
+    groupPublicKey: groupPublicKey(suite, key.publicKey),
+  });
+  return {
+    index: key.secret.index,
+    kem,
+    wrappingKeyFingerprint: toHex(wrappingKeyFingerprint(recipientPublicKey)),
+    enc: toHex(wrapped.enc),
+    ciphertext: toHex(wrapped.ciphertext),
+  };
+}
+
+/**
+ * Unwrap party `index`'s share of a parsed bundle with the recipient's wrapping key pair, and check it
+ * against the party's verifying share (share·G = Y_index). Errors: BadInput when the share is wrapped
+ * to another key, DecryptionFailed when it does not open (tampered, or bound to another key id,
+ * version, group key, index or epoch), BadShare when it opens but is not on this bundle's polynomial
+ * (e.g. shares of two exports mixed). The caller owns and zeroizes the returned share's `value`.
+ */
+export async function unwrapBundleShare(bundle: KeyBundle, recipient: WrappingKeyPair, index: number): Promise<SecretShare> {
+  ensure(typeof recipient === 'object' && recipient !== null && recipient.publicKey instanceof Uint8Array, ErrorCode.BadInput, 'recipient: expected a wrapping key pair');
+  const entry = bundle.wrappedShares.find((w) => w.index === index);
+  ensure(entry, ErrorCode.BadInput, `bundle: no wrapped share for party ${index}`);
+  ensure(
+    equalBytes(entry.wrappingKeyFingerprint, wrappingKeyFingerprint(recipient.publicKey)) && entry.kem === recipient.kem,
+    ErrorCode.BadInput,
+    `bundle: the share of party ${index} is wrapped to the key with fingerprint ${toHex(entry.wrappingKeyFingerprint).slice(0, 16)}…, not to this ${recipient.kem} key (${toHex(wrappingKeyFingerprint(recipient.publicKey)).slice(0, 16)}…)`,
+  );
+  const p = bundle.package;
+  const suite = getSuite(p.suite);
+  let share: SecretShare;
+  try {
+    share = await unwrapShare(recipient, entry.wrapped, {
+      keyId: bundle.keyId,
+      version: bundle.keyVersion,
+      groupPublicKey: bundle.publicKey,
+      suite: suite.id,
+      index,
+      epoch: p.epoch,
+    });
+  } catch (e) {
+    if (e instanceof TesseraError && e.code === ErrorCode.DecryptionFailed) {
+      throw new TesseraError(
+        ErrorCode.DecryptionFailed,
+        `bundle: the wrapped share of party ${index} does not open (tampered, or made for another key, version, public key or epoch)`,
+      );
+    }
+    throw e;
+  }
+  const { group } = suite;
+  const ok = guard(ErrorCode.BadShare, `bundle: share of party ${index} is malformed`, () =>
+    group.eqPoints(group.mulBase(group.scalarFromBytes(share.value, 'unwrapped share')), group.pointFromBytes(p.verifyingShares[index - 1]!, 'verifying share')),
+  );
+  if (!ok) {
+    zeroize(share.value);
+    throw new TesseraError(
+      ErrorCode.BadShare,
+      `bundle: the share of party ${index} does not match its verifying share (shares of different keys or exports mixed?)`,
+    );
+  }
+  return share;
+}
+
+// ---------------------------------------------------------------------------------------------
+// External key stores
+
+/**
+ * The scalar that is shared for a private key from an external store:
+ *   - ed25519: a 32-byte RFC 8032 seed; the scalar is the clamped first half of SHA-512(seed) reduced
+ *     mod L (RFC 8032 §5.1.5, noble's getExtendedPublicKey), so signatures verify under the seed's
+ *     usual public key;
+ *   - secp256k1, bip340, p256: a 32-byte big-endian scalar (SEC 1 §2.3.6), 0 < d < n;
+ *   - hpke-x25519: an X25519 private key (RFC 7748 §5 clamping, mod L);
+ *   - hpke-p256: a P-256 scalar (RFC 9180 §7.1.2 DeserializePrivateKey).
+ */
+export function externalPrivateKeyToScalar(suite: Suite, privateKey: Uint8Array): bigint {
+  ensure(privateKey instanceof Uint8Array && privateKey.length === 32, ErrorCode.BadScalar, `${suite.id} private key: expected 32 bytes`);
+  if (suite.kind === 'kem') return suite.privateKeyToScalar(privateKey);
+  if (suite.id === 'ed25519') {
+    const ext = ed25519.utils.getExtendedPublicKey(privateKey);
+    zeroize(ext.head, ext.prefix);
+    ensure(ext.scalar !== 0n, ErrorCode.BadScalar, 'ed25519 seed gives a zero scalar');
+    return ext.scalar;
+  }
+  return suite.group.scalarFromBytes(privateKey, `${suite.id} private key`);
+}
+
+/**
+ * Split an external private key into t-of-n Shamir shares (RFC 9591 Appendix C.1 with C.2
+ * commitments) and wrap share i to destinationImportKeys[i - 1] (or every share to the one key
+ * given): an import bundle at epoch 0. `privateKey` stays the caller's (not wiped).
+ */
+export async function splitAndWrap(
+  privateKey: Uint8Array,
+  suiteId: SuiteId,
+  threshold: number,
+  parties: number,
+  destinationImportKeys: readonly Uint8Array[],
+  opts: { keyId: string; keyVersion?: number },
+): Promise<KeyBundleJson> {
+  const suite = getSuite(suiteId);
+  checkThreshold(threshold, parties);
+  ensure(typeof opts === 'object' && opts !== null && typeof opts.keyId === 'string' && ID_RE.test(opts.keyId), ErrorCode.BadInput, 'keyId must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
+  const keyVersion = opts.keyVersion ?? 1;
+  const keys = wrappingKeysForParties(destinationImportKeys, parties);
+  const { group } = suite;
+  const secret = externalPrivateKeyToScalar(suite, privateKey);
+  const sharing = split(group, secret, threshold, parties);
+  const pkg: PublicKeyPackage = {
+    suite: suite.id,
+    threshold,
+    parties,
+    epoch: 0,
+    commitments: sharing.commitments.map((c) => group.pointToBytes(c)),
+    verifyingShares: sharing.shares.map((s) => group.pointToBytes(group.mulBase(s))),
+  };
+  const wrappedShares: WrappedShareJson[] = [];
+  try {
+    for (let i = 1; i <= parties; i++) {
+      const value = group.scalarToBytes(sharing.shares[i - 1]!);
+      try {
+        wrappedShares.push(await wrapBundleShare({ publicKey: pkg, secret: { suite: suite.id, index: i, epoch: 0, value } }, { keyId: opts.keyId, keyVersion }, keys[i - 1]!));
+      } finally {
+        zeroize(value);
+      }
+    }
+  } finally {
+    sharing.shares.fill(0n); // bigints cannot be wiped; drop our references
+  }
+  return assembleBundle({ keyId: opts.keyId, keyVersion, package: pkg, wrappedShares });
+}
+
+/**
+ * Turn a bundle into a standalone private key: unwrap every share for which a wrapping key pair is
+ * given (each must open and match its verifying share), interpolate the scalar from them (RFC 9591
+ * Appendix C.1 secret_share_combine; at least t are needed), and check scalar·G against the bundle's
+ * group key before returning it. `privateKey` is the scalar's SerializeScalar encoding (little-endian
+ * for ed25519 and hpke-x25519, big-endian otherwise); the caller owns and zeroizes it.
+ */
+export async function unwrapAndCombine(bundle: unknown, wrappingPrivateKeys: readonly WrappingKeyPair[]): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+  const b = parseBundle(bundle);
+  ensure(Array.isArray(wrappingPrivateKeys), ErrorCode.BadInput, 'wrapping private keys: expected a list');
+  const p = b.package;
+  const suite = getSuite(p.suite);
+  const { group } = suite;
+  const fingerprints = wrappingPrivateKeys.map((k, i) => {
+    ensure(typeof k === 'object' && k !== null && k.publicKey instanceof Uint8Array, ErrorCode.BadInput, `wrapping private key ${i + 1}: expected a key pair`);
+    return wrappingKeyFingerprint(k.publicKey);
+  });
+  const opened: { index: number; value: bigint }[] = [];
+  const wipe: Uint8Array[] = [];
+  try {
+    for (const entry of b.wrappedShares) {
+      const k = fingerprints.findIndex((f) => equalBytes(f, entry.wrappingKeyFingerprint));
+      if (k < 0) continue;
+      const share = await unwrapBundleShare(b, wrappingPrivateKeys[k]!, entry.index);
+      wipe.push(share.value);
+      opened.push({ index: entry.index, value: group.scalarFromBytes(share.value, 'share') });
+    }
+    ensure(
+      opened.length >= p.threshold,
+      ErrorCode.BadInput,
+      `need the wrapping keys of at least ${p.threshold} shares; the keys given open ${opened.length} of ${p.parties}`,
+    );
+    const secret = combine(group, opened);
+    const committed = group.pointFromBytes(p.commitments[0]!, 'group key');
+    ensure(group.eqPoints(group.mulBase(secret), committed), ErrorCode.VerificationFailed, 'the combined private key does not match the bundle public key');
+    return { privateKey: group.scalarToBytes(secret), publicKey: Uint8Array.from(b.publicKey) };
+  } finally {
+    zeroize(...wipe);
+    for (const o of opened) o.value = 0n;
+  }
+}
