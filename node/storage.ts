@@ -7,6 +7,9 @@
  *                                   last entry under k/<tenant>/<keyId>/ is the latest version)
  *   p/<tenant>/<keyId>/<version>    pending next epoch staged by a refresh, not yet committed
  *   s/<name>                        a named secret (the node's identity keys)
+ *   x/<namespace>/<key>             records of other node components (audit log, tenants, policy),
+ *                                   reachable only through ShareStore.namespace(), which cannot
+ *                                   address the k/, p/, s/ or m/ records
  *
  * What is public (suite, threshold, parties, epoch, PublicKeyPackage, state, createdAt, exportable) is
  * stored in the clear. The share scalar is sealed with AES-256-GCM (NIST SP 800-38D) under a storage
@@ -15,6 +18,11 @@
  * exportable flag. A record copied to another key, version, node or epoch, or whose public part was
  * edited, therefore fails to decrypt (TesseraError DECRYPTION_FAILED) instead of yielding a share that
  * does not belong there.
+ *
+ * Key states and what they allow are node/lifecycle.ts's table; the store enforces its transitions.
+ * A destroyed version keeps a public tombstone (state 'destroyed', the public package, no sealed share):
+ * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
+ * the record's key range so no old ciphertext survives in the data files.
  *
  * Refresh is crash-safe: the new epoch is staged beside the committed one (stagePending) and becomes
  * current in one atomic LevelDB batch (commitPending) only once the cluster confirmed it. A node that
@@ -29,12 +37,12 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ErrorCode, TesseraError, ensure, guard } from '../core/errors.js';
+import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/errors.js';
 import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
+import { KEY_STATES, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
 
-export const KEY_STATES = ['active', 'retired', 'disabled'] as const;
-export type KeyState = (typeof KEY_STATES)[number];
+export { KEY_STATES, type KeyState };
 
 /** Tenants, key ids and secret names: the alphabet of core/session.ts, so they can never contain '/'. */
 export const STORE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -49,10 +57,12 @@ export interface NewKeyRecord {
   readonly version: number;
   readonly share: KeyShare;
   readonly exportable: boolean;
-  /** Default 'active'. */
+  /** Default 'active'. Never 'destroyed' (destroy() makes that state). */
   readonly state?: KeyState;
   /** Milliseconds since the Unix epoch; default now. */
   readonly createdAt?: number;
+  /** Rotate this version this long after createdAt (node/lifecycle.ts rotationStatus). Optional. */
+  readonly rotationPeriodMs?: number;
 }
 
 /** The public part of a committed key version. */
@@ -68,6 +78,41 @@ export interface KeyRecord {
   readonly state: KeyState;
   readonly createdAt: number;
   readonly exportable: boolean;
+  /** Set when the key carries a rotation period (node/lifecycle.ts). */
+  readonly rotationPeriodMs?: number;
+  /** When a newer version replaced this one (set by setState(..., { rotatedAt })). */
+  readonly rotatedAt?: number;
+  /** When the share was destroyed; only on state 'destroyed'. */
+  readonly destroyedAt?: number;
+}
+
+/** One write of a namespaced record batch (keys relative to the namespace). */
+export type NamespaceOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string };
+
+export interface NamespaceRange {
+  readonly gt?: string;
+  readonly gte?: string;
+  readonly lt?: string;
+  readonly lte?: string;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+/**
+ * Raw records of one component in the node's LevelDB, under `x/<prefix>/`. Keys are relative to the
+ * namespace (1..512 printable ASCII characters, '/' allowed); values are bytes the component encodes.
+ * Writes are synced to disk unless `{ sync: false }` is passed. A closed store throws BAD_STATE; a
+ * LevelDB failure becomes UNAVAILABLE (callers fail closed on it).
+ */
+export interface RecordNamespace {
+  readonly prefix: string;
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, value: Uint8Array, opts?: { sync?: boolean }): Promise<void>;
+  del(key: string, opts?: { sync?: boolean }): Promise<void>;
+  /** Atomic: all or none. */
+  batch(ops: readonly NamespaceOp[], opts?: { sync?: boolean }): Promise<void>;
+  /** Entries in key order (relative keys), within the optional range. */
+  iterate(range?: NamespaceRange): AsyncIterable<[string, Uint8Array]>;
 }
 
 /** The public part of a staged (uncommitted) next epoch. */
@@ -106,6 +151,7 @@ export function secretRecordKey(name: string): string {
 }
 
 const META_KEY = 'm/node';
+const NAMESPACE_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
 const AAD_SHARE = utf8ToBytes('tessera/storage/share/v1');
 const AAD_SECRET = utf8ToBytes('tessera/storage/secret/v1');
 const AAD_KEK_CHECK = utf8ToBytes('tessera/storage/kek-check/v1');
@@ -128,11 +174,15 @@ interface StoredPackage {
   commitments: Uint8Array[];
   verifyingShares: Uint8Array[];
 }
-interface StoredCommitted extends StoredPackage, SealedBox {
+/** A committed record; `nonce`/`ct` are absent exactly when state is 'destroyed' (the tombstone). */
+interface StoredCommitted extends StoredPackage, Partial<SealedBox> {
   v: number;
   state: KeyState;
   createdAt: number;
   exportable: boolean;
+  rotationPeriodMs?: number;
+  rotatedAt?: number;
+  destroyedAt?: number;
 }
 interface StoredPending extends StoredPackage, SealedBox {
   v: number;
@@ -204,7 +254,13 @@ export class ShareStore {
     this.ensureOpen();
     const key = shareRecordKey(rec.tenant, rec.keyId, rec.version);
     const state = rec.state ?? 'active';
-    ensure((KEY_STATES as readonly string[]).includes(state), ErrorCode.BadInput, 'storage: unknown key state');
+    ensure(isKeyState(state), ErrorCode.BadInput, 'storage: unknown key state');
+    ensure(state !== 'destroyed', ErrorCode.BadInput, 'storage: a new version cannot be destroyed');
+    ensure(
+      rec.rotationPeriodMs === undefined || isRotationPeriod(rec.rotationPeriodMs),
+      ErrorCode.BadInput,
+      'storage: rotationPeriodMs must be an integer number of milliseconds from one minute to ten years',
+    );
     const createdAt = rec.createdAt ?? Date.now();
     ensure(Number.isSafeInteger(createdAt) && createdAt >= 0, ErrorCode.BadInput, 'storage: createdAt must be a non-negative integer');
     ensure(typeof rec.exportable === 'boolean', ErrorCode.BadInput, 'storage: exportable must be a boolean');
@@ -218,6 +274,7 @@ export class ShareStore {
         state,
         createdAt,
         exportable: rec.exportable,
+        ...(rec.rotationPeriodMs !== undefined ? { rotationPeriodMs: rec.rotationPeriodMs } : {}),
         ...this.seal(rec.share.secret.value, aad),
       };
       await this.db.put(key, encode(stored), { sync: true });
@@ -252,27 +309,66 @@ export class ShareStore {
     const found = await this.readCommitted(tenant, keyId, version);
     if (!found) return undefined;
     const { stored } = found;
+    const box = sealedOf(stored, tenant, keyId, found.version);
     const pkg = packageOf(stored);
     const aad = this.shareAad(tenant, keyId, found.version, pkg, stored.exportable);
-    const value = this.unseal(stored, aad, `share ${tenant}/${keyId} version ${found.version}`);
+    const value = this.unseal(box, aad, `share ${tenant}/${keyId} version ${found.version}`);
     return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value } };
   }
 
-  /** Change a version's state (e.g. retire it after rotation). Does not touch the sealed share. */
-  async setState(tenant: string, keyId: string, version: number, state: KeyState): Promise<KeyRecord> {
+  /**
+   * Change a version's state along node/lifecycle.ts's transitions (BAD_STATE otherwise; NOT_FOUND if
+   * the version does not exist). 'destroyed' is reached only through destroy(). `rotatedAt` records
+   * that a newer version replaced this one (rotation retires the old version with it).
+   * Does not touch the sealed share.
+   */
+  async setState(tenant: string, keyId: string, version: number, state: KeyState, opts: { rotatedAt?: number } = {}): Promise<KeyRecord> {
     this.ensureOpen();
-    ensure((KEY_STATES as readonly string[]).includes(state), ErrorCode.BadInput, 'storage: unknown key state');
+    ensure(isKeyState(state), ErrorCode.BadInput, 'storage: unknown key state');
+    ensure(state !== 'destroyed', ErrorCode.BadInput, 'storage: use destroy() to destroy a key version');
+    ensure(
+      opts.rotatedAt === undefined || (Number.isSafeInteger(opts.rotatedAt) && opts.rotatedAt >= 0),
+      ErrorCode.BadInput,
+      'storage: rotatedAt must be a non-negative integer',
+    );
     const key = shareRecordKey(tenant, keyId, version);
     return this.withLock(key, async () => {
       const found = await this.readCommitted(tenant, keyId, version);
-      ensure(found, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} does not exist`);
-      const stored: StoredCommitted = { ...found.stored, state };
+      ensure(found, ErrorCode.NotFound, `storage: ${tenant}/${keyId} version ${version} does not exist`);
+      assertTransition(found.stored.state, state, { keyId, version });
+      const stored: StoredCommitted = { ...found.stored, state, ...(opts.rotatedAt !== undefined ? { rotatedAt: opts.rotatedAt } : {}) };
       await this.db.put(key, encode(stored), { sync: true });
       return committedToRecord(tenant, keyId, version, stored);
     });
   }
 
-  /** Remove a version and any pending epoch of it. Returns whether a committed version existed. */
+  /**
+   * Set (or, with undefined, clear) the rotation period of a version. Refused on a destroyed version.
+   */
+  async setRotationPeriod(tenant: string, keyId: string, version: number, rotationPeriodMs: number | undefined): Promise<KeyRecord> {
+    this.ensureOpen();
+    ensure(
+      rotationPeriodMs === undefined || isRotationPeriod(rotationPeriodMs),
+      ErrorCode.BadInput,
+      'storage: rotationPeriodMs must be an integer number of milliseconds from one minute to ten years',
+    );
+    const key = shareRecordKey(tenant, keyId, version);
+    return this.withLock(key, async () => {
+      const found = await this.readCommitted(tenant, keyId, version);
+      ensure(found, ErrorCode.NotFound, `storage: ${tenant}/${keyId} version ${version} does not exist`);
+      ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
+      const { rotationPeriodMs: _old, ...rest } = found.stored;
+      const stored: StoredCommitted = { ...rest, ...(rotationPeriodMs !== undefined ? { rotationPeriodMs } : {}) };
+      await this.db.put(key, encode(stored), { sync: true });
+      return committedToRecord(tenant, keyId, version, stored);
+    });
+  }
+
+  /**
+   * Remove a version and any pending epoch of it from the index. Returns whether a committed version
+   * existed. This is bookkeeping, not erasure: the old bytes stay in LevelDB's files until a compaction
+   * drops them. To erase a share, use destroy().
+   */
   async delete(tenant: string, keyId: string, version: number): Promise<boolean> {
     this.ensureOpen();
     const key = shareRecordKey(tenant, keyId, version);
@@ -286,6 +382,185 @@ export class ShareStore {
         { sync: true },
       );
       return existed;
+    });
+  }
+
+  /**
+   * Erase this node's share of a version (state must allow it: retired or archived, node/lifecycle.ts),
+   * keeping a public tombstone so the public key stays readable for verification:
+   *   1. overwrite the sealed share (and any staged pending epoch) in place with random bytes of the
+   *      same length, synced, so the newest copy LevelDB holds is noise;
+   *   2. in one synced batch, replace the record by the tombstone (state 'destroyed', public package,
+   *      no nonce or ciphertext) and delete the pending record;
+   *   3. compact LevelDB over both keys (classic-level compactRange: it flushes the memtable, so the
+   *      write-ahead log holding the old value is retired, and merges every level's copies of the key
+   *      into one, dropping the older values), so the old ciphertext is in no data file any more.
+   * Idempotent: destroying a destroyed version only compacts again (finishing a destroy that crashed
+   * before its compaction). NOT_FOUND if the version does not exist.
+   *
+   * Limits: an iterator or snapshot open at the same time pins old files until it closes, and deleted
+   * files' blocks are freed, not scrubbed, by the file system (use an encrypted disk: the shares were
+   * sealed under the KEK anyway).
+   */
+  async destroy(tenant: string, keyId: string, version: number, opts: { destroyedAt?: number } = {}): Promise<KeyRecord> {
+    this.ensureOpen();
+    const destroyedAt = opts.destroyedAt ?? Date.now();
+    ensure(Number.isSafeInteger(destroyedAt) && destroyedAt >= 0, ErrorCode.BadInput, 'storage: destroyedAt must be a non-negative integer');
+    const key = shareRecordKey(tenant, keyId, version);
+    const pkey = pendingRecordKey(tenant, keyId, version);
+    const record = await this.withLock(key, async () => {
+      const found = await this.readCommitted(tenant, keyId, version);
+      ensure(found, ErrorCode.NotFound, `storage: ${tenant}/${keyId} version ${version} does not exist`);
+      if (found.stored.state === 'destroyed') return committedToRecord(tenant, keyId, version, found.stored);
+      assertTransition(found.stored.state, 'destroyed', { keyId, version });
+
+      // 1. Overwrite with noise of the same length.
+      const noise = (box: Partial<SealedBox>) => ({ nonce: randomBytes(NONCE_LENGTH), ct: randomBytes(box.ct?.length ?? 0) });
+      const pending = await this.readPending(tenant, keyId, version);
+      const overwrite: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key, value: encode({ ...found.stored, ...noise(found.stored) }) }];
+      if (pending) overwrite.push({ type: 'put', key: pkey, value: encode({ ...pending, ...noise(pending) }) });
+      await this.db.batch(overwrite, { sync: true });
+
+      // 2. Tombstone: the public part only.
+      const { nonce: _n, ct: _c, ...publicPart } = found.stored;
+      const tombstone: StoredCommitted = { ...publicPart, state: 'destroyed', destroyedAt };
+      await this.db.batch(
+        [
+          { type: 'put', key, value: encode(tombstone) },
+          { type: 'del', key: pkey },
+        ],
+        { sync: true },
+      );
+      return committedToRecord(tenant, keyId, version, tombstone);
+    });
+    // 3. Compact both key ranges (outside the record lock: compaction can take a while).
+    await this.compact(key);
+    await this.compact(pkey);
+    return record;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Versions
+
+  /** The version a new version of `keyId` gets: one above every existing one, destroyed included (1 if none). */
+  async nextVersion(tenant: string, keyId: string): Promise<number> {
+    const latest = await this.readCommitted(tenant, keyId);
+    const next = (latest?.version ?? 0) + 1;
+    ensure(next <= MAX_VERSION, ErrorCode.BadState, `storage: ${tenant}/${keyId} has no versions left`);
+    return next;
+  }
+
+  /** The newest version in state 'active', if any: what an operation uses when it names no version. */
+  async latestActive(tenant: string, keyId: string): Promise<KeyRecord | undefined> {
+    this.ensureOpen();
+    const prefix = `k/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
+    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff', reverse: true })) {
+      const stored = decodeCommitted(v, k);
+      if (stored.state === 'active') return committedToRecord(tenant, keyId, parseRecordKey(k).version, stored);
+    }
+    return undefined;
+  }
+
+  /** Every version of one key, oldest first. */
+  async versions(tenant: string, keyId: string): Promise<KeyRecord[]> {
+    this.ensureOpen();
+    const prefix = `k/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
+    const out: KeyRecord[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) {
+      out.push(committedToRecord(tenant, keyId, parseRecordKey(k).version, decodeCommitted(v, k)));
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Namespaced records of other components
+
+  /**
+   * A view of the records under `x/<prefix>/` for another component (audit log, tenants, policy), so
+   * they live in this one LevelDB. `prefix` is an id ([A-Za-z0-9._:-], no '/'), so a namespace cannot
+   * reach another namespace's records, nor the key shares, pending epochs, secrets or meta record.
+   */
+  namespace(prefix: string): RecordNamespace {
+    const base = `x/${checkId(prefix, 'namespace')}/`;
+    const full = (key: string): string => {
+      ensure(typeof key === 'string' && NAMESPACE_KEY_PATTERN.test(key), ErrorCode.BadInput, 'storage: namespace keys must be 1-512 printable ASCII characters');
+      return base + key;
+    };
+    const syncOf = (opts?: { sync?: boolean }) => ({ sync: opts?.sync ?? true });
+    const io = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      this.ensureOpen();
+      try {
+        return await fn();
+      } catch (e) {
+        if (isTesseraError(e)) throw e;
+        throw new TesseraError(ErrorCode.Unavailable, `storage: cannot ${what} ${prefix} records`);
+      }
+    };
+    const db = this.db;
+    const store = this; // the iterator's generator has its own `this`
+    return Object.freeze({
+      prefix,
+      get: async (key: string) => {
+        const k = full(key);
+        return io('read', async () => {
+          const v = await db.get(k);
+          return v === undefined ? undefined : Uint8Array.from(v);
+        });
+      },
+      put: async (key: string, value: Uint8Array, opts?: { sync?: boolean }) => {
+        const k = full(key);
+        ensure(value instanceof Uint8Array, ErrorCode.BadInput, 'storage: namespace values must be bytes');
+        return io('write', () => db.put(k, value, syncOf(opts)));
+      },
+      del: async (key: string, opts?: { sync?: boolean }) => {
+        const k = full(key);
+        return io('write', () => db.del(k, syncOf(opts)));
+      },
+      batch: async (ops: readonly NamespaceOp[], opts?: { sync?: boolean }) => {
+        ensure(Array.isArray(ops), ErrorCode.BadInput, 'storage: batch expects a list');
+        const mapped = ops.map((op) => {
+          if (op.type === 'put') {
+            ensure(op.value instanceof Uint8Array, ErrorCode.BadInput, 'storage: namespace values must be bytes');
+            return { type: 'put' as const, key: full(op.key), value: op.value };
+          }
+          ensure(op.type === 'del', ErrorCode.BadInput, 'storage: batch ops are put or del');
+          return { type: 'del' as const, key: full(op.key) };
+        });
+        return io('write', () => db.batch(mapped, syncOf(opts)));
+      },
+      iterate: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array]> => ({
+        async *[Symbol.asyncIterator]() {
+          const opts: Record<string, unknown> = {};
+          if (range.gt !== undefined) opts.gt = full(range.gt);
+          else if (range.gte !== undefined) opts.gte = full(range.gte);
+          else opts.gte = base;
+          if (range.lt !== undefined) opts.lt = full(range.lt);
+          else if (range.lte !== undefined) opts.lte = full(range.lte);
+          else opts.lt = base + '\x7f'; // above every printable ASCII key
+          if (range.reverse) opts.reverse = true;
+          if (range.limit !== undefined) {
+            ensure(Number.isSafeInteger(range.limit) && range.limit >= 0, ErrorCode.BadInput, 'storage: limit must be a non-negative integer');
+            opts.limit = range.limit;
+          }
+          store.ensureOpen();
+          const it = db.iterator(opts as never);
+          try {
+            while (true) {
+              let next: [string, Uint8Array] | undefined;
+              try {
+                next = (await it.next()) as [string, Uint8Array] | undefined;
+              } catch (e) {
+                if (isTesseraError(e)) throw e;
+                throw new TesseraError(ErrorCode.Unavailable, `storage: cannot read ${prefix} records`);
+              }
+              if (next === undefined) return;
+              yield [next[0].slice(base.length), Uint8Array.from(next[1])];
+            }
+          } finally {
+            await it.close().catch(() => undefined);
+          }
+        },
+      }),
     });
   }
 
@@ -306,6 +581,7 @@ export class ShareStore {
       const found = await this.readCommitted(tenant, keyId, version);
       ensure(found, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} does not exist`);
       const cur = found.stored;
+      ensure(cur.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
       ensure(
         pkg.suite === cur.suite && pkg.threshold === cur.threshold && pkg.parties === cur.parties,
         ErrorCode.BadParameters,
@@ -368,6 +644,7 @@ export class ShareStore {
       ensure(found, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} does not exist`);
       const pending = await this.readPending(tenant, keyId, version);
       ensure(pending, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} has no pending epoch`);
+      ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
       ensure(
         expectedEpoch === undefined || pending.epoch === expectedEpoch,
         ErrorCode.EpochMismatch,
@@ -386,6 +663,7 @@ export class ShareStore {
         state: found.stored.state,
         createdAt: found.stored.createdAt,
         exportable: found.stored.exportable,
+        ...optionalTimes(found.stored),
         nonce: pending.nonce,
         ct: pending.ct,
       };
@@ -441,6 +719,19 @@ export class ShareStore {
 
   private ensureOpen(): void {
     ensure(!this.closed, ErrorCode.BadState, 'storage: the store is closed');
+  }
+
+  /** LevelDB compaction of the keys [key, key + '\0'], i.e. exactly `key` (classic-level compactRange). */
+  private async compact(key: string): Promise<void> {
+    this.ensureOpen();
+    // `level` re-exports classic-level's ClassicLevel on Node, whose compactRange its Level typings omit.
+    const db = this.db as unknown as { compactRange?: (start: string, end: string) => Promise<void> };
+    ensure(typeof db.compactRange === 'function', ErrorCode.Unavailable, 'storage: this LevelDB binding cannot compact');
+    try {
+      await db.compactRange(key, key + '\0');
+    } catch {
+      throw new TesseraError(ErrorCode.Unavailable, 'storage: compaction failed');
+    }
   }
 
   /** Serialize mutations of one record within this process (LevelDB has no compare-and-set). */
@@ -630,6 +921,22 @@ function packageOf(s: StoredPackage): PublicKeyPackage {
   };
 }
 
+function optionalTimes(s: StoredCommitted): Pick<StoredCommitted, 'rotationPeriodMs' | 'rotatedAt' | 'destroyedAt'> {
+  return {
+    ...(s.rotationPeriodMs !== undefined ? { rotationPeriodMs: s.rotationPeriodMs } : {}),
+    ...(s.rotatedAt !== undefined ? { rotatedAt: s.rotatedAt } : {}),
+    ...(s.destroyedAt !== undefined ? { destroyedAt: s.destroyedAt } : {}),
+  };
+}
+
+/** The sealed share of a committed record; BAD_STATE for a destroyed version's tombstone. */
+function sealedOf(s: StoredCommitted, tenant: string, keyId: string, version: number): SealedBox {
+  if (s.state === 'destroyed' || s.nonce === undefined || s.ct === undefined) {
+    throw new TesseraError(ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed; its share no longer exists`);
+  }
+  return { nonce: s.nonce, ct: s.ct };
+}
+
 function committedToRecord(tenant: string, keyId: string, version: number, s: StoredCommitted): KeyRecord {
   return {
     tenant,
@@ -643,6 +950,7 @@ function committedToRecord(tenant: string, keyId: string, version: number, s: St
     state: s.state,
     createdAt: s.createdAt,
     exportable: s.exportable,
+    ...optionalTimes(s),
   };
 }
 
@@ -694,11 +1002,35 @@ function decodePackage(m: Record<string, unknown>, key: string): StoredPackage {
 
 function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
   const m = decodeMap(raw, key);
-  const box = decodeSealed(m, key);
+  if (m.state === 'disabled') m.state = 'archived'; // the earlier name of the state that allows nothing
+  ensure(isKeyState(m.state), ErrorCode.BadMessage, `storage: record ${key} has an unknown state`);
+  // A destroyed version is a tombstone: public part only. Every other state has its sealed share.
+  let box: Partial<SealedBox> & { v: number };
+  if (m.state === 'destroyed') {
+    ensure(m.v === FORMAT, ErrorCode.BadMessage, `storage: record ${key} has unknown format ${String(m.v)}`);
+    ensure(m.nonce === undefined && m.ct === undefined, ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+    ensure(isTime(m.destroyedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+    box = { v: FORMAT };
+  } else {
+    box = decodeSealed(m, key);
+  }
   const pkg = decodePackage(m, key);
-  ensure((KEY_STATES as readonly unknown[]).includes(m.state), ErrorCode.BadMessage, `storage: record ${key} has an unknown state`);
-  ensure(typeof m.createdAt === 'number' && typeof m.exportable === 'boolean', ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
-  return { ...pkg, ...box, state: m.state as KeyState, createdAt: m.createdAt, exportable: m.exportable };
+  ensure(isTime(m.createdAt) && typeof m.exportable === 'boolean', ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  ensure(m.rotationPeriodMs === undefined || isRotationPeriod(m.rotationPeriodMs), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  ensure(m.rotatedAt === undefined || isTime(m.rotatedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  ensure(m.destroyedAt === undefined || isTime(m.destroyedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  return {
+    ...pkg,
+    ...box,
+    state: m.state,
+    createdAt: m.createdAt,
+    exportable: m.exportable,
+    ...optionalTimes(m as unknown as StoredCommitted),
+  };
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
 function decodePending(raw: Uint8Array, key: string): StoredPending {

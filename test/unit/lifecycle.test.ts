@@ -1,0 +1,426 @@
+/**
+ * Key lifecycle (node/lifecycle.ts) and the store's side of it (node/storage.ts): the state table,
+ * transitions, versions, rotation periods, destruction that leaves no old ciphertext in any data file,
+ * tenant isolation at the storage level, and the namespaced record API other components use.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Level } from 'level';
+import { Packr } from 'msgpackr';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { split } from '../../core/shamir.js';
+import { ED25519 } from '../../core/suites.js';
+import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import {
+  KEY_OPERATIONS,
+  KEY_STATES,
+  STATE_ALLOWS,
+  STATE_TRANSITIONS,
+  assertStateAllows,
+  assertTransition,
+  canTransition,
+  rotationStatus,
+  stateAllows,
+} from '../../node/lifecycle.js';
+import { ShareStore, pendingRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+
+const group = ED25519.group;
+const packr = new Packr({ useRecords: false });
+
+function makeShares(epoch: number, secret = group.randomScalar(), t = 2, n = 3): { shares: KeyShare[]; secret: bigint } {
+  const { shares, commitments } = split(group, secret, t, n);
+  const publicKey: PublicKeyPackage = {
+    suite: 'ed25519',
+    threshold: t,
+    parties: n,
+    epoch,
+    commitments: commitments.map((c) => group.pointToBytes(c)),
+    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
+  };
+  return {
+    secret,
+    shares: shares.map((s, i) => ({ publicKey, secret: { suite: 'ed25519', index: i + 1, epoch, value: group.scalarToBytes(s) } })),
+  };
+}
+
+async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<{ code: string; message: string }> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    expect(e).toBeInstanceOf(TesseraError);
+    return { code: (e as TesseraError).code, message: (e as TesseraError).message };
+  }
+  throw new Error('expected a TesseraError');
+}
+
+async function withRawDb<T>(dataDir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
+  const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function allFiles(d: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(d, { withFileTypes: true })) {
+    const p = join(d, e.name);
+    if (e.isDirectory()) out.push(...(await allFiles(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** The files under `d` that contain `needle`. */
+async function filesContaining(d: string, needle: Uint8Array): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of await allFiles(d)) if ((await readFile(f)).includes(Buffer.from(needle))) out.push(f);
+  return out;
+}
+
+let dir: string;
+let kek: Uint8Array;
+const opened: ShareStore[] = [];
+async function openStore(dataDir = join(dir, 'data'), nodeIndex = 1): Promise<ShareStore> {
+  const s = await ShareStore.open({ dataDir, kek, nodeIndex });
+  opened.push(s);
+  return s;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-lifecycle-'));
+  kek = Uint8Array.from(randomBytes(32));
+});
+afterEach(async () => {
+  for (const s of opened.splice(0)) await s.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the state table', () => {
+  it('is exactly the issue table', () => {
+    expect(KEY_STATES).toEqual(['active', 'retired', 'archived', 'destroyed']);
+    const table = Object.fromEntries(KEY_STATES.map((s) => [s, KEY_OPERATIONS.filter((op) => stateAllows(s, op))]));
+    expect(table).toEqual({
+      active: [...KEY_OPERATIONS],
+      retired: ['decapsulate', 'verify'],
+      archived: [],
+      destroyed: [],
+    });
+    for (const s of KEY_STATES) expect([...STATE_ALLOWS[s]].sort()).toEqual([...table[s]!].sort());
+    // Retired keys refuse to sign; archived and destroyed refuse everything.
+    expect(stateAllows('retired', 'sign')).toBe(false);
+    expect(stateAllows('retired', 'refresh')).toBe(false);
+    for (const op of KEY_OPERATIONS) {
+      expect(stateAllows('archived', op)).toBe(false);
+      expect(stateAllows('destroyed', op)).toBe(false);
+    }
+    // Unknown states or operations allow nothing.
+    expect(stateAllows('disabled' as never, 'sign')).toBe(false);
+    expect(stateAllows('active', 'launch' as never)).toBe(false);
+  });
+
+  it('assertStateAllows throws BAD_STATE naming key, version, state and operation', async () => {
+    expect(() => assertStateAllows('active', 'sign', { keyId: 'k', version: 1 })).not.toThrow();
+    const e = await codeOf(() => assertStateAllows('retired', 'sign', { keyId: 'k', version: 3 }));
+    expect(e.code).toBe(ErrorCode.BadState);
+    expect(e.message).toBe('key k version 3 is retired: sign is not allowed');
+  });
+
+  it('transitions: destroyed is final, destroy needs retired or archived first', async () => {
+    expect(STATE_TRANSITIONS).toEqual({
+      active: ['retired', 'archived'],
+      retired: ['active', 'archived', 'destroyed'],
+      archived: ['active', 'retired', 'destroyed'],
+      destroyed: [],
+    });
+    expect(canTransition('active', 'destroyed')).toBe(false);
+    expect(canTransition('active', 'active')).toBe(false);
+    expect(canTransition('archived', 'active')).toBe(true);
+    const e = await codeOf(() => assertTransition('destroyed', 'active', { keyId: 'k', version: 1 }));
+    expect(e).toEqual({ code: ErrorCode.BadState, message: 'key k version 1 cannot go from destroyed to active (it is final)' });
+  });
+
+  it('rotationStatus: none / ok / warning / due', () => {
+    const hour = 3600_000;
+    const rec = { state: 'active' as const, createdAt: 1_000_000, rotationPeriodMs: 10 * hour };
+    expect(rotationStatus({ ...rec, rotationPeriodMs: undefined }, 0)).toEqual({ status: 'none' });
+    expect(rotationStatus({ ...rec, state: 'retired' }, 1e12)).toEqual({ status: 'none' });
+    const dueAt = 1_000_000 + 10 * hour;
+    expect(rotationStatus(rec, dueAt - hour - 1)).toEqual({ status: 'ok', dueAt });
+    expect(rotationStatus(rec, dueAt - hour)).toEqual({ status: 'warning', dueAt }); // default window: a tenth
+    expect(rotationStatus(rec, dueAt - 1, 0)).toEqual({ status: 'ok', dueAt });
+    expect(rotationStatus(rec, dueAt)).toEqual({ status: 'due', dueAt });
+    expect(rotationStatus(rec, dueAt + 5 * hour)).toEqual({ status: 'due', dueAt });
+  });
+});
+
+describe('ShareStore: states, versions, rotation period', () => {
+  it('enforces transitions, refuses making destroyed records except through destroy()', async () => {
+    const store = await openStore();
+    const share = makeShares(0).shares[0]!;
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share, exportable: false });
+    expect((await codeOf(store.put({ tenant: 't', keyId: 'k', version: 2, share, exportable: false, state: 'destroyed' }))).code).toBe(ErrorCode.BadInput);
+    expect((await codeOf(store.put({ tenant: 't', keyId: 'k', version: 2, share, exportable: false, state: 'disabled' as never }))).code).toBe(ErrorCode.BadInput);
+    expect((await codeOf(store.setState('t', 'k', 1, 'destroyed'))).code).toBe(ErrorCode.BadInput);
+    expect((await codeOf(store.setState('t', 'k', 1, 'disabled' as never))).code).toBe(ErrorCode.BadInput);
+    expect((await codeOf(store.setState('t', 'k', 1, 'active'))).code).toBe(ErrorCode.BadState); // active -> active
+    expect((await codeOf(store.setState('t', 'k', 9, 'retired'))).code).toBe(ErrorCode.NotFound);
+    expect((await codeOf(store.destroy('t', 'k', 1))).code).toBe(ErrorCode.BadState); // still active
+    expect((await store.setState('t', 'k', 1, 'archived')).state).toBe('archived');
+    expect((await store.setState('t', 'k', 1, 'retired')).state).toBe('retired');
+    expect((await store.setState('t', 'k', 1, 'active')).state).toBe('active');
+    // The share is untouched by state changes.
+    expect((await store.getShare('t', 'k', 1))!.secret.value).toEqual(share.secret.value);
+  });
+
+  it('reads a record stored with the old state name "disabled" as archived', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
+    await store.close();
+    await withRawDb(dataDir, async (db) => {
+      const key = shareRecordKey('t', 'k', 1);
+      const m = packr.unpack((await db.get(key))!) as Record<string, unknown>;
+      m.state = 'disabled';
+      await db.put(key, Uint8Array.from(packr.pack(m)));
+    });
+    const again = await openStore(dataDir);
+    expect((await again.get('t', 'k', 1))!.state).toBe('archived');
+  });
+
+  it('nextVersion and latestActive; versions never reused, destroyed ones included', async () => {
+    const store = await openStore();
+    expect(await store.nextVersion('t', 'k')).toBe(1);
+    expect(await store.latestActive('t', 'k')).toBeUndefined();
+    for (let v = 1; v <= 3; v++) await store.put({ tenant: 't', keyId: 'k', version: v, share: makeShares(0).shares[0]!, exportable: false });
+    expect(await store.nextVersion('t', 'k')).toBe(4);
+    expect((await store.latestActive('t', 'k'))!.version).toBe(3);
+    await store.setState('t', 'k', 3, 'retired', { rotatedAt: 5 });
+    expect((await store.latestActive('t', 'k'))!.version).toBe(2);
+    await store.setState('t', 'k', 2, 'archived');
+    expect((await store.latestActive('t', 'k'))!.version).toBe(1);
+    await store.destroy('t', 'k', 3);
+    expect(await store.nextVersion('t', 'k')).toBe(4); // the destroyed v3 still holds its number
+    expect((await store.versions('t', 'k')).map((r) => `${r.version}:${r.state}`)).toEqual(['1:active', '2:archived', '3:destroyed']);
+    // Another key id with a common prefix does not interfere.
+    await store.put({ tenant: 't', keyId: 'k.x', version: 7, share: makeShares(0).shares[0]!, exportable: false });
+    expect(await store.nextVersion('t', 'k')).toBe(4);
+    expect(await store.nextVersion('t', 'k.x')).toBe(8);
+  });
+
+  it('rotation period: set at creation, kept by refresh and reopen, rotatedAt recorded; bad periods refused', async () => {
+    const dataDir = join(dir, 'data');
+    let store = await openStore(dataDir);
+    const day = 24 * 3600_000;
+    const e0 = makeShares(0);
+    const rec = await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false, createdAt: 1000, rotationPeriodMs: 30 * day });
+    expect(rec).toMatchObject({ createdAt: 1000, rotationPeriodMs: 30 * day });
+    expect(rec.rotatedAt).toBeUndefined();
+    expect(rotationStatus(rec, 1000 + 30 * day)).toEqual({ status: 'due', dueAt: 1000 + 30 * day });
+    // Without a period, the field is absent.
+    const plain = await store.put({ tenant: 't', keyId: 'plain', version: 1, share: e0.shares[0]!, exportable: false });
+    expect('rotationPeriodMs' in plain).toBe(false);
+
+    await store.stagePending('t', 'k', 1, makeShares(1, e0.secret).shares[0]!);
+    expect(await store.commitPending('t', 'k', 1)).toMatchObject({ epoch: 1, rotationPeriodMs: 30 * day, createdAt: 1000 });
+    await store.setState('t', 'k', 1, 'retired', { rotatedAt: 2000 });
+    await store.close();
+    store = await openStore(dataDir);
+    expect(await store.get('t', 'k', 1)).toMatchObject({ state: 'retired', rotationPeriodMs: 30 * day, rotatedAt: 2000 });
+
+    for (const bad of [0, 59_999, 1.5, -1, 11 * 366 * day, Number.NaN, '1000' as never]) {
+      expect((await codeOf(store.put({ tenant: 't', keyId: 'bad', version: 1, share: e0.shares[0]!, exportable: false, rotationPeriodMs: bad }))).code).toBe(
+        ErrorCode.BadInput,
+      );
+    }
+    expect((await store.setRotationPeriod('t', 'k', 1, 60_000)).rotationPeriodMs).toBe(60_000);
+    expect('rotationPeriodMs' in (await store.setRotationPeriod('t', 'k', 1, undefined))).toBe(false);
+    expect((await codeOf(store.setRotationPeriod('t', 'k', 1, 5))).code).toBe(ErrorCode.BadInput);
+  });
+});
+
+describe('ShareStore: destroy', () => {
+  it('erases the share: no old ciphertext (any epoch, pending too) in any file under the data dir; the public key stays readable', async () => {
+    const dataDir = join(dir, 'data');
+    let store = await openStore(dataDir);
+    const e0 = makeShares(0);
+    await store.put({ tenant: 'acme', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false, rotationPeriodMs: 3600_000 });
+    const keep = makeShares(0);
+    await store.put({ tenant: 'acme', keyId: 'keep', version: 1, share: keep.shares[0]!, exportable: false });
+
+    // The sealed values this node has ever held for acme/k v1, captured from the raw database:
+    // epoch 0, epoch 1 (committed by a refresh) and epoch 2 (staged, never committed).
+    const ciphertexts: Uint8Array[] = [];
+    const rawCt = async (key: string): Promise<Uint8Array> => {
+      await store.close();
+      const ct = await withRawDb(dataDir, async (db) => (packr.unpack((await db.get(key))!) as { ct: Uint8Array }).ct);
+      store = await openStore(dataDir); // reopening also moves the log into table files: both kinds get scanned
+      return Uint8Array.from(ct);
+    };
+    ciphertexts.push(await rawCt(shareRecordKey('acme', 'k', 1)));
+    await store.stagePending('acme', 'k', 1, makeShares(1, e0.secret).shares[0]!);
+    await store.commitPending('acme', 'k', 1);
+    ciphertexts.push(await rawCt(shareRecordKey('acme', 'k', 1)));
+    await store.stagePending('acme', 'k', 1, makeShares(2, e0.secret).shares[0]!);
+    ciphertexts.push(await rawCt(pendingRecordKey('acme', 'k', 1)));
+    const keepCt = await rawCt(shareRecordKey('acme', 'keep', 1));
+    for (const ct of ciphertexts) expect(ct.length).toBe(32 + 16);
+
+    // Sanity: the scan does find them before destruction.
+    for (const ct of ciphertexts) expect(await filesContaining(dataDir, ct)).not.toEqual([]);
+
+    const before = await store.get('acme', 'k', 1);
+    await store.setState('acme', 'k', 1, 'retired');
+    const tomb = await store.destroy('acme', 'k', 1, { destroyedAt: 4242 });
+    expect(tomb).toMatchObject({ state: 'destroyed', destroyedAt: 4242, version: 1, epoch: 1, rotationPeriodMs: 3600_000 });
+    expect(tomb.publicKey).toEqual(before!.publicKey);
+
+    // Gone from every file, while the store is still open and after closing it.
+    for (const ct of ciphertexts) expect(await filesContaining(dataDir, ct)).toEqual([]);
+    await store.close();
+    for (const ct of ciphertexts) expect(await filesContaining(dataDir, ct)).toEqual([]);
+    // The other key's ciphertext was not touched (and the scan still sees data).
+    expect(await filesContaining(dataDir, keepCt)).not.toEqual([]);
+    // The raw record is a tombstone: no nonce, no ciphertext, the public package kept.
+    await withRawDb(dataDir, async (db) => {
+      const m = packr.unpack((await db.get(shareRecordKey('acme', 'k', 1)))!) as Record<string, unknown>;
+      expect(m.state).toBe('destroyed');
+      expect('ct' in m || 'nonce' in m).toBe(false);
+      expect(m.commitments).toBeDefined();
+      expect(await db.get(pendingRecordKey('acme', 'k', 1))).toBeUndefined();
+    });
+
+    store = await openStore(dataDir);
+    // Public key readable for verification, in get, list and versions.
+    expect(await store.get('acme', 'k', 1)).toEqual(tomb);
+    expect((await store.list('acme')).find((r) => r.keyId === 'k')).toEqual(tomb);
+    expect(await store.getPending('acme', 'k', 1)).toBeUndefined();
+    // The share is gone, with a typed error; nothing can be staged or committed on it.
+    const e = await codeOf(store.getShare('acme', 'k', 1));
+    expect(e.code).toBe(ErrorCode.BadState);
+    expect(e.message).toMatch(/destroyed/);
+    expect((await codeOf(store.getShare('acme', 'k'))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(store.stagePending('acme', 'k', 1, makeShares(2, e0.secret).shares[0]!))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(store.setState('acme', 'k', 1, 'active'))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(store.setRotationPeriod('acme', 'k', 1, 3600_000))).code).toBe(ErrorCode.BadState);
+    // Idempotent.
+    expect(await store.destroy('acme', 'k', 1)).toEqual(tomb);
+    // The other key still opens.
+    expect((await store.getShare('acme', 'keep', 1))!.secret.value).toEqual(keep.shares[0]!.secret.value);
+  });
+
+  it('a destroyed record missing its destroyedAt or carrying a ciphertext is reported corrupt', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false, state: 'archived' });
+    await store.destroy('t', 'k', 1);
+    await store.close();
+    await withRawDb(dataDir, async (db) => {
+      const key = shareRecordKey('t', 'k', 1);
+      const m = packr.unpack((await db.get(key))!) as Record<string, unknown>;
+      await db.put(key, Uint8Array.from(packr.pack({ ...m, ct: new Uint8Array(48), nonce: new Uint8Array(12) })));
+    });
+    const again = await openStore(dataDir);
+    expect((await codeOf(again.get('t', 'k', 1))).code).toBe(ErrorCode.BadMessage);
+  });
+});
+
+describe('tenant isolation at the storage level', () => {
+  it("tenant B sees tenant A's key exactly as a key that does not exist", async () => {
+    const store = await openStore();
+    await store.put({ tenant: 'A', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
+    const asB = async (keyId: string) => ({
+      get: await store.get('B', keyId),
+      getV: await store.get('B', keyId, 1),
+      share: await store.getShare('B', keyId, 1),
+      latestActive: await store.latestActive('B', keyId),
+      versions: await store.versions('B', keyId),
+      nextVersion: await store.nextVersion('B', keyId),
+      pending: await store.getPending('B', keyId, 1),
+      setState: (await codeOf(store.setState('B', keyId, 1, 'retired'))).code,
+      destroy: (await codeOf(store.destroy('B', keyId, 1))).code,
+    });
+    const existingElsewhere = await asB('k');
+    const missing = await asB('never-made');
+    expect(existingElsewhere).toEqual(missing);
+    expect(existingElsewhere).toEqual({
+      get: undefined,
+      getV: undefined,
+      share: undefined,
+      latestActive: undefined,
+      versions: [],
+      nextVersion: 1,
+      pending: undefined,
+      setState: ErrorCode.NotFound,
+      destroy: ErrorCode.NotFound,
+    });
+    expect(await store.list('B')).toEqual([]);
+    // And A's key is untouched by B's attempts.
+    expect((await store.get('A', 'k', 1))!.state).toBe('active');
+  });
+});
+
+describe('ShareStore.namespace', () => {
+  it('get/put/del/batch/iterate under x/<prefix>/, isolated from other namespaces and from key records', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore(dataDir);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
+    await store.putSecret('s1', Uint8Array.of(1));
+    const a = store.namespace('audit');
+    const a2 = store.namespace('audit2');
+    expect(await a.get('e/1')).toBeUndefined();
+    await a.put('e/1', Uint8Array.of(1));
+    await a.batch([
+      { type: 'put', key: 'e/2', value: Uint8Array.of(2) },
+      { type: 'put', key: 'e/3', value: Uint8Array.of(3) },
+      { type: 'put', key: 'c/1', value: Uint8Array.of(9) },
+    ]);
+    await a2.put('e/1', Uint8Array.of(100));
+    expect(await a.get('e/2')).toEqual(Uint8Array.of(2));
+    const all = async (ns: typeof a, range?: Parameters<typeof a.iterate>[0]) => {
+      const out: string[] = [];
+      for await (const [k, v] of ns.iterate(range)) out.push(`${k}=${[...v].join(',')}`);
+      return out;
+    };
+    expect(await all(a)).toEqual(['c/1=9', 'e/1=1', 'e/2=2', 'e/3=3']);
+    expect(await all(a2)).toEqual(['e/1=100']);
+    expect(await all(a, { gte: 'e/', lt: 'e/~', reverse: true, limit: 2 })).toEqual(['e/3=3', 'e/2=2']);
+    expect(await all(a, { gt: 'e/1', lte: 'e/3' })).toEqual(['e/2=2', 'e/3=3']);
+    await a.del('e/2');
+    expect(await a.get('e/2')).toBeUndefined();
+    // Returned values are copies.
+    const v = (await a.get('e/1'))!;
+    v[0] = 77;
+    expect(await a.get('e/1')).toEqual(Uint8Array.of(1));
+
+    // No namespace reaches the key records, secrets or meta: names are ids, keys stay below x/<prefix>/.
+    for (const bad of ['', '../k', 'a/b', 'x/audit', '.hidden', 'k'.repeat(129)]) {
+      expect((await codeOf(() => store.namespace(bad))).code).toBe(ErrorCode.BadInput);
+    }
+    for (const bad of ['', 'with space', 'é', 'k'.repeat(513), 7 as never]) {
+      expect((await codeOf(a.get(bad as string))).code).toBe(ErrorCode.BadInput);
+      expect((await codeOf(a.put(bad as string, Uint8Array.of(1)))).code).toBe(ErrorCode.BadInput);
+    }
+    expect((await codeOf(a.put('ok', 'text' as never))).code).toBe(ErrorCode.BadInput);
+    expect((await codeOf(a.batch([{ type: 'put', key: 'ok', value: Uint8Array.of(1) }, { type: 'del', key: '' }]))).code).toBe(ErrorCode.BadInput);
+    expect(await a.get('ok')).toBeUndefined(); // the whole batch was refused
+    await store.close();
+    const raw = await withRawDb(dataDir, async (db) => {
+      const keys: string[] = [];
+      for await (const k of db.keys()) keys.push(k);
+      return keys;
+    });
+    expect(raw.filter((k) => k.startsWith('x/'))).toEqual(['x/audit/c/1', 'x/audit/e/1', 'x/audit/e/3', 'x/audit2/e/1']);
+    expect(raw).toContain(shareRecordKey('t', 'k', 1));
+
+    // A closed store: BAD_STATE for every call.
+    expect((await codeOf(a.get('e/1'))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(a.put('e/9', Uint8Array.of(1)))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(all(a))).code).toBe(ErrorCode.BadState);
+  });
+});
