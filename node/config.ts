@@ -358,14 +358,19 @@ function readJson(path: string, field: string): unknown {
   }
 }
 
-/** A list file holds either a JSON array or an object {<key>: [...]}. */
+/**
+ * A list file holds either a JSON array or an object {<key>: [...]}. For membership, {"nodes": [...]}
+ * (the coordinator's membership file format) is accepted too, so one file serves both processes.
+ */
 function listFromFile(path: string, key: string, field: string): unknown {
   const v = readJson(path, field);
   if (Array.isArray(v)) return v;
-  if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && Array.isArray((v as Record<string, unknown>)[key])) {
-    return (v as Record<string, unknown>)[key];
+  const keys = key === 'membership' ? [key, 'nodes'] : [key];
+  if (typeof v === 'object' && v !== null && Object.keys(v).length === 1) {
+    const [only] = Object.keys(v);
+    if (keys.includes(only!) && Array.isArray((v as Record<string, unknown>)[only!])) return (v as Record<string, unknown>)[only!];
   }
-  throw new ConfigError(field, `${path} must hold a JSON array or {"${key}": [...]}`);
+  throw new ConfigError(field, `${path} must hold a JSON array or ${keys.map((k) => `{"${k}": [...]}`).join(' or ')}`);
 }
 
 function membershipField(v: unknown): MemberConfig[] {

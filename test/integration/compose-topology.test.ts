@@ -1,0 +1,195 @@
+/**
+ * The docker-compose.yml topology as real processes: the file is parsed, and each service runs its own
+ * `command` with its own `environment` (TESSERA_* variables only, no config files) — `init`
+ * (scripts/compose-init.ts) first, then the coordinator and the three nodes, TLS everywhere. What
+ * differs from Docker, and only that: container paths live under a temp dir, service host names are
+ * localhost, ports are free local ones, 0.0.0.0 listeners bind 127.0.0.1, and the ownership hand-over
+ * (TESSERA_INIT_OWNER / _CLIENT_OWNER, meant for root in a container) is skipped. Then one key is made
+ * and one message signed through the SDK with the CA pinned from the client file init wrote.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { fromHex } from '../../core/bytes.js';
+import { Cluster, NodeClient } from '../../sdk/client.js';
+import type { ClusterFile } from '../../sdk/cli.js';
+import { probe } from '../../scripts/healthcheck.js';
+import {
+  ROOT,
+  commandOf,
+  loadComposeFile,
+  localizeEnv,
+  parseMount,
+  parsePort,
+  scriptOf,
+  serviceEnv,
+  type ComposeFile,
+} from '../helpers/compose-file.js';
+
+const compose: ComposeFile = loadComposeFile();
+const names = Object.keys(compose.services);
+const nodeServices = names.filter((n) => compose.services[n]!.environment && serviceEnv(compose.services[n]!, {}).TESSERA_NODE_INDEX !== undefined);
+
+let tmp: string;
+const children = new Map<string, ChildProcess>();
+const output = new Map<string, string>();
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Only PATH-like basics from the runner; every TESSERA_* value comes from the compose file. */
+function baseEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_')));
+}
+
+function run(service: string, env: Record<string, string>): ChildProcess {
+  const [exe, ...args] = commandOf(compose.services[service]!);
+  expect(exe).toBe('node');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  output.set(service, '');
+  const keep = (b: Buffer) => output.set(service, (output.get(service)! + b.toString('utf8')).slice(-4000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  children.set(service, child);
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((res) => child.once('exit', (code) => res(code)));
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    [...children.values()].map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+      c.kill('SIGTERM');
+      await exited(c);
+      clearTimeout(t);
+    }),
+  );
+}
+
+let cluster: ClusterFile;
+/** A service's environment from the compose file, made local (set up in beforeAll). */
+let envFor: (service: string) => Record<string, string>;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'tessera-compose-topology-'));
+  try {
+    // Local ports for every port a service listens on, keyed by the port in the file — both the
+    // container port (TESSERA_API_PORT / TESSERA_COORDINATOR_PORT) and the published host port.
+    const ports = new Map<number, number>();
+    const listen: Record<string, number> = {};
+    for (const name of names) {
+      const env = serviceEnv(compose.services[name]!, {});
+      const port = env.TESSERA_API_PORT ?? env.TESSERA_COORDINATOR_PORT;
+      if (port === undefined) continue;
+      const local = await freePort();
+      ports.set(Number(port), local);
+      listen[name] = local;
+      for (const p of compose.services[name]!.ports ?? []) {
+        const m = parsePort(p);
+        expect(m.containerPort, `${name} publishes the port it listens on`).toBe(Number(port));
+        expect(m.hostIp, `${name} publishes on the host's loopback only`).toBe('127.0.0.1');
+        ports.set(Number(m.hostPort), local);
+      }
+    }
+    // Volumes: a bind mount's host side goes under tmp like the named volumes do.
+    for (const name of names) for (const v of compose.services[name]!.volumes ?? []) mkdirSync(join(tmp, parseMount(v).target), { recursive: true });
+    envFor = (name: string) => {
+      const env = localizeEnv(name, compose.services[name]!, serviceEnv(compose.services[name]!, {}), { root: tmp, ports, serviceNames: names });
+      delete env.TESSERA_INIT_OWNER;
+      delete env.TESSERA_INIT_CLIENT_OWNER;
+      return env;
+    };
+
+    // init, to completion (depends_on: service_completed_successfully).
+    const init = run('init', envFor('init'));
+    const code = await exited(init);
+    if (code !== 0) throw new Error(`init exited with ${code}: ${output.get('init')}`);
+
+    // coordinator, then the nodes (as depends_on orders them).
+    run('coordinator', envFor('coordinator'));
+    for (const n of nodeServices) run(n, envFor(n));
+
+    const clientEnv = envFor('init');
+    cluster = JSON.parse(readFileSync(join(clientEnv.TESSERA_INIT_CLIENT_DIR!, 'cluster.json'), 'utf8')) as ClusterFile;
+    const ca = readFileSync(join(tmp, 'tessera', 'shared', 'ca.pem'));
+    const deadline = Date.now() + 90_000;
+    for (const [name, port] of Object.entries(listen)) {
+      for (;;) {
+        const c = children.get(name)!;
+        if (c.exitCode !== null || c.signalCode !== null) throw new Error(`${name} exited: ${output.get(name)}`);
+        if ((await probe(`https://127.0.0.1:${port}/ready`, ca)) === 200) break;
+        if (Date.now() > deadline) throw new Error(`${name} not ready in time: ${output.get(name)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } catch (e) {
+    await stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}, 150_000);
+
+afterAll(async () => {
+  await stopAll();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}, 30_000);
+
+describe('docker-compose.yml topology as processes', () => {
+  it('runs one coordinator and three nodes from the compose commands', () => {
+    expect(nodeServices).toHaveLength(3);
+    for (const name of ['init', 'coordinator', ...nodeServices]) scriptOf(commandOf(compose.services[name]!));
+    expect(cluster.nodes).toHaveLength(3);
+  });
+
+  it('init kept secrets private: KEKs, TLS keys and the client file are mode 0600', () => {
+    for (let i = 1; i <= 3; i++) {
+      expect(statSync(join(tmp, 'tessera', `node-${i}`, 'kek')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(tmp, 'tessera', `node-${i}`, 'tls', 'server.key')).mode & 0o777).toBe(0o600);
+    }
+    expect(statSync(join(tmp, 'tessera', 'coordinator', 'tls', 'server.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(tmp, 'client', 'cluster.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('keygen and one signature through the SDK over TLS with the pinned CA', async () => {
+    for (const n of cluster.nodes) expect(n.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const sdk = new Cluster(
+      [...cluster.nodes].sort((a, b) => a.index - b.index).map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, ca: n.ca, timeoutMs: 30_000 })),
+      { threshold: cluster.threshold },
+    );
+    const key = await sdk.keygen({ suite: 'ed25519', keyId: 'compose-topology' });
+    const message = new TextEncoder().encode('compose topology');
+    const sig = await sdk.sign({ keyId: key.keyId, message, players: [2, 3] });
+    expect(ed25519.verify(fromHex(sig.signature, 'sig'), message, fromHex(key.publicKey, 'pk'))).toBe(true);
+  }, 60_000);
+
+  it('init is idempotent: running it again keeps identities, API keys and the CA', async () => {
+    const before = readFileSync(join(tmp, 'client', 'cluster.json'), 'utf8');
+    const membership = readFileSync(join(tmp, 'tessera', 'shared', 'membership.json'), 'utf8');
+    // Each node's store is open in its process (LevelDB locks it), so stop them first, as
+    // `docker compose up` would only rerun init with the services down.
+    await stopAll();
+    children.clear();
+    const again = run('init', envFor('init'));
+    expect(await exited(again), output.get('init')).toBe(0);
+    expect(readFileSync(join(tmp, 'tessera', 'shared', 'membership.json'), 'utf8')).toBe(membership);
+    expect(readFileSync(join(tmp, 'client', 'cluster.json'), 'utf8')).toBe(before);
+  }, 60_000);
+});
