@@ -3,7 +3,9 @@
  * Bytes are lowercase hex. No response type has a field that can hold share or private-key material;
  * test/integration/api-surface.test.ts enumerates every route and checks that.
  */
+import { BUNDLE_FORMAT, BUNDLE_VERSION, type KeyBundleJson, type WrappedShareJson } from '../core/bundle.js';
 import { SUITE_IDS } from '../core/suites.js';
+import { WRAP_KEMS } from '../core/wrap.js';
 
 const hex = (min: number, max: number) => ({ type: 'string', pattern: '^([0-9a-fA-F]{2})*$', minLength: min * 2, maxLength: max * 2 }) as const;
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
@@ -132,6 +134,66 @@ export interface RefreshResponse {
   epoch: number;
 }
 
+export interface ExportRequest {
+  sessionId: string;
+  /** ML-KEM-768 or X-Wing public keys: one for every share, or one per share (node i uses [i - 1]). */
+  wrappingKeys: string[];
+  version?: number;
+}
+export interface ExportResponse {
+  keyId: string;
+  version: number;
+  index: number;
+  /** This node's re-randomised share, HPKE-wrapped to its wrapping key (core/bundle.ts). */
+  wrappedShare: WrappedShareJson;
+  /** The public package of the re-randomised shares (one epoch above the cluster's, never committed). */
+  publicPackage: PublicKeyPackageJson;
+}
+export interface ImportRequest {
+  sessionId: string;
+  /** The key id to store under; default the bundle's. */
+  keyId?: string;
+  bundle: KeyBundleJson;
+  /** Fixed at import and never changed; default false. */
+  exportable?: boolean;
+  /** The destination's threshold; when given, the bundle's must equal it. */
+  threshold?: number;
+}
+
+const wrappedShareSchema = {
+  type: 'object',
+  required: ['index', 'kem', 'wrappingKeyFingerprint', 'enc', 'ciphertext'],
+  properties: {
+    index,
+    kem: { type: 'string', enum: [...WRAP_KEMS] },
+    wrappingKeyFingerprint: hex(32, 32),
+    enc: hex(1, 2048),
+    ciphertext: hex(1, 256),
+  },
+  additionalProperties: false,
+} as const;
+const pointList = { type: 'array', items: hex(32, 65), minItems: 1, maxItems: 255 } as const;
+/** Shape only; core/bundle.ts parseBundle checks everything else before any use. */
+const bundleSchema = {
+  type: 'object',
+  required: ['format', 'version', 'keyId', 'keyVersion', 'suite', 'threshold', 'parties', 'epoch', 'publicKey', 'commitments', 'verifyingShares', 'wrappedShares'],
+  properties: {
+    format: { type: 'string', enum: [BUNDLE_FORMAT] },
+    version: { type: 'integer', enum: [BUNDLE_VERSION] },
+    keyId: id,
+    keyVersion: version,
+    suite,
+    threshold: { type: 'integer', minimum: 2, maximum: 255 },
+    parties: { type: 'integer', minimum: 2, maximum: 255 },
+    epoch: { type: 'integer', minimum: 0 },
+    publicKey: hex(32, 65),
+    commitments: pointList,
+    verifyingShares: pointList,
+    wrappedShares: { type: 'array', items: wrappedShareSchema, minItems: 1, maxItems: 255 },
+  },
+  additionalProperties: false,
+} as const;
+
 const keyParams = { type: 'object', required: ['keyId'], properties: { keyId: id }, additionalProperties: false } as const;
 const withErrors = (ok: object) => ({ 200: ok, '4xx': errorSchema, '5xx': errorSchema });
 
@@ -245,6 +307,46 @@ export const ROUTES = {
         properties: { keyId: id, version, epoch: { type: 'integer' } },
         additionalProperties: false,
       }),
+    },
+  },
+  /** Export: re-randomise (not committed), wrap this node's new share to its wrapping key. Needs all n nodes. */
+  exportKey: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/export',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['sessionId', 'wrappingKeys'],
+        properties: { sessionId, wrappingKeys: { type: 'array', items: hex(1184, 1216), minItems: 1, maxItems: 255 }, version },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'index', 'wrappedShare', 'publicPackage'],
+        properties: { keyId: id, version, index, wrappedShare: wrappedShareSchema, publicPackage: publicPackageSchema },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Import: unwrap this node's share of a bundle, check it, re-randomise with the others, store. Needs all n nodes. */
+  importKey: {
+    method: 'POST',
+    url: '/v1/import',
+    schema: {
+      body: {
+        type: 'object',
+        required: ['sessionId', 'bundle'],
+        properties: {
+          sessionId,
+          keyId: id,
+          bundle: bundleSchema,
+          exportable: { type: 'boolean' },
+          threshold: { type: 'integer', minimum: 2, maximum: 255 },
+        },
+        additionalProperties: false,
+      },
+      response: withErrors(keyInfoSchema),
     },
   },
   /** The operator's policy refused a session: tell the coordinator, so the other nodes fail fast. */

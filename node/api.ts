@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, isTesseraError } from '../core/errors.js';
-import { ROUTES, type DecapsulateRequest, type KeygenRequest, type RefreshRequest, type SignRequest } from './api-types.js';
+import { ROUTES, type DecapsulateRequest, type ExportRequest, type ImportRequest, type KeygenRequest, type RefreshRequest, type SignRequest } from './api-types.js';
 import type { NodeService } from './service.js';
 
 export interface ApiKeyEntry {
@@ -86,6 +86,14 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.status(500).send({ code: 'INTERNAL', message: 'internal error' });
   });
 
+  // Authenticate in onRequest, before the body is read or validated: a caller without a valid API key
+  // gets 401 and nothing else (no schema errors, no body parsing, no hint which routes exist). This
+  // covers every route but the liveness/readiness probes, including routes added later.
+  const probes = new Set<string>([ROUTES.health.url, ROUTES.ready.url]);
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    if (!probes.has(req.routeOptions.url ?? '')) await authenticate(req);
+  });
+
   const s = o.service;
   app.route({ ...ROUTES.health, handler: async () => ({ status: 'ok' }) });
   app.route({
@@ -115,6 +123,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     preHandler: authenticate,
     handler: async (req) => s.refresh(req.tenant!, (req.params as { keyId: string }).keyId, req.body as RefreshRequest),
   });
+  app.route({
+    ...ROUTES.exportKey,
+    preHandler: authenticate,
+    handler: async (req) => s.exportKey(req.tenant!, (req.params as { keyId: string }).keyId, req.body as ExportRequest),
+  });
+  app.route({ ...ROUTES.importKey, preHandler: authenticate, handler: async (req) => s.importKey(req.tenant!, req.body as ImportRequest) });
   app.route({
     ...ROUTES.decline,
     preHandler: authenticate,

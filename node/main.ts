@@ -75,6 +75,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     parties: config.membership.length,
     identity: keys.identity,
     importKey: keys.kem,
+    ...(config.wrappingKeyAllowlist !== undefined ? { wrappingKeyAllowlist: config.wrappingKeyAllowlist } : {}),
     membership,
     store,
     link,

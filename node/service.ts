@@ -8,7 +8,8 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
-import { framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
+import { bundleDigest, parseBundle, unwrapBundleShare, wrapBundleShare, wrappingKeyFingerprint, wrappingKeysForParties } from '../core/bundle.js';
+import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
 import { decapPartial } from '../core/decap.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
@@ -17,10 +18,13 @@ import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENG
 import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
 import { groupPublicKey } from '../core/sign.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
-import { sealToReceiver } from '../core/wrap.js';
+import { sealToReceiver, type WrappingKeyPair } from '../core/wrap.js';
 import type {
   DecapsulateRequest,
   DecapsulateResponse,
+  ExportRequest,
+  ExportResponse,
+  ImportRequest,
   KeyInfo,
   KeygenRequest,
   NodeInfo,
@@ -61,7 +65,12 @@ export interface NodeServiceOptions {
   parties: number;
   identity: IdentityKeyPair;
   /** ML-KEM-768 key pair for import (public part published through GET /v1/node). */
-  importKey: { publicKey: Uint8Array; privateKey: Uint8Array };
+  importKey: WrappingKeyPair;
+  /**
+   * Lowercase hex SHA-256 fingerprints (core/bundle.ts wrappingKeyFingerprint) of the wrapping keys
+   * this node may export shares to. Undefined: any key; empty: none.
+   */
+  wrappingKeyAllowlist?: readonly string[];
   membership: ReadonlyMap<number, Uint8Array>;
   store: ShareStore;
   link: CoordinatorSessions;
@@ -206,6 +215,108 @@ export class NodeService {
     return { keyId, version: rec.version, epoch };
   }
 
+  /**
+   * Export: every node re-randomises its share with the others (a refresh that is never committed, so
+   * the cluster keeps its shares and no exported share equals a retained one) and returns its new share
+   * wrapped to the wrapping key for its index, with the new public package; the SDK assembles the
+   * bundle. Refused before joining when the key is not exportable or a wrapping key is not allowed.
+   */
+  async exportKey(tenant: string, keyId: string, req: ExportRequest): Promise<ExportResponse> {
+    const session = parseSessionId(req.sessionId);
+    const { rec, recipient, params } = await this.beforeJoin(session, async () => {
+      const rec = await this.requireKey(tenant, keyId, req.version);
+      if (!rec.exportable) {
+        throw new TesseraError(ErrorCode.PolicyDenied, `key ${keyId} is not exportable (exportability is fixed when a key is created or imported)`);
+      }
+      const given = req.wrappingKeys.map((k, i) => fromHex(k, `wrappingKeys[${i}]`));
+      const keys = wrappingKeysForParties(given, rec.committed.parties);
+      this.checkWrappingKeyAllowlist(given);
+      // The payload digest binds every wrapping key, in order: all nodes and operators saw the same.
+      const params = this.params('export', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), given);
+      return { rec, recipient: keys[this.o.index - 1]!, params };
+    });
+    const result = await this.run(session, params, rec, async (ctx, key) => {
+      const next = await runRefresh(ctx, key!);
+      try {
+        const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
+        return { wrappedShare, publicPackage: packageToJson(next.publicKey) };
+      } finally {
+        zeroize(next.secret.value);
+      }
+    });
+    this.o.logger.info(
+      { op: 'export', keyId, version: rec.version, wrappingKey: result.wrappedShare.wrappingKeyFingerprint, session: toHex(session) },
+      're-randomised share exported, wrapped',
+    );
+    return { keyId, version: rec.version, index: this.o.index, ...result };
+  }
+
+  /**
+   * Import: each node unwraps the bundle's share for its own index with its import key and checks it
+   * against its verifying share (the bundle's public part was checked in the exponent by parseBundle);
+   * a node whose checks fail fails the session before sending anything, so the refresh completes
+   * nowhere. Then the shares are re-randomised, every node confirms it is ready to store, and only then
+   * does each node store its new share under the key id (the bundle's unless given).
+   */
+  async importKey(tenant: string, req: ImportRequest): Promise<KeyInfo> {
+    const session = parseSessionId(req.sessionId);
+    const { bundle, keyId, exportable, params } = await this.beforeJoin(session, async () => {
+      const bundle = parseBundle(req.bundle);
+      const pkg = bundle.package;
+      if (pkg.parties !== this.o.parties) {
+        throw new TesseraError(
+          ErrorCode.BadParameters,
+          `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes; threshold and party count must equal the source's (resharing is not supported)`,
+        );
+      }
+      if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
+        throw new TesseraError(
+          ErrorCode.BadParameters,
+          `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}; threshold and party count must equal the source's (resharing is not supported)`,
+        );
+      }
+      const keyId = req.keyId ?? bundle.keyId;
+      if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
+      const own = bundle.wrappedShares.find((w) => w.index === this.o.index)!;
+      const mine = wrappingKeyFingerprint(this.o.importKey.publicKey);
+      if (!equalBytes(own.wrappingKeyFingerprint, mine)) {
+        throw new TesseraError(
+          ErrorCode.BadInput,
+          `the bundle's share for node ${this.o.index} is wrapped to key ${toHex(own.wrappingKeyFingerprint).slice(0, 16)}…, not to this node's import key ${toHex(mine).slice(0, 16)}…`,
+        );
+      }
+      const exportable = req.exportable ?? false;
+      const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
+        bundleDigest(bundle),
+        utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
+      ]);
+      return { bundle, keyId, exportable, params };
+    });
+    const epoch = await this.run(session, params, undefined, async (ctx) => {
+      const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
+      let next: KeyShare;
+      try {
+        next = await runRefresh(ctx, { publicKey: bundle.package, secret: share });
+      } finally {
+        zeroize(share.value);
+      }
+      try {
+        if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
+        ctx.channel.broadcast('import/ready', utf8ToBytes('ready'));
+        await ctx.channel.receiveAll('import/ready');
+        await this.o.store.put({ tenant, keyId, version: bundle.keyVersion, exportable, share: next });
+        return next.publicKey.epoch;
+      } finally {
+        zeroize(next.secret.value);
+      }
+    });
+    this.o.logger.info(
+      { op: 'import', keyId, sourceKeyId: bundle.keyId, version: bundle.keyVersion, suite: bundle.package.suite, epoch, exportable, session: toHex(session) },
+      'key imported and re-randomised',
+    );
+    return this.getKey(tenant, keyId, bundle.keyVersion);
+  }
+
   /** The operator refused this session: make the coordinator abort it for every other node now. */
   decline(sessionIdHex: string): { sessionId: string; declined: boolean } {
     const session = parseSessionId(sessionIdHex);
@@ -216,6 +327,32 @@ export class NodeService {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * Checks a node makes before joining. If one fails, the node declines the session at the coordinator
+   * (as a refusing operator does), so the nodes that already joined abort at once instead of waiting
+   * for the deadline; the caller gets this node's own error.
+   */
+  private async beforeJoin<T>(session: Uint8Array, checks: () => Promise<T>): Promise<T> {
+    try {
+      return await checks();
+    } catch (e) {
+      const err = asTesseraError(e);
+      if (this.o.link.connected) this.o.link.fail(session, 'POLICY_DENIED', err.message, []);
+      throw err;
+    }
+  }
+
+  private checkWrappingKeyAllowlist(keys: readonly Uint8Array[]): void {
+    const allow = this.o.wrappingKeyAllowlist;
+    if (allow === undefined) return;
+    for (const k of keys) {
+      const fingerprint = toHex(wrappingKeyFingerprint(k));
+      if (!allow.includes(fingerprint)) {
+        throw new TesseraError(ErrorCode.PolicyDenied, `wrapping key ${fingerprint.slice(0, 16)}… is not on node ${this.o.index}'s wrapping-key allowlist`);
+      }
+    }
+  }
 
   private crashPoint(point: (typeof FAULT_POINTS)[number]): void {
     if (this.o.faultPoints?.has(point)) {

@@ -14,8 +14,10 @@ import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding } from '../core/session.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
+import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
 import type {
   DecapsulateResponse,
+  ExportResponse,
   KeyInfo,
   NodeInfo,
   PublicKeyPackageJson,
@@ -25,13 +27,45 @@ import type {
 import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
 
 export { TesseraClientError };
+// Moving keys to and from external key stores, and wrapping keys (core/bundle.ts, core/wrap.ts).
+export {
+  bundleDigest,
+  parseBundle,
+  splitAndWrap,
+  unwrapAndCombine,
+  wrappingKeyFingerprint,
+  type KeyBundle,
+  type KeyBundleJson,
+} from '../core/bundle.js';
+export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../core/wrap.js';
 
 /** What an operator's policy hook sees: the whole session request, bytes in hex. */
 export type SessionRequest =
   | { operation: 'keygen'; sessionId: string; keyId: string; suite: string; threshold: number; exportable: boolean }
   | { operation: 'sign'; sessionId: string; keyId: string; version?: number; message: string; players: number[] }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
-  | { operation: 'refresh'; sessionId: string; keyId: string; version?: number };
+  | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
+  | {
+      operation: 'export';
+      sessionId: string;
+      keyId: string;
+      version?: number;
+      /** The wrapping public keys (hex): one for all shares, or node i's at [i - 1]. */
+      wrappingKeys: string[];
+      /** SHA-256 of each wrapping key, hex: what node allowlists list. */
+      wrappingKeyFingerprints: string[];
+    }
+  | {
+      operation: 'import';
+      sessionId: string;
+      /** The key id the key will have here. */
+      keyId: string;
+      bundle: KeyBundleJson;
+      /** SHA-256 over the canonical bundle (core/bundle.ts bundleDigest), hex: what the session binds. */
+      bundleDigest: string;
+      exportable: boolean;
+      threshold: number;
+    };
 
 export type ApproveHook = (request: SessionRequest) => boolean | Promise<boolean>;
 
@@ -105,6 +139,24 @@ export class NodeClient {
       case 'decapsulate':
       case 'refresh':
         return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/${operation}`, rest);
+      case 'export': {
+        const r = request as Extract<SessionRequest, { operation: 'export' }>;
+        return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/export`, {
+          sessionId: r.sessionId,
+          wrappingKeys: r.wrappingKeys,
+          ...(r.version ? { version: r.version } : {}),
+        });
+      }
+      case 'import': {
+        const r = request as Extract<SessionRequest, { operation: 'import' }>;
+        return requestJson(this.target, 'POST', '/v1/import', {
+          sessionId: r.sessionId,
+          keyId: r.keyId,
+          bundle: r.bundle,
+          exportable: r.exportable,
+          threshold: r.threshold,
+        });
+      }
     }
   }
 }
@@ -242,6 +294,79 @@ export class Cluster {
     } finally {
       receiver.privateKey.fill(0);
     }
+  }
+
+  /** Each node's import public key (ML-KEM-768): what a bundle for this cluster is wrapped to. */
+  async importKeys(): Promise<{ index: number; kem: 'ml-kem-768'; publicKey: string }[]> {
+    const infos = await Promise.all(this.nodes.map((n) => n.info()));
+    return infos.map((info) => ({ index: info.index, kem: 'ml-kem-768' as const, publicKey: info.importPublicKey })).sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Export a key as a bundle (core/bundle.ts): every node re-randomises its share (the cluster keeps
+   * its own) and wraps the new one to `wrappingKeys` (one for all shares, or one per share). Every
+   * operator's hook sees the wrapping keys. The bundle is checked (public part, public key) before it
+   * is returned.
+   */
+  async exportKey(o: { keyId: string; wrappingKeys: readonly (Uint8Array | string)[]; version?: number }): Promise<KeyBundleJson> {
+    const key = await this.getKey(o.keyId, o.version);
+    const given = o.wrappingKeys.map((k, i) => (typeof k === 'string' ? fromHex(k, `wrappingKeys[${i}]`) : k));
+    const perShare = wrappingKeysForParties(given, key.parties);
+    const request: SessionRequest = {
+      operation: 'export',
+      sessionId: newSessionId(),
+      keyId: o.keyId,
+      wrappingKeys: given.map(toHex),
+      wrappingKeyFingerprints: given.map((k) => toHex(wrappingKeyFingerprint(k))),
+      ...(o.version ? { version: o.version } : {}),
+    };
+    const results = await this.run<ExportResponse>(allPlayers(this.size), request);
+    assertSame(results.map((r) => JSON.stringify(r.publicPackage)), 'public package');
+    for (const r of results) {
+      // Each node must have wrapped its own share, to the key given for its index.
+      if (r.wrappedShare.index !== r.index || r.wrappedShare.wrappingKeyFingerprint !== toHex(wrappingKeyFingerprint(perShare[r.index - 1]!))) {
+        throw new TesseraClientError('VERIFICATION_FAILED', `node ${r.index} wrapped its share to another key or index`, { node: r.index });
+      }
+    }
+    const bundle = assembleBundle({
+      keyId: o.keyId,
+      keyVersion: results[0]!.version,
+      package: packageFromJson(results[0]!.publicPackage),
+      wrappedShares: results.map((r) => r.wrappedShare),
+    });
+    if (bundle.publicKey !== key.publicKey) throw new TesseraClientError('VERIFICATION_FAILED', 'the exported bundle is for another public key');
+    return bundle;
+  }
+
+  /**
+   * Import a bundle (from another cluster's export, or splitAndWrap). The bundle is parsed and checked
+   * here first; threshold and party count must equal this cluster's (default threshold: the cluster's).
+   * Every operator's hook sees the bundle and its digest. The key is stored under `keyId` (default the
+   * bundle's) with `exportable` (default false), fixed from then on.
+   */
+  async importKey(o: { bundle: unknown; keyId?: string; exportable?: boolean; threshold?: number }): Promise<KeyInfo> {
+    const bundle = parseBundle(o.bundle);
+    const { threshold, parties } = bundle.package;
+    if (parties !== this.size) {
+      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's key is shared among ${parties} parties but this cluster has ${this.size} nodes (resharing is not supported)`);
+    }
+    const expected = o.threshold ?? this.defaults.threshold;
+    if (expected !== undefined && expected !== threshold) {
+      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's threshold is ${threshold} but this cluster's is ${expected} (resharing is not supported)`);
+    }
+    const request: SessionRequest = {
+      operation: 'import',
+      sessionId: newSessionId(),
+      keyId: o.keyId ?? bundle.keyId,
+      bundle: bundleToJson(bundle),
+      bundleDigest: toHex(bundleDigest(bundle)),
+      exportable: o.exportable ?? false,
+      threshold,
+    };
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request);
+    assertSame(results.map((r) => r.publicKey), 'public key');
+    if (results[0]!.publicKey !== toHex(bundle.publicKey)) throw new TesseraClientError('VERIFICATION_FAILED', 'the imported key has another public key than the bundle');
+    return results[0]!;
   }
 
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {
