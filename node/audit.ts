@@ -1,0 +1,281 @@
+/**
+ * The node's append-only, tamper-evident audit log, kept in the node's LevelDB (ShareStore.namespace).
+ * Format, hashing and the offline verifier are core/audit-verify.ts; this file writes.
+ *
+ * Layout under x/audit/:
+ *   e/<seq, 16 digits>   one entry (msgpack of the AuditEntry object)
+ *   c/<seq, 16 digits>   one signed checkpoint of the chain at that seq
+ *
+ * - append() is serialized through one queue, so seqs are dense and unique under concurrent callers;
+ *   the entry is written with a synced LevelDB write, and a failure rejects with UNAVAILABLE so the
+ *   caller fails closed (the operation must not run unaudited). The in-memory head advances only after
+ *   the write succeeded, so a failed append consumes no seq.
+ * - Every `checkpointEvery` entries the checkpoint is signed and written in the same atomic batch as the
+ *   entry that reaches it. Every `checkpointIntervalMs` a timer owned by this object (unref'd, stopped by
+ *   close()) signs the head if entries arrived since the last checkpoint.
+ * - Times come from the injected clock and never go backwards in the log (a clock step back reuses the
+ *   last time), so checkpoint times stay ordered.
+ * - On open the head entry is read and re-hashed. If it does not check out, the log opens "broken":
+ *   exportLog() still works (to investigate with verifyAuditLog), but append() and checkpoints fail with
+ *   UNAVAILABLE — the node refuses to chain new entries onto a head it cannot vouch for.
+ */
+import { Packr } from 'msgpackr';
+import { toHex } from '../core/bytes.js';
+import {
+  AUDIT_FORMAT,
+  GENESIS_HASH,
+  auditEntryHash,
+  checkpointMessage,
+  validateAuditFields,
+  verifyAuditLog,
+  type AuditCheckpoint,
+  type AuditEntry,
+  type AuditExport,
+  type AuditFields,
+  type AuditVerification,
+} from '../core/audit-verify.js';
+import { ErrorCode, TesseraError, ensure, isTesseraError } from '../core/errors.js';
+import { identitySign, type IdentityKeyPair } from '../core/identity.js';
+import type { RecordNamespace } from './storage.js';
+
+export const AUDIT_NAMESPACE = 'audit';
+export const DEFAULT_CHECKPOINT_EVERY = 100;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
+
+export interface AuditLogOptions {
+  /** Where the log lives: `store.namespace(AUDIT_NAMESPACE)`. */
+  readonly records: RecordNamespace;
+  /** The node's ML-DSA-65 identity; its secret key signs checkpoints (it is used, not copied). */
+  readonly identity: IdentityKeyPair;
+  /** Sign a checkpoint every N entries (>= 1). Default 100. */
+  readonly checkpointEvery?: number;
+  /** And every T ms if entries arrived since the last one (0 disables the timer). Default 60 000. */
+  readonly checkpointIntervalMs?: number;
+  /** Milliseconds since the Unix epoch. Default Date.now. */
+  readonly now?: () => number;
+  /** Told when a timer-driven checkpoint fails (appends report their own failures). */
+  readonly onError?: (err: TesseraError) => void;
+}
+
+const packr = new Packr({ useRecords: false });
+const seqKey = (kind: 'e' | 'c', seq: number): string => `${kind}/${String(seq).padStart(16, '0')}`;
+
+export class AuditLog {
+  private readonly records: RecordNamespace;
+  private readonly identity: IdentityKeyPair;
+  private readonly every: number;
+  private readonly now: () => number;
+  private readonly onError: (err: TesseraError) => void;
+  private head: { seq: number; hash: string; time: number };
+  private checkpointed: number;
+  private brokenReason: string | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+
+  private constructor(o: AuditLogOptions, head: { seq: number; hash: string; time: number }, checkpointed: number, broken: string | undefined) {
+    this.records = o.records;
+    this.identity = o.identity;
+    this.every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.now = o.now ?? Date.now;
+    this.onError = o.onError ?? (() => undefined);
+    this.head = head;
+    this.checkpointed = checkpointed;
+    this.brokenReason = broken;
+  }
+
+  /** Open the log in its namespace (creating nothing until the first append) and start the timer. */
+  static async open(o: AuditLogOptions): Promise<AuditLog> {
+    ensure(typeof o === 'object' && o !== null && typeof o.records?.iterate === 'function', ErrorCode.BadInput, 'audit: records namespace required');
+    ensure(o.identity?.secretKey instanceof Uint8Array && o.identity.publicKey instanceof Uint8Array, ErrorCode.BadInput, 'audit: identity key pair required');
+    const every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    ensure(Number.isSafeInteger(every) && every >= 1, ErrorCode.BadInput, 'audit: checkpointEvery must be a positive integer');
+    const interval = o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    ensure(Number.isSafeInteger(interval) && interval >= 0, ErrorCode.BadInput, 'audit: checkpointIntervalMs must be a non-negative integer');
+
+    let head = { seq: 0, hash: GENESIS_HASH, time: 0 };
+    let broken: string | undefined;
+    for await (const [key, raw] of o.records.iterate({ gte: 'e/', lt: 'e/~', reverse: true, limit: 1 })) {
+      const entry = decodeEntry(raw);
+      const seq = Number(key.slice(2));
+      let hash: string | undefined;
+      try {
+        hash = entry && entry.seq === seq ? auditEntryHash(entry) : undefined;
+      } catch {
+        hash = undefined;
+      }
+      if (!entry || hash === undefined || hash !== entry.hash) {
+        broken = `the newest entry (seq ${seq}) does not check out`;
+        head = { seq, hash: GENESIS_HASH, time: 0 };
+      } else {
+        head = { seq, hash, time: entry.time };
+      }
+    }
+    let checkpointed = 0;
+    for await (const [key] of o.records.iterate({ gte: 'c/', lt: 'c/~', reverse: true, limit: 1 })) checkpointed = Number(key.slice(2));
+
+    const log = new AuditLog(o, head, checkpointed, broken);
+    if (interval > 0) {
+      log.timer = setInterval(() => {
+        if (log.head.seq > log.checkpointed && !log.brokenReason) {
+          log.checkpoint().catch((e: unknown) => log.onError(asUnavailable(e, 'audit: cannot write a checkpoint')));
+        }
+      }, interval);
+      log.timer.unref();
+    }
+    return log;
+  }
+
+  /** The newest entry's seq and hash (seq 0 and the genesis hash when empty). */
+  get headSeq(): number {
+    return this.head.seq;
+  }
+  get headHash(): string {
+    return this.head.hash;
+  }
+  /** The seq of the newest checkpoint (0 if none). */
+  get lastCheckpointSeq(): number {
+    return this.checkpointed;
+  }
+  /** Why the log refuses appends, if it does (see the file comment). */
+  get broken(): string | undefined {
+    return this.brokenReason;
+  }
+
+  /**
+   * Append one entry. Fields are validated first (BAD_INPUT: ids from the id alphabet, operation and
+   * outcome from the fixed lists, a short reason; nothing else). Resolves once the entry is on disk;
+   * rejects with UNAVAILABLE if it could not be written, so the caller must not go on.
+   */
+  append(fields: AuditFields): Promise<AuditEntry> {
+    let valid: ReturnType<typeof validateAuditFields>;
+    try {
+      valid = validateAuditFields(fields);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serialize(async () => {
+      this.ensureWritable();
+      const seq = this.head.seq + 1;
+      const time = this.nextTime();
+      const unsigned = { seq, time, ...valid, prevHash: this.head.hash };
+      const entry: AuditEntry = { ...unsigned, hash: auditEntryHash(unsigned) };
+      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: seqKey('e', seq), value: encode(entry) }];
+      const cp = seq - this.checkpointed >= this.every ? this.sign(seq, entry.hash, time) : undefined;
+      if (cp) ops.push({ type: 'put', key: seqKey('c', seq), value: encode(cp) });
+      try {
+        await this.records.batch(ops, { sync: true });
+      } catch (e) {
+        throw asUnavailable(e, 'audit: the audit log cannot be written');
+      }
+      this.head = { seq, hash: entry.hash, time };
+      if (cp) this.checkpointed = seq;
+      return entry;
+    });
+  }
+
+  /** Sign and store a checkpoint of the head now, if entries arrived since the last one. */
+  checkpoint(): Promise<AuditCheckpoint | undefined> {
+    return this.serialize(() => this.checkpointNow());
+  }
+
+  /**
+   * Everything needed to verify offline: all entries and checkpoints, read in one consistent step.
+   * With `checkpoint` (default true) the head is signed first, so a fresh export verifies `complete`.
+   */
+  exportLog(opts: { checkpoint?: boolean } = {}): Promise<AuditExport> {
+    return this.serialize(async () => {
+      if ((opts.checkpoint ?? true) && !this.brokenReason && !this.closed) await this.checkpointNow();
+      const entries: AuditEntry[] = [];
+      const checkpoints: AuditCheckpoint[] = [];
+      try {
+        for await (const [key, raw] of this.records.iterate({ gte: 'e/', lt: 'e/~' })) {
+          // Whatever is stored goes out as it is; the verifier judges it. Undecodable bytes keep their seq.
+          entries.push(decodeEntry(raw) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditEntry));
+        }
+        for await (const [key, raw] of this.records.iterate({ gte: 'c/', lt: 'c/~' })) {
+          checkpoints.push(decodeObject(raw) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditCheckpoint));
+        }
+      } catch (e) {
+        throw asUnavailable(e, 'audit: the audit log cannot be read');
+      }
+      return { format: AUDIT_FORMAT, entries, checkpoints };
+    });
+  }
+
+  /** Export and verify against this node's own identity key (e.g. at startup). */
+  async selfCheck(): Promise<AuditVerification> {
+    return verifyAuditLog(await this.exportLog({ checkpoint: false }), this.identity.publicKey);
+  }
+
+  /** Stop the timer and wait for queued writes. Does not close the store. Appends afterwards fail. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    await this.queue.catch(() => undefined);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private ensureWritable(): void {
+    if (this.closed) throw new TesseraError(ErrorCode.Unavailable, 'audit: the audit log is closed');
+    if (this.brokenReason) throw new TesseraError(ErrorCode.Unavailable, `audit: the audit log refuses appends: ${this.brokenReason}`);
+  }
+
+  private nextTime(): number {
+    const t = this.now();
+    ensure(Number.isSafeInteger(t) && t >= 0, ErrorCode.BadState, 'audit: the clock returned a bad time');
+    return Math.max(t, this.head.time);
+  }
+
+  private sign(seq: number, headHash: string, time: number): AuditCheckpoint {
+    const signature = identitySign(this.identity.secretKey, checkpointMessage({ seq, headHash, time }));
+    return { seq, headHash, time, signature: toHex(signature) };
+  }
+
+  private async checkpointNow(): Promise<AuditCheckpoint | undefined> {
+    this.ensureWritable();
+    if (this.head.seq <= this.checkpointed) return undefined;
+    const time = this.nextTime();
+    const cp = this.sign(this.head.seq, this.head.hash, time);
+    try {
+      await this.records.put(seqKey('c', cp.seq), encode(cp), { sync: true });
+    } catch (e) {
+      throw asUnavailable(e, 'audit: cannot write a checkpoint');
+    }
+    this.checkpointed = cp.seq;
+    this.head = { ...this.head, time };
+    return cp;
+  }
+}
+
+function encode(v: unknown): Uint8Array {
+  return Uint8Array.from(packr.pack(v));
+}
+
+function decodeObject<T>(raw: Uint8Array): T | undefined {
+  try {
+    const v = packr.unpack(raw) as unknown;
+    // Only plain maps: msgpackr decodes some bytes (e.g. 0xc1) to class instances.
+    return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype ? (v as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeEntry(raw: Uint8Array): AuditEntry | undefined {
+  return decodeObject<AuditEntry>(raw);
+}
+
+/** Storage failures (closed store, LevelDB errors) become UNAVAILABLE; validation errors stay as they are. */
+function asUnavailable(e: unknown, message: string): TesseraError {
+  if (isTesseraError(e) && e.code !== ErrorCode.BadState && e.code !== ErrorCode.Unavailable) return e;
+  return new TesseraError(ErrorCode.Unavailable, message);
+}
