@@ -172,6 +172,8 @@ export class NodeService {
     const rec = await this.requireKey(tenant, keyId, req.version);
     const suite = getKemSuite(rec.suite);
     const enc = fromHex(req.enc, 'enc', suite.encLength);
+    // Check enc locally before joining (sessions.md step 3): a bad point fails here, not inside a session.
+    suite.encToPoint(enc);
     const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
     const params = this.params('decapsulate', tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
     let used: PublicKeyPackage | undefined;
