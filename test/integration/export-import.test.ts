@@ -9,12 +9,13 @@
  * - Rejections with a clear error and nothing stored on any node: a tampered wrapped share, a wrong
  *   public key, shares of two keys, a wrapping key off a node's allowlist, a non-exportable key, t/n
  *   mismatches; a refusing SDK blocks export and import.
+ * - The CLI commands for all of this, run in-process against cluster B's cluster file.
  * - No plaintext on disk: no file under either cluster's data dir holds an imported scalar or any
  *   plaintext share (stored or imported), in either byte order, raw or as hex.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -35,6 +36,7 @@ import {
   type ApproveHook,
   type SessionRequest,
 } from '../../sdk/client.js';
+import { main } from '../../sdk/cli.js';
 import { startDevCluster, type DevCluster } from '../../sdk/dev.js';
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -298,6 +300,39 @@ describe('wrapped export and import between two clusters', () => {
     const combined = await unwrapAndCombine(bundle, [allowed]);
     const { group } = getSigningSuite('ed25519');
     expect(hex(group.pointToBytes(group.mulBase(group.scalarFromBytes(combined.privateKey, 'scalar'))))).toBe(bundle.publicKey);
+  }, 60_000);
+
+  it('the CLI: import-key --json, split-and-wrap, import, wrapping-key generate, export, combine', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
+    const cli = async (...args: string[]): Promise<Record<string, any>> => {
+      const printed: string[] = [];
+      const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (printed.push(String(chunk)), true));
+      try {
+        expect(await main([...args, '--json', '--cluster', join(B.dataDir, 'cluster.json')])).toBe(0);
+      } finally {
+        write.mockRestore();
+      }
+      return JSON.parse(printed.join('')) as Record<string, any>;
+    };
+    try {
+      const cliSeed = randomBytes(32);
+      const ikFile = join(work, 'import-keys.json');
+      await writeFile(ikFile, JSON.stringify(await cli('import-key')));
+      await writeFile(join(work, 'seed.hex'), hex(cliSeed) + '\n');
+      const split = await cli('split-and-wrap', '--suite', 'ed25519', '--private-key-file', join(work, 'seed.hex'), '--import-keys', ikFile, '--out', join(work, 'in.json'), '--key-id', 'cli-ed');
+      expect(split.publicKey).toBe(hex(ed25519.getPublicKey(cliSeed)));
+      const imported = await cli('import', '--in', join(work, 'in.json'), '--exportable');
+      expect(imported).toMatchObject({ keyId: 'cli-ed', publicKey: split.publicKey, exportable: true });
+      await expect(main(['import', '--in', join(work, 'in.json'), '--cluster', join(B.dataDir, 'cluster.json')])).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+
+      const generated = await cli('wrapping-key', 'generate', '--out', join(work, 'wrap'), '--kem', 'x-wing');
+      expect((await stat(join(work, 'wrap'))).mode & 0o777).toBe(0o600);
+      await cli('export', '--key-id', 'cli-ed', '--wrapping-key', generated.publicKeyFile, '--out', join(work, 'out.json'));
+      const combined = await cli('combine', '--in', join(work, 'out.json'), '--wrapping-private-key', join(work, 'wrap'));
+      expect(combined).toEqual({ privateKey: hex(ed25519ScalarOfSeed(cliSeed)), publicKey: split.publicKey });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('no plaintext on disk: no file holds an imported scalar or any plaintext share; exported shares differ from retained ones', async () => {
