@@ -123,3 +123,39 @@ export function rotationStatus(
   if (now >= dueAt - warn) return { status: 'warning', dueAt };
   return { status: 'ok', dueAt };
 }
+
+/** What a rotation scheduler should act on now. */
+export interface RotationPlan<R> {
+  /** Rotate these (each the newest active version of its key, overdue or due now). */
+  readonly due: readonly (R & { readonly dueAt: number })[];
+  /** Warn about these (due within the warning window). */
+  readonly warning: readonly (R & { readonly dueAt: number })[];
+}
+
+/**
+ * From every stored version (ShareStore.listAll), the keys whose newest active version is due for
+ * rotation or about to be. Only the newest active version of a (tenant, keyId) counts: older active
+ * versions are not rotated again. Ordered by due time.
+ */
+export function rotationPlan<R extends { tenant: string; keyId: string; version: number; state: KeyState; createdAt: number; rotationPeriodMs?: number | undefined }>(
+  records: readonly R[],
+  now: number,
+  warnBeforeMs?: number,
+): RotationPlan<R> {
+  const newest = new Map<string, R>();
+  for (const r of records) {
+    if (r.state !== 'active') continue;
+    const k = `${r.tenant}\u0000${r.keyId}`;
+    const cur = newest.get(k);
+    if (!cur || r.version > cur.version) newest.set(k, r);
+  }
+  const due: (R & { dueAt: number })[] = [];
+  const warning: (R & { dueAt: number })[] = [];
+  for (const r of newest.values()) {
+    const s = rotationStatus(r, now, warnBeforeMs);
+    if (s.status === 'due') due.push({ ...r, dueAt: s.dueAt });
+    else if (s.status === 'warning') warning.push({ ...r, dueAt: s.dueAt });
+  }
+  const byDue = (a: { dueAt: number }, b: { dueAt: number }) => a.dueAt - b.dueAt;
+  return { due: due.sort(byDue), warning: warning.sort(byDue) };
+}

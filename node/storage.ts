@@ -301,6 +301,17 @@ export class ShareStore {
     return out.sort((a, b) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.version - b.version));
   }
 
+  /** Every committed version of every tenant's keys, in store order (for the rotation scheduler). */
+  async listAll(): Promise<KeyRecord[]> {
+    this.ensureOpen();
+    const out: KeyRecord[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: 'k/', lt: 'k/\uffff' })) {
+      const { tenant, keyId, version } = parseRecordKey(k);
+      out.push(committedToRecord(tenant, keyId, version, decodeCommitted(v, k)));
+    }
+    return out;
+  }
+
   /**
    * Decrypt the committed share of a version (latest when omitted). The caller owns the result and
    * must zeroize `secret.value` when done.

@@ -22,6 +22,7 @@ import {
   assertStateAllows,
   assertTransition,
   canTransition,
+  rotationPlan,
   rotationStatus,
   stateAllows,
 } from '../../node/lifecycle.js';
@@ -241,6 +242,30 @@ describe('ShareStore: states, versions, rotation period', () => {
     expect((await store.setRotationPeriod('t', 'k', 1, 60_000)).rotationPeriodMs).toBe(60_000);
     expect('rotationPeriodMs' in (await store.setRotationPeriod('t', 'k', 1, undefined))).toBe(false);
     expect((await codeOf(store.setRotationPeriod('t', 'k', 1, 5))).code).toBe(ErrorCode.BadInput);
+  });
+});
+
+describe('rotation schedule over the whole store', () => {
+  it('listAll + rotationPlan: only the newest active version of each key, due and warning apart, by due time', async () => {
+    const store = await openStore();
+    const day = 24 * 3600_000;
+    const put = (tenant: string, keyId: string, version: number, createdAt: number, rotationPeriodMs?: number) =>
+      store.put({ tenant, keyId, version, share: makeShares(0).shares[0]!, exportable: false, createdAt, ...(rotationPeriodMs ? { rotationPeriodMs } : {}) });
+    await put('a', 'old', 1, 0, 10 * day); // superseded by version 2: not rotated again
+    await put('a', 'old', 2, 20 * day, 10 * day); // due at day 30
+    await put('a', 'soon', 1, 25 * day, 10 * day); // due at day 35: warning (window 1 day) at day 34.5
+    await put('b', 'late', 1, 0, 5 * day); // due at day 5: overdue
+    await put('b', 'none', 1, 0); // no period
+    await put('b', 'retired', 1, 0, day);
+    await store.setState('b', 'retired', 1, 'retired');
+    const all = await store.listAll();
+    expect(all.map((r) => `${r.tenant}/${r.keyId}@${r.version}`).sort()).toEqual(
+      ['a/old@1', 'a/old@2', 'a/soon@1', 'b/late@1', 'b/none@1', 'b/retired@1'].sort(),
+    );
+    const plan = rotationPlan(all, 34.5 * day);
+    expect(plan.due.map((r) => `${r.tenant}/${r.keyId}@${r.version}:${r.dueAt / day}`)).toEqual(['b/late@1:5', 'a/old@2:30']);
+    expect(plan.warning.map((r) => `${r.tenant}/${r.keyId}@${r.version}`)).toEqual(['a/soon@1']);
+    expect(rotationPlan(all, 0).due).toEqual([]);
   });
 });
 
