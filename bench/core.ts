@@ -1,0 +1,352 @@
+/**
+ * In-process costs of the core/ protocol functions: one party's work per round, single-threaded,
+ * no I/O. Every party of a protocol runs in this one process one after the other, so a protocol's
+ * "total" is the sum of every party's work (on a real cluster the parties run in parallel and the
+ * critical path is about total / n, plus the network).
+ *
+ * DKG and refresh use ML-DSA-65 identity signatures (core/identity.ts) with the engine the nodes load
+ * (liboqs, via loadIdentityEngine), as node/protocols.ts identityAuthenticator does, so their figures
+ * include the post-quantum signing and verification of the round-1 broadcasts.
+ */
+import { performance } from 'node:perf_hooks';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { p256 } from '@noble/curves/nist.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
+import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import type { PartyAuthenticator } from '../core/auth.js';
+import { equalBytes } from '../core/bytes.js';
+import { decapCombine, decapPartial } from '../core/decap.js';
+import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../core/dkg.js';
+import { generateIdentity, identityEngineName, identitySign, identityVerify, loadIdentityEngine } from '../core/identity.js';
+import type { DecapPartialMsg, DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg, SignCommitMsg, SignShareMsg } from '../core/messages.js';
+import { loadLiboqsMlKem768 } from '../core/pq.js';
+import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
+import { aggregateSignature, groupPublicKey, signRound1, signRound2, verifySignatureShares, type SigningNonces } from '../core/sign.js';
+import { getKemSuite, getSigningSuite, type KemSuiteId, type SigningSuiteId, type SuiteId } from '../core/suites.js';
+import type { KeyShare } from '../core/types.js';
+import { generateWrappingKeyPair, unwrapShare, wrapShare, type WrapKem } from '../core/wrap.js';
+import { runDkg } from '../test/helpers/run-dkg.js';
+import { Recorder, measure, measureAsync, type Budget, type Section, type Stats } from './stats.js';
+
+export interface CoreOptions {
+  quick: boolean;
+  /** Called with each section as soon as it is measured (so the run prints progressively). */
+  emit: (s: Section) => void;
+}
+
+const SIGNING: SigningSuiteId[] = ['ed25519', 'secp256k1'];
+const KEMS: KemSuiteId[] = ['hpke-x25519', 'hpke-p256'];
+
+/** Budgets per kind of work; --quick keeps the shape and cuts the counts. */
+function budgets(quick: boolean) {
+  const b = (warmup: number, minIterations: number, maxIterations: number, targetMs: number): Budget =>
+    quick ? { warmup: Math.min(warmup, 1), minIterations: Math.min(minIterations, 3), maxIterations: Math.min(maxIterations, 5), targetMs: 0 } : { warmup, minIterations, maxIterations, targetMs };
+  return {
+    /** Whole protocol runs (100..500 ms each). */
+    protocol: b(2, 15, 60, 4_000),
+    /** Signing rounds (one iteration = a whole 2-of-3 signing, ~0.2 s). */
+    signing: b(3, 30, 200, 6_000),
+    /** Milliseconds-scale single operations. */
+    op: b(10, 50, 2_000, 1_500),
+    /** Sub-millisecond operations. */
+    fast: b(200, 500, 20_000, 1_000),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol drivers with per-party, per-round timing
+
+/** ML-DSA-65 authenticators for parties 1..n (as node/protocols.ts identityAuthenticator). */
+function identityAuthenticators(n: number): PartyAuthenticator[] {
+  const ids = Array.from({ length: n }, () => generateIdentity());
+  const verify = (index: number, m: Uint8Array, s: Uint8Array): boolean => {
+    const id = ids[index - 1];
+    return id !== undefined && identityVerify(id.publicKey, m, s);
+  };
+  return ids.map((id) => ({ sign: (m: Uint8Array) => identitySign(id.secretKey, m), verify }));
+}
+
+interface JointFeldmanEngine {
+  round1(party: number): { state: unknown; broadcast: DkgRound1Msg };
+  round2(state: unknown, received: Map<number, DkgRound1Msg>): { state: unknown; echo: DkgEchoMsg; shares: Map<number, DkgRound2Msg> };
+  round3(state: unknown, echoes: Map<number, DkgEchoMsg>, shares: Map<number, DkgRound2Msg>): { state: unknown; confirm: DkgConfirmMsg };
+  finish(state: unknown, confirms: Map<number, DkgConfirmMsg>): KeyShare;
+}
+
+function othersView<M>(to: number, sent: Map<number, M>): Map<number, M> {
+  const m = new Map<number, M>();
+  for (const [from, msg] of sent) if (from !== to) m.set(from, msg);
+  return m;
+}
+
+/**
+ * Run every party's rounds in memory (all honest), timing each call under 'round1'..'finish' and
+ * the whole run under 'total'. Returns the keys (party i's at index i-1).
+ */
+function driveTimed(n: number, engine: JointFeldmanEngine, rec: Recorder): KeyShare[] {
+  const all = Array.from({ length: n }, (_, k) => k + 1);
+  const t0 = performance.now();
+  const state = new Map<number, unknown>();
+  const broadcasts = new Map<number, DkgRound1Msg>();
+  for (const i of all) {
+    const r = rec.time('round1', () => engine.round1(i));
+    state.set(i, r.state);
+    broadcasts.set(i, r.broadcast);
+  }
+  const echoes = new Map<number, DkgEchoMsg>();
+  const shares = new Map<number, Map<number, DkgRound2Msg>>();
+  for (const i of all) {
+    const r = rec.time('round2', () => engine.round2(state.get(i), othersView(i, broadcasts)));
+    state.set(i, r.state);
+    echoes.set(i, r.echo);
+    shares.set(i, r.shares);
+  }
+  const confirms = new Map<number, DkgConfirmMsg>();
+  for (const i of all) {
+    const toMe = new Map<number, DkgRound2Msg>();
+    for (const [from, out] of shares) if (from !== i) toMe.set(from, out.get(i)!);
+    const r = rec.time('round3', () => engine.round3(state.get(i), othersView(i, echoes), toMe));
+    state.set(i, r.state);
+    confirms.set(i, r.confirm);
+  }
+  const keys = all.map((i) => rec.time('finish', () => engine.finish(state.get(i), othersView(i, confirms))));
+  rec.add('total', performance.now() - t0);
+  return keys;
+}
+
+function dkgEngine(suite: SuiteId, threshold: number, parties: number, auths: PartyAuthenticator[]): JointFeldmanEngine {
+  const sessionId = randomBytes(32);
+  return {
+    round1: (i) => dkgRound1({ suite, threshold, parties, self: i, sessionId }, auths[i - 1]!),
+    round2: (s, r) => dkgRound2(s as never, r),
+    round3: (s, e, sh) => dkgRound3(s as never, e, sh),
+    finish: (s, c) => dkgFinish(s as never, c),
+  };
+}
+
+function refreshEngine(keys: KeyShare[], auths: PartyAuthenticator[]): JointFeldmanEngine {
+  const sessionId = randomBytes(32);
+  return {
+    round1: (i) => refreshRound1({ sessionId, key: keys[i - 1]! }, auths[i - 1]!),
+    round2: (s, r) => refreshRound2(s as never, r),
+    round3: (s, e, sh) => refreshRound3(s as never, e, sh),
+    finish: (s, c) => refreshFinish(s as never, c),
+  };
+}
+
+/** Repeat `run` (warm-up unrecorded) until the budget's run count and time target are met. */
+function repeatRuns(rec: Recorder, b: Budget, run: () => void): void {
+  rec.recording = false;
+  for (let i = 0; i < b.warmup; i++) run();
+  rec.recording = true;
+  let runs = 0;
+  const t0 = performance.now();
+  while (!(runs >= b.maxIterations || (runs >= b.minIterations && performance.now() - t0 >= b.targetMs))) {
+    run();
+    runs++;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+function dkgSection(b: ReturnType<typeof budgets>): Section {
+  const rows: Stats[] = [];
+  const configs: [SuiteId, number, number][] = [];
+  for (const s of SIGNING) for (const [t, n] of [[2, 3], [3, 5]] as const) configs.push([s, t, n]);
+  for (const [suite, t, n] of configs) {
+    const auths = identityAuthenticators(n);
+    const rec = new Recorder();
+    repeatRuns(rec, b.protocol, () => {
+      driveTimed(n, dkgEngine(suite, t, n, auths), rec);
+    });
+    const label = `${suite} ${t}-of-${n}`;
+    rows.push(
+      ...rec.stats((l) => (l === 'total' ? `${label}  total (all ${n} parties)` : `${label}  ${l} (per party)`)).sort(totalFirst),
+    );
+  }
+  return {
+    title: 'DKG (core/dkg.ts, in-memory, every party in this process one after another)',
+    note: `total = whole protocol, all parties sequentially; per-party rows = one party's call of that round.\nRound-1 broadcasts are signed and verified with ML-DSA-65 identity keys (${identityEngineName()}), as on the nodes.`,
+    rows,
+  };
+}
+
+function totalFirst(a: Stats, b: Stats): number {
+  return Number(b.name.includes(' total ')) - Number(a.name.includes(' total '));
+}
+
+function signingSection(b: ReturnType<typeof budgets>): Section {
+  const rows: Stats[] = [];
+  for (const suiteId of SIGNING) {
+    const suite = getSigningSuite(suiteId);
+    const keys = runDkg(suiteId, 2, 3);
+    const signers = [keys[0]!, keys[1]!];
+    const pkg = signers[0]!.publicKey;
+    const rec = new Recorder();
+    repeatRuns(rec, b.signing, () => {
+      const message = randomBytes(32);
+      const nonces = new Map<number, SigningNonces>();
+      const commits = new Map<number, SignCommitMsg>();
+      for (const k of signers) {
+        const r1 = rec.time('commit', () => signRound1(suite, k.secret));
+        nonces.set(k.secret.index, r1.nonces);
+        commits.set(k.secret.index, r1.commit);
+      }
+      const shares = new Map<number, SignShareMsg>();
+      for (const k of signers) {
+        shares.set(k.secret.index, rec.time('share', () => signRound2(suite, k, nonces.get(k.secret.index)!, commits, message)));
+      }
+      // verifySignatureShares requires a share from every signer in the commitment list (a missing
+      // share is UnexpectedParty), so one call checks all t shares; record per share as call / t.
+      const t0 = performance.now();
+      verifySignatureShares(suite, pkg, commits, message, shares);
+      const dt = performance.now() - t0;
+      rec.add('verify-all', dt);
+      rec.add('verify-per-share', dt / shares.size);
+      rec.time('aggregate', () => aggregateSignature(suite, pkg, commits, message, shares));
+    });
+    const names: Record<string, string> = {
+      commit: 'commit: signRound1 (per party)',
+      share: 'share: signRound2 (per party)',
+      'verify-per-share': 'verify one share (verifySignatureShares of 2 / 2)',
+      'verify-all': 'verifySignatureShares, 2 shares',
+      aggregate: 'aggregateSignature (verifies shares + signature)',
+    };
+    rows.push(...rec.stats((l) => `${suiteId} 2-of-3  ${names[l] ?? l}`));
+  }
+  return {
+    title: 'FROST signing 2-of-3 (core/sign.ts, keys from an in-memory DKG)',
+    note: 'verifySignatureShares rejects a share list that lacks a share of any committed signer, so the\nper-share row is one call over both shares divided by 2.',
+    rows,
+  };
+}
+
+function refreshSection(b: ReturnType<typeof budgets>): Section {
+  const rows: Stats[] = [];
+  for (const suiteId of SIGNING) {
+    let keys = runDkg(suiteId, 2, 3);
+    const auths = identityAuthenticators(3);
+    const rec = new Recorder();
+    repeatRuns(rec, b.protocol, () => {
+      keys = driveTimed(3, refreshEngine(keys, auths), rec);
+    });
+    rows.push(
+      ...rec
+        .stats((l) => (l === 'total' ? `${suiteId} 2-of-3  total (all 3 parties)` : `${suiteId} 2-of-3  ${l} (per party)`))
+        .sort(totalFirst),
+    );
+  }
+  return {
+    title: `Refresh 2-of-3 (core/refresh.ts, in-memory, ML-DSA-65 (${identityEngineName()}) signed round 1)`,
+    note: 'Each run refreshes the previous run\'s keys (the epoch goes up by one per run).',
+    rows,
+  };
+}
+
+function encFor(suite: KemSuiteId): Uint8Array {
+  if (suite === 'hpke-x25519') return x25519.getPublicKey(x25519.utils.randomSecretKey());
+  return p256.getPublicKey(p256.utils.randomSecretKey(), false);
+}
+
+function decapSection(b: ReturnType<typeof budgets>): Section {
+  const rows: Stats[] = [];
+  for (const suiteId of KEMS) {
+    const suite = getKemSuite(suiteId);
+    const keys = runDkg(suiteId, 2, 3);
+    const pkg = keys[0]!.publicKey;
+    // Sanity: two different signer sets give the same shared secret.
+    {
+      const enc = encFor(suiteId);
+      const sid = randomBytes(32);
+      const a = decapCombine(suite, pkg, enc, new Map([1, 2].map((i) => [i, decapPartial(suite, keys[i - 1]!, enc, sid)])), sid);
+      const c = decapCombine(suite, pkg, enc, new Map([2, 3].map((i) => [i, decapPartial(suite, keys[i - 1]!, enc, sid)])), sid);
+      if (!equalBytes(a, c)) throw new Error(`${suiteId}: decapCombine differs between signer sets`);
+    }
+    const enc = encFor(suiteId);
+    const sessionId = randomBytes(32);
+    let k = 0;
+    rows.push({
+      ...measure('', () => decapPartial(suite, keys[k++ % 3]!, enc, sessionId), b.op),
+      name: `${suiteId} 2-of-3  decapPartial (per party)`,
+    });
+    const partials = new Map<number, DecapPartialMsg>([1, 2].map((i) => [i, decapPartial(suite, keys[i - 1]!, enc, sessionId)]));
+    rows.push({ ...measure('', () => decapCombine(suite, pkg, enc, partials, sessionId), b.op), name: `${suiteId} 2-of-3  decapCombine (2 partials)` });
+  }
+  return {
+    title: 'Threshold decapsulation (core/decap.ts)',
+    note: 'decapPartial = share·E plus a DLEQ proof; decapCombine verifies both proofs, interpolates, ExtractAndExpand.',
+    rows,
+  };
+}
+
+async function wrapSection(b: ReturnType<typeof budgets>): Promise<Section> {
+  const rows: Stats[] = [];
+  const keys = runDkg('ed25519', 2, 3);
+  const share = keys[0]!.secret;
+  const binding = { keyId: 'bench-key', version: 1, groupPublicKey: groupPublicKey(getSigningSuite('ed25519'), keys[0]!.publicKey) };
+  const expect = { ...binding, suite: share.suite, index: share.index, epoch: share.epoch };
+  for (const kem of ['ml-kem-768', 'x-wing'] as WrapKem[]) {
+    rows.push({ ...(await measureAsync('', () => generateWrappingKeyPair(kem), b.op)), name: `${kem}  generateWrappingKeyPair` });
+    const recipient = await generateWrappingKeyPair(kem);
+    rows.push({ ...(await measureAsync('', () => wrapShare(recipient.publicKey, kem, share, binding), b.op)), name: `${kem}  wrapShare` });
+    const wrapped = await wrapShare(recipient.publicKey, kem, share, binding);
+    const back = await unwrapShare(recipient, wrapped, expect);
+    if (!equalBytes(back.value, share.value)) throw new Error(`${kem}: unwrapShare did not return the share`);
+    rows.push({ ...(await measureAsync('', () => unwrapShare(recipient, wrapped, expect), b.op)), name: `${kem}  unwrapShare` });
+  }
+
+  const oqs = await loadLiboqsMlKem768();
+  const oqsPair = oqs.generateKeyPair();
+  const oqsCt = oqs.encapsulate(oqsPair.publicKey);
+  if (!equalBytes(oqs.decapsulate(oqsCt.cipherText, oqsPair.decapsulationKey), oqsCt.sharedSecret)) throw new Error('liboqs ML-KEM round trip failed');
+  rows.push({ ...measure('', () => oqs.generateKeyPair(), b.fast), name: 'ML-KEM-768 keygen  liboqs' });
+  rows.push({ ...measure('', () => oqs.encapsulate(oqsPair.publicKey), b.fast), name: 'ML-KEM-768 encaps  liboqs' });
+  rows.push({ ...measure('', () => oqs.decapsulate(oqsCt.cipherText, oqsPair.decapsulationKey), b.fast), name: 'ML-KEM-768 decaps  liboqs' });
+
+  const noblePair = ml_kem768.keygen();
+  const nobleCt = ml_kem768.encapsulate(noblePair.publicKey);
+  if (!equalBytes(ml_kem768.decapsulate(nobleCt.cipherText, noblePair.secretKey), nobleCt.sharedSecret)) throw new Error('noble ML-KEM round trip failed');
+  rows.push({ ...measure('', () => ml_kem768.keygen(), b.fast), name: 'ML-KEM-768 keygen  noble' });
+  rows.push({ ...measure('', () => ml_kem768.encapsulate(noblePair.publicKey), b.fast), name: 'ML-KEM-768 encaps  noble' });
+  // noble wipes the secret key it is given (see its ml-kem.d.ts): hand it a copy each time.
+  rows.push({
+    ...measure('', () => ml_kem768.decapsulate(nobleCt.cipherText, noblePair.secretKey.slice()), b.fast),
+    name: 'ML-KEM-768 decaps  noble (incl. 2400-byte key copy)',
+  });
+
+  const id = generateIdentity();
+  const msg = randomBytes(256);
+  const engine = identityEngineName();
+  rows.push({ ...measure('', () => generateIdentity(), b.op), name: 'ML-DSA-65 keygen  generateIdentity (noble)' });
+  const sig = identitySign(id.secretKey, msg);
+  if (!identityVerify(id.publicKey, msg, sig) || !ml_dsa65.verify(sig, msg, id.publicKey)) throw new Error('ML-DSA-65 round trip failed');
+  rows.push({ ...measure('', () => identitySign(id.secretKey, msg), b.op), name: `ML-DSA-65 sign  identitySign (${engine}${engine === 'liboqs' ? ', incl. scrub re-sign' : ''})` });
+  rows.push({ ...measure('', () => identityVerify(id.publicKey, msg, sig), b.op), name: `ML-DSA-65 verify  identityVerify (${engine})` });
+  rows.push({ ...measure('', () => ml_dsa65.sign(msg, id.secretKey), b.op), name: 'ML-DSA-65 sign  noble ml_dsa65' });
+  rows.push({ ...measure('', () => ml_dsa65.verify(sig, msg, id.publicKey), b.op), name: 'ML-DSA-65 verify  noble ml_dsa65' });
+  return {
+    title: 'Post-quantum: share wrapping (core/wrap.ts, HPKE base mode), raw ML-KEM-768, ML-DSA-65',
+    note: 'wrap/unwrap = HPKE SealBase/OpenBase of one share (ml-kem-768 through liboqs, x-wing through @hpke/hybridkem-x-wing).\nML-DSA-65 messages are 256 bytes.',
+    rows,
+  };
+}
+
+/** Run every core section, emitting each as it completes. */
+export async function runCore(o: CoreOptions): Promise<Section[]> {
+  const b = budgets(o.quick);
+  // The nodes sign and verify identities with liboqs (node and coordinator call this at start-up).
+  await loadIdentityEngine();
+  const sections: Section[] = [];
+  const add = (s: Section) => {
+    sections.push(s);
+    o.emit(s);
+  };
+  add(dkgSection(b));
+  add(signingSection(b));
+  add(refreshSection(b));
+  add(decapSection(b));
+  add(await wrapSection(b));
+  return sections;
+}

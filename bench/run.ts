@@ -1,0 +1,104 @@
+/**
+ * `npm run bench [-- --only core|cluster] [-- --quick]`
+ *
+ * Prints per-operation costs as plain tables and writes them to bench/results.json. This is where
+ * Tessera's performance figures come from (tests never assert timings).
+ *   --only core     in-process core/ functions only (bench/core.ts)
+ *   --only cluster  real local cluster only (bench/cluster.ts)
+ *   --quick         a fast smoke run: same tables, a handful of iterations each (figures are rough)
+ */
+import { writeFileSync } from 'node:fs';
+import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runCluster, failureLine, type Failure } from './cluster.js';
+import { runCore } from './core.js';
+import { formatSection, type Section } from './stats.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster] [--quick]\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let values: { only?: string; quick?: boolean };
+  try {
+    ({ values } = parseArgs({ args: process.argv.slice(2), options: { only: { type: 'string' }, quick: { type: 'boolean' } }, strict: true }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const only = values.only;
+  if (only !== undefined && only !== 'core' && only !== 'cluster') usage(`--only must be core or cluster, got "${only}"`);
+  const quick = values.quick === true;
+
+  const cpuList = cpus();
+  const machine = {
+    cpu: cpuList[0]?.model.trim() ?? 'unknown',
+    cores: cpuList.length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${platform()} ${release()} ${arch()}`,
+  };
+  const out = (s: string) => process.stdout.write(s + '\n');
+  const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+  out(`Tessera bench${quick ? ' (--quick: rough figures)' : ''}`);
+  out(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB`);
+  out(`node ${machine.node}, ${machine.os}`);
+  // Other work on the machine skews every figure: show how busy it was.
+  const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
+  out(`load average at start (1/5/15 min): ${loadAtStart.join(' / ')}`);
+  out(`times in milliseconds per call; p99 is nearest-rank (the maximum when n < 100)`);
+
+  const emit = (s: Section) => out('\n' + formatSection(s));
+  const sections: Section[] = [];
+  let failures: Failure[] = [];
+  let logTail: Record<string, string[]> = {};
+  const started = new Date().toISOString();
+  const t0 = performance.now();
+  let fatal: unknown;
+  try {
+    if (only !== 'cluster') {
+      log('core: running');
+      sections.push(...(await runCore({ quick, emit })));
+    }
+    if (only !== 'core') {
+      log('cluster: starting a 3-node dev cluster');
+      const r = await runCluster({ quick, emit, log });
+      sections.push(...r.sections);
+      failures = r.failures;
+      logTail = r.logTail;
+      if (r.error !== undefined) fatal = r.error;
+    }
+  } catch (e) {
+    fatal = e;
+  }
+  const elapsedS = (performance.now() - t0) / 1000;
+
+  if (failures.length) {
+    out(`\nFAILED CALLS (${failures.length}):`);
+    const counts = new Map<string, number>();
+    for (const f of failures) counts.set(failureLine(f), (counts.get(failureLine(f)) ?? 0) + 1);
+    for (const [line, n] of counts) out(`  ${n} x ${line}`);
+  }
+  if (fatal !== undefined) out(`\nBENCH ABORTED: ${(fatal as Error)?.stack ?? String(fatal)}`);
+  for (const [file, lines] of Object.entries(logTail)) {
+    out(`\nlast lines of cluster log ${file}:`);
+    for (const l of lines) out(`  ${l.length > 400 ? l.slice(0, 400) + '...' : l}`);
+  }
+  const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
+  out(`\nbench finished in ${elapsedS.toFixed(0)} s; load average at end (1/5/15 min): ${loadAtEnd.join(' / ')}`);
+
+  const file = join(HERE, 'results.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
+  );
+  out(`results written to ${file}`);
+  if (fatal !== undefined || failures.length) process.exitCode = 1;
+}
+
+await main();
