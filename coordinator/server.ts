@@ -488,7 +488,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     if (f.code === DECLINE_CODE) {
       // The node's operator refused this session (its policy hook said no). Everyone who joined, or
       // joins later, gets a clear DECLINED abort at once instead of waiting for the deadline.
-      const message = `node ${index} declined the session (its operator's policy refused it)`;
+      // The node's own one-line reason (policy refusal, not exportable, bad bundle...) is passed on.
+      const message = `node ${index} declined the session: ${f.message}`;
       log.info({ session: key, node: index }, 'node declined session');
       if (s && s.players.includes(index)) abortSession(s, 'DECLINED', message, [index]);
       else if (!s && !lookupEnded(key)) rememberEnded(key, { code: 'DECLINED', message, nodes: [index], at: Date.now() });

@@ -61,6 +61,11 @@ export function identityEngineName(): 'liboqs' | 'noble' {
 
 const SCRUB_MESSAGE = new Uint8Array(32);
 
+/** liboqs-js accepts only plain Uint8Arrays (not Buffer or other subclasses): copy those. */
+function plain(b: Uint8Array): Uint8Array {
+  return b.constructor === Uint8Array ? b : new Uint8Array(b);
+}
+
 export function identitySign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
   if (!(secretKey instanceof Uint8Array) || secretKey.length !== IDENTITY_SECRET_KEY_LENGTH) {
     throw new TesseraError(ErrorCode.BadInput, 'identity secret key: wrong length');
@@ -68,7 +73,7 @@ export function identitySign(secretKey: Uint8Array, message: Uint8Array): Uint8A
   const e = engine;
   if (!e) return ml_dsa65.sign(message, secretKey);
   try {
-    return e.sig.sign(message, secretKey);
+    return e.sig.sign(plain(message), plain(secretKey));
   } catch {
     throw new TesseraError(ErrorCode.BadInput, 'identity secret key: signing failed');
   } finally {
@@ -85,7 +90,7 @@ export function identityVerify(publicKey: Uint8Array, message: Uint8Array, signa
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== IDENTITY_PUBLIC_KEY_LENGTH) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== IDENTITY_SIGNATURE_LENGTH) return false;
   try {
-    return engine ? engine.sig.verify(message, signature, publicKey) : ml_dsa65.verify(signature, message, publicKey);
+    return engine ? engine.sig.verify(plain(message), plain(signature), plain(publicKey)) : ml_dsa65.verify(signature, message, publicKey);
   } catch {
     return false;
   }

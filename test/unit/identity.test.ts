@@ -21,5 +21,8 @@ describe('ML-DSA-65 identities: liboqs and noble interoperate (pure mode, empty 
     expect(identityVerify(id.publicKey, new TextEncoder().encode('other'), oqsSig)).toBe(false);
     expect(identityVerify(id.publicKey.subarray(1), msg, oqsSig)).toBe(false);
     expect(() => identitySign(id.secretKey.subarray(1), msg)).toThrow(/wrong length/);
+    // Buffers (a Uint8Array subclass) work too: liboqs-js needs plain arrays, identity.ts copies.
+    const bufSig = identitySign(Buffer.from(id.secretKey), Buffer.from(msg));
+    expect(identityVerify(Buffer.from(id.publicKey), Buffer.from(msg), Buffer.from(bufSig))).toBe(true);
   });
 });
