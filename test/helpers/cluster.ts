@@ -121,10 +121,11 @@ export async function startTestCluster(o: { nodes: number; threshold: number; lo
 
 async function readyOrExplain(dev: DevCluster, dir: string): Promise<void> {
   try {
-    await dev.ready(60_000);
+    // Deadlines sum to 70 s, below the 90 s beforeAll timeouts, so a failed start still cleans up.
+    await dev.ready(50_000);
     // /ready only says a node is connected; wait until every node also sees all the others online,
     // so the first session does not race a peer's (re)connection.
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 20_000;
     const all = dev.cluster.nodes.map((n) => n.index);
     for (const n of dev.cluster.nodes) {
       const c = new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index });

@@ -4,7 +4,7 @@
  * exits non-zero with one line on stderr and no stack trace. `tessera dev` starts a cluster, writes
  * cluster.json (0600), stops every child on SIGINT, and keeps its keys across restarts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterFile } from '../../sdk/cli.js';
-import { bytesToHex, hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, sleep, startTestCluster, verifySignature, waitFor, type TestCluster } from '../helpers/cluster.js';
+import { bytesToHex, hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, sleep, verifySignature, waitFor } from '../helpers/cluster.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -65,18 +65,113 @@ function expectCleanFailure(r: CliResult, pattern: RegExp, what: string): void {
   expect(lines[0], `${what}: message`).toMatch(pattern);
 }
 
-describe('client commands against a running cluster', () => {
-  let tc: TestCluster;
+// ---------------------------------------------------------------------------------------------
+
+/** PIDs of processes whose command line mentions `needle` (Linux /proc), except `exclude`. */
+function processesMentioning(needle: string, exclude: number[] = []): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || exclude.includes(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(needle)) out.push(pid);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/**
+ * One `tessera dev` cluster for the whole file: the client commands run against it, then it is
+ * stopped with SIGINT and started again on the same data dir.
+ */
+describe('tessera dev and the client commands', () => {
+  let dir: string;
   let env: Record<string, string>;
+  let dev: DevProcess | undefined;
+  let cluster: ClusterFile;
   let signingKey: Record<string, unknown>;
   let kemKey: Record<string, unknown>;
 
+  interface DevProcess {
+    child: ChildProcess;
+    output: () => string;
+    exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  }
+
+  /** Start `tessera dev` and resolve once it printed its ready line. */
+  async function startDev(): Promise<DevProcess> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', 'dev', '--nodes', '3', '--threshold', '2', '--data', dir, '--port', '0'], {
+      cwd: ROOT,
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    dev = { child, output: () => out, exit };
+    await waitFor(
+      `a "ready" line from tessera dev`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`tessera dev exited early:\n${out}`);
+        return out.split('\n').some((l) => /\bready\b/.test(l));
+      },
+      80_000,
+      100,
+    );
+    return dev;
+  }
+
+  /** SIGINT, then check it exited by itself and left no child process and no open node port. */
+  async function stopDev(d: DevProcess, nodeUrls: string[]): Promise<void> {
+    d.child.kill('SIGINT');
+    const { code, signal } = await Promise.race([d.exit, sleep(20_000).then(() => ({ code: -1, signal: null }))]);
+    expect(signal, 'tessera dev exits by itself on SIGINT').toBeNull();
+    expect(code, 'tessera dev exit code after SIGINT').toBe(0);
+    // No child process remains: nothing runs with the data dir on its command line, and no node port answers.
+    expect(processesMentioning(dir)).toEqual([]);
+    for (const url of nodeUrls) await expect(fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })).rejects.toThrow();
+  }
+
   beforeAll(async () => {
-    tc = await startTestCluster({ nodes: 3, threshold: 2 });
-    env = { TESSERA_CLUSTER: tc.clusterFile };
+    dir = await mkdtemp(join(tmpdir(), 'tessera-dev-cli-'));
+    env = { TESSERA_CLUSTER: join(dir, 'cluster.json') };
+    await startDev();
   }, 90_000);
+
   afterAll(async () => {
-    await tc?.close();
+    // Whatever happened, leave no process and no data behind.
+    if (dev && dev.child.exitCode === null && dev.child.signalCode === null) {
+      dev.child.kill('SIGINT');
+      await Promise.race([dev.exit, sleep(10_000)]);
+    }
+    for (const pid of processesMentioning(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('tessera dev writes cluster.json (0600) with 3 nodes and their API keys, and runs a coordinator and 3 nodes', async () => {
+    const clusterFile = join(dir, 'cluster.json');
+    expect(statSync(clusterFile).mode & 0o777).toBe(0o600);
+    cluster = JSON.parse(readFileSync(clusterFile, 'utf8')) as ClusterFile;
+    expect(cluster.nodes.map((n) => n.index)).toEqual([1, 2, 3]);
+    expect(cluster.threshold).toBe(2);
+    for (const n of cluster.nodes) {
+      expect(n.apiKey).toMatch(/^\S{16,}$/);
+      expect(n.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await fetch(`${n.url}/health`)).status).toBe(200);
+    }
+    expect(new Set(cluster.nodes.map((n) => n.apiKey)).size).toBe(3);
+    // The coordinator and three nodes run as children (their configs live in the data dir).
+    expect(processesMentioning(dir, [dev!.child.pid!]).length).toBe(4);
   });
 
   it('keygen / public-key / sign / decapsulate / refresh --json each print one JSON object with the documented fields', async () => {
@@ -126,131 +221,33 @@ describe('client commands against a running cluster', () => {
       ['threshold above the node count', ['keygen', '--suite', 'ed25519', '--threshold', '4', '--json'], /threshold 4 is above the node count 3/],
       ['unknown suite', ['keygen', '--suite', 'rsa-2048', '--json'], /unknown suite "rsa-2048"/],
       ['unknown flag', ['keygen', '--suite', 'ed25519', '--frobnicate', '--json'], /--frobnicate/],
-      ['missing cluster file', ['public-key', '--key-id', 'cli-ed', '--json'], /cluster file .*not found/, { TESSERA_CLUSTER: join(tc.dir, 'missing', 'cluster.json') }],
+      ['missing cluster file', ['public-key', '--key-id', 'cli-ed', '--json'], /cluster file .*not found/, { TESSERA_CLUSTER: join(dir, 'missing', 'cluster.json') }],
     ];
-    // Two at a time: each is a fresh node process (tsx start-up dominates).
+    // Two at a time: each is a fresh node process (module loading dominates). The last one is the
+    // unknown command, the one error that adds the usage text after its one-line message.
+    const argsList = [...cases.map(([, args, , extraEnv]) => [args, extraEnv] as const), [['frobnicate'], undefined] as const];
     const results: CliResult[] = [];
-    for (let k = 0; k < cases.length; k += 2) {
-      results.push(...(await Promise.all(cases.slice(k, k + 2).map(([, args, , extraEnv]) => tessera(args, { ...env, ...extraEnv })))));
+    for (let k = 0; k < argsList.length; k += 2) {
+      results.push(...(await Promise.all(argsList.slice(k, k + 2).map(([args, extraEnv]) => tessera([...args], { ...env, ...extraEnv })))));
     }
     cases.forEach(([what, , pattern], k) => expectCleanFailure(results[k]!, pattern, what));
-    // An unknown command is the one error that adds the usage text after its one-line message.
-    const unknown = await tessera(['frobnicate'], env);
+    const unknown = results[cases.length]!;
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.split('\n')[0]).toBe('tessera: unknown command "frobnicate"');
     expect(unknown.stderr).toMatch(/^usage:$/m);
     expect(unknown.stderr).not.toMatch(/^\s+at\s/m);
-    // None of them created anything.
-    await expect(tc.cluster.getKey('no-such-key')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   }, 120_000);
-});
 
-// ---------------------------------------------------------------------------------------------
-// tessera dev
-
-/** PIDs of processes whose command line mentions `needle` (Linux /proc), except `exclude`. */
-function processesMentioning(needle: string, exclude: number[] = []): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === process.pid || exclude.includes(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(needle)) out.push(pid);
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
-
-describe('tessera dev', () => {
-  let dir: string | undefined;
-  let devProcess: ChildProcess | undefined;
-
-  afterEach(async () => {
-    // Whatever happened, leave no process and no data behind.
-    if (devProcess && devProcess.exitCode === null && devProcess.signalCode === null) {
-      const exited = new Promise((r) => devProcess!.once('exit', r));
-      devProcess.kill('SIGINT');
-      await Promise.race([exited, sleep(10_000)]);
-    }
-    if (dir) {
-      for (const pid of processesMentioning(dir)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-      await rm(dir, { recursive: true, force: true });
-    }
-    devProcess = undefined;
-    dir = undefined;
-  });
-
-  /** Start `tessera dev` and resolve once it printed its ready line. */
-  async function startDev(data: string): Promise<{ child: ChildProcess; output: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', 'dev', '--nodes', '3', '--threshold', '2', '--data', data, '--port', '0'], {
-      cwd: ROOT,
-      env: { ...process.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    devProcess = child;
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-    await waitFor(
-      `a "ready" line from tessera dev`,
-      () => {
-        if (child.exitCode !== null) throw new Error(`tessera dev exited early:\n${out}`);
-        return out.split('\n').some((l) => /\bready\b/.test(l));
-      },
-      90_000,
-      100,
-    );
-    return { child, output: () => out, exit };
-  }
-
-  async function stopDev(dev: { child: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }, nodeUrls: string[]): Promise<void> {
-    dev.child.kill('SIGINT');
-    const { code, signal } = await Promise.race([dev.exit, sleep(20_000).then(() => ({ code: -1, signal: null }))]);
-    expect(signal, 'tessera dev exits by itself on SIGINT').toBeNull();
-    expect(code, 'tessera dev exit code after SIGINT').toBe(0);
-    // No child process remains: nothing runs with the data dir on its command line, and no node port answers.
-    expect(processesMentioning(dir!)).toEqual([]);
-    for (const url of nodeUrls) await expect(fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })).rejects.toThrow();
-  }
-
-  it('starts a cluster, writes cluster.json (0600), stops every child on SIGINT, and keeps its keys across a restart', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tessera-dev-cli-'));
-    const first = await startDev(dir);
-
-    const clusterFile = join(dir, 'cluster.json');
-    expect(statSync(clusterFile).mode & 0o777).toBe(0o600);
-    const cluster = JSON.parse(readFileSync(clusterFile, 'utf8')) as ClusterFile;
-    expect(cluster.nodes.map((n) => n.index)).toEqual([1, 2, 3]);
-    expect(cluster.threshold).toBe(2);
-    for (const n of cluster.nodes) {
-      expect(n.apiKey).toMatch(/^\S{16,}$/);
-      expect(n.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      expect((await fetch(`${n.url}/health`)).status).toBe(200);
-    }
-    expect(new Set(cluster.nodes.map((n) => n.apiKey)).size).toBe(3);
-    // The coordinator and three nodes run as children (their configs live in the data dir).
-    expect(processesMentioning(dir, [first.child.pid!]).length).toBe(4);
-
-    const env = { TESSERA_CLUSTER: clusterFile };
-    const made = oneJsonObject(await tessera(['keygen', '--suite', 'secp256k1', '--key-id', 'survives', '--json'], env));
+  it('SIGINT stops every child; started again with the same data dir, tessera dev keeps its keys', async () => {
+    const first = dev!;
     await stopDev(first, cluster.nodes.map((n) => n.url));
+    expect(first.output()).toMatch(/stopping/);
 
-    const second = await startDev(dir);
-    const again = JSON.parse(readFileSync(clusterFile, 'utf8')) as ClusterFile;
+    const second = await startDev();
+    const again = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
     expect(again.nodes.map((n) => n.apiKey)).toEqual(cluster.nodes.map((n) => n.apiKey));
-    const kept = oneJsonObject(await tessera(['public-key', '--key-id', 'survives', '--json'], env));
-    expect(kept).toEqual(made);
+    expect(oneJsonObject(await tessera(['public-key', '--key-id', 'cli-ed', '--json'], env))).toEqual(signingKey);
+    expect(oneJsonObject(await tessera(['public-key', '--key-id', 'cli-kem', '--json'], env))).toEqual(kemKey);
     await stopDev(second, again.nodes.map((n) => n.url));
-    expect(second.output()).toMatch(/stopping/);
-  }, 180_000);
+  }, 120_000);
 });
