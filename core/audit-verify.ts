@@ -51,6 +51,8 @@ export const AUDIT_OPERATIONS = [
   'export',
   'import',
   'rotate',
+  // local key operations (no session)
+  'verify',
   // lifecycle transitions and settings
   'retire',
   'archive',

@@ -12,7 +12,12 @@ import { checkPlayers } from './shamir.js';
 import { isSuiteId, type SuiteId } from './suites.js';
 
 export const PROTOCOL_ID = 'tessera/session/v1';
-export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import'] as const;
+/**
+ * Every session a node joins. All but sign and decapsulate need every node: keygen, refresh, export,
+ * import, rotate (a DKG for the next version) and the lifecycle transitions retire / archive / activate /
+ * destroy (every node changes its copy, so every node's operator approves).
+ */
+export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import', 'rotate', 'retire', 'archive', 'activate', 'destroy'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 export const SESSION_ID_LENGTH = 16;
 

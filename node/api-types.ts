@@ -6,6 +6,9 @@
 import { BUNDLE_FORMAT, BUNDLE_VERSION, type KeyBundleJson, type WrappedShareJson } from '../core/bundle.js';
 import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
+import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES } from '../core/audit-verify.js';
+import { KEY_STATES } from './lifecycle.js';
+import { POLICY_OPERATIONS } from './policy.js';
 
 const hex = (min: number, max: number) => ({ type: 'string', pattern: '^([0-9a-fA-F]{2})*$', minLength: min * 2, maxLength: max * 2 }) as const;
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
@@ -14,6 +17,8 @@ const players = { type: 'array', items: index, minItems: 2, maxItems: 255 } as c
 const sessionId = hex(16, 16);
 const suite = { type: 'string', enum: [...SUITE_IDS] } as const;
 const version = { type: 'integer', minimum: 1 } as const;
+const keyState = { type: 'string', enum: [...KEY_STATES] } as const;
+const time = { type: 'integer', minimum: 0 } as const;
 
 export const errorSchema = {
   type: 'object',
@@ -58,13 +63,23 @@ export interface KeyInfo {
   threshold: number;
   parties: number;
   epoch: number;
+  /** node/lifecycle.ts: active | retired | archived | destroyed. */
   state: string;
   exportable: boolean;
   publicPackage: PublicKeyPackageJson;
+  createdAt: number;
+  /** Only when the key carries a rotation period: where this version stands (node/lifecycle.ts rotationStatus). */
+  rotation?: RotationInfo;
+}
+export interface RotationInfo {
+  periodMs: number;
+  /** none (not active), ok, warning (due soon: the nodes log a warning), due (the nodes are rotating it). */
+  status: 'none' | 'ok' | 'warning' | 'due';
+  dueAt?: number;
 }
 const keyInfoSchema = {
   type: 'object',
-  required: ['keyId', 'version', 'suite', 'publicKey', 'threshold', 'parties', 'epoch', 'state', 'exportable', 'publicPackage'],
+  required: ['keyId', 'version', 'suite', 'publicKey', 'threshold', 'parties', 'epoch', 'state', 'exportable', 'publicPackage', 'createdAt'],
   properties: {
     keyId: id,
     version,
@@ -73,9 +88,16 @@ const keyInfoSchema = {
     threshold: { type: 'integer' },
     parties: { type: 'integer' },
     epoch: { type: 'integer' },
-    state: { type: 'string' },
+    state: keyState,
     exportable: { type: 'boolean' },
     publicPackage: publicPackageSchema,
+    createdAt: time,
+    rotation: {
+      type: 'object',
+      required: ['periodMs', 'status'],
+      properties: { periodMs: { type: 'integer' }, status: { type: 'string', enum: ['none', 'ok', 'warning', 'due'] }, dueAt: time },
+      additionalProperties: false,
+    },
   },
   additionalProperties: false,
 } as const;
@@ -96,6 +118,8 @@ export interface KeygenRequest {
   suite: string;
   threshold: number;
   exportable?: boolean;
+  /** Rotate the key this long after each version is created (nodes enforce it). Part of the session digest. */
+  rotationPeriodMs?: number;
 }
 export interface SignRequest {
   sessionId: string;
@@ -132,6 +156,70 @@ export interface RefreshResponse {
   keyId: string;
   version: number;
   epoch: number;
+}
+
+export interface VerifyRequest {
+  message: string;
+  signature: string;
+  version?: number;
+}
+export interface VerifyResponse {
+  keyId: string;
+  version: number;
+  valid: boolean;
+}
+export interface RotateRequest {
+  sessionId: string;
+  /** The version to rotate out; default the newest active one. It is retired once the new one exists. */
+  version?: number;
+}
+export interface RotateResponse {
+  keyId: string;
+  /** The new version (made by DKG under the same key id). */
+  version: number;
+  previousVersion: number;
+  suite: string;
+  publicKey: string;
+}
+/** A lifecycle transition (node/lifecycle.ts STATE_TRANSITIONS): retire, archive, activate or destroy one version. */
+export interface SetStateRequest {
+  sessionId: string;
+  version: number;
+  state: 'active' | 'retired' | 'archived' | 'destroyed';
+}
+
+// ---- administration (admin API keys only, node/tenants.ts)
+export interface TenantResponse {
+  name: string;
+  createdAt?: number;
+}
+export interface CreateApiKeyRequest {
+  tenant: string;
+  role?: 'tenant' | 'admin';
+}
+export interface ApiKeyInfoJson {
+  id: string;
+  tenant: string;
+  role: string;
+  source: string;
+  createdAt?: number;
+  revokedAt?: number;
+}
+/** The new API key is in this response and nowhere else: the node keeps only its SHA-256. */
+export interface CreateApiKeyResponse extends ApiKeyInfoJson {
+  apiKey: string;
+}
+export interface PolicyResponse {
+  version: number;
+  rules: unknown[];
+  updatedAt: number;
+  updatedBy?: string;
+  failOpen: FailOpenJson;
+}
+export interface FailOpenJson {
+  active: boolean;
+  until?: number;
+  enabledBy?: string;
 }
 
 export interface ExportRequest {
@@ -195,6 +283,56 @@ const bundleSchema = {
 } as const;
 
 const keyParams = { type: 'object', required: ['keyId'], properties: { keyId: id }, additionalProperties: false } as const;
+const apiKeyInfoProperties = {
+  id,
+  tenant: id,
+  role: { type: 'string', enum: ['tenant', 'admin'] },
+  source: { type: 'string', enum: ['store', 'config'] },
+  createdAt: time,
+  revokedAt: time,
+} as const;
+const apiKeyInfoSchema = { type: 'object', required: ['id', 'tenant', 'role', 'source'], properties: apiKeyInfoProperties, additionalProperties: false } as const;
+const policyOperations = { type: 'array', items: { type: 'string', enum: [...POLICY_OPERATIONS] } } as const;
+const policyRuleSchema = {
+  type: 'object',
+  required: ['id', 'type'],
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string', enum: ['allow-operations', 'deny', 'quota', 'rate'] },
+    scope: { type: 'object', properties: { tenant: id, apiKeyId: id, keyId: id }, additionalProperties: false },
+    operations: policyOperations,
+    per: { type: 'string', enum: ['tenant', 'apiKey', 'key'] },
+    limit: { type: 'integer' },
+    periodMs: { type: 'integer' },
+    intervalMs: { type: 'integer' },
+  },
+  additionalProperties: false,
+} as const;
+const failOpenSchema = {
+  type: 'object',
+  required: ['active'],
+  properties: { active: { type: 'boolean' }, until: time, enabledBy: id },
+  additionalProperties: false,
+} as const;
+const policySchema = {
+  type: 'object',
+  required: ['version', 'rules', 'updatedAt', 'failOpen'],
+  properties: { version: { type: 'integer' }, rules: { type: 'array', items: policyRuleSchema }, updatedAt: time, updatedBy: id, failOpen: failOpenSchema },
+  additionalProperties: false,
+} as const;
+/** For documentation: the closed lists an entry's words come from (core/audit-verify.ts). */
+export const AUDIT_WORDS = { operations: AUDIT_OPERATIONS, outcomes: AUDIT_OUTCOMES, severities: AUDIT_SEVERITIES } as const;
+
+/**
+ * The audit log as exported: each entry and checkpoint is sent as its own JSON text, exactly as the
+ * node decoded it from its LevelDB, so that whatever is stored (edited, with extra or mistyped fields)
+ * reaches the verifier unchanged instead of being coerced by the response serializer.
+ */
+export interface AuditLogResponse {
+  format: number;
+  entries: string[];
+  checkpoints: string[];
+}
 const withErrors = (ok: object) => ({ 200: ok, '4xx': errorSchema, '5xx': errorSchema });
 
 /** Route table: method, URL and schema of every route the node serves. */
@@ -231,7 +369,14 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['sessionId', 'keyId', 'suite', 'threshold'],
-        properties: { sessionId, keyId: id, suite, threshold: { type: 'integer', minimum: 2, maximum: 255 }, exportable: { type: 'boolean' } },
+        properties: {
+          sessionId,
+          keyId: id,
+          suite,
+          threshold: { type: 'integer', minimum: 2, maximum: 255 },
+          exportable: { type: 'boolean' },
+          rotationPeriodMs: { type: 'integer', minimum: 1 },
+        },
         additionalProperties: false,
       },
       response: withErrors(keyInfoSchema),
@@ -347,6 +492,127 @@ export const ROUTES = {
         additionalProperties: false,
       },
       response: withErrors(keyInfoSchema),
+    },
+  },
+  /** Verify a signature under a key version (a local check, no session; allowed while active or retired). */
+  verify: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/verify',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['message', 'signature'],
+        properties: { message: hex(0, 1 << 20), signature: hex(1, 256), version },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'valid'],
+        properties: { keyId: id, version, valid: { type: 'boolean' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Rotate: a new version by DKG under the same key id; the old one is retired. Needs all n nodes. */
+  rotate: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/rotate',
+    schema: {
+      params: keyParams,
+      body: { type: 'object', required: ['sessionId'], properties: { sessionId, version }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'previousVersion', 'suite', 'publicKey'],
+        properties: { keyId: id, version, previousVersion: version, suite, publicKey: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Lifecycle transition of one version (retire, archive, activate, destroy). Needs all n nodes. */
+  setState: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/state',
+    schema: {
+      params: keyParams,
+      body: { type: 'object', required: ['sessionId', 'version', 'state'], properties: { sessionId, version, state: keyState }, additionalProperties: false },
+      response: withErrors(keyInfoSchema),
+    },
+  },
+  createTenant: {
+    method: 'POST',
+    url: '/v1/admin/tenants',
+    schema: {
+      body: { type: 'object', required: ['name'], properties: { name: id }, additionalProperties: false },
+      response: withErrors({ type: 'object', required: ['name'], properties: { name: id, createdAt: time }, additionalProperties: false }),
+    },
+  },
+  createApiKey: {
+    method: 'POST',
+    url: '/v1/admin/api-keys',
+    schema: {
+      body: { type: 'object', required: ['tenant'], properties: { tenant: id, role: { type: 'string', enum: ['tenant', 'admin'] } }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['id', 'tenant', 'role', 'source', 'apiKey'],
+        properties: { ...apiKeyInfoProperties, apiKey: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  listApiKeys: {
+    method: 'GET',
+    url: '/v1/admin/api-keys',
+    schema: {
+      querystring: { type: 'object', properties: { tenant: id }, additionalProperties: false },
+      response: withErrors({ type: 'object', required: ['apiKeys'], properties: { apiKeys: { type: 'array', items: apiKeyInfoSchema } }, additionalProperties: false }),
+    },
+  },
+  revokeApiKey: {
+    method: 'POST',
+    url: '/v1/admin/api-keys/:id/revoke',
+    schema: {
+      params: { type: 'object', required: ['id'], properties: { id }, additionalProperties: false },
+      response: withErrors(apiKeyInfoSchema),
+    },
+  },
+  getPolicy: { method: 'GET', url: '/v1/admin/policy', schema: { response: withErrors(policySchema) } },
+  setPolicy: {
+    method: 'POST',
+    url: '/v1/admin/policy',
+    schema: {
+      // Shape only; node/policy.ts validateRules checks each rule and names what is wrong.
+      body: { type: 'object', required: ['rules'], properties: { rules: { type: 'array', maxItems: 1000 } }, additionalProperties: false },
+      response: withErrors(policySchema),
+    },
+  },
+  enableFailOpen: {
+    method: 'POST',
+    url: '/v1/admin/policy/fail-open',
+    schema: {
+      body: { type: 'object', properties: { durationMs: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+      response: withErrors(failOpenSchema),
+    },
+  },
+  disableFailOpen: {
+    method: 'POST',
+    url: '/v1/admin/policy/fail-open/disable',
+    schema: {
+      body: { type: 'object', properties: {}, additionalProperties: false },
+      response: withErrors(failOpenSchema),
+    },
+  },
+  /** The whole audit log with its signed checkpoints (the head is checkpointed first), for offline verification. */
+  auditLog: {
+    method: 'GET',
+    url: '/v1/admin/audit',
+    schema: {
+      response: withErrors({
+        type: 'object',
+        required: ['format', 'entries', 'checkpoints'],
+        properties: { format: { type: 'integer' }, entries: { type: 'array', items: { type: 'string' } }, checkpoints: { type: 'array', items: { type: 'string' } } },
+        additionalProperties: false,
+      }),
     },
   },
   /** The operator's policy refused a session: tell the coordinator, so the other nodes fail fast. */

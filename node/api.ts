@@ -1,24 +1,33 @@
 /**
  * The SDK-facing HTTP API (fastify): a JSON schema per route (node/api-types.ts), API keys in the
- * Authorization header, one error handler, and logs with secrets redacted.
+ * Authorization header (node/tenants.ts: each key belongs to exactly one tenant, the only source of a
+ * request's tenant), one error handler, and logs with secrets redacted.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, isTesseraError } from '../core/errors.js';
-import { ROUTES, type DecapsulateRequest, type ExportRequest, type ImportRequest, type KeygenRequest, type RefreshRequest, type SignRequest } from './api-types.js';
+import {
+  ROUTES,
+  type CreateApiKeyRequest,
+  type DecapsulateRequest,
+  type ExportRequest,
+  type ImportRequest,
+  type KeygenRequest,
+  type RefreshRequest,
+  type RotateRequest,
+  type SetStateRequest,
+  type SignRequest,
+  type VerifyRequest,
+} from './api-types.js';
+import type { NodeAdmin } from './admin.js';
 import type { NodeService } from './service.js';
-
-export interface ApiKeyEntry {
-  id: string;
-  tenant: string;
-  /** SHA-256 of the API key, hex. The key itself is never stored. */
-  keyHash: string;
-}
+import type { Principal } from './tenants.js';
 
 export interface ApiOptions {
   service: NodeService;
-  apiKeys: readonly ApiKeyEntry[];
+  admin: NodeAdmin;
+  /** Who holds a presented API key (node/tenants.ts TenantStore.authenticate). */
+  authenticate: (presentedKey: string) => Principal | undefined;
   logger: Logger;
   tls?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -43,8 +52,7 @@ export function statusFor(code: string): number {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    tenant?: string;
-    apiKeyId?: string;
+    principal?: Principal;
   }
 }
 
@@ -61,18 +69,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // Unknown routes answer in the same error shape as everything else.
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  const hashes = o.apiKeys.map((k) => ({ ...k, hash: Buffer.from(k.keyHash, 'hex') }));
   const authenticate = async (req: FastifyRequest) => {
     const h = req.headers.authorization;
     const m = typeof h === 'string' ? /^Bearer ([\x21-\x7e]{8,256})$/.exec(h) : null;
     if (!m) throw Object.assign(new Error('missing or malformed API key'), { code: ErrorCode.Unauthorized });
-    const digest = createHash('sha256').update(m[1]!).digest();
-    const entry = hashes.find((k) => k.hash.length === digest.length && timingSafeEqual(k.hash, digest));
-    if (!entry) throw Object.assign(new Error('unknown API key'), { code: ErrorCode.Unauthorized });
+    const principal = o.authenticate(m[1]!);
+    if (!principal) throw Object.assign(new Error('unknown API key'), { code: ErrorCode.Unauthorized });
     // The tenant comes only from the API key, never from the request.
-    req.tenant = entry.tenant;
-    req.apiKeyId = entry.id;
+    req.principal = principal;
   };
+  const who = (req: FastifyRequest): Principal => req.principal!;
+  const keyIdOf = (req: FastifyRequest): string => (req.params as { keyId: string }).keyId;
 
   app.setErrorHandler((err: any, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
@@ -108,31 +115,28 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
       s.info().ready ? { ready: true } : reply.status(503).send({ code: ErrorCode.Unavailable, message: 'not connected to the coordinator' }),
   });
   app.route({ ...ROUTES.node, handler: async () => s.info() });
-  app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(req.tenant!, req.body as KeygenRequest) });
-  app.route({
-    ...ROUTES.getKey,
-    handler: async (req) => s.getKey(req.tenant!, (req.params as { keyId: string }).keyId, (req.query as { version?: number }).version),
-  });
-  app.route({
-    ...ROUTES.sign,
-    handler: async (req) => s.sign(req.tenant!, (req.params as { keyId: string }).keyId, req.body as SignRequest),
-  });
-  app.route({
-    ...ROUTES.decapsulate,
-    handler: async (req) => s.decapsulate(req.tenant!, (req.params as { keyId: string }).keyId, req.body as DecapsulateRequest),
-  });
-  app.route({
-    ...ROUTES.refresh,
-    handler: async (req) => s.refresh(req.tenant!, (req.params as { keyId: string }).keyId, req.body as RefreshRequest),
-  });
-  app.route({
-    ...ROUTES.exportKey,
-    handler: async (req) => s.exportKey(req.tenant!, (req.params as { keyId: string }).keyId, req.body as ExportRequest),
-  });
-  app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(req.tenant!, req.body as ImportRequest) });
-  app.route({
-    ...ROUTES.decline,
-    handler: async (req) => s.decline((req.body as { sessionId: string }).sessionId),
-  });
+  app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(who(req), req.body as KeygenRequest) });
+  app.route({ ...ROUTES.getKey, handler: async (req) => s.getKey(who(req), keyIdOf(req), (req.query as { version?: number }).version) });
+  app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body as SignRequest) });
+  app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
+  app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
+  app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body as RefreshRequest) });
+  app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), keyIdOf(req), req.body as ExportRequest) });
+  app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body as ImportRequest) });
+  app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body as RotateRequest) });
+  app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body as SetStateRequest) });
+  app.route({ ...ROUTES.decline, handler: async (req) => s.decline((req.body as { sessionId: string }).sessionId) });
+
+  // Administration: admin API keys only (node/admin.ts checks the role).
+  const a = o.admin;
+  app.route({ ...ROUTES.createTenant, handler: async (req) => a.createTenant(who(req), (req.body as { name: string }).name) });
+  app.route({ ...ROUTES.createApiKey, handler: async (req) => a.createApiKey(who(req), req.body as CreateApiKeyRequest) });
+  app.route({ ...ROUTES.listApiKeys, handler: async (req) => a.listApiKeys(who(req), (req.query as { tenant?: string }).tenant) });
+  app.route({ ...ROUTES.revokeApiKey, handler: async (req) => a.revokeApiKey(who(req), (req.params as { id: string }).id) });
+  app.route({ ...ROUTES.getPolicy, handler: async (req) => a.getPolicy(who(req)) });
+  app.route({ ...ROUTES.setPolicy, handler: async (req) => a.setPolicy(who(req), (req.body as { rules: unknown[] }).rules) });
+  app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), (req.body as { durationMs?: number } | undefined)?.durationMs) });
+  app.route({ ...ROUTES.disableFailOpen, handler: async (req) => a.disableFailOpen(who(req)) });
+  app.route({ ...ROUTES.auditLog, handler: async (req) => a.exportAudit(who(req)) });
   return app;
 }

@@ -39,11 +39,27 @@ export interface MemberConfig {
   readonly identityPublicKey: Uint8Array;
 }
 
+export const API_KEY_ROLES = ['tenant', 'admin'] as const;
+
 export interface ApiKeyConfig {
   readonly id: string;
   readonly tenant: string;
   /** SHA-256 of the API key's UTF-8 bytes (see apiKeyHash); the key itself is never configured. */
   readonly keyHash: Uint8Array;
+  /** 'admin' may also manage tenants, API keys, policy and read the audit log (node/tenants.ts). Default 'tenant'. */
+  readonly role?: (typeof API_KEY_ROLES)[number];
+}
+
+/** Key rotation schedule (node/scheduler.ts). */
+export interface RotationConfig {
+  /** How often the scheduler looks for keys due (or about to be due) for rotation. Default 60 s. */
+  readonly checkIntervalMs: number;
+  /** The shortest rotation period a key may carry. Default one minute; lower only for tests. */
+  readonly minPeriodMs: number;
+  /** Warn this long before a rotation is due. Default: a tenth of the key's period, at most one day. */
+  readonly warnBeforeMs?: number;
+  /** A due rotation that did not complete is tried again in the next window of this length. Default 5 min. */
+  readonly retryMs: number;
 }
 
 /**
@@ -78,6 +94,11 @@ export interface NodeConfig {
    * Undefined: no allowlist configured. Empty: no wrapping key is allowed.
    */
   readonly wrappingKeyAllowlist?: readonly string[];
+  readonly rotation: RotationConfig;
+  /** Emergency fail-open: the window when none is given (default 5 min) and the longest accepted (default 1 h). */
+  readonly failOpen: { readonly defaultMs: number; readonly maxMs: number };
+  /** Audit checkpoints: every N entries (default 100) and every T ms with new entries (default 60 s). */
+  readonly audit: { readonly checkpointEvery: number; readonly checkpointIntervalMs: number };
 }
 
 /** The hash stored in `apiKeys[].keyHash`: SHA-256 of the key's UTF-8 bytes. */
@@ -99,6 +120,9 @@ const TOP_LEVEL_FIELDS = new Set([
   'thresholdDefaults',
   'logLevel',
   'wrappingKeyAllowlist',
+  'rotation',
+  'failOpen',
+  'audit',
 ]);
 
 /**
@@ -107,7 +131,11 @@ const TOP_LEVEL_FIELDS = new Set([
  * File fields (all optional in the file when the matching env var is set):
  *   index, dataDir, api {host, port, tls {certFile, keyFile}}, coordinatorUrl, coordinatorCaFile,
  *   membership [{index, identityPublicKey}] | membershipFile, kekFile, apiKeys [{id, tenant, keyHash}] |
- *   apiKeysFile, thresholdDefaults {threshold, parties}, logLevel, wrappingKeyAllowlist [hex].
+ *   apiKeysFile, thresholdDefaults {threshold, parties}, logLevel, wrappingKeyAllowlist [hex],
+ *   rotation {checkIntervalMs, minPeriodMs, warnBeforeMs, retryMs} (env TESSERA_ROTATION_CHECK_MS,
+ *   TESSERA_MIN_ROTATION_PERIOD_MS, TESSERA_ROTATION_WARN_MS, TESSERA_ROTATION_RETRY_MS),
+ *   failOpen {defaultMs, maxMs} (env TESSERA_FAIL_OPEN_MS, TESSERA_MAX_FAIL_OPEN_MS),
+ *   audit {checkpointEvery, checkpointIntervalMs} (env TESSERA_AUDIT_CHECKPOINT_EVERY, TESSERA_AUDIT_CHECKPOINT_MS).
  * Relative paths in the file are relative to the file's directory; relative paths in env vars are
  * relative to the working directory. The KEK cannot be put inline in the file, only in TESSERA_KEK.
  */
@@ -233,6 +261,29 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     allowEnv !== undefined ? allowEnv.split(/[\s,]+/).filter((s) => s !== '') : raw.wrappingKeyAllowlist;
   const wrappingKeyAllowlist = allowRaw === undefined ? undefined : allowlistField(allowRaw);
 
+  // rotation schedule, fail-open window, audit checkpoints
+  const num = (name: string, v: unknown): unknown => {
+    const e = envValue(name);
+    return e !== undefined ? parseIntStrict(e) : v;
+  };
+  const DAY = 24 * 3600_000;
+  const rotRaw = raw.rotation === undefined ? {} : objectField('rotation', raw.rotation, ['checkIntervalMs', 'minPeriodMs', 'warnBeforeMs', 'retryMs']);
+  const warnRaw = num('TESSERA_ROTATION_WARN_MS', rotRaw.warnBeforeMs);
+  const rotation: RotationConfig = {
+    checkIntervalMs: intField('rotation.checkIntervalMs', num('TESSERA_ROTATION_CHECK_MS', rotRaw.checkIntervalMs) ?? 60_000, 10, DAY),
+    minPeriodMs: intField('rotation.minPeriodMs', num('TESSERA_MIN_ROTATION_PERIOD_MS', rotRaw.minPeriodMs) ?? 60_000, 1, 366 * DAY),
+    retryMs: intField('rotation.retryMs', num('TESSERA_ROTATION_RETRY_MS', rotRaw.retryMs) ?? 5 * 60_000, 1000, DAY),
+    ...(warnRaw !== undefined ? { warnBeforeMs: intField('rotation.warnBeforeMs', warnRaw, 0, 366 * DAY) } : {}),
+  };
+  const foRaw = raw.failOpen === undefined ? {} : objectField('failOpen', raw.failOpen, ['defaultMs', 'maxMs']);
+  const failOpenMax = intField('failOpen.maxMs', num('TESSERA_MAX_FAIL_OPEN_MS', foRaw.maxMs) ?? 3600_000, 1, DAY);
+  const failOpen = { defaultMs: intField('failOpen.defaultMs', num('TESSERA_FAIL_OPEN_MS', foRaw.defaultMs) ?? 5 * 60_000, 1, failOpenMax), maxMs: failOpenMax };
+  const auRaw = raw.audit === undefined ? {} : objectField('audit', raw.audit, ['checkpointEvery', 'checkpointIntervalMs']);
+  const audit = {
+    checkpointEvery: intField('audit.checkpointEvery', num('TESSERA_AUDIT_CHECKPOINT_EVERY', auRaw.checkpointEvery) ?? 100, 1, 1_000_000),
+    checkpointIntervalMs: intField('audit.checkpointIntervalMs', num('TESSERA_AUDIT_CHECKPOINT_MS', auRaw.checkpointIntervalMs) ?? 60_000, 0, DAY),
+  };
+
   const config: NodeConfig = {
     index,
     dataDir,
@@ -245,6 +296,9 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     thresholdDefaults: { threshold, parties },
     logLevel: logLevelValue as LogLevel,
     ...(wrappingKeyAllowlist !== undefined ? { wrappingKeyAllowlist } : {}),
+    rotation,
+    failOpen,
+    audit,
   };
   return config;
 }
@@ -402,7 +456,7 @@ function apiKeysField(v: unknown): ApiKeyConfig[] {
   const hashes = new Set<string>();
   v.forEach((k, i) => {
     const field = `apiKeys[${i}]`;
-    const o = objectField(field, k, ['id', 'tenant', 'keyHash']);
+    const o = objectField(field, k, ['id', 'tenant', 'keyHash', 'role']);
     if (typeof o.id !== 'string' || !ID_PATTERN.test(o.id)) throw new ConfigError(`${field}.id`, 'must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
     if (typeof o.tenant !== 'string' || !ID_PATTERN.test(o.tenant)) {
       throw new ConfigError(`${field}.tenant`, 'must be 1-128 of [A-Za-z0-9._:-], starting alphanumeric');
@@ -411,9 +465,12 @@ function apiKeysField(v: unknown): ApiKeyConfig[] {
     if (ids.has(o.id)) throw new ConfigError(`${field}.id`, `duplicates id ${o.id}`);
     const h = Buffer.from(keyHash).toString('hex');
     if (hashes.has(h)) throw new ConfigError(`${field}.keyHash`, 'duplicates another API key');
+    if (o.role !== undefined && !(API_KEY_ROLES as readonly unknown[]).includes(o.role)) {
+      throw new ConfigError(`${field}.role`, `must be one of ${API_KEY_ROLES.join(', ')}`);
+    }
     ids.add(o.id);
     hashes.add(h);
-    out.push({ id: o.id, tenant: o.tenant, keyHash });
+    out.push({ id: o.id, tenant: o.tenant, keyHash, ...(o.role !== undefined ? { role: o.role as ApiKeyConfig['role'] } : {}) });
   });
   return out;
 }

@@ -89,12 +89,15 @@ export function assertTransition(from: KeyState, to: KeyState, what: { keyId: st
 // ---------------------------------------------------------------------------------------------
 // Rotation schedule
 
-/** The longest rotation period accepted: ten years. The shortest: one minute. */
+/**
+ * The longest rotation period accepted: ten years. The shortest: one minute by default; a node can be
+ * configured lower (TESSERA_MIN_ROTATION_PERIOD_MS, for tests), never below 1 ms.
+ */
 export const MAX_ROTATION_PERIOD_MS = 10 * 366 * 24 * 3600 * 1000;
 export const MIN_ROTATION_PERIOD_MS = 60 * 1000;
 
-export function isRotationPeriod(ms: unknown): ms is number {
-  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= MIN_ROTATION_PERIOD_MS && ms <= MAX_ROTATION_PERIOD_MS;
+export function isRotationPeriod(ms: unknown, minMs: number = MIN_ROTATION_PERIOD_MS): ms is number {
+  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= Math.max(1, minMs) && ms <= MAX_ROTATION_PERIOD_MS;
 }
 
 export type RotationStatus =

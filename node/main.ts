@@ -1,5 +1,6 @@
 /**
- * The node process: config -> KEK -> encrypted LevelDB -> identity -> coordinator link -> HTTP API.
+ * The node process: config -> KEK -> encrypted LevelDB -> identity -> audit log, tenants, policy ->
+ * coordinator link -> HTTP API -> rotation scheduler.
  *
  * Usage: node --import tsx node/main.ts --config FILE   (every field can also come from TESSERA_* env)
  * A bad config or a membership that does not list this node's identity stops the process with one
@@ -10,7 +11,13 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
 import { loadIdentityEngine } from '../core/identity.js';
+import { NodeAdmin } from './admin.js';
 import { buildApi } from './api.js';
+import { AUDIT_NAMESPACE, AuditLog } from './audit.js';
+import { OperationGate } from './gate.js';
+import { POLICY_NAMESPACE, PolicyEngine } from './policy.js';
+import { RotationScheduler } from './scheduler.js';
+import { TENANTS_NAMESPACE, TenantStore } from './tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 import { loadKek } from './kek.js';
@@ -18,19 +25,35 @@ import { CoordinatorLink } from './link.js';
 import { FAULT_POINTS, NodeService } from './service.js';
 import { ShareStore } from './storage.js';
 
-/** Log redaction: nothing under these paths ever reaches a log line. */
+/**
+ * Log redaction: nothing under these paths ever reaches a log line (top level and one level down).
+ * The code does not log these values at all; this is the second line of defence.
+ */
+const SECRET_FIELDS = [
+  'apiKey',
+  'secretKey',
+  'identitySecretKey',
+  'privateKey',
+  'secret',
+  'share',
+  'shares',
+  'nonce',
+  'nonces',
+  'kek',
+  'key',
+  'signingShare',
+  'value',
+  'seed',
+  'sharedSecret',
+  'plaintext',
+];
 export const REDACT_PATHS = [
   'req.headers.authorization',
+  'req.headers.cookie',
   'headers.authorization',
-  '*.apiKey',
-  '*.secretKey',
-  '*.privateKey',
-  '*.share',
-  '*.shares',
-  '*.nonces',
-  '*.kek',
-  '*.signingShare',
-  '*.value',
+  'authorization',
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
 ];
 
 export function makeLogger(level: string, name: string): Logger {
@@ -57,7 +80,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   const kek = await loadKek(config.kek);
   let store: ShareStore;
   try {
-    store = await ShareStore.open({ dataDir: config.dataDir, kek, nodeIndex: config.index });
+    store = await ShareStore.open({ dataDir: config.dataDir, kek, nodeIndex: config.index, minRotationPeriodMs: config.rotation.minPeriodMs });
   } finally {
     kek.fill(0);
   }
@@ -69,7 +92,38 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     throw new ConfigError('membership', `does not list this node's identity for index ${config.index} (its public key fingerprint is ${toHex(keys.identity.publicKey).slice(0, 16)})`);
   }
 
+  // Audit log, tenants and policy live in the same LevelDB (namespaced records).
+  const audit = await AuditLog.open({
+    records: store.namespace(AUDIT_NAMESPACE),
+    identity: keys.identity,
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointIntervalMs: config.audit.checkpointIntervalMs,
+    onError: (e) => logger.error({ code: e.code, err: { message: e.message } }, 'audit checkpoint failed'),
+  });
+  if (audit.broken) logger.error({ problem: audit.broken }, 'the audit log does not check out: operations are refused until it is investigated');
+  const tenants = await TenantStore.open({
+    records: store.namespace(TENANTS_NAMESPACE),
+    configKeys: config.apiKeys.map((k) => ({ id: k.id, tenant: k.tenant, keyHash: k.keyHash, ...(k.role ? { role: k.role } : {}) })),
+  });
+  const policy = await PolicyEngine.open({
+    records: store.namespace(POLICY_NAMESPACE),
+    audit,
+    maxFailOpenMs: config.failOpen.maxMs,
+    onError: (e) => logger.error({ code: e.code, err: { message: e.message } }, 'policy: cannot audit the fail-open revert (retried on the next request)'),
+  });
+  await audit
+    .append({ actor: 'system.node', operation: 'node.start', outcome: 'ok' })
+    .catch((e: Error) => logger.error({ err: { message: e.message } }, 'cannot audit the node start'));
+
   const link = new CoordinatorLink();
+  const gate = new OperationGate({
+    audit,
+    policy,
+    decline: (session, reason) => {
+      if (link.connected) link.fail(session, 'POLICY_DENIED', reason, []);
+    },
+    logger: logger.child({ component: 'gate' }),
+  });
   const service = new NodeService({
     index: config.index,
     parties: config.membership.length,
@@ -81,12 +135,16 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     link,
     logger: logger.child({ component: 'service' }),
     faultPoints: faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS),
+    gate,
+    rotation: { minPeriodMs: config.rotation.minPeriodMs, ...(config.rotation.warnBeforeMs !== undefined ? { warnBeforeMs: config.rotation.warnBeforeMs } : {}) },
   });
+  const admin = new NodeAdmin({ tenants, policy, audit, gate, failOpen: config.failOpen, logger: logger.child({ component: 'admin' }) });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({
     service,
+    admin,
+    authenticate: (presented) => tenants.authenticate(presented),
     logger,
-    apiKeys: config.apiKeys.map((k) => ({ id: k.id, tenant: k.tenant, keyHash: toHex(k.keyHash) })),
     ...(tls ? { tls } : {}),
   });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
@@ -101,12 +159,25 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       ...(config.coordinatorCaFile ? { ca: readFileSync(config.coordinatorCaFile) } : {}),
     })
     .catch((e: Error) => logger.warn({ err: { message: e.message } }, 'coordinator not reachable yet; retrying'));
+  const scheduler = new RotationScheduler({
+    store,
+    service,
+    audit,
+    logger: logger.child({ component: 'rotation' }),
+    checkIntervalMs: config.rotation.checkIntervalMs,
+    retryMs: config.rotation.retryMs,
+    ...(config.rotation.warnBeforeMs !== undefined ? { warnBeforeMs: config.rotation.warnBeforeMs } : {}),
+  });
+  scheduler.start();
   logger.info({ index: config.index, api: address }, 'node listening');
   return {
     url: address,
     async close() {
       await app.close();
       await link.close();
+      await scheduler.stop();
+      await policy.close();
+      await audit.close();
       await store.close();
     },
   };

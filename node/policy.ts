@@ -51,6 +51,7 @@ export const POLICY_OPERATIONS = [
   'export',
   'import',
   'rotate',
+  'verify',
   'retire',
   'archive',
   'activate',

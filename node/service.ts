@@ -5,6 +5,19 @@
  * join the coordinator with the session digest, open the end-to-end channel (which also agrees on
  * the epoch), run the core protocol, persist only after every node confirmed the same public result,
  * and always wipe round state and channel keys, however the session ends.
+ *
+ * Every operation goes through one gate (node/gate.ts): policy -> local checks (the key exists for
+ * the caller's tenant, its state allows the operation: node/lifecycle.ts) -> audit 'started' -> the
+ * session -> audit 'ok' / 'failed'. The tenant is always the caller's (from its API key); another
+ * tenant's key answers NOT_FOUND exactly like a missing one. An operation that names no version uses
+ * the newest active one, and every result says which version it used.
+ *
+ * Versions: keygen makes version 1; rotate makes the next version by DKG under the same key id and
+ * retires the one it replaces; setState moves one version along the lifecycle (retire, archive,
+ * activate, destroy) in a session every node (and so every operator's SDK) takes part in.
+ * Scheduled rotation (node/scheduler.ts) is the one session no SDK starts: every node's scheduler
+ * joins the same session id, derived from the key version and a retry window, authorised by the
+ * rotation period that every operator approved when the key was created.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
@@ -16,6 +29,9 @@ import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
 import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
+import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState } from './lifecycle.js';
+import { OperationGate, asTesseraError } from './gate.js';
+import type { Principal } from './tenants.js';
 import { groupPublicKey } from '../core/sign.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { sealToReceiver, type WrappingKeyPair } from '../core/wrap.js';
@@ -31,11 +47,16 @@ import type {
   PublicKeyPackageJson,
   RefreshRequest,
   RefreshResponse,
+  RotateRequest,
+  RotateResponse,
+  SetStateRequest,
   SignRequest,
   SignResponse,
+  VerifyRequest,
+  VerifyResponse,
 } from './api-types.js';
 import { SessionChannel, type RelayLink } from './channel.js';
-import type { ShareStore } from './storage.js';
+import type { KeyRecord as StoredKey, ShareStore } from './storage.js';
 import { chooseEpoch, decodeHeld, encodeHeld, packageDigest, type HeldEpochs } from './epochs.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
 
@@ -46,10 +67,17 @@ export interface KeyRecord {
   version: number;
   suite: SuiteId;
   exportable: boolean;
-  state: string;
+  state: KeyState;
+  rotationPeriodMs?: number;
   committed: PublicKeyPackage;
   pending?: PublicKeyPackage;
 }
+
+/** The actor id scheduled rotations are audited under (no API key starts them). */
+export const SCHEDULER_ACTOR = 'system.scheduler';
+
+/** The operation a transition to each state is audited and approved as. */
+export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const satisfies Record<KeyState, Operation>;
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
@@ -81,6 +109,10 @@ export interface NodeServiceOptions {
    * point the process kills itself with SIGKILL, as a power cut would.
    */
   faultPoints?: ReadonlySet<string>;
+  /** Policy, local checks and audit for every operation (node/gate.ts). */
+  gate: OperationGate;
+  /** Rotation settings (node/config.ts RotationConfig): the shortest period accepted, the warning window. */
+  rotation?: { minPeriodMs?: number; warnBeforeMs?: number };
 }
 
 export const FAULT_POINTS = ['refresh-before-stage', 'refresh-after-stage', 'refresh-before-commit'] as const;
@@ -96,9 +128,14 @@ export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   };
 }
 
-function keyInfo(rec: KeyRecord): KeyInfo {
-  const pkg = rec.committed;
+function keyInfo(rec: StoredKey, now: number, warnBeforeMs?: number): KeyInfo {
+  const pkg = rec.publicKey;
   const suite = getSuite(pkg.suite);
+  let rotation: KeyInfo['rotation'];
+  if (rec.rotationPeriodMs !== undefined) {
+    const r = rotationStatus(rec, now, warnBeforeMs);
+    rotation = { periodMs: rec.rotationPeriodMs, status: r.status, ...(r.status !== 'none' ? { dueAt: r.dueAt } : {}) };
+  }
   return {
     keyId: rec.keyId,
     version: rec.version,
@@ -110,7 +147,14 @@ function keyInfo(rec: KeyRecord): KeyInfo {
     state: rec.state,
     exportable: rec.exportable,
     publicPackage: packageToJson(pkg),
+    createdAt: rec.createdAt,
+    ...(rotation ? { rotation } : {}),
   };
+}
+
+function notFound(keyId: string, version?: number): TesseraError {
+  // The same answer whether the key is missing or belongs to another tenant.
+  return new TesseraError(ErrorCode.NotFound, version !== undefined ? `key ${keyId} version ${version} not found` : `key ${keyId} not found`);
 }
 
 function parseSessionId(hex: string): Uint8Array {
@@ -118,6 +162,9 @@ function parseSessionId(hex: string): Uint8Array {
 }
 
 export class NodeService {
+  /** Keys (tenant/keyId) with a rotation or lifecycle session running on this node: one at a time. */
+  private readonly changing = new Set<string>();
+
   constructor(private readonly o: NodeServiceOptions) {}
 
   info(): NodeInfo {
@@ -131,90 +178,168 @@ export class NodeService {
     };
   }
 
-  async getKey(tenant: string, keyId: string, version?: number): Promise<KeyInfo> {
-    return keyInfo(await this.requireKey(tenant, keyId, version));
+  /**
+   * A version's public record (readable in every state: a destroyed version's public key stays for
+   * verification). Without a version: the newest active one, or the newest if none is active.
+   */
+  async getKey(p: Principal, keyId: string, version?: number): Promise<KeyInfo> {
+    const { store } = this.o;
+    const rec =
+      version !== undefined ? await store.get(p.tenant, keyId, version) : ((await store.latestActive(p.tenant, keyId)) ?? (await store.get(p.tenant, keyId)));
+    if (!rec) throw notFound(keyId, version);
+    return keyInfo(rec, Date.now(), this.o.rotation?.warnBeforeMs);
   }
 
-  async keygen(tenant: string, req: KeygenRequest): Promise<KeyInfo> {
-    const suite = getSuite(req.suite);
+  async keygen(p: Principal, req: KeygenRequest): Promise<KeyInfo> {
     const session = parseSessionId(req.sessionId);
-    if (req.threshold > this.o.parties) {
-      throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${this.o.parties}`);
-    }
-    if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
-    const exportable = req.exportable ?? false;
-    const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
-      utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
-    ]);
-    const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, suite.id, req.threshold, this.o.parties));
-    try {
-      await this.o.store.put({ tenant, keyId: req.keyId, version: 1, exportable, share: key });
-    } finally {
-      zeroize(key.secret.value);
-    }
-    this.o.logger.info({ op: 'keygen', keyId: req.keyId, suite: suite.id, session: toHex(session) }, 'key created');
-    return this.getKey(tenant, req.keyId, 1);
+    const { tenant } = p;
+    return this.o.gate.run(
+      { principal: p, operation: 'keygen', authorize: 'policy', keyId: req.keyId, version: 1, session },
+      async () => {
+        const suite = getSuite(req.suite);
+        if (req.threshold > this.o.parties) {
+          throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${this.o.parties}`);
+        }
+        const min = this.o.rotation?.minPeriodMs ?? MIN_ROTATION_PERIOD_MS;
+        if (req.rotationPeriodMs !== undefined && !isRotationPeriod(req.rotationPeriodMs, min)) {
+          throw new TesseraError(ErrorCode.BadParameters, `rotationPeriodMs must be ${min}..${MAX_ROTATION_PERIOD_MS} ms`);
+        }
+        if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
+        const exportable = req.exportable ?? false;
+        // Exportability and the rotation period are fixed here: in the digest, so every node and operator agreed.
+        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
+          utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
+          utf8ToBytes(req.rotationPeriodMs !== undefined ? `rotate every ${req.rotationPeriodMs} ms` : 'no rotation period'),
+        ]);
+        return { version: 1, suite, exportable, params };
+      },
+      async ({ suite, exportable, params }) => {
+        const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, suite.id, req.threshold, this.o.parties));
+        try {
+          await this.o.store.put({
+            tenant,
+            keyId: req.keyId,
+            version: 1,
+            exportable,
+            share: key,
+            ...(req.rotationPeriodMs !== undefined ? { rotationPeriodMs: req.rotationPeriodMs } : {}),
+          });
+        } finally {
+          zeroize(key.secret.value);
+        }
+        this.o.logger.info({ op: 'keygen', keyId: req.keyId, version: 1, suite: suite.id, session: toHex(session) }, 'key created');
+        return this.getKey(p, req.keyId, 1);
+      },
+    );
   }
 
-  async sign(tenant: string, keyId: string, req: SignRequest): Promise<SignResponse> {
+  async sign(p: Principal, keyId: string, req: SignRequest): Promise<SignResponse> {
     const session = parseSessionId(req.sessionId);
-    const rec = await this.requireKey(tenant, keyId, req.version);
-    const suite = getSigningSuite(rec.suite);
-    const message = fromHex(req.message, 'message');
-    const params = this.params('sign', tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message]);
-    const signature = await this.run(session, params, rec, async (ctx, key) => runSign(ctx, key!, message));
-    this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
-    return { keyId, version: rec.version, signature: toHex(signature) };
+    return this.o.gate.run(
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, ...versionOf(req), session },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
+        const suite = getSigningSuite(rec.suite);
+        const message = fromHex(req.message, 'message');
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message]);
+        return { version: rec.version, rec, message, params };
+      },
+      async ({ rec, message, params }) => {
+        const signature = await this.run(session, params, rec, async (ctx, key) => runSign(ctx, key!, message));
+        this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
+        return { keyId, version: rec.version, signature: toHex(signature) };
+      },
+    );
   }
 
-  async decapsulate(tenant: string, keyId: string, req: DecapsulateRequest): Promise<DecapsulateResponse> {
-    const session = parseSessionId(req.sessionId);
-    const rec = await this.requireKey(tenant, keyId, req.version);
-    const suite = getKemSuite(rec.suite);
-    const enc = fromHex(req.enc, 'enc', suite.encLength);
-    // Check enc locally before joining (sessions.md step 3): a bad point fails here, not inside a session.
-    suite.encToPoint(enc);
-    const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
-    const params = this.params('decapsulate', tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
-    let used: PublicKeyPackage | undefined;
-    const wrapped = await this.run(session, params, rec, async (ctx, key) => {
-      used = key!.publicKey;
-      const partial = decapPartial(suite, key!, enc, session);
-      const plaintext = encodeMessage('decap/partial', suite.id, partial);
-      return sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
-    });
-    this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');
-    return {
-      keyId,
-      version: rec.version,
-      index: this.o.index,
-      wrappedPartial: { kem: wrapped.kem, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) },
-      publicPackage: packageToJson(used!),
-    };
+  /** Verify a signature under one version: a local check (no session), allowed while active or retired. */
+  async verify(p: Principal, keyId: string, req: VerifyRequest): Promise<VerifyResponse> {
+    return this.o.gate.run(
+      { principal: p, operation: 'verify', authorize: 'policy', keyId, ...versionOf(req) },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'verify');
+        const suite = getSigningSuite(rec.suite);
+        return { version: rec.version, suite, publicKey: groupPublicKey(suite, rec.committed) };
+      },
+      async ({ version, suite, publicKey }) => {
+        const signature = fromHex(req.signature, 'signature');
+        const message = fromHex(req.message, 'message');
+        let valid = false;
+        try {
+          valid = suite.verify(signature, message, publicKey) === true;
+        } catch {
+          valid = false; // a malformed signature is simply not a valid one
+        }
+        return { keyId, version, valid };
+      },
+    );
   }
 
-  async refresh(tenant: string, keyId: string, req: RefreshRequest): Promise<RefreshResponse> {
+  async decapsulate(p: Principal, keyId: string, req: DecapsulateRequest): Promise<DecapsulateResponse> {
     const session = parseSessionId(req.sessionId);
-    const rec = await this.requireKey(tenant, keyId, req.version);
-    const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), []);
-    const epoch = await this.run(session, params, rec, async (ctx, key) => {
-      const next = await runRefresh(ctx, key!);
-      try {
-        // Two-phase commit (node/epochs.ts): stage, exchange acknowledgements, then commit.
-        this.crashPoint('refresh-before-stage');
-        await this.o.store.stagePending(tenant, keyId, rec.version, next);
-        this.crashPoint('refresh-after-stage');
-        ctx.channel.broadcast('refresh/staged', utf8ToBytes('staged'));
-        await ctx.channel.receiveAll('refresh/staged');
-        this.crashPoint('refresh-before-commit');
-        await this.o.store.commitPending(tenant, keyId, rec.version);
-        return next.publicKey.epoch;
-      } finally {
-        zeroize(next.secret.value);
-      }
-    });
-    this.o.logger.info({ op: 'refresh', keyId, version: rec.version, epoch, session: toHex(session) }, 'shares refreshed');
-    return { keyId, version: rec.version, epoch };
+    return this.o.gate.run(
+      { principal: p, operation: 'decapsulate', authorize: 'policy', keyId, ...versionOf(req), session },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'decapsulate');
+        const suite = getKemSuite(rec.suite);
+        const enc = fromHex(req.enc, 'enc', suite.encLength);
+        // Check enc locally before joining (sessions.md step 3): a bad point fails here, not inside a session.
+        suite.encToPoint(enc);
+        const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
+        const params = this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
+        return { version: rec.version, rec, suite, enc, receiver, params };
+      },
+      async ({ rec, suite, enc, receiver, params }) => {
+        let used: PublicKeyPackage | undefined;
+        const wrapped = await this.run(session, params, rec, async (ctx, key) => {
+          used = key!.publicKey;
+          const partial = decapPartial(suite, key!, enc, session);
+          const plaintext = encodeMessage('decap/partial', suite.id, partial);
+          return sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
+        });
+        this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');
+        return {
+          keyId,
+          version: rec.version,
+          index: this.o.index,
+          wrappedPartial: { kem: wrapped.kem, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) },
+          publicPackage: packageToJson(used!),
+        };
+      },
+    );
+  }
+
+  async refresh(p: Principal, keyId: string, req: RefreshRequest): Promise<RefreshResponse> {
+    const session = parseSessionId(req.sessionId);
+    const { tenant } = p;
+    return this.o.gate.run(
+      { principal: p, operation: 'refresh', authorize: 'policy', keyId, ...versionOf(req), session },
+      async () => {
+        const rec = await this.requireKey(tenant, keyId, req.version, 'refresh');
+        const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), []);
+        return { version: rec.version, rec, params };
+      },
+      async ({ rec, params }) => {
+        const epoch = await this.run(session, params, rec, async (ctx, key) => {
+          const next = await runRefresh(ctx, key!);
+          try {
+            // Two-phase commit (node/epochs.ts): stage, exchange acknowledgements, then commit.
+            this.crashPoint('refresh-before-stage');
+            await this.o.store.stagePending(tenant, keyId, rec.version, next);
+            this.crashPoint('refresh-after-stage');
+            ctx.channel.broadcast('refresh/staged', utf8ToBytes('staged'));
+            await ctx.channel.receiveAll('refresh/staged');
+            this.crashPoint('refresh-before-commit');
+            await this.o.store.commitPending(tenant, keyId, rec.version);
+            return next.publicKey.epoch;
+          } finally {
+            zeroize(next.secret.value);
+          }
+        });
+        this.o.logger.info({ op: 'refresh', keyId, version: rec.version, epoch, session: toHex(session) }, 'shares refreshed');
+        return { keyId, version: rec.version, epoch };
+      },
+    );
   }
 
   /**
@@ -223,34 +348,39 @@ export class NodeService {
    * wrapped to the wrapping key for its index, with the new public package; the SDK assembles the
    * bundle. Refused before joining when the key is not exportable or a wrapping key is not allowed.
    */
-  async exportKey(tenant: string, keyId: string, req: ExportRequest): Promise<ExportResponse> {
+  async exportKey(p: Principal, keyId: string, req: ExportRequest): Promise<ExportResponse> {
     const session = parseSessionId(req.sessionId);
-    const { rec, recipient, params } = await this.beforeJoin(session, async () => {
-      const rec = await this.requireKey(tenant, keyId, req.version);
-      if (!rec.exportable) {
-        throw new TesseraError(ErrorCode.PolicyDenied, `key ${keyId} is not exportable (exportability is fixed when a key is created or imported)`);
-      }
-      const given = req.wrappingKeys.map((k, i) => fromHex(k, `wrappingKeys[${i}]`));
-      const keys = wrappingKeysForParties(given, rec.committed.parties);
-      this.checkWrappingKeyAllowlist(given);
-      // The payload digest binds every wrapping key, in order: all nodes and operators saw the same.
-      const params = this.params('export', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), given);
-      return { rec, recipient: keys[this.o.index - 1]!, params };
-    });
-    const result = await this.run(session, params, rec, async (ctx, key) => {
-      const next = await runRefresh(ctx, key!);
-      try {
-        const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
-        return { wrappedShare, publicPackage: packageToJson(next.publicKey) };
-      } finally {
-        zeroize(next.secret.value);
-      }
-    });
-    this.o.logger.info(
-      { op: 'export', keyId, version: rec.version, wrappingKey: result.wrappedShare.wrappingKeyFingerprint, session: toHex(session) },
-      're-randomised share exported, wrapped',
+    return this.o.gate.run(
+      { principal: p, operation: 'export', authorize: 'policy', keyId, ...versionOf(req), session },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'export');
+        if (!rec.exportable) {
+          throw new TesseraError(ErrorCode.PolicyDenied, `key ${keyId} is not exportable (exportability is fixed when a key is created or imported)`);
+        }
+        const given = req.wrappingKeys.map((k, i) => fromHex(k, `wrappingKeys[${i}]`));
+        const keys = wrappingKeysForParties(given, rec.committed.parties);
+        this.checkWrappingKeyAllowlist(given);
+        // The payload digest binds every wrapping key, in order: all nodes and operators saw the same.
+        const params = this.params('export', p.tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), given);
+        return { version: rec.version, rec, recipient: keys[this.o.index - 1]!, params };
+      },
+      async ({ rec, recipient, params }) => {
+        const result = await this.run(session, params, rec, async (ctx, key) => {
+          const next = await runRefresh(ctx, key!);
+          try {
+            const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
+            return { wrappedShare, publicPackage: packageToJson(next.publicKey) };
+          } finally {
+            zeroize(next.secret.value);
+          }
+        });
+        this.o.logger.info(
+          { op: 'export', keyId, version: rec.version, wrappingKey: result.wrappedShare.wrappingKeyFingerprint, session: toHex(session) },
+          're-randomised share exported, wrapped',
+        );
+        return { keyId, version: rec.version, index: this.o.index, ...result };
+      },
     );
-    return { keyId, version: rec.version, index: this.o.index, ...result };
   }
 
   /**
@@ -260,63 +390,169 @@ export class NodeService {
    * nowhere. Then the shares are re-randomised, every node confirms it is ready to store, and only then
    * does each node store its new share under the key id (the bundle's unless given).
    */
-  async importKey(tenant: string, req: ImportRequest): Promise<KeyInfo> {
+  async importKey(p: Principal, req: ImportRequest): Promise<KeyInfo> {
     const session = parseSessionId(req.sessionId);
-    const { bundle, keyId, exportable, params } = await this.beforeJoin(session, async () => {
-      const bundle = parseBundle(req.bundle);
-      const pkg = bundle.package;
-      if (pkg.parties !== this.o.parties) {
-        throw new TesseraError(
-          ErrorCode.BadParameters,
-          `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes; threshold and party count must equal the source's (resharing is not supported)`,
-        );
-      }
-      if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
-        throw new TesseraError(
-          ErrorCode.BadParameters,
-          `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}; threshold and party count must equal the source's (resharing is not supported)`,
-        );
-      }
-      const keyId = req.keyId ?? bundle.keyId;
-      if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
-      const own = bundle.wrappedShares.find((w) => w.index === this.o.index)!;
-      const mine = wrappingKeyFingerprint(this.o.importKey.publicKey);
-      if (!equalBytes(own.wrappingKeyFingerprint, mine)) {
-        throw new TesseraError(
-          ErrorCode.BadInput,
-          `the bundle's share for node ${this.o.index} is wrapped to key ${toHex(own.wrappingKeyFingerprint).slice(0, 16)}…, not to this node's import key ${toHex(mine).slice(0, 16)}…`,
-        );
-      }
-      const exportable = req.exportable ?? false;
-      const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
-        bundleDigest(bundle),
-        utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
-      ]);
-      return { bundle, keyId, exportable, params };
-    });
-    const epoch = await this.run(session, params, undefined, async (ctx) => {
-      const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
-      let next: KeyShare;
-      try {
-        next = await runRefresh(ctx, { publicKey: bundle.package, secret: share });
-      } finally {
-        zeroize(share.value);
-      }
-      try {
+    const { tenant } = p;
+    // The key id the policy decides on (the request's, else the bundle's; both schema-checked ids).
+    const policyKeyId = req.keyId ?? req.bundle.keyId;
+    return this.o.gate.run(
+      { principal: p, operation: 'import', authorize: 'policy', keyId: policyKeyId, version: req.bundle.keyVersion, session },
+      async () => {
+        const bundle = parseBundle(req.bundle);
+        const pkg = bundle.package;
+        if (pkg.parties !== this.o.parties) {
+          throw new TesseraError(
+            ErrorCode.BadParameters,
+            `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes; threshold and party count must equal the source's (resharing is not supported)`,
+          );
+        }
+        if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
+          throw new TesseraError(
+            ErrorCode.BadParameters,
+            `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}; threshold and party count must equal the source's (resharing is not supported)`,
+          );
+        }
+        const keyId = req.keyId ?? bundle.keyId;
         if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
-        ctx.channel.broadcast('import/ready', utf8ToBytes('ready'));
-        await ctx.channel.receiveAll('import/ready');
-        await this.o.store.put({ tenant, keyId, version: bundle.keyVersion, exportable, share: next });
-        return next.publicKey.epoch;
-      } finally {
-        zeroize(next.secret.value);
-      }
-    });
-    this.o.logger.info(
-      { op: 'import', keyId, sourceKeyId: bundle.keyId, version: bundle.keyVersion, suite: bundle.package.suite, epoch, exportable, session: toHex(session) },
-      'key imported and re-randomised',
+        const own = bundle.wrappedShares.find((w) => w.index === this.o.index)!;
+        const mine = wrappingKeyFingerprint(this.o.importKey.publicKey);
+        if (!equalBytes(own.wrappingKeyFingerprint, mine)) {
+          throw new TesseraError(
+            ErrorCode.BadInput,
+            `the bundle's share for node ${this.o.index} is wrapped to key ${toHex(own.wrappingKeyFingerprint).slice(0, 16)}…, not to this node's import key ${toHex(mine).slice(0, 16)}…`,
+          );
+        }
+        const exportable = req.exportable ?? false;
+        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
+          bundleDigest(bundle),
+          utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
+        ]);
+        return { version: bundle.keyVersion, bundle, keyId, exportable, params };
+      },
+      async ({ bundle, keyId, exportable, params }) => {
+        const epoch = await this.run(session, params, undefined, async (ctx) => {
+          const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
+          let next: KeyShare;
+          try {
+            next = await runRefresh(ctx, { publicKey: bundle.package, secret: share });
+          } finally {
+            zeroize(share.value);
+          }
+          try {
+            if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
+            ctx.channel.broadcast('import/ready', utf8ToBytes('ready'));
+            await ctx.channel.receiveAll('import/ready');
+            await this.o.store.put({ tenant, keyId, version: bundle.keyVersion, exportable, share: next });
+            return next.publicKey.epoch;
+          } finally {
+            zeroize(next.secret.value);
+          }
+        });
+        this.o.logger.info(
+          { op: 'import', keyId, sourceKeyId: bundle.keyId, version: bundle.keyVersion, suite: bundle.package.suite, epoch, exportable, session: toHex(session) },
+          'key imported and re-randomised',
+        );
+        return this.getKey(p, keyId, bundle.keyVersion);
+      },
     );
-    return this.getKey(tenant, keyId, bundle.keyVersion);
+  }
+
+  /**
+   * Rotate: a new version of the key by DKG under the same key id (same suite, threshold, exportability
+   * and rotation period), then the version it replaces (the newest active one unless named) is retired.
+   * A session of all n nodes, so every operator's SDK approves it.
+   */
+  async rotate(p: Principal, keyId: string, req: RotateRequest): Promise<RotateResponse> {
+    return this.rotateAs(p, keyId, parseSessionId(req.sessionId), req.version);
+  }
+
+  /**
+   * The scheduler's rotation of a version that is due (node/scheduler.ts): the same session as rotate(),
+   * under the system actor, with the session id every node's scheduler derives for this version and window.
+   */
+  async rotateScheduled(tenant: string, keyId: string, version: number, session: Uint8Array, timeoutMs: number): Promise<RotateResponse> {
+    return this.rotateAs({ tenant, apiKeyId: SCHEDULER_ACTOR, role: 'tenant' }, keyId, session, version, timeoutMs);
+  }
+
+  private async rotateAs(p: Principal, keyId: string, session: Uint8Array, version: number | undefined, timeoutMs?: number): Promise<RotateResponse> {
+    const { tenant } = p;
+    let locked: string | undefined;
+    try {
+      return await this.o.gate.run(
+        { principal: p, operation: 'rotate', authorize: 'policy', keyId, ...(version !== undefined ? { version } : {}), session },
+        async () => {
+          const old = await this.requireKey(tenant, keyId, version, 'rotate');
+          const next = await this.o.store.nextVersion(tenant, keyId);
+          const params = this.params('rotate', tenant, keyId, next, old.suite, old.committed.threshold, allNodes(this.o.parties), [
+            i2osp(old.version, 4),
+            utf8ToBytes(old.rotationPeriodMs !== undefined ? `rotate every ${old.rotationPeriodMs} ms` : 'no rotation period'),
+          ]);
+          locked = this.lockKey(tenant, keyId);
+          return { version: old.version, old, next, params };
+        },
+        async ({ old, next, params }) => {
+          const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, old.suite, old.committed.threshold, this.o.parties), timeoutMs);
+          const rotatedAt = Date.now();
+          try {
+            await this.o.store.put({
+              tenant,
+              keyId,
+              version: next,
+              exportable: old.exportable,
+              share: key,
+              createdAt: rotatedAt,
+              ...(old.rotationPeriodMs !== undefined ? { rotationPeriodMs: old.rotationPeriodMs } : {}),
+            });
+          } finally {
+            zeroize(key.secret.value);
+          }
+          await this.o.store.setState(tenant, keyId, old.version, 'retired', { rotatedAt });
+          const info = await this.getKey(p, keyId, next);
+          this.o.logger.info({ op: 'rotate', keyId, version: next, previousVersion: old.version, actor: p.apiKeyId, session: toHex(session) }, 'key rotated');
+          return { keyId, version: next, previousVersion: old.version, suite: info.suite, publicKey: info.publicKey };
+        },
+      );
+    } finally {
+      if (locked) this.changing.delete(locked);
+    }
+  }
+
+  /**
+   * Move one version along the lifecycle (node/lifecycle.ts): retire, archive, activate or destroy.
+   * Every node checks the transition before joining; once all have joined, each confirms it is ready
+   * and only then changes its copy. Destroying erases this node's share (ShareStore.destroy: overwrite,
+   * tombstone, compaction) and keeps the public key readable.
+   */
+  async setState(p: Principal, keyId: string, req: SetStateRequest): Promise<KeyInfo> {
+    const session = parseSessionId(req.sessionId);
+    const { tenant } = p;
+    const target = req.state;
+    const operation = TRANSITION_OPERATIONS[target];
+    let locked: string | undefined;
+    try {
+      return await this.o.gate.run(
+        { principal: p, operation, authorize: 'policy', keyId, version: req.version, session },
+        async () => {
+          const rec = await this.o.store.get(tenant, keyId, req.version);
+          if (!rec) throw notFound(keyId, req.version);
+          assertTransition(rec.state, target, { keyId, version: req.version });
+          const params = this.params(operation, tenant, keyId, req.version, rec.suite, rec.threshold, allNodes(this.o.parties), [utf8ToBytes(target)]);
+          locked = this.lockKey(tenant, keyId);
+          return { version: req.version, params };
+        },
+        async ({ params }) => {
+          const rec = await this.run(session, params, undefined, async (ctx) => {
+            ctx.channel.broadcast('state/ready', utf8ToBytes(target));
+            await ctx.channel.receiveAll('state/ready');
+            return target === 'destroyed' ? this.o.store.destroy(tenant, keyId, req.version) : this.o.store.setState(tenant, keyId, req.version, target);
+          });
+          this.o.logger.info({ op: operation, keyId, version: req.version, state: rec.state, session: toHex(session) }, 'key version state changed');
+          return keyInfo(rec, Date.now(), this.o.rotation?.warnBeforeMs);
+        },
+      );
+    } finally {
+      if (locked) this.changing.delete(locked);
+    }
   }
 
   /** The operator refused this session: make the coordinator abort it for every other node now. */
@@ -330,19 +566,14 @@ export class NodeService {
 
   // -------------------------------------------------------------------------------------------
 
-  /**
-   * Checks a node makes before joining. If one fails, the node declines the session at the coordinator
-   * (as a refusing operator does), so the nodes that already joined abort at once instead of waiting
-   * for the deadline; the caller gets this node's own error.
-   */
-  private async beforeJoin<T>(session: Uint8Array, checks: () => Promise<T>): Promise<T> {
-    try {
-      return await checks();
-    } catch (e) {
-      const err = asTesseraError(e);
-      if (this.o.link.connected) this.o.link.fail(session, 'POLICY_DENIED', err.message, []);
-      throw err;
+  /** One rotation or state change per key at a time on this node (BAD_STATE otherwise). */
+  private lockKey(tenant: string, keyId: string): string {
+    const k = `${tenant}/${keyId}`;
+    if (this.changing.has(k)) {
+      throw new TesseraError(ErrorCode.BadState, `key ${keyId} is already being rotated or changed on node ${this.o.index}; try again when that finished`);
     }
+    this.changing.add(k);
+    return k;
   }
 
   private checkWrappingKeyAllowlist(keys: readonly Uint8Array[]): void {
@@ -363,11 +594,26 @@ export class NodeService {
     }
   }
 
-  private async requireKey(tenant: string, keyId: string, version?: number): Promise<KeyRecord> {
-    const committed = await this.o.store.get(tenant, keyId, version);
-    // Another tenant's key answers exactly like a missing one.
-    if (!committed) throw new TesseraError(ErrorCode.NotFound, version ? `key ${keyId} version ${version} not found` : `key ${keyId} not found`);
-    const pending = await this.o.store.getPending(tenant, keyId, committed.version);
+  /**
+   * The version an operation on a key uses, checked against the lifecycle table: the named version,
+   * else the newest active one (BAD_STATE when the key has versions but none is active). Another
+   * tenant's key answers NOT_FOUND exactly like a missing one.
+   */
+  private async requireKey(tenant: string, keyId: string, version: number | undefined, operation: KeyOperation): Promise<KeyRecord> {
+    const { store } = this.o;
+    let committed: StoredKey | undefined;
+    if (version !== undefined) {
+      committed = await store.get(tenant, keyId, version);
+      if (!committed) throw notFound(keyId, version);
+    } else {
+      committed = await store.latestActive(tenant, keyId);
+      if (!committed) {
+        if (await store.get(tenant, keyId)) throw new TesseraError(ErrorCode.BadState, `key ${keyId} has no active version; name the version to use`);
+        throw notFound(keyId);
+      }
+    }
+    assertStateAllows(committed.state, operation, { keyId, version: committed.version });
+    const pending = await store.getPending(tenant, keyId, committed.version);
     return {
       tenant,
       keyId,
@@ -375,6 +621,7 @@ export class NodeService {
       suite: committed.suite,
       exportable: committed.exportable,
       state: committed.state,
+      ...(committed.rotationPeriodMs !== undefined ? { rotationPeriodMs: committed.rotationPeriodMs } : {}),
       committed: committed.publicKey,
       ...(pending && pending.epoch > committed.epoch ? { pending: pending.publicKey } : {}),
     };
@@ -416,12 +663,13 @@ export class NodeService {
     params: SessionParams,
     rec: KeyRecord | undefined,
     body: (ctx: DriverContext, key?: KeyShare) => Promise<T>,
+    timeoutMs = this.o.sessionTimeoutMs,
   ): Promise<T> {
     const { link } = this.o;
     if (!link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
     const digest = sessionDigest(session, params);
     const players = [...params.players];
-    await link.join(session, digest, players, this.o.sessionTimeoutMs);
+    await link.join(session, digest, players, timeoutMs);
     const channel = new SessionChannel({
       session,
       self: this.o.index,
@@ -463,10 +711,9 @@ export class NodeService {
   }
 }
 
-/** Anything that is not already typed (coordinator aborts are: node/link.ts) fails the session as aborted. */
-function asTesseraError(e: unknown): TesseraError {
-  if (isTesseraError(e)) return e;
-  return new TesseraError(ErrorCode.SessionAborted, `session failed: ${(e as Error)?.message ?? String(e)}`);
+/** The version a request names, as a field to spread (absent when it names none). */
+function versionOf(req: { version?: number }): { version?: number } {
+  return req.version !== undefined ? { version: req.version } : {};
 }
 
 function allNodes(n: number): number[] {

@@ -40,7 +40,7 @@ import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../core/bytes.j
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/errors.js';
 import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
-import { KEY_STATES, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
+import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
 
 export { KEY_STATES, type KeyState };
 
@@ -131,6 +131,8 @@ export interface ShareStoreOptions {
   readonly kek: Uint8Array;
   /** This node's index; the data dir remembers it and refuses to open under another. */
   readonly nodeIndex: number;
+  /** The shortest rotation period put() / setRotationPeriod() accept (default node/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
+  readonly minRotationPeriodMs?: number;
 }
 
 /** Where the LevelDB files live inside a data dir. */
@@ -197,12 +199,14 @@ export class ShareStore {
   private readonly locks = new Map<string, Promise<void>>();
   readonly nodeIndex: number;
   readonly dataDir: string;
+  readonly minRotationPeriodMs: number;
 
-  private constructor(db: Level<string, Uint8Array>, storageKey: Uint8Array, nodeIndex: number, dataDir: string) {
+  private constructor(db: Level<string, Uint8Array>, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number) {
     this.db = db;
     this.storageKey = storageKey;
     this.nodeIndex = nodeIndex;
     this.dataDir = dataDir;
+    this.minRotationPeriodMs = minRotationPeriodMs;
   }
 
   /**
@@ -227,7 +231,7 @@ export class ShareStore {
     }
     // Domain-separate the at-rest key from any other use of the KEK (RFC 5869 HKDF-SHA256).
     const storageKey = hkdf(sha256, opts.kek, undefined, STORAGE_KEY_INFO, 32);
-    const store = new ShareStore(db, storageKey, opts.nodeIndex, opts.dataDir);
+    const store = new ShareStore(db, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS);
     try {
       await chmod(location, 0o700);
       await store.checkMeta();
@@ -257,9 +261,9 @@ export class ShareStore {
     ensure(isKeyState(state), ErrorCode.BadInput, 'storage: unknown key state');
     ensure(state !== 'destroyed', ErrorCode.BadInput, 'storage: a new version cannot be destroyed');
     ensure(
-      rec.rotationPeriodMs === undefined || isRotationPeriod(rec.rotationPeriodMs),
+      rec.rotationPeriodMs === undefined || isRotationPeriod(rec.rotationPeriodMs, this.minRotationPeriodMs),
       ErrorCode.BadInput,
-      'storage: rotationPeriodMs must be an integer number of milliseconds from one minute to ten years',
+      `storage: rotationPeriodMs must be an integer number of milliseconds from ${this.minRotationPeriodMs} ms to ten years`,
     );
     const createdAt = rec.createdAt ?? Date.now();
     ensure(Number.isSafeInteger(createdAt) && createdAt >= 0, ErrorCode.BadInput, 'storage: createdAt must be a non-negative integer');
@@ -359,9 +363,9 @@ export class ShareStore {
   async setRotationPeriod(tenant: string, keyId: string, version: number, rotationPeriodMs: number | undefined): Promise<KeyRecord> {
     this.ensureOpen();
     ensure(
-      rotationPeriodMs === undefined || isRotationPeriod(rotationPeriodMs),
+      rotationPeriodMs === undefined || isRotationPeriod(rotationPeriodMs, this.minRotationPeriodMs),
       ErrorCode.BadInput,
-      'storage: rotationPeriodMs must be an integer number of milliseconds from one minute to ten years',
+      `storage: rotationPeriodMs must be an integer number of milliseconds from ${this.minRotationPeriodMs} ms to ten years`,
     );
     const key = shareRecordKey(tenant, keyId, version);
     return this.withLock(key, async () => {
@@ -1027,7 +1031,8 @@ function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
   }
   const pkg = decodePackage(m, key);
   ensure(isTime(m.createdAt) && typeof m.exportable === 'boolean', ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
-  ensure(m.rotationPeriodMs === undefined || isRotationPeriod(m.rotationPeriodMs), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  // Stored periods were checked against the node's minimum when written; here only their shape.
+  ensure(m.rotationPeriodMs === undefined || isRotationPeriod(m.rotationPeriodMs, 1), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   ensure(m.rotatedAt === undefined || isTime(m.rotatedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   ensure(m.destroyedAt === undefined || isTime(m.destroyedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   return {

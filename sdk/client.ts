@@ -14,15 +14,24 @@ import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding } from '../core/session.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
+import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
 import type {
+  ApiKeyInfoJson,
+  AuditLogResponse,
+  CreateApiKeyResponse,
   DecapsulateResponse,
   ExportResponse,
+  FailOpenJson,
   KeyInfo,
   NodeInfo,
+  PolicyResponse,
   PublicKeyPackageJson,
   RefreshResponse,
+  RotateResponse,
   SignResponse,
+  TenantResponse,
+  VerifyResponse,
 } from '../node/api-types.js';
 import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
 
@@ -38,10 +47,23 @@ export {
   type KeyBundleJson,
 } from '../core/bundle.js';
 export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../core/wrap.js';
+// Offline verification of a node's audit log (core/audit-verify.ts).
+export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
+export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../node/api-types.js';
+
+/** Lifecycle states of a key version (node/lifecycle.ts). */
+export type KeyState = 'active' | 'retired' | 'archived' | 'destroyed';
+/** The session operation that moves a version to each state. */
+export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const;
+export type TransitionOperation = (typeof TRANSITION_OPERATIONS)[KeyState];
 
 /** What an operator's policy hook sees: the whole session request, bytes in hex. */
 export type SessionRequest =
-  | { operation: 'keygen'; sessionId: string; keyId: string; suite: string; threshold: number; exportable: boolean }
+  | { operation: 'keygen'; sessionId: string; keyId: string; suite: string; threshold: number; exportable: boolean; rotationPeriodMs?: number }
+  /** A new version by DKG under the same key id; `version` (default the newest active) is retired. */
+  | { operation: 'rotate'; sessionId: string; keyId: string; version?: number }
+  /** A lifecycle transition of one version: retire, archive, activate or destroy (erases the shares). */
+  | { operation: TransitionOperation; sessionId: string; keyId: string; version: number; state: KeyState }
   | { operation: 'sign'; sessionId: string; keyId: string; version?: number; message: string; players: number[] }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
   | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
@@ -121,6 +143,83 @@ export class NodeClient {
     await requestJson(this.target, 'POST', '/v1/sessions/decline', { sessionId });
   }
 
+  /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
+  verify(keyId: string, o: { message: string; signature: string; version?: number }): Promise<VerifyResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/verify`, {
+      message: o.message,
+      signature: o.signature,
+      ...(o.version ? { version: o.version } : {}),
+    });
+  }
+
+  // ---- administration (an admin API key of this node)
+
+  createTenant(name: string): Promise<TenantResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/tenants', { name });
+  }
+
+  /** A new API key of `tenant` on this node. The key is in the answer only; the node keeps its hash. */
+  createApiKey(tenant: string, role?: 'tenant' | 'admin'): Promise<CreateApiKeyResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/api-keys', { tenant, ...(role ? { role } : {}) });
+  }
+
+  async listApiKeys(tenant?: string): Promise<ApiKeyInfoJson[]> {
+    const r = await requestJson<{ apiKeys: ApiKeyInfoJson[] }>(this.target, 'GET', `/v1/admin/api-keys${tenant ? `?tenant=${encodeURIComponent(tenant)}` : ''}`);
+    return r.apiKeys;
+  }
+
+  revokeApiKey(id: string): Promise<ApiKeyInfoJson> {
+    return requestJson(this.target, 'POST', `/v1/admin/api-keys/${encodeURIComponent(id)}/revoke`, {});
+  }
+
+  getPolicy(): Promise<PolicyResponse> {
+    return requestJson(this.target, 'GET', '/v1/admin/policy');
+  }
+
+  /** Replace this node's policy rules (node/policy.ts rule types), in order: the first deny wins. */
+  setPolicy(rules: readonly unknown[]): Promise<PolicyResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/policy', { rules });
+  }
+
+  /** Emergency fail-open on this node for `durationMs` (default: the node's configured window); it reverts by itself. */
+  enableFailOpen(durationMs?: number): Promise<FailOpenJson> {
+    return requestJson(this.target, 'POST', '/v1/admin/policy/fail-open', durationMs !== undefined ? { durationMs } : {});
+  }
+
+  disableFailOpen(): Promise<FailOpenJson> {
+    return requestJson(this.target, 'POST', '/v1/admin/policy/fail-open/disable', {});
+  }
+
+  /** This node's audit log and checkpoints, as stored (the node signs a checkpoint of its head first). */
+  async auditLog(): Promise<AuditExport> {
+    const r = await requestJson<AuditLogResponse>(this.target, 'GET', '/v1/admin/audit');
+    const parse = (text: unknown): unknown => {
+      try {
+        return typeof text === 'string' ? (JSON.parse(text) as unknown) : text;
+      } catch {
+        return text; // the verifier reports it as malformed
+      }
+    };
+    return { format: r.format as AuditExport['format'], entries: (r.entries ?? []).map(parse) as never, checkpoints: (r.checkpoints ?? []).map(parse) as never };
+  }
+
+  /**
+   * Fetch this node's audit log and verify it offline (core/audit-verify.ts): the hash chain and every
+   * checkpoint's ML-DSA-65 signature under `identityPublicKey`. Pass the key from a source you trust
+   * (the cluster membership); without it, the key the node itself reports is used, which only shows the
+   * log is consistent with what the node claims to be.
+   */
+  async verifyAuditLog(identityPublicKey?: Uint8Array | string): Promise<AuditVerification & { identityKeySource: 'given' | 'node' }> {
+    const given = identityPublicKey !== undefined;
+    const key = given
+      ? typeof identityPublicKey === 'string'
+        ? fromHex(identityPublicKey, 'identityPublicKey')
+        : identityPublicKey
+      : fromHex((await this.info()).identityPublicKey, 'identityPublicKey');
+    const log = await this.auditLog();
+    return { ...verifyAuditLog(log, key), identityKeySource: given ? 'given' : 'node' };
+  }
+
   /** Run the policy hook, then ask the node to join. A refusal declines the session at the node. */
   async join<T>(request: SessionRequest, skipApproval = false): Promise<T> {
     if (!skipApproval) {
@@ -138,7 +237,15 @@ export class NodeClient {
       case 'sign':
       case 'decapsulate':
       case 'refresh':
+      case 'rotate':
         return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/${operation}`, rest);
+      case 'retire':
+      case 'archive':
+      case 'activate':
+      case 'destroy': {
+        const r = request as Extract<SessionRequest, { operation: TransitionOperation }>;
+        return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/state`, { sessionId: r.sessionId, version: r.version, state: r.state });
+      }
       case 'export': {
         const r = request as Extract<SessionRequest, { operation: 'export' }>;
         return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/export`, {
@@ -181,6 +288,8 @@ export interface KeygenOptions {
   keyId?: string;
   threshold?: number;
   exportable?: boolean;
+  /** Rotate the key this long after each version is created; the nodes enforce it (node/scheduler.ts). */
+  rotationPeriodMs?: number;
 }
 
 /** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
@@ -229,6 +338,7 @@ export class Cluster {
       suite: o.suite,
       threshold,
       exportable: o.exportable ?? false,
+      ...(o.rotationPeriodMs !== undefined ? { rotationPeriodMs: o.rotationPeriodMs } : {}),
     };
     const results = await this.run<KeyInfo>(allPlayers(this.size), request);
     assertSame(results.map((r) => r.publicKey), 'public key');
@@ -367,6 +477,77 @@ export class Cluster {
     assertSame(results.map((r) => r.publicKey), 'public key');
     if (results[0]!.publicKey !== toHex(bundle.publicKey)) throw new TesseraClientError('VERIFICATION_FAILED', 'the imported key has another public key than the bundle');
     return results[0]!;
+  }
+
+  /**
+   * Rotate: every node makes a new version by DKG under the same key id and retires the version it
+   * replaces (the newest active one unless named). Every operator's hook approves it first.
+   */
+  async rotate(o: { keyId: string; version?: number }): Promise<RotateResponse> {
+    const request: SessionRequest = { operation: 'rotate', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
+    const results = await this.run<RotateResponse>(allPlayers(this.size), request);
+    assertSame(results.map((r) => `${r.version}/${r.previousVersion}/${r.publicKey}`), 'rotation result');
+    return results[0]!;
+  }
+
+  /**
+   * Move one version to `state` (node/lifecycle.ts: retire, archive, activate, destroy), a session of
+   * every node that every operator's hook approves. Destroying erases every node's share for good; the
+   * public key stays readable. Returns the version's record afterwards.
+   */
+  async setState(o: { keyId: string; version: number; state: KeyState }): Promise<KeyInfo> {
+    const operation = TRANSITION_OPERATIONS[o.state];
+    if (!operation) throw new TesseraClientError('BAD_INPUT', `unknown state ${String(o.state)}`);
+    const request: SessionRequest = { operation, sessionId: newSessionId(), keyId: o.keyId, version: o.version, state: o.state };
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request);
+    assertSame(results.map((r) => `${r.version}/${r.state}/${r.publicKey}`), 'state change result');
+    return results[0]!;
+  }
+
+  retire(keyId: string, version: number): Promise<KeyInfo> {
+    return this.setState({ keyId, version, state: 'retired' });
+  }
+  archive(keyId: string, version: number): Promise<KeyInfo> {
+    return this.setState({ keyId, version, state: 'archived' });
+  }
+  activate(keyId: string, version: number): Promise<KeyInfo> {
+    return this.setState({ keyId, version, state: 'active' });
+  }
+  destroy(keyId: string, version: number): Promise<KeyInfo> {
+    return this.setState({ keyId, version, state: 'destroyed' });
+  }
+
+  /**
+   * Create tenant `name` on every node (each node answers only to its own operator's admin key).
+   * A node where it already exists counts as done; ALREADY_EXISTS only if it existed on every node.
+   */
+  async createTenant(name: string): Promise<{ tenant: string; nodes: { node: number; created: boolean }[] }> {
+    const settled = await Promise.allSettled(this.nodes.map((n) => n.createTenant(name)));
+    const nodes = settled.map((r, k) => {
+      if (r.status === 'fulfilled') return { node: k + 1, created: true };
+      if ((r.reason as TesseraClientError).code === 'ALREADY_EXISTS') return { node: k + 1, created: false };
+      throw r.reason;
+    });
+    if (nodes.every((n) => !n.created)) throw new TesseraClientError('ALREADY_EXISTS', `tenant ${name} already exists on every node`);
+    return { tenant: name, nodes };
+  }
+
+  /**
+   * A new API key of `tenant` on every node: one key per node (each node keeps only its hash), so the
+   * tenant's own Cluster holds one NodeClient per node with that node's key (see withApiKeys).
+   */
+  async createApiKeys(tenant: string, role?: 'tenant' | 'admin'): Promise<{ node: number; id: string; apiKey: string }[]> {
+    const made = await Promise.all(this.nodes.map((n) => n.createApiKey(tenant, role)));
+    return made.map((m, k) => ({ node: k + 1, id: m.id, apiKey: m.apiKey }));
+  }
+
+  /** The same nodes with other API keys (node i uses apiKeys[i - 1]): e.g. a tenant's keys from createApiKeys. */
+  withApiKeys(apiKeys: readonly string[]): Cluster {
+    if (apiKeys.length !== this.size) throw new TesseraClientError('BAD_INPUT', `expected ${this.size} API keys, one per node`);
+    return new Cluster(
+      this.nodes.map((n, k) => new NodeClient({ ...n.options, apiKey: apiKeys[k]! })),
+      this.defaults,
+    );
   }
 
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {

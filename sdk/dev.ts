@@ -2,8 +2,10 @@
  * `tessera dev`: a local cluster on 127.0.0.1 — one coordinator and N node processes.
  *
  * On first start it makes, per node, a KEK file (mode 0600), the node's identity (inside the node's
- * encrypted LevelDB) and a development API key; it writes the membership, one config per process and
- * `<data>/cluster.json` (mode 0600) with the endpoints and API keys. Started again with the same data
+ * encrypted LevelDB) and a development API key, an admin key of tenant 'default' (so the CLI can also
+ * create tenants, API keys and policy); it writes the membership, one config per process and
+ * `<data>/cluster.json` (mode 0600) with the endpoints, API keys and each node's identity public key
+ * (what `tessera audit verify` checks a node's audit checkpoints against). Started again with the same data
  * dir, it reuses all of that, so every key survives a restart. SIGINT / SIGTERM stop every child.
  *
  * With `tls: true` every listener uses TLS: a self-signed development CA and one certificate per process
@@ -40,6 +42,8 @@ export interface DevOptions {
   out?: (line: string) => void;
   /** TLS on every listener (https API, wss coordinator) with a development CA in <data>/tls/. Default false. */
   tls?: boolean;
+  /** Extra environment for every process (e.g. TESSERA_ROTATION_CHECK_MS in tests). */
+  env?: Record<string, string>;
 }
 
 /** Every dev certificate names these; the dev cluster listens on 127.0.0.1 only. */
@@ -139,7 +143,7 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
           ...(tls ? { coordinatorCaFile: tls.caFile } : {}),
           membership: members,
           kekFile: join(data, `node-${i}.kek`),
-          apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)) }],
+          apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)), role: 'admin' }],
           thresholdDefaults: { threshold: o.threshold, parties: o.nodes },
           logLevel,
         },
@@ -148,7 +152,13 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
       ),
     );
     nodeConfigs.push(cfgPath);
-    nodes.push({ index: i, url: `${scheme}://127.0.0.1:${nodePorts[i - 1]}`, apiKey, ...(tls ? { ca: tls.ca } : {}) });
+    nodes.push({
+      index: i,
+      url: `${scheme}://127.0.0.1:${nodePorts[i - 1]}`,
+      apiKey,
+      identityPublicKey: members[i - 1]!.identityPublicKey,
+      ...(tls ? { ca: tls.ca } : {}),
+    });
   }
   const cluster: ClusterFile = { coordinator: `${scheme}://127.0.0.1:${coordinatorPort}`, threshold: o.threshold, nodes };
   writePrivate(clusterPath, JSON.stringify(cluster, null, 2));
@@ -212,7 +222,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...(o.env ?? {}), ...env },
       });
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);

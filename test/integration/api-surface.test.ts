@@ -32,7 +32,13 @@ const SECRET_NAME = /share|secret|private|nonce|kek|seed|coefficient|polynomial|
  * - verifyingShares: share_i·G for each party (RFC 9591 §5 "verifying shares"), public by design;
  * - wrappedShare: a share HPKE-sealed to a wrapping key the caller named (export); ciphertext only.
  */
-const PUBLIC_FIELDS_MATCHING = new Set(['verifyingShares', 'wrappedShare', 'wrappedShares']);
+const PUBLIC_FIELDS_MATCHING = new Set(['verifyingShares', 'wrappedShare', 'wrappedShares', 'apiKeyId', 'apiKeys', 'apiKey']);
+/*
+ * - apiKeyId: an API key's id (ak_..., the audit actor and policy scope), not the key;
+ * - apiKeys: the admin listing of API keys: ids, tenants, roles, times (never keys or hashes);
+ * - apiKey: the new API key in the answer to the admin who created it (createApiKey), the only time it
+ *   exists outside its holder (the node keeps its SHA-256).
+ */
 
 interface SchemaNode {
   type?: string | string[];
@@ -76,7 +82,7 @@ describe('API schemas (static)', () => {
   });
 
   it('the server serves exactly the routes of ROUTES', async () => {
-    const app = await buildApi({ service: {} as never, apiKeys: [], logger: pino({ level: 'silent' }) });
+    const app = await buildApi({ service: {} as never, admin: {} as never, authenticate: () => undefined, logger: pino({ level: 'silent' }) });
     try {
       await app.ready();
       for (const name of ROUTE_NAMES) {
@@ -325,6 +331,54 @@ describe('API surface on a live cluster', () => {
       expect((await call('exportKey' as RouteName, 1, 'POST', '/v1/keys/no-such-key/export', { body: { sessionId: sid(), wrappingKeys: importKeys } })).status).toBe(404);
       expect((await call('importKey' as RouteName, 1, 'POST', '/v1/import', { body: { sessionId: sid(), bundle: { ...bundle, format: 'other' } } })).status).toBe(400);
       expect((await call('importKey' as RouteName, 1, 'POST', '/v1/import', { body: { sessionId: sid(), keyId: 'surface-ed', bundle } })).status).toBe(409);
+    }
+
+    // --- verify, rotate and lifecycle transitions (on a key of their own, so the share scan below still
+    //     finds every made key), then administration with the dev admin key
+    {
+      const k = sid();
+      const made1 = await session('keygen', all, '/v1/keys', () => ({ sessionId: k, keyId: 'surface-life', suite: 'ed25519', threshold: 2 }));
+      for (const r of made1) expect(r.status, JSON.stringify(r.json)).toBe(200);
+      const s = sid();
+      const message = bytesToHex(message32('surface life'));
+      const signed = await session('sign', [1, 2], '/v1/keys/surface-life/sign', () => ({ sessionId: s, message, players: [1, 2] }));
+      const signature = signed[0]!.json.signature as string;
+      expect((await call('verify', 1, 'POST', '/v1/keys/surface-life/verify', { body: { message, signature } })).json).toEqual({ keyId: 'surface-life', version: 1, valid: true });
+      expect((await call('verify', 1, 'POST', '/v1/keys/surface-life/verify', { body: { message: '00', signature } })).json.valid).toBe(false);
+      expect((await call('verify', 1, 'POST', '/v1/keys/surface-kem/verify', { body: { message, signature } })).status).toBe(400);
+      const r = sid();
+      const rotated = await session('rotate', all, '/v1/keys/surface-life/rotate', () => ({ sessionId: r }));
+      for (const x of rotated) expect(x.json, JSON.stringify(x.json)).toMatchObject({ keyId: 'surface-life', version: 2, previousVersion: 1 });
+      const a = sid();
+      const archived = await session('setState', all, '/v1/keys/surface-life/state', () => ({ sessionId: a, version: 1, state: 'archived' }));
+      for (const x of archived) expect(x.json, JSON.stringify(x.json)).toMatchObject({ version: 1, state: 'archived' });
+      expect((await call('setState', 1, 'POST', '/v1/keys/surface-life/state', { body: { sessionId: sid(), version: 1, state: 'gone' } })).status).toBe(400);
+      expect((await call('setState', 1, 'POST', '/v1/keys/surface-life/state', { body: { sessionId: sid(), version: 9, state: 'retired' } })).status).toBe(404);
+      expect((await call('rotate', 1, 'POST', '/v1/keys/no-such-key/rotate', { body: { sessionId: sid() } })).status).toBe(404);
+
+      const tenant = (await call('createTenant', 1, 'POST', '/v1/admin/tenants', { body: { name: 'surface-tenant' } })).json;
+      expect(tenant).toMatchObject({ name: 'surface-tenant' });
+      expect((await call('createTenant', 1, 'POST', '/v1/admin/tenants', { body: { name: 'surface-tenant' } })).status).toBe(409);
+      expect((await call('createTenant', 1, 'POST', '/v1/admin/tenants', { body: { name: '../x' } })).status).toBe(400);
+      const created = (await call('createApiKey', 1, 'POST', '/v1/admin/api-keys', { body: { tenant: 'surface-tenant' } })).json;
+      expect(created).toMatchObject({ tenant: 'surface-tenant', role: 'tenant', source: 'store', apiKey: expect.stringMatching(/^tsk_/) });
+      expect((await call('createApiKey', 1, 'POST', '/v1/admin/api-keys', { body: { tenant: 'no-such-tenant' } })).status).toBe(404);
+      // A tenant key is not an admin key.
+      expect((await call('listApiKeys', 1, 'GET', '/v1/admin/api-keys', { auth: `Bearer ${created.apiKey}` })).status).toBe(403);
+      const listed = (await call('listApiKeys', 1, 'GET', '/v1/admin/api-keys?tenant=surface-tenant')).json;
+      expect(listed.apiKeys.map((x: { id: string }) => x.id)).toEqual([created.id]);
+      expect((await call('revokeApiKey', 1, 'POST', `/v1/admin/api-keys/${created.id}/revoke`, { body: {} })).json).toMatchObject({ id: created.id, revokedAt: expect.any(Number) });
+      expect((await call('revokeApiKey', 1, 'POST', '/v1/admin/api-keys/ak_none/revoke', { body: {} })).status).toBe(404);
+      expect((await call('getPolicy', 1, 'GET', '/v1/admin/policy')).json).toMatchObject({ version: 0, rules: [], failOpen: { active: false } });
+      const rules = [{ id: 'no-export', type: 'deny', operations: ['export'], scope: { keyId: 'surface-life' } }];
+      expect((await call('setPolicy', 1, 'POST', '/v1/admin/policy', { body: { rules } })).json).toMatchObject({ version: 1, rules });
+      expect((await call('setPolicy', 1, 'POST', '/v1/admin/policy', { body: { rules: [{ id: 'x', type: 'nope' }] } })).status).toBe(400);
+      expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 60_000 } })).json).toMatchObject({ active: true, until: expect.any(Number) });
+      expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 0 } })).status).toBe(400);
+      expect((await call('disableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open/disable', { body: {} })).json).toEqual({ active: false });
+      const log = (await call('auditLog', 1, 'GET', '/v1/admin/audit')).json;
+      expect(log.entries.length).toBeGreaterThan(10);
+      expect(log.checkpoints.length).toBeGreaterThan(0);
     }
 
     // --- every other route (added later) at least gets a bad body

@@ -202,11 +202,11 @@ describe('tessera dev and the client commands', () => {
     const plaintext = new TextEncoder().encode('sealed for the CLI');
     const sealed = await hpkeSeal('hpke-x25519', hexToBytes(kemKey.publicKey as string), plaintext);
     const decap = oneJsonObject(await tessera(['decapsulate', '--key-id', 'cli-kem', '--enc', bytesToHex(sealed.enc), '--players', '2,3', '--json'], env));
-    expect(Object.keys(decap)).toEqual(['sharedSecret']);
+    expect(Object.keys(decap)).toEqual(['sharedSecret', 'version']); // the version used (issue 6)
     expect(bytesToHex(hpkeOpenWithSecret('hpke-x25519', hexToBytes(decap.sharedSecret as string), sealed))).toBe(bytesToHex(plaintext));
 
     const refreshed = oneJsonObject(await tessera(['refresh', '--key-id', 'cli-ed', '--json'], env));
-    expect(refreshed).toEqual({ keyId: 'cli-ed', epoch: 1 });
+    expect(refreshed).toEqual({ keyId: 'cli-ed', version: 1, epoch: 1 });
     // Same public key after the refresh.
     expect(oneJsonObject(await tessera(['public-key', '--key-id', 'cli-ed', '--json'], env))).toEqual(signingKey);
   }, 120_000);

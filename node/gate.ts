@@ -1,0 +1,151 @@
+/**
+ * The one path every operation of a node takes (sessions, local key operations, lifecycle changes and
+ * administration), so that authorisation, local checks and auditing cannot differ between operations:
+ *
+ *   1. authorise: an admin API key for administration (node/tenants.ts requireAdmin); otherwise the
+ *      node's policy engine (node/policy.ts), first deny wins. A policy that cannot be evaluated is
+ *      UNAVAILABLE (the API answers 503): the node fails closed.
+ *   2. prepare: the operation's local checks (the key exists for this tenant, its state allows the
+ *      operation, parameters), resolving the version the operation will use.
+ *   3. audit 'started' (node/audit.ts). If it cannot be written the operation does not run.
+ *   4. work (for a session: join, channel, protocol, persist).
+ *   5. audit 'ok' or 'failed'. If the final entry cannot be written the caller gets UNAVAILABLE, not the
+ *      result: no operation completes unaudited.
+ *
+ * A refusal in 1-3 is audited ('denied' for policy / admin / state refusals, 'failed' otherwise) and,
+ * for a session, declines it at the coordinator so the other nodes abort at once instead of waiting.
+ * If even that audit entry cannot be written, the caller gets UNAVAILABLE.
+ */
+import type { Logger } from 'pino';
+import type { AuditOperation, AuditOutcome, AuditSeverity } from '../core/audit-verify.js';
+import { toHex } from '../core/bytes.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import type { AuditLog } from './audit.js';
+import { POLICY_OPERATIONS, type PolicyEngine, type PolicyOperation } from './policy.js';
+import { requireAdmin, type Principal } from './tenants.js';
+
+export interface GateRequest {
+  readonly principal: Principal;
+  readonly operation: AuditOperation;
+  /** 'policy': the policy engine decides (operations on keys); 'admin': an admin API key is required. */
+  readonly authorize: 'policy' | 'admin';
+  readonly keyId?: string;
+  /** The version asked for, if any (prepare() may resolve the default). */
+  readonly version?: number;
+  /** For sessions: declined at the coordinator when the node refuses before joining. */
+  readonly session?: Uint8Array;
+}
+
+export interface GateOptions {
+  readonly audit: AuditLog;
+  readonly policy: PolicyEngine;
+  /** Tell the coordinator this node will not join `session` (CoordinatorSessions.fail). */
+  readonly decline: (session: Uint8Array, reason: string) => void;
+  readonly logger: Logger;
+}
+
+/** Errors that say the audit log could not be written (not retried when auditing the failure). */
+const auditFailures = new WeakSet<TesseraError>();
+
+/** Refusals, as opposed to failures: the request was understood and not allowed. */
+const DENIED_CODES = new Set<string>([ErrorCode.PolicyDenied, ErrorCode.Unauthorized, ErrorCode.BadState]);
+
+/** A long run of hex / base64 characters (never allowed in an audit reason: it could be encoded bytes). */
+const BLOB_RUN = /[A-Za-z0-9+/=]{32,}/g;
+
+/** An error message fit for an audit entry's reason: printable ASCII, no long encoded runs, at most 200 characters. */
+export function auditReason(message: string): string {
+  const printable = message.replace(/[^\x20-\x7e]/g, '?').replace(BLOB_RUN, '[..]');
+  const short = printable.length > 200 ? `${printable.slice(0, 197)}...` : printable;
+  return short === '' ? 'no reason given' : short;
+}
+
+export function asTesseraError(e: unknown): TesseraError {
+  if (isTesseraError(e)) return e;
+  return new TesseraError(ErrorCode.SessionAborted, `session failed: ${(e as Error)?.message ?? String(e)}`);
+}
+
+export class OperationGate {
+  constructor(private readonly o: GateOptions) {}
+
+  /**
+   * Run one operation through the gate (see the file comment). `prepare` returns what `work` needs,
+   * with the version the operation uses, if it concerns a key version.
+   */
+  async run<P extends { version?: number }, R>(req: GateRequest, prepare: () => Promise<P>, work: (prepared: P) => Promise<R>): Promise<R> {
+    let prepared: P;
+    let severity: AuditSeverity = 'info';
+    let note: string | undefined;
+    try {
+      if (req.authorize === 'admin') {
+        requireAdmin(req.principal);
+      } else {
+        if (req.keyId === undefined) throw new TesseraError(ErrorCode.BadState, `gate: ${req.operation} needs a key id for the policy`);
+        const decision = await this.o.policy.evaluate({
+          tenant: req.principal.tenant,
+          apiKeyId: req.principal.apiKeyId,
+          operation: policyOperation(req.operation),
+          keyId: req.keyId,
+          ...(req.version !== undefined ? { version: req.version } : {}),
+        });
+        if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason}`);
+        if (decision.failOpen) {
+          severity = 'warning';
+          note = 'admitted under emergency fail-open (policy not evaluable)';
+        }
+      }
+      prepared = await prepare();
+      await this.append(req, 'started', prepared.version, severity, note);
+    } catch (e) {
+      const err = asTesseraError(e);
+      if (req.session) this.o.decline(req.session, err.message);
+      await this.record(req, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err);
+      throw err;
+    }
+    let result: R;
+    try {
+      result = await work(prepared);
+    } catch (e) {
+      const err = asTesseraError(e);
+      await this.record(req, 'failed', prepared.version ?? req.version, err);
+      throw err;
+    }
+    await this.append(req, 'ok', prepared.version ?? req.version, severity, note);
+    return result;
+  }
+
+  /** Audit a refusal or failure; if that cannot be written, the caller gets UNAVAILABLE instead. */
+  private async record(req: GateRequest, outcome: AuditOutcome, version: number | undefined, err: TesseraError): Promise<void> {
+    if (auditFailures.has(err)) throw err; // the log itself failed: do not try it again
+    await this.append(req, outcome, version, outcome === 'denied' ? 'warning' : 'info', `${err.code}: ${err.message}`);
+  }
+
+  private async append(req: GateRequest, outcome: AuditOutcome, version: number | undefined, severity: AuditSeverity, reason?: string): Promise<void> {
+    try {
+      await this.o.audit.append({
+        tenant: req.principal.tenant,
+        actor: req.principal.apiKeyId,
+        operation: req.operation,
+        ...(req.keyId !== undefined ? { keyId: req.keyId } : {}),
+        ...(version !== undefined ? { version } : {}),
+        ...(req.session ? { sessionId: toHex(req.session) } : {}),
+        outcome,
+        severity,
+        ...(reason !== undefined ? { reason: auditReason(reason) } : {}),
+      });
+    } catch (e) {
+      const err = asTesseraError(e);
+      this.o.logger.error({ op: req.operation, keyId: req.keyId, code: err.code }, 'audit entry could not be written; operation refused');
+      const failure = new TesseraError(ErrorCode.Unavailable, `audit: the audit entry could not be written, so the ${req.operation} was not done (${err.message})`);
+      auditFailures.add(failure);
+      throw failure;
+    }
+  }
+}
+
+function policyOperation(op: AuditOperation): PolicyOperation {
+  if (!(POLICY_OPERATIONS as readonly string[]).includes(op)) {
+    throw new TesseraError(ErrorCode.BadState, `gate: ${op} is not an operation the policy decides`);
+  }
+  return op as PolicyOperation;
+}
