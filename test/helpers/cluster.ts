@@ -65,7 +65,7 @@ export function readLogs(dir: string, lines = 15): string {
  * temp dir and wait until every node is ready. If anything fails, everything started is stopped
  * and the dir removed before the error is rethrown (with the logs' tails in its message).
  */
-export async function startTestCluster(o: { nodes: number; threshold: number; logLevel?: string }): Promise<TestCluster> {
+export async function startTestCluster(o: { nodes: number; threshold: number; logLevel?: string; env?: Record<string, string> }): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-it-'));
   let dev: DevCluster | undefined;
   let closed = false;
@@ -83,7 +83,15 @@ export async function startTestCluster(o: { nodes: number; threshold: number; lo
     }
   };
   try {
-    dev = await startDevCluster({ nodes: o.nodes, threshold: o.threshold, dataDir: dir, port: 0, logLevel: o.logLevel ?? 'info', out: () => {} });
+    dev = await startDevCluster({
+      nodes: o.nodes,
+      threshold: o.threshold,
+      dataDir: dir,
+      port: 0,
+      logLevel: o.logLevel ?? 'info',
+      out: () => {},
+      ...(o.env ? { env: o.env } : {}),
+    });
     await readyOrExplain(dev, dir);
   } catch (e) {
     await close();

@@ -1,0 +1,39 @@
+/**
+ * Run the `tessera` CLI as a user does: a child process (`node --import tsx sdk/main.ts ...`).
+ */
+import { spawn } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `tessera ARGS` to completion (SIGKILLed after timeoutMs). */
+export function tessera(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The one JSON object a --json command printed on success (throws with stderr otherwise). */
+export function jsonOf(r: CliResult): Record<string, any> {
+  if (r.code !== 0) throw new Error(`tessera exited ${r.code}: ${r.stderr.trim()}`);
+  const lines = r.stdout.split('\n').filter((l) => l !== '');
+  if (lines.length !== 1) throw new Error(`expected one line of JSON, got:\n${r.stdout}`);
+  return JSON.parse(lines[0]!) as Record<string, any>;
+}
