@@ -12,7 +12,7 @@
  *   coordinator/tls/server.{pem,key}   coordinator certificate (coordinator host names + localhost, 127.0.0.1)
  *   node-<i>/kek                       the node's key-encryption key (mode 0600)
  *   node-<i>/db/                       the node's LevelDB store, holding its identity
- *   node-<i>/api-keys.json             {"apiKeys": [{id, tenant, keyHash}]} — hashes only
+ *   node-<i>/api-keys.json             {"apiKeys": [{id, tenant, keyHash, role: "admin"}]} — hashes only; the operator's admin key
  *   node-<i>/tls/server.{pem,key}      node certificate (node host name + localhost, 127.0.0.1)
  * and CLIENT_DIR/cluster.json (mode 0600): node URLs, API keys and the CA to pin, for the SDK / CLI.
  *
@@ -179,7 +179,7 @@ export async function composeInit(o: ComposeInitOptions): Promise<ClusterFile> {
     }
     const apiKey = stillAccepted ? old! : `tsk_compose_${n.index}_${randomBytes(24).toString('hex')}`;
     if (!stillAccepted) {
-      writeFile(n.apiKeys, JSON.stringify({ apiKeys: [{ id: `compose-${n.index}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)) }] }, null, 2) + '\n', 0o600);
+      writeFile(n.apiKeys, JSON.stringify({ apiKeys: [{ id: `compose-${n.index}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)), role: 'admin' }] }, null, 2) + '\n', 0o600);
     }
     nodes.push({ index: n.index, url: o.nodeUrls[n.index - 1]!, apiKey, ca: caPem });
   }
