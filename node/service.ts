@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import { bundleDigest, parseBundle, unwrapBundleShare, wrapBundleShare, wrappingKeyFingerprint, wrappingKeysForParties } from '../core/bundle.js';
 import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
 import { decapPartial } from '../core/decap.js';
-import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';

@@ -279,3 +279,37 @@ describe('loadNodeConfig: plain TCP only on loopback', () => {
     expect(['0.0.0.0', '::', '128.0.0.1', '10.1.1.1', 'example.com', 'localhost.example.com', '::2'].some(isLoopbackHost)).toBe(false);
   });
 });
+
+describe('loadNodeConfig: API key roles, rotation schedule, fail-open and audit checkpoints (issue 6)', () => {
+  it('defaults: one-minute minimum rotation period, 60 s checks, 5 min retry window, 5 min fail-open, checkpoints every 100 / 60 s', async () => {
+    const c = loadNodeConfig({ file: await writeConfig(baseConfig()), env: {} });
+    expect(c.rotation).toEqual({ checkIntervalMs: 60_000, minPeriodMs: 60_000, retryMs: 300_000 });
+    expect(c.failOpen).toEqual({ defaultMs: 300_000, maxMs: 3_600_000 });
+    expect(c.audit).toEqual({ checkpointEvery: 100, checkpointIntervalMs: 60_000 });
+    expect(c.apiKeys[0]!.role).toBeUndefined();
+  });
+
+  it('reads them from the file and from TESSERA_* env (env wins), and API key roles', async () => {
+    const file = await writeConfig({
+      ...baseConfig(),
+      apiKeys: [{ id: 'ops', tenant: 'acme', keyHash: apiKeyHashHex, role: 'admin' }],
+      rotation: { checkIntervalMs: 1000, minPeriodMs: 5000, warnBeforeMs: 2000, retryMs: 10_000 },
+      failOpen: { defaultMs: 1000, maxMs: 2000 },
+      audit: { checkpointEvery: 5, checkpointIntervalMs: 0 },
+    });
+    const c = loadNodeConfig({ file, env: { TESSERA_MIN_ROTATION_PERIOD_MS: '1000', TESSERA_ROTATION_CHECK_MS: '200', TESSERA_FAIL_OPEN_MS: '1500' } });
+    expect(c.apiKeys[0]!.role).toBe('admin');
+    expect(c.rotation).toEqual({ checkIntervalMs: 200, minPeriodMs: 1000, warnBeforeMs: 2000, retryMs: 10_000 });
+    expect(c.failOpen).toEqual({ defaultMs: 1500, maxMs: 2000 });
+    expect(c.audit).toEqual({ checkpointEvery: 5, checkpointIntervalMs: 0 });
+  });
+
+  it('refuses a bad role, a bad period and a fail-open default above its maximum, naming the field', async () => {
+    await expectConfigError({ ...baseConfig(), apiKeys: [{ id: 'ops', tenant: 'acme', keyHash: apiKeyHashHex, role: 'root' }] }, 'apiKeys[0].role');
+    await expectConfigError({ ...baseConfig(), rotation: { minPeriodMs: 0 } }, 'rotation.minPeriodMs');
+    await expectConfigError(baseConfig(), 'rotation.checkIntervalMs', { TESSERA_ROTATION_CHECK_MS: 'soon' });
+    await expectConfigError({ ...baseConfig(), rotation: { every: 1 } }, 'rotation."every"');
+    await expectConfigError({ ...baseConfig(), failOpen: { defaultMs: 5000, maxMs: 1000 } }, 'failOpen.defaultMs');
+    await expectConfigError({ ...baseConfig(), audit: { checkpointEvery: 0 } }, 'audit.checkpointEvery');
+  });
+});
