@@ -11,7 +11,9 @@
  * node derives its session id from what all of them know, the key (tenant, key id, version due) and
  * the current retry window (floor(now / retryMs)). Nodes whose clocks agree to well within a window
  * join the same session; if one of them is down or lands in the next window, the session expires and
- * every node tries again in the next window under a new id. Its authority is the rotation period,
+ * every node tries again in the next window under a new id. A node waits for the others until a little
+ * after its window ends (scheduledJoinTimeoutMs), so one that joined late in a window is free to join
+ * the next window's session while the nodes that are already there still wait for it. Its authority is the rotation period,
  * which every operator's SDK approved when the key was created (it is in the keygen session digest).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -40,6 +42,15 @@ export function scheduledRotationSessionId(tenant: string, keyId: string, versio
     0,
     SESSION_ID_LENGTH,
   );
+}
+
+/**
+ * How long a node waits in a scheduled rotation session: to the end of its window plus a grace (half a
+ * window, at most 10 s) for the DKG to finish; the coordinator caps it at its own session timeout.
+ */
+export function scheduledJoinTimeoutMs(now: number, retryMs: number): number {
+  const windowEnd = (Math.floor(now / retryMs) + 1) * retryMs;
+  return Math.max(1000, windowEnd - now) + Math.min(10_000, Math.floor(retryMs / 2));
 }
 
 export class RotationScheduler {
@@ -115,7 +126,7 @@ export class RotationScheduler {
           'key rotation due: rotating',
         );
         const run = this.o.service
-          .rotateScheduled(d.tenant, d.keyId, d.version, session, this.o.retryMs)
+          .rotateScheduled(d.tenant, d.keyId, d.version, session, scheduledJoinTimeoutMs(now, this.o.retryMs))
           .then(
             (r) => logger.info({ tenant: d.tenant, keyId: d.keyId, version: r.version, previousVersion: r.previousVersion }, 'scheduled rotation done'),
             (e: { code?: string; message?: string }) =>
