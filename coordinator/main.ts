@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile, loadConfigFromEnv, type LoadedConfig } from './config.js';
 import { startCoordinator } from './server.js';
 import { loadIdentityEngine } from '../core/identity.js';
+import { watchParent } from '../node/parent-watch.js';
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  watchParent(() => stop('parent exited'));
 }
 
 void main();

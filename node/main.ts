@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
 import { loadIdentityEngine } from '../core/identity.js';
+import { watchParent } from './parent-watch.js';
 import { NodeAdmin } from './admin.js';
 import { buildApi } from './api.js';
 import { AUDIT_NAMESPACE, AuditLog } from './audit.js';
@@ -209,6 +210,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  watchParent(() => void stop());
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) void main();

@@ -222,7 +222,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...(o.env ?? {}), ...env },
+        env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...(o.env ?? {}), ...env },
       });
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);
