@@ -3,9 +3,7 @@
  * and durable appends that fail closed, checkpoints every N entries and every T ms, field validation
  * that keeps key material out, and tamper detection after editing the LevelDB directly.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
@@ -27,6 +25,7 @@ import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/audit.js';
 import { ShareStore, storageLocation } from '../../node/storage.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });
 let identity: IdentityKeyPair;
@@ -38,27 +37,11 @@ beforeAll(async () => {
   otherIdentity = generateIdentity();
 });
 
-let dir: string;
-let kek: Uint8Array;
-const cleanup: (() => Promise<void>)[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-audit-'));
-  kek = Uint8Array.from(randomBytes(32));
-});
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openStore(): Promise<ShareStore> {
-  const s = await ShareStore.open({ dataDir: join(dir, 'data'), kek, nodeIndex: 1 });
-  cleanup.push(() => s.close());
-  return s;
-}
+const { dir, kek, open: openStore, onCleanup } = useTempStores('tessera-audit-');
 
 async function openLog(store: ShareStore, o: Partial<AuditLogOptions> = {}): Promise<AuditLog> {
   const log = await AuditLog.open({ records: store.namespace(AUDIT_NAMESPACE), identity, checkpointIntervalMs: 0, ...o });
-  cleanup.push(() => log.close());
+  onCleanup(() => log.close());
   return log;
 }
 
@@ -84,7 +67,7 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
 
 /** Raw access to the closed store's LevelDB, keys of the audit namespace. */
 async function withRawAudit(fn: (db: Level<string, Uint8Array>, key: (kind: 'e' | 'c', seq: number) => string) => Promise<void>): Promise<void> {
-  const db = new Level<string, Uint8Array>(storageLocation(join(dir, 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
   await db.open();
   try {
     await fn(db, (kind, seq) => `x/${AUDIT_NAMESPACE}/${kind}/${String(seq).padStart(16, '0')}`);
@@ -97,7 +80,7 @@ const pack = (v: unknown) => Uint8Array.from(packr.pack(v));
 
 /** A log of `n` entries with checkpoints every `every`, then everything closed. */
 async function buildClosedLog(n: number, every: number): Promise<void> {
-  const store = await ShareStore.open({ dataDir: join(dir, 'data'), kek, nodeIndex: 1 });
+  const store = await ShareStore.open({ dataDir: join(dir(), 'data'), kek: kek(), nodeIndex: 1 });
   const log = await AuditLog.open({ records: store.namespace(AUDIT_NAMESPACE), identity, checkpointEvery: every, checkpointIntervalMs: 0, now: clock().now });
   for (let i = 1; i <= n; i++) await log.append(entryFields(i));
   await log.close();

@@ -3,11 +3,9 @@
  * transitions, versions, rotation periods, destruction that leaves no old ciphertext in any data file,
  * tenant isolation at the storage level, and the namespaced record API other components use.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
@@ -26,7 +24,8 @@ import {
   rotationStatus,
   stateAllows,
 } from '../../node/lifecycle.js';
-import { ShareStore, pendingRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { pendingRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -84,23 +83,7 @@ async function filesContaining(d: string, needle: Uint8Array): Promise<string[]>
   return out;
 }
 
-let dir: string;
-let kek: Uint8Array;
-const opened: ShareStore[] = [];
-async function openStore(dataDir = join(dir, 'data'), nodeIndex = 1): Promise<ShareStore> {
-  const s = await ShareStore.open({ dataDir, kek, nodeIndex });
-  opened.push(s);
-  return s;
-}
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-lifecycle-'));
-  kek = Uint8Array.from(randomBytes(32));
-});
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dir, open: openStore } = useTempStores('tessera-lifecycle-');
 
 describe('the state table', () => {
   it('is exactly the issue table', () => {
@@ -180,7 +163,7 @@ describe('ShareStore: states, versions, rotation period', () => {
   });
 
   it('reads a record stored with the old state name "disabled" as archived', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
     await store.close();
@@ -215,7 +198,7 @@ describe('ShareStore: states, versions, rotation period', () => {
   });
 
   it('rotation period: set at creation, kept by refresh and reopen, rotatedAt recorded; bad periods refused', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     let store = await openStore(dataDir);
     const day = 24 * 3600_000;
     const e0 = makeShares(0);
@@ -271,7 +254,7 @@ describe('rotation schedule over the whole store', () => {
 
 describe('ShareStore: destroy', () => {
   it('erases the share: no old ciphertext (any epoch, pending too) in any file under the data dir; the public key stays readable', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     let store = await openStore(dataDir);
     const e0 = makeShares(0);
     await store.put({ tenant: 'acme', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false, rotationPeriodMs: 3600_000 });
@@ -340,7 +323,7 @@ describe('ShareStore: destroy', () => {
   });
 
   it('a destroyed record missing its destroyedAt or carrying a ciphertext is reported corrupt', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false, state: 'archived' });
     await store.destroy('t', 'k', 1);
@@ -392,7 +375,7 @@ describe('tenant isolation at the storage level', () => {
 
 describe('ShareStore.namespace', () => {
   it('get/put/del/batch/iterate under x/<prefix>/, isolated from other namespaces and from key records', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
     await store.putSecret('s1', Uint8Array.of(1));

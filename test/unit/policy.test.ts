@@ -3,11 +3,8 @@
  * API key / tenant / key, persisted quotas, in-memory rate limits, fail-closed UNAVAILABLE when the rule
  * store is broken, and the emergency fail-open with its automatic revert and critical audit entries.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { verifyAuditLog, type AuditEntry } from '../../core/audit-verify.js';
@@ -16,6 +13,7 @@ import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../.
 import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
 import { DEFAULT_FAIL_OPEN_MS, POLICY_NAMESPACE, PolicyEngine, validateRules, type PolicyRequest, type PolicyRule } from '../../node/policy.js';
 import { ShareStore, storageLocation } from '../../node/storage.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });
 let identity: IdentityKeyPair;
@@ -24,17 +22,7 @@ beforeAll(async () => {
   identity = generateIdentity();
 });
 
-let dir: string;
-let kek: Uint8Array;
-const cleanup: (() => Promise<void>)[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-policy-'));
-  kek = Uint8Array.from(randomBytes(32));
-});
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dir, open, onCleanup } = useTempStores('tessera-policy-');
 
 const HOUR = 3600_000;
 interface Node {
@@ -48,13 +36,12 @@ interface Node {
 async function openNode(o: { now?: () => number; clockStart?: number } = {}): Promise<Node> {
   const clock = { t: o.clockStart ?? 1_700_000_000_000 };
   const now = o.now ?? (() => clock.t);
-  const store = await ShareStore.open({ dataDir: join(dir, 'data'), kek, nodeIndex: 1 });
+  const store = await open(); // closed after policy and audit (cleanups run last first)
   const audit = await AuditLog.open({ records: store.namespace(AUDIT_NAMESPACE), identity, checkpointIntervalMs: 0, now });
   const policy = await PolicyEngine.open({ records: store.namespace(POLICY_NAMESPACE), audit, now });
-  cleanup.push(async () => {
+  onCleanup(async () => {
     await policy.close();
     await audit.close();
-    await store.close();
   });
   return { store, audit, policy, clock };
 }
@@ -278,7 +265,7 @@ describe('fail closed', () => {
     let n = await openNode();
     await n.policy.setRules([{ id: 'd', type: 'deny', operations: ['destroy'] }], 'admin');
     await closeNode(n);
-    const db = new Level<string, Uint8Array>(storageLocation(join(dir, 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
     await db.open();
     const key = `x/${POLICY_NAMESPACE}/rules`;
     const raw = (await db.get(key))!;

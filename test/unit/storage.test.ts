@@ -1,6 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
@@ -14,6 +13,7 @@ import { ConfigError } from '../../node/config.js';
 import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/identity-store.js';
 import { createKekFile, loadKek, readKekFile } from '../../node/kek.js';
 import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -68,23 +68,7 @@ async function allFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-let dir: string;
-let kek: Uint8Array;
-const open: ShareStore[] = [];
-async function openStore(dataDir = join(dir, 'data'), nodeIndex = 1, key = kek): Promise<ShareStore> {
-  const s = await ShareStore.open({ dataDir, kek: key, nodeIndex });
-  open.push(s);
-  return s;
-}
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-storage-'));
-  kek = Uint8Array.from(randomBytes(32));
-});
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dir, kek, open: openStore } = useTempStores('tessera-storage-');
 
 describe('ShareStore: records', () => {
   it('round-trips a key share; get/list/latest; refuses overwrite, bad ids and foreign shares', async () => {
@@ -150,12 +134,12 @@ describe('ShareStore: records', () => {
   });
 
   it('persists across reopening, refuses another node index and a wrong KEK with typed errors', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir, 2);
     const { shares } = makeShares(0);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: shares[1]!, exportable: false });
     await store.close();
-    await expectCode(ShareStore.open({ dataDir, kek, nodeIndex: 3 }), ErrorCode.BadState, /belongs to node 2/);
+    await expectCode(ShareStore.open({ dataDir, kek: kek(), nodeIndex: 3 }), ErrorCode.BadState, /belongs to node 2/);
     await expectCode(ShareStore.open({ dataDir, kek: Uint8Array.from(randomBytes(32)), nodeIndex: 2 }), ErrorCode.DecryptionFailed, /KEK/);
     const again = await openStore(dataDir, 2);
     expect(await again.getShare('t', 'k', 1)).toEqual(shares[1]);
@@ -164,12 +148,12 @@ describe('ShareStore: records', () => {
   });
 
   it('creates the data dir with mode 0700 and forces an existing one to 0700', async () => {
-    const fresh = join(dir, 'a', 'b', 'data');
+    const fresh = join(dir(), 'a', 'b', 'data');
     await openStore(fresh);
     expect((await stat(fresh)).mode & 0o777).toBe(0o700);
     expect((await stat(storageLocation(fresh))).mode & 0o777).toBe(0o700);
 
-    const wide = join(dir, 'wide');
+    const wide = join(dir(), 'wide');
     await mkdir(wide, { mode: 0o755 });
     await chmod(wide, 0o755);
     await openStore(wide);
@@ -179,7 +163,7 @@ describe('ShareStore: records', () => {
 
 describe('ShareStore: AAD binds each sealed share to its place', () => {
   it('a record copied to another tenant, key id or version, or with an edited public part, does not decrypt', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir);
     const { shares } = makeShares(5);
     await store.put({ tenant: 'acme', keyId: 'k1', version: 1, share: shares[0]!, exportable: false });
@@ -234,9 +218,9 @@ describe('ShareStore: AAD binds each sealed share to its place', () => {
 
   it("another node's record (same KEK) and a record under a different KEK do not decrypt", async () => {
     const { shares } = makeShares(0);
-    const d1 = join(dir, 'n1');
-    const d2 = join(dir, 'n2');
-    const d3 = join(dir, 'n3');
+    const d1 = join(dir(), 'n1');
+    const d2 = join(dir(), 'n2');
+    const d3 = join(dir(), 'n3');
     const s1 = await openStore(d1, 1);
     await s1.put({ tenant: 't', keyId: 'k', version: 1, share: shares[0]!, exportable: false });
     await s1.putSecret('sec', Uint8Array.of(1, 2, 3));
@@ -270,7 +254,7 @@ describe('ShareStore: AAD binds each sealed share to its place', () => {
 
 describe('ShareStore: crash-safe epochs', () => {
   it('stages the next epoch beside the committed one, survives a reopen, then commits atomically', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     let store = await openStore(dataDir, 3);
     const e0 = makeShares(0);
     await store.put({ tenant: 't', keyId: 'k', version: 4, share: e0.shares[2]!, exportable: true, createdAt: 99 });
@@ -309,7 +293,7 @@ describe('ShareStore: crash-safe epochs', () => {
   });
 
   it('discards a staged epoch, leaving the committed one usable', async () => {
-    const store = await openStore(join(dir, 'data'), 1);
+    const store = await openStore(join(dir(), 'data'), 1);
     const e0 = makeShares(7);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
     await store.stagePending('t', 'k', 1, makeShares(8, e0.secret).shares[0]!);
@@ -337,7 +321,7 @@ describe('named secrets and the node identity', () => {
   });
 
   it('makes the identity and KEM keys once and loads the same ones after a restart', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir, 2);
     const first = await loadOrCreateIdentity(store);
     expect(first.identity.publicKey.length).toBe(1952);
@@ -355,9 +339,9 @@ describe('named secrets and the node identity', () => {
 
 describe('nothing secret on disk in the clear', () => {
   it('no file under the data dir holds a share (either byte order), the identity secret key, the KEM key or the KEK', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir, 1);
-    const secrets: Uint8Array[] = [kek];
+    const secrets: Uint8Array[] = [kek()];
     const publicParts: Uint8Array[] = [];
     for (let v = 1; v <= 3; v++) {
       const e = makeShares(0);
@@ -391,7 +375,7 @@ describe('nothing secret on disk in the clear', () => {
 
 describe('KEK loading', () => {
   it('createKekFile makes a 0600 file that loads; refuses to overwrite it', async () => {
-    const path = join(dir, 'kek');
+    const path = join(dir(), 'kek');
     await createKekFile(path);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     const k = await loadKek({ kind: 'file', path });
@@ -401,7 +385,7 @@ describe('KEK loading', () => {
   });
 
   it('refuses a key file that group or others can access, with a clear one-line error', async () => {
-    const path = join(dir, 'kek');
+    const path = join(dir(), 'kek');
     await createKekFile(path);
     for (const mode of [0o640, 0o604, 0o660, 0o644, 0o602]) {
       await chmod(path, mode);
@@ -420,19 +404,19 @@ describe('KEK loading', () => {
 
   it('accepts hex or 32 raw bytes; refuses other contents, missing files and symlinks', async () => {
     const key = Uint8Array.from(randomBytes(32));
-    const hexFile = join(dir, 'hex');
+    const hexFile = join(dir(), 'hex');
     await writeFile(hexFile, Buffer.from(key).toString('hex').toUpperCase() + '\n', { mode: 0o600 });
     expect(await readKekFile(hexFile)).toEqual(key);
-    const rawFile = join(dir, 'raw');
+    const rawFile = join(dir(), 'raw');
     await writeFile(rawFile, key, { mode: 0o600 });
     expect(await readKekFile(rawFile)).toEqual(key);
-    const bad = join(dir, 'bad');
+    const bad = join(dir(), 'bad');
     await writeFile(bad, 'not a key', { mode: 0o600 });
     await expect(readKekFile(bad)).rejects.toThrow(/must hold 64 hex/);
-    await expect(readKekFile(join(dir, 'missing'))).rejects.toThrow(/ENOENT/);
+    await expect(readKekFile(join(dir(), 'missing'))).rejects.toThrow(/ENOENT/);
     const { symlink } = await import('node:fs/promises');
-    await symlink(hexFile, join(dir, 'link'));
-    await expect(readKekFile(join(dir, 'link'))).rejects.toThrow(/symbolic link/);
+    await symlink(hexFile, join(dir(), 'link'));
+    await expect(readKekFile(join(dir(), 'link'))).rejects.toThrow(/symbolic link/);
     const env = Object.defineProperty({ kind: 'env' as const }, 'key', { value: key, enumerable: false }) as { kind: 'env'; key: Uint8Array };
     expect(await loadKek(env)).toEqual(key);
   });

@@ -3,11 +3,9 @@
  * to exactly one tenant, revocation, config-file keys, the admin role, and tenant isolation when the
  * tenant comes from the API key.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { split } from '../../core/shamir.js';
@@ -16,24 +14,9 @@ import type { KeyShare } from '../../core/types.js';
 import { apiKeyHash } from '../../node/config.js';
 import { ShareStore, storageLocation } from '../../node/storage.js';
 import { API_KEY_PREFIX, TENANTS_NAMESPACE, TenantStore, hashApiKey, requireAdmin, type ConfigApiKey } from '../../node/tenants.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
-let dir: string;
-let kek: Uint8Array;
-const cleanup: (() => Promise<void>)[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-tenants-'));
-  kek = Uint8Array.from(randomBytes(32));
-});
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openStore(): Promise<ShareStore> {
-  const s = await ShareStore.open({ dataDir: join(dir, 'data'), kek, nodeIndex: 1 });
-  cleanup.push(() => s.close());
-  return s;
-}
+const { dir, open: openStore } = useTempStores('tessera-tenants-');
 
 const ADMIN_KEY = 'admin-key-from-config-0123456789';
 const CONFIG_KEY = 'tenant-key-from-config-abcdefghij';
@@ -84,7 +67,7 @@ describe('tenants', () => {
 
 describe('API keys', () => {
   it('are shown once, stored only as SHA-256, authenticate to exactly their tenant, survive a restart', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     let store = await openStore();
     let ts = await openTenants(store, () => 99);
     await ts.createTenant('acme');
@@ -168,7 +151,7 @@ describe('API keys', () => {
   });
 
   it('a corrupt stored record makes open fail with UNAVAILABLE', async () => {
-    const dataDir = join(dir, 'data');
+    const dataDir = join(dir(), 'data');
     const store = await openStore();
     const ts = await openTenants(store);
     await ts.createTenant('acme');
