@@ -6,14 +6,13 @@ import { aggregateSignature, signRound1, signRound2, type SigningNonces } from '
 import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
 import { checkPlayers, split } from '../../core/shamir.js';
-import { getSigningSuite, type SigningSuiteId } from '../../core/suites.js';
-import type { KeyShare } from '../../core/types.js';
+import { getSigningSuite, getSuite, type SuiteId } from '../../core/suites.js';
+import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 
 /** Sign `message` with the given signers' keys (all honest, in memory); returns the verified signature. */
 export function runSign(keys: KeyShare[], message: Uint8Array): Uint8Array {
   ensure(Array.isArray(keys) && keys.length > 0, ErrorCode.BadParameters, 'runSign: no signers');
   const pkg = keys[0]!.publicKey;
-  const suite = getSigningSuite(pkg.suite);
   for (const k of keys) {
     ensure(k.publicKey.epoch === pkg.epoch && k.secret.epoch === pkg.epoch, ErrorCode.EpochMismatch, 'runSign: signers at different epochs');
   }
@@ -23,6 +22,15 @@ export function runSign(keys: KeyShare[], message: Uint8Array): Uint8Array {
     Number.MAX_SAFE_INTEGER,
   );
 
+  return signWith(keys, pkg, message);
+}
+
+/**
+ * The two rounds without runSign's checks: every signer signs with its own KeyShare and the
+ * aggregator uses `pkg` (tests use it to mix epochs on purpose).
+ */
+export function signWith(keys: KeyShare[], pkg: PublicKeyPackage, message: Uint8Array): Uint8Array {
+  const suite = getSigningSuite(pkg.suite);
   const nonces = new Map<number, SigningNonces>();
   const commits = new Map<number, SignCommitMsg>();
   for (const k of keys) {
@@ -35,11 +43,19 @@ export function runSign(keys: KeyShare[], message: Uint8Array): Uint8Array {
   return aggregateSignature(suite, pkg, commits, message, shares);
 }
 
-/** Trusted-dealer keys (RFC 9591 Appendix C) for parties 1..n at the given epoch. */
-export function dealerKeys(suiteId: SigningSuiteId, threshold: number, parties: number, epoch = 0): KeyShare[] {
-  const suite = getSigningSuite(suiteId);
-  const { group } = suite;
-  const { shares, commitments } = split(group, group.randomScalar(), threshold, parties);
+/**
+ * Trusted-dealer keys (RFC 9591 Appendix C) for parties 1..n of any suite: a random secret unless
+ * one is given, at the given epoch.
+ */
+export function dealerKeys(
+  suiteId: SuiteId,
+  threshold: number,
+  parties: number,
+  opts: { epoch?: number; secret?: bigint } = {},
+): KeyShare[] {
+  const epoch = opts.epoch ?? 0;
+  const { group } = getSuite(suiteId);
+  const { shares, commitments } = split(group, opts.secret ?? group.randomScalar(), threshold, parties);
   const publicKey = {
     suite: suiteId,
     threshold,

@@ -15,7 +15,7 @@ import { aggregateSignature, groupPublicKey, signRound1, signRound2, type Signin
 import { getSigningSuite, type SigningSuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { runDkg, runRefresh } from '../helpers/run-dkg.js';
-import { runSign } from '../helpers/run-sign.js';
+import { runSign, signWith } from '../helpers/run-sign.js';
 
 const NUM_RUNS = 6;
 
@@ -40,21 +40,6 @@ function history(suite: SigningSuiteId, t: number, n: number, refreshes: number)
   const epochs = [runDkg(suite, t, n)];
   for (let e = 0; e < refreshes; e++) epochs.push(runRefresh(epochs[e]!));
   return epochs;
-}
-
-/** Every signer signs with its own KeyShare; the aggregator uses `pkg`. */
-function signAs(keys: KeyShare[], pkg: PublicKeyPackage, message: Uint8Array): Uint8Array {
-  const suite = getSigningSuite(pkg.suite);
-  const nonces = new Map<number, SigningNonces>();
-  const commits = new Map<number, SignCommitMsg>();
-  for (const k of keys) {
-    const r = signRound1(suite, k.secret);
-    nonces.set(k.secret.index, r.nonces);
-    commits.set(k.secret.index, r.commit);
-  }
-  const shares = new Map<number, SignShareMsg>();
-  for (const k of keys) shares.set(k.secret.index, signRound2(suite, k, nonces.get(k.secret.index)!, commits, message));
-  return aggregateSignature(suite, pkg, commits, message, shares);
 }
 
 function thrown(fn: () => unknown): TesseraError {
@@ -119,7 +104,7 @@ describe('refresh properties', () => {
 
         // The stale signer signs honestly with its old key: the aggregator (new package) names it.
         const mixed = signers.map((i) => (i === stale ? oldKey : last[i - 1]!));
-        const e1 = thrown(() => signAs(mixed, pkg, message));
+        const e1 = thrown(() => signWith(mixed, pkg, message));
         expect(e1.code).toBe(ErrorCode.BadSignatureShare);
         expect(e1.culprits).toEqual([stale]);
 

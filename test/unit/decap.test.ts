@@ -13,30 +13,15 @@ import { dleqProve, dleqVerify } from '../../core/dleq.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { AeadId, KdfId, createContext, extractAndExpand, type HpkeSuiteParams } from '../../core/hpke.js';
 import type { DecapPartialMsg } from '../../core/messages.js';
-import { split } from '../../core/shamir.js';
 import { HPKE_P256, HPKE_X25519, type KemSuite } from '../../core/suites.js';
-import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import type { KeyShare } from '../../core/types.js';
+import { dealerKeys } from '../helpers/run-sign.js';
 import { runDkg, runRefresh } from '../helpers/run-dkg.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const sid = (fill: number) => new Uint8Array(32).fill(fill);
-
-/** Keys from a trusted dealer (Shamir split of a known scalar): used where the test needs skR itself. */
-function dealKeys(suite: KemSuite, secret: bigint, threshold: number, parties: number): KeyShare[] {
-  const g = suite.group;
-  const { shares, commitments } = split(g, secret, threshold, parties);
-  const publicKey: PublicKeyPackage = {
-    suite: suite.id,
-    threshold,
-    parties,
-    epoch: 0,
-    commitments: commitments.map((c) => g.pointToBytes(c)),
-    verifyingShares: shares.map((s) => g.pointToBytes(g.mulBase(s))),
-  };
-  return shares.map((s, k) => ({ publicKey, secret: { suite: suite.id, index: k + 1, epoch: 0, value: g.scalarToBytes(s) } }));
-}
 
 /** Keys from an all-honest in-memory DKG (test/helpers/run-dkg.ts): nobody ever held skR. */
 function generatedKeys(suite: KemSuite, threshold: number, parties: number): KeyShare[] {
@@ -109,7 +94,7 @@ describe('threshold decapsulation opens messages sealed by @hpke/core', () => {
 describe('hpke-x25519 equals X25519(skR, enc)', () => {
   const skR = x25519.utils.randomSecretKey();
   const pkR = x25519.getPublicKey(skR);
-  const keys = dealKeys(HPKE_X25519, HPKE_X25519.privateKeyToScalar(skR), 2, 3);
+  const keys = dealerKeys(HPKE_X25519.id, 2, 3, { secret: HPKE_X25519.privateKeyToScalar(skR) });
   /** RFC 9180 §4.1 Decap computed by a single holder of skR with noble's X25519. */
   const expected = (enc: Uint8Array) =>
     toHex(extractAndExpand(sha256, 0x0020, x25519.getSharedSecret(skR, enc), new Uint8Array([...enc, ...pkR]), 32));
@@ -328,7 +313,7 @@ describe('bad inputs are typed errors', () => {
     const swappedShare: KeyShare = { publicKey: pkg, secret: { ...x[1]!.secret, index: 1 } };
     expect(code(() => decapPartial(HPKE_X25519, swappedShare, encX, sid(5)))).toBe(ErrorCode.BadShare);
     // A partial made with another key's share fails against this package and names its sender.
-    const otherKey = dealKeys(HPKE_X25519, 12345n, 2, 3);
+    const otherKey = dealerKeys(HPKE_X25519.id, 2, 3, { secret: 12345n });
     const mixed = new Map([[1, two.get(1)!], [2, partialsFor(HPKE_X25519, otherKey, [2], encX, sid(5)).get(2)!]]);
     expect(thrown(() => decapCombine(HPKE_X25519, pkg, encX, mixed, sid(5))).culprits).toEqual([2]);
   });

@@ -24,9 +24,8 @@ import {
   type KdfId,
 } from '../../core/hpke.js';
 import type { DecapPartialMsg } from '../../core/messages.js';
-import { split } from '../../core/shamir.js';
 import { HPKE_P256, HPKE_X25519, type KemSuite } from '../../core/suites.js';
-import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import { dealerKeys } from '../helpers/run-sign.js';
 
 const SOURCE = '/work/shared/vectors/rfc9180-hpke/base-mode.json';
 
@@ -64,22 +63,6 @@ const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 const KEM_SUITES: Record<number, KemSuite> = { 0x0020: HPKE_X25519, 0x0010: HPKE_P256 };
 
-/** Shamir-split the vector's private key into a t-of-n key package and shares (a trusted dealer). */
-function dealKeys(suite: KemSuite, skRm: Uint8Array, threshold: number, parties: number): KeyShare[] {
-  const g = suite.group;
-  const secret = suite.privateKeyToScalar(skRm);
-  const { shares, commitments } = split(g, secret, threshold, parties);
-  const publicKey: PublicKeyPackage = {
-    suite: suite.id,
-    threshold,
-    parties,
-    epoch: 0,
-    commitments: commitments.map((c) => g.pointToBytes(c)),
-    verifyingShares: shares.map((s) => g.pointToBytes(g.mulBase(s))),
-  };
-  return shares.map((s, k) => ({ publicKey, secret: { suite: suite.id, index: k + 1, epoch: 0, value: g.scalarToBytes(s) } }));
-}
-
 const SUBSETS: Record<string, number[][]> = {
   '2-of-3': [[1, 2], [1, 3], [2, 3], [3, 1, 2]],
   '3-of-5': [[1, 2, 3], [2, 4, 5], [1, 3, 5], [5, 4, 3, 2, 1]],
@@ -105,7 +88,7 @@ describe(`RFC 9180 Appendix A base mode (${SOURCE})`, () => {
       const enc = hex(v.enc);
       const sessionId = new Uint8Array(32).fill(0x5a);
       for (const [[t, n], label] of [[[2, 3], '2-of-3'], [[3, 5], '3-of-5']] as const) {
-        const keys = dealKeys(suite, hex(v.skRm), t, n);
+        const keys = dealerKeys(suite.id, t, n, { secret: suite.privateKeyToScalar(hex(v.skRm)) });
         const pkg = keys[0]!.publicKey;
         // The shared key is the vector's recipient key: pkRm = SerializePublicKey(skRm·G).
         expect(toHex(suite.publicKeyBytes(suite.group.pointFromBytes(pkg.commitments[0]!, 'gk')))).toBe(v.pkRm);
