@@ -24,7 +24,8 @@
  *   checkpoint-mismatch        a signed checkpoint's headHash is not the chain's hash at its seq: entries
  *                              up to it were rewritten after it was signed
  *   checkpoint-beyond-log      a signed checkpoint names a seq the log does not have (truncated log)
- *   checkpoint-order           checkpoints not in increasing seq / non-decreasing time order
+ *   checkpoint-order           checkpoints not in increasing seq order (times are the node clock's and
+ *                              may step back: the seq, not the time, orders the log)
  *
  * Trailing unsigned entries (after the last valid checkpoint) are NOT a problem: a live log always has
  * some between checkpoints, and their chain is still checked. They are reported apart, in `unsigned`,
@@ -53,6 +54,8 @@ export const AUDIT_OPERATIONS = [
   'rotate',
   // local key operations (no session)
   'verify',
+  // an operator refusing a session on one of its keys (the node tells the coordinator, never joins)
+  'decline',
   // lifecycle transitions and settings
   'retire',
   'archive',
@@ -410,7 +413,7 @@ export function verifyAuditLog(log: { entries: readonly unknown[]; checkpoints: 
       report('bad-checkpoint-signature', cp.seq, `the checkpoint at seq ${cp.seq} is not signed by this node's identity key as it stands`);
       return;
     }
-    if (lastCp && (cp.seq <= lastCp.seq || cp.time < lastCp.time)) {
+    if (lastCp && cp.seq <= lastCp.seq) {
       report('checkpoint-order', cp.seq, `the checkpoint at seq ${cp.seq} comes after the one at seq ${lastCp.seq} out of order`);
     }
     lastCp = cp;

@@ -13,8 +13,10 @@
  * - Every `checkpointEvery` entries the checkpoint is signed and written in the same atomic batch as the
  *   entry that reaches it. Every `checkpointIntervalMs` a timer owned by this object (unref'd, stopped by
  *   close()) signs the head if entries arrived since the last checkpoint.
- * - Times come from the injected clock and never go backwards in the log (a clock step back reuses the
- *   last time), so checkpoint times stay ordered.
+ * - Times are the injected clock's time, as it is: after a clock step (forward or back) entries carry
+ *   the new time, never a time pinned to the largest one seen. Order is the seq's job (dense, chained);
+ *   the verifier never requires times to be monotonic (issue 9, item 10: "audit timestamps follow the
+ *   clock; the sequence number keeps the order").
  * - On open the head entry is read and re-hashed. If it does not check out, the log opens "broken":
  *   exportLog() still works (to investigate with verifyAuditLog), but append() and checkpoints fail with
  *   UNAVAILABLE — the node refuses to chain new entries onto a head it cannot vouch for.
@@ -229,10 +231,11 @@ export class AuditLog {
     if (this.brokenReason) throw new TesseraError(ErrorCode.Unavailable, `audit: the audit log refuses appends: ${this.brokenReason}`);
   }
 
+  /** The clock's time now (not clamped to earlier entries: the seq, not the time, orders the log). */
   private nextTime(): number {
     const t = this.now();
     ensure(Number.isSafeInteger(t) && t >= 0, ErrorCode.BadState, 'audit: the clock returned a bad time');
-    return Math.max(t, this.head.time);
+    return t;
   }
 
   private sign(seq: number, headHash: string, time: number): AuditCheckpoint {

@@ -108,10 +108,11 @@ describe('audit log: appending', () => {
     expect(e1.hash).toBe(auditEntryHash({ ...e1, hash: undefined } as never));
     expect(log.headHash).toBe(e2.hash);
 
-    // Time never goes backwards in the log, even when the clock does.
+    // Times are the clock's: when the clock steps back, so does the entry's time (the seq keeps the order).
     c.advance(-1000);
     const e3 = await log.append(entryFields(3));
-    expect(e3.time).toBe(e2.time);
+    expect(e3.time).toBe(c.now());
+    expect(e3.time).toBeLessThan(e2.time);
 
     const exported = await log.exportLog();
     expect(exported.entries).toEqual([e1, e2, e3]);
@@ -125,6 +126,35 @@ describe('audit log: appending', () => {
     expect(identityVerify(identity.publicKey, checkpointMessage(cp), Uint8Array.from(Buffer.from(cp.signature, 'hex')))).toBe(true);
     // Against another node's key, every checkpoint fails.
     expect(verifyAuditLog(exported, otherIdentity.publicKey).problems.map((p) => p.kind)).toEqual(['bad-checkpoint-signature']);
+  });
+
+  it('follows the clock through steps forward and back: times are the clock\'s, checkpoints too, and the log still verifies', async () => {
+    const store = await openStore();
+    const c = clock();
+    const log = await openLog(store, { now: c.now, checkpointEvery: 2 });
+    const times: number[] = [];
+    // forward a day, back two days, forward an hour: each entry (and each checkpoint) has the time of the clock then.
+    for (const step of [0, 24 * 3600_000, -48 * 3600_000, 3600_000, -1]) {
+      c.advance(step);
+      times.push(c.now());
+      expect((await log.append(entryFields(times.length))).time).toBe(c.now());
+    }
+    c.advance(-10_000);
+    const exported = await log.exportLog(); // signs the head at the clock's (earlier) time
+    expect(exported.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(exported.entries.map((e) => e.time)).toEqual(times);
+    expect(exported.checkpoints.map((cp) => [cp.seq, cp.time])).toEqual([
+      [2, times[1]],
+      [4, times[3]],
+      [5, c.now()],
+    ]);
+    expect(verifyAuditLog(exported, identity.publicKey)).toEqual({ ok: true, complete: true, problems: [], entries: 5, headSeq: 5, signedThrough: 5 });
+    // Reopened after the clock went back, the log appends at the clock's time and still verifies.
+    await log.close();
+    const reopened = await openLog(store, { now: c.now, checkpointEvery: 2 });
+    c.advance(-3600_000);
+    expect(await reopened.append(entryFields(6))).toMatchObject({ seq: 6, time: c.now() });
+    expect(verifyAuditLog(await reopened.exportLog(), identity.publicKey)).toMatchObject({ ok: true, complete: true, headSeq: 6 });
   });
 
   it('serializes concurrent appends: no seq given twice, the chain holds', async () => {
