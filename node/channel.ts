@@ -15,13 +15,29 @@
  * (`from`), checks it against the envelope, verifies the signature with that node's identity key from
  * the cluster membership, and accepts each (sender, round) once. So a message that is forged,
  * tampered with, replayed, or moved to another session, round or receiver is rejected.
+ *
+ * Blame (design/sessions.md, "Evidence and blame"): a node is named only on evidence a third party
+ * can check. Every fault the relay or the network could have caused (bytes that do not decode, a
+ * wrong sender or receiver field, a bad signature, a replay, a reorder) fails the session as a
+ * *relay fault* that names no node (`ChannelError.relayFrom` says which link it came in on). Only
+ * a message whose identity signature verified and that then fails a public check (an unexpected
+ * round, a malformed hello or data header, a second different message for the same round, more
+ * messages or bytes than the session allows) names its signer.
+ *
+ * Bounded resources: the channel accepts only the rounds the running protocol declares (`rounds`)
+ * and at most `maxMessages` messages and `maxBytes` bytes per peer per session, counted over
+ * authenticated messages only (a replaying coordinator cannot push an honest peer over a cap).
+ *
+ * The hello of every node carries, inside its signed bytes, the session digest it joined with
+ * (core/session.ts sessionDigest), so nodes whose parameters differ never run a round together,
+ * even when the coordinator starts them as one session.
  */
 import { gcm } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { Packr } from 'msgpackr';
-import { concatBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
+import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
 import { ErrorCode, TesseraError } from '../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
 import { loadLiboqsMlKem768, type RawMlKem768 } from '../core/pq.js';
@@ -40,6 +56,14 @@ const HELLO_ROUND = 'hello';
 const MAX_ROUND_LENGTH = 64;
 const KEM_CT_LENGTH = 1088;
 const KEM_PK_LENGTH = 1184;
+const NONCE_LENGTH = 12;
+const SESSION_DIGEST_LENGTH = 32;
+/** Default per-peer cap on authenticated messages when the protocol does not declare its rounds. */
+const DEFAULT_MAX_MESSAGES_ANY_ROUND = 64;
+/** Slack over (declared rounds + hello) for the default message cap. */
+const EXTRA_MESSAGES = 4;
+/** Default per-peer cap on authenticated bytes in one session. */
+export const DEFAULT_MAX_BYTES_PER_PEER = 8 * 1024 * 1024;
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 interface Envelope {
@@ -49,15 +73,35 @@ interface Envelope {
   t: number; // to
   k: 'hello' | 'data';
   e: Uint8Array; // hello: ephemeral KEM public key; data: KEM ciphertext on the first message of a direction, else empty
-  n: Uint8Array; // AEAD nonce (data) or empty
+  n: Uint8Array; // data: AEAD nonce; hello: the session digest (32 bytes), or empty when the channel has none
   c: Uint8Array; // hello: application hello info; data: AEAD ciphertext
   s: Uint8Array; // identity signature
 }
 
-export class ChannelError extends TesseraError {}
+/**
+ * A channel failure. `culprits` is non-empty only on evidence (a message the culprit signed);
+ * `relayFrom` is set for relay faults: the link the bad bytes came in on, which is NOT an accusation.
+ */
+export class ChannelError extends TesseraError {
+  readonly relayFrom?: number;
+  constructor(code: ErrorCode, message: string, culprits: readonly number[] = [], relayFrom?: number) {
+    super(code, message, culprits);
+    this.name = 'ChannelError';
+    if (relayFrom !== undefined) this.relayFrom = relayFrom;
+  }
+}
 
-function reject(message: string, culprit?: number): never {
-  throw new ChannelError(ErrorCode.BadMessage, `channel: ${message}`, culprit ? [culprit] : []);
+/**
+ * A fault the coordinator or the network could have caused: it fails the session and names no node
+ * ("Relay faults ... name no node", design/sessions.md).
+ */
+function relayFault(from: number, message: string): never {
+  throw new ChannelError(ErrorCode.BadMessage, `channel: relay fault on the link from node ${from}: ${message}`, [], from);
+}
+
+/** A message `signer` signed (its identity signature verified) that fails a public check: evidence. */
+function signedFault(signer: number, message: string, code: ErrorCode = ErrorCode.BadMessage): never {
+  throw new ChannelError(code, `channel: node ${signer} signed ${message}`, [signer]);
 }
 
 function signedBytes(session: Uint8Array, env: Omit<Envelope, 's' | 'v'>): Uint8Array {
@@ -78,17 +122,19 @@ function asBytes(x: unknown): Uint8Array | undefined {
   return x instanceof Uint8Array ? new Uint8Array(x) : undefined;
 }
 
+/** Decode strictly. Nothing here is authenticated yet, so every failure is a relay fault. */
 function decodeEnvelope(payload: Uint8Array, from: number): Envelope {
+  const reject = (message: string): never => relayFault(from, message);
   let raw: unknown;
   try {
     raw = packr.unpack(payload);
   } catch {
-    reject('undecodable envelope', from);
+    reject('undecodable envelope');
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) reject('envelope is not a map', from);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) reject('envelope is not a map');
   const o = raw as Record<string, unknown>;
   const keys = Object.keys(o).sort().join(',');
-  if (keys !== 'c,e,f,k,n,r,s,t,v') reject('envelope has unexpected fields', from);
+  if (keys !== 'c,e,f,k,n,r,s,t,v') reject('envelope has unexpected fields');
   const env = {
     v: o.v,
     r: o.r,
@@ -100,11 +146,11 @@ function decodeEnvelope(payload: Uint8Array, from: number): Envelope {
     c: asBytes(o.c),
     s: asBytes(o.s),
   };
-  if (env.v !== ENVELOPE_VERSION) reject('unsupported envelope version', from);
-  if (typeof env.r !== 'string' || env.r.length === 0 || env.r.length > MAX_ROUND_LENGTH) reject('bad round', from);
-  if (!Number.isInteger(env.f) || !Number.isInteger(env.t)) reject('bad sender or receiver', from);
-  if (env.k !== 'hello' && env.k !== 'data') reject('bad kind', from);
-  if (!env.e || !env.n || !env.c || !env.s) reject('missing bytes', from);
+  if (env.v !== ENVELOPE_VERSION) reject('unsupported envelope version');
+  if (typeof env.r !== 'string' || env.r.length === 0 || env.r.length > MAX_ROUND_LENGTH) reject('bad round');
+  if (!Number.isInteger(env.f) || !Number.isInteger(env.t)) reject('bad sender or receiver');
+  if (env.k !== 'hello' && env.k !== 'data') reject('bad kind');
+  if (!env.e || !env.n || !env.c || !env.s) reject('missing bytes');
   return env as Envelope;
 }
 
@@ -132,8 +178,21 @@ export class SessionChannel {
   private readonly recvKeys = new Map<number, Direction>();
   /** Verified, decrypted messages waiting for their receive() call: key `${from}/${round}`. */
   private readonly inbox = new Map<string, Uint8Array>();
-  /** Every (sender, round) ever accepted: a second copy is a replay. */
-  private readonly seen = new Set<string>();
+  /**
+   * Every (sender, round) ever accepted, with the hash of its signed bytes: a second copy of the same
+   * bytes is a replay (a relay fault); a second, different message the sender signed is evidence.
+   */
+  private readonly seen = new Map<string, Uint8Array>();
+  /** (receiver, round) this node already sent: it never signs two messages for one round. */
+  private readonly sent = new Set<string>();
+  /** The data rounds the protocol expects; undefined: any round name. */
+  private readonly rounds?: ReadonlySet<string>;
+  private readonly maxMessages: number;
+  private readonly maxBytes: number;
+  /** The session digest bound into the hellos (empty: none given). */
+  private readonly digest: Uint8Array;
+  /** Authenticated messages and bytes accepted from each peer. */
+  private readonly usage = new Map<number, { messages: number; bytes: number }>();
   private readonly waiters = new Map<string, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
   private pumping?: Promise<void>;
   private failure?: Error;
@@ -146,6 +205,17 @@ export class SessionChannel {
     identity: IdentityKeyPair;
     membership: ReadonlyMap<number, Uint8Array>;
     link: RelayLink;
+    /**
+     * The round names the running protocol sends (besides 'hello'). A signed message under any other
+     * round fails the session naming its signer. Absent: any round name is accepted.
+     */
+    rounds?: readonly string[];
+    /** Authenticated messages accepted per peer (hello included). Default: rounds + 1 + 4, or 64 without rounds. */
+    maxMessages?: number;
+    /** Authenticated envelope bytes accepted per peer. Default 8 MiB. */
+    maxBytes?: number;
+    /** The 32-byte session digest (core/session.ts sessionDigest), signed into this node's hello and checked in every peer's. */
+    digest?: Uint8Array;
   }) {
     this.session = opts.session;
     this.self = opts.self;
@@ -156,6 +226,22 @@ export class SessionChannel {
     for (const p of this.peers) {
       if (!this.membership.has(p)) throw new TesseraError(ErrorCode.UnexpectedParty, `node ${p} is not a cluster member`);
     }
+    if (opts.rounds !== undefined) {
+      if (!Array.isArray(opts.rounds)) throw new TesseraError(ErrorCode.BadInput, 'channel: rounds must be an array of round names');
+      for (const r of opts.rounds) checkRoundName(r);
+      const set = new Set(opts.rounds);
+      if (set.size !== opts.rounds.length) throw new TesseraError(ErrorCode.BadInput, 'channel: rounds lists a round twice');
+      this.rounds = set;
+    }
+    this.maxMessages = positiveInt(
+      'maxMessages',
+      opts.maxMessages ?? (this.rounds ? this.rounds.size + 1 + EXTRA_MESSAGES : DEFAULT_MAX_MESSAGES_ANY_ROUND),
+    );
+    this.maxBytes = positiveInt('maxBytes', opts.maxBytes ?? DEFAULT_MAX_BYTES_PER_PEER);
+    if (opts.digest !== undefined && (!(opts.digest instanceof Uint8Array) || opts.digest.length !== SESSION_DIGEST_LENGTH)) {
+      throw new TesseraError(ErrorCode.BadInput, `channel: digest must be ${SESSION_DIGEST_LENGTH} bytes`);
+    }
+    this.digest = opts.digest ? new Uint8Array(opts.digest) : new Uint8Array();
   }
 
   /**
@@ -167,7 +253,7 @@ export class SessionChannel {
     const kp = this.kem.generateKeyPair();
     this.ephemeral = { publicKey: kp.publicKey, secretKey: kp.decapsulationKey };
     for (const to of this.peers) {
-      this.post({ r: HELLO_ROUND, f: this.self, t: to, k: 'hello', e: kp.publicKey, n: new Uint8Array(), c: info });
+      this.post({ r: HELLO_ROUND, f: this.self, t: to, k: 'hello', e: kp.publicKey, n: this.digest, c: info });
     }
     this.startPump();
     return this.receiveAll(HELLO_ROUND, this.peers);
@@ -177,9 +263,12 @@ export class SessionChannel {
   send(to: number, round: string, payload: Uint8Array): void {
     this.assertOpen();
     if (!this.peers.includes(to)) throw new TesseraError(ErrorCode.UnexpectedParty, `node ${to} is not a peer in this session`);
-    if (round === HELLO_ROUND || round.length === 0 || round.length > MAX_ROUND_LENGTH) {
-      throw new TesseraError(ErrorCode.BadInput, 'channel: bad round name');
-    }
+    this.checkDataRound(round);
+    // One message per (receiver, round): a second one would be two different messages this node
+    // signed for one round, which the receiver rightly treats as evidence against it.
+    const sentKey = `${to}/${round}`;
+    if (this.sent.has(sentKey)) throw new TesseraError(ErrorCode.BadState, `channel: already sent round ${round} to node ${to}`);
+    this.sent.add(sentKey);
     let dir = this.sendKeys.get(to);
     let kemCt: Uint8Array = new Uint8Array();
     if (!dir) {
@@ -193,7 +282,7 @@ export class SessionChannel {
     }
     if (!this.sentKemCt.has(to)) this.sentKemCt.add(to);
     else kemCt = new Uint8Array();
-    const nonce = randomBytes(12);
+    const nonce = randomBytes(NONCE_LENGTH);
     const header = { r: round, f: this.self, t: to, k: 'data' as const, e: kemCt, n: nonce, c: new Uint8Array() };
     const aad = signedBytes(this.session, header);
     const c = gcm(dir.key, nonce, aad).encrypt(payload);
@@ -206,6 +295,16 @@ export class SessionChannel {
 
   /** The payload `from` sent under `round`; waits until it arrives or the session fails. */
   receive(from: number, round: string): Promise<Uint8Array> {
+    if (!this.peers.includes(from)) {
+      return Promise.reject(new TesseraError(ErrorCode.UnexpectedParty, `channel: node ${from} is not a peer in this session`));
+    }
+    if (round !== HELLO_ROUND) {
+      try {
+        this.checkDataRound(round);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     const key = `${from}/${round}`;
     const ready = this.inbox.get(key);
     if (ready) {
@@ -248,6 +347,12 @@ export class SessionChannel {
     if (this.failure) throw this.failure;
   }
 
+  /** A round name this node may send or wait for: well-formed, not 'hello', and declared (if rounds were). */
+  private checkDataRound(round: string): void {
+    checkRoundName(round);
+    if (this.rounds && !this.rounds.has(round)) throw new TesseraError(ErrorCode.BadInput, `channel: round ${round} is not one this protocol runs`);
+  }
+
   private post(env: Omit<Envelope, 's' | 'v'>): void {
     const s = identitySign(this.identity.secretKey, signedBytes(this.session, env));
     this.link.send(this.session, env.t, packr.pack({ v: ENVELOPE_VERSION, ...env, s }));
@@ -280,38 +385,71 @@ export class SessionChannel {
   }
 
   private accept(from: number, payload: Uint8Array): void {
-    if (!this.peers.includes(from)) reject(`message from non-player ${from}`);
+    // Until the signature verifies, anything wrong could be the relay's doing: name no node.
+    if (!this.peers.includes(from)) relayFault(from, 'message from a node that is not a player');
     const env = decodeEnvelope(payload, from);
-    if (env.f !== from) reject(`sender field ${env.f} does not match relayed sender ${from}`, from);
-    if (env.t !== this.self) reject('message addressed to another node', from);
+    if (env.f !== from) relayFault(from, `sender field ${env.f} does not match the relayed sender`);
+    if (env.t !== this.self) relayFault(from, `message addressed to node ${env.t}`);
+    const signed = signedBytes(this.session, env);
     const idKey = this.membership.get(from)!;
-    if (!identityVerify(idKey, signedBytes(this.session, env), env.s)) reject(`bad signature from node ${from}`, from);
+    if (!identityVerify(idKey, signed, env.s)) relayFault(from, 'bad or missing signature');
+
+    // Authenticated: `from` signed exactly these bytes for this session, round and receiver.
     const seenKey = `${from}/${env.r}`;
-    if (this.seen.has(seenKey)) reject(`replayed message from node ${from} in round ${env.r}`, from);
-    this.seen.add(seenKey);
+    const signedHash = sha256(signed);
+    const earlier = this.seen.get(seenKey);
+    if (earlier) {
+      // The same signed bytes again: the relay replayed them. Different ones: the sender signed two
+      // messages for one round, which an honest node never does (send() refuses it).
+      if (equalBytes(earlier, signedHash)) relayFault(from, `replayed message in round ${env.r}`);
+      signedFault(from, `two different messages for round ${env.r}`, ErrorCode.Equivocation);
+    }
+    this.seen.set(seenKey, signedHash);
+    if (env.k === 'hello' ? env.r !== HELLO_ROUND : env.r === HELLO_ROUND) signedFault(from, `a ${env.k} message under round ${env.r}`);
+    if (env.k === 'data' && this.rounds && !this.rounds.has(env.r)) signedFault(from, `a message for round ${env.r}, which this protocol does not run`);
+    const use = this.usage.get(from) ?? { messages: 0, bytes: 0 };
+    use.messages += 1;
+    use.bytes += payload.length;
+    this.usage.set(from, use);
+    if (use.messages > this.maxMessages) signedFault(from, `more than ${this.maxMessages} messages in this session`);
+    if (use.bytes > this.maxBytes) signedFault(from, `more than ${this.maxBytes} bytes of messages in this session`);
 
     let plaintext: Uint8Array;
     if (env.k === 'hello') {
-      if (env.r !== HELLO_ROUND || env.e.length !== KEM_PK_LENGTH || env.n.length !== 0) reject('malformed hello', from);
+      if (env.e.length !== KEM_PK_LENGTH) signedFault(from, 'a hello whose KEM key has the wrong length');
+      if (env.n.length !== 0 && env.n.length !== SESSION_DIGEST_LENGTH) signedFault(from, 'a hello whose session digest has the wrong length');
+      if (!equalBytes(env.n, this.digest)) {
+        // Both nodes signed their digests: they joined with different parameters. That is not proof
+        // of cheating (the coordinator may have started them as one session), so no culprit.
+        throw new ChannelError(
+          ErrorCode.BadParameters,
+          `channel: node ${from} joined this session with different parameters (its signed hello carries another session digest)`,
+        );
+      }
       this.peerKemKeys.set(from, env.e);
       plaintext = env.c;
     } else {
-      if (env.r === HELLO_ROUND || env.n.length !== 12) reject('malformed data message', from);
+      if (env.n.length !== NONCE_LENGTH) signedFault(from, 'a data message whose nonce has the wrong length');
       let dir = this.recvKeys.get(from);
       if (!dir) {
-        if (env.e.length !== KEM_CT_LENGTH || !this.ephemeral) reject(`first message from node ${from} lacks its key`, from);
-        const ss = this.kem!.decapsulate(env.e, this.ephemeral.secretKey);
+        // The sender puts its KEM ciphertext on its first message to us; missing here means the
+        // relay reordered or dropped that message.
+        if (env.e.length === 0) relayFault(from, 'a message arrived before the one that carries its key (reordered or dropped)');
+        if (env.e.length !== KEM_CT_LENGTH) signedFault(from, 'a KEM ciphertext of the wrong length');
+        const ss = this.kem!.decapsulate(env.e, this.ephemeral!.secretKey);
         dir = { key: this.deriveKey(ss, from, this.self) };
         zeroize(ss);
         this.recvKeys.set(from, dir);
       } else if (env.e.length !== 0) {
-        reject(`node ${from} re-keyed mid-session`, from);
+        signedFault(from, 'a second KEM ciphertext in one session (re-keyed mid-session)');
       }
       const aad = signedBytes(this.session, { ...env, c: new Uint8Array() });
       try {
         plaintext = gcm(dir.key, env.n, aad).decrypt(env.c);
       } catch {
-        reject(`message from node ${from} does not decrypt`, from);
+        // The sender signed this ciphertext, but only we can check the decryption, so it is not
+        // evidence a third party can verify: no culprit.
+        throw new ChannelError(ErrorCode.DecryptionFailed, `channel: a message signed by node ${from} does not decrypt`);
       }
     }
     const waiter = this.waiters.get(seenKey);
@@ -322,6 +460,17 @@ export class SessionChannel {
       this.inbox.set(seenKey, plaintext);
     }
   }
+}
+
+function checkRoundName(round: unknown): asserts round is string {
+  if (typeof round !== 'string' || round === HELLO_ROUND || round.length === 0 || round.length > MAX_ROUND_LENGTH) {
+    throw new TesseraError(ErrorCode.BadInput, `channel: bad round name (1..${MAX_ROUND_LENGTH} characters, not '${HELLO_ROUND}')`);
+  }
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new TesseraError(ErrorCode.BadInput, `channel: ${name} must be a positive integer`);
+  return v;
 }
 
 /** Fingerprint for logs: never the key itself. */
