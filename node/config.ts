@@ -99,7 +99,18 @@ export interface NodeConfig {
   readonly failOpen: { readonly defaultMs: number; readonly maxMs: number };
   /** Audit checkpoints: every N entries (default 100) and every T ms with new entries (default 60 s). */
   readonly audit: { readonly checkpointEvery: number; readonly checkpointIntervalMs: number };
+  /**
+   * The cluster scheduling secret: 32 bytes every node of the cluster shares, keying the session ids of
+   * scheduled rotations (node/scheduler.ts) so nobody outside the nodes can predict them. File field
+   * `scheduleSecret` or env TESSERA_SCHEDULE_SECRET (64 hex characters). A non-enumerable property:
+   * logging or JSON-serializing the config does not print it. Absent: keys never rotate on schedule
+   * (key info and the logs say why).
+   */
+  readonly scheduleSecret?: Uint8Array;
 }
+
+/** The length of the cluster scheduling secret (NodeConfig.scheduleSecret). */
+export const SCHEDULE_SECRET_LENGTH = 32;
 
 /** The hash stored in `apiKeys[].keyHash`: SHA-256 of the key's UTF-8 bytes. */
 export function apiKeyHash(apiKey: string): Uint8Array {
@@ -123,6 +134,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'rotation',
   'failOpen',
   'audit',
+  'scheduleSecret',
 ]);
 
 /**
@@ -135,7 +147,8 @@ const TOP_LEVEL_FIELDS = new Set([
  *   rotation {checkIntervalMs, minPeriodMs, warnBeforeMs, retryMs} (env TESSERA_ROTATION_CHECK_MS,
  *   TESSERA_MIN_ROTATION_PERIOD_MS, TESSERA_ROTATION_WARN_MS, TESSERA_ROTATION_RETRY_MS),
  *   failOpen {defaultMs, maxMs} (env TESSERA_FAIL_OPEN_MS, TESSERA_MAX_FAIL_OPEN_MS),
- *   audit {checkpointEvery, checkpointIntervalMs} (env TESSERA_AUDIT_CHECKPOINT_EVERY, TESSERA_AUDIT_CHECKPOINT_MS).
+ *   audit {checkpointEvery, checkpointIntervalMs} (env TESSERA_AUDIT_CHECKPOINT_EVERY, TESSERA_AUDIT_CHECKPOINT_MS),
+ *   scheduleSecret (64 hex characters; env TESSERA_SCHEDULE_SECRET; never echoed).
  * Relative paths in the file are relative to the file's directory; relative paths in env vars are
  * relative to the working directory. The KEK cannot be put inline in the file, only in TESSERA_KEK.
  */
@@ -300,6 +313,13 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     failOpen,
     audit,
   };
+  // The scheduling secret: never echoed (an error names the field only), never enumerable.
+  const scheduleSecretEnv = envValue('TESSERA_SCHEDULE_SECRET');
+  const scheduleSecretRaw: unknown = scheduleSecretEnv !== undefined ? scheduleSecretEnv.trim() : raw.scheduleSecret;
+  if (scheduleSecretRaw !== undefined) {
+    const source = scheduleSecretEnv !== undefined ? 'scheduleSecret (TESSERA_SCHEDULE_SECRET)' : 'scheduleSecret';
+    Object.defineProperty(config, 'scheduleSecret', { value: hexField(source, scheduleSecretRaw, SCHEDULE_SECRET_LENGTH), enumerable: false });
+  }
   return config;
 }
 

@@ -313,3 +313,27 @@ describe('loadNodeConfig: API key roles, rotation schedule, fail-open and audit 
     await expectConfigError({ ...baseConfig(), audit: { checkpointEvery: 0 } }, 'audit.checkpointEvery');
   });
 });
+
+describe('loadNodeConfig: the cluster scheduling secret (issue 9, item 3)', () => {
+  const secret = 'a5'.repeat(32);
+
+  it('reads scheduleSecret from the file or TESSERA_SCHEDULE_SECRET (env wins), never enumerable or serialized; absent when unset', async () => {
+    const file = await writeConfig({ ...baseConfig(), scheduleSecret: secret.toUpperCase() });
+    const c = loadNodeConfig({ file, env: {} });
+    expect(hex(c.scheduleSecret!)).toBe(secret);
+    expect(Object.keys(c)).not.toContain('scheduleSecret');
+    expect(JSON.stringify(c)).not.toContain(secret);
+    const fromEnv = loadNodeConfig({ file, env: { TESSERA_SCHEDULE_SECRET: '5a'.repeat(32) } });
+    expect(hex(fromEnv.scheduleSecret!)).toBe('5a'.repeat(32));
+    expect(loadNodeConfig({ file: await writeConfig(baseConfig(), 'plain.json'), env: {} }).scheduleSecret).toBeUndefined();
+  });
+
+  it('refuses a malformed secret with one line naming the field, without echoing it', async () => {
+    for (const bad of ['a5'.repeat(31), 'a5'.repeat(33), 'zz'.repeat(32), 42, null, ['a5'.repeat(32)], '']) {
+      const e = await expectConfigError({ ...baseConfig(), scheduleSecret: bad }, 'scheduleSecret');
+      expect(e.message).toBe('config: scheduleSecret must be 64 hex characters (32 bytes)');
+    }
+    const e = await expectConfigError(baseConfig(), 'scheduleSecret (TESSERA_SCHEDULE_SECRET)', { TESSERA_SCHEDULE_SECRET: 'a5'.repeat(16) + 'secretish' });
+    expect(e.message).not.toContain('secretish');
+  });
+});
