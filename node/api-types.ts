@@ -4,21 +4,47 @@
  * test/integration/api-surface.test.ts enumerates every route and checks that.
  */
 import { BUNDLE_FORMAT, BUNDLE_VERSION, type KeyBundleJson, type WrappedShareJson } from '../core/bundle.js';
+import { OPERATIONS, type Operation } from '../core/session.js';
 import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
 import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES } from '../core/audit-verify.js';
-import { KEY_STATES } from './lifecycle.js';
+import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from './lifecycle.js';
 import { POLICY_OPERATIONS } from './policy.js';
 
-const hex = (min: number, max: number) => ({ type: 'string', pattern: '^([0-9a-fA-F]{2})*$', minLength: min * 2, maxLength: max * 2 }) as const;
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
-const index = { type: 'integer', minimum: 1, maximum: 255 } as const;
-const players = { type: 'array', items: index, minItems: 2, maxItems: 255 } as const;
+/** Key versions and epochs are 32-bit unsigned integers wherever they are encoded (I2OSP(version, 4), core/session.ts). */
+export const MAX_VERSION = 0xffffffff;
+
+/*
+ * Every request schema is strict: the validator never coerces (node/api.ts), and every integer has both
+ * bounds. A schema's `description` says in words what its value is, because a request that does not
+ * fit is answered "<field>: expected <description>" (node/api.ts describeValidationError), never in
+ * the validator's own wording. Schemas without one are described from their type and bounds.
+ */
+const hex = (min: number, max: number) =>
+  ({
+    type: 'string',
+    pattern: '^([0-9a-fA-F]{2})*$',
+    minLength: min * 2,
+    maxLength: max * 2,
+    description: min === max ? `${min} bytes as hex` : `hex, ${min} to ${max} bytes`,
+  }) as const;
+const id = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$',
+  description: 'an id: 1 to 128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
+} as const;
+const index = { type: 'integer', minimum: 1, maximum: 255, description: 'a node index, an integer from 1 to 255' } as const;
+const players = { type: 'array', items: index, minItems: 2, maxItems: 255, uniqueItems: true, description: 'a list of 2 to 255 distinct node indexes' } as const;
 const sessionId = hex(16, 16);
 const suite = { type: 'string', enum: [...SUITE_IDS] } as const;
-const version = { type: 'integer', minimum: 1 } as const;
+const version = { type: 'integer', minimum: 1, maximum: MAX_VERSION, description: `a key version, an integer from 1 to ${MAX_VERSION}` } as const;
+const threshold = { type: 'integer', minimum: 2, maximum: 255, description: 'a threshold, an integer from 2 to 255' } as const;
 const keyState = { type: 'string', enum: [...KEY_STATES] } as const;
-const time = { type: 'integer', minimum: 0 } as const;
+/** A key version in a query string (text; node/api.ts parseDecimal turns it into a number). */
+const versionText = { type: 'string', description: `a key version in decimal, 1 to ${MAX_VERSION}` } as const;
+const time = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+/** A duration in milliseconds given by a caller (each use checks its own narrower bounds too). */
+const durationMs = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a duration in milliseconds, a positive integer' } as const;
 
 export const errorSchema = {
   type: 'object',
@@ -148,6 +174,18 @@ export interface DecapsulateResponse {
   wrappedPartial: { kem: number; enc: string; ciphertext: string };
   publicPackage: PublicKeyPackageJson;
 }
+/** Decline a session the operator refused: the key and operation it was asked for, and its session id. */
+export interface DeclineRequest {
+  sessionId: string;
+  keyId: string;
+  /** The declined session's operation: keygen and import name a key that does not exist yet. */
+  operation: Operation;
+  version?: number;
+}
+export interface DeclineResponse {
+  sessionId: string;
+  declined: boolean;
+}
 export interface RefreshRequest {
   sessionId: string;
   version?: number;
@@ -271,9 +309,9 @@ const bundleSchema = {
     keyId: id,
     keyVersion: version,
     suite,
-    threshold: { type: 'integer', minimum: 2, maximum: 255 },
+    threshold,
     parties: { type: 'integer', minimum: 2, maximum: 255 },
-    epoch: { type: 'integer', minimum: 0 },
+    epoch: { type: 'integer', minimum: 0, maximum: MAX_VERSION },
     publicKey: hex(32, 65),
     commitments: pointList,
     verifyingShares: pointList,
@@ -373,9 +411,9 @@ export const ROUTES = {
           sessionId,
           keyId: id,
           suite,
-          threshold: { type: 'integer', minimum: 2, maximum: 255 },
+          threshold,
           exportable: { type: 'boolean' },
-          rotationPeriodMs: { type: 'integer', minimum: 1 },
+          rotationPeriodMs: { type: 'integer', minimum: 1, maximum: MAX_ROTATION_PERIOD_MS, description: `a rotation period in milliseconds, an integer up to ${MAX_ROTATION_PERIOD_MS}` },
         },
         additionalProperties: false,
       },
@@ -387,7 +425,8 @@ export const ROUTES = {
     url: '/v1/keys/:keyId',
     schema: {
       params: keyParams,
-      querystring: { type: 'object', properties: { version }, additionalProperties: false },
+      // A query string is text: the version is parsed by node/api.ts parseDecimal, strictly, not coerced.
+      querystring: { type: 'object', properties: { version: versionText }, additionalProperties: false },
       response: withErrors(keyInfoSchema),
     },
   },
@@ -487,7 +526,7 @@ export const ROUTES = {
           keyId: id,
           bundle: bundleSchema,
           exportable: { type: 'boolean' },
-          threshold: { type: 'integer', minimum: 2, maximum: 255 },
+          threshold,
         },
         additionalProperties: false,
       },
@@ -590,7 +629,7 @@ export const ROUTES = {
     method: 'POST',
     url: '/v1/admin/policy/fail-open',
     schema: {
-      body: { type: 'object', properties: { durationMs: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+      body: { type: 'object', properties: { durationMs }, additionalProperties: false },
       response: withErrors(failOpenSchema),
     },
   },
@@ -615,12 +654,20 @@ export const ROUTES = {
       }),
     },
   },
-  /** The operator's policy refused a session: tell the coordinator, so the other nodes fail fast. */
+  /**
+   * The operator's policy refused a session on one of its keys: tell the coordinator, so the other
+   * nodes fail fast. An operation on that key (gate: the tenant's key, policy 'decline', audited).
+   */
   decline: {
     method: 'POST',
     url: '/v1/sessions/decline',
     schema: {
-      body: { type: 'object', required: ['sessionId'], properties: { sessionId }, additionalProperties: false },
+      body: {
+        type: 'object',
+        required: ['sessionId', 'keyId', 'operation'],
+        properties: { sessionId, keyId: id, operation: { type: 'string', enum: [...OPERATIONS] }, version },
+        additionalProperties: false,
+      },
       response: withErrors({
         type: 'object',
         required: ['sessionId', 'declined'],

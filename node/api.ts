@@ -5,11 +5,13 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ErrorCode, isTesseraError } from '../core/errors.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
 import {
+  MAX_VERSION,
   ROUTES,
   type CreateApiKeyRequest,
   type DecapsulateRequest,
+  type DeclineRequest,
   type ExportRequest,
   type ImportRequest,
   type KeygenRequest,
@@ -50,6 +52,114 @@ export function statusFor(code: string): number {
   return 400;
 }
 
+/**
+ * An integer given as text (a query string or path parameter): plain decimal digits, no sign, exponent,
+ * fraction, spaces or leading zeros, within min..max. Anything else is BAD_INPUT naming the field.
+ */
+export function parseDecimal(field: string, text: string, min: number, max: number): number {
+  const value = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new TesseraError(ErrorCode.BadInput, `${field}: expected an integer from ${min} to ${max} in plain decimal digits`);
+  }
+  return value;
+}
+
+/** One schema error as the validator reports it (ajv, verbose). */
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  parentSchema?: Record<string, unknown>;
+  data?: unknown;
+}
+
+/** What the request part a validation context names is called in messages. */
+const CONTEXT_NAMES: Record<string, string> = { body: 'body', querystring: 'query string', params: 'path', headers: 'headers' };
+
+/**
+ * The first schema error of a request in words: "<field>: expected <what the field is>", naming the
+ * field by its path (e.g. "players[0]", "bundle.wrappedShares[1].enc") and never the validator's own
+ * wording or the value sent (it could be secret); only the kind of value is said ("got null").
+ */
+export function describeValidationError(errors: readonly SchemaError[], context: string | undefined): string {
+  const e = errors[0];
+  const where = CONTEXT_NAMES[context ?? ''] ?? 'request';
+  if (!e) return `${where}: invalid`;
+  const path = fieldPath(e.instancePath);
+  const field = (name: string) => (path ? `${path}.${name}` : name);
+  const schema = e.parentSchema ?? {};
+  switch (e.keyword) {
+    case 'required': {
+      const name = printable(String(e.params.missingProperty));
+      const property = (schema.properties as Record<string, Record<string, unknown>> | undefined)?.[name];
+      return `${field(name)}: missing; expected ${property ? describeSchema(property) : 'a value'}`;
+    }
+    case 'additionalProperties': {
+      const known = Object.keys((schema.properties as object | undefined) ?? {});
+      return `${field(printable(String(e.params.additionalProperty)))}: unknown field${known.length ? ` (known: ${known.join(', ')})` : ''}`;
+    }
+    case 'minItems':
+    case 'maxItems':
+      return `${path || where}: expected ${describeSchema(schema)} (got ${Array.isArray(e.data) ? e.data.length : 'another number of'} items)`;
+    case 'uniqueItems':
+      return `${path || where}: expected ${describeSchema(schema)} (got a duplicate)`;
+    case 'type':
+      return `${path || where}: expected ${describeSchema(schema)} (got ${kindOf(e.data)})`;
+    default:
+      return `${path || where}: expected ${describeSchema(schema)}`;
+  }
+}
+
+/** "/bundle/wrappedShares/1/enc" -> "bundle.wrappedShares[1].enc" (JSON pointer, unescaped, printable). */
+function fieldPath(pointer: string): string {
+  if (pointer === '') return '';
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((out, p) => (/^[0-9]+$/.test(p) ? `${out}[${p}]` : out ? `${out}.${printable(p)}` : printable(p)), '');
+}
+
+/** A caller-chosen name fit for a message: printable ASCII, at most 64 characters. */
+function printable(name: string): string {
+  const clean = name.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 64 ? `${clean.slice(0, 61)}...` : clean;
+}
+
+/** A schema in words: its description, else its type and bounds. */
+function describeSchema(schema: Record<string, unknown>): string {
+  if (typeof schema.description === 'string') return schema.description;
+  if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  const bounds = typeof schema.minimum === 'number' && typeof schema.maximum === 'number' ? ` from ${schema.minimum} to ${schema.maximum}` : '';
+  switch (schema.type) {
+    case 'object':
+      return 'a JSON object';
+    case 'array':
+      return 'a list';
+    case 'integer':
+      return `an integer${bounds}`;
+    case 'number':
+      return `a number${bounds}`;
+    case 'boolean':
+      return 'true or false (a JSON boolean)';
+    case 'string':
+      return 'a string';
+    default:
+      return 'a valid value';
+  }
+}
+
+/** The kind of a value, never the value itself. */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a fractional number';
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'boolean') return 'a boolean';
+  if (typeof v === 'object') return 'an object';
+  return 'nothing';
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
@@ -60,9 +170,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: o.logger.child({ component: 'api' }),
     bodyLimit: 4 * 1024 * 1024,
-    // Unknown fields are refused, not silently dropped (fastify's default removeAdditional would let
-    // a typo such as "exportible" pass as if it had not been sent). Query strings still need coercion.
-    ajv: { customOptions: { removeAdditional: false, useDefaults: false, coerceTypes: 'array' } },
+    // Strict: unknown fields are refused, not silently dropped (fastify's default removeAdditional would
+    // let a typo such as "exportible" pass as if it had not been sent), and nothing is coerced (null,
+    // 123456 or ["ab"] are not hex, "true" is not a boolean). Query strings are text, parsed explicitly
+    // (parseDecimal). verbose: the failing schema comes with each error, for describeValidationError.
+    ajv: { customOptions: { removeAdditional: false, useDefaults: false, coerceTypes: false, verbose: true } },
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
   } as never) as unknown as FastifyInstance;
 
@@ -83,7 +195,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: any, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
-      return reply.status(400).send({ code: ErrorCode.BadInput, message: `invalid request: ${err.message}` });
+      return reply.status(400).send({ code: ErrorCode.BadInput, message: describeValidationError(err.validation, err.validationContext) });
     }
     if (isTesseraError(err)) {
       const body: Record<string, unknown> = { code: err.code, message: err.message };
@@ -116,7 +228,13 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
   app.route({ ...ROUTES.node, handler: async () => s.info() });
   app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(who(req), req.body as KeygenRequest) });
-  app.route({ ...ROUTES.getKey, handler: async (req) => s.getKey(who(req), keyIdOf(req), (req.query as { version?: number }).version) });
+  app.route({
+    ...ROUTES.getKey,
+    handler: async (req) => {
+      const { version } = req.query as { version?: string };
+      return s.getKey(who(req), keyIdOf(req), version === undefined ? undefined : parseDecimal('version', version, 1, MAX_VERSION));
+    },
+  });
   app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body as SignRequest) });
   app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
   app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
@@ -125,7 +243,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body as ImportRequest) });
   app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body as RotateRequest) });
   app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body as SetStateRequest) });
-  app.route({ ...ROUTES.decline, handler: async (req) => s.decline((req.body as { sessionId: string }).sessionId) });
+  app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body as DeclineRequest) });
 
   // Administration: admin API keys only (node/admin.ts checks the role).
   const a = o.admin;

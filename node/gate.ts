@@ -32,8 +32,13 @@ export interface GateRequest {
   readonly keyId?: string;
   /** The version asked for, if any (prepare() may resolve the default). */
   readonly version?: number;
-  /** For sessions: declined at the coordinator when the node refuses before joining. */
+  /** For sessions: audited with every entry, and declined at the coordinator when the node refuses before joining. */
   readonly session?: Uint8Array;
+  /**
+   * Default true. False for the decline operation itself: a refused decline (policy, unknown key) must
+   * not end up declining the session anyway.
+   */
+  readonly declineOnRefusal?: boolean;
 }
 
 export interface GateOptions {
@@ -98,7 +103,7 @@ export class OperationGate {
       await this.append(req, 'started', prepared.version, severity, note);
     } catch (e) {
       const err = asTesseraError(e);
-      if (req.session) this.o.decline(req.session, err.message);
+      if (req.session && req.declineOnRefusal !== false) this.o.decline(req.session, err.message);
       await this.record(req, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err);
       throw err;
     }

@@ -57,6 +57,7 @@ export const POLICY_OPERATIONS = [
   'activate',
   'destroy',
   'rotation.set',
+  'decline',
 ] as const satisfies readonly AuditOperation[];
 export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
 

@@ -38,6 +38,8 @@ import { sealToReceiver, type WrappingKeyPair } from '../core/wrap.js';
 import type {
   DecapsulateRequest,
   DecapsulateResponse,
+  DeclineRequest,
+  DeclineResponse,
   ExportRequest,
   ExportResponse,
   ImportRequest,
@@ -555,13 +557,31 @@ export class NodeService {
     }
   }
 
-  /** The operator refused this session: make the coordinator abort it for every other node now. */
-  decline(sessionIdHex: string): { sessionId: string; declined: boolean } {
-    const session = parseSessionId(sessionIdHex);
-    if (!this.o.link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
-    this.o.link.fail(session, 'POLICY_DENIED', 'declined by the operator', []);
-    this.o.logger.info({ op: 'decline', session: toHex(session) }, 'session declined by the operator');
-    return { sessionId: toHex(session), declined: true };
+  /**
+   * The operator refused a session on one of its keys: make the coordinator abort it for every other
+   * node now. An operation like any other (node/gate.ts): the key must be the caller's tenant's
+   * (another tenant's key answers NOT_FOUND exactly like a missing one, and nothing reaches the
+   * coordinator), the policy must allow 'decline', and it is audited. Keygen and import name a key
+   * that does not exist yet: in the caller's own namespace, which is all its tenant can name.
+   * The coordinator applies it only to a session this node is a player of and has not joined.
+   */
+  async decline(p: Principal, req: DeclineRequest): Promise<DeclineResponse> {
+    const session = parseSessionId(req.sessionId);
+    return this.o.gate.run(
+      // A refused decline must not decline the session after all: declineOnRefusal false.
+      { principal: p, operation: 'decline', authorize: 'policy', keyId: req.keyId, ...versionOf(req), session, declineOnRefusal: false },
+      async () => {
+        const creates = req.operation === 'keygen' || req.operation === 'import';
+        if (!creates && !(await this.o.store.get(p.tenant, req.keyId, req.version))) throw notFound(req.keyId, req.version);
+        return versionOf(req);
+      },
+      async () => {
+        if (!this.o.link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
+        this.o.link.fail(session, 'POLICY_DENIED', 'declined by the operator', []);
+        this.o.logger.info({ op: 'decline', keyId: req.keyId, declined: req.operation, actor: p.apiKeyId, session: toHex(session) }, 'session declined by the operator');
+        return { sessionId: toHex(session), declined: true };
+      },
+    );
   }
 
   // -------------------------------------------------------------------------------------------
