@@ -21,6 +21,7 @@ import type {
   AuditLogResponse,
   CreateApiKeyResponse,
   DecapsulateResponse,
+  DeclineResponse,
   ExportResponse,
   FailOpenJson,
   KeyInfo,
@@ -137,10 +138,17 @@ export class NodeClient {
 
   /**
    * Tell the node its operator refused this session, so the coordinator aborts it for the other
-   * nodes at once (they get DECLINED naming this node instead of waiting for the deadline).
+   * nodes at once (they get DECLINED naming this node instead of waiting for the deadline). The
+   * decline names the key and operation: the node declines only on a key of this API key's tenant
+   * (NOT_FOUND otherwise), if its policy allows 'decline', and audits it.
    */
-  async decline(sessionId: string): Promise<void> {
-    await requestJson(this.target, 'POST', '/v1/sessions/decline', { sessionId });
+  async decline(request: Pick<SessionRequest, 'sessionId' | 'keyId' | 'operation'> & { version?: number }): Promise<DeclineResponse> {
+    return requestJson(this.target, 'POST', '/v1/sessions/decline', {
+      sessionId: request.sessionId,
+      keyId: request.keyId,
+      operation: request.operation,
+      ...(request.version !== undefined ? { version: request.version } : {}),
+    });
   }
 
   /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
@@ -226,7 +234,7 @@ export class NodeClient {
       try {
         await this.authorize(request);
       } catch (e) {
-        await this.decline(request.sessionId).catch(() => undefined);
+        await this.decline(request).catch(() => undefined);
         throw e;
       }
     }
