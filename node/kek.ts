@@ -7,11 +7,31 @@
  */
 import { open } from 'node:fs/promises';
 import { constants } from 'node:fs';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { zeroize } from '../core/bytes.js';
+import { utf8ToBytes, zeroize } from '../core/bytes.js';
 import { ConfigError, type KekSource } from './config.js';
 
 export const KEK_LENGTH = 32;
+
+/**
+ * The uses of the KEK. The KEK itself never keys anything: each use gets its own key derived with
+ * HKDF-SHA256 (RFC 5869) under its own info label, so no two uses share a key.
+ *   sealing     AES-256-GCM of shares and named secrets (node/storage.ts)
+ *   recordMac   HMAC-SHA256 over every stored record (node/record-auth.ts)
+ */
+export const KEK_USES = {
+  sealing: 'tessera/node-storage/v1',
+  recordMac: 'tessera/node-storage/record-mac/v1',
+} as const;
+export type KekUse = keyof typeof KEK_USES;
+
+/** The 32-byte key for one use of the KEK. The caller owns (and zeroizes) the result. */
+export function deriveKekKey(kek: Uint8Array, use: KekUse): Uint8Array {
+  if (!(kek instanceof Uint8Array) || kek.length !== KEK_LENGTH) throw new ConfigError('kek', `must be ${KEK_LENGTH} bytes`);
+  return hkdf(sha256, kek, undefined, utf8ToBytes(KEK_USES[use]), 32);
+}
 
 /** Load the KEK. The caller owns the returned bytes and should zeroize them when done. */
 export async function loadKek(source: KekSource): Promise<Uint8Array> {
