@@ -117,8 +117,9 @@ function driveTimed(n: number, engine: JointFeldmanEngine, rec: Recorder): KeySh
 
 function dkgEngine(suite: SuiteId, threshold: number, parties: number, auths: PartyAuthenticator[]): JointFeldmanEngine {
   const sessionId = randomBytes(32);
+  const runId = randomBytes(32);
   return {
-    round1: (i) => dkgRound1({ suite, threshold, parties, self: i, sessionId }, auths[i - 1]!),
+    round1: (i) => dkgRound1({ suite, threshold, parties, self: i, sessionId, runId }, auths[i - 1]!),
     round2: (s, r) => dkgRound2(s as never, r),
     round3: (s, e, sh) => dkgRound3(s as never, e, sh),
     finish: (s, c) => dkgFinish(s as never, c),
@@ -127,8 +128,9 @@ function dkgEngine(suite: SuiteId, threshold: number, parties: number, auths: Pa
 
 function refreshEngine(keys: KeyShare[], auths: PartyAuthenticator[]): JointFeldmanEngine {
   const sessionId = randomBytes(32);
+  const runId = randomBytes(32);
   return {
-    round1: (i) => refreshRound1({ sessionId, key: keys[i - 1]! }, auths[i - 1]!),
+    round1: (i) => refreshRound1({ sessionId, runId, key: keys[i - 1]! }, auths[i - 1]!),
     round2: (s, r) => refreshRound2(s as never, r),
     round3: (s, e, sh) => refreshRound3(s as never, e, sh),
     finish: (s, c) => refreshFinish(s as never, c),

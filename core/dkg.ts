@@ -38,6 +38,12 @@ export interface DkgParams {
   readonly self: number;
   /** 16..64 bytes, bound into every transcript, proof and digest of the session. */
   readonly sessionId: Uint8Array;
+  /**
+   * 32 bytes, fresh for this run and contributed by every party (core/run-id.ts deriveRunId): bound
+   * into every identity signature, so a package signed in another run of the same session id never
+   * verifies here (neither as a round-1 package nor as equivocation "evidence" in an echo).
+   */
+  readonly runId: Uint8Array;
 }
 
 /** Secret, one-use round states (opaque; reuse throws BadState). */
@@ -85,6 +91,6 @@ export function dkgDiscard(state: DkgRound1State | DkgRound2State | DkgRound3Sta
 
 function pick(p: DkgParams) {
   // Read each field once, so a getter on the caller's object cannot show two different values.
-  const { suite, threshold, parties, self, sessionId } = p ?? ({} as DkgParams);
-  return { suite, threshold, parties, self, sessionId };
+  const { suite, threshold, parties, self, sessionId, runId } = p ?? ({} as DkgParams);
+  return { suite, threshold, parties, self, sessionId, runId };
 }

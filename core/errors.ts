@@ -6,7 +6,13 @@
  * messages were shown to be bad. An honest party is never listed.
  *
  * Messages never contain key material: only names, lengths, indexes and ids.
+ *
+ * An Equivocation error also carries `evidence`: for each culprit, the two conflicting messages it
+ * signed (core/evidence.ts). Anyone holding the culprit's identity public key can check it with
+ * verifyEquivocationEvidence, so a culprit is never named on this party's word alone.
  */
+import type { EquivocationEvidence } from './evidence.js';
+
 export const ErrorCode = {
   /** Input of the wrong type, length or encoding (hex, counts, duplicates, ranges). */
   BadInput: 'BAD_INPUT',
@@ -62,12 +68,15 @@ export class TesseraError extends Error {
   readonly code: ErrorCode;
   /** 1-based party indexes shown to have misbehaved; empty when no party can be blamed. */
   readonly culprits: readonly number[];
+  /** Transferable evidence against the culprits (Equivocation); empty otherwise. Public data only. */
+  readonly evidence: readonly EquivocationEvidence[];
 
-  constructor(code: ErrorCode, message: string, culprits: readonly number[] = []) {
+  constructor(code: ErrorCode, message: string, culprits: readonly number[] = [], evidence: readonly EquivocationEvidence[] = []) {
     super(message);
     this.name = 'TesseraError';
     this.code = code;
     this.culprits = Object.freeze([...new Set(culprits)].sort((a, b) => a - b));
+    this.evidence = Object.freeze([...evidence]);
   }
 
   toJSON(): { code: ErrorCode; message: string; culprits: readonly number[] } {

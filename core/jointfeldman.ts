@@ -15,13 +15,18 @@
  * Rounds (each a plain function; secret state is one-use and dropped when a round ends, however it
  * ends):
  *   1. deal: polynomial, commitments, proof, and the sender's identity signature over a framed
- *      transcript of everything in the package, so that two different packages from one sender for
- *      one session are transferable evidence of equivocation.
- *   2. validate the other n-1 packages (counts, encodings, points, signature, proof; culprits named),
- *      send f_self(j) point to point, and echo every package received (plus our own).
+ *      transcript of everything in the package and the run id (core/run-id.ts), so that two different
+ *      packages from one sender for one run are transferable evidence of equivocation, and a package
+ *      signed in an earlier run under the same session id never verifies again.
+ *   2. validate the other n-1 packages (counts and lengths, then the signature, then points and the
+ *      proof), send f_self(j) point to point, and echo every package received (plus our own). A
+ *      package that is malformed or not validly signed names nobody: the relay could have made it.
+ *      A validly signed package that fails a public check (a point, the proof) names its signer.
  *   3. echo check (Byzantine-agreement-free broadcast check): every echoed package for sender j must
- *      carry j's valid signature — an echoer that relays an unsigned/forged one is the culprit — and
- *      two different validly signed packages from j prove that j equivocated. Then verify every
+ *      carry j's valid signature — an echo that relays an unsigned/forged one aborts naming nobody
+ *      (the echo itself is not identity-signed, so it proves nothing to a third party) — and two
+ *      different validly signed packages from j prove that j equivocated: j is named and the error
+ *      carries both packages as evidence (core/evidence.ts). Then verify every
  *      received share against its sender's commitments (RFC 9591 Appendix C.2 vss_verify) and compute
  *      the result; the confirmation carries publicResultDigest of the public result.
  *   4. finish: every confirmation must equal our own digest. Only then is the KeyShare released, so
@@ -31,8 +36,10 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { Point } from './group.js';
-import type { PartyAuthenticator } from './auth.js';
+import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify as verifyWith, checkAuthenticator, type PartyAuthenticator } from './auth.js';
+import type { EquivocationEvidence } from './evidence.js';
 import type { DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg } from './messages.js';
+import { checkRunId } from './run-id.js';
 import {
   checkThreshold,
   commitPolynomial,
@@ -49,8 +56,7 @@ export type JointFeldmanMode = 'dkg' | 'refresh';
 
 export const SESSION_ID_MIN_LENGTH = 16;
 export const SESSION_ID_MAX_LENGTH = 64;
-/** Upper bound on an identity signature (ML-DSA-87 is 4627 bytes); anything longer is not a signature. */
-const MAX_SIGNATURE_LENGTH = 8192;
+const MAX_SIGNATURE_LENGTH = MAX_AUTH_SIGNATURE_LENGTH;
 const DIGEST_LENGTH = 32;
 
 const TAG_ROUND1 = utf8ToBytes('TESSERA-v1/joint-feldman/round1');
@@ -67,6 +73,8 @@ interface Context {
   readonly parties: number;
   readonly self: number;
   readonly sessionId: Uint8Array;
+  /** The run id (core/run-id.ts): bound into every signed transcript. */
+  readonly runId: Uint8Array;
   readonly auth: PartyAuthenticator;
   /** Epoch of the key being refreshed; 0 for DKG (whose result is epoch 0). */
   readonly epoch: number;
@@ -84,6 +92,8 @@ interface ReceivedPackage {
   readonly commitments: readonly Point[];
   /** The framed transcript the sender signed: equality of transcripts is equality of content. */
   readonly transcript: Uint8Array;
+  /** The package as received (a private copy): the evidence if its sender turns out to equivocate. */
+  readonly message: DkgRound1Msg;
 }
 
 interface Round1Inner {
@@ -91,7 +101,6 @@ interface Round1Inner {
   /** Secret: a_0..a_{t-1} (refresh: a_0 = 0). */
   coefficients: bigint[];
   readonly own: ReceivedPackage;
-  readonly ownMessage: DkgRound1Msg;
 }
 
 interface Round2Inner {
@@ -195,6 +204,8 @@ export interface EngineParams {
   readonly parties: number;
   readonly self: number;
   readonly sessionId: Uint8Array;
+  /** RUN_ID_LENGTH bytes (core/run-id.ts deriveRunId). */
+  readonly runId: Uint8Array;
   readonly auth: PartyAuthenticator;
   /** Refresh only: the key to refresh. */
   readonly key?: KeyShare;
@@ -205,17 +216,6 @@ export function checkSessionId(sessionId: unknown): asserts sessionId is Uint8Ar
     sessionId instanceof Uint8Array && sessionId.length >= SESSION_ID_MIN_LENGTH && sessionId.length <= SESSION_ID_MAX_LENGTH,
     ErrorCode.BadInput,
     `session id must be ${SESSION_ID_MIN_LENGTH}..${SESSION_ID_MAX_LENGTH} bytes`,
-  );
-}
-
-function checkAuthenticator(auth: unknown): asserts auth is PartyAuthenticator {
-  ensure(
-    typeof auth === 'object' &&
-      auth !== null &&
-      typeof (auth as PartyAuthenticator).sign === 'function' &&
-      typeof (auth as PartyAuthenticator).verify === 'function',
-    ErrorCode.BadInput,
-    'authenticator must have sign and verify',
   );
 }
 
@@ -267,6 +267,7 @@ function makeContext(p: EngineParams): Context {
     `party index must be 1..${p.parties}, got ${p.self}`,
   );
   checkSessionId(p.sessionId);
+  checkRunId(p.runId);
   checkAuthenticator(p.auth);
   let epoch = 0;
   let old: Context['old'];
@@ -283,6 +284,7 @@ function makeContext(p: EngineParams): Context {
     parties: p.parties,
     self: p.self,
     sessionId: Uint8Array.from(p.sessionId),
+    runId: Uint8Array.from(p.runId),
     auth: p.auth,
     epoch,
     old,
@@ -299,6 +301,8 @@ export interface Round1Binding {
   readonly threshold: number;
   readonly parties: number;
   readonly sessionId: Uint8Array;
+  /** The run id the package was signed for (core/run-id.ts). */
+  readonly runId: Uint8Array;
   /** The epoch being refreshed (0 for DKG). */
   readonly epoch: number;
 }
@@ -311,6 +315,7 @@ export function round1SignedBytes(binding: Round1Binding, sender: number, msg: D
   const suite = getSuite(binding.suite);
   checkThreshold(binding.threshold, binding.parties);
   checkSessionId(binding.sessionId);
+  checkRunId(binding.runId);
   ensure(Number.isSafeInteger(sender) && sender >= 1 && sender <= binding.parties, ErrorCode.BadParameters, `sender must be 1..${binding.parties}`);
   ensure(binding.mode === 'dkg' || binding.mode === 'refresh', ErrorCode.BadInput, 'mode must be dkg or refresh');
   ensure(
@@ -319,19 +324,20 @@ export function round1SignedBytes(binding: Round1Binding, sender: number, msg: D
     'round-1 package expected',
   );
   ensure(Number.isSafeInteger(binding.epoch) && binding.epoch >= 0 && binding.epoch < 2 ** 32, ErrorCode.BadInput, 'epoch must be a 32-bit integer');
-  return transcriptBytes(binding.mode, suite.contextString, binding.sessionId, binding.epoch, binding.threshold, binding.parties, sender, msg.commitments, msg.proof);
+  return transcriptBytes(binding.mode, suite.contextString, binding.sessionId, binding.runId, binding.epoch, binding.threshold, binding.parties, sender, msg.commitments, msg.proof);
 }
 
 /**
- * The framed transcript: it binds the protocol (mode), the suite, the session, the epoch being
- * refreshed, the parameters, the sender and the whole package, so a package cannot be replayed into
- * another session, protocol or epoch. The group key is deliberately not bound here: a party holding a
+ * The framed transcript: it binds the protocol (mode), the suite, the session, the run id, the epoch
+ * being refreshed, the parameters, the sender and the whole package, so a package cannot be replayed
+ * into another session, run, protocol or epoch. The group key is deliberately not bound here: a party holding a
  * different key is not a cheater, and it is caught without blame by the confirmation round.
  */
 function transcriptBytes(
   mode: JointFeldmanMode,
   contextString: string,
   sessionId: Uint8Array,
+  runId: Uint8Array,
   epoch: number,
   threshold: number,
   parties: number,
@@ -344,6 +350,7 @@ function transcriptBytes(
     utf8ToBytes(contextString),
     utf8ToBytes(mode),
     sessionId,
+    runId,
     i2osp(epoch, 4),
     i2osp(threshold, 2),
     i2osp(parties, 2),
@@ -354,7 +361,7 @@ function transcriptBytes(
 }
 
 function round1Transcript(ctx: Context, sender: number, commitments: readonly Uint8Array[], proof: Uint8Array, epoch = ctx.epoch): Uint8Array {
-  return transcriptBytes(ctx.mode, ctx.suite.contextString, ctx.sessionId, epoch, ctx.threshold, ctx.parties, sender, commitments, proof);
+  return transcriptBytes(ctx.mode, ctx.suite.contextString, ctx.sessionId, ctx.runId, epoch, ctx.threshold, ctx.parties, sender, commitments, proof);
 }
 
 /**
@@ -396,11 +403,7 @@ function verifyPok(ctx: Context, sender: number, commitments: readonly Uint8Arra
 }
 
 function authVerify(ctx: Context, index: number, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return ctx.auth.verify(index, message, signature) === true;
-  } catch {
-    return false;
-  }
+  return verifyWith(ctx.auth, index, message, signature);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,11 +450,27 @@ function checkSenders<M>(ctx: Context, msgs: unknown, what: string): Map<number,
   return m as Map<number, M>;
 }
 
-/** Throw `code` naming every culprit in `bad` (sender -> reason), if any. */
-function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>): void {
+/**
+ * Throw `code` naming every culprit in `bad` (sender -> reason), if any. Only for faults shown by a
+ * message the culprit signed (a signed message failing a public check), or a point-to-point share.
+ */
+function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>, evidence: readonly EquivocationEvidence[] = []): void {
   if (bad.size === 0) return;
-  const parts = [...bad].sort((a, b) => a[0] - b[0]).map(([j, why]) => `party ${j}: ${why}`);
-  throw new TesseraError(code, `${what}: ${parts.join('; ')}`, [...bad.keys()]);
+  throw new TesseraError(code, `${what}: ${describe(bad, 'party')}`, [...bad.keys()], evidence);
+}
+
+/**
+ * Throw `code` naming nobody, if `bad` holds anything: for faults a third party cannot pin on the
+ * sender (bytes that do not form a message, a bad or missing signature, a forged echo). The message
+ * still says where it came from, for the operator.
+ */
+function throwUnattributed(code: ErrorCode, what: string, bad: Map<number, string>): void {
+  if (bad.size === 0) return;
+  throw new TesseraError(code, `${what}: ${describe(bad, 'from party')}`);
+}
+
+function describe(bad: Map<number, string>, label: string): string {
+  return [...bad].sort((a, b) => a[0] - b[0]).map(([j, why]) => `${label} ${j}: ${why}`).join('; ');
 }
 
 function othersOf(ctx: Context): number[] {
@@ -476,15 +495,14 @@ export function engineRound1(params: EngineParams): { state: JointFeldmanState<1
     const commitmentBytes = points.map((p) => group.pointToBytes(p));
     const proof = ctx.mode === 'dkg' ? provePok(ctx, coefficients[0]!, commitmentBytes) : new Uint8Array(0);
     const transcript = round1Transcript(ctx, ctx.self, commitmentBytes, proof);
-    const signature = guard(ErrorCode.BadInput, 'round 1: the authenticator failed to sign', () => ctx.auth.sign(transcript));
-    ensure(signature instanceof Uint8Array && signature.length > 0 && signature.length <= MAX_SIGNATURE_LENGTH, ErrorCode.BadInput, 'round 1: authenticator returned no signature');
+    const signature = authSign(ctx.auth, transcript, 'round 1');
     const broadcast: DkgRound1Msg = { commitments: commitmentBytes, proof, signature: Uint8Array.from(signature) };
     const own: ReceivedPackage = {
       commitments: ctx.mode === 'dkg' ? points : [group.identity, ...points],
       transcript,
+      message: { commitments: commitmentBytes.map((c) => Uint8Array.from(c)), proof: Uint8Array.from(proof), signature: Uint8Array.from(signature) },
     };
-    const ownMessage: DkgRound1Msg = { commitments: commitmentBytes.map((c) => Uint8Array.from(c)), proof: Uint8Array.from(proof), signature: Uint8Array.from(signature) };
-    return { state: JointFeldmanState.make(ctx.mode, 1, { ctx, coefficients, own, ownMessage }), broadcast };
+    return { state: JointFeldmanState.make(ctx.mode, 1, { ctx, coefficients, own }), broadcast };
   } catch (e) {
     dropScalars(coefficients);
     if (ctx.old) ctx.old.oldShare = 0n;
@@ -509,7 +527,8 @@ export function engineRound2(
     const others = othersOf(ctx);
 
     // 1. Shapes: counts and lengths, for every sender, before any crypto. We keep copies, so later
-    //    changes to the caller's objects cannot change our view.
+    //    changes to the caller's objects cannot change our view. Bytes that do not form a package
+    //    are a relay fault as far as a third party can tell: nobody is named.
     const malformed = new Map<number, string>();
     const copies = new Map<number, DkgRound1Msg>();
     for (const j of others) {
@@ -517,21 +536,12 @@ export function engineRound2(
       if (typeof snap === 'string') malformed.set(j, snap);
       else copies.set(j, snap);
     }
-    throwIfAny(ErrorCode.BadMessage, `${fn}: malformed round-1 package`, malformed);
+    throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed round-1 package`, malformed);
 
-    // 2. Points: RFC 9591 §3.1 DeserializeElement (on curve, not identity, prime-order subgroup).
-    const decoded = new Map<number, Point[]>();
-    const badPoints = new Map<number, string>();
-    for (const j of others) {
-      try {
-        decoded.set(j, copies.get(j)!.commitments.map((c, k) => group.pointFromBytes(c, `commitment ${k}`)));
-      } catch (e) {
-        badPoints.set(j, e instanceof TesseraError ? e.message : 'invalid commitment');
-      }
-    }
-    throwIfAny(ErrorCode.BadPoint, `${fn}: invalid commitment`, badPoints);
-
-    // 3. The sender's identity signature over the framed transcript.
+    // 2. The sender's identity signature over the framed transcript (run id included). Only a validly
+    //    signed package can be evidence against its sender, so this comes before the public checks.
+    //    A bad signature names nobody: a replay from another run, a relayed forgery and a sender's own
+    //    garbage look the same to a third party.
     const transcripts = new Map<number, Uint8Array>();
     const badSignatures = new Map<number, string>();
     let otherEpoch: { party: number; epoch: number } | undefined;
@@ -550,7 +560,7 @@ export function engineRound2(
           }
         }
       }
-      badSignatures.set(j, 'round-1 signature does not verify');
+      badSignatures.set(j, 'round-1 signature does not verify for this run');
     }
     if (otherEpoch) {
       throw new TesseraError(
@@ -558,7 +568,20 @@ export function engineRound2(
         `${fn}: party ${otherEpoch.party} is refreshing epoch ${otherEpoch.epoch}, this party epoch ${ctx.epoch}`,
       );
     }
-    throwIfAny(ErrorCode.BadProof, `${fn}: bad round-1 signature`, badSignatures);
+    throwUnattributed(ErrorCode.BadProof, `${fn}: bad round-1 signature`, badSignatures);
+
+    // 3. Points: RFC 9591 §3.1 DeserializeElement (on curve, not identity, prime-order subgroup).
+    //    The package is signed, so an invalid element is a signed message failing a public check.
+    const decoded = new Map<number, Point[]>();
+    const badPoints = new Map<number, string>();
+    for (const j of others) {
+      try {
+        decoded.set(j, copies.get(j)!.commitments.map((c, k) => group.pointFromBytes(c, `commitment ${k}`)));
+      } catch (e) {
+        badPoints.set(j, e instanceof TesseraError ? e.message : 'invalid commitment');
+      }
+    }
+    throwIfAny(ErrorCode.BadPoint, `${fn}: invalid commitment`, badPoints);
 
     // 4. DKG: the proof of knowledge of each sender's constant term (Komlo–Goldberg round 1 step 5),
     //    which stops a rushing party from choosing C_0 as a function of the others' (rogue key).
@@ -575,7 +598,7 @@ export function engineRound2(
     const all = new Map<number, ReceivedPackage>([[ctx.self, inner.own]]);
     for (const j of others) {
       const points = decoded.get(j)!;
-      all.set(j, { commitments: ctx.mode === 'dkg' ? points : [group.identity, ...points], transcript: transcripts.get(j)! });
+      all.set(j, { commitments: ctx.mode === 'dkg' ? points : [group.identity, ...points], transcript: transcripts.get(j)!, message: copies.get(j)! });
     }
 
     // Shares f_self(j) for every other party (RFC 9591 Appendix C.1 polynomial evaluation),
@@ -584,7 +607,7 @@ export function engineRound2(
     for (const j of others) shares.set(j, { share: group.scalarToBytes(evalPolynomial(group, inner.coefficients, BigInt(j))) });
     const ownShare = evalPolynomial(group, inner.coefficients, BigInt(ctx.self));
 
-    const packages: Record<number, DkgRound1Msg> = { [ctx.self]: inner.ownMessage };
+    const packages: Record<number, DkgRound1Msg> = { [ctx.self]: inner.own.message };
     for (const j of others) packages[j] = copies.get(j)!;
     const echo: DkgEchoMsg = { packages };
 
@@ -604,8 +627,8 @@ export function engineRound2(
 
 function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEchoMsg>, received: ReadonlyMap<number, ReceivedPackage>): void {
   const others = othersOf(ctx);
-  // Shape of every echo first: exactly the packages of parties 1..n, each well formed. An honest
-  // echoer validated every package before echoing it, so a malformed one is the echoer's fault.
+  // Shape of every echo first: exactly the packages of parties 1..n, each well formed. The echo is not
+  // identity-signed, so a malformed one names nobody.
   const badEchoes = new Map<number, string>();
   const echoed = new Map<number, DkgRound1Msg[]>(); // echoer -> snapshots of packages 1..n
   for (const e of others) {
@@ -637,11 +660,12 @@ function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEcho
     }
     echoed.set(e, snaps);
   }
-  throwIfAny(ErrorCode.BadMessage, `${fn}: malformed echo`, badEchoes);
+  throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed echo`, badEchoes);
 
   // Content: compare each echoed package's signed transcript with the one we received.
-  const liars = new Map<number, string>();
+  const forged = new Map<number, string>();
   const equivocators = new Map<number, string>();
+  const evidence: EquivocationEvidence[] = [];
   for (const e of others) {
     const packages = echoed.get(e)!;
     for (let j = 1; j <= ctx.parties; j++) {
@@ -649,23 +673,44 @@ function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEcho
       const t = round1Transcript(ctx, j, m.commitments, m.proof);
       const ours = received.get(j)!;
       if (equalBytes(t, ours.transcript)) continue; // same content (signatures may be randomised)
-      if (j === ctx.self) {
-        // We signed exactly one package: any other "package from us" was made up by the echoer.
-        liars.set(e, `echoed a package for party ${j} that party ${j} never sent`);
-      } else if (!authVerify(ctx, j, t, m.signature)) {
-        liars.set(e, `echoed a package for party ${j} that party ${j} did not sign`);
-      } else {
-        // Two different packages, both signed by j, for one session and round: transferable proof.
+      if (!authVerify(ctx, j, t, m.signature)) {
+        // Not signed by j for this run (made up, or replayed from another run): proves nothing
+        // against j, and the echo is unsigned, so nothing against the echoer either.
+        forged.set(e, `echoed a package for party ${j} that party ${j} did not sign for this run`);
+      } else if (!equivocators.has(j)) {
+        // Two different packages, both signed by j, for one run and round: transferable proof.
         equivocators.set(j, `signed different round-1 packages (party ${e} received another one)`);
+        evidence.push(jointFeldmanEvidence(ctx, j, ours.message, m));
       }
     }
   }
-  if (equivocators.size > 0) {
-    // An equivocator is named whatever else went wrong; lying echoers, if any, are named with it.
-    const all = new Map([...equivocators, ...[...liars].filter(([k]) => !equivocators.has(k))]);
-    throwIfAny(ErrorCode.Equivocation, `${fn}: echo check failed`, all);
-  }
-  throwIfAny(ErrorCode.BadProof, `${fn}: forged echo`, liars);
+  // An equivocator is named whatever else went wrong.
+  throwIfAny(ErrorCode.Equivocation, `${fn}: echo check failed`, equivocators, evidence);
+  throwUnattributed(ErrorCode.BadProof, `${fn}: forged echo`, forged);
+}
+
+/** Equivocation evidence: two round-1 packages `signer` signed for this run, with what they bind. */
+function jointFeldmanEvidence(ctx: Context, signer: number, first: DkgRound1Msg, second: DkgRound1Msg): EquivocationEvidence {
+  const copy = (m: DkgRound1Msg): DkgRound1Msg => ({
+    commitments: m.commitments.map((c) => Uint8Array.from(c)),
+    proof: Uint8Array.from(m.proof),
+    signature: Uint8Array.from(m.signature),
+  });
+  return {
+    protocol: ctx.mode,
+    signer,
+    binding: {
+      mode: ctx.mode,
+      suite: ctx.suite.id,
+      threshold: ctx.threshold,
+      parties: ctx.parties,
+      sessionId: Uint8Array.from(ctx.sessionId),
+      runId: Uint8Array.from(ctx.runId),
+      epoch: ctx.epoch,
+    },
+    first: copy(first),
+    second: copy(second),
+  };
 }
 
 export function engineRound3(
@@ -783,7 +828,8 @@ export function engineFinish(stateIn: unknown, mode: JointFeldmanMode, confirms:
       const d = typeof m === 'object' && m !== null ? (m as Partial<DkgConfirmMsg>).digest : undefined;
       if (!(d instanceof Uint8Array) || d.length !== DIGEST_LENGTH) malformed.set(j, `digest must be ${DIGEST_LENGTH} bytes`);
     }
-    throwIfAny(ErrorCode.BadMessage, `${fn}: malformed confirmation`, malformed);
+    // The confirmation is not identity-signed: a malformed one names nobody.
+    throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed confirmation`, malformed);
     const differing = others.filter((j) => !equalBytes(msgs.get(j)!.digest, inner.digest));
     // No culprits: a differing digest shows disagreement, not who caused it (a party may have been
     // fed a different view by someone else). The key is not released.

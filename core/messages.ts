@@ -17,7 +17,10 @@ export interface DkgRound1Msg {
   readonly commitments: Uint8Array[];
   /** Schnorr proof of knowledge of the constant term: R || z (empty for refresh). */
   readonly proof: Uint8Array;
-  /** The sender's identity signature over (session, sender, commitments, proof): makes equivocation provable. */
+  /**
+   * The sender's identity signature over (run id, session, epoch, parameters, sender, commitments,
+   * proof): two different packages signed for one run are transferable evidence of equivocation.
+   */
   readonly signature: Uint8Array;
 }
 
@@ -36,7 +39,7 @@ export interface DkgConfirmMsg {
   readonly digest: Uint8Array;
 }
 
-/** FROST round 1 (RFC 9591 §5.1): the nonce commitments. */
+/** FROST round 1 (RFC 9591 §5.1): the nonce commitments (what the FROST algebra in core/sign.ts takes). */
 export interface SignCommitMsg {
   readonly hiding: Uint8Array;
   readonly binding: Uint8Array;
@@ -45,6 +48,26 @@ export interface SignCommitMsg {
 /** FROST round 2 (RFC 9591 §5.2): the signature share. */
 export interface SignShareMsg {
   readonly share: Uint8Array;
+}
+
+/**
+ * What a signer sends in round 1 ('sign/commit'): its nonce commitments, signed with its identity over
+ * (run id, session, signer index, hiding, binding) — core/sign.ts signCommitSignedBytes. Two different
+ * commitments signed for one run are transferable evidence that the signer equivocated.
+ */
+export interface SignedCommitMsg extends SignCommitMsg {
+  readonly signature: Uint8Array;
+}
+
+/**
+ * What a signer sends in round 2 ('sign/share'): its signature share, the echo of every signed
+ * round-1 commitment it used (keyed by signer index, itself included), and its identity signature
+ * over (run id, session, signer index, message, the commitment list, share) — core/sign.ts
+ * signShareSignedBytes. The echo is the broadcast check of round 1, folded into round 2.
+ */
+export interface SignedShareMsg extends SignShareMsg {
+  readonly commitments: Record<number, SignedCommitMsg>;
+  readonly signature: Uint8Array;
 }
 
 /** Threshold decapsulation: D_i = share_i·E with a Chaum–Pedersen proof (c, z) that log_G Y_i = log_E D_i. */
@@ -79,8 +102,8 @@ export interface MessageBodies {
   'dkg/round2': DkgRound2Msg;
   'dkg/echo': DkgEchoMsg;
   'dkg/confirm': DkgConfirmMsg;
-  'sign/commit': SignCommitMsg;
-  'sign/share': SignShareMsg;
+  'sign/commit': SignedCommitMsg;
+  'sign/share': SignedShareMsg;
   'decap/partial': DecapPartialMsg;
   'wrap/share': WrappedShareMsg;
 }

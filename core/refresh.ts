@@ -33,6 +33,8 @@ export { publicResultDigest, round1SignedBytes, type Round1Binding };
 export interface RefreshParams {
   /** 16..64 bytes, bound into every transcript and digest of the session. */
   readonly sessionId: Uint8Array;
+  /** 32 bytes, fresh for this run (core/run-id.ts deriveRunId): bound into every identity signature. */
+  readonly runId: Uint8Array;
   /** The key to refresh; self = key.secret.index, suite / t / n / epoch from the key. */
   readonly key: KeyShare;
 }
@@ -45,7 +47,7 @@ export type RefreshRound3State = JointFeldmanState<3>;
 /** Round 1: deal a sharing of zero; broadcast C_1..C_{t-1} with the sender's signature. */
 export function refreshRound1(params: RefreshParams, auth: PartyAuthenticator): { state: RefreshRound1State; broadcast: DkgRound1Msg } {
   ensure(typeof params === 'object' && params !== null, ErrorCode.BadInput, 'refresh: parameters expected');
-  const { sessionId, key } = params;
+  const { sessionId, runId, key } = params;
   ensure(
     typeof key === 'object' && key !== null && typeof key.publicKey === 'object' && key.publicKey !== null && typeof key.secret === 'object' && key.secret !== null,
     ErrorCode.BadInput,
@@ -58,6 +60,7 @@ export function refreshRound1(params: RefreshParams, auth: PartyAuthenticator): 
     parties: key.publicKey.parties,
     self: key.secret.index,
     sessionId,
+    runId,
     auth,
     key,
   });

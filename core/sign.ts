@@ -10,6 +10,11 @@
  * What this module adds to noble: typed errors, validation of every input before any arithmetic,
  * culprit attribution, one-use secret nonce state, and the epoch / suite binding of shares.
  *
+ * On top of the algebra, the signing session (signSessionRound1 / signSessionRound2 /
+ * signSessionFinish, at the end of this file) is what nodes run: round-1 commitments signed with each
+ * signer's identity for the run and echo-checked inside round 2, so an equivocating signer is named
+ * with transferable evidence and an honest one never is.
+ *
  * Party i's RFC 9591 identifier is the scalar i (`frost.Identifier.fromNumber(i)`).
  *
  * bip340: the key package stores the untweaked group key with whatever y parity it has; noble's
@@ -17,12 +22,16 @@
  * when the group key or the group commitment has odd y (the BIP-340 "even y" convention), so the
  * result is a plain BIP-340 signature under the x-only group key. No TapTweak is applied.
  */
-import { concatBytes, equalBytes, utf8ToBytes, zeroize } from './bytes.js';
+import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify, checkAuthenticator, type PartyAuthenticator } from './auth.js';
+import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
+import type { EquivocationEvidence } from './evidence.js';
 import type { Point } from './group.js';
-import type { SignCommitMsg, SignShareMsg } from './messages.js';
-import { checkThreshold } from './shamir.js';
-import type { SigningSuite, SigningSuiteId, Suite } from './suites.js';
+import { checkSessionId } from './jointfeldman.js';
+import type { SignCommitMsg, SignShareMsg, SignedCommitMsg, SignedShareMsg } from './messages.js';
+import { checkRunId } from './run-id.js';
+import { checkPlayers, checkThreshold } from './shamir.js';
+import { getSuite, type SigningSuite, type SigningSuiteId, type Suite } from './suites.js';
 import type { KeyShare, PublicKeyPackage, SecretShare } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -440,4 +449,398 @@ export function bindingFactors(
   const out = new Map<number, bigint>();
   for (const [i, rhoInput] of bindingFactorInputs(suite, pkg, commits, message)) out.set(i, suite.group.hashToScalar(dst, rhoInput));
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The signing session: FROST with signed, echo-checked round-1 commitments (identifiable abort)
+//
+// The algebra above is RFC 9591 as written; the session layer below adds what a deployment with
+// possibly malicious signers needs (issue 9, "identifiable abort with transferable evidence"):
+//
+//   round 1  each signer signs its commitments with its identity over (run id, session, signer,
+//            hiding, binding) — signCommitSignedBytes — and sends them to every other signer.
+//   round 2  each signer checks every received commitment's signature (a bad one names nobody: the
+//            relay or a replay could have made it), computes its share over the list (RFC 9591 §5.2),
+//            and sends the share together with the echo of every signed commitment it used, all
+//            under its identity signature (signShareSignedBytes). This is the broadcast echo check of
+//            round 1 folded into round 2: no extra round trip.
+//   finish   each signer checks every round-2 message's signature (bad: nobody named), then compares
+//            every echoed commitment with its own copy. Two different commitments both signed by j
+//            for this run prove that j equivocated: Equivocation naming j, with both signed
+//            commitments as evidence (core/evidence.ts). An echoed commitment that j did not sign
+//            for this run names nobody. Only when every signer used the same list are the shares
+//            verified (RFC 9591 §5.4); before that an equivocator could make an honest share look bad.
+//            A share that fails §5.4 against the agreed list was signed by its sender, so it is named.
+
+const TAG_SIGN_COMMIT = utf8ToBytes('TESSERA-v1/frost/commit');
+const TAG_SIGN_SHARE = utf8ToBytes('TESSERA-v1/frost/share');
+
+/** What every identity signature of a signing session binds besides its content. */
+export interface SignBinding {
+  readonly suite: SigningSuiteId;
+  /** 16..64 bytes. */
+  readonly sessionId: Uint8Array;
+  /** 32 bytes (core/run-id.ts). */
+  readonly runId: Uint8Array;
+}
+
+function checkBinding(binding: SignBinding): Suite {
+  ensure(isObject(binding), ErrorCode.BadInput, 'signing binding: expected an object');
+  const suite = getSuite(binding.suite);
+  ensure(suite.kind === 'sign', ErrorCode.UnknownSuite, `suite ${suite.id} is not a signing suite`);
+  checkSessionId(binding.sessionId);
+  checkRunId(binding.runId);
+  return suite;
+}
+
+function checkSigner(signer: number): void {
+  ensure(Number.isSafeInteger(signer) && signer >= 1 && signer <= 255, ErrorCode.BadInput, 'signer index must be 1..255');
+}
+
+/**
+ * The exact bytes signer `signer` signs for its round-1 commitments (domain label, suite, run id,
+ * session, signer index, hiding, binding). Exported so equivocation evidence can be checked anywhere.
+ */
+export function signCommitSignedBytes(binding: SignBinding, signer: number, commit: SignCommitMsg): Uint8Array {
+  const suite = checkBinding(binding);
+  checkSigner(signer);
+  ensure(isObject(commit) && commit.hiding instanceof Uint8Array && commit.binding instanceof Uint8Array, ErrorCode.BadMessage, 'commitment expected');
+  return framed(TAG_SIGN_COMMIT, utf8ToBytes(suite.contextString), binding.runId, binding.sessionId, i2osp(signer, 2), commit.hiding, commit.binding);
+}
+
+/**
+ * The exact bytes signer `signer` signs for its round-2 message: the binding, the message, the
+ * commitment list it used (RFC 9591 §4.3 order, content only: the commitment signatures may be
+ * randomised) and its signature share.
+ */
+export function signShareSignedBytes(
+  binding: SignBinding,
+  signer: number,
+  message: Uint8Array,
+  commits: ReadonlyMap<number, SignCommitMsg>,
+  share: Uint8Array,
+): Uint8Array {
+  const suite = checkBinding(binding);
+  checkSigner(signer);
+  checkMessage(message);
+  ensure(commits instanceof Map && share instanceof Uint8Array, ErrorCode.BadMessage, 'commitment list and share expected');
+  const list = [...commits.keys()].sort((a, b) => a - b);
+  const encoded = list.map((i) => {
+    const c = commits.get(i)!;
+    checkSigner(i);
+    ensure(isObject(c) && c.hiding instanceof Uint8Array && c.binding instanceof Uint8Array, ErrorCode.BadMessage, 'commitment expected');
+    return framed(i2osp(i, 2), c.hiding, c.binding);
+  });
+  return framed(TAG_SIGN_SHARE, utf8ToBytes(suite.contextString), binding.runId, binding.sessionId, i2osp(signer, 2), message, framed(...encoded), share);
+}
+
+export interface SignSessionParams {
+  readonly suite: SigningSuite;
+  readonly key: KeyShare;
+  /** The signer set, this party included (t..n distinct indexes). */
+  readonly signers: readonly number[];
+  /** 16..64 bytes. */
+  readonly sessionId: Uint8Array;
+  /** 32 bytes, fresh for this run (core/run-id.ts deriveRunId). */
+  readonly runId: Uint8Array;
+  /** This party's identity signer and the other signers' verifiers. */
+  readonly auth: PartyAuthenticator;
+  /** Replaces the CSPRNG for the nonces (tests only), as in signRound1. */
+  readonly rng?: (n: number) => Uint8Array;
+}
+
+interface SessionCore {
+  readonly suite: SigningSuite;
+  readonly key: KeyShare;
+  readonly self: number;
+  readonly signers: readonly number[];
+  readonly binding: SignBinding;
+  readonly auth: PartyAuthenticator;
+}
+
+interface SignSessionInner1 extends SessionCore {
+  readonly nonces: SigningNonces;
+  readonly own: SignedCommitMsg;
+}
+
+interface SignSessionInner2 extends SessionCore {
+  /** Every signer's signed commitment as this party received it (its own included). */
+  readonly commits: ReadonlyMap<number, SignedCommitMsg>;
+  readonly message: Uint8Array;
+  readonly ownShare: SignedShareMsg;
+}
+
+type SignInner<R extends 1 | 2> = R extends 1 ? SignSessionInner1 : SignSessionInner2;
+
+/** An opaque, one-use signing-session state (reuse throws BadState). Round 1 holds the secret nonces. */
+export class SignSessionState<R extends 1 | 2> {
+  readonly round: R;
+  #inner: SignInner<R> | undefined;
+
+  private constructor(round: R, inner: SignInner<R>) {
+    this.round = round;
+    this.#inner = inner;
+  }
+
+  get consumed(): boolean {
+    return this.#inner === undefined;
+  }
+
+  /** @internal */
+  static make<R extends 1 | 2>(round: R, inner: SignInner<R>): SignSessionState<R> {
+    return new SignSessionState(round, inner);
+  }
+
+  /** @internal Check the round and empty the state: every state is used exactly once. */
+  static take<R extends 1 | 2>(state: unknown, round: R, fn: string): SignInner<R> {
+    ensure(state instanceof SignSessionState, ErrorCode.BadState, `${fn}: not a signing-session state`);
+    ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
+    const inner = state.#inner;
+    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
+    state.#inner = undefined;
+    return inner as SignInner<R>;
+  }
+
+  /** @internal */
+  static discard(state: unknown): void {
+    if (!(state instanceof SignSessionState)) return;
+    const inner = state.#inner as SignInner<1 | 2> | undefined;
+    state.#inner = undefined;
+    if (inner && 'nonces' in inner) discardNonces(inner.nonces);
+  }
+
+  toString(): string {
+    return `SignSessionState(round ${this.round}${this.consumed ? ', consumed' : ''})`;
+  }
+
+  toJSON(): { round: R; consumed: boolean } {
+    return { round: this.round, consumed: this.consumed };
+  }
+}
+
+/** Abandon a signing session at any round: the nonces are wiped and the state can no longer be used. */
+export function signSessionDiscard(state: SignSessionState<1> | SignSessionState<2>): void {
+  SignSessionState.discard(state);
+}
+
+/**
+ * Round 1: make this signer's nonces (RFC 9591 §5.1, signRound1) and sign the commitments with its
+ * identity for this run. Send `commit` to every other signer.
+ */
+export function signSessionRound1(params: SignSessionParams): { state: SignSessionState<1>; commit: SignedCommitMsg } {
+  ensure(isObject(params), ErrorCode.BadInput, 'signing session: parameters expected');
+  // Read each field once, so a getter on the caller's object cannot show two different values.
+  const { suite, key, signers, sessionId, runId, auth, rng } = params;
+  checkSigningSuite(suite);
+  ensure(isObject(key) && isObject(key.publicKey) && isObject(key.secret), ErrorCode.BadInput, 'key: expected a key share');
+  const { pkg } = checkPackage(suite, key.publicKey);
+  const self = key.secret.index;
+  const set = checkPlayers(signers, pkg.parties, pkg.threshold);
+  ensure(set.includes(self), ErrorCode.BadParameters, `the signer set does not include this party (${String(self)})`);
+  checkSessionId(sessionId);
+  checkRunId(runId);
+  checkAuthenticator(auth);
+  const binding: SignBinding = { suite: suite.id as SigningSuiteId, sessionId: Uint8Array.from(sessionId), runId: Uint8Array.from(runId) };
+  const { nonces, commit } = signRound1(suite, key.secret, rng);
+  try {
+    const signature = authSign(auth, signCommitSignedBytes(binding, self, commit), 'signing round 1');
+    const own: SignedCommitMsg = { hiding: commit.hiding, binding: commit.binding, signature };
+    const sent: SignedCommitMsg = { hiding: Uint8Array.from(commit.hiding), binding: Uint8Array.from(commit.binding), signature: Uint8Array.from(signature) };
+    return { state: SignSessionState.make(1, { suite, key, self, signers: set, binding, auth, nonces, own }), commit: sent };
+  } catch (e) {
+    discardNonces(nonces);
+    throw e;
+  }
+}
+
+/** Check that `msgs` is a Map with exactly one message from every other signer (no culprits otherwise). */
+function checkSignerMessages<M>(core: SessionCore, msgs: unknown, what: string): Map<number, M> {
+  ensure(msgs instanceof Map, ErrorCode.BadInput, `${what}: expected a Map keyed by signer index`);
+  const expected = core.signers.filter((i) => i !== core.self);
+  const unexpected = [...(msgs as Map<unknown, M>).keys()].filter((k) => typeof k !== 'number' || !expected.includes(k));
+  ensure(unexpected.length === 0, ErrorCode.UnexpectedParty, `${what}: message from outside the other signers`);
+  const missing = expected.filter((i) => !(msgs as Map<number, M>).has(i));
+  // Absence proves nothing about the party (the message may have been dropped): no culprits.
+  ensure(missing.length === 0, ErrorCode.UnexpectedParty, `${what}: missing message(s) from signer ${missing.join(', ')}`);
+  return msgs as Map<number, M>;
+}
+
+/** Copy a signed commitment after checking its shape (lengths only); a string says why it is malformed. */
+function snapshotCommit(suite: SigningSuite, m: unknown): SignedCommitMsg | string {
+  if (!isObject(m)) return 'not a commitment';
+  const { hiding, binding, signature } = m as Partial<SignedCommitMsg>;
+  const len = suite.group.pointLength;
+  if (!(hiding instanceof Uint8Array) || hiding.length !== len || !(binding instanceof Uint8Array) || binding.length !== len) {
+    return `commitments must be ${len}-byte elements`;
+  }
+  if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > MAX_AUTH_SIGNATURE_LENGTH) return 'signature missing or of the wrong length';
+  return { hiding: Uint8Array.from(hiding), binding: Uint8Array.from(binding), signature: Uint8Array.from(signature) };
+}
+
+function describeParties(bad: ReadonlyMap<number, string>): string {
+  return [...bad].sort((a, b) => a[0] - b[0]).map(([j, why]) => `signer ${j}: ${why}`).join('; ');
+}
+
+/**
+ * Round 2: check every other signer's signed commitment, then compute this signer's share over the
+ * list (RFC 9591 §5.2) and sign it together with the list. Send `share` to every other signer.
+ * Consumes the round-1 nonces in every case.
+ */
+export function signSessionRound2(
+  stateIn: SignSessionState<1>,
+  commits: Map<number, SignedCommitMsg>,
+  message: Uint8Array,
+): { state: SignSessionState<2>; share: SignedShareMsg } {
+  const fn = 'signSessionRound2';
+  const inner = SignSessionState.take(stateIn, 1, fn);
+  const { suite, binding, auth, self, nonces } = inner;
+  try {
+    const msgs = checkSignerMessages<SignedCommitMsg>(inner, commits, `${fn}: commitments`);
+    checkMessage(message);
+    // 1. Shapes, before any crypto; copies, so the caller cannot change what we checked.
+    const copies = new Map<number, SignedCommitMsg>([[self, inner.own]]);
+    const malformed = new Map<number, string>();
+    for (const [j, m] of msgs) {
+      const snap = snapshotCommit(suite, m);
+      if (typeof snap === 'string') malformed.set(j, snap);
+      else copies.set(j, snap);
+    }
+    // Bytes that do not form a commitment: a relay fault as far as a third party can tell.
+    ensure(malformed.size === 0, ErrorCode.BadMessage, `${fn}: malformed commitment from ${describeParties(malformed)}`);
+    // 2. Each signer's identity signature for this run (a replay from another run fails here).
+    const unsigned = new Map<number, string>();
+    for (const [j, m] of copies) {
+      if (j !== self && !authVerify(auth, j, signCommitSignedBytes(binding, j, m), m.signature)) unsigned.set(j, 'commitment not signed by this signer for this run');
+    }
+    ensure(unsigned.size === 0, ErrorCode.BadProof, `${fn}: ${describeParties(unsigned)}`);
+    // 3. RFC 9591 §5.2 over the signed list. Invalid elements are validly signed here, so checkCommits
+    //    naming their signers (BadPoint) rests on a signed message that fails a public check.
+    const plain = new Map<number, SignCommitMsg>([...copies].map(([j, m]) => [j, { hiding: m.hiding, binding: m.binding }]));
+    const sigShare = signRound2(suite, inner.key, nonces, plain, message).share;
+    const signature = authSign(auth, signShareSignedBytes(binding, self, message, plain, sigShare), 'signing round 2');
+    const echo: Record<number, SignedCommitMsg> = {};
+    for (const j of [...copies.keys()].sort((a, b) => a - b)) {
+      const c = copies.get(j)!;
+      echo[j] = { hiding: Uint8Array.from(c.hiding), binding: Uint8Array.from(c.binding), signature: Uint8Array.from(c.signature) };
+    }
+    const ownShare: SignedShareMsg = { share: sigShare, commitments: echo, signature };
+    const state = SignSessionState.make(2, { ...coreOf(inner), commits: copies, message: Uint8Array.from(message), ownShare });
+    return { state, share: { share: Uint8Array.from(sigShare), commitments: echo, signature: Uint8Array.from(signature) } };
+  } finally {
+    discardNonces(nonces);
+  }
+}
+
+function coreOf(inner: SessionCore): SessionCore {
+  const { suite, key, self, signers, binding, auth } = inner;
+  return { suite, key, self, signers, binding, auth };
+}
+
+/** Equivocation evidence: two different commitments `signer` signed for this run. */
+function signEvidence(binding: SignBinding, signer: number, first: SignedCommitMsg, second: SignedCommitMsg): EquivocationEvidence {
+  const copy = (m: SignedCommitMsg): SignedCommitMsg => ({ hiding: Uint8Array.from(m.hiding), binding: Uint8Array.from(m.binding), signature: Uint8Array.from(m.signature) });
+  return {
+    protocol: 'sign',
+    signer,
+    binding: { suite: binding.suite, sessionId: Uint8Array.from(binding.sessionId), runId: Uint8Array.from(binding.runId) },
+    first: copy(first),
+    second: copy(second),
+  };
+}
+
+/**
+ * Finish: check every other signer's round-2 message (its signature, then the echo of the commitment
+ * list against ours: Equivocation with evidence if a signer signed two different commitments), then
+ * verify every share against the agreed list (RFC 9591 §5.4, naming bad signers), aggregate (§5.3)
+ * and verify the signature under the group key. Returns the signature.
+ */
+export function signSessionFinish(stateIn: SignSessionState<2>, shares: Map<number, SignedShareMsg>): Uint8Array {
+  const fn = 'signSessionFinish';
+  const inner = SignSessionState.take(stateIn, 2, fn);
+  const { suite, binding, auth, self, commits, message } = inner;
+  const msgs = checkSignerMessages<SignedShareMsg>(inner, shares, `${fn}: shares`);
+  const signerSet = [...commits.keys()].sort((a, b) => a - b);
+
+  // 1. Shapes: a share of the right length, an echo of exactly the signer set, a signature.
+  const malformed = new Map<number, string>();
+  const echoes = new Map<number, Map<number, SignedCommitMsg>>();
+  const received = new Map<number, { share: Uint8Array; signature: Uint8Array }>();
+  for (const [k, m] of msgs) {
+    if (!isObject(m)) {
+      malformed.set(k, 'not a share message');
+      continue;
+    }
+    const { share, commitments, signature } = m as Partial<SignedShareMsg>;
+    if (!(share instanceof Uint8Array) || share.length !== suite.group.scalarLength) {
+      malformed.set(k, `share must be ${suite.group.scalarLength} bytes`);
+      continue;
+    }
+    if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > MAX_AUTH_SIGNATURE_LENGTH) {
+      malformed.set(k, 'signature missing or of the wrong length');
+      continue;
+    }
+    if (!isObject(commitments) || Array.isArray(commitments)) {
+      malformed.set(k, 'commitment echo missing');
+      continue;
+    }
+    const keys = Object.keys(commitments);
+    if (keys.length !== signerSet.length || !signerSet.every((j) => Object.hasOwn(commitments, String(j)))) {
+      malformed.set(k, 'must echo the commitments of exactly the signer set');
+      continue;
+    }
+    const echo = new Map<number, SignedCommitMsg>();
+    for (const j of signerSet) {
+      const snap = snapshotCommit(suite, (commitments as Record<string, unknown>)[String(j)]);
+      if (typeof snap === 'string') {
+        malformed.set(k, `echoed commitment of signer ${j}: ${snap}`);
+        break;
+      }
+      echo.set(j, snap);
+    }
+    if (echo.size !== signerSet.length) continue;
+    echoes.set(k, echo);
+    received.set(k, { share: Uint8Array.from(share), signature: Uint8Array.from(signature) });
+  }
+  // Not identity-checked yet: bytes that do not form a message name nobody.
+  ensure(malformed.size === 0, ErrorCode.BadMessage, `${fn}: malformed share message from ${describeParties(malformed)}`);
+
+  // 2. Each signer's identity signature over its share and the list it used (bad: nobody named).
+  const unsigned = new Map<number, string>();
+  for (const [k, r] of received) {
+    const bytes = signShareSignedBytes(binding, k, message, echoes.get(k)!, r.share);
+    if (!authVerify(auth, k, bytes, r.signature)) unsigned.set(k, 'share message not signed by this signer for this run');
+  }
+  ensure(unsigned.size === 0, ErrorCode.BadProof, `${fn}: ${describeParties(unsigned)}`);
+
+  // 3. The echo check: did every signer use the commitments we received?
+  const equivocators = new Map<number, string>();
+  const evidence: EquivocationEvidence[] = [];
+  const forged = new Map<number, string>();
+  for (const [k, echo] of echoes) {
+    for (const j of signerSet) {
+      const theirs = echo.get(j)!;
+      const ours = commits.get(j)!;
+      if (equalBytes(theirs.hiding, ours.hiding) && equalBytes(theirs.binding, ours.binding)) continue;
+      if (j === self || !authVerify(auth, j, signCommitSignedBytes(binding, j, theirs), theirs.signature)) {
+        // We signed exactly one commitment; any other for j was not signed by j for this run (made up
+        // or replayed from another run): nothing a third party could pin on j, or on the echoer.
+        forged.set(k, `echoed a commitment for signer ${j} that signer ${j} did not sign for this run`);
+      } else if (!equivocators.has(j)) {
+        // Two different commitments signed by j for one run: transferable proof that j equivocated.
+        equivocators.set(j, `signed different round-1 commitments (signer ${k} received another one)`);
+        evidence.push(signEvidence(binding, j, ours, theirs));
+      }
+    }
+  }
+  if (equivocators.size > 0) {
+    throw new TesseraError(ErrorCode.Equivocation, `${fn}: echo check failed: ${describeParties(equivocators)}`, [...equivocators.keys()], evidence);
+  }
+  ensure(forged.size === 0, ErrorCode.BadProof, `${fn}: forged echo from ${describeParties(forged)}`);
+
+  // 4. Every signer used the same list: RFC 9591 §5.4 now names exactly the signers whose signed share
+  //    fails, then §5.3 aggregation and the final verification.
+  const plain = new Map<number, SignCommitMsg>([...commits].map(([j, m]) => [j, { hiding: m.hiding, binding: m.binding }]));
+  const all = new Map<number, SignShareMsg>([[self, { share: inner.ownShare.share }]]);
+  for (const [k, r] of received) all.set(k, { share: r.share });
+  return aggregateSignature(suite, inner.key.publicKey, plain, message, all);
 }

@@ -15,7 +15,8 @@
  *  3. msgpackr parses (any throw becomes BadMessage);
  *  4. the envelope: a map with exactly the keys v, t, s, b; v = WIRE_VERSION; t and s as expected;
  *  5. the body against its schema: exact key set, byte strings of the right length, counts
- *     (commitments = threshold for DKG, threshold - 1 for refresh; echo keys in 1..parties);
+ *     (commitments = threshold for DKG, threshold - 1 for refresh; echo keys in 1..parties, for the
+ *     DKG echo and for the commitment echo inside sign/share);
  *  6. canonical form: re-encoding the decoded message must give the input bytes exactly, so every
  *     message has one encoding (what echo / equivocation checks compare), and duplicate keys,
  *     non-minimal integers or reordered keys are rejected;
@@ -43,9 +44,9 @@ export const WIRE_VERSION = 1;
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Most entries in any msgpack array or map: parties and thresholds are at most 255 (core/shamir.ts). */
 export const MAX_ENTRIES = 255;
-/** Deepest container nesting (envelope > body > packages > package > commitments is 5). */
+/** Deepest container nesting (envelope > body > packages > package > commitments is 5; sign/share is 4). */
 export const MAX_DEPTH = 8;
-/** Bound on identity signatures in dkg/round1 (ML-DSA-65 signatures are 3309 bytes). */
+/** Bound on identity signatures in dkg/round1, sign/commit and sign/share (ML-DSA-65 signatures are 3309 bytes). */
 export const MAX_SIGNATURE_BYTES = 8192;
 /** Bounds on a wrapped share's AEAD ciphertext: at least a 16-byte tag, at most a small share record. */
 export const MIN_WRAPPED_CIPHERTEXT_BYTES = 16;
@@ -151,16 +152,24 @@ const DKG_ROUND1 = struct(
   refineRound1,
 );
 
+/** FROST round-1 commitments with the signer's identity signature (core/sign.ts signCommitSignedBytes). */
+const SIGNED_COMMIT = struct([
+  ['hiding', POINT],
+  ['binding', POINT],
+  ['signature', bytes(1, MAX_SIGNATURE_BYTES)],
+]);
+
 const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'dkg/round1': DKG_ROUND1,
   'dkg/round2': struct([['share', SCALAR]]),
   'dkg/echo': struct([['packages', { kind: 'byParty', of: DKG_ROUND1, min: 1 }]]),
   'dkg/confirm': struct([['digest', bytes(MIN_DIGEST_BYTES, MAX_DIGEST_BYTES)]]),
-  'sign/commit': struct([
-    ['hiding', POINT],
-    ['binding', POINT],
+  'sign/commit': SIGNED_COMMIT,
+  'sign/share': struct([
+    ['share', SCALAR],
+    ['commitments', { kind: 'byParty', of: SIGNED_COMMIT, min: 2 }],
+    ['signature', bytes(1, MAX_SIGNATURE_BYTES)],
   ]),
-  'sign/share': struct([['share', SCALAR]]),
   'decap/partial': struct([
     ['partial', POINT],
     ['proofChallenge', SCALAR],

@@ -2,15 +2,15 @@
  * Protocol drivers: run core/ round functions over a session's end-to-end channel.
  *
  * Each driver only moves messages: encode with core/wire.ts, send through the channel, decode what
- * arrives (naming the sender as culprit when its message does not decode), call the next core round.
- * All protocol decisions live in core/.
+ * arrives, call the next core round. All protocol decisions live in core/. Bytes that do not decode
+ * name nobody: a third party cannot tell the sender's garbage from the relay's (issue 9).
  */
 import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
 import type { PartyAuthenticator } from '../core/auth.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
 import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../core/dkg.js';
 import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
-import { aggregateSignature, signRound1, signRound2 } from '../core/sign.js';
+import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../core/sign.js';
 import { decodeMessage, encodeMessage } from '../core/wire.js';
 import type { MessageBodies, MessageType } from '../core/messages.js';
 import { getSigningSuite, type SuiteId } from '../core/suites.js';
@@ -19,6 +19,12 @@ import type { SessionChannel } from './channel.js';
 
 export interface DriverContext {
   readonly session: Uint8Array;
+  /**
+   * 32 bytes, fresh for this run and contributed by every player (core/run-id.ts deriveRunId over the
+   * session digest and the contributions exchanged in the signed channel hello). Every identity-signed
+   * protocol message binds it, so a message signed in another run of the same session never verifies.
+   */
+  readonly runId: Uint8Array;
   readonly self: number;
   readonly players: readonly number[];
   readonly channel: SessionChannel;
@@ -26,7 +32,7 @@ export interface DriverContext {
   readonly membership: ReadonlyMap<number, Uint8Array>;
 }
 
-/** Identity signatures for signed broadcasts (DKG / refresh round 1). */
+/** Identity signatures for signed protocol messages (DKG / refresh round 1, FROST rounds 1 and 2). */
 export function identityAuthenticator(ctx: Pick<DriverContext, 'identity' | 'membership'>): PartyAuthenticator {
   return {
     sign: (m) => identitySign(ctx.identity.secretKey, m),
@@ -50,7 +56,10 @@ function broadcast<T extends MessageType>(ctx: DriverContext, type: T, suite: Su
   ctx.channel.broadcast(type, encodeMessage(type, suite, body));
 }
 
-/** Receive one `type` message from every peer, decoding strictly; a peer whose bytes do not decode is the culprit. */
+/**
+ * Receive one `type` message from every peer, decoding strictly. Bytes that do not decode fail the
+ * session naming nobody (a relay fault for all a third party can tell).
+ */
 async function receiveAll<T extends MessageType>(
   ctx: DriverContext,
   type: T,
@@ -64,7 +73,7 @@ async function receiveAll<T extends MessageType>(
       out.set(from, decodeMessage(bytes, type, suite, limits));
     } catch (e) {
       const code = isTesseraError(e) ? e.code : ErrorCode.BadMessage;
-      throw new TesseraError(code, `node ${from} sent a malformed ${type}: ${(e as Error).message}`, [from]);
+      throw new TesseraError(code, `a malformed ${type} arrived from node ${from}: ${(e as Error).message}`);
     }
   }
   return out;
@@ -112,7 +121,7 @@ async function runJointFeldman<S1, S2, S3>(
 export function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, parties: number): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
   return runJointFeldman(ctx, suite, { threshold, parties }, {
-    round1: () => dkgRound1({ suite, threshold, parties, self: ctx.self, sessionId: ctx.session }, auth),
+    round1: () => dkgRound1({ suite, threshold, parties, self: ctx.self, sessionId: ctx.session, runId: ctx.runId }, auth),
     round2: dkgRound2,
     round3: dkgRound3,
     finish: dkgFinish,
@@ -124,23 +133,40 @@ export function runRefresh(ctx: DriverContext, key: KeyShare): Promise<KeyShare>
   const auth = identityAuthenticator(ctx);
   const { suite, threshold, parties } = key.publicKey;
   return runJointFeldman(ctx, suite, { threshold, parties }, {
-    round1: () => refreshRound1({ sessionId: ctx.session, key }, auth),
+    round1: () => refreshRound1({ sessionId: ctx.session, runId: ctx.runId, key }, auth),
     round2: refreshRound2,
     round3: refreshRound3,
     finish: refreshFinish,
   });
 }
 
-/** FROST signing among the session's players (RFC 9591 §5). Every player aggregates and verifies. */
+/**
+ * FROST signing among the session's players (RFC 9591 §5), with identity-signed round-1 commitments
+ * echo-checked inside round 2 (core/sign.ts signing session). Every player aggregates and verifies.
+ */
 export async function runSign(ctx: DriverContext, key: KeyShare, message: Uint8Array): Promise<Uint8Array> {
   const suite = getSigningSuite(key.publicKey.suite);
-  const { nonces, commit } = signRound1(suite, key.secret);
-  broadcast(ctx, 'sign/commit', suite.id, commit);
-  const commits = await receiveAll(ctx, 'sign/commit', suite.id);
-  commits.set(ctx.self, commit);
-  const share = signRound2(suite, key, nonces, commits, message);
-  broadcast(ctx, 'sign/share', suite.id, share);
-  const shares = await receiveAll(ctx, 'sign/share', suite.id);
-  shares.set(ctx.self, share);
-  return aggregateSignature(suite, key.publicKey, commits, message, shares);
+  const { threshold, parties } = key.publicKey;
+  let state: SignSessionState<1> | SignSessionState<2> | undefined;
+  try {
+    const r1 = signSessionRound1({
+      suite,
+      key,
+      signers: ctx.players,
+      sessionId: ctx.session,
+      runId: ctx.runId,
+      auth: identityAuthenticator(ctx),
+    });
+    state = r1.state;
+    broadcast(ctx, 'sign/commit', suite.id, r1.commit);
+    const commits = await receiveAll(ctx, 'sign/commit', suite.id, { threshold, parties });
+    const r2 = signSessionRound2(r1.state, commits, message);
+    state = r2.state;
+    broadcast(ctx, 'sign/share', suite.id, r2.share);
+    const shares = await receiveAll(ctx, 'sign/share', suite.id, { threshold, parties });
+    return signSessionFinish(r2.state, shares);
+  } finally {
+    // Whatever happened (timeout, abort, a peer's error), the nonces do not outlive the session.
+    if (state) signSessionDiscard(state);
+  }
 }

@@ -29,7 +29,7 @@ import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
 import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
-import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState } from './lifecycle.js';
+import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from './lifecycle.js';
 import { OperationGate, asTesseraError } from './gate.js';
 import type { Principal } from './tenants.js';
 import { groupPublicKey } from '../core/sign.js';
@@ -113,8 +113,12 @@ export interface NodeServiceOptions {
   faultPoints?: ReadonlySet<string>;
   /** Policy, local checks and audit for every operation (node/gate.ts). */
   gate: OperationGate;
-  /** Rotation settings (node/config.ts RotationConfig): the shortest period accepted, the warning window. */
-  rotation?: { minPeriodMs?: number; warnBeforeMs?: number };
+  /**
+   * Rotation settings (node/config.ts RotationConfig): the shortest period accepted, the warning window,
+   * and the scheduler's attempt records (node/scheduler.ts RotationAttempts), which key info reports
+   * as rotation {status: 'overdue', lastError, ...} while a due rotation has not happened.
+   */
+  rotation?: { minPeriodMs?: number; warnBeforeMs?: number; attempts?: RotationAttemptLookup };
 }
 
 export const FAULT_POINTS = ['refresh-before-stage', 'refresh-after-stage', 'refresh-before-commit'] as const;
@@ -130,13 +134,13 @@ export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   };
 }
 
-function keyInfo(rec: StoredKey, now: number, warnBeforeMs?: number): KeyInfo {
+function keyInfo(rec: StoredKey, now: number, settings?: NodeServiceOptions['rotation']): KeyInfo {
   const pkg = rec.publicKey;
   const suite = getSuite(pkg.suite);
   let rotation: KeyInfo['rotation'];
   if (rec.rotationPeriodMs !== undefined) {
-    const r = rotationStatus(rec, now, warnBeforeMs);
-    rotation = { periodMs: rec.rotationPeriodMs, status: r.status, ...(r.status !== 'none' ? { dueAt: r.dueAt } : {}) };
+    const { status, ...rest } = rotationStatus(rec, now, settings?.warnBeforeMs, settings?.attempts?.get(rec.tenant, rec.keyId, rec.version));
+    rotation = { periodMs: rec.rotationPeriodMs, status, ...rest };
   }
   return {
     keyId: rec.keyId,
@@ -189,7 +193,7 @@ export class NodeService {
     const rec =
       version !== undefined ? await store.get(p.tenant, keyId, version) : ((await store.latestActive(p.tenant, keyId)) ?? (await store.get(p.tenant, keyId)));
     if (!rec) throw notFound(keyId, version);
-    return keyInfo(rec, Date.now(), this.o.rotation?.warnBeforeMs);
+    return keyInfo(rec, Date.now(), this.o.rotation);
   }
 
   async keygen(p: Principal, req: KeygenRequest): Promise<KeyInfo> {
@@ -549,7 +553,7 @@ export class NodeService {
             return target === 'destroyed' ? this.o.store.destroy(tenant, keyId, req.version) : this.o.store.setState(tenant, keyId, req.version, target);
           });
           this.o.logger.info({ op: operation, keyId, version: req.version, state: rec.state, session: toHex(session) }, 'key version state changed');
-          return keyInfo(rec, Date.now(), this.o.rotation?.warnBeforeMs);
+          return keyInfo(rec, Date.now(), this.o.rotation);
         },
       );
     } finally {
@@ -716,7 +720,7 @@ export class NodeService {
         key = await this.o.store.getShare(params.tenant, params.keyId, params.version);
         if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${params.keyId} version ${params.version} not found`);
       }
-      const result = await body({ session, self: this.o.index, players, channel, identity: this.o.identity, membership: this.o.membership }, key);
+      const result = await body({ session, runId: sha256(digest), self: this.o.index, players, channel, identity: this.o.identity, membership: this.o.membership }, key);
       link.done(session);
       return result;
     } catch (e) {

@@ -6,11 +6,25 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import type { PartyAuthenticator } from '../../core/auth.js';
 import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { generateIdentity, identitySign, identityVerify } from '../../core/identity.js';
 import { ErrorCode, TesseraError, ensure, isTesseraError } from '../../core/errors.js';
 import type { DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg } from '../../core/messages.js';
 import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
 import type { SuiteId } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
+
+/**
+ * Party i's authenticator is at index i-1, signing with a real ML-DSA-65 node identity (core/identity.ts,
+ * liboqs once loadIdentityEngine() ran), as node/protocols.ts identityAuthenticator does; publicKeys[i-1]
+ * is party i's identity public key, what verifyEquivocationEvidence takes.
+ */
+export function identityAuthenticators(n: number): { auths: PartyAuthenticator[]; publicKeys: Uint8Array[] } {
+  const ids = Array.from({ length: n }, () => generateIdentity());
+  const publicKeys = ids.map((id) => id.publicKey);
+  const verify = (index: number, message: Uint8Array, signature: Uint8Array): boolean =>
+    Number.isSafeInteger(index) && index >= 1 && index <= n && identityVerify(publicKeys[index - 1]!, message, signature);
+  return { auths: ids.map((id) => ({ sign: (message: Uint8Array) => identitySign(id.secretKey, message), verify })), publicKeys };
+}
 
 /** Party i's authenticator is at index i-1. Ed25519 (noble) keys; every party knows every public key. */
 export function testAuthenticators(n: number): PartyAuthenticator[] {
@@ -114,6 +128,8 @@ function drive(parties: number, engine: Engine, tamper: Tamper): Outcome[] {
 
 export interface SimulateOptions {
   sessionId?: Uint8Array;
+  /** The run id every party binds (32 bytes); random by default. */
+  runId?: Uint8Array;
   auths?: PartyAuthenticator[];
   tamper?: Tamper;
 }
@@ -121,11 +137,12 @@ export interface SimulateOptions {
 /** Run a DKG with every party in memory; outcome[i-1] is party i's. */
 export function simulateDkg(suite: SuiteId, threshold: number, parties: number, opts: SimulateOptions = {}): Outcome[] {
   const sessionId = opts.sessionId ?? randomBytes(16);
+  const runId = opts.runId ?? randomBytes(32);
   const auths = opts.auths ?? testAuthenticators(parties);
   return drive(
     parties,
     {
-      round1: (i) => dkgRound1({ suite, threshold, parties, self: i, sessionId }, auths[i - 1]!),
+      round1: (i) => dkgRound1({ suite, threshold, parties, self: i, sessionId, runId }, auths[i - 1]!),
       round2: (s, r) => dkgRound2(s as never, r),
       round3: (s, e, sh) => dkgRound3(s as never, e, sh),
       finish: (s, c) => dkgFinish(s as never, c),
@@ -137,11 +154,12 @@ export function simulateDkg(suite: SuiteId, threshold: number, parties: number, 
 /** Run a refresh of `keys` (keys[i-1] is party i's) in memory. */
 export function simulateRefresh(keys: KeyShare[], opts: SimulateOptions = {}): Outcome[] {
   const sessionId = opts.sessionId ?? randomBytes(16);
+  const runId = opts.runId ?? randomBytes(32);
   const auths = opts.auths ?? testAuthenticators(keys.length);
   return drive(
     keys.length,
     {
-      round1: (i) => refreshRound1({ sessionId, key: keys[i - 1]! }, auths[i - 1]!),
+      round1: (i) => refreshRound1({ sessionId, runId, key: keys[i - 1]! }, auths[i - 1]!),
       round2: (s, r) => refreshRound2(s as never, r),
       round3: (s, e, sh) => refreshRound3(s as never, e, sh),
       finish: (s, c) => refreshFinish(s as never, c),

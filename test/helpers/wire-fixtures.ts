@@ -52,8 +52,12 @@ export function validBody<T extends MessageType>(type: T, suite: SuiteId, opts: 
       return { packages };
     },
     'dkg/confirm': () => ({ digest: randomBytes(32) }),
-    'sign/commit': () => ({ hiding: randomPoint(suite), binding: randomPoint(suite) }),
-    'sign/share': () => ({ share: randomScalar(suite) }),
+    'sign/commit': () => ({ hiding: randomPoint(suite), binding: randomPoint(suite), signature: randomBytes(3309) }),
+    'sign/share': () => {
+      const commitments: Record<number, MessageBodies['sign/commit']> = {};
+      for (let i = 1; i <= t; i++) commitments[i] = { hiding: randomPoint(suite), binding: randomPoint(suite), signature: randomBytes(3309) };
+      return { share: randomScalar(suite), commitments, signature: randomBytes(3309) };
+    },
     'decap/partial': () => ({ partial: randomPoint(suite), proofChallenge: randomScalar(suite), proofResponse: randomScalar(suite) }),
     'wrap/share': () => ({ kem: 0x647a, enc: randomBytes(1120), ciphertext: randomBytes(120) }),
   };

@@ -1,0 +1,71 @@
+/**
+ * Transferable evidence of equivocation, and its check.
+ *
+ * A party is named as a culprit only on evidence a third party can check (issue 9; sessions.md,
+ * "Evidence and blame"). For equivocation that evidence is two different messages the culprit signed
+ * with its identity for the same run and the same round: two DKG / refresh round-1 packages
+ * (core/jointfeldman.ts round1SignedBytes) or two FROST round-1 commitments (core/sign.ts
+ * signCommitSignedBytes). Core functions attach it to the Equivocation TesseraError they throw
+ * (`error.evidence`); the SDK re-checks it with verifyEquivocationEvidence and the culprit's identity
+ * public key from its cluster file before it reports the culprit.
+ *
+ * Everything here is public: commitments, proofs, signatures, session and run ids.
+ */
+import { equalBytes } from './bytes.js';
+import { identityVerify } from './identity.js';
+import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
+import type { DkgRound1Msg, SignedCommitMsg } from './messages.js';
+import { signCommitSignedBytes, type SignBinding } from './sign.js';
+
+/** Two round-1 packages `signer` signed for one DKG or refresh run. */
+export interface JointFeldmanEquivocation {
+  readonly protocol: 'dkg' | 'refresh';
+  /** 1-based index of the party that signed both. */
+  readonly signer: number;
+  /** What both signatures are bound to (suite, t, n, session, run id, epoch). */
+  readonly binding: Round1Binding;
+  readonly first: DkgRound1Msg;
+  readonly second: DkgRound1Msg;
+}
+
+/** Two FROST round-1 commitments `signer` signed for one signing run. */
+export interface SignEquivocation {
+  readonly protocol: 'sign';
+  readonly signer: number;
+  /** What both signatures are bound to (suite, session, run id). */
+  readonly binding: SignBinding;
+  readonly first: SignedCommitMsg;
+  readonly second: SignedCommitMsg;
+}
+
+export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation;
+
+/** The two signed byte strings and their signatures; throws on malformed evidence. */
+function signedPair(e: EquivocationEvidence): [Uint8Array, Uint8Array, Uint8Array, Uint8Array] {
+  if (e.protocol === 'sign') {
+    return [signCommitSignedBytes(e.binding, e.signer, e.first), e.first.signature, signCommitSignedBytes(e.binding, e.signer, e.second), e.second.signature];
+  }
+  if (e.protocol !== 'dkg' && e.protocol !== 'refresh') throw new Error('unknown protocol');
+  // The binding's mode must be the protocol named, or a refresh package could pose as a DKG one.
+  if (e.binding?.mode !== e.protocol) throw new Error('mode and protocol differ');
+  return [round1SignedBytes(e.binding, e.signer, e.first), e.first.signature, round1SignedBytes(e.binding, e.signer, e.second), e.second.signature];
+}
+
+/**
+ * True when `evidence` proves that the party holding `identityPublicKey` (ML-DSA-65, core/identity.ts)
+ * equivocated: two messages for the same protocol, session, run and round, with different content,
+ * each validly signed with that key. Never throws: malformed evidence is simply not evidence.
+ * The caller picks `identityPublicKey` as the key of party `evidence.signer`.
+ */
+export function verifyEquivocationEvidence(evidence: EquivocationEvidence, identityPublicKey: Uint8Array): boolean {
+  try {
+    if (typeof evidence !== 'object' || evidence === null) return false;
+    const [a, sigA, b, sigB] = signedPair(evidence);
+    if (!(sigA instanceof Uint8Array) || !(sigB instanceof Uint8Array)) return false;
+    // The signed bytes hold the whole content: equal bytes are the same message, signed twice.
+    if (equalBytes(a, b)) return false;
+    return identityVerify(identityPublicKey, a, sigA) && identityVerify(identityPublicKey, b, sigB);
+  } catch {
+    return false;
+  }
+}
