@@ -5,6 +5,8 @@
  * Layout under x/audit/:
  *   e/<seq, 16 digits>   one entry (msgpack of the AuditEntry object)
  *   c/<seq, 16 digits>   one signed checkpoint of the chain at that seq
+ *   head                 the sealed head record {v, seq, hash}: written in the same atomic batch as
+ *                        every entry, MACed at rest like every record (node/record-auth.ts)
  *
  * - append() is serialized through one queue, so seqs are dense and unique under concurrent callers;
  *   the entry is written with a synced LevelDB write, and a failure rejects with UNAVAILABLE so the
@@ -17,9 +19,14 @@
  *   the new time, never a time pinned to the largest one seen. Order is the seq's job (dense, chained);
  *   the verifier never requires times to be monotonic (issue 9, item 10: "audit timestamps follow the
  *   clock; the sequence number keeps the order").
- * - On open the head entry is read and re-hashed. If it does not check out, the log opens "broken":
+ * - On open the head entry is read and re-hashed, and compared with the sealed head record. If either
+ *   does not check out (an edited newest entry; a dropped tail: the log ends before the seq the head
+ *   record names; entries beyond it; no head record under a non-empty log), the log opens "broken":
  *   exportLog() still works (to investigate with verifyAuditLog), but append() and checkpoints fail with
- *   UNAVAILABLE — the node refuses to chain new entries onto a head it cannot vouch for.
+ *   UNAVAILABLE — the node refuses to chain new entries onto a head it cannot vouch for (node/main.ts
+ *   refuses to start). Only someone holding the KEK can write a head record that verifies.
+ * - An entry whose record MAC fails is exported as `{seq}` only (never its bytes): the verifier reports
+ *   it as malformed.
  */
 import { Packr } from 'msgpackr';
 import { toHex } from '../core/bytes.js';
@@ -61,6 +68,9 @@ export interface AuditLogOptions {
 
 const packr = new Packr({ useRecords: false });
 const seqKey = (kind: 'e' | 'c', seq: number): string => `${kind}/${String(seq).padStart(16, '0')}`;
+/** The sealed head record's key (outside the e/ and c/ ranges). */
+export const AUDIT_HEAD_KEY = 'head';
+const HEAD_FORMAT = 1;
 
 export class AuditLog {
   private readonly records: RecordNamespace;
@@ -113,6 +123,7 @@ export class AuditLog {
         head = { seq, hash, time: entry.time };
       }
     }
+    broken ??= await checkSealedHead(o.records, head.seq, head.hash);
     let checkpointed = 0;
     for await (const [key] of o.records.iterate({ gte: 'c/', lt: 'c/~', reverse: true, limit: 1 })) checkpointed = Number(key.slice(2));
 
@@ -162,7 +173,10 @@ export class AuditLog {
       const time = this.nextTime();
       const unsigned = { seq, time, ...valid, prevHash: this.head.hash };
       const entry: AuditEntry = { ...unsigned, hash: auditEntryHash(unsigned) };
-      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: seqKey('e', seq), value: encode(entry) }];
+      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [
+        { type: 'put', key: seqKey('e', seq), value: encode(entry) },
+        { type: 'put', key: AUDIT_HEAD_KEY, value: encode({ v: HEAD_FORMAT, seq, hash: entry.hash }) },
+      ];
       const cp = seq - this.checkpointed >= this.every ? this.sign(seq, entry.hash, time) : undefined;
       if (cp) ops.push({ type: 'put', key: seqKey('c', seq), value: encode(cp) });
       try {
@@ -191,12 +205,13 @@ export class AuditLog {
       const entries: AuditEntry[] = [];
       const checkpoints: AuditCheckpoint[] = [];
       try {
-        for await (const [key, raw] of this.records.iterate({ gte: 'e/', lt: 'e/~' })) {
-          // Whatever is stored goes out as it is; the verifier judges it. Undecodable bytes keep their seq.
-          entries.push(decodeEntry(raw) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditEntry));
+        for await (const [key, raw] of this.records.iterateMarked({ gte: 'e/', lt: 'e/~' })) {
+          // Whatever is stored goes out as it is; the verifier judges it. Undecodable bytes, and records
+          // whose MAC fails (never sent), keep their seq only.
+          entries.push((raw && decodeEntry(raw)) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditEntry));
         }
-        for await (const [key, raw] of this.records.iterate({ gte: 'c/', lt: 'c/~' })) {
-          checkpoints.push(decodeObject(raw) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditCheckpoint));
+        for await (const [key, raw] of this.records.iterateMarked({ gte: 'c/', lt: 'c/~' })) {
+          checkpoints.push((raw && decodeObject<AuditCheckpoint>(raw)) ?? ({ seq: Number(key.slice(2)) } as unknown as AuditCheckpoint));
         }
       } catch (e) {
         throw asUnavailable(e, 'audit: the audit log cannot be read');
@@ -261,6 +276,23 @@ export class AuditLog {
 
 function encode(v: unknown): Uint8Array {
   return Uint8Array.from(packr.pack(v));
+}
+
+/**
+ * Compare the log's newest entry (seq, hash; seq 0 when empty) with the sealed head record. Returns why
+ * they disagree, or undefined. A head record whose MAC fails throws (the node refuses to start on it).
+ */
+async function checkSealedHead(records: RecordNamespace, seq: number, hash: string): Promise<string | undefined> {
+  const raw = await records.get(AUDIT_HEAD_KEY);
+  if (raw === undefined) return seq === 0 ? undefined : `the log holds entries up to seq ${seq} but has no sealed head record`;
+  const h = decodeObject<{ v?: unknown; seq?: unknown; hash?: unknown }>(raw);
+  if (!h || h.v !== HEAD_FORMAT || typeof h.seq !== 'number' || !Number.isSafeInteger(h.seq) || h.seq < 1 || typeof h.hash !== 'string') {
+    return 'the sealed head record is malformed';
+  }
+  if (seq < h.seq) return `entries ${seq + 1}..${h.seq} were dropped from the end of the log (the sealed head record says seq ${h.seq}, the log ends at seq ${seq})`;
+  if (seq > h.seq) return `the log ends at seq ${seq}, beyond the sealed head record's seq ${h.seq}`;
+  if (hash !== h.hash) return `the newest entry (seq ${seq}) is not the one the sealed head record names`;
+  return undefined;
 }
 
 function decodeObject<T>(raw: Uint8Array): T | undefined {

@@ -1,7 +1,9 @@
 /**
  * The audit log (node/audit.ts) and its offline verifier (core/audit-verify.ts): chaining, serialized
  * and durable appends that fail closed, checkpoints every N entries and every T ms, field validation
- * that keeps key material out, and tamper detection after editing the LevelDB directly.
+ * that keeps key material out, and tamper detection after editing the LevelDB directly: by someone
+ * holding the KEK (who can re-MAC records: the chain and signed checkpoints catch it) and by someone
+ * without it (the record MACs and the sealed head record catch it).
  */
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -23,7 +25,9 @@ import {
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
-import { AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/audit.js';
+import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/audit.js';
+import { deriveKekKey } from '../../node/kek.js';
+import { openRecord, sealRecord } from '../../node/record-auth.js';
 import { ShareStore, storageLocation } from '../../node/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
@@ -65,12 +69,28 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
   throw new Error('expected a TesseraError');
 }
 
-/** Raw access to the closed store's LevelDB, keys of the audit namespace. */
-async function withRawAudit(fn: (db: Level<string, Uint8Array>, key: (kind: 'e' | 'c', seq: number) => string) => Promise<void>): Promise<void> {
+/** What a tamperer gets: the closed store's LevelDB, reading payloads and writing them with valid record MACs when holding the KEK. */
+interface RawRecords {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, payload: Uint8Array): Promise<void>;
+  del(key: string): Promise<void>;
+}
+
+/** Raw access to the closed store's LevelDB, keys of the audit namespace; `withKek` false: writes carry no valid MAC. */
+async function withRawAudit(fn: (db: RawRecords, key: (kind: 'e' | 'c', seq: number) => string) => Promise<void>, withKek = true): Promise<void> {
   const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  const macKey = deriveKekKey(kek(), 'recordMac');
   await db.open();
+  const raw: RawRecords = {
+    get: async (key) => {
+      const v = await db.get(key);
+      return v === undefined ? undefined : openRecord(macKey, key, v);
+    },
+    put: (key, payload) => db.put(key, withKek ? sealRecord(macKey, key, payload) : payload),
+    del: (key) => db.del(key),
+  };
   try {
-    await fn(db, (kind, seq) => `x/${AUDIT_NAMESPACE}/${kind}/${String(seq).padStart(16, '0')}`);
+    await fn(raw, (kind, seq) => `x/${AUDIT_NAMESPACE}/${kind}/${String(seq).padStart(16, '0')}`);
   } finally {
     await db.close();
   }
@@ -356,12 +376,63 @@ describe('audit log: tamper detection on the LevelDB itself', () => {
     expect(v.problems.map((p) => [p.kind, p.seq])).toEqual([['bad-checkpoint-signature', 4]]);
   });
 
-  it('the tail cut off (entries 7..10 deleted): the checkpoint at 8 names a missing entry', async () => {
+  it('the tail cut off (entries 7..10 deleted): the checkpoint at 8 names a missing entry, and the sealed head record makes the log open broken', async () => {
     await withRawAudit(async (db, key) => {
       for (let s = 7; s <= 10; s++) await db.del(key('e', s));
     });
-    const v = verifyAuditLog(await reopenAndExport(), identity.publicKey);
+    const log = await openLog(await openStore());
+    const v = verifyAuditLog(await log.exportLog({ checkpoint: false }), identity.publicKey);
     expect(v.problems.map((p) => [p.kind, p.seq])).toEqual([['checkpoint-beyond-log', 8]]);
+    expect(log.broken).toBe('entries 7..10 were dropped from the end of the log (the sealed head record says seq 10, the log ends at seq 6)');
+    expect(await codeOf(log.append(entryFields(11)))).toBe(ErrorCode.Unavailable);
+  });
+
+  it('a dropped tail that no checkpoint covers (entries 9..10 deleted) is caught by the sealed head record alone', async () => {
+    await withRawAudit(async (db, key) => {
+      for (let s = 9; s <= 10; s++) await db.del(key('e', s));
+    });
+    // The offline verifier cannot see it: what is left is a complete, signed log.
+    const log = await openLog(await openStore());
+    expect(verifyAuditLog(await log.exportLog({ checkpoint: false }), identity.publicKey)).toMatchObject({ ok: true, complete: true, headSeq: 8 });
+    expect(log.broken).toMatch(/entries 9\.\.10 were dropped from the end of the log/);
+  });
+
+  it('without the KEK: the head record cannot be rewritten to hide a dropped tail, nor deleted', async () => {
+    // The tail dropped and the head record rewritten to match it: without the KEK its MAC cannot be made.
+    await withRawAudit(async (db, key) => {
+      for (let s = 9; s <= 10; s++) await db.del(key('e', s));
+      await db.put(`x/${AUDIT_NAMESPACE}/${AUDIT_HEAD_KEY}`, pack({ v: 1, seq: 8, hash: unpack(await db.get(key('e', 8))).hash }));
+    }, false);
+    const store = await openStore();
+    const err = await AuditLog.open({ records: store.namespace(AUDIT_NAMESPACE), identity, checkpointIntervalMs: 0 }).then(
+      () => undefined,
+      (e: TesseraError) => e,
+    );
+    expect(err).toBeInstanceOf(TesseraError);
+    expect(err!.code).toBe(ErrorCode.Unavailable);
+    expect(err!.message).toMatch(/^storage: audit record head fails its integrity check/);
+    await store.close();
+    // Deleting the head record too: a non-empty log without one is broken.
+    await withRawAudit(async (db) => db.del(`x/${AUDIT_NAMESPACE}/${AUDIT_HEAD_KEY}`));
+    const log = await openLog(await openStore());
+    expect(log.broken).toBe('the log holds entries up to seq 8 but has no sealed head record');
+  });
+
+  it('without the KEK: an edited entry fails its record MAC; the export carries only its seq (malformed), and the store names it', async () => {
+    await withRawAudit(async (db, key) => {
+      const m = unpack(await db.get(key('e', 3)));
+      await db.put(key('e', 3), pack({ ...m, outcome: 'denied' }));
+    }, false);
+    const store = await openStore();
+    const report = await store.checkIntegrity();
+    expect(report.unauthentic).toEqual([{ record: `x/${AUDIT_NAMESPACE}/e/${String(3).padStart(16, '0')}`, name: `audit record e/${String(3).padStart(16, '0')}` }]);
+    const log = await openLog(store);
+    expect(log.broken).toBeUndefined(); // the head is intact
+    const ex = await log.exportLog({ checkpoint: false });
+    expect(ex.entries[2]).toEqual({ seq: 3 });
+    const v = verifyAuditLog(ex, identity.publicKey);
+    expect(v.problems.map((p) => [p.kind, p.seq])).toContainEqual(['malformed-entry', 3]);
+    expect(v.ok).toBe(false);
   });
 
   it('forged entries appended after the last checkpoint chain correctly but stay unsigned (not complete)', async () => {
@@ -376,7 +447,7 @@ describe('audit log: tamper detection on the LevelDB itself', () => {
     expect(() => assertAuditLogComplete(exported, identity.publicKey)).toThrow(/9\.\.11 are not covered/);
   });
 
-  it('an undecodable entry, and a head entry that does not check out: the log opens broken and refuses appends', async () => {
+  it('an undecodable entry (written with the KEK), and a head entry that does not check out: the log opens broken and refuses appends', async () => {
     await withRawAudit(async (db, key) => {
       await db.put(key('e', 10), Uint8Array.of(0xc1)); // not msgpack
     });
