@@ -28,6 +28,11 @@
  *   node is sending); a player relaying before start, to itself or to a non-player is closed 4002.
  * - fail is accepted from any player of a live session (joined or not), so a node that refuses
  *   can stop the others quickly; culprits outside the player list are dropped.
+ * - A decline (fail with DECLINE_CODE) counts only from a player of the session that has not joined
+ *   it: a node refuses before it joins. A decline from a non-player is ignored, also when it comes
+ *   before the session exists (it is kept, bounded, and applied when the session is created, only if
+ *   the decliner is one of its players), so nobody can block a session id it merely predicts. A
+ *   player that already joined and then fails with DECLINE_CODE has failed the session (FAILED).
  * - A node whose outgoing buffer exceeds 64 MiB is disconnected (4004).
  */
 import { randomBytes } from 'node:crypto';
@@ -197,6 +202,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const byIndex = new Map<number, Connection>();
   const sessions = new Map<string, Session>();
   const ended = new Map<string, Ended>();
+  /** Declines that came before their session existed: session key -> decliner -> message. */
+  const earlyDeclines = new Map<string, { at: number; byNode: Map<number, string> }>();
   const endedTtlMs = 2 * sessionTimeoutMs;
   let nextConnectionId = 1;
   let closing = false;
@@ -204,7 +211,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     completed: 0,
     relayed: 0,
     rejectedConnections: 0,
-    aborted: { DIGEST_MISMATCH: 0, NODE_OFFLINE: 0, EXPIRED: 0, FAILED: 0, PLAYERS_MISMATCH: 0 } as Record<AbortCode, number>,
+    aborted: { DIGEST_MISMATCH: 0, NODE_OFFLINE: 0, EXPIRED: 0, FAILED: 0, PLAYERS_MISMATCH: 0, DECLINED: 0 } satisfies Record<AbortCode, number>,
   };
 
   // ---- HTTP ---------------------------------------------------------------------------------
@@ -283,6 +290,31 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       if (ended.size > MAX_ENDED_SESSIONS || now - v.at > endedTtlMs) ended.delete(k);
       else break;
     }
+  }
+
+  /** Keep a decline for a session not created yet (bounded like `ended`: oldest first out, same TTL). */
+  function rememberEarlyDecline(key: string, index: number, message: string): void {
+    const entry = earlyDeclines.get(key) ?? { at: Date.now(), byNode: new Map<number, string>() };
+    if (!entry.byNode.has(index)) entry.byNode.set(index, message);
+    earlyDeclines.set(key, entry);
+    const now = Date.now();
+    for (const [k, v] of earlyDeclines) {
+      if (earlyDeclines.size > MAX_ENDED_SESSIONS || now - v.at > endedTtlMs) earlyDeclines.delete(k);
+      else break;
+    }
+  }
+
+  /** The first early decline by a player of the new session `s`, if any; the others are dropped. */
+  function takeEarlyDecline(s: Session): { node: number; message: string } | undefined {
+    const entry = earlyDeclines.get(s.key);
+    if (!entry) return undefined;
+    earlyDeclines.delete(s.key);
+    if (Date.now() - entry.at > endedTtlMs) return undefined;
+    for (const [node, message] of entry.byNode) {
+      if (s.players.includes(node)) return { node, message };
+      log.warn({ session: s.key, node }, 'decline from a node that is not a player of the session ignored');
+    }
+    return undefined;
   }
 
   function lookupEnded(key: string): Ended | undefined {
@@ -411,6 +443,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       sessions.set(key, s);
       scheduleDeadline(s);
       log.info({ session: key, node: index, players: f.players, timeoutMs }, 'session created');
+      const declined = takeEarlyDecline(s);
+      if (declined) {
+        s.joins.set(index, join); // so the joining node gets the abort
+        abortSession(s, 'DECLINED', declined.message, [declined.node]);
+        return;
+      }
     }
 
     const previous = s.joins.get(index);
@@ -485,14 +523,21 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   function onFail(index: number, f: FailFrame): void {
     const key = toHex(f.session);
     const s = sessions.get(key);
-    if (f.code === DECLINE_CODE) {
-      // The node's operator refused this session (its policy hook said no). Everyone who joined, or
-      // joins later, gets a clear DECLINED abort at once instead of waiting for the deadline.
-      // The node's own one-line reason (policy refusal, not exportable, bad bundle...) is passed on.
+    if (f.code === DECLINE_CODE && !s?.joins.has(index)) {
+      // The node's operator refused this session (its policy hook said no) before the node joined.
+      // Everyone who joined, or joins later, gets a clear DECLINED abort at once instead of waiting
+      // for the deadline. The node's own one-line reason (policy refusal, not exportable, bad
+      // bundle...) is passed on. Only a player of the session can decline it.
       const message = `node ${index} declined the session: ${f.message}`;
-      log.info({ session: key, node: index }, 'node declined session');
-      if (s && s.players.includes(index)) abortSession(s, 'DECLINED', message, [index]);
-      else if (!s && !lookupEnded(key)) rememberEnded(key, { code: 'DECLINED', message, nodes: [index], at: Date.now() });
+      if (s) {
+        if (!s.players.includes(index)) return void log.warn({ session: key, node: index }, 'decline from a node that is not a player of the session ignored');
+        log.info({ session: key, node: index }, 'node declined session');
+        abortSession(s, 'DECLINED', message, [index]);
+      } else if (!lookupEnded(key)) {
+        // The session does not exist yet, so its players are not known: kept until it is created.
+        log.info({ session: key, node: index }, 'node declined a session not created yet');
+        rememberEarlyDecline(key, index, message);
+      }
       return;
     }
     if (!s || !s.players.includes(index)) return;
