@@ -82,6 +82,12 @@ export interface NodeConfig {
   readonly coordinatorUrl: string;
   /** PEM CA bundle to trust for a wss:// coordinator (default: the system roots). */
   readonly coordinatorCaFile?: string;
+  /**
+   * The coordinator id this node authenticates to (pinned): a challenge naming any other id is refused
+   * and nothing is signed for it (node/link.ts). Default DEFAULT_COORDINATOR_ID, the coordinator's own
+   * default, so the check is always on; give each deployment its own id (tessera dev does).
+   */
+  readonly coordinatorId: string;
   /** Every node of the cluster, sorted by index, indexes exactly 1..n; includes this node. */
   readonly membership: readonly MemberConfig[];
   readonly kek: KekSource;
@@ -112,6 +118,9 @@ export interface NodeConfig {
 /** The length of the cluster scheduling secret (NodeConfig.scheduleSecret). */
 export const SCHEDULE_SECRET_LENGTH = 32;
 
+/** The id a coordinator uses when its config names none (coordinator/server.ts uses the same default). */
+export const DEFAULT_COORDINATOR_ID = 'tessera-coordinator';
+
 /** The hash stored in `apiKeys[].keyHash`: SHA-256 of the key's UTF-8 bytes. */
 export function apiKeyHash(apiKey: string): Uint8Array {
   return sha256(new TextEncoder().encode(apiKey));
@@ -123,6 +132,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'api',
   'coordinatorUrl',
   'coordinatorCaFile',
+  'coordinatorId',
   'membership',
   'membershipFile',
   'kekFile',
@@ -142,6 +152,7 @@ const TOP_LEVEL_FIELDS = new Set([
  *
  * File fields (all optional in the file when the matching env var is set):
  *   index, dataDir, api {host, port, tls {certFile, keyFile}}, coordinatorUrl, coordinatorCaFile,
+ *   coordinatorId (env TESSERA_COORDINATOR_ID; default DEFAULT_COORDINATOR_ID),
  *   membership [{index, identityPublicKey}] | membershipFile, kekFile, apiKeys [{id, tenant, keyHash}] |
  *   apiKeysFile, thresholdDefaults {threshold, parties}, logLevel, wrappingKeyAllowlist [hex],
  *   rotation {checkIntervalMs, minPeriodMs, warnBeforeMs, retryMs} (env TESSERA_ROTATION_CHECK_MS,
@@ -204,6 +215,7 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
   if (coordinatorCaFile !== undefined && !coordinatorUrl.startsWith('wss:')) {
     throw new ConfigError('coordinatorCaFile', 'is set but coordinatorUrl is not wss://');
   }
+  const coordinatorId = coordinatorIdField(envValue('TESSERA_COORDINATOR_ID') ?? raw.coordinatorId ?? DEFAULT_COORDINATOR_ID);
 
   // membership
   const membershipEnv = envValue('TESSERA_MEMBERSHIP_FILE');
@@ -303,6 +315,7 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     api: tls ? { host, port, tls } : { host, port },
     coordinatorUrl,
     ...(coordinatorCaFile !== undefined ? { coordinatorCaFile } : {}),
+    coordinatorId,
     membership,
     kek,
     apiKeys,
@@ -409,6 +422,14 @@ function coordinatorUrlField(v: unknown): string {
     throw new ConfigError(field, 'uses ws:// to a non-loopback host; use wss://');
   }
   return url.toString();
+}
+
+/** The coordinator's own rule (coordinator/config.ts): 1..128 characters; here also printable ASCII, no spaces. */
+function coordinatorIdField(v: unknown): string {
+  if (typeof v !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(v)) {
+    throw new ConfigError('coordinatorId', 'must be 1..128 printable ASCII characters without spaces');
+  }
+  return v;
 }
 
 function readJsonObject(path: string, field: string): Record<string, unknown> {

@@ -48,8 +48,11 @@ export type SessionEndReason =
 /**
  * A session ended before this node finished it. `code` is always SESSION_ABORTED (so callers that
  * handle TesseraError see one code for every abort); `reason` says why and `nodes` names the nodes it
- * is attributed to (missing, differing, or the culprits a failing node named). Only for 'FAILED' are
- * those nodes also `culprits`: a differing digest or an offline node is not proof of cheating.
+ * is attributed to (missing, differing, or the nodes a failing node reported).
+ *
+ * `culprits` is always empty. An abort is a frame from the coordinator, and for 'FAILED' it only
+ * passes on another node's unsigned claim: neither is evidence a third party can check
+ * (design/sessions.md, "Evidence and blame"). The node that holds the evidence reports it itself.
  */
 export class SessionAbortedError extends TesseraError {
   readonly reason: SessionEndReason;
@@ -58,7 +61,7 @@ export class SessionAbortedError extends TesseraError {
   readonly session: string;
 
   constructor(reason: SessionEndReason, message: string, nodes: readonly number[], session: string) {
-    super(ErrorCode.SessionAborted, `${reason}: ${message}`, reason === 'FAILED' ? nodes : []);
+    super(ErrorCode.SessionAborted, `${reason}: ${message}`, []);
     this.name = 'SessionAbortedError';
     this.reason = reason;
     this.nodes = Object.freeze([...new Set(nodes)].sort((a, b) => a - b));
@@ -91,6 +94,12 @@ export interface LinkConnectOptions {
   heartbeatTimeoutMs?: number;
   /** Relayed messages buffered per session before the session fails with RELAY_OVERFLOW. Default 4096. */
   maxQueuedPerSession?: number;
+  /**
+   * Relayed payload bytes buffered per session before the session fails with RELAY_OVERFLOW (naming
+   * no node: unauthenticated bytes from the relay are no evidence). Default 32 MiB; at least one
+   * largest payload (MAX_PAYLOAD_BYTES).
+   */
+  maxQueuedBytesPerSession?: number;
   logger?: Logger;
 }
 
@@ -116,11 +125,15 @@ interface LinkSession {
   joinResolve: (r: { players: number[] }) => void;
   joinReject: (e: Error) => void;
   queue: RelayedMessage[];
+  /** Payload bytes in `queue`. */
+  queuedBytes: number;
   waiters: Waiter[];
   handler?: RelayHandler;
 }
 
 const MAX_ENDED_REMEMBERED = 4096;
+const DEFAULT_MAX_QUEUED_PER_SESSION = 4096;
+export const DEFAULT_MAX_QUEUED_BYTES_PER_SESSION = 32 * 1024 * 1024;
 
 function copyBytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
@@ -142,7 +155,10 @@ export interface CoordinatorLinkEvents {
   online: [online: number[]];
   /** Another connection authenticated as this node; the link stopped reconnecting. */
   replaced: [];
-  /** The coordinator refused our authentication on a reconnect (the link keeps trying). */
+  /**
+   * The coordinator refused our authentication on a reconnect, or this link refused a coordinator
+   * whose id is not the pinned one (the link keeps trying).
+   */
   authFailed: [reason: string];
 }
 
@@ -162,6 +178,8 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private readonly sessions = new Map<string, LinkSession>();
   private readonly ended = new Map<string, SessionAbortedError>();
   private onlineWaiters = new Set<() => void>();
+  /** Why this link last refused a coordinator (for the connect timeout's message). */
+  private lastRefusal?: string;
 
   /** Create a link and connect it. */
   static async connect(opts: LinkConnectOptions): Promise<CoordinatorLink> {
@@ -198,6 +216,17 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     if (!(opts.identitySecretKey instanceof Uint8Array) || opts.identitySecretKey.length !== IDENTITY_SECRET_KEY_LENGTH) {
       return Promise.reject(new TesseraError(ErrorCode.BadInput, 'link: identity secret key has the wrong length'));
     }
+    if (opts.coordinatorId !== undefined && (typeof opts.coordinatorId !== 'string' || opts.coordinatorId.length < 1 || opts.coordinatorId.length > 128)) {
+      return Promise.reject(new TesseraError(ErrorCode.BadInput, 'link: coordinatorId must be 1..128 characters'));
+    }
+    const maxQueued = opts.maxQueuedPerSession ?? DEFAULT_MAX_QUEUED_PER_SESSION;
+    if (!Number.isSafeInteger(maxQueued) || maxQueued < 1) {
+      return Promise.reject(new TesseraError(ErrorCode.BadInput, 'link: maxQueuedPerSession must be a positive integer'));
+    }
+    const maxQueuedBytes = opts.maxQueuedBytesPerSession ?? DEFAULT_MAX_QUEUED_BYTES_PER_SESSION;
+    if (!Number.isSafeInteger(maxQueuedBytes) || maxQueuedBytes < MAX_PAYLOAD_BYTES) {
+      return Promise.reject(new TesseraError(ErrorCode.BadInput, `link: maxQueuedBytesPerSession must be an integer >= ${MAX_PAYLOAD_BYTES}`));
+    }
     this.opts = opts;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'link', node: opts.index });
     return new Promise<void>((resolve, reject) => {
@@ -205,7 +234,8 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         this.connectWaiter = undefined;
         this.stopped = true;
         this.teardownSocket();
-        reject(new TesseraError(ErrorCode.Unavailable, `link: could not connect to the coordinator within ${opts.connectTimeoutMs ?? 30_000} ms`));
+        const why = this.lastRefusal ? ` (${this.lastRefusal})` : '';
+        reject(new TesseraError(ErrorCode.Unavailable, `link: could not connect to the coordinator within ${opts.connectTimeoutMs ?? 30_000} ms${why}`));
       }, opts.connectTimeoutMs ?? 30_000);
       this.connectWaiter = { resolve, reject, timer };
       this.openSocket();
@@ -268,6 +298,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         joinResolve,
         joinReject,
         queue: [],
+        queuedBytes: 0,
         waiters: [],
       });
     });
@@ -302,7 +333,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     }
     if (s.handler) return Promise.reject(new TesseraError(ErrorCode.BadState, 'session has a relay handler; receive() is not available'));
     const i = s.queue.findIndex((m) => from === undefined || m.from === from);
-    if (i >= 0) return Promise.resolve(s.queue.splice(i, 1)[0]!);
+    if (i >= 0) {
+      const m = s.queue.splice(i, 1)[0]!;
+      s.queuedBytes -= m.payload.length;
+      return Promise.resolve(m);
+    }
     return new Promise<RelayedMessage>((resolve, reject) => {
       const waiter: Waiter = { from, resolve, reject };
       if (opts.timeoutMs !== undefined) {
@@ -326,6 +361,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     if (s.waiters.length > 0) throw new TesseraError(ErrorCode.BadState, 'session has pending receive() calls');
     s.handler = handler;
     const queued = s.queue.splice(0);
+    s.queuedBytes = 0;
     for (const m of queued) this.deliverToHandler(s, m);
     return () => {
       if (s.handler === handler) s.handler = undefined;
@@ -432,6 +468,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     }
     s.waiters = [];
     s.queue = [];
+    s.queuedBytes = 0;
     s.handler = undefined;
     this.log.debug({ session: s.key, code: e.code, nodes: e.nodes }, 'session ended');
   }
@@ -477,6 +514,13 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         if (frame.t !== 'challenge') return this.protocolError(ws, `${frame.t} before challenge`);
         challenged = true;
         if (opts.coordinatorId !== undefined && frame.coordinator !== opts.coordinatorId) {
+          // Pinned coordinator id (node config coordinatorId): sign nothing for another coordinator,
+          // since the signature would authenticate this node to it. Keep retrying: it may be a
+          // coordinator being replaced, and /ready says the node is not connected meanwhile.
+          const why = `the coordinator's challenge names coordinator id ${JSON.stringify(frame.coordinator)}, this node is pinned to ${JSON.stringify(opts.coordinatorId)}`;
+          this.lastRefusal = why;
+          this.log.error({ expected: opts.coordinatorId, received: frame.coordinator }, 'refusing to authenticate to an unexpected coordinator id');
+          this.emit('authFailed', why);
           return this.protocolError(ws, 'challenge from an unexpected coordinator id');
         }
         const signature = identitySign(opts.identitySecretKey, authMessage(frame.coordinator, frame.nonce, opts.index));
@@ -533,7 +577,12 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       case 'abort': {
         const s = this.sessions.get(toHex(frame.session));
         if (!s) return;
-        return this.endSession(s, new SessionAbortedError(frame.code, frame.message, frame.nodes, s.key));
+        // For FAILED, frame.nodes are what the failing node claimed: kept as `nodes`, never as culprits.
+        const message =
+          frame.code === 'FAILED' && frame.nodes.length > 0
+            ? `${frame.message} (reported by another player, naming node${frame.nodes.length > 1 ? 's' : ''} ${frame.nodes.join(', ')}: a claim, not evidence)`
+            : frame.message;
+        return this.endSession(s, new SessionAbortedError(frame.code, message, frame.nodes, s.key));
       }
       case 'relay': {
         const s = this.sessions.get(toHex(frame.session));
@@ -550,10 +599,17 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
           return waiter!.resolve(m);
         }
         s.queue.push(m);
-        if (s.queue.length > (this.opts!.maxQueuedPerSession ?? 4096)) {
-          this.log.warn({ session: s.key }, 'relay queue overflow');
-          this.sendFrame({ t: 'fail', session: s.id, code: 'RELAY_OVERFLOW', message: 'relay queue overflow', culprits: [] });
-          this.endSession(s, new SessionAbortedError('RELAY_OVERFLOW', 'too many unread messages for this session', [], s.key));
+        s.queuedBytes += m.payload.length;
+        // Bounded per session, in messages and bytes. These bytes are not authenticated yet (the
+        // channel verifies them), so an overflow is a relay fault: it fails this session only and
+        // names no node.
+        const tooMany = s.queue.length > (this.opts!.maxQueuedPerSession ?? DEFAULT_MAX_QUEUED_PER_SESSION);
+        const tooBig = s.queuedBytes > (this.opts!.maxQueuedBytesPerSession ?? DEFAULT_MAX_QUEUED_BYTES_PER_SESSION);
+        if (tooMany || tooBig) {
+          const what = tooMany ? 'too many unread messages for this session' : 'too many unread bytes for this session';
+          this.log.warn({ session: s.key, messages: s.queue.length, bytes: s.queuedBytes }, 'relay queue overflow');
+          this.sendFrame({ t: 'fail', session: s.id, code: 'RELAY_OVERFLOW', message: what, culprits: [] });
+          this.endSession(s, new SessionAbortedError('RELAY_OVERFLOW', what, [], s.key));
         }
         return;
       }

@@ -155,6 +155,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       url: config.coordinatorUrl,
       index: config.index,
       identitySecretKey: keys.identity.secretKey,
+      // Pinned: the link refuses (signs nothing for) a challenge naming any other coordinator.
+      coordinatorId: config.coordinatorId,
       logger,
       connectTimeoutMs: 2 ** 31 - 1, // keep retrying (the largest timer Node allows)
       ...(config.coordinatorCaFile ? { ca: readFileSync(config.coordinatorCaFile) } : {}),

@@ -435,7 +435,7 @@ describe('sessions', () => {
     await expectAbort(l3!.join(t, d, [3, 4]), 'DIGEST_MISMATCH', [4]);
   });
 
-  it('FAILED propagates the reporting node\'s culprits and reason to every player', async () => {
+  it('FAILED propagates the reporting node\'s claim and reason to every player, as nodes, never as culprits', async () => {
     const c = await coordinator();
     const [l1, l2, l3] = await links3(c);
     const s = sid();
@@ -447,7 +447,8 @@ describe('sessions', () => {
     l2!.fail(s, 'BAD_SHARE', 'share from node 3 does not verify', [3]);
     for (const p of [p1, p3, p2]) {
       const e = await expectAbort(p, 'FAILED', [3]);
-      expect(e.culprits).toEqual([3]);
+      // An unsigned fail frame from one node is a claim, not evidence: it blames no one.
+      expect(e.culprits).toEqual([]);
       expect(e.message).toMatch(/share from node 3 does not verify/);
     }
     expect(c.stats().aborted.FAILED).toBe(1);
