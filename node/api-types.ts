@@ -99,9 +99,17 @@ export interface KeyInfo {
 }
 export interface RotationInfo {
   periodMs: number;
-  /** none (not active), ok, warning (due soon: the nodes log a warning), due (the nodes are rotating it). */
-  status: 'none' | 'ok' | 'warning' | 'due';
+  /**
+   * none (not active), ok, warning (due soon: the nodes log a warning), due (the nodes are rotating it),
+   * overdue (due, and this node's attempts have not rotated it: the fields below say why).
+   */
+  status: 'none' | 'ok' | 'warning' | 'due' | 'overdue';
   dueAt?: number;
+  /** overdue only: scheduled attempts made, when the last began, why it failed (one line), when the next begins. */
+  attempts?: number;
+  lastAttemptAt?: number;
+  lastError?: string;
+  nextAttemptAt?: number;
 }
 const keyInfoSchema = {
   type: 'object',
@@ -121,7 +129,15 @@ const keyInfoSchema = {
     rotation: {
       type: 'object',
       required: ['periodMs', 'status'],
-      properties: { periodMs: { type: 'integer' }, status: { type: 'string', enum: ['none', 'ok', 'warning', 'due'] }, dueAt: time },
+      properties: {
+        periodMs: { type: 'integer' },
+        status: { type: 'string', enum: ['none', 'ok', 'warning', 'due', 'overdue'] },
+        dueAt: time,
+        attempts: { type: 'integer' },
+        lastAttemptAt: time,
+        lastError: { type: 'string' },
+        nextAttemptAt: time,
+      },
       additionalProperties: false,
     },
   },

@@ -44,6 +44,10 @@ export const STATE_TRANSITIONS: { readonly [S in KeyState]: readonly KeyState[] 
   destroyed: [],
 });
 
+/** The operation each transition is approved, audited and certified as, and its inverse. */
+export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const satisfies Record<KeyState, string>;
+export const TRANSITION_TARGETS = { retire: 'retired', archive: 'archived', activate: 'active', destroy: 'destroyed' } as const satisfies Record<string, KeyState>;
+
 export function isKeyState(s: unknown): s is KeyState {
   return typeof s === 'string' && (KEY_STATES as readonly string[]).includes(s);
 }
@@ -106,8 +110,27 @@ export type RotationStatus =
   | { readonly status: 'ok'; readonly dueAt: number }
   /** Due within the warning window: log and expose a warning. */
   | { readonly status: 'warning'; readonly dueAt: number }
-  /** Due now or overdue: the nodes should rotate it. */
-  | { readonly status: 'due'; readonly dueAt: number };
+  /** Due now: the nodes are rotating it (no attempt has failed yet). */
+  | { readonly status: 'due'; readonly dueAt: number }
+  /** Due, and this node's attempts have not rotated it yet: why, and when it tries again. */
+  | ({ readonly status: 'overdue'; readonly dueAt: number } & RotationAttemptRecord);
+
+/**
+ * What one node knows of its scheduled-rotation attempts for a due version (node/scheduler.ts
+ * RotationAttempts): how many it made, when the last one began, why the last one failed (a one-line
+ * reason with no secrets, e.g. "EXPIRED: node 3 did not join"), and when it tries next.
+ */
+export interface RotationAttemptRecord {
+  readonly attempts: number;
+  readonly lastAttemptAt?: number;
+  readonly lastError: string;
+  readonly nextAttemptAt?: number;
+}
+
+/** Where a key info reader finds the attempt records (the scheduler's, in the node process). */
+export interface RotationAttemptLookup {
+  get(tenant: string, keyId: string, version: number): RotationAttemptRecord | undefined;
+}
 
 /**
  * Where an active version stands against its rotation period. A version is due `rotationPeriodMs`
@@ -118,10 +141,14 @@ export function rotationStatus(
   rec: { readonly state: KeyState; readonly createdAt: number; readonly rotationPeriodMs?: number | undefined },
   now: number,
   warnBeforeMs?: number,
+  attempts?: RotationAttemptRecord,
 ): RotationStatus {
   if (rec.state !== 'active' || rec.rotationPeriodMs === undefined) return { status: 'none' };
   const dueAt = rec.createdAt + rec.rotationPeriodMs;
   const warn = warnBeforeMs ?? Math.min(Math.floor(rec.rotationPeriodMs / 10), 24 * 3600 * 1000);
+  // A due version whose rotation has not happened says why (issue 9, item 10: "key info says why a
+  // due rotation has not happened").
+  if (now >= dueAt && attempts) return { status: 'overdue', dueAt, ...attempts };
   if (now >= dueAt) return { status: 'due', dueAt };
   if (now >= dueAt - warn) return { status: 'warning', dueAt };
   return { status: 'ok', dueAt };

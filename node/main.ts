@@ -17,7 +17,7 @@ import { buildApi } from './api.js';
 import { AUDIT_NAMESPACE, AuditLog } from './audit.js';
 import { OperationGate } from './gate.js';
 import { POLICY_NAMESPACE, PolicyEngine } from './policy.js';
-import { RotationScheduler } from './scheduler.js';
+import { RotationAttempts, RotationScheduler, SCHEDULER_NAMESPACE } from './scheduler.js';
 import { TENANTS_NAMESPACE, TenantStore } from './tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './identity-store.js';
@@ -69,6 +69,25 @@ function faultPointsFromEnv(v: string | undefined): ReadonlySet<string> | undefi
     if (!(FAULT_POINTS as readonly string[]).includes(p)) throw new ConfigError('TESSERA_FAULT_POINTS', `unknown fault point ${p}`);
   }
   return new Set(points);
+}
+
+/**
+ * TEST ONLY (like TESSERA_FAULT_POINTS): TESSERA_TEST_CLOCK_OFFSET_MS=<integer ms> runs this node
+ * process with its clock off by that much (Date.now shifted for the whole process: stored times, audit
+ * times, log times, the rotation scheduler), to show that clock skew between nodes is survived. Never
+ * set it in production. Anything but an integer within +-1 year is refused.
+ */
+export function applyTestClockOffset(v: string | undefined): number {
+  if (v === undefined || v === '') return 0;
+  const offset = /^-?\d{1,12}$/.test(v.trim()) ? Number(v.trim()) : NaN;
+  if (!Number.isSafeInteger(offset) || Math.abs(offset) > 366 * 24 * 3600_000) {
+    throw new ConfigError('TESSERA_TEST_CLOCK_OFFSET_MS', 'must be an integer number of milliseconds within one year');
+  }
+  if (offset !== 0) {
+    const realNow = Date.now.bind(Date);
+    Date.now = () => realNow() + offset;
+  }
+  return offset;
 }
 
 export interface RunningNode {
@@ -125,6 +144,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     },
     logger: logger.child({ component: 'gate' }),
   });
+  const rotationAttempts = new RotationAttempts();
   const service = new NodeService({
     index: config.index,
     parties: config.membership.length,
@@ -137,7 +157,11 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     logger: logger.child({ component: 'service' }),
     faultPoints: faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS),
     gate,
-    rotation: { minPeriodMs: config.rotation.minPeriodMs, ...(config.rotation.warnBeforeMs !== undefined ? { warnBeforeMs: config.rotation.warnBeforeMs } : {}) },
+    rotation: {
+      minPeriodMs: config.rotation.minPeriodMs,
+      ...(config.rotation.warnBeforeMs !== undefined ? { warnBeforeMs: config.rotation.warnBeforeMs } : {}),
+      attempts: rotationAttempts,
+    },
   });
   const admin = new NodeAdmin({ tenants, policy, audit, gate, failOpen: config.failOpen, logger: logger.child({ component: 'admin' }) });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
@@ -164,7 +188,10 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     .catch((e: Error) => logger.warn({ err: { message: e.message } }, 'coordinator not reachable yet; retrying'));
   const scheduler = new RotationScheduler({
     store,
+    records: store.namespace(SCHEDULER_NAMESPACE),
     service,
+    attempts: rotationAttempts,
+    ...(config.scheduleSecret !== undefined ? { scheduleSecret: config.scheduleSecret } : {}),
     audit,
     logger: logger.child({ component: 'rotation' }),
     checkIntervalMs: config.rotation.checkIntervalMs,
@@ -196,6 +223,13 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = makeLogger(config.logLevel, `node-${config.index}`);
+  try {
+    const offset = applyTestClockOffset(process.env.TESSERA_TEST_CLOCK_OFFSET_MS);
+    if (offset !== 0) logger.warn({ offsetMs: offset }, 'TEST ONLY: this node runs with its clock shifted (TESSERA_TEST_CLOCK_OFFSET_MS)');
+  } catch (e) {
+    process.stderr.write(`tessera-node: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   let node: RunningNode;
   try {
     node = await startNode(config, logger);

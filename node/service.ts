@@ -57,9 +57,11 @@ import type {
   VerifyRequest,
   VerifyResponse,
 } from './api-types.js';
-import { SessionChannel, type RelayLink } from './channel.js';
 import type { KeyRecord as StoredKey, ShareStore } from './storage.js';
-import { chooseEpoch, decodeHeld, encodeHeld, packageDigest, type HeldEpochs } from './epochs.js';
+import { resultDigest, stateResultDigest } from '../core/commit.js';
+import { SessionEngine, SESSION_ROUNDS, type CoordinatorSessions } from './sessions/engine.js';
+import { statementOf } from './sessions/commit.js';
+import { TRANSITION_OPERATIONS } from './lifecycle.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
 
 /** A stored key version with the epochs this node holds for it (committed, and staged if any). */
@@ -72,23 +74,14 @@ export interface KeyRecord {
   state: KeyState;
   rotationPeriodMs?: number;
   committed: PublicKeyPackage;
-  pending?: PublicKeyPackage;
 }
 
 /** The actor id scheduled rotations are audited under (no API key starts them). */
 export const SCHEDULER_ACTOR = 'system.scheduler';
 
-/** The operation a transition to each state is audited and approved as. */
-export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const satisfies Record<KeyState, Operation>;
+export { TRANSITION_OPERATIONS };
 
-export interface CoordinatorSessions extends RelayLink {
-  /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
-  join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number): Promise<unknown>;
-  done(session: Uint8Array): void;
-  fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
-  online(): number[];
-  readonly connected: boolean;
-}
+export type { CoordinatorSessions };
 
 export interface NodeServiceOptions {
   index: number;
@@ -121,7 +114,8 @@ export interface NodeServiceOptions {
   rotation?: { minPeriodMs?: number; warnBeforeMs?: number; attempts?: RotationAttemptLookup };
 }
 
-export const FAULT_POINTS = ['refresh-before-stage', 'refresh-after-stage', 'refresh-before-commit'] as const;
+/** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
+export const FAULT_POINTS = ['refresh-before-stage', 'commit-after-stage', 'commit-after-vote', 'commit-after-commit'] as const;
 
 export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   return {
@@ -171,7 +165,25 @@ export class NodeService {
   /** Keys (tenant/keyId) with a rotation or lifecycle session running on this node: one at a time. */
   private readonly changing = new Set<string>();
 
-  constructor(private readonly o: NodeServiceOptions) {}
+  private readonly engine: SessionEngine;
+
+  constructor(private readonly o: NodeServiceOptions) {
+    this.engine = new SessionEngine({
+      index: o.index,
+      identity: o.identity,
+      membership: o.membership,
+      store: o.store,
+      link: o.link,
+      logger: o.logger,
+      ...(o.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: o.sessionTimeoutMs } : {}),
+      crashPoint: (name) => this.crashPoint(name as (typeof FAULT_POINTS)[number]),
+    });
+  }
+
+  /** At start: drop staged changes this node never voted for; count the ones awaiting a certificate. */
+  resolveStagedAtStart(): Promise<{ dropped: number; waiting: number }> {
+    return this.engine.resolveAtStart();
+  }
 
   info(): NodeInfo {
     return {
@@ -220,19 +232,19 @@ export class NodeService {
         return { version: 1, suite, exportable, params };
       },
       async ({ suite, exportable, params }) => {
-        const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, suite.id, req.threshold, this.o.parties));
-        try {
-          await this.o.store.put({
-            tenant,
-            keyId: req.keyId,
-            version: 1,
-            exportable,
-            share: key,
-            ...(req.rotationPeriodMs !== undefined ? { rotationPeriodMs: req.rotationPeriodMs } : {}),
-          });
-        } finally {
-          zeroize(key.secret.value);
-        }
+        const rotation = req.rotationPeriodMs !== undefined ? { rotationPeriodMs: req.rotationPeriodMs } : {};
+        await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true }, async (ctx) => {
+          const key = await runDkg(ctx, suite.id, req.threshold, this.o.parties);
+          try {
+            const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable, ...rotation });
+            await ctx.commit({
+              statement: statementOf(session, 'keygen', tenant, req.keyId, 1, digest),
+              effects: [{ kind: 'new-version', record: { tenant, keyId: req.keyId, version: 1, exportable, share: key, ...rotation } }],
+            });
+          } finally {
+            zeroize(key.secret.value);
+          }
+        });
         this.o.logger.info({ op: 'keygen', keyId: req.keyId, version: 1, suite: suite.id, session: toHex(session) }, 'key created');
         return this.getKey(p, req.keyId, 1);
       },
@@ -251,7 +263,10 @@ export class NodeService {
         return { version: rec.version, rec, message, params };
       },
       async ({ rec, message, params }) => {
-        const signature = await this.run(session, params, rec, async (ctx, key) => runSign(ctx, key!, message));
+        const signature = await this.engine.run(
+          { session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.sign, commits: false },
+          async (ctx, key) => runSign(ctx, key!, message),
+        );
         this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
         return { keyId, version: rec.version, signature: toHex(signature) };
       },
@@ -297,7 +312,7 @@ export class NodeService {
       },
       async ({ rec, suite, enc, receiver, params }) => {
         let used: PublicKeyPackage | undefined;
-        const wrapped = await this.run(session, params, rec, async (ctx, key) => {
+        const wrapped = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.none, commits: false }, async (ctx, key) => {
           used = key!.publicKey;
           const partial = decapPartial(suite, key!, enc, session);
           const plaintext = encodeMessage('decap/partial', suite.id, partial);
@@ -326,22 +341,23 @@ export class NodeService {
         return { version: rec.version, rec, params };
       },
       async ({ rec, params }) => {
-        const epoch = await this.run(session, params, rec, async (ctx, key) => {
-          const next = await runRefresh(ctx, key!);
-          try {
-            // Two-phase commit (node/epochs.ts): stage, exchange acknowledgements, then commit.
-            this.crashPoint('refresh-before-stage');
-            await this.o.store.stagePending(tenant, keyId, rec.version, next);
-            this.crashPoint('refresh-after-stage');
-            ctx.channel.broadcast('refresh/staged', utf8ToBytes('staged'));
-            await ctx.channel.receiveAll('refresh/staged');
-            this.crashPoint('refresh-before-commit');
-            await this.o.store.commitPending(tenant, keyId, rec.version);
-            return next.publicKey.epoch;
-          } finally {
-            zeroize(next.secret.value);
-          }
-        });
+        const epoch = await this.engine.run(
+          { session, params, uses: usesShare(tenant, keyId, rec.version), rounds: SESSION_ROUNDS.jointFeldman, commits: true },
+          async (ctx, key) => {
+            const next = await runRefresh(ctx, key!);
+            try {
+              this.crashPoint('refresh-before-stage');
+              const digest = resultDigest({ kind: 'epoch', package: next.publicKey });
+              await ctx.commit({
+                statement: statementOf(session, 'refresh', tenant, keyId, rec.version, digest),
+                effects: [{ kind: 'new-epoch', version: rec.version, share: next }],
+              });
+              return next.publicKey.epoch;
+            } finally {
+              zeroize(next.secret.value);
+            }
+          },
+        );
         this.o.logger.info({ op: 'refresh', keyId, version: rec.version, epoch, session: toHex(session) }, 'shares refreshed');
         return { keyId, version: rec.version, epoch };
       },
@@ -371,7 +387,7 @@ export class NodeService {
         return { version: rec.version, rec, recipient: keys[this.o.index - 1]!, params };
       },
       async ({ rec, recipient, params }) => {
-        const result = await this.run(session, params, rec, async (ctx, key) => {
+        const result = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.jointFeldman, commits: false }, async (ctx, key) => {
           const next = await runRefresh(ctx, key!);
           try {
             const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
@@ -436,7 +452,7 @@ export class NodeService {
         return { version: bundle.keyVersion, bundle, keyId, exportable, params };
       },
       async ({ bundle, keyId, exportable, params }) => {
-        const epoch = await this.run(session, params, undefined, async (ctx) => {
+        const epoch = await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true }, async (ctx) => {
           const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
           let next: KeyShare;
           try {
@@ -445,10 +461,11 @@ export class NodeService {
             zeroize(share.value);
           }
           try {
-            if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
-            ctx.channel.broadcast('import/ready', utf8ToBytes('ready'));
-            await ctx.channel.receiveAll('import/ready');
-            await this.o.store.put({ tenant, keyId, version: bundle.keyVersion, exportable, share: next });
+            const digest = resultDigest({ kind: 'version', package: next.publicKey, exportable });
+            await ctx.commit({
+              statement: statementOf(session, 'import', tenant, keyId, bundle.keyVersion, digest),
+              effects: [{ kind: 'new-version', record: { tenant, keyId, version: bundle.keyVersion, exportable, share: next } }],
+            });
             return next.publicKey.epoch;
           } finally {
             zeroize(next.secret.value);
@@ -497,22 +514,23 @@ export class NodeService {
           return { version: old.version, old, next, params };
         },
         async ({ old, next, params }) => {
-          const key = await this.run(session, params, undefined, (ctx) => runDkg(ctx, old.suite, old.committed.threshold, this.o.parties), timeoutMs);
-          const rotatedAt = Date.now();
-          try {
-            await this.o.store.put({
-              tenant,
-              keyId,
-              version: next,
-              exportable: old.exportable,
-              share: key,
-              createdAt: rotatedAt,
-              ...(old.rotationPeriodMs !== undefined ? { rotationPeriodMs: old.rotationPeriodMs } : {}),
-            });
-          } finally {
-            zeroize(key.secret.value);
-          }
-          await this.o.store.setState(tenant, keyId, old.version, 'retired', { rotatedAt });
+          const rotation = old.rotationPeriodMs !== undefined ? { rotationPeriodMs: old.rotationPeriodMs } : {};
+          await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, async (ctx) => {
+            const key = await runDkg(ctx, old.suite, old.committed.threshold, this.o.parties);
+            const rotatedAt = Date.now();
+            try {
+              const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable: old.exportable, ...rotation, retires: old.version });
+              await ctx.commit({
+                statement: statementOf(session, 'rotate', tenant, keyId, next, digest),
+                effects: [
+                  { kind: 'new-version', record: { tenant, keyId, version: next, exportable: old.exportable, share: key, createdAt: rotatedAt, ...rotation } },
+                  { kind: 'state', version: old.version, state: 'retired', rotatedAt },
+                ],
+              });
+            } finally {
+              zeroize(key.secret.value);
+            }
+          });
           const info = await this.getKey(p, keyId, next);
           this.o.logger.info({ op: 'rotate', keyId, version: next, previousVersion: old.version, actor: p.apiKeyId, session: toHex(session) }, 'key rotated');
           return { keyId, version: next, previousVersion: old.version, suite: info.suite, publicKey: info.publicKey };
@@ -547,10 +565,12 @@ export class NodeService {
           return { version: req.version, params };
         },
         async ({ params }) => {
-          const rec = await this.run(session, params, undefined, async (ctx) => {
-            ctx.channel.broadcast('state/ready', utf8ToBytes(target));
-            await ctx.channel.receiveAll('state/ready');
-            return target === 'destroyed' ? this.o.store.destroy(tenant, keyId, req.version) : this.o.store.setState(tenant, keyId, req.version, target);
+          const rec = await this.engine.run({ session, params, rounds: SESSION_ROUNDS.none, commits: true }, async (ctx) => {
+            const { records } = await ctx.commit({
+              statement: statementOf(session, operation, tenant, keyId, req.version, stateResultDigest(target)),
+              effects: [target === 'destroyed' ? { kind: 'destroy', version: req.version } : { kind: 'state', version: req.version, state: target }],
+            });
+            return records[0]!;
           });
           this.o.logger.info({ op: operation, keyId, version: req.version, state: rec.state, session: toHex(session) }, 'key version state changed');
           return keyInfo(rec, Date.now(), this.o.rotation);
@@ -637,7 +657,6 @@ export class NodeService {
       }
     }
     assertStateAllows(committed.state, operation, { keyId, version: committed.version });
-    const pending = await store.getPending(tenant, keyId, committed.version);
     return {
       tenant,
       keyId,
@@ -647,7 +666,6 @@ export class NodeService {
       state: committed.state,
       ...(committed.rotationPeriodMs !== undefined ? { rotationPeriodMs: committed.rotationPeriodMs } : {}),
       committed: committed.publicKey,
-      ...(pending && pending.epoch > committed.epoch ? { pending: pending.publicKey } : {}),
     };
   }
 
@@ -677,67 +695,16 @@ export class NodeService {
     }
     return p;
   }
-
-  /**
-   * Join, open the channel (agreeing on the epoch), run `body`, report done or fail. The share for
-   * the agreed epoch is loaded only after the session started and is wiped when it ends.
-   */
-  private async run<T>(
-    session: Uint8Array,
-    params: SessionParams,
-    rec: KeyRecord | undefined,
-    body: (ctx: DriverContext, key?: KeyShare) => Promise<T>,
-    timeoutMs = this.o.sessionTimeoutMs,
-  ): Promise<T> {
-    const { link } = this.o;
-    if (!link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
-    const digest = sessionDigest(session, params);
-    const players = [...params.players];
-    await link.join(session, digest, players, timeoutMs);
-    const channel = new SessionChannel({
-      session,
-      self: this.o.index,
-      players,
-      identity: this.o.identity,
-      membership: this.o.membership,
-      link,
-    });
-    let key: KeyShare | undefined;
-    try {
-      const held: HeldEpochs | undefined = rec && {
-        committed: { epoch: rec.committed.epoch, digest: packageDigest(rec.committed) },
-        ...(rec.pending ? { pending: { epoch: rec.pending.epoch, digest: packageDigest(rec.pending) } } : {}),
-      };
-      const infos = await channel.open(encodeHeld(held));
-      if (rec && held) {
-        const peers = new Map([...infos].map(([from, b]) => [from, decodeHeld(b, from)] as const));
-        const choice = chooseEpoch(held, peers, this.o.index);
-        if (choice.promote) {
-          // Some node committed this epoch, so every node staged it: promoting is safe.
-          await this.o.store.commitPending(params.tenant, params.keyId, params.version);
-          this.o.logger.warn({ keyId: params.keyId, epoch: choice.epoch }, 'promoted pending epoch left by an interrupted refresh');
-        }
-        key = await this.o.store.getShare(params.tenant, params.keyId, params.version);
-        if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${params.keyId} version ${params.version} not found`);
-      }
-      const result = await body({ session, runId: sha256(digest), self: this.o.index, players, channel, identity: this.o.identity, membership: this.o.membership }, key);
-      link.done(session);
-      return result;
-    } catch (e) {
-      const err = asTesseraError(e);
-      if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
-      this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
-      throw err;
-    } finally {
-      if (key) zeroize(key.secret.value);
-      channel.close();
-    }
-  }
 }
 
 /** The version a request names, as a field to spread (absent when it names none). */
 function versionOf(req: { version?: number }): { version?: number } {
   return req.version !== undefined ? { version: req.version } : {};
+}
+
+/** A session on an existing key version whose share this node loads after the epochs are agreed. */
+function usesShare(tenant: string, keyId: string, version: number) {
+  return { tenant, keyId, version, loadShare: true };
 }
 
 function allNodes(n: number): number[] {
