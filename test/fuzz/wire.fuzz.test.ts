@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { equalBytes } from '../../core/bytes.js';
-import type { MessageType } from '../../core/messages.js';
+import type { MessageBodies, MessageType } from '../../core/messages.js';
 import { getSuite, type SuiteId } from '../../core/suites.js';
 import { decodeMessage, encodeMessage, type WireLimits } from '../../core/wire.js';
 import { TYPE_SUITE_PAIRS, rawPack, validBody, wireMap } from '../helpers/wire-fixtures.js';
@@ -188,6 +188,25 @@ describe('wire fuzz: decodeMessage returns a body or a wire TesseraError, never 
         feed(encodeMessage(s.type, s.suite, body as never), s.type, s.suite, LIMITS);
       }),
       { numRuns: 1200 },
+    );
+  });
+
+  it('signed FROST messages (sign/commit, sign/share with its commitment echo): mutations land on the structure', () => {
+    // Short signatures, so that most mutations hit fields, keys and the echo map rather than signature bytes.
+    const shortSig = (): Uint8Array => randomBytes(8);
+    const signedSeeds = (['ed25519', 'secp256k1', 'p256', 'bip340'] as const).flatMap((suite) => {
+      const c = (): MessageBodies['sign/commit'] => ({ ...validBody('sign/commit', suite), signature: shortSig() });
+      const commitments = { 1: c(), 2: c(), 3: c() };
+      return [
+        { type: 'sign/commit' as const, suite, bytes: encodeMessage('sign/commit', suite, c()) },
+        { type: 'sign/share' as const, suite, bytes: encodeMessage('sign/share', suite, { ...validBody('sign/share', suite), commitments, signature: shortSig() }) },
+      ];
+    });
+    fc.assert(
+      fc.property(fc.constantFrom(...signedSeeds), fc.array(mutation, { minLength: 1, maxLength: 3 }), limits, (s, ops, lim) => {
+        feed(mutate(s.bytes, ops), s.type, s.suite, lim);
+      }),
+      { numRuns: 1500 },
     );
   });
 

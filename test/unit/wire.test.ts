@@ -58,7 +58,7 @@ describe('wire: round trips', () => {
   }
 
   it('the envelope is the msgpack map {v, t, s, b} in that order', () => {
-    const wire = encodeMessage('sign/share', 'ed25519', { share: randomScalar('ed25519') });
+    const wire = encodeMessage('sign/share', 'ed25519', validBody('sign/share', 'ed25519'));
     const env = unpackr.unpack(wire) as Map<string, unknown>;
     expect([...env.keys()]).toEqual(['v', 't', 's', 'b']);
     expect(env.get('v')).toBe(WIRE_VERSION);
@@ -79,7 +79,7 @@ describe('wire: round trips', () => {
 
   it('accepts zero scalars (RFC 9591 DeserializeScalar) and refresh packages with t - 1 commitments', () => {
     const zero = new Uint8Array(32);
-    expect(decodeMessage(encodeMessage('sign/share', 'p256', { share: zero }), 'sign/share', 'p256').share).toEqual(zero);
+    expect(decodeMessage(encodeMessage('sign/share', 'p256', { ...validBody('sign/share', 'p256'), share: zero }), 'sign/share', 'p256').share).toEqual(zero);
     const refresh = round1Body('ed25519', 3, true);
     const wire = encodeMessage('dkg/round1', 'ed25519', refresh);
     expect(decodeMessage(wire, 'dkg/round1', 'ed25519', { threshold: 3 }).commitments.length).toBe(2);
@@ -112,7 +112,7 @@ describe('wire: rejections', () => {
   it('wrong length and wrong value types', () => {
     expectCode(() => decodeCommit(tamper(commit(), (_e, b) => b.set('hiding', randomBytes(32)))), ErrorCode.BadMessage, /hiding: expected 33 bytes, got 32/);
     expectCode(() => decodeCommit(tamper(commit(), (_e, b) => b.set('hiding', 'ab'.repeat(33)))), ErrorCode.BadMessage, /byte string/);
-    const share = encodeMessage('sign/share', 'ed25519', { share: randomScalar('ed25519') });
+    const share = encodeMessage('sign/share', 'ed25519', validBody('sign/share', 'ed25519'));
     expectCode(
       () => decodeMessage(tamper(share, (_e, b) => b.set('share', randomBytes(33))), 'sign/share', 'ed25519'),
       ErrorCode.BadMessage,
@@ -125,7 +125,7 @@ describe('wire: rejections', () => {
 
   it('non-canonical scalar (all 0xff)', () => {
     for (const suite of ['ed25519', 'secp256k1', 'p256'] as const) {
-      const share = encodeMessage('sign/share', suite, { share: randomScalar(suite) });
+      const share = encodeMessage('sign/share', suite, validBody('sign/share', suite));
       const err = expectCode(
         () => decodeMessage(tamper(share, (_e, b) => b.set('share', new Uint8Array(32).fill(0xff))), 'sign/share', suite),
         ErrorCode.BadScalar,
@@ -161,14 +161,14 @@ describe('wire: rejections', () => {
   it('identity point', () => {
     const edIdentity = new Uint8Array(32);
     edIdentity[0] = 0x01;
-    const ed = encodeMessage('sign/commit', 'ed25519', { hiding: randomPoint('ed25519'), binding: edIdentity });
+    const ed = encodeMessage('sign/commit', 'ed25519', { hiding: randomPoint('ed25519'), binding: edIdentity, signature: randomBytes(3309) });
     // (core/group.ts reports the edwards25519 identity as 'not a valid curve point': noble's
     // assertValidity rejects it before the explicit identity check.)
     expectCode(() => decodeMessage(ed, 'sign/commit', 'ed25519'), ErrorCode.BadPoint, /binding/);
     // SEC1 has no 33-byte identity encoding: an invalid prefix stands in for it.
     for (const suite of ['secp256k1', 'p256'] as const) {
       const bad = new Uint8Array(33);
-      const msg = encodeMessage('sign/commit', suite, { hiding: bad, binding: randomPoint(suite) });
+      const msg = encodeMessage('sign/commit', suite, { hiding: bad, binding: randomPoint(suite), signature: randomBytes(3309) });
       expectCode(() => decodeMessage(msg, 'sign/commit', suite), ErrorCode.BadPoint, /hiding/);
     }
     const dec = encodeMessage('decap/partial', 'hpke-x25519', { partial: edIdentity, proofChallenge: randomScalar('hpke-x25519'), proofResponse: randomScalar('hpke-x25519') });
@@ -312,7 +312,7 @@ describe('wire: rejections', () => {
     const body = validBody('sign/commit', 'ed25519');
     expectCode(() => encodeMessage('sign/commit', 'ed25519', { ...body, extra: 1 } as never), ErrorCode.BadMessage, /unknown field/);
     expectCode(() => encodeMessage('sign/commit', 'ed25519', { hiding: body.hiding } as never), ErrorCode.BadMessage, /missing field/);
-    expectCode(() => encodeMessage('sign/share', 'ed25519', { share: new Uint8Array(31) }), ErrorCode.BadMessage, /expected 32 bytes/);
+    expectCode(() => encodeMessage('sign/share', 'ed25519', { ...validBody('sign/share', 'ed25519'), share: new Uint8Array(31) }), ErrorCode.BadMessage, /expected 32 bytes/);
     expectCode(() => encodeMessage('dkg/echo', 'ed25519', { packages: {} }), ErrorCode.BadMessage, /entries/);
     expectCode(
       () => encodeMessage('dkg/echo', 'ed25519', { packages: { '01': round1Body('ed25519') } as never }),
@@ -325,5 +325,55 @@ describe('wire: rejections', () => {
     const share = randomScalar('p256');
     const wire = rawPack(wireMap([['v', 1], ['t', 'dkg/round2'], ['s', 'p256'], ['b', wireMap([['share', share]])]]));
     expect(decodeMessage(wire, 'dkg/round2', 'p256').share).toEqual(share);
+  });
+});
+
+describe('wire: signed FROST messages (sign/commit, sign/share)', () => {
+  const suite = 'secp256k1' as const;
+
+  it('sign/commit carries the commitments and the identity signature; sign/share the share, the echo and a signature', () => {
+    const commit = validBody('sign/commit', suite);
+    expect(decodeMessage(encodeMessage('sign/commit', suite, commit), 'sign/commit', suite)).toEqual(commit);
+    const share = validBody('sign/share', suite, { threshold: 3, parties: 5 });
+    const wire = encodeMessage('sign/share', suite, share);
+    const decoded = decodeMessage(wire, 'sign/share', suite, { threshold: 3, parties: 5 });
+    expect(decoded).toEqual(share);
+    expect(Object.keys(decoded.commitments)).toEqual(['1', '2', '3']);
+    const body = (unpackr.unpack(wire) as Map<string, Map<string, unknown>>).get('b')!;
+    expect([...body.keys()]).toEqual(['share', 'commitments', 'signature']);
+    // Echo keys are integers on the wire, ascending.
+    expect([...(body.get('commitments') as Map<unknown, unknown>).keys()]).toEqual([1, 2, 3]);
+  });
+
+  it('a signature is required, non-empty and bounded', () => {
+    const commit = validBody('sign/commit', suite);
+    expectCode(() => encodeMessage('sign/commit', suite, { hiding: commit.hiding, binding: commit.binding } as never), ErrorCode.BadMessage, /missing field signature/);
+    expectCode(() => encodeMessage('sign/commit', suite, { ...commit, signature: new Uint8Array(0) }), ErrorCode.BadMessage, /signature/);
+    expectCode(() => encodeMessage('sign/commit', suite, { ...commit, signature: new Uint8Array(8193) }), ErrorCode.BadMessage, /signature/);
+    const share = validBody('sign/share', suite);
+    const wire = encodeMessage('sign/share', suite, share);
+    expectCode(() => decodeMessage(tamper(wire, (_e, b) => b.delete('signature')), 'sign/share', suite), ErrorCode.BadMessage, /missing field signature/);
+  });
+
+  it('the echoed commitment list: party-index keys within the session, each a full signed commitment', () => {
+    const share = validBody('sign/share', suite, { threshold: 2 });
+    const wire = encodeMessage('sign/share', suite, share);
+    // More entries than parties, or an index beyond n.
+    const three = encodeMessage('sign/share', suite, validBody('sign/share', suite, { threshold: 3 }));
+    expectCode(() => decodeMessage(three, 'sign/share', suite, { parties: 2, threshold: 2 }), ErrorCode.BadMessage, /entries/);
+    const far = encodeMessage('sign/share', suite, { ...share, commitments: { 1: share.commitments[1]!, 9: share.commitments[2]! } });
+    expectCode(() => decodeMessage(far, 'sign/share', suite, { parties: 5 }), ErrorCode.BadMessage, /out of range/);
+    // Fewer than two signers is no signing session.
+    expectCode(() => encodeMessage('sign/share', suite, { ...share, commitments: { 1: share.commitments[1]! } }), ErrorCode.BadMessage, /entries/);
+    // Keys must be party indexes.
+    expectCode(() => encodeMessage('sign/share', suite, { ...share, commitments: { '01': share.commitments[1]!, 2: share.commitments[2]! } as never }), ErrorCode.BadMessage, /party indexes/);
+    // An echoed commitment without its signature.
+    const unsigned = tamper(wire, (_e, b) => ((b.get('commitments') as Map<number, Map<string, unknown>>).get(2)!.delete('signature')));
+    expectCode(() => decodeMessage(unsigned, 'sign/share', suite), ErrorCode.BadMessage, /missing field signature/);
+    // An echoed commitment that is not a group element: BadPoint, naming the path, not the bytes.
+    const junk = new Uint8Array(33).fill(0x07);
+    const badPoint = encodeMessage('sign/share', suite, { ...share, commitments: { ...share.commitments, 2: { ...share.commitments[2]!, binding: junk } } });
+    const err = expectCode(() => decodeMessage(badPoint, 'sign/share', suite), ErrorCode.BadPoint, /commitments\[2\]\.binding/);
+    expect(err.message).not.toContain(toHex(junk));
   });
 });
