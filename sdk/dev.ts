@@ -66,6 +66,13 @@ function writePrivate(path: string, content: string): void {
   chmodSync(path, 0o600);
 }
 
+/** The coordinator id an earlier start of this data dir chose, if any. */
+function previousCoordinatorId(coordinatorConfig: string): string | undefined {
+  if (!existsSync(coordinatorConfig)) return undefined;
+  const id: unknown = (JSON.parse(readFileSync(coordinatorConfig, 'utf8')) as { coordinatorId?: unknown }).coordinatorId;
+  return typeof id === 'string' && id.length > 0 ? id : undefined;
+}
+
 /** Prepare the data dir (idempotent) and return the cluster file contents. */
 export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile; coordinatorConfig: string; nodeConfigs: string[] }> {
   const data = resolve(o.dataDir);
@@ -116,10 +123,13 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
 
   const logLevel = o.logLevel ?? 'info';
   const coordinatorConfig = join(data, 'coordinator.json');
+  // Each dev cluster's coordinator has its own id, pinned in every node's config: a node signs its
+  // authentication only for that coordinator. Kept across restarts of the same data dir.
+  const coordinatorId = previousCoordinatorId(coordinatorConfig) ?? `tessera-dev-${randomBytes(8).toString('hex')}`;
   writeFileSync(
     coordinatorConfig,
     JSON.stringify(
-      { port: coordinatorPort, host: '127.0.0.1', membershipFile: membershipPath, logLevel, ...(tls ? { tls: tls.coordinator } : {}) },
+      { port: coordinatorPort, host: '127.0.0.1', coordinatorId, membershipFile: membershipPath, logLevel, ...(tls ? { tls: tls.coordinator } : {}) },
       null,
       2,
     ),
@@ -140,6 +150,7 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
           dataDir: join(data, `node-${i}`),
           api: { host: '127.0.0.1', port: nodePorts[i - 1], ...(tls ? { tls: tls.nodes[i - 1] } : {}) },
           coordinatorUrl,
+          coordinatorId,
           ...(tls ? { coordinatorCaFile: tls.caFile } : {}),
           membership: members,
           kekFile: join(data, `node-${i}.kek`),
