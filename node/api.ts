@@ -100,7 +100,7 @@ export function describeValidationError(errors: readonly SchemaError[], context:
     }
     case 'minItems':
     case 'maxItems':
-      return `${path || where}: expected ${describeSchema(schema)} (got ${Array.isArray(e.data) ? e.data.length : 'another number of'} items)`;
+      return `${path || where}: expected ${describeSchema(schema)} (got ${Array.isArray(e.data) ? e.data.length : 'another number'})`;
     case 'uniqueItems':
       return `${path || where}: expected ${describeSchema(schema)} (got a duplicate)`;
     case 'type':
