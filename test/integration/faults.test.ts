@@ -1,7 +1,8 @@
 /**
  * Faults with real node processes:
  * - a compromised coordinator that tampers with, drops, replays or misroutes relayed messages makes
- *   the session fail — it never succeeds with a wrong result — and it never sees a share in the clear;
+ *   the session fail — it never succeeds with a wrong result — it never gets a node named as a
+ *   culprit (relay faults name no node), and it never sees a share in the clear;
  * - a node killed at any point of a refresh never leaves the cluster with shares of mixed epochs that
  *   can no longer sign (node/epochs.ts).
  */
@@ -96,6 +97,8 @@ describe('a compromised coordinator can only make sessions fail', () => {
         return [{ ...m, payload: p }];
       },
     ],
+    ['truncates a message', (m) => (m.from === 1 ? [{ ...m, payload: m.payload.slice(0, 16) }] : [m])],
+    ['sends garbage', (m) => (m.from === 1 ? [{ ...m, payload: randomBytes(512) }] : [m])],
     ['drops messages', (m) => (m.from === 2 ? [] : [m])],
     ['replays every message', (m) => [m, m]],
     ['relays a message as if another node sent it', (m) => (m.from === 1 ? [{ ...m, from: m.to === 2 ? 3 : 2 }] : [m])],
@@ -103,15 +106,17 @@ describe('a compromised coordinator can only make sessions fail', () => {
   ];
 
   for (const [name, attack] of attacks) {
-    it(`fails, with a clear error, when it ${name}; the next clean session works`, async () => {
+    it(`fails, with a clear error naming no node, when it ${name}; the next clean session works`, async () => {
       fault = attack;
       const message = randomBytes(32);
       const err = await cluster.sign({ keyId: 'tamper-ed', message, players: [1, 2] }).then(
         () => undefined,
-        (e: Error & { code?: string }) => e,
+        (e: Error & { code?: string; culprits?: readonly number[] }) => e,
       );
       expect(err, 'a tampered session must not succeed').toBeInstanceOf(Error);
       expect(typeof err!.code).toBe('string');
+      // The SDK reports culprits from any node that names one; a relay fault must name none.
+      expect(err!.culprits ?? [], err!.message).toEqual([]);
       fault = (m) => [m];
       await expectVerifies(cluster, 'tamper-ed', [1, 2]);
     }, 60_000);
