@@ -299,8 +299,8 @@ describe('API surface on a live cluster', () => {
     // --- decline (valid; invalid), when the node serves it
     if ('decline' in ROUTES) {
       const s = sid();
-      expect((await call('decline' as RouteName, 2, 'POST', '/v1/sessions/decline', { body: { sessionId: s } })).json).toEqual({ sessionId: s, declined: true });
-      expect((await call('decline' as RouteName, 2, 'POST', '/v1/sessions/decline', { body: { sessionId: 'nope' } })).status).toBe(400);
+      expect((await call('decline' as RouteName, 2, 'POST', '/v1/sessions/decline', { body: { sessionId: s, keyId: 'surface-ed', operation: 'sign' } })).json).toEqual({ sessionId: s, declined: true });
+      expect((await call('decline' as RouteName, 2, 'POST', '/v1/sessions/decline', { body: { sessionId: 'nope', keyId: 'surface-ed', operation: 'sign' } })).status).toBe(400);
     }
 
     // --- export (valid: an exportable key, its shares wrapped to the nodes' own import keys; invalid)
