@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, apiKeyHash, isLoopbackHost, loadNodeConfig } from '../../node/config.js';
+import { ConfigError, DEFAULT_COORDINATOR_ID, apiKeyHash, isLoopbackHost, loadNodeConfig } from '../../node/config.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 // Config loading does not parse ML-DSA keys, only their length: random bytes keep the test fast.
@@ -179,6 +179,10 @@ describe('loadNodeConfig: each bad field gives a one-line error naming it', () =
     ['coordinatorUrl garbage', (c) => (c.coordinatorUrl = 'not a url'), 'coordinatorUrl'],
     ['coordinatorUrl missing', (c) => delete c.coordinatorUrl, 'coordinatorUrl'],
     ['coordinatorUrl credentials', (c) => (c.coordinatorUrl = 'wss://u:p@coord.example.com'), 'coordinatorUrl'],
+    ['coordinatorId empty', (c) => (c.coordinatorId = ''), 'coordinatorId'],
+    ['coordinatorId a number', (c) => (c.coordinatorId = 7), 'coordinatorId'],
+    ['coordinatorId too long', (c) => (c.coordinatorId = 'c'.repeat(129)), 'coordinatorId'],
+    ['coordinatorId with a space', (c) => (c.coordinatorId = 'prod 1'), 'coordinatorId'],
     ['membership missing', (c) => delete c.membership, 'membership'],
     ['membership one node', (c) => (c.membership = members.slice(0, 1)), 'membership'],
     ['membership gap', (c) => (c.membership = [members[0], { ...members[2] }]), 'membership'],
@@ -335,5 +339,24 @@ describe('loadNodeConfig: the cluster scheduling secret (issue 9, item 3)', () =
     }
     const e = await expectConfigError(baseConfig(), 'scheduleSecret (TESSERA_SCHEDULE_SECRET)', { TESSERA_SCHEDULE_SECRET: 'a5'.repeat(16) + 'secretish' });
     expect(e.message).not.toContain('secretish');
+  });
+});
+
+describe('loadNodeConfig: the pinned coordinator id', () => {
+  it('defaults to the coordinator default, so the link always checks one', async () => {
+    const c = loadNodeConfig({ file: await writeConfig(baseConfig()), env: {} });
+    expect(c.coordinatorId).toBe(DEFAULT_COORDINATOR_ID);
+    expect(DEFAULT_COORDINATOR_ID).toBe('tessera-coordinator');
+  });
+
+  it('comes from the file, and TESSERA_COORDINATOR_ID overrides it', async () => {
+    const file = await writeConfig({ ...baseConfig(), coordinatorId: 'prod-1' });
+    expect(loadNodeConfig({ file, env: {} }).coordinatorId).toBe('prod-1');
+    expect(loadNodeConfig({ file, env: { TESSERA_COORDINATOR_ID: 'prod-2' } }).coordinatorId).toBe('prod-2');
+    expect(loadNodeConfig({ file, env: { TESSERA_COORDINATOR_ID: '' } }).coordinatorId).toBe('prod-1');
+  });
+
+  it('refuses a bad id from the environment, naming the field', async () => {
+    await expectConfigError(baseConfig(), 'coordinatorId', { TESSERA_COORDINATOR_ID: 'has\nnewline' });
   });
 });
