@@ -73,6 +73,13 @@ function previousCoordinatorId(coordinatorConfig: string): string | undefined {
   return typeof id === 'string' && id.length > 0 ? id : undefined;
 }
 
+/** The cluster scheduling secret an earlier start of this data dir wrote into node 1's config, if any. */
+function previousScheduleSecret(nodeConfig: string): string | undefined {
+  if (!existsSync(nodeConfig)) return undefined;
+  const v: unknown = (JSON.parse(readFileSync(nodeConfig, 'utf8')) as { scheduleSecret?: unknown }).scheduleSecret;
+  return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : undefined;
+}
+
 /** Prepare the data dir (idempotent) and return the cluster file contents. */
 export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile; coordinatorConfig: string; nodeConfigs: string[] }> {
   const data = resolve(o.dataDir);
@@ -137,6 +144,9 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
   const coordinatorUrl = `${tls ? 'wss' : 'ws'}://127.0.0.1:${coordinatorPort}/nodes`;
   const scheme = tls ? 'https' : 'http';
 
+  // The cluster scheduling secret (node/config.ts scheduleSecret): one per dev cluster, the same in every
+  // node's config (mode 0600), kept across restarts of the same data dir.
+  const scheduleSecret = previousScheduleSecret(join(data, 'node-1.json')) ?? randomBytes(32).toString('hex');
   const nodes: ClusterFile['nodes'] = [];
   const nodeConfigs: string[] = [];
   for (let i = 1; i <= o.nodes; i++) {
@@ -157,6 +167,7 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
           apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)), role: 'admin' }],
           thresholdDefaults: { threshold: o.threshold, parties: o.nodes },
           logLevel,
+          scheduleSecret,
         },
         null,
         2,
