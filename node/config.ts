@@ -108,7 +108,8 @@ export interface NodeConfig {
   /**
    * The cluster scheduling secret: 32 bytes every node of the cluster shares, keying the session ids of
    * scheduled rotations (node/scheduler.ts) so nobody outside the nodes can predict them. File field
-   * `scheduleSecret` or env TESSERA_SCHEDULE_SECRET (64 hex characters). A non-enumerable property:
+   * `scheduleSecret` or env TESSERA_SCHEDULE_SECRET (64 hex characters), or a file holding them
+   * (`scheduleSecretFile` / TESSERA_SCHEDULE_SECRET_FILE, e.g. in compose). A non-enumerable property:
    * logging or JSON-serializing the config does not print it. Absent: keys never rotate on schedule
    * (key info and the logs say why).
    */
@@ -145,6 +146,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'failOpen',
   'audit',
   'scheduleSecret',
+  'scheduleSecretFile',
 ]);
 
 /**
@@ -159,7 +161,8 @@ const TOP_LEVEL_FIELDS = new Set([
  *   TESSERA_MIN_ROTATION_PERIOD_MS, TESSERA_ROTATION_WARN_MS, TESSERA_ROTATION_RETRY_MS),
  *   failOpen {defaultMs, maxMs} (env TESSERA_FAIL_OPEN_MS, TESSERA_MAX_FAIL_OPEN_MS),
  *   audit {checkpointEvery, checkpointIntervalMs} (env TESSERA_AUDIT_CHECKPOINT_EVERY, TESSERA_AUDIT_CHECKPOINT_MS),
- *   scheduleSecret (64 hex characters; env TESSERA_SCHEDULE_SECRET; never echoed).
+ *   scheduleSecret (64 hex characters; env TESSERA_SCHEDULE_SECRET; never echoed) or scheduleSecretFile (a file
+ *   holding them; env TESSERA_SCHEDULE_SECRET_FILE); one source only.
  * Relative paths in the file are relative to the file's directory; relative paths in env vars are
  * relative to the working directory. The KEK cannot be put inline in the file, only in TESSERA_KEK.
  */
@@ -327,11 +330,26 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     audit,
   };
   // The scheduling secret: never echoed (an error names the field only), never enumerable.
+  const secretSources: [field: string, value: unknown][] = [];
   const scheduleSecretEnv = envValue('TESSERA_SCHEDULE_SECRET');
-  const scheduleSecretRaw: unknown = scheduleSecretEnv !== undefined ? scheduleSecretEnv.trim() : raw.scheduleSecret;
-  if (scheduleSecretRaw !== undefined) {
-    const source = scheduleSecretEnv !== undefined ? 'scheduleSecret (TESSERA_SCHEDULE_SECRET)' : 'scheduleSecret';
-    Object.defineProperty(config, 'scheduleSecret', { value: hexField(source, scheduleSecretRaw, SCHEDULE_SECRET_LENGTH), enumerable: false });
+  const scheduleSecretFileEnv = envValue('TESSERA_SCHEDULE_SECRET_FILE');
+  if (scheduleSecretEnv !== undefined) secretSources.push(['scheduleSecret (TESSERA_SCHEDULE_SECRET)', scheduleSecretEnv.trim()]);
+  else if (raw.scheduleSecret !== undefined) secretSources.push(['scheduleSecret', raw.scheduleSecret]);
+  const secretFile =
+    scheduleSecretFileEnv !== undefined ? fromEnv(scheduleSecretFileEnv) : raw.scheduleSecretFile !== undefined ? fromFile(pathField('scheduleSecretFile', raw.scheduleSecretFile)) : undefined;
+  if (secretFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(secretFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError('scheduleSecretFile', `${secretFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'read error'})`);
+    }
+    secretSources.push([`scheduleSecretFile (${secretFile})`, text.trim()]);
+  }
+  if (secretSources.length > 1) throw new ConfigError('scheduleSecret', 'is set both inline and as a file; use one');
+  const [secretSource] = secretSources;
+  if (secretSource) {
+    Object.defineProperty(config, 'scheduleSecret', { value: hexField(secretSource[0], secretSource[1], SCHEDULE_SECRET_LENGTH), enumerable: false });
   }
   return config;
 }

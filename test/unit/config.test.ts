@@ -332,6 +332,19 @@ describe('loadNodeConfig: the cluster scheduling secret (issue 9, item 3)', () =
     expect(loadNodeConfig({ file: await writeConfig(baseConfig(), 'plain.json'), env: {} }).scheduleSecret).toBeUndefined();
   });
 
+  it('reads it from a file (scheduleSecretFile / TESSERA_SCHEDULE_SECRET_FILE); one source only', async () => {
+    await writeFile(join(dir, 'schedule-secret'), secret + '\n');
+    const file = await writeConfig({ ...baseConfig(), scheduleSecretFile: 'schedule-secret' });
+    expect(hex(loadNodeConfig({ file, env: {} }).scheduleSecret!)).toBe(secret);
+    const plain = await writeConfig(baseConfig(), 'plain.json');
+    expect(hex(loadNodeConfig({ file: plain, env: { TESSERA_SCHEDULE_SECRET_FILE: join(dir, 'schedule-secret') } }).scheduleSecret!)).toBe(secret);
+    await expectConfigError({ ...baseConfig(), scheduleSecretFile: 'missing' }, 'scheduleSecretFile');
+    await expectConfigError({ ...baseConfig(), scheduleSecret: secret, scheduleSecretFile: 'schedule-secret' }, 'scheduleSecret');
+    await writeFile(join(dir, 'short'), 'a5'.repeat(8));
+    const e = await expectConfigError({ ...baseConfig(), scheduleSecretFile: 'short' }, `scheduleSecretFile (${join(dir, 'short')})`);
+    expect(e.message).not.toContain('a5a5');
+  });
+
   it('refuses a malformed secret with one line naming the field, without echoing it', async () => {
     for (const bad of ['a5'.repeat(31), 'a5'.repeat(33), 'zz'.repeat(32), 42, null, ['a5'.repeat(32)], '']) {
       const e = await expectConfigError({ ...baseConfig(), scheduleSecret: bad }, 'scheduleSecret');
