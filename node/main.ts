@@ -104,6 +104,30 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   } finally {
     kek.fill(0);
   }
+  // Start-up integrity check (issue 9, item 7): every record's MAC. A key with a record that fails is
+  // refused from now on (the store quarantines it), named here with the command that repairs it.
+  // Secrets and the meta record are checked where they are read: identity loading fails on its own.
+  try {
+    const integrity = await store.checkIntegrity();
+    const refusedKeys = new Set<string>();
+    for (const bad of integrity.unauthentic) {
+      if (bad.key) {
+        refusedKeys.add(`${bad.key.tenant}/${bad.key.keyId}`);
+        logger.error(
+          { tenant: bad.key.tenant, keyId: bad.key.keyId, record: bad.name },
+          `integrity: ${bad.name} fails its MAC; key ${bad.key.keyId} is refused until repaired: run \`tessera repair --key-id ${bad.key.keyId}\``,
+        );
+      } else {
+        logger.error({ record: bad.name }, `integrity: ${bad.name} fails its MAC; this node will not use it`);
+      }
+    }
+    logger.info({ records: integrity.checked, unauthentic: integrity.unauthentic.length, refusedKeys: refusedKeys.size }, 'integrity check done');
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  // Fail closed and never silently: the first refused write latches the store (every call UNAVAILABLE).
+  store.onFailure((cause) => logger.fatal({ cause }, 'node storage failed: every operation is refused until the node is restarted'));
   const keys = await loadOrCreateIdentity(store);
   const membership = new Map(config.membership.map((m) => [m.index, m.identityPublicKey] as const));
   const mine = membership.get(config.index);
@@ -120,7 +144,12 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     onError: (e) => logger.error({ code: e.code, err: { message: e.message } }, 'audit checkpoint failed'),
   });
-  if (audit.broken) logger.error({ problem: audit.broken }, 'the audit log does not check out: operations are refused until it is investigated');
+  if (audit.broken) {
+    // A head the node cannot vouch for (an edited newest entry, a dropped tail): refuse to start.
+    await audit.close();
+    await store.close();
+    throw new Error(`the audit log does not check out: ${audit.broken}; refusing to start (investigate the data dir, e.g. restore it, before starting this node again)`);
+  }
   const tenants = await TenantStore.open({
     records: store.namespace(TENANTS_NAMESPACE),
     configKeys: config.apiKeys.map((k) => ({ id: k.id, tenant: k.tenant, keyHash: k.keyHash, ...(k.role ? { role: k.role } : {}) })),
@@ -143,6 +172,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       if (link.connected) link.fail(session, 'POLICY_DENIED', reason, []);
     },
     logger: logger.child({ component: 'gate' }),
+    storageFailure: () => store.failure,
   });
   const rotationAttempts = new RotationAttempts();
   const service = new NodeService({
@@ -163,6 +193,11 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       attempts: rotationAttempts,
     },
   });
+  // Commit certificates (node/sessions/commit.ts): finish any erasure a crash interrupted, drop staged
+  // changes this node never voted for, and say which voted ones still await their certificate.
+  await store.finishErasures();
+  const staged = await service.resolveStagedAtStart();
+  if (staged.dropped + staged.waiting > 0) logger.warn(staged, 'staged changes resolved at start (waiting ones need `tessera repair`)');
   const admin = new NodeAdmin({ tenants, policy, audit, gate, failOpen: config.failOpen, logger: logger.child({ component: 'admin' }) });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({

@@ -19,6 +19,15 @@
  * edited, therefore fails to decrypt (TesseraError DECRYPTION_FAILED) instead of yielding a share that
  * does not belong there.
  *
+ * Every record, whatever its prefix (the namespaced ones included), is also MACed at rest: ShareStore
+ * reaches LevelDB only through node/record-auth.ts AuthenticatedRecords, which stores `payload || tag`
+ * with an HMAC-SHA256 over (LevelDB key, payload) under its own KEK-derived key. So the public fields
+ * (state, rotation period, createdAt, rotatedAt, destroyedAt, ...) cannot be edited and no record can be
+ * moved by someone without the KEK: such a record is refused with an error naming it (and, for a key's
+ * records, the whole key is refused until `tessera repair --key-id`). checkIntegrity() verifies every
+ * record at start. The first failed write (ENOSPC, EIO, read-only) latches the store failed: every
+ * later call throws UNAVAILABLE "node storage failed: restart the node" (see `failure`, onFailure()).
+ *
  * Key states and what they allow are node/lifecycle.ts's table; the store enforces its transitions.
  * A destroyed version keeps a public tombstone (state 'destroyed', the public package, no sealed share):
  * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
@@ -33,7 +42,6 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { gcm } from '@noble/ciphers/aes.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../core/bytes.js';
@@ -41,6 +49,8 @@ import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/
 import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
+import { deriveKekKey } from './kek.js';
+import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
 
@@ -84,6 +94,8 @@ export interface KeyRecord {
   readonly rotatedAt?: number;
   /** When the share was destroyed; only on state 'destroyed'. */
   readonly destroyedAt?: number;
+  /** The session whose commit certificate (getCertificate) made this record what it is. */
+  readonly certSession?: Uint8Array;
 }
 
 /** One write of a namespaced record batch (keys relative to the namespace). */
@@ -101,8 +113,10 @@ export interface NamespaceRange {
 /**
  * Raw records of one component in the node's LevelDB, under `x/<prefix>/`. Keys are relative to the
  * namespace (1..512 printable ASCII characters, '/' allowed); values are bytes the component encodes.
- * Writes are synced to disk unless `{ sync: false }` is passed. A closed store throws BAD_STATE; a
- * LevelDB failure becomes UNAVAILABLE (callers fail closed on it).
+ * Values are MACed like every record (node/record-auth.ts). Writes are always synced to disk (a
+ * `{ sync: false }` is ignored: nothing is acknowledged before it is on disk). A closed store throws
+ * BAD_STATE; a LevelDB failure becomes UNAVAILABLE (callers fail closed on it), and a failed write
+ * latches the whole store failed.
  */
 export interface RecordNamespace {
   readonly prefix: string;
@@ -111,8 +125,13 @@ export interface RecordNamespace {
   del(key: string, opts?: { sync?: boolean }): Promise<void>;
   /** Atomic: all or none. */
   batch(ops: readonly NamespaceOp[], opts?: { sync?: boolean }): Promise<void>;
-  /** Entries in key order (relative keys), within the optional range. */
+  /** Entries in key order (relative keys), within the optional range. A record that fails its MAC throws. */
   iterate(range?: NamespaceRange): AsyncIterable<[string, Uint8Array]>;
+  /**
+   * Like iterate, but a record that fails its MAC comes as [key, undefined] (never its bytes) instead of
+   * ending the iteration: for exports that must report damage rather than stop at it (the audit log).
+   */
+  iterateMarked(range?: NamespaceRange): AsyncIterable<[string, Uint8Array | undefined]>;
 }
 
 /** The public part of a staged (uncommitted) next epoch. */
@@ -158,7 +177,6 @@ const AAD_SHARE = utf8ToBytes('tessera/storage/share/v1');
 const AAD_SECRET = utf8ToBytes('tessera/storage/secret/v1');
 const AAD_KEK_CHECK = utf8ToBytes('tessera/storage/kek-check/v1');
 const PACKAGE_LABEL = utf8ToBytes('tessera/storage/package/v1');
-const STORAGE_KEY_INFO = utf8ToBytes('tessera/node-storage/v1');
 
 // Maps, not msgpackr records, so the format does not depend on msgpackr's structure cache.
 const packr = new Packr({ useRecords: false });
@@ -185,6 +203,8 @@ interface StoredCommitted extends StoredPackage, Partial<SealedBox> {
   rotationPeriodMs?: number;
   rotatedAt?: number;
   destroyedAt?: number;
+  /** The session whose commit certificate made this record what it is (absent before certificates). */
+  cs?: Uint8Array;
 }
 interface StoredPending extends StoredPackage, SealedBox {
   v: number;
@@ -193,7 +213,8 @@ interface StoredPending extends StoredPackage, SealedBox {
 }
 
 export class ShareStore {
-  private readonly db: Level<string, Uint8Array>;
+  /** Every read and write goes through here: record MACs and the failed-write latch (node/record-auth.ts). */
+  private readonly db: AuthenticatedRecords;
   private storageKey: Uint8Array;
   private closed = false;
   private readonly locks = new Map<string, Promise<void>>();
@@ -201,7 +222,7 @@ export class ShareStore {
   readonly dataDir: string;
   readonly minRotationPeriodMs: number;
 
-  private constructor(db: Level<string, Uint8Array>, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number) {
+  private constructor(db: AuthenticatedRecords, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number) {
     this.db = db;
     this.storageKey = storageKey;
     this.nodeIndex = nodeIndex;
@@ -230,8 +251,9 @@ export class ShareStore {
       throw new TesseraError(ErrorCode.BadState, `storage: cannot open ${location} (${code}); is another node using it?`);
     }
     // Domain-separate the at-rest key from any other use of the KEK (RFC 5869 HKDF-SHA256).
-    const storageKey = hkdf(sha256, opts.kek, undefined, STORAGE_KEY_INFO, 32);
-    const store = new ShareStore(db, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS);
+    const storageKey = deriveKekKey(opts.kek, 'sealing');
+    const records = new AuthenticatedRecords(db, deriveKekKey(opts.kek, 'recordMac'));
+    const store = new ShareStore(records, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS);
     try {
       await chmod(location, 0o700);
       await store.checkMeta();
@@ -248,6 +270,42 @@ export class ShareStore {
     this.closed = true;
     zeroize(this.storageKey);
     await this.db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Integrity and storage failure (node/record-auth.ts)
+
+  /**
+   * Set once a LevelDB write failed (ENOSPC, EIO, read-only...): the UNAVAILABLE error ("node storage
+   * failed: restart the node") that every call of this store now throws, until the process restarts.
+   */
+  get failure(): TesseraError | undefined {
+    return this.db.failure;
+  }
+
+  /** What LevelDB said when the store latched failed (no values; for the operator's log). */
+  get failureCause(): string | undefined {
+    return this.db.failureCause;
+  }
+
+  /** Be told once when the store latches failed. Returns an unsubscribe function. */
+  onFailure(listener: (cause: string) => void): () => void {
+    return this.db.onFailure(listener);
+  }
+
+  /**
+   * The start-up integrity check: verify the MAC of every record. Returns the records that fail (by
+   * name, never their bytes); every key one of them belongs to is refused from now on, with an error
+   * that names the key and `tessera repair --key-id`.
+   */
+  async checkIntegrity(): Promise<{ checked: number; unauthentic: UnauthenticRecord[] }> {
+    this.ensureOpen();
+    return this.db.verifyAll();
+  }
+
+  /** The keys this store refuses because one of their records failed its MAC. */
+  quarantinedKeys(): { tenant: string; keyId: string; record: string }[] {
+    return this.db.quarantined();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -501,7 +559,7 @@ export class ShareStore {
       ensure(typeof key === 'string' && NAMESPACE_KEY_PATTERN.test(key), ErrorCode.BadInput, 'storage: namespace keys must be 1-512 printable ASCII characters');
       return base + key;
     };
-    const syncOf = (opts?: { sync?: boolean }) => ({ sync: opts?.sync ?? true });
+    const syncOf = (_opts?: { sync?: boolean }) => ({ sync: true }); // always synced: nothing is acknowledged before it is on disk
     const io = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
       this.ensureOpen();
       try {
@@ -513,6 +571,40 @@ export class ShareStore {
     };
     const db = this.db;
     const store = this; // the iterator's generator has its own `this`
+    // With `marked`, a record that fails its MAC comes as [key, undefined] (record-auth 'mark').
+    const entries = (range: NamespaceRange, marked: boolean): AsyncIterable<[string, Uint8Array | undefined]> => ({
+      async *[Symbol.asyncIterator]() {
+        const opts: Record<string, unknown> = {};
+        if (range.gt !== undefined) opts.gt = full(range.gt);
+        else if (range.gte !== undefined) opts.gte = full(range.gte);
+        else opts.gte = base;
+        if (range.lt !== undefined) opts.lt = full(range.lt);
+        else if (range.lte !== undefined) opts.lte = full(range.lte);
+        else opts.lt = base + '\x7f'; // above every printable ASCII key
+        if (range.reverse) opts.reverse = true;
+        if (range.limit !== undefined) {
+          ensure(Number.isSafeInteger(range.limit) && range.limit >= 0, ErrorCode.BadInput, 'storage: limit must be a non-negative integer');
+          opts.limit = range.limit;
+        }
+        store.ensureOpen();
+        const it = marked ? db.iterator(opts, { unauthentic: 'mark' }) : db.iterator(opts);
+        try {
+          while (true) {
+            let next: [string, Uint8Array | undefined] | undefined;
+            try {
+              next = await it.next();
+            } catch (e) {
+              if (isTesseraError(e)) throw e;
+              throw new TesseraError(ErrorCode.Unavailable, `storage: cannot read ${prefix} records`);
+            }
+            if (next === undefined) return;
+            yield [next[0].slice(base.length), next[1]];
+          }
+        } finally {
+          await it.close();
+        }
+      },
+    });
     return Object.freeze({
       prefix,
       get: async (key: string) => {
@@ -543,166 +635,348 @@ export class ShareStore {
         });
         return io('write', () => db.batch(mapped, syncOf(opts)));
       },
-      iterate: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array]> => ({
-        async *[Symbol.asyncIterator]() {
-          const opts: Record<string, unknown> = {};
-          if (range.gt !== undefined) opts.gt = full(range.gt);
-          else if (range.gte !== undefined) opts.gte = full(range.gte);
-          else opts.gte = base;
-          if (range.lt !== undefined) opts.lt = full(range.lt);
-          else if (range.lte !== undefined) opts.lte = full(range.lte);
-          else opts.lt = base + '\x7f'; // above every printable ASCII key
-          if (range.reverse) opts.reverse = true;
-          if (range.limit !== undefined) {
-            ensure(Number.isSafeInteger(range.limit) && range.limit >= 0, ErrorCode.BadInput, 'storage: limit must be a non-negative integer');
-            opts.limit = range.limit;
-          }
-          store.ensureOpen();
-          const it = db.iterator(opts as never);
-          try {
-            while (true) {
-              let next: [string, Uint8Array] | undefined;
-              try {
-                next = (await it.next()) as [string, Uint8Array] | undefined;
-              } catch (e) {
-                if (isTesseraError(e)) throw e;
-                throw new TesseraError(ErrorCode.Unavailable, `storage: cannot read ${prefix} records`);
-              }
-              if (next === undefined) return;
-              yield [next[0].slice(base.length), Uint8Array.from(next[1])];
-            }
-          } finally {
-            await it.close().catch(() => undefined);
-          }
-        },
-      }),
+      iterate: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array]> => entries(range, false) as AsyncIterable<[string, Uint8Array]>,
+      iterateMarked: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array | undefined]> => entries(range, true),
     });
   }
 
   // -------------------------------------------------------------------------------------------
-  // Refresh: pending next epoch
+  // Staged changes and commit certificates (core/commit.ts, node/sessions/commit.ts)
+  //
+  // Every state-changing session (keygen, rotate, refresh, import, lifecycle transitions) ends the
+  // same way here: stageChange() stores the result beside the committed state (one staged change per
+  // key at a time: a second one is refused until the first is committed or dropped), recordVote()
+  // remembers that this node signed its vote, and commitStaged() applies the staged effects, stores the
+  // certificate and deletes the staged record in ONE synced LevelDB batch. So a crash leaves either the
+  // old state plus the staged change, or the new state plus its certificate: never half of each.
+  // After the batch, every record whose old bytes held a superseded share (the previous epoch, a
+  // destroyed share, the staged copy) is compacted away; an erase marker in the same batch makes a
+  // restart finish that compaction if the process dies first.
 
   /**
-   * Stage the next epoch of a committed version beside it. The new share must keep the suite, the
-   * threshold, the party count and the group key, and have epoch = committed epoch + 1. A previously
-   * staged pending epoch of the same version is replaced.
+   * Stage a session's result for one key. Checks every effect against the committed state now (and
+   * again at commit). Refuses (BAD_STATE) while another change of the key is staged.
    */
-  async stagePending(tenant: string, keyId: string, version: number, next: KeyShare): Promise<PendingRecord> {
+  async stageChange(tenant: string, keyId: string, change: StagedChangeHeader, effects: readonly StagedEffect[]): Promise<StagedChange> {
     this.ensureOpen();
-    const key = shareRecordKey(tenant, keyId, version);
-    const pkey = pendingRecordKey(tenant, keyId, version);
-    const pkg = this.checkKeyShare(next);
-    return this.withLock(key, async () => {
-      const found = await this.readCommitted(tenant, keyId, version);
-      ensure(found, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} does not exist`);
-      const cur = found.stored;
-      ensure(cur.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
-      ensure(
-        pkg.suite === cur.suite && pkg.threshold === cur.threshold && pkg.parties === cur.parties,
-        ErrorCode.BadParameters,
-        'storage: a refreshed epoch must keep suite, threshold and parties',
-      );
-      ensure(equalBytes(pkg.commitments[0]!, cur.commitments[0]!), ErrorCode.BadParameters, 'storage: a refreshed epoch must keep the group key');
-      ensure(pkg.epoch === cur.epoch + 1, ErrorCode.EpochMismatch, `storage: pending epoch must be ${cur.epoch + 1}, got ${pkg.epoch}`);
-      const aad = this.shareAad(tenant, keyId, version, pkg, cur.exportable);
-      const stored: StoredPending = {
+    const gkey = stagedRecordKey(tenant, keyId);
+    checkStagedHeader(change);
+    ensure(Array.isArray(effects) && effects.length >= 1 && effects.length <= 4, ErrorCode.BadInput, 'storage: a staged change has 1..4 effects');
+    return this.withLock(gkey, async () => {
+      const existing = await this.readStaged(tenant, keyId);
+      if (existing) throw stagedConflict(keyId, existing);
+      const stored: StoredEffect[] = [];
+      for (const e of effects) stored.push(await this.prepareEffect(tenant, keyId, e));
+      const rec: StoredStaged = {
         v: FORMAT,
-        ...pkg,
+        session: Uint8Array.from(change.session),
+        operation: change.operation,
+        version: change.version,
+        resultDigest: Uint8Array.from(change.resultDigest),
         stagedAt: Date.now(),
-        exportable: cur.exportable,
-        ...this.seal(next.secret.value, aad),
+        effects: stored,
       };
-      await this.db.put(pkey, encode(stored), { sync: true });
-      return pendingToRecord(tenant, keyId, version, stored);
+      await this.db.put(gkey, encode(rec), { sync: true });
+      return stagedToInfo(tenant, keyId, rec);
     });
   }
 
-  /** The staged next epoch of a version, if any. */
-  async getPending(tenant: string, keyId: string, version: number): Promise<PendingRecord | undefined> {
-    const stored = await this.readPending(tenant, keyId, version);
-    return stored && pendingToRecord(tenant, keyId, version, stored);
+  /** The staged change of a key, if any (public part only). */
+  async getStaged(tenant: string, keyId: string): Promise<StagedChange | undefined> {
+    const rec = await this.readStaged(tenant, keyId);
+    return rec && stagedToInfo(tenant, keyId, rec);
   }
 
-  /** Decrypt the staged next-epoch share (e.g. to finish a refresh's confirmation). Caller zeroizes. */
-  async getPendingShare(tenant: string, keyId: string, version: number): Promise<KeyShare | undefined> {
-    const stored = await this.readPending(tenant, keyId, version);
-    if (!stored) return undefined;
-    const pkg = packageOf(stored);
-    const value = this.unseal(stored, this.shareAad(tenant, keyId, version, pkg, stored.exportable), `pending share ${tenant}/${keyId} version ${version}`);
-    return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value } };
-  }
-
-  /** Every staged epoch in the store, with the committed epoch beside it (for resolution after a restart). */
-  async listPending(): Promise<(PendingRecord & { readonly committedEpoch: number | undefined })[]> {
+  /** Every staged change in the store (start-up resolution, repair). */
+  async listStaged(): Promise<StagedChange[]> {
     this.ensureOpen();
-    const out: (PendingRecord & { committedEpoch: number | undefined })[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: 'p/', lt: 'p/\uffff' })) {
-      const { tenant, keyId, version } = parseRecordKey(k);
-      const rec = pendingToRecord(tenant, keyId, version, decodePending(v, k));
-      const committed = await this.readCommitted(tenant, keyId, version);
-      out.push({ ...rec, committedEpoch: committed?.stored.epoch });
+    const out: StagedChange[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: 'g/', lt: 'g/\uffff' })) {
+      const { tenant, keyId } = parseKeyScopedKey(k, 'g');
+      out.push(stagedToInfo(tenant, keyId, decodeStaged(v, k)));
     }
     return out;
   }
 
   /**
-   * Make the staged epoch current, in one atomic batch that replaces the committed record and deletes
-   * the pending one; the previous epoch's share is gone afterwards. Call only once the cluster has
-   * confirmed the new public package. `expectedEpoch`, if given, must be the staged epoch.
+   * Remember, synced, that this node signed its vote for the staged change of `session`, before the
+   * vote leaves the node: from then on only a certificate can resolve the change (dropStaged refuses).
    */
-  async commitPending(tenant: string, keyId: string, version: number, expectedEpoch?: number): Promise<KeyRecord> {
+  async recordVote(tenant: string, keyId: string, session: Uint8Array, vote: Uint8Array): Promise<void> {
     this.ensureOpen();
-    const key = shareRecordKey(tenant, keyId, version);
-    const pkey = pendingRecordKey(tenant, keyId, version);
-    return this.withLock(key, async () => {
-      const found = await this.readCommitted(tenant, keyId, version);
-      ensure(found, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} does not exist`);
-      const pending = await this.readPending(tenant, keyId, version);
-      ensure(pending, ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} has no pending epoch`);
-      ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
+    const gkey = stagedRecordKey(tenant, keyId);
+    ensure(vote instanceof Uint8Array && vote.length > 0, ErrorCode.BadInput, 'storage: vote must be bytes');
+    await this.withLock(gkey, async () => {
+      const rec = await this.readStaged(tenant, keyId);
+      ensure(rec && equalBytes(rec.session, session), ErrorCode.BadState, `storage: no staged change of ${keyId} for this session`);
+      if (rec.vote) return;
+      await this.db.put(gkey, encode({ ...rec, vote: Uint8Array.from(vote) }), { sync: true });
+    });
+  }
+
+  /**
+   * Drop a staged change that this node never voted for (so no certificate for it can exist: every
+   * certificate needs this node's vote). Refused (BAD_STATE) once the vote was recorded. The staged
+   * record is compacted away, so its sealed share does not linger in the data files.
+   */
+  async dropStaged(tenant: string, keyId: string, session: Uint8Array): Promise<boolean> {
+    this.ensureOpen();
+    const gkey = stagedRecordKey(tenant, keyId);
+    const dropped = await this.withLock(gkey, async () => {
+      const rec = await this.readStaged(tenant, keyId);
+      if (!rec || !equalBytes(rec.session, session)) return false;
       ensure(
-        expectedEpoch === undefined || pending.epoch === expectedEpoch,
-        ErrorCode.EpochMismatch,
-        `storage: pending epoch is ${pending.epoch}, expected ${expectedEpoch}`,
+        rec.vote === undefined,
+        ErrorCode.BadState,
+        `storage: this node voted for the staged ${rec.operation} of ${keyId}; only its commit certificate can resolve it`,
       );
-      ensure(pending.epoch === found.stored.epoch + 1, ErrorCode.EpochMismatch, 'storage: pending epoch does not follow the committed one');
-      ensure(pending.exportable === found.stored.exportable, ErrorCode.BadState, 'storage: pending epoch does not match the committed record');
-      // Never commit what we could not read back: check the sealed share opens where it will live.
-      const pkg = packageOf(pending);
-      zeroize(this.unseal(pending, this.shareAad(tenant, keyId, version, pkg, pending.exportable), `pending share ${tenant}/${keyId} version ${version}`));
+      await this.db.del(gkey, { sync: true });
+      return true;
+    });
+    if (dropped) await this.compact(gkey);
+    return dropped;
+  }
+
+  /**
+   * Commit the staged change of `session` with its (already verified) certificate: apply its effects,
+   * store the certificate, delete the staged record, all in one synced batch; then erase superseded
+   * shares. Returns the records it changed. Idempotent: if the certificate is already stored (a crash
+   * after the batch), it only finishes the erasure.
+   */
+  async commitStaged(tenant: string, keyId: string, session: Uint8Array, certificate: Uint8Array): Promise<KeyRecord[]> {
+    this.ensureOpen();
+    const gkey = stagedRecordKey(tenant, keyId);
+    const ckey = certificateRecordKey(tenant, keyId, session);
+    const ekey = eraseMarkerKey(tenant, keyId);
+    ensure(certificate instanceof Uint8Array && certificate.length > 0, ErrorCode.BadInput, 'storage: certificate must be bytes');
+    const result = await this.withLock(gkey, async () => {
+      if ((await this.db.get(ckey)) !== undefined) return { changed: [] as KeyRecord[], erase: [] as string[] };
+      const rec = await this.readStaged(tenant, keyId);
+      ensure(rec && equalBytes(rec.session, session), ErrorCode.BadState, `storage: no staged change of ${keyId} for this session`);
+      const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array }[] = [];
+      const changed: KeyRecord[] = [];
+      const erase: string[] = [gkey];
+      const committedAt = Date.now();
+      for (const e of rec.effects) {
+        const applied = await this.applyEffect(tenant, keyId, e, session, committedAt);
+        ops.push({ type: 'put', key: applied.key, value: encode(applied.stored) });
+        changed.push(committedToRecord(tenant, keyId, e.version, applied.stored));
+        if (applied.erasesOld) erase.push(applied.key);
+      }
+      ops.push({ type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt }) });
+      ops.push({ type: 'del', key: gkey });
+      ops.push({ type: 'put', key: ekey, value: encode({ v: FORMAT, keys: erase }) });
+      await this.db.batch(ops as never, { sync: true });
+      return { changed, erase };
+    });
+    await this.finishErasure(tenant, keyId);
+    return result.changed;
+  }
+
+  /**
+   * Apply a certified lifecycle transition that this node has no staged record for (a node restored
+   * from a backup taken before it, or one that missed the session): the certificate alone is enough,
+   * because a transition carries no secret. A transition already applied is a no-op.
+   */
+  async applyCertifiedTransition(
+    tenant: string,
+    keyId: string,
+    version: number,
+    target: KeyState,
+    session: Uint8Array,
+    certificate: Uint8Array,
+  ): Promise<KeyRecord> {
+    this.ensureOpen();
+    const gkey = stagedRecordKey(tenant, keyId);
+    const ckey = certificateRecordKey(tenant, keyId, session);
+    ensure(isKeyState(target), ErrorCode.BadInput, 'storage: unknown key state');
+    const out = await this.withLock(gkey, async () => {
+      const found = await this.readCommitted(tenant, keyId, version);
+      ensure(found, ErrorCode.NotFound, `storage: ${tenant}/${keyId} version ${version} does not exist`);
+      if ((await this.db.get(ckey)) !== undefined || found.stored.state === target) {
+        return { rec: committedToRecord(tenant, keyId, version, found.stored), erase: false };
+      }
+      const effect: StoredEffect = target === 'destroyed' ? { kind: 'destroy', version, destroyedAt: Date.now() } : { kind: 'state', version, state: target };
+      const applied = await this.applyEffect(tenant, keyId, effect, session, Date.now());
+      const ops = [
+        { type: 'put', key: applied.key, value: encode(applied.stored) },
+        { type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt: Date.now() }) },
+        ...(applied.erasesOld ? [{ type: 'put', key: eraseMarkerKey(tenant, keyId), value: encode({ v: FORMAT, keys: [applied.key] }) }] : []),
+      ];
+      await this.db.batch(ops as never, { sync: true });
+      return { rec: committedToRecord(tenant, keyId, version, applied.stored), erase: applied.erasesOld };
+    });
+    if (out.erase) await this.finishErasure(tenant, keyId);
+    return out.rec;
+  }
+
+  /** The stored certificate of a session that committed a change of this key. */
+  async getCertificate(tenant: string, keyId: string, session: Uint8Array): Promise<Uint8Array | undefined> {
+    this.ensureOpen();
+    const ckey = certificateRecordKey(tenant, keyId, session);
+    const raw = await this.db.get(ckey);
+    if (raw === undefined) return undefined;
+    const m = decodeMap(raw, ckey);
+    ensure(m.v === FORMAT, ErrorCode.BadMessage, `storage: record ${ckey} has unknown format`);
+    return bytesField(m.cert, ckey);
+  }
+
+  /** Every certificate stored for a key, in session-id order. */
+  async listCertificates(tenant: string, keyId: string): Promise<{ session: Uint8Array; certificate: Uint8Array; committedAt: number }[]> {
+    this.ensureOpen();
+    const prefix = `c/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
+    const out: { session: Uint8Array; certificate: Uint8Array; committedAt: number }[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) {
+      const m = decodeMap(v, k);
+      ensure(m.v === FORMAT && isTime(m.committedAt), ErrorCode.BadMessage, `storage: record ${k} is corrupt`);
+      out.push({ session: fromHexKey(k.slice(prefix.length), k), certificate: bytesField(m.cert, k), committedAt: m.committedAt as number });
+    }
+    return out;
+  }
+
+  /**
+   * Remember a session id this node accepted, synced, refusing one it accepted before (BAD_STATE):
+   * a session id is never accepted twice by a node, across restarts too, so a recorded run can never
+   * be replayed into a new one under the same id.
+   */
+  async claimSession(session: Uint8Array): Promise<void> {
+    this.ensureOpen();
+    ensure(session instanceof Uint8Array && session.length === 16, ErrorCode.BadInput, 'storage: session id must be 16 bytes');
+    const key = `r/${hexOf(session)}`;
+    await this.withLock(key, async () => {
+      ensure((await this.db.get(key)) === undefined, ErrorCode.BadState, `session ${hexOf(session)} was already used on node ${this.nodeIndex}; a session id is never accepted twice`);
+      await this.db.put(key, encode({ v: FORMAT, at: Date.now() }), { sync: true });
+    });
+  }
+
+  /** Finish every erasure a crash interrupted (called at open). */
+  async finishErasures(): Promise<void> {
+    this.ensureOpen();
+    const pending: { tenant: string; keyId: string }[] = [];
+    for await (const [k] of this.db.iterator({ gte: 'e/', lt: 'e/\uffff' })) pending.push(parseKeyScopedKey(k, 'e'));
+    for (const { tenant, keyId } of pending) await this.finishErasure(tenant, keyId);
+  }
+
+  private async finishErasure(tenant: string, keyId: string): Promise<void> {
+    const ekey = eraseMarkerKey(tenant, keyId);
+    const raw = await this.db.get(ekey);
+    if (raw === undefined) return;
+    const m = decodeMap(raw, ekey);
+    ensure(Array.isArray(m.keys) && m.keys.every((k) => typeof k === 'string'), ErrorCode.BadMessage, `storage: record ${ekey} is corrupt`);
+    for (const k of m.keys as string[]) await this.compact(k);
+    await this.db.del(ekey, { sync: true });
+    await this.compact(ekey);
+  }
+
+  /** Turn a caller's effect into its stored (sealed) form, checked against the committed state. */
+  private async prepareEffect(tenant: string, keyId: string, e: StagedEffect): Promise<StoredEffect> {
+    switch (e.kind) {
+      case 'new-version': {
+        const r = e.record;
+        ensure(r.tenant === tenant && r.keyId === keyId, ErrorCode.BadInput, 'storage: staged version is for another key');
+        ensure(r.rotationPeriodMs === undefined || isRotationPeriod(r.rotationPeriodMs, this.minRotationPeriodMs), ErrorCode.BadInput, 'storage: bad rotation period');
+        ensure(typeof r.exportable === 'boolean', ErrorCode.BadInput, 'storage: exportable must be a boolean');
+        const pkg = this.checkKeyShare(r.share);
+        ensure((await this.readCommitted(tenant, keyId, r.version)) === undefined, ErrorCode.AlreadyExists, `key ${keyId} version ${r.version} already exists`);
+        const stored: StoredCommitted = {
+          v: FORMAT,
+          ...pkg,
+          state: 'active',
+          createdAt: r.createdAt ?? Date.now(),
+          exportable: r.exportable,
+          ...(r.rotationPeriodMs !== undefined ? { rotationPeriodMs: r.rotationPeriodMs } : {}),
+          ...this.seal(r.share.secret.value, this.shareAad(tenant, keyId, r.version, pkg, r.exportable)),
+        };
+        return { kind: 'put', version: r.version, record: stored };
+      }
+      case 'new-epoch': {
+        const found = await this.readCommitted(tenant, keyId, e.version);
+        ensure(found, ErrorCode.NotFound, `key ${keyId} version ${e.version} not found`);
+        const cur = found.stored;
+        const pkg = this.checkKeyShare(e.share);
+        this.checkNextEpoch(cur, pkg);
+        const stored: StoredPending = {
+          v: FORMAT,
+          ...pkg,
+          stagedAt: Date.now(),
+          exportable: cur.exportable,
+          ...this.seal(e.share.secret.value, this.shareAad(tenant, keyId, e.version, pkg, cur.exportable)),
+        };
+        return { kind: 'epoch', version: e.version, record: stored };
+      }
+      case 'state':
+      case 'destroy': {
+        const target: KeyState = e.kind === 'destroy' ? 'destroyed' : e.state;
+        const found = await this.readCommitted(tenant, keyId, e.version);
+        ensure(found, ErrorCode.NotFound, `key ${keyId} version ${e.version} not found`);
+        assertTransition(found.stored.state, target, { keyId, version: e.version });
+        if (e.kind === 'destroy') return { kind: 'destroy', version: e.version, destroyedAt: Date.now() };
+        return { kind: 'state', version: e.version, state: e.state, ...(e.rotatedAt !== undefined ? { rotatedAt: e.rotatedAt } : {}) };
+      }
+    }
+  }
+
+  /** The committed record an effect produces, re-checked against the committed state at commit time. */
+  private async applyEffect(
+    tenant: string,
+    keyId: string,
+    e: StoredEffect,
+    session: Uint8Array,
+    now: number,
+  ): Promise<{ key: string; stored: StoredCommitted; erasesOld: boolean }> {
+    const key = shareRecordKey(tenant, keyId, e.version);
+    const cs = Uint8Array.from(session);
+    if (e.kind === 'put') {
+      ensure((await this.db.get(key)) === undefined, ErrorCode.AlreadyExists, `key ${keyId} version ${e.version} already exists`);
+      return { key, stored: { ...e.record, cs }, erasesOld: false };
+    }
+    const found = await this.readCommitted(tenant, keyId, e.version);
+    ensure(found, ErrorCode.NotFound, `key ${keyId} version ${e.version} not found`);
+    const cur = found.stored;
+    if (e.kind === 'epoch') {
+      const pkg = packageOf(e.record);
+      this.checkNextEpoch(cur, e.record);
       const stored: StoredCommitted = {
         v: FORMAT,
         ...pkg,
         commitments: [...pkg.commitments],
         verifyingShares: [...pkg.verifyingShares],
-        state: found.stored.state,
-        createdAt: found.stored.createdAt,
-        exportable: found.stored.exportable,
-        ...optionalTimes(found.stored),
-        nonce: pending.nonce,
-        ct: pending.ct,
+        state: cur.state,
+        createdAt: cur.createdAt,
+        exportable: cur.exportable,
+        ...optionalTimes(cur),
+        nonce: e.record.nonce,
+        ct: e.record.ct,
+        cs,
       };
-      await this.db.batch(
-        [
-          { type: 'put', key, value: encode(stored) },
-          { type: 'del', key: pkey },
-        ],
-        { sync: true },
-      );
-      return committedToRecord(tenant, keyId, version, stored);
-    });
+      // The previous epoch's sealed share is replaced under the same key: compaction erases it.
+      return { key, stored, erasesOld: true };
+    }
+    if (e.kind === 'state') {
+      assertTransition(cur.state, e.state, { keyId, version: e.version });
+      return { key, stored: { ...cur, state: e.state, ...(e.rotatedAt !== undefined ? { rotatedAt: e.rotatedAt } : {}), cs }, erasesOld: false };
+    }
+    assertTransition(cur.state, 'destroyed', { keyId, version: e.version });
+    const { nonce: _n, ct: _c, ...publicPart } = cur;
+    return { key, stored: { ...publicPart, state: 'destroyed', destroyedAt: e.destroyedAt ?? now, cs }, erasesOld: true };
   }
 
-  /** Drop a staged epoch (the refresh failed or was not confirmed). Returns whether one existed. */
-  async discardPending(tenant: string, keyId: string, version: number): Promise<boolean> {
+  private checkNextEpoch(cur: StoredCommitted, pkg: StoredPackage): void {
+    ensure(cur.state !== 'destroyed', ErrorCode.BadState, 'storage: the version is destroyed');
+    ensure(
+      pkg.suite === cur.suite && pkg.threshold === cur.threshold && pkg.parties === cur.parties,
+      ErrorCode.BadParameters,
+      'storage: a refreshed epoch must keep suite, threshold and parties',
+    );
+    ensure(equalBytes(pkg.commitments[0]!, cur.commitments[0]!), ErrorCode.BadParameters, 'storage: a refreshed epoch must keep the group key');
+    ensure(pkg.epoch === cur.epoch + 1, ErrorCode.EpochMismatch, `storage: the next epoch must be ${cur.epoch + 1}, got ${pkg.epoch}`);
+  }
+
+  private async readStaged(tenant: string, keyId: string): Promise<StoredStaged | undefined> {
     this.ensureOpen();
-    const key = shareRecordKey(tenant, keyId, version);
-    const pkey = pendingRecordKey(tenant, keyId, version);
-    return this.withLock(key, async () => {
-      const existed = (await this.db.get(pkey)) !== undefined;
-      if (existed) await this.db.del(pkey, { sync: true });
-      return existed;
-    });
+    const key = stagedRecordKey(tenant, keyId);
+    const raw = await this.db.get(key);
+    return raw === undefined ? undefined : decodeStaged(raw, key);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -734,6 +1008,7 @@ export class ShareStore {
 
   private ensureOpen(): void {
     ensure(!this.closed, ErrorCode.BadState, 'storage: the store is closed');
+    if (this.db.failure) throw this.db.failure;
   }
 
   /** LevelDB compaction of the keys [key, key + '\0'], i.e. exactly `key` (classic-level compactRange). */
@@ -768,13 +1043,18 @@ export class ShareStore {
 
   private async checkMeta(): Promise<void> {
     const aad = framed(AAD_KEK_CHECK, i2osp(this.nodeIndex, 1));
-    const raw = await this.db.get(META_KEY);
-    if (raw === undefined) {
+    // Read without refusing on a bad MAC first, so a wrong KEK is reported as such, not as an edit.
+    const found = await this.db.inspect(META_KEY);
+    if (found === undefined) {
       const meta = { v: FORMAT, nodeIndex: this.nodeIndex, ...this.seal(new Uint8Array(0), aad) };
       await this.db.put(META_KEY, encode(meta), { sync: true });
       return;
     }
-    const meta = decodeMap(raw, META_KEY);
+    const meta = guard(
+      ErrorCode.BadState,
+      "storage: the data dir's meta record does not decode: the data dir predates authenticated records (Tessera cannot open it; start a new one) or is damaged",
+      () => decodeMap(found.payload, META_KEY),
+    );
     ensure(meta.v === FORMAT, ErrorCode.BadMessage, `storage: unknown data dir format ${String(meta.v)}`);
     ensure(
       meta.nodeIndex === this.nodeIndex,
@@ -785,6 +1065,7 @@ export class ShareStore {
     guard(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)', () =>
       gcm(this.storageKey, box.nonce, aad).decrypt(box.ct),
     );
+    if (!found.authentic) throw unauthenticRecordError(META_KEY);
   }
 
   /** AES-256-GCM with a fresh random 96-bit nonce (SP 800-38D §8.2.2 RBG-based construction). */
@@ -966,6 +1247,7 @@ function committedToRecord(tenant: string, keyId: string, version: number, s: St
     createdAt: s.createdAt,
     exportable: s.exportable,
     ...optionalTimes(s),
+    ...(s.cs !== undefined ? { certSession: Uint8Array.from(s.cs) } : {}),
   };
 }
 
@@ -1035,6 +1317,8 @@ function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
   ensure(m.rotationPeriodMs === undefined || isRotationPeriod(m.rotationPeriodMs, 1), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   ensure(m.rotatedAt === undefined || isTime(m.rotatedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   ensure(m.destroyedAt === undefined || isTime(m.destroyedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  const cs = m.cs === undefined ? undefined : bytesField(m.cs, key);
+  ensure(cs === undefined || cs.length === 16, ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   return {
     ...pkg,
     ...box,
@@ -1042,6 +1326,7 @@ function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
     createdAt: m.createdAt,
     exportable: m.exportable,
     ...optionalTimes(m as unknown as StoredCommitted),
+    ...(cs !== undefined ? { cs } : {}),
   };
 }
 
@@ -1055,4 +1340,158 @@ function decodePending(raw: Uint8Array, key: string): StoredPending {
   const pkg = decodePackage(m, key);
   ensure(typeof m.stagedAt === 'number' && typeof m.exportable === 'boolean', ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   return { ...pkg, ...box, stagedAt: m.stagedAt, exportable: m.exportable };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staged changes: shapes and record keys
+
+/** What identifies a staged change: the statement its votes will sign (core/commit.ts) minus the key. */
+export interface StagedChangeHeader {
+  readonly session: Uint8Array;
+  readonly operation: string;
+  /** The version the statement names. */
+  readonly version: number;
+  readonly resultDigest: Uint8Array;
+}
+
+/** One effect of a staged change, applied at commit. */
+export type StagedEffect =
+  | { readonly kind: 'new-version'; readonly record: NewKeyRecord }
+  | { readonly kind: 'new-epoch'; readonly version: number; readonly share: KeyShare }
+  | { readonly kind: 'state'; readonly version: number; readonly state: Exclude<KeyState, 'destroyed'>; readonly rotatedAt?: number }
+  | { readonly kind: 'destroy'; readonly version: number };
+
+/** The public view of a staged change. */
+export interface StagedChange extends StagedChangeHeader {
+  readonly tenant: string;
+  readonly keyId: string;
+  readonly stagedAt: number;
+  /** This node's vote, once recorded (then only a certificate resolves the change). */
+  readonly vote?: Uint8Array;
+  readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
+}
+
+type StoredEffect =
+  | { kind: 'put'; version: number; record: StoredCommitted }
+  | { kind: 'epoch'; version: number; record: StoredPending }
+  | { kind: 'state'; version: number; state: KeyState; rotatedAt?: number }
+  | { kind: 'destroy'; version: number; destroyedAt: number };
+
+interface StoredStaged {
+  v: number;
+  session: Uint8Array;
+  operation: string;
+  version: number;
+  resultDigest: Uint8Array;
+  stagedAt: number;
+  vote?: Uint8Array;
+  effects: StoredEffect[];
+}
+
+export function stagedRecordKey(tenant: string, keyId: string): string {
+  return `g/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}`;
+}
+
+export function certificateRecordKey(tenant: string, keyId: string, session: Uint8Array): string {
+  ensure(session instanceof Uint8Array && session.length === 16, ErrorCode.BadInput, 'storage: session id must be 16 bytes');
+  return `c/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/${hexOf(session)}`;
+}
+
+function eraseMarkerKey(tenant: string, keyId: string): string {
+  return `e/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}`;
+}
+
+function hexOf(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function fromHexKey(hex: string, key: string): Uint8Array {
+  ensure(/^[0-9a-f]{32}$/.test(hex), ErrorCode.BadMessage, `storage: malformed record key ${key.slice(0, 300)}`);
+  return Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}
+
+function parseKeyScopedKey(k: string, prefix: 'g' | 'e'): { tenant: string; keyId: string } {
+  const m = new RegExp(`^${prefix}/([^/]+)/([^/]+)$`).exec(k);
+  if (!m) throw new TesseraError(ErrorCode.BadMessage, `storage: malformed record key ${k.slice(0, 300)}`);
+  return { tenant: m[1]!, keyId: m[2]! };
+}
+
+function checkStagedHeader(h: StagedChangeHeader): void {
+  ensure(h.session instanceof Uint8Array && h.session.length === 16, ErrorCode.BadInput, 'storage: session id must be 16 bytes');
+  ensure(typeof h.operation === 'string' && /^[a-z]{1,32}$/.test(h.operation), ErrorCode.BadInput, 'storage: bad operation');
+  versionPart(h.version);
+  ensure(h.resultDigest instanceof Uint8Array && h.resultDigest.length === 32, ErrorCode.BadInput, 'storage: result digest must be 32 bytes');
+}
+
+function stagedConflict(keyId: string, s: StoredStaged): TesseraError {
+  return new TesseraError(
+    ErrorCode.BadState,
+    `key ${keyId} has an uncommitted ${s.operation} (session ${hexOf(s.session)}) on this node; run \`tessera repair --key-id ${keyId}\``,
+  );
+}
+
+function stagedToInfo(tenant: string, keyId: string, s: StoredStaged): StagedChange {
+  return {
+    tenant,
+    keyId,
+    session: Uint8Array.from(s.session),
+    operation: s.operation,
+    version: s.version,
+    resultDigest: Uint8Array.from(s.resultDigest),
+    stagedAt: s.stagedAt,
+    ...(s.vote ? { vote: Uint8Array.from(s.vote) } : {}),
+    effects: s.effects.map((e) =>
+      e.kind === 'put'
+        ? { kind: 'new-version' as const, version: e.version, epoch: e.record.epoch }
+        : e.kind === 'epoch'
+          ? { kind: 'new-epoch' as const, version: e.version, epoch: e.record.epoch }
+          : e.kind === 'state'
+            ? { kind: 'state' as const, version: e.version, state: e.state }
+            : { kind: 'destroy' as const, version: e.version, state: 'destroyed' as const },
+    ),
+  };
+}
+
+function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
+  const m = decodeMap(raw, key);
+  const corrupt = `storage: record ${key} is corrupt`;
+  ensure(m.v === FORMAT, ErrorCode.BadMessage, `storage: record ${key} has unknown format ${String(m.v)}`);
+  ensure(typeof m.operation === 'string' && isTime(m.stagedAt) && Number.isSafeInteger(m.version), ErrorCode.BadMessage, corrupt);
+  ensure(Array.isArray(m.effects) && m.effects.length >= 1 && m.effects.length <= 4, ErrorCode.BadMessage, corrupt);
+  const effects: StoredEffect[] = (m.effects as unknown[]).map((x) => {
+    ensure(typeof x === 'object' && x !== null && !Array.isArray(x), ErrorCode.BadMessage, corrupt);
+    const e = x as Record<string, unknown>;
+    ensure(Number.isSafeInteger(e.version) && (e.version as number) >= 1, ErrorCode.BadMessage, corrupt);
+    const version = e.version as number;
+    switch (e.kind) {
+      case 'put':
+        ensure(typeof e.record === 'object' && e.record !== null, ErrorCode.BadMessage, corrupt);
+        return { kind: 'put', version, record: decodeCommitted(encode(e.record), key) };
+      case 'epoch':
+        ensure(typeof e.record === 'object' && e.record !== null, ErrorCode.BadMessage, corrupt);
+        return { kind: 'epoch', version, record: decodePending(encode(e.record), key) };
+      case 'state':
+        ensure(isKeyState(e.state) && e.state !== 'destroyed', ErrorCode.BadMessage, corrupt);
+        ensure(e.rotatedAt === undefined || isTime(e.rotatedAt), ErrorCode.BadMessage, corrupt);
+        return { kind: 'state', version, state: e.state, ...(e.rotatedAt !== undefined ? { rotatedAt: e.rotatedAt as number } : {}) };
+      case 'destroy':
+        ensure(isTime(e.destroyedAt), ErrorCode.BadMessage, corrupt);
+        return { kind: 'destroy', version, destroyedAt: e.destroyedAt as number };
+      default:
+        throw new TesseraError(ErrorCode.BadMessage, corrupt);
+    }
+  });
+  const session = bytesField(m.session, key);
+  const resultDigest = bytesField(m.resultDigest, key);
+  ensure(session.length === 16 && resultDigest.length === 32, ErrorCode.BadMessage, corrupt);
+  return {
+    v: FORMAT,
+    session,
+    operation: m.operation,
+    version: m.version as number,
+    resultDigest,
+    stagedAt: m.stagedAt as number,
+    ...(m.vote !== undefined ? { vote: bytesField(m.vote, key) } : {}),
+    effects,
+  };
 }

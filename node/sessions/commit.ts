@@ -1,0 +1,171 @@
+/**
+ * The one commit mechanism of every state-changing session (keygen, rotate, scheduled rotation,
+ * refresh, import, every lifecycle transition): ../shared/design/sessions.md "Commit certificates".
+ *
+ *   stage  -> the result is stored beside the committed state, never used (ShareStore.stageChange);
+ *   vote   -> recorded (synced) first, then the identity-signed vote goes to every peer;
+ *   commit -> only with a valid vote of every required voter (the certificate), in one synced batch
+ *             with the certificate (ShareStore.commitStaged); then the certificate goes to every peer,
+ *             so a peer that missed a vote commits too.
+ *
+ * A node never commits on a peer's word: a vote or certificate that does not verify under the
+ * membership's identity keys is refused. A node that staged but never voted drops its staged result
+ * when the session fails (no certificate can exist without its vote). One that voted keeps it, unused,
+ * until a certificate reaches it: from a peer in this session, in the hello of a later one
+ * (node/sessions/engine.ts catch-up), or from `tessera repair` (applyCertificate below).
+ */
+import { type CommitCertificate, type CommitStatement, decodeCertificate, encodeCertificate, sameStatement, stateResultDigest, verifyCertificate, voteBytes } from '../../core/commit.js';
+import { toHex } from '../../core/bytes.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
+import type { Operation } from '../../core/session.js';
+import { TRANSITION_TARGETS } from '../lifecycle.js';
+import type { KeyRecord, ShareStore, StagedEffect } from '../storage.js';
+import type { SessionChannel } from '../channel.js';
+
+/** The rounds the commit step adds to a session's channel. */
+export const COMMIT_ROUNDS = ['commit/vote', 'commit/cert'] as const;
+
+export interface CommitDeps {
+  readonly self: number;
+  readonly identity: IdentityKeyPair;
+  readonly membership: ReadonlyMap<number, Uint8Array>;
+  readonly store: ShareStore;
+  /** Test-only crash points (node/service.ts FAULT_POINTS). */
+  readonly crashPoint?: (name: string) => void;
+}
+
+/** What an operation hands to the commit step. */
+export interface ChangeToCommit {
+  readonly statement: CommitStatement;
+  readonly effects: readonly StagedEffect[];
+}
+
+export interface Committed {
+  readonly certificate: Uint8Array;
+  readonly records: readonly KeyRecord[];
+}
+
+/** Every node of the cluster votes on every state change (sessions.md: all n for these operations). */
+export function requiredVoters(membership: ReadonlyMap<number, Uint8Array>): number[] {
+  return [...membership.keys()].sort((a, b) => a - b);
+}
+
+/**
+ * Stage, vote, collect the certificate (or take a peer's), commit, pass the certificate on.
+ * `peers` are the session's other players (all n for these operations).
+ */
+export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel, peers: readonly number[], change: ChangeToCommit): Promise<Committed> {
+  const { store, self } = deps;
+  const s = change.statement;
+  const required = requiredVoters(deps.membership);
+  await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest }, change.effects);
+  deps.crashPoint?.('commit-after-stage');
+  const bytes = voteBytes(s);
+  const vote = identitySign(deps.identity.secretKey, bytes);
+  await store.recordVote(s.tenant, s.keyId, s.session, vote);
+  deps.crashPoint?.('commit-after-vote');
+  channel.broadcast('commit/vote', vote);
+
+  const certificate = await collectCertificate(deps, channel, peers, s, vote, bytes, required);
+  const encoded = encodeCertificate(certificate);
+  const records = await store.commitStaged(s.tenant, s.keyId, s.session, encoded);
+  deps.crashPoint?.('commit-after-commit');
+  // A peer that missed a vote (dropped by the relay, or withheld by a cheating node) commits on this.
+  channel.broadcast('commit/cert', encoded);
+  return { certificate: encoded, records };
+}
+
+/** Every peer's vote, or a valid certificate from any peer, whichever comes first. */
+function collectCertificate(
+  deps: CommitDeps,
+  channel: SessionChannel,
+  peers: readonly number[],
+  s: CommitStatement,
+  ownVote: Uint8Array,
+  bytes: Uint8Array,
+  required: readonly number[],
+): Promise<CommitCertificate> {
+  return new Promise<CommitCertificate>((resolve, reject) => {
+    let settled = false;
+    const finish = (f: () => void) => {
+      if (!settled) {
+        settled = true;
+        f();
+      }
+    };
+    const votes = new Map<number, Uint8Array>([[deps.self, ownVote]]);
+    for (const peer of peers) {
+      channel.receive(peer, 'commit/vote').then(
+        (sig) => {
+          // A vote that does not verify is for another result (that node computed something else) or
+          // was damaged: either way this statement cannot be certified. Not evidence against anyone:
+          // the vote travelled inside the encrypted channel, which a third party cannot open.
+          if (!identityVerify(deps.membership.get(peer)!, bytes, sig)) {
+            finish(() => reject(new TesseraError(ErrorCode.ConfirmationMismatch, `commit: node ${peer}'s vote is not for this result`)));
+            return;
+          }
+          votes.set(peer, sig);
+          if (required.every((v) => votes.has(v))) finish(() => resolve({ ...s, votes }));
+        },
+        (e) => finish(() => reject(e)),
+      );
+      channel.receive(peer, 'commit/cert').then(
+        (encoded) => {
+          try {
+            const cert = decodeCertificate(encoded);
+            if (!sameStatement(cert, s)) return; // not ours: ignore, the votes decide
+            verifyCertificate(cert, deps.membership, required);
+            finish(() => resolve(cert));
+          } catch {
+            // A certificate that does not check is ignored; the votes still decide.
+          }
+        },
+        () => undefined, // the vote path reports session failures
+      );
+    }
+  });
+}
+
+export type CertificateOutcome = 'committed' | 'already-committed';
+
+/**
+ * Finish a commit from a certificate someone handed us (a peer's catch-up, `tessera repair`):
+ * verify it against the membership, then apply the staged change it certifies. A lifecycle
+ * transition needs no staged secret, so it applies even without one (a node restored from a backup,
+ * or one that missed the session). Anything else without its staged result cannot be applied here:
+ * BAD_STATE says so (the node was restored from an older backup, or lost its data).
+ */
+export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, scope?: { tenant: string; keyId: string }): Promise<{ outcome: CertificateOutcome; certificate: CommitCertificate; records: readonly KeyRecord[] }> {
+  const cert = decodeCertificate(encoded);
+  if (scope && (cert.tenant !== scope.tenant || cert.keyId !== scope.keyId)) {
+    // Same answer as a missing key: a certificate of another tenant's key reveals nothing.
+    throw new TesseraError(ErrorCode.NotFound, `key ${scope.keyId} has no such change`);
+  }
+  verifyCertificate(cert, deps.membership, requiredVoters(deps.membership));
+  const { store } = deps;
+  if (await store.getCertificate(cert.tenant, cert.keyId, cert.session)) return { outcome: 'already-committed', certificate: cert, records: [] };
+  const staged = await store.getStaged(cert.tenant, cert.keyId);
+  if (staged && toHex(staged.session) === toHex(cert.session)) {
+    if (toHex(staged.resultDigest) !== toHex(cert.resultDigest)) {
+      throw new TesseraError(ErrorCode.ConfirmationMismatch, `commit: the certificate is for another result than node ${deps.self} staged`);
+    }
+    const records = await store.commitStaged(cert.tenant, cert.keyId, cert.session, encoded);
+    return { outcome: 'committed', certificate: cert, records };
+  }
+  const target = TRANSITION_TARGETS[cert.operation as keyof typeof TRANSITION_TARGETS];
+  if (target !== undefined && toHex(cert.resultDigest) === toHex(stateResultDigest(target))) {
+    const rec = await store.applyCertifiedTransition(cert.tenant, cert.keyId, cert.version, target, cert.session, encoded);
+    return { outcome: 'committed', certificate: cert, records: [rec] };
+  }
+  throw new TesseraError(
+    ErrorCode.BadState,
+    `node ${deps.self} has no staged result for the certified ${cert.operation} of ${cert.keyId} version ${cert.version} (session ${toHex(cert.session)}): ` +
+      'this node was restored from an older backup or lost its data; its share must be re-dealt',
+  );
+}
+
+/** The statement a session's votes sign. */
+export function statementOf(session: Uint8Array, operation: Operation, tenant: string, keyId: string, version: number, resultDigest: Uint8Array): CommitStatement {
+  return { session, operation, tenant, keyId, version, resultDigest };
+}

@@ -1,0 +1,278 @@
+/**
+ * The session engine: one piece of code that runs every operation's session, in the spirit of
+ * taurus multi-party-sig's handler (../shared/design/sessions.md, "Life of a session").
+ *
+ *   claim   -> the session id is recorded (synced) and refused if this node ever accepted it before;
+ *   join    -> the coordinator starts the session once every player joined with the same digest;
+ *   hello   -> the end-to-end channel opens (node/channel.ts); the signed hellos carry the session
+ *              digest, each player's fresh run contribution (core/run-id.ts: every identity-signed
+ *              protocol message binds the run id) and, for a session on an existing key version, the
+ *              epoch and package digest the player holds;
+ *   catch-up-> players that hold an older epoch than a peer are brought forward by that peer's commit
+ *              certificate, never by its claim (node/sessions/commit.ts applyCertificate);
+ *   body    -> the operation's rounds (node/protocols.ts) and, for a state change, the commit step
+ *              (ctx.commit: node/sessions/commit.ts certifyAndCommit);
+ *   end     -> done or fail at the coordinator; a staged change this node never voted for is dropped;
+ *              the share and the channel keys are wiped, however the session ends.
+ */
+import { Packr } from 'msgpackr';
+import { randomBytes } from '@noble/hashes/utils.js';
+import type { Logger } from 'pino';
+import { equalBytes, toHex, zeroize } from '../../core/bytes.js';
+import { publicPackageDigest } from '../../core/commit.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import type { IdentityKeyPair } from '../../core/identity.js';
+import { RUN_CONTRIBUTION_LENGTH, deriveRunId } from '../../core/run-id.js';
+import { sessionDigest, type SessionParams } from '../../core/session.js';
+import type { KeyShare } from '../../core/types.js';
+import { SessionChannel, type RelayLink } from '../channel.js';
+import { asTesseraError } from '../gate.js';
+import type { DriverContext } from '../protocols.js';
+import type { KeyRecord, ShareStore } from '../storage.js';
+import { COMMIT_ROUNDS, applyCertificate, certifyAndCommit, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
+
+export interface CoordinatorSessions extends RelayLink {
+  /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
+  join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number): Promise<unknown>;
+  done(session: Uint8Array): void;
+  fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
+  online(): number[];
+  readonly connected: boolean;
+}
+
+export interface EngineOptions {
+  readonly index: number;
+  readonly identity: IdentityKeyPair;
+  readonly membership: ReadonlyMap<number, Uint8Array>;
+  readonly store: ShareStore;
+  readonly link: CoordinatorSessions;
+  readonly logger: Logger;
+  readonly sessionTimeoutMs?: number;
+  /** Test-only crash points (node/service.ts FAULT_POINTS). */
+  readonly crashPoint?: (name: string) => void;
+}
+
+/** The round names each kind of session may send (the channel refuses any other: node/channel.ts). */
+export const SESSION_ROUNDS = {
+  jointFeldman: ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'],
+  sign: ['sign/commit', 'sign/share'],
+  none: [],
+} as const;
+const CATCH_UP_ROUND = 'commit/catchup';
+
+export interface SessionSpec {
+  readonly session: Uint8Array;
+  readonly params: SessionParams;
+  /** The committed key version the session works on (its epoch is agreed; its share loaded if asked). */
+  readonly uses?: { readonly tenant: string; readonly keyId: string; readonly version: number; readonly loadShare: boolean };
+  /** The protocol rounds the body sends (besides the commit and catch-up rounds). */
+  readonly rounds: readonly string[];
+  /** Whether the body commits a state change (adds the commit rounds). */
+  readonly commits: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** What an operation's body gets: the protocol driver context, plus the commit step. */
+export interface SessionContext extends DriverContext {
+  /** The committed record the session uses (after catch-up), when the spec named one. */
+  readonly record?: KeyRecord;
+  commit(change: ChangeToCommit): Promise<Committed>;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+interface Hello {
+  /** The player's fresh run contribution. */
+  readonly contribution: Uint8Array;
+  /** The epoch and package digest it holds for the key version the session uses. */
+  readonly held?: { readonly epoch: number; readonly digest: Uint8Array };
+}
+
+function encodeHello(h: Hello): Uint8Array {
+  return Uint8Array.from(packr.pack({ r: h.contribution, ...(h.held ? { e: h.held.epoch, d: h.held.digest } : {}) }));
+}
+
+/** Strict decode of a peer's hello info. A malformed one is a relay-class fault here: no culprit. */
+function decodeHello(bytes: Uint8Array, from: number, withHeld: boolean): Hello {
+  const bad = () => new TesseraError(ErrorCode.BadMessage, `session: node ${from}'s hello does not decode`);
+  let o: unknown;
+  try {
+    o = packr.unpack(bytes);
+  } catch {
+    throw bad();
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad();
+  const m = o as Record<string, unknown>;
+  if (Object.keys(m).sort().join(',') !== (withHeld ? 'd,e,r' : 'r')) throw bad();
+  if (!(m.r instanceof Uint8Array) || m.r.length !== RUN_CONTRIBUTION_LENGTH) throw bad();
+  if (!withHeld) return { contribution: Uint8Array.from(m.r) };
+  if (!Number.isSafeInteger(m.e) || (m.e as number) < 0 || (m.e as number) > 0xffffffff || !(m.d instanceof Uint8Array) || m.d.length !== 32) throw bad();
+  return { contribution: Uint8Array.from(m.r), held: { epoch: m.e as number, digest: Uint8Array.from(m.d) } };
+}
+
+export class SessionEngine {
+  constructor(private readonly o: EngineOptions) {}
+
+  private get commitDeps(): CommitDeps {
+    return {
+      self: this.o.index,
+      identity: this.o.identity,
+      membership: this.o.membership,
+      store: this.o.store,
+      ...(this.o.crashPoint ? { crashPoint: this.o.crashPoint } : {}),
+    };
+  }
+
+  /** Run one session: claim, join, hello, catch-up, body, end (see the module comment). */
+  async run<T>(spec: SessionSpec, body: (ctx: SessionContext, key?: KeyShare) => Promise<T>): Promise<T> {
+    const { link, store, index: self } = this.o;
+    const { session, params } = spec;
+    if (!link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
+    const digest = sessionDigest(session, params);
+    const players = [...params.players];
+    const peers = players.filter((p) => p !== self);
+    await store.claimSession(session);
+    await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs);
+    const channel = new SessionChannel({
+      session,
+      self,
+      players,
+      identity: this.o.identity,
+      membership: this.o.membership,
+      link,
+      digest,
+      rounds: [...spec.rounds, ...(spec.commits ? COMMIT_ROUNDS : []), ...(spec.uses ? [CATCH_UP_ROUND] : [])],
+    });
+    let key: KeyShare | undefined;
+    const contribution = randomBytes(RUN_CONTRIBUTION_LENGTH);
+    let staged = false;
+    try {
+      let record = spec.uses ? await this.requireRecord(spec.uses) : undefined;
+      const mine: Hello = { contribution, ...(record ? { held: { epoch: record.epoch, digest: publicPackageDigest(record.publicKey) } } : {}) };
+      const infos = await channel.open(encodeHello(mine));
+      const hellos = new Map<number, Hello>([[self, mine]]);
+      for (const [from, bytes] of infos) hellos.set(from, decodeHello(bytes, from, record !== undefined));
+      const runId = deriveRunId(digest, new Map([...hellos].map(([i, h]) => [i, h.contribution] as const)), players);
+      if (record && spec.uses) record = await this.catchUp(channel, spec.uses, record, hellos);
+      if (record && spec.uses?.loadShare) {
+        key = await store.getShare(spec.uses.tenant, spec.uses.keyId, spec.uses.version);
+        if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${spec.uses.keyId} version ${spec.uses.version} not found`);
+      }
+      const ctx: SessionContext = {
+        session,
+        runId,
+        self,
+        players,
+        channel,
+        identity: this.o.identity,
+        membership: this.o.membership,
+        ...(record ? { record } : {}),
+        commit: (change) => {
+          staged = true;
+          return certifyAndCommit(this.commitDeps, channel, peers, change);
+        },
+      };
+      const result = await body(ctx, key);
+      link.done(session);
+      return result;
+    } catch (e) {
+      const err = asTesseraError(e);
+      if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
+      if (staged && params.operation) await this.dropUnvoted(params.tenant, params.keyId, session);
+      this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
+      throw err;
+    } finally {
+      if (key) zeroize(key.secret.value);
+      zeroize(contribution);
+      channel.close();
+    }
+  }
+
+  /**
+   * Bring every player to the newest epoch any of them holds, on certificates only. A player that is
+   * ahead sends the certificate of its current epoch to each player behind it; a player behind takes
+   * the first that verifies and commits its staged result (applyCertificate). Two players at the same
+   * epoch with different packages, or a peer that claims a newer epoch and sends no valid certificate,
+   * fail the session (no culprit: the claim travelled inside the encrypted channel).
+   */
+  private async catchUp(channel: SessionChannel, uses: NonNullable<SessionSpec['uses']>, record: KeyRecord, hellos: ReadonlyMap<number, Hello>): Promise<KeyRecord> {
+    const self = this.o.index;
+    let newest = record.epoch;
+    for (const h of hellos.values()) newest = Math.max(newest, h.held!.epoch);
+    const atNewest = [...hellos].filter(([, h]) => h.held!.epoch === newest);
+    for (const [i, h] of atNewest) {
+      if (!equalBytes(h.held!.digest, atNewest[0]![1].held!.digest)) {
+        throw new TesseraError(ErrorCode.EpochMismatch, `nodes ${atNewest[0]![0]} and ${i} hold different packages at epoch ${newest} of ${uses.keyId} version ${uses.version}`);
+      }
+    }
+    if (record.epoch === newest) {
+      const behind = [...hellos].filter(([i, h]) => i !== self && h.held!.epoch < newest).map(([i]) => i);
+      if (behind.length > 0) {
+        const cert = record.certSession && (await this.o.store.getCertificate(uses.tenant, uses.keyId, record.certSession));
+        for (const to of behind) channel.send(to, CATCH_UP_ROUND, cert ?? new Uint8Array());
+        this.o.logger.info({ keyId: uses.keyId, version: uses.version, epoch: newest, behind }, 'sent the commit certificate of the current epoch to nodes behind');
+      }
+      return record;
+    }
+    const ahead = atNewest.map(([i]) => i);
+    const errors: string[] = [];
+    for (const from of ahead) {
+      const cert = await channel.receive(from, CATCH_UP_ROUND);
+      try {
+        if (cert.length === 0) throw new TesseraError(ErrorCode.BadState, 'no certificate');
+        const applied = await applyCertificate(this.commitDeps, cert, { tenant: uses.tenant, keyId: uses.keyId });
+        const now = await this.requireRecord(uses);
+        if (now.epoch !== newest) throw new TesseraError(ErrorCode.EpochMismatch, `the certificate brought epoch ${now.epoch}, not ${newest}`);
+        this.o.logger.warn({ keyId: uses.keyId, version: uses.version, epoch: newest, from, outcome: applied.outcome }, 'committed a newer epoch on a peer\'s commit certificate');
+        return now;
+      } catch (e) {
+        errors.push(`node ${from}: ${(e as Error).message}`);
+      }
+    }
+    throw new TesseraError(
+      ErrorCode.EpochMismatch,
+      `node ${self} holds epoch ${record.epoch} of ${uses.keyId} version ${uses.version}; nodes ${ahead.join(',')} claim epoch ${newest} but no valid certificate for it reached this node (${errors.join('; ')})`,
+    );
+  }
+
+  private async requireRecord(uses: NonNullable<SessionSpec['uses']>): Promise<KeyRecord> {
+    const rec = await this.o.store.get(uses.tenant, uses.keyId, uses.version);
+    if (!rec) throw new TesseraError(ErrorCode.NotFound, `key ${uses.keyId} version ${uses.version} not found`);
+    return rec;
+  }
+
+  /** After a failed session: drop this session's staged change if this node never voted for it. */
+  private async dropUnvoted(tenant: string, keyId: string, session: Uint8Array): Promise<void> {
+    try {
+      const staged = await this.o.store.getStaged(tenant, keyId);
+      if (staged && equalBytes(staged.session, session) && staged.vote === undefined) {
+        await this.o.store.dropStaged(tenant, keyId, session);
+      } else if (staged && equalBytes(staged.session, session)) {
+        this.o.logger.warn({ keyId, session: toHex(session) }, 'session failed after this node voted: the change stays staged until its certificate arrives (tessera repair)');
+      }
+    } catch (e) {
+      this.o.logger.error({ keyId, session: toHex(session), code: asTesseraError(e).code }, 'could not resolve the staged change of a failed session');
+    }
+  }
+
+  /** Apply a certificate handed over by the SDK's repair (node/http: POST /v1/keys/:keyId/repair). */
+  applyCertificate(encoded: Uint8Array, scope: { tenant: string; keyId: string }) {
+    return applyCertificate(this.commitDeps, encoded, scope);
+  }
+
+  /** At start: drop every staged change this node never voted for (no certificate can exist for it). */
+  async resolveAtStart(): Promise<{ dropped: number; waiting: number }> {
+    let dropped = 0;
+    let waiting = 0;
+    for (const s of await this.o.store.listStaged()) {
+      if (s.vote === undefined) {
+        await this.o.store.dropStaged(s.tenant, s.keyId, s.session);
+        dropped++;
+      } else {
+        waiting++;
+        this.o.logger.warn({ keyId: s.keyId, operation: s.operation, session: toHex(s.session) }, 'a voted change awaits its commit certificate: run tessera repair');
+      }
+    }
+    return { dropped, waiting };
+  }
+}
