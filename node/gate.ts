@@ -12,6 +12,11 @@
  *   5. audit 'ok' or 'failed'. If the final entry cannot be written the caller gets UNAVAILABLE, not the
  *      result: no operation completes unaudited.
  *
+ * 0. Before all of it: if the node's storage failed (a LevelDB write was refused: ENOSPC, EIO, read-only;
+ *    node/record-auth.ts latches it), every operation is refused with UNAVAILABLE (503) "node storage
+ *    failed: restart the node", and a session is declined at once so its peers do not wait. Nothing is
+ *    audited then: the audit log is in the store that failed.
+ *
  * A refusal in 1-3 is audited ('denied' for policy / admin / state refusals, 'failed' otherwise) and,
  * for a session, declines it at the coordinator so the other nodes abort at once instead of waiting.
  * If even that audit entry cannot be written, the caller gets UNAVAILABLE.
@@ -47,6 +52,8 @@ export interface GateOptions {
   /** Tell the coordinator this node will not join `session` (CoordinatorSessions.fail). */
   readonly decline: (session: Uint8Array, reason: string) => void;
   readonly logger: Logger;
+  /** The store's failed-write latch (ShareStore.failure): set, every operation is refused with it. */
+  readonly storageFailure?: () => TesseraError | undefined;
 }
 
 /** Errors that say the audit log could not be written (not retried when auditing the failure). */
@@ -78,6 +85,11 @@ export class OperationGate {
    * with the version the operation uses, if it concerns a key version.
    */
   async run<P extends { version?: number }, R>(req: GateRequest, prepare: () => Promise<P>, work: (prepared: P) => Promise<R>): Promise<R> {
+    const failed = this.o.storageFailure?.();
+    if (failed) {
+      if (req.session && req.declineOnRefusal !== false) this.o.decline(req.session, failed.message);
+      throw failed;
+    }
     let prepared: P;
     let severity: AuditSeverity = 'info';
     let note: string | undefined;
@@ -139,6 +151,8 @@ export class OperationGate {
         ...(reason !== undefined ? { reason: auditReason(reason) } : {}),
       });
     } catch (e) {
+      const failed = this.o.storageFailure?.();
+      if (failed) throw failed; // the store latched failed: say that, not a mere audit failure
       const err = asTesseraError(e);
       this.o.logger.error({ op: req.operation, keyId: req.keyId, code: err.code }, 'audit entry could not be written; operation refused');
       const failure = new TesseraError(ErrorCode.Unavailable, `audit: the audit entry could not be written, so the ${req.operation} was not done (${err.message})`);

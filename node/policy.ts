@@ -182,9 +182,15 @@ export class PolicyEngine {
     const max = o.maxFailOpenMs ?? DEFAULT_MAX_FAIL_OPEN_MS;
     ensure(Number.isSafeInteger(max) && max >= 1, ErrorCode.BadInput, 'policy: maxFailOpenMs must be a positive integer');
     const engine = new PolicyEngine(o);
-    if ((await o.records.get(RULES_KEY)) === undefined) {
-      await o.records.put(RULES_KEY, encode({ v: FORMAT, version: 0, rules: [], updatedAt: engine.clock() }), { sync: true });
+    let stored = true;
+    try {
+      stored = (await o.records.get(RULES_KEY)) !== undefined;
+    } catch (e) {
+      // A rule record that cannot be read, or fails its record MAC (node/record-auth.ts), is not
+      // replaced here: evaluate() answers UNAVAILABLE until an admin sets valid rules.
+      if (!isUnavailable(e)) throw e;
     }
+    if (!stored) await o.records.put(RULES_KEY, encode({ v: FORMAT, version: 0, rules: [], updatedAt: engine.clock() }), { sync: true });
     return engine;
   }
 

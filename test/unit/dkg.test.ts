@@ -6,7 +6,9 @@ import type { DkgRound1Msg } from '../../core/messages.js';
 import { combine, verifyingSharesMatchGroupKey } from '../../core/shamir.js';
 import { SUITE_IDS, getSuite, type SuiteId } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
-import { runDkg, simulateDkg, testAuthenticators, type Outcome } from '../helpers/run-dkg.js';
+import { verifyEquivocationEvidence, type EquivocationEvidence } from '../../core/evidence.js';
+import { loadIdentityEngine } from '../../core/identity.js';
+import { identityAuthenticators, runDkg, simulateDkg, testAuthenticators, type Outcome } from '../helpers/run-dkg.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -73,8 +75,15 @@ function failure(o: Outcome | undefined): { step: string; error: TesseraError } 
 }
 
 /** Re-sign a (modified) package as `sender` would, so that only the intended defect remains. */
-function resign(auth: ReturnType<typeof testAuthenticators>[number], sessionId: Uint8Array, t: number, n: number, sender: number, msg: DkgRound1Msg): DkgRound1Msg {
-  const bytes = round1SignedBytes({ mode: 'dkg', suite: SUITE, threshold: t, parties: n, sessionId, epoch: 0 }, sender, msg);
+function resign(
+  auth: ReturnType<typeof testAuthenticators>[number],
+  ids: { sessionId: Uint8Array; runId: Uint8Array },
+  t: number,
+  n: number,
+  sender: number,
+  msg: DkgRound1Msg,
+): DkgRound1Msg {
+  const bytes = round1SignedBytes({ mode: 'dkg', suite: SUITE, threshold: t, parties: n, ...ids, epoch: 0 }, sender, msg);
   return { ...msg, signature: auth.sign(bytes) };
 }
 
@@ -111,12 +120,14 @@ describe('DKG adversaries', () => {
     const t = 3;
     const n = 5;
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(n);
-    // A second, fully valid round-1 package from party 3 for the same session.
-    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 3, sessionId }, auths[2]!);
+    // A second, fully valid round-1 package from party 3 for the same session and run.
+    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 3, sessionId, runId }, auths[2]!);
     dkgDiscard(other.state);
     const out = simulateDkg(SUITE, t, n, {
       sessionId,
+      runId,
       auths,
       tamper: { round1: (from, to, m) => (from === 3 && to === 1 ? other.broadcast : m) },
     });
@@ -125,6 +136,7 @@ describe('DKG adversaries', () => {
       expect(f.step).toBe('round3');
       expect(f.error.code).toBe(ErrorCode.Equivocation);
       expect(f.error.culprits).toEqual([3]);
+      expect(f.error.evidence.map((e) => e.signer)).toEqual([3]);
     }
   });
 
@@ -132,13 +144,15 @@ describe('DKG adversaries', () => {
     const t = 2;
     const n = 3;
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(n);
-    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId }, auths[1]!);
+    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId, runId }, auths[1]!);
     const out = simulateDkg(SUITE, t, n, {
       sessionId,
+      runId,
       auths,
       // Party 2's package carries the proof made for other commitments, re-signed by party 2.
-      tamper: { round1: (from, _to, m) => (from === 2 ? resign(auths[1]!, sessionId, t, n, 2, { ...m, proof: other.broadcast.proof }) : m) },
+      tamper: { round1: (from, _to, m) => (from === 2 ? resign(auths[1]!, { sessionId, runId }, t, n, 2, { ...m, proof: other.broadcast.proof }) : m) },
     });
     for (const i of [1, 3]) {
       const f = failure(out[i - 1]);
@@ -149,7 +163,7 @@ describe('DKG adversaries', () => {
     }
   });
 
-  it('a bad round-1 signature -> BadProof naming the sender', () => {
+  it('a bad round-1 signature -> BadProof naming nobody (the relay could have changed it)', () => {
     const out = simulateDkg(SUITE, 2, 3, {
       tamper: {
         round1: (from, to, m) => {
@@ -164,13 +178,14 @@ describe('DKG adversaries', () => {
     expect(f.step).toBe('round2');
     expect(f.error.code).toBe(ErrorCode.BadProof);
     expect(f.error.message).toMatch(/signature/);
-    expect(f.error.culprits).toEqual([3]);
+    expect(f.error.culprits).toEqual([]);
   });
 
   it('a package signed by another party is rejected: the signature binds the sender', () => {
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(3);
-    const r1 = [1, 2, 3].map((i) => dkgRound1({ suite: SUITE, threshold: 2, parties: 3, self: i, sessionId }, auths[i - 1]!));
+    const r1 = [1, 2, 3].map((i) => dkgRound1({ suite: SUITE, threshold: 2, parties: 3, self: i, sessionId, runId }, auths[i - 1]!));
     // Party 1 receives party 3's package claiming to be from party 2.
     const received = new Map([
       [2, r1[2]!.broadcast],
@@ -181,18 +196,20 @@ describe('DKG adversaries', () => {
       expect.unreachable();
     } catch (e) {
       expect((e as TesseraError).code).toBe(ErrorCode.BadProof);
-      expect((e as TesseraError).culprits).toEqual([2]);
+      expect((e as TesseraError).culprits).toEqual([]);
     }
   });
 
-  it('a lying echoer (forged package for party 2 in its echo) is named; party 2 is not', () => {
+  it('a lying echoer (forged package for party 2 in its echo) aborts the run; party 2 is not named, nor anyone (the echo is unsigned)', () => {
     const t = 3;
     const n = 5;
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(n);
-    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId }, auths[1]!);
+    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId, runId }, auths[1]!);
     const out = simulateDkg(SUITE, t, n, {
       sessionId,
+      runId,
       auths,
       tamper: {
         // Party 4 echoes a package for party 2 with other commitments but party 2's real signature.
@@ -204,11 +221,11 @@ describe('DKG adversaries', () => {
       const f = failure(out[i - 1]);
       expect(f.step).toBe('round3');
       expect(f.error.code).toBe(ErrorCode.BadProof);
-      expect(f.error.culprits).toEqual([4]);
+      expect(f.error.culprits).toEqual([]);
     }
   });
 
-  it('an echoer that drops a package or changes ours is named', () => {
+  it('an echoer that drops a package or changes ours aborts the run naming nobody', () => {
     const out = simulateDkg(SUITE, 2, 3, {
       tamper: {
         echo: (from, to, m) => {
@@ -222,11 +239,11 @@ describe('DKG adversaries', () => {
     });
     const f1 = failure(out[0]);
     expect(f1.error.code).toBe(ErrorCode.BadMessage);
-    expect(f1.error.culprits).toEqual([2]);
-    // Party 3 sees a changed copy of its own package: the echoer made it up.
+    expect(f1.error.culprits).toEqual([]);
+    // Party 3 sees a changed copy of its own package: made up, but the unsigned echo proves nothing.
     const f3 = failure(out[2]);
     expect(f3.error.code).toBe(ErrorCode.BadProof);
-    expect(f3.error.culprits).toEqual([2]);
+    expect(f3.error.culprits).toEqual([]);
   });
 
   it('a confirmation mismatch keeps the key from being released and lists the differing party', () => {
@@ -242,28 +259,118 @@ describe('DKG adversaries', () => {
     expect(out[1]!.ok && out[2]!.ok).toBe(true);
   });
 
-  it('a malformed package, a bad point, a wrong count -> culprit named before any crypto', () => {
+  it('a malformed package or a wrong count names nobody; an invalid point names its sender only when it signed it', () => {
     const { group } = getSuite(SUITE);
-    const cases: [string, (m: DkgRound1Msg) => DkgRound1Msg, string][] = [
+    const identity = Uint8Array.from([1, ...new Uint8Array(31)]);
+    const notAPoint = new Uint8Array(group.pointLength).fill(0xff);
+    const unsigned: [string, (m: DkgRound1Msg) => DkgRound1Msg, string][] = [
       ['too few commitments', (m) => ({ ...m, commitments: m.commitments.slice(1) }), ErrorCode.BadMessage],
       ['short proof', (m) => ({ ...m, proof: m.proof.subarray(1) }), ErrorCode.BadMessage],
       ['empty signature', (m) => ({ ...m, signature: new Uint8Array(0) }), ErrorCode.BadMessage],
-      ['identity commitment', (m) => ({ ...m, commitments: [Uint8Array.from([1, ...new Uint8Array(31)]), ...m.commitments.slice(1)] }), ErrorCode.BadPoint],
-      ['not a point', (m) => ({ ...m, commitments: [new Uint8Array(group.pointLength).fill(0xff), ...m.commitments.slice(1)] }), ErrorCode.BadPoint],
       ['not an object', () => null as unknown as DkgRound1Msg, ErrorCode.BadMessage],
+      // Changed after signing: the signature fails first, so nobody is named.
+      ['identity commitment, not re-signed', (m) => ({ ...m, commitments: [identity, ...m.commitments.slice(1)] }), ErrorCode.BadProof],
     ];
-    for (const [what, change, code] of cases) {
+    for (const [what, change, code] of unsigned) {
       const out = simulateDkg(SUITE, 2, 3, { tamper: { round1: (from, to, m) => (from === 3 && to === 1 ? change(m) : m) } });
       const f = failure(out[0]);
       expect(f.error.code, what).toBe(code);
-      expect(f.error.culprits, what).toEqual([3]);
+      expect(f.error.culprits, what).toEqual([]);
     }
+    // Validly signed by party 3 and failing a public check: party 3 is named.
+    for (const bad of [identity, notAPoint]) {
+      const sessionId = randomBytes(16);
+      const runId = randomBytes(32);
+      const auths = testAuthenticators(3);
+      const out = simulateDkg(SUITE, 2, 3, {
+        sessionId,
+        runId,
+        auths,
+        tamper: { round1: (from, to, m) => (from === 3 && to === 1 ? resign(auths[2]!, { sessionId, runId }, 2, 3, 3, { ...m, commitments: [bad, ...m.commitments.slice(1)] }) : m) },
+      });
+      const f = failure(out[0]);
+      expect(f.error.code).toBe(ErrorCode.BadPoint);
+      expect(f.error.culprits).toEqual([3]);
+    }
+  });
+});
+
+describe('DKG: the run id, replays and transferable evidence', () => {
+  const t = 2;
+  const n = 3;
+
+  it('a round-1 package replayed from a previous run (same session id, other run id) is rejected and names nobody', () => {
+    const sessionId = randomBytes(16);
+    const auths = testAuthenticators(n);
+    const oldRun = randomBytes(32);
+    const old = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId, runId: oldRun }, auths[1]!);
+    dkgDiscard(old.state);
+    // Delivered as party 2's package in the new run.
+    const direct = simulateDkg(SUITE, t, n, { sessionId, auths, tamper: { round1: (from, to, m) => (from === 2 && to === 1 ? old.broadcast : m) } });
+    const f = failure(direct[0]);
+    expect(f.step).toBe('round2');
+    expect(f.error.code).toBe(ErrorCode.BadProof);
+    expect(f.error.culprits).toEqual([]);
+    // Echoed by party 3 as "another package from party 2": it would have been equivocation evidence
+    // against honest party 2 if signatures were bound to the session id only. Now it is a forged echo.
+    const echoed = simulateDkg(SUITE, t, n, {
+      sessionId,
+      auths,
+      tamper: { echo: (from, _to, m) => (from === 3 ? { packages: { ...m.packages, 2: old.broadcast } } : m) },
+    });
+    for (const i of [1, 2]) {
+      const g = failure(echoed[i - 1]);
+      expect(g.step).toBe('round3');
+      expect(g.error.code).toBe(ErrorCode.BadProof);
+      expect(g.error.culprits).toEqual([]);
+      expect(g.error.evidence).toEqual([]);
+    }
+  });
+
+  it('the run id is validated: exactly 32 bytes', () => {
+    const [auth] = testAuthenticators(1);
+    const p = { suite: SUITE, threshold: t, parties: n, self: 1, sessionId: randomBytes(16) };
+    for (const runId of [new Uint8Array(31), new Uint8Array(33), undefined, 'ab'.repeat(32)]) {
+      expect(() => dkgRound1({ ...p, runId } as never, auth!)).toThrow(expect.objectContaining({ code: ErrorCode.BadInput }));
+    }
+  });
+
+  it('equivocation evidence verifies under the equivocator\'s ML-DSA-65 identity, and forged evidence does not', async () => {
+    await loadIdentityEngine();
+    const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
+    const { auths, publicKeys } = identityAuthenticators(n);
+    const other = dkgRound1({ suite: SUITE, threshold: t, parties: n, self: 2, sessionId, runId }, auths[1]!);
+    dkgDiscard(other.state);
+    const out = simulateDkg(SUITE, t, n, { sessionId, runId, auths, tamper: { round1: (from, to, m) => (from === 2 && to === 3 ? other.broadcast : m) } });
+    for (const i of [1, 3]) {
+      const f = failure(out[i - 1]);
+      expect(f.error.code).toBe(ErrorCode.Equivocation);
+      expect(f.error.culprits).toEqual([2]);
+      expect(f.error.evidence).toHaveLength(1);
+      const ev = f.error.evidence[0]!;
+      expect(ev).toMatchObject({ protocol: 'dkg', signer: 2 });
+      if (ev.protocol === 'sign') throw new Error('expected DKG evidence');
+      expect(verifyEquivocationEvidence(ev, publicKeys[1]!)).toBe(true);
+      // Another party's key, the same package twice, changed content, another run, another protocol: no.
+      expect(verifyEquivocationEvidence(ev, publicKeys[0]!)).toBe(false);
+      expect(verifyEquivocationEvidence({ ...ev, second: ev.first } as EquivocationEvidence, publicKeys[1]!)).toBe(false);
+      const changed = { ...ev.second, commitments: [...ev.first.commitments] };
+      expect(verifyEquivocationEvidence({ ...ev, second: changed } as EquivocationEvidence, publicKeys[1]!)).toBe(false);
+      expect(verifyEquivocationEvidence({ ...ev, binding: { ...ev.binding, runId: randomBytes(32) } } as EquivocationEvidence, publicKeys[1]!)).toBe(false);
+      expect(verifyEquivocationEvidence({ ...ev, signer: 3 } as EquivocationEvidence, publicKeys[1]!)).toBe(false);
+      expect(verifyEquivocationEvidence({ ...ev, protocol: 'refresh' } as EquivocationEvidence, publicKeys[1]!)).toBe(false);
+      expect(verifyEquivocationEvidence(null as never, publicKeys[1]!)).toBe(false);
+    }
+    // The honest parties 1 and 3 are never named by anyone.
+    for (const o of out) if (!o.ok) expect(o.error.culprits.filter((c) => c !== 2)).toEqual([]);
   });
 });
 
 describe('DKG round functions: parameters, senders, one-use state', () => {
   const sessionId = randomBytes(16);
-  const params = (self: number): DkgParams => ({ suite: 'secp256k1', threshold: 2, parties: 3, self, sessionId });
+  const runId = randomBytes(32);
+  const params = (self: number): DkgParams => ({ suite: 'secp256k1', threshold: 2, parties: 3, self, sessionId, runId });
 
   it('rejects bad parameters with typed errors', () => {
     const [auth] = testAuthenticators(1);
@@ -341,7 +448,7 @@ describe('DKG round functions: parameters, senders, one-use state', () => {
       expect.unreachable();
     } catch (e) {
       expect((e as TesseraError).code).toBe(ErrorCode.BadProof);
-      expect((e as TesseraError).culprits).toEqual([2]);
+      expect((e as TesseraError).culprits).toEqual([]);
     }
   });
 

@@ -281,6 +281,27 @@ describe('fail closed', () => {
     expect(await n.policy.evaluate(req())).toEqual({ allow: true });
   });
 
+  it('the rule document replaced without the KEK (a deny removed): its record MAC fails, UNAVAILABLE naming the record, never evaluated', async () => {
+    let n = await openNode();
+    await n.policy.setRules([{ id: 'd', type: 'deny', operations: ['destroy'] }], 'admin');
+    await closeNode(n);
+    const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    // Well-formed, newer, no rules: what an intruder with write access but no KEK would like to store.
+    await db.put(`x/${POLICY_NAMESPACE}/rules`, Uint8Array.from(packr.pack({ v: 1, version: 9, rules: [], updatedAt: 1 })));
+    await db.close();
+
+    n = await openNode(); // the node still starts
+    const report = await n.store.checkIntegrity();
+    expect(report.unauthentic.map((r) => r.name)).toEqual([`${POLICY_NAMESPACE} record rules`]);
+    expect(await codeOf(n.policy.evaluate(req({ operation: 'destroy' })))).toBe(ErrorCode.Unavailable);
+    const err = await n.store.namespace(POLICY_NAMESPACE).get('rules').catch((e: TesseraError) => e);
+    expect(err).toMatchObject({ code: ErrorCode.Unavailable, message: expect.stringMatching(/^storage: policy record rules fails its integrity check/) });
+    // An admin repairs it by setting rules again.
+    await n.policy.setRules([{ id: 'd', type: 'deny', operations: ['destroy'] }], 'admin');
+    expect(await decisions(n.policy, [req({ operation: 'destroy' })])).toEqual(['deny:d']);
+  });
+
   it('valid msgpack with an invalid rule, a deleted document, a closed store: all UNAVAILABLE', async () => {
     const n = await openNode();
     const ns = n.store.namespace(POLICY_NAMESPACE);

@@ -106,26 +106,43 @@ describe('refresh adversaries and mismatches', () => {
   it('equivocation in refresh is caught by the echo', () => {
     const keys = runDkg(SUITE, 2, 3);
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(3);
-    const other = refreshRound1({ sessionId, key: keys[1]! }, auths[1]!);
+    const other = refreshRound1({ sessionId, runId, key: keys[1]! }, auths[1]!);
     refreshDiscard(other.state);
-    const out = simulateRefresh(keys, { sessionId, auths, tamper: { round1: (from, to, m) => (from === 2 && to === 3 ? other.broadcast : m) } });
+    const out = simulateRefresh(keys, { sessionId, runId, auths, tamper: { round1: (from, to, m) => (from === 2 && to === 3 ? other.broadcast : m) } });
     for (const i of [1, 3]) {
       const f = failure(out[i - 1]);
       expect(f.error.code).toBe(ErrorCode.Equivocation);
       expect(f.error.culprits).toEqual([2]);
+      expect(f.error.evidence).toMatchObject([{ protocol: 'refresh', signer: 2 }]);
+    }
+  });
+
+  it('a refresh package replayed from an earlier run of the same session id names nobody', () => {
+    const keys = runDkg(SUITE, 2, 3);
+    const sessionId = randomBytes(16);
+    const auths = testAuthenticators(3);
+    const old = refreshRound1({ sessionId, runId: randomBytes(32), key: keys[1]! }, auths[1]!);
+    refreshDiscard(old.state);
+    const out = simulateRefresh(keys, { sessionId, auths, tamper: { echo: (from, _to, m) => (from === 3 ? { packages: { ...m.packages, 2: old.broadcast } } : m) } });
+    for (const i of [1, 2]) {
+      const f = failure(out[i - 1]);
+      expect(f.error.code).toBe(ErrorCode.BadProof);
+      expect(f.error.culprits).toEqual([]);
     }
   });
 
   it('a refresh package must have t-1 commitments and an empty proof', () => {
     const keys = runDkg(SUITE, 3, 4);
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(4);
     const resign = (m: { commitments: Uint8Array[]; proof: Uint8Array }) => ({
       ...m,
       signature: auths[3]!.sign(
         round1SignedBytes(
-          { mode: 'refresh', suite: SUITE, threshold: 3, parties: 4, sessionId, epoch: 0 },
+          { mode: 'refresh', suite: SUITE, threshold: 3, parties: 4, sessionId, runId, epoch: 0 },
           4,
           { ...m, signature: new Uint8Array(0) },
         ),
@@ -133,16 +150,20 @@ describe('refresh adversaries and mismatches', () => {
     });
     const extraProof = simulateRefresh(keys, {
       sessionId,
+      runId,
       auths,
       tamper: { round1: (from, _to, m) => (from === 4 ? resign({ ...m, proof: new Uint8Array(96) }) : m) },
     });
+    // Malformed for a refresh: rejected before any crypto, naming nobody (bytes that do not form a
+    // refresh package prove nothing to a third party).
     const f = failure(extraProof[0]);
     expect(f.error.code).toBe(ErrorCode.BadMessage);
-    expect(f.error.culprits).toEqual([4]);
+    expect(f.error.culprits).toEqual([]);
     // A DKG package (t commitments and a proof) is not a refresh package.
-    const dkgPkg = dkgRound1({ suite: SUITE, threshold: 3, parties: 4, self: 4, sessionId }, auths[3]!).broadcast;
-    const wrong = simulateRefresh(keys, { sessionId, auths, tamper: { round1: (from, _to, m) => (from === 4 ? dkgPkg : m) } });
-    expect(failure(wrong[1]).error.culprits).toEqual([4]);
+    const dkgPkg = dkgRound1({ suite: SUITE, threshold: 3, parties: 4, self: 4, sessionId, runId }, auths[3]!).broadcast;
+    const wrong = simulateRefresh(keys, { sessionId, runId, auths, tamper: { round1: (from, _to, m) => (from === 4 ? dkgPkg : m) } });
+    expect(failure(wrong[1]).error.code).toBe(ErrorCode.BadMessage);
+    expect(failure(wrong[1]).error.culprits).toEqual([]);
   });
 
   it('a party at another epoch: EpochMismatch, nobody blamed, nothing combined', () => {
@@ -163,12 +184,12 @@ describe('refresh adversaries and mismatches', () => {
     const e1 = runRefresh(e0);
     const [auth] = testAuthenticators(1);
     const mixed: KeyShare = { publicKey: e1[0]!.publicKey, secret: e0[0]!.secret };
-    expect(() => refreshRound1({ sessionId: randomBytes(16), key: mixed }, auth!)).toThrow(
+    expect(() => refreshRound1({ sessionId: randomBytes(16), runId: randomBytes(32), key: mixed }, auth!)).toThrow(
       expect.objectContaining({ code: ErrorCode.EpochMismatch }),
     );
     // Same epoch label, wrong share: it does not match the package.
     const forged: KeyShare = { publicKey: e1[0]!.publicKey, secret: { ...e0[0]!.secret, epoch: 1 } };
-    expect(() => refreshRound1({ sessionId: randomBytes(16), key: forged }, auth!)).toThrow(
+    expect(() => refreshRound1({ sessionId: randomBytes(16), runId: randomBytes(32), key: forged }, auth!)).toThrow(
       expect.objectContaining({ code: ErrorCode.BadInput }),
     );
   });
@@ -200,8 +221,9 @@ describe('refresh adversaries and mismatches', () => {
   it('step by step: states are one-use and refresh states are not DKG states', async () => {
     const keys = runDkg(SUITE, 2, 3);
     const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
     const auths = testAuthenticators(3);
-    const r1 = keys.map((k, p) => refreshRound1({ sessionId, key: k }, auths[p]!));
+    const r1 = keys.map((k, p) => refreshRound1({ sessionId, runId, key: k }, auths[p]!));
     const { dkgRound2 } = await import('../../core/dkg.js');
     expect(() => dkgRound2(r1[0]!.state, new Map())).toThrow(expect.objectContaining({ code: ErrorCode.BadState }));
     // The wrong-mode call did not consume it.

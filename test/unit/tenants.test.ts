@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
+import { Packr } from 'msgpackr';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { split } from '../../core/shamir.js';
 import { ED25519 } from '../../core/suites.js';
@@ -17,6 +18,7 @@ import { API_KEY_PREFIX, TENANTS_NAMESPACE, TenantStore, hashApiKey, requireAdmi
 import { useTempStores } from '../helpers/temp-store.js';
 
 const { dir, open: openStore } = useTempStores('tessera-tenants-');
+const packr = new Packr({ useRecords: false });
 
 const ADMIN_KEY = 'admin-key-from-config-0123456789';
 const CONFIG_KEY = 'tenant-key-from-config-abcdefghij';
@@ -163,6 +165,50 @@ describe('API keys', () => {
     await db.close();
     const again = await openStore();
     expect(await codeOf(openTenants(again))).toBe(ErrorCode.Unavailable);
+  });
+});
+
+describe('records authenticated at rest (node/record-auth.ts)', () => {
+  it('an API key record edited without the KEK (its hash replaced, role raised to admin): refused, naming the record, and the key never authenticates', async () => {
+    const dataDir = join(dir(), 'data');
+    const store = await openStore();
+    const ts = await openTenants(store);
+    await ts.createTenant('acme');
+    const { info } = await ts.createApiKey('acme');
+    await store.close();
+    const mine = 'tsk_intruder-chosen-key-0123456789';
+    const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    const key = `x/${TENANTS_NAMESPACE}/k/${info.id}`;
+    const stored = (await db.get(key))!;
+    const m = packr.unpack(stored.subarray(0, stored.length - 32)) as Record<string, unknown>;
+    expect(m.id).toBe(info.id); // the payload is the plain record; the MAC trails it
+    await db.put(key, Uint8Array.from(packr.pack({ ...m, role: 'admin', hash: hashApiKey(mine) })));
+    await db.close();
+
+    const again = await openStore();
+    const err = await openTenants(again).catch((e: TesseraError) => e);
+    expect(err).toBeInstanceOf(TesseraError);
+    expect((err as TesseraError).code).toBe(ErrorCode.Unavailable);
+    expect((err as TesseraError).message).toMatch(new RegExp(`^storage: tenants record k/${info.id} fails its integrity check`));
+    expect((err as TesseraError).message).not.toMatch(/[0-9a-f]{32}/); // no values in the message
+  });
+
+  it('a tenant record copied to another key is refused (the MAC binds the LevelDB key)', async () => {
+    const dataDir = join(dir(), 'data');
+    const store = await openStore();
+    const ts = await openTenants(store);
+    await ts.createTenant('acme');
+    await store.close();
+    const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    await db.put(`x/${TENANTS_NAMESPACE}/t/evil`, (await db.get(`x/${TENANTS_NAMESPACE}/t/acme`))!);
+    await db.close();
+    const again = await openStore();
+    const ts2 = await openTenants(again);
+    expect((await ts2.getTenant('acme'))?.name).toBe('acme');
+    expect(await codeOf(ts2.getTenant('evil'))).toBe(ErrorCode.Unavailable);
+    expect((await again.checkIntegrity()).unauthentic.map((r) => r.name)).toEqual([`${TENANTS_NAMESPACE} record t/evil`]);
   });
 });
 
