@@ -28,15 +28,6 @@
  * record at start. The first failed write (ENOSPC, EIO, read-only) latches the store failed: every
  * later call throws UNAVAILABLE "node storage failed: restart the node" (see `failure`, onFailure()).
  *
- * Every record, whatever its prefix (the namespaced ones included), is also MACed at rest: ShareStore
- * reaches LevelDB only through node/record-auth.ts AuthenticatedRecords, which stores `payload || tag`
- * with an HMAC-SHA256 over (LevelDB key, payload) under its own KEK-derived key. So the public fields
- * (state, rotation period, createdAt, rotatedAt, destroyedAt, ...) cannot be edited and no record can be
- * moved by someone without the KEK: such a record is refused with an error naming it (and, for a key's
- * records, the whole key is refused until `tessera repair --key-id`). checkIntegrity() verifies every
- * record at start. The first failed write (ENOSPC, EIO, read-only) latches the store failed: every
- * later call throws UNAVAILABLE "node storage failed: restart the node" (see `failure`, onFailure()).
- *
  * Key states and what they allow are node/lifecycle.ts's table; the store enforces its transitions.
  * A destroyed version keeps a public tombstone (state 'destroyed', the public package, no sealed share):
  * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
@@ -58,8 +49,6 @@ import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/
 import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
-import { deriveKekKey } from './kek.js';
-import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
 import { deriveKekKey } from './kek.js';
 import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
 
@@ -281,42 +270,6 @@ export class ShareStore {
     this.closed = true;
     zeroize(this.storageKey);
     await this.db.close();
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Integrity and storage failure (node/record-auth.ts)
-
-  /**
-   * Set once a LevelDB write failed (ENOSPC, EIO, read-only...): the UNAVAILABLE error ("node storage
-   * failed: restart the node") that every call of this store now throws, until the process restarts.
-   */
-  get failure(): TesseraError | undefined {
-    return this.db.failure;
-  }
-
-  /** What LevelDB said when the store latched failed (no values; for the operator's log). */
-  get failureCause(): string | undefined {
-    return this.db.failureCause;
-  }
-
-  /** Be told once when the store latches failed. Returns an unsubscribe function. */
-  onFailure(listener: (cause: string) => void): () => void {
-    return this.db.onFailure(listener);
-  }
-
-  /**
-   * The start-up integrity check: verify the MAC of every record. Returns the records that fail (by
-   * name, never their bytes); every key one of them belongs to is refused from now on, with an error
-   * that names the key and `tessera repair --key-id`.
-   */
-  async checkIntegrity(): Promise<{ checked: number; unauthentic: UnauthenticRecord[] }> {
-    this.ensureOpen();
-    return this.db.verifyAll();
-  }
-
-  /** The keys this store refuses because one of their records failed its MAC. */
-  quarantinedKeys(): { tenant: string; keyId: string; record: string }[] {
-    return this.db.quarantined();
   }
 
   // -------------------------------------------------------------------------------------------
