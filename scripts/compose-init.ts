@@ -13,6 +13,8 @@
  *   node-<i>/kek                       the node's key-encryption key (mode 0600)
  *   node-<i>/db/                       the node's LevelDB store, holding its identity
  *   node-<i>/api-keys.json             {"apiKeys": [{id, tenant, keyHash, role: "admin"}]} — hashes only; the operator's admin key
+ *   node-<i>/schedule-secret           the cluster scheduling secret (mode 0600, 64 hex characters, the same for
+ *                                      every node: it keys scheduled-rotation session ids; TESSERA_SCHEDULE_SECRET_FILE)
  *   node-<i>/tls/server.{pem,key}      node certificate (node host name + localhost, 127.0.0.1)
  * and CLIENT_DIR/cluster.json (mode 0600): node URLs, API keys and the CA to pin, for the SDK / CLI.
  *
@@ -76,7 +78,15 @@ export function composeLayout(root: string, nodes: number) {
     coordinator: { dir: join(r, 'coordinator'), tlsDir: join(r, 'coordinator', 'tls') },
     nodes: Array.from({ length: nodes }, (_, k) => {
       const dir = join(r, `node-${k + 1}`);
-      return { index: k + 1, dir, kek: join(dir, 'kek'), db: join(dir, 'db'), apiKeys: join(dir, 'api-keys.json'), tlsDir: join(dir, 'tls') };
+      return {
+        index: k + 1,
+        dir,
+        kek: join(dir, 'kek'),
+        db: join(dir, 'db'),
+        apiKeys: join(dir, 'api-keys.json'),
+        tlsDir: join(dir, 'tls'),
+        scheduleSecret: join(dir, 'schedule-secret'),
+      };
     }),
   };
 }
@@ -155,6 +165,16 @@ export async function composeInit(o: ComposeInitOptions): Promise<ClusterFile> {
     }
   }
   writeFile(layout.shared.membership, JSON.stringify({ nodes: members }, null, 2) + '\n', 0o644);
+
+  // The cluster scheduling secret: one for the cluster, a copy in each node's own directory (it never
+  // goes to shared/). Kept if a node already has a well-formed one.
+  const existingSecret = layout.nodes
+    .map((n) => (existsSync(n.scheduleSecret) ? readFileSync(n.scheduleSecret, 'utf8').trim() : ''))
+    .find((v) => /^[0-9a-f]{64}$/.test(v));
+  const scheduleSecret = existingSecret ?? randomBytes(32).toString('hex');
+  for (const n of layout.nodes) {
+    if (!existsSync(n.scheduleSecret) || readFileSync(n.scheduleSecret, 'utf8').trim() !== scheduleSecret) writeFile(n.scheduleSecret, scheduleSecret + '\n', 0o600);
+  }
 
   // API keys: the node gets the hash, the client file the key. Keep a key the node still accepts.
   const clusterPath = join(clientDir, 'cluster.json');

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +166,18 @@ describe('docker-compose.yml topology as processes', () => {
     }
     expect(statSync(join(tmp, 'tessera', 'coordinator', 'tls', 'server.key')).mode & 0o777).toBe(0o600);
     expect(statSync(join(tmp, 'client', 'cluster.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('init gave every node the same cluster scheduling secret, mode 0600 in its own directory, and nothing in shared/', () => {
+    const secrets = [1, 2, 3].map((i) => {
+      const path = join(tmp, 'tessera', `node-${i}`, 'schedule-secret');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      return readFileSync(path, 'utf8').trim();
+    });
+    expect(secrets[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(secrets).size).toBe(1);
+    for (const name of readdirSync(join(tmp, 'tessera', 'shared'))) expect(readFileSync(join(tmp, 'tessera', 'shared', name), 'utf8')).not.toContain(secrets[0]);
+    for (const name of nodeServices) expect(serviceEnv(compose.services[name]!, {}).TESSERA_SCHEDULE_SECRET_FILE).toMatch(/\/schedule-secret$/);
   });
 
   it('keygen and one signature through the SDK over TLS with the pinned CA', async () => {
