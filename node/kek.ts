@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { utf8ToBytes, zeroize } from '../core/bytes.js';
+import { concatBytes, utf8ToBytes, zeroize } from '../core/bytes.js';
 import { ConfigError, type KekSource } from './config.js';
 
 export const KEK_LENGTH = 32;
@@ -19,7 +19,8 @@ export const KEK_LENGTH = 32;
  * The uses of the KEK. The KEK itself never keys anything: each use gets its own key derived with
  * HKDF-SHA256 (RFC 5869) under its own info label, so no two uses share a key.
  *   sealing     AES-256-GCM of shares and named secrets (node/storage.ts)
- *   recordMac   HMAC-SHA256 over every stored record (node/record-auth.ts)
+ *   recordMac   HMAC-SHA256 over every stored record (node/record-auth.ts), per node: context = the
+ *               node index as one byte (recordMacKey)
  */
 export const KEK_USES = {
   sealing: 'tessera/node-storage/v1',
@@ -27,10 +28,14 @@ export const KEK_USES = {
 } as const;
 export type KekUse = keyof typeof KEK_USES;
 
-/** The 32-byte key for one use of the KEK. The caller owns (and zeroizes) the result. */
-export function deriveKekKey(kek: Uint8Array, use: KekUse): Uint8Array {
+/**
+ * The 32-byte key for one use of the KEK, optionally narrowed to a context (appended to the info label,
+ * e.g. the node index, so two nodes sharing a KEK still get different keys). The caller owns (and
+ * zeroizes) the result.
+ */
+export function deriveKekKey(kek: Uint8Array, use: KekUse, context: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (!(kek instanceof Uint8Array) || kek.length !== KEK_LENGTH) throw new ConfigError('kek', `must be ${KEK_LENGTH} bytes`);
-  return hkdf(sha256, kek, undefined, utf8ToBytes(KEK_USES[use]), 32);
+  return hkdf(sha256, kek, undefined, concatBytes(utf8ToBytes(KEK_USES[use]), context), 32);
 }
 
 /** Load the KEK. The caller owns the returned bytes and should zeroize them when done. */
@@ -104,4 +109,10 @@ export async function createKekFile(path: string): Promise<void> {
     zeroize(key, text);
     await fh.close();
   }
+}
+
+/** The record MAC key of one node's data dir (node/record-auth.ts): the KEK's 'recordMac' key for that node index. */
+export function recordMacKey(kek: Uint8Array, nodeIndex: number): Uint8Array {
+  if (!Number.isSafeInteger(nodeIndex) || nodeIndex < 1 || nodeIndex > 255) throw new ConfigError('index', 'must be 1..255');
+  return deriveKekKey(kek, 'recordMac', Uint8Array.of(nodeIndex));
 }

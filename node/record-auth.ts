@@ -4,8 +4,8 @@
  *
  * Authentication. Each stored value is `payload || tag`, where
  *   tag = HMAC-SHA256(K_mac, framed("tessera/storage/record/v1", LevelDB key, payload))   (RFC 2104)
- * and K_mac is derived from the KEK for this use only (node/kek.ts deriveKekKey 'recordMac'), separate
- * from the sealing key. Binding the LevelDB key means a record copied to another key fails as surely as
+ * and K_mac is derived from the KEK for this use and this node only (node/kek.ts recordMacKey),
+ * separate from the sealing key: a record copied from another node's data dir fails even under a shared KEK. Binding the LevelDB key means a record copied to another key fails as surely as
  * an edited one. Someone who can write the data directory but does not hold the KEK therefore cannot
  * change a key's state, rotation period or times, a tenant, API key, policy or audit record, nor move
  * one: every read checks the tag first and a record that fails it is never returned (TesseraError
@@ -229,7 +229,8 @@ export class AuthenticatedRecords {
       if (entry === undefined) return undefined;
       const [key, raw] = entry;
       if (mark) {
-        const payload = this.quarantinedBy(key) === undefined ? openRecord(this.macKey, key, raw) : undefined;
+        // Each record's own MAC only (not the quarantine), so verifyAll reports exactly the bad records.
+        const payload = openRecord(this.macKey, key, raw);
         if (payload === undefined) this.noteUnauthentic(key);
         return [key, payload];
       }

@@ -49,7 +49,7 @@ import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/
 import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
-import { deriveKekKey } from './kek.js';
+import { deriveKekKey, recordMacKey } from './kek.js';
 import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
@@ -252,7 +252,7 @@ export class ShareStore {
     }
     // Domain-separate the at-rest key from any other use of the KEK (RFC 5869 HKDF-SHA256).
     const storageKey = deriveKekKey(opts.kek, 'sealing');
-    const records = new AuthenticatedRecords(db, deriveKekKey(opts.kek, 'recordMac'));
+    const records = new AuthenticatedRecords(db, recordMacKey(opts.kek, opts.nodeIndex));
     const store = new ShareStore(records, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS);
     try {
       await chmod(location, 0o700);
@@ -1050,18 +1050,24 @@ export class ShareStore {
       await this.db.put(META_KEY, encode(meta), { sync: true });
       return;
     }
-    const meta = guard(
-      ErrorCode.BadState,
-      "storage: the data dir's meta record does not decode: the data dir predates authenticated records (Tessera cannot open it; start a new one) or is damaged",
-      () => decodeMap(found.payload, META_KEY),
-    );
-    ensure(meta.v === FORMAT, ErrorCode.BadMessage, `storage: unknown data dir format ${String(meta.v)}`);
+    let meta: Record<string, unknown>;
+    let box: SealedBox;
+    try {
+      meta = decodeMap(found.payload, META_KEY);
+      ensure(meta.v === FORMAT, ErrorCode.BadMessage, `storage: unknown data dir format ${String(meta.v)}`);
+      box = decodeSealed(meta, META_KEY);
+    } catch (e) {
+      if (found.authentic) throw e;
+      throw new TesseraError(
+        ErrorCode.BadState,
+        "storage: the data dir's meta record does not decode: the data dir predates authenticated records (Tessera cannot open it; start a new one) or is damaged",
+      );
+    }
     ensure(
       meta.nodeIndex === this.nodeIndex,
       ErrorCode.BadState,
       `storage: this data dir belongs to node ${String(meta.nodeIndex)}, not node ${this.nodeIndex}`,
     );
-    const box = decodeSealed(meta, META_KEY);
     guard(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)', () =>
       gcm(this.storageKey, box.nonce, aad).decrypt(box.ct),
     );

@@ -26,7 +26,7 @@ import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/audit.js';
-import { deriveKekKey } from '../../node/kek.js';
+import { recordMacKey } from '../../node/kek.js';
 import { openRecord, sealRecord } from '../../node/record-auth.js';
 import { ShareStore, storageLocation } from '../../node/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
@@ -79,7 +79,7 @@ interface RawRecords {
 /** Raw access to the closed store's LevelDB, keys of the audit namespace; `withKek` false: writes carry no valid MAC. */
 async function withRawAudit(fn: (db: RawRecords, key: (kind: 'e' | 'c', seq: number) => string) => Promise<void>, withKek = true): Promise<void> {
   const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
-  const macKey = deriveKekKey(kek(), 'recordMac');
+  const macKey = recordMacKey(kek(), 1);
   await db.open();
   const raw: RawRecords = {
     get: async (key) => {

@@ -11,7 +11,8 @@ import { ED25519 } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { ConfigError } from '../../node/config.js';
 import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/identity-store.js';
-import { createKekFile, loadKek, readKekFile } from '../../node/kek.js';
+import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/kek.js';
+import { RECORD_TAG_LENGTH, openRecord, sealRecord } from '../../node/record-auth.js';
 import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
@@ -57,6 +58,27 @@ async function withRawDb(dataDir: string, fn: (db: Level<string, Uint8Array>) =>
     await db.close();
   }
 }
+
+/** LevelDB access as someone holding the KEK: get returns verified payloads, put stores with a valid record MAC. */
+interface KeyedDb {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, payload: Uint8Array): Promise<void>;
+}
+async function withKeyedDb(dataDir: string, kek: Uint8Array, nodeIndex: number, fn: (db: KeyedDb) => Promise<void>): Promise<void> {
+  const macKey = recordMacKey(kek, nodeIndex);
+  await withRawDb(dataDir, (db) =>
+    fn({
+      get: async (key) => {
+        const v = await db.get(key);
+        return v === undefined ? undefined : openRecord(macKey, key, v);
+      },
+      put: (key, payload) => db.put(key, sealRecord(macKey, key, payload)),
+    }),
+  );
+}
+
+/** A record's plain payload as stored (the MAC trails it). */
+const payloadOf = (stored: Uint8Array): Uint8Array => stored.subarray(0, stored.length - RECORD_TAG_LENGTH);
 
 async function allFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -161,7 +183,7 @@ describe('ShareStore: records', () => {
   });
 });
 
-describe('ShareStore: AAD binds each sealed share to its place', () => {
+describe('ShareStore: AAD binds each sealed share to its place (behind the record MACs: records re-MACed with the KEK)', () => {
   it('a record copied to another tenant, key id or version, or with an edited public part, does not decrypt', async () => {
     const dataDir = join(dir(), 'data');
     const store = await openStore(dataDir);
@@ -174,7 +196,7 @@ describe('ShareStore: AAD binds each sealed share to its place', () => {
       change(m);
       return Uint8Array.from(packr.pack(m));
     };
-    await withRawDb(dataDir, async (db) => {
+    await withKeyedDb(dataDir, kek(), 1, async (db) => {
       const raw = (await db.get(shareRecordKey('acme', 'k1', 1)))!;
       expect(raw).toBeDefined();
       await db.put(shareRecordKey('evil', 'k1', 1), raw);
@@ -233,13 +255,16 @@ describe('ShareStore: AAD binds each sealed share to its place', () => {
 
     let raw!: Uint8Array;
     let rawSecret!: Uint8Array;
-    await withRawDb(d1, async (db) => {
+    await withKeyedDb(d1, kek(), 1, async (db) => {
       raw = (await db.get(shareRecordKey('t', 'k', 1)))!;
       rawSecret = (await db.get(secretRecordKey('sec')))!;
       await db.put(secretRecordKey('renamed'), rawSecret);
     });
-    for (const d of [d2, d3]) {
-      await withRawDb(d, async (db) => {
+    for (const [d, key, index] of [
+      [d2, kek(), 2],
+      [d3, otherKek, 1],
+    ] as const) {
+      await withKeyedDb(d, key, index, async (db) => {
         await db.put(shareRecordKey('t', 'k', 1), raw);
         await db.put(secretRecordKey('sec'), rawSecret);
       });
@@ -419,5 +444,132 @@ describe('KEK loading', () => {
     await expect(readKekFile(join(dir(), 'link'))).rejects.toThrow(/symbolic link/);
     const env = Object.defineProperty({ kind: 'env' as const }, 'key', { value: key, enumerable: false }) as { kind: 'env'; key: Uint8Array };
     expect(await loadKek(env)).toEqual(key);
+  });
+});
+
+describe('records authenticated at rest (node/record-auth.ts): edits and moves without the KEK', () => {
+  /** Re-encode a stored record's payload with a change, keeping its old MAC (all someone without the KEK can do). */
+  const editKeepingTag = (stored: Uint8Array, change: (m: Record<string, unknown>) => void): Uint8Array => {
+    const m = packr.unpack(payloadOf(stored)) as Record<string, unknown>;
+    change(m);
+    return Uint8Array.from([...packr.pack(m), ...stored.subarray(stored.length - RECORD_TAG_LENGTH)]);
+  };
+
+  it('an edited state, rotation period or createdAt byte is detected and refused, naming the key and the repair command', async () => {
+    const dataDir = join(dir(), 'data');
+    const store = await openStore(dataDir);
+    const { shares } = makeShares(0);
+    await store.put({ tenant: 'acme', keyId: 'k-state', version: 1, share: shares[0]!, exportable: false, state: 'archived' });
+    await store.put({ tenant: 'acme', keyId: 'k-state', version: 2, share: shares[0]!, exportable: false });
+    await store.put({ tenant: 'acme', keyId: 'k-rot', version: 1, share: shares[0]!, exportable: false, rotationPeriodMs: 30 * 86_400_000 });
+    await store.put({ tenant: 'acme', keyId: 'k-time', version: 1, share: shares[0]!, exportable: false, createdAt: 1_700_000_000_000 });
+    await store.put({ tenant: 'acme', keyId: 'k-fine', version: 1, share: shares[0]!, exportable: false });
+    await store.close();
+
+    await withRawDb(dataDir, async (db) => {
+      const k = shareRecordKey('acme', 'k-state', 1);
+      await db.put(k, editKeepingTag((await db.get(k))!, (m) => (m.state = 'active'))); // re-activate an archived version
+      const r = shareRecordKey('acme', 'k-rot', 1);
+      await db.put(r, editKeepingTag((await db.get(r))!, (m) => (m.rotationPeriodMs = 10 * 365 * 86_400_000)));
+      // One byte of createdAt (a msgpack uint64 / float64: its last byte is the lowest one).
+      const t = shareRecordKey('acme', 'k-time', 1);
+      const stored = Uint8Array.from((await db.get(t))!);
+      const m = packr.unpack(payloadOf(stored)) as Record<string, unknown>;
+      expect(m.createdAt).toBe(1_700_000_000_000);
+      const enc = Uint8Array.from(packr.pack(1_700_000_000_000));
+      const at = Buffer.from(stored).indexOf(Buffer.from(enc));
+      expect(at).toBeGreaterThan(0);
+      stored[at + enc.length - 1]! ^= 0x01;
+      expect((packr.unpack(payloadOf(stored)) as Record<string, unknown>).createdAt).not.toBe(1_700_000_000_000);
+      await db.put(t, stored);
+    });
+
+    const again = await openStore(dataDir);
+    const report = await again.checkIntegrity();
+    expect(report.unauthentic.map((r) => r.record).sort()).toEqual(
+      [shareRecordKey('acme', 'k-rot', 1), shareRecordKey('acme', 'k-state', 1), shareRecordKey('acme', 'k-time', 1)].sort(),
+    );
+    expect(report.unauthentic.find((r) => r.record === shareRecordKey('acme', 'k-state', 1))).toEqual({
+      record: shareRecordKey('acme', 'k-state', 1),
+      name: 'key record of acme/k-state version 1',
+      key: { tenant: 'acme', keyId: 'k-state', version: 1 },
+    });
+    expect(again.quarantinedKeys().map((q) => q.keyId).sort()).toEqual(['k-rot', 'k-state', 'k-time']);
+
+    const refusal = /fails its integrity check .*refuses key k-state until it is repaired: run `tessera repair --key-id k-state`/;
+    await expectCode(again.get('acme', 'k-state', 1), ErrorCode.Unavailable, refusal);
+    await expectCode(again.getShare('acme', 'k-state', 1), ErrorCode.Unavailable, refusal);
+    await expectCode(again.latestActive('acme', 'k-state'), ErrorCode.Unavailable, refusal);
+    await expectCode(again.versions('acme', 'k-state'), ErrorCode.Unavailable, refusal);
+    // The whole key is refused, its intact version 2 included: its state cannot be proven.
+    await expectCode(again.getShare('acme', 'k-state', 2), ErrorCode.Unavailable, /key record of acme\/k-state version 2: key record of acme\/k-state version 1 fails its integrity check/);
+    await expectCode(again.setState('acme', 'k-state', 1, 'retired'), ErrorCode.Unavailable, refusal);
+    await expectCode(again.get('acme', 'k-rot', 1), ErrorCode.Unavailable, /key record of acme\/k-rot version 1 fails its integrity check/);
+    await expectCode(again.getShare('acme', 'k-time', 1), ErrorCode.Unavailable, /key record of acme\/k-time version 1 fails/);
+    // Listing fails closed rather than showing an unprovable record.
+    await expectCode(again.listAll(), ErrorCode.Unavailable);
+    // Other keys are served.
+    expect((await again.getShare('acme', 'k-fine', 1))!.secret.value).toEqual(shares[0]!.secret.value);
+  });
+
+  it('a record copied to another key, tenant or version is refused, and so is a record with its MAC stripped', async () => {
+    const dataDir = join(dir(), 'data');
+    const store = await openStore(dataDir);
+    const { shares } = makeShares(0);
+    await store.put({ tenant: 'acme', keyId: 'k1', version: 1, share: shares[0]!, exportable: false });
+    await store.putSecret('sec', Uint8Array.of(9, 9, 9));
+    await store.close();
+    await withRawDb(dataDir, async (db) => {
+      const raw = (await db.get(shareRecordKey('acme', 'k1', 1)))!;
+      await db.put(shareRecordKey('acme', 'k9', 1), raw);
+      await db.put(shareRecordKey('evil', 'k1', 1), raw);
+      await db.put(shareRecordKey('acme', 'k1', 2), raw);
+      await db.put(shareRecordKey('acme', 'bare', 1), payloadOf(raw));
+      await db.put(secretRecordKey('moved'), (await db.get(secretRecordKey('sec')))!);
+    });
+    const again = await openStore(dataDir);
+    expect((await again.checkIntegrity()).unauthentic.map((r) => r.name).sort()).toEqual([
+      'key record of acme/bare version 1',
+      'key record of acme/k1 version 2',
+      'key record of acme/k9 version 1',
+      'key record of evil/k1 version 1',
+      'secret moved',
+    ]);
+    await expectCode(again.getShare('acme', 'k9', 1), ErrorCode.Unavailable, /key record of acme\/k9 version 1 fails its integrity check/);
+    await expectCode(again.getShare('evil', 'k1', 1), ErrorCode.Unavailable);
+    await expectCode(again.getShare('acme', 'bare', 1), ErrorCode.Unavailable);
+    await expectCode(again.getSecret('moved'), ErrorCode.Unavailable, /^storage: secret moved fails its integrity check .*this node will not use it$/);
+    expect(await again.getSecret('sec')).toEqual(Uint8Array.of(9, 9, 9));
+    // acme/k1 is refused as a whole: the copy under version 2 is one of its records.
+    await expectCode(again.getShare('acme', 'k1', 1), ErrorCode.Unavailable, /tessera repair --key-id k1/);
+  });
+
+  it("a record copied from another node's data dir under the same KEK is refused (the MAC key is per node)", async () => {
+    const { shares } = makeShares(0);
+    const d1 = join(dir(), 'n1');
+    const d2 = join(dir(), 'n2');
+    const s1 = await openStore(d1, 1);
+    await s1.put({ tenant: 't', keyId: 'k', version: 1, share: shares[0]!, exportable: false });
+    await s1.close();
+    await (await openStore(d2, 2)).close();
+    let raw!: Uint8Array;
+    await withRawDb(d1, async (db) => void (raw = (await db.get(shareRecordKey('t', 'k', 1)))!));
+    await withRawDb(d2, (db) => db.put(shareRecordKey('t', 'k', 1), raw));
+    await expectCode((await openStore(d2, 2)).get('t', 'k', 1), ErrorCode.Unavailable, /integrity check/);
+  });
+
+  it('the meta record edited without the KEK, or a data dir written before records were MACed, does not open', async () => {
+    const dataDir = join(dir(), 'data');
+    await (await openStore(dataDir)).close();
+    let meta!: Uint8Array;
+    await withRawDb(dataDir, async (db) => {
+      meta = Uint8Array.from((await db.get('m/node'))!);
+      await db.put('m/node', editKeepingTag(meta, (m) => (m.extra = 1)));
+    });
+    await expectCode(openStore(dataDir), ErrorCode.Unavailable, /^storage: the data dir's meta record fails its integrity check/);
+    await withRawDb(dataDir, (db) => db.put('m/node', payloadOf(meta))); // the format before record MACs
+    await expectCode(openStore(dataDir), ErrorCode.BadState, /predates authenticated records/);
+    await withRawDb(dataDir, (db) => db.put('m/node', meta));
+    await (await openStore(dataDir)).close();
   });
 });
