@@ -112,8 +112,8 @@ export type RotationStatus =
   | { readonly status: 'warning'; readonly dueAt: number }
   /** Due now: the nodes are rotating it (no attempt has failed yet). */
   | { readonly status: 'due'; readonly dueAt: number }
-  /** Due, and this node's attempts have not rotated it yet: why, and when it tries again. */
-  | ({ readonly status: 'overdue'; readonly dueAt: number } & RotationAttemptRecord);
+  /** Due, and an attempt of this node failed: why, and when it tries again. */
+  | ({ readonly status: 'overdue'; readonly dueAt: number } & RotationAttemptRecord & { readonly lastError: string });
 
 /**
  * What one node knows of its scheduled-rotation attempts for a due version (node/scheduler.ts
@@ -123,7 +123,8 @@ export type RotationStatus =
 export interface RotationAttemptRecord {
   readonly attempts: number;
   readonly lastAttemptAt?: number;
-  readonly lastError: string;
+  /** Absent while no attempt has failed (the first one may still be running). */
+  readonly lastError?: string;
   readonly nextAttemptAt?: number;
 }
 
@@ -148,7 +149,7 @@ export function rotationStatus(
   const warn = warnBeforeMs ?? Math.min(Math.floor(rec.rotationPeriodMs / 10), 24 * 3600 * 1000);
   // A due version whose rotation has not happened says why (issue 9, item 10: "key info says why a
   // due rotation has not happened").
-  if (now >= dueAt && attempts) return { status: 'overdue', dueAt, ...attempts };
+  if (now >= dueAt && attempts?.lastError !== undefined) return { status: 'overdue', dueAt, ...attempts, lastError: attempts.lastError };
   if (now >= dueAt) return { status: 'due', dueAt };
   if (now >= dueAt - warn) return { status: 'warning', dueAt };
   return { status: 'ok', dueAt };

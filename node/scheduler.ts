@@ -139,13 +139,13 @@ export class RotationAttempts implements RotationAttemptLookup {
     return this.byVersion.get(versionKey(tenant, keyId, version));
   }
 
-  /** An attempt began (or could not begin: `error`). */
+  /** An attempt began (the reason of the previous failure, if any, stays until this one ends). */
   started(tenant: string, keyId: string, version: number, at: number, nextAttemptAt: number): void {
     const cur = this.get(tenant, keyId, version);
     this.byVersion.set(versionKey(tenant, keyId, version), {
       attempts: (cur?.attempts ?? 0) + 1,
       lastAttemptAt: at,
-      lastError: cur?.lastError ?? 'the rotation session is running',
+      ...(cur?.lastError !== undefined ? { lastError: cur.lastError } : {}),
       nextAttemptAt,
     });
   }
