@@ -91,6 +91,9 @@ describe('docker-compose.yml (static, no Docker needed)', () => {
       expect(e.TESSERA_COORDINATOR_URL).toMatch(/^wss:\/\/coordinator:/);
       expect(e.TESSERA_COORDINATOR_CA).toBe('/tessera/shared/ca.pem');
       expect(new URL(e.TESSERA_COORDINATOR_URL!).port).toBe(c.TESSERA_COORDINATOR_PORT);
+      // The coordinator id is pinned in every node, to the coordinator's own.
+      expect(e.TESSERA_COORDINATOR_ID).toBeTruthy();
+      expect(e.TESSERA_COORDINATOR_ID).toBe(c.TESSERA_COORDINATOR_ID);
     });
     const init = serviceEnv(compose.services.init!, {});
     expect(init.TESSERA_INIT_NODE_URLS!.split(',').every((u) => u.startsWith('https://'))).toBe(true);
