@@ -16,8 +16,13 @@ import {
 } from '../../core/sign.js';
 import { SIGNING_SUITES, getSigningSuite, type SigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
-import { runDkg, runRefresh } from '../helpers/run-dkg.js';
-import { dealerKeys, runSign } from '../helpers/run-sign.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { verifyEquivocationEvidence, type EquivocationEvidence } from '../../core/evidence.js';
+import { loadIdentityEngine } from '../../core/identity.js';
+import type { SignedCommitMsg, SignedShareMsg } from '../../core/messages.js';
+import { signCommitSignedBytes, signSessionDiscard, signSessionRound1, signShareSignedBytes, type SignBinding } from '../../core/sign.js';
+import { identityAuthenticators, runDkg, runRefresh, testAuthenticators } from '../helpers/run-dkg.js';
+import { dealerKeys, runSign, simulateSignSession, type SignOutcome } from '../helpers/run-sign.js';
 
 const MESSAGE = utf8ToBytes('tessera: pay 1 BTC to carol');
 /** BIP-340 via tiny-secp256k1 takes 32-byte messages only. */
@@ -315,3 +320,184 @@ describe('signing with DKG-made and refreshed keys', () => {
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// The signing session: signed, echo-checked round-1 commitments (identifiable abort)
+
+describe('signing session: signed commitments, echo folded into round 2', () => {
+  const SHAPES = [
+    { t: 2, n: 3, signers: [1, 2], deviant: 2 },
+    { t: 3, n: 5, signers: [1, 3, 5], deviant: 3 },
+  ] as const;
+
+  function failed(o: SignOutcome | undefined): { step: string; error: TesseraError } {
+    expect(o).toBeDefined();
+    if (!o || o.ok) throw new Error('expected this signer to fail');
+    return o;
+  }
+
+  /** A second commitment signed by `signer` for the same run: what an equivocator shows one victim. */
+  function secondCommit(key: KeyShare, signers: readonly number[], ids: { sessionId: Uint8Array; runId: Uint8Array }, auth: ReturnType<typeof testAuthenticators>[number]): SignedCommitMsg {
+    const r = signSessionRound1({ suite: getSigningSuite(key.publicKey.suite), key, signers, ...ids, auth });
+    signSessionDiscard(r.state);
+    return r.commit;
+  }
+
+  for (const suiteId of ['ed25519', 'secp256k1'] as const) {
+    for (const { t, n, signers } of SHAPES) {
+      it(`${suiteId} ${t}-of-${n}: every signer aggregates the same valid signature`, () => {
+        const suite = getSigningSuite(suiteId);
+        const keys = dealerKeys(suiteId, t, n);
+        const out = simulateSignSession(signers.map((i) => keys[i - 1]!), MESSAGE32, { auths: testAuthenticators(n) });
+        const sigs = signers.map((i) => {
+          const o = out.get(i)!;
+          if (!o.ok) throw o.error;
+          return Buffer.from(o.signature).toString('hex');
+        });
+        expect(new Set(sigs).size).toBe(1);
+        const sig = (out.get(signers[0]) as { signature: Uint8Array }).signature;
+        expect(verifyIndependently(suite, groupPublicKey(suite, keys[0]!.publicKey), MESSAGE32, sig)).toBe(true);
+      });
+    }
+  }
+
+  for (const { t, n, signers, deviant } of SHAPES) {
+    it(`${t}-of-${n}: an equivocating signer is named by every honest signer, with evidence that verifies; nobody else is named`, async () => {
+      await loadIdentityEngine();
+      const keys = dealerKeys('ed25519', t, n);
+      const { auths, publicKeys } = identityAuthenticators(n);
+      const ids = { sessionId: randomBytes(16), runId: randomBytes(32) };
+      const victim = signers[0];
+      const other = secondCommit(keys[deviant - 1]!, signers, ids, auths[deviant - 1]!);
+      const out = simulateSignSession(signers.map((i) => keys[i - 1]!), MESSAGE, {
+        ...ids,
+        auths,
+        tamper: { commit: (from, to, m) => (from === deviant && to === victim ? other : m) },
+      });
+      for (const i of signers.filter((j) => j !== deviant)) {
+        const f = failed(out.get(i));
+        expect(f.step).toBe('finish');
+        // Equivocation, not BadSignatureShare: the victim's share is never judged against a list it did not use.
+        expect(f.error.code).toBe(ErrorCode.Equivocation);
+        expect([...f.error.culprits]).toEqual([deviant]);
+        expect(f.error.evidence).toHaveLength(1);
+        const ev = f.error.evidence[0]!;
+        expect(ev).toMatchObject({ protocol: 'sign', signer: deviant });
+        expect(verifyEquivocationEvidence(ev, publicKeys[deviant - 1]!)).toBe(true);
+        // Forgeries: another signer's key, one commitment twice, changed content, another run or signer.
+        if (ev.protocol !== 'sign') throw new Error('expected signing evidence');
+        const forged: EquivocationEvidence[] = [
+          { ...ev, second: ev.first },
+          { ...ev, second: { ...ev.second, hiding: ev.first.hiding, binding: ev.first.binding } },
+          { ...ev, second: { ...ev.second, binding: ev.first.hiding } },
+          { ...ev, binding: { ...ev.binding, runId: randomBytes(32) } },
+          { ...ev, binding: { ...ev.binding, sessionId: randomBytes(16) } },
+          { ...ev, signer: victim },
+          { ...ev, protocol: 'dkg' } as unknown as EquivocationEvidence,
+        ];
+        for (const f2 of forged) expect(verifyEquivocationEvidence(f2, publicKeys[deviant - 1]!)).toBe(false);
+        for (const j of signers.filter((x) => x !== deviant)) expect(verifyEquivocationEvidence(ev, publicKeys[j - 1]!)).toBe(false);
+      }
+      // Whatever the deviant itself reports, no honest signer is ever named by anyone.
+      for (const o of out.values()) if (!o.ok) expect(o.error.culprits.filter((c) => c !== deviant)).toEqual([]);
+    });
+  }
+
+  /** Re-sign a changed round-2 message as `from` would: only the intended deviation remains. */
+  function resignShare(
+    auth: ReturnType<typeof testAuthenticators>[number],
+    binding: SignBinding,
+    from: number,
+    m: SignedShareMsg,
+  ): SignedShareMsg {
+    const list = new Map(Object.entries(m.commitments).map(([k, c]) => [Number(k), c] as const));
+    return { ...m, signature: auth.sign(signShareSignedBytes(binding, from, MESSAGE, list, m.share)) };
+  }
+
+  for (const { t, n, signers, deviant } of SHAPES) {
+    it(`${t}-of-${n}: under every scripted single-signer deviation an honest signer is never named`, () => {
+      const suite = getSigningSuite('ed25519');
+      const keys = dealerKeys('ed25519', t, n);
+      const auths = testAuthenticators(n);
+      const honest = signers.filter((i) => i !== deviant);
+      const target = honest[0]!; // the honest signer the deviant tries to frame
+      const sessionId = randomBytes(16);
+      const runId = randomBytes(32);
+      const binding: SignBinding = { suite: 'ed25519', sessionId, runId };
+      const dAuth = auths[deviant - 1]!;
+      // Honest target's commitment from an earlier run of the same session id.
+      const stale = secondCommit(keys[target - 1]!, signers, { sessionId, runId: randomBytes(32) }, auths[target - 1]!);
+      const plusOne = (share: Uint8Array) => suite.group.scalarToBytes(suite.group.add(suite.group.scalarFromBytes(share, 's', true), 1n));
+      const withEcho = (m: SignedShareMsg, j: number, c: SignedCommitMsg) => ({ ...m, commitments: { ...m.commitments, [j]: c } });
+      const flip = (b: Uint8Array) => {
+        const c = Uint8Array.from(b);
+        c[3]! ^= 1;
+        return c;
+      };
+
+      type Case = { what: string; tamper: Parameters<typeof simulateSignSession>[2]['tamper']; code: ErrorCode | ((signer: number) => ErrorCode); culprits: number[] };
+      const cases: Case[] = [
+        { what: 'bad share, signed by the deviant', code: ErrorCode.BadSignatureShare, culprits: [deviant], tamper: { share: (f, _to, m) => (f === deviant ? resignShare(dAuth, binding, f, { ...m, share: plusOne(m.share) }) : m) } },
+        { what: 'share changed after signing', code: ErrorCode.BadProof, culprits: [], tamper: { share: (f, _to, m) => (f === deviant ? { ...m, share: plusOne(m.share) } : m) } },
+        { what: 'echo of a commitment the target never signed', code: ErrorCode.BadProof, culprits: [], tamper: { share: (f, _to, m) => (f === deviant ? resignShare(dAuth, binding, f, withEcho(m, target, { ...m.commitments[target]!, hiding: m.commitments[deviant]!.hiding })) : m) } },
+        { what: "echo of the target's commitment from an earlier run", code: ErrorCode.BadProof, culprits: [], tamper: { share: (f, _to, m) => (f === deviant ? resignShare(dAuth, binding, f, withEcho(m, target, stale)) : m) } },
+        {
+          // Every receiver rejects it in round 2; the target itself then misses their shares.
+          what: "the target's commitment from an earlier run, replayed in round 1",
+          code: (i) => (i === target ? ErrorCode.UnexpectedParty : ErrorCode.BadProof),
+          culprits: [],
+          tamper: { commit: (f, _to, m) => (f === target ? stale : m) },
+        },
+        { what: 'commitment with a broken signature', code: ErrorCode.BadProof, culprits: [], tamper: { commit: (f, _to, m) => (f === deviant ? { ...m, signature: flip(m.signature) } : m) } },
+        { what: 'malformed commitment', code: ErrorCode.BadMessage, culprits: [], tamper: { commit: (f, _to, m) => (f === deviant ? { ...m, hiding: m.hiding.subarray(1) } : m) } },
+        { what: 'dropped commitment', code: ErrorCode.UnexpectedParty, culprits: [], tamper: { commit: (f, _to, m) => (f === deviant ? undefined : m) } },
+        { what: 'dropped share', code: ErrorCode.UnexpectedParty, culprits: [], tamper: { share: (f, _to, m) => (f === deviant ? undefined : m) } },
+        {
+          what: 'echo of another signer set',
+          code: ErrorCode.BadMessage,
+          culprits: [],
+          tamper: {
+            share: (f, _to, m) => {
+              if (f !== deviant) return m;
+              const commitments = { ...m.commitments };
+              delete commitments[target];
+              return resignShare(dAuth, binding, f, { ...m, commitments });
+            },
+          },
+        },
+        { what: 'round-2 signature broken', code: ErrorCode.BadProof, culprits: [], tamper: { share: (f, _to, m) => (f === deviant ? { ...m, signature: flip(m.signature) } : m) } },
+      ];
+      for (const c of cases) {
+        const out = simulateSignSession(signers.map((i) => keys[i - 1]!), MESSAGE, { sessionId, runId, auths, tamper: c.tamper });
+        for (const i of honest) {
+          const f = failed(out.get(i));
+          expect(f.error.code, `${c.what} (signer ${i})`).toBe(typeof c.code === 'function' ? c.code(i) : c.code);
+          expect([...f.error.culprits], `${c.what} (signer ${i})`).toEqual(c.culprits);
+        }
+        for (const o of out.values()) if (!o.ok) expect(o.error.culprits.filter((x) => !c.culprits.includes(x)), c.what).toEqual([]);
+      }
+    });
+  }
+
+  it('validates its inputs: signer set, run id, authenticator, one-use states', () => {
+    const keys = dealerKeys('ed25519', 2, 3);
+    const [auth] = testAuthenticators(3);
+    const suite = getSigningSuite('ed25519');
+    const base = { suite, key: keys[0]!, signers: [1, 2], sessionId: randomBytes(16), runId: randomBytes(32), auth: auth! };
+    expectError(() => signSessionRound1({ ...base, signers: [2, 3] }), ErrorCode.BadParameters);
+    expectError(() => signSessionRound1({ ...base, signers: [1] }), ErrorCode.BadParameters);
+    expectError(() => signSessionRound1({ ...base, signers: [1, 1] }), ErrorCode.BadParameters);
+    expectError(() => signSessionRound1({ ...base, runId: new Uint8Array(31) }), ErrorCode.BadInput);
+    expectError(() => signSessionRound1({ ...base, sessionId: new Uint8Array(8) }), ErrorCode.BadInput);
+    expectError(() => signSessionRound1({ ...base, auth: {} as never }), ErrorCode.BadInput);
+    const r = signSessionRound1(base);
+    expect(JSON.stringify(r.state)).toBe('{"round":1,"consumed":false}');
+    signSessionDiscard(r.state);
+    expect(r.state.consumed).toBe(true);
+    // The signed bytes bind the run: another run id gives other bytes.
+    const b1 = signCommitSignedBytes({ suite: 'ed25519', sessionId: base.sessionId, runId: base.runId }, 1, r.commit);
+    const b2 = signCommitSignedBytes({ suite: 'ed25519', sessionId: base.sessionId, runId: randomBytes(32) }, 1, r.commit);
+    expect(Buffer.from(b1).equals(Buffer.from(b2))).toBe(false);
+  });
+});
+
