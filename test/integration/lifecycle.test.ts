@@ -309,8 +309,6 @@ describe('key versions and lifecycle, at debug level', () => {
           const share = await store.getShare(rec.tenant, rec.keyId, rec.version);
           secrets.push({ what: `node ${i} share of ${rec.keyId} v${rec.version} (epoch ${rec.epoch})`, bytes: share!.secret.value });
           shares++;
-          const pending = await store.getPendingShare(rec.tenant, rec.keyId, rec.version);
-          if (pending) secrets.push({ what: `node ${i} pending share of ${rec.keyId} v${rec.version}`, bytes: pending.secret.value });
         }
         // scheduled v1+v2, six suites, two rotated versions, the imported key; minus the destroyed one
         expect(shares).toBe(10);

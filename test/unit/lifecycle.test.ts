@@ -24,8 +24,11 @@ import {
   rotationStatus,
   stateAllows,
 } from '../../node/lifecycle.js';
-import { pendingRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { shareRecordKey, stagedRecordKey, storageLocation } from '../../node/storage.js';
+import { commitEpoch, stageEpoch } from '../helpers/commit-store.js';
 import { useTempStores } from '../helpers/temp-store.js';
+import { recordMacKey } from '../../node/kek.js';
+import { openRecord, sealRecord } from '../../node/record-auth.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -56,11 +59,28 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<{ code: st
   throw new Error('expected a TesseraError');
 }
 
-async function withRawDb<T>(dataDir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
+/**
+ * LevelDB access as someone holding the KEK (every record is MACed: node/record-auth.ts): get returns
+ * the verified payload, put stores a payload with a valid record MAC.
+ */
+async function withRawDb<T>(
+  dataDir: string,
+  fn: (db: { get(key: string): Promise<Uint8Array | undefined>; put(key: string, payload: Uint8Array): Promise<void>; keys(): AsyncIterable<string> }) => Promise<T>,
+  kek: Uint8Array = t.kek(),
+  nodeIndex = 1,
+): Promise<T> {
   const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  const macKey = recordMacKey(kek, nodeIndex);
   await db.open();
   try {
-    return await fn(db);
+    return await fn({
+      get: async (key) => {
+        const v = await db.get(key);
+        return v === undefined ? undefined : openRecord(macKey, key, v);
+      },
+      put: (key, payload) => db.put(key, sealRecord(macKey, key, payload)),
+      keys: () => db.keys(),
+    });
   } finally {
     await db.close();
   }
@@ -83,7 +103,8 @@ async function filesContaining(d: string, needle: Uint8Array): Promise<string[]>
   return out;
 }
 
-const { dir, open: openStore } = useTempStores('tessera-lifecycle-');
+const t = useTempStores('tessera-lifecycle-');
+const { dir, open: openStore } = t;
 
 describe('the state table', () => {
   it('is exactly the issue table', () => {
@@ -210,8 +231,7 @@ describe('ShareStore: states, versions, rotation period', () => {
     const plain = await store.put({ tenant: 't', keyId: 'plain', version: 1, share: e0.shares[0]!, exportable: false });
     expect('rotationPeriodMs' in plain).toBe(false);
 
-    await store.stagePending('t', 'k', 1, makeShares(1, e0.secret).shares[0]!);
-    expect(await store.commitPending('t', 'k', 1)).toMatchObject({ epoch: 1, rotationPeriodMs: 30 * day, createdAt: 1000 });
+    expect(await commitEpoch(store, 't', 'k', 1, makeShares(1, e0.secret).shares[0]!)).toMatchObject({ epoch: 1, rotationPeriodMs: 30 * day, createdAt: 1000 });
     await store.setState('t', 'k', 1, 'retired', { rotatedAt: 2000 });
     await store.close();
     store = await openStore(dataDir);
@@ -253,7 +273,7 @@ describe('rotation schedule over the whole store', () => {
 });
 
 describe('ShareStore: destroy', () => {
-  it('erases the share: no old ciphertext (any epoch, pending too) in any file under the data dir; the public key stays readable', async () => {
+  it('erases the share: no old ciphertext (any epoch, a dropped staged one too) in any file under the data dir; the public key stays readable', async () => {
     const dataDir = join(dir(), 'data');
     let store = await openStore(dataDir);
     const e0 = makeShares(0);
@@ -262,7 +282,7 @@ describe('ShareStore: destroy', () => {
     await store.put({ tenant: 'acme', keyId: 'keep', version: 1, share: keep.shares[0]!, exportable: false });
 
     // The sealed values this node has ever held for acme/k v1, captured from the raw database:
-    // epoch 0, epoch 1 (committed by a refresh) and epoch 2 (staged, never committed).
+    // epoch 0, epoch 1 (committed by a refresh) and epoch 2 (staged, never voted for, then dropped).
     const ciphertexts: Uint8Array[] = [];
     const rawCt = async (key: string): Promise<Uint8Array> => {
       await store.close();
@@ -271,16 +291,27 @@ describe('ShareStore: destroy', () => {
       return Uint8Array.from(ct);
     };
     ciphertexts.push(await rawCt(shareRecordKey('acme', 'k', 1)));
-    await store.stagePending('acme', 'k', 1, makeShares(1, e0.secret).shares[0]!);
-    await store.commitPending('acme', 'k', 1);
+    // The epoch-0 ciphertext is already gone after the refresh commit (old shares really die):
+    // it is checked again below, after the destroy.
+    await commitEpoch(store, 'acme', 'k', 1, makeShares(1, e0.secret).shares[0]!);
     ciphertexts.push(await rawCt(shareRecordKey('acme', 'k', 1)));
-    await store.stagePending('acme', 'k', 1, makeShares(2, e0.secret).shares[0]!);
-    ciphertexts.push(await rawCt(pendingRecordKey('acme', 'k', 1)));
+    const dropped = await stageEpoch(store, 'acme', 'k', 1, makeShares(2, e0.secret).shares[0]!);
+    await store.close();
+    const stagedCt = await withRawDb(dataDir, async (db) => {
+      const m = packr.unpack((await db.get(stagedRecordKey('acme', 'k')))!) as { effects: { record: { ct: Uint8Array } }[] };
+      return Uint8Array.from(m.effects[0]!.record.ct);
+    });
+    store = await openStore(dataDir);
+    expect(await filesContaining(dataDir, stagedCt)).not.toEqual([]);
+    expect(await store.dropStaged('acme', 'k', dropped)).toBe(true);
+    ciphertexts.push(stagedCt);
     const keepCt = await rawCt(shareRecordKey('acme', 'keep', 1));
     for (const ct of ciphertexts) expect(ct.length).toBe(32 + 16);
 
-    // Sanity: the scan does find them before destruction.
-    for (const ct of ciphertexts) expect(await filesContaining(dataDir, ct)).not.toEqual([]);
+    // The superseded epoch 0 and the dropped staged epoch 2 are already in no file; epoch 1 still is.
+    expect(await filesContaining(dataDir, ciphertexts[0]!)).toEqual([]);
+    expect(await filesContaining(dataDir, ciphertexts[2]!)).toEqual([]);
+    expect(await filesContaining(dataDir, ciphertexts[1]!)).not.toEqual([]);
 
     const before = await store.get('acme', 'k', 1);
     await store.setState('acme', 'k', 1, 'retired');
@@ -300,20 +331,20 @@ describe('ShareStore: destroy', () => {
       expect(m.state).toBe('destroyed');
       expect('ct' in m || 'nonce' in m).toBe(false);
       expect(m.commitments).toBeDefined();
-      expect(await db.get(pendingRecordKey('acme', 'k', 1))).toBeUndefined();
+      expect(await db.get(stagedRecordKey('acme', 'k'))).toBeUndefined();
     });
 
     store = await openStore(dataDir);
     // Public key readable for verification, in get, list and versions.
     expect(await store.get('acme', 'k', 1)).toEqual(tomb);
     expect((await store.list('acme')).find((r) => r.keyId === 'k')).toEqual(tomb);
-    expect(await store.getPending('acme', 'k', 1)).toBeUndefined();
+    expect(await store.getStaged('acme', 'k')).toBeUndefined();
     // The share is gone, with a typed error; nothing can be staged or committed on it.
     const e = await codeOf(store.getShare('acme', 'k', 1));
     expect(e.code).toBe(ErrorCode.BadState);
     expect(e.message).toMatch(/destroyed/);
     expect((await codeOf(store.getShare('acme', 'k'))).code).toBe(ErrorCode.BadState);
-    expect((await codeOf(store.stagePending('acme', 'k', 1, makeShares(2, e0.secret).shares[0]!))).code).toBe(ErrorCode.BadState);
+    expect((await codeOf(stageEpoch(store, 'acme', 'k', 1, makeShares(2, e0.secret).shares[0]!))).code).toBe(ErrorCode.BadState);
     expect((await codeOf(store.setState('acme', 'k', 1, 'active'))).code).toBe(ErrorCode.BadState);
     expect((await codeOf(store.setRotationPeriod('acme', 'k', 1, 3600_000))).code).toBe(ErrorCode.BadState);
     // Idempotent.
@@ -349,7 +380,7 @@ describe('tenant isolation at the storage level', () => {
       latestActive: await store.latestActive('B', keyId),
       versions: await store.versions('B', keyId),
       nextVersion: await store.nextVersion('B', keyId),
-      pending: await store.getPending('B', keyId, 1),
+      staged: await store.getStaged('B', keyId),
       setState: (await codeOf(store.setState('B', keyId, 1, 'retired'))).code,
       destroy: (await codeOf(store.destroy('B', keyId, 1))).code,
     });
@@ -363,7 +394,7 @@ describe('tenant isolation at the storage level', () => {
       latestActive: undefined,
       versions: [],
       nextVersion: 1,
-      pending: undefined,
+      staged: undefined,
       setState: ErrorCode.NotFound,
       destroy: ErrorCode.NotFound,
     });
