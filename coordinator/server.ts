@@ -33,6 +33,8 @@
  *   before the session exists (it is kept, bounded, and applied when the session is created, only if
  *   the decliner is one of its players), so nobody can block a session id it merely predicts. A
  *   player that already joined and then fails with DECLINE_CODE has failed the session (FAILED).
+ *   When the joins carry a scope (wire.ts sessionScope: session, tenant, key), a decline counts only
+ *   with the same scope: a node declines for an API key only sessions on that key's tenant's keys.
  * - A node whose outgoing buffer exceeds 64 MiB is disconnected (4004).
  */
 import { randomBytes } from 'node:crypto';
@@ -135,6 +137,13 @@ interface Connection {
 interface Join {
   digest: string; // hex
   players: string; // canonical player list
+  /** wire.ts sessionScope, hex, when the node sent one: the tenant and key the node was asked about. */
+  scope?: string;
+}
+
+interface Decline {
+  message: string;
+  scope?: string; // hex
 }
 
 interface Session {
@@ -203,7 +212,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const sessions = new Map<string, Session>();
   const ended = new Map<string, Ended>();
   /** Declines that came before their session existed: session key -> decliner -> message. */
-  const earlyDeclines = new Map<string, { at: number; byNode: Map<number, string> }>();
+  const earlyDeclines = new Map<string, { at: number; byNode: Map<number, Decline> }>();
   const endedTtlMs = 2 * sessionTimeoutMs;
   let nextConnectionId = 1;
   let closing = false;
@@ -293,9 +302,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
 
   /** Keep a decline for a session not created yet (bounded like `ended`: oldest first out, same TTL). */
-  function rememberEarlyDecline(key: string, index: number, message: string): void {
-    const entry = earlyDeclines.get(key) ?? { at: Date.now(), byNode: new Map<number, string>() };
-    if (!entry.byNode.has(index)) entry.byNode.set(index, message);
+  function rememberEarlyDecline(key: string, index: number, decline: Decline): void {
+    const entry = earlyDeclines.get(key) ?? { at: Date.now(), byNode: new Map<number, Decline>() };
+    if (!entry.byNode.has(index)) entry.byNode.set(index, decline);
     earlyDeclines.set(key, entry);
     const now = Date.now();
     for (const [k, v] of earlyDeclines) {
@@ -304,17 +313,30 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     }
   }
 
-  /** The first early decline by a player of the new session `s`, if any; the others are dropped. */
-  function takeEarlyDecline(s: Session): { node: number; message: string } | undefined {
+  /**
+   * The first early decline of the new session `s` (its first join is `first`) by one of its players
+   * with a matching scope, if any; the others are dropped.
+   */
+  function takeEarlyDecline(s: Session, first: Join): { node: number; message: string } | undefined {
     const entry = earlyDeclines.get(s.key);
     if (!entry) return undefined;
     earlyDeclines.delete(s.key);
     if (Date.now() - entry.at > endedTtlMs) return undefined;
-    for (const [node, message] of entry.byNode) {
-      if (s.players.includes(node)) return { node, message };
-      log.warn({ session: s.key, node }, 'decline from a node that is not a player of the session ignored');
+    for (const [node, d] of entry.byNode) {
+      if (!s.players.includes(node)) log.warn({ session: s.key, node }, 'decline from a node that is not a player of the session ignored');
+      else if (!scopeMatches([first], d.scope)) log.warn({ session: s.key, node }, 'decline about another tenant or key than the session ignored');
+      else return { node, message: d.message };
     }
     return undefined;
+  }
+
+  /**
+   * Whether a decline with `scope` is about the session these joins are for: every join that carries
+   * a scope must carry the same one. Joins without one (a node that sends none) cannot be checked.
+   */
+  function scopeMatches(joins: Iterable<Join>, scope: string | undefined): boolean {
+    for (const j of joins) if (j.scope !== undefined && j.scope !== scope) return false;
+    return true;
   }
 
   function lookupEnded(key: string): Ended | undefined {
@@ -423,7 +445,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       return;
     }
     const playersKey = f.players.join(',');
-    const join: Join = { digest: toHex(f.digest), players: playersKey };
+    const join: Join = { digest: toHex(f.digest), players: playersKey, ...(f.scope ? { scope: toHex(f.scope) } : {}) };
     const timeoutMs = Math.min(sessionTimeoutMs, f.timeoutMs ?? sessionTimeoutMs);
     let s = sessions.get(key);
     if (!s) {
@@ -443,7 +465,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       sessions.set(key, s);
       scheduleDeadline(s);
       log.info({ session: key, node: index, players: f.players, timeoutMs }, 'session created');
-      const declined = takeEarlyDecline(s);
+      const declined = takeEarlyDecline(s, join);
       if (declined) {
         s.joins.set(index, join); // so the joining node gets the abort
         abortSession(s, 'DECLINED', declined.message, [declined.node]);
@@ -529,14 +551,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       // for the deadline. The node's own one-line reason (policy refusal, not exportable, bad
       // bundle...) is passed on. Only a player of the session can decline it.
       const message = `node ${index} declined the session: ${f.message}`;
+      const scope = f.scope ? toHex(f.scope) : undefined;
       if (s) {
         if (!s.players.includes(index)) return void log.warn({ session: key, node: index }, 'decline from a node that is not a player of the session ignored');
+        if (!scopeMatches(s.joins.values(), scope)) return void log.warn({ session: key, node: index }, 'decline about another tenant or key than the session ignored');
         log.info({ session: key, node: index }, 'node declined session');
         abortSession(s, 'DECLINED', message, [index]);
       } else if (!lookupEnded(key)) {
         // The session does not exist yet, so its players are not known: kept until it is created.
         log.info({ session: key, node: index }, 'node declined a session not created yet');
-        rememberEarlyDecline(key, index, message);
+        rememberEarlyDecline(key, index, { message, ...(scope ? { scope } : {}) });
       }
       return;
     }

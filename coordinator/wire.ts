@@ -8,6 +8,7 @@
  * connection, never from the frame, and the payloads it relays are opaque (end-to-end encrypted and
  * signed by node/channel.ts).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { Packr } from 'msgpackr';
 import { framed, i2osp, utf8ToBytes } from '../core/bytes.js';
 import { ErrorCode, TesseraError } from '../core/errors.js';
@@ -22,6 +23,7 @@ export const MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES + 4096;
 
 export const NONCE_LENGTH = 32;
 export const DIGEST_LENGTH = 32;
+export const SCOPE_LENGTH = 32;
 export const MAX_NODE_INDEX = 255;
 const MAX_SIGNATURE_LENGTH = 8192;
 const MAX_ID_LENGTH = 128;
@@ -49,6 +51,18 @@ export const DECLINE_CODE = 'POLICY_DENIED';
 export type AbortCode = (typeof ABORT_CODES)[number];
 
 export const AUTH_LABEL = 'tessera/coordinator-auth/v1';
+export const SCOPE_LABEL = 'tessera/session-scope/v1';
+
+/**
+ * What a session is about, so that the coordinator can match a decline with the session it declines
+ * without learning the tenant or the key: SHA-256(framed(label, session id, tenant, key id)). Per
+ * session, so scopes do not link sessions on one key. A node sends it with its join and with a decline
+ * of a session on a key; a decline counts only for a session whose joins carry the same scope, so an
+ * API key can decline only sessions on its own tenant's keys.
+ */
+export function sessionScope(session: Uint8Array, tenant: string, keyId: string): Uint8Array {
+  return sha256(framed(utf8ToBytes(SCOPE_LABEL), session, utf8ToBytes(tenant), utf8ToBytes(keyId)));
+}
 
 /** What a node signs to answer a challenge: framed(label, coordinator id, nonce, I2OSP(index, 1)). */
 export function authMessage(coordinatorId: string, nonce: Uint8Array, index: number): Uint8Array {
@@ -61,7 +75,7 @@ export interface ChallengeFrame { t: 'challenge'; nonce: Uint8Array; coordinator
 export interface HelloFrame { t: 'hello'; index: number; signature: Uint8Array }
 export interface WelcomeFrame { t: 'welcome'; online: number[] }
 export interface OnlineFrame { t: 'online'; online: number[] }
-export interface JoinFrame { t: 'join'; session: Uint8Array; digest: Uint8Array; players: number[]; timeoutMs?: number }
+export interface JoinFrame { t: 'join'; session: Uint8Array; digest: Uint8Array; players: number[]; timeoutMs?: number; scope?: Uint8Array }
 export interface StartFrame { t: 'start'; session: Uint8Array; players: number[] }
 export interface AbortFrame { t: 'abort'; session: Uint8Array; code: AbortCode; message: string; nodes: number[] }
 /** node -> coordinator */
@@ -69,7 +83,8 @@ export interface RelaySendFrame { t: 'relay'; session: Uint8Array; to: number; p
 /** coordinator -> node */
 export interface RelayDeliverFrame { t: 'relay'; session: Uint8Array; from: number; payload: Uint8Array }
 export interface DoneFrame { t: 'done'; session: Uint8Array }
-export interface FailFrame { t: 'fail'; session: Uint8Array; code: string; message: string; culprits: number[] }
+/** `scope` (sessionScope) on a decline: the tenant and key the declining node was asked about. */
+export interface FailFrame { t: 'fail'; session: Uint8Array; code: string; message: string; culprits: number[]; scope?: Uint8Array }
 
 export type NodeFrame = HelloFrame | JoinFrame | RelaySendFrame | DoneFrame | FailFrame;
 export type CoordinatorFrame = ChallengeFrame | WelcomeFrame | OnlineFrame | StartFrame | AbortFrame | RelayDeliverFrame;
@@ -156,9 +171,10 @@ export function decodeNodeFrame(data: Uint8Array): NodeFrame {
       exactKeys(o, ['t', 'index', 'signature']);
       return { t: 'hello', index: uint(o, 'index', 1, MAX_NODE_INDEX), signature: bytes(o, 'signature', 1, MAX_SIGNATURE_LENGTH) };
     case 'join': {
-      exactKeys(o, ['t', 'session', 'digest', 'players'], ['timeoutMs']);
+      exactKeys(o, ['t', 'session', 'digest', 'players'], ['timeoutMs', 'scope']);
       const f: JoinFrame = { t: 'join', session: session(o), digest: bytes(o, 'digest', DIGEST_LENGTH), players: indexList(o, 'players', 1) };
       if (o.timeoutMs !== undefined) f.timeoutMs = uint(o, 'timeoutMs', 1, MAX_TIMEOUT_MS);
+      if (o.scope !== undefined) f.scope = bytes(o, 'scope', SCOPE_LENGTH);
       return f;
     }
     case 'relay':
@@ -167,15 +183,18 @@ export function decodeNodeFrame(data: Uint8Array): NodeFrame {
     case 'done':
       exactKeys(o, ['t', 'session']);
       return { t: 'done', session: session(o) };
-    case 'fail':
-      exactKeys(o, ['t', 'session', 'code', 'message', 'culprits']);
-      return {
+    case 'fail': {
+      exactKeys(o, ['t', 'session', 'code', 'message', 'culprits'], ['scope']);
+      const f: FailFrame = {
         t: 'fail',
         session: session(o),
         code: str(o, 'code', 1, MAX_CODE_LENGTH),
         message: str(o, 'message', 0, MAX_MESSAGE_LENGTH),
         culprits: indexList(o, 'culprits', 0),
       };
+      if (o.scope !== undefined) f.scope = bytes(o, 'scope', SCOPE_LENGTH);
+      return f;
+    }
     default:
       bad(`unknown frame type ${typeof o.t === 'string' ? o.t.slice(0, 32) : typeof o.t}`);
   }

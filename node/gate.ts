@@ -25,6 +25,7 @@ import type { Logger } from 'pino';
 import type { AuditOperation, AuditOutcome, AuditSeverity } from '../core/audit-verify.js';
 import { toHex } from '../core/bytes.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import { sessionScope } from '../coordinator/wire.js';
 import type { AuditLog } from './audit.js';
 import { POLICY_OPERATIONS, type PolicyEngine, type PolicyOperation } from './policy.js';
 import { requireAdmin, type Principal } from './tenants.js';
@@ -49,8 +50,11 @@ export interface GateRequest {
 export interface GateOptions {
   readonly audit: AuditLog;
   readonly policy: PolicyEngine;
-  /** Tell the coordinator this node will not join `session` (CoordinatorSessions.fail). */
-  readonly decline: (session: Uint8Array, reason: string) => void;
+  /**
+   * Tell the coordinator this node will not join `session` (CoordinatorSessions.fail with the decline
+   * code), with the session's scope (coordinator/wire.ts sessionScope) when the gate knows its key.
+   */
+  readonly decline: (session: Uint8Array, reason: string, scope?: Uint8Array) => void;
   readonly logger: Logger;
   /** The store's failed-write latch (ShareStore.failure): set, every operation is refused with it. */
   readonly storageFailure?: () => TesseraError | undefined;
@@ -115,7 +119,10 @@ export class OperationGate {
       await this.append(req, 'started', prepared.version, severity, note);
     } catch (e) {
       const err = asTesseraError(e);
-      if (req.session && req.declineOnRefusal !== false) this.o.decline(req.session, err.message);
+      if (req.session && req.declineOnRefusal !== false) {
+        if (req.keyId !== undefined) this.declineSession(req.principal, req.keyId, req.session, err.message);
+        else this.o.decline(req.session, err.message);
+      }
       await this.record(req, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err);
       throw err;
     }
@@ -129,6 +136,16 @@ export class OperationGate {
     }
     await this.append(req, 'ok', prepared.version ?? req.version, severity, note);
     return result;
+  }
+
+  /**
+   * Tell the coordinator this node will not join `session`, a session on key `keyId` of the
+   * principal's tenant. The decline carries that scope, so the coordinator applies it only to a
+   * session whose nodes joined about the same tenant and key: an API key declines (or, by a refused
+   * request, makes the node decline) only sessions on its own tenant's keys.
+   */
+  declineSession(principal: Principal, keyId: string, session: Uint8Array, reason: string): void {
+    this.o.decline(session, reason, sessionScope(session, principal.tenant, keyId));
   }
 
   /** Audit a refusal or failure; if that cannot be written, the caller gets UNAVAILABLE instead. */

@@ -20,6 +20,7 @@ import {
   CloseCode,
   DIGEST_LENGTH,
   LIMITS,
+  SCOPE_LENGTH,
   MAX_FRAME_BYTES,
   MAX_NODE_INDEX,
   MAX_PAYLOAD_BYTES,
@@ -149,6 +150,12 @@ function checkSessionId(session: unknown): asserts session is Uint8Array {
   }
 }
 
+function checkScope(scope: unknown): void {
+  if (scope !== undefined && (!(scope instanceof Uint8Array) || scope.length !== SCOPE_LENGTH)) {
+    throw new TesseraError(ErrorCode.BadInput, `session scope: expected ${SCOPE_LENGTH} bytes`);
+  }
+}
+
 export interface CoordinatorLinkEvents {
   connected: [online: number[]];
   disconnected: [info: { code: number; reason: string }];
@@ -269,9 +276,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   /**
    * Join a session. Resolves with the players when the coordinator starts it (every player joined
    * with the same digest); rejects with a SessionAbortedError when it aborts or the link drops.
+   * `scope` (coordinator/wire.ts sessionScope) lets the coordinator refuse declines about another key.
    */
-  async join(session: Uint8Array, digest: Uint8Array, players: readonly number[], timeoutMs?: number): Promise<{ players: number[] }> {
+  async join(session: Uint8Array, digest: Uint8Array, players: readonly number[], timeoutMs?: number, scope?: Uint8Array): Promise<{ players: number[] }> {
     checkSessionId(session);
+    checkScope(scope);
     if (!(digest instanceof Uint8Array) || digest.length !== DIGEST_LENGTH) {
       throw new TesseraError(ErrorCode.BadInput, `session digest: expected ${DIGEST_LENGTH} bytes`);
     }
@@ -302,7 +311,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         waiters: [],
       });
     });
-    this.sendFrame({ t: 'join', session: copyBytes(session), digest: copyBytes(digest), players: sorted, timeoutMs });
+    this.sendFrame({ t: 'join', session: copyBytes(session), digest: copyBytes(digest), players: sorted, timeoutMs, ...(scope ? { scope: copyBytes(scope) } : {}) });
     return started;
   }
 
@@ -379,10 +388,12 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
 
   /**
    * Report that this node cannot complete the session; the coordinator aborts it for every player
-   * with 'FAILED'. May be called before joining (to refuse a session the others have joined).
+   * with 'FAILED'. May be called before joining (to refuse a session the others have joined); such a
+   * decline carries the `scope` (coordinator/wire.ts sessionScope) of the tenant and key it is about.
    */
-  fail(session: Uint8Array, code: string, message: string, culprits: readonly number[] = []): void {
+  fail(session: Uint8Array, code: string, message: string, culprits: readonly number[] = [], scope?: Uint8Array): void {
     checkSessionId(session);
+    checkScope(scope);
     if (typeof code !== 'string' || code.length < 1 || code.length > LIMITS.MAX_CODE_LENGTH) {
       throw new TesseraError(ErrorCode.BadInput, `fail code: expected 1..${LIMITS.MAX_CODE_LENGTH} characters`);
     }
@@ -392,7 +403,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     if (!blamed.every(isNodeIndex)) throw new TesseraError(ErrorCode.BadInput, 'culprits: expected node indexes 1..255');
     const key = toHex(session);
     if (this.ended.has(key)) return;
-    if (this.authenticated) this.sendFrame({ t: 'fail', session: copyBytes(session), code, message: text, culprits: blamed });
+    if (this.authenticated) this.sendFrame({ t: 'fail', session: copyBytes(session), code, message: text, culprits: blamed, ...(scope ? { scope: copyBytes(scope) } : {}) });
     const s = this.sessions.get(key);
     if (s) this.endSession(s, new SessionAbortedError('FAILED', text, blamed, key));
   }

@@ -168,8 +168,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   const gate = new OperationGate({
     audit,
     policy,
-    decline: (session, reason) => {
-      if (link.connected) link.fail(session, 'POLICY_DENIED', reason, []);
+    decline: (session, reason, scope) => {
+      if (link.connected) link.fail(session, 'POLICY_DENIED', reason, [], scope);
     },
     logger: logger.child({ component: 'gate' }),
     storageFailure: () => store.failure,

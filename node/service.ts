@@ -601,7 +601,7 @@ export class NodeService {
       },
       async () => {
         if (!this.o.link.connected) throw new TesseraError(ErrorCode.Unavailable, 'node is not connected to the coordinator');
-        this.o.link.fail(session, 'POLICY_DENIED', 'declined by the operator', []);
+        this.o.gate.declineSession(p, req.keyId, session, 'declined by the operator');
         this.o.logger.info({ op: 'decline', keyId: req.keyId, declined: req.operation, actor: p.apiKeyId, session: toHex(session) }, 'session declined by the operator');
         return { sessionId: toHex(session), declined: true };
       },

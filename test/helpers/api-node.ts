@@ -15,7 +15,8 @@ import { buildApi } from '../../node/api.js';
 import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
 import { OperationGate } from '../../node/gate.js';
 import { POLICY_NAMESPACE, PolicyEngine } from '../../node/policy.js';
-import { NodeService, type CoordinatorSessions } from '../../node/service.js';
+import type { CoordinatorLink } from '../../node/link.js';
+import { NodeService } from '../../node/service.js';
 import { ShareStore } from '../../node/storage.js';
 import { TENANTS_NAMESPACE, TenantStore } from '../../node/tenants.js';
 
@@ -37,7 +38,7 @@ export async function startApiNode(o: {
   parties: number;
   identity: IdentityKeyPair;
   membership: ReadonlyMap<number, Uint8Array>;
-  link: CoordinatorSessions;
+  link: CoordinatorLink;
 }): Promise<ApiNode> {
   const logger = pino({ level: 'silent' });
   const store = await ShareStore.open({ dataDir: o.dataDir, kek: Uint8Array.from(randomBytes(32)), nodeIndex: o.index });
@@ -57,8 +58,8 @@ export async function startApiNode(o: {
   const gate = new OperationGate({
     audit,
     policy,
-    decline: (session, reason) => {
-      if (o.link.connected) o.link.fail(session, 'POLICY_DENIED', reason, []);
+    decline: (session, reason, scope) => {
+      if (o.link.connected) o.link.fail(session, 'POLICY_DENIED', reason, [], scope);
     },
     logger,
   });

@@ -4,6 +4,10 @@
  * joined it, whether it comes while the session is live or before it exists. A non-player's decline
  * is ignored, so no node can block a session id it merely predicts.
  *
+ * When the joins carry a scope (coordinator/wire.ts sessionScope: session, tenant, key), a decline
+ * counts only with the same scope, so a node declining for one tenant's API key cannot abort a
+ * session on another tenant's key.
+ *
  * Ordering across sockets is not guaranteed, so a test that needs a decline processed before the next
  * join first runs a one-player session on the decliner's own connection: frames of one connection
  * are handled in order, so once that session starts the decline before it has been handled.
@@ -13,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { ErrorCode } from '../../core/errors.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
-import { DECLINE_CODE } from '../../coordinator/wire.js';
+import { DECLINE_CODE, sessionScope } from '../../coordinator/wire.js';
 import { CoordinatorLink, SessionAbortedError } from '../../node/link.js';
 
 const NODES = [1, 2, 3];
@@ -125,5 +129,37 @@ describe('the coordinator accepts a decline only from a player of the session', 
     expect(e.nodes).toEqual([]);
     expect(await second).toBeInstanceOf(SessionAbortedError);
     expect(coordinator!.stats().aborted.DECLINED).toBe(0);
+  });
+
+  it('with scoped joins, a decline about another tenant or key is ignored, live or early; the same scope declines', async () => {
+    const l = await cluster();
+    // Live: node 1 joined about acme/k; node 2 declines about mallory/m, then without a scope.
+    const s1 = sid();
+    const acme1 = sessionScope(s1, 'acme', 'k');
+    const first = l.get(1)!.join(s1, digest, [1, 2], undefined, acme1);
+    l.get(2)!.fail(s1, DECLINE_CODE, 'declined by the operator', [], sessionScope(s1, 'mallory', 'm'));
+    l.get(2)!.fail(s1, DECLINE_CODE, 'declined by the operator', []);
+    await handled(l.get(2)!, 2);
+    const second = l.get(2)!.join(s1, digest, [1, 2], undefined, acme1);
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+
+    // Early: node 3 declines about mallory/k before anyone joined about acme/k.
+    const s2 = sid();
+    const acme2 = sessionScope(s2, 'acme', 'k');
+    l.get(3)!.fail(s2, DECLINE_CODE, 'declined by the operator', [], sessionScope(s2, 'mallory', 'k'));
+    await handled(l.get(3)!, 3);
+    await expect(Promise.all([1, 2, 3].map((i) => l.get(i)!.join(s2, digest, [1, 2, 3], undefined, acme2)))).resolves.toHaveLength(3);
+    expect(coordinator!.stats().aborted.DECLINED).toBe(0);
+
+    // The same scope declines, live and early.
+    const s3 = sid();
+    const live = l.get(1)!.join(s3, digest, [1, 2], undefined, sessionScope(s3, 'acme', 'k'));
+    l.get(2)!.fail(s3, DECLINE_CODE, 'declined by the operator', [], sessionScope(s3, 'acme', 'k'));
+    expect((await abortOf(live)).reason).toBe('DECLINED');
+    const s4 = sid();
+    l.get(2)!.fail(s4, DECLINE_CODE, 'declined by the operator', [], sessionScope(s4, 'acme', 'k'));
+    await handled(l.get(2)!, 2);
+    const early = await abortOf(l.get(1)!.join(s4, digest, [1, 2], undefined, sessionScope(s4, 'acme', 'k')));
+    expect([early.reason, early.nodes]).toEqual(['DECLINED', [2]]);
   });
 });
