@@ -3,7 +3,9 @@
  * (test/helpers/api-node.ts) with a real CoordinatorLink to a real coordinator, and nodes 2 and 3 as
  * plain links that join sessions. A decline names the key: another tenant's key cannot decline a
  * session on a key it cannot see (NOT_FOUND exactly like a missing key, and nothing reaches the
- * coordinator); the policy decides on 'decline'; every decline is audited.
+ * coordinator); the policy decides on 'decline'; every decline is audited. When the joins carry
+ * their scope (tenant and key, coordinator/wire.ts sessionScope), a decline for another tenant's API
+ * key, even naming its own key, or a refused request of its, does not abort the session.
  *
  * "Nothing reached the coordinator" is shown without timing: node 1's link then runs a one-player
  * session, which the coordinator handles after anything node 1 sent before, and the peer's join is
@@ -17,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { toHex } from '../../core/bytes.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
+import { sessionScope } from '../../coordinator/wire.js';
 import { CoordinatorLink, SessionAbortedError } from '../../node/link.js';
 import { startApiNode, type ApiNode } from '../helpers/api-node.js';
 import { dealerKeys } from '../helpers/run-sign.js';
@@ -76,10 +79,14 @@ async function decline(n: ApiNode, as: 'acme' | 'mallory', body: Record<string, 
   return { status: res.statusCode, json: res.json() as Record<string, unknown> };
 }
 
-/** Node 2 joins `session` with players 1 and 2; the returned state says whether it has ended yet. */
-function peerJoins(l: CoordinatorLink, session: string): { ended: Promise<unknown>; settled: () => boolean } {
+/**
+ * Node 2 joins `session` with players 1 and 2 (about `scope`'s tenant and key, if given); the returned
+ * state says whether it has ended yet.
+ */
+function peerJoins(l: CoordinatorLink, session: string, scope?: { tenant: string; keyId: string }): { ended: Promise<unknown>; settled: () => boolean } {
   let settled = false;
-  const ended = l.join(Buffer.from(session, 'hex'), digest, [1, 2]).then(
+  const id = Uint8Array.from(Buffer.from(session, 'hex'));
+  const ended = l.join(id, digest, [1, 2], undefined, scope && sessionScope(id, scope.tenant, scope.keyId)).then(
     (v) => ((settled = true), v),
     (e: unknown) => ((settled = true), e),
   );
@@ -171,5 +178,39 @@ describe('decline is an operation on a key', () => {
     expect(await decline(node, 'acme', { sessionId: sid() })).toMatchObject({ status: 400, json: { message: expect.stringMatching(/^keyId: missing/) } });
     expect(await decline(node, 'acme', { sessionId: sid(), keyId: 'k' })).toMatchObject({ status: 400, json: { message: expect.stringMatching(/^operation: missing/) } });
     expect(await decline(node, 'acme', { sessionId: sid(), keyId: 'k', operation: 'verify' })).toMatchObject({ status: 400, json: { message: expect.stringMatching(/^operation: expected one of/) } });
+  });
+
+  it("with scoped joins, a tenant's decline on its own key, or its refused request, cannot abort a session on another tenant's key", async () => {
+    const { node, link } = await setup();
+    await node.store.put({ tenant: 'mallory', keyId: 'm', version: 1, share: dealerKeys('ed25519', 2, 3)[0]!, exportable: false });
+    const session = sid();
+    // Node 2 joined about acme's key k, as a node does (coordinator/wire.ts sessionScope).
+    const peer = peerJoins(link.get(2)!, session, { tenant: 'acme', keyId: 'k' });
+
+    // Mallory declines the same session id naming her own key, and for a keygen of a new key: allowed and audited ...
+    expect((await decline(node, 'mallory', { sessionId: session, keyId: 'm', operation: 'sign' })).status).toBe(200);
+    expect((await decline(node, 'mallory', { sessionId: session, keyId: 'k', operation: 'keygen' })).status).toBe(200);
+    // ... and a request of hers that node 1 refuses declines that session id too.
+    const refused = await node.app.inject({
+      method: 'POST',
+      url: '/v1/keys/nope/sign',
+      headers: { authorization: `Bearer ${node.apiKeys.mallory}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ sessionId: session, message: '00', players: [1, 2] }),
+    });
+    expect(refused.statusCode).toBe(404);
+    // None of it is about acme's key: the coordinator ignores all three.
+    await handled(link.get(1)!);
+    expect(peer.settled()).toBe(false);
+    expect(coordinator!.stats().aborted).toMatchObject({ DECLINED: 0, FAILED: 0 });
+    expect((await declineEntries(node, session)).map((e) => [e.tenant, e.keyId, e.outcome])).toEqual([
+      ['mallory', 'm', 'started'],
+      ['mallory', 'm', 'ok'],
+      ['mallory', 'k', 'started'],
+      ['mallory', 'k', 'ok'],
+    ]);
+
+    // acme's decline on k is about that session.
+    expect((await decline(node, 'acme', { sessionId: session, keyId: 'k', operation: 'sign' })).status).toBe(200);
+    expect(((await peer.ended) as SessionAbortedError).reason).toBe('DECLINED');
   });
 });
