@@ -19,6 +19,7 @@ import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { AUDIT_NAMESPACE } from '../../node/audit.js';
 import { POLICY_NAMESPACE } from '../../node/policy.js';
+import { RECORD_TAG_LENGTH } from '../../node/record-auth.js';
 import { storageLocation } from '../../node/storage.js';
 import { Cluster, NodeClient, newSessionId } from '../../sdk/client.js';
 import type { ClusterFile } from '../../sdk/cli.js';
@@ -210,7 +211,10 @@ describe('tenants, policy and audit on a live cluster', () => {
     });
     let edited: Record<string, unknown> = {};
     await withRawDb(join(tc.dir, 'node-3'), async (db) => {
-      edited = packr.unpack((await db.get(auditKey(3)))!) as Record<string, unknown>;
+      const stored = (await db.get(auditKey(3)))!;
+      edited = packr.unpack(stored.subarray(0, stored.length - RECORD_TAG_LENGTH)) as Record<string, unknown>; // the record MAC trails the payload
+      // Written without the KEK, so without a valid record MAC (node/record-auth.ts): the node never uses
+      // it, and exports only its seq, which the verifier reports as malformed.
       await db.put(auditKey(3), Uint8Array.from(packr.pack({ ...edited, time: (edited.time as number) + 1 })));
     });
     tc.dev.start(2);
@@ -258,10 +262,10 @@ describe('tenants, policy and audit on a live cluster', () => {
     const v3 = await tessera(['audit', 'verify', '--node', '3', '--json'], env);
     expect(v3.code).toBe(1);
     expect(v3.stderr.trim().split('\n')).toHaveLength(1);
-    expect(v3.stderr).toMatch(/audit log of node 3 does not verify: edited at seq 3/);
+    expect(v3.stderr).toMatch(/audit log of node 3 does not verify: malformed-entry at seq 3/);
     const report3 = JSON.parse(v3.stdout) as { ok: boolean; complete: boolean; problems: { kind: string; seq: number }[] };
     expect(report3).toMatchObject({ ok: false, complete: false });
-    expect(report3.problems).toContainEqual(expect.objectContaining({ kind: 'edited', seq: 3 }));
+    expect(report3.problems).toContainEqual(expect.objectContaining({ kind: 'malformed-entry', seq: 3 }));
     const v2 = await tessera(['audit', 'verify', '--node', '2', '--json'], env);
     expect(v2.code).toBe(1);
     expect(v2.stderr).toMatch(/node 2 does not verify/);
@@ -270,7 +274,7 @@ describe('tenants, policy and audit on a live cluster', () => {
     // The SDK function says the same, against the identity key from the cluster file.
     const sdk3 = await node3.verifyAuditLog(tc.dev.cluster.nodes[2]!.identityPublicKey!);
     expect(sdk3.ok).toBe(false);
-    expect(sdk3.problems[0]).toMatchObject({ kind: 'edited', seq: 3 });
+    expect(sdk3.problems[0]).toMatchObject({ kind: 'malformed-entry', seq: 3 });
     // Against another node's identity key, an intact log's checkpoints do not verify either.
     const wrongKey = await new NodeClient({ url: tc.dev.cluster.nodes[0]!.url, apiKey: tc.dev.cluster.nodes[0]!.apiKey }).verifyAuditLog(
       tc.dev.cluster.nodes[1]!.identityPublicKey!,
