@@ -56,6 +56,8 @@ export const AUDIT_OPERATIONS = [
   'verify',
   // an operator refusing a session on one of its keys (the node tells the coordinator, never joins)
   'decline',
+  // finishing an interrupted commit from its certificate (node/sessions/commit.ts applyCertificate)
+  'repair',
   // lifecycle transitions and settings
   'retire',
   'archive',

@@ -202,6 +202,27 @@ export interface DeclineResponse {
   sessionId: string;
   declined: boolean;
 }
+/** What a node holds of a key's commits (node/sessions/commit.ts): for `tessera repair`. */
+export interface CommitStatusResponse {
+  keyId: string;
+  /** A change staged on this node and not yet committed (voted: only its certificate can finish it). */
+  staged?: { sessionId: string; operation: string; version: number; resultDigest: string; voted: boolean };
+  /** Every version this node holds, with the session whose certificate made it what it is. */
+  versions: { version: number; epoch: number; state: string; certSessionId?: string }[];
+  /** The commit certificates this node stores for the key (hex, core/commit.ts encodeCertificate). */
+  certificates: { sessionId: string; certificate: string }[];
+}
+/** Hand a node a commit certificate (from another node) to finish a commit it missed. */
+export interface RepairRequest {
+  certificate: string;
+}
+export interface RepairResponse {
+  keyId: string;
+  sessionId: string;
+  operation: string;
+  version: number;
+  outcome: 'committed' | 'already-committed';
+}
 export interface RefreshRequest {
   sessionId: string;
   version?: number;
@@ -688,6 +709,67 @@ export const ROUTES = {
         type: 'object',
         required: ['sessionId', 'declined'],
         properties: { sessionId: { type: 'string' }, declined: { type: 'boolean' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** What this node holds of a key's commits: its staged change, versions and certificates. */
+  commitStatus: {
+    method: 'GET',
+    url: '/v1/keys/:keyId/commits',
+    schema: {
+      params: keyParams,
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'versions', 'certificates'],
+        properties: {
+          keyId: id,
+          staged: {
+            type: 'object',
+            required: ['sessionId', 'operation', 'version', 'resultDigest', 'voted'],
+            properties: { sessionId: { type: 'string' }, operation: { type: 'string' }, version, resultDigest: { type: 'string' }, voted: { type: 'boolean' } },
+            additionalProperties: false,
+          },
+          versions: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['version', 'epoch', 'state'],
+              properties: { version, epoch: { type: 'integer' }, state: { type: 'string' }, certSessionId: { type: 'string' } },
+              additionalProperties: false,
+            },
+          },
+          certificates: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['sessionId', 'certificate'],
+              properties: { sessionId: { type: 'string' }, certificate: { type: 'string' } },
+              additionalProperties: false,
+            },
+          },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Finish a commit this node missed from its certificate (verified against the membership). */
+  repair: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/repair',
+    schema: {
+      params: keyParams,
+      body: { type: 'object', required: ['certificate'], properties: { certificate: hex(1, 1 << 20) }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'sessionId', 'operation', 'version', 'outcome'],
+        properties: {
+          keyId: id,
+          sessionId: { type: 'string' },
+          operation: { type: 'string' },
+          version,
+          outcome: { type: 'string', enum: ['committed', 'already-committed'] },
+        },
         additionalProperties: false,
       }),
     },

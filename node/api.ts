@@ -12,6 +12,7 @@ import {
   type CreateApiKeyRequest,
   type DecapsulateRequest,
   type DeclineRequest,
+  type RepairRequest,
   type ExportRequest,
   type ImportRequest,
   type KeygenRequest,
@@ -244,6 +245,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body as RotateRequest) });
   app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body as SetStateRequest) });
   app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body as DeclineRequest) });
+  app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), keyIdOf(req)) });
+  app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body as RepairRequest) });
 
   // Administration: admin API keys only (node/admin.ts checks the role).
   const a = o.admin;

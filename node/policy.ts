@@ -58,6 +58,7 @@ export const POLICY_OPERATIONS = [
   'destroy',
   'rotation.set',
   'decline',
+  'repair',
 ] as const satisfies readonly AuditOperation[];
 export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
 

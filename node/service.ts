@@ -37,6 +37,9 @@ import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { sealToReceiver, type WrappingKeyPair } from '../core/wrap.js';
 import type {
   DecapsulateRequest,
+  CommitStatusResponse,
+  RepairRequest,
+  RepairResponse,
   DecapsulateResponse,
   DeclineRequest,
   DeclineResponse,
@@ -604,6 +607,57 @@ export class NodeService {
         this.o.gate.declineSession(p, req.keyId, session, 'declined by the operator');
         this.o.logger.info({ op: 'decline', keyId: req.keyId, declined: req.operation, actor: p.apiKeyId, session: toHex(session) }, 'session declined by the operator');
         return { sessionId: toHex(session), declined: true };
+      },
+    );
+  }
+
+  /**
+   * What this node holds of a key's commits, for `tessera repair` (sdk/client.ts Cluster.repair): its
+   * staged change, its versions with the session that certified each, and its certificates. Public
+   * data only. Another tenant's key answers NOT_FOUND exactly like a missing one.
+   */
+  async commitStatus(p: Principal, keyId: string): Promise<CommitStatusResponse> {
+    const { store } = this.o;
+    const versions = await store.versions(p.tenant, keyId);
+    const staged = await store.getStaged(p.tenant, keyId);
+    if (versions.length === 0 && !staged) throw notFound(keyId);
+    const certificates = await store.listCertificates(p.tenant, keyId);
+    return {
+      keyId,
+      ...(staged
+        ? {
+            staged: {
+              sessionId: toHex(staged.session),
+              operation: staged.operation,
+              version: staged.version,
+              resultDigest: toHex(staged.resultDigest),
+              voted: staged.vote !== undefined,
+            },
+          }
+        : {}),
+      versions: versions.map((v) => ({ version: v.version, epoch: v.epoch, state: v.state, ...(v.certSession ? { certSessionId: toHex(v.certSession) } : {}) })),
+      certificates: certificates.map((c) => ({ sessionId: toHex(c.session), certificate: toHex(c.certificate) })),
+    };
+  }
+
+  /**
+   * Finish a commit this node missed, from its certificate (verified against the membership's identity
+   * keys: whoever hands it over is not trusted). Through the gate as operation 'repair': the tenant
+   * owns the key, policy allows it, and it is audited.
+   */
+  async repair(p: Principal, keyId: string, req: RepairRequest): Promise<RepairResponse> {
+    const encoded = fromHex(req.certificate, 'certificate');
+    return this.o.gate.run(
+      { principal: p, operation: 'repair', authorize: 'policy', keyId },
+      async () => {
+        const versions = await this.o.store.versions(p.tenant, keyId);
+        if (versions.length === 0 && !(await this.o.store.getStaged(p.tenant, keyId))) throw notFound(keyId);
+        return {};
+      },
+      async () => {
+        const { outcome, certificate } = await this.engine.applyCertificate(encoded, { tenant: p.tenant, keyId });
+        this.o.logger.info({ op: 'repair', keyId, version: certificate.version, certified: certificate.operation, outcome, session: toHex(certificate.session) }, 'commit finished from its certificate');
+        return { keyId, sessionId: toHex(certificate.session), operation: certificate.operation, version: certificate.version, outcome };
       },
     );
   }

@@ -32,6 +32,7 @@ const USAGE = `usage:
   tessera verify --key-id ID --message HEX --signature HEX [--version V] [--json]
   tessera decapsulate --key-id ID --enc HEX [--players 2,3] [--version V] [--json]
   tessera refresh --key-id ID [--version V] [--json]
+  tessera repair --key-id ID [--json]                         finish interrupted commits from the nodes' certificates
   tessera rotate --key-id ID [--version V] [--json]           new version by DKG, the old one retired
   tessera retire|archive|activate|destroy --key-id ID --version V [--json]
   tessera audit verify [--node I] [--json]                   exit 0 only if the chain and every checkpoint verify
@@ -383,6 +384,21 @@ export async function main(argv: string[]): Promise<number> {
       const r = await cluster.refresh({ keyId: required('key-id', values['key-id']), version });
       print(json, { keyId: r.keyId, version: r.version, epoch: r.epoch });
       return 0;
+    }
+    case 'repair': {
+      const r = await cluster.repair(required('key-id', values['key-id']));
+      if (json) print(json, r as unknown as Record<string, unknown>);
+      else {
+        const lines = [`key ${r.keyId}: ${r.certificates.length} certificate(s) held by the nodes`];
+        for (const n of r.nodes) {
+          for (const a of n.applied) lines.push(`node ${n.node}: ${a.outcome} ${a.operation} of version ${a.version} (session ${a.sessionId})`);
+          for (const p of n.problems) lines.push(`node ${n.node}: cannot repair: ${p}`);
+          if (n.waiting) lines.push(`node ${n.node}: ${n.waiting.operation} of version ${n.waiting.version} staged (session ${n.waiting.sessionId}), no certificate exists yet${n.waiting.voted ? '' : '; it is dropped at the node\'s next start'}`);
+          if (!n.applied.length && !n.problems.length && !n.waiting) lines.push(`node ${n.node}: up to date`);
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      return r.nodes.some((n) => n.problems.length > 0) ? 1 : 0;
     }
     case 'import-key': {
       const node = intArg('node');

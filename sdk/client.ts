@@ -22,6 +22,8 @@ import type {
   CreateApiKeyResponse,
   DecapsulateResponse,
   DeclineResponse,
+  CommitStatusResponse,
+  RepairResponse,
   ExportResponse,
   FailOpenJson,
   KeyInfo,
@@ -149,6 +151,16 @@ export class NodeClient {
       operation: request.operation,
       ...(request.version !== undefined ? { version: request.version } : {}),
     });
+  }
+
+  /** What this node holds of a key's commits: its staged change, versions and certificates (for repair). */
+  commitStatus(keyId: string): Promise<CommitStatusResponse> {
+    return requestJson(this.target, 'GET', `/v1/keys/${encodeURIComponent(keyId)}/commits`);
+  }
+
+  /** Hand this node a commit certificate (hex) so it finishes a commit it missed. The node verifies it. */
+  repair(keyId: string, certificate: string): Promise<RepairResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/repair`, { certificate });
   }
 
   /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
@@ -322,10 +334,21 @@ export class Cluster {
    * Every involved operator's hook runs first; only if all approve is any node asked. So a refusal
    * gives a clear error and no node is left waiting for a session that will never start.
    */
-  private async run<T>(players: readonly number[], request: SessionRequest): Promise<T[]> {
+  private async run<T>(players: readonly number[], request: SessionRequest, recover?: () => Promise<T>): Promise<T[]> {
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
     const settled = await Promise.allSettled(players.map((i) => this.node(i).join<T>(request, true)));
     const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
+    if (failures.length && recover && request.keyId !== undefined) {
+      // A state change is reported exactly (sessions.md): if any node holds this session's commit
+      // certificate, the change happened; repair hands the certificate to the nodes that missed it,
+      // and the call reports success. Without a certificate anywhere, it committed nowhere.
+      const report = await this.repair(request.keyId).catch(() => undefined);
+      const certified = report?.certificates.some((c) => c.sessionId === request.sessionId);
+      if (certified) {
+        const value = await recover();
+        return players.map(() => value);
+      }
+    }
     if (failures.length) {
       // Prefer the error that names culprits or a cause over the "aborted" echoes of the others.
       const errs = failures.map(([, e]) => e as TesseraClientError);
@@ -348,9 +371,53 @@ export class Cluster {
       exportable: o.exportable ?? false,
       ...(o.rotationPeriodMs !== undefined ? { rotationPeriodMs: o.rotationPeriodMs } : {}),
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request);
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(request.keyId!, 1));
     assertSame(results.map((r) => r.publicKey), 'public key');
     return results[0]!;
+  }
+
+  /**
+   * Finish every interrupted commit of a key from the evidence the nodes hold (`tessera repair`):
+   * collect each node's staged change and certificates, hand every node each certificate it lacks
+   * (the node verifies it against its membership, so no node trusts this SDK or another node), and
+   * say what happened at each node. A node whose staged change no one holds a certificate for is
+   * reported as waiting; a node that cannot apply a certificate (restored from an older backup, or its
+   * data lost) is reported with the reason.
+   */
+  async repair(keyId: string): Promise<RepairReport> {
+    const statuses = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
+    const certs = new Map<string, string>();
+    const known = statuses.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    for (const st of known) for (const c of st?.certificates ?? []) certs.set(c.sessionId, c.certificate);
+    const nodes: RepairReport['nodes'] = [];
+    for (let k = 0; k < this.size; k++) {
+      const node = k + 1;
+      const st = known[k];
+      const r = statuses[k]!;
+      if (!st) {
+        const e = (r as PromiseRejectedResult).reason as TesseraClientError;
+        nodes.push({ node, applied: [], problems: [`${e.code ?? 'ERROR'}: ${e.message}`] });
+        continue;
+      }
+      const have = new Set(st.certificates.map((c) => c.sessionId));
+      const applied: RepairReport['nodes'][number]['applied'] = [];
+      const problems: string[] = [];
+      for (const [sessionId, certificate] of certs) {
+        if (have.has(sessionId)) continue;
+        try {
+          const res = await this.node(node).repair(keyId, certificate);
+          applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
+        } catch (e) {
+          problems.push(`session ${sessionId}: ${(e as Error).message}`);
+        }
+      }
+      const waiting =
+        st.staged && !certs.has(st.staged.sessionId)
+          ? { sessionId: st.staged.sessionId, operation: st.staged.operation, version: st.staged.version, voted: st.staged.voted }
+          : undefined;
+      nodes.push({ node, applied, problems, ...(waiting ? { waiting } : {}) });
+    }
+    return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
   }
 
   getKey(keyId: string, version?: number, node = 1): Promise<KeyInfo> {
@@ -481,7 +548,7 @@ export class Cluster {
       exportable: o.exportable ?? false,
       threshold,
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request);
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(request.keyId!));
     assertSame(results.map((r) => r.publicKey), 'public key');
     if (results[0]!.publicKey !== toHex(bundle.publicKey)) throw new TesseraClientError('VERIFICATION_FAILED', 'the imported key has another public key than the bundle');
     return results[0]!;
@@ -493,7 +560,10 @@ export class Cluster {
    */
   async rotate(o: { keyId: string; version?: number }): Promise<RotateResponse> {
     const request: SessionRequest = { operation: 'rotate', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RotateResponse>(allPlayers(this.size), request);
+    const results = await this.run<RotateResponse>(allPlayers(this.size), request, async () => {
+      const info = await this.getKey(o.keyId);
+      return { keyId: o.keyId, version: info.version, previousVersion: info.version - 1, suite: info.suite, publicKey: info.publicKey };
+    });
     assertSame(results.map((r) => `${r.version}/${r.previousVersion}/${r.publicKey}`), 'rotation result');
     return results[0]!;
   }
@@ -507,7 +577,7 @@ export class Cluster {
     const operation = TRANSITION_OPERATIONS[o.state];
     if (!operation) throw new TesseraClientError('BAD_INPUT', `unknown state ${String(o.state)}`);
     const request: SessionRequest = { operation, sessionId: newSessionId(), keyId: o.keyId, version: o.version, state: o.state };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request);
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(o.keyId, o.version));
     assertSame(results.map((r) => `${r.version}/${r.state}/${r.publicKey}`), 'state change result');
     return results[0]!;
   }
@@ -560,10 +630,29 @@ export class Cluster {
 
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {
     const request: SessionRequest = { operation: 'refresh', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RefreshResponse>(allPlayers(this.size), request);
+    const results = await this.run<RefreshResponse>(allPlayers(this.size), request, async () => {
+      const info = await this.getKey(o.keyId, o.version);
+      return { keyId: o.keyId, version: info.version, epoch: info.epoch };
+    });
     assertSame(results.map((r) => String(r.epoch)), 'epoch');
     return results[0]!;
   }
+}
+
+/** What Cluster.repair did at each node. */
+export interface RepairReport {
+  keyId: string;
+  /** Every certificate any node holds for the key (by session id). */
+  certificates: { sessionId: string }[];
+  nodes: {
+    node: number;
+    /** Certificates this node lacked and was handed: committed now, or already committed. */
+    applied: { sessionId: string; operation: string; version: number; outcome: string }[];
+    /** Certificates it could not apply, or why the node could not be asked. */
+    problems: string[];
+    /** A staged change for which no node holds a certificate (yet): it stays staged, unused. */
+    waiting?: { sessionId: string; operation: string; version: number; voted: boolean };
+  }[];
 }
 
 function allPlayers(n: number): number[] {
