@@ -91,7 +91,7 @@ export class OperationGate {
   async run<P extends { version?: number }, R>(req: GateRequest, prepare: () => Promise<P>, work: (prepared: P) => Promise<R>): Promise<R> {
     const failed = this.o.storageFailure?.();
     if (failed) {
-      if (req.session && req.declineOnRefusal !== false) this.o.decline(req.session, failed.message);
+      this.declineRefused(req, failed.message);
       throw failed;
     }
     let prepared: P;
@@ -119,10 +119,7 @@ export class OperationGate {
       await this.append(req, 'started', prepared.version, severity, note);
     } catch (e) {
       const err = asTesseraError(e);
-      if (req.session && req.declineOnRefusal !== false) {
-        if (req.keyId !== undefined) this.declineSession(req.principal, req.keyId, req.session, err.message);
-        else this.o.decline(req.session, err.message);
-      }
+      this.declineRefused(req, err.message);
       await this.record(req, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err);
       throw err;
     }
@@ -146,6 +143,13 @@ export class OperationGate {
    */
   declineSession(principal: Principal, keyId: string, session: Uint8Array, reason: string): void {
     this.o.decline(session, reason, sessionScope(session, principal.tenant, keyId));
+  }
+
+  /** A session this node refused before joining is declined, in its scope (unless it is the decline itself). */
+  private declineRefused(req: GateRequest, reason: string): void {
+    if (!req.session || req.declineOnRefusal === false) return;
+    if (req.keyId !== undefined) this.declineSession(req.principal, req.keyId, req.session, reason);
+    else this.o.decline(req.session, reason);
   }
 
   /** Audit a refusal or failure; if that cannot be written, the caller gets UNAVAILABLE instead. */
