@@ -33,6 +33,8 @@ export interface ApiOptions {
   authenticate: (presentedKey: string) => Principal | undefined;
   logger: Logger;
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Set when the node cannot serve at all (its store latched failed: ShareStore.failure): every route but /health answers it (503). */
+  unavailable?: () => Error | undefined;
 }
 
 const STATUS: Record<string, number> = {
@@ -218,6 +220,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const probes = new Set<string>([ROUTES.health.url, ROUTES.ready.url]);
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (!probes.has(req.routeOptions.url ?? '')) await authenticate(req);
+    // A node whose storage failed refuses everything (readiness included) until it restarts.
+    const down = req.routeOptions.url === ROUTES.health.url ? undefined : o.unavailable?.();
+    if (down) throw down;
   });
 
   const s = o.service;

@@ -409,6 +409,14 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   }
 
   /**
+   * Fail every session this node is in, at once, with the same code and message (the node's storage
+   * failed, node/record-auth.ts): each is aborted for every player, so no peer waits for its deadline.
+   */
+  failAll(code: string, message: string): void {
+    for (const s of [...this.sessions.values()]) this.fail(s.id, code, message);
+  }
+
+  /**
    * Drop everything the link remembers about a session (call it when the session is over, however it
    * ended). A session still live is ended locally without telling the coordinator.
    */

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
+import { ErrorCode } from '../core/errors.js';
 import { loadIdentityEngine } from '../core/identity.js';
 import { watchParent } from './parent-watch.js';
 import { NodeAdmin } from './admin.js';
@@ -25,6 +26,7 @@ import { loadKek } from './kek.js';
 import { CoordinatorLink } from './link.js';
 import { FAULT_POINTS, NodeService } from './service.js';
 import { ShareStore } from './storage.js';
+import { STORAGE_FAILED_MESSAGE } from './record-auth.js';
 
 /**
  * Log redaction: nothing under these paths ever reaches a log line (top level and one level down).
@@ -165,6 +167,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     .catch((e: Error) => logger.error({ err: { message: e.message } }, 'cannot audit the node start'));
 
   const link = new CoordinatorLink();
+  // A failed store fails every session in progress at once; its peers are told through the coordinator.
+  store.onFailure(() => link.failAll(ErrorCode.Unavailable, STORAGE_FAILED_MESSAGE));
   const gate = new OperationGate({
     audit,
     policy,
@@ -204,6 +208,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     service,
     admin,
     authenticate: (presented) => tenants.authenticate(presented),
+    unavailable: () => store.failure,
     logger,
     ...(tls ? { tls } : {}),
   });

@@ -5,7 +5,10 @@
  * 1. Keys and tenants are created and acknowledged.
  * 2. The tmpfs is filled with a file; requests go on until a LevelDB write is refused (ENOSPC). That
  *    request answers 503 "node storage failed: restart the node", and the store latches: every later
- *    request (sessions, administration, reads) answers 503, even after space is freed.
+ *    request (sessions, administration, reads, /v1/node, /ready; not /health) answers 503, even after
+ *    space is freed.
+ *    A session node 1 was waiting in fails at once with the same error (peers are told through the
+ *    coordinator), instead of waiting for its deadline.
  * 3. Node 1 restarts with space: every key and tenant acknowledged before is there, its audit log
  *    verifies, and it serves again.
  *
@@ -23,7 +26,7 @@ import { verifyAuditLog } from '../../core/audit-verify.js';
 import { loadNodeConfig, type NodeConfig } from '../../node/config.js';
 import { startNode, type RunningNode } from '../../node/main.js';
 import { STORAGE_FAILED_MESSAGE } from '../../node/record-auth.js';
-import { Cluster, NodeClient } from '../../sdk/client.js';
+import { Cluster, NodeClient, newSessionId } from '../../sdk/client.js';
 import { prepareDev } from '../../sdk/dev.js';
 
 function canMountTmpfs(): boolean {
@@ -103,6 +106,17 @@ describe.skipIf(!mountable)('a node whose data dir fills up', () => {
       tenants.push(`early-${i}`);
     }
 
+    // A session in progress on node 1: it joined and waits at the coordinator for node 2, which never joins.
+    const waiting = new NodeClient({ url: urls[0]!, apiKey: apiKeys[0]!, index: 1 })
+      .join({ operation: 'sign', sessionId: newSessionId(), keyId: keys[0]!.keyId, message: '02', players: [1, 2] }, true)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const joinDeadline = Date.now() + 20_000;
+    while (coordinator!.stats().sessions < 1 && Date.now() < joinDeadline) await new Promise((r) => setTimeout(r, 20));
+    expect(coordinator!.stats().sessions, 'node 1 joined the session').toBe(1);
+
     // 2. Fill the tmpfs, then go on until LevelDB refuses a write.
     const filler = await open(join(mountPoint, 'filler'), 'w');
     const chunk = Buffer.alloc(64 * 1024, 0x5a);
@@ -119,11 +133,17 @@ describe.skipIf(!mountable)('a node whose data dir fills up', () => {
       else refused = r;
     }
     expect(refused).toEqual({ status: 503, body: { code: 'UNAVAILABLE', message: STORAGE_FAILED_MESSAGE } });
+    // The waiting session failed at once with the storage failure (not by its 30 s deadline).
+    expect(await waiting).toMatchObject({ code: 'UNAVAILABLE', status: 503, message: expect.stringContaining(STORAGE_FAILED_MESSAGE) });
+    expect(coordinator!.stats().aborted).toMatchObject({ FAILED: 1 }); // aborted for every player, naming no node
 
     // Latched: administration, reads and sessions all answer 503, with nothing left waiting.
     const latched = { status: 503, body: { code: 'UNAVAILABLE', message: STORAGE_FAILED_MESSAGE } };
     expect(await node1('POST', '/v1/admin/tenants', { name: 'after' })).toEqual(latched);
     expect(await node1('GET', `/v1/keys/${keys[0]!.keyId}`)).toEqual(latched);
+    expect(await node1('GET', '/v1/node')).toEqual(latched);
+    expect(await node1('GET', '/ready')).toEqual(latched); // out of rotation for load balancers
+    expect((await fetch(`${urls[0]}/health`)).status).toBe(200); // the process is alive: restart it
     const sign = await cluster()
       .sign({ keyId: keys[0]!.keyId, message: '00', players: [1, 2] })
       .then(
