@@ -25,6 +25,7 @@ import type { IdentityKeyPair } from '../../core/identity.js';
 import { RUN_CONTRIBUTION_LENGTH, deriveRunId } from '../../core/run-id.js';
 import { sessionDigest, type SessionParams } from '../../core/session.js';
 import type { KeyShare } from '../../core/types.js';
+import { sessionScope } from '../../coordinator/wire.js';
 import { SessionChannel, type RelayLink } from '../channel.js';
 import { asTesseraError } from '../gate.js';
 import type { DriverContext } from '../protocols.js';
@@ -33,7 +34,8 @@ import { COMMIT_ROUNDS, applyCertificate, certifyAndCommit, type ChangeToCommit,
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
-  join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number): Promise<unknown>;
+  /** `scope` (coordinator/wire.ts sessionScope) lets the coordinator accept a decline only for the same tenant and key. */
+  join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number, scope?: Uint8Array): Promise<unknown>;
   done(session: Uint8Array): void;
   fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
   online(): number[];
@@ -132,7 +134,7 @@ export class SessionEngine {
     const players = [...params.players];
     const peers = players.filter((p) => p !== self);
     await store.claimSession(session);
-    await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs);
+    await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs, sessionScope(session, params.tenant, params.keyId));
     const channel = new SessionChannel({
       session,
       self,

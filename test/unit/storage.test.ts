@@ -15,6 +15,8 @@ import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/ke
 import { RECORD_TAG_LENGTH, openRecord, sealRecord } from '../../node/record-auth.js';
 import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
+import { resultDigest } from '../../core/commit.js';
+import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -277,59 +279,109 @@ describe('ShareStore: AAD binds each sealed share to its place (behind the recor
   });
 });
 
-describe('ShareStore: crash-safe epochs', () => {
-  it('stages the next epoch beside the committed one, survives a reopen, then commits atomically', async () => {
+describe('ShareStore: staged changes and commit certificates', () => {
+  const session = () => Uint8Array.from(randomBytes(16));
+  const epochDigest = (s: KeyShare) => resultDigest({ kind: 'epoch', package: s.publicKey });
+  const stage = (store: ShareStore, version: number, share: KeyShare, id = session()) =>
+    store.stageChange('t', 'k', { session: id, operation: 'refresh', version, resultDigest: epochDigest(share) }, [{ kind: 'new-epoch', version, share }]).then(() => id);
+  const fileHits = async (dataDir: string, needle: Uint8Array) => {
+    const hits: string[] = [];
+    for (const f of await allFiles(dataDir)) if (Buffer.from(await readFile(f)).includes(Buffer.from(needle))) hits.push(f);
+    return hits;
+  };
+
+  it('stages the next epoch beside the committed one (checked), survives a reopen, commits atomically with its certificate', async () => {
     const dataDir = join(dir(), 'data');
     let store = await openStore(dataDir, 3);
     const e0 = makeShares(0);
     await store.put({ tenant: 't', keyId: 'k', version: 4, share: e0.shares[2]!, exportable: true, createdAt: 99 });
     const e1 = makeShares(1, e0.secret); // a refresh: same secret, new polynomial
 
-    // Refused: wrong epochs, another group key, another version, no committed record.
-    await expectCode(store.stagePending('t', 'k', 4, makeShares(2, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
-    await expectCode(store.stagePending('t', 'k', 4, makeShares(0, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
-    await expectCode(store.stagePending('t', 'k', 4, makeShares(1).shares[2]!), ErrorCode.BadParameters, /group key/);
-    await expectCode(store.stagePending('t', 'k', 5, e1.shares[2]!), ErrorCode.BadState);
-    await expectCode(store.commitPending('t', 'k', 4), ErrorCode.BadState, /no pending/);
+    // Refused before anything is written: wrong epochs, another group key, a missing version.
+    await expectCode(stage(store, 4, makeShares(2, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
+    await expectCode(stage(store, 4, makeShares(0, e0.secret).shares[2]!), ErrorCode.EpochMismatch);
+    await expectCode(stage(store, 4, makeShares(1).shares[2]!), ErrorCode.BadParameters, /group key/);
+    await expectCode(stage(store, 5, e1.shares[2]!), ErrorCode.NotFound);
+    expect(await store.getStaged('t', 'k')).toBeUndefined();
 
-    const staged = await store.stagePending('t', 'k', 4, e1.shares[2]!);
-    expect(staged).toMatchObject({ tenant: 't', keyId: 'k', version: 4, epoch: 1 });
-    // The committed epoch is untouched until commit.
-    expect((await store.getShare('t', 'k', 4))!.secret).toEqual(e0.shares[2]!.secret);
+    const id = await stage(store, 4, e1.shares[2]!);
+    // One staged change per key: a second is refused, naming the repair command.
+    await expectCode(stage(store, 4, e1.shares[2]!), ErrorCode.BadState, /tessera repair --key-id k/);
+    expect((await store.getShare('t', 'k', 4))!.secret).toEqual(e0.shares[2]!.secret); // untouched until commit
 
-    // Crash: reopen between stage and commit. Both epochs are there.
+    // Crash between stage and commit: the staged change is still there, the committed epoch usable.
     await store.close();
     store = await openStore(dataDir, 3);
-    expect((await store.get('t', 'k', 4))!.epoch).toBe(0);
-    expect((await store.getPending('t', 'k', 4))!.epoch).toBe(1);
-    expect(await store.listPending()).toEqual([expect.objectContaining({ tenant: 't', keyId: 'k', version: 4, epoch: 1, committedEpoch: 0 })]);
-    expect((await store.getPendingShare('t', 'k', 4))!).toEqual(e1.shares[2]);
+    expect(await store.getStaged('t', 'k')).toMatchObject({ operation: 'refresh', version: 4, effects: [{ kind: 'new-epoch', version: 4, epoch: 1 }] });
+    expect((await store.listStaged()).map((s) => s.keyId)).toEqual(['k']);
     expect((await store.getShare('t', 'k', 4))!).toEqual(e0.shares[2]);
 
-    await expectCode(store.commitPending('t', 'k', 4, 2), ErrorCode.EpochMismatch);
-    const committed = await store.commitPending('t', 'k', 4, 1);
-    expect(committed).toMatchObject({ epoch: 1, state: 'active', createdAt: 99, exportable: true });
-    expect(committed.publicKey).toEqual(e1.shares[2]!.publicKey);
-    expect(await store.getPending('t', 'k', 4)).toBeUndefined();
-    expect(await store.listPending()).toEqual([]);
+    await expectCode(store.commitStaged('t', 'k', session(), Uint8Array.of(1)), ErrorCode.BadState);
+    const [committed] = await store.commitStaged('t', 'k', id, Uint8Array.of(0xce, 0x57));
+    expect(committed).toMatchObject({ epoch: 1, state: 'active', createdAt: 99, exportable: true, certSession: id });
+    expect(committed!.publicKey).toEqual(e1.shares[2]!.publicKey);
+    expect(await store.getStaged('t', 'k')).toBeUndefined();
+    expect(await store.getCertificate('t', 'k', id)).toEqual(Uint8Array.of(0xce, 0x57));
+    // Idempotent: committing the same session again changes nothing.
+    expect(await store.commitStaged('t', 'k', id, Uint8Array.of(0xce, 0x57))).toEqual([]);
     await store.close();
     store = await openStore(dataDir, 3);
     expect((await store.getShare('t', 'k', 4))!).toEqual(e1.shares[2]);
   });
 
-  it('discards a staged epoch, leaving the committed one usable', async () => {
-    const store = await openStore(join(dir(), 'data'), 1);
+  it('old shares really die: after a refresh commit no data file holds the previous epoch ciphertext (issue 9 item 4)', async () => {
+    const dataDir = join(dir(), 'data');
+    let store = await openStore(dataDir, 1);
+    const e0 = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    await store.close();
+    // The sealed epoch-0 share (ciphertext and nonce) as stored, read with the KEK's record MAC.
+    let sealed!: { ct: Uint8Array; nonce: Uint8Array };
+    await withKeyedDb(dataDir, kek(), 1, async (db) => {
+      const m = new Packr({ useRecords: false }).unpack((await db.get(shareRecordKey('t', 'k', 1)))!) as { ct: Uint8Array; nonce: Uint8Array };
+      sealed = { ct: Uint8Array.from(m.ct), nonce: Uint8Array.from(m.nonce) };
+    });
+    store = await openStore(dataDir, 1);
+    expect(await fileHits(dataDir, sealed.ct)).not.toEqual([]); // the scan does find it before
+    for (let epoch = 1; epoch <= 3; epoch++) {
+      const id = await stage(store, 1, makeShares(epoch, e0.secret).shares[0]!);
+      await store.recordVote('t', 'k', id, Uint8Array.of(1));
+      await expectCode(store.dropStaged('t', 'k', id), ErrorCode.BadState, /voted/); // only a certificate resolves a voted change
+      await store.commitStaged('t', 'k', id, Uint8Array.of(epoch));
+    }
+    // Gone from every file (log and tables), open and after closing; the current epoch still opens.
+    expect(await fileHits(dataDir, sealed.ct)).toEqual([]);
+    expect(await fileHits(dataDir, sealed.nonce)).toEqual([]);
+    expect((await store.getShare('t', 'k', 1))!.secret.epoch).toBe(3);
+    await store.close();
+    expect(await fileHits(dataDir, sealed.ct)).toEqual([]);
+  });
+
+  it('a change this node never voted for can be dropped, and its staged ciphertext is erased', async () => {
+    const dataDir = join(dir(), 'data');
+    const store = await openStore(dataDir, 1);
     const e0 = makeShares(7);
     await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
-    await store.stagePending('t', 'k', 1, makeShares(8, e0.secret).shares[0]!);
-    // Staging again (a retried refresh) replaces the pending epoch.
-    const retry = makeShares(8, e0.secret);
-    await store.stagePending('t', 'k', 1, retry.shares[0]!);
-    expect((await store.getPendingShare('t', 'k', 1))!).toEqual(retry.shares[0]);
-    expect(await store.discardPending('t', 'k', 1)).toBe(true);
-    expect(await store.discardPending('t', 'k', 1)).toBe(false);
-    expect(await store.getPending('t', 'k', 1)).toBeUndefined();
+    const id = await stage(store, 1, makeShares(8, e0.secret).shares[0]!);
+    expect(await store.dropStaged('t', 'k', session())).toBe(false); // another session: nothing
+    expect(await store.dropStaged('t', 'k', id)).toBe(true);
+    expect(await store.dropStaged('t', 'k', id)).toBe(false);
+    expect(await store.getStaged('t', 'k')).toBeUndefined();
     expect((await store.getShare('t', 'k', 1))!).toEqual(e0.shares[0]);
+    // A new change can be staged now.
+    await stage(store, 1, makeShares(8, e0.secret).shares[0]!);
+  });
+
+  it('a session id is accepted once, across a reopen', async () => {
+    const dataDir = join(dir(), 'data');
+    let store = await openStore(dataDir, 1);
+    const id = session();
+    await store.claimSession(id);
+    await expectCode(store.claimSession(id), ErrorCode.BadState, /never accepted twice/);
+    await store.close();
+    store = await openStore(dataDir, 1);
+    await expectCode(store.claimSession(id), ErrorCode.BadState, /never accepted twice/);
+    await store.claimSession(session());
   });
 });
 
@@ -370,12 +422,14 @@ describe('nothing secret on disk in the clear', () => {
     const publicParts: Uint8Array[] = [];
     for (let v = 1; v <= 3; v++) {
       const e = makeShares(0);
-      await store.put({ tenant: 't', keyId: 'k', version: v, share: e.shares[0]!, exportable: false });
+      await store.put({ tenant: 't', keyId: `k${v}`, version: v, share: e.shares[0]!, exportable: false });
       const next = makeShares(1, e.secret);
-      await store.stagePending('t', 'k', v, next.shares[0]!);
-      if (v === 2) await store.commitPending('t', 'k', v);
+      // A staged next epoch (v1, v3) and a committed one (v2): sealed in either case.
+      const id = await stageEpoch(store, 't', `k${v}`, v, next.shares[0]!);
+      if (v === 2) await store.commitStaged('t', `k${v}`, id, PLACEHOLDER_CERTIFICATE);
       secrets.push(e.shares[0]!.secret.value, next.shares[0]!.secret.value);
-      publicParts.push(e.shares[0]!.publicKey.verifyingShares[0]!);
+      // (v2's epoch-0 record was compacted away when epoch 1 committed: its public part is epoch 1's.)
+      publicParts.push((v === 2 ? next : e).shares[0]!.publicKey.verifyingShares[0]!);
     }
     const keys = await loadOrCreateIdentity(store);
     secrets.push(keys.identity.secretKey, keys.identity.secretKey.subarray(0, 32), keys.identity.secretKey.subarray(-32), keys.kem.privateKey);
@@ -386,7 +440,7 @@ describe('nothing secret on disk in the clear', () => {
     const contents = await Promise.all(files.map((f) => readFile(f)));
     // Sanity: the public parts are there, so the scan does look at the data.
     for (const p of publicParts) expect(contents.some((c) => c.includes(Buffer.from(p)))).toBe(true);
-    expect(contents.some((c) => c.includes(Buffer.from('k/t/k/0000000001')))).toBe(true);
+    expect(contents.some((c) => c.includes(Buffer.from('k/t/k1/0000000001')))).toBe(true);
     for (const s of secrets) {
       const forward = Buffer.from(s);
       const reversed = Buffer.from(s).reverse();
