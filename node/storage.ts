@@ -674,6 +674,7 @@ export class ShareStore {
         version: change.version,
         resultDigest: Uint8Array.from(change.resultDigest),
         stagedAt: Date.now(),
+        ...(change.vote !== undefined ? { vote: Uint8Array.from(change.vote) } : {}),
         effects: stored,
       };
       await this.db.put(gkey, encode(rec), { sync: true });
@@ -1014,14 +1015,9 @@ export class ShareStore {
   /** LevelDB compaction of the keys [key, key + '\0'], i.e. exactly `key` (classic-level compactRange). */
   private async compact(key: string): Promise<void> {
     this.ensureOpen();
-    // `level` re-exports classic-level's ClassicLevel on Node, whose compactRange its Level typings omit.
-    const db = this.db as unknown as { compactRange?: (start: string, end: string) => Promise<void> };
-    ensure(typeof db.compactRange === 'function', ErrorCode.Unavailable, 'storage: this LevelDB binding cannot compact');
-    try {
-      await db.compactRange(key, key + '\0');
-    } catch {
-      throw new TesseraError(ErrorCode.Unavailable, 'storage: compaction failed');
-    }
+    // classic-level compactRange through AuthenticatedRecords: a failed compaction latches the store
+    // failed like a failed write (it rewrites data files), so erasure never fails silently.
+    await this.db.compactRange(key, key + '\0');
   }
 
   /** Serialize mutations of one record within this process (LevelDB has no compare-and-set). */
@@ -1358,6 +1354,11 @@ export interface StagedChangeHeader {
   /** The version the statement names. */
   readonly version: number;
   readonly resultDigest: Uint8Array;
+  /**
+   * This node's vote, stored with the staged result in one write (node/sessions/commit.ts), so a crash
+   * never leaves a staged change without the vote that will let repair finish it.
+   */
+  readonly vote?: Uint8Array;
 }
 
 /** One effect of a staged change, applied at commit. */
