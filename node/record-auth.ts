@@ -166,6 +166,11 @@ export class AuthenticatedRecords {
     });
   }
 
+  /** Whether the record under `key` belongs to a key refused because one of its records failed its MAC. */
+  isRefused(key: string): boolean {
+    return this.quarantinedBy(key) !== undefined;
+  }
+
   /** The verified payload stored under `key`, or undefined if there is none. */
   async get(key: string): Promise<Uint8Array | undefined> {
     this.ensureUsable();

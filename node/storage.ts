@@ -363,15 +363,19 @@ export class ShareStore {
     return out.sort((a, b) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.version - b.version));
   }
 
-  /** Every committed version of every tenant's keys, in store order (for the rotation scheduler). */
+  /** Every committed version of every tenant's keys, in store order (for the rotation scheduler), refused keys left out. */
   async listAll(): Promise<KeyRecord[]> {
     this.ensureOpen();
-    const out: KeyRecord[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: 'k/', lt: 'k/\uffff' })) {
+    const out: { record: string; rec: KeyRecord }[] = [];
+    // Keys refused for a record that fails its MAC (node/record-auth.ts) are left out, every version of
+    // them: they are named at start and on every direct access, and one bad record must not stop the
+    // rotation of every other key.
+    for await (const [k, v] of this.db.iterator({ gte: 'k/', lt: 'k/\uffff' }, { unauthentic: 'mark' })) {
+      if (v === undefined) continue;
       const { tenant, keyId, version } = parseRecordKey(k);
-      out.push(committedToRecord(tenant, keyId, version, decodeCommitted(v, k)));
+      out.push({ record: k, rec: committedToRecord(tenant, keyId, version, decodeCommitted(v, k)) });
     }
-    return out;
+    return out.filter((o) => !this.db.isRefused(o.record)).map((o) => o.rec);
   }
 
   /**
