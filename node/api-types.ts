@@ -206,7 +206,7 @@ export interface DeclineResponse {
 export interface CommitStatusResponse {
   keyId: string;
   /** A change staged on this node and not yet committed (voted: only its certificate can finish it). */
-  staged?: { sessionId: string; operation: string; version: number; resultDigest: string; voted: boolean };
+  staged?: { sessionId: string; tenant: string; operation: string; version: number; resultDigest: string; voted: boolean; vote?: string };
   /** Every version this node holds, with the session whose certificate made it what it is. */
   versions: { version: number; epoch: number; state: string; certSessionId?: string }[];
   /** The commit certificates this node stores for the key (hex, core/commit.ts encodeCertificate). */
@@ -726,8 +726,16 @@ export const ROUTES = {
           keyId: id,
           staged: {
             type: 'object',
-            required: ['sessionId', 'operation', 'version', 'resultDigest', 'voted'],
-            properties: { sessionId: { type: 'string' }, operation: { type: 'string' }, version, resultDigest: { type: 'string' }, voted: { type: 'boolean' } },
+            required: ['sessionId', 'tenant', 'operation', 'version', 'resultDigest', 'voted'],
+            properties: {
+              sessionId: { type: 'string' },
+              tenant: id,
+              operation: { type: 'string' },
+              version,
+              resultDigest: { type: 'string' },
+              voted: { type: 'boolean' },
+              vote: { type: 'string' },
+            },
             additionalProperties: false,
           },
           versions: {

@@ -25,6 +25,7 @@ import { loadOrCreateIdentity } from './identity-store.js';
 import { loadKek } from './kek.js';
 import { CoordinatorLink } from './link.js';
 import { FAULT_POINTS, NodeService } from './service.js';
+import { parseDeviations } from './sessions/deviations.js';
 import { ShareStore } from './storage.js';
 import { STORAGE_FAILED_MESSAGE } from './record-auth.js';
 
@@ -179,6 +180,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     storageFailure: () => store.failure,
   });
   const rotationAttempts = new RotationAttempts();
+  // Test only: the malicious-node harness (node/sessions/deviations.ts).
+  const deviations = parseDeviations(process.env.TESSERA_TEST_DEVIATIONS);
+  if (deviations) logger.warn({ deviations }, 'TESSERA_TEST_DEVIATIONS is set: this node misbehaves on purpose (tests only)');
   const service = new NodeService({
     index: config.index,
     parties: config.membership.length,
@@ -190,6 +194,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     link,
     logger: logger.child({ component: 'service' }),
     faultPoints: faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS),
+    ...(deviations ? { deviations } : {}),
     gate,
     rotation: {
       minPeriodMs: config.rotation.minPeriodMs,

@@ -16,6 +16,7 @@ import type { MessageBodies, MessageType } from '../core/messages.js';
 import { getSigningSuite, type SuiteId } from '../core/suites.js';
 import type { KeyShare } from '../core/types.js';
 import type { SessionChannel } from './channel.js';
+import type { Deviations } from './sessions/deviations.js';
 
 export interface DriverContext {
   readonly session: Uint8Array;
@@ -30,6 +31,8 @@ export interface DriverContext {
   readonly channel: SessionChannel;
   readonly identity: IdentityKeyPair;
   readonly membership: ReadonlyMap<number, Uint8Array>;
+  /** Test-only scripted misbehaviour (node/sessions/deviations.ts); absent in production. */
+  readonly deviations?: Deviations;
 }
 
 /** Identity signatures for signed protocol messages (DKG / refresh round 1, FROST rounds 1 and 2). */
@@ -112,7 +115,13 @@ async function runJointFeldman<S1, S2, S3>(
     receiveAll(ctx, 'dkg/round2', suite, limits),
   ]);
   const r3 = rounds.round3(r2.state, echoes, shares);
-  broadcast(ctx, 'dkg/confirm', suite, r3.confirm);
+  const wrongTo = ctx.deviations?.wrongConfirmTo;
+  if (!wrongTo) broadcast(ctx, 'dkg/confirm', suite, r3.confirm);
+  else {
+    // The harness's malicious node: a wrong confirmation to some peers only (the epoch-split attack).
+    const wrong = { digest: r3.confirm.digest.map((b) => b ^ 0xff) };
+    for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/confirm', suite, wrongTo.includes(to) ? wrong : r3.confirm);
+  }
   const confirms = await receiveAll(ctx, 'dkg/confirm', suite, limits);
   return rounds.finish(r3.state, confirms);
 }

@@ -64,6 +64,7 @@ import type { KeyRecord as StoredKey, ShareStore } from './storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, SESSION_ROUNDS, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
+import type { Deviations } from './sessions/deviations.js';
 import { TRANSITION_OPERATIONS } from './lifecycle.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
 
@@ -107,6 +108,8 @@ export interface NodeServiceOptions {
    * point the process kills itself with SIGKILL, as a power cut would.
    */
   faultPoints?: ReadonlySet<string>;
+  /** Test-only scripted misbehaviour (env TESSERA_TEST_DEVIATIONS, node/sessions/deviations.ts). */
+  deviations?: Deviations;
   /** Policy, local checks and audit for every operation (node/gate.ts). */
   gate: OperationGate;
   /**
@@ -180,6 +183,7 @@ export class NodeService {
       logger: o.logger,
       ...(o.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: o.sessionTimeoutMs } : {}),
       crashPoint: (name) => this.crashPoint(name as (typeof FAULT_POINTS)[number]),
+      ...(o.deviations ? { deviations: o.deviations } : {}),
     });
   }
 
@@ -628,10 +632,13 @@ export class NodeService {
         ? {
             staged: {
               sessionId: toHex(staged.session),
+              tenant: p.tenant,
               operation: staged.operation,
               version: staged.version,
               resultDigest: toHex(staged.resultDigest),
               voted: staged.vote !== undefined,
+              // A vote is a public signature over a public statement: repair assembles certificates from them.
+              ...(staged.vote ? { vote: toHex(staged.vote) } : {}),
             },
           }
         : {}),

@@ -12,7 +12,8 @@ import { decapCombine } from '../core/decap.js';
 import { getKemSuite, getSigningSuite, getSuite } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
-import { decapPartialBinding } from '../core/session.js';
+import { decapPartialBinding, type Operation } from '../core/session.js';
+import { encodeCertificate } from '../core/commit.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
@@ -389,6 +390,27 @@ export class Cluster {
     const certs = new Map<string, string>();
     const known = statuses.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     for (const st of known) for (const c of st?.certificates ?? []) certs.set(c.sessionId, c.certificate);
+    // Every node staged the same change and stored its vote (a crash after voting, or votes lost in
+    // transit): the votes are the certificate. The nodes check it; this SDK is not trusted with it.
+    const staged = known.map((st) => st?.staged);
+    const first = staged[0];
+    if (
+      first?.vote &&
+      !certs.has(first.sessionId) &&
+      staged.every((s) => s?.vote && s.sessionId === first.sessionId && s.resultDigest === first.resultDigest)
+    ) {
+      const votes = new Map(staged.map((s, k) => [k + 1, fromHex(s!.vote!, 'vote')] as const));
+      const cert = encodeCertificate({
+        session: fromHex(first.sessionId, 'sessionId'),
+        operation: first.operation as Operation,
+        tenant: first.tenant,
+        keyId,
+        version: first.version,
+        resultDigest: fromHex(first.resultDigest, 'resultDigest'),
+        votes,
+      });
+      certs.set(first.sessionId, toHex(cert));
+    }
     const nodes: RepairReport['nodes'] = [];
     for (let k = 0; k < this.size; k++) {
       const node = k + 1;

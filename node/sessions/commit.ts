@@ -22,6 +22,7 @@ import type { Operation } from '../../core/session.js';
 import { TRANSITION_TARGETS } from '../lifecycle.js';
 import type { KeyRecord, ShareStore, StagedEffect } from '../storage.js';
 import type { SessionChannel } from '../channel.js';
+import type { Deviations } from './deviations.js';
 
 /** The rounds the commit step adds to a session's channel. */
 export const COMMIT_ROUNDS = ['commit/vote', 'commit/cert'] as const;
@@ -33,6 +34,8 @@ export interface CommitDeps {
   readonly store: ShareStore;
   /** Test-only crash points (node/service.ts FAULT_POINTS). */
   readonly crashPoint?: (name: string) => void;
+  /** Test-only scripted misbehaviour (node/sessions/deviations.ts): the malicious-node harness. */
+  readonly deviations?: Deviations;
 }
 
 /** What an operation hands to the commit step. */
@@ -59,13 +62,16 @@ export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel
   const { store, self } = deps;
   const s = change.statement;
   const required = requiredVoters(deps.membership);
-  await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest }, change.effects);
-  deps.crashPoint?.('commit-after-stage');
+  // The vote signs only the public statement, so it is made first and stored WITH the staged result in
+  // one synced write: after a crash a node holds either nothing (it never voted: no certificate can
+  // exist) or its staged result and its vote, from which repair can still assemble the certificate.
   const bytes = voteBytes(s);
   const vote = identitySign(deps.identity.secretKey, bytes);
-  await store.recordVote(s.tenant, s.keyId, s.session, vote);
+  await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest, vote }, change.effects);
+  deps.crashPoint?.('commit-after-stage');
+  if (!deps.deviations?.withholdVote) channel.broadcast('commit/vote', vote);
+  else for (const to of peers) if (!deps.deviations.withholdVote.includes(to)) channel.send(to, 'commit/vote', vote);
   deps.crashPoint?.('commit-after-vote');
-  channel.broadcast('commit/vote', vote);
 
   const certificate = await collectCertificate(deps, channel, peers, s, vote, bytes, required);
   const encoded = encodeCertificate(certificate);

@@ -30,6 +30,7 @@ import { SessionChannel, type RelayLink } from '../channel.js';
 import { asTesseraError } from '../gate.js';
 import type { DriverContext } from '../protocols.js';
 import type { KeyRecord, ShareStore } from '../storage.js';
+import type { Deviations } from './deviations.js';
 import { COMMIT_ROUNDS, applyCertificate, certifyAndCommit, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
@@ -52,6 +53,8 @@ export interface EngineOptions {
   readonly sessionTimeoutMs?: number;
   /** Test-only crash points (node/service.ts FAULT_POINTS). */
   readonly crashPoint?: (name: string) => void;
+  /** Test-only scripted misbehaviour (node/sessions/deviations.ts). */
+  readonly deviations?: Deviations;
 }
 
 /** The round names each kind of session may send (the channel refuses any other: node/channel.ts). */
@@ -122,6 +125,7 @@ export class SessionEngine {
       membership: this.o.membership,
       store: this.o.store,
       ...(this.o.crashPoint ? { crashPoint: this.o.crashPoint } : {}),
+      ...(this.o.deviations ? { deviations: this.o.deviations } : {}),
     };
   }
 
@@ -151,11 +155,15 @@ export class SessionEngine {
     try {
       let record = spec.uses ? await this.requireRecord(spec.uses) : undefined;
       const mine: Hello = { contribution, ...(record ? { held: { epoch: record.epoch, digest: publicPackageDigest(record.publicKey) } } : {}) };
-      const infos = await channel.open(encodeHello(mine));
+      // The harness's malicious node claims a newer epoch it holds no certificate for.
+      const sent: Hello = this.o.deviations?.claimEpochAhead && mine.held ? { contribution, held: { epoch: mine.held.epoch + 1, digest: randomBytes(32) } } : mine;
+      const infos = await channel.open(encodeHello(sent));
       const hellos = new Map<number, Hello>([[self, mine]]);
       for (const [from, bytes] of infos) hellos.set(from, decodeHello(bytes, from, record !== undefined));
       const runId = deriveRunId(digest, new Map([...hellos].map(([i, h]) => [i, h.contribution] as const)), players);
-      if (record && spec.uses) record = await this.catchUp(channel, spec.uses, record, hellos);
+      if (record && spec.uses && this.o.deviations?.claimEpochAhead) {
+        for (const to of peers) channel.send(to, CATCH_UP_ROUND, new Uint8Array()); // a claim, no certificate
+      } else if (record && spec.uses) record = await this.catchUp(channel, spec.uses, record, hellos);
       if (record && spec.uses?.loadShare) {
         key = await store.getShare(spec.uses.tenant, spec.uses.keyId, spec.uses.version);
         if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${spec.uses.keyId} version ${spec.uses.version} not found`);
@@ -168,6 +176,7 @@ export class SessionEngine {
         channel,
         identity: this.o.identity,
         membership: this.o.membership,
+        ...(this.o.deviations ? { deviations: this.o.deviations } : {}),
         ...(record ? { record } : {}),
         commit: (change) => {
           staged = true;
