@@ -180,8 +180,24 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
       }
     }
     keygenRows.push(summarize('refresh ed25519 2-of-3', refreshSamples, { note: refreshFailed ? `${refreshFailed}/${refreshRuns} FAILED` : '' }));
+    // Rotate: a DKG for the next version plus retiring the old one, committed with one certificate.
+    const rotateSamples: number[] = [];
+    let rotateFailed = 0;
+    const rotKey = `bench-rotate-${Date.now()}`;
+    await cluster.keygen({ suite: 'ed25519', keyId: rotKey, threshold: 2 });
+    for (let r = 0; r < refreshRuns; r++) {
+      const t0 = performance.now();
+      try {
+        await cluster.rotate({ keyId: rotKey });
+        rotateSamples.push(performance.now() - t0);
+      } catch (e) {
+        rotateFailed++;
+        failures.push(describe('rotate ed25519', e));
+      }
+    }
+    keygenRows.push(summarize('rotate ed25519 2-of-3', rotateSamples, { note: rotateFailed ? `${rotateFailed}/${refreshRuns} FAILED` : '' }));
     add({
-      title: 'Cluster: key generation and refresh (3 node processes + coordinator, SDK over HTTP)',
+      title: 'Cluster: key generation, refresh and rotate (3 node processes + coordinator, SDK over HTTP; each ends with the commit-certificate round)',
       note: 'One SDK call each, sequential; ops/s = 1000 / mean.',
       rows: keygenRows,
     });

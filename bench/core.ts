@@ -21,6 +21,7 @@ import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../core/dkg.js';
 import { generateIdentity, identityEngineName, identitySign, identityVerify, loadIdentityEngine } from '../core/identity.js';
 import type { DecapPartialMsg, DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg, SignCommitMsg, SignShareMsg } from '../core/messages.js';
 import { loadLiboqsMlKem768 } from '../core/pq.js';
+import { decodeCertificate, encodeCertificate, verifyCertificate, voteBytes } from '../core/commit.js';
 import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
 import { aggregateSignature, groupPublicKey, signRound1, signRound2, verifySignatureShares, type SigningNonces } from '../core/sign.js';
 import { getKemSuite, getSigningSuite, type KemSuiteId, type SigningSuiteId, type SuiteId } from '../core/suites.js';
@@ -335,6 +336,42 @@ async function wrapSection(b: ReturnType<typeof budgets>): Promise<Section> {
   };
 }
 
+/**
+ * The certificate round every state-changing session now ends with (node/sessions/commit.ts), per node
+ * at n = 3 and n = 5: sign its vote, verify each peer's vote, encode the certificate; and what a node
+ * handed a certificate does (decode + verify all n votes). The synced LevelDB writes (stage, commit)
+ * are not in these figures; the cluster section's keygen / refresh / rotate rows include everything.
+ */
+function commitSection(b: ReturnType<typeof budgets>): Section {
+  const rows: Section['rows'] = [];
+  for (const n of [3, 5]) {
+    const ids = Array.from({ length: n }, () => generateIdentity());
+    const membership = new Map(ids.map((id, k) => [k + 1, id.publicKey] as const));
+    const statement = {
+      session: randomBytes(16),
+      operation: 'refresh' as const,
+      tenant: 'default',
+      keyId: 'bench',
+      version: 1,
+      resultDigest: randomBytes(32),
+    };
+    const bytes = voteBytes(statement);
+    const votes = new Map(ids.map((id, k) => [k + 1, identitySign(id.secretKey, bytes)] as const));
+    const encoded = encodeCertificate({ ...statement, votes });
+    rows.push({
+      ...measure('', () => {
+        identitySign(ids[0]!.secretKey, voteBytes(statement));
+        for (let i = 2; i <= n; i++) if (!identityVerify(ids[i - 1]!.publicKey, bytes, votes.get(i)!)) throw new Error('vote');
+        encodeCertificate({ ...statement, votes });
+      }, b.op),
+      name: `vote + collect + encode, per node, n=${n}`,
+    });
+    rows.push({ ...measure('', () => verifyCertificate(decodeCertificate(encoded), membership, [...membership.keys()]), b.op), name: `apply a handed certificate (decode + verify ${n} votes), n=${n}` });
+    rows.push({ ...measure('', () => undefined, b.op), name: `certificate size, n=${n}: ${encoded.length} bytes` });
+  }
+  return { title: `Commit certificates (core/commit.ts, ML-DSA-65 ${identityEngineName()} votes)`, note: 'CPU only; the stage and commit LevelDB writes are synced and counted in the cluster rows.', rows };
+}
+
 /** Run every core section, emitting each as it completes. */
 export async function runCore(o: CoreOptions): Promise<Section[]> {
   const b = budgets(o.quick);
@@ -350,5 +387,6 @@ export async function runCore(o: CoreOptions): Promise<Section[]> {
   add(refreshSection(b));
   add(decapSection(b));
   add(await wrapSection(b));
+  add(commitSection(b));
   return sections;
 }
