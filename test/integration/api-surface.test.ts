@@ -381,6 +381,16 @@ describe('API surface on a live cluster', () => {
       expect(log.checkpoints.length).toBeGreaterThan(0);
     }
 
+    // --- commit status and repair (node/sessions/commit.ts): public data only; a forged certificate is refused
+    {
+      const st = (await call('commitStatus', 1, 'GET', '/v1/keys/surface-ed/commits')).json;
+      expect(st.keyId).toBe('surface-ed');
+      expect(st.certificates.length).toBeGreaterThan(0);
+      expect((await call('commitStatus', 1, 'GET', '/v1/keys/no-such-key/commits')).status).toBe(404);
+      expect((await call('repair', 1, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: 'ab' } })).status).toBeGreaterThanOrEqual(400);
+      expect((await call('repair', 1, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: 7 } })).status).toBe(400);
+    }
+
     // --- every other route (added later) at least gets a bad body
     for (const name of ROUTE_NAMES) {
       if (validlyCalled.has(name)) continue;

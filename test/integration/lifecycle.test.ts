@@ -21,6 +21,7 @@ import { loadIdentityEngine } from '../../core/identity.js';
 import { loadOrCreateIdentity } from '../../node/identity-store.js';
 import { readKekFile } from '../../node/kek.js';
 import { ShareStore, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { RECORD_TAG_LENGTH } from '../../node/record-auth.js';
 import type { SessionRequest } from '../../sdk/client.js';
 import { jsonOf, tessera, type CliResult } from '../helpers/cli.js';
 import {
@@ -247,7 +248,9 @@ describe('key versions and lifecycle, at debug level', () => {
       const db = new Level<string, Uint8Array>(storageLocation(nodeDir(i)), { keyEncoding: 'utf8', valueEncoding: 'view' });
       await db.open();
       try {
-        const rec = packr.unpack((await db.get(shareRecordKey('default', kem, 1)))!) as { ct: Uint8Array };
+        const raw = (await db.get(shareRecordKey('default', kem, 1)))!;
+        // Every record is payload || 32-byte MAC (node/record-auth.ts): the payload is the msgpack map.
+        const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array };
         ciphertexts.push(Buffer.from(rec.ct));
       } finally {
         await db.close();
