@@ -387,6 +387,9 @@ describe('API surface on a live cluster', () => {
       expect(st.keyId).toBe('surface-ed');
       expect(st.certificates.length).toBeGreaterThan(0);
       expect((await call('commitStatus', 1, 'GET', '/v1/keys/no-such-key/commits')).status).toBe(404);
+      // A certificate another node holds: verified, already committed here.
+      const repaired = (await call('repair', 2, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: st.certificates[0].certificate } })).json;
+      expect(repaired).toMatchObject({ keyId: 'surface-ed', outcome: 'already-committed' });
       expect((await call('repair', 1, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: 'ab' } })).status).toBeGreaterThanOrEqual(400);
       expect((await call('repair', 1, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: 7 } })).status).toBe(400);
     }
