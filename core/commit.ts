@@ -69,6 +69,38 @@ export function voteBytes(s: CommitStatement): Uint8Array {
   return framed(VOTE_LABEL, s.session, utf8ToBytes(s.operation), utf8ToBytes(s.tenant), utf8ToBytes(s.keyId), i2osp(s.version, 4), s.resultDigest);
 }
 
+const ATTEST_LABEL = utf8ToBytes('tessera/commit-staged/v1');
+
+/**
+ * The bytes a node signs to attest "I have staged this statement's result and stored my vote for it".
+ * A node releases its vote only once it holds such an attestation from every required voter, so a node
+ * that never staged (a crash, a failed round) leaves every other node free to drop its staged change:
+ * no vote was released, no certificate can exist.
+ */
+export function attestationBytes(s: CommitStatement): Uint8Array {
+  checkStatement(s);
+  return framed(ATTEST_LABEL, s.session, utf8ToBytes(s.operation), utf8ToBytes(s.tenant), utf8ToBytes(s.keyId), i2osp(s.version, 4), s.resultDigest);
+}
+
+/** Check that every required voter attested to exactly this statement (VERIFICATION_FAILED otherwise, no culprit). */
+export function verifyAttestations(
+  s: CommitStatement,
+  attestations: ReadonlyMap<number, Uint8Array>,
+  membership: ReadonlyMap<number, Uint8Array>,
+  required: readonly number[],
+): void {
+  const bytes = attestationBytes(s);
+  for (const voter of required) {
+    const sig = attestations.get(voter);
+    const pk = membership.get(voter);
+    ensure(
+      sig instanceof Uint8Array && pk !== undefined && sig.length === IDENTITY_SIGNATURE_LENGTH && identityVerify(pk, bytes, sig),
+      ErrorCode.VerificationFailed,
+      `commit: no valid attestation from node ${voter} that it staged this result`,
+    );
+  }
+}
+
 /** Two statements are the same (a vote for one counts for the other). */
 export function sameStatement(a: CommitStatement, b: CommitStatement): boolean {
   return (

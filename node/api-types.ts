@@ -206,11 +206,31 @@ export interface DeclineResponse {
 export interface CommitStatusResponse {
   keyId: string;
   /** A change staged on this node and not yet committed (voted: only its certificate can finish it). */
-  staged?: { sessionId: string; tenant: string; operation: string; version: number; resultDigest: string; voted: boolean; vote?: string };
+  staged?: { sessionId: string; tenant: string; operation: string; version: number; resultDigest: string; released: boolean };
   /** Every version this node holds, with the session whose certificate made it what it is. */
   versions: { version: number; epoch: number; state: string; certSessionId?: string }[];
   /** The commit certificates this node stores for the key (hex, core/commit.ts encodeCertificate). */
   certificates: { sessionId: string; certificate: string }[];
+}
+/** Repair of a staged change (sdk/client.ts Cluster.repair): attest it, release the vote, or drop it. */
+export interface StagedActionRequest {
+  sessionId: string;
+  /** For release: every node's attestation that it staged the same result. */
+  attestations?: { node: number; attestation: string }[];
+}
+export interface StagedAttestResponse {
+  sessionId: string;
+  node: number;
+  attestation: string;
+}
+export interface StagedReleaseResponse {
+  sessionId: string;
+  node: number;
+  vote: string;
+}
+export interface StagedDropResponse {
+  sessionId: string;
+  dropped: boolean;
 }
 /** Hand a node a commit certificate (from another node) to finish a commit it missed. */
 export interface RepairRequest {
@@ -726,15 +746,14 @@ export const ROUTES = {
           keyId: id,
           staged: {
             type: 'object',
-            required: ['sessionId', 'tenant', 'operation', 'version', 'resultDigest', 'voted'],
+            required: ['sessionId', 'tenant', 'operation', 'version', 'resultDigest', 'released'],
             properties: {
               sessionId: { type: 'string' },
               tenant: id,
               operation: { type: 'string' },
               version,
               resultDigest: { type: 'string' },
-              voted: { type: 'boolean' },
-              vote: { type: 'string' },
+              released: { type: 'boolean' },
             },
             additionalProperties: false,
           },
@@ -757,6 +776,70 @@ export const ROUTES = {
             },
           },
         },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Repair step 1: this node's signed attestation that it staged the change of a session. */
+  attestStaged: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/staged/attest',
+    schema: {
+      params: keyParams,
+      body: { type: 'object', required: ['sessionId'], properties: { sessionId }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['sessionId', 'node', 'attestation'],
+        properties: { sessionId: { type: 'string' }, node: index, attestation: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Repair step 2: release this node's stored vote, given every node's attestation that it staged the same result. */
+  releaseVote: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/staged/release',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['sessionId', 'attestations'],
+        properties: {
+          sessionId,
+          attestations: {
+            type: 'array',
+            minItems: 2,
+            maxItems: 255,
+            description: 'a list of {node, attestation}, one per node',
+            items: {
+              type: 'object',
+              required: ['node', 'attestation'],
+              properties: { node: index, attestation: hex(1, 8192) },
+              additionalProperties: false,
+            },
+          },
+        },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['sessionId', 'node', 'vote'],
+        properties: { sessionId: { type: 'string' }, node: index, vote: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Drop a staged change whose vote this node never released (some node never staged it). */
+  dropStaged: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/staged/drop',
+    schema: {
+      params: keyParams,
+      body: { type: 'object', required: ['sessionId'], properties: { sessionId }, additionalProperties: false },
+      response: withErrors({
+        type: 'object',
+        required: ['sessionId', 'dropped'],
+        properties: { sessionId: { type: 'string' }, dropped: { type: 'boolean' } },
         additionalProperties: false,
       }),
     },

@@ -13,6 +13,7 @@ import {
   type DecapsulateRequest,
   type DeclineRequest,
   type RepairRequest,
+  type StagedActionRequest,
   type ExportRequest,
   type ImportRequest,
   type KeygenRequest,
@@ -252,6 +253,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body as DeclineRequest) });
   app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), keyIdOf(req)) });
   app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body as RepairRequest) });
+  app.route({ ...ROUTES.attestStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'attest', req.body as StagedActionRequest) });
+  app.route({ ...ROUTES.releaseVote, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'release', req.body as StagedActionRequest) });
+  app.route({ ...ROUTES.dropStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'drop', req.body as StagedActionRequest) });
 
   // Administration: admin API keys only (node/admin.ts checks the role).
   const a = o.admin;

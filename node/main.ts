@@ -202,11 +202,11 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       attempts: rotationAttempts,
     },
   });
-  // Commit certificates (node/sessions/commit.ts): finish any erasure a crash interrupted, drop staged
-  // changes this node never voted for, and say which voted ones still await their certificate.
+  // Commit certificates (node/sessions/commit.ts): finish any erasure a crash interrupted, and say which
+  // staged changes await `tessera repair` (whether they commit or drop depends on the other nodes).
   await store.finishErasures();
   const staged = await service.resolveStagedAtStart();
-  if (staged.dropped + staged.waiting > 0) logger.warn(staged, 'staged changes resolved at start (waiting ones need `tessera repair`)');
+  if (staged.waiting > 0) logger.warn(staged, 'staged changes await `tessera repair`');
   const admin = new NodeAdmin({ tenants, policy, audit, gate, failOpen: config.failOpen, logger: logger.child({ component: 'admin' }) });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({

@@ -40,6 +40,10 @@ import type {
   CommitStatusResponse,
   RepairRequest,
   RepairResponse,
+  StagedActionRequest,
+  StagedAttestResponse,
+  StagedDropResponse,
+  StagedReleaseResponse,
   DecapsulateResponse,
   DeclineRequest,
   DeclineResponse,
@@ -121,7 +125,7 @@ export interface NodeServiceOptions {
 }
 
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
-export const FAULT_POINTS = ['refresh-before-stage', 'commit-after-stage', 'commit-after-vote', 'commit-after-commit'] as const;
+export const FAULT_POINTS = ['refresh-before-stage', 'commit-after-stage', 'commit-after-release', 'commit-after-commit'] as const;
 
 export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   return {
@@ -187,8 +191,8 @@ export class NodeService {
     });
   }
 
-  /** At start: drop staged changes this node never voted for; count the ones awaiting a certificate. */
-  resolveStagedAtStart(): Promise<{ dropped: number; waiting: number }> {
+  /** At start: count (and log) the staged changes that await `tessera repair`. */
+  resolveStagedAtStart(): Promise<{ waiting: number; released: number }> {
     return this.engine.resolveAtStart();
   }
 
@@ -636,9 +640,7 @@ export class NodeService {
               operation: staged.operation,
               version: staged.version,
               resultDigest: toHex(staged.resultDigest),
-              voted: staged.vote !== undefined,
-              // A vote is a public signature over a public statement: repair assembles certificates from them.
-              ...(staged.vote ? { vote: toHex(staged.vote) } : {}),
+              released: staged.released,
             },
           }
         : {}),
@@ -665,6 +667,50 @@ export class NodeService {
         const { outcome, certificate } = await this.engine.applyCertificate(encoded, { tenant: p.tenant, keyId });
         this.o.logger.info({ op: 'repair', keyId, version: certificate.version, certified: certificate.operation, outcome, session: toHex(certificate.session) }, 'commit finished from its certificate');
         return { keyId, sessionId: toHex(certificate.session), operation: certificate.operation, version: certificate.version, outcome };
+      },
+    );
+  }
+
+  /**
+   * Repair of a staged change (sdk/client.ts Cluster.repair), through the gate as 'repair':
+   * - attest: this node's signed attestation that it staged the change of the session;
+   * - release: given every node's attestation for the same result, release this node's stored vote
+   *   (the rule a session follows: a vote leaves a node only once every node staged);
+   * - drop: drop the staged change if this node never released its vote (refused otherwise).
+   */
+  async stagedAction(
+    p: Principal,
+    keyId: string,
+    action: 'attest' | 'release' | 'drop',
+    req: StagedActionRequest,
+  ): Promise<StagedAttestResponse | StagedReleaseResponse | StagedDropResponse> {
+    const session = parseSessionId(req.sessionId);
+    return this.o.gate.run(
+      { principal: p, operation: 'repair', authorize: 'policy', keyId, session },
+      async () => {
+        if (!(await this.o.store.getStaged(p.tenant, keyId)) && (await this.o.store.versions(p.tenant, keyId)).length === 0) throw notFound(keyId);
+        return {};
+      },
+      async () => {
+        const sessionId = toHex(session);
+        if (action === 'attest') {
+          const attestation = await this.engine.attestStaged(p.tenant, keyId, session);
+          return { sessionId, node: this.o.index, attestation: toHex(attestation) };
+        }
+        if (action === 'release') {
+          const list = req.attestations ?? [];
+          const attestations = new Map<number, Uint8Array>();
+          for (const a of list) {
+            if (attestations.has(a.node)) throw new TesseraError(ErrorCode.BadInput, `attestations: node ${a.node} is listed twice`);
+            attestations.set(a.node, fromHex(a.attestation, `attestations[${a.node}]`));
+          }
+          const vote = await this.engine.releaseVote(p.tenant, keyId, session, attestations);
+          this.o.logger.info({ op: 'repair', keyId, session: sessionId }, 'vote released: every node attested it staged the same result');
+          return { sessionId, node: this.o.index, vote: toHex(vote) };
+        }
+        const dropped = await this.o.store.dropStaged(p.tenant, keyId, session);
+        if (dropped) this.o.logger.warn({ op: 'repair', keyId, session: sessionId }, 'staged change dropped: its vote was never released and not every node staged it');
+        return { sessionId, dropped };
       },
     );
   }

@@ -649,8 +649,9 @@ export class ShareStore {
   //
   // Every state-changing session (keygen, rotate, refresh, import, lifecycle transitions) ends the
   // same way here: stageChange() stores the result beside the committed state (one staged change per
-  // key at a time: a second one is refused until the first is committed or dropped), recordVote()
-  // remembers that this node signed its vote, and commitStaged() applies the staged effects, stores the
+  // key at a time: a second one is refused until the first is committed or dropped) with this node's
+  // vote, markReleased() remembers that the vote may have left the node, and commitStaged() applies the
+  // staged effects, stores the
   // certificate and deletes the staged record in ONE synced LevelDB batch. So a crash leaves either the
   // old state plus the staged change, or the new state plus its certificate: never half of each.
   // After the batch, every record whose old bytes held a superseded share (the previous epoch, a
@@ -704,24 +705,25 @@ export class ShareStore {
   }
 
   /**
-   * Remember, synced, that this node signed its vote for the staged change of `session`, before the
-   * vote leaves the node: from then on only a certificate can resolve the change (dropStaged refuses).
+   * Remember, synced, that this node releases its stored vote for the staged change of `session`,
+   * before the vote leaves the node: from then on only a certificate can resolve the change
+   * (dropStaged refuses). Returns the vote.
    */
-  async recordVote(tenant: string, keyId: string, session: Uint8Array, vote: Uint8Array): Promise<void> {
+  async markReleased(tenant: string, keyId: string, session: Uint8Array): Promise<Uint8Array> {
     this.ensureOpen();
     const gkey = stagedRecordKey(tenant, keyId);
-    ensure(vote instanceof Uint8Array && vote.length > 0, ErrorCode.BadInput, 'storage: vote must be bytes');
-    await this.withLock(gkey, async () => {
+    return this.withLock(gkey, async () => {
       const rec = await this.readStaged(tenant, keyId);
       ensure(rec && equalBytes(rec.session, session), ErrorCode.BadState, `storage: no staged change of ${keyId} for this session`);
-      if (rec.vote) return;
-      await this.db.put(gkey, encode({ ...rec, vote: Uint8Array.from(vote) }), { sync: true });
+      ensure(rec.vote !== undefined, ErrorCode.BadState, `storage: the staged change of ${keyId} has no vote`);
+      if (!rec.released) await this.db.put(gkey, encode({ ...rec, released: true }), { sync: true });
+      return Uint8Array.from(rec.vote);
     });
   }
 
   /**
-   * Drop a staged change that this node never voted for (so no certificate for it can exist: every
-   * certificate needs this node's vote). Refused (BAD_STATE) once the vote was recorded. The staged
+   * Drop a staged change whose vote this node never released (so no certificate for it can exist:
+   * every certificate needs this node's vote). Refused (BAD_STATE) once it was released. The staged
    * record is compacted away, so its sealed share does not linger in the data files.
    */
   async dropStaged(tenant: string, keyId: string, session: Uint8Array): Promise<boolean> {
@@ -731,9 +733,9 @@ export class ShareStore {
       const rec = await this.readStaged(tenant, keyId);
       if (!rec || !equalBytes(rec.session, session)) return false;
       ensure(
-        rec.vote === undefined,
+        rec.released !== true,
         ErrorCode.BadState,
-        `storage: this node voted for the staged ${rec.operation} of ${keyId}; only its commit certificate can resolve it`,
+        `storage: this node released its vote for the staged ${rec.operation} of ${keyId}; only its commit certificate can resolve it`,
       );
       await this.db.del(gkey, { sync: true });
       return true;
@@ -1377,8 +1379,10 @@ export interface StagedChange extends StagedChangeHeader {
   readonly tenant: string;
   readonly keyId: string;
   readonly stagedAt: number;
-  /** This node's vote, once recorded (then only a certificate resolves the change). */
+  /** This node's vote (stored with the staged result). */
   readonly vote?: Uint8Array;
+  /** The vote may have left the node: only a certificate resolves the change now. */
+  readonly released: boolean;
   readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
 }
 
@@ -1396,6 +1400,7 @@ interface StoredStaged {
   resultDigest: Uint8Array;
   stagedAt: number;
   vote?: Uint8Array;
+  released?: boolean;
   effects: StoredEffect[];
 }
 
@@ -1451,6 +1456,7 @@ function stagedToInfo(tenant: string, keyId: string, s: StoredStaged): StagedCha
     resultDigest: Uint8Array.from(s.resultDigest),
     stagedAt: s.stagedAt,
     ...(s.vote ? { vote: Uint8Array.from(s.vote) } : {}),
+    released: s.released === true,
     effects: s.effects.map((e) =>
       e.kind === 'put'
         ? { kind: 'new-version' as const, version: e.version, epoch: e.record.epoch }
@@ -1503,6 +1509,7 @@ function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
     resultDigest,
     stagedAt: m.stagedAt as number,
     ...(m.vote !== undefined ? { vote: bytesField(m.vote, key) } : {}),
+    ...(m.released === true ? { released: true } : {}),
     effects,
   };
 }

@@ -393,8 +393,9 @@ export async function main(argv: string[]): Promise<number> {
         for (const n of r.nodes) {
           for (const a of n.applied) lines.push(`node ${n.node}: ${a.outcome} ${a.operation} of version ${a.version} (session ${a.sessionId})`);
           for (const p of n.problems) lines.push(`node ${n.node}: cannot repair: ${p}`);
-          if (n.waiting) lines.push(`node ${n.node}: ${n.waiting.operation} of version ${n.waiting.version} staged (session ${n.waiting.sessionId}), no certificate exists yet${n.waiting.voted ? '' : '; it is dropped at the node\'s next start'}`);
-          if (!n.applied.length && !n.problems.length && !n.waiting) lines.push(`node ${n.node}: up to date`);
+          for (const d of n.dropped) lines.push(`node ${n.node}: dropped the staged change of session ${d} (not every node staged it; this node never released its vote)`);
+          if (n.waiting) lines.push(`node ${n.node}: ${n.waiting.operation} of version ${n.waiting.version} still staged (session ${n.waiting.sessionId})${n.waiting.released ? ': its vote was released; only its certificate can finish it' : ''}`);
+          if (!n.applied.length && !n.dropped.length && !n.problems.length && !n.waiting) lines.push(`node ${n.node}: up to date`);
         }
         process.stdout.write(lines.join('\n') + '\n');
       }

@@ -25,6 +25,9 @@ import type {
   DeclineResponse,
   CommitStatusResponse,
   RepairResponse,
+  StagedAttestResponse,
+  StagedDropResponse,
+  StagedReleaseResponse,
   ExportResponse,
   FailOpenJson,
   KeyInfo,
@@ -157,6 +160,21 @@ export class NodeClient {
   /** What this node holds of a key's commits: its staged change, versions and certificates (for repair). */
   commitStatus(keyId: string): Promise<CommitStatusResponse> {
     return requestJson(this.target, 'GET', `/v1/keys/${encodeURIComponent(keyId)}/commits`);
+  }
+
+  /** Repair: this node's signed attestation that it staged the change of `sessionId`. */
+  attestStaged(keyId: string, sessionId: string): Promise<StagedAttestResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/staged/attest`, { sessionId });
+  }
+
+  /** Repair: release this node's stored vote, given every node's attestation that it staged the same result. */
+  releaseVote(keyId: string, sessionId: string, attestations: { node: number; attestation: string }[]): Promise<StagedReleaseResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/staged/release`, { sessionId, attestations });
+  }
+
+  /** Repair: drop a staged change whose vote this node never released. */
+  dropStaged(keyId: string, sessionId: string): Promise<StagedDropResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/staged/drop`, { sessionId });
   }
 
   /** Hand this node a commit certificate (hex) so it finishes a commit it missed. The node verifies it. */
@@ -378,67 +396,93 @@ export class Cluster {
   }
 
   /**
-   * Finish every interrupted commit of a key from the evidence the nodes hold (`tessera repair`):
-   * collect each node's staged change and certificates, hand every node each certificate it lacks
-   * (the node verifies it against its membership, so no node trusts this SDK or another node), and
-   * say what happened at each node. A node whose staged change no one holds a certificate for is
-   * reported as waiting; a node that cannot apply a certificate (restored from an older backup, or its
-   * data lost) is reported with the reason.
+   * Finish or undo every interrupted commit of a key from the evidence the nodes hold (`tessera
+   * repair`). Each node verifies what it is handed against its own membership, so no node trusts this
+   * SDK or another node:
+   * 1. a certificate any node holds is handed to every node that lacks it (they commit);
+   * 2. a change every node staged (same session and result) is finished: each node attests it staged
+   *    it, each releases its stored vote on seeing every attestation, and the votes are the certificate;
+   * 3. a change some node never staged is dropped wherever its vote was never released (no certificate
+   *    can exist); a node that released its vote keeps waiting (only a cheating node gets there).
+   * A node that cannot be asked leaves its key's staged changes waiting. Says what happened per node.
    */
   async repair(keyId: string): Promise<RepairReport> {
     const statuses = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
+    const known = statuses.map((r) => (r.status === 'fulfilled' ? r.value : r.reason?.code === 'NOT_FOUND' ? null : undefined));
     const certs = new Map<string, string>();
-    const known = statuses.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     for (const st of known) for (const c of st?.certificates ?? []) certs.set(c.sessionId, c.certificate);
-    // Every node staged the same change and stored its vote (a crash after voting, or votes lost in
-    // transit): the votes are the certificate. The nodes check it; this SDK is not trusted with it.
+    const reports = this.nodes.map((_, k) => ({ node: k + 1, applied: [] as RepairReport['nodes'][number]['applied'], problems: [] as string[], dropped: [] as string[] }));
+    const unreachable = known.flatMap((st, k) => (st === undefined ? [k] : []));
+    for (const k of unreachable) {
+      const e = (statuses[k] as PromiseRejectedResult).reason as TesseraClientError;
+      reports[k]!.problems.push(`${e.code ?? 'ERROR'}: ${e.message}`);
+    }
+
+    // 2. Every node staged the same change: attest, release, assemble the certificate.
     const staged = known.map((st) => st?.staged);
     const first = staged[0];
-    if (
-      first?.vote &&
-      !certs.has(first.sessionId) &&
-      staged.every((s) => s?.vote && s.sessionId === first.sessionId && s.resultDigest === first.resultDigest)
-    ) {
-      const votes = new Map(staged.map((s, k) => [k + 1, fromHex(s!.vote!, 'vote')] as const));
-      const cert = encodeCertificate({
-        session: fromHex(first.sessionId, 'sessionId'),
-        operation: first.operation as Operation,
-        tenant: first.tenant,
-        keyId,
-        version: first.version,
-        resultDigest: fromHex(first.resultDigest, 'resultDigest'),
-        votes,
-      });
-      certs.set(first.sessionId, toHex(cert));
-    }
-    const nodes: RepairReport['nodes'] = [];
-    for (let k = 0; k < this.size; k++) {
-      const node = k + 1;
-      const st = known[k];
-      const r = statuses[k]!;
-      if (!st) {
-        const e = (r as PromiseRejectedResult).reason as TesseraClientError;
-        nodes.push({ node, applied: [], problems: [`${e.code ?? 'ERROR'}: ${e.message}`] });
-        continue;
+    if (first && !certs.has(first.sessionId) && staged.every((s) => s?.sessionId === first.sessionId && s.resultDigest === first.resultDigest)) {
+      try {
+        const attestations = await Promise.all(this.nodes.map((n) => n.attestStaged(keyId, first.sessionId)));
+        const list = attestations.map((a) => ({ node: a.node, attestation: a.attestation }));
+        const released = await Promise.all(this.nodes.map((n) => n.releaseVote(keyId, first.sessionId, list)));
+        const cert = encodeCertificate({
+          session: fromHex(first.sessionId, 'sessionId'),
+          operation: first.operation as Operation,
+          tenant: first.tenant,
+          keyId,
+          version: first.version,
+          resultDigest: fromHex(first.resultDigest, 'resultDigest'),
+          votes: new Map(released.map((r) => [r.node, fromHex(r.vote, 'vote')] as const)),
+        });
+        certs.set(first.sessionId, toHex(cert));
+      } catch (e) {
+        for (const r of reports) r.problems.push(`session ${first.sessionId}: could not assemble its certificate: ${(e as Error).message}`);
       }
-      const have = new Set(st.certificates.map((c) => c.sessionId));
-      const applied: RepairReport['nodes'][number]['applied'] = [];
-      const problems: string[] = [];
+    }
+
+    // 1. Hand every certificate to every node that lacks it.
+    for (let k = 0; k < this.size; k++) {
+      const st = known[k];
+      if (st === undefined) continue;
+      const have = new Set((st?.certificates ?? []).map((c) => c.sessionId));
       for (const [sessionId, certificate] of certs) {
         if (have.has(sessionId)) continue;
         try {
-          const res = await this.node(node).repair(keyId, certificate);
-          applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
+          const res = await this.node(k + 1).repair(keyId, certificate);
+          reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
         } catch (e) {
-          problems.push(`session ${sessionId}: ${(e as Error).message}`);
+          reports[k]!.problems.push(`session ${sessionId}: ${(e as Error).message}`);
         }
       }
-      const waiting =
-        st.staged && !certs.has(st.staged.sessionId)
-          ? { sessionId: st.staged.sessionId, operation: st.staged.operation, version: st.staged.version, voted: st.staged.voted }
-          : undefined;
-      nodes.push({ node, applied, problems, ...(waiting ? { waiting } : {}) });
     }
+
+    // 3. A change some reachable node never staged (and no certificate exists): drop it where unreleased.
+    for (let k = 0; k < this.size; k++) {
+      const s = staged[k];
+      if (!s || certs.has(s.sessionId) || unreachable.length > 0) continue;
+      if (staged.some((o) => o?.sessionId !== s.sessionId)) {
+        try {
+          const r = await this.node(k + 1).dropStaged(keyId, s.sessionId);
+          if (r.dropped) reports[k]!.dropped.push(s.sessionId);
+        } catch (e) {
+          reports[k]!.problems.push(`session ${s.sessionId}: cannot drop: ${(e as Error).message}`);
+        }
+      }
+    }
+
+    const after = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
+    const nodes: RepairReport['nodes'] = reports.map((r, k) => {
+      const st = after[k]!.status === 'fulfilled' ? (after[k] as PromiseFulfilledResult<CommitStatusResponse>).value : undefined;
+      const waiting = st?.staged;
+      return {
+        node: r.node,
+        applied: r.applied,
+        dropped: r.dropped,
+        problems: r.problems,
+        ...(waiting ? { waiting: { sessionId: waiting.sessionId, operation: waiting.operation, version: waiting.version, released: waiting.released } } : {}),
+      };
+    });
     return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
   }
 
@@ -670,10 +714,12 @@ export interface RepairReport {
     node: number;
     /** Certificates this node lacked and was handed: committed now, or already committed. */
     applied: { sessionId: string; operation: string; version: number; outcome: string }[];
+    /** Staged changes dropped here: some node never staged them and this node never released its vote. */
+    dropped: string[];
     /** Certificates it could not apply, or why the node could not be asked. */
     problems: string[];
-    /** A staged change for which no node holds a certificate (yet): it stays staged, unused. */
-    waiting?: { sessionId: string; operation: string; version: number; voted: boolean };
+    /** A staged change still unresolved after the repair: it stays staged, never used. */
+    waiting?: { sessionId: string; operation: string; version: number; released: boolean };
   }[];
 }
 

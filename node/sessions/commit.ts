@@ -14,7 +14,7 @@
  * until a certificate reaches it: from a peer in this session, in the hello of a later one
  * (node/sessions/engine.ts catch-up), or from `tessera repair` (applyCertificate below).
  */
-import { type CommitCertificate, type CommitStatement, decodeCertificate, encodeCertificate, sameStatement, stateResultDigest, verifyCertificate, voteBytes } from '../../core/commit.js';
+import { type CommitCertificate, type CommitStatement, attestationBytes, verifyAttestations, decodeCertificate, encodeCertificate, sameStatement, stateResultDigest, verifyCertificate, voteBytes } from '../../core/commit.js';
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
@@ -25,7 +25,7 @@ import type { SessionChannel } from '../channel.js';
 import type { Deviations } from './deviations.js';
 
 /** The rounds the commit step adds to a session's channel. */
-export const COMMIT_ROUNDS = ['commit/vote', 'commit/cert'] as const;
+export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
 
 export interface CommitDeps {
   readonly self: number;
@@ -63,15 +63,23 @@ export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel
   const s = change.statement;
   const required = requiredVoters(deps.membership);
   // The vote signs only the public statement, so it is made first and stored WITH the staged result in
-  // one synced write: after a crash a node holds either nothing (it never voted: no certificate can
-  // exist) or its staged result and its vote, from which repair can still assemble the certificate.
+  // one synced write. It is not released yet: a node releases its vote only once every required voter
+  // attested that it staged the same result. So a node that never staged (a crash, a failed round)
+  // leaves everyone free to drop (no vote was released: no certificate can exist), and once every node
+  // staged, repair can always finish the commit from the stored votes.
   const bytes = voteBytes(s);
   const vote = identitySign(deps.identity.secretKey, bytes);
   await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest, vote }, change.effects);
   deps.crashPoint?.('commit-after-stage');
+  const attestation = identitySign(deps.identity.secretKey, attestationBytes(s));
+  channel.broadcast('commit/staged', attestation);
+  const attestations = new Map([[deps.self, attestation]]);
+  for (const [from, sig] of await channel.receiveAll('commit/staged', peers)) attestations.set(from, sig);
+  verifyAttestations(s, attestations, deps.membership, required);
+  await store.markReleased(s.tenant, s.keyId, s.session);
+  deps.crashPoint?.('commit-after-release');
   if (!deps.deviations?.withholdVote) channel.broadcast('commit/vote', vote);
   else for (const to of peers) if (!deps.deviations.withholdVote.includes(to)) channel.send(to, 'commit/vote', vote);
-  deps.crashPoint?.('commit-after-vote');
 
   const certificate = await collectCertificate(deps, channel, peers, s, vote, bytes, required);
   const encoded = encodeCertificate(certificate);
@@ -169,6 +177,31 @@ export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, sc
     `node ${deps.self} has no staged result for the certified ${cert.operation} of ${cert.keyId} version ${cert.version} (session ${toHex(cert.session)}): ` +
       'this node was restored from an older backup or lost its data; its share must be re-dealt',
   );
+}
+
+/** The statement of this node's staged change of a key, if it is for `session`. */
+async function stagedStatement(deps: CommitDeps, tenant: string, keyId: string, session: Uint8Array): Promise<CommitStatement> {
+  const staged = await deps.store.getStaged(tenant, keyId);
+  if (!staged || toHex(staged.session) !== toHex(session)) {
+    throw new TesseraError(ErrorCode.NotFound, `key ${keyId} has no staged change for session ${toHex(session)} on node ${deps.self}`);
+  }
+  return { session: staged.session, operation: staged.operation as Operation, tenant, keyId, version: staged.version, resultDigest: staged.resultDigest };
+}
+
+/** Repair, step 1: this node's signed attestation that it staged the result of `session`. */
+export async function attestStaged(deps: CommitDeps, tenant: string, keyId: string, session: Uint8Array): Promise<Uint8Array> {
+  const s = await stagedStatement(deps, tenant, keyId, session);
+  return identitySign(deps.identity.secretKey, attestationBytes(s));
+}
+
+/**
+ * Repair, step 2: given every required voter's attestation that it staged this same result, release
+ * this node's stored vote (the same rule as inside a session) and return it.
+ */
+export async function releaseVote(deps: CommitDeps, tenant: string, keyId: string, session: Uint8Array, attestations: ReadonlyMap<number, Uint8Array>): Promise<Uint8Array> {
+  const s = await stagedStatement(deps, tenant, keyId, session);
+  verifyAttestations(s, attestations, deps.membership, requiredVoters(deps.membership));
+  return deps.store.markReleased(tenant, keyId, session);
 }
 
 /** The statement a session's votes sign. */

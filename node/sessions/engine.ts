@@ -31,7 +31,7 @@ import { asTesseraError } from '../gate.js';
 import type { DriverContext } from '../protocols.js';
 import type { KeyRecord, ShareStore } from '../storage.js';
 import type { Deviations } from './deviations.js';
-import { COMMIT_ROUNDS, applyCertificate, certifyAndCommit, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
+import { COMMIT_ROUNDS, applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
@@ -151,7 +151,6 @@ export class SessionEngine {
     });
     let key: KeyShare | undefined;
     const contribution = randomBytes(RUN_CONTRIBUTION_LENGTH);
-    let staged = false;
     try {
       let record = spec.uses ? await this.requireRecord(spec.uses) : undefined;
       const mine: Hello = { contribution, ...(record ? { held: { epoch: record.epoch, digest: publicPackageDigest(record.publicKey) } } : {}) };
@@ -178,10 +177,7 @@ export class SessionEngine {
         membership: this.o.membership,
         ...(this.o.deviations ? { deviations: this.o.deviations } : {}),
         ...(record ? { record } : {}),
-        commit: (change) => {
-          staged = true;
-          return certifyAndCommit(this.commitDeps, channel, peers, change);
-        },
+        commit: (change) => certifyAndCommit(this.commitDeps, channel, peers, change),
       };
       const result = await body(ctx, key);
       link.done(session);
@@ -189,7 +185,6 @@ export class SessionEngine {
     } catch (e) {
       const err = asTesseraError(e);
       if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
-      if (staged && params.operation) await this.dropUnvoted(params.tenant, params.keyId, session);
       this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
       throw err;
     } finally {
@@ -252,38 +247,34 @@ export class SessionEngine {
     return rec;
   }
 
-  /** After a failed session: drop this session's staged change if this node never voted for it. */
-  private async dropUnvoted(tenant: string, keyId: string, session: Uint8Array): Promise<void> {
-    try {
-      const staged = await this.o.store.getStaged(tenant, keyId);
-      if (staged && equalBytes(staged.session, session) && staged.vote === undefined) {
-        await this.o.store.dropStaged(tenant, keyId, session);
-      } else if (staged && equalBytes(staged.session, session)) {
-        this.o.logger.warn({ keyId, session: toHex(session) }, 'session failed after this node voted: the change stays staged until its certificate arrives (tessera repair)');
-      }
-    } catch (e) {
-      this.o.logger.error({ keyId, session: toHex(session), code: asTesseraError(e).code }, 'could not resolve the staged change of a failed session');
-    }
-  }
-
   /** Apply a certificate handed over by the SDK's repair (node/http: POST /v1/keys/:keyId/repair). */
   applyCertificate(encoded: Uint8Array, scope: { tenant: string; keyId: string }) {
     return applyCertificate(this.commitDeps, encoded, scope);
   }
 
-  /** At start: drop every staged change this node never voted for (no certificate can exist for it). */
-  async resolveAtStart(): Promise<{ dropped: number; waiting: number }> {
-    let dropped = 0;
+  /** Repair, step 1: this node's attestation that it staged the change of `session`. */
+  attestStaged(tenant: string, keyId: string, session: Uint8Array): Promise<Uint8Array> {
+    return attestStaged(this.commitDeps, tenant, keyId, session);
+  }
+
+  /** Repair, step 2: release this node's stored vote, given every voter's attestation. */
+  releaseVote(tenant: string, keyId: string, session: Uint8Array, attestations: ReadonlyMap<number, Uint8Array>): Promise<Uint8Array> {
+    return releaseVote(this.commitDeps, tenant, keyId, session, attestations);
+  }
+
+  /**
+   * At start: say which staged changes wait (a session that ended between staging and committing).
+   * Nothing is dropped here: whether the change can still commit depends on the other nodes, which
+   * `tessera repair` asks (sdk/client.ts Cluster.repair).
+   */
+  async resolveAtStart(): Promise<{ waiting: number; released: number }> {
     let waiting = 0;
+    let released = 0;
     for (const s of await this.o.store.listStaged()) {
-      if (s.vote === undefined) {
-        await this.o.store.dropStaged(s.tenant, s.keyId, s.session);
-        dropped++;
-      } else {
-        waiting++;
-        this.o.logger.warn({ keyId: s.keyId, operation: s.operation, session: toHex(s.session) }, 'a voted change awaits its commit certificate: run tessera repair');
-      }
+      waiting++;
+      if (s.released) released++;
+      this.o.logger.warn({ keyId: s.keyId, operation: s.operation, released: s.released, session: toHex(s.session) }, 'a staged change awaits its resolution: run tessera repair');
     }
-    return { dropped, waiting };
+    return { waiting, released };
   }
 }

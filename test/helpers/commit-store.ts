@@ -9,11 +9,12 @@ import type { KeyShare } from '../../core/types.js';
 import type { KeyRecord, ShareStore } from '../../node/storage.js';
 
 export const PLACEHOLDER_CERTIFICATE = Uint8Array.of(0xce, 0x57);
+export const PLACEHOLDER_VOTE = Uint8Array.of(0x70, 0x7e);
 
 /** Stage `share` as the next epoch of a version (a refresh's staged result); returns the session id. */
 export async function stageEpoch(store: ShareStore, tenant: string, keyId: string, version: number, share: KeyShare): Promise<Uint8Array> {
   const session = randomBytes(16);
-  await store.stageChange(tenant, keyId, { session, operation: 'refresh', version, resultDigest: resultDigest({ kind: 'epoch', package: share.publicKey }) }, [
+  await store.stageChange(tenant, keyId, { session, operation: 'refresh', version, resultDigest: resultDigest({ kind: 'epoch', package: share.publicKey }), vote: PLACEHOLDER_VOTE }, [
     { kind: 'new-epoch', version, share },
   ]);
   return session;

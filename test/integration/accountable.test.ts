@@ -6,9 +6,8 @@
  *   sign together; no honest node is ever named;
  * - a withheld vote: the node that got every vote commits and hands its certificate on, so every honest
  *   node commits and the call reports success;
- * - a node killed after it staged and stored its vote (before sending it): the call fails, nothing is
- *   committed anywhere, and `repair` assembles the certificate from the votes the nodes stored, so the
- *   key ends up on every node.
+ * - a node killed after it staged (before it attested): the call fails, nothing is committed anywhere,
+ *   and `repair` has every node attest, release its stored vote, and commits the key on every node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TesseraClientError } from '../../sdk/http.js';
@@ -83,7 +82,7 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     await signsWith(tc, 'withheld', [2, 3]);
   }, 180_000);
 
-  it('a node killed after staging and storing its vote: the call fails, then repair commits it on every node', async () => {
+  it('a node killed after staging: the call fails, then repair commits it on every node from the stored votes', async () => {
     await tc.dev.kill(2);
     tc.dev.start(2, { TESSERA_FAULT_POINTS: 'commit-after-stage' });
     await tc.dev.ready();
@@ -96,7 +95,7 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     // Committed nowhere yet: every node has it staged, with its vote.
     for (const i of [1, 2, 3]) {
       await expect(tc.client(i).getKey('crashed')).rejects.toMatchObject({ code: 'NOT_FOUND' });
-      expect((await tc.client(i).commitStatus('crashed')).staged).toMatchObject({ operation: 'keygen', voted: true });
+      expect((await tc.client(i).commitStatus('crashed')).staged).toMatchObject({ operation: 'keygen', released: false });
     }
     const report = await tc.cluster.repair('crashed');
     expect(report.nodes.flatMap((n) => n.problems)).toEqual([]);

@@ -283,7 +283,7 @@ describe('ShareStore: staged changes and commit certificates', () => {
   const session = () => Uint8Array.from(randomBytes(16));
   const epochDigest = (s: KeyShare) => resultDigest({ kind: 'epoch', package: s.publicKey });
   const stage = (store: ShareStore, version: number, share: KeyShare, id = session()) =>
-    store.stageChange('t', 'k', { session: id, operation: 'refresh', version, resultDigest: epochDigest(share) }, [{ kind: 'new-epoch', version, share }]).then(() => id);
+    store.stageChange('t', 'k', { session: id, operation: 'refresh', version, resultDigest: epochDigest(share), vote: Uint8Array.of(1) }, [{ kind: 'new-epoch', version, share }]).then(() => id);
   const fileHits = async (dataDir: string, needle: Uint8Array) => {
     const hits: string[] = [];
     for (const f of await allFiles(dataDir)) if (Buffer.from(await readFile(f)).includes(Buffer.from(needle))) hits.push(f);
@@ -345,8 +345,8 @@ describe('ShareStore: staged changes and commit certificates', () => {
     expect(await fileHits(dataDir, sealed.ct)).not.toEqual([]); // the scan does find it before
     for (let epoch = 1; epoch <= 3; epoch++) {
       const id = await stage(store, 1, makeShares(epoch, e0.secret).shares[0]!);
-      await store.recordVote('t', 'k', id, Uint8Array.of(1));
-      await expectCode(store.dropStaged('t', 'k', id), ErrorCode.BadState, /voted/); // only a certificate resolves a voted change
+      await store.markReleased('t', 'k', id);
+      await expectCode(store.dropStaged('t', 'k', id), ErrorCode.BadState, /released/); // only a certificate resolves a released vote
       await store.commitStaged('t', 'k', id, Uint8Array.of(epoch));
     }
     // Gone from every file (log and tables), open and after closing; the current epoch still opens.
