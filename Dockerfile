@@ -21,6 +21,8 @@ RUN npm ci --omit=dev && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY core ./core
+COPY contract ./contract
+COPY runtime ./runtime
 COPY node ./node
 COPY coordinator ./coordinator
 COPY sdk ./sdk

@@ -5,7 +5,7 @@
  * critical path is about total / n, plus the network).
  *
  * DKG and refresh use ML-DSA-65 identity signatures (core/identity.ts) with the engine the nodes load
- * (liboqs, via loadIdentityEngine), as node/protocols.ts identityAuthenticator does, so their figures
+ * (liboqs, via loadIdentityEngine), as node/sessions/protocols.ts identityAuthenticator does, so their figures
  * include the post-quantum signing and verification of the round-1 broadcasts.
  */
 import { performance } from 'node:perf_hooks';
@@ -58,7 +58,7 @@ function budgets(quick: boolean) {
 // ---------------------------------------------------------------------------------------------
 // Protocol drivers with per-party, per-round timing
 
-/** ML-DSA-65 authenticators for parties 1..n (as node/protocols.ts identityAuthenticator). */
+/** ML-DSA-65 authenticators for parties 1..n (as node/sessions/protocols.ts identityAuthenticator). */
 function identityAuthenticators(n: number): PartyAuthenticator[] {
   const ids = Array.from({ length: n }, () => generateIdentity());
   const verify = (index: number, m: Uint8Array, s: Uint8Array): boolean => {

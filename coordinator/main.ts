@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile, loadConfigFromEnv, type LoadedConfig } from './config.js';
 import { startCoordinator } from './server.js';
 import { loadIdentityEngine } from '../core/identity.js';
-import { watchParent } from '../node/parent-watch.js';
+import { watchParent } from '../runtime/parent-watch.js';
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};

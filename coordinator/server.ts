@@ -62,7 +62,7 @@ import {
   type HelloFrame,
   type JoinFrame,
   type RelaySendFrame,
-} from './wire.js';
+} from '../contract/relay.js';
 
 export interface RelayedMessageFault {
   session: Uint8Array;

@@ -1,5 +1,5 @@
 /**
- * The audit log's format and its offline verifier, shared by the node (node/audit.ts writes the log)
+ * The audit log's format and its offline verifier, shared by the node (node/governance/audit.ts writes the log)
  * and the SDK / CLI (which fetch a node's export and verify it). Pure: no I/O, no clock.
  *
  * Entries are hash-chained with SHA-256 (FIPS 180-4): each entry carries `prevHash`, the hash of the
@@ -31,7 +31,7 @@
  * some between checkpoints, and their chain is still checked. They are reported apart, in `unsigned`,
  * and `complete` is true only when `ok` holds and there are none. Anyone able to write the node's
  * database could rewrite those entries consistently, so a strict verifier (the CLI) should require
- * `complete`; node/audit.ts's exportLog() signs a checkpoint of the head first, so a fresh export is
+ * `complete`; node/governance/audit.ts's exportLog() signs a checkpoint of the head first, so a fresh export is
  * complete unless tampered with. Deleting the tail together with every checkpoint after it cannot be
  * detected from the log alone: compare `headSeq` with an earlier export to catch that.
  */

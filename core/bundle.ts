@@ -47,7 +47,7 @@ import {
 
 export const BUNDLE_FORMAT = 'tessera-key-bundle';
 export const BUNDLE_VERSION = 1;
-/** Key versions and epochs are stored as 32-bit values (node/storage.ts). */
+/** Key versions and epochs are stored as 32-bit values (node/store/storage.ts). */
 const MAX_U32 = 0xffffffff;
 const FINGERPRINT_LENGTH = 32;
 const DIGEST_LABEL = utf8ToBytes('tessera/v1/key-bundle');

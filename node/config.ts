@@ -46,11 +46,11 @@ export interface ApiKeyConfig {
   readonly tenant: string;
   /** SHA-256 of the API key's UTF-8 bytes (see apiKeyHash); the key itself is never configured. */
   readonly keyHash: Uint8Array;
-  /** 'admin' may also manage tenants, API keys, policy and read the audit log (node/tenants.ts). Default 'tenant'. */
+  /** 'admin' may also manage tenants, API keys, policy and read the audit log (node/governance/tenants.ts). Default 'tenant'. */
   readonly role?: (typeof API_KEY_ROLES)[number];
 }
 
-/** Key rotation schedule (node/scheduler.ts). */
+/** Key rotation schedule (node/governance/scheduler.ts). */
 export interface RotationConfig {
   /** How often the scheduler looks for keys due (or about to be due) for rotation. Default 60 s. */
   readonly checkIntervalMs: number;
@@ -84,7 +84,7 @@ export interface NodeConfig {
   readonly coordinatorCaFile?: string;
   /**
    * The coordinator id this node authenticates to (pinned): a challenge naming any other id is refused
-   * and nothing is signed for it (node/link.ts). Default DEFAULT_COORDINATOR_ID, the coordinator's own
+   * and nothing is signed for it (node/sessions/link.ts). Default DEFAULT_COORDINATOR_ID, the coordinator's own
    * default, so the check is always on; give each deployment its own id (tessera dev does).
    */
   readonly coordinatorId: string;
@@ -107,7 +107,7 @@ export interface NodeConfig {
   readonly audit: { readonly checkpointEvery: number; readonly checkpointIntervalMs: number };
   /**
    * The cluster scheduling secret: 32 bytes every node of the cluster shares, keying the session ids of
-   * scheduled rotations (node/scheduler.ts) so nobody outside the nodes can predict them. File field
+   * scheduled rotations (node/governance/scheduler.ts) so nobody outside the nodes can predict them. File field
    * `scheduleSecret` or env TESSERA_SCHEDULE_SECRET (64 hex characters), or a file holding them
    * (`scheduleSecretFile` / TESSERA_SCHEDULE_SECRET_FILE, e.g. in compose). A non-enumerable property:
    * logging or JSON-serializing the config does not print it. Absent: keys never rotate on schedule

@@ -12,22 +12,22 @@ import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
 import { ErrorCode } from '../core/errors.js';
 import { loadIdentityEngine } from '../core/identity.js';
-import { watchParent } from './parent-watch.js';
-import { NodeAdmin } from './admin.js';
-import { buildApi } from './api.js';
-import { AUDIT_NAMESPACE, AuditLog } from './audit.js';
-import { OperationGate } from './gate.js';
-import { POLICY_NAMESPACE, PolicyEngine } from './policy.js';
-import { RotationAttempts, RotationScheduler, SCHEDULER_NAMESPACE } from './scheduler.js';
-import { TENANTS_NAMESPACE, TenantStore } from './tenants.js';
+import { watchParent } from '../runtime/parent-watch.js';
+import { NodeAdmin } from './governance/admin.js';
+import { buildApi } from './http/api.js';
+import { AUDIT_NAMESPACE, AuditLog } from './governance/audit.js';
+import { OperationGate } from './governance/gate.js';
+import { POLICY_NAMESPACE, PolicyEngine } from './governance/policy.js';
+import { RotationAttempts, RotationScheduler, SCHEDULER_NAMESPACE } from './governance/scheduler.js';
+import { TENANTS_NAMESPACE, TenantStore } from './governance/tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
-import { loadOrCreateIdentity } from './identity-store.js';
-import { loadKek } from './kek.js';
-import { CoordinatorLink } from './link.js';
+import { loadOrCreateIdentity } from './store/identity-store.js';
+import { loadKek } from './store/kek.js';
+import { CoordinatorLink } from './sessions/link.js';
 import { FAULT_POINTS, NodeService } from './service.js';
 import { parseDeviations } from './sessions/deviations.js';
-import { ShareStore } from './storage.js';
-import { STORAGE_FAILED_MESSAGE } from './record-auth.js';
+import { ShareStore } from './store/storage.js';
+import { STORAGE_FAILED_MESSAGE } from './store/record-auth.js';
 
 /**
  * Log redaction: nothing under these paths ever reaches a log line (top level and one level down).

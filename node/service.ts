@@ -6,8 +6,8 @@
  * the epoch), run the core protocol, persist only after every node confirmed the same public result,
  * and always wipe round state and channel keys, however the session ends.
  *
- * Every operation goes through one gate (node/gate.ts): policy -> local checks (the key exists for
- * the caller's tenant, its state allows the operation: node/lifecycle.ts) -> audit 'started' -> the
+ * Every operation goes through one gate (node/governance/gate.ts): policy -> local checks (the key exists for
+ * the caller's tenant, its state allows the operation: node/governance/lifecycle.ts) -> audit 'started' -> the
  * session -> audit 'ok' / 'failed'. The tenant is always the caller's (from its API key); another
  * tenant's key answers NOT_FOUND exactly like a missing one. An operation that names no version uses
  * the newest active one, and every result says which version it used.
@@ -15,7 +15,7 @@
  * Versions: keygen makes version 1; rotate makes the next version by DKG under the same key id and
  * retires the one it replaces; setState moves one version along the lifecycle (retire, archive,
  * activate, destroy) in a session every node (and so every operator's SDK) takes part in.
- * Scheduled rotation (node/scheduler.ts) is the one session no SDK starts: every node's scheduler
+ * Scheduled rotation (node/governance/scheduler.ts) is the one session no SDK starts: every node's scheduler
  * joins the same session id, derived from the key version and a retry window, authorised by the
  * rotation period that every operator approved when the key was created.
  */
@@ -29,9 +29,9 @@ import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
 import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
-import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from './lifecycle.js';
-import { OperationGate, asTesseraError } from './gate.js';
-import type { Principal } from './tenants.js';
+import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from './governance/lifecycle.js';
+import { OperationGate, asTesseraError } from './governance/gate.js';
+import type { Principal } from './governance/tenants.js';
 import { groupPublicKey } from '../core/sign.js';
 import type { KeyShare, PublicKeyPackage } from '../core/types.js';
 import { sealToReceiver, type WrappingKeyPair } from '../core/wrap.js';
@@ -63,14 +63,14 @@ import type {
   SignResponse,
   VerifyRequest,
   VerifyResponse,
-} from './api-types.js';
-import type { KeyRecord as StoredKey, ShareStore } from './storage.js';
+} from '../contract/http.js';
+import type { KeyRecord as StoredKey, ShareStore } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, SESSION_ROUNDS, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
-import { TRANSITION_OPERATIONS } from './lifecycle.js';
-import { runDkg, runRefresh, runSign, type DriverContext } from './protocols.js';
+import { TRANSITION_OPERATIONS } from './governance/lifecycle.js';
+import { runDkg, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
 
 /** A stored key version with the epochs this node holds for it (committed, and staged if any). */
 export interface KeyRecord {
@@ -114,11 +114,11 @@ export interface NodeServiceOptions {
   faultPoints?: ReadonlySet<string>;
   /** Test-only scripted misbehaviour (env TESSERA_TEST_DEVIATIONS, node/sessions/deviations.ts). */
   deviations?: Deviations;
-  /** Policy, local checks and audit for every operation (node/gate.ts). */
+  /** Policy, local checks and audit for every operation (node/governance/gate.ts). */
   gate: OperationGate;
   /**
    * Rotation settings (node/config.ts RotationConfig): the shortest period accepted, the warning window,
-   * and the scheduler's attempt records (node/scheduler.ts RotationAttempts), which key info reports
+   * and the scheduler's attempt records (node/governance/scheduler.ts RotationAttempts), which key info reports
    * as rotation {status: 'overdue', lastError, ...} while a due rotation has not happened.
    */
   rotation?: { minPeriodMs?: number; warnBeforeMs?: number; attempts?: RotationAttemptLookup };
@@ -501,7 +501,7 @@ export class NodeService {
   }
 
   /**
-   * The scheduler's rotation of a version that is due (node/scheduler.ts): the same session as rotate(),
+   * The scheduler's rotation of a version that is due (node/governance/scheduler.ts): the same session as rotate(),
    * under the system actor, with the session id every node's scheduler derives for this version and window.
    */
   async rotateScheduled(tenant: string, keyId: string, version: number, session: Uint8Array, timeoutMs: number): Promise<RotateResponse> {
@@ -553,7 +553,7 @@ export class NodeService {
   }
 
   /**
-   * Move one version along the lifecycle (node/lifecycle.ts): retire, archive, activate or destroy.
+   * Move one version along the lifecycle (node/governance/lifecycle.ts): retire, archive, activate or destroy.
    * Every node checks the transition before joining; once all have joined, each confirms it is ready
    * and only then changes its copy. Destroying erases this node's share (ShareStore.destroy: overwrite,
    * tombstone, compaction) and keeps the public key readable.
@@ -594,7 +594,7 @@ export class NodeService {
 
   /**
    * The operator refused a session on one of its keys: make the coordinator abort it for every other
-   * node now. An operation like any other (node/gate.ts): the key must be the caller's tenant's
+   * node now. An operation like any other (node/governance/gate.ts): the key must be the caller's tenant's
    * (another tenant's key answers NOT_FOUND exactly like a missing one, and nothing reaches the
    * coordinator), the policy must allow 'decline', and it is audited. Keygen and import name a key
    * that does not exist yet: in the caller's own namespace, which is all its tenant can name.

@@ -42,9 +42,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { toHex } from '../core/bytes.js';
 import { apiKeyHash } from '../node/config.js';
-import { loadOrCreateIdentity } from '../node/identity-store.js';
-import { createKekFile, readKekFile } from '../node/kek.js';
-import { ShareStore } from '../node/storage.js';
+import { loadOrCreateIdentity } from '../node/store/identity-store.js';
+import { createKekFile, readKekFile } from '../node/store/kek.js';
+import { ShareStore } from '../node/store/storage.js';
 import type { ClusterFile } from '../sdk/cli.js';
 import { ensureCa, ensureServerCert } from '../sdk/dev-certs.js';
 

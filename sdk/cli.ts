@@ -15,12 +15,8 @@ import { readImportKeysFile, readPrivateKeyFile, readWrappingKeyPair, readWrappi
 import { toHex } from '../core/bytes.js';
 import { isWrapKem } from '../core/wrap.js';
 
-export interface ClusterFile {
-  coordinator: string;
-  threshold: number;
-  /** identityPublicKey (hex ML-DSA-65): what the node's audit checkpoints are verified against. */
-  nodes: { index: number; url: string; apiKey: string; ca?: string; identityPublicKey?: string }[];
-}
+import type { ClusterFile } from './cluster-file.js';
+export type { ClusterFile };
 
 class UsageError extends Error {}
 
@@ -81,7 +77,7 @@ export function parseDuration(name: string, v: string): number {
   return Number(m[1]) * unit;
 }
 
-/** A policy rules file: a JSON array of rules, or {"rules": [...]} (node/policy.ts checks each rule). */
+/** A policy rules file: a JSON array of rules, or {"rules": [...]} (node/governance/policy.ts checks each rule). */
 function readRulesFile(path: string): unknown[] {
   const v = readBundleFile(path) as { rules?: unknown };
   const rules = Array.isArray(v) ? v : v && typeof v === 'object' && Array.isArray(v.rules) ? v.rules : undefined;

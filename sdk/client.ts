@@ -39,7 +39,7 @@ import type {
   SignResponse,
   TenantResponse,
   VerifyResponse,
-} from '../node/api-types.js';
+} from '../contract/http.js';
 import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
 
 export { TesseraClientError };
@@ -56,9 +56,9 @@ export {
 export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../core/wrap.js';
 // Offline verification of a node's audit log (core/audit-verify.ts).
 export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
-export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../node/api-types.js';
+export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
 
-/** Lifecycle states of a key version (node/lifecycle.ts). */
+/** Lifecycle states of a key version (node/governance/lifecycle.ts). */
 export type KeyState = 'active' | 'retired' | 'archived' | 'destroyed';
 /** The session operation that moves a version to each state. */
 export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const;
@@ -215,7 +215,7 @@ export class NodeClient {
     return requestJson(this.target, 'GET', '/v1/admin/policy');
   }
 
-  /** Replace this node's policy rules (node/policy.ts rule types), in order: the first deny wins. */
+  /** Replace this node's policy rules (node/governance/policy.ts rule types), in order: the first deny wins. */
   setPolicy(rules: readonly unknown[]): Promise<PolicyResponse> {
     return requestJson(this.target, 'POST', '/v1/admin/policy', { rules });
   }
@@ -327,7 +327,7 @@ export interface KeygenOptions {
   keyId?: string;
   threshold?: number;
   exportable?: boolean;
-  /** Rotate the key this long after each version is created; the nodes enforce it (node/scheduler.ts). */
+  /** Rotate the key this long after each version is created; the nodes enforce it (node/governance/scheduler.ts). */
   rotationPeriodMs?: number;
 }
 
@@ -635,7 +635,7 @@ export class Cluster {
   }
 
   /**
-   * Move one version to `state` (node/lifecycle.ts: retire, archive, activate, destroy), a session of
+   * Move one version to `state` (node/governance/lifecycle.ts: retire, archive, activate, destroy), a session of
    * every node that every operator's hook approves. Destroying erases every node's share for good; the
    * public key stays readable. Returns the version's record afterwards.
    */

@@ -23,10 +23,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../core/bytes.js';
 import { apiKeyHash } from '../node/config.js';
-import { loadOrCreateIdentity } from '../node/identity-store.js';
-import { createKekFile, readKekFile } from '../node/kek.js';
-import { ShareStore } from '../node/storage.js';
-import type { ClusterFile } from './cli.js';
+import { loadOrCreateIdentity } from '../node/store/identity-store.js';
+import { createKekFile, readKekFile } from '../node/store/kek.js';
+import { ShareStore } from '../node/store/storage.js';
+import type { ClusterFile } from './cluster-file.js';
 import { ensureCa, ensureServerCert } from './dev-certs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

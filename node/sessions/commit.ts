@@ -19,9 +19,9 @@ import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import type { Operation } from '../../core/session.js';
-import { TRANSITION_TARGETS } from '../lifecycle.js';
-import type { KeyRecord, ShareStore, StagedEffect } from '../storage.js';
-import type { SessionChannel } from '../channel.js';
+import { TRANSITION_TARGETS } from '../governance/lifecycle.js';
+import type { KeyRecord, ShareStore, StagedEffect } from '../store/storage.js';
+import type { SessionChannel } from './channel.js';
 import type { Deviations } from './deviations.js';
 
 /** The rounds the commit step adds to a session's channel. */

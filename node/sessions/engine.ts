@@ -4,13 +4,13 @@
  *
  *   claim   -> the session id is recorded (synced) and refused if this node ever accepted it before;
  *   join    -> the coordinator starts the session once every player joined with the same digest;
- *   hello   -> the end-to-end channel opens (node/channel.ts); the signed hellos carry the session
+ *   hello   -> the end-to-end channel opens (node/sessions/channel.ts); the signed hellos carry the session
  *              digest, each player's fresh run contribution (core/run-id.ts: every identity-signed
  *              protocol message binds the run id) and, for a session on an existing key version, the
  *              epoch and package digest the player holds;
  *   catch-up-> players that hold an older epoch than a peer are brought forward by that peer's commit
  *              certificate, never by its claim (node/sessions/commit.ts applyCertificate);
- *   body    -> the operation's rounds (node/protocols.ts) and, for a state change, the commit step
+ *   body    -> the operation's rounds (node/sessions/protocols.ts) and, for a state change, the commit step
  *              (ctx.commit: node/sessions/commit.ts certifyAndCommit);
  *   end     -> done or fail at the coordinator; a staged change this node never voted for is dropped;
  *              the share and the channel keys are wiped, however the session ends.
@@ -25,17 +25,17 @@ import type { IdentityKeyPair } from '../../core/identity.js';
 import { RUN_CONTRIBUTION_LENGTH, deriveRunId } from '../../core/run-id.js';
 import { sessionDigest, type SessionParams } from '../../core/session.js';
 import type { KeyShare } from '../../core/types.js';
-import { sessionScope } from '../../coordinator/wire.js';
-import { SessionChannel, type RelayLink } from '../channel.js';
-import { asTesseraError } from '../gate.js';
-import type { DriverContext } from '../protocols.js';
-import type { KeyRecord, ShareStore } from '../storage.js';
+import { sessionScope } from '../../contract/relay.js';
+import { SessionChannel, type RelayLink } from './channel.js';
+import { asTesseraError } from '../governance/gate.js';
+import type { DriverContext } from './protocols.js';
+import type { KeyRecord, ShareStore } from '../store/storage.js';
 import type { Deviations } from './deviations.js';
 import { COMMIT_ROUNDS, applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
-  /** `scope` (coordinator/wire.ts sessionScope) lets the coordinator accept a decline only for the same tenant and key. */
+  /** `scope` (contract/relay.ts sessionScope) lets the coordinator accept a decline only for the same tenant and key. */
   join(session: Uint8Array, digest: Uint8Array, players: number[], timeoutMs?: number, scope?: Uint8Array): Promise<unknown>;
   done(session: Uint8Array): void;
   fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
@@ -57,7 +57,7 @@ export interface EngineOptions {
   readonly deviations?: Deviations;
 }
 
-/** The round names each kind of session may send (the channel refuses any other: node/channel.ts). */
+/** The round names each kind of session may send (the channel refuses any other: node/sessions/channel.ts). */
 export const SESSION_ROUNDS = {
   jointFeldman: ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'],
   sign: ['sign/commit', 'sign/share'],

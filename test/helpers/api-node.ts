@@ -1,5 +1,5 @@
 /**
- * One node's real HTTP API (node/api.ts) over real components, for tests that call it with fastify's
+ * One node's real HTTP API (node/http/api.ts) over real components, for tests that call it with fastify's
  * `inject`: a ShareStore in `dataDir`, its audit log, policy engine and tenant store, the operation
  * gate, NodeService and NodeAdmin, wired as node/main.ts wires them. The coordinator link is the
  * caller's (a CoordinatorLink, connected or not). Two tenants, each with one API key: `acme` (whose
@@ -10,15 +10,15 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { IdentityKeyPair } from '../../core/identity.js';
 import { generateWrappingKeyPair } from '../../core/wrap.js';
-import { NodeAdmin } from '../../node/admin.js';
-import { buildApi } from '../../node/api.js';
-import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
-import { OperationGate } from '../../node/gate.js';
-import { POLICY_NAMESPACE, PolicyEngine } from '../../node/policy.js';
-import type { CoordinatorLink } from '../../node/link.js';
+import { NodeAdmin } from '../../node/governance/admin.js';
+import { buildApi } from '../../node/http/api.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { OperationGate } from '../../node/governance/gate.js';
+import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
+import type { CoordinatorLink } from '../../node/sessions/link.js';
 import { NodeService } from '../../node/service.js';
-import { ShareStore } from '../../node/storage.js';
-import { TENANTS_NAMESPACE, TenantStore } from '../../node/tenants.js';
+import { ShareStore } from '../../node/store/storage.js';
+import { TENANTS_NAMESPACE, TenantStore } from '../../node/governance/tenants.js';
 
 export interface ApiNode {
   app: FastifyInstance;

@@ -6,7 +6,7 @@
 import { randomBytes } from '@noble/hashes/utils.js';
 import { resultDigest } from '../../core/commit.js';
 import type { KeyShare } from '../../core/types.js';
-import type { KeyRecord, ShareStore } from '../../node/storage.js';
+import type { KeyRecord, ShareStore } from '../../node/store/storage.js';
 
 export const PLACEHOLDER_CERTIFICATE = Uint8Array.of(0xce, 0x57);
 export const PLACEHOLDER_VOTE = Uint8Array.of(0x70, 0x7e);

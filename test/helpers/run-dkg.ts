@@ -15,7 +15,7 @@ import type { KeyShare } from '../../core/types.js';
 
 /**
  * Party i's authenticator is at index i-1, signing with a real ML-DSA-65 node identity (core/identity.ts,
- * liboqs once loadIdentityEngine() ran), as node/protocols.ts identityAuthenticator does; publicKeys[i-1]
+ * liboqs once loadIdentityEngine() ran), as node/sessions/protocols.ts identityAuthenticator does; publicKeys[i-1]
  * is party i's identity public key, what verifyEquivocationEvidence takes.
  */
 export function identityAuthenticators(n: number): { auths: PartyAuthenticator[]; publicKeys: Uint8Array[] } {

@@ -1,5 +1,5 @@
 /**
- * Shared setup for the unit tests that open a ShareStore (node/storage.ts): a fresh temp dir under
+ * Shared setup for the unit tests that open a ShareStore (node/store/storage.ts): a fresh temp dir under
  * os.tmpdir() and a random 32-byte KEK for every test, stores opened through `open` closed after it,
  * then the dir removed.
  */
@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ShareStore } from '../../node/storage.js';
+import { ShareStore } from '../../node/store/storage.js';
 
 export interface TempStores {
   /** This test's temp dir. */

@@ -1,5 +1,5 @@
 /**
- * The node's HTTP API surface: every route of node/api-types.ts ROUTES is what the server serves; no
+ * The node's HTTP API surface: every route of contract/http.ts ROUTES is what the server serves; no
  * response schema has a field named like secret material; every route answers unauthenticated
  * callers with 401 and a JSON error; and after calling every route on a live cluster (valid and
  * invalid inputs), no response body — nor any log line — contains a node's stored share, KEK or
@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { toHex } from '../../core/bytes.js';
 import { generateWrappingKeyPair } from '../../core/wrap.js';
-import { ROUTES } from '../../node/api-types.js';
-import { buildApi } from '../../node/api.js';
-import { loadOrCreateIdentity } from '../../node/identity-store.js';
-import { readKekFile } from '../../node/kek.js';
-import { ShareStore } from '../../node/storage.js';
+import { ROUTES } from '../../contract/http.js';
+import { buildApi } from '../../node/http/api.js';
+import { loadOrCreateIdentity } from '../../node/store/identity-store.js';
+import { readKekFile } from '../../node/store/kek.js';
+import { ShareStore } from '../../node/store/storage.js';
 import { assembleBundle } from '../../core/bundle.js';
 import { newSessionId, packageFromJson } from '../../sdk/client.js';
 import { bytesToHex, hexToBytes, hpkeSeal, message32, startTestCluster, type TestCluster } from '../helpers/cluster.js';

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEM_SUITES, SIGNING_SUITES, SUITE_IDS } from '../../core/suites.js';
-import type { KeyInfo } from '../../node/api-types.js';
+import type { KeyInfo } from '../../contract/http.js';
 import { TesseraClientError, type Cluster } from '../../sdk/client.js';
 import {
   bytesToHex,

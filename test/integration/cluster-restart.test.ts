@@ -5,7 +5,7 @@
  * names it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyInfo } from '../../node/api-types.js';
+import type { KeyInfo } from '../../contract/http.js';
 import {
   bytesToHex,
   hexToBytes,

@@ -4,7 +4,7 @@
  * joined it, whether it comes while the session is live or before it exists. A non-player's decline
  * is ignored, so no node can block a session id it merely predicts.
  *
- * When the joins carry a scope (coordinator/wire.ts sessionScope: session, tenant, key), a decline
+ * When the joins carry a scope (contract/relay.ts sessionScope: session, tenant, key), a decline
  * counts only with the same scope, so a node declining for one tenant's API key cannot abort a
  * session on another tenant's key.
  *
@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { ErrorCode } from '../../core/errors.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
-import { DECLINE_CODE, sessionScope } from '../../coordinator/wire.js';
-import { CoordinatorLink, SessionAbortedError } from '../../node/link.js';
+import { DECLINE_CODE, sessionScope } from '../../contract/relay.js';
+import { CoordinatorLink, SessionAbortedError } from '../../node/sessions/link.js';
 
 const NODES = [1, 2, 3];
 const ids = new Map<number, IdentityKeyPair>();

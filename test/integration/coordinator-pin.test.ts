@@ -18,9 +18,9 @@ import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { ErrorCode } from '../../core/errors.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
 import { loadConfigFile } from '../../coordinator/config.js';
-import { MAX_PAYLOAD_BYTES } from '../../coordinator/wire.js';
+import { MAX_PAYLOAD_BYTES } from '../../contract/relay.js';
 import { loadNodeConfig } from '../../node/config.js';
-import { CoordinatorLink, SessionAbortedError } from '../../node/link.js';
+import { CoordinatorLink, SessionAbortedError } from '../../node/sessions/link.js';
 import { startNode, type RunningNode } from '../../node/main.js';
 import { prepareDev } from '../../sdk/dev.js';
 

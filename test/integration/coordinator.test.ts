@@ -1,6 +1,6 @@
 /**
  * Coordinator and node link over real sockets (random ports), per the wire contract in
- * coordinator/wire.ts. Every test closes what it opened in afterEach.
+ * contract/relay.ts. Every test closes what it opened in afterEach.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -15,9 +15,9 @@ import { WebSocket } from 'ws';
 import { generateIdentity, identitySign, type IdentityKeyPair } from '../../core/identity.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { startCoordinator, type Coordinator, type CoordinatorOptions } from '../../coordinator/server.js';
-import { authMessage, decodeCoordinatorFrame, type CoordinatorFrame } from '../../coordinator/wire.js';
+import { authMessage, decodeCoordinatorFrame, type CoordinatorFrame } from '../../contract/relay.js';
 import { ConfigError, loadConfigFile, loadConfigFromEnv } from '../../coordinator/config.js';
-import { CoordinatorLink, SessionAbortedError, type LinkConnectOptions } from '../../node/link.js';
+import { CoordinatorLink, SessionAbortedError, type LinkConnectOptions } from '../../node/sessions/link.js';
 
 const packr = new Packr({ useRecords: false });
 const NODES = [1, 2, 3, 4];

@@ -4,7 +4,7 @@
  * plain links that join sessions. A decline names the key: another tenant's key cannot decline a
  * session on a key it cannot see (NOT_FOUND exactly like a missing key, and nothing reaches the
  * coordinator); the policy decides on 'decline'; every decline is audited. When the joins carry
- * their scope (tenant and key, coordinator/wire.ts sessionScope), a decline for another tenant's API
+ * their scope (tenant and key, contract/relay.ts sessionScope), a decline for another tenant's API
  * key, even naming its own key, or a refused request of its, does not abort the session.
  *
  * "Nothing reached the coordinator" is shown without timing: node 1's link then runs a one-player
@@ -19,8 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { toHex } from '../../core/bytes.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
-import { sessionScope } from '../../coordinator/wire.js';
-import { CoordinatorLink, SessionAbortedError } from '../../node/link.js';
+import { sessionScope } from '../../contract/relay.js';
+import { CoordinatorLink, SessionAbortedError } from '../../node/sessions/link.js';
 import { startApiNode, type ApiNode } from '../helpers/api-node.js';
 import { dealerKeys } from '../helpers/run-sign.js';
 
@@ -184,7 +184,7 @@ describe('decline is an operation on a key', () => {
     const { node, link } = await setup();
     await node.store.put({ tenant: 'mallory', keyId: 'm', version: 1, share: dealerKeys('ed25519', 2, 3)[0]!, exportable: false });
     const session = sid();
-    // Node 2 joined about acme's key k, as a node does (coordinator/wire.ts sessionScope).
+    // Node 2 joined about acme's key k, as a node does (contract/relay.ts sessionScope).
     const peer = peerJoins(link.get(2)!, session, { tenant: 'acme', keyId: 'k' });
 
     // Mallory declines the same session id naming her own key, and for a keygen of a new key: allowed and audited ...

@@ -22,9 +22,9 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { toHex } from '../../core/bytes.js';
 import { parseBundle, unwrapBundleShare, type KeyBundleJson } from '../../core/bundle.js';
 import { getSigningSuite } from '../../core/suites.js';
-import { loadOrCreateIdentity } from '../../node/identity-store.js';
-import { readKekFile } from '../../node/kek.js';
-import { ShareStore } from '../../node/storage.js';
+import { loadOrCreateIdentity } from '../../node/store/identity-store.js';
+import { readKekFile } from '../../node/store/kek.js';
+import { ShareStore } from '../../node/store/storage.js';
 import {
   Cluster,
   NodeClient,

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
-import { AUDIT_NAMESPACE } from '../../node/audit.js';
-import { POLICY_NAMESPACE } from '../../node/policy.js';
-import { RECORD_TAG_LENGTH } from '../../node/record-auth.js';
-import { storageLocation } from '../../node/storage.js';
+import { AUDIT_NAMESPACE } from '../../node/governance/audit.js';
+import { POLICY_NAMESPACE } from '../../node/governance/policy.js';
+import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
+import { storageLocation } from '../../node/store/storage.js';
 import { Cluster, NodeClient, newSessionId } from '../../sdk/client.js';
 import type { ClusterFile } from '../../sdk/cli.js';
 import { jsonOf, tessera } from '../helpers/cli.js';
@@ -213,7 +213,7 @@ describe('tenants, policy and audit on a live cluster', () => {
     await withRawDb(join(tc.dir, 'node-3'), async (db) => {
       const stored = (await db.get(auditKey(3)))!;
       edited = packr.unpack(stored.subarray(0, stored.length - RECORD_TAG_LENGTH)) as Record<string, unknown>; // the record MAC trails the payload
-      // Written without the KEK, so without a valid record MAC (node/record-auth.ts): the node never uses
+      // Written without the KEK, so without a valid record MAC (node/store/record-auth.ts): the node never uses
       // it, and exports only its seq, which the verifier reports as malformed.
       await db.put(auditKey(3), Uint8Array.from(packr.pack({ ...edited, time: (edited.time as number) + 1 })));
     });

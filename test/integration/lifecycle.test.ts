@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { loadIdentityEngine } from '../../core/identity.js';
-import { loadOrCreateIdentity } from '../../node/identity-store.js';
-import { readKekFile } from '../../node/kek.js';
-import { ShareStore, shareRecordKey, storageLocation } from '../../node/storage.js';
-import { RECORD_TAG_LENGTH } from '../../node/record-auth.js';
+import { loadOrCreateIdentity } from '../../node/store/identity-store.js';
+import { readKekFile } from '../../node/store/kek.js';
+import { ShareStore, shareRecordKey, storageLocation } from '../../node/store/storage.js';
+import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
 import type { SessionRequest } from '../../sdk/client.js';
 import { jsonOf, tessera, type CliResult } from '../helpers/cli.js';
 import {
@@ -249,7 +249,7 @@ describe('key versions and lifecycle, at debug level', () => {
       await db.open();
       try {
         const raw = (await db.get(shareRecordKey('default', kem, 1)))!;
-        // Every record is payload || 32-byte MAC (node/record-auth.ts): the payload is the msgpack map.
+        // Every record is payload || 32-byte MAC (node/store/record-auth.ts): the payload is the msgpack map.
         const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array };
         ciphertexts.push(Buffer.from(rec.ct));
       } finally {

@@ -1,6 +1,6 @@
 /**
  * If `tessera dev` is killed without a chance to stop its children (SIGKILL, a crashed test worker),
- * the coordinator and nodes notice their parent is gone (node/parent-watch.ts) and exit on their own.
+ * the coordinator and nodes notice their parent is gone (runtime/parent-watch.ts) and exit on their own.
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, execFileSync } from 'node:child_process';

@@ -4,7 +4,7 @@
  * produced. Every involved hook sees the exact session request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyInfo } from '../../node/api-types.js';
+import type { KeyInfo } from '../../contract/http.js';
 import type { SessionRequest } from '../../sdk/client.js';
 import { bytesToHex, hexToBytes, hpkeSeal, logEntries, message32, rejectionOf, sleep, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 

@@ -17,11 +17,11 @@ import { Packr } from 'msgpackr';
 import { pino } from 'pino';
 import { loadConfigFile } from '../../coordinator/config.js';
 import { startCoordinator, type Coordinator } from '../../coordinator/server.js';
-import { AUDIT_NAMESPACE } from '../../node/audit.js';
+import { AUDIT_NAMESPACE } from '../../node/governance/audit.js';
 import { loadNodeConfig, type NodeConfig } from '../../node/config.js';
 import { startNode, type RunningNode } from '../../node/main.js';
-import { RECORD_TAG_LENGTH } from '../../node/record-auth.js';
-import { shareRecordKey, storageLocation } from '../../node/storage.js';
+import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
+import { shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { Cluster, NodeClient } from '../../sdk/client.js';
 import { prepareDev } from '../../sdk/dev.js';
 

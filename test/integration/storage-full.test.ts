@@ -25,7 +25,7 @@ import { startCoordinator, type Coordinator } from '../../coordinator/server.js'
 import { verifyAuditLog } from '../../core/audit-verify.js';
 import { loadNodeConfig, type NodeConfig } from '../../node/config.js';
 import { startNode, type RunningNode } from '../../node/main.js';
-import { STORAGE_FAILED_MESSAGE } from '../../node/record-auth.js';
+import { STORAGE_FAILED_MESSAGE } from '../../node/store/record-auth.js';
 import { Cluster, NodeClient, newSessionId } from '../../sdk/client.js';
 import { prepareDev } from '../../sdk/dev.js';
 

@@ -1,5 +1,5 @@
 /**
- * Strict inputs (issue 9, item 9) on the real API (node/api.ts over a real NodeService, store, audit
+ * Strict inputs (issue 9, item 9) on the real API (node/http/api.ts over a real NodeService, store, audit
  * log, policy engine and tenant store; fastify inject): nothing is coerced, every integer is bounded,
  * and a request that does not fit is a 400 in the common error shape whose message names the field
  * in words, never in the validator's wording.
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { toHex } from '../../core/bytes.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
-import { CoordinatorLink } from '../../node/link.js';
+import { CoordinatorLink } from '../../node/sessions/link.js';
 import { startApiNode, type ApiNode } from '../helpers/api-node.js';
 import { dealerKeys } from '../helpers/run-sign.js';
 

@@ -1,5 +1,5 @@
 /**
- * The audit log (node/audit.ts) and its offline verifier (core/audit-verify.ts): chaining, serialized
+ * The audit log (node/governance/audit.ts) and its offline verifier (core/audit-verify.ts): chaining, serialized
  * and durable appends that fail closed, checkpoints every N entries and every T ms, field validation
  * that keeps key material out, and tamper detection after editing the LevelDB directly: by someone
  * holding the KEK (who can re-MAC records: the chain and signed checkpoints catch it) and by someone
@@ -25,10 +25,10 @@ import {
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
-import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/audit.js';
-import { recordMacKey } from '../../node/kek.js';
-import { openRecord, sealRecord } from '../../node/record-auth.js';
-import { ShareStore, storageLocation } from '../../node/storage.js';
+import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/governance/audit.js';
+import { recordMacKey } from '../../node/store/kek.js';
+import { openRecord, sealRecord } from '../../node/store/record-auth.js';
+import { ShareStore, storageLocation } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });

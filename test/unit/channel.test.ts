@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { unpack } from 'msgpackr';
-import { ChannelError, SessionChannel, type RelayLink } from '../../node/channel.js';
+import { ChannelError, SessionChannel, type RelayLink } from '../../node/sessions/channel.js';
 
 /** An in-memory relay with a hook that lets a test play a malicious coordinator. */
 class MemoryRelay {

@@ -1,5 +1,5 @@
 /**
- * The gate every node operation goes through (node/gate.ts), on a real NodeService over a real store,
+ * The gate every node operation goes through (node/governance/gate.ts), on a real NodeService over a real store,
  * audit log and policy engine, with a coordinator link that records what the node asks of it:
  * - fail closed on the audit log: if the 'started' entry cannot be written the node never joins the
  *   session, declines it, stores nothing, and the API answers 503;
@@ -18,14 +18,14 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { toHex } from '../../core/bytes.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { generateWrappingKeyPair, type WrappingKeyPair } from '../../core/wrap.js';
-import { NodeAdmin } from '../../node/admin.js';
-import { buildApi } from '../../node/api.js';
-import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
-import { OperationGate, auditReason } from '../../node/gate.js';
-import { POLICY_NAMESPACE, PolicyEngine } from '../../node/policy.js';
+import { NodeAdmin } from '../../node/governance/admin.js';
+import { buildApi } from '../../node/http/api.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { OperationGate, auditReason } from '../../node/governance/gate.js';
+import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
 import { NodeService } from '../../node/service.js';
-import { ShareStore } from '../../node/storage.js';
-import { TENANTS_NAMESPACE, TenantStore, type Principal } from '../../node/tenants.js';
+import { ShareStore } from '../../node/store/storage.js';
+import { TENANTS_NAMESPACE, TenantStore, type Principal } from '../../node/governance/tenants.js';
 import { runDkg } from '../helpers/run-dkg.js';
 
 let identity: IdentityKeyPair;

@@ -1,5 +1,5 @@
 /**
- * Key lifecycle (node/lifecycle.ts) and the store's side of it (node/storage.ts): the state table,
+ * Key lifecycle (node/governance/lifecycle.ts) and the store's side of it (node/store/storage.ts): the state table,
  * transitions, versions, rotation periods, destruction that leaves no old ciphertext in any data file,
  * tenant isolation at the storage level, and the namespaced record API other components use.
  */
@@ -23,12 +23,12 @@ import {
   rotationPlan,
   rotationStatus,
   stateAllows,
-} from '../../node/lifecycle.js';
-import { shareRecordKey, stagedRecordKey, storageLocation } from '../../node/storage.js';
+} from '../../node/governance/lifecycle.js';
+import { shareRecordKey, stagedRecordKey, storageLocation } from '../../node/store/storage.js';
 import { commitEpoch, stageEpoch } from '../helpers/commit-store.js';
 import { useTempStores } from '../helpers/temp-store.js';
-import { recordMacKey } from '../../node/kek.js';
-import { openRecord, sealRecord } from '../../node/record-auth.js';
+import { recordMacKey } from '../../node/store/kek.js';
+import { openRecord, sealRecord } from '../../node/store/record-auth.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -60,7 +60,7 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<{ code: st
 }
 
 /**
- * LevelDB access as someone holding the KEK (every record is MACed: node/record-auth.ts): get returns
+ * LevelDB access as someone holding the KEK (every record is MACed: node/store/record-auth.ts): get returns
  * the verified payload, put stores a payload with a valid record MAC.
  */
 async function withRawDb<T>(

@@ -1,5 +1,5 @@
 /**
- * The policy engine (node/policy.ts): ordered rules where the first deny wins, allowed operations per
+ * The policy engine (node/governance/policy.ts): ordered rules where the first deny wins, allowed operations per
  * API key / tenant / key, persisted quotas, in-memory rate limits, fail-closed UNAVAILABLE when the rule
  * store is broken, and the emergency fail-open with its automatic revert and critical audit entries.
  */
@@ -10,9 +10,9 @@ import { Packr } from 'msgpackr';
 import { verifyAuditLog, type AuditEntry } from '../../core/audit-verify.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
-import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
-import { DEFAULT_FAIL_OPEN_MS, POLICY_NAMESPACE, PolicyEngine, validateRules, type PolicyRequest, type PolicyRule } from '../../node/policy.js';
-import { ShareStore, storageLocation } from '../../node/storage.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { DEFAULT_FAIL_OPEN_MS, POLICY_NAMESPACE, PolicyEngine, validateRules, type PolicyRequest, type PolicyRule } from '../../node/governance/policy.js';
+import { ShareStore, storageLocation } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });

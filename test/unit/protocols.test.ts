@@ -1,5 +1,5 @@
 /**
- * node/protocols.ts drivers over real end-to-end channels (node/channel.ts) and an in-memory relay:
+ * node/sessions/protocols.ts drivers over real end-to-end channels (node/sessions/channel.ts) and an in-memory relay:
  * DKG among all n, then the signing session with a subset, every node binding the same run id.
  */
 import { describe, expect, it } from 'vitest';
@@ -7,8 +7,8 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { generateIdentity, loadIdentityEngine } from '../../core/identity.js';
 import { getSigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
-import { SessionChannel, type RelayLink } from '../../node/channel.js';
-import { runDkg, runSign, type DriverContext } from '../../node/protocols.js';
+import { SessionChannel, type RelayLink } from '../../node/sessions/channel.js';
+import { runDkg, runSign, type DriverContext } from '../../node/sessions/protocols.js';
 
 /** Relay messages between nodes in memory, in order, through one queue per receiver. */
 class MemoryRelay {

@@ -1,5 +1,5 @@
 /**
- * The rotation scheduler (node/scheduler.ts) over real stores and audit logs, with injected clocks and
+ * The rotation scheduler (node/governance/scheduler.ts) over real stores and audit logs, with injected clocks and
  * a stand-in for the rotate session (SessionRendezvous below: a session starts when every node joined
  * the same id, as the coordinator starts one; then each node stores the new version as a rotation
  * does). Shows: session ids keyed by the cluster scheduling secret; nodes whose clocks differ by 10
@@ -16,8 +16,8 @@ import { pino } from 'pino';
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
-import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
-import { rotationStatus } from '../../node/lifecycle.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { rotationStatus } from '../../node/governance/lifecycle.js';
 import {
   RotationAttempts,
   RotationScheduler,
@@ -26,8 +26,8 @@ import {
   scheduledJoinTimeoutMs,
   scheduledRotationSessionId,
   type ScheduledRotationRef,
-} from '../../node/scheduler.js';
-import { ShareStore } from '../../node/storage.js';
+} from '../../node/governance/scheduler.js';
+import { ShareStore } from '../../node/store/storage.js';
 import { dealerKeys } from '../helpers/run-sign.js';
 
 const MIN = 60_000;

@@ -1,5 +1,5 @@
 /**
- * The failed-write latch (node/record-auth.ts, issue 9 item 7), on a real full file system: a ShareStore
+ * The failed-write latch (node/store/record-auth.ts, issue 9 item 7), on a real full file system: a ShareStore
  * in a 1 MiB tmpfs. The first LevelDB write refused with ENOSPC latches the store: that call and every
  * later one (reads, writes, namespaced records, the integrity check) throw UNAVAILABLE "node storage
  * failed: restart the node", listeners are told once, and the operation gate refuses every operation
@@ -18,11 +18,11 @@ import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../.
 import { split } from '../../core/shamir.js';
 import { ED25519 } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
-import { AUDIT_NAMESPACE, AuditLog } from '../../node/audit.js';
-import { OperationGate } from '../../node/gate.js';
-import { POLICY_NAMESPACE, PolicyEngine } from '../../node/policy.js';
-import { STORAGE_FAILED_MESSAGE } from '../../node/record-auth.js';
-import { ShareStore } from '../../node/storage.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { OperationGate } from '../../node/governance/gate.js';
+import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
+import { STORAGE_FAILED_MESSAGE } from '../../node/store/record-auth.js';
+import { ShareStore } from '../../node/store/storage.js';
 
 function canMountTmpfs(): boolean {
   if (process.getuid?.() !== 0) return false;

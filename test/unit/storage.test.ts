@@ -10,10 +10,10 @@ import { split } from '../../core/shamir.js';
 import { ED25519 } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { ConfigError } from '../../node/config.js';
-import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/identity-store.js';
-import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/kek.js';
-import { RECORD_TAG_LENGTH, openRecord, sealRecord } from '../../node/record-auth.js';
-import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/storage.js';
+import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/store/identity-store.js';
+import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/store/kek.js';
+import { RECORD_TAG_LENGTH, openRecord, sealRecord } from '../../node/store/record-auth.js';
+import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 import { resultDigest } from '../../core/commit.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
@@ -501,7 +501,7 @@ describe('KEK loading', () => {
   });
 });
 
-describe('records authenticated at rest (node/record-auth.ts): edits and moves without the KEK', () => {
+describe('records authenticated at rest (node/store/record-auth.ts): edits and moves without the KEK', () => {
   /** Re-encode a stored record's payload with a change, keeping its old MAC (all someone without the KEK can do). */
   const editKeepingTag = (stored: Uint8Array, change: (m: Record<string, unknown>) => void): Uint8Array => {
     const m = packr.unpack(payloadOf(stored)) as Record<string, unknown>;

@@ -1,5 +1,5 @@
 /**
- * Tenants and API keys (node/tenants.ts): keys shown once and stored only as SHA-256, authentication
+ * Tenants and API keys (node/governance/tenants.ts): keys shown once and stored only as SHA-256, authentication
  * to exactly one tenant, revocation, config-file keys, the admin role, and tenant isolation when the
  * tenant comes from the API key.
  */
@@ -13,8 +13,8 @@ import { split } from '../../core/shamir.js';
 import { ED25519 } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import { apiKeyHash } from '../../node/config.js';
-import { ShareStore, storageLocation } from '../../node/storage.js';
-import { API_KEY_PREFIX, TENANTS_NAMESPACE, TenantStore, hashApiKey, requireAdmin, type ConfigApiKey } from '../../node/tenants.js';
+import { ShareStore, storageLocation } from '../../node/store/storage.js';
+import { API_KEY_PREFIX, TENANTS_NAMESPACE, TenantStore, hashApiKey, requireAdmin, type ConfigApiKey } from '../../node/governance/tenants.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
 const { dir, open: openStore } = useTempStores('tessera-tenants-');
@@ -168,7 +168,7 @@ describe('API keys', () => {
   });
 });
 
-describe('records authenticated at rest (node/record-auth.ts)', () => {
+describe('records authenticated at rest (node/store/record-auth.ts)', () => {
   it('an API key record edited without the KEK (its hash replaced, role raised to admin): refused, naming the record, and the key never authenticates', async () => {
     const dataDir = join(dir(), 'data');
     const store = await openStore();

@@ -1,6 +1,6 @@
 /**
  * Key rotation on schedule. Each node runs this scheduler over its own store: every `checkIntervalMs`
- * (and exactly at the next due time or attempt boundary, by a wake timer) it computes node/lifecycle.ts
+ * (and exactly at the next due time or attempt boundary, by a wake timer) it computes node/governance/lifecycle.ts
  * rotationPlan (the newest active version of each key that carries a rotation period), and
  *   - warns once per version, before it is due (log line at warn level, audit entry 'rotation.warning';
  *     GET /v1/keys/:keyId shows rotation {status: 'warning', dueAt} meanwhile);
@@ -35,14 +35,14 @@
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
-import { framed, i2osp, toHex, utf8ToBytes } from '../core/bytes.js';
-import { ErrorCode, ensure } from '../core/errors.js';
-import { SESSION_ID_LENGTH } from '../core/session.js';
+import { framed, i2osp, toHex, utf8ToBytes } from '../../core/bytes.js';
+import { ErrorCode, ensure } from '../../core/errors.js';
+import { SESSION_ID_LENGTH } from '../../core/session.js';
 import type { AuditLog } from './audit.js';
-import { SCHEDULE_SECRET_LENGTH } from './config.js';
+import { SCHEDULE_SECRET_LENGTH } from '../config.js';
 import { rotationPlan, type RotationAttemptLookup, type RotationAttemptRecord } from './lifecycle.js';
-import { SCHEDULER_ACTOR, type NodeService } from './service.js';
-import type { RecordNamespace, ShareStore } from './storage.js';
+import { SCHEDULER_ACTOR, type NodeService } from '../service.js';
+import type { RecordNamespace, ShareStore } from '../store/storage.js';
 
 /** The store namespace where a node records the highest attempt it joined per scheduled rotation. */
 export const SCHEDULER_NAMESPACE = 'scheduler';

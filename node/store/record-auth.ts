@@ -4,14 +4,14 @@
  *
  * Authentication. Each stored value is `payload || tag`, where
  *   tag = HMAC-SHA256(K_mac, framed("tessera/storage/record/v1", LevelDB key, payload))   (RFC 2104)
- * and K_mac is derived from the KEK for this use and this node only (node/kek.ts recordMacKey),
+ * and K_mac is derived from the KEK for this use and this node only (node/store/kek.ts recordMacKey),
  * separate from the sealing key: a record copied from another node's data dir fails even under a shared KEK. Binding the LevelDB key means a record copied to another key fails as surely as
  * an edited one. Someone who can write the data directory but does not hold the KEK therefore cannot
  * change a key's state, rotation period or times, a tenant, API key, policy or audit record, nor move
  * one: every read checks the tag first and a record that fails it is never returned (TesseraError
  * UNAVAILABLE naming the record, never its bytes). Records of one key (`<kind>/<tenant>/<keyId>/...`)
  * that fail are remembered: the whole key is refused from then on ("quarantined"), with the command
- * that repairs it. ShareStore (node/storage.ts) reaches LevelDB only through this class, for its own
+ * that repairs it. ShareStore (node/store/storage.ts) reaches LevelDB only through this class, for its own
  * records and for the namespaced records of the audit log, tenants and policy, so records added later
  * are authenticated without further code.
  *
@@ -25,13 +25,13 @@
 import type { Level } from 'level';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { concatBytes, equalBytes, framed, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import { concatBytes, equalBytes, framed, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 
 export const RECORD_TAG_LENGTH = 32;
 const RECORD_MAC_LABEL = utf8ToBytes('tessera/storage/record/v1');
 
-/** What every call answers once a write has failed (node/gate.ts and the API pass it on as 503). */
+/** What every call answers once a write has failed (node/governance/gate.ts and the API pass it on as 503). */
 export const STORAGE_FAILED_MESSAGE = 'node storage failed: restart the node';
 
 /**

@@ -35,10 +35,10 @@
  * "on" entry cannot be written, fail-open is not enabled. Fail-open is in memory only: a restart ends it.
  */
 import { Packr } from 'msgpackr';
-import type { AuditOperation } from '../core/audit-verify.js';
-import { ErrorCode, TesseraError, ensure, isTesseraError } from '../core/errors.js';
+import type { AuditOperation } from '../../core/audit-verify.js';
+import { ErrorCode, TesseraError, ensure, isTesseraError } from '../../core/errors.js';
 import type { AuditLog } from './audit.js';
-import type { RecordNamespace } from './storage.js';
+import type { RecordNamespace } from '../store/storage.js';
 
 export const POLICY_NAMESPACE = 'policy';
 
@@ -187,7 +187,7 @@ export class PolicyEngine {
     try {
       stored = (await o.records.get(RULES_KEY)) !== undefined;
     } catch (e) {
-      // A rule record that cannot be read, or fails its record MAC (node/record-auth.ts), is not
+      // A rule record that cannot be read, or fails its record MAC (node/store/record-auth.ts), is not
       // replaced here: evaluate() answers UNAVAILABLE until an admin sets valid rules.
       if (!isUnavailable(e)) throw e;
     }

@@ -5,18 +5,18 @@
  * arrives, call the next core round. All protocol decisions live in core/. Bytes that do not decode
  * name nobody: a third party cannot tell the sender's garbage from the relay's (issue 9).
  */
-import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
-import type { PartyAuthenticator } from '../core/auth.js';
-import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
-import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../core/dkg.js';
-import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
-import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../core/sign.js';
-import { decodeMessage, encodeMessage } from '../core/wire.js';
-import type { MessageBodies, MessageType } from '../core/messages.js';
-import { getSigningSuite, type SuiteId } from '../core/suites.js';
-import type { KeyShare } from '../core/types.js';
+import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
+import type { PartyAuthenticator } from '../../core/auth.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
+import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
+import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../../core/sign.js';
+import { decodeMessage, encodeMessage } from '../../core/wire.js';
+import type { MessageBodies, MessageType } from '../../core/messages.js';
+import { getSigningSuite, type SuiteId } from '../../core/suites.js';
+import type { KeyShare } from '../../core/types.js';
 import type { SessionChannel } from './channel.js';
-import type { Deviations } from './sessions/deviations.js';
+import type { Deviations } from './deviations.js';
 
 export interface DriverContext {
   readonly session: Uint8Array;

@@ -26,9 +26,9 @@
 import { Packr } from 'msgpackr';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { equalBytes, toHex, utf8ToBytes } from '../core/bytes.js';
-import { ErrorCode, ensure } from '../core/errors.js';
-import type { RecordNamespace } from './storage.js';
+import { equalBytes, toHex, utf8ToBytes } from '../../core/bytes.js';
+import { ErrorCode, ensure } from '../../core/errors.js';
+import type { RecordNamespace } from '../store/storage.js';
 
 export const TENANTS_NAMESPACE = 'tenants';
 export const API_KEY_PREFIX = 'tsk_';
@@ -37,7 +37,7 @@ export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
 
 /** Tenant names and API key ids: the id alphabet of core/session.ts. */
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-/** What an Authorization: Bearer value may be (node/api.ts accepts the same). */
+/** What an Authorization: Bearer value may be (node/http/api.ts accepts the same). */
 export const PRESENTED_KEY_PATTERN = /^[\x21-\x7e]{8,256}$/;
 
 export interface TenantInfo {

@@ -6,7 +6,7 @@
  *   e/<seq, 16 digits>   one entry (msgpack of the AuditEntry object)
  *   c/<seq, 16 digits>   one signed checkpoint of the chain at that seq
  *   head                 the sealed head record {v, seq, hash}: written in the same atomic batch as
- *                        every entry, MACed at rest like every record (node/record-auth.ts)
+ *                        every entry, MACed at rest like every record (node/store/record-auth.ts)
  *
  * - append() is serialized through one queue, so seqs are dense and unique under concurrent callers;
  *   the entry is written with a synced LevelDB write, and a failure rejects with UNAVAILABLE so the
@@ -29,7 +29,7 @@
  *   it as malformed.
  */
 import { Packr } from 'msgpackr';
-import { toHex } from '../core/bytes.js';
+import { toHex } from '../../core/bytes.js';
 import {
   AUDIT_FORMAT,
   GENESIS_HASH,
@@ -42,10 +42,10 @@ import {
   type AuditExport,
   type AuditFields,
   type AuditVerification,
-} from '../core/audit-verify.js';
-import { ErrorCode, TesseraError, ensure, isTesseraError } from '../core/errors.js';
-import { identitySign, type IdentityKeyPair } from '../core/identity.js';
-import type { RecordNamespace } from './storage.js';
+} from '../../core/audit-verify.js';
+import { ErrorCode, TesseraError, ensure, isTesseraError } from '../../core/errors.js';
+import { identitySign, type IdentityKeyPair } from '../../core/identity.js';
+import type { RecordNamespace } from '../store/storage.js';
 
 export const AUDIT_NAMESPACE = 'audit';
 export const DEFAULT_CHECKPOINT_EVERY = 100;

@@ -1,14 +1,14 @@
 /**
  * The node's administration: tenants, API keys, policy rules, emergency fail-open and the audit log.
- * Admin API keys only (node/tenants.ts requireAdmin), each change through the same gate as every other
- * operation (node/gate.ts: authorise, audit 'started', do, audit 'ok' / 'failed'). Each node answers
+ * Admin API keys only (node/governance/tenants.ts requireAdmin), each change through the same gate as every other
+ * operation (node/governance/gate.ts: authorise, audit 'started', do, audit 'ok' / 'failed'). Each node answers
  * only to its own operator, so a tenant or API key made here exists on this node only: the SDK and CLI
  * (Cluster.createTenant / createApiKeys, `tessera tenant create`, `tessera apikey create`) make it on
  * every node of the cluster, giving one API key per node.
  */
 import type { Logger } from 'pino';
-import { ErrorCode, TesseraError } from '../core/errors.js';
-import type { ApiKeyInfoJson, AuditLogResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, PolicyResponse, TenantResponse } from './api-types.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import type { ApiKeyInfoJson, AuditLogResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, PolicyResponse, TenantResponse } from '../../contract/http.js';
 import type { AuditLog } from './audit.js';
 import type { OperationGate } from './gate.js';
 import type { PolicyEngine, PolicyRule } from './policy.js';
@@ -77,7 +77,7 @@ export class NodeAdmin {
     return this.policyResponse(await this.o.policy.getRules());
   }
 
-  /** Replace the rules (validated first; node/policy.ts also audits the change as 'policy.update'). */
+  /** Replace the rules (validated first; node/governance/policy.ts also audits the change as 'policy.update'). */
   setPolicy(p: Principal, rules: unknown[]): Promise<PolicyResponse> {
     return this.o.gate.run({ principal: p, operation: 'policy.update', authorize: 'admin' }, nothing, async () => {
       const doc = await this.o.policy.setRules(rules as PolicyRule[], p.apiKeyId);

@@ -3,7 +3,7 @@
  *
  * It authenticates with the node's ML-DSA-65 identity, reconnects with backoff when the connection
  * drops, tracks presence, and carries sessions: `join` resolves when the coordinator starts the
- * session, `send`/`receive` move opaque payloads between players (node/channel.ts encrypts and signs
+ * session, `send`/`receive` move opaque payloads between players (node/sessions/channel.ts encrypts and signs
  * them end to end), and `done`/`fail` end them.
  *
  * Nothing hangs: an abort from the coordinator, a lost connection, `fail`, `done` or `close` rejects
@@ -12,10 +12,10 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
-import { toHex } from '../core/bytes.js';
-import { ErrorCode, TesseraError } from '../core/errors.js';
-import { identitySign, IDENTITY_SECRET_KEY_LENGTH } from '../core/identity.js';
-import { SESSION_ID_LENGTH } from '../core/session.js';
+import { toHex } from '../../core/bytes.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { identitySign, IDENTITY_SECRET_KEY_LENGTH } from '../../core/identity.js';
+import { SESSION_ID_LENGTH } from '../../core/session.js';
 import {
   CloseCode,
   DIGEST_LENGTH,
@@ -30,7 +30,7 @@ import {
   type AbortCode,
   type CoordinatorFrame,
   type NodeFrame,
-} from '../coordinator/wire.js';
+} from '../../contract/relay.js';
 
 /** Why a session ended for this node: the coordinator's abort codes, plus what the link decides locally. */
 export type SessionEndReason =
@@ -276,7 +276,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   /**
    * Join a session. Resolves with the players when the coordinator starts it (every player joined
    * with the same digest); rejects with a SessionAbortedError when it aborts or the link drops.
-   * `scope` (coordinator/wire.ts sessionScope) lets the coordinator refuse declines about another key.
+   * `scope` (contract/relay.ts sessionScope) lets the coordinator refuse declines about another key.
    */
   async join(session: Uint8Array, digest: Uint8Array, players: readonly number[], timeoutMs?: number, scope?: Uint8Array): Promise<{ players: number[] }> {
     checkSessionId(session);
@@ -389,7 +389,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   /**
    * Report that this node cannot complete the session; the coordinator aborts it for every player
    * with 'FAILED'. May be called before joining (to refuse a session the others have joined); such a
-   * decline carries the `scope` (coordinator/wire.ts sessionScope) of the tenant and key it is about.
+   * decline carries the `scope` (contract/relay.ts sessionScope) of the tenant and key it is about.
    */
   fail(session: Uint8Array, code: string, message: string, culprits: readonly number[] = [], scope?: Uint8Array): void {
     checkSessionId(session);
@@ -410,7 +410,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
 
   /**
    * Fail every session this node is in, at once, with the same code and message (the node's storage
-   * failed, node/record-auth.ts): each is aborted for every player, so no peer waits for its deadline.
+   * failed, node/store/record-auth.ts): each is aborted for every player, so no peer waits for its deadline.
    */
   failAll(code: string, message: string): void {
     for (const s of [...this.sessions.values()]) this.fail(s.id, code, message);

@@ -20,7 +20,7 @@
  * Destruction needs the version to be retired or archived first, so one call cannot erase a key that
  * is still in use; an archived version can be restored (to active or retired) until it is destroyed.
  */
-import { ErrorCode, TesseraError } from '../core/errors.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
 
 export const KEY_STATES = ['active', 'retired', 'archived', 'destroyed'] as const;
 export type KeyState = (typeof KEY_STATES)[number];
@@ -116,7 +116,7 @@ export type RotationStatus =
   | ({ readonly status: 'overdue'; readonly dueAt: number } & RotationAttemptRecord & { readonly lastError: string });
 
 /**
- * What one node knows of its scheduled-rotation attempts for a due version (node/scheduler.ts
+ * What one node knows of its scheduled-rotation attempts for a due version (node/governance/scheduler.ts
  * RotationAttempts): how many it made, when the last one began, why the last one failed (a one-line
  * reason with no secrets, e.g. "EXPIRED: node 3 did not join"), and when it tries next.
  */

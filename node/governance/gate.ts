@@ -2,18 +2,18 @@
  * The one path every operation of a node takes (sessions, local key operations, lifecycle changes and
  * administration), so that authorisation, local checks and auditing cannot differ between operations:
  *
- *   1. authorise: an admin API key for administration (node/tenants.ts requireAdmin); otherwise the
- *      node's policy engine (node/policy.ts), first deny wins. A policy that cannot be evaluated is
+ *   1. authorise: an admin API key for administration (node/governance/tenants.ts requireAdmin); otherwise the
+ *      node's policy engine (node/governance/policy.ts), first deny wins. A policy that cannot be evaluated is
  *      UNAVAILABLE (the API answers 503): the node fails closed.
  *   2. prepare: the operation's local checks (the key exists for this tenant, its state allows the
  *      operation, parameters), resolving the version the operation will use.
- *   3. audit 'started' (node/audit.ts). If it cannot be written the operation does not run.
+ *   3. audit 'started' (node/governance/audit.ts). If it cannot be written the operation does not run.
  *   4. work (for a session: join, channel, protocol, persist).
  *   5. audit 'ok' or 'failed'. If the final entry cannot be written the caller gets UNAVAILABLE, not the
  *      result: no operation completes unaudited.
  *
  * 0. Before all of it: if the node's storage failed (a LevelDB write was refused: ENOSPC, EIO, read-only;
- *    node/record-auth.ts latches it), every operation is refused with UNAVAILABLE (503) "node storage
+ *    node/store/record-auth.ts latches it), every operation is refused with UNAVAILABLE (503) "node storage
  *    failed: restart the node", and a session is declined at once so its peers do not wait. Nothing is
  *    audited then: the audit log is in the store that failed.
  *
@@ -22,10 +22,10 @@
  * If even that audit entry cannot be written, the caller gets UNAVAILABLE.
  */
 import type { Logger } from 'pino';
-import type { AuditOperation, AuditOutcome, AuditSeverity } from '../core/audit-verify.js';
-import { toHex } from '../core/bytes.js';
-import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
-import { sessionScope } from '../coordinator/wire.js';
+import type { AuditOperation, AuditOutcome, AuditSeverity } from '../../core/audit-verify.js';
+import { toHex } from '../../core/bytes.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
+import { sessionScope } from '../../contract/relay.js';
 import type { AuditLog } from './audit.js';
 import { POLICY_OPERATIONS, type PolicyEngine, type PolicyOperation } from './policy.js';
 import { requireAdmin, type Principal } from './tenants.js';
@@ -52,7 +52,7 @@ export interface GateOptions {
   readonly policy: PolicyEngine;
   /**
    * Tell the coordinator this node will not join `session` (CoordinatorSessions.fail with the decline
-   * code), with the session's scope (coordinator/wire.ts sessionScope) when the gate knows its key.
+   * code), with the session's scope (contract/relay.ts sessionScope) when the gate knows its key.
    */
   readonly decline: (session: Uint8Array, reason: string, scope?: Uint8Array) => void;
   readonly logger: Logger;

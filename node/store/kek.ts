@@ -1,6 +1,6 @@
 /**
  * The node's key-encryption key (KEK): 32 bytes that encrypt every share and identity secret at rest
- * (node/storage.ts). It comes from TESSERA_KEK (hex) or a key file readable by its owner only.
+ * (node/store/storage.ts). It comes from TESSERA_KEK (hex) or a key file readable by its owner only.
  *
  * Key file format: 64 hex characters (a trailing newline is fine), as `openssl rand -hex 32` writes,
  * or exactly 32 raw bytes.
@@ -10,16 +10,16 @@ import { constants } from 'node:fs';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { concatBytes, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ConfigError, type KekSource } from './config.js';
+import { concatBytes, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { ConfigError, type KekSource } from '../config.js';
 
 export const KEK_LENGTH = 32;
 
 /**
  * The uses of the KEK. The KEK itself never keys anything: each use gets its own key derived with
  * HKDF-SHA256 (RFC 5869) under its own info label, so no two uses share a key.
- *   sealing     AES-256-GCM of shares and named secrets (node/storage.ts)
- *   recordMac   HMAC-SHA256 over every stored record (node/record-auth.ts), per node: context = the
+ *   sealing     AES-256-GCM of shares and named secrets (node/store/storage.ts)
+ *   recordMac   HMAC-SHA256 over every stored record (node/store/record-auth.ts), per node: context = the
  *               node index as one byte (recordMacKey)
  */
 export const KEK_USES = {
@@ -111,7 +111,7 @@ export async function createKekFile(path: string): Promise<void> {
   }
 }
 
-/** The record MAC key of one node's data dir (node/record-auth.ts): the KEK's 'recordMac' key for that node index. */
+/** The record MAC key of one node's data dir (node/store/record-auth.ts): the KEK's 'recordMac' key for that node index. */
 export function recordMacKey(kek: Uint8Array, nodeIndex: number): Uint8Array {
   if (!Number.isSafeInteger(nodeIndex) || nodeIndex < 1 || nodeIndex > 255) throw new ConfigError('index', 'must be 1..255');
   return deriveKekKey(kek, 'recordMac', Uint8Array.of(nodeIndex));

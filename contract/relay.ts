@@ -6,7 +6,7 @@
  * length and range, and a frame with an unknown type or any extra field is rejected. Nothing in a
  * frame is trusted beyond its shape: the coordinator takes a relay's sender from the authenticated
  * connection, never from the frame, and the payloads it relays are opaque (end-to-end encrypted and
- * signed by node/channel.ts).
+ * signed by node/sessions/channel.ts).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { Packr } from 'msgpackr';

@@ -7,15 +7,15 @@
  * Both are stored as one secret record, so a crash can never leave one without the other. Checking the
  * identity public key against the cluster membership is the node's job at startup.
  */
-import { framed, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ErrorCode, TesseraError, ensure } from '../core/errors.js';
+import { framed, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import {
   IDENTITY_PUBLIC_KEY_LENGTH,
   IDENTITY_SECRET_KEY_LENGTH,
   generateIdentity,
   type IdentityKeyPair,
-} from '../core/identity.js';
-import { generateWrappingKeyPair, type WrappingKeyPair } from '../core/wrap.js';
+} from '../../core/identity.js';
+import { generateWrappingKeyPair, type WrappingKeyPair } from '../../core/wrap.js';
 import type { ShareStore } from './storage.js';
 
 /** The secret record name holding the bundle. */

@@ -8,16 +8,16 @@ import { OPERATIONS, type Operation } from '../core/session.js';
 import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
 import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES } from '../core/audit-verify.js';
-import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from './lifecycle.js';
-import { POLICY_OPERATIONS } from './policy.js';
+import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from '../node/governance/lifecycle.js';
+import { POLICY_OPERATIONS } from '../node/governance/policy.js';
 
 /** Key versions and epochs are 32-bit unsigned integers wherever they are encoded (I2OSP(version, 4), core/session.ts). */
 export const MAX_VERSION = 0xffffffff;
 
 /*
- * Every request schema is strict: the validator never coerces (node/api.ts), and every integer has both
+ * Every request schema is strict: the validator never coerces (node/http/api.ts), and every integer has both
  * bounds. A schema's `description` says in words what its value is, because a request that does not
- * fit is answered "<field>: expected <description>" (node/api.ts describeValidationError), never in
+ * fit is answered "<field>: expected <description>" (node/http/api.ts describeValidationError), never in
  * the validator's own wording. Schemas without one are described from their type and bounds.
  */
 const hex = (min: number, max: number) =>
@@ -40,7 +40,7 @@ const suite = { type: 'string', enum: [...SUITE_IDS] } as const;
 const version = { type: 'integer', minimum: 1, maximum: MAX_VERSION, description: `a key version, an integer from 1 to ${MAX_VERSION}` } as const;
 const threshold = { type: 'integer', minimum: 2, maximum: 255, description: 'a threshold, an integer from 2 to 255' } as const;
 const keyState = { type: 'string', enum: [...KEY_STATES] } as const;
-/** A key version in a query string (text; node/api.ts parseDecimal turns it into a number). */
+/** A key version in a query string (text; node/http/api.ts parseDecimal turns it into a number). */
 const versionText = { type: 'string', description: `a key version in decimal, 1 to ${MAX_VERSION}` } as const;
 const time = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 /** A duration in milliseconds given by a caller (each use checks its own narrower bounds too). */
@@ -89,12 +89,12 @@ export interface KeyInfo {
   threshold: number;
   parties: number;
   epoch: number;
-  /** node/lifecycle.ts: active | retired | archived | destroyed. */
+  /** node/governance/lifecycle.ts: active | retired | archived | destroyed. */
   state: string;
   exportable: boolean;
   publicPackage: PublicKeyPackageJson;
   createdAt: number;
-  /** Only when the key carries a rotation period: where this version stands (node/lifecycle.ts rotationStatus). */
+  /** Only when the key carries a rotation period: where this version stands (node/governance/lifecycle.ts rotationStatus). */
   rotation?: RotationInfo;
 }
 export interface RotationInfo {
@@ -276,14 +276,14 @@ export interface RotateResponse {
   suite: string;
   publicKey: string;
 }
-/** A lifecycle transition (node/lifecycle.ts STATE_TRANSITIONS): retire, archive, activate or destroy one version. */
+/** A lifecycle transition (node/governance/lifecycle.ts STATE_TRANSITIONS): retire, archive, activate or destroy one version. */
 export interface SetStateRequest {
   sessionId: string;
   version: number;
   state: 'active' | 'retired' | 'archived' | 'destroyed';
 }
 
-// ---- administration (admin API keys only, node/tenants.ts)
+// ---- administration (admin API keys only, node/governance/tenants.ts)
 export interface TenantResponse {
   name: string;
   createdAt?: number;
@@ -482,7 +482,7 @@ export const ROUTES = {
     url: '/v1/keys/:keyId',
     schema: {
       params: keyParams,
-      // A query string is text: the version is parsed by node/api.ts parseDecimal, strictly, not coerced.
+      // A query string is text: the version is parsed by node/http/api.ts parseDecimal, strictly, not coerced.
       querystring: { type: 'object', properties: { version: versionText }, additionalProperties: false },
       response: withErrors(keyInfoSchema),
     },
@@ -677,7 +677,7 @@ export const ROUTES = {
     method: 'POST',
     url: '/v1/admin/policy',
     schema: {
-      // Shape only; node/policy.ts validateRules checks each rule and names what is wrong.
+      // Shape only; node/governance/policy.ts validateRules checks each rule and names what is wrong.
       body: { type: 'object', required: ['rules'], properties: { rules: { type: 'array', maxItems: 1000 } }, additionalProperties: false },
       response: withErrors(policySchema),
     },

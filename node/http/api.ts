@@ -1,11 +1,11 @@
 /**
- * The SDK-facing HTTP API (fastify): a JSON schema per route (node/api-types.ts), API keys in the
- * Authorization header (node/tenants.ts: each key belongs to exactly one tenant, the only source of a
+ * The SDK-facing HTTP API (fastify): a JSON schema per route (contract/http.ts), API keys in the
+ * Authorization header (node/governance/tenants.ts: each key belongs to exactly one tenant, the only source of a
  * request's tenant), one error handler, and logs with secrets redacted.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ErrorCode, TesseraError, isTesseraError } from '../core/errors.js';
+import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import {
   MAX_VERSION,
   ROUTES,
@@ -22,15 +22,15 @@ import {
   type SetStateRequest,
   type SignRequest,
   type VerifyRequest,
-} from './api-types.js';
-import type { NodeAdmin } from './admin.js';
-import type { NodeService } from './service.js';
-import type { Principal } from './tenants.js';
+} from '../../contract/http.js';
+import type { NodeAdmin } from '../governance/admin.js';
+import type { NodeService } from '../service.js';
+import type { Principal } from '../governance/tenants.js';
 
 export interface ApiOptions {
   service: NodeService;
   admin: NodeAdmin;
-  /** Who holds a presented API key (node/tenants.ts TenantStore.authenticate). */
+  /** Who holds a presented API key (node/governance/tenants.ts TenantStore.authenticate). */
   authenticate: (presentedKey: string) => Principal | undefined;
   logger: Logger;
   tls?: { cert: string | Buffer; key: string | Buffer };
@@ -257,7 +257,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.releaseVote, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'release', req.body as StagedActionRequest) });
   app.route({ ...ROUTES.dropStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'drop', req.body as StagedActionRequest) });
 
-  // Administration: admin API keys only (node/admin.ts checks the role).
+  // Administration: admin API keys only (node/governance/admin.ts checks the role).
   const a = o.admin;
   app.route({ ...ROUTES.createTenant, handler: async (req) => a.createTenant(who(req), (req.body as { name: string }).name) });
   app.route({ ...ROUTES.createApiKey, handler: async (req) => a.createApiKey(who(req), req.body as CreateApiKeyRequest) });

@@ -20,7 +20,7 @@
  * does not belong there.
  *
  * Every record, whatever its prefix (the namespaced ones included), is also MACed at rest: ShareStore
- * reaches LevelDB only through node/record-auth.ts AuthenticatedRecords, which stores `payload || tag`
+ * reaches LevelDB only through node/store/record-auth.ts AuthenticatedRecords, which stores `payload || tag`
  * with an HMAC-SHA256 over (LevelDB key, payload) under its own KEK-derived key. So the public fields
  * (state, rotation period, createdAt, rotatedAt, destroyedAt, ...) cannot be edited and no record can be
  * moved by someone without the KEK: such a record is refused with an error naming it (and, for a key's
@@ -28,7 +28,7 @@
  * record at start. The first failed write (ENOSPC, EIO, read-only) latches the store failed: every
  * later call throws UNAVAILABLE "node storage failed: restart the node" (see `failure`, onFailure()).
  *
- * Key states and what they allow are node/lifecycle.ts's table; the store enforces its transitions.
+ * Key states and what they allow are node/governance/lifecycle.ts's table; the store enforces its transitions.
  * A destroyed version keeps a public tombstone (state 'destroyed', the public package, no sealed share):
  * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
  * the record's key range so no old ciphertext survives in the data files.
@@ -44,11 +44,11 @@ import { Packr } from 'msgpackr';
 import { gcm } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../core/errors.js';
-import { getSuite, isSuiteId, type SuiteId } from '../core/suites.js';
-import type { KeyShare, PublicKeyPackage } from '../core/types.js';
-import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from './lifecycle.js';
+import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
+import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
+import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
+import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../governance/lifecycle.js';
 import { deriveKekKey, recordMacKey } from './kek.js';
 import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
 
@@ -71,7 +71,7 @@ export interface NewKeyRecord {
   readonly state?: KeyState;
   /** Milliseconds since the Unix epoch; default now. */
   readonly createdAt?: number;
-  /** Rotate this version this long after createdAt (node/lifecycle.ts rotationStatus). Optional. */
+  /** Rotate this version this long after createdAt (node/governance/lifecycle.ts rotationStatus). Optional. */
   readonly rotationPeriodMs?: number;
 }
 
@@ -88,7 +88,7 @@ export interface KeyRecord {
   readonly state: KeyState;
   readonly createdAt: number;
   readonly exportable: boolean;
-  /** Set when the key carries a rotation period (node/lifecycle.ts). */
+  /** Set when the key carries a rotation period (node/governance/lifecycle.ts). */
   readonly rotationPeriodMs?: number;
   /** When a newer version replaced this one (set by setState(..., { rotatedAt })). */
   readonly rotatedAt?: number;
@@ -113,7 +113,7 @@ export interface NamespaceRange {
 /**
  * Raw records of one component in the node's LevelDB, under `x/<prefix>/`. Keys are relative to the
  * namespace (1..512 printable ASCII characters, '/' allowed); values are bytes the component encodes.
- * Values are MACed like every record (node/record-auth.ts). Writes are always synced to disk (a
+ * Values are MACed like every record (node/store/record-auth.ts). Writes are always synced to disk (a
  * `{ sync: false }` is ignored: nothing is acknowledged before it is on disk). A closed store throws
  * BAD_STATE; a LevelDB failure becomes UNAVAILABLE (callers fail closed on it), and a failed write
  * latches the whole store failed.
@@ -146,11 +146,11 @@ export interface PendingRecord {
 
 export interface ShareStoreOptions {
   readonly dataDir: string;
-  /** The 32-byte KEK (node/kek.ts). The store keeps only a key derived from it. */
+  /** The 32-byte KEK (node/store/kek.ts). The store keeps only a key derived from it. */
   readonly kek: Uint8Array;
   /** This node's index; the data dir remembers it and refuses to open under another. */
   readonly nodeIndex: number;
-  /** The shortest rotation period put() / setRotationPeriod() accept (default node/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
+  /** The shortest rotation period put() / setRotationPeriod() accept (default node/governance/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
   readonly minRotationPeriodMs?: number;
 }
 
@@ -213,7 +213,7 @@ interface StoredPending extends StoredPackage, SealedBox {
 }
 
 export class ShareStore {
-  /** Every read and write goes through here: record MACs and the failed-write latch (node/record-auth.ts). */
+  /** Every read and write goes through here: record MACs and the failed-write latch (node/store/record-auth.ts). */
   private readonly db: AuthenticatedRecords;
   private storageKey: Uint8Array;
   private closed = false;
@@ -273,7 +273,7 @@ export class ShareStore {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Integrity and storage failure (node/record-auth.ts)
+  // Integrity and storage failure (node/store/record-auth.ts)
 
   /**
    * Set once a LevelDB write failed (ENOSPC, EIO, read-only...): the UNAVAILABLE error ("node storage
@@ -367,7 +367,7 @@ export class ShareStore {
   async listAll(): Promise<KeyRecord[]> {
     this.ensureOpen();
     const out: { record: string; rec: KeyRecord }[] = [];
-    // Keys refused for a record that fails its MAC (node/record-auth.ts) are left out, every version of
+    // Keys refused for a record that fails its MAC (node/store/record-auth.ts) are left out, every version of
     // them: they are named at start and on every direct access, and one bad record must not stop the
     // rotation of every other key.
     for await (const [k, v] of this.db.iterator({ gte: 'k/', lt: 'k/\uffff' }, { unauthentic: 'mark' })) {
@@ -394,7 +394,7 @@ export class ShareStore {
   }
 
   /**
-   * Change a version's state along node/lifecycle.ts's transitions (BAD_STATE otherwise; NOT_FOUND if
+   * Change a version's state along node/governance/lifecycle.ts's transitions (BAD_STATE otherwise; NOT_FOUND if
    * the version does not exist). 'destroyed' is reached only through destroy(). `rotatedAt` records
    * that a newer version replaced this one (rotation retires the old version with it).
    * Does not touch the sealed share.
@@ -463,7 +463,7 @@ export class ShareStore {
   }
 
   /**
-   * Erase this node's share of a version (state must allow it: retired or archived, node/lifecycle.ts),
+   * Erase this node's share of a version (state must allow it: retired or archived, node/governance/lifecycle.ts),
    * keeping a public tombstone so the public key stays readable for verification:
    *   1. overwrite the sealed share (and any staged pending epoch) in place with random bytes of the
    *      same length, synced, so the newest copy LevelDB holds is noise;

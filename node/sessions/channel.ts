@@ -37,10 +37,10 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { Packr } from 'msgpackr';
-import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { ErrorCode, TesseraError } from '../core/errors.js';
-import { identitySign, identityVerify, type IdentityKeyPair } from '../core/identity.js';
-import { loadLiboqsMlKem768, type RawMlKem768 } from '../core/pq.js';
+import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
+import { loadLiboqsMlKem768, type RawMlKem768 } from '../../core/pq.js';
 
 /** What the channel needs from the coordinator link: send opaque bytes, receive (from, bytes). */
 export interface RelayLink {
