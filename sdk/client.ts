@@ -372,9 +372,29 @@ export class Cluster {
       // Prefer the error that names culprits or a cause over the "aborted" echoes of the others.
       const errs = failures.map(([, e]) => e as TesseraClientError);
       const best = errs.find((e) => e.culprits?.length) ?? errs.find((e) => e.code !== 'SESSION_ABORTED') ?? errs[0]!;
+      if (request.keyId !== undefined && errs.some((e) => e.code === 'EPOCH_MISMATCH' || /DIGEST_MISMATCH|EPOCH_MISMATCH/.test(e.message))) {
+        // Nodes that disagree on the key: say which node holds which version and epoch (sessions.md, "results are reported exactly").
+        const held = await this.versionsHeld(request.keyId, players);
+        throw new TesseraClientError(best.code, `${best.message}; ${held}`, { ...(best.status !== undefined ? { status: best.status } : {}), ...(best.node !== undefined ? { node: best.node } : {}), culprits: best.culprits });
+      }
       throw best;
     }
     return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+  }
+
+  /** "node 1 holds version 2 (epoch 0, active); node 3 holds none" for the players of a failed session. */
+  private async versionsHeld(keyId: string, players: readonly number[]): Promise<string> {
+    const parts = await Promise.all(
+      players.map(async (i) => {
+        try {
+          const k = await this.node(i).getKey(keyId);
+          return `node ${i} holds version ${k.version} (epoch ${k.epoch}, ${k.state})`;
+        } catch (e) {
+          return (e as TesseraClientError).code === 'NOT_FOUND' ? `node ${i} holds no version` : `node ${i} did not answer`;
+        }
+      }),
+    );
+    return parts.join('; ');
   }
 
   async keygen(o: KeygenOptions): Promise<KeyInfo> {

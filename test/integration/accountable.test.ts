@@ -57,6 +57,8 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     const claimError = await rejectionOf(tc.cluster.sign({ keyId: 'split', message: message32('claim'), players: [1, 3] }));
     expectNoHonestCulprit(claimError);
     expect(claimError.message).toMatch(/no valid certificate|epoch/);
+    // A mismatch says which node holds which version and epoch.
+    expect(claimError.message).toMatch(/node 1 holds version 1 \(epoch 0, active\)/);
     // 3. Nodes 1 and 2 still agree and sign together, at the epoch they both committed.
     const [e1, e2] = await epochs(tc, 'split');
     expect(e1).toBe(0);
