@@ -45,12 +45,13 @@ import { gcm } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../governance/lifecycle.js';
 import { deriveKekKey, recordMacKey } from './kek.js';
-import { AuthenticatedRecords, unauthenticRecordError, type UnauthenticRecord } from './record-auth.js';
+import { AuthenticatedRecords, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
 
@@ -101,14 +102,8 @@ export interface KeyRecord {
 /** One write of a namespaced record batch (keys relative to the namespace). */
 export type NamespaceOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string };
 
-export interface NamespaceRange {
-  readonly gt?: string;
-  readonly gte?: string;
-  readonly lt?: string;
-  readonly lte?: string;
-  readonly reverse?: boolean;
-  readonly limit?: number;
-}
+/** A key range of a namespace (keys relative to it): the same shape as a record range. */
+export type NamespaceRange = RecordRange;
 
 /**
  * Raw records of one component in the node's LevelDB, under `x/<prefix>/`. Keys are relative to the
@@ -176,7 +171,6 @@ const NAMESPACE_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
 const AAD_SHARE = utf8ToBytes('tessera/storage/share/v1');
 const AAD_SECRET = utf8ToBytes('tessera/storage/secret/v1');
 const AAD_KEK_CHECK = utf8ToBytes('tessera/storage/kek-check/v1');
-const PACKAGE_LABEL = utf8ToBytes('tessera/storage/package/v1');
 
 // Maps, not msgpackr records, so the format does not depend on msgpackr's structure cache.
 const packr = new Packr({ useRecords: false });
@@ -1100,7 +1094,7 @@ export class ShareStore {
       i2osp(version, 4),
       i2osp(this.nodeIndex, 1),
       i2osp(pkg.epoch, 4),
-      packageDigest(pkg),
+      publicPackageDigest(pkg),
       Uint8Array.of(exportable ? 1 : 0),
     );
   }
@@ -1173,22 +1167,6 @@ function parseRecordKey(k: string): { tenant: string; keyId: string; version: nu
   return { tenant: m[1]!, keyId: m[2]!, version: Number(m[3]) };
 }
 
-/** Canonical digest of a public package, bound into each share's AAD. */
-function packageDigest(p: PublicKeyPackage): Uint8Array {
-  return sha256(
-    framed(
-      PACKAGE_LABEL,
-      utf8ToBytes(p.suite),
-      i2osp(p.threshold, 2),
-      i2osp(p.parties, 2),
-      i2osp(p.epoch, 4),
-      i2osp(p.commitments.length, 2),
-      ...p.commitments,
-      i2osp(p.verifyingShares.length, 2),
-      ...p.verifyingShares,
-    ),
-  );
-}
 
 function checkPackage(p: PublicKeyPackage, code: ErrorCode, what: string): StoredPackage {
   ensure(typeof p === 'object' && p !== null, code, `${what}: expected a public key package`);
