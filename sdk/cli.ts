@@ -388,14 +388,15 @@ export async function main(argv: string[]): Promise<number> {
         const lines = [`key ${r.keyId}: ${r.certificates.length} certificate(s) held by the nodes`];
         for (const n of r.nodes) {
           for (const a of n.applied) lines.push(`node ${n.node}: ${a.outcome} ${a.operation} of version ${a.version} (session ${a.sessionId})`);
+          if (n.finding) lines.push(`node ${n.node}: ${n.finding}`);
           for (const p of n.problems) lines.push(`node ${n.node}: cannot repair: ${p}`);
           for (const d of n.dropped) lines.push(`node ${n.node}: dropped the staged change of session ${d} (not every node staged it; this node never released its vote)`);
           if (n.waiting) lines.push(`node ${n.node}: ${n.waiting.operation} of version ${n.waiting.version} still staged (session ${n.waiting.sessionId})${n.waiting.released ? ': its vote was released; only its certificate can finish it' : ''}`);
-          if (!n.applied.length && !n.dropped.length && !n.problems.length && !n.waiting) lines.push(`node ${n.node}: up to date`);
+          if (!n.applied.length && !n.dropped.length && !n.problems.length && !n.waiting && !n.restored) lines.push(`node ${n.node}: up to date`);
         }
         process.stdout.write(lines.join('\n') + '\n');
       }
-      return r.nodes.some((n) => n.problems.length > 0) ? 1 : 0;
+      return r.nodes.some((n) => n.problems.length > 0 || n.restored) ? 1 : 0;
     }
     case 'import-key': {
       const node = intArg('node');

@@ -13,7 +13,7 @@ import { getKemSuite, getSigningSuite, getSuite } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, type Operation } from '../core/session.js';
-import { encodeCertificate } from '../core/commit.js';
+import { decodeCertificate, encodeCertificate } from '../core/commit.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
@@ -461,20 +461,33 @@ export class Cluster {
       }
     }
 
-    // 1. Hand every certificate to every node that lacks it.
+    // 1. Hand every certificate to every node that lacks it. Lifecycle transitions must land in the
+    //    order they were made (retired -> destroyed): the certificate that made each version what it is
+    //    now at the holders goes last, and a pass is repeated while it brings something forward.
+    const current = new Set(known.flatMap((st) => (st?.versions ?? []).flatMap((v) => (v.certSessionId ? [v.certSessionId] : []))));
     for (let k = 0; k < this.size; k++) {
       const st = known[k];
       if (st === undefined) continue;
       const have = new Set((st?.certificates ?? []).map((c) => c.sessionId));
-      for (const [sessionId, certificate] of certs) {
-        if (have.has(sessionId)) continue;
-        try {
-          const res = await this.node(k + 1).repair(keyId, certificate);
-          reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
-        } catch (e) {
-          reports[k]!.problems.push(`session ${sessionId}: ${(e as Error).message}`);
+      let missing = [...certs].filter(([sessionId]) => !have.has(sessionId)).sort(([a], [b]) => Number(current.has(a)) - Number(current.has(b)));
+      const failed = new Map<string, string>();
+      for (let progress = true; progress && missing.length > 0; ) {
+        progress = false;
+        const left: typeof missing = [];
+        for (const [sessionId, certificate] of missing) {
+          try {
+            const res = await this.node(k + 1).repair(keyId, certificate);
+            reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
+            failed.delete(sessionId);
+            progress = true;
+          } catch (e) {
+            failed.set(sessionId, (e as Error).message);
+            left.push([sessionId, certificate]);
+          }
         }
+        missing = left;
       }
+      for (const [sessionId, message] of failed) reports[k]!.problems.push(`session ${sessionId}: ${message}`);
     }
 
     // 3. A change some reachable node never staged (and no certificate exists): drop it where unreleased.
@@ -492,15 +505,20 @@ export class Cluster {
     }
 
     const after = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
+    const afterKnown = after.map((r) => (r.status === 'fulfilled' ? r.value : r.reason?.code === 'NOT_FOUND' ? null : undefined));
     const nodes: RepairReport['nodes'] = reports.map((r, k) => {
-      const st = after[k]!.status === 'fulfilled' ? (after[k] as PromiseFulfilledResult<CommitStatusResponse>).value : undefined;
+      const st = afterKnown[k] ?? undefined;
       const waiting = st?.staged;
+      const restored = afterKnown[k] === undefined ? undefined : restoredFinding(keyId, k + 1, afterKnown);
+      // The certificates a restored node cannot apply are said once, in its finding.
+      const problems = restored ? r.problems.filter((p) => !restored.needsReDeal.some((c) => p.startsWith(`session ${c.sessionId}:`))) : r.problems;
       return {
         node: r.node,
         applied: r.applied,
         dropped: r.dropped,
-        problems: r.problems,
+        problems,
         ...(waiting ? { waiting: { sessionId: waiting.sessionId, operation: waiting.operation, version: waiting.version, released: waiting.released } } : {}),
+        ...(restored ? { restored: true as const, finding: restored.finding, needsReDeal: restored.needsReDeal } : {}),
       };
     });
     return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
@@ -740,7 +758,61 @@ export interface RepairReport {
     problems: string[];
     /** A staged change still unresolved after the repair: it stays staged, never used. */
     waiting?: { sessionId: string; operation: string; version: number; released: boolean };
+    /**
+     * Set when this node lacks certified changes the others hold for key versions or epochs it does
+     * not have (a keygen, rotate, import or refresh it holds no staged result for): it was restored
+     * from an older backup or lost data. Those changes cannot be brought forward without re-dealing its
+     * share; they are never half-applied, and the node refuses such a version in a session with nodes
+     * ahead of it. `finding` says it in one line.
+     */
+    restored?: true;
+    finding?: string;
+    needsReDeal?: { sessionId: string; operation: string; version: number }[];
   }[];
+}
+
+/**
+ * Whether node `index` lacks certificates the other nodes hold for a version it does not hold, or
+ * holds at an older epoch, after the repair (so it could not apply them): what it holds, what the
+ * others committed, and the sessions that must be re-dealt. The certificates are decoded only to
+ * describe them: each node verified them itself when they were handed over.
+ */
+function restoredFinding(keyId: string, index: number, statuses: readonly (CommitStatusResponse | null | undefined)[]): { finding: string; needsReDeal: { sessionId: string; operation: string; version: number }[] } | undefined {
+  const mine = statuses[index - 1];
+  const myVersions = new Map((mine?.versions ?? []).map((v) => [v.version, v] as const));
+  const myCerts = new Set((mine?.certificates ?? []).map((c) => c.sessionId));
+  const othersEpoch = new Map<number, number>();
+  const lacking = new Map<string, { sessionId: string; operation: string; version: number }>();
+  statuses.forEach((st, k) => {
+    if (!st || k === index - 1) return;
+    for (const v of st.versions) othersEpoch.set(v.version, Math.max(othersEpoch.get(v.version) ?? 0, v.epoch));
+    for (const c of st.certificates) {
+      if (myCerts.has(c.sessionId) || lacking.has(c.sessionId)) continue;
+      try {
+        const cert = decodeCertificate(fromHex(c.certificate, 'certificate'));
+        lacking.set(c.sessionId, { sessionId: c.sessionId, operation: cert.operation, version: cert.version });
+      } catch {
+        // Not decodable: the node it was handed to refused it, and the repair report says so.
+      }
+    }
+  });
+  const behind = (version: number) => {
+    const held = myVersions.get(version);
+    return held === undefined || held.epoch < (othersEpoch.get(version) ?? 0);
+  };
+  // A change this node still holds staged is waiting for its certificate, not lost.
+  const needsReDeal = [...lacking.values()].filter((c) => behind(c.version) && mine?.staged?.sessionId !== c.sessionId).sort((a, b) => a.version - b.version);
+  if (needsReDeal.length === 0) return undefined;
+  const parts = [...new Set(needsReDeal.map((c) => c.version))].map((version) => {
+    const held = myVersions.get(version);
+    const sessions = needsReDeal.filter((c) => c.version === version).map((c) => `${c.operation} ${c.sessionId}`).join(', ');
+    const theirs = `the others committed version ${version} at epoch ${othersEpoch.get(version) ?? 0} (sessions ${sessions})`;
+    return held === undefined ? `node ${index} holds no version ${version} of key ${keyId}; ${theirs}` : `node ${index} holds key ${keyId} version ${version} at epoch ${held.epoch}; ${theirs}`;
+  });
+  return {
+    finding: `${parts.join('; ')}: this node was restored from an older backup or lost data; its share must be re-dealt (resharing, issue 13)`,
+    needsReDeal,
+  };
 }
 
 function allPlayers(n: number): number[] {
