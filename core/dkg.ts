@@ -19,8 +19,10 @@ import {
   engineRound1,
   engineRound2,
   engineRound3,
+  jointFeldmanWipeProbe,
   publicResultDigest,
   round1SignedBytes,
+  wipeShareMessages,
   type JointFeldmanState,
   type Round1Binding,
 } from './jointfeldman.js';
@@ -29,6 +31,8 @@ import type { SuiteId } from './suites.js';
 import type { KeyShare } from './types.js';
 
 export { publicResultDigest, round1SignedBytes, type Round1Binding };
+/** Wipe paths: the dealt / received round-2 shares (secret in transit), and a probe for the wipe test. */
+export { jointFeldmanWipeProbe, wipeShareMessages };
 
 export interface DkgParams {
   readonly suite: SuiteId;

@@ -12,8 +12,12 @@
  *     the proof is empty. New share = old share + Σ deltas, new commitments = old + Σ delta
  *     commitments; the group key is unchanged and the epoch increases by one.
  *
- * Rounds (each a plain function; secret state is one-use and dropped when a round ends, however it
- * ends):
+ * Rounds (each a plain function; secret state is one-use and wiped when a round ends, however it
+ * ends). Between rounds, while the node waits on the network, a state keeps its secrets (polynomial
+ * coefficients, f_self(self), the old share, the new share) as SerializeScalar bytes, which
+ * discardState and every round's `finally` zeroize. The arithmetic needs bigints, and JavaScript
+ * cannot wipe a bigint: those exist only inside one round function call and are dropped (never
+ * wiped) when it returns. jointFeldmanWipeProbe (core/wipe.ts) lets a test check the wiping.
  *   1. deal: polynomial, commitments, proof, and the sender's identity signature over a framed
  *      transcript of everything in the package and the run id (core/run-id.ts), so that two different
  *      packages from one sender for one run are transferable evidence of equivocation, and a package
@@ -34,6 +38,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
+import { wipeProbe, type WipeProbe } from './wipe.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { Point } from './group.js';
 import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify as verifyWith, checkAuthenticator, type PartyAuthenticator } from './auth.js';
@@ -81,8 +86,8 @@ interface Context {
   /** Refresh only: the key being refreshed. */
   readonly old?: {
     readonly commitments: readonly Point[];
-    /** Secret: our current share (a bigint: cannot be wiped, only dropped). */
-    oldShare: bigint;
+    /** Secret: our own copy of our current share (SerializeScalar bytes), zeroized after round 3. */
+    readonly oldShare: Uint8Array;
   };
 }
 
@@ -98,15 +103,15 @@ interface ReceivedPackage {
 
 interface Round1Inner {
   readonly ctx: Context;
-  /** Secret: a_0..a_{t-1} (refresh: a_0 = 0). */
-  coefficients: bigint[];
+  /** Secret: SerializeScalar(a_0..a_{t-1}) (refresh: a_0 = 0). */
+  readonly coefficients: Uint8Array[];
   readonly own: ReceivedPackage;
 }
 
 interface Round2Inner {
   readonly ctx: Context;
-  /** Secret: f_self(self). */
-  ownShare: bigint;
+  /** Secret: SerializeScalar(f_self(self)). */
+  readonly ownShare: Uint8Array;
   /** Every party's package as we received it (our own included), keyed by sender. */
   readonly received: ReadonlyMap<number, ReceivedPackage>;
 }
@@ -158,6 +163,11 @@ export class JointFeldmanState<R extends 1 | 2 | 3> {
     return inner as Inner<R>;
   }
 
+  /** @internal Look at a state's contents without using it (the wipe probe only). */
+  static peek(state: unknown): Inner<1 | 2 | 3> | undefined {
+    return state instanceof JointFeldmanState ? (state.#inner as Inner<1 | 2 | 3> | undefined) : undefined;
+  }
+
   /** @internal Empty a state of any mode and round without running it (session aborted). */
   static discard(state: unknown): Inner<1 | 2 | 3> | undefined {
     if (!(state instanceof JointFeldmanState)) return undefined;
@@ -181,17 +191,45 @@ function dropScalars(a: bigint[]): void {
   a.length = 0;
 }
 
+/** Every secret byte array a state's contents hold (references). */
+function secretBytesOf(inner: Inner<1 | 2 | 3>): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  if ('coefficients' in inner) out.push(...inner.coefficients);
+  if ('ownShare' in inner) out.push(inner.ownShare);
+  if ('shareBytes' in inner) out.push(inner.shareBytes);
+  if (inner.ctx.old) out.push(inner.ctx.old.oldShare);
+  return out;
+}
+
 /**
- * End a session early (timeout, abort, another party's error): drop the secrets a state holds and
+ * End a session early (timeout, abort, another party's error): zeroize the secrets a state holds and
  * mark it used. Safe to call on any state, used or not.
  */
 export function discardState(state: unknown): void {
   const inner = JointFeldmanState.discard(state);
-  if (!inner) return;
-  if ('coefficients' in inner) dropScalars(inner.coefficients);
-  if ('ownShare' in inner) inner.ownShare = 0n;
-  if ('shareBytes' in inner) zeroize(inner.shareBytes);
-  if (inner.ctx.old) inner.ctx.old.oldShare = 0n;
+  if (inner) zeroize(...secretBytesOf(inner));
+}
+
+/**
+ * A probe over the secret byte arrays `state` holds now (core/wipe.ts): it says whether they have
+ * been wiped, never what they were. For the wipe test; a used or foreign state holds nothing.
+ */
+export function jointFeldmanWipeProbe(state: unknown): WipeProbe {
+  const inner = JointFeldmanState.peek(state);
+  return wipeProbe(inner ? secretBytesOf(inner) : []);
+}
+
+/**
+ * Wipe share messages (f_j(i), DKG / refresh round 2) once they are sent or used: they are secret in
+ * transit. The round functions never wipe the caller's maps themselves; the driver calls this in its
+ * `finally` for the shares it dealt and the shares it received.
+ */
+export function wipeShareMessages(shares: ReadonlyMap<number, DkgRound2Msg> | undefined): void {
+  if (!(shares instanceof Map)) return;
+  for (const m of shares.values()) {
+    const v = typeof m === 'object' && m !== null ? (m as Partial<DkgRound2Msg>).share : undefined;
+    if (v instanceof Uint8Array) zeroize(v);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +261,7 @@ export function checkSessionId(sessionId: unknown): asserts sessionId is Uint8Ar
  * Validate a key to refresh: same suite and epoch in its public and secret halves, well-formed
  * package, and our share matches our verifying share. Returns the decoded old state.
  */
-function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; share: bigint } {
+function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; shareBytes: Uint8Array } {
   ensure(typeof key === 'object' && key !== null, ErrorCode.BadInput, 'refresh: key must be a KeyShare');
   const pkg = key.publicKey;
   const sec = key.secret;
@@ -247,15 +285,22 @@ function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; share
   const commitments = pkg.commitments.map((c, k) => group.pointFromBytes(c, `refresh: commitment ${k}`));
   const ownVerifying = group.pointFromBytes(pkg.verifyingShares[sec.index - 1]!, `refresh: verifying share ${sec.index}`);
   ensure(sec.value instanceof Uint8Array, ErrorCode.BadInput, 'refresh: share value must be bytes');
-  const share = group.scalarFromBytes(sec.value, 'refresh: share', true);
+  // Our own copy, read once: what we check is what we use. Wiped here if the check fails.
+  const shareBytes = Uint8Array.from(sec.value);
+  let share: bigint;
+  try {
+    share = group.scalarFromBytes(shareBytes, 'refresh: share', true);
+  } catch (e) {
+    zeroize(shareBytes);
+    throw e;
+  }
   // Our share must lie on the committed polynomial: a stale or foreign share is refused before it is
   // mixed into anything (RFC 9591 Appendix C.2 vss_verify, and the verifying share derived from it).
-  ensure(
-    group.eqPoints(group.mulBase(share), ownVerifying) && group.eqPoints(evalCommitment(group, commitments, sec.index), ownVerifying),
-    ErrorCode.BadInput,
-    `refresh: share of party ${sec.index} does not match its public package`,
-  );
-  return { commitments, share };
+  const matches = group.eqPoints(group.mulBase(share), ownVerifying) && group.eqPoints(evalCommitment(group, commitments, sec.index), ownVerifying);
+  share = 0n; // a bigint cannot be wiped: drop our reference
+  if (!matches) zeroize(shareBytes);
+  ensure(matches, ErrorCode.BadInput, `refresh: share of party ${sec.index} does not match its public package`);
+  return { commitments, shareBytes };
 }
 
 function makeContext(p: EngineParams): Context {
@@ -275,7 +320,8 @@ function makeContext(p: EngineParams): Context {
     ensure(p.key !== undefined, ErrorCode.BadInput, 'refresh: a key is required');
     const k = checkOldKey(suite, p.key);
     epoch = p.key.publicKey.epoch;
-    old = { commitments: k.commitments, oldShare: k.share };
+    // Our own copy of the checked share bytes (the caller keeps and wipes its KeyShare).
+    old = { commitments: k.commitments, oldShare: k.shareBytes };
   }
   return {
     mode: p.mode,
@@ -502,11 +548,14 @@ export function engineRound1(params: EngineParams): { state: JointFeldmanState<1
       transcript,
       message: { commitments: commitmentBytes.map((c) => Uint8Array.from(c)), proof: Uint8Array.from(proof), signature: Uint8Array.from(signature) },
     };
-    return { state: JointFeldmanState.make(ctx.mode, 1, { ctx, coefficients, own }), broadcast };
+    // Kept as bytes while we wait for the other packages: bytes can be wiped, bigints cannot.
+    const secretCoefficients = coefficients.map((a) => group.scalarToBytes(a));
+    return { state: JointFeldmanState.make(ctx.mode, 1, { ctx, coefficients: secretCoefficients, own }), broadcast };
   } catch (e) {
-    dropScalars(coefficients);
-    if (ctx.old) ctx.old.oldShare = 0n;
+    if (ctx.old) zeroize(ctx.old.oldShare);
     throw e;
+  } finally {
+    dropScalars(coefficients);
   }
 }
 
@@ -522,6 +571,7 @@ export function engineRound2(
   const inner = JointFeldmanState.take(stateIn, mode, 1, fn);
   const { ctx } = inner;
   const { group } = ctx.suite;
+  let coefficients: bigint[] = [];
   try {
     const msgs = checkSenders<DkgRound1Msg>(ctx, received, `${fn}: round-1 packages`);
     const others = othersOf(ctx);
@@ -603,9 +653,10 @@ export function engineRound2(
 
     // Shares f_self(j) for every other party (RFC 9591 Appendix C.1 polynomial evaluation),
     // and our own f_self(self). Secret; the channel encrypts them end to end.
+    coefficients = inner.coefficients.map((b, k) => group.scalarFromBytes(b, `coefficient ${k}`, true));
     const shares = new Map<number, DkgRound2Msg>();
-    for (const j of others) shares.set(j, { share: group.scalarToBytes(evalPolynomial(group, inner.coefficients, BigInt(j))) });
-    const ownShare = evalPolynomial(group, inner.coefficients, BigInt(ctx.self));
+    for (const j of others) shares.set(j, { share: group.scalarToBytes(evalPolynomial(group, coefficients, BigInt(j))) });
+    const ownShare = group.scalarToBytes(evalPolynomial(group, coefficients, BigInt(ctx.self)));
 
     const packages: Record<number, DkgRound1Msg> = { [ctx.self]: inner.own.message };
     for (const j of others) packages[j] = copies.get(j)!;
@@ -613,12 +664,13 @@ export function engineRound2(
 
     return { state: JointFeldmanState.make(mode, 2, { ctx, ownShare, received: all }), echo, shares };
   } catch (e) {
-    // The session is over for this party: drop the old share it was carrying too.
-    if (ctx.old) ctx.old.oldShare = 0n;
+    // The session is over for this party: wipe the old share it was carrying too.
+    if (ctx.old) zeroize(ctx.old.oldShare);
     throw e;
   } finally {
     // The polynomial is never needed again, whatever happened.
-    dropScalars(inner.coefficients);
+    zeroize(...inner.coefficients);
+    dropScalars(coefficients);
   }
 }
 
@@ -723,6 +775,7 @@ export function engineRound3(
   const inner = JointFeldmanState.take(stateIn, mode, 2, fn);
   const { ctx, received } = inner;
   const { group } = ctx.suite;
+  const values = new Map<number, bigint>();
   try {
     const echoMsgs = checkSenders<DkgEchoMsg>(ctx, echoes, `${fn}: echoes`);
     const shareMsgs = checkSenders<DkgRound2Msg>(ctx, shares, `${fn}: shares`);
@@ -732,7 +785,6 @@ export function engineRound3(
     echoCheck(ctx, fn, echoMsgs, received);
 
     // Shares: encoding, then RFC 9591 Appendix C.2 vss_verify against the sender's commitments.
-    const values = new Map<number, bigint>();
     const badShares = new Map<number, string>();
     for (const j of others) {
       const m = shareMsgs.get(j) as unknown;
@@ -757,10 +809,10 @@ export function engineRound3(
     throwIfAny(ErrorCode.BadShare, `${fn}: bad share`, badShares);
 
     // Our new share: Σ_j f_j(self) (DKG), or old share + Σ_j δ_j(self) (refresh).
-    let share = inner.ownShare;
+    let share = group.scalarFromBytes(inner.ownShare, 'own share', true);
     for (const j of others) share = group.add(share, values.get(j)!);
     values.clear();
-    if (ctx.old) share = group.add(share, ctx.old.oldShare);
+    if (ctx.old) share = group.add(share, group.scalarFromBytes(ctx.old.oldShare, 'old share', true));
 
     // Group commitments: C_k = Σ_j C_{j,k} (+ old C_k for refresh; old C_0 stays the group key).
     const commitments: Point[] = [];
@@ -797,17 +849,19 @@ export function engineRound3(
       commitments: Object.freeze(commitments.map((c) => group.pointToBytes(c))),
       verifyingShares: Object.freeze(verifying.map((y) => group.pointToBytes(y))),
     });
+    const digest = publicResultDigest(publicKey, ctx.sessionId);
     const shareBytes = group.scalarToBytes(share);
     share = 0n;
-    const digest = publicResultDigest(publicKey, ctx.sessionId);
     return {
       state: JointFeldmanState.make(mode, 3, { ctx, publicKey, shareBytes, digest }),
       confirm: { digest: Uint8Array.from(digest) },
     };
   } finally {
-    // Neither f_self(self) nor the old share is needed after this round, whatever happened.
-    inner.ownShare = 0n;
-    if (ctx.old) ctx.old.oldShare = 0n;
+    // Neither f_self(self) nor the old share is needed after this round, whatever happened. The
+    // received shares as bigints (`values`, `share`) can only be dropped, not wiped.
+    zeroize(inner.ownShare);
+    if (ctx.old) zeroize(ctx.old.oldShare);
+    values.clear();
   }
 }
 
