@@ -22,7 +22,7 @@ import type { Operation } from '../../core/session.js';
 import { TRANSITION_TARGETS } from '../governance/lifecycle.js';
 import type { KeyRecord, ShareStore, StagedEffect } from '../store/storage.js';
 import type { SessionChannel } from './channel.js';
-import type { Deviations } from './deviations.js';
+import { voteFor, type Deviations } from './deviations.js';
 
 /** The rounds the commit step adds to a session's channel. */
 export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
@@ -78,8 +78,14 @@ export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel
   verifyAttestations(s, attestations, deps.membership, required);
   await store.markReleased(s.tenant, s.keyId, s.session);
   deps.crashPoint?.('commit-after-release');
-  if (!deps.deviations?.withholdVote) channel.broadcast('commit/vote', vote);
-  else for (const to of peers) if (!deps.deviations.withholdVote.includes(to)) channel.send(to, 'commit/vote', vote);
+  if (!deps.deviations) channel.broadcast('commit/vote', vote);
+  else {
+    // The harness's malicious voter: a withheld, wrong or garbage vote to some peers (deviations.ts voteFor).
+    for (const to of peers) {
+      const sent = voteFor(deps.deviations, to, vote, deps.identity, s);
+      if (sent) channel.send(to, 'commit/vote', sent);
+    }
+  }
 
   const certificate = await collectCertificate(deps, channel, peers, s, vote, bytes, required);
   const encoded = encodeCertificate(certificate);

@@ -30,7 +30,7 @@ import { SessionChannel, type RelayLink } from './channel.js';
 import { asTesseraError } from '../governance/gate.js';
 import type { DriverContext } from './protocols.js';
 import type { KeyRecord, ShareStore } from '../store/storage.js';
-import type { Deviations } from './deviations.js';
+import { flood, floodRounds, type Deviations } from './deviations.js';
 import { COMMIT_ROUNDS, applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
@@ -139,6 +139,7 @@ export class SessionEngine {
     const peers = players.filter((p) => p !== self);
     await store.claimSession(session);
     await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs, sessionScope(session, params.tenant, params.keyId));
+    const rounds = [...spec.rounds, ...(spec.commits ? COMMIT_ROUNDS : []), ...(spec.uses ? [CATCH_UP_ROUND] : [])];
     const channel = new SessionChannel({
       session,
       self,
@@ -147,7 +148,8 @@ export class SessionEngine {
       membership: this.o.membership,
       link,
       digest,
-      rounds: [...spec.rounds, ...(spec.commits ? COMMIT_ROUNDS : []), ...(spec.uses ? [CATCH_UP_ROUND] : [])],
+      // The harness's flooder declares its flood rounds to its own channel only (deviations.ts floodRounds).
+      rounds: [...rounds, ...floodRounds(this.o.deviations)],
     });
     let key: KeyShare | undefined;
     const contribution = randomBytes(RUN_CONTRIBUTION_LENGTH);
@@ -157,6 +159,7 @@ export class SessionEngine {
       // The harness's malicious node claims a newer epoch it holds no certificate for.
       const sent: Hello = this.o.deviations?.claimEpochAhead && mine.held ? { contribution, held: { epoch: mine.held.epoch + 1, digest: randomBytes(32) } } : mine;
       const infos = await channel.open(encodeHello(sent));
+      flood(this.o.deviations, channel, peers, rounds); // the harness's flooder (no-op without deviations)
       const hellos = new Map<number, Hello>([[self, mine]]);
       for (const [from, bytes] of infos) hellos.set(from, decodeHello(bytes, from, record !== undefined));
       const runId = deriveRunId(digest, new Map([...hellos].map(([i, h]) => [i, h.contribution] as const)), players);

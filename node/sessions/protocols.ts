@@ -8,15 +8,15 @@
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import type { PartyAuthenticator } from '../../core/auth.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
-import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
-import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
+import { dkgDiscard, dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { refreshDiscard, refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
 import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../../core/sign.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
 import type { MessageBodies, MessageType } from '../../core/messages.js';
 import { getSigningSuite, type SuiteId } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import type { SessionChannel } from './channel.js';
-import type { Deviations } from './deviations.js';
+import { badShare, targets, type Deviations } from './deviations.js';
 
 export interface DriverContext {
   readonly session: Uint8Array;
@@ -96,6 +96,8 @@ interface JointFeldmanRounds<S1, S2, S3> {
     shares: Map<number, MessageBodies['dkg/round2']>,
   ): { state: S3; confirm: MessageBodies['dkg/confirm'] };
   finish(state: S3, confirms: Map<number, MessageBodies['dkg/confirm']>): KeyShare;
+  /** Abandon a round-1 state (the harness's second, equivocating package). */
+  discard(state: S1): void;
 }
 
 async function runJointFeldman<S1, S2, S3>(
@@ -105,10 +107,18 @@ async function runJointFeldman<S1, S2, S3>(
   rounds: JointFeldmanRounds<S1, S2, S3>,
 ): Promise<KeyShare> {
   const r1 = rounds.round1();
-  broadcast(ctx, 'dkg/round1', suite, r1.broadcast);
+  const equivocateTo = ctx.deviations?.equivocateDkgTo;
+  if (!equivocateTo) broadcast(ctx, 'dkg/round1', suite, r1.broadcast);
+  else {
+    // The harness's malicious node: round 1 dealt a second time (fresh randomness, validly signed), to some peers only.
+    const other = rounds.round1();
+    rounds.discard(other.state);
+    for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/round1', suite, targets(equivocateTo, to) ? other.broadcast : r1.broadcast);
+  }
   const received1 = await receiveAll(ctx, 'dkg/round1', suite, limits);
   const r2 = rounds.round2(r1.state, received1);
-  for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, share);
+  // The harness's bad-share-to: a share that does not verify against this node's commitments.
+  for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, targets(ctx.deviations?.badShareTo, to) ? badShare(suite, share) : share);
   broadcast(ctx, 'dkg/echo', suite, r2.echo);
   const [echoes, shares] = await Promise.all([
     receiveAll(ctx, 'dkg/echo', suite, limits),
@@ -134,6 +144,7 @@ export function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, pa
     round2: dkgRound2,
     round3: dkgRound3,
     finish: dkgFinish,
+    discard: dkgDiscard,
   });
 }
 
@@ -146,6 +157,7 @@ export function runRefresh(ctx: DriverContext, key: KeyShare): Promise<KeyShare>
     round2: refreshRound2,
     round3: refreshRound3,
     finish: refreshFinish,
+    discard: refreshDiscard,
   });
 }
 
@@ -167,7 +179,14 @@ export async function runSign(ctx: DriverContext, key: KeyShare, message: Uint8A
       auth: identityAuthenticator(ctx),
     });
     state = r1.state;
-    broadcast(ctx, 'sign/commit', suite.id, r1.commit);
+    const equivocateTo = ctx.deviations?.equivocateSignTo;
+    if (!equivocateTo) broadcast(ctx, 'sign/commit', suite.id, r1.commit);
+    else {
+      // The harness's malicious signer: other validly signed nonce commitments (round 1 run again) to some signers.
+      const other = signSessionRound1({ suite, key, signers: ctx.players, sessionId: ctx.session, runId: ctx.runId, auth: identityAuthenticator(ctx) });
+      signSessionDiscard(other.state);
+      for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'sign/commit', suite.id, targets(equivocateTo, to) ? other.commit : r1.commit);
+    }
     const commits = await receiveAll(ctx, 'sign/commit', suite.id, { threshold, parties });
     const r2 = signSessionRound2(r1.state, commits, message);
     state = r2.state;
