@@ -10,6 +10,12 @@
  *   and `repair` has every node attest, release its stored vote, and commits the key on every node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { Packr } from 'msgpackr';
+import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
+import { shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { TesseraClientError } from '../../sdk/http.js';
 import { message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 
@@ -111,10 +117,29 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     expect(again.nodes.flatMap((n) => n.applied)).toEqual([]);
   }, 180_000);
 
-  it('refresh commits on every node with a certificate, and the nodes can still sign in every pair', async () => {
+  it('refresh commits on every node with a certificate, the old epoch is in no data file, and the nodes can still sign in every pair', async () => {
+    // The epoch-0 sealed share as node 1 stores it (read with the node stopped: LevelDB is locked).
+    const dataDir = join(tc.dir, 'node-1');
+    const leveldbBytes = () => Buffer.concat(readdirSync(storageLocation(dataDir)).map((f) => readFileSync(join(storageLocation(dataDir), f))));
+    await tc.dev.kill(1);
+    const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    let oldCt: Buffer;
+    try {
+      const raw = (await db.get(shareRecordKey('default', 'withheld', 1)))!;
+      oldCt = Buffer.from((new Packr({ useRecords: false }).unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct);
+    } finally {
+      await db.close();
+    }
+    expect(leveldbBytes().includes(oldCt), 'control: the epoch-0 ciphertext is found before').toBe(true);
+    tc.dev.start(1);
+    await tc.dev.ready();
+
     const r = await tc.cluster.refresh({ keyId: 'withheld' });
     expect(r.epoch).toBe(1);
     expect(await epochs(tc, 'withheld')).toEqual([1, 1, 1]);
+    // Old shares really die: the superseded epoch's ciphertext is in no file of node 1's LevelDB.
+    expect(leveldbBytes().includes(oldCt), 'the epoch-0 ciphertext survived the refresh').toBe(false);
     for (const players of [
       [1, 2],
       [1, 3],
