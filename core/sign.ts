@@ -24,6 +24,7 @@
  */
 import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify, checkAuthenticator, type PartyAuthenticator } from './auth.js';
 import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
+import { wipeProbe, type WipeProbe } from './wipe.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { EquivocationEvidence } from './evidence.js';
 import type { Point } from './group.js';
@@ -268,17 +269,17 @@ export function signRound2(
       ErrorCode.BadShare,
       `secret share of party ${share.index} does not match its verifying share`,
     );
-    // noble zeroes the nonce arrays it is given; hand it copies and wipe ours in `finally`.
-    const sigShare = guard(ErrorCode.BadInput, 'signature share computation failed', () =>
-      suite.frost.signShare(
-        toFrostSecret(suite, share),
-        toFrostPublic(suite, pkg),
-        { hiding: Uint8Array.from(nonces.hiding), binding: Uint8Array.from(nonces.binding) } as FrostNonces,
-        toCommitmentList(suite, checked),
-        message,
-      ),
-    );
-    return { share: sigShare };
+    // noble zeroes the nonce arrays it is given, but only when it succeeds; hand it copies and wipe
+    // both the copies and ours in `finally`, so a throw inside noble leaves no nonce behind.
+    const given = { hiding: Uint8Array.from(nonces.hiding), binding: Uint8Array.from(nonces.binding) };
+    try {
+      const sigShare = guard(ErrorCode.BadInput, 'signature share computation failed', () =>
+        suite.frost.signShare(toFrostSecret(suite, share), toFrostPublic(suite, pkg), given as FrostNonces, toCommitmentList(suite, checked), message),
+      );
+      return { share: sigShare };
+    } finally {
+      zeroize(given.hiding, given.binding);
+    }
   } finally {
     discardNonces(nonces);
   }
@@ -601,6 +602,11 @@ export class SignSessionState<R extends 1 | 2> {
     return inner as SignInner<R>;
   }
 
+  /** @internal Look at a state's contents without using it (the wipe probe only). */
+  static peek(state: unknown): SignInner<1 | 2> | undefined {
+    return state instanceof SignSessionState ? (state.#inner as SignInner<1 | 2> | undefined) : undefined;
+  }
+
   /** @internal */
   static discard(state: unknown): void {
     if (!(state instanceof SignSessionState)) return;
@@ -621,6 +627,16 @@ export class SignSessionState<R extends 1 | 2> {
 /** Abandon a signing session at any round: the nonces are wiped and the state can no longer be used. */
 export function signSessionDiscard(state: SignSessionState<1> | SignSessionState<2>): void {
   SignSessionState.discard(state);
+}
+
+/**
+ * A probe over the secret byte arrays a signing-session state holds now (core/wipe.ts): the round-1
+ * nonces. Round 2 holds no secret (its signature share is sent to every signer). It says whether the
+ * arrays were wiped, never what they were. The share itself is the caller's KeyShare, not the state's.
+ */
+export function signSessionWipeProbe(state: unknown): WipeProbe {
+  const inner = SignSessionState.peek(state);
+  return wipeProbe(inner && 'nonces' in inner ? [inner.nonces.hiding, inner.nonces.binding] : []);
 }
 
 /**

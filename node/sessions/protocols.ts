@@ -8,7 +8,8 @@
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import type { PartyAuthenticator } from '../../core/auth.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
-import { dkgDiscard, dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { dkgDiscard, dkgFinish, dkgRound1, dkgRound2, dkgRound3, wipeShareMessages } from '../../core/dkg.js';
+import { zeroize } from '../../core/bytes.js';
 import { refreshDiscard, refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
 import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../../core/sign.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
@@ -52,7 +53,13 @@ interface Limits {
 }
 
 function send<T extends MessageType>(ctx: DriverContext, to: number, type: T, suite: SuiteId, body: MessageBodies[T]): void {
-  ctx.channel.send(to, type, encodeMessage(type, suite, body));
+  const payload = encodeMessage(type, suite, body);
+  try {
+    ctx.channel.send(to, type, payload);
+  } finally {
+    // A dealt share is secret in transit: its plaintext encoding is wiped once encrypted (or not sent).
+    if (type === 'dkg/round2') zeroize(payload);
+  }
 }
 
 function broadcast<T extends MessageType>(ctx: DriverContext, type: T, suite: SuiteId, body: MessageBodies[T]): void {
@@ -71,15 +78,21 @@ async function receiveAll<T extends MessageType>(
 ): Promise<Map<number, MessageBodies[T]>> {
   const raw = await ctx.channel.receiveAll(type);
   const out = new Map<number, MessageBodies[T]>();
-  for (const [from, bytes] of raw) {
-    try {
-      out.set(from, decodeMessage(bytes, type, suite, limits));
-    } catch (e) {
-      const code = isTesseraError(e) ? e.code : ErrorCode.BadMessage;
-      throw new TesseraError(code, `a malformed ${type} arrived from node ${from}: ${(e as Error).message}`);
+  try {
+    for (const [from, bytes] of raw) {
+      try {
+        out.set(from, decodeMessage(bytes, type, suite, limits));
+      } catch (e) {
+        const code = isTesseraError(e) ? e.code : ErrorCode.BadMessage;
+        throw new TesseraError(code, `a malformed ${type} arrived from node ${from}: ${(e as Error).message}`);
+      }
     }
+    return out;
+  } finally {
+    // A dealt share is secret in transit: the decoded copy goes on (and is wiped by the driver); the
+    // decrypted plaintext is wiped here, decoded or not.
+    if (type === 'dkg/round2') for (const bytes of raw.values()) zeroize(bytes);
   }
-  return out;
 }
 
 /** The joint-Feldman shape shared by DKG and refresh: round 1 broadcast, shares + echo, confirm, finish. */
@@ -96,8 +109,8 @@ interface JointFeldmanRounds<S1, S2, S3> {
     shares: Map<number, MessageBodies['dkg/round2']>,
   ): { state: S3; confirm: MessageBodies['dkg/confirm'] };
   finish(state: S3, confirms: Map<number, MessageBodies['dkg/confirm']>): KeyShare;
-  /** Abandon a round-1 state (the harness's second, equivocating package). */
-  discard(state: S1): void;
+  /** Abandon a state of any round: its secrets are wiped (also the harness's second round-1 package). */
+  discard(state: S1 | S2 | S3): void;
 }
 
 async function runJointFeldman<S1, S2, S3>(
@@ -106,34 +119,53 @@ async function runJointFeldman<S1, S2, S3>(
   limits: Limits,
   rounds: JointFeldmanRounds<S1, S2, S3>,
 ): Promise<KeyShare> {
-  const r1 = rounds.round1();
-  const equivocateTo = ctx.deviations?.equivocateDkgTo;
-  if (!equivocateTo) broadcast(ctx, 'dkg/round1', suite, r1.broadcast);
-  else {
-    // The harness's malicious node: round 1 dealt a second time (fresh randomness, validly signed), to some peers only.
-    const other = rounds.round1();
-    rounds.discard(other.state);
-    for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/round1', suite, targets(equivocateTo, to) ? other.broadcast : r1.broadcast);
+  // Secret round state (polynomial, f_self(self), the old share, the new share before release) and
+  // the round-2 shares in transit are wiped on every exit path: a peer's bad message, a timeout, a
+  // failed session, success (a finished state is already empty, so discarding it does nothing).
+  let state: S1 | S2 | S3 | undefined;
+  let dealt: Map<number, MessageBodies['dkg/round2']> | undefined;
+  let receivedShares: Map<number, MessageBodies['dkg/round2']> | undefined;
+  try {
+    const r1 = rounds.round1();
+    state = r1.state;
+    const equivocateTo = ctx.deviations?.equivocateDkgTo;
+    if (!equivocateTo) broadcast(ctx, 'dkg/round1', suite, r1.broadcast);
+    else {
+      // The harness's malicious node: round 1 dealt a second time (fresh randomness, validly signed), to some peers only.
+      const other = rounds.round1();
+      rounds.discard(other.state);
+      for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/round1', suite, targets(equivocateTo, to) ? other.broadcast : r1.broadcast);
+    }
+    const received1 = await receiveAll(ctx, 'dkg/round1', suite, limits);
+    const r2 = rounds.round2(r1.state, received1);
+    state = r2.state;
+    dealt = r2.shares;
+    // The harness's bad-share-to: a share that does not verify against this node's commitments.
+    for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, targets(ctx.deviations?.badShareTo, to) ? badShare(suite, share) : share);
+    broadcast(ctx, 'dkg/echo', suite, r2.echo);
+    const sharesArriving = receiveAll(ctx, 'dkg/round2', suite, limits);
+    const [echoes, shares] = await Promise.all([receiveAll(ctx, 'dkg/echo', suite, limits), sharesArriving]).catch((e: unknown) => {
+      // The echoes failed first: the shares may still arrive; wipe them when they do.
+      sharesArriving.then(wipeShareMessages, () => undefined);
+      throw e;
+    });
+    receivedShares = shares;
+    const r3 = rounds.round3(r2.state, echoes, shares);
+    state = r3.state;
+    const wrongTo = ctx.deviations?.wrongConfirmTo;
+    if (!wrongTo) broadcast(ctx, 'dkg/confirm', suite, r3.confirm);
+    else {
+      // The harness's malicious node: a wrong confirmation to some peers only (the epoch-split attack).
+      const wrong = { digest: r3.confirm.digest.map((b) => b ^ 0xff) };
+      for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/confirm', suite, wrongTo.includes(to) ? wrong : r3.confirm);
+    }
+    const confirms = await receiveAll(ctx, 'dkg/confirm', suite, limits);
+    return rounds.finish(r3.state, confirms);
+  } finally {
+    if (state !== undefined) rounds.discard(state);
+    wipeShareMessages(dealt);
+    wipeShareMessages(receivedShares);
   }
-  const received1 = await receiveAll(ctx, 'dkg/round1', suite, limits);
-  const r2 = rounds.round2(r1.state, received1);
-  // The harness's bad-share-to: a share that does not verify against this node's commitments.
-  for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, targets(ctx.deviations?.badShareTo, to) ? badShare(suite, share) : share);
-  broadcast(ctx, 'dkg/echo', suite, r2.echo);
-  const [echoes, shares] = await Promise.all([
-    receiveAll(ctx, 'dkg/echo', suite, limits),
-    receiveAll(ctx, 'dkg/round2', suite, limits),
-  ]);
-  const r3 = rounds.round3(r2.state, echoes, shares);
-  const wrongTo = ctx.deviations?.wrongConfirmTo;
-  if (!wrongTo) broadcast(ctx, 'dkg/confirm', suite, r3.confirm);
-  else {
-    // The harness's malicious node: a wrong confirmation to some peers only (the epoch-split attack).
-    const wrong = { digest: r3.confirm.digest.map((b) => b ^ 0xff) };
-    for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/confirm', suite, wrongTo.includes(to) ? wrong : r3.confirm);
-  }
-  const confirms = await receiveAll(ctx, 'dkg/confirm', suite, limits);
-  return rounds.finish(r3.state, confirms);
 }
 
 /** Distributed key generation among all n nodes. */
