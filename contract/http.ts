@@ -54,6 +54,8 @@ export const errorSchema = {
     message: { type: 'string' },
     culprits: { type: 'array', items: index },
     nodes: { type: 'array', items: index },
+    /** Transferable evidence against the culprits (hex of core/evidence.ts encodeEvidence); the SDK re-checks it. */
+    evidence: { type: 'string' },
   },
   additionalProperties: false,
 } as const;

@@ -11,6 +11,7 @@
  *
  * Everything here is public: commitments, proofs, signatures, session and run ids.
  */
+import { Packr } from 'msgpackr';
 import { equalBytes } from './bytes.js';
 import { identityVerify } from './identity.js';
 import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
@@ -67,5 +68,29 @@ export function verifyEquivocationEvidence(evidence: EquivocationEvidence, ident
     return identityVerify(identityPublicKey, a, sigA) && identityVerify(identityPublicKey, b, sigB);
   } catch {
     return false;
+  }
+}
+
+// Maps, not msgpackr records: the bytes do not depend on msgpackr's structure cache.
+const evidencePackr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+const MAX_EVIDENCE_BYTES = 4 * 1024 * 1024;
+
+/** Bytes of a list of evidence, to carry it over HTTP (node/http/api.ts) to the SDK, which re-checks it. */
+export function encodeEvidence(list: readonly EquivocationEvidence[]): Uint8Array {
+  return Uint8Array.from(evidencePackr.pack(list));
+}
+
+/**
+ * Decode evidence bytes into candidate evidence. Only the outer shape is checked here; whether an item
+ * proves anything is verifyEquivocationEvidence's decision (it never throws on malformed items).
+ */
+export function decodeEvidence(bytes: Uint8Array): EquivocationEvidence[] {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_EVIDENCE_BYTES) return [];
+  try {
+    const v = evidencePackr.unpack(bytes) as unknown;
+    if (!Array.isArray(v) || v.length > 255) return [];
+    return v.filter((x): x is EquivocationEvidence => typeof x === 'object' && x !== null && Number.isSafeInteger((x as { signer?: unknown }).signer));
+  } catch {
+    return [];
   }
 }

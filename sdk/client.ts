@@ -14,6 +14,7 @@ import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, type Operation } from '../core/session.js';
 import { decodeCertificate, encodeCertificate } from '../core/commit.js';
+import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
@@ -369,8 +370,9 @@ export class Cluster {
       }
     }
     if (failures.length) {
+      // A node is reported as a culprit only on evidence this SDK re-checked (sessions.md, "Evidence and blame").
+      const errs = await Promise.all(failures.map(([, e]) => this.vetCulprits(e as TesseraClientError)));
       // Prefer the error that names culprits or a cause over the "aborted" echoes of the others.
-      const errs = failures.map(([, e]) => e as TesseraClientError);
       const best = errs.find((e) => e.culprits?.length) ?? errs.find((e) => e.code !== 'SESSION_ABORTED') ?? errs[0]!;
       if (request.keyId !== undefined && errs.some((e) => e.code === 'EPOCH_MISMATCH' || /DIGEST_MISMATCH|EPOCH_MISMATCH/.test(e.message))) {
         // Nodes that disagree on the key: say which node holds which version and epoch (sessions.md, "results are reported exactly").
@@ -380,6 +382,37 @@ export class Cluster {
       throw best;
     }
     return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+  }
+
+  /**
+   * Keep only the culprits whose transferable evidence verifies under their own identity key (each
+   * node's key as that node reports it): two conflicting messages the culprit signed. A culprit named
+   * without such evidence is dropped from `culprits` and mentioned in the message as unverified, so no
+   * node can get another blamed on its word.
+   */
+  private async vetCulprits(e: TesseraClientError): Promise<TesseraClientError> {
+    if (!(e instanceof TesseraClientError) || e.culprits.length === 0) return e;
+    const evidence = e.evidence ? decodeEvidence(fromHex(e.evidence, 'evidence')) : [];
+    const verified: number[] = [];
+    for (const c of e.culprits) {
+      const items = evidence.filter((x) => x.signer === c);
+      if (items.length === 0 || c < 1 || c > this.size) continue;
+      let key: Uint8Array;
+      try {
+        key = fromHex((await this.node(c).info()).identityPublicKey, 'identityPublicKey');
+      } catch {
+        continue;
+      }
+      if (items.some((x) => verifyEquivocationEvidence(x, key))) verified.push(c);
+    }
+    if (verified.length === e.culprits.length) return e;
+    const dropped = e.culprits.filter((c) => !verified.includes(c));
+    return new TesseraClientError(e.code, `${e.message} (node ${e.node ?? '?'} named node(s) ${dropped.join(',')} without evidence this SDK could verify: not reported as culprits)`, {
+      ...(e.status !== undefined ? { status: e.status } : {}),
+      ...(e.node !== undefined ? { node: e.node } : {}),
+      culprits: verified,
+      ...(e.evidence !== undefined ? { evidence: e.evidence } : {}),
+    });
   }
 
   /** "node 1 holds version 2 (epoch 0, active); node 3 holds none" for the players of a failed session. */

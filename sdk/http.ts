@@ -13,13 +13,16 @@ export class TesseraClientError extends Error {
   /** The node (1-based index) whose answer this is, when known. */
   readonly node?: number;
   readonly culprits: readonly number[];
-  constructor(code: string, message: string, extra: { status?: number; node?: number; culprits?: readonly number[] } = {}) {
+  /** Hex evidence against the culprits, as the node sent it (sdk/client.ts re-checks it before reporting). */
+  readonly evidence?: string;
+  constructor(code: string, message: string, extra: { status?: number; node?: number; culprits?: readonly number[]; evidence?: string } = {}) {
     super(message);
     this.name = 'TesseraClientError';
     this.code = code;
     this.status = extra.status;
     this.node = extra.node;
     this.culprits = extra.culprits ?? [];
+    if (extra.evidence !== undefined) this.evidence = extra.evidence;
   }
 }
 
@@ -85,6 +88,7 @@ export async function requestJson<T>(target: HttpTarget, method: 'GET' | 'POST',
                 status: res.statusCode,
                 node: target.node,
                 culprits: Array.isArray(json.culprits) ? json.culprits : [],
+                ...(typeof json.evidence === 'string' ? { evidence: json.evidence } : {}),
               }),
             );
           } else resolve(json as T);

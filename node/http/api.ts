@@ -6,6 +6,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
+import { toHex } from '../../core/bytes.js';
+import { encodeEvidence } from '../../core/evidence.js';
 import {
   MAX_VERSION,
   ROUTES,
@@ -204,6 +206,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (isTesseraError(err)) {
       const body: Record<string, unknown> = { code: err.code, message: err.message };
       if (err.culprits.length) body.culprits = [...err.culprits];
+      if (err.evidence.length) body.evidence = toHex(encodeEvidence(err.evidence));
       if (Array.isArray((err as any).nodes)) body.nodes = (err as any).nodes;
       return reply.status(statusFor(err.code)).send(body);
     }
