@@ -25,6 +25,7 @@ const packr = new Packr({ useRecords: false });
 const KEM = 'rb-kem';
 const ED = 'rb-ed';
 const NEW = 'rb-new';
+const LIFE = 'rb-life';
 
 /** Every byte of every file of a node's LevelDB (read with the node stopped). */
 function leveldbBytes(dataDir: string): Buffer {
@@ -64,6 +65,7 @@ describe('a node restored from an old backup is detected and repaired', () => {
     toV1 = await hpkeSeal('hpke-x25519', v1, new TextEncoder().encode('to version 1'));
     toV2 = await hpkeSeal('hpke-x25519', v2, new TextEncoder().encode('to version 2'));
     await tc.cluster.keygen({ suite: 'ed25519', keyId: ED });
+    await tc.cluster.keygen({ suite: 'ed25519', keyId: LIFE });
 
     // The backup: node 2 stopped, its data dir copied.
     await tc.dev.kill(2);
@@ -75,6 +77,9 @@ describe('a node restored from an old backup is detected and repaired', () => {
     expect(await tc.cluster.setState({ keyId: KEM, version: 1, state: 'destroyed' })).toMatchObject({ state: 'destroyed' });
     expect(await tc.cluster.refresh({ keyId: ED })).toMatchObject({ epoch: 1 });
     await tc.cluster.keygen({ suite: 'ed25519', keyId: NEW });
+    // Two transitions of one version that must land in order (active -> archived -> destroyed).
+    await tc.cluster.archive(LIFE, 1);
+    await tc.cluster.destroy(LIFE, 1);
 
     // The restore: node 2 stopped, the old copy put back, started again.
     await tc.dev.kill(2);
@@ -107,6 +112,15 @@ describe('a node restored from an old backup is detected and repaired', () => {
     // A second repair finds nothing to do.
     const again = await tc.cluster.repair(KEM);
     expect(again.nodes.flatMap((n) => [...n.applied, ...n.problems])).toEqual([]);
+
+    // Several missed transitions of one version are re-applied in the order they were made.
+    expect(await tc.cluster.getKey(LIFE, 1, 2)).toMatchObject({ state: 'active' });
+    const life = await tc.cluster.repair(LIFE);
+    expect(life.nodes.find((n) => n.node === 2)!.applied.map((a) => a.operation).sort()).toEqual(['archive', 'destroy']);
+    expect(life.nodes.flatMap((n) => n.problems)).toEqual([]);
+    expect(life.nodes.filter((n) => n.restored)).toEqual([]);
+    expect(await tc.cluster.getKey(LIFE, 1, 2)).toMatchObject({ state: 'destroyed' });
+    expect(await rejectionOf(tc.cluster.sign({ keyId: LIFE, message: '00', version: 1, players: [1, 2] }))).toMatchObject({ code: 'BAD_STATE' });
   }, 60_000);
 
   it('reports the refresh and the new key as needing a re-deal, in one line, and never half-applies them', async () => {
