@@ -181,7 +181,7 @@ export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, sc
   throw new TesseraError(
     ErrorCode.BadState,
     `node ${deps.self} has no staged result for the certified ${cert.operation} of ${cert.keyId} version ${cert.version} (session ${toHex(cert.session)}): ` +
-      'this node was restored from an older backup or lost its data; its share must be re-dealt',
+      'this node was restored from an older backup or lost its data; its share must be re-dealt (resharing, issue 13)',
   );
 }
 

@@ -240,7 +240,7 @@ export class SessionEngine {
     }
     throw new TesseraError(
       ErrorCode.EpochMismatch,
-      `node ${self} holds epoch ${record.epoch} of ${uses.keyId} version ${uses.version}; nodes ${ahead.join(',')} claim epoch ${newest} but no valid certificate for it reached this node (${errors.join('; ')})`,
+      `node ${self} holds epoch ${record.epoch} of ${uses.keyId} version ${uses.version}; nodes ${ahead.join(',')} claim epoch ${newest} but no certificate this node could apply reached it (${errors.join('; ')})`,
     );
   }
 
