@@ -354,7 +354,7 @@ export class Cluster {
    * Every involved operator's hook runs first; only if all approve is any node asked. So a refusal
    * gives a clear error and no node is left waiting for a session that will never start.
    */
-  private async run<T>(players: readonly number[], request: SessionRequest, recover?: () => Promise<T>): Promise<T[]> {
+  private async run<T>(players: readonly number[], request: SessionRequest, recover?: (node: number) => Promise<T>): Promise<T[]> {
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
     const settled = await Promise.allSettled(players.map((i) => this.node(i).join<T>(request, true)));
     const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
@@ -365,7 +365,10 @@ export class Cluster {
       const report = await this.repair(request.keyId).catch(() => undefined);
       const certified = report?.certificates.some((c) => c.sessionId === request.sessionId);
       if (certified) {
-        const value = await recover();
+        // The result comes from a node that answered, else from one repair reached: never from a
+        // fixed node, which may be the one that crashed (node 1 killed after it committed).
+        const answered = settled.find((r): r is PromiseFulfilledResult<Awaited<T>> => r.status === 'fulfilled');
+        const value = answered ? answered.value : await recover(report!.nodes.find((n) => n.problems.length === 0)?.node ?? players[0]!);
         return players.map(() => value);
       }
     }
@@ -443,7 +446,7 @@ export class Cluster {
       exportable: o.exportable ?? false,
       ...(o.rotationPeriodMs !== undefined ? { rotationPeriodMs: o.rotationPeriodMs } : {}),
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(request.keyId!, 1));
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(request.keyId!, 1, node));
     assertSame(results.map((r) => r.publicKey), 'public key');
     return results[0]!;
   }
@@ -685,7 +688,7 @@ export class Cluster {
       exportable: o.exportable ?? false,
       threshold,
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(request.keyId!));
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(request.keyId!, undefined, node));
     assertSame(results.map((r) => r.publicKey), 'public key');
     if (results[0]!.publicKey !== toHex(bundle.publicKey)) throw new TesseraClientError('VERIFICATION_FAILED', 'the imported key has another public key than the bundle');
     return results[0]!;
@@ -697,8 +700,8 @@ export class Cluster {
    */
   async rotate(o: { keyId: string; version?: number }): Promise<RotateResponse> {
     const request: SessionRequest = { operation: 'rotate', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RotateResponse>(allPlayers(this.size), request, async () => {
-      const info = await this.getKey(o.keyId);
+    const results = await this.run<RotateResponse>(allPlayers(this.size), request, async (node) => {
+      const info = await this.getKey(o.keyId, undefined, node);
       return { keyId: o.keyId, version: info.version, previousVersion: info.version - 1, suite: info.suite, publicKey: info.publicKey };
     });
     assertSame(results.map((r) => `${r.version}/${r.previousVersion}/${r.publicKey}`), 'rotation result');
@@ -714,7 +717,7 @@ export class Cluster {
     const operation = TRANSITION_OPERATIONS[o.state];
     if (!operation) throw new TesseraClientError('BAD_INPUT', `unknown state ${String(o.state)}`);
     const request: SessionRequest = { operation, sessionId: newSessionId(), keyId: o.keyId, version: o.version, state: o.state };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, () => this.getKey(o.keyId, o.version));
+    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(o.keyId, o.version, node));
     assertSame(results.map((r) => `${r.version}/${r.state}/${r.publicKey}`), 'state change result');
     return results[0]!;
   }
@@ -767,8 +770,8 @@ export class Cluster {
 
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {
     const request: SessionRequest = { operation: 'refresh', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RefreshResponse>(allPlayers(this.size), request, async () => {
-      const info = await this.getKey(o.keyId, o.version);
+    const results = await this.run<RefreshResponse>(allPlayers(this.size), request, async (node) => {
+      const info = await this.getKey(o.keyId, o.version, node);
       return { keyId: o.keyId, version: info.version, epoch: info.epoch };
     });
     assertSame(results.map((r) => String(r.epoch)), 'epoch');
