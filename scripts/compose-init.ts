@@ -10,21 +10,28 @@
  *   shared/ca.pem                      the CA certificate: nodes trust the coordinator with it, clients pin it
  *   shared/membership.json             {"nodes": [{index, identityPublicKey}]} — read by the coordinator and every node
  *   coordinator/tls/server.{pem,key}   coordinator certificate (coordinator host names + localhost, 127.0.0.1)
- *   node-<i>/kek                       the node's key-encryption key (mode 0600)
  *   node-<i>/db/                       the node's LevelDB store, holding its identity
  *   node-<i>/api-keys.json             {"apiKeys": [{id, tenant, keyHash, role: "admin"}]} — hashes only; the operator's admin key
  *   node-<i>/schedule-secret           the cluster scheduling secret (mode 0600, 64 hex characters, the same for
  *                                      every node: it keys scheduled-rotation session ids; TESSERA_SCHEDULE_SECRET_FILE)
  *   node-<i>/tls/server.{pem,key}      node certificate (node host name + localhost, 127.0.0.1)
- * and CLIENT_DIR/cluster.json (mode 0600): node URLs, API keys and the CA to pin, for the SDK / CLI.
+ * and CLIENT_DIR/cluster.json (mode 0600): node URLs, API keys and the CA to pin, for the SDK / CLI,
+ * and KEK_DIR/node-<i>.kek (mode 0600, owned by TESSERA_INIT_OWNER): each node's key-encryption key.
+ *
+ * The KEK is kept out of the data volume it protects (issue 9 item 11): a copy of a node's volume (a
+ * backup, a snapshot, a stolen disk image) then holds only ciphertext. In compose KEK_DIR is a host
+ * directory, and each node gets only its own file, as a Compose secret (/run/secrets/node<i>_kek,
+ * TESSERA_KEK_FILE). A KEK found at the old place in the volume (node-<i>/kek) is moved out: copied
+ * to KEK_DIR, then overwritten and deleted.
  *
  * In compose each of ca/, shared/, coordinator/ and node-<i>/ is its own volume, so a node's
- * container sees only its own KEK, store and TLS key. Running it again keeps everything that exists
+ * container sees only its own store and TLS key. Running it again keeps everything that exists
  * (KEKs, identities, certificates still valid, API keys whose hash the node still has).
  *
  * Environment (CLI):
  *   TESSERA_INIT_ROOT               required, the directory above
  *   TESSERA_INIT_CLIENT_DIR         required, where cluster.json is written
+ *   TESSERA_INIT_KEK_DIR            required, where the KEK files are written (outside every data volume)
  *   TESSERA_INIT_NODES              node count (default 3)
  *   TESSERA_INIT_THRESHOLD          written to cluster.json (default: a majority)
  *   TESSERA_INIT_COORDINATOR_HOSTS  comma list of coordinator host names for its certificate (default coordinator)
@@ -37,13 +44,14 @@
  * Usage: node --import tsx scripts/compose-init.ts
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lchownSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lchownSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { toHex } from '../core/bytes.js';
 import { apiKeyHash } from '../node/config.js';
 import { loadOrCreateIdentity } from '../node/store/identity-store.js';
 import { createKekFile, readKekFile } from '../node/store/kek.js';
+import { equalBytes } from '../core/bytes.js';
 import { ShareStore } from '../node/store/storage.js';
 import type { ClusterFile } from '../sdk/cli.js';
 import { ensureCa, ensureServerCert } from '../sdk/dev-certs.js';
@@ -56,6 +64,8 @@ export interface Owner {
 export interface ComposeInitOptions {
   root: string;
   clientDir: string;
+  /** Where the KEK files go: never inside a node's data directory (its volume). */
+  kekDir: string;
   nodes: number;
   threshold: number;
   coordinatorHosts: readonly string[];
@@ -70,9 +80,11 @@ export interface ComposeInitOptions {
 }
 
 /** Paths of the layout described above. */
-export function composeLayout(root: string, nodes: number) {
+export function composeLayout(root: string, nodes: number, kekDir: string) {
   const r = resolve(root);
+  const keks = resolve(kekDir);
   return {
+    kekDir: keks,
     caDir: join(r, 'ca'),
     shared: { dir: join(r, 'shared'), ca: join(r, 'shared', 'ca.pem'), membership: join(r, 'shared', 'membership.json') },
     coordinator: { dir: join(r, 'coordinator'), tlsDir: join(r, 'coordinator', 'tls') },
@@ -81,7 +93,9 @@ export function composeLayout(root: string, nodes: number) {
       return {
         index: k + 1,
         dir,
-        kek: join(dir, 'kek'),
+        kek: join(keks, `node-${k + 1}.kek`),
+        /** Where earlier versions kept the KEK: inside the volume. Moved out if found. */
+        legacyKek: join(dir, 'kek'),
         db: join(dir, 'db'),
         apiKeys: join(dir, 'api-keys.json'),
         tlsDir: join(dir, 'tls'),
@@ -102,6 +116,39 @@ function writeFile(path: string, content: string, mode: number): void {
   writeFileSync(tmp, content, { mode, flag: 'wx' });
   chmodSync(tmp, mode);
   renameSync(tmp, path);
+}
+
+/** Overwrite a file with zeros, sync, and delete it (best effort against the bytes staying on disk). */
+function eraseFile(path: string): void {
+  const size = statSync(path).size;
+  writeFileSync(path, new Uint8Array(size), { flag: 'r+', flush: true });
+  unlinkSync(path);
+}
+
+/**
+ * A node's KEK, outside its volume: created if missing; a KEK left at the old place inside the volume
+ * is moved out (never two different KEKs for one node: that is refused, as replacing a KEK would make
+ * the store unreadable).
+ */
+async function ensureKek(n: { index: number; kek: string; legacyKek: string }, out: (line: string) => void): Promise<void> {
+  if (existsSync(n.legacyKek)) {
+    const old = await readKekFile(n.legacyKek);
+    try {
+      if (!existsSync(n.kek)) {
+        writeFile(n.kek, Buffer.from(old).toString('hex') + '\n', 0o600);
+      } else {
+        const current = await readKekFile(n.kek);
+        const same = equalBytes(current, old);
+        current.fill(0);
+        if (!same) throw new InitError(`node ${n.index} has two different KEKs (${n.legacyKek} and ${n.kek}); keep the one its store was made with and delete the other`);
+      }
+    } finally {
+      old.fill(0);
+    }
+    eraseFile(n.legacyKek);
+    out(`compose-init: node ${n.index}: KEK moved out of its data volume to ${n.kek}`);
+  }
+  if (!existsSync(n.kek)) await createKekFile(n.kek);
 }
 
 function chownTree(path: string, owner: Owner): void {
@@ -125,10 +172,14 @@ export async function composeInit(o: ComposeInitOptions): Promise<ClusterFile> {
   for (const u of o.nodeUrls) {
     if (!/^https:\/\/[^/]+$/.test(u)) throw new InitError(`node URL "${u.slice(0, 100)}" must be https://host:port (TLS is required off loopback)`);
   }
-  const layout = composeLayout(o.root, o.nodes);
+  const layout = composeLayout(o.root, o.nodes, o.kekDir);
   const clientDir = resolve(o.clientDir);
+  const volumeOf = layout.nodes.find((n) => layout.kekDir === n.dir || layout.kekDir.startsWith(n.dir + '/'));
+  if (volumeOf || layout.kekDir === resolve(o.root) || layout.kekDir.startsWith(layout.shared.dir)) {
+    throw new InitError(`the KEK directory ${layout.kekDir} must be outside every node's data directory and shared/`);
+  }
 
-  for (const d of [layout.caDir, layout.coordinator.dir, layout.coordinator.tlsDir, clientDir, ...layout.nodes.flatMap((n) => [n.dir, n.tlsDir])]) {
+  for (const d of [layout.caDir, layout.kekDir, layout.coordinator.dir, layout.coordinator.tlsDir, clientDir, ...layout.nodes.flatMap((n) => [n.dir, n.tlsDir])]) {
     mkdirSync(d, { recursive: true, mode: 0o700 });
     chmodSync(d, 0o700);
   }
@@ -147,7 +198,7 @@ export async function composeInit(o: ComposeInitOptions): Promise<ClusterFile> {
   // Identities: made inside each node's own store, sealed under its KEK, exactly as the node would.
   const members: { index: number; identityPublicKey: string }[] = [];
   for (const n of layout.nodes) {
-    if (!existsSync(n.kek)) await createKekFile(n.kek);
+    await ensureKek(n, out);
     const kek = await readKekFile(n.kek);
     let store: ShareStore;
     try {
@@ -208,13 +259,20 @@ export async function composeInit(o: ComposeInitOptions): Promise<ClusterFile> {
 
   if (o.owner) {
     chownTree(layout.coordinator.dir, o.owner);
-    for (const n of layout.nodes) chownTree(n.dir, o.owner);
+    for (const n of layout.nodes) {
+      chownTree(n.dir, o.owner);
+      // A Compose secret is the host file itself (bind-mounted, same owner and mode): the node's user
+      // must own it to read it at mode 0600.
+      lchownSync(n.kek, o.owner.uid, o.owner.gid);
+    }
   }
   if (o.clientOwner) {
+    // The host user manages the KEK directory (back it up, delete it); the files stay the nodes'.
+    lchownSync(layout.kekDir, o.clientOwner.uid, o.clientOwner.gid);
     lchownSync(clientDir, o.clientOwner.uid, o.clientOwner.gid);
     lchownSync(clusterPath, o.clientOwner.uid, o.clientOwner.gid);
   }
-  out(`compose-init: ${o.nodes} nodes (threshold ${o.threshold}), membership ${layout.shared.membership}, client file ${clusterPath}`);
+  out(`compose-init: ${o.nodes} nodes (threshold ${o.threshold}), membership ${layout.shared.membership}, client file ${clusterPath}, KEKs in ${layout.kekDir}`);
   return cluster;
 }
 
@@ -240,8 +298,10 @@ function int(name: string, v: string | undefined, fallback: number): number {
 export function composeInitOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ComposeInitOptions {
   const root = env.TESSERA_INIT_ROOT;
   const clientDir = env.TESSERA_INIT_CLIENT_DIR;
+  const kekDir = env.TESSERA_INIT_KEK_DIR;
   if (!root) throw new InitError('TESSERA_INIT_ROOT is not set');
   if (!clientDir) throw new InitError('TESSERA_INIT_CLIENT_DIR is not set');
+  if (!kekDir) throw new InitError('TESSERA_INIT_KEK_DIR is not set (a directory outside every data volume)');
   const nodes = int('TESSERA_INIT_NODES', env.TESSERA_INIT_NODES, 3);
   const threshold = int('TESSERA_INIT_THRESHOLD', env.TESSERA_INIT_THRESHOLD, Math.floor(nodes / 2) + 1);
   const coordinatorHosts = list(env.TESSERA_INIT_COORDINATOR_HOSTS) ?? ['coordinator'];
@@ -250,6 +310,7 @@ export function composeInitOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
   return {
     root,
     clientDir,
+    kekDir,
     nodes,
     threshold,
     coordinatorHosts,

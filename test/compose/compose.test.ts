@@ -120,6 +120,46 @@ describe('docker-compose.yml (static, no Docker needed)', () => {
     expect(compose.services.init!.user).toBe('0:0');
   });
 
+  it('format 3.x for Compose v1 1.29 and v2 (no top-level name: the project name is in .env)', () => {
+    const doc = compose as { version?: unknown; name?: unknown };
+    expect(String(doc.version)).toMatch(/^3\.\d+$/);
+    expect(doc.name).toBeUndefined();
+    expect(readFileSync(join(ROOT, '.env'), 'utf8')).toMatch(/^COMPOSE_PROJECT_NAME=tessera$/m);
+  });
+
+  it('each KEK is a Compose secret: a host file outside every volume, written by init, given to its own node only', () => {
+    const secrets = (compose as { secrets?: Record<string, { file?: string }> }).secrets ?? {};
+    const secretsOf = (service: string) => (compose.services[service] as { secrets?: unknown[] }).secrets ?? [];
+    const init = compose.services.init!;
+    const initEnv = serviceEnv(init, {});
+    // init writes the KEK files into TESSERA_INIT_KEK_DIR, a bind mount of a host directory (no volume).
+    const kekDirMount = (init.volumes ?? []).map((v) => parseMount(v)).find((m) => m.target === initEnv.TESSERA_INIT_KEK_DIR);
+    expect(kekDirMount, 'init mounts the KEK directory').toBeDefined();
+    expect(kekDirMount!.named).toBe(false);
+    expect(kekDirMount!.readOnly).toBe(false);
+    expect(Object.keys(secrets).sort()).toEqual(NODE_SERVICES.map((_, k) => `node${k + 1}_kek`));
+    NODE_SERVICES.forEach((n, k) => {
+      const secret = `node${k + 1}_kek`;
+      const e = serviceEnv(compose.services[n]!, {});
+      expect(secretsOf(n)).toEqual([secret]);
+      expect(e.TESSERA_KEK_FILE).toBe(`/run/secrets/${secret}`);
+      expect(e.TESSERA_KEK).toBeUndefined();
+      // Not under any mount of the node (its data volume, shared/).
+      for (const m of (compose.services[n]!.volumes ?? []).map((v) => parseMount(v))) {
+        expect(e.TESSERA_KEK_FILE!.startsWith(m.target + '/'), `${n}: KEK under ${m.target}`).toBe(false);
+      }
+      // The host file is the one compose-init writes (KEK_DIR/node-<i>.kek), also with the directory moved.
+      for (const vars of [{}, { TESSERA_SECRETS_DIR: '/srv/tessera-keks' }]) {
+        const file = interpolate(secrets[secret]!.file!, vars);
+        expect(file).toBe(`${parseMount(init.volumes!.find((v) => v.endsWith(`:${initEnv.TESSERA_INIT_KEK_DIR}`))!, vars).source}/node-${k + 1}.kek`);
+      }
+    });
+    for (const s of ['init', 'coordinator']) expect(secretsOf(s)).toEqual([]);
+    expect(readFileSync(join(ROOT, 'scripts/compose-init.ts'), 'utf8')).toContain('`node-${k + 1}.kek`');
+    // The host KEK directory is never sent to the image build.
+    expect(readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain('.tessera');
+  });
+
   it('node ports are published on the host loopback only, to the port each node listens on', () => {
     for (const n of NODE_SERVICES) {
       const e = serviceEnv(compose.services[n]!, {});
@@ -226,14 +266,25 @@ function freePort(): Promise<number> {
 describe.skipIf(!runtime.ok)(title, () => {
   let environment: { down(o?: { removeVolumes?: boolean; timeout?: number }): Promise<unknown> } | undefined;
   let clientDir: string;
+  let secretsDir: string;
 
   beforeAll(async () => {
     const { DockerComposeEnvironment, Wait } = await import('testcontainers');
     clientDir = mkdtempSync(join(tmpdir(), 'tessera-compose-'));
-    const vars: Record<string, string> = { TESSERA_CLIENT_DIR: clientDir };
+    secretsDir = mkdtempSync(join(tmpdir(), 'tessera-compose-secrets-'));
+    const vars: Record<string, string> = { TESSERA_CLIENT_DIR: clientDir, TESSERA_SECRETS_DIR: secretsDir };
     for (let i = 1; i <= 3; i++) vars[`TESSERA_NODE${i}_PORT`] = String(await freePort());
     // init runs as root in its container; hand the client file to whoever runs the test.
     if (typeof process.getuid === 'function' && typeof process.getgid === 'function') vars.TESSERA_INIT_CLIENT_OWNER = `${process.getuid()}:${process.getgid()}`;
+    // The KEK files are Compose secrets: they must exist before the nodes' containers are created,
+    // so init runs once on its own first, as the file's header says.
+    const first = await new Promise<{ ok: boolean; out: string }>((res) =>
+      execFile('docker', ['compose', '-p', 'tessera-compose-test', '-f', COMPOSE_PATH, 'run', '--rm', '--build', 'init'], { cwd: ROOT, env: { ...process.env, ...vars }, timeout: 900_000 }, (err, stdout, stderr) =>
+        res({ ok: !err, out: `${stdout}${stderr}`.trim() }),
+      ),
+    );
+    if (!first.ok) throw new Error(`docker compose run init failed: ${first.out.slice(-2000)}`);
+    for (let i = 1; i <= 3; i++) expect(existsSync(join(secretsDir, `node-${i}.kek`))).toBe(true);
     let env = new DockerComposeEnvironment(ROOT, COMPOSE_PATH.slice(ROOT.length + 1))
       .withProjectName('tessera-compose-test')
       .withBuild()
@@ -246,6 +297,7 @@ describe.skipIf(!runtime.ok)(title, () => {
   afterAll(async () => {
     await environment?.down({ removeVolumes: true, timeout: 10_000 });
     if (clientDir) rmSync(clientDir, { recursive: true, force: true });
+    if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
   }, 120_000);
 
   it('signs once through the SDK, over TLS with the CA from the client file', async () => {

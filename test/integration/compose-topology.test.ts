@@ -4,12 +4,14 @@
  * (scripts/compose-init.ts) first, then the coordinator and the three nodes, TLS everywhere. What
  * differs from Docker, and only that: container paths live under a temp dir, service host names are
  * localhost, ports are free local ones, 0.0.0.0 listeners bind 127.0.0.1, and the ownership hand-over
- * (TESSERA_INIT_OWNER / _CLIENT_OWNER, meant for root in a container) is skipped. Then one key is made
- * and one message signed through the SDK with the CA pinned from the client file init wrote.
+ * (TESSERA_INIT_OWNER / _CLIENT_OWNER, meant for root in a container) is skipped. A Compose file
+ * secret (a host file, bind-mounted at /run/secrets/<name> into the services that list it) is the
+ * file init wrote through its own bind mount of the host directory. Then one key is made and one
+ * message signed through the SDK with the CA pinned from the client file init wrote.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +23,10 @@ import { probe } from '../../scripts/healthcheck.js';
 import {
   ROOT,
   commandOf,
+  interpolate,
   loadComposeFile,
   localizeEnv,
+  mountFor,
   parseMount,
   parsePort,
   scriptOf,
@@ -31,6 +35,9 @@ import {
 } from '../helpers/compose-file.js';
 
 const compose: ComposeFile = loadComposeFile();
+/** Top-level file secrets (Compose format 3.x): name -> { file: host path }. */
+const composeSecrets = (compose as ComposeFile & { secrets?: Record<string, { file?: string }> }).secrets ?? {};
+const secretsOf = (service: string): unknown[] => (compose.services[service] as { secrets?: unknown[] }).secrets ?? [];
 const names = Object.keys(compose.services);
 const nodeServices = names.filter((n) => compose.services[n]!.environment && serviceEnv(compose.services[n]!, {}).TESSERA_NODE_INDEX !== undefined);
 
@@ -84,6 +91,37 @@ async function stopAll(): Promise<void> {
   );
 }
 
+/**
+ * A host path as the local processes see it: through the bind mount (of whichever service) whose host
+ * side holds it, as Docker would. A host path under no bind mount would exist on no machine.
+ */
+function localHostPath(hostPath: string): string {
+  for (const name of names) {
+    for (const v of compose.services[name]!.volumes ?? []) {
+      const m = parseMount(v);
+      if (!m.named && hostPath.startsWith(m.source + '/')) return join(tmp, m.target, hostPath.slice(m.source.length + 1));
+    }
+  }
+  throw new Error(`${hostPath} is under no bind mount of any service: nothing would create it`);
+}
+
+/** The Compose secrets a service lists (short syntax): /run/secrets/<name> -> the local file. */
+function secretFilesFor(service: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of secretsOf(service)) {
+    expect(typeof name, `${service}: secrets use the short syntax`).toBe('string');
+    const file = composeSecrets[name as string]?.file;
+    expect(file, `${service}: secret ${String(name)} is declared with a file`).toBeTypeOf('string');
+    out.set(`/run/secrets/${name as string}`, localHostPath(interpolate(file!, {})));
+  }
+  return out;
+}
+
+/** Every regular file under a directory. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : []));
+}
+
 let cluster: ClusterFile;
 /** A service's environment from the compose file, made local (set up in beforeAll). */
 let envFor: (service: string) => Record<string, string>;
@@ -112,7 +150,18 @@ beforeAll(async () => {
     // Volumes: a bind mount's host side goes under tmp like the named volumes do.
     for (const name of names) for (const v of compose.services[name]!.volumes ?? []) mkdirSync(join(tmp, parseMount(v).target), { recursive: true });
     envFor = (name: string) => {
-      const env = localizeEnv(name, compose.services[name]!, serviceEnv(compose.services[name]!, {}), { root: tmp, ports, serviceNames: names });
+      // A variable naming one of the service's secrets reads the secret's file; every other path must
+      // lie on a volume of the service (localizeEnv checks that).
+      const raw = serviceEnv(compose.services[name]!, {});
+      const secrets = secretFilesFor(name);
+      const fromSecrets: Record<string, string> = {};
+      for (const [k, v] of Object.entries(raw)) {
+        const file = secrets.get(v);
+        if (file === undefined) continue;
+        fromSecrets[k] = file;
+        delete raw[k];
+      }
+      const env = { ...localizeEnv(name, compose.services[name]!, raw, { root: tmp, ports, serviceNames: names }), ...fromSecrets };
       delete env.TESSERA_INIT_OWNER;
       delete env.TESSERA_INIT_CLIENT_OWNER;
       return env;
@@ -161,7 +210,7 @@ describe('docker-compose.yml topology as processes', () => {
 
   it('init kept secrets private: KEKs, TLS keys and the client file are mode 0600', () => {
     for (let i = 1; i <= 3; i++) {
-      expect(statSync(join(tmp, 'tessera', `node-${i}`, 'kek')).mode & 0o777).toBe(0o600);
+      expect(statSync(secretFilesFor(`node${i}`).get(`/run/secrets/node${i}_kek`)!).mode & 0o777).toBe(0o600);
       expect(statSync(join(tmp, 'tessera', `node-${i}`, 'tls', 'server.key')).mode & 0o777).toBe(0o600);
     }
     expect(statSync(join(tmp, 'tessera', 'coordinator', 'tls', 'server.key')).mode & 0o777).toBe(0o600);
@@ -192,6 +241,45 @@ describe('docker-compose.yml topology as processes', () => {
     expect(ed25519.verify(fromHex(sig.signature, 'sig'), message, fromHex(key.publicKey, 'pk'))).toBe(true);
   }, 60_000);
 
+  it('each KEK is a Compose secret of its own node only, outside every data volume; no volume holds a KEK (after a keygen)', () => {
+    const keks: string[] = [];
+    for (const [k, name] of nodeServices.entries()) {
+      const service = compose.services[name]!;
+      const secret = `node${k + 1}_kek`;
+      const env = serviceEnv(service, {});
+      expect(env.TESSERA_KEK_FILE).toBe(`/run/secrets/${secret}`);
+      expect(env.TESSERA_KEK).toBeUndefined();
+      expect(secretsOf(name)).toEqual([secret]);
+      // Inside the container the KEK is on none of the node's volumes...
+      expect(mountFor((service.volumes ?? []).map((v) => parseMount(v)), env.TESSERA_KEK_FILE!)).toBeUndefined();
+      // ...and on the host it is a file of its own, not in a named volume.
+      const hostFile = interpolate(composeSecrets[secret]!.file!, {});
+      expect(hostFile.startsWith('./') || hostFile.startsWith('/'), hostFile).toBe(true);
+      // No other service is handed this node's KEK.
+      for (const other of names) if (other !== name) expect(secretsOf(other)).not.toContain(secret);
+      // The node read it from there: it is running (every node answered /ready in beforeAll).
+      const text = readFileSync(secretFilesFor(name).get(`/run/secrets/${secret}`)!, 'utf8').trim();
+      expect(text).toMatch(/^[0-9a-f]{64}$/);
+      keks.push(text);
+    }
+    expect(new Set(keks).size).toBe(3);
+    // Walk every file in every named volume (the stores, TLS, shared, ca): no KEK, as hex or raw bytes,
+    // and no file called kek (where earlier versions kept it).
+    const volumeDirs = new Set<string>();
+    for (const name of names) for (const v of compose.services[name]!.volumes ?? []) if (parseMount(v).named) volumeDirs.add(join(tmp, parseMount(v).target));
+    expect(volumeDirs.size).toBeGreaterThanOrEqual(6);
+    for (const dir of volumeDirs) {
+      for (const file of filesUnder(dir)) {
+        expect(file.endsWith('/kek'), file).toBe(false);
+        const bytes = readFileSync(file);
+        for (const kek of keks) {
+          expect(bytes.includes(Buffer.from(kek, 'latin1')), file).toBe(false);
+          expect(bytes.includes(Buffer.from(kek, 'hex')), file).toBe(false);
+        }
+      }
+    }
+  });
+
   it('init is idempotent: running it again keeps identities, API keys and the CA', async () => {
     const before = readFileSync(join(tmp, 'client', 'cluster.json'), 'utf8');
     const membership = readFileSync(join(tmp, 'tessera', 'shared', 'membership.json'), 'utf8');
@@ -203,5 +291,24 @@ describe('docker-compose.yml topology as processes', () => {
     expect(await exited(again), output.get('init')).toBe(0);
     expect(readFileSync(join(tmp, 'tessera', 'shared', 'membership.json'), 'utf8')).toBe(membership);
     expect(readFileSync(join(tmp, 'client', 'cluster.json'), 'utf8')).toBe(before);
+  }, 60_000);
+
+  it('init moves a KEK left inside a data volume (the old layout) out to its secret file, and refuses two different KEKs', async () => {
+    const secretFile = secretFilesFor('node1').get('/run/secrets/node1_kek')!;
+    const kek = readFileSync(secretFile, 'utf8');
+    const legacy = join(tmp, 'tessera', 'node-1', 'kek');
+    writeFileSync(legacy, kek, { mode: 0o600 });
+    const again = run('init', envFor('init'));
+    expect(await exited(again), output.get('init')).toBe(0);
+    expect(output.get('init')).toContain('node 1: KEK moved out of its data volume');
+    expect(existsSync(legacy)).toBe(false);
+    expect(readFileSync(secretFile, 'utf8')).toBe(kek);
+    // A different KEK in the volume: which one the store was made with is the operator's call.
+    writeFileSync(legacy, 'ab'.repeat(32) + '\n', { mode: 0o600 });
+    const refused = run('init', envFor('init'));
+    expect(await exited(refused)).not.toBe(0);
+    expect(output.get('init')).toContain('node 1 has two different KEKs');
+    expect(readFileSync(secretFile, 'utf8')).toBe(kek);
+    rmSync(legacy);
   }, 60_000);
 });
