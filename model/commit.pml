@@ -40,7 +40,7 @@
 byte st[2];                       /* NONE | STAGED | COMMITTED | DROPPED */
 byte sess[2];                     /* the session st belongs to: 0 (none yet), 1, 2 */
 byte dig[2];                      /* staged or committed result digest, 0 if none */
-bool voted[2];                    /* "I voted for dig in session sess" (step 2) */
+bool voted[2];                    /* "I released my vote for dig in session sess" (step 2; "released" in the code) */
 bool hascert[2];                  /* committed together with a certificate (all n votes) */
 
 /* ---- the world: votes that honest nodes have sent. A vote is signed and unforgeable, so once
@@ -48,6 +48,15 @@ bool hascert[2];                  /* committed together with a certificate (all 
  * and nobody can make one that was not sent. VOTE(i,s) = digest node i voted for in s, or 0. ---- */
 byte vote[6];
 #define VOTE(i,s) vote[(i)*3+(s)]
+
+/* ---- the world: attestations "I staged d in s" (signed, ML-DSA-65 in the implementation) that honest
+ * nodes have sent. Like a vote, once sent anyone may deliver it at any later time, and nobody can make
+ * one that was not sent. ATT(i,s) = digest node i attested it staged in s, or 0. An honest node
+ * attests right after staging; here the attestation exists from the staging step on (any later
+ * delivery time is the network's choice). Node 3 attests whatever it likes, so its attestation is
+ * always available and not modelled. ---- */
+byte att[6];
+#define ATT(i,s) att[(i)*3+(s)]
 
 /* ---- volatile at each honest node (lost on a crash) ---- */
 bool up[2] = 1;                   /* running (not crashed) */
@@ -126,18 +135,19 @@ end:
 #endif
 	   }
 
-	/* Restart: "on restart a node that staged but did not vote drops" (its round state is gone,
-	 * so it can never vote; it persistently refuses to vote for that session). A node that
-	 * voted keeps its staged result until a certificate arrives. */
+	/* Restart. Nothing is dropped automatically: a staged result (with its stored, unreleased
+	 * vote) stays until repair releases or drops it (the steps below; neither needs the rounds).
+	 * A node that released its vote keeps its staged result until a certificate arrives. */
 	:: d_step { !up[i] ->
 		up[i] = 1;
-		if
-		:: st[i] == STAGED && !voted[i] -> st[i] = DROPPED
 #ifdef DROP_AFTER_VOTE
+		if
 		:: st[i] == STAGED && voted[i] -> st[i] = DROPPED   /* BROKEN: drops a voted result */
-#endif
 		:: else -> skip
 		fi
+#else
+		skip
+#endif
 	   }
 
 	/* Join the next session for this key version: only when nothing is staged or committed
@@ -150,19 +160,30 @@ end:
 	/* End of the rounds, either way: node 3 can make any honest node fail (e.g. a bad message to
 	 * it only): it fails before staging ... */
 	:: d_step { up[i] && inrun[i] && st[i] == NONE -> inrun[i] = 0 }
-	/* ... or it computes the session's result d and (1) stages it (persisted). */
-	:: d_step { up[i] && inrun[i] && st[i] == NONE -> st[i] = STAGED; dig[i] = RESULT(sess[i]) }
+	/* ... or it computes the session's result d and (1) stages it together with its (unreleased)
+	 * vote, one synced write, and attests "I staged d in S" to every peer. */
+	:: d_step { up[i] && inrun[i] && st[i] == NONE -> st[i] = STAGED; dig[i] = RESULT(sess[i]);
+		if
+		:: ATT(i, sess[i]) == 0 -> ATT(i, sess[i]) = dig[i]
+		:: else -> skip
+		fi
+	   }
 
-	/* (2) persist "I voted for d in session S" (only while the session runs). */
-	:: d_step { up[i] && inrun[i] && st[i] == STAGED && !voted[i] -> voted[i] = 1 }
+	/* (2) release: persist "released" (= `voted` here), only once it holds every node's
+	 * attestation that it staged the same d in S: the honest peer's (node 3's it can always get).
+	 * In the session, or later by repair (so the rounds need not be running). */
+	:: d_step { up[i] && st[i] == STAGED && !voted[i] && ATT(p, sess[i]) == dig[i] -> voted[i] = 1 }
 
 	/* (3) send the vote to every peer. Also after a restart: a vote is idempotent. */
 	:: d_step { up[i] && st[i] == STAGED && voted[i] && VOTE(i, sess[i]) == 0 ->
 		VOTE(i, sess[i]) = dig[i]
 	   }
 
-	/* Drop rule: a node that has NOT cast its vote may drop its staged result (and refuses to
-	 * vote for that session ever after: DROPPED has no vote step). */
+	/* Drop rule: a node that has NOT released its vote may drop its staged result (and refuses to
+	 * release for that session ever after: DROPPED has no release step). The implementation drops
+	 * only by repair, and only where the vote was never released and some node never staged; node
+	 * 3 can always claim it never staged, so this unconditional drop of an unreleased result is
+	 * exactly what a malicious node 3 can make repair do. */
 	:: d_step { up[i] && st[i] == STAGED && !voted[i] -> st[i] = DROPPED; inrun[i] = 0 }
 
 	/* Receive the honest peer's vote for my session (it may come late, via anyone). */
