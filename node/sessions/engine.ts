@@ -167,6 +167,7 @@ export class SessionEngine {
         for (const to of peers) channel.send(to, CATCH_UP_ROUND, new Uint8Array()); // a claim, no certificate
       } else if (record && spec.uses) record = await this.catchUp(channel, spec.uses, record, hellos);
       if (record && spec.uses?.loadShare) {
+        await this.refuseReleasedDestroy(spec.uses);
         key = await store.getShare(spec.uses.tenant, spec.uses.keyId, spec.uses.version);
         if (!key) throw new TesseraError(ErrorCode.NotFound, `key ${spec.uses.keyId} version ${spec.uses.version} not found`);
       }
@@ -242,6 +243,21 @@ export class SessionEngine {
       ErrorCode.EpochMismatch,
       `node ${self} holds epoch ${record.epoch} of ${uses.keyId} version ${uses.version}; nodes ${ahead.join(',')} claim epoch ${newest} but no certificate this node could apply reached it (${errors.join('; ')})`,
     );
+  }
+
+  /**
+   * A destroyed key never decrypts again: once this node released its vote to destroy a version, a
+   * certificate may exist at a peer (that peer committed and crashed before forwarding it), so the share
+   * is not used any more. A released vote is never dropped: repair can only finish this destroy.
+   */
+  private async refuseReleasedDestroy(uses: NonNullable<SessionSpec['uses']>): Promise<void> {
+    const staged = await this.o.store.getStaged(uses.tenant, uses.keyId);
+    if (staged?.released && staged.operation === 'destroy' && staged.version === uses.version) {
+      throw new TesseraError(
+        ErrorCode.BadState,
+        `key ${uses.keyId} version ${uses.version} is being destroyed on node ${this.o.index} (session ${toHex(staged.session)} awaits its certificate): its share is not used; run tessera repair --key-id ${uses.keyId}`,
+      );
+    }
   }
 
   private async requireRecord(uses: NonNullable<SessionSpec['uses']>): Promise<KeyRecord> {

@@ -230,7 +230,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     tc.dev.onUnexpectedExit = (index, _code, signal) => exits.push({ index, signal });
     // Every key the campaign changes is made first, with every node healthy.
     for (const keyId of ['rot', 'ref', 'life']) await tc.cluster.keygen({ suite: 'ed25519', keyId });
-    for (const keyId of ['doomed-before', 'doomed-after']) {
+    for (const keyId of ['doomed-before', 'doomed-after', 'doomed-split']) {
       const key = await tc.cluster.keygen({ suite: 'hpke-x25519', keyId });
       sealed[keyId] = await hpkeSeal('hpke-x25519', hexToBytes(key.publicKey), new TextEncoder().encode(keyId));
       await tc.cluster.retire(keyId, 1);
@@ -355,10 +355,13 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
 
   // ---- destroy (hpke-x25519)
 
-  it('destroy, node 3 killed after releasing its vote: fails (the key still decapsulates); repair destroys it: no pair ever decapsulates again', async () => {
+  it('destroy, node 3 killed after releasing its vote: fails; no node uses the share once it released its destroy vote; repair destroys it everywhere', async () => {
     const outcome = await crashAt(3, 'commit-after-release', 'doomed-before', () => tc.cluster.destroy('doomed-before', 1));
     expect(outcome.ok).toBe(false);
     expect(await expectAgreement('doomed-before')).toEqual([{ version: 1, epoch: 0, state: 'retired' }]);
+    // Every node staged the destroy and released its vote: a certificate could exist anywhere.
+    for (const s of await statuses('doomed-before')) expect(s?.staged).toMatchObject({ operation: 'destroy', released: true });
+    await neverDecapsulates('doomed-before');
     const { versions } = await repairAndAgree('doomed-before');
     expect(versions).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
     await neverDecapsulates('doomed-before');
@@ -408,6 +411,33 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     await expectAgreement(keyId);
     return { outcome, stagedAtKill };
   }
+
+  it('destroy certified on node 1 alone (its vote lost, it crashed before forwarding the certificate): no pair decapsulates before repair; repair destroys it everywhere', async () => {
+    await decapsulatesWithEveryPair('doomed-split');
+    // Node 1's vote never reaches nodes 2 and 3 (a relay that drops it, here the harness), and node 1
+    // dies right after it committed on the votes of 2 and 3: it alone holds the certificate.
+    await restartNode(1, { TESSERA_FAULT_POINTS: 'commit-after-commit', TESSERA_TEST_DEVIATIONS: 'withhold-vote-to:2+3' });
+    const crashesBefore = exits.filter((e) => e.index === 1).length;
+    await settle(tc.cluster.destroy('doomed-split', 1));
+    await waitFor('node 1 to crash after committing', () => exits.filter((e) => e.index === 1).length > crashesBefore, 10_000);
+    tc.dev.start(1);
+    armed.set(1, undefined);
+    await allOnline();
+    const [one, two, three] = await statuses('doomed-split');
+    expect(one!.versions).toMatchObject([{ version: 1, state: 'destroyed' }]);
+    for (const s of [two, three]) {
+      expect(s!.versions).toMatchObject([{ version: 1, state: 'retired' }]);
+      expect(s!.staged).toMatchObject({ operation: 'destroy', released: true });
+    }
+    // Node 1 was down when the SDK looked, so no certificate was visible to it: the call may say failed.
+    // Whatever the call said, the key is destroyed: nodes 2 and 3 do not use a share whose destroy they
+    // voted for, so no pair decapsulates, before repair and after.
+    await neverDecapsulates('doomed-split');
+    const { report, versions } = await repairAndAgree('doomed-split');
+    expect(versions).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
+    expect(report.nodes.map((n) => n.applied.map((a) => a.outcome))).toEqual([[], ['committed'], ['committed']]);
+    await neverDecapsulates('doomed-split');
+  }, 120_000);
 
   it('(the nodes run without crash points from here)', async () => {
     await disarmAll();
