@@ -17,7 +17,11 @@
  *   - `cluster.repair` completes what every node staged or any node certified and drops the rest, with
  *     no problem, nothing left waiting, and the same agreement;
  *   - the key works as its state says (pairs sign; retired/archived versions refuse to sign);
- *   - a destroyed hpke-x25519 key never decapsulates again with any pair, before and after repair.
+ *   - a destroyed hpke-x25519 key never decapsulates again with any pair, before and after repair,
+ *     also when one node alone holds the destroy's certificate (its vote lost, it crashed right after
+ *     committing): a node that released its vote to destroy a version does not use that share again
+ *     (node/sessions/engine.ts refuseReleasedDestroy).
+ * Nodes are armed for the next case when they come back from a crash, so each case costs one restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
