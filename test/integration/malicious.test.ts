@@ -8,17 +8,18 @@
  * - after `cluster.repair(keyId)` no honest node is left with a staged change waiting;
  * - t honest nodes sign together afterwards (the signature checked by node:crypto, RFC 8032);
  * - an honest node is never named, and the deviating node is named wherever the evidence allows:
- *   equivocation in DKG/refresh round 1 or FROST round 1 (two messages it signed), a bad share
- *   (core/jointfeldman.ts names the sender of a point-to-point share that fails vss_verify), and a
- *   flood (signed messages over the channel's caps). A wrong or garbage vote, a wrong confirmation and a
- *   bare epoch claim travel inside the encrypted channel, so they are evidence to the receiver only:
- *   nobody may be named, and the session fails or finishes by the certificate.
+ *   the SDK reports it for equivocation in DKG/refresh round 1 or FROST round 1 (two messages it
+ *   signed, re-checked by the SDK); the honest node that caught a bad share (core/jointfeldman.ts) or a
+ *   flood (channel caps on signed messages) names it in its own error, which the SDK does not turn into
+ *   a culprit without transferable evidence. A wrong or garbage vote, a wrong confirmation and a bare
+ *   epoch claim travel inside the encrypted channel: nobody is named, and the session fails or
+ *   finishes by the certificate.
  * A withheld vote after release does not leave anyone waiting here either: the withholding node itself
  * gets every vote, commits, and forwards its certificate (commit/cert), as every other node does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TesseraClientError } from '../../sdk/http.js';
-import { message32, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
+import { logEntries, message32, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 
 type Op = 'keygen' | 'refresh' | 'rotate' | 'transition' | 'sign';
 
@@ -26,9 +27,10 @@ type Op = 'keygen' | 'refresh' | 'rotate' | 'transition' | 'sign';
  * What the operation must do under the deviation:
  * - 'fails-naming': fail, and the SDK reports the deviating node (and no one else) as the culprit: it
  *   re-checked the transferable evidence (two conflicting messages the node signed, core/evidence.ts);
- * - 'fails-claimed': fail; the node that caught the deviation names the deviating node, but with no
- *   evidence the SDK can re-check (a signed channel message over the caps, a share that fails its
- *   check: both travelled encrypted), so the SDK reports it as an unverified claim, never as a culprit;
+ * - 'fails-claimed': fail; the honest node that caught the deviation names the deviating node (its
+ *   session error and log), but with no evidence the SDK can re-check today (a signed channel message
+ *   over the caps, a share that fails its check inside the encrypted channel), so the SDK does not
+ *   report it as a culprit (sdk/client.ts vetCulprits); it must never report an honest one;
  * - 'fails': fail, naming no honest node;
  * - 'commits': be reported committed (every honest node holds it);
  * - 'either': fail naming no honest node, or be reported committed (a race decides which: a peer's
@@ -41,6 +43,12 @@ type Outcome = 'fails-naming' | 'fails-claimed' | 'fails' | 'commits' | 'either'
 interface Case {
   readonly deviation: string;
   readonly ops: readonly (readonly [Op, Outcome])[];
+  /**
+   * For an 'either' case: the code with which some honest node's session must have failed during the
+   * case (its "session failed" log line), so the deviation is shown to have happened even when the
+   * call then finished by the certificate.
+   */
+  readonly honestFailedWith?: string;
 }
 
 interface Size {
@@ -126,17 +134,25 @@ function describeCluster(size: Size, cases: readonly Case[]): void {
 
     for (const [c, k] of cases.entries()) {
       it(`${k.deviation}: ${k.ops.map(([op, o]) => `${op} ${o}`).join(', ')}; the honest nodes agree, repair leaves nothing waiting, t honest nodes sign`, async () => {
+        const started = Date.now();
         await tc.dev.kill(size.deviator);
         tc.dev.start(size.deviator, { TESSERA_TEST_DEVIATIONS: k.deviation });
         await tc.dev.ready();
         for (const [op, expected] of k.ops) {
+          const opStarted = Date.now();
           const { keyId, call } = await run(op, c);
           const err = await outcomeOf(call);
           const where = `${k.deviation} / ${op}: ${err ? `${err.code} ${err.message}` : 'committed'}`;
           // An honest node is never named.
           for (const culprit of err?.culprits ?? []) expect(honest, where).not.toContain(culprit);
           if (expected === 'fails-naming') expect(err?.culprits, where).toEqual([size.deviator]);
-          if (expected === 'fails-claimed') expect(err?.message, where).toMatch(new RegExp(`named node\\(s\\) ${size.deviator} without evidence`));
+          if (expected === 'fails-claimed') {
+            // The honest node that caught it named the deviating node (its "session failed" log line).
+            const named = await Promise.all(
+              honest.map((i) => logEntries(tc.dir, `node-${i}`, (e) => e.msg === 'session failed' && (e.time as number) >= opStarted && Array.isArray(e.culprits) && e.culprits.includes(size.deviator))),
+            );
+            expect(named.flat().length, `${where}: no honest node named node ${size.deviator}`).toBeGreaterThan(0);
+          }
           if (expected !== 'commits' && expected !== 'either') expect(err, where).toBeDefined();
           if (expected === 'commits') expect(err, where).toBeUndefined();
 
@@ -150,6 +166,12 @@ function describeCluster(size: Size, cases: readonly Case[]): void {
           if (!err) expect(views[0], where).not.toBe('none');
           if (op === 'keygen' && views[0] !== 'none') await honestSign(keyId);
         }
+        if (k.honestFailedWith) {
+          const failed = await Promise.all(
+            honest.map((i) => logEntries(tc.dir, `node-${i}`, (e) => e.msg === 'session failed' && e.code === k.honestFailedWith && (e.time as number) >= started)),
+          );
+          expect(failed.flat().length, `${k.deviation}: no honest node failed with ${k.honestFailedWith}`).toBeGreaterThan(0);
+        }
         // Afterwards t honest nodes sign together with the case's key.
         await honestSign('m');
       }, 120_000);
@@ -161,12 +183,12 @@ describeCluster({ nodes: 3, threshold: 2, deviator: 3, signersWithDeviator: [1, 
   { deviation: 'equivocate-dkg-to:1', ops: [['keygen', 'fails-naming'], ['refresh', 'fails-naming'], ['rotate', 'fails-naming']] },
   { deviation: 'equivocate-sign-to:1', ops: [['sign', 'fails-naming']] },
   { deviation: 'bad-share-to:2', ops: [['keygen', 'fails-claimed'], ['refresh', 'fails-claimed'], ['rotate', 'fails-claimed']] },
-  { deviation: 'wrong-vote-to:1+2', ops: [['keygen', 'either'], ['refresh', 'either'], ['rotate', 'either'], ['transition', 'either']] },
-  { deviation: 'garbage-vote-to:1', ops: [['keygen', 'either'], ['transition', 'either']] },
+  { deviation: 'wrong-vote-to:1+2', ops: [['keygen', 'either'], ['refresh', 'either'], ['rotate', 'either'], ['transition', 'either']], honestFailedWith: 'CONFIRMATION_MISMATCH' },
+  { deviation: 'garbage-vote-to:1', ops: [['keygen', 'either'], ['transition', 'either']], honestFailedWith: 'CONFIRMATION_MISMATCH' },
   { deviation: 'wrong-confirm-to:2', ops: [['keygen', 'fails'], ['refresh', 'fails'], ['rotate', 'fails']] },
   { deviation: 'withhold-vote-to:1+2', ops: [['refresh', 'commits'], ['transition', 'commits']] },
   { deviation: 'claim-epoch-ahead', ops: [['refresh', 'fails'], ['sign', 'fails']] },
-  { deviation: 'flood-messages-to:1', ops: [['keygen', 'fails-claimed'], ['transition', 'either']] },
+  { deviation: 'flood-messages-to:1', ops: [['keygen', 'fails-claimed'], ['transition', 'either']], honestFailedWith: 'BAD_MESSAGE' },
   { deviation: 'flood-bytes-to:2', ops: [['refresh', 'fails-claimed']] },
 ]);
 
