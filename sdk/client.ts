@@ -371,6 +371,24 @@ export class Cluster {
         const value = answered ? answered.value : await recover(report!.nodes.find((n) => n.problems.length === 0)?.node ?? players[0]!);
         return players.map(() => value);
       }
+      // No certificate reached this SDK. The change committed nowhere, unless a node that released its
+      // vote, or a node that cannot be asked, may hold one: then say so instead of "failed".
+      const mine = report?.nodes.filter((n) => n.waiting?.sessionId === request.sessionId) ?? [];
+      const unreachable = report?.nodes.filter((n) => n.problems.some((p) => !p.startsWith('session '))).map((n) => n.node) ?? [];
+      const released = mine.filter((n) => n.waiting!.released).map((n) => n.node);
+      if (report === undefined || released.length > 0 || (unreachable.length > 0 && mine.length > 0)) {
+        const why =
+          report === undefined
+            ? 'the nodes could not be asked whether it committed'
+            : released.length > 0
+              ? `node(s) ${released.join(',')} released their votes, so a certificate may exist${unreachable.length ? ` on node(s) ${unreachable.join(',')}, which could not be asked` : ''}`
+              : `node(s) ${mine.map((n) => n.node).join(',')} staged it and node(s) ${unreachable.join(',')} could not be asked`;
+        throw new TesseraClientError(
+          'OUTCOME_UNKNOWN',
+          `the ${request.operation} of key ${request.keyId} may or may not have committed: ${why}; run \`tessera repair --key-id ${request.keyId}\` once every node is up`,
+          { node: failures[0]![0] },
+        );
+      }
     }
     if (failures.length) {
       // A node is reported as a culprit only on evidence this SDK re-checked (sessions.md, "Evidence and blame").
