@@ -7,11 +7,30 @@ import { BUNDLE_FORMAT, BUNDLE_VERSION, type KeyBundleJson, type WrappedShareJso
 import { OPERATIONS, type Operation } from '../core/session.js';
 import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
-import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES } from '../core/audit-verify.js';
-import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from '../node/governance/lifecycle.js';
-import { POLICY_OPERATIONS } from '../node/governance/policy.js';
+import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES, type AuditOperation } from '../core/audit-verify.js';
+import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from '../core/lifecycle.js';
 
 /** Key versions and epochs are 32-bit unsigned integers wherever they are encoded (I2OSP(version, 4), core/session.ts). */
+/** The requests the policy decides on: every session, and lifecycle changes of a key. */
+export const POLICY_OPERATIONS = [
+  'keygen',
+  'sign',
+  'decapsulate',
+  'refresh',
+  'export',
+  'import',
+  'rotate',
+  'verify',
+  'retire',
+  'archive',
+  'activate',
+  'destroy',
+  'rotation.set',
+  'decline',
+  'repair',
+] as const satisfies readonly AuditOperation[];
+export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
+
 export const MAX_VERSION = 0xffffffff;
 
 /*
@@ -91,12 +110,12 @@ export interface KeyInfo {
   threshold: number;
   parties: number;
   epoch: number;
-  /** node/governance/lifecycle.ts: active | retired | archived | destroyed. */
+  /** core/lifecycle.ts: active | retired | archived | destroyed. */
   state: string;
   exportable: boolean;
   publicPackage: PublicKeyPackageJson;
   createdAt: number;
-  /** Only when the key carries a rotation period: where this version stands (node/governance/lifecycle.ts rotationStatus). */
+  /** Only when the key carries a rotation period: where this version stands (core/lifecycle.ts rotationStatus). */
   rotation?: RotationInfo;
 }
 export interface RotationInfo {
@@ -278,7 +297,7 @@ export interface RotateResponse {
   suite: string;
   publicKey: string;
 }
-/** A lifecycle transition (node/governance/lifecycle.ts STATE_TRANSITIONS): retire, archive, activate or destroy one version. */
+/** A lifecycle transition (core/lifecycle.ts STATE_TRANSITIONS): retire, archive, activate or destroy one version. */
 export interface SetStateRequest {
   sessionId: string;
   version: number;

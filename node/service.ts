@@ -7,7 +7,7 @@
  * and always wipe round state and channel keys, however the session ends.
  *
  * Every operation goes through one gate (node/governance/gate.ts): policy -> local checks (the key exists for
- * the caller's tenant, its state allows the operation: node/governance/lifecycle.ts) -> audit 'started' -> the
+ * the caller's tenant, its state allows the operation: core/lifecycle.ts) -> audit 'started' -> the
  * session -> audit 'ok' / 'failed'. The tenant is always the caller's (from its API key); another
  * tenant's key answers NOT_FOUND exactly like a missing one. An operation that names no version uses
  * the newest active one, and every result says which version it used.
@@ -29,7 +29,7 @@ import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
 import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
-import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from './governance/lifecycle.js';
+import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from '../core/lifecycle.js';
 import { OperationGate, asTesseraError } from './governance/gate.js';
 import type { Principal } from './governance/tenants.js';
 import { groupPublicKey } from '../core/sign.js';
@@ -69,7 +69,7 @@ import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, SESSION_ROUNDS, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
-import { TRANSITION_OPERATIONS } from './governance/lifecycle.js';
+import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
 
 /** A stored key version with the epochs this node holds for it (committed, and staged if any). */
@@ -553,7 +553,7 @@ export class NodeService {
   }
 
   /**
-   * Move one version along the lifecycle (node/governance/lifecycle.ts): retire, archive, activate or destroy.
+   * Move one version along the lifecycle (core/lifecycle.ts): retire, archive, activate or destroy.
    * Every node checks the transition before joining; once all have joined, each confirms it is ready
    * and only then changes its copy. Destroying erases this node's share (ShareStore.destroy: overwrite,
    * tombstone, compaction) and keeps the public key readable.

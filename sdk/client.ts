@@ -59,7 +59,7 @@ export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../
 export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
 
-/** Lifecycle states of a key version (node/governance/lifecycle.ts). */
+/** Lifecycle states of a key version (core/lifecycle.ts). */
 export type KeyState = 'active' | 'retired' | 'archived' | 'destroyed';
 /** The session operation that moves a version to each state. */
 export const TRANSITION_OPERATIONS = { retired: 'retire', archived: 'archive', active: 'activate', destroyed: 'destroy' } as const;
@@ -727,7 +727,7 @@ export class Cluster {
   }
 
   /**
-   * Move one version to `state` (node/governance/lifecycle.ts: retire, archive, activate, destroy), a session of
+   * Move one version to `state` (core/lifecycle.ts: retire, archive, activate, destroy), a session of
    * every node that every operator's hook approves. Destroying erases every node's share for good; the
    * public key stays readable. Returns the version's record afterwards.
    */

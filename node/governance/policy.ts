@@ -42,25 +42,9 @@ import type { RecordNamespace } from '../store/storage.js';
 
 export const POLICY_NAMESPACE = 'policy';
 
-/** The requests the policy decides on: every session, and lifecycle changes of a key. */
-export const POLICY_OPERATIONS = [
-  'keygen',
-  'sign',
-  'decapsulate',
-  'refresh',
-  'export',
-  'import',
-  'rotate',
-  'verify',
-  'retire',
-  'archive',
-  'activate',
-  'destroy',
-  'rotation.set',
-  'decline',
-  'repair',
-] as const satisfies readonly AuditOperation[];
-export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
+import { POLICY_OPERATIONS, type PolicyOperation } from '../../contract/http.js';
+export { POLICY_OPERATIONS, type PolicyOperation };
+
 
 export const DEFAULT_FAIL_OPEN_MS = 5 * 60_000;
 export const DEFAULT_MAX_FAIL_OPEN_MS = 60 * 60_000;

@@ -1,6 +1,6 @@
 /**
  * Key rotation on schedule. Each node runs this scheduler over its own store: every `checkIntervalMs`
- * (and exactly at the next due time or attempt boundary, by a wake timer) it computes node/governance/lifecycle.ts
+ * (and exactly at the next due time or attempt boundary, by a wake timer) it computes core/lifecycle.ts
  * rotationPlan (the newest active version of each key that carries a rotation period), and
  *   - warns once per version, before it is due (log line at warn level, audit entry 'rotation.warning';
  *     GET /v1/keys/:keyId shows rotation {status: 'warning', dueAt} meanwhile);
@@ -40,7 +40,7 @@ import { ErrorCode, ensure } from '../../core/errors.js';
 import { SESSION_ID_LENGTH } from '../../core/session.js';
 import type { AuditLog } from './audit.js';
 import { SCHEDULE_SECRET_LENGTH } from '../config.js';
-import { rotationPlan, type RotationAttemptLookup, type RotationAttemptRecord } from './lifecycle.js';
+import { rotationPlan, type RotationAttemptLookup, type RotationAttemptRecord } from '../../core/lifecycle.js';
 import { SCHEDULER_ACTOR, type NodeService } from '../service.js';
 import type { RecordNamespace, ShareStore } from '../store/storage.js';
 

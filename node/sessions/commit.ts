@@ -19,7 +19,7 @@ import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import type { Operation } from '../../core/session.js';
-import { TRANSITION_TARGETS } from '../governance/lifecycle.js';
+import { TRANSITION_TARGETS } from '../../core/lifecycle.js';
 import type { KeyRecord, ShareStore, StagedEffect } from '../store/storage.js';
 import type { SessionChannel } from './channel.js';
 import { voteFor, type Deviations } from './deviations.js';

@@ -28,7 +28,7 @@
  * record at start. The first failed write (ENOSPC, EIO, read-only) latches the store failed: every
  * later call throws UNAVAILABLE "node storage failed: restart the node" (see `failure`, onFailure()).
  *
- * Key states and what they allow are node/governance/lifecycle.ts's table; the store enforces its transitions.
+ * Key states and what they allow are core/lifecycle.ts's table; the store enforces its transitions.
  * A destroyed version keeps a public tombstone (state 'destroyed', the public package, no sealed share):
  * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
  * the record's key range so no old ciphertext survives in the data files.
@@ -49,7 +49,7 @@ import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
-import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../governance/lifecycle.js';
+import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
 import { deriveKekKey, recordMacKey } from './kek.js';
 import { AuthenticatedRecords, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
 
@@ -72,7 +72,7 @@ export interface NewKeyRecord {
   readonly state?: KeyState;
   /** Milliseconds since the Unix epoch; default now. */
   readonly createdAt?: number;
-  /** Rotate this version this long after createdAt (node/governance/lifecycle.ts rotationStatus). Optional. */
+  /** Rotate this version this long after createdAt (core/lifecycle.ts rotationStatus). Optional. */
   readonly rotationPeriodMs?: number;
 }
 
@@ -89,7 +89,7 @@ export interface KeyRecord {
   readonly state: KeyState;
   readonly createdAt: number;
   readonly exportable: boolean;
-  /** Set when the key carries a rotation period (node/governance/lifecycle.ts). */
+  /** Set when the key carries a rotation period (core/lifecycle.ts). */
   readonly rotationPeriodMs?: number;
   /** When a newer version replaced this one (set by setState(..., { rotatedAt })). */
   readonly rotatedAt?: number;
@@ -145,7 +145,7 @@ export interface ShareStoreOptions {
   readonly kek: Uint8Array;
   /** This node's index; the data dir remembers it and refuses to open under another. */
   readonly nodeIndex: number;
-  /** The shortest rotation period put() / setRotationPeriod() accept (default node/governance/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
+  /** The shortest rotation period put() / setRotationPeriod() accept (default core/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
   readonly minRotationPeriodMs?: number;
 }
 
@@ -388,7 +388,7 @@ export class ShareStore {
   }
 
   /**
-   * Change a version's state along node/governance/lifecycle.ts's transitions (BAD_STATE otherwise; NOT_FOUND if
+   * Change a version's state along core/lifecycle.ts's transitions (BAD_STATE otherwise; NOT_FOUND if
    * the version does not exist). 'destroyed' is reached only through destroy(). `rotatedAt` records
    * that a newer version replaced this one (rotation retires the old version with it).
    * Does not touch the sealed share.
@@ -457,7 +457,7 @@ export class ShareStore {
   }
 
   /**
-   * Erase this node's share of a version (state must allow it: retired or archived, node/governance/lifecycle.ts),
+   * Erase this node's share of a version (state must allow it: retired or archived, core/lifecycle.ts),
    * keeping a public tombstone so the public key stays readable for verification:
    *   1. overwrite the sealed share (and any staged pending epoch) in place with random bytes of the
    *      same length, synced, so the newest copy LevelDB holds is noise;

@@ -1,5 +1,5 @@
 /**
- * Key lifecycle (node/governance/lifecycle.ts) and the store's side of it (node/store/storage.ts): the state table,
+ * Key lifecycle (core/lifecycle.ts) and the store's side of it (node/store/storage.ts): the state table,
  * transitions, versions, rotation periods, destruction that leaves no old ciphertext in any data file,
  * tenant isolation at the storage level, and the namespaced record API other components use.
  */
@@ -23,7 +23,7 @@ import {
   rotationPlan,
   rotationStatus,
   stateAllows,
-} from '../../node/governance/lifecycle.js';
+} from '../../core/lifecycle.js';
 import { shareRecordKey, stagedRecordKey, storageLocation } from '../../node/store/storage.js';
 import { commitEpoch, stageEpoch } from '../helpers/commit-store.js';
 import { useTempStores } from '../helpers/temp-store.js';

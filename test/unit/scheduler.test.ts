@@ -17,7 +17,7 @@ import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
-import { rotationStatus } from '../../node/governance/lifecycle.js';
+import { rotationStatus } from '../../core/lifecycle.js';
 import {
   RotationAttempts,
   RotationScheduler,

@@ -20,7 +20,7 @@
  * Destruction needs the version to be retired or archived first, so one call cannot erase a key that
  * is still in use; an archived version can be restored (to active or retired) until it is destroyed.
  */
-import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { ErrorCode, TesseraError } from './errors.js';
 
 export const KEY_STATES = ['active', 'retired', 'archived', 'destroyed'] as const;
 export type KeyState = (typeof KEY_STATES)[number];
