@@ -28,21 +28,8 @@ import { startNode, type RunningNode } from '../../node/main.js';
 import { STORAGE_FAILED_MESSAGE } from '../../node/store/record-auth.js';
 import { Cluster, NodeClient, newSessionId } from '../../sdk/client.js';
 import { prepareDev } from '../../sdk/dev.js';
+import { canMountTmpfs } from '../helpers/tmpfs.js';
 
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const probe = join(tmpdir(), `tessera-mount-probe-${process.pid}`);
-  try {
-    execFileSync('mkdir', ['-p', probe]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    execFileSync('rm', ['-rf', probe]);
-  }
-}
 
 const mountable = canMountTmpfs();
 if (!mountable) console.warn('storage-full.test: mount -t tmpfs is not permitted here (needs root): the full-disk test is skipped');

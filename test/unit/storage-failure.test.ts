@@ -23,21 +23,8 @@ import { OperationGate } from '../../node/governance/gate.js';
 import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
 import { STORAGE_FAILED_MESSAGE } from '../../node/store/record-auth.js';
 import { ShareStore } from '../../node/store/storage.js';
+import { canMountTmpfs } from '../helpers/tmpfs.js';
 
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const probe = join(tmpdir(), `tessera-mount-probe-u${process.pid}`);
-  try {
-    execFileSync('mkdir', ['-p', probe]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    execFileSync('rm', ['-rf', probe]);
-  }
-}
 const mountable = canMountTmpfs();
 if (!mountable) console.warn('storage-failure.test: mount -t tmpfs is not permitted here (needs root): the latch test is skipped');
 
