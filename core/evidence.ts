@@ -13,6 +13,7 @@
  */
 import { Packr } from 'msgpackr';
 import { equalBytes } from './bytes.js';
+import { envelopeSignedBytes, type EnvelopeFields } from './envelope.js';
 import { identityVerify } from './identity.js';
 import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
 import type { DkgRound1Msg, SignedCommitMsg } from './messages.js';
@@ -39,7 +40,60 @@ export interface SignEquivocation {
   readonly second: SignedCommitMsg;
 }
 
-export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation;
+/** A channel envelope as its sender signed it (core/envelope.ts), with the signature. */
+export interface SignedEnvelope extends EnvelopeFields {
+  readonly s: Uint8Array;
+}
+
+/**
+ * Channel envelopes `signer` signed that an honest node never signs: a message under a round the
+ * session's operation does not run ('undeclared-round', one envelope), or two different messages for
+ * one round to one receiver ('two-messages'). Checking the first needs the operation's rounds
+ * (core/session.ts declaredRounds); both need the session id.
+ */
+export interface EnvelopeEvidence {
+  readonly protocol: 'envelope';
+  readonly fault: 'undeclared-round' | 'two-messages';
+  readonly signer: number;
+  readonly session: Uint8Array;
+  readonly envelopes: readonly SignedEnvelope[];
+}
+
+export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation | EnvelopeEvidence;
+
+/** What checking envelope evidence needs to know about the session it is offered for. */
+export interface EvidenceContext {
+  /** The session the culprit is accused in (evidence from another session proves nothing here). */
+  readonly session?: Uint8Array;
+  /** The rounds that session's operation runs (core/session.ts declaredRounds). */
+  readonly declaredRounds?: readonly string[];
+}
+
+function verifyEnvelopeEvidence(e: EnvelopeEvidence, identityPublicKey: Uint8Array, context: EvidenceContext): boolean {
+  if (!(context.session instanceof Uint8Array) || !(e.session instanceof Uint8Array) || !equalBytes(e.session, context.session)) return false;
+  if (!Array.isArray(e.envelopes)) return false;
+  const signedOk = (env: SignedEnvelope) =>
+    typeof env === 'object' && env !== null && env.f === e.signer && env.s instanceof Uint8Array && identityVerify(identityPublicKey, envelopeSignedBytes(e.session, env), env.s);
+  if (e.fault === 'undeclared-round') {
+    const [env] = e.envelopes;
+    return (
+      e.envelopes.length === 1 &&
+      env !== undefined &&
+      Array.isArray(context.declaredRounds) &&
+      env.k === 'data' &&
+      typeof env.r === 'string' &&
+      !context.declaredRounds.includes(env.r) &&
+      signedOk(env)
+    );
+  }
+  if (e.fault === 'two-messages') {
+    const [a, b] = e.envelopes;
+    if (e.envelopes.length !== 2 || !a || !b || a.r !== b.r || a.t !== b.t) return false;
+    if (equalBytes(envelopeSignedBytes(e.session, a), envelopeSignedBytes(e.session, b))) return false;
+    return signedOk(a) && signedOk(b);
+  }
+  return false;
+}
 
 /** The two signed byte strings and their signatures; throws on malformed evidence. */
 function signedPair(e: EquivocationEvidence): [Uint8Array, Uint8Array, Uint8Array, Uint8Array] {
@@ -58,9 +112,10 @@ function signedPair(e: EquivocationEvidence): [Uint8Array, Uint8Array, Uint8Arra
  * each validly signed with that key. Never throws: malformed evidence is simply not evidence.
  * The caller picks `identityPublicKey` as the key of party `evidence.signer`.
  */
-export function verifyEquivocationEvidence(evidence: EquivocationEvidence, identityPublicKey: Uint8Array): boolean {
+export function verifyEquivocationEvidence(evidence: EquivocationEvidence, identityPublicKey: Uint8Array, context: EvidenceContext = {}): boolean {
   try {
     if (typeof evidence !== 'object' || evidence === null) return false;
+    if (evidence.protocol === 'envelope') return verifyEnvelopeEvidence(evidence, identityPublicKey, context);
     const [a, sigA, b, sigB] = signedPair(evidence);
     if (!(sigA instanceof Uint8Array) || !(sigB instanceof Uint8Array)) return false;
     // The signed bytes hold the whole content: equal bytes are the same message, signed twice.

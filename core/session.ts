@@ -58,6 +58,42 @@ export function checkSessionParams(p: SessionParams): SessionParams {
   return { ...p, players };
 }
 
+/** The rounds of the joint-Feldman engine (DKG, refresh, export's re-randomisation, import). */
+export const JOINT_FELDMAN_ROUNDS = ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'] as const;
+/** FROST signing (RFC 9591 §5.1, §5.2; the round-1 echo is folded into round 2). */
+export const SIGN_ROUNDS = ['sign/commit', 'sign/share'] as const;
+/** The commit step of every state-changing session (node/sessions/commit.ts): attest, vote, certificate. */
+export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
+/** A peer's certificate for a player behind on an existing key version (node/sessions/engine.ts). */
+export const CATCH_UP_ROUND = 'commit/catchup';
+
+/**
+ * Every round name a session of `operation` sends on the channel, besides the hello. The node's channel
+ * accepts no other (node/sessions/channel.ts), and a third party checking a signed envelope offered as
+ * evidence (core/evidence.ts) uses the same table: one list for both.
+ */
+export function declaredRounds(operation: Operation): readonly string[] {
+  switch (operation) {
+    case 'keygen':
+    case 'rotate':
+    case 'import':
+      return [...JOINT_FELDMAN_ROUNDS, ...COMMIT_ROUNDS];
+    case 'refresh':
+      return [...JOINT_FELDMAN_ROUNDS, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
+    case 'export':
+      return [...JOINT_FELDMAN_ROUNDS, CATCH_UP_ROUND];
+    case 'sign':
+      return [...SIGN_ROUNDS, CATCH_UP_ROUND];
+    case 'decapsulate':
+      return [CATCH_UP_ROUND];
+    case 'retire':
+    case 'archive':
+    case 'activate':
+    case 'destroy':
+      return [...COMMIT_ROUNDS];
+  }
+}
+
 /** The digest a node joins a session with. */
 export function sessionDigest(sessionId: Uint8Array, params: SessionParams): Uint8Array {
   ensure(sessionId instanceof Uint8Array && sessionId.length === SESSION_ID_LENGTH, ErrorCode.BadParameters, `session id: expected ${SESSION_ID_LENGTH} bytes`);

@@ -66,7 +66,7 @@ import type {
 } from '../contract/http.js';
 import type { KeyRecord as StoredKey, ShareStore } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
-import { SessionEngine, SESSION_ROUNDS, type CoordinatorSessions } from './sessions/engine.js';
+import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
@@ -244,7 +244,7 @@ export class NodeService {
       },
       async ({ suite, exportable, params }) => {
         const rotation = req.rotationPeriodMs !== undefined ? { rotationPeriodMs: req.rotationPeriodMs } : {};
-        await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true }, async (ctx) => {
+        await this.engine.run({ session, params }, async (ctx) => {
           const key = await runDkg(ctx, suite.id, req.threshold, this.o.parties);
           try {
             const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable, ...rotation });
@@ -275,7 +275,7 @@ export class NodeService {
       },
       async ({ rec, message, params }) => {
         const signature = await this.engine.run(
-          { session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.sign, commits: false },
+          { session, params, uses: usesShare(p.tenant, keyId, rec.version) },
           async (ctx, key) => runSign(ctx, key!, message),
         );
         this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
@@ -323,7 +323,7 @@ export class NodeService {
       },
       async ({ rec, suite, enc, receiver, params }) => {
         let used: PublicKeyPackage | undefined;
-        const wrapped = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.none, commits: false }, async (ctx, key) => {
+        const wrapped = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
           used = key!.publicKey;
           const partial = decapPartial(suite, key!, enc, session);
           const plaintext = encodeMessage('decap/partial', suite.id, partial);
@@ -353,7 +353,7 @@ export class NodeService {
       },
       async ({ rec, params }) => {
         const epoch = await this.engine.run(
-          { session, params, uses: usesShare(tenant, keyId, rec.version), rounds: SESSION_ROUNDS.jointFeldman, commits: true },
+          { session, params, uses: usesShare(tenant, keyId, rec.version) },
           async (ctx, key) => {
             const next = await runRefresh(ctx, key!);
             try {
@@ -398,7 +398,7 @@ export class NodeService {
         return { version: rec.version, rec, recipient: keys[this.o.index - 1]!, params };
       },
       async ({ rec, recipient, params }) => {
-        const result = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version), rounds: SESSION_ROUNDS.jointFeldman, commits: false }, async (ctx, key) => {
+        const result = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
           const next = await runRefresh(ctx, key!);
           try {
             const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
@@ -463,7 +463,7 @@ export class NodeService {
         return { version: bundle.keyVersion, bundle, keyId, exportable, params };
       },
       async ({ bundle, keyId, exportable, params }) => {
-        const epoch = await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true }, async (ctx) => {
+        const epoch = await this.engine.run({ session, params }, async (ctx) => {
           const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
           let next: KeyShare;
           try {
@@ -526,7 +526,7 @@ export class NodeService {
         },
         async ({ old, next, params }) => {
           const rotation = old.rotationPeriodMs !== undefined ? { rotationPeriodMs: old.rotationPeriodMs } : {};
-          await this.engine.run({ session, params, rounds: SESSION_ROUNDS.jointFeldman, commits: true, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, async (ctx) => {
+          await this.engine.run({ session, params, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, async (ctx) => {
             const key = await runDkg(ctx, old.suite, old.committed.threshold, this.o.parties);
             const rotatedAt = Date.now();
             try {
@@ -576,7 +576,7 @@ export class NodeService {
           return { version: req.version, params };
         },
         async ({ params }) => {
-          const rec = await this.engine.run({ session, params, rounds: SESSION_ROUNDS.none, commits: true }, async (ctx) => {
+          const rec = await this.engine.run({ session, params }, async (ctx) => {
             const { records } = await ctx.commit({
               statement: statementOf(session, operation, tenant, keyId, req.version, stateResultDigest(target)),
               effects: [target === 'destroyed' ? { kind: 'destroy', version: req.version } : { kind: 'state', version: req.version, state: target }],

@@ -12,7 +12,7 @@ import { decapCombine } from '../core/decap.js';
 import { getKemSuite, getSigningSuite, getSuite } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
-import { decapPartialBinding, type Operation } from '../core/session.js';
+import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
 import { decodeCertificate, encodeCertificate } from '../core/commit.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
 import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
@@ -392,7 +392,7 @@ export class Cluster {
     }
     if (failures.length) {
       // A node is reported as a culprit only on evidence this SDK re-checked (sessions.md, "Evidence and blame").
-      const errs = await Promise.all(failures.map(([, e]) => this.vetCulprits(e as TesseraClientError)));
+      const errs = await Promise.all(failures.map(([, e]) => this.vetCulprits(e as TesseraClientError, request)));
       // Prefer the error that names culprits or a cause over the "aborted" echoes of the others.
       const best = errs.find((e) => e.culprits?.length) ?? errs.find((e) => e.code !== 'SESSION_ABORTED') ?? errs[0]!;
       if (request.keyId !== undefined && errs.some((e) => e.code === 'EPOCH_MISMATCH' || /DIGEST_MISMATCH|EPOCH_MISMATCH/.test(e.message))) {
@@ -411,7 +411,7 @@ export class Cluster {
    * without such evidence is dropped from `culprits` and mentioned in the message as unverified, so no
    * node can get another blamed on its word.
    */
-  private async vetCulprits(e: TesseraClientError): Promise<TesseraClientError> {
+  private async vetCulprits(e: TesseraClientError, request: SessionRequest): Promise<TesseraClientError> {
     if (!(e instanceof TesseraClientError) || e.culprits.length === 0) return e;
     const evidence = e.evidence ? decodeEvidence(fromHex(e.evidence, 'evidence')) : [];
     const verified: number[] = [];
@@ -424,7 +424,9 @@ export class Cluster {
       } catch {
         continue;
       }
-      if (items.some((x) => verifyEquivocationEvidence(x, key))) verified.push(c);
+      // Envelope evidence is checked against this session and the rounds its operation runs.
+      const context = { session: fromHex(request.sessionId, 'sessionId'), declaredRounds: declaredRounds(request.operation as Operation) };
+      if (items.some((x) => verifyEquivocationEvidence(x, key, context))) verified.push(c);
     }
     if (verified.length === e.culprits.length) return e;
     const dropped = e.culprits.filter((c) => !verified.includes(c));

@@ -41,6 +41,8 @@ import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } f
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import { loadLiboqsMlKem768, type RawMlKem768 } from '../../core/pq.js';
+import { envelopeSignedBytes } from '../../core/envelope.js';
+import type { EquivocationEvidence, SignedEnvelope } from '../../core/evidence.js';
 
 /** What the channel needs from the coordinator link: send opaque bytes, receive (from, bytes). */
 export interface RelayLink {
@@ -50,7 +52,6 @@ export interface RelayLink {
 }
 
 const ENVELOPE_VERSION = 1;
-const SIGN_LABEL = utf8ToBytes('tessera/channel/v1');
 const KDF_LABEL = utf8ToBytes('tessera/channel-key/v1');
 const HELLO_ROUND = 'hello';
 const MAX_ROUND_LENGTH = 64;
@@ -84,8 +85,8 @@ interface Envelope {
  */
 export class ChannelError extends TesseraError {
   readonly relayFrom?: number;
-  constructor(code: ErrorCode, message: string, culprits: readonly number[] = [], relayFrom?: number) {
-    super(code, message, culprits);
+  constructor(code: ErrorCode, message: string, culprits: readonly number[] = [], relayFrom?: number, evidence: readonly EquivocationEvidence[] = []) {
+    super(code, message, culprits, evidence);
     this.name = 'ChannelError';
     if (relayFrom !== undefined) this.relayFrom = relayFrom;
   }
@@ -100,22 +101,17 @@ function relayFault(from: number, message: string): never {
 }
 
 /** A message `signer` signed (its identity signature verified) that fails a public check: evidence. */
-function signedFault(signer: number, message: string, code: ErrorCode = ErrorCode.BadMessage): never {
-  throw new ChannelError(code, `channel: node ${signer} signed ${message}`, [signer]);
+function signedFault(signer: number, message: string, code: ErrorCode = ErrorCode.BadMessage, evidence: readonly EquivocationEvidence[] = []): never {
+  throw new ChannelError(code, `channel: node ${signer} signed ${message}`, [signer], undefined, evidence);
+}
+
+/** A signed envelope as transferable evidence (core/evidence.ts EnvelopeEvidence). */
+function envelopeOf(env: Envelope): SignedEnvelope {
+  return { r: env.r, f: env.f, t: env.t, k: env.k, e: Uint8Array.from(env.e), n: Uint8Array.from(env.n), c: Uint8Array.from(env.c), s: Uint8Array.from(env.s) };
 }
 
 function signedBytes(session: Uint8Array, env: Omit<Envelope, 's' | 'v'>): Uint8Array {
-  return framed(
-    SIGN_LABEL,
-    session,
-    utf8ToBytes(env.r),
-    i2osp(env.f, 1),
-    i2osp(env.t, 1),
-    utf8ToBytes(env.k),
-    env.e,
-    env.n,
-    env.c,
-  );
+  return envelopeSignedBytes(session, env);
 }
 
 function asBytes(x: unknown): Uint8Array | undefined {
@@ -182,7 +178,7 @@ export class SessionChannel {
    * Every (sender, round) ever accepted, with the hash of its signed bytes: a second copy of the same
    * bytes is a replay (a relay fault); a second, different message the sender signed is evidence.
    */
-  private readonly seen = new Map<string, Uint8Array>();
+  private readonly seen = new Map<string, { hash: Uint8Array; envelope: SignedEnvelope }>();
   /** (receiver, round) this node already sent: it never signs two messages for one round. */
   private readonly sent = new Set<string>();
   /** The data rounds the protocol expects; undefined: any round name. */
@@ -400,13 +396,20 @@ export class SessionChannel {
     const earlier = this.seen.get(seenKey);
     if (earlier) {
       // The same signed bytes again: the relay replayed them. Different ones: the sender signed two
-      // messages for one round, which an honest node never does (send() refuses it).
-      if (equalBytes(earlier, signedHash)) relayFault(from, `replayed message in round ${env.r}`);
-      signedFault(from, `two different messages for round ${env.r}`, ErrorCode.Equivocation);
+      // messages for one round, which an honest node never does (send() refuses it): both are evidence.
+      if (equalBytes(earlier.hash, signedHash)) relayFault(from, `replayed message in round ${env.r}`);
+      signedFault(from, `two different messages for round ${env.r}`, ErrorCode.Equivocation, [
+        { protocol: 'envelope', fault: 'two-messages', signer: from, session: Uint8Array.from(this.session), envelopes: [earlier.envelope, envelopeOf(env)] },
+      ]);
     }
-    this.seen.set(seenKey, signedHash);
+    // Only the first message of a round is kept whole (the evidence a second one would need).
+    this.seen.set(seenKey, { hash: signedHash, envelope: envelopeOf(env) });
     if (env.k === 'hello' ? env.r !== HELLO_ROUND : env.r === HELLO_ROUND) signedFault(from, `a ${env.k} message under round ${env.r}`);
-    if (env.k === 'data' && this.rounds && !this.rounds.has(env.r)) signedFault(from, `a message for round ${env.r}, which this protocol does not run`);
+    if (env.k === 'data' && this.rounds && !this.rounds.has(env.r)) {
+      signedFault(from, `a message for round ${env.r}, which this protocol does not run`, ErrorCode.BadMessage, [
+        { protocol: 'envelope', fault: 'undeclared-round', signer: from, session: Uint8Array.from(this.session), envelopes: [envelopeOf(env)] },
+      ]);
+    }
     const use = this.usage.get(from) ?? { messages: 0, bytes: 0 };
     use.messages += 1;
     use.bytes += payload.length;

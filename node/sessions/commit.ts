@@ -24,8 +24,6 @@ import type { KeyRecord, ShareStore, StagedEffect } from '../store/storage.js';
 import type { SessionChannel } from './channel.js';
 import { voteFor, type Deviations } from './deviations.js';
 
-/** The rounds the commit step adds to a session's channel. */
-export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
 
 export interface CommitDeps {
   readonly self: number;

@@ -23,7 +23,7 @@ import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import type { IdentityKeyPair } from '../../core/identity.js';
 import { RUN_CONTRIBUTION_LENGTH, deriveRunId } from '../../core/run-id.js';
-import { sessionDigest, type SessionParams } from '../../core/session.js';
+import { CATCH_UP_ROUND, declaredRounds, sessionDigest, type SessionParams } from '../../core/session.js';
 import type { KeyShare } from '../../core/types.js';
 import { sessionScope } from '../../contract/relay.js';
 import { SessionChannel, type RelayLink } from './channel.js';
@@ -31,7 +31,7 @@ import { asTesseraError } from '../governance/gate.js';
 import type { DriverContext } from './protocols.js';
 import type { KeyRecord, ShareStore } from '../store/storage.js';
 import { flood, floodRounds, type Deviations } from './deviations.js';
-import { COMMIT_ROUNDS, applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
+import { applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
@@ -57,23 +57,13 @@ export interface EngineOptions {
   readonly deviations?: Deviations;
 }
 
-/** The round names each kind of session may send (the channel refuses any other: node/sessions/channel.ts). */
-export const SESSION_ROUNDS = {
-  jointFeldman: ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'],
-  sign: ['sign/commit', 'sign/share'],
-  none: [],
-} as const;
-const CATCH_UP_ROUND = 'commit/catchup';
+
 
 export interface SessionSpec {
   readonly session: Uint8Array;
   readonly params: SessionParams;
   /** The committed key version the session works on (its epoch is agreed; its share loaded if asked). */
   readonly uses?: { readonly tenant: string; readonly keyId: string; readonly version: number; readonly loadShare: boolean };
-  /** The protocol rounds the body sends (besides the commit and catch-up rounds). */
-  readonly rounds: readonly string[];
-  /** Whether the body commits a state change (adds the commit rounds). */
-  readonly commits: boolean;
   readonly timeoutMs?: number;
 }
 
@@ -139,7 +129,8 @@ export class SessionEngine {
     const peers = players.filter((p) => p !== self);
     await store.claimSession(session);
     await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs, sessionScope(session, params.tenant, params.keyId));
-    const rounds = [...spec.rounds, ...(spec.commits ? COMMIT_ROUNDS : []), ...(spec.uses ? [CATCH_UP_ROUND] : [])];
+    // The rounds this operation runs (core/session.ts declaredRounds, the same table the SDK checks evidence with).
+    const rounds = [...declaredRounds(params.operation)];
     const channel = new SessionChannel({
       session,
       self,

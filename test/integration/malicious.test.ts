@@ -9,9 +9,11 @@
  * - t honest nodes sign together afterwards (the signature checked by node:crypto, RFC 8032);
  * - an honest node is never named, and the deviating node is named wherever the evidence allows:
  *   the SDK reports it for equivocation in DKG/refresh round 1 or FROST round 1 (two messages it
- *   signed, re-checked by the SDK); the honest node that caught a bad share (core/jointfeldman.ts) or a
- *   flood (channel caps on signed messages) names it in its own error, which the SDK does not turn into
- *   a culprit without transferable evidence. A wrong or garbage vote, a wrong confirmation and a bare
+ *   signed, re-checked by the SDK) and for a message flood (a signed envelope under a round the
+ *   operation does not run, core/evidence.ts EnvelopeEvidence, re-checked against core/session.ts
+ *   declaredRounds); the honest node that caught a bad share (core/jointfeldman.ts) or a byte flood
+ *   (oversized signed messages in declared rounds) names it in its own error, which the SDK does not
+ *   turn into a culprit without transferable evidence. A wrong or garbage vote, a wrong confirmation and a bare
  *   epoch claim travel inside the encrypted channel: nobody is named, and the session fails or
  *   finishes by the certificate.
  * A withheld vote after release does not leave anyone waiting here either: the withholding node itself
@@ -188,7 +190,7 @@ describeCluster({ nodes: 3, threshold: 2, deviator: 3, signersWithDeviator: [1, 
   { deviation: 'wrong-confirm-to:2', ops: [['keygen', 'fails'], ['refresh', 'fails'], ['rotate', 'fails']] },
   { deviation: 'withhold-vote-to:1+2', ops: [['refresh', 'commits'], ['transition', 'commits']] },
   { deviation: 'claim-epoch-ahead', ops: [['refresh', 'fails'], ['sign', 'fails']] },
-  { deviation: 'flood-messages-to:1', ops: [['keygen', 'fails-claimed'], ['transition', 'either']], honestFailedWith: 'BAD_MESSAGE' },
+  { deviation: 'flood-messages-to:1', ops: [['keygen', 'fails-naming'], ['transition', 'either']], honestFailedWith: 'BAD_MESSAGE' },
   { deviation: 'flood-bytes-to:2', ops: [['refresh', 'fails-claimed']] },
 ]);
 
@@ -198,5 +200,5 @@ describeCluster({ nodes: 5, threshold: 3, deviator: 5, signersWithDeviator: [1, 
   { deviation: 'bad-share-to:3', ops: [['rotate', 'fails-claimed']] },
   { deviation: 'wrong-vote-to:1', ops: [['refresh', 'either'], ['transition', 'either']] },
   { deviation: 'claim-epoch-ahead', ops: [['refresh', 'fails']] },
-  { deviation: 'flood-messages-to:2+3', ops: [['rotate', 'fails-claimed']] },
+  { deviation: 'flood-messages-to:2+3', ops: [['rotate', 'fails-naming']] },
 ]);
