@@ -125,7 +125,16 @@ export interface NodeServiceOptions {
 }
 
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
-export const FAULT_POINTS = ['refresh-before-stage', 'commit-after-stage', 'commit-after-release', 'commit-after-commit'] as const;
+export const FAULT_POINTS = [
+  'refresh-before-stage',
+  // Inside the joint-Feldman rounds of keygen, rotate, refresh, import and export (node/sessions/protocols.ts).
+  'rounds-after-round1',
+  'rounds-after-echo',
+  'rounds-after-confirm',
+  'commit-after-stage',
+  'commit-after-release',
+  'commit-after-commit',
+] as const;
 
 export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
   return {

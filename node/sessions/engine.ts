@@ -171,6 +171,7 @@ export class SessionEngine {
         identity: this.o.identity,
         membership: this.o.membership,
         ...(this.o.deviations ? { deviations: this.o.deviations } : {}),
+        ...(this.o.crashPoint ? { crashPoint: this.o.crashPoint } : {}),
         ...(record ? { record } : {}),
         commit: (change) => certifyAndCommit(this.commitDeps, channel, peers, change),
       };

@@ -34,6 +34,8 @@ export interface DriverContext {
   readonly membership: ReadonlyMap<number, Uint8Array>;
   /** Test-only scripted misbehaviour (node/sessions/deviations.ts); absent in production. */
   readonly deviations?: Deviations;
+  /** Test-only crash points inside the rounds (node/service.ts FAULT_POINTS); absent in production. */
+  readonly crashPoint?: (name: string) => void;
 }
 
 /** Identity signatures for signed protocol messages (DKG / refresh round 1, FROST rounds 1 and 2). */
@@ -136,6 +138,7 @@ async function runJointFeldman<S1, S2, S3>(
       rounds.discard(other.state);
       for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/round1', suite, targets(equivocateTo, to) ? other.broadcast : r1.broadcast);
     }
+    ctx.crashPoint?.('rounds-after-round1');
     const received1 = await receiveAll(ctx, 'dkg/round1', suite, limits);
     const r2 = rounds.round2(r1.state, received1);
     state = r2.state;
@@ -143,6 +146,7 @@ async function runJointFeldman<S1, S2, S3>(
     // The harness's bad-share-to: a share that does not verify against this node's commitments.
     for (const [to, share] of r2.shares) send(ctx, to, 'dkg/round2', suite, targets(ctx.deviations?.badShareTo, to) ? badShare(suite, share) : share);
     broadcast(ctx, 'dkg/echo', suite, r2.echo);
+    ctx.crashPoint?.('rounds-after-echo');
     const sharesArriving = receiveAll(ctx, 'dkg/round2', suite, limits);
     const [echoes, shares] = await Promise.all([receiveAll(ctx, 'dkg/echo', suite, limits), sharesArriving]).catch((e: unknown) => {
       // The echoes failed first: the shares may still arrive; wipe them when they do.
@@ -159,6 +163,7 @@ async function runJointFeldman<S1, S2, S3>(
       const wrong = { digest: r3.confirm.digest.map((b) => b ^ 0xff) };
       for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'dkg/confirm', suite, wrongTo.includes(to) ? wrong : r3.confirm);
     }
+    ctx.crashPoint?.('rounds-after-confirm');
     const confirms = await receiveAll(ctx, 'dkg/confirm', suite, limits);
     return rounds.finish(r3.state, confirms);
   } finally {

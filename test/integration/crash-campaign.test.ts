@@ -28,9 +28,10 @@ import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { splitAndWrap } from '../../core/bundle.js';
 import type { CommitStatusResponse } from '../../contract/http.js';
+import type { FAULT_POINTS } from '../../node/service.js';
 import { bytesToHex, hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, sleep, startTestCluster, verifySignature, waitFor, type TestCluster } from '../helpers/cluster.js';
 
-type FaultPoint = 'refresh-before-stage' | 'commit-after-stage' | 'commit-after-release' | 'commit-after-commit';
+type FaultPoint = (typeof FAULT_POINTS)[number];
 const PAIRS = [
   [1, 2],
   [1, 3],
@@ -56,7 +57,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
   let tc: TestCluster;
   /** Processes that exited without the test asking (index, signal). */
   const exits: { index: number; signal: NodeJS.Signals | null }[] = [];
-  const seeds = { 'imp-before': randomBytes(32), 'imp-after': randomBytes(32) };
+  const seeds = { 'imp-before': randomBytes(32), 'imp-after': randomBytes(32), 'mid-import-rounds-after-echo': randomBytes(32) };
   const sealed: Record<string, Awaited<ReturnType<typeof hpkeSeal>>> = {};
 
   async function allOnline(): Promise<void> {
@@ -292,6 +293,33 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
   }, 120_000);
 
   // ---- import (an external ed25519 seed through splitAndWrap)
+
+  // ---- a node killed inside the DKG rounds (before anything is staged anywhere, or once others may have staged)
+
+  for (const t of [
+    { op: 'keygen', point: 'rounds-after-round1', node: 2 },
+    { op: 'keygen', point: 'rounds-after-echo', node: 3 },
+    { op: 'keygen', point: 'rounds-after-confirm', node: 2 },
+    { op: 'rotate', point: 'rounds-after-echo', node: 2 },
+    { op: 'rotate', point: 'rounds-after-confirm', node: 3 },
+    { op: 'import', point: 'rounds-after-echo', node: 2 },
+  ] as const) {
+    it(`${t.op}, node ${t.node} killed in the DKG rounds (${t.point}): fails, nothing committed; repair drops what others staged; the retry works`, async () => {
+      const keyId = `mid-${t.op}-${t.point}`;
+      // These cases are not in PLAN: start with no node armed, and leave none armed.
+      await disarmAll();
+      if (t.op === 'rotate') await tc.cluster.keygen({ suite: 'ed25519', keyId });
+      const run = (): Promise<unknown> =>
+        t.op === 'keygen' ? tc.cluster.keygen({ suite: 'ed25519', keyId }) : t.op === 'rotate' ? tc.cluster.rotate({ keyId }) : importSeed(keyId as keyof typeof seeds);
+      const outcome = await crashAt(t.node, t.point, keyId, run);
+      expect(outcome.ok).toBe(false);
+      const { versions } = await repairAndAgree(keyId);
+      expect(versions.map((v) => `${v.version}:${v.state}`)).toEqual(t.op === 'rotate' ? ['1:active'] : []);
+      await disarmAll();
+      await run();
+      await signsWithEveryPair(keyId);
+    }, 120_000);
+  }
 
   async function importSeed(keyId: keyof typeof seeds) {
     const importKeys = (await tc.cluster.importKeys()).map((k) => hexToBytes(k.publicKey));
