@@ -211,6 +211,80 @@ export interface DecapsulateResponse {
   wrappedPartial: { kem: number; enc: string; ciphertext: string };
   publicPackage: PublicKeyPackageJson;
 }
+/**
+ * Presignatures (issue 10): FROST with preprocessing, RFC 9591 §5.1 done ahead of time.
+ *
+ * A node keeps, in memory only, a pool of nonce pairs per signing key version under a random pool id
+ * that dies with the process (a restart or a restored data directory can never revive a nonce). It hands
+ * each commitment out once, in a batch signed with its ML-DSA-65 identity (core/presign.ts), and signs
+ * with a nonce only after deleting it from the pool.
+ */
+export const MAX_PRESIGN_BATCH = 1024;
+/** The most messages one sign-batch request may carry. */
+export const MAX_SIGN_BATCH = 256;
+export interface PresignCommitmentJson {
+  /** The entry's index in its pool (unique per pool). */
+  index: number;
+  hiding: string;
+  binding: string;
+}
+export interface PresignaturesRequest {
+  count: number;
+  version?: number;
+}
+export interface PresignaturesResponse {
+  keyId: string;
+  version: number;
+  epoch: number;
+  suite: string;
+  node: number;
+  /** 16 random bytes, new for every pool; unknown to the node after a restart. */
+  poolId: string;
+  commitments: PresignCommitmentJson[];
+  /** ML-DSA-65 signature of the node identity over core/presign.ts presignBatchSignedBytes. */
+  signature: string;
+}
+/** One signer's entry in a presigned commitment list: which node, which pool entry, and its commitments. */
+export interface PresignedCommitmentJson {
+  node: number;
+  poolId: string;
+  index: number;
+  hiding: string;
+  binding: string;
+}
+/** One message and the commitment list chosen for it (one entry per signer, at least the threshold). */
+export interface PresignedItemJson {
+  message: string;
+  commitments: PresignedCommitmentJson[];
+}
+/** Ask this node for its signature share over one message with a presigned commitment list: one round trip. */
+export interface SignShareRequest extends PresignedItemJson {
+  version: number;
+  epoch: number;
+}
+export interface SignShareResponse {
+  keyId: string;
+  version: number;
+  epoch: number;
+  node: number;
+  /** The RFC 9591 §5.2 signature share (SerializeScalar). Alone it reveals nothing about the key share. */
+  share: string;
+}
+/** Signature shares over up to MAX_SIGN_BATCH messages with one key, each with its own commitment list. */
+export interface SignBatchRequest {
+  keyId: string;
+  version: number;
+  epoch: number;
+  items: PresignedItemJson[];
+}
+export interface SignBatchResponse {
+  keyId: string;
+  version: number;
+  epoch: number;
+  node: number;
+  /** shares[i] is the share over items[i]. */
+  shares: string[];
+}
 /** Decline a session the operator refused: the key and operation it was asked for, and its session id. */
 export interface DeclineRequest {
   sessionId: string;
@@ -399,6 +473,24 @@ const bundleSchema = {
 } as const;
 
 const keyParams = { type: 'object', required: ['keyId'], properties: { keyId: id }, additionalProperties: false } as const;
+const epochSchema = { type: 'integer', minimum: 0, maximum: MAX_VERSION, description: `a key epoch, an integer from 0 to ${MAX_VERSION}` } as const;
+/** A presigned commitment list entry (contract PresignedCommitmentJson); points are checked by the node, not here. */
+const presignedCommitment = {
+  type: 'object',
+  required: ['node', 'poolId', 'index', 'hiding', 'binding'],
+  properties: {
+    node: index,
+    poolId: hex(16, 16),
+    index: { type: 'integer', minimum: 0, maximum: MAX_VERSION, description: 'a pool entry index, an integer from 0 to 4294967295' },
+    hiding: hex(32, 33),
+    binding: hex(32, 33),
+  },
+  additionalProperties: false,
+} as const;
+const presignedItemProperties = {
+  message: hex(0, 1 << 20),
+  commitments: { type: 'array', items: presignedCommitment, minItems: 2, maxItems: 255, description: 'a list of 2 to 255 signer commitments' },
+} as const;
 const apiKeyInfoProperties = {
   id,
   tenant: id,
@@ -523,6 +615,93 @@ export const ROUTES = {
         type: 'object',
         required: ['keyId', 'version', 'signature'],
         properties: { keyId: id, version, signature: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Reserve `count` presignature commitments of this node (each is handed out once), in a signed batch. */
+  presignatures: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/presignatures',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['count'],
+        properties: { count: { type: 'integer', minimum: 1, maximum: MAX_PRESIGN_BATCH, description: `a count, an integer from 1 to ${MAX_PRESIGN_BATCH}` }, version },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'suite', 'node', 'poolId', 'commitments', 'signature'],
+        properties: {
+          keyId: id,
+          version,
+          epoch: { type: 'integer' },
+          suite,
+          node: index,
+          poolId: { type: 'string' },
+          commitments: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['index', 'hiding', 'binding'],
+              properties: { index: { type: 'integer' }, hiding: { type: 'string' }, binding: { type: 'string' } },
+              additionalProperties: false,
+            },
+          },
+          signature: { type: 'string' },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** One-round signing: this node's signature share over a message with a presigned commitment list. */
+  signShare: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/sign-share',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['message', 'commitments', 'version', 'epoch'],
+        properties: { ...presignedItemProperties, version, epoch: epochSchema },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'node', 'share'],
+        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, share: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Signature shares over up to MAX_SIGN_BATCH messages with one key; one audit entry per message. */
+  signBatch: {
+    method: 'POST',
+    url: '/v1/sign-batch',
+    schema: {
+      body: {
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'items'],
+        properties: {
+          keyId: id,
+          version,
+          epoch: epochSchema,
+          items: {
+            type: 'array',
+            minItems: 1,
+            maxItems: MAX_SIGN_BATCH,
+            items: { type: 'object', required: ['message', 'commitments'], properties: presignedItemProperties, additionalProperties: false },
+            description: `a list of 1 to ${MAX_SIGN_BATCH} messages, each with its commitment list`,
+          },
+        },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'node', 'shares'],
+        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, shares: { type: 'array', items: { type: 'string' } } },
         additionalProperties: false,
       }),
     },
