@@ -44,6 +44,8 @@ export interface DevOptions {
   tls?: boolean;
   /** Extra environment for every process (e.g. TESSERA_ROTATION_CHECK_MS in tests). */
   env?: Record<string, string>;
+  /** Extra environment for one process (0 = coordinator, i = node i), over `env` (e.g. TESSERA_GROUP_BACKEND per node). */
+  envFor?: (index: number) => Record<string, string> | undefined;
 }
 
 /** Every dev certificate names these; the dev cluster listens on 127.0.0.1 only. */
@@ -221,6 +223,8 @@ export interface DevCluster {
   start(index: number, env?: Record<string, string>): void;
   /** Stop everything (SIGTERM, then SIGKILL after 5 s). */
   stop(): Promise<void>;
+  /** The OS process id of a running process (0 = coordinator, i = node i), e.g. to read its CPU time; undefined when stopped. */
+  pid(index: number): number | undefined;
   /** Called when a child exits that nobody asked to stop. */
   onUnexpectedExit?: (index: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -244,7 +248,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...(o.env ?? {}), ...env },
+        env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...(o.env ?? {}), ...(o.envFor?.(index) ?? {}), ...env },
       });
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);
@@ -271,6 +275,9 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     },
     async stop() {
       await Promise.all([...scripts.keys()].map((i) => dev.kill(i)));
+    },
+    pid(index) {
+      return children.get(index)?.pid;
     },
   };
   for (const i of scripts.keys()) dev.start(i);
