@@ -8,10 +8,13 @@
  *   head                 the sealed head record {v, seq, hash}: written in the same atomic batch as
  *                        every entry, MACed at rest like every record (node/store/record-auth.ts)
  *
- * - append() is serialized through one queue, so seqs are dense and unique under concurrent callers;
- *   the entry is written with a synced LevelDB write, and a failure rejects with UNAVAILABLE so the
- *   caller fails closed (the operation must not run unaudited). The in-memory head advances only after
- *   the write succeeded, so a failed append consumes no seq.
+ * - append() is serialized through one queue, so seqs are dense and unique under concurrent callers.
+ *   Appends are group-committed: those that arrive while a write is in flight wait and go out together
+ *   in ONE synced LevelDB batch (entries, any checkpoints they reach, the head record), so a busy node
+ *   pays one fsync per group, not per entry. Each append resolves only once its entry is on disk; a
+ *   failure rejects every append of that batch with UNAVAILABLE so the callers fail closed (no
+ *   operation runs unaudited). The in-memory head advances only after the write succeeded, so a failed
+ *   batch consumes no seq.
  * - Every `checkpointEvery` entries the checkpoint is signed and written in the same atomic batch as the
  *   entry that reaches it. Every `checkpointIntervalMs` a timer owned by this object (unref'd, stopped by
  *   close()) signs the head if entries arrived since the last checkpoint.
@@ -66,6 +69,15 @@ export interface AuditLogOptions {
   readonly onError?: (err: TesseraError) => void;
 }
 
+/** At most this many entries go in one group batch (the rest go in the next one, straight after). */
+const MAX_GROUP = 1024;
+
+interface PendingAppend {
+  readonly fields: ReturnType<typeof validateAuditFields>;
+  readonly resolve: (e: AuditEntry) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 const packr = new Packr({ useRecords: false });
 const seqKey = (kind: 'e' | 'c', seq: number): string => `${kind}/${String(seq).padStart(16, '0')}`;
 /** The sealed head record's key (outside the e/ and c/ ranges). */
@@ -82,6 +94,11 @@ export class AuditLog {
   private checkpointed: number;
   private brokenReason: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Appends waiting for the next group write (see flush). */
+  private pending: PendingAppend[] = [];
+  /** A flush is queued and has not yet taken `pending`. */
+  private flushQueued = false;
+  private batches = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
@@ -167,27 +184,18 @@ export class AuditLog {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.serialize(async () => {
-      this.ensureWritable();
-      const seq = this.head.seq + 1;
-      const time = this.nextTime();
-      const unsigned = { seq, time, ...valid, prevHash: this.head.hash };
-      const entry: AuditEntry = { ...unsigned, hash: auditEntryHash(unsigned) };
-      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [
-        { type: 'put', key: seqKey('e', seq), value: encode(entry) },
-        { type: 'put', key: AUDIT_HEAD_KEY, value: encode({ v: HEAD_FORMAT, seq, hash: entry.hash }) },
-      ];
-      const cp = seq - this.checkpointed >= this.every ? this.sign(seq, entry.hash, time) : undefined;
-      if (cp) ops.push({ type: 'put', key: seqKey('c', seq), value: encode(cp) });
-      try {
-        await this.records.batch(ops, { sync: true });
-      } catch (e) {
-        throw asUnavailable(e, 'audit: the audit log cannot be written');
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.pending.push({ fields: valid, resolve, reject });
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        void this.serialize(() => this.flush());
       }
-      this.head = { seq, hash: entry.hash, time };
-      if (cp) this.checkpointed = seq;
-      return entry;
     });
+  }
+
+  /** How many synced batches of entries have been written since open (group commit: far fewer than entries under load). */
+  get batchesWritten(): number {
+    return this.batches;
   }
 
   /** Sign and store a checkpoint of the head now, if entries arrived since the last one. */
@@ -234,6 +242,58 @@ export class AuditLog {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * Group commit: write every append waiting now (up to MAX_GROUP) in ONE synced batch. Runs in the
+   * queue, so appends that arrive while a write is in flight accumulate in `pending` and go out together
+   * in the next batch. Seqs, times and the hash chain are assigned here in arrival order, exactly as if
+   * the entries had been appended one by one; a checkpoint falls on the same seqs as before (every N),
+   * in the same batch as the entry that reaches it; the head record is written once, naming the last
+   * entry. Every append resolves only after the batch is on disk. If anything fails, every append of the
+   * batch rejects (UNAVAILABLE for a write failure) and neither the head nor the checkpoint seq moves.
+   */
+  private async flush(): Promise<void> {
+    this.flushQueued = false;
+    const group = this.pending.splice(0, MAX_GROUP);
+    if (this.pending.length > 0) {
+      this.flushQueued = true;
+      void this.serialize(() => this.flush());
+    }
+    if (group.length === 0) return;
+    try {
+      this.ensureWritable();
+      let { seq, hash } = this.head;
+      let checkpointed = this.checkpointed;
+      let time = this.head.time;
+      const entries: AuditEntry[] = [];
+      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
+      for (const p of group) {
+        seq += 1;
+        time = this.nextTime();
+        const unsigned = { seq, time, ...p.fields, prevHash: hash };
+        const entry: AuditEntry = { ...unsigned, hash: auditEntryHash(unsigned) };
+        hash = entry.hash;
+        entries.push(entry);
+        ops.push({ type: 'put', key: seqKey('e', seq), value: encode(entry) });
+        if (seq - checkpointed >= this.every) {
+          ops.push({ type: 'put', key: seqKey('c', seq), value: encode(this.sign(seq, hash, time)) });
+          checkpointed = seq;
+        }
+      }
+      ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: encode({ v: HEAD_FORMAT, seq, hash }) });
+      try {
+        await this.records.batch(ops, { sync: true });
+      } catch (e) {
+        throw asUnavailable(e, 'audit: the audit log cannot be written');
+      }
+      this.batches += 1;
+      this.head = { seq, hash, time };
+      this.checkpointed = checkpointed;
+      group.forEach((p, i) => p.resolve(entries[i]!));
+    } catch (e) {
+      for (const p of group) p.reject(e);
+    }
+  }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn);

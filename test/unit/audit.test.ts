@@ -28,7 +28,7 @@ import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, typ
 import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/governance/audit.js';
 import { recordMacKey } from '../../node/store/kek.js';
 import { openRecord, sealRecord } from '../../node/store/record-auth.js';
-import { ShareStore, storageLocation } from '../../node/store/storage.js';
+import { ShareStore, storageLocation, type RecordNamespace } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });
@@ -57,6 +57,34 @@ function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: nu
 const sid = (n: number) => n.toString(16).padStart(32, '0');
 function entryFields(i: number): AuditFields {
   return { tenant: 'acme', actor: 'ak_1', operation: 'sign', keyId: 'k1', version: 1, sessionId: sid(i), outcome: 'ok' };
+}
+
+/**
+ * The real audit namespace with its batch writes counted (and, on request, the next one refused before
+ * it reaches LevelDB, as a full or failing disk would): to see how many synced writes group commit makes.
+ */
+function countingRecords(inner: RecordNamespace): { records: RecordNamespace; counts: { batches: number; syncedBatches: number; failed: number }; failNextBatch: () => void } {
+  const counts = { batches: 0, syncedBatches: 0, failed: 0 };
+  let fail = false;
+  const records: RecordNamespace = {
+    prefix: inner.prefix,
+    get: (k) => inner.get(k),
+    put: (k, v, o) => inner.put(k, v, o),
+    del: (k, o) => inner.del(k, o),
+    iterate: (r) => inner.iterate(r),
+    iterateMarked: (r) => inner.iterateMarked(r),
+    batch: async (ops, o) => {
+      if (fail) {
+        fail = false;
+        counts.failed += 1;
+        throw new Error('injected write failure');
+      }
+      await inner.batch(ops, o);
+      counts.batches += 1;
+      if (o?.sync) counts.syncedBatches += 1;
+    },
+  };
+  return { records, counts, failNextBatch: () => void (fail = true) };
 }
 
 async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
@@ -186,6 +214,69 @@ describe('audit log: appending', () => {
     expect(exported.checkpoints.map((c) => c.seq)).toEqual([7, 14, 21, 28, 35]);
     const v = verifyAuditLog(exported, identity.publicKey);
     expect(v).toMatchObject({ ok: true, complete: false, signedThrough: 35, unsigned: { fromSeq: 36, toSeq: 40 } });
+  });
+
+  it('group commit: concurrent appends go out together in few synced batches; seqs, chain and checkpoints as if one by one', async () => {
+    const store = await openStore();
+    const { records, counts } = countingRecords(store.namespace(AUDIT_NAMESPACE));
+    const log = await openLog(store, { records, checkpointEvery: 50 });
+    await log.append(entryFields(0)); // a write in flight below is this one's successor
+    const n = 500;
+    const first = Promise.all(Array.from({ length: n / 2 }, (_, i) => log.append(entryFields(i + 1))));
+    await Promise.resolve();
+    const second = Promise.all(Array.from({ length: n / 2 }, (_, i) => log.append(entryFields(n / 2 + i + 1)))); // arrive while the first group is being written
+    const entries = [...(await first), ...(await second)];
+    // Each caller got its own entry, in arrival order, with dense seqs.
+    expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 2));
+    expect(entries.map((e) => e.sessionId)).toEqual(Array.from({ length: n }, (_, i) => sid(i + 1)));
+    expect(log.headSeq).toBe(n + 1);
+    expect(log.headHash).toBe(entries[n - 1]!.hash);
+    // Far fewer synced batches than entries (1 for the first append, then a handful of groups).
+    expect(counts.batches).toBe(log.batchesWritten);
+    expect(counts.batches).toBeLessThanOrEqual(5);
+    expect(counts.syncedBatches).toBe(counts.batches);
+    const exported = await log.exportLog({ checkpoint: false });
+    expect(exported.entries).toHaveLength(n + 1);
+    expect(exported.checkpoints.map((c) => c.seq)).toEqual(Array.from({ length: 10 }, (_, i) => (i + 1) * 50));
+    expect(verifyAuditLog(exported, identity.publicKey)).toMatchObject({ ok: true, problems: [], entries: n + 1, headSeq: n + 1, signedThrough: 500 });
+    // The sealed head record names the last entry: the log reopens intact and continues.
+    await log.close();
+    const log2 = await openLog(store, { checkpointEvery: 50 });
+    expect(log2.broken).toBeUndefined();
+    expect(log2.headSeq).toBe(n + 1);
+    expect((await log2.append(entryFields(n + 1))).prevHash).toBe(entries[n - 1]!.hash);
+  });
+
+  it('group commit: a failing batch rejects every append in it with UNAVAILABLE; the head does not move and the log stays consistent', async () => {
+    const store = await openStore();
+    const { records, counts, failNextBatch } = countingRecords(store.namespace(AUDIT_NAMESPACE));
+    const log = await openLog(store, { records, checkpointEvery: 4 });
+    const before = await Promise.all([1, 2, 3].map((i) => log.append(entryFields(i))));
+    const head = { seq: log.headSeq, hash: log.headHash, cp: log.lastCheckpointSeq };
+    failNextBatch();
+    const doomed = Array.from({ length: 20 }, (_, i) => log.append(entryFields(100 + i)));
+    const codes = await Promise.all(doomed.map((p) => codeOf(p)));
+    expect(codes).toEqual(Array(20).fill(ErrorCode.Unavailable));
+    expect(counts.failed).toBe(1); // all twenty were in that one batch
+    expect({ seq: log.headSeq, hash: log.headHash, cp: log.lastCheckpointSeq }).toEqual(head);
+    // Nothing of the failed batch reached the disk, and the next appends chain onto the old head.
+    const after = await Promise.all([4, 5].map((i) => log.append(entryFields(i))));
+    expect(after.map((e) => e.seq)).toEqual([4, 5]);
+    expect(after[0]!.prevHash).toBe(before[2]!.hash);
+    const exported = await log.exportLog({ checkpoint: false });
+    expect(exported.entries.map((e) => e.sessionId)).toEqual([1, 2, 3, 4, 5].map(sid));
+    expect(exported.checkpoints.map((c) => c.seq)).toEqual([4]);
+    expect(verifyAuditLog(exported, identity.publicKey)).toMatchObject({ ok: true, problems: [], headSeq: 5 });
+    // And on the real store: concurrent appends against a closed store all fail, none consumes a seq.
+    await log.close();
+    const log2 = await openLog(store, { checkpointEvery: 4 });
+    await store.close();
+    expect(await Promise.all(Array.from({ length: 5 }, (_, i) => codeOf(log2.append(entryFields(200 + i)))))).toEqual(Array(5).fill(ErrorCode.Unavailable));
+    expect(log2.headSeq).toBe(5);
+    const store2 = await openStore();
+    const log3 = await openLog(store2);
+    expect(log3.broken).toBeUndefined();
+    expect(log3.headSeq).toBe(5);
   });
 
   it('survives a restart: the chain continues from the stored head', async () => {
