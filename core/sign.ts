@@ -1,37 +1,55 @@
 /**
- * FROST threshold signing (RFC 9591 §5) with any t of the n parties, as thin plain functions over the
- * suite's noble FROST ciphersuite (`suite.frost`).
+ * FROST threshold signing (RFC 9591 §5) with any t of the n parties, over the RFC 9591 algebra of
+ * core/frost.ts (which runs on the suite's `Group`, so a native group backend speeds it up).
  *
  * Round 1 (§5.1): every signer commits to a fresh pair of nonces and sends the commitments.
  * Round 2 (§5.2): every signer, given the commitment list and the message, sends its signature share.
- * Aggregation (§5.3): the shares are checked one by one (§5.4, so that every bad signer is named),
- * summed, and the final signature is verified under the group public key before it is returned.
+ * Aggregation (§5.3), aggregate-first: the shares are summed and the signature verified under the
+ * group public key; only if that fails is every share checked (§5.4), so that every bad signer is
+ * named. verifySignatureShares checks every share on its own (§5.4).
  *
- * What this module adds to noble: typed errors, validation of every input before any arithmetic,
- * culprit attribution, one-use secret nonce state, and the epoch / suite binding of shares.
+ * What this module adds to the algebra: typed errors, validation of every input before any
+ * arithmetic, culprit attribution, one-use secret nonce state, and the epoch / suite binding of shares.
+ * Public inputs are decoded once (core/frost.ts decodePackage / decodePoint): a package kept as one
+ * object and the commitments core/wire.ts decoded are not decoded again here.
  *
  * On top of the algebra, the signing session (signSessionRound1 / signSessionRound2 /
  * signSessionFinish, at the end of this file) is what nodes run: round-1 commitments signed with each
  * signer's identity for the run and echo-checked inside round 2, so an equivocating signer is named
  * with transferable evidence and an honest one never is.
  *
- * Party i's RFC 9591 identifier is the scalar i (`frost.Identifier.fromNumber(i)`).
+ * Party i's RFC 9591 identifier is the scalar i.
  *
- * bip340: the key package stores the untweaked group key with whatever y parity it has; noble's
- * FROST-secp256k1-SHA256-TR-v1 negates the share, the verifying shares and the nonces at signing time
- * when the group key or the group commitment has odd y (the BIP-340 "even y" convention), so the
- * result is a plain BIP-340 signature under the x-only group key. No TapTweak is applied.
+ * bip340: the key package stores the untweaked group key with whatever y parity it has; the share, the
+ * verifying shares and the nonces are negated at signing time when the group key or the group
+ * commitment has odd y (the BIP-340 "even y" convention, as @noble/curves' FROST-secp256k1-SHA256-TR-v1
+ * does), so the result is a plain BIP-340 signature under the x-only group key. No TapTweak is applied.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify, checkAuthenticator, type PartyAuthenticator } from './auth.js';
-import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
+import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
 import { wipeProbe, type WipeProbe } from './wipe.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { EquivocationEvidence } from './evidence.js';
-import type { Point } from './group.js';
+import {
+  aggregate,
+  bindingFactorInputs as frostBindingFactorInputs,
+  commit as frostCommit,
+  decodeCommitmentList,
+  decodePackage,
+  decodePoint,
+  knownPoint,
+  rememberPoint,
+  signShare,
+  signingContext,
+  verifyShare,
+  type DecodedPackage,
+  type SigningContext,
+} from './frost.js';
 import { checkSessionId } from './jointfeldman.js';
 import type { SignCommitMsg, SignShareMsg, SignedCommitMsg, SignedShareMsg } from './messages.js';
 import { checkRunId } from './run-id.js';
-import { checkPlayers, checkThreshold } from './shamir.js';
+import { checkPlayers } from './shamir.js';
 import { getSuite, type SigningSuite, type SigningSuiteId, type Suite } from './suites.js';
 import type { KeyShare, PublicKeyPackage, SecretShare } from './types.js';
 
@@ -67,39 +85,12 @@ export function discardNonces(nonces: SigningNonces): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Validation (before any crypto) and conversion to noble's FrostPublic / FrostSecret
+// Validation (before any crypto)
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
 
 function checkSigningSuite(suite: SigningSuite): void {
   ensure(isObject(suite) && suite.kind === 'sign', ErrorCode.UnknownSuite, 'not a signing suite');
-}
-
-/** The public package, decoded and checked: counts, epoch, every element valid and not the identity. */
-interface CheckedPackage {
-  readonly pkg: PublicKeyPackage;
-  readonly groupKey: Point;
-}
-
-function checkPackage(suite: Suite, pkg: PublicKeyPackage): CheckedPackage {
-  ensure(isObject(pkg), ErrorCode.BadInput, 'public key package: expected an object');
-  ensure(pkg.suite === suite.id, ErrorCode.UnknownSuite, `public key package is for suite ${String(pkg.suite)}, not ${suite.id}`);
-  checkThreshold(pkg.threshold, pkg.parties);
-  ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0, ErrorCode.BadInput, 'public key package: bad epoch');
-  ensure(
-    Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold,
-    ErrorCode.BadInput,
-    `public key package: expected ${pkg.threshold} commitments`,
-  );
-  ensure(
-    Array.isArray(pkg.verifyingShares) && pkg.verifyingShares.length === pkg.parties,
-    ErrorCode.BadInput,
-    `public key package: expected ${pkg.parties} verifying shares`,
-  );
-  // RFC 9591 §3.1 DeserializeElement for every public element we will hand to noble.
-  const decoded = pkg.commitments.map((c, k) => suite.group.pointFromBytes(c, `commitment[${k}]`));
-  pkg.verifyingShares.forEach((y, k) => suite.group.pointFromBytes(y, `verifying share of party ${k + 1}`));
-  return { pkg, groupKey: decoded[0]! };
 }
 
 function checkSecretShare(suite: SigningSuite, share: SecretShare): bigint {
@@ -111,78 +102,43 @@ function checkSecretShare(suite: SigningSuite, share: SecretShare): bigint {
   return suite.group.scalarFromBytes(share.value, 'secret share');
 }
 
-/** The signer set with its commitments, decoded and sorted by identifier (RFC 9591 §4.3 order). */
-interface CheckedCommits {
-  readonly signers: number[];
-  readonly list: { index: number; hiding: Uint8Array; binding: Uint8Array }[];
-}
-
-function checkCommits(suite: SigningSuite, pkg: PublicKeyPackage, commits: Map<number, SignCommitMsg>): CheckedCommits {
-  ensure(commits instanceof Map, ErrorCode.BadInput, 'commitments: expected a Map keyed by party index');
-  const signers = [...commits.keys()];
-  for (const i of signers) {
-    ensure(
-      Number.isSafeInteger(i) && i >= 1 && i <= pkg.parties,
-      ErrorCode.UnexpectedParty,
-      `commitment from party ${String(i).slice(0, 12)}, which is not in 1..${pkg.parties}`,
-    );
-  }
-  signers.sort((a, b) => a - b);
-  // RFC 9591 §5.2/§5.3: MIN_PARTICIPANTS <= NUM_PARTICIPANTS <= MAX_PARTICIPANTS (a Map has no duplicate keys).
-  ensure(
-    signers.length >= pkg.threshold && signers.length <= pkg.parties,
-    ErrorCode.BadParameters,
-    `need ${pkg.threshold}..${pkg.parties} signers, got ${signers.length}`,
-  );
-  const bad: number[] = [];
-  const list: CheckedCommits['list'] = [];
-  for (const i of signers) {
-    const c = commits.get(i);
-    try {
-      ensure(isObject(c), ErrorCode.BadMessage, 'commitment: expected an object');
-      // RFC 9591 §3.1 DeserializeElement: valid, canonical, not the identity, in the prime-order subgroup.
-      suite.group.pointFromBytes(c.hiding, `hiding commitment of party ${i}`);
-      suite.group.pointFromBytes(c.binding, `binding commitment of party ${i}`);
-      list.push({ index: i, hiding: c.hiding, binding: c.binding });
-    } catch (e) {
-      if (!(e instanceof TesseraError)) throw e;
-      bad.push(i);
-    }
-  }
-  if (bad.length > 0) {
-    throw new TesseraError(ErrorCode.BadPoint, `nonce commitments from parties ${bad.join(', ')} are not valid elements`, bad);
-  }
-  return { signers, list };
-}
-
 function checkMessage(message: Uint8Array): void {
   ensure(message instanceof Uint8Array, ErrorCode.BadInput, 'message: expected bytes');
 }
 
-const identifier = (suite: SigningSuite, i: number): string => suite.frost.Identifier.fromNumber(i);
+/**
+ * Shares whose match with their verifying share (s·G == Y_i) was checked, keyed by the share object:
+ * the package it was checked against and a digest of the share bytes (the share itself is not kept).
+ */
+const MATCHED_SHARES = new WeakMap<SecretShare, { pkg: DecodedPackage; index: number; digest: Uint8Array }>();
 
-// noble's parameter types (its TArg<> wrappers demand ArrayBuffer-backed arrays; ours are plain Uint8Array).
-type NobleFrost = SigningSuite['frost'];
-type FrostPublic = Parameters<NobleFrost['signShare']>[1];
-type FrostSecret = Parameters<NobleFrost['signShare']>[0];
-type NonceCommitments = Parameters<NobleFrost['signShare']>[3][number];
-type FrostNonces = Parameters<NobleFrost['signShare']>[2];
-type FrostRng = NonNullable<Parameters<NobleFrost['commit']>[1]>;
-
-/** The one place that turns our package into noble's FrostPublic. */
-function toFrostPublic(suite: SigningSuite, pkg: PublicKeyPackage): FrostPublic {
-  const verifyingShares: Record<string, Uint8Array> = {};
-  pkg.verifyingShares.forEach((y, k) => (verifyingShares[identifier(suite, k + 1)] = y));
-  return { signers: { min: pkg.threshold, max: pkg.parties }, commitments: [...pkg.commitments], verifyingShares } as FrostPublic;
+/** Our share must be the one the package vouches for, or every share we send would be "bad". */
+function checkOwnShare(pkg: DecodedPackage, share: SecretShare, s: bigint): void {
+  const digest = sha256(share.value);
+  const hit = MATCHED_SHARES.get(share);
+  if (hit !== undefined && hit.pkg === pkg && hit.index === share.index && equalBytes(hit.digest, digest)) return;
+  const { group } = pkg;
+  ensure(
+    group.eqPoints(group.mulBase(s), pkg.verifyingShares[share.index - 1]!),
+    ErrorCode.BadShare,
+    `secret share of party ${share.index} does not match its verifying share`,
+  );
+  MATCHED_SHARES.set(share, { pkg, index: share.index, digest });
 }
 
-/** The one place that turns our share into noble's FrostSecret. */
-function toFrostSecret(suite: SigningSuite, share: SecretShare): FrostSecret {
-  return { identifier: identifier(suite, share.index), signingShare: share.value } as FrostSecret;
+/** The package, the commitment list and the message, checked and decoded once, and the §4.4 - §4.6 context. */
+function context(suite: SigningSuite, pkg: PublicKeyPackage, commits: Map<number, SignCommitMsg>, message: Uint8Array): SigningContext {
+  checkSigningSuite(suite);
+  const decoded = decodePackage(suite, pkg);
+  const list = decodeCommitmentList(decoded, commits);
+  checkMessage(message);
+  return signingContext(decoded, list, message);
 }
 
-function toCommitmentList(suite: SigningSuite, commits: CheckedCommits): NonceCommitments[] {
-  return commits.list.map((c) => ({ identifier: identifier(suite, c.index), hiding: c.hiding, binding: c.binding }) as NonceCommitments);
+/** The share encodings of a share Map (a value that is not a share message becomes a malformed share). */
+function shareBytes(shares: Map<number, SignShareMsg>): Map<number, Uint8Array | undefined> {
+  ensure(shares instanceof Map, ErrorCode.BadInput, 'signature shares: expected a Map keyed by party index');
+  return new Map([...shares].map(([i, m]) => [i, isObject(m) && m.share instanceof Uint8Array ? m.share : undefined]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,8 +146,8 @@ function toCommitmentList(suite: SigningSuite, commits: CheckedCommits): NonceCo
 
 /**
  * Make this party's nonces and their commitments. `rng` replaces the CSPRNG (tests feed the RFC 9591
- * vectors' randomness): noble calls rng(32) for the hiding nonce, then rng(32) for the binding nonce,
- * and derives each nonce as H3(random_bytes || SerializeScalar(secret)) (§4.1 nonce_generate).
+ * vectors' randomness): rng(32) for the hiding nonce, then rng(32) for the binding nonce, each nonce
+ * derived as H3(random_bytes || SerializeScalar(secret)) (§4.1 nonce_generate).
  */
 export function signRound1(
   suite: SigningSuite,
@@ -207,21 +163,23 @@ export function signRound1(
       : (n: number): Uint8Array => {
           const r = rng(n);
           ensure(r instanceof Uint8Array && r.length === n, ErrorCode.BadInput, `rng: expected ${n} bytes`);
-          return r;
+          return Uint8Array.from(r);
         };
-  const made = guard(ErrorCode.BadInput, 'nonce generation failed', () =>
-    suite.frost.commit(toFrostSecret(suite, share), checkedRng as FrostRng | undefined),
-  );
+  const made = guard(ErrorCode.BadInput, 'nonce generation failed', () => frostCommit(suite, share.value, checkedRng));
+  // A private copy for the round-2 check, remembered as validated (this party computed the points).
+  const own = { hiding: Uint8Array.from(made.commit.hiding), binding: Uint8Array.from(made.commit.binding) };
+  rememberPoint(suite.group, own.hiding, made.hiding);
+  rememberPoint(suite.group, own.binding, made.binding);
   const nonces: SigningNonces = {
     suite: suite.id as SigningSuiteId,
     index: share.index,
     epoch: share.epoch,
-    hiding: made.nonces.hiding,
-    binding: made.nonces.binding,
-    commit: { hiding: Uint8Array.from(made.commitments.hiding), binding: Uint8Array.from(made.commitments.binding) },
+    hiding: made.hidingNonce,
+    binding: made.bindingNonce,
+    commit: own,
     consumed: false,
   };
-  return { nonces, commit: { hiding: Uint8Array.from(made.commitments.hiding), binding: Uint8Array.from(made.commitments.binding) } };
+  return { nonces, commit: made.commit };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,12 +196,23 @@ export function signRound2(
   commits: Map<number, SignCommitMsg>,
   message: Uint8Array,
 ): SignShareMsg {
+  return { share: round2(suite, key, nonces, commits, message).share };
+}
+
+/** signRound2, also returning the signing context (the session keeps it for aggregation). */
+function round2(
+  suite: SigningSuite,
+  key: KeyShare,
+  nonces: SigningNonces,
+  commits: Map<number, SignCommitMsg>,
+  message: Uint8Array,
+): { share: Uint8Array; ctx: SigningContext } {
   ensure(isObject(nonces), ErrorCode.BadInput, 'nonces: expected round-1 state');
   ensure(nonces.consumed === false, ErrorCode.BadState, 'signing nonces were already used');
   try {
     checkSigningSuite(suite);
     ensure(isObject(key), ErrorCode.BadInput, 'key: expected a key share');
-    const { pkg } = checkPackage(suite, key.publicKey);
+    const pkg = decodePackage(suite, key.publicKey);
     const share = key.secret;
     const s = checkSecretShare(suite, share);
     // Shares and packages of different epochs must never combine.
@@ -252,7 +221,7 @@ export function signRound2(
     ensure(nonces.suite === suite.id, ErrorCode.UnknownSuite, `nonces are for suite ${String(nonces.suite)}, not ${suite.id}`);
     ensure(nonces.index === share.index, ErrorCode.BadInput, `nonces belong to party ${nonces.index}, not ${share.index}`);
     ensure(nonces.epoch === share.epoch, ErrorCode.EpochMismatch, `nonces were made at epoch ${nonces.epoch}, share is at ${share.epoch}`);
-    const checked = checkCommits(suite, pkg, commits);
+    const list = decodeCommitmentList(pkg, commits);
     checkMessage(message);
     // The list must carry exactly the commitments this party made (RFC 9591 §5.2: the signer checks
     // its own entry); a substituted entry would make us sign with nonces nobody committed to.
@@ -263,23 +232,12 @@ export function signRound2(
       ErrorCode.BadInput,
       'the commitment list entry for this party does not match its nonces',
     );
-    // Our share must be the one the package vouches for, or every share we send would be "bad".
-    ensure(
-      suite.group.eqPoints(suite.group.mulBase(s), suite.group.pointFromBytes(pkg.verifyingShares[share.index - 1]!, 'verifying share')),
-      ErrorCode.BadShare,
-      `secret share of party ${share.index} does not match its verifying share`,
-    );
-    // noble zeroes the nonce arrays it is given, but only when it succeeds; hand it copies and wipe
-    // both the copies and ours in `finally`, so a throw inside noble leaves no nonce behind.
-    const given = { hiding: Uint8Array.from(nonces.hiding), binding: Uint8Array.from(nonces.binding) };
-    try {
-      const sigShare = guard(ErrorCode.BadInput, 'signature share computation failed', () =>
-        suite.frost.signShare(toFrostSecret(suite, share), toFrostPublic(suite, pkg), given as FrostNonces, toCommitmentList(suite, checked), message),
-      );
-      return { share: sigShare };
-    } finally {
-      zeroize(given.hiding, given.binding);
-    }
+    checkOwnShare(pkg, share, s);
+    const d = suite.group.scalarFromBytes(nonces.hiding, 'hiding nonce');
+    const e = suite.group.scalarFromBytes(nonces.binding, 'binding nonce');
+    const ctx = signingContext(pkg, list, message);
+    // RFC 9591 §5.2. The nonce bigints cannot be wiped; their encodings are, in `finally`.
+    return { share: suite.group.scalarToBytes(signShare(ctx, share.index, s, d, e)), ctx };
   } finally {
     discardNonces(nonces);
   }
@@ -288,79 +246,7 @@ export function signRound2(
 // ---------------------------------------------------------------------------------------------
 // Share verification (RFC 9591 §5.4) and aggregation (§5.3)
 
-interface SigningContext {
-  readonly suite: SigningSuite;
-  readonly checkedPkg: CheckedPackage;
-  readonly commits: CheckedCommits;
-  readonly pub: FrostPublic;
-  readonly list: NonceCommitments[];
-  readonly message: Uint8Array;
-}
-
-function context(
-  suite: SigningSuite,
-  pkg: PublicKeyPackage,
-  commits: Map<number, SignCommitMsg>,
-  message: Uint8Array,
-): SigningContext {
-  checkSigningSuite(suite);
-  const checkedPkg = checkPackage(suite, pkg);
-  const checkedCommits = checkCommits(suite, pkg, commits);
-  checkMessage(message);
-  return {
-    suite,
-    checkedPkg,
-    commits: checkedCommits,
-    pub: toFrostPublic(suite, pkg),
-    list: toCommitmentList(suite, checkedCommits),
-    message,
-  };
-}
-
-/** Check every signer's share; returns the shares keyed by noble identifier. Throws naming ALL bad signers. */
-function verifyShares(ctx: SigningContext, shares: Map<number, SignShareMsg>): Record<string, Uint8Array> {
-  const { suite, commits } = ctx;
-  ensure(shares instanceof Map, ErrorCode.BadInput, 'signature shares: expected a Map keyed by party index');
-  const expected = new Set(commits.signers);
-  const extra = [...shares.keys()].filter((i) => !expected.has(i));
-  if (extra.length > 0) {
-    // A share from a party outside the signer set: the authenticated sender sent something it should not.
-    const named = extra.filter((i) => Number.isSafeInteger(i) && i >= 1 && i <= ctx.checkedPkg.pkg.parties);
-    throw new TesseraError(ErrorCode.UnexpectedParty, `signature shares from parties outside the signer set`, named);
-  }
-  const missing = commits.signers.filter((i) => !shares.has(i));
-  // Absence proves nothing about the party (the message may have been dropped): no culprits.
-  ensure(missing.length === 0, ErrorCode.UnexpectedParty, `missing signature shares from parties ${missing.join(', ')}`);
-
-  const bad: number[] = [];
-  const byId: Record<string, Uint8Array> = {};
-  for (const i of commits.signers) {
-    const msg = shares.get(i);
-    const ok = (() => {
-      if (!isObject(msg)) return false;
-      try {
-        // RFC 9591 §3.1 DeserializeScalar: exact length, canonical. (Zero is a legal, if unlikely, share.)
-        suite.group.scalarFromBytes(msg.share, `signature share of party ${i}`, true);
-      } catch {
-        return false;
-      }
-      try {
-        // RFC 9591 §5.4 verify_signature_share: z_i·G == R_i + (c·λ_i)·PK_i, with R_i = D_i + ρ_i·E_i.
-        return suite.frost.verifyShare(ctx.pub, ctx.list, ctx.message, identifier(suite, i), msg.share);
-      } catch {
-        return false;
-      }
-    })();
-    if (ok) byId[identifier(suite, i)] = msg!.share;
-    else bad.push(i);
-  }
-  if (bad.length > 0) {
-    throw new TesseraError(ErrorCode.BadSignatureShare, `signature shares from parties ${bad.join(', ')} do not verify`, bad);
-  }
-  return byId;
-}
-
-/** Verify every signer's share (RFC 9591 §5.4). Throws BadSignatureShare naming ALL bad signers. */
+/** Verify every signer's share on its own (RFC 9591 §5.4). Throws BadSignatureShare naming ALL bad signers. */
 export function verifySignatureShares(
   suite: SigningSuite,
   pkg: PublicKeyPackage,
@@ -368,12 +254,36 @@ export function verifySignatureShares(
   message: Uint8Array,
   shares: Map<number, SignShareMsg>,
 ): void {
-  verifyShares(context(suite, pkg, commits, message), shares);
+  const ctx = context(suite, pkg, commits, message);
+  const bytes = shareBytes(shares);
+  const expected = new Set(ctx.signers);
+  const extra = [...bytes.keys()].filter((i) => !expected.has(i));
+  if (extra.length > 0) {
+    // A share from a party outside the signer set: the authenticated sender sent something it should not.
+    const named = extra.filter((i) => Number.isSafeInteger(i) && i >= 1 && i <= ctx.pkg.parties);
+    throw new TesseraError(ErrorCode.UnexpectedParty, `signature shares from parties outside the signer set`, named);
+  }
+  const missing = ctx.signers.filter((i) => !bytes.has(i));
+  // Absence proves nothing about the party (the message may have been dropped): no culprits.
+  ensure(missing.length === 0, ErrorCode.UnexpectedParty, `missing signature shares from parties ${missing.join(', ')}`);
+  const bad = ctx.signers.filter((i) => {
+    try {
+      // RFC 9591 §3.1 DeserializeScalar (zero is a legal, if unlikely, share), then §5.4.
+      return !verifyShare(ctx, i, suite.group.scalarFromBytes(bytes.get(i) as Uint8Array, `signature share of party ${i}`, true));
+    } catch (e) {
+      if (!(e instanceof TesseraError)) throw e;
+      return true;
+    }
+  });
+  if (bad.length > 0) {
+    throw new TesseraError(ErrorCode.BadSignatureShare, `signature shares from parties ${bad.join(', ')} do not verify`, bad);
+  }
 }
 
 /**
- * Verify the shares (naming culprits), aggregate them (RFC 9591 §5.3: R = Σ(D_i + ρ_i·E_i),
- * z = Σ z_i), then verify the final signature under the group public key before returning it.
+ * Aggregate the shares (RFC 9591 §5.3: R = Σ(D_i + ρ_i·E_i), z = Σ z_i) and verify the signature
+ * under the group public key before returning it. Aggregate-first: the shares are checked one by one
+ * (§5.4) only when the signature does not verify, to throw BadSignatureShare naming all bad signers.
  */
 export function aggregateSignature(
   suite: SigningSuite,
@@ -382,17 +292,7 @@ export function aggregateSignature(
   message: Uint8Array,
   shares: Map<number, SignShareMsg>,
 ): Uint8Array {
-  const ctx = context(suite, pkg, commits, message);
-  const byId = verifyShares(ctx, shares);
-  const signature = guard(ErrorCode.VerificationFailed, 'signature aggregation failed', () =>
-    suite.frost.aggregate(ctx.pub, ctx.list, message as Uint8Array<ArrayBuffer>, byId as Record<string, Uint8Array<ArrayBuffer>>),
-  );
-  ensure(
-    signature.length === suite.signatureLength && suite.verify(signature, message, groupPublicKey(suite, pkg)),
-    ErrorCode.VerificationFailed,
-    'aggregated signature does not verify under the group public key',
-  );
-  return signature;
+  return aggregate(context(suite, pkg, commits, message), shareBytes(shares));
 }
 
 /**
@@ -404,18 +304,18 @@ export function groupPublicKey(suite: Suite, pkg: PublicKeyPackage): Uint8Array 
   ensure(isObject(suite) && isObject(pkg), ErrorCode.BadInput, 'group public key: expected a suite and a package');
   ensure(pkg.suite === suite.id, ErrorCode.UnknownSuite, `public key package is for suite ${String(pkg.suite)}, not ${suite.id}`);
   ensure(Array.isArray(pkg.commitments) && pkg.commitments.length > 0, ErrorCode.BadInput, 'public key package: no commitments');
-  return suite.publicKeyBytes(suite.group.pointFromBytes(pkg.commitments[0]!, 'group public key'));
+  return suite.publicKeyBytes(decodePoint(suite.group, pkg.commitments[0]!, 'group public key'));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Binding factors (RFC 9591 §4.3, §4.4), computed independently of noble
+// Binding factors (RFC 9591 §4.3, §4.4), computed by core/frost.ts
 
 /**
  * RFC 9591 §4.4 rho_input for every signer, keyed by party index:
  *   rho_input_prefix = SerializeElement(group_public_key) || H4(msg) || H5(encode_group_commitment_list(list))
  *   rho_input        = rho_input_prefix || SerializeScalar(identifier)
  * with H4(m) = H(contextString || "msg" || m) and H5(m) = H(contextString || "com" || m) (§6).
- * For bip340 the group key is the even-y one the signature verifies under (what noble's TR suite hashes).
+ * For bip340 the group key is the even-y one the signature verifies under.
  */
 export function bindingFactorInputs(
   suite: SigningSuite,
@@ -424,19 +324,7 @@ export function bindingFactorInputs(
   message: Uint8Array,
 ): Map<number, Uint8Array> {
   const ctx = context(suite, pkg, commits, message);
-  const { group } = suite;
-  const contextString = utf8ToBytes(suite.frostName);
-  const H = (tag: string, m: Uint8Array) => suite.frostHash(concatBytes(contextString, utf8ToBytes(tag), m));
-  // §4.3 encode_group_commitment_list: identifier || hiding || binding, sorted by identifier.
-  const encodedList = concatBytes(
-    ...ctx.commits.list.flatMap((c) => [group.scalarToBytes(BigInt(c.index)), c.hiding, c.binding]),
-  );
-  // publicKeyBytes then publicKeyFromBytes is the identity except for bip340, where it lifts x to even y.
-  const verifyingKey = suite.publicKeyFromBytes(suite.publicKeyBytes(ctx.checkedPkg.groupKey));
-  const prefix = concatBytes(group.pointToBytes(verifyingKey), H('msg', message), H('com', encodedList));
-  const out = new Map<number, Uint8Array>();
-  for (const c of ctx.commits.list) out.set(c.index, concatBytes(prefix, group.scalarToBytes(BigInt(c.index))));
-  return out;
+  return frostBindingFactorInputs(ctx.pkg, ctx.list, ctx.message);
 }
 
 /** RFC 9591 §4.4 compute_binding_factors: binding_factor_i = H1(rho_input_i), H1 = hash-to-scalar with DST contextString || "rho". */
@@ -446,10 +334,7 @@ export function bindingFactors(
   commits: Map<number, SignCommitMsg>,
   message: Uint8Array,
 ): Map<number, bigint> {
-  const dst = concatBytes(utf8ToBytes(suite.frostName), utf8ToBytes('rho'));
-  const out = new Map<number, bigint>();
-  for (const [i, rhoInput] of bindingFactorInputs(suite, pkg, commits, message)) out.set(i, suite.group.hashToScalar(dst, rhoInput));
-  return out;
+  return new Map(context(suite, pkg, commits, message).bindingFactors);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,6 +454,8 @@ interface SignSessionInner2 extends SessionCore {
   readonly commits: ReadonlyMap<number, SignedCommitMsg>;
   readonly message: Uint8Array;
   readonly ownShare: SignedShareMsg;
+  /** The decoded list, binding factors, group commitment and challenge of round 2, reused to aggregate. */
+  readonly ctx: SigningContext;
 }
 
 type SignInner<R extends 1 | 2> = R extends 1 ? SignSessionInner1 : SignSessionInner2;
@@ -649,7 +536,7 @@ export function signSessionRound1(params: SignSessionParams): { state: SignSessi
   const { suite, key, signers, sessionId, runId, auth, rng } = params;
   checkSigningSuite(suite);
   ensure(isObject(key) && isObject(key.publicKey) && isObject(key.secret), ErrorCode.BadInput, 'key: expected a key share');
-  const { pkg } = checkPackage(suite, key.publicKey);
+  const pkg = decodePackage(suite, key.publicKey);
   const self = key.secret.index;
   const set = checkPlayers(signers, pkg.parties, pkg.threshold);
   ensure(set.includes(self), ErrorCode.BadParameters, `the signer set does not include this party (${String(self)})`);
@@ -681,7 +568,11 @@ function checkSignerMessages<M>(core: SessionCore, msgs: unknown, what: string):
   return msgs as Map<number, M>;
 }
 
-/** Copy a signed commitment after checking its shape (lengths only); a string says why it is malformed. */
+/**
+ * Copy a signed commitment after checking its shape (lengths only); a string says why it is malformed.
+ * The copies keep what core/wire.ts already validated of the originals (validate once); nothing is
+ * validated here.
+ */
 function snapshotCommit(suite: SigningSuite, m: unknown): SignedCommitMsg | string {
   if (!isObject(m)) return 'not a commitment';
   const { hiding, binding, signature } = m as Partial<SignedCommitMsg>;
@@ -690,7 +581,12 @@ function snapshotCommit(suite: SigningSuite, m: unknown): SignedCommitMsg | stri
     return `commitments must be ${len}-byte elements`;
   }
   if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > MAX_AUTH_SIGNATURE_LENGTH) return 'signature missing or of the wrong length';
-  return { hiding: Uint8Array.from(hiding), binding: Uint8Array.from(binding), signature: Uint8Array.from(signature) };
+  const copy = { hiding: Uint8Array.from(hiding), binding: Uint8Array.from(binding), signature: Uint8Array.from(signature) };
+  for (const [from, to] of [[hiding, copy.hiding], [binding, copy.binding]] as const) {
+    const p = knownPoint(suite.group, from);
+    if (p !== undefined) rememberPoint(suite.group, to, p);
+  }
+  return copy;
 }
 
 function describeParties(bad: ReadonlyMap<number, string>): string {
@@ -732,7 +628,7 @@ export function signSessionRound2(
     // 3. RFC 9591 §5.2 over the signed list. Invalid elements are validly signed here, so checkCommits
     //    naming their signers (BadPoint) rests on a signed message that fails a public check.
     const plain = new Map<number, SignCommitMsg>([...copies].map(([j, m]) => [j, { hiding: m.hiding, binding: m.binding }]));
-    const sigShare = signRound2(suite, inner.key, nonces, plain, message).share;
+    const { share: sigShare, ctx } = round2(suite, inner.key, nonces, plain, message);
     const signature = authSign(auth, signShareSignedBytes(binding, self, message, plain, sigShare), 'signing round 2');
     const echo: Record<number, SignedCommitMsg> = {};
     for (const j of [...copies.keys()].sort((a, b) => a - b)) {
@@ -740,7 +636,7 @@ export function signSessionRound2(
       echo[j] = { hiding: Uint8Array.from(c.hiding), binding: Uint8Array.from(c.binding), signature: Uint8Array.from(c.signature) };
     }
     const ownShare: SignedShareMsg = { share: sigShare, commitments: echo, signature };
-    const state = SignSessionState.make(2, { ...coreOf(inner), commits: copies, message: Uint8Array.from(message), ownShare });
+    const state = SignSessionState.make(2, { ...coreOf(inner), commits: copies, message: Uint8Array.from(message), ownShare, ctx });
     return { state, share: { share: Uint8Array.from(sigShare), commitments: echo, signature: Uint8Array.from(signature) } };
   } finally {
     discardNonces(nonces);
@@ -853,10 +749,10 @@ export function signSessionFinish(stateIn: SignSessionState<2>, shares: Map<numb
   }
   ensure(forged.size === 0, ErrorCode.BadProof, `${fn}: forged echo from ${describeParties(forged)}`);
 
-  // 4. Every signer used the same list: RFC 9591 §5.4 now names exactly the signers whose signed share
-  //    fails, then §5.3 aggregation and the final verification.
-  const plain = new Map<number, SignCommitMsg>([...commits].map(([j, m]) => [j, { hiding: m.hiding, binding: m.binding }]));
-  const all = new Map<number, SignShareMsg>([[self, { share: inner.ownShare.share }]]);
-  for (const [k, r] of received) all.set(k, { share: r.share });
-  return aggregateSignature(suite, inner.key.publicKey, plain, message, all);
+  // 4. Every signer used the same list: §5.3 aggregation and the final verification over round 2's
+  //    context (nothing decoded again); if the signature fails, RFC 9591 §5.4 names exactly the
+  //    signers whose signed share fails.
+  const all = new Map<number, Uint8Array>([[self, inner.ownShare.share]]);
+  for (const [k, r] of received) all.set(k, r.share);
+  return aggregate(inner.ctx, all);
 }
