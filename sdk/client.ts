@@ -40,8 +40,16 @@ import type {
   SignResponse,
   TenantResponse,
   VerifyResponse,
+  PresignaturesResponse,
+  PresignedCommitmentJson,
+  SignShareRequest,
+  SignShareResponse,
+  SignBatchRequest,
+  SignBatchResponse,
 } from '../contract/http.js';
+import { MAX_SIGN_BATCH } from '../contract/http.js';
 import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
+import { combineSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
 // Moving keys to and from external key stores, and wrapping keys (core/bundle.ts, core/wrap.ts).
@@ -58,6 +66,9 @@ export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../
 // Offline verification of a node's audit log (core/audit-verify.ts).
 export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
+// One-round signing from presignatures (sdk/presign.ts): operators with separate SDKs combine their nodes' shares.
+export { combineSignatureShares, type PresignOptions, type PresignStats, type SignatureShareJson, type VerifiedPresignBatch } from './presign.js';
+export type { PresignedCommitmentJson, SignBatchRequest, SignBatchResponse, SignShareRequest, SignShareResponse } from '../contract/http.js';
 
 /** Lifecycle states of a key version (core/lifecycle.ts). */
 export type KeyState = 'active' | 'retired' | 'archived' | 'destroyed';
@@ -72,7 +83,12 @@ export type SessionRequest =
   | { operation: 'rotate'; sessionId: string; keyId: string; version?: number }
   /** A lifecycle transition of one version: retire, archive, activate or destroy (erases the shares). */
   | { operation: TransitionOperation; sessionId: string; keyId: string; version: number; state: KeyState }
-  | { operation: 'sign'; sessionId: string; keyId: string; version?: number; message: string; players: number[] }
+  /**
+   * `commitments` is set when the players sign from presignatures in one round: the commitment list
+   * every player is sent (one per player). Such a sign runs no node session: `sessionId` then names
+   * the call only (the two-round session it falls back to, if any, uses it).
+   */
+  | { operation: 'sign'; sessionId: string; keyId: string; version?: number; message: string; players: number[]; commitments?: PresignedCommitmentJson[] }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
   | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
   | {
@@ -110,18 +126,122 @@ export interface NodeClientOptions {
   timeoutMs?: number;
   /** The node's index, when known (used in error messages). */
   index?: number;
+  /**
+   * The node's ML-DSA-65 identity public key (hex or bytes) from a source you trust, e.g. the cluster
+   * file: what its presignature batches are verified against. Without it, the key the node reports the
+   * first time it is asked (GET /v1/node) is used from then on.
+   */
+  identityPublicKey?: string | Uint8Array;
+  /** Called once for every HTTP request to this node (metrics, tests counting round trips). */
+  onRequest?: HttpTarget['onRequest'];
 }
 
 export class NodeClient {
   private readonly target: HttpTarget;
   private readonly approve: ApproveHook;
   constructor(readonly options: NodeClientOptions) {
-    this.target = { url: options.url, apiKey: options.apiKey, ca: options.ca, timeoutMs: options.timeoutMs, node: options.index };
+    this.target = {
+      url: options.url,
+      apiKey: options.apiKey,
+      ca: options.ca,
+      timeoutMs: options.timeoutMs,
+      node: options.index,
+      ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+    };
     this.approve = options.approve ?? (() => true);
   }
 
   info(): Promise<NodeInfo> {
     return requestJson(this.target, 'GET', '/v1/node');
+  }
+
+  private identity?: Promise<Uint8Array>;
+  /** The identity key this SDK trusts for the node: the configured one, else the one it first reported. */
+  identityKey(): Promise<Uint8Array> {
+    if (!this.identity) {
+      const given = this.options.identityPublicKey;
+      this.identity =
+        given !== undefined
+          ? Promise.resolve(typeof given === 'string' ? fromHex(given, 'identityPublicKey') : given)
+          : this.info().then((info) => {
+              if (this.options.index !== undefined && info.index !== this.options.index) {
+                throw new TesseraClientError('BAD_RESPONSE', `node ${this.options.index} reports index ${info.index}`, { node: this.options.index });
+              }
+              return fromHex(info.identityPublicKey, 'identityPublicKey');
+            });
+      this.identity.catch(() => (this.identity = undefined));
+    }
+    return this.identity;
+  }
+
+  /**
+   * Reserve `count` (1..MAX_PRESIGN_BATCH) presignature commitments of this node for a key version
+   * (default the newest active one). The node hands each out once; the batch is returned only after
+   * its ML-DSA-65 signature verified under the node's identity key (identityKey) and every commitment
+   * decoded as a group element of the key's suite (`suite`, when given, must match).
+   */
+  async presignatures(keyId: string, count: number, o: { version?: number; suite?: string } = {}): Promise<VerifiedPresignBatch> {
+    const identityPublicKey = await this.identityKey();
+    const r = await requestJson<PresignaturesResponse>(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/presignatures`, {
+      count,
+      ...(o.version !== undefined ? { version: o.version } : {}),
+    });
+    return verifyPresignedBatch(r, {
+      keyId,
+      count,
+      identityPublicKey,
+      ...(this.options.index !== undefined ? { node: this.options.index } : {}),
+      ...(o.version !== undefined ? { version: o.version } : {}),
+      ...(o.suite !== undefined ? { suite: o.suite } : {}),
+    });
+  }
+
+  /**
+   * This node's signature share over `message` with a presigned commitment list (one entry per signer,
+   * this node's own included): one round trip. The operator's policy hook sees the message and the
+   * list first (unless `approved`: the caller ran it). Combine the shares of every signer with
+   * combineSignatureShares. Every signer must be sent the same message and list, or nothing combines.
+   */
+  async signShare(keyId: string, req: SignShareRequest, o: { approved?: boolean } = {}): Promise<SignShareResponse> {
+    if (!o.approved) await this.authorize(presignedRequest(keyId, req.version, req.message, req.commitments));
+    const r = await requestJson<SignShareResponse>(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/sign-share`, {
+      message: req.message,
+      commitments: req.commitments,
+      version: req.version,
+      epoch: req.epoch,
+    });
+    this.checkShareAnswer(r, keyId, req.version, req.epoch);
+    if (typeof r.share !== 'string') throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered without a share`, { node: r.node });
+    return r;
+  }
+
+  /**
+   * This node's signature shares over up to MAX_SIGN_BATCH messages with one key, each with its own
+   * presigned commitment list: one round trip (the node audits each message). The hook sees every
+   * message with its list first (unless `approved`). shares[i] is over items[i].
+   */
+  async signBatch(req: SignBatchRequest, o: { approved?: boolean } = {}): Promise<SignBatchResponse> {
+    if (!o.approved) await Promise.all(req.items.map((it) => this.authorize(presignedRequest(req.keyId, req.version, it.message, it.commitments))));
+    const r = await requestJson<SignBatchResponse>(this.target, 'POST', '/v1/sign-batch', {
+      keyId: req.keyId,
+      version: req.version,
+      epoch: req.epoch,
+      items: req.items.map((it) => ({ message: it.message, commitments: it.commitments })),
+    });
+    this.checkShareAnswer(r, req.keyId, req.version, req.epoch);
+    if (!Array.isArray(r.shares) || r.shares.length !== req.items.length || r.shares.some((s) => typeof s !== 'string')) {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered ${Array.isArray(r.shares) ? r.shares.length : 'no'} shares for ${req.items.length} messages`, { node: r.node });
+    }
+    return r;
+  }
+
+  private checkShareAnswer(r: { keyId: string; version: number; epoch: number; node: number }, keyId: string, version: number, epoch: number): void {
+    const node = this.options.index;
+    if (r.keyId !== keyId || r.version !== version || r.epoch !== epoch || (node !== undefined && r.node !== node)) {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${node ?? r.node} answered for key ${r.keyId} version ${r.version} epoch ${r.epoch} node ${r.node}`, {
+        ...(node !== undefined ? { node } : {}),
+      });
+    }
   }
 
   getKey(keyId: string, version?: number): Promise<KeyInfo> {
@@ -312,6 +432,11 @@ export function newSessionId(): string {
   return toHex(randomBytes(16));
 }
 
+/** What an operator's hook sees for a presigned sign (its players are the list's nodes). */
+function presignedRequest(keyId: string, version: number, message: string, commitments: PresignedCommitmentJson[]): SessionRequest {
+  return { operation: 'sign', sessionId: newSessionId(), keyId, version, message, players: commitments.map((c) => c.node), commitments };
+}
+
 export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
   return {
     suite: getSuite(j.suite).id,
@@ -332,12 +457,48 @@ export interface KeygenOptions {
   rotationPeriodMs?: number;
 }
 
+/** A signature, and which path made it (SDK-side only; not part of the HTTP contract). */
+export interface SignResult extends SignResponse {
+  /** presigned: one round trip per player from cached presignatures; two-round: a node session. */
+  path: 'presigned' | 'two-round';
+}
+
+export interface SignOptions {
+  keyId: string;
+  message: Uint8Array | string;
+  /** The signing nodes (default 1..t). */
+  players?: number[];
+  /** Default the newest active version. */
+  version?: number;
+  /** false: the two-round session path even when presignatures are cached. Default: the Cluster's presign.enabled. */
+  presigned?: boolean;
+}
+
 /** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
 export class Cluster {
   readonly nodes: readonly NodeClient[];
-  constructor(nodes: readonly NodeClient[], private readonly defaults: { threshold?: number } = {}) {
+  /** How this Cluster's signatures were made (counters). */
+  readonly presignStats: PresignStats = { presigned: 0, twoRound: 0, fallbacks: 0, batches: 0, commitments: 0, fetchErrors: 0 };
+  private readonly presigner: Presigner;
+  /** Key records by [keyId, version or 0 for "newest active"], so that a sign looks no key up. */
+  private readonly keys = new Map<string, { info: KeyInfo; pkg: PublicKeyPackage }>();
+  constructor(
+    nodes: readonly NodeClient[],
+    private readonly defaults: { threshold?: number; presign?: PresignOptions } = {},
+  ) {
     if (nodes.length < 2) throw new TesseraClientError('BAD_INPUT', 'a cluster needs at least 2 nodes');
     this.nodes = nodes;
+    this.presigner = new Presigner(
+      async (node, keyId, version, count) => {
+        const known = this.keys.get(JSON.stringify([keyId, version]))?.info;
+        const batch = await this.node(node).presignatures(keyId, count, { version, ...(known ? { suite: known.suite } : {}) });
+        // A batch for another epoch than the record this SDK holds: the record is stale (refreshed elsewhere).
+        if (known && batch.epoch !== known.epoch) this.forgetKeyInfo(keyId);
+        return batch;
+      },
+      this.presignStats,
+      defaults.presign,
+    );
   }
 
   get size(): number {
@@ -354,8 +515,8 @@ export class Cluster {
    * Every involved operator's hook runs first; only if all approve is any node asked. So a refusal
    * gives a clear error and no node is left waiting for a session that will never start.
    */
-  private async run<T>(players: readonly number[], request: SessionRequest, recover?: (node: number) => Promise<T>): Promise<T[]> {
-    await Promise.all(players.map((i) => this.node(i).authorize(request)));
+  private async run<T>(players: readonly number[], request: SessionRequest, recover?: (node: number) => Promise<T>, approved = false): Promise<T[]> {
+    if (!approved) await Promise.all(players.map((i) => this.node(i).authorize(request)));
     const settled = await Promise.allSettled(players.map((i) => this.node(i).join<T>(request, true)));
     const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
     if (failures.length && recover && request.keyId !== undefined) {
@@ -588,18 +749,228 @@ export class Cluster {
     return (await this.getKey(keyId, version)).publicKey;
   }
 
-  async sign(o: { keyId: string; message: Uint8Array | string; players?: number[]; version?: number }): Promise<SignResponse> {
-    const key = await this.getKey(o.keyId, o.version, o.players?.[0] ?? 1);
-    const players = o.players ?? allPlayers(key.threshold);
-    const message = typeof o.message === 'string' ? o.message : toHex(o.message);
-    const request: SessionRequest = { operation: 'sign', sessionId: newSessionId(), keyId: o.keyId, message, players, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<SignResponse>(players, request);
+  /** The key record this SDK holds for (keyId, version): looked up once, then cached until a change or a mismatch. */
+  private async keyInfo(keyId: string, version: number | undefined, node: number): Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> {
+    const cached = this.keys.get(JSON.stringify([keyId, version ?? 0]));
+    if (cached) return cached;
+    const info = await this.getKey(keyId, version, node);
+    const entry = { info, pkg: packageFromJson(info.publicPackage) };
+    this.keys.set(JSON.stringify([keyId, version ?? 0]), entry);
+    this.keys.set(JSON.stringify([keyId, info.version]), entry);
+    this.presigner.cache.dropStale(keyId, info.version, info.epoch);
+    return entry;
+  }
+
+  private forgetKeyInfo(keyId: string): void {
+    for (const k of [...this.keys.keys()]) if (JSON.parse(k)[0] === keyId) this.keys.delete(k);
+  }
+
+  /** Forget what this SDK holds for a key (its record and cached presignatures): after a change to it. */
+  private forgetKey(keyId: string): void {
+    this.forgetKeyInfo(keyId);
+    this.presigner.cache.dropKey(keyId);
+  }
+
+  private presignOn(asked: boolean | undefined): boolean {
+    return this.presigner.enabled && asked !== false;
+  }
+
+  /**
+   * Fetch presignature commitments now, so that the next `count` signatures with this key version by
+   * `players` (default 1..t) take one round trip. Each batch is verified under its node's identity key.
+   * Returns how many signatures the cache now holds commitments for (fewer if a node gave fewer).
+   */
+  async warmPresignatures(keyId: string, count: number, o: { players?: number[]; version?: number } = {}): Promise<number> {
+    if (!Number.isSafeInteger(count) || count < 1) throw new TesseraClientError('BAD_INPUT', 'count: expected a positive integer');
+    const { info } = await this.keyInfo(keyId, o.version, o.players?.[0] ?? 1);
+    const players = o.players ?? allPlayers(info.threshold);
+    players.forEach((i) => this.node(i));
+    await this.presigner.ensure(keyId, info.version, info.epoch, players, count);
+    return Math.min(...players.map((p) => this.presigner.cache.size(p, keyId, info.version, info.epoch)));
+  }
+
+  /** Cached presignatures of node `node` for a key version (its current epoch as this SDK knows it). */
+  presignaturesCached(keyId: string, node: number, version?: number): number {
+    const known = this.keys.get(JSON.stringify([keyId, version ?? 0]))?.info;
+    return known ? this.presigner.cache.size(node, keyId, known.version, known.epoch) : 0;
+  }
+
+  /** Wait until no background presignature refill is in flight (before closing the nodes, in tests). */
+  presignIdle(): Promise<void> {
+    return this.presigner.idle();
+  }
+
+  /**
+   * A presigned attempt failed at some players: a policy refusal (the node's operator said no) is the
+   * answer and is thrown; anything else is forgotten and the caller falls back to the two-round path
+   * (no error), which gives the authoritative answer. The key record is looked up again (the failure
+   * may be a stale version or epoch: "refresh and retry once"), and a pool a node no longer knows is
+   * dropped from the cache.
+   */
+  private presignedFailed(keyId: string, failures: readonly (readonly [number, unknown])[], lists: readonly PresignedCommitmentJson[][]): void {
+    const denied = failures.find(([, e]) => e instanceof TesseraClientError && (e.code === 'POLICY_DENIED' || e.code === 'UNAUTHORIZED'));
+    if (denied) throw denied[1];
+    for (const [node, e] of failures) {
+      if (e instanceof TesseraClientError && e.code === 'PRESIGNATURE_UNAVAILABLE') {
+        for (const poolId of new Set(lists.flatMap((l) => l.filter((c) => c.node === node).map((c) => c.poolId)))) this.presigner.cache.dropPool(node, poolId);
+      }
+    }
+    this.forgetKeyInfo(keyId);
+    this.presignStats.fallbacks++;
+  }
+
+  /** The two-round session path for one approved request: sign, check the nodes agree, verify. */
+  private async signTwoRound(request: Extract<SessionRequest, { operation: 'sign' }>, players: readonly number[]): Promise<SignResult> {
+    const { commitments: _, ...plain } = request;
+    let results: SignResponse[];
+    try {
+      results = await this.run<SignResponse>(players, plain, undefined, true);
+    } catch (e) {
+      this.forgetKeyInfo(request.keyId);
+      throw e;
+    }
     assertSame(results.map((r) => r.signature), 'signature');
+    const r = results[0]!;
+    // The nodes may have signed with a newer version than this SDK's record (rotated elsewhere).
+    let key = (await this.keyInfo(request.keyId, request.version, players[0]!)).info;
+    if (key.version !== r.version) {
+      this.forgetKeyInfo(request.keyId);
+      key = (await this.keyInfo(request.keyId, r.version, players[0]!)).info;
+    }
     const suite = getSigningSuite(key.suite);
-    if (!suite.verify(fromHex(results[0]!.signature, 'signature'), fromHex(message, 'message'), fromHex(key.publicKey, 'publicKey'))) {
+    if (!suite.verify(fromHex(r.signature, 'signature'), fromHex(request.message, 'message'), fromHex(key.publicKey, 'publicKey'))) {
       throw new TesseraClientError('VERIFICATION_FAILED', 'the aggregated signature does not verify');
     }
-    return results[0]!;
+    this.presignStats.twoRound++;
+    return { ...r, path: 'two-round' };
+  }
+
+  /**
+   * Sign `message` with `players` (default nodes 1..t). Every player's operator hook approves it first.
+   * With presignatures cached for every player (warmPresignatures, or the background refill that any
+   * sign with the key starts), this is one round trip per player and no key lookup: each player gets the
+   * message and the commitment list, returns its share, and the SDK aggregates and verifies. Otherwise,
+   * or if a player refuses its commitment (unknown, used, stale), the two-round session path signs,
+   * with no error. `path` says which one did.
+   */
+  async sign(o: SignOptions): Promise<SignResult> {
+    const message = typeof o.message === 'string' ? o.message : toHex(o.message);
+    const { info: key, pkg } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
+    const players = o.players ?? allPlayers(key.threshold);
+    const list = this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
+    const request: Extract<SessionRequest, { operation: 'sign' }> = {
+      operation: 'sign',
+      sessionId: newSessionId(),
+      keyId: o.keyId,
+      message,
+      players,
+      ...(o.version ? { version: o.version } : {}),
+      ...(list ? { commitments: list } : {}),
+    };
+    // Every operator approves every signature, before any node is asked.
+    await Promise.all(players.map((i) => this.node(i).authorize(request)));
+    try {
+      if (list) {
+        const req: SignShareRequest = { message, commitments: list, version: key.version, epoch: key.epoch };
+        const settled = await Promise.allSettled(players.map((i) => this.node(i).signShare(o.keyId, req, { approved: true })));
+        const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
+        if (failures.length === 0) {
+          const shares = settled.map((r) => (r as PromiseFulfilledResult<SignShareResponse>).value);
+          try {
+            const signature = combineSignatureShares({ suite: key.suite, publicPackage: pkg, message, commitments: list, shares });
+            this.presignStats.presigned++;
+            return { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
+          } catch (e) {
+            // A share that does not verify is no evidence against its node (not identity-signed): the
+            // two-round session, whose messages are signed, names a cheating node on evidence.
+            this.presignedFailed(o.keyId, [[0, e]], [list]);
+          }
+        } else this.presignedFailed(o.keyId, failures, [list]);
+      }
+      return await this.signTwoRound(request, players);
+    } finally {
+      this.refill(o.keyId, o.version, players);
+    }
+  }
+
+  /** Start a background refill for the players of a key version, if its record is at hand. */
+  private refill(keyId: string, version: number | undefined, players: readonly number[]): void {
+    const known = this.keys.get(JSON.stringify([keyId, version ?? 0]))?.info;
+    if (known && this.presigner.enabled) this.presigner.refillIfLow(keyId, known.version, known.epoch, players);
+  }
+
+  /**
+   * Sign many messages with one key: result k is the signature over messages[k]. Every operator's hook
+   * approves every message first. The commitments they need are fetched (one request per player, if
+   * the cache lacks them), then each player gets one sign-batch request per MAX_SIGN_BATCH messages
+   * and the SDK aggregates and verifies each signature. Messages left without commitments, or whose
+   * batch a player refused, sign by the two-round path (no error).
+   */
+  async signMany(o: { keyId: string; messages: readonly (Uint8Array | string)[]; players?: number[]; version?: number; presigned?: boolean }): Promise<SignResult[]> {
+    const messages = o.messages.map((m) => (typeof m === 'string' ? m : toHex(m)));
+    if (messages.length === 0) return [];
+    const { info: key, pkg } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
+    const players = o.players ?? allPlayers(key.threshold);
+    players.forEach((i) => this.node(i));
+    let lists: PresignedCommitmentJson[][] = [];
+    if (this.presignOn(o.presigned)) {
+      await this.presigner.ensure(o.keyId, key.version, key.epoch, players, messages.length);
+      lists = this.presigner.cache.take(o.keyId, key.version, key.epoch, players, messages.length);
+    }
+    const requests = messages.map(
+      (message, k): Extract<SessionRequest, { operation: 'sign' }> => ({
+        operation: 'sign',
+        sessionId: newSessionId(),
+        keyId: o.keyId,
+        message,
+        players,
+        ...(o.version ? { version: o.version } : {}),
+        ...(lists[k] ? { commitments: lists[k] } : {}),
+      }),
+    );
+    await Promise.all(players.flatMap((i) => requests.map((r) => this.node(i).authorize(r))));
+    const out: (SignResult | undefined)[] = new Array(messages.length);
+    try {
+      const chunks: number[][] = [];
+      for (let s = 0; s < lists.length; s += MAX_SIGN_BATCH) chunks.push(Array.from({ length: Math.min(MAX_SIGN_BATCH, lists.length - s) }, (_, k) => s + k));
+      let denied: unknown;
+      await Promise.all(
+        chunks.map(async (ks) => {
+          const req: SignBatchRequest = { keyId: o.keyId, version: key.version, epoch: key.epoch, items: ks.map((k) => ({ message: messages[k]!, commitments: lists[k]! })) };
+          const settled = await Promise.allSettled(players.map((i) => this.node(i).signBatch(req, { approved: true })));
+          const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
+          if (failures.length > 0) {
+            try {
+              this.presignedFailed(o.keyId, failures, ks.map((k) => lists[k]!));
+            } catch (e) {
+              denied ??= e;
+            }
+            return;
+          }
+          const answers = settled.map((r) => (r as PromiseFulfilledResult<SignBatchResponse>).value);
+          ks.forEach((k, j) => {
+            try {
+              const shares = answers.map((a) => ({ node: a.node, share: a.shares[j]! }));
+              const signature = combineSignatureShares({ suite: key.suite, publicPackage: pkg, message: messages[k]!, commitments: lists[k]!, shares });
+              out[k] = { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
+              this.presignStats.presigned++;
+            } catch (e) {
+              this.presignedFailed(o.keyId, [[0, e]], [lists[k]!]);
+            }
+          });
+        }),
+      );
+      if (denied !== undefined) throw denied;
+      // The rest by the two-round path, a few sessions at a time.
+      const rest = out.flatMap((r, k) => (r === undefined ? [k] : []));
+      const workers = Array.from({ length: Math.min(4, rest.length) }, async () => {
+        for (let k = rest.shift(); k !== undefined; k = rest.shift()) out[k] = await this.signTwoRound(requests[k]!, players);
+      });
+      await Promise.all(workers);
+      return out as SignResult[];
+    } finally {
+      this.refill(o.keyId, o.version, players);
+    }
   }
 
   /** Threshold decapsulation: the nodes wrap their partial results to a fresh receiver key only this call holds. */
@@ -724,6 +1095,7 @@ export class Cluster {
       const info = await this.getKey(o.keyId, undefined, node);
       return { keyId: o.keyId, version: info.version, previousVersion: info.version - 1, suite: info.suite, publicKey: info.publicKey };
     });
+    this.forgetKey(o.keyId); // its presignatures are for the retired version
     assertSame(results.map((r) => `${r.version}/${r.previousVersion}/${r.publicKey}`), 'rotation result');
     return results[0]!;
   }
@@ -738,6 +1110,7 @@ export class Cluster {
     if (!operation) throw new TesseraClientError('BAD_INPUT', `unknown state ${String(o.state)}`);
     const request: SessionRequest = { operation, sessionId: newSessionId(), keyId: o.keyId, version: o.version, state: o.state };
     const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(o.keyId, o.version, node));
+    this.forgetKey(o.keyId); // a state change invalidates the nodes' pools of the key
     assertSame(results.map((r) => `${r.version}/${r.state}/${r.publicKey}`), 'state change result');
     return results[0]!;
   }
@@ -794,6 +1167,7 @@ export class Cluster {
       const info = await this.getKey(o.keyId, o.version, node);
       return { keyId: o.keyId, version: info.version, epoch: info.epoch };
     });
+    this.forgetKey(o.keyId); // a refresh invalidates the nodes' pools of the key (new epoch)
     assertSame(results.map((r) => String(r.epoch)), 'epoch');
     return results[0]!;
   }

@@ -35,6 +35,8 @@ export interface HttpTarget {
   ca?: string | Buffer;
   timeoutMs?: number;
   node?: number;
+  /** Called once for every request sent to this node, before it is sent (metrics; tests count round trips). */
+  onRequest?: (request: { method: 'GET' | 'POST'; path: string; node?: number }) => void;
 }
 
 export function assertSafeTransport(url: string): URL {
@@ -56,6 +58,7 @@ export async function requestJson<T>(target: HttpTarget, method: 'GET' | 'POST',
   const base = assertSafeTransport(target.url);
   const url = new URL(path, base);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  target.onRequest?.({ method, path, ...(target.node !== undefined ? { node: target.node } : {}) });
   const lib = url.protocol === 'https:' ? https : http;
   return new Promise<T>((resolve, reject) => {
     const req = lib.request(
