@@ -23,6 +23,8 @@
  *  7. group elements and scalars, through the suite's Group (RFC 9591 §3.1 DeserializeElement and
  *     DeserializeScalar): invalid or identity elements -> BadPoint, scalars >= order -> BadScalar.
  *     Zero scalars are accepted as DeserializeScalar does (a share or response may be zero).
+ *     Validate once: every element validated here is remembered with the byte array it came in
+ *     (core/frost.ts rememberPoint / decodePoint), so the protocol code does not decode it again.
  *
  * Every failure is a TesseraError (BadMessage, BadPoint, BadScalar, UnknownSuite); error messages name
  * fields and lengths, never input bytes.
@@ -30,6 +32,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { equalBytes } from './bytes.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
+import { rememberPoint } from './frost.js';
 import type { Group } from './group.js';
 import type { DkgRound1Msg, MessageBodies, MessageType, WrappedShareMsg } from './messages.js';
 import { MESSAGE_TYPES } from './messages.js';
@@ -586,10 +589,14 @@ export function decodeMessage<T extends MessageType>(
     throw bad('wire message is not canonically encoded');
   }
 
-  // 7. Group elements and scalars (RFC 9591 §3.1 DeserializeElement / DeserializeScalar).
+  // 7. Group elements and scalars (RFC 9591 §3.1 DeserializeElement / DeserializeScalar). Each
+  //    validated element is remembered with its byte array (core/frost.ts rememberPoint), so protocol
+  //    code that decodes these bytes again gets the point without a second validation.
   for (const { atom, bytes: b, path } of ctx.pending) {
-    if (atom === 'point') guard(ErrorCode.BadPoint, `${path}: not a valid group element`, () => s.group.pointFromBytes(b, path));
-    else guard(ErrorCode.BadScalar, `${path}: not a valid scalar`, () => s.group.scalarFromBytes(b, path, true));
+    if (atom === 'point') {
+      const p = guard(ErrorCode.BadPoint, `${path}: not a valid group element`, () => s.group.pointFromBytes(b, path));
+      rememberPoint(s.group, b, p);
+    } else guard(ErrorCode.BadScalar, `${path}: not a valid scalar`, () => s.group.scalarFromBytes(b, path, true));
   }
   return body as MessageBodies[T];
 }
