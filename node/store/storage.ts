@@ -147,6 +147,17 @@ export interface ShareStoreOptions {
   readonly nodeIndex: number;
   /** The shortest rotation period put() / setRotationPeriod() accept (default core/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
   readonly minRotationPeriodMs?: number;
+  /** How many keys' committed records the read cache holds (least recently used dropped first). Default 10 000; 0 turns it off. */
+  readonly keyCacheSize?: number;
+}
+
+export const DEFAULT_KEY_CACHE_SIZE = 10_000;
+
+/** One committed version in the read cache: its decoded stored form (private) and the frozen record handed out. */
+interface CachedVersion {
+  readonly version: number;
+  readonly stored: StoredCommitted;
+  record: KeyRecord;
 }
 
 /** Where the LevelDB files live inside a data dir. */
@@ -212,16 +223,26 @@ export class ShareStore {
   private storageKey: Uint8Array;
   private closed = false;
   private readonly locks = new Map<string, Promise<void>>();
+  /**
+   * The read cache of committed key records: `<tenant>/<keyId>` -> every committed version of that key,
+   * oldest first (an empty list caches "no such key"). See keyVersions() and forgetKey().
+   */
+  private readonly keyCache = new Map<string, readonly CachedVersion[]>();
+  /** Loads in flight, per key; forgetKey() marks them stale so their (possibly old) result is not cached. */
+  private readonly keyLoads = new Map<string, { stale: boolean; done: Promise<readonly CachedVersion[]> }>();
+  private readonly keyCacheSize: number;
+  private cacheStats = { hits: 0, misses: 0 };
   readonly nodeIndex: number;
   readonly dataDir: string;
   readonly minRotationPeriodMs: number;
 
-  private constructor(db: AuthenticatedRecords, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number) {
+  private constructor(db: AuthenticatedRecords, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number, keyCacheSize: number) {
     this.db = db;
     this.storageKey = storageKey;
     this.nodeIndex = nodeIndex;
     this.dataDir = dataDir;
     this.minRotationPeriodMs = minRotationPeriodMs;
+    this.keyCacheSize = keyCacheSize;
   }
 
   /**
@@ -233,6 +254,8 @@ export class ShareStore {
     ensure(opts.kek instanceof Uint8Array && opts.kek.length === 32, ErrorCode.BadInput, 'storage: kek must be 32 bytes');
     ensure(Number.isSafeInteger(opts.nodeIndex) && opts.nodeIndex >= 1 && opts.nodeIndex <= 255, ErrorCode.BadInput, 'storage: nodeIndex must be 1..255');
     ensure(typeof opts.dataDir === 'string' && opts.dataDir !== '', ErrorCode.BadInput, 'storage: dataDir must be a path');
+    const keyCacheSize = opts.keyCacheSize ?? DEFAULT_KEY_CACHE_SIZE;
+    ensure(Number.isSafeInteger(keyCacheSize) && keyCacheSize >= 0, ErrorCode.BadInput, 'storage: keyCacheSize must be a non-negative integer');
     await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
     await chmod(opts.dataDir, 0o700); // an existing dir may have been created wider
 
@@ -247,7 +270,7 @@ export class ShareStore {
     // Domain-separate the at-rest key from any other use of the KEK (RFC 5869 HKDF-SHA256).
     const storageKey = deriveKekKey(opts.kek, 'sealing');
     const records = new AuthenticatedRecords(db, recordMacKey(opts.kek, opts.nodeIndex));
-    const store = new ShareStore(records, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS);
+    const store = new ShareStore(records, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS, keyCacheSize);
     try {
       await chmod(location, 0o700);
       await store.checkMeta();
@@ -263,6 +286,9 @@ export class ShareStore {
     if (this.closed) return;
     this.closed = true;
     zeroize(this.storageKey);
+    this.keyCache.clear();
+    for (const l of this.keyLoads.values()) l.stale = true;
+    this.keyLoads.clear();
     await this.db.close();
   }
 
@@ -333,7 +359,7 @@ export class ShareStore {
         ...(rec.rotationPeriodMs !== undefined ? { rotationPeriodMs: rec.rotationPeriodMs } : {}),
         ...this.seal(rec.share.secret.value, aad),
       };
-      await this.db.put(key, encode(stored), { sync: true });
+      await this.keyWrite(rec.tenant, rec.keyId, () => this.db.put(key, encode(stored), { sync: true }));
       return committedToRecord(rec.tenant, rec.keyId, rec.version, stored);
     });
   }
@@ -341,7 +367,7 @@ export class ShareStore {
   /** The committed record of a version, or of the latest version when `version` is omitted. */
   async get(tenant: string, keyId: string, version?: number): Promise<KeyRecord | undefined> {
     const found = await this.readCommitted(tenant, keyId, version);
-    return found && committedToRecord(tenant, keyId, found.version, found.stored);
+    return found && this.cachedRecord(found);
   }
 
   /** Every committed version of every key of a tenant, ordered by key id then version. */
@@ -381,7 +407,8 @@ export class ShareStore {
     if (!found) return undefined;
     const { stored } = found;
     const box = sealedOf(stored, tenant, keyId, found.version);
-    const pkg = packageOf(stored);
+    // The cached record's frozen package: the same object for every read until the record changes.
+    const pkg = this.cachedRecord(found).publicKey;
     const aad = this.shareAad(tenant, keyId, found.version, pkg, stored.exportable);
     const value = this.unseal(box, aad, `share ${tenant}/${keyId} version ${found.version}`);
     return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value } };
@@ -408,7 +435,7 @@ export class ShareStore {
       ensure(found, ErrorCode.NotFound, `storage: ${tenant}/${keyId} version ${version} does not exist`);
       assertTransition(found.stored.state, state, { keyId, version });
       const stored: StoredCommitted = { ...found.stored, state, ...(opts.rotatedAt !== undefined ? { rotatedAt: opts.rotatedAt } : {}) };
-      await this.db.put(key, encode(stored), { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.put(key, encode(stored), { sync: true }));
       return committedToRecord(tenant, keyId, version, stored);
     });
   }
@@ -430,7 +457,7 @@ export class ShareStore {
       ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `storage: ${tenant}/${keyId} version ${version} is destroyed`);
       const { rotationPeriodMs: _old, ...rest } = found.stored;
       const stored: StoredCommitted = { ...rest, ...(rotationPeriodMs !== undefined ? { rotationPeriodMs } : {}) };
-      await this.db.put(key, encode(stored), { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.put(key, encode(stored), { sync: true }));
       return committedToRecord(tenant, keyId, version, stored);
     });
   }
@@ -445,12 +472,14 @@ export class ShareStore {
     const key = shareRecordKey(tenant, keyId, version);
     return this.withLock(key, async () => {
       const existed = (await this.db.get(key)) !== undefined;
-      await this.db.batch(
-        [
-          { type: 'del', key },
-          { type: 'del', key: pendingRecordKey(tenant, keyId, version) },
-        ],
-        { sync: true },
+      await this.keyWrite(tenant, keyId, () =>
+        this.db.batch(
+          [
+            { type: 'del', key },
+            { type: 'del', key: pendingRecordKey(tenant, keyId, version) },
+          ],
+          { sync: true },
+        ),
       );
       return existed;
     });
@@ -490,17 +519,19 @@ export class ShareStore {
       const pending = await this.readPending(tenant, keyId, version);
       const overwrite: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key, value: encode({ ...found.stored, ...noise(found.stored) }) }];
       if (pending) overwrite.push({ type: 'put', key: pkey, value: encode({ ...pending, ...noise(pending) }) });
-      await this.db.batch(overwrite, { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.batch(overwrite, { sync: true }));
 
       // 2. Tombstone: the public part only.
       const { nonce: _n, ct: _c, ...publicPart } = found.stored;
       const tombstone: StoredCommitted = { ...publicPart, state: 'destroyed', destroyedAt };
-      await this.db.batch(
-        [
-          { type: 'put', key, value: encode(tombstone) },
-          { type: 'del', key: pkey },
-        ],
-        { sync: true },
+      await this.keyWrite(tenant, keyId, () =>
+        this.db.batch(
+          [
+            { type: 'put', key, value: encode(tombstone) },
+            { type: 'del', key: pkey },
+          ],
+          { sync: true },
+        ),
       );
       return committedToRecord(tenant, keyId, version, tombstone);
     });
@@ -523,24 +554,19 @@ export class ShareStore {
 
   /** The newest version in state 'active', if any: what an operation uses when it names no version. */
   async latestActive(tenant: string, keyId: string): Promise<KeyRecord | undefined> {
-    this.ensureOpen();
-    const prefix = `k/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
-    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff', reverse: true })) {
-      const stored = decodeCommitted(v, k);
-      if (stored.state === 'active') return committedToRecord(tenant, keyId, parseRecordKey(k).version, stored);
-    }
+    const all = await this.keyVersions(tenant, keyId);
+    for (let i = all.length - 1; i >= 0; i--) if (all[i]!.stored.state === 'active') return this.cachedRecord(all[i]!);
     return undefined;
   }
 
   /** Every version of one key, oldest first. */
   async versions(tenant: string, keyId: string): Promise<KeyRecord[]> {
-    this.ensureOpen();
-    const prefix = `k/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
-    const out: KeyRecord[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) {
-      out.push(committedToRecord(tenant, keyId, parseRecordKey(k).version, decodeCommitted(v, k)));
-    }
-    return out;
+    return (await this.keyVersions(tenant, keyId)).map((c) => this.cachedRecord(c));
+  }
+
+  /** Read-cache counters (for tests and metrics): hits and misses of keyVersions(), and how many keys it holds. */
+  get keyCacheStats(): { hits: number; misses: number; size: number } {
+    return { ...this.cacheStats, size: this.keyCache.size };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -676,7 +702,7 @@ export class ShareStore {
         ...(change.vote !== undefined ? { vote: Uint8Array.from(change.vote) } : {}),
         effects: stored,
       };
-      await this.db.put(gkey, encode(rec), { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.put(gkey, encode(rec), { sync: true }));
       return stagedToInfo(tenant, keyId, rec);
     });
   }
@@ -710,7 +736,7 @@ export class ShareStore {
       const rec = await this.readStaged(tenant, keyId);
       ensure(rec && equalBytes(rec.session, session), ErrorCode.BadState, `storage: no staged change of ${keyId} for this session`);
       ensure(rec.vote !== undefined, ErrorCode.BadState, `storage: the staged change of ${keyId} has no vote`);
-      if (!rec.released) await this.db.put(gkey, encode({ ...rec, released: true }), { sync: true });
+      if (!rec.released) await this.keyWrite(tenant, keyId, () => this.db.put(gkey, encode({ ...rec, released: true }), { sync: true }));
       return Uint8Array.from(rec.vote);
     });
   }
@@ -731,7 +757,7 @@ export class ShareStore {
         ErrorCode.BadState,
         `storage: this node released its vote for the staged ${rec.operation} of ${keyId}; only its commit certificate can resolve it`,
       );
-      await this.db.del(gkey, { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.del(gkey, { sync: true }));
       return true;
     });
     if (dropped) await this.compact(gkey);
@@ -767,7 +793,7 @@ export class ShareStore {
       ops.push({ type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt }) });
       ops.push({ type: 'del', key: gkey });
       ops.push({ type: 'put', key: ekey, value: encode({ v: FORMAT, keys: erase }) });
-      await this.db.batch(ops as never, { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.batch(ops as never, { sync: true }));
       return { changed, erase };
     });
     await this.finishErasure(tenant, keyId);
@@ -804,7 +830,7 @@ export class ShareStore {
         { type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt: Date.now() }) },
         ...(applied.erasesOld ? [{ type: 'put', key: eraseMarkerKey(tenant, keyId), value: encode({ v: FORMAT, keys: [applied.key] }) }] : []),
       ];
-      await this.db.batch(ops as never, { sync: true });
+      await this.keyWrite(tenant, keyId, () => this.db.batch(ops as never, { sync: true }));
       return { rec: committedToRecord(tenant, keyId, version, applied.stored), erase: applied.erasesOld };
     });
     if (out.erase) await this.finishErasure(tenant, keyId);
@@ -1032,8 +1058,38 @@ export class ShareStore {
       this.ensureOpen();
       return await fn();
     } finally {
+      this.keyChanged(key);
       release();
       if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+
+  /**
+   * Be told (tenant, keyId) after every write attempt under one of a key's record locks: a committed
+   * version's record (put, setState, setRotationPeriod, delete, destroy) or its staged change
+   * (stageChange, markReleased, dropStaged, and commitStaged / applyCertifiedTransition: the commit of
+   * every session, repair included). Every change of a key's records runs under withLock, so this is
+   * the one hook no operation can forget: node/presign/ drops that key's presignature pools here.
+   * Listeners run synchronously and must not throw (a throw is ignored). Returns an unsubscribe function.
+   */
+  onKeyChange(listener: (tenant: string, keyId: string) => void): () => void {
+    this.keyListeners.add(listener);
+    return () => this.keyListeners.delete(listener);
+  }
+
+  private readonly keyListeners = new Set<(tenant: string, keyId: string) => void>();
+
+  /** The lock keys of a key's records: k/<tenant>/<keyId>/<version> and g/<tenant>/<keyId>. */
+  private keyChanged(lockKey: string): void {
+    if (this.keyListeners.size === 0 || !(lockKey.startsWith('k/') || lockKey.startsWith('g/'))) return;
+    const [, tenant, keyId] = lockKey.split('/');
+    if (!tenant || !keyId) return;
+    for (const l of this.keyListeners) {
+      try {
+        l(tenant, keyId);
+      } catch {
+        // a listener's failure must not fail the write it is told about
+      }
     }
   }
 
@@ -1103,22 +1159,113 @@ export class ShareStore {
     return framed(AAD_SECRET, utf8ToBytes(name), i2osp(this.nodeIndex, 1));
   }
 
-  private async readCommitted(
-    tenant: string,
-    keyId: string,
-    version?: number,
-  ): Promise<{ version: number; stored: StoredCommitted } | undefined> {
-    this.ensureOpen();
+  /** The committed record of a version (latest when omitted), through the read cache. */
+  private async readCommitted(tenant: string, keyId: string, version?: number): Promise<CachedVersion | undefined> {
     if (version !== undefined) {
-      const key = shareRecordKey(tenant, keyId, version);
-      const raw = await this.db.get(key);
-      return raw === undefined ? undefined : { version, stored: decodeCommitted(raw, key) };
+      const key = shareRecordKey(tenant, keyId, version); // validates the ids and the version
+      // A refused key: the direct read throws, naming this record and the one that failed, as before the cache.
+      if (this.db.isRefused(key)) {
+        this.ensureOpen();
+        await this.db.get(key);
+      }
     }
-    const prefix = `k/${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}/`;
-    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff', reverse: true, limit: 1 })) {
-      return { version: parseRecordKey(k).version, stored: decodeCommitted(v, k) };
+    const all = await this.keyVersions(tenant, keyId);
+    if (version === undefined) return all[all.length - 1];
+    return all.find((c) => c.version === version);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The read cache of committed key records
+  //
+  // Every operation reads its key's record; without a cache that is a LevelDB read, a MAC check and a
+  // msgpack decode each time. keyVersions() loads every committed version of one key at once (one
+  // range read, each record's MAC checked as before: a record that fails it throws and quarantines the
+  // key, and nothing is cached) and keeps the decoded records. Rules:
+  // - Every write of a key's records goes through keyWrite(), which drops the key's entry after the
+  //   write, in the same code path and before the record lock is released (put, setState,
+  //   setRotationPeriod, delete, destroy, stageChange, markReleased, dropStaged, commitStaged,
+  //   applyCertifiedTransition). The next read loads from LevelDB again.
+  // - A load that was in flight when the key was written is marked stale and its result is not cached
+  //   (it may hold the old record): a cached record is never older than the last completed write.
+  // - A hit is served only while the store is open and not latched failed (ensureOpen) and the key is
+  //   not quarantined (a record of it failed its MAC since: the LevelDB read path then throws as before).
+  // - Records handed out are frozen (object and arrays) and the same object on every hit, until the
+  //   key is written (callers may key a WeakMap on record.publicKey). Their bytes are separate copies
+  //   from the cached stored form, and a hit checks them against it: a caller that wrote into them gets
+  //   a fresh record, and the cache itself is never changed by a caller.
+  // - Only public fields and the sealed (encrypted) share are cached; getShare() decrypts every time,
+  //   so no plaintext share is kept.
+  // - Size: at most keyCacheSize keys, least recently used dropped first (0: no cache).
+
+  private async keyVersions(tenant: string, keyId: string): Promise<readonly CachedVersion[]> {
+    this.ensureOpen();
+    const id = `${checkId(tenant, 'tenant')}/${checkId(keyId, 'keyId')}`;
+    const prefix = `k/${id}/`;
+    if (this.db.isRefused(prefix)) {
+      // A record of this key failed its MAC: never served from the cache. Reading newest first throws
+      // naming the newest record, as the uncached reads did (nothing when the key has no committed record).
+      this.forgetKey(tenant, keyId);
+      const out: CachedVersion[] = [];
+      for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff', reverse: true })) {
+        const stored = decodeCommitted(v, k);
+        out.unshift({ version: parseRecordKey(k).version, stored, record: committedToRecord(tenant, keyId, parseRecordKey(k).version, stored) });
+      }
+      return out;
     }
-    return undefined;
+    const hit = this.keyCache.get(id);
+    if (hit !== undefined) {
+      this.cacheStats.hits++;
+      this.keyCache.delete(id); // most recently used goes last
+      this.keyCache.set(id, hit);
+      return hit;
+    }
+    this.cacheStats.misses++;
+    const inflight = this.keyLoads.get(id);
+    if (inflight && !inflight.stale) return inflight.done;
+    const token = { stale: false, done: undefined as unknown as Promise<readonly CachedVersion[]> };
+    token.done = (async () => {
+      const out: CachedVersion[] = [];
+      for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) {
+        const version = parseRecordKey(k).version;
+        const stored = freezeStored(decodeCommitted(v, k));
+        out.push({ version, stored, record: freezeRecord(committedToRecord(tenant, keyId, version, stored)) });
+      }
+      return Object.freeze(out);
+    })();
+    if (this.keyCacheSize > 0) this.keyLoads.set(id, token);
+    try {
+      const loaded = await token.done;
+      if (!token.stale && this.keyCacheSize > 0 && !this.closed) {
+        this.keyCache.set(id, loaded);
+        while (this.keyCache.size > this.keyCacheSize) this.keyCache.delete(this.keyCache.keys().next().value!);
+      }
+      return loaded;
+    } finally {
+      if (this.keyLoads.get(id) === token) this.keyLoads.delete(id);
+    }
+  }
+
+  /** The frozen record of a cached version, rebuilt if a caller wrote into its bytes. */
+  private cachedRecord(c: CachedVersion): KeyRecord {
+    if (!recordMatches(c.record, c.stored)) c.record = freezeRecord(committedToRecord(c.record.tenant, c.record.keyId, c.version, c.stored));
+    return c.record;
+  }
+
+  /** Write a key's records, then drop its cache entry (and spoil any load in flight), whether or not the write succeeded. */
+  private async keyWrite<T>(tenant: string, keyId: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      this.forgetKey(tenant, keyId);
+    }
+  }
+
+  private forgetKey(tenant: string, keyId: string): void {
+    const id = `${tenant}/${keyId}`;
+    this.keyCache.delete(id);
+    const load = this.keyLoads.get(id);
+    if (load) load.stale = true;
+    this.keyLoads.delete(id);
   }
 
   private async readPending(tenant: string, keyId: string, version: number): Promise<StoredPending | undefined> {
@@ -1235,6 +1382,28 @@ function committedToRecord(tenant: string, keyId: string, version: number, s: St
     ...optionalTimes(s),
     ...(s.cs !== undefined ? { certSession: Uint8Array.from(s.cs) } : {}),
   };
+}
+
+/** Freeze a record handed out by the cache: the object, its package and the package's arrays (bytes cannot be frozen; cachedRecord checks them). */
+function freezeRecord(r: KeyRecord): KeyRecord {
+  Object.freeze(r.publicKey.commitments);
+  Object.freeze(r.publicKey.verifyingShares);
+  Object.freeze(r.publicKey);
+  return Object.freeze(r);
+}
+
+function freezeStored(s: StoredCommitted): StoredCommitted {
+  Object.freeze(s.commitments);
+  Object.freeze(s.verifyingShares);
+  return Object.freeze(s);
+}
+
+/** Whether a handed-out record's bytes still equal the cached stored form's. */
+function recordMatches(r: KeyRecord, s: StoredCommitted): boolean {
+  const same = (a: readonly Uint8Array[], b: readonly Uint8Array[]) => a.length === b.length && a.every((x, i) => equalBytes(x, b[i]!));
+  if (!same(r.publicKey.commitments, s.commitments) || !same(r.publicKey.verifyingShares, s.verifyingShares)) return false;
+  if (r.certSession === undefined || s.cs === undefined) return r.certSession === undefined && s.cs === undefined;
+  return equalBytes(r.certSession, s.cs);
 }
 
 function pendingToRecord(tenant: string, keyId: string, version: number, s: StoredPending): PendingRecord {

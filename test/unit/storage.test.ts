@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
@@ -12,11 +13,12 @@ import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { ConfigError } from '../../node/config.js';
 import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/store/identity-store.js';
 import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/store/kek.js';
-import { RECORD_TAG_LENGTH, openRecord, sealRecord } from '../../node/store/record-auth.js';
+import { RECORD_TAG_LENGTH, STORAGE_FAILED_MESSAGE, openRecord, sealRecord } from '../../node/store/record-auth.js';
 import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 import { resultDigest } from '../../core/commit.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
+import { canMountTmpfs } from '../helpers/tmpfs.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
@@ -628,5 +630,254 @@ describe('records authenticated at rest (node/store/record-auth.ts): edits and m
     await expectCode(openStore(dataDir), ErrorCode.BadState, /predates authenticated records/);
     await withRawDb(dataDir, (db) => db.put('m/node', meta));
     await (await openStore(dataDir)).close();
+  });
+});
+
+describe('the read cache of key records (issue 10 item 5): every write drops it, so no read is ever stale', () => {
+  const session = () => Uint8Array.from(randomBytes(16));
+  const digest = Uint8Array.from(randomBytes(32));
+  /** Stage one change of t/k and commit it with a placeholder certificate (as test/helpers/commit-store.ts). */
+  const stageAndCommit = async (store: ShareStore, operation: string, version: number, effect: Parameters<ShareStore['stageChange']>[3][number]) => {
+    const id = session();
+    await store.stageChange('t', 'k', { session: id, operation, version, resultDigest: digest, vote: Uint8Array.of(1) }, [effect]);
+    return { id, changed: await store.commitStaged('t', 'k', id, PLACEHOLDER_CERTIFICATE) };
+  };
+
+  it('repeated reads are one cached, frozen record object; getShare shares its package; a caller cannot poison it', async () => {
+    const store = await openStore();
+    const e0 = makeShares(0);
+    expect(await store.get('t', 'k')).toBeUndefined(); // "no such key" is cached too ...
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    const rec = (await store.get('t', 'k', 1))!; // ... and dropped by the put
+    expect(rec).toMatchObject({ version: 1, epoch: 0, state: 'active' });
+    const before = store.keyCacheStats;
+    expect(await store.get('t', 'k', 1)).toBe(rec);
+    expect(await store.get('t', 'k')).toBe(rec);
+    expect(await store.latestActive('t', 'k')).toBe(rec);
+    expect((await store.versions('t', 'k'))[0]).toBe(rec);
+    const share = (await store.getShare('t', 'k', 1))!;
+    expect(share.publicKey).toBe(rec.publicKey);
+    expect(share.secret.value).toEqual(e0.shares[0]!.secret.value);
+    expect(store.keyCacheStats.hits - before.hits).toBe(5);
+    expect(store.keyCacheStats.misses).toBe(before.misses);
+
+    for (const o of [rec, rec.publicKey, rec.publicKey.commitments, rec.publicKey.verifyingShares]) expect(Object.isFrozen(o)).toBe(true);
+    expect(() => ((rec as { state: string }).state = 'destroyed')).toThrow(TypeError);
+    expect(() => ((rec.publicKey as { epoch: number }).epoch = 9)).toThrow(TypeError);
+    expect(() => (rec.publicKey.commitments as Uint8Array[]).push(new Uint8Array(32))).toThrow(TypeError);
+    // Bytes cannot be frozen: a caller that writes into them gets them back as stored, in a new record.
+    rec.publicKey.verifyingShares[0]![0]! ^= 0xff;
+    rec.publicKey.commitments[0]!.fill(0);
+    const again = (await store.get('t', 'k', 1))!;
+    expect(again).not.toBe(rec);
+    expect(again.publicKey).toEqual(e0.shares[0]!.publicKey);
+    expect((await store.getShare('t', 'k', 1))!.secret.value).toEqual(e0.shares[0]!.secret.value); // the AAD digest still matches
+    expect(await store.get('t', 'k', 1)).toBe(again);
+  });
+
+  it('direct writes drop it: a new version, a state change, a rotation period, destroy, delete', async () => {
+    const store = await openStore();
+    const e0 = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    expect((await store.get('t', 'k'))!.version).toBe(1);
+    expect(await store.nextVersion('t', 'k')).toBe(2);
+
+    await store.put({ tenant: 't', keyId: 'k', version: 2, share: makeShares(0).shares[0]!, exportable: false });
+    expect((await store.get('t', 'k'))!.version).toBe(2);
+    expect((await store.latestActive('t', 'k'))!.version).toBe(2);
+    expect(await store.nextVersion('t', 'k')).toBe(3);
+
+    expect((await store.get('t', 'k', 2))!.state).toBe('active');
+    await store.setState('t', 'k', 2, 'retired', { rotatedAt: 5 });
+    expect(await store.get('t', 'k', 2)).toMatchObject({ state: 'retired', rotatedAt: 5 });
+    expect((await store.latestActive('t', 'k'))!.version).toBe(1);
+    expect((await store.versions('t', 'k')).map((r) => r.state)).toEqual(['active', 'retired']);
+
+    await store.setRotationPeriod('t', 'k', 1, 30 * 86_400_000);
+    expect((await store.get('t', 'k', 1))!.rotationPeriodMs).toBe(30 * 86_400_000);
+    await store.setRotationPeriod('t', 'k', 1, undefined);
+    expect((await store.get('t', 'k', 1))!.rotationPeriodMs).toBeUndefined();
+
+    expect((await store.getShare('t', 'k', 2))!.secret.epoch).toBe(0);
+    await store.destroy('t', 'k', 2, { destroyedAt: 7 });
+    expect(await store.get('t', 'k', 2)).toMatchObject({ state: 'destroyed', destroyedAt: 7 });
+    await expectCode(store.getShare('t', 'k', 2), ErrorCode.BadState, /destroyed/);
+
+    expect(await store.get('t', 'k', 1)).toBeDefined();
+    expect(await store.delete('t', 'k', 1)).toBe(true);
+    expect(await store.get('t', 'k', 1)).toBeUndefined();
+    expect(await store.getShare('t', 'k', 1)).toBeUndefined();
+    expect(await store.latestActive('t', 'k')).toBeUndefined();
+    expect((await store.versions('t', 'k')).map((r) => r.version)).toEqual([2]);
+  });
+
+  it('commits drop it: a new epoch (refresh), a state change, a new version (rotate), a destroy, and a repair applying a certified transition', async () => {
+    const store = await openStore();
+    const e0 = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    const cached = (await store.get('t', 'k', 1))!;
+
+    // A staged change alone changes nothing committed; dropping it neither.
+    const e1 = makeShares(1, e0.secret);
+    const dropped = await stageEpoch(store, 't', 'k', 1, e1.shares[0]!);
+    expect(await store.get('t', 'k', 1)).toEqual(cached);
+    expect((await store.getShare('t', 'k', 1))!.secret).toEqual(e0.shares[0]!.secret);
+    expect(await store.dropStaged('t', 'k', dropped)).toBe(true);
+    expect(await store.get('t', 'k', 1)).toEqual(cached);
+
+    // Refresh: the new epoch, its package and its share, at once.
+    const { id: refreshId } = await stageAndCommit(store, 'refresh', 1, { kind: 'new-epoch', version: 1, share: e1.shares[0]! });
+    const refreshed = (await store.get('t', 'k', 1))!;
+    expect(refreshed).toMatchObject({ epoch: 1, certSession: refreshId });
+    expect(refreshed.publicKey).toEqual(e1.shares[0]!.publicKey);
+    expect((await store.getShare('t', 'k'))!).toEqual(e1.shares[0]);
+    expect((await store.getShare('t', 'k', 1))!.publicKey).toBe(refreshed.publicKey);
+
+    // Rotate: a new version, and the old one retired, in one commit.
+    const v2 = makeShares(0);
+    const id = session();
+    await store.stageChange('t', 'k', { session: id, operation: 'rotate', version: 2, resultDigest: digest, vote: Uint8Array.of(1) }, [
+      { kind: 'new-version', record: { tenant: 't', keyId: 'k', version: 2, share: v2.shares[0]!, exportable: false } },
+      { kind: 'state', version: 1, state: 'retired', rotatedAt: 11 },
+    ]);
+    expect((await store.latestActive('t', 'k'))!.version).toBe(1);
+    await store.commitStaged('t', 'k', id, PLACEHOLDER_CERTIFICATE);
+    expect((await store.latestActive('t', 'k'))!.version).toBe(2);
+    expect((await store.get('t', 'k'))!.version).toBe(2);
+    expect(await store.get('t', 'k', 1)).toMatchObject({ state: 'retired', rotatedAt: 11 });
+    expect((await store.getShare('t', 'k'))!.secret.value).toEqual(v2.shares[0]!.secret.value);
+
+    // A lifecycle transition by session, then a destroy.
+    await stageAndCommit(store, 'archive', 1, { kind: 'state', version: 1, state: 'archived' });
+    expect((await store.get('t', 'k', 1))!.state).toBe('archived');
+    await stageAndCommit(store, 'destroy', 1, { kind: 'destroy', version: 1 });
+    expect((await store.get('t', 'k', 1))!.state).toBe('destroyed');
+    await expectCode(store.getShare('t', 'k', 1), ErrorCode.BadState, /destroyed/);
+
+    // Repair: a certified transition this node has no staged record for.
+    expect((await store.get('t', 'k', 2))!.state).toBe('active');
+    await store.applyCertifiedTransition('t', 'k', 2, 'retired', session(), PLACEHOLDER_CERTIFICATE);
+    expect((await store.get('t', 'k', 2))!.state).toBe('retired');
+    expect(await store.latestActive('t', 'k')).toBeUndefined();
+    await store.applyCertifiedTransition('t', 'k', 2, 'destroyed', session(), PLACEHOLDER_CERTIFICATE);
+    expect((await store.versions('t', 'k')).map((r) => r.state)).toEqual(['destroyed', 'destroyed']);
+    await expectCode(store.getShare('t', 'k', 2), ErrorCode.BadState, /destroyed/);
+  });
+
+  it('a read in flight while the key is written never leaves the old record in the cache', async () => {
+    const store = await openStore();
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
+    let state: 'active' | 'retired' = 'active';
+    for (let i = 0; i < 30; i++) {
+      const reads = [store.get('t', 'k', 1), store.latestActive('t', 'k'), store.versions('t', 'k')]; // loads start before the write ...
+      state = state === 'active' ? 'retired' : 'active';
+      const write = store.setState('t', 'k', 1, state);
+      const during = store.get('t', 'k', 1); // ... and while it runs
+      await Promise.all([...reads, write, during]);
+      // Once the write is done, every read sees it.
+      expect((await store.get('t', 'k', 1))!.state).toBe(state);
+      expect((await store.latestActive('t', 'k'))?.version).toBe(state === 'active' ? 1 : undefined);
+      expect((await store.versions('t', 'k'))[0]!.state).toBe(state);
+    }
+    // A load that reads many records (its LevelDB snapshot taken before the write) racing a write of a new
+    // version: whichever finishes first, the load's old view must not outlive the write in the cache.
+    const many = makeShares(0).shares[0]!;
+    for (let v = 2; v <= 120; v++) await store.put({ tenant: 't', keyId: 'k', version: v, share: many, exportable: false });
+    for (let i = 0; i < 5; i++) {
+      const load = store.versions('t', 'k'); // nothing cached: the last put dropped it
+      const write = store.put({ tenant: 't', keyId: 'k', version: 1000 + i, share: many, exportable: false });
+      const [seen] = await Promise.all([load, write]);
+      expect(seen.at(-1)!.version).toBe(i === 0 ? 120 : 999 + i); // the snapshot predates the write
+      expect((await store.get('t', 'k'))!.version).toBe(1000 + i);
+      expect((await store.versions('t', 'k')).at(-1)!.version).toBe(1000 + i);
+    }
+  });
+
+  it('a key refused for a record that fails its MAC is not served from the cache any more; a closed store serves nothing', async () => {
+    const dataDir = join(dir(), 'data');
+    let store = await openStore(dataDir);
+    const e0 = makeShares(0);
+    await store.put({ tenant: 't', keyId: 'k', version: 1, share: e0.shares[0]!, exportable: false });
+    await stageEpoch(store, 't', 'k', 1, makeShares(1, e0.secret).shares[0]!);
+    await store.close();
+    // The staged record edited without the KEK (its old MAC kept).
+    await withRawDb(dataDir, async (db) => {
+      const g = 'g/t/k';
+      const raw = Uint8Array.from((await db.get(g))!);
+      raw[5]! ^= 0x01;
+      await db.put(g, raw);
+    });
+    store = await openStore(dataDir);
+    const rec = (await store.get('t', 'k', 1))!; // cached: the key record itself is intact
+    expect(await store.get('t', 'k', 1)).toBe(rec);
+    await expectCode(store.getStaged('t', 'k'), ErrorCode.Unavailable, /staged change of t\/k fails its integrity check/);
+    // Now the key is refused as a whole: the cached record is not handed out.
+    const refusal = /key record of t\/k version 1: staged change of t\/k fails its integrity check.*tessera repair --key-id k/;
+    await expectCode(store.get('t', 'k', 1), ErrorCode.Unavailable, refusal);
+    await expectCode(store.getShare('t', 'k', 1), ErrorCode.Unavailable, refusal);
+    await expectCode(store.get('t', 'k'), ErrorCode.Unavailable, /integrity check/);
+    await expectCode(store.latestActive('t', 'k'), ErrorCode.Unavailable, /integrity check/);
+    await expectCode(store.versions('t', 'k'), ErrorCode.Unavailable, /integrity check/);
+
+    await store.put({ tenant: 't', keyId: 'other', version: 1, share: e0.shares[0]!, exportable: false });
+    expect(await store.get('t', 'other', 1)).toBeDefined();
+    await store.close();
+    await expectCode(store.get('t', 'other', 1), ErrorCode.BadState, /closed/);
+    await expectCode(store.getShare('t', 'other', 1), ErrorCode.BadState, /closed/);
+  });
+
+  it.skipIf(!canMountTmpfs())('a store latched failed by a refused write serves no cached record (a real full tmpfs)', async () => {
+    const mnt = join(dir(), 'mnt');
+    await mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', mnt]);
+    try {
+      const store = await ShareStore.open({ dataDir: join(mnt, 'data'), kek: kek(), nodeIndex: 1 });
+      try {
+        await store.put({ tenant: 't', keyId: 'k', version: 1, share: makeShares(0).shares[0]!, exportable: false });
+        const rec = (await store.get('t', 'k', 1))!;
+        expect(await store.get('t', 'k', 1)).toBe(rec); // cached
+        const filler = join(mnt, 'filler');
+        try {
+          for (;;) await appendFile(filler, Buffer.alloc(64 * 1024, 1));
+        } catch (e) {
+          expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+        }
+        let failed = false;
+        for (let v = 2; v < 5000 && !failed; v++) {
+          try {
+            await store.put({ tenant: 't', keyId: `other${v}`, version: 1, share: makeShares(0).shares[0]!, exportable: false });
+          } catch {
+            failed = true;
+          }
+        }
+        expect(store.failure?.message).toBe(STORAGE_FAILED_MESSAGE);
+        for (const read of [store.get('t', 'k', 1), store.get('t', 'k'), store.getShare('t', 'k', 1), store.latestActive('t', 'k'), store.versions('t', 'k')]) {
+          await expectCode(read, ErrorCode.Unavailable, new RegExp(STORAGE_FAILED_MESSAGE));
+        }
+      } finally {
+        await store.close();
+      }
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  });
+
+  it('holds at most keyCacheSize keys (least recently used out first); 0 turns it off and reads stay right', async () => {
+    const dataDir = join(dir(), 'data');
+    for (const size of [2, 0]) {
+      const store = await ShareStore.open({ dataDir, kek: kek(), nodeIndex: 1, keyCacheSize: size });
+      try {
+        for (const id of ['a', 'b', 'c']) {
+          if (!(await store.get('t', id))) await store.put({ tenant: 't', keyId: id, version: 1, share: makeShares(0).shares[0]!, exportable: false });
+        }
+        for (const id of ['a', 'b', 'c', 'a']) expect((await store.get('t', id, 1))!.keyId).toBe(id);
+        expect(store.keyCacheStats.size).toBe(Math.min(size, 3));
+        await store.setState('t', 'a', 1, size === 2 ? 'retired' : 'active');
+        expect((await store.get('t', 'a', 1))!.state).toBe(size === 2 ? 'retired' : 'active');
+      } finally {
+        await store.close();
+      }
+    }
+    await expectCode(ShareStore.open({ dataDir, kek: kek(), nodeIndex: 1, keyCacheSize: -1 }), ErrorCode.BadInput);
   });
 });
