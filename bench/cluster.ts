@@ -1,11 +1,20 @@
 /**
- * End-to-end costs on a real local cluster: a coordinator and 3 node processes (sdk/dev.ts
- * startDevCluster, threshold 2, fresh temp data dir, free ports), driven through the SDK Cluster
- * (sdk/client.ts) over HTTP. Every figure is the latency one SDK call sees, including the SDK's own
- * work (key lookup, policy hooks, signature verification / partial unwrapping and combining).
+ * End-to-end costs on real local clusters: a coordinator and n node processes (sdk/dev.ts
+ * startDevCluster, fresh temp data dir, free ports, plain HTTP on 127.0.0.1), driven through the SDK
+ * Cluster (sdk/client.ts) over HTTP. Every figure is the latency one SDK call sees, including the SDK's
+ * own work (policy hooks, signature verification, partial unwrapping and combining).
+ *
+ * The run (issue 10, "Done when"):
+ *   1. 2-of-3 with the nodes' default group backend: keygen, refresh, rotate, export/import; signing
+ *      ed25519 / secp256k1 / bip340 at c=1 and c=16 for every signing path; decapsulation; the CPU each
+ *      process spends per signature; the single-key signer (bench/single-key-server.ts) for the ratio.
+ *   2. The same 2-of-3 cluster restarted with TESSERA_GROUP_BACKEND=noble: the same signing rows.
+ *   3. 3-of-5 and 4-of-7 clusters: ed25519 signing at c=1 and c=16.
+ * Rows are time-capped (at most N calls or S seconds, at least a minimum count), so slow paths cost
+ * seconds, not minutes; n is in every table.
  *
  * Failures are never retried or hidden: each failed call is counted in its row and its error
- * (code, node, culprits, message) is listed under the table.
+ * (code, node, culprits, message) is listed under the tables.
  */
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +22,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { Cluster, NodeClient, TesseraClientError } from '../sdk/client.js';
+import { Cluster, NodeClient, TesseraClientError, type SignResult } from '../sdk/client.js';
 import { startDevCluster, type DevCluster } from '../sdk/dev.js';
-import { summarize, type Section, type Stats } from './stats.js';
+import { benchProcess, cpuProbe, type CpuShare, type Watched } from './cpu.js';
+import { startSingleKeySigner, type SingleKeySigner } from './single-key.js';
+import { fmtMs, fmtOps, summarize, type Section, type Stats } from './stats.js';
 
 export interface ClusterOptions {
   quick: boolean;
@@ -45,23 +56,49 @@ function failureLine(f: Failure): string {
   return `${f.operation}: ${f.code}${f.node !== undefined ? ` (node ${f.node})` : ''}${f.culprits?.length ? ` culprits ${f.culprits.join(',')}` : ''}: ${f.message}`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Load runs
+
+/** How long a load row runs: at most `max` calls or `seconds` of wall clock, but at least `min` calls. */
+interface Cap {
+  max: number;
+  seconds: number;
+  min: number;
+}
+
+/** One load row: latency stats, throughput, failures and the CPU each watched process spent per successful call. */
+export interface LoadResult {
+  readonly stats: Stats;
+  readonly concurrency: number;
+  readonly ok: number;
+  readonly failed: number;
+  /** Calls per request (signMany): `ok` counts requests, `perCall` items each. */
+  readonly perCall: number;
+  readonly cpu: CpuShare[];
+}
+
 /**
- * Run `total` calls of `op` with `concurrency` workers pulling from one queue. Latency per call;
- * throughput = successful calls / wall-clock seconds of the whole batch.
+ * Run `op` with `concurrency` workers pulling from one queue until the cap. Latency per call;
+ * throughput = successful calls x perCall / wall-clock seconds of the batch. CPU per successful item.
  */
 async function load(
   name: string,
-  total: number,
+  cap: Cap,
   concurrency: number,
   op: (k: number) => Promise<unknown>,
   failures: Failure[],
-): Promise<Stats> {
+  watched: readonly Watched[],
+  perCall = 1,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let next = 0;
   let failed = 0;
+  const probe = cpuProbe(watched);
   const t0 = performance.now();
+  const deadline = t0 + cap.seconds * 1000;
+  const more = () => next < cap.max && (next < cap.min || performance.now() < deadline);
   const worker = async () => {
-    while (next < total) {
+    while (more()) {
       const k = next++;
       const s = performance.now();
       try {
@@ -73,10 +110,12 @@ async function load(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  await Promise.all(Array.from({ length: concurrency }, worker));
   const wallS = (performance.now() - t0) / 1000;
-  const note = [`c=${concurrency}`, `wall ${wallS.toFixed(1)} s`, ...(failed ? [`${failed}/${total} FAILED`] : [])].join(', ');
-  return summarize(name, latencies, { opsPerSec: latencies.length / wallS, note });
+  const items = latencies.length * perCall;
+  const cpu = probe(items);
+  const note = [`c=${concurrency}`, ...(perCall > 1 ? [`${perCall}/request`] : []), `wall ${wallS.toFixed(1)} s`, ...(failed ? [`${failed}/${next} FAILED`] : [])].join(', ');
+  return { stats: summarize(name, latencies, { opsPerSec: items / wallS, note }), concurrency, ok: latencies.length, failed, perCall, cpu };
 }
 
 /** The last lines of every process log (the dev cluster runs at level warn, so these are warnings and errors). */
@@ -102,187 +141,526 @@ function clusterFrom(dev: DevCluster): Cluster {
   return new Cluster(nodes, { threshold: dev.cluster.threshold });
 }
 
+/** Every process of a dev cluster, then the bench process (the SDK). */
+function watchedOf(dev: DevCluster): Watched[] {
+  return [
+    { name: 'coordinator', pid: () => dev.pid(0) },
+    ...dev.cluster.nodes.map((n) => ({ name: `node ${n.index}`, pid: () => dev.pid(n.index) })),
+    benchProcess,
+  ];
+}
+
+/** What the nodes report as their group backends (GET /v1/node `groupBackends`, issue 10), as one line. */
+async function backendsOf(cluster: Cluster): Promise<string> {
+  const infos = await Promise.all(cluster.nodes.map((n) => n.info().catch(() => undefined)));
+  const seen = new Set<string>();
+  for (const info of infos) {
+    const b = (info as { groupBackends?: unknown } | undefined)?.groupBackends;
+    seen.add(b === undefined ? 'not reported' : typeof b === 'string' ? b : JSON.stringify(b));
+  }
+  return [...seen].join(' | ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing paths
+
+/** A way to sign with the SDK. */
+interface SignPath {
+  readonly id: 'presigned' | 'two-round';
+  /** Sign one message; resolves with the path the SDK actually took. */
+  sign(cluster: Cluster, keyId: string, message: Uint8Array): Promise<SignResult>;
+  /** Before timing: fill the SDK's presignature cache for `count` signatures. */
+  warm?(cluster: Cluster, keyId: string, count: number): Promise<number>;
+}
+
+/**
+ * One round from presignatures: Cluster.sign as an application calls it, with the SDK's cache warmed
+ * first (Cluster.warmPresignatures) and its default background refill. A call that falls back to two
+ * rounds (cache empty, a node refused its commitment) is counted in the row's note.
+ */
+const PRESIGNED: SignPath = {
+  id: 'presigned',
+  sign: (cluster, keyId, message) => cluster.sign({ keyId, message }),
+  warm: (cluster, keyId, count) => cluster.warmPresignatures(keyId, count),
+};
+
+/** The two-round session path, forced (Cluster.sign with presigned: false): a node session per signature. */
+const TWO_ROUND: SignPath = {
+  id: 'two-round',
+  sign: (cluster, keyId, message) => cluster.sign({ keyId, message, presigned: false }),
+};
+
+const SIGN_PATHS: readonly SignPath[] = [PRESIGNED, TWO_ROUND];
+
+/** Presignatures fetched before each presigned row (one batch per node; the SDK refills in the background). */
+const WARM_PRESIGNATURES = 1024;
+
+/** The figures of one signing configuration (a suite, t-of-n, a path, a backend) at c=1 and c=16. */
+export interface SignFigures {
+  readonly suite: string;
+  readonly tn: string;
+  readonly path: string;
+  readonly backend: string;
+  readonly c1?: LoadResult;
+  readonly c16?: LoadResult;
+}
+
+export interface ClusterFigures {
+  readonly signing: SignFigures[];
+  readonly singleKey?: SignFigures;
+  readonly signMany: { suite: string; result: LoadResult }[];
+  readonly keygen: { suite: string; stats: Stats; failed: number }[];
+  readonly decapsulate?: { stats: Stats; failed: number };
+}
+
+function budgets(quick: boolean) {
+  return quick
+    ? {
+        c1: { max: 8, seconds: 1, min: 3 },
+        c16: { max: 48, seconds: 1.5, min: 16 },
+        slowC1: { max: 4, seconds: 1, min: 2 },
+        slowC16: { max: 32, seconds: 1, min: 16 },
+        manyC1: { max: 2, seconds: 1, min: 1 },
+        manyC4: { max: 8, seconds: 1, min: 4 },
+        warm: 1,
+        keygenRuns: 1,
+        lifecycleRuns: 1,
+      }
+    : {
+        c1: { max: 400, seconds: 3, min: 10 },
+        c16: { max: 6000, seconds: 5, min: 32 },
+        slowC1: { max: 200, seconds: 2, min: 5 },
+        slowC16: { max: 3000, seconds: 3, min: 16 },
+        manyC1: { max: 40, seconds: 2, min: 3 },
+        manyC4: { max: 160, seconds: 3, min: 8 },
+        warm: 3,
+        keygenRuns: 5,
+        lifecycleRuns: 2,
+      };
+}
+
+/** c=1 then c=16 for one suite and path; untimed warm-up first. */
+async function signRows(
+  o: { cluster: Cluster; keyId: string; suite: string; tn: string; path: SignPath; backend: string; c1: Cap; c16: Cap; warm: number },
+  failures: Failure[],
+  watched: readonly Watched[],
+  log: (l: string) => void,
+): Promise<SignFigures> {
+  const name = `sign ${o.suite} ${o.tn} ${o.path.id}${o.backend === 'default' ? '' : ` (${o.backend})`}`;
+  // How many calls took the other path than the row's (a presigned call that fell back to two rounds).
+  let other = 0;
+  const sign = async () => {
+    const r = await o.path.sign(o.cluster, o.keyId, randomBytes(32));
+    if (r.path !== o.path.id) other++;
+  };
+  const row = async (cap: Cap, concurrency: number): Promise<LoadResult> => {
+    if (o.path.warm) {
+      const ready = await o.path.warm(o.cluster, o.keyId, Math.min(WARM_PRESIGNATURES, cap.max)).catch((e) => (failures.push(describe(`${name} warm presignatures`, e)), 0));
+      if (ready < Math.min(WARM_PRESIGNATURES, cap.max)) log(`cluster: ${name}: only ${ready} presignatures cached before timing`);
+    }
+    other = 0;
+    const r = await load(name, cap, concurrency, sign, failures, watched);
+    return other ? { ...r, stats: { ...r.stats, note: `${r.stats.note}, ${other}/${r.ok} by ${o.path.id === 'presigned' ? 'two-round fallback' : 'another path'}` } } : r;
+  };
+  for (let i = 0; i < o.warm; i++) await sign().catch((e) => failures.push(describe(`${name} warm-up`, e)));
+  const c1 = await row(o.c1, 1);
+  const c16 = await row(o.c16, 16);
+  log(`cluster: ${name}: c=1 p50 ${fmtMs(c1.stats.medianMs)} ms, c=16 ${fmtOps(c16.stats.opsPerSec)}/s`);
+  return { suite: o.suite, tn: o.tn, path: o.path.id, backend: o.backend, c1, c16 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary tables
+
+const cell = (x: number | undefined, f: (v: number) => string) => (x === undefined || !Number.isFinite(x) ? '-' : f(x));
+const cpuTotal = (r: LoadResult | undefined) =>
+  r && r.cpu.length && r.cpu.every((c) => c.msPerOp !== undefined) ? r.cpu.reduce((s, c) => s + c.msPerOp!, 0) : undefined;
+const failedCell = (f: SignFigures) => {
+  const n = (f.c1?.failed ?? 0) + (f.c16?.failed ?? 0);
+  return n ? `${n} FAILED` : '';
+};
+
+/** Signing side by side: one row per configuration, with the single-key ratios. */
+function signingSummary(rows: readonly SignFigures[], single: SignFigures | undefined): Section {
+  const base = single;
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(1)}x` : '-');
+  const all = [...rows, ...(single ? [single] : [])];
+  return {
+    title: 'Signing end to end, side by side (random 32-byte messages; CPU = all processes, ms per signature at c=16)',
+    note:
+      'c=1: one call at a time (p50/p99 latency); c=16: 16 calls in flight (signatures/s, p50/p99 latency).\n' +
+      'x single-key: c=1 p50 / single-key c=1 p50; single-key sig/s / c=16 sig/s; CPU / single-key CPU.',
+    rows: [],
+    table: {
+      header: ['configuration', 'c=1 p50 ms', 'c=1 p99 ms', 'c=16 sig/s', 'c=16 p50 ms', 'c=16 p99 ms', 'CPU ms/sig', 'x single-key (p50 / sig/s / CPU)', 'n (c=1, c=16)', ''],
+      rows: all.map((f) => [
+        f === single ? 'single-key Ed25519 (node:crypto, same HTTP stack)' : `${f.suite} ${f.tn} ${f.path} [${f.backend}]`,
+        cell(f.c1?.stats.medianMs, fmtMs),
+        cell(f.c1?.stats.p99Ms, fmtMs),
+        cell(f.c16?.stats.opsPerSec, fmtOps),
+        cell(f.c16?.stats.medianMs, fmtMs),
+        cell(f.c16?.stats.p99Ms, fmtMs),
+        cell(cpuTotal(f.c16), fmtMs),
+        f === single || !base
+          ? ''
+          : `${ratio(f.c1?.stats.medianMs, base.c1?.stats.medianMs)} / ${ratio(base.c16?.stats.opsPerSec, f.c16?.stats.opsPerSec)} / ${ratio(cpuTotal(f.c16), cpuTotal(base.c16))}`,
+        `${f.c1?.stats.n ?? 0}, ${f.c16?.stats.n ?? 0}`,
+        failedCell(f),
+      ]),
+      leftColumns: [9],
+    },
+  };
+}
+
+/** CPU per signature of each process at c=16 (the 2-of-3 rows and the single-key signer). */
+function cpuSummary(rows: readonly SignFigures[], single: SignFigures | undefined): Section {
+  const all = [...rows, ...(single ? [single] : [])];
+  const names = ['coordinator', 'node 1', 'node 2', 'node 3', benchProcess.name];
+  const pick = (r: LoadResult | undefined, name: string) => r?.cpu.find((c) => c.name === name)?.msPerOp;
+  return {
+    title: 'CPU per signature of each process, c=16 runs (ms; /proc/<pid>/stat utime+stime, process.cpuUsage for the bench)',
+    note: 'The bench process is the SDK plus the load driver. For the single-key signer, "node 1" is its server process.',
+    rows: [],
+    table: {
+      header: ['configuration', ...names, 'all'],
+      rows: all.map((f) => [
+        f === single ? 'single-key Ed25519 (node:crypto)' : `${f.suite} ${f.tn} ${f.path} [${f.backend}]`,
+        ...names.map((n) => cell(pick(f.c16, f === single && n === 'node 1' ? 'single-key server' : n), fmtMs)),
+        cell(cpuTotal(f.c16), fmtMs),
+      ]),
+    },
+  };
+}
+
+/** How p50 and throughput change with t-of-n (ed25519). */
+function scalingSummary(rows: readonly SignFigures[]): Section {
+  return {
+    title: 'Signing ed25519 by t-of-n (c=1 p50 latency, c=16 throughput)',
+    note: 'CPU = all processes (coordinator, every node, the bench/SDK), ms per signature at c=16.',
+    rows: [],
+    table: {
+      header: ['t-of-n', 'path', 'c=1 p50 ms', 'c=1 p99 ms', 'c=16 sig/s', 'c=16 p50 ms', 'c=16 p99 ms', 'CPU ms/sig', 'n (c=1, c=16)', ''],
+      rows: rows.map((f) => [
+        f.tn,
+        `${f.path} [${f.backend}]`,
+        cell(f.c1?.stats.medianMs, fmtMs),
+        cell(f.c1?.stats.p99Ms, fmtMs),
+        cell(f.c16?.stats.opsPerSec, fmtOps),
+        cell(f.c16?.stats.medianMs, fmtMs),
+        cell(f.c16?.stats.p99Ms, fmtMs),
+        cell(cpuTotal(f.c16), fmtMs),
+        `${f.c1?.stats.n ?? 0}, ${f.c16?.stats.n ?? 0}`,
+        failedCell(f),
+      ]),
+      leftColumns: [1, 9],
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
 export interface ClusterResult {
   sections: Section[];
   failures: Failure[];
+  figures: ClusterFigures;
   /** Set when the run stopped early (e.g. a process did not start); the sections measured so far are kept. */
   error?: unknown;
   /** On any failure: the last lines each process logged (warn level and above). */
   logTail: Record<string, string[]>;
 }
 
-/** Start a 3-node 2-of-3 dev cluster, measure, and always stop it and delete its data dir. Never throws. */
+/** A dev cluster for the bench, always stopped and deleted by `close`. */
+interface BenchCluster {
+  dev: DevCluster;
+  dataDir: string;
+  unexpected: string[];
+  close(keepLogs: boolean): Promise<Record<string, string[]>>;
+}
+
+async function startBenchCluster(nodes: number, threshold: number, log: (l: string) => void): Promise<BenchCluster> {
+  const dataDir = await mkdtemp(join(tmpdir(), `tessera-bench-${threshold}of${nodes}-`));
+  const unexpected: string[] = [];
+  let dev: DevCluster | undefined;
+  const close = async (keepLogs: boolean) => {
+    if (dev) await dev.stop().catch((e) => log(`cluster: stop failed: ${String(e)}`));
+    const tails = keepLogs ? await readLogTails(join(dataDir, 'logs')) : {};
+    await rm(dataDir, { recursive: true, force: true });
+    return Object.fromEntries(Object.entries(tails).map(([k, v]) => [`${threshold}-of-${nodes}/${k}`, v]));
+  };
+  try {
+    const t0 = performance.now();
+    dev = await startDevCluster({ nodes, threshold, dataDir, port: 0, logLevel: 'warn', out: () => {} });
+    dev.onUnexpectedExit = (index, code, signal) => {
+      const line = `${threshold}-of-${nodes}: ${index === 0 ? 'coordinator' : `node ${index}`} exited unexpectedly (${signal ?? code})`;
+      unexpected.push(line);
+      log(`cluster: ${line}`);
+    };
+    // A loaded machine starts 7 tsx processes slowly: allow more than the default 90 s.
+    await dev.ready(180_000);
+    log(`cluster: ${threshold}-of-${nodes}: ${nodes} nodes ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  } catch (e) {
+    await close(false);
+    throw e;
+  }
+  return { dev, dataDir, unexpected, close };
+}
+
+/** Restart every node with `env` (same data, same ports); resolves when all answer /ready again. */
+async function restartNodes(dev: DevCluster, env: Record<string, string>): Promise<void> {
+  for (const n of dev.cluster.nodes) {
+    await dev.kill(n.index);
+    dev.start(n.index, env);
+  }
+  await dev.ready(180_000);
+}
+
+/** Measure everything; always stops every process and deletes every data dir. Never throws. */
 export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
   const sections: Section[] = [];
   const failures: Failure[] = [];
+  const figures: { signing: SignFigures[]; singleKey?: SignFigures; signMany: { suite: string; result: LoadResult }[]; keygen: { suite: string; stats: Stats; failed: number }[]; decapsulate?: { stats: Stats; failed: number } } = {
+    signing: [],
+    signMany: [],
+    keygen: [],
+  };
   const add = (s: Section) => {
     sections.push(s);
     o.emit(s);
   };
-  const dataDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
-  let dev: DevCluster | undefined;
-  const unexpected: string[] = [];
+  const b = budgets(o.quick);
   let logTail: Record<string, string[]> = {};
   let error: unknown;
+  const unexpected: string[] = [];
+  let bc: BenchCluster | undefined;
+  let single: SingleKeySigner | undefined;
+  let singleDir: string | undefined;
+  const closeCluster = async () => {
+    if (!bc) return;
+    const c = bc;
+    bc = undefined;
+    unexpected.push(...c.unexpected);
+    const tails = await c.close(error !== undefined || failures.length > 0 || c.unexpected.length > 0);
+    logTail = { ...logTail, ...tails };
+  };
   try {
-    const tStart = performance.now();
-    dev = await startDevCluster({ nodes: 3, threshold: 2, dataDir, port: 0, logLevel: 'warn', out: () => {} });
-    dev.onUnexpectedExit = (index, code, signal) => {
-      const line = `${index === 0 ? 'coordinator' : `node ${index}`} exited unexpectedly (${signal ?? code})`;
-      unexpected.push(line);
-      o.log(`cluster: ${line}`);
-    };
-    await dev.ready();
-    // The nodes answer /ready before their coordinator link is up; the first keygen waits for that.
-    o.log(`cluster: 3 nodes ready in ${((performance.now() - tStart) / 1000).toFixed(1)} s (data ${dataDir})`);
-    const cluster = clusterFrom(dev);
+    // ---- 1. 2-of-3, the nodes' default backends ----------------------------------------------
+    bc = await startBenchCluster(3, 2, o.log);
+    let dev = bc.dev;
+    let cluster = clusterFrom(dev);
+    let watched = watchedOf(dev);
+    const backend = await backendsOf(cluster);
 
-    const q = o.quick;
-    const keygenRuns = q ? 1 : 5;
     const keygenRows: Stats[] = [];
-    const signKeys = new Map<string, string>();
+    const keys = new Map<string, string>();
     // First keygen: untimed warm-up (coordinator links, JIT, LevelDB open paths).
     await cluster.keygen({ suite: 'ed25519', threshold: 2 });
-    for (const suite of ['ed25519', 'secp256k1', 'hpke-x25519']) {
+    for (const suite of ['ed25519', 'secp256k1', 'bip340', 'hpke-x25519']) {
       const samples: number[] = [];
       let failed = 0;
-      // hpke-x25519 is made mainly for the decapsulation figures: fewer runs.
-      const runs = suite === 'hpke-x25519' ? Math.min(keygenRuns, 3) : keygenRuns;
+      const runs = suite === 'ed25519' || suite === 'secp256k1' ? b.keygenRuns : Math.min(b.keygenRuns, 2);
       for (let r = 0; r < runs; r++) {
         const t0 = performance.now();
         try {
           const k = await cluster.keygen({ suite, threshold: 2 });
           samples.push(performance.now() - t0);
-          signKeys.set(suite, k.keyId);
+          keys.set(suite, k.keyId);
         } catch (e) {
           failed++;
           failures.push(describe(`keygen ${suite}`, e));
         }
       }
-      keygenRows.push(summarize(`keygen ${suite} 2-of-3`, samples, { note: failed ? `${failed}/${runs} FAILED` : '' }));
-      o.log(`cluster: keygen ${suite} done`);
+      const stats = summarize(`keygen ${suite} 2-of-3`, samples, { note: failed ? `${failed}/${runs} FAILED` : '' });
+      keygenRows.push(stats);
+      figures.keygen.push({ suite, stats, failed });
     }
+    o.log('cluster: keygen done');
 
-    const refreshRuns = q ? 1 : 3;
-    const refreshSamples: number[] = [];
-    let refreshFailed = 0;
-    const edKey = signKeys.get('ed25519');
-    if (edKey) {
-      for (let r = 0; r < refreshRuns; r++) {
+    const lifecycle = async (label: string, runs: number, fn: () => Promise<unknown>) => {
+      const samples: number[] = [];
+      let failed = 0;
+      for (let r = 0; r < runs; r++) {
         const t0 = performance.now();
         try {
-          await cluster.refresh({ keyId: edKey });
-          refreshSamples.push(performance.now() - t0);
+          await fn();
+          samples.push(performance.now() - t0);
         } catch (e) {
-          refreshFailed++;
-          failures.push(describe('refresh ed25519', e));
+          failed++;
+          failures.push(describe(label, e));
         }
       }
-    }
-    keygenRows.push(summarize('refresh ed25519 2-of-3', refreshSamples, { note: refreshFailed ? `${refreshFailed}/${refreshRuns} FAILED` : '' }));
+      keygenRows.push(summarize(label, samples, { note: failed ? `${failed}/${runs} FAILED` : '' }));
+    };
+    const edKey = keys.get('ed25519');
+    if (edKey) await lifecycle('refresh ed25519 2-of-3', b.lifecycleRuns, () => cluster.refresh({ keyId: edKey }));
     // Rotate: a DKG for the next version plus retiring the old one, committed with one certificate.
-    const rotateSamples: number[] = [];
-    let rotateFailed = 0;
     const rotKey = `bench-rotate-${Date.now()}`;
     await cluster.keygen({ suite: 'ed25519', keyId: rotKey, threshold: 2 });
-    for (let r = 0; r < refreshRuns; r++) {
-      const t0 = performance.now();
-      try {
-        await cluster.rotate({ keyId: rotKey });
-        rotateSamples.push(performance.now() - t0);
-      } catch (e) {
-        rotateFailed++;
-        failures.push(describe('rotate ed25519', e));
-      }
-    }
-    keygenRows.push(summarize('rotate ed25519 2-of-3', rotateSamples, { note: rotateFailed ? `${rotateFailed}/${refreshRuns} FAILED` : '' }));
-    add({
-      title: 'Cluster: key generation, refresh and rotate (3 node processes + coordinator, SDK over HTTP; each ends with the commit-certificate round)',
-      note: 'One SDK call each, sequential; ops/s = 1000 / mean.',
-      rows: keygenRows,
-    });
-
-    const signRows: Stats[] = [];
-    // ~1 s per ed25519 signature on 2 cores: 32 sequential and 64 concurrent (4 waves of 16) keep the
-    // cluster part near 3 minutes.
-    const c1 = q ? 5 : 32;
-    const c16 = q ? 16 : 64;
-    for (const suite of ['ed25519', 'secp256k1']) {
-      const keyId = signKeys.get(suite);
-      if (!keyId) continue;
-      const sign = () => cluster.sign({ keyId, message: randomBytes(32) });
-      // Warm-up (untimed): a couple of sequential signatures.
-      for (let i = 0; i < (q ? 1 : 3); i++) await sign().catch((e) => failures.push(describe(`sign ${suite} warm-up`, e)));
-      signRows.push(await load(`sign ${suite} 2-of-3`, c1, 1, sign, failures));
-      o.log(`cluster: sign ${suite} c=1 done`);
-      signRows.push(await load(`sign ${suite} 2-of-3`, c16, 16, sign, failures));
-      o.log(`cluster: sign ${suite} c=16 done`);
-    }
-    add({
-      title: 'Cluster: signing (players 1,2; random 32-byte messages)',
-      note: 'Latency per SDK sign call (key lookup + both nodes\' sessions + SDK verification);\nops/s = successful signatures / wall-clock seconds of the batch.',
-      rows: signRows,
-    });
-
-    const decapRows: Stats[] = [];
-    const kemKey = signKeys.get('hpke-x25519');
-    if (kemKey) {
-      const decap = () => cluster.decapsulate({ keyId: kemKey, enc: x25519.getPublicKey(x25519.utils.randomSecretKey()) });
-      for (let i = 0; i < (q ? 1 : 3); i++) await decap().catch((e) => failures.push(describe('decapsulate warm-up', e)));
-      decapRows.push(await load('decapsulate hpke-x25519 2-of-3', q ? 5 : 30, 1, decap, failures));
-      o.log('cluster: decapsulate done');
-    }
-    add({
-      title: 'Cluster: threshold decapsulation (players 1,2)',
-      note: 'Includes the SDK\'s fresh ML-KEM-768 receiver key, unwrapping both partials and decapCombine.',
-      rows: decapRows,
-    });
-
-    // Wrapped export and import of one key (issue 5). One cluster is source and destination: the key
-    // is exported to the cluster's own import keys and imported back under a new key id.
-    const moveRows: Stats[] = [];
-    const moveRuns = q ? 1 : 3;
-    const exportSamples: number[] = [];
-    const importSamples: number[] = [];
-    let moveFailed = 0;
+    await lifecycle('rotate ed25519 2-of-3', b.lifecycleRuns, () => cluster.rotate({ keyId: rotKey }));
+    // Wrapped export and import of one key (issue 5): exported to this cluster's own import keys and imported back.
     try {
       const movable = await cluster.keygen({ suite: 'ed25519', threshold: 2, exportable: true });
       const importKeys = (await cluster.importKeys()).map((k) => k.publicKey);
-      for (let r = 0; r < moveRuns; r++) {
-        try {
-          let t0 = performance.now();
-          const bundle = await cluster.exportKey({ keyId: movable.keyId, wrappingKeys: importKeys });
-          exportSamples.push(performance.now() - t0);
-          t0 = performance.now();
-          await cluster.importKey({ bundle, keyId: `${movable.keyId}-imported-${r}` });
-          importSamples.push(performance.now() - t0);
-        } catch (e) {
-          moveFailed++;
-          failures.push(describe('export/import ed25519', e));
-        }
-      }
+      let bundle: unknown;
+      await lifecycle('export ed25519 2-of-3', b.lifecycleRuns, async () => (bundle = await cluster.exportKey({ keyId: movable.keyId, wrappingKeys: importKeys })));
+      let r = 0;
+      if (bundle) await lifecycle('import ed25519 2-of-3', b.lifecycleRuns, () => cluster.importKey({ bundle, keyId: `${movable.keyId}-imported-${r++}` }));
     } catch (e) {
-      moveFailed++;
       failures.push(describe('export/import setup', e));
     }
-    const moveNote = moveFailed ? `${moveFailed} FAILED` : '';
-    moveRows.push(summarize('export ed25519 2-of-3', exportSamples, { note: moveNote }), summarize('import ed25519 2-of-3', importSamples, { note: moveNote }));
-    o.log('cluster: export/import done');
+    o.log('cluster: refresh, rotate, export, import done');
     add({
-      title: 'Cluster: wrapped export and import of one key (all 3 nodes)',
-      note: 'export = re-randomise (uncommitted) + wrap each share to ML-KEM-768 + SDK assembles and checks the bundle;\nimport = SDK and nodes check the bundle, unwrap, re-randomise, confirm, store.',
-      rows: moveRows,
+      title: 'Cluster 2-of-3: key generation, refresh, rotate, export, import (SDK over HTTP; each ends with the commit-certificate round)',
+      note: `One SDK call each, sequential; ops/s = 1000 / mean. Group backends: ${backend}.\nexport/import: wrapped to ML-KEM-768, this cluster's own import keys.`,
+      rows: keygenRows,
     });
+
+    // Signing: every suite, every path.
+    const signRowsOf = async (suites: readonly string[], backendLabel: string, slow: boolean): Promise<SignFigures[]> => {
+      const out: SignFigures[] = [];
+      for (const suite of suites) {
+        const keyId = keys.get(suite);
+        if (!keyId) continue;
+        for (const path of SIGN_PATHS) {
+          const slowRow = slow || path === TWO_ROUND;
+          out.push(
+            await signRows(
+              { cluster, keyId, suite, tn: '2-of-3', path, backend: backendLabel, c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm },
+              failures,
+              watched,
+              o.log,
+            ),
+          );
+        }
+      }
+      return out;
+    };
+    const main = await signRowsOf(['ed25519', 'secp256k1', 'bip340'], 'default', false);
+    figures.signing.push(...main);
+    add({
+      title: `Cluster 2-of-3: signing (players 1,2), group backends: ${backend}`,
+      note: "Latency per SDK call; ops/s = successful signatures / wall-clock seconds of the batch.",
+      rows: main.flatMap((f) => [f.c1!.stats, f.c16!.stats]),
+    });
+
+    // Decapsulation.
+    const kemKey = keys.get('hpke-x25519');
+    if (kemKey) {
+      const decap = () => cluster.decapsulate({ keyId: kemKey, enc: x25519.getPublicKey(x25519.utils.randomSecretKey()) });
+      for (let i = 0; i < b.warm; i++) await decap().catch((e) => failures.push(describe('decapsulate warm-up', e)));
+      const r = await load('decapsulate hpke-x25519 2-of-3', b.slowC1, 1, decap, failures, watched);
+      figures.decapsulate = { stats: r.stats, failed: r.failed };
+      add({
+        title: 'Cluster 2-of-3: threshold decapsulation (players 1,2)',
+        note: "Includes the SDK's fresh ML-KEM-768 receiver key, unwrapping both partials and decapCombine.",
+        rows: [r.stats],
+      });
+      o.log('cluster: decapsulate done');
+    }
+
+    // signMany: 64 messages per request (POST /v1/sign-batch, one request per player), presignatures warmed first.
+    {
+      const manyRows: Stats[] = [];
+      for (const suite of ['ed25519', 'secp256k1']) {
+        const keyId = keys.get(suite);
+        if (!keyId) continue;
+        const name = `signMany ${suite} 2-of-3, 64 messages`;
+        let other = 0;
+        const many = async () => {
+          const messages = Array.from({ length: 64 }, () => randomBytes(32));
+          const r = await cluster.signMany({ keyId, messages });
+          other += r.filter((x) => x.path !== 'presigned').length;
+        };
+        await many().catch((e) => failures.push(describe(`${name} warm-up`, e)));
+        for (const c of [1, 4]) {
+          const cap = c === 1 ? b.manyC1 : b.manyC4;
+          await cluster.warmPresignatures(keyId, Math.min(cap.max * 64, WARM_PRESIGNATURES)).catch((e) => failures.push(describe(`${name} warm presignatures`, e)));
+          other = 0;
+          const r = await load(name, cap, c, many, failures, watched, 64);
+          const withNote = other ? { ...r, stats: { ...r.stats, note: `${r.stats.note}, ${other}/${r.ok * 64} by two-round fallback` } } : r;
+          manyRows.push(withNote.stats);
+          figures.signMany.push({ suite, result: withNote });
+        }
+        o.log(`cluster: ${name} done`);
+      }
+      add({
+        title: 'Cluster 2-of-3: signMany, 64 messages per request (players 1,2; sign-batch, presignatures warmed)',
+        note: 'Latency per signMany call; ops/s = signatures / wall-clock seconds (c = signMany calls in flight).',
+        rows: manyRows,
+      });
+    }
+
+    // The single-key signer, same machine, same client code.
+    singleDir = await mkdtemp(join(tmpdir(), 'tessera-bench-single-'));
+    single = await startSingleKeySigner(singleDir);
+    {
+      const s = single;
+      const sw: Watched[] = [{ name: 'single-key server', pid: () => s.pid }, benchProcess];
+      const sign = () => s.sign(randomBytes(32));
+      for (let i = 0; i < b.warm * 10; i++) await sign().catch((e) => failures.push(describe('single-key warm-up', e)));
+      const c1 = await load('sign single-key Ed25519 (node:crypto)', b.c1, 1, sign, failures, sw);
+      const c16 = await load('sign single-key Ed25519 (node:crypto)', b.c16, 16, sign, failures, sw);
+      figures.singleKey = { suite: 'ed25519', tn: '1-of-1', path: 'single-key', backend: 'node:crypto', c1, c16 };
+      add({
+        title: 'Single-key signer: node:crypto Ed25519 behind the node HTTP stack (bench/single-key-server.ts)',
+        note: 'Same fastify app (node/http/api.ts), API-key check, policy, synced audit started/ok, plain HTTP like the dev nodes;\nthe same SDK request code (NodeClient.join) and signature check.',
+        rows: [c1.stats, c16.stats],
+      });
+      await s.stop();
+      single = undefined;
+      await rm(singleDir, { recursive: true, force: true });
+      singleDir = undefined;
+    }
+
+    // ---- 2. the same cluster on noble ------------------------------------------------------
+    o.log('cluster: restarting the nodes with TESSERA_GROUP_BACKEND=noble');
+    await restartNodes(dev, { TESSERA_GROUP_BACKEND: 'noble' });
+    cluster = clusterFrom(dev);
+    watched = watchedOf(dev);
+    const nobleBackend = await backendsOf(cluster);
+    const noble = await signRowsOf(['ed25519', 'secp256k1'], 'noble', true);
+    figures.signing.push(...noble);
+    add({
+      title: `Cluster 2-of-3: signing with TESSERA_GROUP_BACKEND=noble (same keys, nodes restarted), group backends: ${nobleBackend}`,
+      rows: noble.flatMap((f) => [f.c1!.stats, f.c16!.stats]),
+    });
+    add(signingSummary(figures.signing, figures.singleKey));
+    add(cpuSummary(figures.signing, figures.singleKey));
+    await closeCluster();
+
+    // ---- 3. t-of-n ------------------------------------------------------------------------
+    const scaling: SignFigures[] = main.filter((f) => f.suite === 'ed25519');
+    for (const [t, n] of [
+      [3, 5],
+      [4, 7],
+    ] as const) {
+      bc = await startBenchCluster(n, t, o.log);
+      dev = bc.dev;
+      cluster = clusterFrom(dev);
+      watched = watchedOf(dev);
+      const k = await cluster.keygen({ suite: 'ed25519', threshold: t });
+      for (const path of SIGN_PATHS) {
+        const slowRow = path === TWO_ROUND;
+        const f = await signRows(
+          { cluster, keyId: k.keyId, suite: 'ed25519', tn: `${t}-of-${n}`, path, backend: 'default', c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm },
+          failures,
+          watched,
+          o.log,
+        );
+        scaling.push(f);
+        figures.signing.push(f);
+      }
+      await closeCluster();
+    }
+    add(scalingSummary(scaling));
   } catch (e) {
     error = e ?? new Error('unknown error');
   } finally {
+    if (single) await single.stop().catch(() => undefined);
+    if (singleDir) await rm(singleDir, { recursive: true, force: true });
+    await closeCluster();
     for (const u of unexpected) failures.push({ operation: 'cluster', code: 'PROCESS_EXIT', message: u });
-    if (dev) await dev.stop().catch((e) => o.log(`cluster: stop failed: ${String(e)}`));
-    // On any failure keep what the processes logged (level warn and above) before the data dir goes.
-    if (error !== undefined || failures.length) logTail = await readLogTails(join(dataDir, 'logs'));
-    await rm(dataDir, { recursive: true, force: true });
   }
-  return { sections, failures, logTail, ...(error !== undefined ? { error } : {}) };
+  return { sections, failures, figures, logTail, ...(error !== undefined ? { error } : {}) };
 }
 
 export { failureLine };

@@ -13,9 +13,10 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runCluster, failureLine, type Failure } from './cluster.js';
+import { runCluster, failureLine, type ClusterFigures, type Failure } from './cluster.js';
 import { runCore } from './core.js';
 import { formatSection, type Section } from './stats.js';
+import { issueTargets, targetsSection, type TargetResult } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -57,26 +58,39 @@ async function main(): Promise<void> {
   const sections: Section[] = [];
   let failures: Failure[] = [];
   let logTail: Record<string, string[]> = {};
+  let figures: ClusterFigures | undefined;
+  const coreSections: Section[] = [];
   const started = new Date().toISOString();
   const t0 = performance.now();
   let fatal: unknown;
   try {
     if (only !== 'cluster') {
       log('core: running');
-      sections.push(...(await runCore({ quick, emit })));
+      coreSections.push(...(await runCore({ quick, emit })));
+      sections.push(...coreSections);
     }
     if (only !== 'core') {
-      log('cluster: starting a 3-node dev cluster');
+      log('cluster: starting a 3-node dev cluster (then 2-of-3 on noble, 3-of-5, 4-of-7)');
       const r = await runCluster({ quick, emit, log });
       sections.push(...r.sections);
       failures = r.failures;
       logTail = r.logTail;
+      figures = r.figures;
       if (r.error !== undefined) fatal = r.error;
     }
   } catch (e) {
     fatal = e;
   }
   const elapsedS = (performance.now() - t0) / 1000;
+
+  // Issue 10's targets beside the figures (only for a run that measured both parts).
+  let targets: TargetResult[] | undefined;
+  if (only === undefined) {
+    targets = issueTargets(coreSections, figures);
+    const t = targetsSection(targets, quick);
+    sections.push(t);
+    emit(t);
+  }
 
   if (failures.length) {
     out(`\nFAILED CALLS (${failures.length}):`);
@@ -95,7 +109,7 @@ async function main(): Promise<void> {
   const file = join(HERE, 'results.json');
   writeFileSync(
     file,
-    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
+    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, ...(targets ? { targets } : {}), ...(figures ? { figures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
   );
   out(`results written to ${file}`);
   if (fatal !== undefined || failures.length) process.exitCode = 1;

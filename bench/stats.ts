@@ -28,6 +28,16 @@ export interface Section {
   /** What the figures mean (one or two lines, printed under the title). */
   readonly note?: string;
   readonly rows: Stats[];
+  /** A table of other columns (summaries, CPU per operation, targets), printed after `rows` if both are given. */
+  readonly table?: TextTable;
+}
+
+/** A free-form table: the first column is left-aligned, the others right-aligned unless `leftColumns` says otherwise. */
+export interface TextTable {
+  readonly header: string[];
+  readonly rows: string[][];
+  /** Indexes of further left-aligned columns. */
+  readonly leftColumns?: number[];
 }
 
 /** Nearest-rank percentile of ascending-sorted samples, p in (0, 1]. */
@@ -174,18 +184,31 @@ export function fmtOps(ops: number): string {
   return Math.round(ops).toString();
 }
 
-/** A plain aligned table: operation | n | median ms | p99 ms | ops/s | note. */
-export function formatSection(s: Section): string {
-  const header = ['operation', 'n', 'median ms', 'p99 ms', 'ops/s', ''];
-  const body = s.rows.map((r) => [r.name, String(r.n), fmtMs(r.medianMs), fmtMs(r.p99Ms), fmtOps(r.opsPerSec), r.note ?? '']);
+/** Aligned lines of a table: header, rule, body. `left(c)` says which columns are left-aligned. */
+function alignTable(header: string[], body: string[][], left: (c: number) => boolean): string[] {
   const rows = [header, ...body];
-  const width = header.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const width = header.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) =>
-    r
-      .map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(width[c]!) : cell.padStart(width[c]!)))
+    header
+      .map((_, c) => (left(c) ? (r[c] ?? '').padEnd(width[c]!) : (r[c] ?? '').padStart(width[c]!)))
       .join('  ')
       .trimEnd();
   const rule = '-'.repeat(width.reduce((a, w) => a + w + 2, -2));
-  const out = [s.title, ...(s.note ? s.note.split('\n').map((l) => `  ${l}`) : []), line(header), rule, ...body.map(line)];
+  return [line(header), rule, ...body.map(line)];
+}
+
+/** A plain aligned table: operation | n | median ms | p99 ms | ops/s | note (and then `table`, if any). */
+export function formatSection(s: Section): string {
+  const out = [s.title, ...(s.note ? s.note.split('\n').map((l) => `  ${l}`) : [])];
+  if (s.rows.length || !s.table) {
+    const header = ['operation', 'n', 'median ms', 'p99 ms', 'ops/s', ''];
+    const body = s.rows.map((r) => [r.name, String(r.n), fmtMs(r.medianMs), fmtMs(r.p99Ms), fmtOps(r.opsPerSec), r.note ?? '']);
+    out.push(...alignTable(header, body, (c) => c === 0 || c === header.length - 1));
+  }
+  if (s.table) {
+    const t = s.table;
+    if (s.rows.length) out.push('');
+    out.push(...alignTable(t.header, t.rows, (c) => c === 0 || (t.leftColumns ?? []).includes(c)));
+  }
   return out.join('\n');
 }
