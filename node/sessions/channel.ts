@@ -32,7 +32,7 @@
  * (core/session.ts sessionDigest), so nodes whose parameters differ never run a round together,
  * even when the coordinator starts them as one session.
  */
-import { gcm } from '@noble/ciphers/aes.js';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { randomBytes } from '@noble/hashes/utils.js';
@@ -281,7 +281,7 @@ export class SessionChannel {
     const nonce = randomBytes(NONCE_LENGTH);
     const header = { r: round, f: this.self, t: to, k: 'data' as const, e: kemCt, n: nonce, c: new Uint8Array() };
     const aad = signedBytes(this.session, header);
-    const c = gcm(dir.key, nonce, aad).encrypt(payload);
+    const c = aesGcmSeal(dir.key, nonce, aad, payload);
     this.post({ ...header, c });
   }
 
@@ -448,7 +448,7 @@ export class SessionChannel {
       }
       const aad = signedBytes(this.session, { ...env, c: new Uint8Array() });
       try {
-        plaintext = gcm(dir.key, env.n, aad).decrypt(env.c);
+        plaintext = aesGcmOpen(dir.key, env.n, aad, env.c);
       } catch {
         // The sender signed this ciphertext, but only we can check the decryption, so it is not
         // evidence a third party can verify: no culprit.
@@ -463,6 +463,47 @@ export class SessionChannel {
       this.inbox.set(seenKey, plaintext);
     }
   }
+}
+
+/*
+ * AES-256-GCM (NIST SP 800-38D) on node:crypto (OpenSSL), 96-bit nonce, 128-bit tag appended to the
+ * ciphertext: the same bytes as @noble/ciphers' gcm(key, nonce, aad).encrypt, without noble's per-call
+ * key schedule and GHASH table set-up (~0.3-0.7 ms per message in JS, against ~0.02 ms here).
+ */
+const GCM_TAG_LENGTH = 16;
+
+function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_LENGTH });
+  c.setAAD(aad);
+  const head = c.update(plaintext);
+  const tail = c.final();
+  const tag = c.getAuthTag();
+  const out = new Uint8Array(head.length + tail.length + tag.length);
+  out.set(head, 0);
+  out.set(tail, head.length);
+  out.set(tag, head.length + tail.length);
+  return out;
+}
+
+/** Throws when the tag does not verify (nothing of the plaintext is returned then). */
+function aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array {
+  if (sealed.length < GCM_TAG_LENGTH) throw new Error('ciphertext shorter than its tag');
+  const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_LENGTH });
+  d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - GCM_TAG_LENGTH));
+  const head = d.update(sealed.subarray(0, sealed.length - GCM_TAG_LENGTH));
+  let tail: Buffer;
+  try {
+    tail = d.final();
+  } catch (e) {
+    head.fill(0); // unauthenticated plaintext is never used
+    throw e;
+  }
+  const out = new Uint8Array(head.length + tail.length);
+  out.set(head, 0);
+  out.set(tail, head.length);
+  head.fill(0);
+  return out;
 }
 
 function checkRoundName(round: unknown): asserts round is string {

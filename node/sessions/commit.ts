@@ -130,6 +130,7 @@ function collectCertificate(
       );
       channel.receive(peer, 'commit/cert').then(
         (encoded) => {
+          if (settled) return; // the votes already decided: no need to verify a peer's copy
           try {
             const cert = decodeCertificate(encoded);
             if (!sameStatement(cert, s)) return; // not ours: ignore, the votes decide
