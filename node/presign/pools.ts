@@ -50,6 +50,7 @@ import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import type { IdentityKeyPair } from '../../core/identity.js';
 import { PRESIGN_POOL_ID_LENGTH, signPresignBatch, type PresignCommitment } from '../../core/presign.js';
 import { discardNonces, signRound1, type SigningNonces } from '../../core/sign.js';
+import { wipeProbe, type WipeProbe } from '../../core/wipe.js';
 import type { SigningSuite, SigningSuiteId } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 
@@ -244,6 +245,20 @@ export class PresignPools {
     }
     this.counters.used += found.length;
     return found.map((f) => f.nonces);
+  }
+
+  /**
+   * A probe (core/wipe.ts) over the nonce bytes every pool of a key holds now: how many arrays, and
+   * whether they are all zeros later. Never the bytes. For the wipe tests.
+   */
+  wipeProbe(tenant: string, keyId: string): WipeProbe {
+    const prefix = prefixOf(tenant, keyId);
+    const arrays: Uint8Array[] = [];
+    for (const [k, pool] of this.byKey) {
+      if (!k.startsWith(prefix)) continue;
+      for (const n of [...pool.ready.values(), ...pool.issued.values()]) arrays.push(n.hiding, n.binding);
+    }
+    return wipeProbe(arrays);
   }
 
   /** Drop every pool of a key (all versions) and wipe their nonces: the key's record changed. */
