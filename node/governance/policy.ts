@@ -141,7 +141,14 @@ export class PolicyEngine {
   private readonly maxFailOpenMs: number;
   private readonly onError: (err: TesseraError) => void;
   private queue: Promise<unknown> = Promise.resolve();
-  private cache: { raw: Uint8Array; doc: PolicyDocument } | undefined;
+  /**
+   * The last rule document read, its bytes, and the namespace's write count when it was read
+   * (RecordNamespace.generation). While that count is unchanged nothing under the namespace was written
+   * (setRules, or anything else), so evaluation uses the document without reading LevelDB again. Every
+   * evaluation still asks for the count, which throws while the store is closed or latched failed, so
+   * that still fails closed; a read that fails leaves nothing cached.
+   */
+  private cache: { raw: Uint8Array; doc: PolicyDocument; generation: number | undefined } | undefined;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private failOpen: { until: number; by: string; durationMs: number } | undefined;
   private failOpenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -341,14 +348,20 @@ export class PolicyEngine {
 
   private async readDocument(): Promise<PolicyDocument> {
     let raw: Uint8Array | undefined;
+    let generation: number | undefined;
     try {
+      generation = this.records.generation?.();
+      if (generation !== undefined && this.cache?.generation === generation) return this.cache.doc;
       raw = await this.records.get(RULES_KEY);
     } catch (e) {
       if (isUnavailable(e)) throw new CannotEvaluate('read failed');
       throw e;
     }
     if (raw === undefined) throw new CannotEvaluate('the rule document is missing');
-    if (this.cache && equalRaw(this.cache.raw, raw)) return this.cache.doc;
+    if (this.cache && equalRaw(this.cache.raw, raw)) {
+      this.cache = { ...this.cache, generation };
+      return this.cache.doc;
+    }
     const m = decode(raw);
     if (!m || m.v !== FORMAT || !isUint(m.version) || !isUint(m.updatedAt)) throw new CannotEvaluate('the rule document is corrupt');
     let rules: PolicyRule[];
@@ -363,7 +376,7 @@ export class PolicyEngine {
       updatedAt: m.updatedAt,
       ...(typeof m.updatedBy === 'string' ? { updatedBy: m.updatedBy } : {}),
     };
-    this.cache = { raw, doc };
+    this.cache = { raw, doc, generation };
     return doc;
   }
 

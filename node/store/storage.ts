@@ -33,6 +33,10 @@
  * destroy() overwrites the sealed share, replaces the record by the tombstone and compacts LevelDB over
  * the record's key range so no old ciphertext survives in the data files.
  *
+ * Committed key records are read through an in-memory cache (keyVersions(): frozen records, dropped by
+ * every write of the key's records in the same code path; see "The read cache of committed key records"
+ * below). Namespaces count their writes (RecordNamespace.generation) for components that cache.
+ *
  * Refresh is crash-safe: the new epoch is staged beside the committed one (stagePending) and becomes
  * current in one atomic LevelDB batch (commitPending) only once the cluster confirmed it. A node that
  * restarts mid-refresh still has its committed epoch and, possibly, the pending one (listPending).
@@ -127,6 +131,13 @@ export interface RecordNamespace {
    * ending the iteration: for exports that must report damage rather than stop at it (the audit log).
    */
   iterateMarked(range?: NamespaceRange): AsyncIterable<[string, Uint8Array | undefined]>;
+  /**
+   * How many writes (put, del, batch; completed, whether or not they succeeded) this namespace's records
+   * have had in this process, through any view of it. Throws as a read does when the store is closed
+   * or latched failed. For a component that keeps what it read: while the number is unchanged, nothing
+   * under the namespace was written (node/governance/policy.ts caches its rule document on it).
+   */
+  generation?(): number;
 }
 
 /** The public part of a staged (uncommitted) next epoch. */
@@ -232,6 +243,8 @@ export class ShareStore {
   private readonly keyLoads = new Map<string, { stale: boolean; done: Promise<readonly CachedVersion[]> }>();
   private readonly keyCacheSize: number;
   private cacheStats = { hits: 0, misses: 0 };
+  /** Completed writes per namespace prefix (RecordNamespace.generation). */
+  private readonly namespaceWrites = new Map<string, number>();
   readonly nodeIndex: number;
   readonly dataDir: string;
   readonly minRotationPeriodMs: number;
@@ -595,6 +608,15 @@ export class ShareStore {
     };
     const db = this.db;
     const store = this; // the iterator's generator has its own `this`
+    const writes = this.namespaceWrites;
+    // A write counts once it completed (successful or not), so a reader that saw the old count re-reads.
+    const write = async (fn: () => Promise<void>): Promise<void> => {
+      try {
+        return await io('write', fn);
+      } finally {
+        writes.set(prefix, (writes.get(prefix) ?? 0) + 1);
+      }
+    };
     // With `marked`, a record that fails its MAC comes as [key, undefined] (record-auth 'mark').
     const entries = (range: NamespaceRange, marked: boolean): AsyncIterable<[string, Uint8Array | undefined]> => ({
       async *[Symbol.asyncIterator]() {
@@ -641,11 +663,11 @@ export class ShareStore {
       put: async (key: string, value: Uint8Array, opts?: { sync?: boolean }) => {
         const k = full(key);
         ensure(value instanceof Uint8Array, ErrorCode.BadInput, 'storage: namespace values must be bytes');
-        return io('write', () => db.put(k, value, syncOf(opts)));
+        return write(() => db.put(k, value, syncOf(opts)));
       },
       del: async (key: string, opts?: { sync?: boolean }) => {
         const k = full(key);
-        return io('write', () => db.del(k, syncOf(opts)));
+        return write(() => db.del(k, syncOf(opts)));
       },
       batch: async (ops: readonly NamespaceOp[], opts?: { sync?: boolean }) => {
         ensure(Array.isArray(ops), ErrorCode.BadInput, 'storage: batch expects a list');
@@ -657,10 +679,14 @@ export class ShareStore {
           ensure(op.type === 'del', ErrorCode.BadInput, 'storage: batch ops are put or del');
           return { type: 'del' as const, key: full(op.key) };
         });
-        return io('write', () => db.batch(mapped, syncOf(opts)));
+        return write(() => db.batch(mapped, syncOf(opts)));
       },
       iterate: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array]> => entries(range, false) as AsyncIterable<[string, Uint8Array]>,
       iterateMarked: (range: NamespaceRange = {}): AsyncIterable<[string, Uint8Array | undefined]> => entries(range, true),
+      generation: (): number => {
+        this.ensureOpen();
+        return writes.get(prefix) ?? 0;
+      },
     });
   }
 

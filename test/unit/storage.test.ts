@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
-import { identitySign, identityVerify } from '../../core/identity.js';
+import { generateIdentity, identitySign, identityVerify, loadIdentityEngine } from '../../core/identity.js';
 import { split } from '../../core/shamir.js';
 import { ED25519 } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
@@ -14,7 +14,9 @@ import { ConfigError } from '../../node/config.js';
 import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/store/identity-store.js';
 import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/store/kek.js';
 import { RECORD_TAG_LENGTH, STORAGE_FAILED_MESSAGE, openRecord, sealRecord } from '../../node/store/record-auth.js';
-import { ShareStore, secretRecordKey, shareRecordKey, storageLocation } from '../../node/store/storage.js';
+import { ShareStore, secretRecordKey, shareRecordKey, storageLocation, type RecordNamespace } from '../../node/store/storage.js';
+import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
+import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
 import { useTempStores } from '../helpers/temp-store.js';
 import { resultDigest } from '../../core/commit.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
@@ -879,5 +881,64 @@ describe('the read cache of key records (issue 10 item 5): every write drops it,
       }
     }
     await expectCode(ShareStore.open({ dataDir, kek: kek(), nodeIndex: 1, keyCacheSize: -1 }), ErrorCode.BadInput);
+  });
+});
+
+describe('namespace write counts, and the policy engine keeping its rule document on them (issue 10 item 5)', () => {
+  it('generation() counts completed writes of a namespace through any view, per namespace; throws on a closed store', async () => {
+    const store = await openStore();
+    const a = store.namespace('alpha');
+    const a2 = store.namespace('alpha');
+    const b = store.namespace('beta');
+    expect(a.generation!()).toBe(0);
+    await a.put('x', Uint8Array.of(1));
+    await a2.batch([{ type: 'put', key: 'y', value: Uint8Array.of(2) }, { type: 'del', key: 'x' }]);
+    await a2.del('y');
+    expect(a.generation!()).toBe(3);
+    expect(a2.generation!()).toBe(3);
+    expect(b.generation!()).toBe(0);
+    await a.get('x');
+    expect(a.generation!()).toBe(3); // reads do not count
+    await store.close();
+    expect(() => a.generation!()).toThrow(/closed/);
+  });
+
+  it('the policy engine evaluates from its cached rule document until the policy namespace is written (setRules or anything else)', async () => {
+    await loadIdentityEngine();
+    const store = await openStore();
+    const audit = await AuditLog.open({ records: store.namespace(AUDIT_NAMESPACE), identity: generateIdentity(), checkpointIntervalMs: 0 });
+    const inner = store.namespace(POLICY_NAMESPACE);
+    let ruleReads = 0;
+    const records: RecordNamespace = { ...inner, get: (k) => ((ruleReads += k === 'rules' ? 1 : 0), inner.get(k)), generation: () => inner.generation!() };
+    const policy = await PolicyEngine.open({ records, audit });
+    try {
+      const req = { tenant: 'acme', apiKeyId: 'ak_1', operation: 'sign' as const, keyId: 'k1' };
+      const destroy = { ...req, operation: 'destroy' as const };
+      ruleReads = 0;
+      for (let i = 0; i < 20; i++) expect((await policy.evaluate(req)).allow).toBe(true);
+      expect(ruleReads).toBe(1);
+      // setRules: the next evaluation reads the new document, once.
+      await policy.setRules([{ id: 'no-destroy', type: 'deny', operations: ['destroy'] }], 'admin');
+      expect(await policy.evaluate(destroy)).toMatchObject({ allow: false, rule: 'no-destroy' });
+      for (let i = 0; i < 5; i++) expect((await policy.evaluate(destroy)).allow).toBe(false);
+      expect(ruleReads).toBe(2);
+      // A write through another view of the namespace is seen too: here an invalid document, so evaluation fails closed.
+      await store.namespace(POLICY_NAMESPACE).put('rules', Uint8Array.of(0xc1));
+      await expectCode(policy.evaluate(req), ErrorCode.Unavailable);
+      await expectCode(policy.evaluate(req), ErrorCode.Unavailable); // nothing cached from a failed read
+      expect(ruleReads).toBe(4);
+      await policy.setRules([], 'admin');
+      expect((await policy.evaluate(destroy)).allow).toBe(true);
+      // A closed store: UNAVAILABLE, not the cached document.
+      await policy.close();
+      await audit.close();
+      const again = await PolicyEngine.open({ records, audit });
+      expect((await again.evaluate(destroy)).allow).toBe(true);
+      await store.close();
+      await expectCode(again.evaluate(destroy), ErrorCode.Unavailable);
+    } finally {
+      await policy.close();
+      await audit.close();
+    }
   });
 });
