@@ -22,6 +22,11 @@ export interface Point {
 
 export interface Group {
   readonly name: string;
+  /**
+   * Which implementation does the curve arithmetic ('noble', 'sodium-native', 'libsecp256k1 (native)',
+   * ...). Informational (logs, GET /v1/node); every backend behaves identically (core/backends/).
+   */
+  readonly backend: string;
   readonly order: bigint;
   readonly scalarLength: number;
   /** Length of the canonical (compressed) element encoding. */
@@ -112,6 +117,7 @@ export function nobleGroup<P extends NoblePoint<P>>(Point: NoblePointClass<P>, o
 
   const group: Group = {
     name: opts.name,
+    backend: 'noble',
     order,
     scalarLength: Fn.BYTES,
     pointLength: opts.pointLength,
@@ -198,5 +204,92 @@ export function wideHashToScalar(hash: (m: Uint8Array) => Uint8Array, order: big
   return (dst: Uint8Array, msg: Uint8Array): bigint => {
     const h = hash(concatBytes(dst, msg));
     return (littleEndian ? bytesToNumberLE(h) : bytesToNumberBE(h)) % order;
+  };
+}
+
+/**
+ * A group whose backend is chosen once per process. The suites (core/suites.ts) hold `slot.group`,
+ * which forwards every call to the backend installed in the slot (initially the noble one).
+ *
+ * Points are opaque and belong to the backend that made them, so the backend can be replaced only
+ * until the first point is made through `slot.group` (its base, its identity, pointFromBytes or
+ * mulBase): after that `install` throws BadState. A process therefore picks its backends at start-up
+ * (runtime/group-backend.ts), before any protocol code runs.
+ */
+export interface GroupSlot {
+  /** The forwarding group that protocol code holds. */
+  readonly group: Group;
+  /** The backend the slot forwards to now. */
+  readonly backend: Group;
+  /** True once a point was made through `group` (the backend is then fixed). */
+  readonly sealed: boolean;
+  /** Replace the backend: same curve (name, order, lengths); refused once `sealed`. */
+  install(backend: Group): void;
+}
+
+export function groupSlot(initial: Group): GroupSlot {
+  let target = initial;
+  let sealed = false;
+  // Every point is derived from one made by these four, so sealing here fixes the backend in time.
+  const making = (): Group => {
+    sealed = true;
+    return target;
+  };
+  const group: Group = Object.freeze({
+    name: initial.name,
+    get backend() {
+      return target.backend;
+    },
+    order: initial.order,
+    scalarLength: initial.scalarLength,
+    pointLength: initial.pointLength,
+    get base() {
+      return making().base;
+    },
+    get identity() {
+      return making().identity;
+    },
+    scalarFromBytes: (b: Uint8Array, what: string, allowZero?: boolean) => target.scalarFromBytes(b, what, allowZero),
+    scalarToBytes: (s: bigint) => target.scalarToBytes(s),
+    randomScalar: () => target.randomScalar(),
+    add: (a: bigint, b: bigint) => target.add(a, b),
+    sub: (a: bigint, b: bigint) => target.sub(a, b),
+    mul: (a: bigint, b: bigint) => target.mul(a, b),
+    neg: (a: bigint) => target.neg(a),
+    inv: (a: bigint) => target.inv(a),
+    reduce: (a: bigint) => target.reduce(a),
+    pointFromBytes: (b: Uint8Array, what: string) => making().pointFromBytes(b, what),
+    pointToBytes: (p: Point) => target.pointToBytes(p),
+    mulBase: (s: bigint) => making().mulBase(s),
+    mulPoint: (p: Point, s: bigint) => target.mulPoint(p, s),
+    msm: (points: Point[], scalars: bigint[]) => target.msm(points, scalars),
+    addPoints: (a: Point, b: Point) => target.addPoints(a, b),
+    subPoints: (a: Point, b: Point) => target.subPoints(a, b),
+    negPoint: (a: Point) => target.negPoint(a),
+    eqPoints: (a: Point, b: Point) => target.eqPoints(a, b),
+    isIdentity: (a: Point) => target.isIdentity(a),
+    hashToScalar: (dst: Uint8Array, msg: Uint8Array) => target.hashToScalar(dst, msg),
+  });
+  return {
+    group,
+    get backend() {
+      return target;
+    },
+    get sealed() {
+      return sealed;
+    },
+    install(backend: Group) {
+      const same =
+        backend.name === initial.name &&
+        backend.order === initial.order &&
+        backend.scalarLength === initial.scalarLength &&
+        backend.pointLength === initial.pointLength;
+      if (!same) throw new TesseraError(ErrorCode.BadInput, `group backend ${backend.backend} is not a backend of ${initial.name}`);
+      if (backend === target) return;
+      if (sealed) {
+        throw new TesseraError(ErrorCode.BadState, `${initial.name}: points were already made with the ${target.backend} backend; choose the backend at start-up`);
+      }
+      target = backend;
+    },
   };
 }

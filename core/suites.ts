@@ -15,7 +15,7 @@ import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { ErrorCode, TesseraError } from './errors.js';
 import { verifySignature } from './frost.js';
-import { nobleGroup, wideHashToScalar, type Group, type Point } from './group.js';
+import { groupSlot, nobleGroup, wideHashToScalar, type Group, type Point } from './group.js';
 
 export const SIGNING_SUITES = ['ed25519', 'secp256k1', 'bip340', 'p256'] as const;
 export const KEM_SUITES = ['hpke-x25519', 'hpke-p256'] as const;
@@ -85,7 +85,7 @@ export type Suite = SigningSuite | KemSuite;
 // ---------------------------------------------------------------------------------------------
 // Groups
 
-const edGroup = nobleGroup(ed25519.Point, {
+const edNoble = nobleGroup(ed25519.Point, {
   name: 'edwards25519',
   pointLength: 32,
   // RFC 9591 §6.1: H(m) = SHA-512(contextString || tag || m) as a little-endian integer mod L.
@@ -93,7 +93,7 @@ const edGroup = nobleGroup(ed25519.Point, {
   randomBytes,
 });
 
-const secpGroup = nobleGroup(secp256k1.Point, {
+const secpNoble = nobleGroup(secp256k1.Point, {
   name: 'secp256k1',
   pointLength: 33,
   // RFC 9591 §6.5: hash_to_field from RFC 9380 with expand_message_xmd(SHA-256), L = 48.
@@ -108,6 +108,51 @@ const p256Group = nobleGroup(p256.Point, {
   hashToScalar: (dst, msg) => p256_hasher.hashToScalar(msg, { DST: dst }),
   randomBytes,
 });
+
+/**
+ * The group backends: one process-wide setting. edwards25519 (ed25519, hpke-x25519) and secp256k1
+ * (secp256k1, bip340) forward to a backend chosen once at start-up (runtime/group-backend.ts installs
+ * sodium-native / libsecp256k1 / tiny-secp256k1 adapters from core/backends/); P-256 stays on noble.
+ * Until installGroupBackends is called, every group is the noble one.
+ */
+const edSlot = groupSlot(edNoble);
+const secpSlot = groupSlot(secpNoble);
+const edGroup = edSlot.group;
+const secpGroup = secpSlot.group;
+
+/** The noble groups: the reference backends, whose scalar arithmetic and hash-to-scalar every backend reuses. */
+export const NOBLE_GROUPS = Object.freeze({ edwards25519: edNoble, secp256k1: secpNoble, 'P-256': p256Group });
+
+export interface GroupBackends {
+  edwards25519?: Group;
+  secp256k1?: Group;
+}
+
+/**
+ * Install group backends (the one hook; see runtime/group-backend.ts). Each must be a Group over the
+ * same curve. Allowed only before the first point of that group is made (base, identity,
+ * pointFromBytes, mulBase through any suite): afterwards it throws BadState, since existing points
+ * belong to the old backend. Installing the backend already in place is a no-op.
+ */
+export function installGroupBackends(backends: GroupBackends): void {
+  // Check both before changing either, so that a refused call changes nothing.
+  const pairs = [
+    [edSlot, backends.edwards25519],
+    [secpSlot, backends.secp256k1],
+  ] as const;
+  for (const [slot, g] of pairs) {
+    if (g && g !== slot.backend) {
+      if (g.name !== slot.group.name) throw new TesseraError(ErrorCode.BadInput, `group backend ${g.backend} is not a backend of ${slot.group.name}`);
+      if (slot.sealed) slot.install(g); // throws BadState
+    }
+  }
+  for (const [slot, g] of pairs) if (g) slot.install(g);
+}
+
+/** The backend of each group, by group name (e.g. {"edwards25519": "sodium-native", ...}): GET /v1/node. */
+export function groupBackendNames(): { edwards25519: string; secp256k1: string; 'P-256': string } {
+  return { edwards25519: edSlot.backend.backend, secp256k1: secpSlot.backend.backend, 'P-256': p256Group.backend };
+}
 
 type EdPoint = InstanceType<typeof ed25519.Point>;
 type WPoint = InstanceType<typeof p256.Point>;
@@ -258,7 +303,8 @@ export const HPKE_X25519: KemSuite = Object.freeze({
     // Projecting onto the prime-order subgroup, [8^-1 mod L]·[8]E, gives the same DH for skR mod L.
     const prime = E.clearCofactor().multiplyUnsafe(INV8);
     if (prime.is0()) throw new TesseraError(ErrorCode.BadPoint, 'enc: small-order point (all-zero DH)');
-    return asPoint(prime);
+    // The same element in the representation of the edwards25519 backend in use (core/backends/).
+    return edSlot.sealed && edSlot.backend === edNoble ? asPoint(prime) : edGroup.pointFromBytes(prime.toBytes(), 'enc');
   },
   dhBytes(p: Point): Uint8Array {
     return ed25519.utils.toMontgomery(edGroup.pointToBytes(p));

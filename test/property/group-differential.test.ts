@@ -1,0 +1,278 @@
+/**
+ * Differential test of the group backends (core/backends/) against the noble groups they replace
+ * (issue 10, item 1): every backend installed here (sodium-native for edwards25519, the native
+ * libsecp256k1 binding and tiny-secp256k1's WASM build for secp256k1) must give the same bytes as
+ * noble for the same operation, and refuse the same encodings with the same error.
+ *
+ * Per backend and run: 1,000 random scalars (from a fresh seed, printed on failure) through mulBase,
+ * mulPoint, add / sub / neg, msm, the encoding round trip and eqPoints; the reference values come from
+ * noble, computed once per curve (mulPoint and msm are checked against noble's mulBase of the
+ * combined scalar: the same element, and much cheaper than noble's own ladder). Then edge scalars and the identity, and 1,000 random
+ * encodings plus crafted invalid ones: non-canonical, off the curve, the identity, every small-order
+ * point of edwards25519 and torsion points P + T, x >= p and wrong prefixes on secp256k1.
+ */
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { bytesToNumberBE, numberToBytesBE, numberToBytesLE } from '@noble/curves/utils.js';
+import { describe, expect, it } from 'vitest';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { libsecp256k1Group, type Libsecp256k1Binding } from '../../core/backends/libsecp256k1.js';
+import { sodiumEd25519Group, type SodiumEd25519Binding } from '../../core/backends/sodium-ed25519.js';
+import { tinySecp256k1Group, type TinySecp256k1 } from '../../core/backends/tiny-secp256k1.js';
+import { TesseraError } from '../../core/errors.js';
+import type { Group, Point } from '../../core/group.js';
+import { NOBLE_GROUPS } from '../../core/suites.js';
+
+const require = createRequire(import.meta.url);
+const N = 1000;
+
+interface Backend {
+  readonly name: string;
+  readonly group: Group;
+  readonly ref: Group;
+}
+
+// Loaded directly: a backend that does not load here is a failure, not a skip.
+const BACKENDS: Backend[] = [
+  { name: 'sodium-native', group: sodiumEd25519Group(require('sodium-native') as SodiumEd25519Binding, NOBLE_GROUPS.edwards25519), ref: NOBLE_GROUPS.edwards25519 },
+  {
+    name: 'libsecp256k1 (native)',
+    group: libsecp256k1Group(require('secp256k1/bindings') as Libsecp256k1Binding, NOBLE_GROUPS.secp256k1),
+    ref: NOBLE_GROUPS.secp256k1,
+  },
+  { name: 'tiny-secp256k1 (WASM)', group: tinySecp256k1Group(require('tiny-secp256k1') as TinySecp256k1, NOBLE_GROUPS.secp256k1), ref: NOBLE_GROUPS.secp256k1 },
+];
+
+/** Scalar i of a seeded stream: SHA-512(seed || i) mod order (reproducible from the printed seed). */
+function scalarStream(seed: Uint8Array, ref: Group): (i: number) => bigint {
+  return (i) => ref.reduce(bytesToNumberBE(sha512(Uint8Array.from([...seed, ...numberToBytesBE(BigInt(i), 4)]))));
+}
+
+/** What a decoding gives: the re-encoded bytes, or the error's code and message. */
+function decodeOutcome(g: Group, b: Uint8Array): string {
+  try {
+    return 'ok:' + toHex(g.pointToBytes(g.pointFromBytes(b, 'element')));
+  } catch (e) {
+    if (!(e instanceof TesseraError)) return `not a TesseraError: ${String(e)}`;
+    return `${e.code}: ${e.message}`;
+  }
+}
+
+const hexOf = (g: Group, p: Point): string => (g.isIdentity(p) ? 'identity' : toHex(g.pointToBytes(p)));
+
+interface Reference {
+  readonly seed: Uint8Array;
+  /** N + 1 random scalars. */
+  readonly a: bigint[];
+  /** Hex of a[i]·G. */
+  readonly A: string[];
+  /** Hex of (a[i]·a[i+1])·G. */
+  readonly AB: string[];
+  /** Hex of A[i] + A[i+1], A[i] - A[i+1], -A[i]. */
+  readonly sum: string[];
+  readonly diff: string[];
+  readonly negA: string[];
+}
+
+/** Noble's values for one curve, computed once and shared by every backend of that curve. */
+const references = new Map<string, Reference>();
+function reference(ref: Group): Reference {
+  const cached = references.get(ref.name);
+  if (cached) return cached;
+  const seed = randomBytes(16);
+  const s = scalarStream(seed, ref);
+  const a = Array.from({ length: N + 1 }, (_, i) => s(i));
+  const P = a.map((k) => ref.mulBase(k));
+  const r: Reference = {
+    seed,
+    a,
+    A: P.map((p) => hexOf(ref, p)),
+    AB: a.slice(0, N).map((k, i) => hexOf(ref, ref.mulBase(ref.mul(k, a[i + 1]!)))),
+    sum: P.slice(0, N).map((p, i) => hexOf(ref, ref.addPoints(p, P[i + 1]!))),
+    diff: P.slice(0, N).map((p, i) => hexOf(ref, ref.subPoints(p, P[i + 1]!))),
+    negA: P.slice(0, N).map((p) => hexOf(ref, ref.negPoint(p))),
+  };
+  references.set(ref.name, r);
+  return r;
+}
+
+for (const { name, group: g, ref } of BACKENDS) {
+  describe(`${name} agrees with noble (${ref.name})`, () => {
+    it('reports its backend and the reference group parameters', () => {
+      expect(g.backend).toBe(name);
+      expect(g.name).toBe(ref.name);
+      expect(g.order).toBe(ref.order);
+      expect(g.pointLength).toBe(ref.pointLength);
+      expect(g.scalarLength).toBe(ref.scalarLength);
+      expect(toHex(g.pointToBytes(g.base))).toBe(toHex(ref.pointToBytes(ref.base)));
+      expect(g.isIdentity(g.identity)).toBe(true);
+    });
+
+    it(`${N} random scalars: mulBase, mulPoint, add, sub, neg, msm, encoding round trip`, () => {
+      const { seed, a, A, AB, sum, diff, negA } = reference(ref);
+      const ctx = `seed ${toHex(seed)}`;
+      // tiny-secp256k1's mulPoint is noble's own ladder (core/backends/tiny-secp256k1.ts): a tenth suffices.
+      const mulPointEvery = name.startsWith('tiny') ? 10 : 1;
+      let gA = g.mulBase(a[0]!);
+      for (let i = 0; i < N; i++) {
+        const at = `${ctx} i=${i}`;
+        // b = a[i + 1], so B is the next round's A.
+        const b = a[i + 1]!;
+        const gB = g.mulBase(b);
+        expect(toHex(g.pointToBytes(gA)), `${at} mulBase`).toBe(A[i]);
+        expect(toHex(g.pointToBytes(gB)), `${at} mulBase`).toBe(A[i + 1]);
+        const dB = g.pointFromBytes(fromHex(A[i + 1]!, 'B'), 'B');
+        expect(toHex(g.pointToBytes(dB)), `${at} round trip`).toBe(A[i + 1]);
+        expect(g.eqPoints(dB, gB), `${at} eqPoints`).toBe(true);
+        expect(g.eqPoints(gA, gB), `${at} eqPoints`).toBe(A[i] === A[i + 1]);
+        // mulPoint(b·G, a) = (a·b)·G
+        if (i % mulPointEvery === 0) expect(toHex(g.pointToBytes(g.mulPoint(dB, a[i]!))), `${at} mulPoint`).toBe(AB[i]);
+        expect(hexOf(g, g.addPoints(gA, gB)), `${at} add`).toBe(sum[i]);
+        expect(hexOf(g, g.subPoints(gA, gB)), `${at} sub`).toBe(diff[i]);
+        expect(hexOf(g, g.negPoint(gA)), `${at} neg`).toBe(negA[i]);
+        // msm([A, B, G], [b, a, c]) with c = -a·b: (a·b + a·b - a·b)·G = (a·b)·G; every 10th round also
+        // carries the identity and a zero scalar.
+        const points = [gA, gB, g.base];
+        const scalars = [b, a[i]!, ref.neg(ref.mul(a[i]!, b))];
+        if (i % 10 === 0) {
+          points.push(g.identity, gA);
+          scalars.push(a[i]!, 0n);
+        }
+        expect(hexOf(g, g.msm(points, scalars)), `${at} msm`).toBe(AB[i]);
+        gA = gB;
+      }
+    });
+
+    it('edge scalars and the identity', () => {
+      const P = g.mulBase(ref.randomScalar());
+      const Pb = g.pointToBytes(P);
+      const rP = ref.pointFromBytes(Pb, 'P');
+      for (const k of [0n, 1n, 2n, ref.order - 1n, ref.order, ref.order + 1n, 2n * ref.order - 1n]) {
+        expect(hexOf(g, g.mulBase(k)), `mulBase(${k})`).toBe(hexOf(ref, ref.mulBase(k)));
+        expect(hexOf(g, g.mulPoint(P, k)), `mulPoint(${k})`).toBe(hexOf(ref, ref.mulPoint(rP, k)));
+        expect(hexOf(g, g.msm([P, g.base], [k, k])), `msm(${k})`).toBe(hexOf(ref, ref.msm([rP, ref.base], [k, k])));
+      }
+      const O = g.identity;
+      expect(g.isIdentity(g.mulBase(0n))).toBe(true);
+      expect(g.isIdentity(g.subPoints(P, P))).toBe(true);
+      expect(g.isIdentity(g.addPoints(P, g.negPoint(P)))).toBe(true);
+      expect(g.isIdentity(g.mulPoint(O, 5n))).toBe(true);
+      expect(g.isIdentity(g.negPoint(O))).toBe(true);
+      expect(g.isIdentity(g.msm([], []))).toBe(true);
+      expect(g.isIdentity(g.msm([P, P], [1n, ref.order - 1n]))).toBe(true);
+      expect(toHex(g.pointToBytes(g.addPoints(P, O)))).toBe(toHex(Pb));
+      expect(toHex(g.pointToBytes(g.addPoints(O, P)))).toBe(toHex(Pb));
+      expect(toHex(g.pointToBytes(g.subPoints(P, O)))).toBe(toHex(Pb));
+      expect(toHex(g.pointToBytes(g.subPoints(O, P)))).toBe(toHex(ref.pointToBytes(ref.negPoint(rP))));
+      expect(toHex(g.pointToBytes(g.addPoints(P, P)))).toBe(toHex(ref.pointToBytes(ref.addPoints(rP, rP))));
+      expect(g.eqPoints(O, g.identity)).toBe(true);
+      expect(g.eqPoints(O, P)).toBe(false);
+      expect(g.eqPoints(P, O)).toBe(false);
+      // The identity has no encoding: the same error as noble's.
+      const err = (f: () => unknown) => {
+        try {
+          f();
+        } catch (e) {
+          return `${(e as TesseraError).code}: ${(e as Error).message}`;
+        }
+        return 'no error';
+      };
+      expect(err(() => g.pointToBytes(O))).toBe(err(() => ref.pointToBytes(ref.identity)));
+      expect(err(() => g.msm([P], []))).toBe(err(() => ref.msm([rP], [])));
+      // Bytes handed out are copies: changing them changes no point.
+      const out = g.pointToBytes(P);
+      out.fill(0);
+      expect(toHex(g.pointToBytes(P))).toBe(toHex(Pb));
+      const input = Uint8Array.from(Pb);
+      const Q = g.pointFromBytes(input, 'Q');
+      input.fill(0);
+      expect(toHex(g.pointToBytes(Q))).toBe(toHex(Pb));
+    });
+
+    it(`${N} random encodings and crafted invalid ones: the same acceptance, bytes and error`, () => {
+      const cases: Uint8Array[] = [];
+      for (let i = 0; i < N; i++) {
+        const b = randomBytes(ref.pointLength);
+        if (ref.name === 'secp256k1' && i % 4 !== 0) b[0] = 2 + (i % 2); // mostly well-formed prefixes
+        cases.push(new Uint8Array(b));
+      }
+      cases.push(...(ref.name === 'edwards25519' ? edwardsCrafted() : secpCrafted()));
+      for (const b of cases) {
+        expect(decodeOutcome(g, b), `encoding ${toHex(b)}`).toBe(decodeOutcome(ref, b));
+      }
+      // Wrong lengths and types.
+      for (const bad of [new Uint8Array(0), new Uint8Array(ref.pointLength - 1), new Uint8Array(ref.pointLength + 1), 'ab' as never, null as never]) {
+        expect(decodeOutcome(g, bad)).toBe(decodeOutcome(ref, bad));
+      }
+    });
+
+    it('refuses points made by another backend', () => {
+      const other = ref.mulBase(3n);
+      expect(() => g.addPoints(g.base, other)).toThrow(TesseraError);
+      expect(() => g.pointToBytes(other)).toThrow(TesseraError);
+    });
+  });
+}
+
+/** edwards25519: every small-order point, torsion points P + T, non-canonical y, x = 0 with the sign bit. */
+function edwardsCrafted(): Uint8Array[] {
+  const hex = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
+  // The eight points of order dividing 8 (canonical encodings).
+  const small = [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+  ].map(hex);
+  for (const t of small) {
+    const T = ed25519.Point.fromBytes(t);
+    expect(T.multiplyUnsafe(8n).is0()).toBe(true);
+  }
+  const out: Uint8Array[] = [...small];
+  // Torsion points: a prime-order point plus each small-order point (not in the subgroup unless T = O).
+  for (let i = 0; i < 16; i++) {
+    const P = ed25519.Point.BASE.multiply(NOBLE_GROUPS.edwards25519.randomScalar());
+    for (const t of small.slice(1)) out.push(P.add(ed25519.Point.fromBytes(t)).toBytes());
+  }
+  // Non-canonical: y + p for y in 0..18 (y >= p), with and without the sign bit.
+  const p = 2n ** 255n - 19n;
+  for (let y = 0n; y < 19n; y++) {
+    const e = numberToBytesLE(p + y, 32);
+    out.push(e, Uint8Array.from(e.map((v, k) => (k === 31 ? v | 0x80 : v))));
+  }
+  // x = 0 with the sign bit set (the identity and the order-2 point), and y = 2^255 - 1 (all ones).
+  out.push(hex('0100000000000000000000000000000000000000000000000000000000000080'));
+  out.push(hex('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff'));
+  out.push(new Uint8Array(32).fill(0xff));
+  // Valid points with the sign bit flipped are their negations: still valid, different bytes.
+  for (let i = 0; i < 8; i++) {
+    const e = ed25519.Point.BASE.multiply(NOBLE_GROUPS.edwards25519.randomScalar()).toBytes();
+    e[31]! ^= 0x80;
+    out.push(e);
+  }
+  return out;
+}
+
+/** secp256k1: x >= p, x = 0, wrong prefixes, uncompressed and hybrid forms cut to 33 bytes. */
+function secpCrafted(): Uint8Array[] {
+  const p = 2n ** 256n - 2n ** 32n - 977n;
+  const out: Uint8Array[] = [];
+  const withPrefix = (prefix: number, x: bigint) => Uint8Array.from([prefix, ...numberToBytesBE(x, 32)]);
+  for (const x of [0n, 1n, 7n, p - 1n, p, p + 1n, p + 7n, 2n ** 256n - 1n]) {
+    for (const prefix of [0x02, 0x03]) out.push(withPrefix(prefix, x));
+  }
+  const valid = NOBLE_GROUPS.secp256k1.pointToBytes(NOBLE_GROUPS.secp256k1.mulBase(NOBLE_GROUPS.secp256k1.randomScalar()));
+  for (const prefix of [0x00, 0x01, 0x04, 0x05, 0x06, 0x07, 0x80, 0xff]) {
+    const b = Uint8Array.from(valid);
+    b[0] = prefix;
+    out.push(b);
+  }
+  out.push(new Uint8Array(33));
+  return out;
+}
