@@ -48,6 +48,7 @@ import type {
   SignBatchResponse,
 } from '../contract/http.js';
 import { MAX_SIGN_BATCH } from '../contract/http.js';
+import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
 import { combineSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
@@ -140,6 +141,7 @@ export class NodeClient {
   private readonly target: HttpTarget;
   private readonly approve: ApproveHook;
   constructor(readonly options: NodeClientOptions) {
+    ensureGroupBackends(); // once per process: native group arithmetic for aggregation and checks
     this.target = {
       url: options.url,
       apiKey: options.apiKey,
