@@ -3,7 +3,8 @@
  * (cfrg/draft-irtf-cfrg-frost poc/frost-*.json). Every intermediate value the files give is
  * reproduced through core/: the dealer's polynomial and shares, each signer's nonces (from the given
  * randomness), nonce commitments, binding-factor inputs and binding factors, signature shares and the
- * final signature; the vector signature must also verify.
+ * final signature; the vector signature must also verify. Once through core/sign.ts and once through
+ * the algebra of core/frost.ts directly.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +21,17 @@ import {
   verifySignatureShares,
   type SigningNonces,
 } from '../../core/sign.js';
+import {
+  aggregate,
+  bindingFactorInputs as frostBindingFactorInputs,
+  commit,
+  decodeCommitmentList,
+  decodePackage,
+  signShare,
+  signingContext,
+  verifyShare,
+  verifySignature,
+} from '../../core/frost.js';
 import { getSigningSuite, type SigningSuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 
@@ -161,6 +173,42 @@ for (const { file, suite: suiteId, name } of CASES) {
       // The vector's shares, fed in directly, aggregate to the same signature too.
       const vectorShares = new Map(v.round_two_outputs.outputs.map((o) => [o.identifier, { share: fromHex(o.sig_share, 'z') }]));
       expect(toHex(aggregateSignature(suite, pkg, commits, message, vectorShares))).toBe(v.final_output.sig);
+    });
+
+    it('core/frost.ts directly: every value of the vector, from the decoded package to the signature', () => {
+      const decoded = decodePackage(suite, pkg);
+      expect(toHex(decoded.publicKey)).toBe(v.inputs.group_public_key);
+      const round1 = v.round_one_outputs.outputs;
+      const made = new Map<number, ReturnType<typeof commit>>();
+      for (const o of round1) {
+        const share = keys.get(o.identifier)!.secret.value;
+        const r = commit(suite, share, scriptedRng([fromHex(o.hiding_nonce_randomness, 'r'), fromHex(o.binding_nonce_randomness, 'r')]));
+        expect(toHex(r.hidingNonce)).toBe(o.hiding_nonce);
+        expect(toHex(r.bindingNonce)).toBe(o.binding_nonce);
+        expect(toHex(r.commit.hiding)).toBe(o.hiding_nonce_commitment);
+        expect(toHex(r.commit.binding)).toBe(o.binding_nonce_commitment);
+        made.set(o.identifier, r);
+      }
+      const list = decodeCommitmentList(decoded, new Map([...made].map(([i, r]) => [i, r.commit])));
+      const inputs = frostBindingFactorInputs(decoded, list, message);
+      const ctx = signingContext(decoded, list, message);
+      for (const o of round1) {
+        expect(toHex(inputs.get(o.identifier)!)).toBe(o.binding_factor_input);
+        expect(toHex(group.scalarToBytes(ctx.bindingFactors.get(o.identifier)!))).toBe(o.binding_factor);
+      }
+      const shares = new Map<number, Uint8Array>();
+      for (const o of v.round_two_outputs.outputs) {
+        const r = made.get(o.identifier)!;
+        const s = scalar(v.inputs.participant_shares[o.identifier - 1]!.participant_share);
+        const z = signShare(ctx, o.identifier, s, scalar(toHex(r.hidingNonce)), scalar(toHex(r.bindingNonce)));
+        expect(toHex(group.scalarToBytes(z))).toBe(o.sig_share);
+        expect(verifyShare(ctx, o.identifier, z)).toBe(true);
+        expect(verifyShare(ctx, o.identifier, group.add(z, 1n))).toBe(false);
+        shares.set(o.identifier, group.scalarToBytes(z));
+      }
+      const sig = aggregate(ctx, shares);
+      expect(toHex(sig)).toBe(v.final_output.sig);
+      expect(verifySignature(suite, sig, message, decoded.publicKey)).toBe(true);
     });
 
     it('the vector signature verifies under the group public key, and not over another message', () => {
