@@ -83,14 +83,11 @@ async function main(): Promise<void> {
   }
   const elapsedS = (performance.now() - t0) / 1000;
 
-  // Issue 10's targets beside the figures (only for a run that measured both parts).
-  let targets: TargetResult[] | undefined;
-  if (only === undefined) {
-    targets = issueTargets(coreSections, figures);
-    const t = targetsSection(targets, quick);
-    sections.push(t);
-    emit(t);
-  }
+  // Issue 10's targets beside the figures (a part left out by --only shows as "not measured").
+  const targets: TargetResult[] = issueTargets(coreSections, figures);
+  const targetTable = targetsSection(targets, quick);
+  sections.push(targetTable);
+  emit(targetTable);
 
   if (failures.length) {
     out(`\nFAILED CALLS (${failures.length}):`);
@@ -109,7 +106,7 @@ async function main(): Promise<void> {
   const file = join(HERE, 'results.json');
   writeFileSync(
     file,
-    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, ...(targets ? { targets } : {}), ...(figures ? { figures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
+    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, targets, ...(figures ? { figures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
   );
   out(`results written to ${file}`);
   if (fatal !== undefined || failures.length) process.exitCode = 1;
