@@ -180,16 +180,25 @@ let ensured = false;
 
 /**
  * For SDK processes (sdk/client.ts, on the first NodeClient): select once per process. Never throws:
- * a bad TESSERA_GROUP_BACKEND, or points already made before this call, keep what is installed, with
- * a warning.
+ * a bad TESSERA_GROUP_BACKEND keeps noble, and a group with points made before this call keeps its
+ * backend, each with a warning.
  */
 export function ensureGroupBackends(o: GroupBackendOptions = {}): void {
   if (ensured) return;
   ensured = true;
   const warn = o.warn ?? ((m: string) => process.emitWarning(m, { code: 'TESSERA_GROUP_BACKEND' }));
+  let choice: GroupBackendChoice;
   try {
-    selectGroupBackends({ ...o, warn });
+    choice = chooseGroupBackends({ ...o, warn });
   } catch (e) {
-    warn(`group backend: keeping ${JSON.stringify(groupBackendNames())}: ${(e as Error).message}`);
+    warn(`group backend: keeping noble: ${(e as Error).message}`);
+    return;
+  }
+  for (const group of ['edwards25519', 'secp256k1'] as const) {
+    try {
+      installGroupBackends({ [group]: choice.groups[group] });
+    } catch (e) {
+      warn(`group backend: ${group} keeps ${groupBackendNames()[group]}: ${(e as Error).message}`);
+    }
   }
 }
