@@ -173,6 +173,8 @@ export interface NodeInfo {
   importPublicKey: string;
   ready: boolean;
   online: number[];
+  /** The backend doing each group's arithmetic, by group name, e.g. {"edwards25519": "sodium-native", "secp256k1": "libsecp256k1 (native)", "P-256": "noble"}. */
+  groupBackends: Record<string, string>;
 }
 
 export interface KeygenRequest {
@@ -557,7 +559,7 @@ export const ROUTES = {
     schema: {
       response: withErrors({
         type: 'object',
-        required: ['index', 'parties', 'identityPublicKey', 'importPublicKey', 'ready', 'online'],
+        required: ['index', 'parties', 'identityPublicKey', 'importPublicKey', 'ready', 'online', 'groupBackends'],
         properties: {
           index,
           parties: { type: 'integer' },
@@ -565,6 +567,7 @@ export const ROUTES = {
           importPublicKey: { type: 'string' },
           ready: { type: 'boolean' },
           online: { type: 'array', items: index },
+          groupBackends: { type: 'object', additionalProperties: { type: 'string' } },
         },
         additionalProperties: false,
       }),

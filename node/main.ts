@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
 import { ErrorCode } from '../core/errors.js';
 import { loadIdentityEngine } from '../core/identity.js';
+import { selectGroupBackends } from '../runtime/group-backend.js';
 import { watchParent } from '../runtime/parent-watch.js';
 import { NodeAdmin } from './governance/admin.js';
 import { buildApi } from './http/api.js';
@@ -271,6 +272,15 @@ async function main(): Promise<void> {
   try {
     const offset = applyTestClockOffset(process.env.TESSERA_TEST_CLOCK_OFFSET_MS);
     if (offset !== 0) logger.warn({ offsetMs: offset }, 'TEST ONLY: this node runs with its clock shifted (TESSERA_TEST_CLOCK_OFFSET_MS)');
+  } catch (e) {
+    process.stderr.write(`tessera-node: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  // Group backends (runtime/group-backend.ts, TESSERA_GROUP_BACKEND): chosen once, before any point
+  // exists; a backend that does not load is a warning here, and GET /v1/node shows the choice.
+  try {
+    const choice = selectGroupBackends({ warn: (m) => logger.warn(m) });
+    logger.info({ groupBackends: choice.names, prefer: choice.prefer }, 'group backends selected');
   } catch (e) {
     process.stderr.write(`tessera-node: ${(e as Error).message}\n`);
     process.exit(2);

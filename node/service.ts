@@ -28,7 +28,7 @@ import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
-import { getKemSuite, getSigningSuite, getSuite, type SuiteId } from '../core/suites.js';
+import { getKemSuite, getSigningSuite, getSuite, groupBackendNames, type SuiteId } from '../core/suites.js';
 import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from '../core/lifecycle.js';
 import { OperationGate, asTesseraError } from './governance/gate.js';
 import type { Principal } from './governance/tenants.js';
@@ -213,6 +213,7 @@ export class NodeService {
       importPublicKey: toHex(this.o.importKey.publicKey),
       ready: this.o.link.connected,
       online: this.o.link.online(),
+      groupBackends: groupBackendNames(),
     };
   }
 
