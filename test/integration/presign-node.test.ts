@@ -279,35 +279,30 @@ describe('presigned signing on a real cluster', () => {
     await signOnce('ps-life', [1, 2], 'version 2');
   });
 
-  it('after a restart the old pool is refused; new batches have new ids and commitments', async () => {
-    const info = await keyInfo('ps-ed');
-    const [b1, b2] = await Promise.all([presign(1, 'ps-ed', 2), presign(2, 'ps-ed', 2)]);
-    await tc.dev.kill(1);
-    await tc.restart(1);
-    const message = toHex(message32('restart'));
-    const r = await signShare(1, 'ps-ed', { message, commitments: [entry(b1, 0), entry(b2, 0)], version: info.version, epoch: info.epoch });
-    expect(r.status).toBe(409);
-    expect(r.json.message).toMatch(/no presignature pool/);
-    // Node 2 was not asked: its entry is still good with a new one of node 1.
-    const nb = await presign(1, 'ps-ed', 2);
-    expect(nb.poolId).not.toBe(b1.poolId);
-    expect(nb.commitments[0]!.index).toBe(0); // a new pool starts again, with new random nonces (presign() checked)
-    const list = [entry(nb, 0), entry(b2, 0)];
-    const replies = await Promise.all([signShare(1, 'ps-ed', { message, commitments: list, version: info.version, epoch: info.epoch }), signShare(2, 'ps-ed', { message, commitments: list, version: info.version, epoch: info.epoch })]);
-    for (const x of replies) expect(x.status, JSON.stringify(x.json)).toBe(200);
-    aggregate(info, list, message32('restart'), new Map(replies.map((x) => [x.json.node, x.json.share])));
-  });
-
-  it('after a data-directory restore no previously offered commitment is accepted or offered again', async () => {
+  it('after a restart the old pool is refused and new batches have new ids; after a data-directory restore no previously offered commitment is accepted or offered again', async () => {
     const info = await keyInfo('ps-ed');
     const nodeDir = join(tc.dir, 'node-2');
     const backup = join(tc.dir, 'node-2.presign-backup');
-    const before = await presign(2, 'ps-ed', 3); // offered before the backup
+    const [b3, before] = await Promise.all([presign(3, 'ps-ed', 1), presign(2, 'ps-ed', 3)]); // offered before the backup
+    // A restart (the backup is taken while node 2 is stopped).
     await tc.dev.kill(2);
     await cp(nodeDir, backup, { recursive: true });
     await tc.restart(2);
-    // Run on: more batches, some used.
+    const restarted = await signShare(2, 'ps-ed', { message: toHex(message32('restart')), commitments: [entry(before, 1), entry(b3, 0)], version: info.version, epoch: info.epoch });
+    expect(restarted.status).toBe(409);
+    expect(restarted.json.message).toMatch(/no presignature pool/);
+    // Run on: more batches (a new pool, new nonces: presign() checks none was offered before), some used.
     const [b1, during] = await Promise.all([presign(1, 'ps-ed', 2), presign(2, 'ps-ed', 3)]);
+    expect(during.poolId).not.toBe(before.poolId);
+    expect(during.commitments[0]!.index).toBe(0);
+    // Node 3 was not asked about its entry: still good, with a new one of node 2.
+    {
+      const list = [entry(during, 2), entry(b3, 0)];
+      const m = toHex(message32('after restart'));
+      const rs = await Promise.all([signShare(2, 'ps-ed', { message: m, commitments: list, version: info.version, epoch: info.epoch }), signShare(3, 'ps-ed', { message: m, commitments: list, version: info.version, epoch: info.epoch })]);
+      for (const x of rs) expect(x.status, JSON.stringify(x.json)).toBe(200);
+      aggregate(info, list, message32('after restart'), new Map(rs.map((x) => [x.json.node, x.json.share])));
+    }
     const message = toHex(message32('before restore'));
     const list = [entry(b1, 0), entry(during, 0)];
     const used = await Promise.all([signShare(1, 'ps-ed', { message, commitments: list, version: info.version, epoch: info.epoch }), signShare(2, 'ps-ed', { message, commitments: list, version: info.version, epoch: info.epoch })]);
