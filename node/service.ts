@@ -317,38 +317,85 @@ export class NodeService {
     );
   }
 
+  /**
+   * Threshold decapsulation in one round (issue 10 item 4): no coordinator session, no relay. Asked by
+   * its own operator's SDK, this node checks (policy, key state, `enc` a valid point via the suite's
+   * encToPoint, the SDK's player list well formed with this node in it), computes its partial
+   * D_i = share_i·E with a DLEQ proof bound to the SDK's session id and its own index (core/decap.ts
+   * decapPartial), HPKE-wraps it to the SDK's receiver key with decapPartialBinding(session id, key,
+   * version, node index) as associated data, and answers with it. The SDK asks its t players in
+   * parallel, unwraps and combines (core/decap.ts decapCombine checks every proof and names culprits).
+   *
+   * Why "every required operator asked with the same parameters" still holds without a session:
+   * - A partial alone reveals nothing about the share or the shared secret: D_i is share_i·E with a
+   *   zero-knowledge proof of equal discrete logs; the DH value skR·E, and so the shared secret, needs
+   *   t partials on the same E, interpolated (RFC 9591 §4.2 Lagrange coefficients).
+   * - Each partial is released only on its own operator's authenticated request, which that operator's
+   *   approve hook saw in full (enc, receiver key, players, session id), and only wrapped to the
+   *   receiver key named in it: nobody without that receiver's private key can read it.
+   * - So the secret of `enc` is obtained only by whoever holds receiver keys for t partials of that enc,
+   *   each of which its operator approved sending to that receiver. An honest SDK combines only partials
+   *   opened with its own fresh receiver key, bound (AEAD associated data and DLEQ context) to its own
+   *   session id, key version and each sender's index, for the `enc` it asked about: partials released
+   *   for any other request do not open or do not verify there.
+   * - A repeated request is not refused (no session id is claimed): it only yields another wrapping of
+   *   the same partial to the same receiver, which its operator approved already.
+   * Compared with the session path this gives up only the up-front agreement of the t nodes; a node whose
+   * operator did not ask releases nothing, and the SDK fails without t partials.
+   */
   async decapsulate(p: Principal, keyId: string, req: DecapsulateRequest): Promise<DecapsulateResponse> {
     const session = parseSessionId(req.sessionId);
     return this.o.gate.run(
-      { principal: p, operation: 'decapsulate', authorize: 'policy', keyId, ...versionOf(req), session },
+      // Not a coordinator session: a refusal has nothing to decline there (the session id is the SDK's binding nonce).
+      { principal: p, operation: 'decapsulate', authorize: 'policy', keyId, ...versionOf(req), session, declineOnRefusal: false },
       async () => {
         const rec = await this.requireKey(p.tenant, keyId, req.version, 'decapsulate');
         const suite = getKemSuite(rec.suite);
         const enc = fromHex(req.enc, 'enc', suite.encLength);
-        // Check enc locally before joining (sessions.md step 3): a bad point fails here, not inside a session.
+        // RFC 9180 §4.1 DeserializePublicKey with the suite's validity checks: a bad point fails here, before any share is read.
         suite.encToPoint(enc);
         const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
-        const params = this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
-        return { version: rec.version, rec, suite, enc, receiver, params };
+        // The SDK picks which t (or more) nodes it asks: the list must be well formed and name this node.
+        this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
+        return { version: rec.version, rec, suite, enc, receiver };
       },
-      async ({ rec, suite, enc, receiver, params }) => {
-        let used: PublicKeyPackage | undefined;
-        const wrapped = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
-          used = key!.publicKey;
-          const partial = decapPartial(suite, key!, enc, session);
-          const plaintext = encodeMessage('decap/partial', suite.id, partial);
-          return sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
-        });
-        this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');
-        return {
-          keyId,
-          version: rec.version,
-          index: this.o.index,
-          wrappedPartial: { kem: wrapped.kem, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) },
-          publicPackage: packageToJson(used!),
-        };
+      async ({ rec, suite, enc, receiver }) => {
+        await this.refuseReleasedDestroy(p.tenant, keyId, rec.version);
+        const key = await this.o.store.getShare(p.tenant, keyId, rec.version);
+        if (!key) throw notFound(keyId, rec.version);
+        let plaintext: Uint8Array | undefined;
+        try {
+          const partial = decapPartial(suite, key, enc, session);
+          plaintext = encodeMessage('decap/partial', suite.id, partial);
+          const wrapped = await sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
+          this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');
+          return {
+            keyId,
+            version: rec.version,
+            index: this.o.index,
+            wrappedPartial: { kem: wrapped.kem, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) },
+            publicPackage: packageToJson(key.publicKey),
+          };
+        } finally {
+          zeroize(key.secret.value);
+          if (plaintext) zeroize(plaintext);
+        }
       },
     );
+  }
+
+  /**
+   * A destroyed key never decrypts again: once this node released its vote to destroy a version, a
+   * certificate may exist at a peer, so the share is not used any more (as the session engine refuses).
+   */
+  private async refuseReleasedDestroy(tenant: string, keyId: string, version: number): Promise<void> {
+    const staged = await this.o.store.getStaged(tenant, keyId);
+    if (staged?.released && staged.operation === 'destroy' && staged.version === version) {
+      throw new TesseraError(
+        ErrorCode.BadState,
+        `key ${keyId} version ${version} is being destroyed on node ${this.o.index} (session ${toHex(staged.session)} awaits its certificate): its share is not used; run tessera repair --key-id ${keyId}`,
+      );
+    }
   }
 
   async refresh(p: Principal, keyId: string, req: RefreshRequest): Promise<RefreshResponse> {

@@ -975,43 +975,111 @@ export class Cluster {
     }
   }
 
-  /** Threshold decapsulation: the nodes wrap their partial results to a fresh receiver key only this call holds. */
+  /**
+   * Threshold decapsulation in one round trip (issue 10 item 4). Every player's operator hook approves
+   * the request first; then the players (default 1..t) are asked in parallel, and each answers directly
+   * with its DLEQ-proved partial, HPKE-wrapped (ML-KEM-768) to a fresh receiver key only this call holds:
+   * no coordinator session, no relay. The partials are unwrapped with that key, bound (associated data)
+   * to this call's session id, the key version and each sender's index, and combined by decapCombine,
+   * which checks every proof and names every node whose partial fails (BAD_PROOF, culprits). The key
+   * record comes from this SDK's cache (looked up once). If the players hold different epochs of the
+   * version (one missed a refresh commit), the nodes behind are handed the certificate of the newest
+   * epoch (as `repair` does) and asked once more.
+   */
   async decapsulate(o: { keyId: string; enc: Uint8Array | string; players?: number[]; version?: number }): Promise<{ sharedSecret: string; version: number }> {
-    const key = await this.getKey(o.keyId, o.version, o.players?.[0] ?? 1);
-    const suite = getKemSuite(key.suite);
-    const players = o.players ?? allPlayers(key.threshold);
-    const receiver = await generateWrappingKeyPair('ml-kem-768');
+    const { info } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
+    const suite = getKemSuite(info.suite);
+    const players = o.players ?? allPlayers(info.threshold);
+    const enc = typeof o.enc === 'string' ? o.enc : toHex(o.enc);
     try {
-      const enc = typeof o.enc === 'string' ? o.enc : toHex(o.enc);
+      let outcome = await this.decapsulateOnce(o.keyId, o.version, suite.id, enc, players);
+      if ('behind' in outcome) {
+        await this.catchUpEpoch(o.keyId, outcome.version, outcome.ahead, outcome.behind);
+        outcome = await this.decapsulateOnce(o.keyId, o.version, suite.id, enc, players);
+        if ('behind' in outcome) {
+          throw new TesseraClientError('EPOCH_MISMATCH', `nodes ${outcome.behind.join(',')} still hold an older epoch of ${o.keyId} version ${outcome.version} than node ${outcome.ahead}; run \`tessera repair --key-id ${o.keyId}\``);
+        }
+      }
+      // The nodes used another version than this SDK's record names (rotated elsewhere): look it up again next time.
+      if (outcome.version !== info.version) this.forgetKeyInfo(o.keyId);
+      return outcome;
+    } catch (e) {
+      this.forgetKeyInfo(o.keyId);
+      throw e;
+    }
+  }
+
+  /**
+   * One decapsulation round trip: every player asked in parallel with the same request, each answer
+   * unwrapped and checked, then combined. Returns `behind` instead when the players agree on the version
+   * but hold different epochs of it.
+   */
+  private async decapsulateOnce(
+    keyId: string,
+    version: number | undefined,
+    suiteId: string,
+    enc: string,
+    players: readonly number[],
+  ): Promise<{ sharedSecret: string; version: number } | { version: number; ahead: number; behind: number[] }> {
+    const suite = getKemSuite(suiteId);
+    const receiver = await generateWrappingKeyPair('ml-kem-768');
+    const opened: Uint8Array[] = [];
+    try {
       const sessionId = newSessionId();
       const request: SessionRequest = {
         operation: 'decapsulate',
         sessionId,
-        keyId: o.keyId,
+        keyId,
         enc,
-        players,
+        players: [...players],
         receiverPublicKey: toHex(receiver.publicKey),
-        ...(o.version ? { version: o.version } : {}),
+        ...(version ? { version } : {}),
       };
       const results = await this.run<DecapsulateResponse>(players, request);
+      results.forEach((r, k) => {
+        // Each answer must come from the node asked, for this key: its index is bound into the unwrapping below.
+        if (r.index !== players[k] || r.keyId !== keyId) {
+          throw new TesseraClientError('VERIFICATION_FAILED', `node ${players[k]} answered for node ${r.index} / key ${r.keyId}`, { node: players[k]! });
+        }
+      });
+      assertSame(results.map((r) => String(r.version)), 'key version');
+      const epochs = results.map((r) => r.publicPackage.epoch);
+      const newest = Math.max(...epochs);
+      if (epochs.some((e) => e !== newest)) {
+        return { version: results[0]!.version, ahead: players[epochs.indexOf(newest)]!, behind: players.filter((_, k) => epochs[k] !== newest) };
+      }
+      assertSame(results.map((r) => JSON.stringify(r.publicPackage)), 'public package');
+      const pkg = packageFromJson(results[0]!.publicPackage);
+      if (pkg.suite !== suite.id) throw new TesseraClientError('VERIFICATION_FAILED', `the nodes answered with a ${pkg.suite} key, not ${suite.id}`);
       const session = fromHex(sessionId, 'sessionId');
-      const pkgs = results.map((r) => r.publicPackage);
-      assertSame(pkgs.map((p) => JSON.stringify(p)), 'public package');
-      const pkg = packageFromJson(pkgs[0]!);
       const partials = new Map<number, ReturnType<typeof decodeMessage<'decap/partial'>>>();
       for (const r of results) {
         const plaintext = await openFromSender(
           receiver,
           { kem: r.wrappedPartial.kem, enc: fromHex(r.wrappedPartial.enc, 'enc'), ciphertext: fromHex(r.wrappedPartial.ciphertext, 'ciphertext') },
-          decapPartialBinding(session, o.keyId, r.version, r.index),
+          decapPartialBinding(session, keyId, r.version, r.index),
         );
+        opened.push(plaintext);
         partials.set(r.index, decodeMessage(plaintext, 'decap/partial', suite.id));
       }
+      // Checks every DLEQ proof (bound to this session id and the sender's index) before combining.
       const secret = decapCombine(suite, pkg, fromHex(enc, 'enc'), partials, session);
       return { sharedSecret: toHex(secret), version: results[0]!.version };
     } finally {
       receiver.privateKey.fill(0);
+      for (const p of opened) p.fill(0); // t of these give the DH value
     }
+  }
+
+  /** Hand the certificate of node `ahead`'s current epoch of a version to the nodes behind (step 1 of repair, for one version). */
+  private async catchUpEpoch(keyId: string, version: number, ahead: number, behind: readonly number[]): Promise<void> {
+    const status = await this.node(ahead).commitStatus(keyId);
+    const certSessionId = status.versions.find((v) => v.version === version)?.certSessionId;
+    const certificate = certSessionId && status.certificates.find((c) => c.sessionId === certSessionId)?.certificate;
+    if (!certificate) {
+      throw new TesseraClientError('EPOCH_MISMATCH', `nodes ${behind.join(',')} hold an older epoch of ${keyId} version ${version} than node ${ahead}, which has no certificate for its epoch; run \`tessera repair --key-id ${keyId}\``);
+    }
+    await Promise.all(behind.map((n) => this.node(n).repair(keyId, certificate)));
   }
 
   /** Each node's import public key (ML-KEM-768): what a bundle for this cluster is wrapped to. */
