@@ -13,7 +13,7 @@
  */
 import { Packr } from 'msgpackr';
 import { equalBytes } from './bytes.js';
-import { envelopeSignedBytes, type EnvelopeFields } from './envelope.js';
+import { batchSignedBytes, envelopeHash, envelopeSignedBytes, isBatchList, type EnvelopeFields } from './envelope.js';
 import { identityVerify } from './identity.js';
 import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
 import type { DkgRound1Msg, SignedCommitMsg } from './messages.js';
@@ -40,9 +40,24 @@ export interface SignEquivocation {
   readonly second: SignedCommitMsg;
 }
 
-/** A channel envelope as its sender signed it (core/envelope.ts), with the signature. */
+/**
+ * A channel envelope as its sender signed it (core/envelope.ts), with the signature: over the
+ * envelope's signed bytes, or, when `b` is present, over the batch of envelope hashes `b`
+ * (core/envelope.ts batchSignedBytes), which must list this envelope's hash.
+ */
 export interface SignedEnvelope extends EnvelopeFields {
   readonly s: Uint8Array;
+  readonly b?: readonly Uint8Array[];
+}
+
+/** True when `signer`'s identity key signed `env` (alone, or in a batch that lists its hash). */
+function envelopeSigned(session: Uint8Array, signer: number, env: SignedEnvelope, identityPublicKey: Uint8Array): boolean {
+  if (typeof env !== 'object' || env === null || env.f !== signer || !(env.s instanceof Uint8Array)) return false;
+  if (env.b === undefined) return identityVerify(identityPublicKey, envelopeSignedBytes(session, env), env.s);
+  if (!isBatchList(env.b)) return false;
+  const h = envelopeHash(session, env);
+  if (!env.b.some((x) => equalBytes(x, h))) return false;
+  return identityVerify(identityPublicKey, batchSignedBytes(session, signer, env.b), env.s);
 }
 
 /**
@@ -72,8 +87,7 @@ export interface EvidenceContext {
 function verifyEnvelopeEvidence(e: EnvelopeEvidence, identityPublicKey: Uint8Array, context: EvidenceContext): boolean {
   if (!(context.session instanceof Uint8Array) || !(e.session instanceof Uint8Array) || !equalBytes(e.session, context.session)) return false;
   if (!Array.isArray(e.envelopes)) return false;
-  const signedOk = (env: SignedEnvelope) =>
-    typeof env === 'object' && env !== null && env.f === e.signer && env.s instanceof Uint8Array && identityVerify(identityPublicKey, envelopeSignedBytes(e.session, env), env.s);
+  const signedOk = (env: SignedEnvelope) => envelopeSigned(e.session, e.signer, env, identityPublicKey);
   if (e.fault === 'undeclared-round') {
     const [env] = e.envelopes;
     return (

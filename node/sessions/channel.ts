@@ -11,7 +11,10 @@
  * "harvest now, decrypt later" gains nothing.
  *
  * Every envelope is signed by the sender's identity over (session, round, sender, receiver, kind,
- * KEM ciphertext, nonce, ciphertext). The receiver takes the sender from the authenticated relay
+ * KEM ciphertext, nonce, ciphertext). Envelopes a node sends in one go (everything posted in one
+ * synchronous turn: a round to every peer, two rounds to one peer) share ONE identity signature over
+ * the hashes of their signed bytes (core/envelope.ts batchSignedBytes); each carries the hash list, so
+ * each stays transferable evidence on its own (core/evidence.ts). The receiver takes the sender from the authenticated relay
  * (`from`), checks it against the envelope, verifies the signature with that node's identity key from
  * the cluster membership, and accepts each (sender, round) once. So a message that is forged,
  * tampered with, replayed, or moved to another session, round or receiver is rejected.
@@ -41,7 +44,7 @@ import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } f
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import { loadLiboqsMlKem768, type RawMlKem768 } from '../../core/pq.js';
-import { envelopeSignedBytes } from '../../core/envelope.js';
+import { MAX_BATCH_ENVELOPES, batchSignedBytes, envelopeSignedBytes, isBatchList } from '../../core/envelope.js';
 import type { EquivocationEvidence, SignedEnvelope } from '../../core/evidence.js';
 
 /** What the channel needs from the coordinator link: send opaque bytes, receive (from, bytes). */
@@ -51,7 +54,9 @@ export interface RelayLink {
   receive(session: Uint8Array): Promise<{ from: number; payload: Uint8Array }>;
 }
 
+/** v1: the signature is over this envelope alone; v2: over the batch of envelope hashes in `b`. */
 const ENVELOPE_VERSION = 1;
+const BATCH_ENVELOPE_VERSION = 2;
 const KDF_LABEL = utf8ToBytes('tessera/channel-key/v1');
 const HELLO_ROUND = 'hello';
 const MAX_ROUND_LENGTH = 64;
@@ -76,7 +81,8 @@ interface Envelope {
   e: Uint8Array; // hello: ephemeral KEM public key; data: KEM ciphertext on the first message of a direction, else empty
   n: Uint8Array; // data: AEAD nonce; hello: the session digest (32 bytes), or empty when the channel has none
   c: Uint8Array; // hello: application hello info; data: AEAD ciphertext
-  s: Uint8Array; // identity signature
+  s: Uint8Array; // identity signature (v1: of this envelope; v2: of the batch `b`)
+  b?: Uint8Array[]; // v2 only: SHA-256 of the signed bytes of every envelope of the batch, this one included
 }
 
 /**
@@ -107,7 +113,17 @@ function signedFault(signer: number, message: string, code: ErrorCode = ErrorCod
 
 /** A signed envelope as transferable evidence (core/evidence.ts EnvelopeEvidence). */
 function envelopeOf(env: Envelope): SignedEnvelope {
-  return { r: env.r, f: env.f, t: env.t, k: env.k, e: Uint8Array.from(env.e), n: Uint8Array.from(env.n), c: Uint8Array.from(env.c), s: Uint8Array.from(env.s) };
+  return {
+    r: env.r,
+    f: env.f,
+    t: env.t,
+    k: env.k,
+    e: Uint8Array.from(env.e),
+    n: Uint8Array.from(env.n),
+    c: Uint8Array.from(env.c),
+    s: Uint8Array.from(env.s),
+    ...(env.b ? { b: env.b.map((h) => Uint8Array.from(h)) } : {}),
+  };
 }
 
 function signedBytes(session: Uint8Array, env: Omit<Envelope, 's' | 'v'>): Uint8Array {
@@ -130,7 +146,7 @@ function decodeEnvelope(payload: Uint8Array, from: number): Envelope {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) reject('envelope is not a map');
   const o = raw as Record<string, unknown>;
   const keys = Object.keys(o).sort().join(',');
-  if (keys !== 'c,e,f,k,n,r,s,t,v') reject('envelope has unexpected fields');
+  if (keys !== (o.v === BATCH_ENVELOPE_VERSION ? 'b,c,e,f,k,n,r,s,t,v' : 'c,e,f,k,n,r,s,t,v')) reject('envelope has unexpected fields');
   const env = {
     v: o.v,
     r: o.r,
@@ -141,8 +157,9 @@ function decodeEnvelope(payload: Uint8Array, from: number): Envelope {
     n: asBytes(o.n),
     c: asBytes(o.c),
     s: asBytes(o.s),
+    ...(o.v === BATCH_ENVELOPE_VERSION ? { b: isBatchList(o.b) ? o.b.map((h) => new Uint8Array(h)) : reject('bad batch hash list') } : {}),
   };
-  if (env.v !== ENVELOPE_VERSION) reject('unsupported envelope version');
+  if (env.v !== ENVELOPE_VERSION && env.v !== BATCH_ENVELOPE_VERSION) reject('unsupported envelope version');
   if (typeof env.r !== 'string' || env.r.length === 0 || env.r.length > MAX_ROUND_LENGTH) reject('bad round');
   if (!Number.isInteger(env.f) || !Number.isInteger(env.t)) reject('bad sender or receiver');
   if (env.k !== 'hello' && env.k !== 'data') reject('bad kind');
@@ -190,6 +207,11 @@ export class SessionChannel {
   /** Authenticated messages and bytes accepted from each peer. */
   private readonly usage = new Map<number, { messages: number; bytes: number }>();
   private readonly waiters = new Map<string, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
+  /** Envelopes posted in this turn, signed together by flush(). */
+  private pending: { env: Omit<Envelope, 's' | 'v' | 'b'>; signed: Uint8Array }[] = [];
+  private flushQueued = false;
+  /** The last batch signature verified per peer: the other envelopes of that batch need no second check. */
+  private readonly verifiedBatch = new Map<number, { bytes: Uint8Array; s: Uint8Array }>();
   private pumping?: Promise<void>;
   private failure?: Error;
   private closed = false;
@@ -318,10 +340,30 @@ export class SessionChannel {
     return out;
   }
 
-  /** Wipe every key this channel holds. Idempotent. */
+  /**
+   * Sign and hand to the relay every envelope posted since the last flush, under one identity signature
+   * (one envelope alone: signed alone). Runs by itself at the end of the turn that posted them; call it
+   * to send them earlier (before telling the coordinator the session is done).
+   */
+  flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      const { env, signed } = batch[0]!;
+      const s = identitySign(this.identity.secretKey, signed);
+      this.link.send(this.session, env.t, packr.pack({ v: ENVELOPE_VERSION, ...env, s }));
+      return;
+    }
+    const b = batch.map((p) => sha256(p.signed));
+    const s = identitySign(this.identity.secretKey, batchSignedBytes(this.session, this.self, b));
+    for (const { env } of batch) this.link.send(this.session, env.t, packr.pack({ v: BATCH_ENVELOPE_VERSION, ...env, s, b }));
+  }
+
+  /** Wipe every key this channel holds. Idempotent. Envelopes not flushed yet are dropped. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.pending = [];
     zeroize(this.ephemeral?.secretKey);
     for (const d of [...this.sendKeys.values(), ...this.recvKeys.values()]) zeroize(d.key);
     this.sendKeys.clear();
@@ -349,9 +391,38 @@ export class SessionChannel {
     if (this.rounds && !this.rounds.has(round)) throw new TesseraError(ErrorCode.BadInput, `channel: round ${round} is not one this protocol runs`);
   }
 
-  private post(env: Omit<Envelope, 's' | 'v'>): void {
-    const s = identitySign(this.identity.secretKey, signedBytes(this.session, env));
-    this.link.send(this.session, env.t, packr.pack({ v: ENVELOPE_VERSION, ...env, s }));
+  /** Queue an envelope for this turn's batch (flush() signs and sends it). */
+  private post(env: Omit<Envelope, 's' | 'v' | 'b'>): void {
+    this.pending.push({ env, signed: signedBytes(this.session, env) });
+    if (this.pending.length >= MAX_BATCH_ENVELOPES) {
+      this.flush();
+      return;
+    }
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (this.closed || this.failure) return;
+      try {
+        this.flush();
+      } catch (e) {
+        // The relay refused (e.g. the link dropped): the session fails as if send() had thrown.
+        this.fail(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  }
+
+  /** Whether `from` signed `env`: alone (v1), or in a batch that lists the envelope's hash (v2). */
+  private signedBy(from: number, env: Envelope, signed: Uint8Array, signedHash: Uint8Array): boolean {
+    const idKey = this.membership.get(from)!;
+    if (!env.b) return identityVerify(idKey, signed, env.s);
+    if (!env.b.some((h) => equalBytes(h, signedHash))) return false;
+    const bytes = batchSignedBytes(this.session, from, env.b);
+    const last = this.verifiedBatch.get(from);
+    if (last && equalBytes(last.s, env.s) && equalBytes(last.bytes, bytes)) return true;
+    if (!identityVerify(idKey, bytes, env.s)) return false;
+    this.verifiedBatch.set(from, { bytes, s: Uint8Array.from(env.s) });
+    return true;
   }
 
   private deriveKey(sharedSecret: Uint8Array, from: number, to: number): Uint8Array {
@@ -387,12 +458,11 @@ export class SessionChannel {
     if (env.f !== from) relayFault(from, `sender field ${env.f} does not match the relayed sender`);
     if (env.t !== this.self) relayFault(from, `message addressed to node ${env.t}`);
     const signed = signedBytes(this.session, env);
-    const idKey = this.membership.get(from)!;
-    if (!identityVerify(idKey, signed, env.s)) relayFault(from, 'bad or missing signature');
+    const signedHash = sha256(signed);
+    if (!this.signedBy(from, env, signed, signedHash)) relayFault(from, 'bad or missing signature');
 
     // Authenticated: `from` signed exactly these bytes for this session, round and receiver.
     const seenKey = `${from}/${env.r}`;
-    const signedHash = sha256(signed);
     const earlier = this.seen.get(seenKey);
     if (earlier) {
       // The same signed bytes again: the relay replayed them. Different ones: the sender signed two

@@ -176,6 +176,7 @@ export class SessionEngine {
         commit: (change) => certifyAndCommit(this.commitDeps, channel, peers, change),
       };
       const result = await body(ctx, key);
+      channel.flush(); // the last envelopes (e.g. the commit certificate) go out before the done
       link.done(session);
       return result;
     } catch (e) {
