@@ -235,6 +235,8 @@ export interface PresignaturesRequest {
   version?: number;
 }
 export interface PresignaturesResponse {
+  /** The caller's tenant (from its API key): bound by the batch signature. */
+  tenant: string;
   keyId: string;
   version: number;
   epoch: number;
@@ -636,8 +638,9 @@ export const ROUTES = {
       },
       response: withErrors({
         type: 'object',
-        required: ['keyId', 'version', 'epoch', 'suite', 'node', 'poolId', 'commitments', 'signature'],
+        required: ['tenant', 'keyId', 'version', 'epoch', 'suite', 'node', 'poolId', 'commitments', 'signature'],
         properties: {
+          tenant: id,
           keyId: id,
           version,
           epoch: { type: 'integer' },

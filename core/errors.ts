@@ -58,6 +58,13 @@ export const ErrorCode = {
   SessionAborted: 'SESSION_ABORTED',
   /** The service cannot serve now (not connected, shutting down, policy store unreadable). */
   Unavailable: 'UNAVAILABLE',
+  /**
+   * A presignature cannot be used (node/presign/): its pool is unknown (the node restarted, or the key
+   * changed since), the entry was already used or never handed out, the request names another epoch
+   * or version than the pool's, or the node's pools are full. Nothing was signed and no nonce of the
+   * request was consumed unless the message says so; the SDK falls back to two-round signing.
+   */
+  PresignatureUnavailable: 'PRESIGNATURE_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

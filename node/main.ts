@@ -26,6 +26,7 @@ import { loadOrCreateIdentity } from './store/identity-store.js';
 import { loadKek } from './store/kek.js';
 import { CoordinatorLink } from './sessions/link.js';
 import { FAULT_POINTS, NodeService } from './service.js';
+import { PresignPools } from './presign/pools.js';
 import { parseDeviations } from './sessions/deviations.js';
 import { ShareStore } from './store/storage.js';
 import { STORAGE_FAILED_MESSAGE } from './store/record-auth.js';
@@ -184,7 +185,15 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   // Test only: the malicious-node harness (node/sessions/deviations.ts).
   const deviations = parseDeviations(process.env.TESSERA_TEST_DEVIATIONS);
   if (deviations) logger.warn({ deviations }, 'TESSERA_TEST_DEVIATIONS is set: this node misbehaves on purpose (tests only)');
+  // Presignature pools (one-round signing): in memory only, never on disk (node/presign/pools.ts).
+  const presign = new PresignPools({
+    node: config.index,
+    identity: keys.identity,
+    loadShare: (tenant, keyId, version) => store.getShare(tenant, keyId, version),
+    logger: logger.child({ component: 'presign' }),
+  });
   const service = new NodeService({
+    presign,
     index: config.index,
     parties: config.membership.length,
     identity: keys.identity,
@@ -250,6 +259,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     url: address,
     async close() {
       await app.close();
+      presign.close(); // stops refills and wipes every nonce
       await link.close();
       await scheduler.stop();
       await policy.close();

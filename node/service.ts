@@ -63,7 +63,15 @@ import type {
   SignResponse,
   VerifyRequest,
   VerifyResponse,
+  PresignaturesRequest,
+  PresignaturesResponse,
+  SignShareRequest,
+  SignShareResponse,
+  SignBatchRequest,
+  SignBatchResponse,
 } from '../contract/http.js';
+import { PresignPools, type PresignScope } from './presign/pools.js';
+import { ownRef, parseItem, signWithPresignatures, type PresignedItem } from './presign/requests.js';
 import type { KeyRecord as StoredKey, ShareStore } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
@@ -122,6 +130,12 @@ export interface NodeServiceOptions {
    * as rotation {status: 'overdue', lastError, ...} while a due rotation has not happened.
    */
   rotation?: { minPeriodMs?: number; warnBeforeMs?: number; attempts?: RotationAttemptLookup };
+  /**
+   * The in-memory presignature pools (node/presign/pools.ts) for one-round signing; made with the
+   * defaults when not given. The service drops a key's pools on every change of its records
+   * (ShareStore.onKeyChange).
+   */
+  presign?: PresignPools;
 }
 
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
@@ -186,7 +200,15 @@ export class NodeService {
 
   private readonly engine: SessionEngine;
 
+  /** Presignature pools (one-round signing): in memory only, dropped on every change of their key. */
+  readonly presign: PresignPools;
+
   constructor(private readonly o: NodeServiceOptions) {
+    this.presign =
+      o.presign ??
+      new PresignPools({ node: o.index, identity: o.identity, loadShare: (t, k, v) => o.store.getShare(t, k, v), logger: o.logger });
+    // The one invalidation hook: every write of a key's records (every commit included) drops its pools.
+    o.store.onKeyChange((tenant, keyId) => this.presign.invalidate(tenant, keyId));
     this.engine = new SessionEngine({
       index: o.index,
       identity: o.identity,
@@ -294,6 +316,111 @@ export class NodeService {
     );
   }
 
+  /**
+   * Presignatures (node/presign/pools.ts): hand out `count` of this node's nonce commitments for a key
+   * version (the newest active one unless named), each once, in a batch signed with the node's identity.
+   * No policy decision and no audit entry: a commitment signs nothing and reveals nothing; every
+   * signature made with one is decided by the policy and audited (signShare, signBatch). The key must
+   * be the caller's tenant's and in a state that allows signing.
+   */
+  async presignatures(p: Principal, keyId: string, req: PresignaturesRequest): Promise<PresignaturesResponse> {
+    const failed = this.o.store.failure;
+    if (failed) throw failed;
+    const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
+    const suite = getSigningSuite(rec.suite);
+    const scope: PresignScope = { tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch, suite };
+    const batch = await this.presign.issue(scope, req.count);
+    return {
+      tenant: p.tenant,
+      keyId,
+      version: rec.version,
+      epoch: scope.epoch,
+      suite: suite.id,
+      node: this.o.index,
+      poolId: toHex(batch.poolId),
+      commitments: batch.commitments.map((c) => ({ index: c.index, hiding: toHex(c.hiding), binding: toHex(c.binding) })),
+      signature: toHex(batch.signature),
+    };
+  }
+
+  /**
+   * One-round signing: this node's signature share over one message with a presigned commitment list.
+   * Through the gate as 'sign' (policy, key checks, audit: the entry's session id is the presignature
+   * used, core/presign.ts presignRef). Everything is checked before the nonce is touched; the share is
+   * computed only after the nonce left its pool (node/presign/requests.ts).
+   */
+  async signShare(p: Principal, keyId: string, req: SignShareRequest): Promise<SignShareResponse> {
+    const ref = ownRef(this.o.index, req.commitments);
+    return this.o.gate.run(
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false },
+      () => this.preparePresigned(p, keyId, req.version, req.epoch, [req]),
+      async (prepared) => {
+        const [share] = await this.signPresigned(prepared);
+        this.o.logger.debug({ op: 'sign', keyId, version: prepared.version, presigned: 1 }, 'signed from a presignature');
+        return { keyId, version: prepared.version, epoch: prepared.scope.epoch, node: this.o.index, share: toHex(share!) };
+      },
+    );
+  }
+
+  /**
+   * Signature shares over up to MAX_SIGN_BATCH messages with one key, each with its own presigned
+   * commitment list: the policy decides every message and every message has its own audit entries
+   * (node/governance/gate.ts runBatch). All or nothing: one bad item refuses the request before any
+   * nonce is consumed. shares[i] is the share over items[i].
+   */
+  async signBatch(p: Principal, req: SignBatchRequest): Promise<SignBatchResponse> {
+    const { keyId } = req;
+    const refs = req.items.map((it) => ownRef(this.o.index, it.commitments));
+    return this.o.gate.runBatch(
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version },
+      refs,
+      () => this.preparePresigned(p, keyId, req.version, req.epoch, req.items),
+      async (prepared) => {
+        const shares = await this.signPresigned(prepared);
+        this.o.logger.debug({ op: 'sign', keyId, version: prepared.version, presigned: shares.length }, 'signed a batch from presignatures');
+        return { keyId, version: prepared.version, epoch: prepared.scope.epoch, node: this.o.index, shares: shares.map(toHex) };
+      },
+    );
+  }
+
+  /** Every check of a presigned request, in order, consuming nothing (node/presign/requests.ts). */
+  private async preparePresigned(
+    p: Principal,
+    keyId: string,
+    version: number,
+    epoch: number,
+    items: readonly SignShareRequest[] | SignBatchRequest['items'],
+  ): Promise<{ version: number; scope: PresignScope; items: PresignedItem[] }> {
+    const rec = await this.requireKey(p.tenant, keyId, version, 'sign');
+    const suite = getSigningSuite(rec.suite);
+    const pkg = rec.committed;
+    if (pkg.epoch !== epoch) {
+      throw new TesseraError(
+        ErrorCode.PresignatureUnavailable,
+        `epoch mismatch: key ${keyId} version ${version} is at epoch ${pkg.epoch} on node ${this.o.index}, the request names epoch ${epoch}; fetch new presignatures`,
+      );
+    }
+    const scope: PresignScope = { tenant: p.tenant, keyId, version, epoch, suite };
+    const parsed = items.map((it, k) => parseItem(scope, pkg, this.o.index, it, items.length > 1 ? `items[${k}].` : ''));
+    this.presign.check(scope, parsed.map((i) => i.use));
+    return { version, scope, items: parsed };
+  }
+
+  /** Load the share, then sign: the nonces leave their pools before any share is computed. */
+  private async signPresigned(prepared: { scope: PresignScope; items: PresignedItem[] }): Promise<Uint8Array[]> {
+    const { tenant, keyId, version, epoch } = prepared.scope;
+    const key = await this.o.store.getShare(tenant, keyId, version);
+    if (!key) throw notFound(keyId, version);
+    try {
+      if (key.secret.epoch !== epoch || key.publicKey.epoch !== epoch) {
+        throw new TesseraError(ErrorCode.PresignatureUnavailable, `epoch mismatch: key ${keyId} version ${version} changed to epoch ${key.publicKey.epoch} while signing; fetch new presignatures`);
+      }
+      return signWithPresignatures(this.presign, prepared.scope, key, prepared.items);
+    } finally {
+      zeroize(key.secret.value);
+    }
+  }
+
   /** Verify a signature under one version: a local check (no session), allowed while active or retired. */
   async verify(p: Principal, keyId: string, req: VerifyRequest): Promise<VerifyResponse> {
     return this.o.gate.run(
@@ -397,6 +524,7 @@ export class NodeService {
       );
     }
   }
+
 
   async refresh(p: Principal, keyId: string, req: RefreshRequest): Promise<RefreshResponse> {
     const session = parseSessionId(req.sessionId);

@@ -136,6 +136,67 @@ export class OperationGate {
   }
 
   /**
+   * One request that is several operations of one kind on one key (sign-batch: one signature per
+   * message), through the same steps as run(): the policy decides EVERY item (quotas and rates count
+   * each one), prepare runs once, and every item gets its own audit entries ('started', then 'ok' or
+   * 'failed'; a refusal 'denied' or 'failed') under its own reference `sessions[i]` (for sign-batch, the
+   * presignature the item uses). All or nothing: a refusal of any item refuses the whole request, and
+   * every item is audited with it. The entries are appended together (the audit log group-commits
+   * them). Nothing is declined at the coordinator: the items are not coordinator sessions.
+   */
+  async runBatch<P extends { version?: number }, R>(
+    req: GateRequest,
+    sessions: readonly (Uint8Array | undefined)[],
+    prepare: () => Promise<P>,
+    work: (prepared: P) => Promise<R>,
+  ): Promise<R> {
+    const failed = this.o.storageFailure?.();
+    if (failed) throw failed;
+    if (req.authorize !== 'policy' || req.keyId === undefined || sessions.length === 0) {
+      throw new TesseraError(ErrorCode.BadState, `gate: a batch of ${req.operation} needs a key id, the policy and at least one item`);
+    }
+    const { session: _none, ...base } = req;
+    const items: GateRequest[] = sessions.map((s) => ({ ...base, ...(s ? { session: s } : {}), declineOnRefusal: false }));
+    const all = (outcome: AuditOutcome, version: number | undefined, severity: AuditSeverity, reason?: string) =>
+      Promise.all(items.map((it) => this.append(it, outcome, version, severity, reason)));
+    let prepared: P;
+    let severity: AuditSeverity = 'info';
+    let note: string | undefined;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const decision = await this.o.policy.evaluate({
+          tenant: req.principal.tenant,
+          apiKeyId: req.principal.apiKeyId,
+          operation: policyOperation(req.operation),
+          keyId: req.keyId,
+          ...(req.version !== undefined ? { version: req.version } : {}),
+        });
+        if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason} (item ${i} of ${items.length}; nothing of the batch was done)`);
+        if (decision.failOpen) {
+          severity = 'warning';
+          note = 'admitted under emergency fail-open (policy not evaluable)';
+        }
+      }
+      prepared = await prepare();
+      await all('started', prepared.version, severity, note);
+    } catch (e) {
+      const err = asTesseraError(e);
+      await Promise.all(items.map((it) => this.record(it, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err)));
+      throw err;
+    }
+    let result: R;
+    try {
+      result = await work(prepared);
+    } catch (e) {
+      const err = asTesseraError(e);
+      await Promise.all(items.map((it) => this.record(it, 'failed', prepared.version ?? req.version, err)));
+      throw err;
+    }
+    await all('ok', prepared.version ?? req.version, severity, note);
+    return result;
+  }
+
+  /**
    * Tell the coordinator this node will not join `session`, a session on key `keyId` of the
    * principal's tenant. The decline carries that scope, so the coordinator applies it only to a
    * session whose nodes joined about the same tenant and key: an API key declines (or, by a refused

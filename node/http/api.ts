@@ -24,6 +24,9 @@ import {
   type SetStateRequest,
   type SignRequest,
   type VerifyRequest,
+  type PresignaturesRequest,
+  type SignShareRequest,
+  type SignBatchRequest,
 } from '../../contract/http.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeService } from '../service.js';
@@ -47,6 +50,8 @@ const STATUS: Record<string, number> = {
   [ErrorCode.PolicyDenied]: 403,
   [ErrorCode.Unavailable]: 503,
   [ErrorCode.SessionAborted]: 409,
+  // A presignature that cannot be used (node/presign/): the SDK falls back to two-round signing.
+  [ErrorCode.PresignatureUnavailable]: 409,
 };
 
 /** HTTP status for a TesseraError code: client mistakes 400, protocol failures 502 (another node misbehaved). */
@@ -246,6 +251,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     },
   });
   app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body as SignRequest) });
+  // One-round signing from presignatures (node/presign/pools.ts).
+  app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), keyIdOf(req), req.body as PresignaturesRequest) });
+  app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), keyIdOf(req), req.body as SignShareRequest) });
+  app.route({ ...ROUTES.signBatch, handler: async (req) => s.signBatch(who(req), req.body as SignBatchRequest) });
   app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
   app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
   app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body as RefreshRequest) });
