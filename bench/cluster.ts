@@ -24,7 +24,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { Cluster, NodeClient, TesseraClientError, type SignResult } from '../sdk/client.js';
 import { startDevCluster, type DevCluster } from '../sdk/dev.js';
-import { benchProcess, cpuProbe, type CpuShare, type Watched } from './cpu.js';
+import { benchProcess, cpuProbe, settle, type CpuShare, type Watched } from './cpu.js';
 import { startSingleKeySigner, type SingleKeySigner } from './single-key.js';
 import { fmtMs, fmtOps, summarize, type Section, type Stats } from './stats.js';
 
@@ -59,11 +59,15 @@ function failureLine(f: Failure): string {
 // ---------------------------------------------------------------------------------------------
 // Load runs
 
-/** How long a load row runs: at most `max` calls or `seconds` of wall clock, but at least `min` calls. */
+/**
+ * How long a load row runs: at most `max` calls or `seconds` of wall clock, but at least `min` calls.
+ * `warm`: presignatures fetched into the SDK's cache before a presigned row (about what the row uses).
+ */
 interface Cap {
   max: number;
   seconds: number;
   min: number;
+  warm?: number;
 }
 
 /** One load row: latency stats, throughput, failures and the CPU each watched process spent per successful call. */
@@ -192,8 +196,10 @@ const TWO_ROUND: SignPath = {
 
 const SIGN_PATHS: readonly SignPath[] = [PRESIGNED, TWO_ROUND];
 
-/** Presignatures fetched before each presigned row (one batch per node; the SDK refills in the background). */
+/** At most this many presignatures are fetched before a presigned row (the SDK refills in the background). */
 const WARM_PRESIGNATURES = 1024;
+/** Longest wait for the processes to go idle before a timed row (a node refilling its pool after a warm-up). */
+const SETTLE_MS = 4000;
 
 /** The figures of one signing configuration (a suite, t-of-n, a path, a backend) at c=1 and c=16. */
 export interface SignFigures {
@@ -220,6 +226,7 @@ function budgets(quick: boolean) {
         c16: { max: 48, seconds: 1.5, min: 16 },
         slowC1: { max: 4, seconds: 1, min: 2 },
         slowC16: { max: 32, seconds: 1, min: 16 },
+        settleMs: 1000,
         manyC1: { max: 2, seconds: 1, min: 1 },
         manyC4: { max: 8, seconds: 1, min: 4 },
         warm: 1,
@@ -227,10 +234,11 @@ function budgets(quick: boolean) {
         lifecycleRuns: 1,
       }
     : {
-        c1: { max: 1000, seconds: 2, min: 10 },
-        c16: { max: 10000, seconds: 4, min: 32 },
-        slowC1: { max: 300, seconds: 1.5, min: 5 },
-        slowC16: { max: 3000, seconds: 2.5, min: 16 },
+        c1: { max: 1000, seconds: 2, min: 10, warm: 512 },
+        c16: { max: 10000, seconds: 4, min: 32, warm: 1024 },
+        slowC1: { max: 300, seconds: 1.5, min: 5, warm: 128 },
+        slowC16: { max: 3000, seconds: 2.5, min: 16, warm: 256 },
+        settleMs: SETTLE_MS,
         manyC1: { max: 40, seconds: 2, min: 3 },
         manyC4: { max: 160, seconds: 3, min: 8 },
         warm: 3,
@@ -241,7 +249,7 @@ function budgets(quick: boolean) {
 
 /** c=1 then c=16 for one suite and path; untimed warm-up first. */
 async function signRows(
-  o: { cluster: Cluster; keyId: string; suite: string; tn: string; path: SignPath; backend: string; c1: Cap; c16: Cap; warm: number },
+  o: { cluster: Cluster; keyId: string; suite: string; tn: string; path: SignPath; backend: string; c1: Cap; c16: Cap; warm: number; settleMs: number },
   failures: Failure[],
   watched: readonly Watched[],
   log: (l: string) => void,
@@ -255,9 +263,12 @@ async function signRows(
   };
   const row = async (cap: Cap, concurrency: number): Promise<LoadResult> => {
     if (o.path.warm) {
-      const ready = await o.path.warm(o.cluster, o.keyId, Math.min(WARM_PRESIGNATURES, cap.max)).catch((e) => (failures.push(describe(`${name} warm presignatures`, e)), 0));
-      if (ready < Math.min(WARM_PRESIGNATURES, cap.max)) log(`cluster: ${name}: only ${ready} presignatures cached before timing`);
+      const want = Math.min(WARM_PRESIGNATURES, cap.max, cap.warm ?? cap.max);
+      const ready = await o.path.warm(o.cluster, o.keyId, want).catch((e) => (failures.push(describe(`${name} warm presignatures`, e)), 0));
+      if (ready < want) log(`cluster: ${name}: only ${ready} of ${want} presignatures cached before timing`);
     }
+    // Let background work of the warm-up (pool refills) finish before the clock starts.
+    await settle(watched, o.settleMs);
     other = 0;
     const r = await load(name, cap, concurrency, sign, failures, watched);
     return other ? { ...r, stats: { ...r.stats, note: `${r.stats.note}, ${other}/${r.ok} by ${o.path.id === 'presigned' ? 'two-round fallback' : 'another path'}` } } : r;
@@ -525,7 +536,7 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
           const slowRow = slow || path === TWO_ROUND;
           out.push(
             await signRows(
-              { cluster, keyId, suite, tn: '2-of-3', path, backend: backendLabel, c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm },
+              { cluster, keyId, suite, tn: '2-of-3', path, backend: backendLabel, c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm, settleMs: b.settleMs },
               failures,
               watched,
               o.log,
@@ -548,6 +559,7 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
     if (kemKey) {
       const decap = () => cluster.decapsulate({ keyId: kemKey, enc: x25519.getPublicKey(x25519.utils.randomSecretKey()) });
       for (let i = 0; i < b.warm; i++) await decap().catch((e) => failures.push(describe('decapsulate warm-up', e)));
+      await settle(watched, b.settleMs);
       const r = await load('decapsulate hpke-x25519 2-of-3', b.slowC1, 1, decap, failures, watched);
       figures.decapsulate = { stats: r.stats, failed: r.failed };
       add({
@@ -575,6 +587,7 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
         for (const c of [1, 4]) {
           const cap = c === 1 ? b.manyC1 : b.manyC4;
           await cluster.warmPresignatures(keyId, Math.min(cap.max * 64, WARM_PRESIGNATURES)).catch((e) => failures.push(describe(`${name} warm presignatures`, e)));
+          await settle(watched, b.settleMs);
           other = 0;
           const r = await load(name, cap, c, many, failures, watched, 64);
           const withNote = other ? { ...r, stats: { ...r.stats, note: `${r.stats.note}, ${other}/${r.ok * 64} by two-round fallback` } } : r;
@@ -642,7 +655,7 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
       for (const path of SIGN_PATHS) {
         const slowRow = path === TWO_ROUND;
         const f = await signRows(
-          { cluster, keyId: k.keyId, suite: 'ed25519', tn: `${t}-of-${n}`, path, backend: 'default', c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm },
+          { cluster, keyId: k.keyId, suite: 'ed25519', tn: `${t}-of-${n}`, path, backend: 'default', c1: slowRow ? b.slowC1 : b.c1, c16: slowRow ? b.slowC16 : b.c16, warm: b.warm, settleMs: b.settleMs },
           failures,
           watched,
           o.log,

@@ -78,3 +78,23 @@ export function cpuProbe(processes: readonly Watched[]): (operations: number) =>
 
 /** The bench process itself (SDK + load driver). */
 export const benchProcess: Watched = { name: 'bench (SDK)', pid: () => process.pid };
+
+/**
+ * Wait until the watched processes (the bench process itself excluded) are near idle: their CPU time
+ * grows by less than `idleShare` of one core over a 100 ms window (e.g. a node refilling its
+ * presignature pool after a warm-up), or `maxMs` passed. Resolves with the milliseconds waited.
+ */
+export async function settle(processes: readonly Watched[], maxMs: number, idleShare = 0.2): Promise<number> {
+  const others = processes.filter((p) => p.pid() !== process.pid);
+  const total = () => others.reduce((s, p) => s + (processCpuMs(p.pid()) ?? 0), 0);
+  const t0 = Date.now();
+  let last = total();
+  while (Date.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = total();
+    const busy = now - last;
+    last = now;
+    if (busy < 100 * idleShare) break;
+  }
+  return Date.now() - t0;
+}
