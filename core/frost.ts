@@ -29,7 +29,8 @@
  * Secrets: nonce and share encodings handed out or taken in are Uint8Arrays the callers wipe; the
  * scalars derived from them are bigints, which JavaScript cannot wipe (they live until collected).
  * Secret-dependent group operations use Group.mulBase (constant-time); msm (variable-time) only ever
- * sees public values.
+ * sees public values. Scalar arithmetic is the Group's bigint arithmetic (noble's field), which is
+ * not constant-time in JavaScript, as in @noble/curves' own FROST.
  */
 import { bytesToNumberBE, bytesToNumberLE } from '@noble/curves/utils.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -421,7 +422,15 @@ export function lambda(group: Group, signers: readonly number[], i: number): big
  */
 export function signingContext(pkg: DecodedPackage, list: readonly DecodedCommitment[], message: Uint8Array): SigningContext {
   ensure(message instanceof Uint8Array, ErrorCode.BadInput, 'message: expected bytes');
-  ensure(Array.isArray(list) && list.length >= 2, ErrorCode.BadInput, 'commitment list: expected at least two signers');
+  ensure(Array.isArray(list) && list.length >= pkg.threshold && list.length <= pkg.parties, ErrorCode.BadParameters, `need ${pkg.threshold}..${pkg.parties} signers`);
+  // §4.3: the list is sorted by identifier, each signer once (decodeCommitmentList makes it so).
+  list.forEach((c, k) =>
+    ensure(
+      Number.isSafeInteger(c.index) && c.index >= 1 && c.index <= pkg.parties && (k === 0 || list[k - 1]!.index < c.index),
+      ErrorCode.BadInput,
+      'commitment list: expected distinct party indexes in ascending order',
+    ),
+  );
   const { suite, group } = pkg;
   const msg = Uint8Array.from(message);
   const bindingFactors = new Map<number, bigint>();

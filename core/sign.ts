@@ -186,6 +186,24 @@ export function signRound1(
 // Round 2 (RFC 9591 §5.2 sign)
 
 /**
+ * This party's own entry in a received list, when it holds exactly the commitments this party made,
+ * is not decoded again: it takes the points remembered with the nonces (computed by this party).
+ */
+function adoptOwnCommit(suite: SigningSuite, nonces: SigningNonces, commits: unknown, index: number): void {
+  if (!(commits instanceof Map) || !isObject(nonces.commit)) return;
+  const own: unknown = commits.get(index);
+  if (!isObject(own)) return;
+  for (const [theirs, mine] of [
+    [own.hiding, nonces.commit.hiding],
+    [own.binding, nonces.commit.binding],
+  ] as const) {
+    if (!(theirs instanceof Uint8Array) || !equalBytes(theirs, mine)) continue;
+    const p = knownPoint(suite.group, mine);
+    if (p !== undefined) rememberPoint(suite.group, theirs, p);
+  }
+}
+
+/**
  * Compute this party's signature share over `message` for the signer set in `commits` (keyed by
  * sender index, this party included). Consumes `nonces` in every case.
  */
@@ -221,6 +239,7 @@ function round2(
     ensure(nonces.suite === suite.id, ErrorCode.UnknownSuite, `nonces are for suite ${String(nonces.suite)}, not ${suite.id}`);
     ensure(nonces.index === share.index, ErrorCode.BadInput, `nonces belong to party ${nonces.index}, not ${share.index}`);
     ensure(nonces.epoch === share.epoch, ErrorCode.EpochMismatch, `nonces were made at epoch ${nonces.epoch}, share is at ${share.epoch}`);
+    adoptOwnCommit(suite, nonces, commits, share.index);
     const list = decodeCommitmentList(pkg, commits);
     checkMessage(message);
     // The list must carry exactly the commitments this party made (RFC 9591 §5.2: the signer checks
