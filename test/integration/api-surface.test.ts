@@ -32,8 +32,11 @@ const SECRET_NAME = /share|secret|private|nonce|kek|seed|coefficient|polynomial|
  * - verifyingShares: share_i·G for each party (RFC 9591 §5 "verifying shares"), public by design;
  * - wrappedShare: a share HPKE-sealed to a wrapping key the caller named (export); ciphertext only.
  */
-const PUBLIC_FIELDS_MATCHING = new Set(['verifyingShares', 'wrappedShare', 'wrappedShares', 'apiKeyId', 'apiKeys', 'apiKey']);
+const PUBLIC_FIELDS_MATCHING = new Set(['verifyingShares', 'wrappedShare', 'wrappedShares', 'apiKeyId', 'apiKeys', 'apiKey', 'share', 'shares']);
 /*
+ * - share / shares (sign-share, sign-batch): FROST signature shares z_i (RFC 9591 §5.2), what every
+ *   signer sends in round 2 and the aggregator publishes to check (§5.4); public-safe: each is
+ *   computed with a fresh nonce used once (node/presign/), so it reveals nothing about the key share;
  * - apiKeyId: an API key's id (ak_..., the audit actor and policy scope), not the key;
  * - apiKeys: the admin listing of API keys: ids, tenants, roles, times (never keys or hashes);
  * - apiKey: the new API key in the answer to the admin who created it (createApiKey), the only time it
@@ -255,6 +258,32 @@ describe('API surface on a live cluster', () => {
       const rs = await session('sign', [1, 2], signPath, (i) => ({ sessionId: s, message: i === 1 ? 'aa' : 'bb', players: [1, 2] }));
       for (const r of rs) expect(r.status).toBeGreaterThanOrEqual(400);
       expect(rs.map((r) => r.json.message).join(' ')).toMatch(/DIGEST_MISMATCH/);
+    }
+
+    // --- one-round signing from presignatures (node/presign/): batches, a share from each player,
+    //     a batch of messages; invalid ones
+    {
+      const key = (await call('getKey', 1, 'GET', '/v1/keys/surface-ed')).json;
+      const batches = await Promise.all([1, 2].map((i) => call('presignatures', i, 'POST', '/v1/keys/surface-ed/presignatures', { body: { count: 3 } })));
+      for (const b of batches) expect(b.status, JSON.stringify(b.json)).toBe(200);
+      const entry = (i: number, k: number) => {
+        const b = batches[i - 1]!.json;
+        return { node: i, poolId: b.poolId, index: b.commitments[k].index, hiding: b.commitments[k].hiding, binding: b.commitments[k].binding };
+      };
+      const list = [entry(1, 0), entry(2, 0)];
+      const message = bytesToHex(message32('surface presigned'));
+      const shares = await session('signShare', [1, 2], '/v1/keys/surface-ed/sign-share', () => ({ message, commitments: list, version: key.version, epoch: key.epoch }));
+      for (const r of shares) expect(Object.keys(r.json).sort(), JSON.stringify(r.json)).toEqual(['epoch', 'keyId', 'node', 'share', 'version']);
+      const items = [1, 2].map((k) => ({ message: bytesToHex(message32(`surface batch ${k}`)), commitments: [entry(1, k), entry(2, k)] }));
+      const batch = await session('signBatch', [1, 2], '/v1/sign-batch', () => ({ keyId: 'surface-ed', version: key.version, epoch: key.epoch, items }));
+      for (const r of batch) expect(r.json.shares, JSON.stringify(r.json)).toHaveLength(2);
+      // Used once: refused again; bad inputs.
+      expect((await call('signShare', 1, 'POST', '/v1/keys/surface-ed/sign-share', { body: { message, commitments: list, version: key.version, epoch: key.epoch } })).status).toBe(409);
+      expect((await call('signShare', 1, 'POST', '/v1/keys/surface-ed/sign-share', { body: { message, commitments: [list[0]], version: key.version, epoch: key.epoch } })).status).toBe(400);
+      expect((await call('signShare', 1, 'POST', '/v1/keys/surface-kem/sign-share', { body: { message, commitments: list, version: 1, epoch: 0 } })).status).toBe(400);
+      expect((await call('presignatures', 1, 'POST', '/v1/keys/surface-ed/presignatures', { body: { count: 100000 } })).status).toBe(400);
+      expect((await call('presignatures', 1, 'POST', '/v1/keys/no-such-key/presignatures', { body: { count: 1 } })).status).toBe(404);
+      expect((await call('signBatch', 1, 'POST', '/v1/sign-batch', { body: { keyId: 'surface-ed', version: key.version, epoch: key.epoch, items: [] } })).status).toBe(400);
     }
 
     // --- decapsulate (valid; invalid)
