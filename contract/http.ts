@@ -569,7 +569,13 @@ export const ROUTES = {
           importPublicKey: { type: 'string' },
           ready: { type: 'boolean' },
           online: { type: 'array', items: index },
-          groupBackends: { type: 'object', additionalProperties: { type: 'string' } },
+          // Closed (api-surface: no open response object): one backend name per group (core/suites.ts groupBackendNames).
+          groupBackends: {
+            type: 'object',
+            required: ['edwards25519', 'secp256k1', 'P-256'],
+            properties: { edwards25519: { type: 'string' }, secp256k1: { type: 'string' }, 'P-256': { type: 'string' } },
+            additionalProperties: false,
+          },
         },
         additionalProperties: false,
       }),
