@@ -180,6 +180,17 @@ describe('culprits', () => {
     expect(err.message).toMatch(/2, 5/);
   });
 
+  it('aggregate-first: shares off by +d and -d still sum to the valid signature; verifySignatureShares names both', () => {
+    const { group } = suite;
+    const { commits, shares } = bothRounds(suite, signers, MESSAGE);
+    const shift = (i: number, d: bigint) => ({ share: group.scalarToBytes(group.add(group.scalarFromBytes(shares.get(i)!.share, 's', true), d)) });
+    const offset = new Map(shares).set(2, shift(2, 5n)).set(4, shift(4, group.neg(5n)));
+    const sig = aggregateSignature(suite, pkg, commits, MESSAGE, offset);
+    expect(Buffer.from(sig).equals(Buffer.from(aggregateSignature(suite, pkg, commits, MESSAGE, shares)))).toBe(true);
+    expect(verifyIndependently(suite, groupPublicKey(suite, pkg), MESSAGE, sig)).toBe(true);
+    expectError(() => verifySignatureShares(suite, pkg, commits, MESSAGE, offset), ErrorCode.BadSignatureShare, [2, 4]);
+  });
+
   it('a share computed for another message is bad; honest shares verify', () => {
     const { commits, shares } = bothRounds(suite, signers, MESSAGE);
     verifySignatureShares(suite, pkg, commits, MESSAGE, shares);
