@@ -28,6 +28,7 @@ import type { SignShareMsg } from '../../core/messages.js';
 import { PresignPools, type PresignScope } from '../../node/presign/pools.js';
 import { signWithPresignatures, parseItem } from '../../node/presign/requests.js';
 import { runDkg } from '../helpers/run-dkg.js';
+import { useTempStores } from '../helpers/temp-store.js';
 
 const logger = pino({ level: 'silent' });
 const copyKey = (k: KeyShare): KeyShare => ({ publicKey: k.publicKey, secret: { ...k.secret, value: Uint8Array.from(k.secret.value) } });
@@ -312,5 +313,41 @@ describe('node/presign: pools', () => {
     for (let i = 0; i < 200 && p.stats().ready < 40; i++) await new Promise((r) => setTimeout(r, 10));
     expect(p.stats()).toMatchObject({ ready: 40, issued: 1, made: 41 });
     p.close();
+  });
+});
+
+describe('node/store/storage.ts onKeyChange: the one invalidation hook', () => {
+  const stores = useTempStores('tessera-presign-hook-');
+
+  it('every write of a key\'s records tells (tenant, keyId), and a pool wired to it is dropped; other writes do not', async () => {
+    const store = await stores.open();
+    const [k1] = runDkg('ed25519', 2, 3);
+    const seen: string[] = [];
+    const off = store.onKeyChange((t, k) => seen.push(`${t}/${k}`));
+    const pools = new PresignPools({ node: 1, identity, loadShare: (t, k, v) => store.getShare(t, k, v), logger, target: 0 });
+    store.onKeyChange((t, k) => pools.invalidate(t, k));
+    const share = { publicKey: k1!.publicKey, secret: k1!.secret };
+    await store.put({ tenant: 'acme', keyId: 'k', version: 1, exportable: false, share });
+    expect(seen).toEqual(['acme/k']);
+    const scope: PresignScope = { tenant: 'acme', keyId: 'k', version: 1, epoch: 0, suite: getSigningSuite('ed25519') };
+    const b = await pools.issue(scope, 1);
+    const probe = pools.wipeProbe('acme', 'k');
+    await store.setState('acme', 'k', 1, 'retired');
+    expect(seen).toEqual(['acme/k', 'acme/k']);
+    expect(pools.stats().pools).toBe(0);
+    expect(probe.count > 0 && probe.allZero()).toBe(true);
+    const c = b.commitments[0]!;
+    expect(codeOf(() => pools.check(scope, [{ poolId: b.poolId, index: c.index, hiding: c.hiding, binding: c.binding }]))).toBe(ErrorCode.PresignatureUnavailable);
+    // Not about a key: session claims and secrets.
+    await store.claimSession(new Uint8Array(16).fill(1));
+    await store.putSecret('something', new Uint8Array(8));
+    expect(seen).toHaveLength(2);
+    // A failed write is told too (the listener cannot know what part landed).
+    await expect(store.setState('acme', 'k', 1, 'retired')).rejects.toBeDefined();
+    expect(seen).toHaveLength(3);
+    off();
+    await store.destroy('acme', 'k', 1);
+    expect(seen).toHaveLength(3);
+    pools.close();
   });
 });
