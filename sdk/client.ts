@@ -931,7 +931,7 @@ export class Cluster {
       }),
     );
     await Promise.all(players.flatMap((i) => requests.map((r) => this.node(i).authorize(r))));
-    const out: (SignResult | undefined)[] = new Array(messages.length);
+    const out: (SignResult | undefined)[] = messages.map(() => undefined);
     try {
       const chunks: number[][] = [];
       for (let s = 0; s < lists.length; s += MAX_SIGN_BATCH) chunks.push(Array.from({ length: Math.min(MAX_SIGN_BATCH, lists.length - s) }, (_, k) => s + k));
