@@ -65,7 +65,14 @@ export function readLogs(dir: string, lines = 15): string {
  * temp dir and wait until every node is ready. If anything fails, everything started is stopped
  * and the dir removed before the error is rethrown (with the logs' tails in its message).
  */
-export async function startTestCluster(o: { nodes: number; threshold: number; logLevel?: string; env?: Record<string, string> }): Promise<TestCluster> {
+export async function startTestCluster(o: {
+  nodes: number;
+  threshold: number;
+  logLevel?: string;
+  env?: Record<string, string>;
+  /** Extra environment for one process (0 = coordinator, i = node i), e.g. a group backend per node. */
+  envFor?: (index: number) => Record<string, string> | undefined;
+}): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-it-'));
   let dev: DevCluster | undefined;
   let closed = false;
@@ -91,6 +98,7 @@ export async function startTestCluster(o: { nodes: number; threshold: number; lo
       logLevel: o.logLevel ?? 'info',
       out: () => {},
       ...(o.env ? { env: o.env } : {}),
+      ...(o.envFor ? { envFor: o.envFor } : {}),
     });
     await readyOrExplain(dev, dir);
   } catch (e) {
