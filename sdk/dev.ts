@@ -250,10 +250,12 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...(o.env ?? {}), ...(o.envFor?.(index) ?? {}), ...env },
       });
-      child.stdout!.pipe(log);
-      child.stderr!.pipe(log);
+      // Two sources into one file: neither may end it (stderr can still write after stdout closed).
+      child.stdout!.pipe(log, { end: false });
+      child.stderr!.pipe(log, { end: false });
       stopping.delete(index);
       children.set(index, child);
+      child.once('close', () => log.end());
       child.once('exit', (code, signal) => {
         if (children.get(index) === child) children.delete(index);
         if (!stopping.has(index)) dev.onUnexpectedExit?.(index, code, signal);
