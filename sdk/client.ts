@@ -780,6 +780,7 @@ export class Cluster {
   /**
    * Fetch presignature commitments now, so that the next `count` signatures with this key version by
    * `players` (default 1..t) take one round trip. Each batch is verified under its node's identity key.
+   * From then on the key's cache refills in the background when it runs low (PresignOptions.lowWater).
    * Returns how many signatures the cache now holds commitments for (fewer if a node gave fewer).
    */
   async warmPresignatures(keyId: string, count: number, o: { players?: number[]; version?: number } = {}): Promise<number> {
@@ -849,8 +850,8 @@ export class Cluster {
 
   /**
    * Sign `message` with `players` (default nodes 1..t). Every player's operator hook approves it first.
-   * With presignatures cached for every player (warmPresignatures, or the background refill that any
-   * sign with the key starts), this is one round trip per player and no key lookup: each player gets the
+   * With presignatures cached for every player (warmPresignatures once per key; the cache then refills
+   * in the background, see PresignOptions), this is one round trip per player and no key lookup: each player gets the
    * message and the commitment list, returns its share, and the SDK aggregates and verifies. Otherwise,
    * or if a player refuses its commitment (unknown, used, stale), the two-round session path signs,
    * with no error. `path` says which one did.

@@ -34,10 +34,18 @@ export interface PresignOptions {
   enabled?: boolean;
   /**
    * Refill a node's cached commitments for a key in the background when fewer than this many are left
-   * after a signature with that key (or when none were there). 0: never refill by itself (only
-   * warmPresignatures and signMany fetch). Default 32.
+   * after a signature with that key. 0: never refill by itself (only warmPresignatures and signMany
+   * fetch). Default 32. Refills run for the keys this Cluster presigns with (warmed or signMany'd),
+   * or for every key it signs with when `auto` is set.
    */
   lowWater?: number;
+  /**
+   * true: any signature with a key starts its background refill, so the first signature takes two
+   * rounds and the following ones one. Default false: a key presigns once it was warmed
+   * (warmPresignatures) or signed with by signMany, and a Cluster that never does either signs exactly
+   * as before (two rounds, through the coordinator), holding no nonce on any node.
+   */
+  auto?: boolean;
   /** How many commitments one background refill asks each node for (1..MAX_PRESIGN_BATCH). Default 128. */
   batch?: number;
 }
@@ -183,7 +191,10 @@ export class Presigner {
   readonly enabled: boolean;
   readonly lowWater: number;
   readonly batch: number;
+  readonly auto: boolean;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** Key ids this Cluster presigns with (warmed or signMany'd): the ones refilled in the background. */
+  private readonly active = new Set<string>();
 
   constructor(
     private readonly fetch: FetchPresignatures,
@@ -191,6 +202,7 @@ export class Presigner {
     o: PresignOptions = {},
   ) {
     this.enabled = o.enabled !== false;
+    this.auto = o.auto === true;
     this.lowWater = Math.max(0, Math.floor(o.lowWater ?? 32));
     this.batch = Math.min(MAX_PRESIGN_BATCH, Math.max(1, Math.floor(o.batch ?? 128)));
     if (!Number.isSafeInteger(this.lowWater) || !Number.isSafeInteger(this.batch)) throw new TesseraClientError('BAD_INPUT', 'presign options: lowWater and batch must be integers');
@@ -222,7 +234,7 @@ export class Presigner {
 
   /** Start background refills for the players that are low on commitments for this key version. Never throws. */
   refillIfLow(keyId: string, version: number, epoch: number, players: readonly number[]): void {
-    if (!this.enabled || this.lowWater === 0) return;
+    if (!this.enabled || this.lowWater === 0 || !(this.auto || this.active.has(keyId))) return;
     for (const p of players) {
       if (this.cache.size(p, keyId, version, epoch) < this.lowWater) void this.track(p, keyId, version, this.batch);
     }
@@ -234,6 +246,7 @@ export class Presigner {
    * not thrown: whatever is missing afterwards signs by the two-round path.
    */
   async ensure(keyId: string, version: number, epoch: number, players: readonly number[], count: number): Promise<void> {
+    this.active.add(keyId);
     await Promise.all(
       players.map(async (p) => {
         const k = JSON.stringify([p, keyId, version]);

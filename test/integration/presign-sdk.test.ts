@@ -9,7 +9,8 @@
  *   and the list), combineSignatureShares makes a valid signature; a malicious SDK that sends different
  *   lists to the two players gets shares that do not combine, and a used commitment is refused;
  * - a batch is only accepted under the node's own identity key; every operator's hook approves every
- *   presigned signature before any node is asked; the cache refills in the background after use.
+ *   presigned signature before any node is asked; a warmed key's cache refills in the background (any
+ *   key's with presign.auto), and a Cluster that never warms a key signs as before and fetches nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { combineSignatureShares, Cluster, NodeClient, type ApproveHook, type PresignedCommitmentJson, type SessionRequest } from '../../sdk/client.js';
@@ -225,17 +226,22 @@ describe('presigned signing from the SDK (2-of-3)', () => {
     expect(seen.filter((s) => s.path === '/v1/sign-batch')).toEqual([]);
   });
 
-  it('a batch is accepted only under its node identity key; the cache refills in the background after use', async () => {
+  it('a batch is accepted only under its node identity key; a warmed key refills in the background', async () => {
     const { keyId, publicKey } = keys.get('secp256k1')!;
     const n1 = tc.dev.cluster.nodes[0]!;
     const wrongKey = tc.dev.cluster.nodes[1]!.identityPublicKey!;
     const impostor = new NodeClient({ url: n1.url, apiKey: n1.apiKey, index: 1, identityPublicKey: wrongKey });
     expect(await rejectionOf(impostor.presignatures(keyId, 1))).toMatchObject({ code: 'BAD_RESPONSE', message: expect.stringMatching(/identity key/) });
 
-    // Default options: the first sign takes two rounds and starts a refill; once it is in, one round.
+    // Default options: a key that was never warmed signs in two rounds, as before, and fetches nothing.
     const c = new Cluster(tc.cluster.nodes, { threshold: 2 });
-    const m1 = message32('refill 1');
-    expect((await c.sign({ keyId, message: m1 })).path).toBe('two-round');
+    const m0 = message32('refill 0');
+    expect((await c.sign({ keyId, message: m0 })).path).toBe('two-round');
+    await c.presignIdle();
+    expect(c.presignStats.batches).toBe(0);
+    // Once warmed, the key's cache refills in the background when it runs low.
+    await c.warmPresignatures(keyId, 1);
+    expect((await c.sign({ keyId, message: message32('refill 1') })).path).toBe('presigned');
     await c.presignIdle();
     expect(c.presignaturesCached(keyId, 1)).toBeGreaterThan(0);
     expect(c.presignaturesCached(keyId, 2)).toBeGreaterThan(0);
@@ -244,6 +250,11 @@ describe('presigned signing from the SDK (2-of-3)', () => {
     expect(r.path).toBe('presigned');
     expect(valid('secp256k1', r.signature, m2, publicKey)).toBe(true);
     expect(c.presignStats.fetchErrors).toBe(0);
+    // presign.auto: any sign starts the refill; the first takes two rounds, the next one.
+    const auto = new Cluster(tc.cluster.nodes, { threshold: 2, presign: { auto: true } });
+    expect((await auto.sign({ keyId, message: message32('auto 1') })).path).toBe('two-round');
+    await auto.presignIdle();
+    expect((await auto.sign({ keyId, message: message32('auto 2') })).path).toBe('presigned');
     // signMany without anything cached fetches what it needs, then signs in one batch per player.
     const d = counting();
     seen.length = 0;
