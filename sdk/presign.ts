@@ -35,7 +35,7 @@ export interface PresignOptions {
   /**
    * Refill a node's cached commitments for a key in the background when fewer than this many are left
    * after a signature with that key. 0: never refill by itself (only warmPresignatures and signMany
-   * fetch). Default 32. Refills run for the keys this Cluster presigns with (warmed or signMany'd),
+   * fetch). Default 64. Refills run for the keys this Cluster presigns with (warmed or signMany'd),
    * or for every key it signs with when `auto` is set.
    */
   lowWater?: number;
@@ -46,7 +46,10 @@ export interface PresignOptions {
    * as before (two rounds, through the coordinator), holding no nonce on any node.
    */
   auto?: boolean;
-  /** How many commitments one background refill asks each node for (1..MAX_PRESIGN_BATCH). Default 128. */
+  /**
+   * How many commitments one background refill asks each node for (1..MAX_PRESIGN_BATCH). Default 256,
+   * the ready entries a node keeps per key (node/presign/pools.ts DEFAULT_PRESIGN_TARGET).
+   */
   batch?: number;
 }
 
@@ -203,8 +206,8 @@ export class Presigner {
   ) {
     this.enabled = o.enabled !== false;
     this.auto = o.auto === true;
-    this.lowWater = Math.max(0, Math.floor(o.lowWater ?? 32));
-    this.batch = Math.min(MAX_PRESIGN_BATCH, Math.max(1, Math.floor(o.batch ?? 128)));
+    this.lowWater = Math.max(0, Math.floor(o.lowWater ?? 64));
+    this.batch = Math.min(MAX_PRESIGN_BATCH, Math.max(1, Math.floor(o.batch ?? 256)));
     if (!Number.isSafeInteger(this.lowWater) || !Number.isSafeInteger(this.batch)) throw new TesseraClientError('BAD_INPUT', 'presign options: lowWater and batch must be integers');
   }
 
