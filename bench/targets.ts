@@ -36,7 +36,7 @@ function computeRatio(core: readonly Section[], suite: string): { ratio?: number
   const ours = ofSuite.filter((r) => r !== noble && Number.isFinite(r.medianMs));
   if (!noble || ours.length === 0) return {};
   const best = ours.reduce((a, r) => (r.medianMs < a.medianMs ? r : a));
-  return { ratio: noble.medianMs / best.medianMs, detail: `${fmtMs(noble.medianMs)} ms (noble FROST) / ${fmtMs(best.medianMs)} ms (${best.name})` };
+  return { ratio: noble.medianMs / best.medianMs, detail: `${fmtMs(noble.medianMs)} ms (noble's FROST) / ${fmtMs(best.medianMs)} ms (${best.name.replace(/^\S+ 2-of-3\s+/, '')}), medians` };
 }
 
 const failedOf = (...r: (LoadResult | undefined)[]) => r.reduce((s, x) => s + (x?.failed ?? 0), 0);
