@@ -72,6 +72,8 @@ export async function startTestCluster(o: {
   env?: Record<string, string>;
   /** Extra environment for one process (0 = coordinator, i = node i), e.g. a group backend per node. */
   envFor?: (index: number) => Record<string, string> | undefined;
+  /** How long the first start may take until every node answers /ready (default 50 s; a longer beforeAll timeout must cover it). */
+  readyTimeoutMs?: number;
 }): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-it-'));
   let dev: DevCluster | undefined;
@@ -100,7 +102,7 @@ export async function startTestCluster(o: {
       ...(o.env ? { env: o.env } : {}),
       ...(o.envFor ? { envFor: o.envFor } : {}),
     });
-    await readyOrExplain(dev, dir);
+    await readyOrExplain(dev, dir, o.readyTimeoutMs);
   } catch (e) {
     await close();
     throw e;
@@ -135,10 +137,10 @@ export async function startTestCluster(o: {
   };
 }
 
-async function readyOrExplain(dev: DevCluster, dir: string): Promise<void> {
+async function readyOrExplain(dev: DevCluster, dir: string, readyTimeoutMs = 50_000): Promise<void> {
   try {
     // Deadlines sum to 70 s, below the 90 s beforeAll timeouts, so a failed start still cleans up.
-    await dev.ready(50_000);
+    await dev.ready(readyTimeoutMs);
     // /ready only says a node is connected; wait until every node also sees all the others online,
     // so the first session does not race a peer's (re)connection.
     const deadline = Date.now() + 20_000;
