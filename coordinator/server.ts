@@ -242,27 +242,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     return [...byIndex.keys()].sort((a, b) => a - b);
   }
 
-  /**
-   * Sockets corked until the next tick: the frames relayed to one node in one turn (a node's batch
-   * arrives as several frames in one read) go out in one socket write instead of one each.
-   */
-  const corked = new Set<object>();
-
   function send(conn: Connection, frame: CoordinatorFrame): void {
     if (conn.detached || conn.ws.readyState !== conn.ws.OPEN) return;
     if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       log.warn({ node: conn.index }, 'node is not reading its frames; disconnecting');
       closeConnection(conn, CloseCode.SlowConsumer, 'slow consumer');
       return;
-    }
-    const socket = (conn.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (socket && !corked.has(socket)) {
-      corked.add(socket);
-      socket.cork();
-      process.nextTick(() => {
-        corked.delete(socket);
-        socket.uncork();
-      });
     }
     conn.ws.send(encodeFrame(frame));
   }

@@ -142,6 +142,14 @@ export class SessionEngine {
       // The harness's flooder declares its flood rounds to its own channel only (deviations.ts floodRounds).
       rounds: [...rounds, ...floodRounds(this.o.deviations)],
     });
+    // A test crash point stops the process at once: what the node sent before it (still in this turn's
+    // channel batch) goes out first, as if each envelope had been written when it was sent.
+    const crashPoint = this.o.crashPoint
+      ? (name: string) => {
+          channel.flush();
+          this.o.crashPoint!(name);
+        }
+      : undefined;
     let key: KeyShare | undefined;
     const contribution = randomBytes(RUN_CONTRIBUTION_LENGTH);
     try {
@@ -171,9 +179,9 @@ export class SessionEngine {
         identity: this.o.identity,
         membership: this.o.membership,
         ...(this.o.deviations ? { deviations: this.o.deviations } : {}),
-        ...(this.o.crashPoint ? { crashPoint: this.o.crashPoint } : {}),
+        ...(crashPoint ? { crashPoint } : {}),
         ...(record ? { record } : {}),
-        commit: (change) => certifyAndCommit(this.commitDeps, channel, peers, change),
+        commit: (change) => certifyAndCommit({ ...this.commitDeps, ...(crashPoint ? { crashPoint } : {}) }, channel, peers, change),
       };
       const result = await body(ctx, key);
       channel.flush(); // the last envelopes (e.g. the commit certificate) go out before the done

@@ -187,8 +187,6 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private onlineWaiters = new Set<() => void>();
   /** Why this link last refused a coordinator (for the connect timeout's message). */
   private lastRefusal?: string;
-  /** The socket is corked until the next tick (sendFrame). */
-  private corked = false;
 
   /** Create a link and connect it. */
   static async connect(opts: LinkConnectOptions): Promise<CoordinatorLink> {
@@ -505,18 +503,6 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private sendFrame(frame: NodeFrame): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== ws.OPEN) return;
-    // Every frame of one turn (a channel batch: a round to every peer) goes out in one socket write:
-    // the TCP socket is corked at the first frame and uncorked on the next tick (ws writes each frame
-    // on its own otherwise).
-    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (socket && !this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
     ws.send(encodeFrame(frame));
   }
 
