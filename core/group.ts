@@ -212,8 +212,8 @@ export function wideHashToScalar(hash: (m: Uint8Array) => Uint8Array, order: big
  * which forwards every call to the backend installed in the slot (initially the noble one).
  *
  * Points are opaque and belong to the backend that made them, so the backend can be replaced only
- * until the first point is made through `slot.group` (its base, its identity, pointFromBytes or
- * mulBase): after that `install` throws BadState. A process therefore picks its backends at start-up
+ * until the first point is made through `slot.group` (its base, its identity, pointFromBytes, mulBase
+ * or msm): after that `install` throws BadState. A process therefore picks its backends at start-up
  * (runtime/group-backend.ts), before any protocol code runs.
  */
 export interface GroupSlot {
@@ -230,7 +230,8 @@ export interface GroupSlot {
 export function groupSlot(initial: Group): GroupSlot {
   let target = initial;
   let sealed = false;
-  // Every point is derived from one made by these four, so sealing here fixes the backend in time.
+  // Every point is made by these (msm([], []) makes the identity) or derived from one they made, so
+  // sealing here fixes the backend in time.
   const making = (): Group => {
     sealed = true;
     return target;
@@ -262,7 +263,7 @@ export function groupSlot(initial: Group): GroupSlot {
     pointToBytes: (p: Point) => target.pointToBytes(p),
     mulBase: (s: bigint) => making().mulBase(s),
     mulPoint: (p: Point, s: bigint) => target.mulPoint(p, s),
-    msm: (points: Point[], scalars: bigint[]) => target.msm(points, scalars),
+    msm: (points: Point[], scalars: bigint[]) => making().msm(points, scalars),
     addPoints: (a: Point, b: Point) => target.addPoints(a, b),
     subPoints: (a: Point, b: Point) => target.subPoints(a, b),
     negPoint: (a: Point) => target.negPoint(a),

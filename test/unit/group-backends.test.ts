@@ -161,7 +161,7 @@ describe('the install hook', () => {
   const sodium = () => sodiumEd25519Group(realRequire('sodium-native') as SodiumEd25519Binding, NOBLE_GROUPS.edwards25519);
 
   it('groupSlot forwards to the installed backend until a point exists, then refuses another', () => {
-    for (const makePoint of [(g: ReturnType<typeof groupSlot>['group']) => g.base, (g: ReturnType<typeof groupSlot>['group']) => g.identity, (g: ReturnType<typeof groupSlot>['group']) => g.mulBase(5n), (g: ReturnType<typeof groupSlot>['group']) => g.pointFromBytes(NOBLE_GROUPS.edwards25519.pointToBytes(NOBLE_GROUPS.edwards25519.base), 'p')]) {
+    for (const makePoint of [(g: ReturnType<typeof groupSlot>['group']) => g.base, (g: ReturnType<typeof groupSlot>['group']) => g.identity, (g: ReturnType<typeof groupSlot>['group']) => g.mulBase(5n), (g: ReturnType<typeof groupSlot>['group']) => g.msm([], []), (g: ReturnType<typeof groupSlot>['group']) => g.pointFromBytes(NOBLE_GROUPS.edwards25519.pointToBytes(NOBLE_GROUPS.edwards25519.base), 'p')]) {
       const slot = groupSlot(NOBLE_GROUPS.edwards25519);
       expect(slot.group.backend).toBe('noble');
       // Scalar arithmetic makes no point.
