@@ -484,6 +484,7 @@ export class Cluster {
   private readonly presigner: Presigner;
   /** Key records by [keyId, version or 0 for "newest active"], so that a sign looks no key up. */
   private readonly keys = new Map<string, { info: KeyInfo; pkg: PublicKeyPackage }>();
+  private readonly keyLoads = new Map<string, Promise<{ info: KeyInfo; pkg: PublicKeyPackage }>>();
   constructor(
     nodes: readonly NodeClient[],
     private readonly defaults: { threshold?: number; presign?: PresignOptions } = {},
@@ -753,18 +754,34 @@ export class Cluster {
 
   /** The key record this SDK holds for (keyId, version): looked up once, then cached until a change or a mismatch. */
   private async keyInfo(keyId: string, version: number | undefined, node: number): Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> {
-    const cached = this.keys.get(JSON.stringify([keyId, version ?? 0]));
+    const slot = JSON.stringify([keyId, version ?? 0]);
+    const cached = this.keys.get(slot);
     if (cached) return cached;
-    const info = await this.getKey(keyId, version, node);
-    const entry = { info, pkg: packageFromJson(info.publicPackage) };
-    this.keys.set(JSON.stringify([keyId, version ?? 0]), entry);
-    this.keys.set(JSON.stringify([keyId, info.version]), entry);
-    this.presigner.cache.dropStale(keyId, info.version, info.epoch);
-    return entry;
+    // Concurrent first calls share one lookup.
+    let load = this.keyLoads.get(slot);
+    if (!load) {
+      const mine: Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> = this.getKey(keyId, version, node)
+        .then((info) => {
+          const entry = { info, pkg: packageFromJson(info.publicPackage) };
+          // Not if the record was forgotten meanwhile (it may be stale): the next call looks it up again.
+          if (this.keyLoads.get(slot) === mine) {
+            this.keys.set(slot, entry);
+            this.keys.set(JSON.stringify([keyId, info.version]), entry);
+            this.presigner.cache.dropStale(keyId, info.version, info.epoch);
+          }
+          return entry;
+        })
+        .finally(() => {
+          if (this.keyLoads.get(slot) === mine) this.keyLoads.delete(slot);
+        });
+      this.keyLoads.set(slot, (load = mine));
+    }
+    return load;
   }
 
   private forgetKeyInfo(keyId: string): void {
     for (const k of [...this.keys.keys()]) if (JSON.parse(k)[0] === keyId) this.keys.delete(k);
+    for (const k of [...this.keyLoads.keys()]) if (JSON.parse(k)[0] === keyId) this.keyLoads.delete(k);
   }
 
   /** Forget what this SDK holds for a key (its record and cached presignatures): after a change to it. */
