@@ -64,6 +64,16 @@ export interface Group {
   isIdentity(a: Point): boolean;
   /** The suite's hash-to-scalar with a domain-separation tag (RFC 9591 §6 H1..H5 style). */
   hashToScalar(dst: Uint8Array, msg: Uint8Array): bigint;
+  /**
+   * Optional, edwards25519 backends only: a faster check of an ed25519 signature (RFC 8032 §5.1.7,
+   * cofactorless, as RFC 9591 §6.1 verifies FROST(Ed25519, SHA-512) signatures) on public values.
+   * The caller must have validated `publicKey` as DeserializeElement does (canonical, in the
+   * prime-order subgroup, not the identity). Given that, it accepts exactly what the Group-generic
+   * check accepts: R = signature[0..32] a canonical non-identity element, S = signature[32..64] a
+   * canonical scalar, and S·B == R + SHA-512(R || A || M)·A. Never throws. A backend without it
+   * leaves it undefined (core/frost.ts then runs the generic check over the Group).
+   */
+  readonly ed25519Verify?: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
 }
 
 /** The slice of a noble point class that the adapter uses. */
@@ -270,6 +280,10 @@ export function groupSlot(initial: Group): GroupSlot {
     eqPoints: (a: Point, b: Point) => target.eqPoints(a, b),
     isIdentity: (a: Point) => target.isIdentity(a),
     hashToScalar: (dst: Uint8Array, msg: Uint8Array) => target.hashToScalar(dst, msg),
+    // The installed backend's own (or undefined): it makes no point, so it does not seal the slot.
+    get ed25519Verify() {
+      return target.ed25519Verify;
+    },
   });
   return {
     group,

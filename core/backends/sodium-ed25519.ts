@@ -17,6 +17,9 @@
  *   scalar or the identity point gives the identity without calling libsodium.
  * - add / sub / neg: crypto_core_ed25519_add / _sub.
  * - msm (public inputs only): a sum of scalar multiplications.
+ * - ed25519Verify (public inputs only): crypto_sign_verify_detached, libsodium's variable-time
+ *   RFC 8032 §5.1.7 check (one double-scalar multiplication instead of two constant-time ones, each
+ *   of which re-validates its point); see the method for why it accepts exactly what the generic check does.
  * - Scalars (bigints mod L), randomScalar and hashToScalar are the reference (noble) group's.
  */
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
@@ -31,6 +34,7 @@ export interface SodiumEd25519Binding {
   crypto_core_ed25519_sub(r: Uint8Array, p: Uint8Array, q: Uint8Array): void;
   crypto_scalarmult_ed25519_base_noclamp(q: Uint8Array, n: Uint8Array): void;
   crypto_scalarmult_ed25519_noclamp(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
+  crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
 }
 
 export const SODIUM_ED25519_FUNCTIONS = [
@@ -39,10 +43,22 @@ export const SODIUM_ED25519_FUNCTIONS = [
   'crypto_core_ed25519_sub',
   'crypto_scalarmult_ed25519_base_noclamp',
   'crypto_scalarmult_ed25519_noclamp',
+  'crypto_sign_verify_detached',
 ] as const;
 
 /** edwards25519 field prime 2^255 - 19 (RFC 8032 §5.1). */
 const P = 2n ** 255n - 19n;
+
+/**
+ * Whether the first 32 bytes (an RFC 8032 §5.1.2 encoding) hold y < p: y, little-endian without the
+ * sign bit, is >= p = 2^255 - 19 only when bytes 1..30 are 0xff, byte 31 is 0x7f (sign bit masked)
+ * and byte 0 is >= 0xed.
+ */
+function canonicalY(b: Uint8Array): boolean {
+  if ((b[31]! & 0x7f) !== 0x7f || b[0]! < 0xed) return true;
+  for (let i = 1; i < 31; i++) if (b[i] !== 0xff) return true;
+  return false;
+}
 
 class EdPoint {
   constructor(readonly enc: Uint8Array) {}
@@ -174,6 +190,25 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
     eqPoints: (a, b) => equalBytes(toP(a).enc, toP(b).enc),
     isIdentity: (a) => isId(toP(a)),
     hashToScalar: (dst, msg) => reference.hashToScalar(dst, msg),
+    /**
+     * crypto_sign_verify_detached (libsodium >= 1.0.16, not ED25519_COMPAT) refuses S >= L, a small-
+     * order R (the identity among them, whatever the sign bit), a non-canonical or small-order A; it
+     * computes h = SHA-512(R || A || M) mod L (RFC 8032 §5.1.7 step 2, RFC 9591 §6.1 H2) and R' =
+     * S·B - h·A, and accepts iff R' is the element R encodes. The caller validated A as
+     * DeserializeElement does (Group.ed25519Verify), so R' is in the prime-order subgroup; with R
+     * checked canonical here (y < p), R is then the canonical encoding of a non-identity element of
+     * the subgroup: exactly the generic check (core/frost.ts checkAggregate / verifySignature).
+     */
+    ed25519Verify(signature, message, publicKey) {
+      try {
+        if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+        if (!(message instanceof Uint8Array) || !(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+        if (!canonicalY(signature)) return false;
+        return sodium.crypto_sign_verify_detached(signature, message, publicKey) === true;
+      } catch {
+        return false;
+      }
+    },
   };
   return Object.freeze(group);
 }
