@@ -59,7 +59,7 @@ function loadCluster(path: string): { cluster: Cluster; file: ClusterFile } {
   const nodes = [...parsed.nodes]
     .sort((a, b) => a.index - b.index)
     .map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, ...(n.ca ? { ca: n.ca } : {}) }));
-  return { cluster: new Cluster(nodes, { threshold: parsed.threshold }), file: parsed };
+  return { cluster: new Cluster(nodes, { threshold: parsed.threshold, presign: { auto: false } }), file: parsed };
 }
 
 /** --node I (one node) or every node of the cluster file. */

@@ -40,10 +40,11 @@ export interface PresignOptions {
    */
   lowWater?: number;
   /**
-   * true: any signature with a key starts its background refill, so the first signature takes two
-   * rounds and the following ones one. Default false: a key presigns once it was warmed
-   * (warmPresignatures) or signed with by signMany, and a Cluster that never does either signs exactly
-   * as before (two rounds, through the coordinator), holding no nonce on any node.
+   * true (the default): any signature with a key starts its background refill, so the first signature
+   * takes two rounds and the following ones one. false: a key presigns only once it was warmed
+   * (warmPresignatures) or signed with by signMany; a Cluster that does neither always signs in two
+   * rounds, through the coordinator (what a one-shot process such as the CLI wants: no fetch it will
+   * never use).
    */
   auto?: boolean;
   /**
@@ -205,7 +206,7 @@ export class Presigner {
     o: PresignOptions = {},
   ) {
     this.enabled = o.enabled !== false;
-    this.auto = o.auto === true;
+    this.auto = o.auto !== false;
     this.lowWater = Math.max(0, Math.floor(o.lowWater ?? 64));
     this.batch = Math.min(MAX_PRESIGN_BATCH, Math.max(1, Math.floor(o.batch ?? 256)));
     if (!Number.isSafeInteger(this.lowWater) || !Number.isSafeInteger(this.batch)) throw new TesseraClientError('BAD_INPUT', 'presign options: lowWater and batch must be integers');

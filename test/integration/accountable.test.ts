@@ -60,7 +60,7 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     const refreshError = await rejectionOf(tc.cluster.refresh({ keyId: 'split' }));
     expectNoHonestCulprit(refreshError);
     // 2. Node 3 claims to hold a newer epoch when it signs with node 1: node 1 does not promote on a claim.
-    const claimError = await rejectionOf(tc.cluster.sign({ keyId: 'split', message: message32('claim'), players: [1, 3] }));
+    const claimError = await rejectionOf(tc.cluster.sign({ keyId: 'split', message: message32('claim'), players: [1, 3], presigned: false }));
     expectNoHonestCulprit(claimError);
     expect(claimError.message).toMatch(/no valid certificate|epoch/);
     // A mismatch says which node holds which version and epoch.

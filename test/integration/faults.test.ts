@@ -109,7 +109,7 @@ describe('a compromised coordinator can only make sessions fail', () => {
     it(`fails, with a clear error naming no node, when it ${name}; the next clean session works`, async () => {
       fault = attack;
       const message = randomBytes(32);
-      const err = await cluster.sign({ keyId: 'tamper-ed', message, players: [1, 2] }).then(
+      const err = await cluster.sign({ keyId: 'tamper-ed', message, players: [1, 2], presigned: false }).then(
         () => undefined,
         (e: Error & { code?: string; culprits?: readonly number[] }) => e,
       );

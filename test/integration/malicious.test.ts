@@ -130,7 +130,7 @@ function describeCluster(size: Size, cases: readonly Case[]): void {
           return { keyId: 'x', call: state === 'active' ? tc.cluster.retire('x', 1) : tc.cluster.activate('x', 1) };
         }
         case 'sign':
-          return { keyId: 'm', call: tc.cluster.sign({ keyId: 'm', message: message32(`deviating ${c}`), players: [...size.signersWithDeviator] }) };
+          return { keyId: 'm', call: tc.cluster.sign({ keyId: 'm', message: message32(`deviating ${c}`), players: [...size.signersWithDeviator], presigned: false }) };
       }
     }
 

@@ -9,8 +9,9 @@
  *   and the list), combineSignatureShares makes a valid signature; a malicious SDK that sends different
  *   lists to the two players gets shares that do not combine, and a used commitment is refused;
  * - a batch is only accepted under the node's own identity key; every operator's hook approves every
- *   presigned signature before any node is asked; a warmed key's cache refills in the background (any
- *   key's with presign.auto), and a Cluster that never warms a key signs as before and fetches nothing.
+ *   presigned signature before any node is asked; by default any key signed with refills in the
+ *   background; with presign.auto false only a warmed key does, and a key never warmed signs in two
+ *   rounds and fetches nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { combineSignatureShares, Cluster, NodeClient, type ApproveHook, type PresignedCommitmentJson, type SessionRequest } from '../../sdk/client.js';
@@ -233,8 +234,8 @@ describe('presigned signing from the SDK (2-of-3)', () => {
     const impostor = new NodeClient({ url: n1.url, apiKey: n1.apiKey, index: 1, identityPublicKey: wrongKey });
     expect(await rejectionOf(impostor.presignatures(keyId, 1))).toMatchObject({ code: 'BAD_RESPONSE', message: expect.stringMatching(/identity key/) });
 
-    // Default options: a key that was never warmed signs in two rounds, as before, and fetches nothing.
-    const c = new Cluster(tc.cluster.nodes, { threshold: 2 });
+    // presign.auto false: a key that was never warmed signs in two rounds and fetches nothing.
+    const c = new Cluster(tc.cluster.nodes, { threshold: 2, presign: { auto: false } });
     const m0 = message32('refill 0');
     expect((await c.sign({ keyId, message: m0 })).path).toBe('two-round');
     await c.presignIdle();
@@ -250,8 +251,8 @@ describe('presigned signing from the SDK (2-of-3)', () => {
     expect(r.path).toBe('presigned');
     expect(valid('secp256k1', r.signature, m2, publicKey)).toBe(true);
     expect(c.presignStats.fetchErrors).toBe(0);
-    // presign.auto: any sign starts the refill; the first takes two rounds, the next one.
-    const auto = new Cluster(tc.cluster.nodes, { threshold: 2, presign: { auto: true } });
+    // The default (presign.auto): any sign starts the refill; the first takes two rounds, the next one.
+    const auto = new Cluster(tc.cluster.nodes, { threshold: 2 });
     expect((await auto.sign({ keyId, message: message32('auto 1') })).path).toBe('two-round');
     await auto.presignIdle();
     expect((await auto.sign({ keyId, message: message32('auto 2') })).path).toBe('presigned');
