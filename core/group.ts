@@ -10,6 +10,7 @@
  * identity, in the prime-order subgroup (RFC 9591 §3.1 DeserializeElement / DeserializeScalar).
  */
 import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
+import { expand_message_xmd } from '@noble/curves/abstract/hash-to-curve.js';
 import { bytesToNumberBE, bytesToNumberLE } from '@noble/curves/utils.js';
 import { concatBytes } from '@noble/hashes/utils.js';
 import { equalBytes } from './bytes.js';
@@ -215,6 +216,28 @@ export function wideHashToScalar(hash: (m: Uint8Array) => Uint8Array, order: big
     const h = hash(concatBytes(dst, msg));
     return (littleEndian ? bytesToNumberLE(h) : bytesToNumberBE(h)) % order;
   };
+}
+
+/** A hash in the shape noble's RFC 9380 code takes (its CHash): called on bytes, with outputLen and blockLen. */
+export interface XmdHash {
+  (message: Uint8Array): Uint8Array;
+  readonly outputLen: number;
+  readonly blockLen: number;
+}
+
+/**
+ * RFC 9591 §6.4 / §6.5 hash-to-scalar: RFC 9380 §5.2 hash_to_field with count = 1, m = 1, p = the
+ * group order and security level k (128), i.e. L = ceil((ceil(log2(order)) + k) / 8) bytes of §5.3.1
+ * expand_message_xmd(msg, DST, L) with the hash H, read big-endian (OS2IP) and reduced mod the order.
+ * noble's own expand_message_xmd does the expansion; only H is injected, so a backend can pass a
+ * faster SHA-256 (runtime/group-backend.ts: node:crypto) and get byte-identical results to noble's
+ * hasher.hashToScalar (which is this with H = noble's sha256).
+ */
+export function xmdHashToScalar(order: bigint, H: XmdHash, k = 128): (dst: Uint8Array, msg: Uint8Array) => bigint {
+  const L = Math.ceil((order.toString(2).length + k) / 8);
+  // expand_message_xmd calls H and reads outputLen and blockLen only (its CHash type also names create).
+  const hash = H as unknown as Parameters<typeof expand_message_xmd>[3];
+  return (dst, msg) => bytesToNumberBE(expand_message_xmd(msg, dst, L, hash)) % order;
 }
 
 /**

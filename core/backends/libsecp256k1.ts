@@ -12,7 +12,7 @@
  *   (secp256k1_ec_pubkey_parse: x < p and on the curve; SEC 1 v2 §2.3.4).
  */
 import { ErrorCode, TesseraError } from '../errors.js';
-import type { Group } from '../group.js';
+import type { Group, XmdHash } from '../group.js';
 import { secp256k1Group } from './secp256k1-common.js';
 
 /** The slice of the `secp256k1` package's binding API this adapter uses (each throws on failure). */
@@ -43,7 +43,7 @@ export const LIBSECP256K1_FUNCTIONS = [
 const SUM_AT_INFINITY = 'The sum of the public keys is not valid';
 
 /** `reference` is the noble secp256k1 group (core/suites.ts NOBLE_GROUPS). */
-export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group): Group {
+export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group, options: { sha256?: XmdHash } = {}): Group {
   for (const f of LIBSECP256K1_FUNCTIONS) {
     if (typeof (binding as unknown as Record<string, unknown>)[f] !== 'function') {
       throw new TesseraError(ErrorCode.BadInput, `secp256k1 binding lacks ${f}`);
@@ -80,6 +80,7 @@ export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group
         }
       },
       neg: (u) => binding.publicKeyNegate(u, false),
+      sha256: options.sha256,
     },
     reference,
   );

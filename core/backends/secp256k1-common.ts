@@ -9,12 +9,13 @@
  * libsecp256k1 cannot represent as a public key, is a sentinel handled here. The element encoding on
  * the wire is the 33-byte compressed one (RFC 9591 §6.5 SerializeElement).
  *
- * Scalars (bigints mod n), randomScalar and hashToScalar are the reference (noble) group's.
+ * Scalars (bigints mod n) and randomScalar are the reference (noble) group's; hashToScalar is too,
+ * or the same RFC 9380 hash_to_field with a faster SHA-256 when the loader passes one (ops.sha256).
  */
 import { numberToBytesBE } from '@noble/curves/utils.js';
 import { equalBytes } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
-import type { Group, Point } from '../group.js';
+import { xmdHashToScalar, type Group, type Point, type XmdHash } from '../group.js';
 
 /** What a libsecp256k1 build provides, on 65-byte uncompressed points and 32-byte big-endian scalars. */
 export interface Secp256k1Ops {
@@ -34,6 +35,11 @@ export interface Secp256k1Ops {
   sum(us: Uint8Array[]): Uint8Array | null;
   /** -P. */
   neg(u: Uint8Array): Uint8Array;
+  /**
+   * Optional: a faster SHA-256 than noble's (byte-identical), for hashToScalar (RFC 9591 §6.5 H1, H3
+   * and H2: RFC 9380 hash_to_field with expand_message_xmd(SHA-256)). Without it, the reference's.
+   */
+  readonly sha256?: XmdHash;
 }
 
 class SecpPoint {
@@ -56,6 +62,7 @@ export function secp256k1Group(ops: Secp256k1Ops, reference: Group): Group {
   const scalarBytes = (n: bigint) => numberToBytesBE(n, 32);
   const wrap = (u: Uint8Array | null) => (u === null ? IDENTITY : new SecpPoint(u));
   const isBase = (u: Uint8Array) => u === BASE.u || equalBytes(u, BASE.u!);
+  const hashToScalar = ops.sha256 !== undefined ? xmdHashToScalar(reference.order, ops.sha256) : (dst: Uint8Array, msg: Uint8Array) => reference.hashToScalar(dst, msg);
 
   /** n·P with n reduced; `secret` picks the constant-time path. */
   const mul = (p: SecpPoint, s: bigint, secret: boolean): SecpPoint => {
@@ -131,7 +138,7 @@ export function secp256k1Group(ops: Secp256k1Ops, reference: Group): Group {
       return equalBytes(p.u, q.u);
     },
     isIdentity: (a) => toP(a).u === null,
-    hashToScalar: (dst, msg) => reference.hashToScalar(dst, msg),
+    hashToScalar,
   };
   return Object.freeze(group);
 }

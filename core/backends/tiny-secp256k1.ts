@@ -15,7 +15,7 @@
  */
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { ErrorCode, TesseraError } from '../errors.js';
-import type { Group } from '../group.js';
+import type { Group, XmdHash } from '../group.js';
 import { secp256k1Group } from './secp256k1-common.js';
 
 /** The slice of tiny-secp256k1 (v2) this adapter uses. */
@@ -30,7 +30,7 @@ export interface TinySecp256k1 {
 export const TINY_SECP256K1_FUNCTIONS = ['isPoint', 'pointCompress', 'pointFromScalar', 'pointMultiply', 'pointAdd'] as const;
 
 /** `reference` is the noble secp256k1 group (core/suites.ts NOBLE_GROUPS). */
-export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group): Group {
+export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group, options: { sha256?: XmdHash } = {}): Group {
   for (const f of TINY_SECP256K1_FUNCTIONS) {
     if (typeof (tiny as unknown as Record<string, unknown>)[f] !== 'function') {
       throw new TesseraError(ErrorCode.BadInput, `tiny-secp256k1 lacks ${f}`);
@@ -62,6 +62,7 @@ export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group): Group
         c[0] = c[0] === 0x02 ? 0x03 : 0x02;
         return tiny.pointCompress(c, false);
       },
+      sha256: options.sha256,
     },
     reference,
   );
