@@ -17,6 +17,8 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { groupBackendNames } from '../core/suites.js';
+import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { runCluster, failureLine, type ClusterFigures, type Failure } from './cluster.js';
 import { runCore } from './core.js';
 import { formatSection, type Section } from './stats.js';
@@ -39,6 +41,10 @@ async function main(): Promise<void> {
   const only = values.only;
   if (only !== undefined && only !== 'core' && only !== 'cluster') usage(`--only must be core or cluster, got "${only}"`);
   const quick = values.quick === true;
+  // This process is also the SDK of the cluster rows: choose its group backends now, as an SDK process
+  // does on its first NodeClient, before bench/core.ts makes any point (afterwards the choice is refused
+  // and the SDK would aggregate and verify on noble). TESSERA_GROUP_BACKEND applies as everywhere.
+  ensureGroupBackends();
 
   const cpuList = cpus();
   const machine = {
@@ -53,6 +59,7 @@ async function main(): Promise<void> {
   out(`Tessera bench${quick ? ' (--quick: rough figures)' : ''}`);
   out(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB`);
   out(`node ${machine.node}, ${machine.os}`);
+  out(`group backends of this process (core rows without their own, and the SDK): ${JSON.stringify(groupBackendNames())}`);
   // Other work on the machine skews every figure: show how busy it was.
   const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
   out(`load average at start (1/5/15 min): ${loadAtStart.join(' / ')}`);
