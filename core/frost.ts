@@ -435,12 +435,12 @@ export function signingContext(pkg: DecodedPackage, list: readonly DecodedCommit
   const msg = Uint8Array.from(message);
   const bindingFactors = new Map<number, bigint>();
   for (const [i, input] of bindingFactorInputs(pkg, list, msg)) bindingFactors.set(i, H1(suite, input));
-  // §4.5: R = Σ D_i + Σ ρ_i·E_i (public values: the variable-time msm).
-  let R = group.msm(
-    list.map((c) => c.binding),
-    list.map((c) => bindingFactors.get(c.index)!),
+  // §4.5: R = Σ D_i + Σ ρ_i·E_i (public values: the variable-time msm), one msm with the D_i as
+  // terms of scalar 1 (a backend sums them in one call, e.g. libsecp256k1's publicKeyCombine).
+  const R = group.msm(
+    [...list.map((c) => c.binding), ...list.map((c) => c.hiding)],
+    [...list.map((c) => bindingFactors.get(c.index)!), ...list.map(() => 1n)],
   );
-  for (const c of list) R = group.addPoints(R, c.hiding);
   ensure(!group.isIdentity(R), ErrorCode.BadInput, 'the group commitment is the identity element');
   const commitmentNegated = suite.id === 'bip340' && !hasEvenY(group, R);
   return Object.freeze({

@@ -20,12 +20,14 @@
  * - ed25519Verify (public inputs only): crypto_sign_verify_detached, libsodium's variable-time
  *   RFC 8032 §5.1.7 check (one double-scalar multiplication instead of two constant-time ones, each
  *   of which re-validates its point); see the method for why it accepts exactly what the generic check does.
- * - Scalars (bigints mod L), randomScalar and hashToScalar are the reference (noble) group's.
+ * - hashToScalar: RFC 9591 §6.1 H1 / H3 (SHA-512(contextString || tag || m) little-endian mod L) with
+ *   libsodium's crypto_hash_sha512 instead of noble's (byte-identical, about 3x faster on short inputs).
+ * - Scalars (bigints mod L) and randomScalar are the reference (noble) group's.
  */
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { equalBytes } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
-import type { Group, Point } from '../group.js';
+import { wideHashToScalar, type Group, type Point } from '../group.js';
 
 /** The slice of sodium-native (libsodium) this adapter uses. Each function throws on a libsodium error. */
 export interface SodiumEd25519Binding {
@@ -35,6 +37,7 @@ export interface SodiumEd25519Binding {
   crypto_scalarmult_ed25519_base_noclamp(q: Uint8Array, n: Uint8Array): void;
   crypto_scalarmult_ed25519_noclamp(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
   crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  crypto_hash_sha512(out: Uint8Array, message: Uint8Array): void;
 }
 
 export const SODIUM_ED25519_FUNCTIONS = [
@@ -44,6 +47,7 @@ export const SODIUM_ED25519_FUNCTIONS = [
   'crypto_scalarmult_ed25519_base_noclamp',
   'crypto_scalarmult_ed25519_noclamp',
   'crypto_sign_verify_detached',
+  'crypto_hash_sha512',
 ] as const;
 
 /** edwards25519 field prime 2^255 - 19 (RFC 8032 §5.1). */
@@ -87,6 +91,12 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
   const fromP = (p: EdPoint): Point => p as unknown as Point;
   const isId = (p: EdPoint) => equalBytes(p.enc, identityEnc);
   const scalarBytes = (n: bigint) => numberToBytesLE(n, 32);
+  const sha512 = (m: Uint8Array): Uint8Array => {
+    const h = new Uint8Array(64);
+    sodium.crypto_hash_sha512(h, m);
+    return h;
+  };
+  const hashToScalar = wideHashToScalar(sha512, reference.order, true);
 
   const add = (a: EdPoint, b: EdPoint): EdPoint => {
     const r = new Uint8Array(32);
@@ -180,7 +190,9 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
         const q = toP(points[i]!);
         const n = reference.reduce(scalars[i]!);
         if (n === 0n || isId(q)) continue;
-        acc = add(acc, n === 1n ? q : mul(q, n));
+        const term = n === 1n ? q : mul(q, n);
+        // The first term is the sum so far (no addition of the identity: each add decodes both points).
+        acc = acc === IDENTITY ? term : add(acc, term);
       }
       return fromP(acc);
     },
@@ -189,7 +201,7 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
     negPoint: (a) => fromP(sub(IDENTITY, toP(a))),
     eqPoints: (a, b) => equalBytes(toP(a).enc, toP(b).enc),
     isIdentity: (a) => isId(toP(a)),
-    hashToScalar: (dst, msg) => reference.hashToScalar(dst, msg),
+    hashToScalar,
     /**
      * crypto_sign_verify_detached (libsodium >= 1.0.16, not ED25519_COMPAT) refuses S >= L, a small-
      * order R (the identity among them, whatever the sign bit), a non-canonical or small-order A; it
