@@ -1,0 +1,156 @@
+/**
+ * The group backends' fast paths (issue 10, compute per signature) accept and compute exactly what the
+ * Group-generic code does:
+ *   - Group.ed25519Verify (sodium-native: crypto_sign_verify_detached) in core/frost.ts verifySignature
+ *     and aggregate, against the generic RFC 8032 §5.1.7 / RFC 9591 check over the noble group, on
+ *     valid signatures and on every kind of invalid one (wrong message or key, S >= L, non-canonical
+ *     or small-order R, small-order or non-canonical key);
+ *   - hashToScalar with an injected hash (core/group.ts xmdHashToScalar with node:crypto's SHA-256 on
+ *     the secp256k1 backends, libsodium's SHA-512 on sodium-native) against noble's.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { p256, p256_hasher } from '@noble/curves/nist.js';
+import { secp256k1, secp256k1_hasher } from '@noble/curves/secp256k1.js';
+import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { sodiumEd25519Group, type SodiumEd25519Binding } from '../../core/backends/sodium-ed25519.js';
+import { verifySignature } from '../../core/frost.js';
+import { groupSlot, xmdHashToScalar, type Group, type Point, type XmdHash } from '../../core/group.js';
+import { NOBLE_GROUPS, getSigningSuite, type SigningSuite } from '../../core/suites.js';
+import { chooseGroupBackends } from '../../runtime/group-backend.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const realRequire = createRequire(join(ROOT, 'runtime', 'group-backend.ts'));
+const sodium = () => sodiumEd25519Group(realRequire('sodium-native') as SodiumEd25519Binding, NOBLE_GROUPS.edwards25519);
+
+/** The ed25519 suite with its arithmetic on `group` (as bench/core.ts does). */
+const onGroup = (group: Group): SigningSuite =>
+  Object.freeze({
+    ...getSigningSuite('ed25519'),
+    group,
+    publicKeyBytes: (p: Point) => group.pointToBytes(p),
+    publicKeyFromBytes: (k: Uint8Array) => group.pointFromBytes(k, 'public key'),
+  });
+
+const L = ed25519.Point.Fn.ORDER;
+const P = 2n ** 255n - 19n;
+
+describe('Group.ed25519Verify (sodium-native) accepts exactly what the generic check accepts', () => {
+  const fast = onGroup(sodium());
+  const generic = onGroup(NOBLE_GROUPS.edwards25519);
+
+  it('the sodium backend has it, noble does not, and a slot forwards the installed one', () => {
+    expect(typeof fast.group.ed25519Verify).toBe('function');
+    expect(NOBLE_GROUPS.edwards25519.ed25519Verify).toBeUndefined();
+    const slot = groupSlot(NOBLE_GROUPS.edwards25519);
+    expect(slot.group.ed25519Verify).toBeUndefined();
+    const backend = sodium();
+    slot.install(backend);
+    expect(slot.group.ed25519Verify).toBe(backend.ed25519Verify);
+    expect(slot.sealed).toBe(false);
+  });
+
+  it('on valid and invalid signatures', () => {
+    const cases: [string, Uint8Array, Uint8Array, Uint8Array][] = [];
+    for (let k = 0; k < 40; k++) {
+      const sk = randomBytes(32);
+      const pk = ed25519.getPublicKey(sk);
+      const msg = randomBytes(k);
+      const sig = ed25519.sign(msg, sk);
+      cases.push(['valid', sig, msg, pk]);
+      cases.push(['other message', sig, Uint8Array.of(...msg, 1), pk]);
+      cases.push(['other key', sig, msg, ed25519.getPublicKey(randomBytes(32))]);
+      // S + L: the same point equation, but S is not canonical.
+      const s = bytesToNumberLE(sig.subarray(32));
+      if (s + L < 2n ** 256n) cases.push(['S + L', Uint8Array.of(...sig.subarray(0, 32), ...numberToBytesLE(s + L, 32)), msg, pk]);
+      const flipped = Uint8Array.from(sig);
+      flipped[k % 32]! ^= 1;
+      cases.push(['R changed', flipped, msg, pk]);
+      const zeroS = Uint8Array.from(sig);
+      zeroS.fill(0, 32);
+      cases.push(['S = 0', zeroS, msg, pk]);
+    }
+    // R the identity (both signs), R of order 2 (y = p - 1), R non-canonical (y = p + 2, p + 18), R = all ones.
+    const enc = (y: bigint, sign = false) => {
+      const b = numberToBytesLE(y, 32);
+      if (sign) b[31]! |= 0x80;
+      return b;
+    };
+    const sk = randomBytes(32);
+    const pk = ed25519.getPublicKey(sk);
+    const msg = randomBytes(16);
+    const sig = ed25519.sign(msg, sk);
+    for (const [what, R] of [
+      ['R identity', enc(1n)],
+      ['R identity, sign bit', enc(1n, true)],
+      ['R order 2', enc(P - 1n)],
+      ['R y = p + 2', enc(P + 2n)],
+      ['R y = p + 18', enc(P + 18n)],
+      ['R all ones', new Uint8Array(32).fill(0xff)],
+    ] as const) {
+      cases.push([what, Uint8Array.of(...R, ...sig.subarray(32)), msg, pk]);
+    }
+    // Keys: identity, small order, non-canonical, not on the curve, wrong length.
+    for (const [what, key] of [
+      ['key identity', enc(1n)],
+      ['key order 2', enc(P - 1n)],
+      ['key non-canonical', enc(P + 3n)],
+      ['key all ones', new Uint8Array(32).fill(0xff)],
+      ['key 31 bytes', pk.subarray(1)],
+    ] as const) {
+      cases.push([what, sig, msg, key]);
+    }
+    // A key with a small-order component (A + T, T of order 8): libsodium alone would not refuse it.
+    const T = ed25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+    cases.push(['key with torsion', sig, msg, ed25519.Point.fromBytes(pk).add(T).toBytes()]);
+    cases.push(['signature 63 bytes', sig.subarray(1), msg, pk]);
+
+    let valid = 0;
+    for (const [what, s, m, k] of cases) {
+      const want = verifySignature(generic, s, m, k);
+      expect({ what, got: verifySignature(fast, s, m, Uint8Array.from(k)) }).toEqual({ what, got: want });
+      if (want) valid++;
+    }
+    expect(valid).toBe(40);
+  });
+});
+
+describe('hashToScalar with an injected hash is byte-identical to noble', () => {
+  const nodeSha256 = (() => {
+    const { createHash } = realRequire('node:crypto') as typeof import('node:crypto');
+    const h = (m: Uint8Array) => new Uint8Array(createHash('sha256').update(m).digest());
+    return Object.assign(h, { outputLen: 32, blockLen: 64 }) satisfies XmdHash;
+  })();
+  const inputs = () => {
+    const out: [Uint8Array, Uint8Array][] = [];
+    for (const n of [0, 1, 31, 32, 55, 56, 63, 64, 65, 119, 120, 200, 1000]) out.push([randomBytes(1 + (n % 40)), randomBytes(n)]);
+    // An oversize DST (> 255 bytes, RFC 9380 §5.3.3).
+    out.push([randomBytes(300), randomBytes(10)]);
+    return out;
+  };
+
+  it('xmdHashToScalar (RFC 9380 hash_to_field, expand_message_xmd) for secp256k1 and P-256', () => {
+    const k1 = xmdHashToScalar(secp256k1.Point.Fn.ORDER, nodeSha256);
+    const r1 = xmdHashToScalar(p256.Point.Fn.ORDER, Object.assign((m: Uint8Array) => sha256(m), { outputLen: 32, blockLen: 64 }));
+    for (const [dst, msg] of inputs()) {
+      expect(k1(dst, msg)).toBe(secp256k1_hasher.hashToScalar(msg, { DST: dst }));
+      expect(r1(dst, msg)).toBe(p256_hasher.hashToScalar(msg, { DST: dst }));
+    }
+  });
+
+  it('every backend that loads here: hashToScalar equals the noble group', () => {
+    const native = chooseGroupBackends({ prefer: 'native', warn: () => undefined });
+    const wasm = chooseGroupBackends({ prefer: 'wasm', warn: () => undefined });
+    const groups = [native.groups.edwards25519, native.groups.secp256k1, wasm.groups.secp256k1];
+    expect(groups.map((g) => g.backend)).toEqual(['sodium-native', 'libsecp256k1 (native)', 'tiny-secp256k1 (WASM)']);
+    for (const g of groups) {
+      const ref = NOBLE_GROUPS[g.name as 'edwards25519' | 'secp256k1'];
+      for (const [dst, msg] of inputs()) expect(g.hashToScalar(dst, msg)).toBe(ref.hashToScalar(dst, msg));
+    }
+  });
+});
