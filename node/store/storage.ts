@@ -808,7 +808,10 @@ export class ShareStore {
       ensure(rec && equalBytes(rec.session, session), ErrorCode.BadState, `storage: no staged change of ${keyId} for this session`);
       const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array }[] = [];
       const changed: KeyRecord[] = [];
-      const erase: string[] = [gkey];
+      // The staged record's secret, if any, is the one being committed: erasing it matters only when
+      // the commit supersedes an old secret (refresh's previous epoch, a destroy). A keygen, rotate,
+      // import or plain state change erases nothing, and skips the compactions (tens of ms per commit).
+      const erase: string[] = [];
       const committedAt = Date.now();
       for (const e of rec.effects) {
         const applied = await this.applyEffect(tenant, keyId, e, session, committedAt);
@@ -818,7 +821,7 @@ export class ShareStore {
       }
       ops.push({ type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt }) });
       ops.push({ type: 'del', key: gkey });
-      ops.push({ type: 'put', key: ekey, value: encode({ v: FORMAT, keys: erase }) });
+      if (erase.length > 0) ops.push({ type: 'put', key: ekey, value: encode({ v: FORMAT, keys: [gkey, ...erase] }) });
       await this.keyWrite(tenant, keyId, () => this.db.batch(ops as never, { sync: true }));
       return { changed, erase };
     });
