@@ -35,7 +35,7 @@
 import { bytesToNumberBE, bytesToNumberLE } from '@noble/curves/utils.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { concatBytes, equalBytes, utf8ToBytes, zeroize } from './bytes.js';
+import { concatBytes, equalBytes, toHex, utf8ToBytes, zeroize } from './bytes.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { Group, Point } from './group.js';
 import type { SignCommitMsg } from './messages.js';
@@ -566,26 +566,33 @@ export function aggregate(ctx: SigningContext, shares: ReadonlyMap<number, Uint8
 // ---------------------------------------------------------------------------------------------
 // Signature verification (RFC 9591 §5.3 / RFC 8032 §5.1.7 / BIP-340), strict
 
-interface KnownKey {
-  readonly suite: SigningSuite;
-  readonly group: Group;
-  readonly bytes: Uint8Array;
-  readonly point: Point;
-}
-
-const KNOWN_KEYS = new WeakMap<Uint8Array, KnownKey>();
+/**
+ * Public keys that passed suite.publicKeyFromBytes, by suite object and encoding (a verifier sees the
+ * same few group keys over and over, each time in a fresh array). The point depends on the bytes
+ * only; the table is per suite object and is dropped when the suite's group changes. Bounded: the
+ * oldest entry goes first.
+ */
+const KNOWN_KEYS = new WeakMap<SigningSuite, { readonly group: Group; readonly keys: Map<string, Point> }>();
+const MAX_KNOWN_KEYS = 256;
 
 /** The group's native ed25519 verifier, for the ed25519 suite only (its challenge is RFC 8032's). */
 function ed25519Verifier(suite: SigningSuite, group: Group): Group['ed25519Verify'] {
   return suite.id === 'ed25519' ? group.ed25519Verify : undefined;
 }
 
-/** suite.publicKeyFromBytes (strict), remembered per byte array like decodePoint. */
+/** suite.publicKeyFromBytes (strict: throws on an invalid key), remembered per suite and encoding. */
 function publicKeyPoint(suite: SigningSuite, bytes: Uint8Array): Point {
-  const k = KNOWN_KEYS.get(bytes);
-  if (k !== undefined && k.suite === suite && k.group === suite.group && equalBytes(k.bytes, bytes)) return k.point;
+  let known = KNOWN_KEYS.get(suite);
+  if (known === undefined || known.group !== suite.group) {
+    known = { group: suite.group, keys: new Map() };
+    KNOWN_KEYS.set(suite, known);
+  }
+  const id = toHex(bytes);
+  const hit = known.keys.get(id);
+  if (hit !== undefined) return hit;
   const point = suite.publicKeyFromBytes(bytes);
-  KNOWN_KEYS.set(bytes, { suite, group: suite.group, bytes: Uint8Array.from(bytes), point });
+  if (known.keys.size >= MAX_KNOWN_KEYS) known.keys.delete(known.keys.keys().next().value!);
+  known.keys.set(id, point);
   return point;
 }
 
