@@ -271,7 +271,7 @@ export type Rng = (n: number) => Uint8Array;
  * is the canonical encoding of the share. A zero nonce (probability about 2^-252) is drawn again:
  * its commitment would be the identity, which has no encoding (§3.1).
  */
-export function nonceGenerate(suite: SigningSuite, secret: Uint8Array, rng: Rng = randomBytes): bigint {
+export function nonceGenerate(suite: SigningSuite, secret: Uint8Array, rng: Rng = suite.group.randomBytes ?? randomBytes): bigint {
   for (;;) {
     const random = rng(32);
     ensure(random instanceof Uint8Array && random.length === 32, ErrorCode.BadInput, 'rng: expected 32 bytes');
@@ -302,7 +302,7 @@ export interface Commitment {
  * computed with the constant-time base multiplication. `secret` is SerializeScalar(share), checked
  * by the caller. The commitment encodings are remembered as validated elements.
  */
-export function commit(suite: SigningSuite, secret: Uint8Array, rng: Rng = randomBytes): Commitment {
+export function commit(suite: SigningSuite, secret: Uint8Array, rng: Rng = suite.group.randomBytes ?? randomBytes): Commitment {
   const { group } = suite;
   const d = nonceGenerate(suite, secret, rng);
   const e = nonceGenerate(suite, secret, rng);

@@ -75,6 +75,12 @@ export interface Group {
    * leaves it undefined (core/frost.ts then runs the generic check over the Group).
    */
   readonly ed25519Verify?: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+  /**
+   * Optional: n fresh bytes from the backend's CSPRNG (libsodium randombytes_buf, node:crypto
+   * randomFillSync), cheaper per call than WebCrypto getRandomValues; core/frost.ts draws the nonce
+   * randomness of RFC 9591 §4.1 nonce_generate from it when no rng is given. Absent: noble's randomBytes.
+   */
+  readonly randomBytes?: (n: number) => Uint8Array;
 }
 
 /** The slice of a noble point class that the adapter uses. */
@@ -306,6 +312,9 @@ export function groupSlot(initial: Group): GroupSlot {
     // The installed backend's own (or undefined): it makes no point, so it does not seal the slot.
     get ed25519Verify() {
       return target.ed25519Verify;
+    },
+    get randomBytes() {
+      return target.randomBytes;
     },
   });
   return {

@@ -76,6 +76,9 @@ const NODE_SHA256: XmdHash | undefined = (() => {
   return Object.assign(sha256, { outputLen: 32, blockLen: 64 });
 })();
 
+/** node:crypto's CSPRNG (OpenSSL) without WebCrypto's per-call overhead: Group.randomBytes of the secp256k1 backends. */
+const nodeRandomBytes = (n: number): Uint8Array => nodeCrypto.randomFillSync(new Uint8Array(n));
+
 interface Candidate {
   readonly name: string;
   readonly kind: 'native' | 'wasm';
@@ -103,13 +106,13 @@ const SECP256K1_CANDIDATES: readonly Candidate[] = [
         binding.contextRandomize(seed);
         seed.fill(0);
       }
-      return libsecp256k1Group(binding, NOBLE_GROUPS.secp256k1, { sha256: NODE_SHA256 });
+      return libsecp256k1Group(binding, NOBLE_GROUPS.secp256k1, { sha256: NODE_SHA256, randomBytes: nodeRandomBytes });
     },
   },
   {
     name: 'tiny-secp256k1 (WASM)',
     kind: 'wasm',
-    build: (load) => tinySecp256k1Group(load('tiny-secp256k1') as TinySecp256k1, NOBLE_GROUPS.secp256k1, { sha256: NODE_SHA256 }),
+    build: (load) => tinySecp256k1Group(load('tiny-secp256k1') as TinySecp256k1, NOBLE_GROUPS.secp256k1, { sha256: NODE_SHA256, randomBytes: nodeRandomBytes }),
   },
 ];
 

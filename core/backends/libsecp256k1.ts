@@ -43,7 +43,7 @@ export const LIBSECP256K1_FUNCTIONS = [
 const SUM_AT_INFINITY = 'The sum of the public keys is not valid';
 
 /** `reference` is the noble secp256k1 group (core/suites.ts NOBLE_GROUPS). */
-export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group, options: { sha256?: XmdHash } = {}): Group {
+export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group, options: { sha256?: XmdHash; randomBytes?: (n: number) => Uint8Array } = {}): Group {
   for (const f of LIBSECP256K1_FUNCTIONS) {
     if (typeof (binding as unknown as Record<string, unknown>)[f] !== 'function') {
       throw new TesseraError(ErrorCode.BadInput, `secp256k1 binding lacks ${f}`);
@@ -81,6 +81,7 @@ export function libsecp256k1Group(binding: Libsecp256k1Binding, reference: Group
       },
       neg: (u) => binding.publicKeyNegate(u, false),
       sha256: options.sha256,
+      randomBytes: options.randomBytes,
     },
     reference,
   );

@@ -40,6 +40,8 @@ export interface Secp256k1Ops {
    * and H2: RFC 9380 hash_to_field with expand_message_xmd(SHA-256)). Without it, the reference's.
    */
   readonly sha256?: XmdHash;
+  /** Optional: the platform CSPRNG without WebCrypto's per-call overhead (Group.randomBytes). */
+  readonly randomBytes?: (n: number) => Uint8Array;
 }
 
 class SecpPoint {
@@ -139,6 +141,7 @@ export function secp256k1Group(ops: Secp256k1Ops, reference: Group): Group {
     },
     isIdentity: (a) => toP(a).u === null,
     hashToScalar,
+    ...(ops.randomBytes !== undefined ? { randomBytes: ops.randomBytes } : {}),
   };
   return Object.freeze(group);
 }

@@ -30,7 +30,7 @@ export interface TinySecp256k1 {
 export const TINY_SECP256K1_FUNCTIONS = ['isPoint', 'pointCompress', 'pointFromScalar', 'pointMultiply', 'pointAdd'] as const;
 
 /** `reference` is the noble secp256k1 group (core/suites.ts NOBLE_GROUPS). */
-export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group, options: { sha256?: XmdHash } = {}): Group {
+export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group, options: { sha256?: XmdHash; randomBytes?: (n: number) => Uint8Array } = {}): Group {
   for (const f of TINY_SECP256K1_FUNCTIONS) {
     if (typeof (tiny as unknown as Record<string, unknown>)[f] !== 'function') {
       throw new TesseraError(ErrorCode.BadInput, `tiny-secp256k1 lacks ${f}`);
@@ -63,6 +63,7 @@ export function tinySecp256k1Group(tiny: TinySecp256k1, reference: Group, option
         return tiny.pointCompress(c, false);
       },
       sha256: options.sha256,
+      randomBytes: options.randomBytes,
     },
     reference,
   );
