@@ -23,7 +23,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
 import { bundleDigest, parseBundle, unwrapBundleShare, wrapBundleShare, wrappingKeyFingerprint, wrappingKeysForParties } from '../core/bundle.js';
 import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../core/bytes.js';
-import { decapPartial } from '../core/decap.js';
+import { decapPartial, decodeEnc } from '../core/decap.js';
 import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
@@ -352,7 +352,7 @@ export class NodeService {
   async signShare(p: Principal, keyId: string, req: SignShareRequest): Promise<SignShareResponse> {
     const ref = ownRef(this.o.index, req.commitments);
     return this.o.gate.run(
-      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false },
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false, local: true },
       () => this.preparePresigned(p, keyId, req.version, req.epoch, [req]),
       async (prepared) => {
         const [share] = await this.signPresigned(prepared);
@@ -372,7 +372,7 @@ export class NodeService {
     const { keyId } = req;
     const refs = req.items.map((it) => ownRef(this.o.index, it.commitments));
     return this.o.gate.runBatch(
-      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version },
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, local: true },
       refs,
       () => this.preparePresigned(p, keyId, req.version, req.epoch, req.items),
       async (prepared) => {
@@ -474,25 +474,26 @@ export class NodeService {
     const session = parseSessionId(req.sessionId);
     return this.o.gate.run(
       // Not a coordinator session: a refusal has nothing to decline there (the session id is the SDK's binding nonce).
-      { principal: p, operation: 'decapsulate', authorize: 'policy', keyId, ...versionOf(req), session, declineOnRefusal: false },
+      { principal: p, operation: 'decapsulate', authorize: 'policy', keyId, ...versionOf(req), session, declineOnRefusal: false, local: true },
       async () => {
         const rec = await this.requireKey(p.tenant, keyId, req.version, 'decapsulate');
         const suite = getKemSuite(rec.suite);
         const enc = fromHex(req.enc, 'enc', suite.encLength);
         // RFC 9180 §4.1 DeserializePublicKey with the suite's validity checks: a bad point fails here, before any share is read.
-        suite.encToPoint(enc);
+        // Decoded once: decapPartial takes the decoded point (the hpke-x25519 map is most of its cost).
+        const decodedEnc = decodeEnc(suite, enc);
         const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
         // The SDK picks which t (or more) nodes it asks: the list must be well formed and name this node.
         this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
-        return { version: rec.version, rec, suite, enc, receiver };
+        return { version: rec.version, rec, suite, decodedEnc, receiver };
       },
-      async ({ rec, suite, enc, receiver }) => {
+      async ({ rec, suite, decodedEnc, receiver }) => {
         await this.refuseReleasedDestroy(p.tenant, keyId, rec.version);
         const key = await this.o.store.getShare(p.tenant, keyId, rec.version);
         if (!key) throw notFound(keyId, rec.version);
         let plaintext: Uint8Array | undefined;
         try {
-          const partial = decapPartial(suite, key, enc, session);
+          const partial = decapPartial(suite, key, decodedEnc, session);
           plaintext = encodeMessage('decap/partial', suite.id, partial);
           const wrapped = await sealToReceiver(receiver, plaintext, decapPartialBinding(session, keyId, rec.version, this.o.index));
           this.o.logger.info({ op: 'decapsulate', keyId, version: rec.version, session: toHex(session) }, 'partial decapsulation wrapped');

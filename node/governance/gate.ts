@@ -8,6 +8,7 @@
  *   2. prepare: the operation's local checks (the key exists for this tenant, its state allows the
  *      operation, parameters), resolving the version the operation will use.
  *   3. audit 'started' (node/governance/audit.ts). If it cannot be written the operation does not run.
+ *      (Skipped for one-shot local operations, GateRequest.local: their one entry is step 5.)
  *   4. work (for a session: join, channel, protocol, persist).
  *   5. audit 'ok' or 'failed'. If the final entry cannot be written the caller gets UNAVAILABLE, not the
  *      result: no operation completes unaudited.
@@ -45,6 +46,14 @@ export interface GateRequest {
    * not end up declining the session anyway.
    */
   readonly declineOnRefusal?: boolean;
+  /**
+   * A one-shot local operation whose only effect is its response (a presigned signature share, a
+   * sign-batch, a partial decapsulation): audited with ONE entry, its outcome, written (synced) before
+   * the result leaves the node. A 'started' entry would cost a second synced write on the critical
+   * path and record nothing more: nothing of the operation is visible before its entry is on disk, and
+   * a crash before that leaves no result anywhere. Refusals are audited as for every operation.
+   */
+  readonly local?: boolean;
 }
 
 export interface GateOptions {
@@ -116,7 +125,7 @@ export class OperationGate {
         }
       }
       prepared = await prepare();
-      await this.append(req, 'started', prepared.version, severity, note);
+      if (req.local !== true) await this.append(req, 'started', prepared.version, severity, note);
     } catch (e) {
       const err = asTesseraError(e);
       this.declineRefused(req, err.message);
@@ -178,7 +187,7 @@ export class OperationGate {
         }
       }
       prepared = await prepare();
-      await all('started', prepared.version, severity, note);
+      if (req.local !== true) await all('started', prepared.version, severity, note);
     } catch (e) {
       const err = asTesseraError(e);
       await Promise.all(items.map((it) => this.record(it, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err)));

@@ -143,13 +143,13 @@ describe('presigned signing on a real cluster', () => {
     }
     // Shares out of order do not aggregate (each is bound to its own message and list).
     expect(() => aggregate(info, items[0]!.commitments, message32('batch 0'), new Map([[1, r1.json.shares[1]!], [2, r2.json.shares[0]!]]))).toThrow();
-    // The audit log of node 1: for every message a 'sign' started and ok entry, named by the presignature it used.
+    // The audit log of node 1: for every message one 'sign' ok entry (a one-shot local operation), named by the presignature it used.
     const log = (await (await fetch(`${tc.dev.cluster.nodes[0]!.url}/v1/admin/audit`, { headers: { authorization: `Bearer ${tc.dev.cluster.nodes[0]!.apiKey}` } })).json()) as { entries: string[] };
     const entries = log.entries.map((e) => JSON.parse(e) as { operation: string; outcome: string; sessionId?: string; keyId?: string });
     for (let k = 0; k < n; k++) {
       const ref = toHex(presignRef(fromHex(b1.poolId, 'pool'), b1.commitments[k]!.index));
       const mine = entries.filter((e) => e.sessionId === ref);
-      expect(mine.map((e) => `${e.operation}:${e.outcome}:${e.keyId}`)).toEqual(['sign:started:ps-ed', 'sign:ok:ps-ed']);
+      expect(mine.map((e) => `${e.operation}:${e.outcome}:${e.keyId}`)).toEqual(['sign:ok:ps-ed']);
     }
     // The batch is all or nothing: one used entry refuses it, and the fresh entries stay usable.
     const [c1, c2] = await Promise.all([presign(1, 'ps-ed', 1), presign(2, 'ps-ed', 1)]);

@@ -154,6 +154,26 @@ describe('the gate fails closed on the audit log', () => {
     expect(node.link.join).not.toHaveBeenCalled();
   });
 
+  it('a one-shot local operation writes one entry, its outcome, and returns nothing when that entry cannot be written', async () => {
+    const gate = new OperationGate({ audit: node.audit, policy: node.policy, decline: () => undefined, logger: pino({ level: 'silent' }) });
+    const req = { principal, operation: 'sign' as const, authorize: 'policy' as const, keyId: 'k-local', version: 1, local: true };
+    expect(await gate.run(req, async () => ({ version: 1 }), async () => 'share')).toBe('share');
+    const mine = (await node.entries()).filter((e) => e.keyId === 'k-local');
+    expect(mine.map((e) => e.outcome)).toEqual(['ok']);
+    // Batches too: one entry per item.
+    expect(await gate.runBatch(req, [undefined, undefined], async () => ({ version: 1 }), async () => 'shares')).toBe('shares');
+    expect((await node.entries()).filter((e) => e.keyId === 'k-local').map((e) => e.outcome)).toEqual(['ok', 'ok', 'ok']);
+    // The work ran, but its result never leaves the gate unaudited.
+    let ran = false;
+    await node.audit.close();
+    const err = await rejection(gate.run(req, async () => ({ version: 1 }), async () => {
+      ran = true;
+      return 'share';
+    }));
+    expect(ran).toBe(true);
+    expect(err.code).toBe('UNAVAILABLE');
+  });
+
   it('an admin change whose audit entry cannot be written does not happen', async () => {
     const tenants = await TenantStore.open({ records: node.store.namespace(TENANTS_NAMESPACE) });
     const gate = new OperationGate({ audit: node.audit, policy: node.policy, decline: () => undefined, logger: pino({ level: 'silent' }) });
@@ -206,7 +226,7 @@ describe('the gate: policy, state and audit before any session', () => {
     expect(node.link.join).toHaveBeenCalledTimes(1);
     expect((await node.entries()).filter((e) => e.outcome === 'started').at(-1)).toMatchObject({ operation: 'sign', keyId: 'sig', version: 2 });
 
-    // Retired: no signature, before joining; decapsulation still goes ahead (to the join).
+    // Retired: no signature, before joining; decapsulation still goes ahead (one round: no session to join).
     const retired = await rejection(node.service.sign(principal, 'sig', { sessionId: sid(), message: '00', players: [1, 2], version: 1 }));
     expect(retired.code).toBe('BAD_STATE');
     expect(retired.message).toMatch(/retired: sign is not allowed/);
@@ -214,9 +234,9 @@ describe('the gate: policy, state and audit before any session', () => {
     expect((await node.entries()).at(-1)).toMatchObject({ operation: 'sign', version: 1, outcome: 'denied' });
     const receiverPublicKey = toHex((await generateWrappingKeyPair('ml-kem-768')).publicKey);
     const enc = toHex(x25519.getPublicKey(x25519.utils.randomSecretKey())); // a sender's ephemeral key
-    const e = await rejection(node.service.decapsulate(principal, 'kem', { sessionId: sid(), enc, players: [1, 2], receiverPublicKey, version: 1 }));
-    expect(e.message).toMatch(/joined a session/);
-    expect(node.link.join).toHaveBeenCalledTimes(2);
+    const partial = await node.service.decapsulate(principal, 'kem', { sessionId: sid(), enc, players: [1, 2], receiverPublicKey, version: 1 });
+    expect(partial).toMatchObject({ keyId: 'kem', version: 1, index: 1 });
+    expect(node.link.join).toHaveBeenCalledTimes(1);
     // No active version left: naming none is refused.
     expect((await rejection(node.service.decapsulate(principal, 'kem', { sessionId: sid(), enc, players: [1, 2], receiverPublicKey }))).code).toBe('BAD_STATE');
 
@@ -226,7 +246,7 @@ describe('the gate: policy, state and audit before any session', () => {
     expect((await rejection(node.service.decapsulate(principal, 'kem', { sessionId: sid(), enc, players: [1, 2], receiverPublicKey, version: 1 }))).code).toBe('BAD_STATE');
     expect((await rejection(node.service.verify(principal, 'sig', { message: '00', signature: '00'.repeat(64), version: 1 }))).code).toBe('BAD_STATE');
     expect((await rejection(node.service.refresh(principal, 'sig', { sessionId: sid(), version: 1 }))).code).toBe('BAD_STATE');
-    expect(node.link.join).toHaveBeenCalledTimes(2);
+    expect(node.link.join).toHaveBeenCalledTimes(1);
     // Its public record stays readable.
     expect(await node.service.getKey(principal, 'sig', 1)).toMatchObject({ version: 1, state: 'archived' });
 
