@@ -63,10 +63,58 @@ function checkPackage(suite: KemSuite, pkg: PublicKeyPackage): Point {
 }
 
 /**
+ * `enc` after RFC 9180 §4.1 DeserializePublicKey with the suite's validity checks (suite.encToPoint:
+ * wrong length, twist point, small-order point -> BadPoint). A caller that validates `enc` before it
+ * computes (node/service.ts decapsulate checks it before reading any share) passes this to decapPartial
+ * or decapCombine, which then do not decode it again: on hpke-x25519 the Montgomery-to-Edwards map
+ * and the projection onto the prime-order subgroup are most of a partial decapsulation's cost.
+ * Only decodeEnc makes these objects; the bytes are a private copy.
+ */
+export class DecodedEnc {
+  readonly #suite: string;
+  readonly #enc: Uint8Array;
+  readonly #point: Point;
+  private constructor(suite: string, enc: Uint8Array, point: Point) {
+    this.#suite = suite;
+    this.#enc = enc;
+    this.#point = point;
+    Object.freeze(this);
+  }
+  /** @internal Used by decodeEnc only. */
+  static decode(suite: KemSuite, enc: Uint8Array): DecodedEnc {
+    checkKemSuite(suite);
+    const point = suite.encToPoint(enc);
+    return new DecodedEnc(suite.id, Uint8Array.from(enc), point);
+  }
+  /** The suite id this `enc` was decoded for. */
+  get suite(): string {
+    return this.#suite;
+  }
+  /** A copy of the `enc` bytes. */
+  bytes(): Uint8Array {
+    return this.#enc.slice();
+  }
+  /** The decoded point E (for decapPartial / decapCombine of the same suite). */
+  pointFor(suite: KemSuite): Point {
+    ensure(suite.id === this.#suite, ErrorCode.UnknownSuite, `enc was decoded for suite ${this.#suite}, not ${suite.id}`);
+    return this.#point;
+  }
+}
+
+/** Decode and validate `enc` once (see DecodedEnc). Throws BadPoint like suite.encToPoint. */
+export function decodeEnc(suite: KemSuite, enc: Uint8Array): DecodedEnc {
+  return DecodedEnc.decode(suite, enc);
+}
+
+function encPoint(suite: KemSuite, enc: Uint8Array | DecodedEnc): Point {
+  return enc instanceof DecodedEnc ? enc.pointFor(suite) : suite.encToPoint(enc);
+}
+
+/**
  * Party side: D_i = share_i·E and a DLEQ proof against Y_i = share_i·G, bound to the session.
  * Validates `enc` first (wrong length, twist point, small-order point -> BadPoint).
  */
-export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array, sessionId: Uint8Array): DecapPartialMsg {
+export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array | DecodedEnc, sessionId: Uint8Array): DecapPartialMsg {
   checkKemSuite(suite);
   checkSessionId(sessionId);
   ensure(key && key.secret && key.publicKey, ErrorCode.BadInput, 'key share missing');
@@ -80,7 +128,7 @@ export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array, se
 
   const g = suite.group;
   // RFC 9180 §4.1 Decap: pkE = DeserializePublicKey(enc), with the suite's validity checks.
-  const E = suite.encToPoint(enc);
+  const E = encPoint(suite, enc);
   const share = g.scalarFromBytes(secret.value, 'key share');
   const Y = g.pointFromBytes(pkg.verifyingShares[index - 1]!, `verifying share ${index}`);
   // Our own share must match our own verifying share, or every partial we send would be blamed on us.
@@ -109,7 +157,7 @@ export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array, se
 export function decapCombine(
   suite: KemSuite,
   pkg: PublicKeyPackage,
-  enc: Uint8Array,
+  encInput: Uint8Array | DecodedEnc,
   partials: Map<number, DecapPartialMsg>,
   sessionId: Uint8Array,
 ): Uint8Array {
@@ -129,7 +177,8 @@ export function decapCombine(
   );
 
   const g = suite.group;
-  const E = suite.encToPoint(enc);
+  const E = encPoint(suite, encInput);
+  const enc = encInput instanceof DecodedEnc ? encInput.bytes() : encInput;
 
   const culprits: number[] = [];
   const points: { index: number; point: Point }[] = [];

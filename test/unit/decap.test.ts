@@ -8,7 +8,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { Aes128Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
-import { decapCombine, decapPartial } from '../../core/decap.js';
+import { decapCombine, decapPartial, decodeEnc } from '../../core/decap.js';
 import { dleqProve, dleqVerify } from '../../core/dleq.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { AeadId, KdfId, createContext, extractAndExpand, type HpkeSuiteParams } from '../../core/hpke.js';
@@ -126,6 +126,28 @@ describe('hpke-x25519 equals X25519(skR, enc)', () => {
     const honest = ed25519.Point.BASE.multiply(HPKE_X25519.group.randomScalar());
     const enc = ed25519.utils.toMontgomery(honest.add(T).toBytes());
     expect(threshold(enc)).toBe(expected(enc));
+  });
+
+  it('enc decoded once (decodeEnc, as the node does) gives the same partials and secret as the bytes', () => {
+    for (const enc of [x25519.getPublicKey(x25519.utils.randomSecretKey()), Uint8Array.from([...pkR.subarray(0, 31), pkR[31]! | 0x80])]) {
+      const decoded = decodeEnc(HPKE_X25519, enc);
+      const input = enc.slice();
+      enc.fill(0); // the decoded object holds its own copy
+      const partials = new Map([1, 2].map((i) => [i, decapPartial(HPKE_X25519, keys[i - 1]!, decoded, sid(4))] as const));
+      // DLEQ nonces are random, so compare what they prove: each partial verifies in a combine over the raw bytes.
+      expect(toHex(decapCombine(HPKE_X25519, keys[0]!.publicKey, input, partials, sid(4)))).toBe(expected(input));
+      expect(toHex(decapCombine(HPKE_X25519, keys[0]!.publicKey, decoded, partials, sid(4)))).toBe(expected(input));
+      expect(toHex(decoded.bytes())).toBe(toHex(input));
+    }
+  });
+
+  it('decodeEnc rejects what encToPoint rejects, and a decoded enc is not accepted for another suite', () => {
+    const small = ed25519.utils.toMontgomery(hex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'));
+    expect(thrown(() => decodeEnc(HPKE_X25519, small)).code).toBe(ErrorCode.BadPoint);
+    expect(thrown(() => decodeEnc(HPKE_X25519, new Uint8Array(31))).code).toBe(ErrorCode.BadPoint);
+    const decoded = decodeEnc(HPKE_X25519, x25519.getPublicKey(x25519.utils.randomSecretKey()));
+    const pKeys = dealerKeys(HPKE_P256.id, 2, 3);
+    expect(thrown(() => decapPartial(HPKE_P256, pKeys[0]!, decoded, sid(5))).code).toBe(ErrorCode.UnknownSuite);
   });
 });
 
