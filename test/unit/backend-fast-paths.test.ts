@@ -120,6 +120,24 @@ describe('Group.ed25519Verify (sodium-native) accepts exactly what the generic c
   });
 });
 
+describe('Group.randomBytes', () => {
+  it('every native and WASM backend draws n fresh bytes; noble has none (frost.ts then uses noble randomBytes)', () => {
+    const native = chooseGroupBackends({ prefer: 'native', warn: () => undefined });
+    const wasm = chooseGroupBackends({ prefer: 'wasm', warn: () => undefined });
+    for (const g of [native.groups.edwards25519, native.groups.secp256k1, wasm.groups.secp256k1]) {
+      const draw = g.randomBytes!;
+      for (const n of [0, 1, 32, 64]) {
+        const a = draw(n);
+        expect(a).toBeInstanceOf(Uint8Array);
+        expect(a.length).toBe(n);
+      }
+      expect(Buffer.from(draw(32)).equals(Buffer.from(draw(32)))).toBe(false);
+    }
+    expect(NOBLE_GROUPS.edwards25519.randomBytes).toBeUndefined();
+    expect(NOBLE_GROUPS.secp256k1.randomBytes).toBeUndefined();
+  });
+});
+
 describe('hashToScalar with an injected hash is byte-identical to noble', () => {
   const nodeSha256 = (() => {
     const { createHash } = realRequire('node:crypto') as typeof import('node:crypto');
