@@ -216,10 +216,31 @@ export class MlKemKey {
   /** Raw key bytes (the private key is the 64-byte seed). Owned by this object; see `wipeKemKey`. */
   readonly key: Uint8Array;
 
+  /** A private key's expanded 2400-byte decapsulation key, made on first use; wiped with the key. */
+  #decapsulationKey: Uint8Array | undefined;
+
   constructor(type: KeyType, key: Uint8Array) {
     this.type = type;
     this.key = key;
     this.usages = type === 'private' ? ['deriveBits'] : [];
+  }
+
+  /**
+   * FIPS 203 §7.1 ML-KEM.KeyGen_internal(d, z) of this private key's seed, expanded once and kept with
+   * the key, so that one key object opening several messages expands it once. Owned by the key: the
+   * caller does not zeroize it; `wipe` (wipeKemKey) does.
+   */
+  decapsulationKey(): Uint8Array {
+    if (this.type !== 'private') throw new Error('not a private key');
+    if (this.#decapsulationKey === undefined) this.#decapsulationKey = expandSeed(this.key).decapsulationKey;
+    return this.#decapsulationKey;
+  }
+
+  /** Overwrite the key bytes and the expanded decapsulation key, if any. */
+  wipe(): void {
+    zeroize(this.key);
+    zeroize(this.#decapsulationKey);
+    this.#decapsulationKey = undefined;
   }
 }
 
@@ -237,6 +258,10 @@ export function wipeKemKey(key: unknown): void {
   const pair = key as { privateKey?: unknown; publicKey?: unknown };
   if (typeof pair.privateKey === 'object' && typeof pair.publicKey === 'object') {
     wipeKemKey(pair.privateKey);
+    return;
+  }
+  if (key instanceof MlKemKey) {
+    key.wipe();
     return;
   }
   const bytes = (key as RawKeyLike).key;
@@ -383,21 +408,31 @@ export class LiboqsMlKem768 implements KemInterface {
     }
   }
 
-  /** RFC 9180 §4 Decap(enc, skR) = ML-KEM.Decaps(dk, enc), dk expanded from the seed for this call. */
+  /**
+   * RFC 9180 §4 Decap(enc, skR) = ML-KEM.Decaps(dk, enc), dk expanded from the seed: once per key object
+   * for our own MlKemKey (kept with it until wipeKemKey), for this call only for any other key object.
+   */
   async decap(params: RecipientContextParams): Promise<ArrayBuffer> {
     if (params.senderPublicKey !== undefined) throw new DecapError(new Error('ML-KEM has no authenticated mode'));
-    let dk: Uint8Array | undefined;
+    let ownDk: Uint8Array | undefined;
     try {
       const ct = copyBytes(params.enc);
       if (ct.length !== this.encSize) throw new Error('wrong enc length');
-      const seed = keyBytes(privateKeyOf(params.recipientKey), 'private', this.privateKeySize);
-      dk = expandSeed(seed).decapsulationKey;
+      const key = privateKeyOf(params.recipientKey);
+      const seed = keyBytes(key, 'private', this.privateKeySize);
+      let dk: Uint8Array;
+      if (key instanceof MlKemKey) {
+        dk = key.decapsulationKey();
+      } else {
+        ownDk = expandSeed(seed).decapsulationKey;
+        dk = ownDk;
+      }
       const raw = await loadLiboqsMlKem768();
       return asArrayBuffer(raw.decapsulate(ct, dk));
     } catch (e) {
       throw new DecapError(e);
     } finally {
-      zeroize(dk);
+      zeroize(ownDk);
     }
   }
 }

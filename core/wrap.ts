@@ -204,7 +204,47 @@ async function open(
   ciphertextLength: { exact: number } | { max: number },
   what: string,
 ): Promise<Uint8Array> {
+  const [plaintext] = await openAll(recipient, [{ sealed, aad }], info, ciphertextLength, what);
+  return plaintext!;
+}
+
+/**
+ * `open` of several messages to the same recipient key: every message is shape-checked before any
+ * crypto, then the private key is deserialized once (so ML-KEM-768 expands its seed once, core/pq.ts
+ * MlKemKey) and each message is opened in turn. The first failure throws; the plaintexts opened
+ * before it are zeroized. The plaintexts belong to the caller.
+ */
+async function openAll(
+  recipient: WrappingKeyPair,
+  items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
+  info: Uint8Array,
+  ciphertextLength: { exact: number } | { max: number },
+  what: string,
+): Promise<Uint8Array[]> {
   const kem = recipientKem(recipient);
+  for (const { sealed } of items) checkSealed(kem, sealed, ciphertextLength, what);
+  const hpke = cipherSuite(kem);
+  const fail = (): TesseraError =>
+    new TesseraError(ErrorCode.DecryptionFailed, `${what}: did not open (wrong recipient key, tampered, or bound to other associated data)`);
+  const out: Uint8Array[] = [];
+  let privateKey;
+  try {
+    privateKey = await hpke.kem.deserializePrivateKey(recipient.privateKey);
+    for (const { sealed, aad } of items) {
+      out.push(new Uint8Array(await hpke.open({ recipientKey: privateKey, enc: sealed.enc, info }, sealed.ciphertext, aad)));
+    }
+    return out;
+  } catch {
+    for (const p of out) zeroize(p);
+    throw fail();
+  } finally {
+    // The deserialized key object holds our own copy of the private key bytes (and its expansion).
+    wipeKemKey(privateKey);
+  }
+}
+
+/** The shape checks of a received sealed message, before any crypto: DecryptionFailed labelled `what`. */
+function checkSealed(kem: WrapKem, sealed: WrappedShareMsg, ciphertextLength: { exact: number } | { max: number }, what: string): void {
   const kemDesc = KEM_INFO[kem];
   const fail = (why: string): TesseraError => new TesseraError(ErrorCode.DecryptionFailed, `${what}: ${why}`);
   if (typeof sealed !== 'object' || sealed === null) throw fail('expected an object');
@@ -218,18 +258,6 @@ async function open(
   }
   if ('max' in ciphertextLength && (sealed.ciphertext.length < AEAD_TAG_LENGTH || sealed.ciphertext.length > ciphertextLength.max)) {
     throw fail(`ciphertext must be ${AEAD_TAG_LENGTH}..${ciphertextLength.max} bytes`);
-  }
-
-  const hpke = cipherSuite(kem);
-  let privateKey;
-  try {
-    privateKey = await hpke.kem.deserializePrivateKey(recipient.privateKey);
-    return new Uint8Array(await hpke.open({ recipientKey: privateKey, enc: sealed.enc, info }, sealed.ciphertext, aad));
-  } catch {
-    throw fail('did not open (wrong recipient key, tampered, or bound to other associated data)');
-  } finally {
-    // The deserialized key object holds our own copy of the private key bytes.
-    wipeKemKey(privateKey);
   }
 }
 
@@ -327,4 +355,22 @@ export async function openFromSender(receiver: WrappingKeyPair, sealed: WrappedS
   recipientKem(receiver);
   ensure(aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
   return open(receiver, sealed, SEAL_INFO, aad, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, 'sealed message');
+}
+
+/**
+ * openFromSender for several messages to the same receiver key (e.g. the t wrapped partials of one
+ * decapsulation): each message must open for its own `aad`. The receiver's private key is deserialized
+ * and, for ML-KEM-768, expanded once for all of them. Any failure is DecryptionFailed; the plaintexts,
+ * in the order of `items`, belong to the caller.
+ */
+export async function openAllFromSender(
+  receiver: WrappingKeyPair,
+  items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
+): Promise<Uint8Array[]> {
+  recipientKem(receiver);
+  ensure(Array.isArray(items), ErrorCode.BadInput, 'sealed messages: expected an array');
+  for (const item of items) {
+    ensure(typeof item === 'object' && item !== null && item.aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
+  }
+  return openAll(receiver, items, SEAL_INFO, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, 'sealed message');
 }

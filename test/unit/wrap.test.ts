@@ -14,9 +14,10 @@ import { ml_kem768_x25519 } from '@noble/post-quantum/hybrid.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { equalBytes, toHex } from '../../core/bytes.js';
-import { LiboqsMlKem768, ML_KEM_768, loadLiboqsMlKem768 } from '../../core/pq.js';
+import { LiboqsMlKem768, ML_KEM_768, MlKemKey, loadLiboqsMlKem768, wipeKemKey } from '../../core/pq.js';
 import {
   generateWrappingKeyPair,
+  openAllFromSender,
   openFromSender,
   sealToReceiver,
   unwrapShare,
@@ -356,6 +357,39 @@ describe('sealToReceiver / openFromSender (general sealing to a wrapping key)', 
       await expectCode(openFromSender(receiver, { ...sealed, ciphertext: new Uint8Array(15) }, aad), ErrorCode.DecryptionFailed);
     });
   }
+
+  for (const kem of ['ml-kem-768', 'x-wing'] as const) {
+    it(`${kem}: openAllFromSender opens each message for its own aad; any bad one fails the whole call`, async () => {
+      const receiver = await generateWrappingKeyPair(kem);
+      const aads = [utf8ToBytes('binding-1'), utf8ToBytes('binding-2'), utf8ToBytes('binding-3')];
+      const msgs = aads.map((_, k) => Uint8Array.from({ length: 40 + k }, (_, i) => (i * (k + 3)) & 0xff));
+      const sealed = await Promise.all(msgs.map((m, k) => sealToReceiver(receiver.publicKey, m, aads[k]!)));
+      const opened = await openAllFromSender(receiver, sealed.map((s, k) => ({ sealed: s, aad: aads[k]! })));
+      expect(opened.map(toHex)).toEqual(msgs.map(toHex));
+      expect(await openAllFromSender(receiver, [])).toEqual([]);
+      // Swapped bindings, one tampered message, a shape error: DecryptionFailed.
+      await expectCode(openAllFromSender(receiver, [{ sealed: sealed[0]!, aad: aads[0]! }, { sealed: sealed[1]!, aad: aads[2]! }]), ErrorCode.DecryptionFailed);
+      await expectCode(
+        openAllFromSender(receiver, [{ sealed: sealed[0]!, aad: aads[0]! }, { sealed: { ...sealed[1]!, ciphertext: flipBit(sealed[1]!.ciphertext, 3) }, aad: aads[1]! }]),
+        ErrorCode.DecryptionFailed,
+      );
+      await expectCode(openAllFromSender(receiver, [{ sealed: { ...sealed[0]!, enc: new Uint8Array(3) }, aad: aads[0]! }]), ErrorCode.DecryptionFailed);
+      await expectCode(openAllFromSender(receiver, [{ sealed: sealed[0]!, aad: 'x' as unknown as Uint8Array }]), ErrorCode.BadInput);
+    });
+  }
+
+  it('an ML-KEM private key object expands its seed once and wipes the expansion with the key', async () => {
+    const hpkeKem = new LiboqsMlKem768();
+    const pair = await hpkeKem.generateKeyPair();
+    const key = pair.privateKey as unknown as MlKemKey;
+    const dk = key.decapsulationKey();
+    expect(dk.length).toBe(ML_KEM_768.decapsulationKeyLength);
+    expect(key.decapsulationKey()).toBe(dk);
+    expect(toHex(dk)).toBe(toHex(ml_kem768.keygen(key.key).secretKey));
+    wipeKemKey(pair);
+    expect(dk.every((b) => b === 0)).toBe(true);
+    expect(key.key.every((b) => b === 0)).toBe(true);
+  });
 
   it('a sealed message never opens as a wrapped share, even with the same associated data (distinct HPKE info)', async () => {
     const receiver = await generateWrappingKeyPair();
