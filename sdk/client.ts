@@ -15,7 +15,7 @@ import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
 import { decodeCertificate, encodeCertificate } from '../core/commit.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
-import { generateWrappingKeyPair, openFromSender } from '../core/wrap.js';
+import { generateWrappingKeyPair, openAllFromSender } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
 import type {
@@ -1071,15 +1071,17 @@ export class Cluster {
       if (pkg.suite !== suite.id) throw new TesseraClientError('VERIFICATION_FAILED', `the nodes answered with a ${pkg.suite} key, not ${suite.id}`);
       const session = fromHex(sessionId, 'sessionId');
       const partials = new Map<number, ReturnType<typeof decodeMessage<'decap/partial'>>>();
-      for (const r of results) {
-        const plaintext = await openFromSender(
+      // One deserialization (and ML-KEM seed expansion) of this call's receiver key opens all t partials.
+      opened.push(
+        ...(await openAllFromSender(
           receiver,
-          { kem: r.wrappedPartial.kem, enc: fromHex(r.wrappedPartial.enc, 'enc'), ciphertext: fromHex(r.wrappedPartial.ciphertext, 'ciphertext') },
-          decapPartialBinding(session, keyId, r.version, r.index),
-        );
-        opened.push(plaintext);
-        partials.set(r.index, decodeMessage(plaintext, 'decap/partial', suite.id));
-      }
+          results.map((r) => ({
+            sealed: { kem: r.wrappedPartial.kem, enc: fromHex(r.wrappedPartial.enc, 'enc'), ciphertext: fromHex(r.wrappedPartial.ciphertext, 'ciphertext') },
+            aad: decapPartialBinding(session, keyId, r.version, r.index),
+          })),
+        )),
+      );
+      results.forEach((r, k) => partials.set(r.index, decodeMessage(opened[k]!, 'decap/partial', suite.id)));
       // Checks every DLEQ proof (bound to this session id and the sender's index) before combining.
       const secret = decapCombine(suite, pkg, fromHex(enc, 'enc'), partials, session);
       return { sharedSecret: toHex(secret), version: results[0]!.version };
