@@ -4,7 +4,9 @@
  *
  * Suite: KEM ML-KEM-768 (0x0041, default, computed by liboqs, core/pq.ts) or X-Wing (0x647a,
  * @hpke/hybridkem-x-wing, draft-connolly-cfrg-xwing-kem), KDF HKDF-SHA256 (0x0001), AEAD AES-256-GCM
- * (0x0002). HPKE itself is @hpke/core.
+ * (0x0002). HPKE itself is @hpke/core for X-Wing; for ML-KEM-768 the same RFC 9180 steps are composed
+ * synchronously from liboqs (the KEM) and core/hpke.ts (key schedule, AEAD) — byte-identical, without
+ * @hpke/core's per-call WebCrypto key imports and thread-pool round trips.
  *
  * - `info` (key schedule input, RFC 9180 §5.1) is a fixed label: it separates share wrapping from any
  *   other use of the same recipient key.
@@ -21,7 +23,8 @@ import { XWing } from '@hpke/hybridkem-x-wing';
 import { framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { WrappedShareMsg } from './messages.js';
-import { LiboqsMlKem768, wipeKemKey } from './pq.js';
+import { AeadId, KdfId, createContext, type HpkeContext, type HpkeSuiteParams } from './hpke.js';
+import { LiboqsMlKem768, MlKemKey, loadLiboqsMlKem768, wipeKemKey } from './pq.js';
 import { getSuite, type SuiteId } from './suites.js';
 import type { SecretShare } from './types.js';
 
@@ -164,6 +167,7 @@ export async function generateWrappingKeyPair(kem: WrapKem = 'ml-kem-768'): Prom
  * been length-checked; a key that fails the KEM's own check (FIPS 203 §7.2) is BadInput.
  */
 async function seal(kem: WrapKem, recipientPublicKey: Uint8Array, info: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<WrappedShareMsg> {
+  if (kem === 'ml-kem-768') return sealMlKem768(recipientPublicKey, info, aad, plaintext);
   const hpke = cipherSuite(kem);
   let recipientKey;
   try {
@@ -177,6 +181,72 @@ async function seal(kem: WrapKem, recipientPublicKey: Uint8Array, info: Uint8Arr
   } catch {
     // The only input-dependent failure here is an encapsulation key failing the FIPS 203 §7.2 check.
     throw new TesseraError(ErrorCode.BadInput, `${kem} recipient public key: rejected by encapsulation`);
+  }
+}
+
+/** The ML-KEM-768 wrapping suite's RFC 9180 ids: KEM 0x0041, HKDF-SHA256, AES-256-GCM. */
+const ML_KEM_768_HPKE: HpkeSuiteParams = Object.freeze({ kemId: KEM_INFO['ml-kem-768'].id, kdfId: KdfId.HkdfSha256, aeadId: AeadId.Aes256Gcm });
+
+/**
+ * SealBase for ML-KEM-768 without @hpke/core's WebCrypto round trips: RFC 9180 §5.1.1 SetupBaseS with
+ * Encap(pkR) = ML-KEM.Encaps(ek) (liboqs, core/pq.ts, as LiboqsMlKem768.encap), the §5.1 key schedule
+ * and §5.2 Seal at sequence 0 from core/hpke.ts (noble HKDF-SHA256 and AES-256-GCM). Same bytes as
+ * @hpke/core's single-shot seal with LiboqsMlKem768 (test/unit/wrap.test.ts interop with @hpke/ml-kem).
+ */
+async function sealMlKem768(recipientPublicKey: Uint8Array, info: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<WrappedShareMsg> {
+  let raw;
+  try {
+    raw = await loadLiboqsMlKem768();
+  } catch {
+    throw new TesseraError(ErrorCode.BadState, 'ml-kem-768: engine failed to load');
+  }
+  let encapsulated;
+  try {
+    encapsulated = raw.encapsulate(recipientPublicKey);
+  } catch {
+    // The only input-dependent failure here is an encapsulation key failing the FIPS 203 §7.2 check.
+    throw new TesseraError(ErrorCode.BadInput, 'ml-kem-768 recipient public key: rejected by encapsulation');
+  }
+  let ctx: HpkeContext | undefined;
+  try {
+    ctx = createContext(ML_KEM_768_HPKE, encapsulated.sharedSecret, info);
+    return { kem: ML_KEM_768_HPKE.kemId, enc: encapsulated.cipherText, ciphertext: ctx.seal(aad, plaintext) };
+  } finally {
+    zeroize(encapsulated.sharedSecret);
+    ctx?.destroy();
+  }
+}
+
+/**
+ * OpenBase of each item for ML-KEM-768 (the inverse of sealMlKem768): ML-KEM.Decaps (liboqs) with the
+ * recipient's seed expanded once (core/pq.ts MlKemKey), then the §5.1 key schedule and §5.2 Open at
+ * sequence 0. Throws on any failure (the caller maps it to DecryptionFailed) after wiping what it opened.
+ */
+async function openMlKem768(
+  recipient: WrappingKeyPair,
+  items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
+  info: Uint8Array,
+): Promise<Uint8Array[]> {
+  const raw = await loadLiboqsMlKem768();
+  const key = new MlKemKey('private', recipient.privateKey.slice());
+  const out: Uint8Array[] = [];
+  try {
+    for (const { sealed, aad } of items) {
+      const sharedSecret = raw.decapsulate(sealed.enc, key.decapsulationKey());
+      const ctx = createContext(ML_KEM_768_HPKE, sharedSecret, info);
+      zeroize(sharedSecret);
+      try {
+        out.push(ctx.open(aad, sealed.ciphertext));
+      } finally {
+        ctx.destroy();
+      }
+    }
+    return out;
+  } catch (e) {
+    for (const p of out) zeroize(p);
+    throw e;
+  } finally {
+    key.wipe();
   }
 }
 
@@ -223,9 +293,16 @@ async function openAll(
 ): Promise<Uint8Array[]> {
   const kem = recipientKem(recipient);
   for (const { sealed } of items) checkSealed(kem, sealed, ciphertextLength, what);
-  const hpke = cipherSuite(kem);
   const fail = (): TesseraError =>
     new TesseraError(ErrorCode.DecryptionFailed, `${what}: did not open (wrong recipient key, tampered, or bound to other associated data)`);
+  if (kem === 'ml-kem-768') {
+    try {
+      return await openMlKem768(recipient, items, info);
+    } catch {
+      throw fail();
+    }
+  }
+  const hpke = cipherSuite(kem);
   const out: Uint8Array[] = [];
   let privateKey;
   try {
