@@ -340,3 +340,21 @@ export function groupSlot(initial: Group): GroupSlot {
     },
   };
 }
+
+/** The scalar arithmetic of a Group (bigints mod the order: the same in every backend of one group). */
+export type GroupScalars = Pick<Group, 'scalarFromBytes' | 'scalarToBytes' | 'randomScalar' | 'add' | 'sub' | 'mul' | 'neg' | 'inv' | 'reduce'>;
+
+/** A backend's scalar arithmetic, delegated to the reference group of the same curve (core/backends/). */
+export function referenceScalars(reference: Group): GroupScalars {
+  return {
+    scalarFromBytes: (b, what, allowZero) => reference.scalarFromBytes(b, what, allowZero),
+    scalarToBytes: (s) => reference.scalarToBytes(s),
+    randomScalar: () => reference.randomScalar(),
+    add: (a, b) => reference.add(a, b),
+    sub: (a, b) => reference.sub(a, b),
+    mul: (a, b) => reference.mul(a, b),
+    neg: (a) => reference.neg(a),
+    inv: (a) => reference.inv(a),
+    reduce: (a) => reference.reduce(a),
+  };
+}

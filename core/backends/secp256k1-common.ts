@@ -15,7 +15,7 @@
 import { numberToBytesBE } from '@noble/curves/utils.js';
 import { equalBytes } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
-import { xmdHashToScalar, type Group, type Point, type XmdHash } from '../group.js';
+import { referenceScalars, xmdHashToScalar, type Group, type Point, type XmdHash } from '../group.js';
 
 /** What a libsecp256k1 build provides, on 65-byte uncompressed points and 32-byte big-endian scalars. */
 export interface Secp256k1Ops {
@@ -95,15 +95,7 @@ export function secp256k1Group(ops: Secp256k1Ops, reference: Group): Group {
     base: fromP(BASE),
     identity: fromP(IDENTITY),
 
-    scalarFromBytes: (b, what, allowZero) => reference.scalarFromBytes(b, what, allowZero),
-    scalarToBytes: (s) => reference.scalarToBytes(s),
-    randomScalar: () => reference.randomScalar(),
-    add: (a, b) => reference.add(a, b),
-    sub: (a, b) => reference.sub(a, b),
-    mul: (a, b) => reference.mul(a, b),
-    neg: (a) => reference.neg(a),
-    inv: (a) => reference.inv(a),
-    reduce: (a) => reference.reduce(a),
+    ...referenceScalars(reference),
 
     pointFromBytes(b, what) {
       if (!(b instanceof Uint8Array) || b.length !== 33) throw bad(what, 'expected a 33-byte element');

@@ -28,7 +28,7 @@
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { equalBytes } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
-import { wideHashToScalar, type Group, type Point } from '../group.js';
+import { referenceScalars, wideHashToScalar, type Group, type Point } from '../group.js';
 
 /** The slice of sodium-native (libsodium) this adapter uses. Each function throws on a libsodium error. */
 export interface SodiumEd25519Binding {
@@ -157,15 +157,7 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
     base: fromP(BASE),
     identity: fromP(IDENTITY),
 
-    scalarFromBytes: (b, what, allowZero) => reference.scalarFromBytes(b, what, allowZero),
-    scalarToBytes: (s) => reference.scalarToBytes(s),
-    randomScalar: () => reference.randomScalar(),
-    add: (a, b) => reference.add(a, b),
-    sub: (a, b) => reference.sub(a, b),
-    mul: (a, b) => reference.mul(a, b),
-    neg: (a) => reference.neg(a),
-    inv: (a) => reference.inv(a),
-    reduce: (a) => reference.reduce(a),
+    ...referenceScalars(reference),
 
     pointFromBytes(b, what) {
       if (!(b instanceof Uint8Array) || b.length !== 32) throw bad(what, 'expected a 32-byte element');

@@ -110,19 +110,7 @@ export class OperationGate {
       if (req.authorize === 'admin') {
         requireAdmin(req.principal);
       } else {
-        if (req.keyId === undefined) throw new TesseraError(ErrorCode.BadState, `gate: ${req.operation} needs a key id for the policy`);
-        const decision = await this.o.policy.evaluate({
-          tenant: req.principal.tenant,
-          apiKeyId: req.principal.apiKeyId,
-          operation: policyOperation(req.operation),
-          keyId: req.keyId,
-          ...(req.version !== undefined ? { version: req.version } : {}),
-        });
-        if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason}`);
-        if (decision.failOpen) {
-          severity = 'warning';
-          note = 'admitted under emergency fail-open (policy not evaluable)';
-        }
+        ({ severity, note } = await this.decide(req));
       }
       prepared = await prepare();
       if (req.local !== true) await this.append(req, 'started', prepared.version, severity, note);
@@ -173,18 +161,8 @@ export class OperationGate {
     let note: string | undefined;
     try {
       for (let i = 0; i < items.length; i++) {
-        const decision = await this.o.policy.evaluate({
-          tenant: req.principal.tenant,
-          apiKeyId: req.principal.apiKeyId,
-          operation: policyOperation(req.operation),
-          keyId: req.keyId,
-          ...(req.version !== undefined ? { version: req.version } : {}),
-        });
-        if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason} (item ${i} of ${items.length}; nothing of the batch was done)`);
-        if (decision.failOpen) {
-          severity = 'warning';
-          note = 'admitted under emergency fail-open (policy not evaluable)';
-        }
+        const d = await this.decide(req, ` (item ${i} of ${items.length}; nothing of the batch was done)`);
+        if (d.severity === 'warning') ({ severity, note } = d);
       }
       prepared = await prepare();
       if (req.local !== true) await all('started', prepared.version, severity, note);
@@ -203,6 +181,24 @@ export class OperationGate {
     }
     await all('ok', prepared.version ?? req.version, severity, note);
     return result;
+  }
+
+  /**
+   * The policy engine's decision on one operation (first deny wins): PolicyDenied (with `context`
+   * appended to the reason) when it refuses; a warning and its note when admitted under emergency
+   * fail-open.
+   */
+  private async decide(req: GateRequest, context = ''): Promise<{ severity: AuditSeverity; note?: string }> {
+    if (req.keyId === undefined) throw new TesseraError(ErrorCode.BadState, `gate: ${req.operation} needs a key id for the policy`);
+    const decision = await this.o.policy.evaluate({
+      tenant: req.principal.tenant,
+      apiKeyId: req.principal.apiKeyId,
+      operation: policyOperation(req.operation),
+      keyId: req.keyId,
+      ...(req.version !== undefined ? { version: req.version } : {}),
+    });
+    if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason}${context}`);
+    return decision.failOpen ? { severity: 'warning', note: 'admitted under emergency fail-open (policy not evaluable)' } : { severity: 'info' };
   }
 
   /**
