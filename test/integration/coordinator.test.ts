@@ -585,7 +585,7 @@ describe('resilience and transport', () => {
   });
 
   const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
-  it.skipIf(!haveOpenssl)('TLS: wss works with the pinned certificate; plain ws and unpinned clients are refused', async () => {
+  it.skipIf(!haveOpenssl)(`TLS: wss works with the pinned certificate; plain ws and unpinned clients are refused${haveOpenssl ? '' : ' (skipped: no openssl binary to make the test certificate)'}`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-tls-'));
     tmpDirs.push(dir);
     execFileSync('openssl', [

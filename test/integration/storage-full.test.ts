@@ -34,7 +34,7 @@ import { canMountTmpfs } from '../helpers/tmpfs.js';
 const mountable = canMountTmpfs();
 if (!mountable) console.warn('storage-full.test: mount -t tmpfs is not permitted here (needs root): the full-disk test is skipped');
 
-describe.skipIf(!mountable)('a node whose data dir fills up', () => {
+describe.skipIf(!mountable)(`a node whose data dir fills up${mountable ? '' : ' (skipped: mount -t tmpfs is not permitted here, needs root)'}`, () => {
   let dir: string;
   let mountPoint: string;
   let mounted = false;

@@ -52,7 +52,7 @@ async function codeAndMessage(p: Promise<unknown> | (() => unknown)): Promise<{ 
   throw new Error('expected a TesseraError');
 }
 
-describe.skipIf(!mountable)('a store whose file system fills up', () => {
+describe.skipIf(!mountable)(`a store whose file system fills up${mountable ? '' : ' (skipped: mount -t tmpfs is not permitted here, needs root)'}`, () => {
   let dir: string;
   let identity: IdentityKeyPair;
   const kek = Uint8Array.from(randomBytes(32));
