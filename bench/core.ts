@@ -25,8 +25,7 @@ import { decodeCertificate, encodeCertificate, verifyCertificate, voteBytes } fr
 import { refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../core/refresh.js';
 import { aggregateSignature, groupPublicKey, signRound1, signRound2, verifySignatureShares, type SigningNonces } from '../core/sign.js';
 import { verifySignature } from '../core/frost.js';
-import type { Group, Point } from '../core/group.js';
-import { NOBLE_GROUPS, getKemSuite, getSigningSuite, type KemSuiteId, type SigningSuite, type SigningSuiteId, type SuiteId } from '../core/suites.js';
+import { NOBLE_GROUPS, getKemSuite, signingSuiteOn, getSigningSuite, type KemSuiteId, type SigningSuite, type SigningSuiteId, type SuiteId } from '../core/suites.js';
 import { chooseGroupBackends } from '../runtime/group-backend.js';
 import type { KeyShare } from '../core/types.js';
 import { generateWrappingKeyPair, unwrapShare, wrapShare, type WrapKem } from '../core/wrap.js';
@@ -387,15 +386,7 @@ function commitSection(b: ReturnType<typeof budgets>): Section {
 function computePerSignatureSection(b: ReturnType<typeof budgets>): Section {
   const native = chooseGroupBackends({ prefer: 'native', warn: () => undefined });
   /** The suite with its arithmetic on `group` (the registry's suites use the process-wide backend). */
-  const onGroup = (suite: SigningSuite, group: Group): SigningSuite => {
-    const xOnly = suite.id === 'bip340';
-    return Object.freeze({
-      ...suite,
-      group,
-      publicKeyBytes: (p: Point) => (xOnly ? group.pointToBytes(p).subarray(1) : group.pointToBytes(p)),
-      publicKeyFromBytes: (k: Uint8Array) => group.pointFromBytes(xOnly ? Uint8Array.of(2, ...k) : k, 'public key'),
-    });
-  };
+  const onGroup = signingSuiteOn;
   const rows: Stats[] = [];
   const missing: string[] = [];
   for (const suiteId of SIGNING) {

@@ -156,7 +156,6 @@ export function groupBackendNames(): { edwards25519: string; secp256k1: string; 
 
 type EdPoint = InstanceType<typeof ed25519.Point>;
 type WPoint = InstanceType<typeof p256.Point>;
-const asEd = (p: Point) => p as unknown as EdPoint;
 const asW = (p: Point) => p as unknown as WPoint;
 const asPoint = (p: unknown) => p as Point;
 
@@ -199,6 +198,27 @@ const compressed = (group: Group) => ({
   publicKeyFromBytes: (b: Uint8Array) => group.pointFromBytes(b, 'public key'),
 });
 
+/** BIP-340 public keys: the 32-byte x coordinate; parsing is lift_x (the point with this x and even y). */
+const xOnly = (group: Group) => ({
+  publicKeyBytes: (p: Point) => group.pointToBytes(p).subarray(1),
+  publicKeyFromBytes(b: Uint8Array) {
+    if (!(b instanceof Uint8Array) || b.length !== 32) throw badPoint('x-only public key');
+    const withPrefix = new Uint8Array(33);
+    withPrefix[0] = 0x02;
+    withPrefix.set(b, 1);
+    return group.pointFromBytes(withPrefix, 'x-only public key');
+  },
+});
+
+/**
+ * `suite` with its arithmetic on another backend of the same group, one that is not installed
+ * process-wide (the bench's and the tests' side-by-side comparisons of backends).
+ */
+export function signingSuiteOn(suite: SigningSuite, group: Group): SigningSuite {
+  if (group.name !== suite.group.name) throw new TesseraError(ErrorCode.BadInput, `suite ${suite.id} is over ${suite.group.name}, not ${group.name}`);
+  return Object.freeze({ ...suite, group, ...(suite.id === 'bip340' ? xOnly(group) : compressed(group)) });
+}
+
 export const ED25519: SigningSuite = frostSuite(
   'ed25519',
   edGroup,
@@ -239,17 +259,7 @@ export const BIP340: SigningSuite = frostSuite(
   secpGroup,
   'FROST-secp256k1-SHA256-TR-v1',
   schnorr_FROST,
-  {
-    publicKeyBytes: (p: Point) => secpGroup.pointToBytes(p).subarray(1),
-    publicKeyFromBytes(b: Uint8Array) {
-      if (!(b instanceof Uint8Array) || b.length !== 32) throw badPoint('x-only public key');
-      // BIP-340 lift_x: the point with this x and even y.
-      const withPrefix = new Uint8Array(33);
-      withPrefix[0] = 0x02;
-      withPrefix.set(b, 1);
-      return secpGroup.pointFromBytes(withPrefix, 'x-only public key');
-    },
-  },
+  xOnly(secpGroup),
   64,
   sha256,
 );

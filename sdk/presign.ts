@@ -22,7 +22,6 @@ import type { PublicKeyPackage } from '../core/types.js';
 import {
   MAX_PRESIGN_BATCH,
   type PresignaturesResponse,
-  type PresignCommitmentJson,
   type PresignedCommitmentJson,
   type PublicKeyPackageJson,
 } from '../contract/http.js';
@@ -69,16 +68,8 @@ export interface PresignStats {
   fetchErrors: number;
 }
 
-/** A batch whose identity signature verified: what the cache holds. */
-export interface VerifiedPresignBatch {
-  keyId: string;
-  version: number;
-  epoch: number;
-  suite: string;
-  node: number;
-  poolId: string;
-  commitments: PresignCommitmentJson[];
-}
+/** A batch whose identity signature verified: what the cache holds (the response without its tenant and signature). */
+export type VerifiedPresignBatch = Omit<PresignaturesResponse, 'tenant' | 'signature'>;
 
 const HEX = /^([0-9a-f]{2})*$/;
 

@@ -69,6 +69,12 @@ export interface GateOptions {
   readonly storageFailure?: () => TesseraError | undefined;
 }
 
+/** The authorisation's verdict for the audit entries: a warning (with its note) when admitted under fail-open. */
+interface Verdict {
+  readonly severity: AuditSeverity;
+  readonly note?: string;
+}
+
 /** Errors that say the audit log could not be written (not retried when auditing the failure). */
 const auditFailures = new WeakSet<TesseraError>();
 
@@ -103,33 +109,12 @@ export class OperationGate {
       this.declineRefused(req, failed.message);
       throw failed;
     }
-    let prepared: P;
-    let severity: AuditSeverity = 'info';
-    let note: string | undefined;
-    try {
-      if (req.authorize === 'admin') {
-        requireAdmin(req.principal);
-      } else {
-        ({ severity, note } = await this.decide(req));
-      }
-      prepared = await prepare();
-      if (req.local !== true) await this.append(req, 'started', prepared.version, severity, note);
-    } catch (e) {
-      const err = asTesseraError(e);
-      this.declineRefused(req, err.message);
-      await this.record(req, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err);
-      throw err;
-    }
-    let result: R;
-    try {
-      result = await work(prepared);
-    } catch (e) {
-      const err = asTesseraError(e);
-      await this.record(req, 'failed', prepared.version ?? req.version, err);
-      throw err;
-    }
-    await this.append(req, 'ok', prepared.version ?? req.version, severity, note);
-    return result;
+    const authorize = async (): Promise<Verdict> => {
+      if (req.authorize !== 'admin') return this.decide(req);
+      requireAdmin(req.principal);
+      return { severity: 'info' };
+    };
+    return this.pass(req, [req], authorize, (err) => this.declineRefused(req, err.message), prepare, work);
   }
 
   /**
@@ -154,21 +139,41 @@ export class OperationGate {
     }
     const { session: _none, ...base } = req;
     const items: GateRequest[] = sessions.map((s) => ({ ...base, ...(s ? { session: s } : {}), declineOnRefusal: false }));
-    const all = (outcome: AuditOutcome, version: number | undefined, severity: AuditSeverity, reason?: string) =>
-      Promise.all(items.map((it) => this.append(it, outcome, version, severity, reason)));
-    let prepared: P;
-    let severity: AuditSeverity = 'info';
-    let note: string | undefined;
-    try {
+    const authorize = async (): Promise<Verdict> => {
+      let verdict: Verdict = { severity: 'info' };
       for (let i = 0; i < items.length; i++) {
         const d = await this.decide(req, ` (item ${i} of ${items.length}; nothing of the batch was done)`);
-        if (d.severity === 'warning') ({ severity, note } = d);
+        if (d.severity === 'warning') verdict = d;
       }
+      return verdict;
+    };
+    return this.pass(req, items, authorize, () => undefined, prepare, work);
+  }
+
+  /**
+   * Steps 1-5 of the file comment for the audit entries `items` (one per operation the request is):
+   * authorise, prepare, 'started' (unless `req.local`), work, then 'ok'; a refusal or failure is
+   * audited for every item ('denied' for refusals), after `onRefusal` for one before the work.
+   */
+  private async pass<P extends { version?: number }, R>(
+    req: GateRequest,
+    items: readonly GateRequest[],
+    authorize: () => Promise<Verdict>,
+    onRefusal: (err: TesseraError) => void,
+    prepare: () => Promise<P>,
+    work: (prepared: P) => Promise<R>,
+  ): Promise<R> {
+    const each = (entry: (item: GateRequest) => Promise<void>) => Promise.all(items.map(entry));
+    let prepared: P;
+    let verdict: Verdict;
+    try {
+      verdict = await authorize();
       prepared = await prepare();
-      if (req.local !== true) await all('started', prepared.version, severity, note);
+      if (req.local !== true) await each((it) => this.append(it, 'started', prepared.version, verdict.severity, verdict.note));
     } catch (e) {
       const err = asTesseraError(e);
-      await Promise.all(items.map((it) => this.record(it, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err)));
+      onRefusal(err);
+      await each((it) => this.record(it, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err));
       throw err;
     }
     let result: R;
@@ -176,10 +181,10 @@ export class OperationGate {
       result = await work(prepared);
     } catch (e) {
       const err = asTesseraError(e);
-      await Promise.all(items.map((it) => this.record(it, 'failed', prepared.version ?? req.version, err)));
+      await each((it) => this.record(it, 'failed', prepared.version ?? req.version, err));
       throw err;
     }
-    await all('ok', prepared.version ?? req.version, severity, note);
+    await each((it) => this.append(it, 'ok', prepared.version ?? req.version, verdict.severity, verdict.note));
     return result;
   }
 
@@ -188,7 +193,7 @@ export class OperationGate {
    * appended to the reason) when it refuses; a warning and its note when admitted under emergency
    * fail-open.
    */
-  private async decide(req: GateRequest, context = ''): Promise<{ severity: AuditSeverity; note?: string }> {
+  private async decide(req: GateRequest, context = ''): Promise<Verdict> {
     if (req.keyId === undefined) throw new TesseraError(ErrorCode.BadState, `gate: ${req.operation} needs a key id for the policy`);
     const decision = await this.o.policy.evaluate({
       tenant: req.principal.tenant,

@@ -20,22 +20,16 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { sodiumEd25519Group, type SodiumEd25519Binding } from '../../core/backends/sodium-ed25519.js';
 import { verifySignature } from '../../core/frost.js';
-import { groupSlot, xmdHashToScalar, type Group, type Point, type XmdHash } from '../../core/group.js';
-import { NOBLE_GROUPS, getSigningSuite, type SigningSuite } from '../../core/suites.js';
+import { groupSlot, xmdHashToScalar, type Group, type XmdHash } from '../../core/group.js';
+import { NOBLE_GROUPS, getSigningSuite, signingSuiteOn, type SigningSuite } from '../../core/suites.js';
 import { chooseGroupBackends } from '../../runtime/group-backend.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const realRequire = createRequire(join(ROOT, 'runtime', 'group-backend.ts'));
 const sodium = () => sodiumEd25519Group(realRequire('sodium-native') as SodiumEd25519Binding, NOBLE_GROUPS.edwards25519);
 
-/** The ed25519 suite with its arithmetic on `group` (as bench/core.ts does). */
-const onGroup = (group: Group): SigningSuite =>
-  Object.freeze({
-    ...getSigningSuite('ed25519'),
-    group,
-    publicKeyBytes: (p: Point) => group.pointToBytes(p),
-    publicKeyFromBytes: (k: Uint8Array) => group.pointFromBytes(k, 'public key'),
-  });
+/** The ed25519 suite with its arithmetic on `group`. */
+const onGroup = (group: Group): SigningSuite => signingSuiteOn(getSigningSuite('ed25519'), group);
 
 const L = ed25519.Point.Fn.ORDER;
 const P = 2n ** 255n - 19n;

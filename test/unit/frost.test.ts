@@ -25,8 +25,8 @@ import {
   verifySignature,
 } from '../../core/frost.js';
 import type { SignCommitMsg } from '../../core/messages.js';
-import type { Group, Point } from '../../core/group.js';
-import { NOBLE_GROUPS, SIGNING_SUITES, getSigningSuite, type SigningSuite } from '../../core/suites.js';
+import type { Group } from '../../core/group.js';
+import { NOBLE_GROUPS, SIGNING_SUITES, getSigningSuite, signingSuiteOn, type SigningSuite } from '../../core/suites.js';
 import { chooseGroupBackends } from '../../runtime/group-backend.js';
 import type { PublicKeyPackage } from '../../core/types.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
@@ -74,15 +74,7 @@ function nobleKey(suite: SigningSuite) {
 }
 
 /** The suite with its arithmetic on `group` (the registry's suites use the process-wide backend). */
-function onGroup(suite: SigningSuite, group: Group): SigningSuite {
-  const xOnly = suite.id === 'bip340';
-  return Object.freeze({
-    ...suite,
-    group,
-    publicKeyBytes: (p: Point) => (xOnly ? group.pointToBytes(p).subarray(1) : group.pointToBytes(p)),
-    publicKeyFromBytes: (k: Uint8Array) => group.pointFromBytes(xOnly ? Uint8Array.of(2, ...k) : k, 'public key'),
-  });
-}
+const onGroup = signingSuiteOn;
 
 /** Every group backend this machine has for the suite's curve: noble, and the native and WASM ones that load. */
 function backends(suite: SigningSuite): Group[] {
