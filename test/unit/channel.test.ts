@@ -2,41 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { unpack } from 'msgpackr';
-import { ChannelError, SessionChannel, type RelayLink } from '../../node/sessions/channel.js';
+import { ChannelError, SessionChannel } from '../../node/sessions/channel.js';
+import { MemoryRelay } from '../helpers/memory-relay.js';
 
-/** An in-memory relay with a hook that lets a test play a malicious coordinator. */
-class MemoryRelay {
-  queues = new Map<number, { from: number; payload: Uint8Array }[]>();
-  waiters = new Map<number, (m: { from: number; payload: Uint8Array }) => void>();
-  tamper: (from: number, to: number, payload: Uint8Array) => { from: number; to: number; payload: Uint8Array }[] = (
-    from,
-    to,
-    payload,
-  ) => [{ from, to, payload }];
-  deliver(from: number, to: number, payload: Uint8Array) {
-    for (const m of this.tamper(from, to, payload)) {
-      const w = this.waiters.get(m.to);
-      if (w) {
-        this.waiters.delete(m.to);
-        w({ from: m.from, payload: m.payload });
-      } else {
-        const q = this.queues.get(m.to) ?? [];
-        q.push({ from: m.from, payload: m.payload });
-        this.queues.set(m.to, q);
-      }
-    }
-  }
-  link(self: number): RelayLink {
-    return {
-      send: (_s, to, payload) => queueMicrotask(() => this.deliver(self, to, payload)),
-      receive: () => {
-        const q = this.queues.get(self);
-        if (q && q.length) return Promise.resolve(q.shift()!);
-        return new Promise((resolve) => this.waiters.set(self, resolve));
-      },
-    };
-  }
-}
 
 const ids: IdentityKeyPair[] = [1, 2, 3].map(() => generateIdentity());
 const membership = new Map(ids.map((k, i) => [i + 1, k.publicKey] as const));

@@ -11,7 +11,8 @@ import { MAX_BATCH_ENVELOPES, batchSignedBytes, envelopeHash, type EnvelopeField
 import { verifyEquivocationEvidence, type EnvelopeEvidence, type SignedEnvelope } from '../../core/evidence.js';
 import { generateIdentity, identitySign } from '../../core/identity.js';
 import { declaredRounds } from '../../core/session.js';
-import { ChannelError, SessionChannel, type RelayLink } from '../../node/sessions/channel.js';
+import { ChannelError, SessionChannel } from '../../node/sessions/channel.js';
+import { MemoryRelay } from '../helpers/memory-relay.js';
 
 const culprit = generateIdentity();
 const other = generateIdentity();
@@ -77,39 +78,6 @@ describe('batched envelopes as evidence', () => {
 
 // ---- the channel ------------------------------------------------------------------------------
 
-/** An in-memory relay between channels, with a hook to play a tampering coordinator. */
-class MemoryRelay {
-  queues = new Map<number, { from: number; payload: Uint8Array }[]>();
-  waiters = new Map<number, (m: { from: number; payload: Uint8Array }) => void>();
-  log: { from: number; to: number; payload: Uint8Array }[] = [];
-  tamper = (from: number, to: number, payload: Uint8Array) => [{ from, to, payload }];
-  deliver(from: number, to: number, payload: Uint8Array) {
-    for (const m of this.tamper(from, to, payload)) {
-      const w = this.waiters.get(m.to);
-      if (w) {
-        this.waiters.delete(m.to);
-        w({ from: m.from, payload: m.payload });
-      } else {
-        const q = this.queues.get(m.to) ?? [];
-        q.push({ from: m.from, payload: m.payload });
-        this.queues.set(m.to, q);
-      }
-    }
-  }
-  link(self: number): RelayLink {
-    return {
-      send: (_s, to, payload) => {
-        this.log.push({ from: self, to, payload });
-        queueMicrotask(() => this.deliver(self, to, payload));
-      },
-      receive: () => {
-        const q = this.queues.get(self);
-        if (q && q.length) return Promise.resolve(q.shift()!);
-        return new Promise((resolve) => this.waiters.set(self, resolve));
-      },
-    };
-  }
-}
 
 const ids = [1, 2, 3].map(() => generateIdentity());
 const membership = new Map(ids.map((k, i) => [i + 1, k.publicKey] as const));
