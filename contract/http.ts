@@ -118,6 +118,10 @@ export interface KeyInfo {
   /** Only when the key carries a rotation period: where this version stands (core/lifecycle.ts rotationStatus). */
   rotation?: RotationInfo;
 }
+/** GET /v1/keys: every version of every key of the caller's tenant, by keyId then version. */
+export interface ListKeysResponse {
+  keys: KeyInfo[];
+}
 export interface RotationInfo {
   periodMs: number;
   /**
@@ -599,6 +603,18 @@ export const ROUTES = {
         additionalProperties: false,
       },
       response: withErrors(keyInfoSchema),
+    },
+  },
+  /**
+   * Every version of every key of the caller's tenant, ordered by keyId then version (issue 11,
+   * `tessera keys list`). Optional filter by lifecycle state. Public data only: no share leaves.
+   */
+  listKeys: {
+    method: 'GET',
+    url: '/v1/keys',
+    schema: {
+      querystring: { type: 'object', properties: { state: keyState }, additionalProperties: false },
+      response: withErrors({ type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: keyInfoSchema } }, additionalProperties: false }),
     },
   },
   getKey: {

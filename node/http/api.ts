@@ -242,6 +242,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
       s.info().ready ? { ready: true } : reply.status(503).send({ code: ErrorCode.Unavailable, message: 'not connected to the coordinator' }),
   });
   app.route({ ...ROUTES.node, handler: async () => s.info() });
+  app.route({ ...ROUTES.listKeys, handler: async (req) => s.listKeys(who(req), (req.query as { state?: string }).state) });
   app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(who(req), req.body as KeygenRequest) });
   app.route({
     ...ROUTES.getKey,
