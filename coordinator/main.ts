@@ -1,8 +1,9 @@
 /**
  * Coordinator process entry:
- *   node --import tsx coordinator/main.ts --config coordinator.json
- *   TESSERA_COORDINATOR_PORT=7400 TESSERA_COORDINATOR_MEMBERSHIP=membership.json node --import tsx coordinator/main.ts
- * See ./config.ts for the fields. A bad config exits with status 2 and one line naming the field.
+ *   node dist/coordinator/main.js --config coordinator.json          (from source: tsx coordinator/main.ts)
+ *   TESSERA_COORDINATOR_PORT=7400 TESSERA_COORDINATOR_MEMBERSHIP=membership.json node dist/coordinator/main.js
+ * See ./config.ts for the fields. A bad option or config exits with status 2 and one line naming the
+ * field; --help prints the usage and exits 0.
  */
 import { pino } from 'pino';
 import { ConfigError, loadConfigFile, loadConfigFromEnv, type LoadedConfig } from './config.js';
@@ -10,18 +11,28 @@ import { startCoordinator } from './server.js';
 import { loadIdentityEngine } from '../core/identity.js';
 import { watchParent } from '../runtime/parent-watch.js';
 
-function parseArgs(argv: string[]): { config?: string } {
-  const out: { config?: string } = {};
+export const COORDINATOR_USAGE = `usage: tessera-coordinator [--config FILE]
+  (compiled: node dist/coordinator/main.js; from source: tsx coordinator/main.ts)
+  --config FILE   the coordinator's JSON config file (default: $TESSERA_COORDINATOR_CONFIG); without
+                  one, TESSERA_COORDINATOR_PORT, _HOST, _ID, _SESSION_TIMEOUT_MS, _MEMBERSHIP, _TLS_CERT,
+                  _TLS_KEY and _LOG_LEVEL configure it
+  -h, --help      print this help and exit
+A bad option or config exits 2 with one line on stderr; a coordinator that cannot start exits 1.`;
+
+function parseArgs(argv: string[]): { config?: string; help?: true } {
+  const out: { config?: string; help?: true } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--config') {
+    if (a === '--help' || a === '-h') {
+      out.help = true;
+    } else if (a === '--config') {
       const v = argv[++i];
       if (!v) throw new ConfigError('--config', 'expected a file path');
       out.config = v;
     } else if (a.startsWith('--config=')) {
       out.config = a.slice('--config='.length);
     } else {
-      throw new ConfigError(a, 'unknown argument (usage: coordinator/main.ts [--config FILE])');
+      throw new ConfigError(a, 'unknown argument (try --help)');
     }
   }
   return out;
@@ -31,6 +42,10 @@ async function main(): Promise<void> {
   let config: LoadedConfig;
   try {
     const args = parseArgs(process.argv.slice(2));
+    if (args.help) {
+      process.stdout.write(`${COORDINATOR_USAGE}\n`);
+      process.exit(0);
+    }
     const path = args.config ?? process.env.TESSERA_COORDINATOR_CONFIG;
     config = path ? loadConfigFile(path) : loadConfigFromEnv();
   } catch (e) {
@@ -63,4 +78,8 @@ async function main(): Promise<void> {
   watchParent(() => stop('parent exited'));
 }
 
-void main();
+// Anything main() did not catch still ends as one line on stderr, never a stack trace.
+main().catch((e: unknown) => {
+  process.stderr.write(`tessera-coordinator: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}\n`);
+  process.exit(1);
+});

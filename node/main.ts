@@ -2,11 +2,13 @@
  * The node process: config -> KEK -> encrypted LevelDB -> identity -> audit log, tenants, policy ->
  * coordinator link -> HTTP API -> rotation scheduler.
  *
- * Usage: node --import tsx node/main.ts --config FILE   (every field can also come from TESSERA_* env)
- * A bad config or a membership that does not list this node's identity stops the process with one
- * line on stderr that names the field.
+ * Usage: node dist/node/main.js --config FILE   (from source: tsx node/main.ts; every field can also
+ * come from TESSERA_* env). A bad option exits 2, a bad config exits 2 and a membership that does not
+ * list this node's identity exits 1, each with one line on stderr that names the field, never a stack.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { equalBytes, toHex } from '../core/bytes.js';
@@ -269,8 +271,26 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   };
 }
 
+export const NODE_USAGE = `usage: tessera-node [--config FILE]
+  (compiled: node dist/node/main.js; from source: tsx node/main.ts)
+  --config FILE   the node's JSON config file; every field can also come from TESSERA_* environment
+                  variables, which override the file (node/config.ts names them)
+  -h, --help      print this help and exit
+A bad option or config exits 2 with one line on stderr; a node that cannot start exits 1.`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string' } }, strict: true });
+  let values: { config?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+  } catch (e) {
+    // parseArgs names the bad option in its message's first line (e.g. "Unknown option '--x'").
+    process.stderr.write(`tessera-node: ${(e as Error).message.split('\n')[0]} (try --help)\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`${NODE_USAGE}\n`);
+    process.exit(0);
+  }
   let config: NodeConfig;
   try {
     config = loadNodeConfig({ file: values.config, env: process.env });
@@ -314,4 +334,11 @@ async function main(): Promise<void> {
   watchParent(() => void stop());
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) void main();
+// Run only as the entry point (tests import startNode from this module). Anything main() did not
+// catch still ends as one line on stderr, never a stack trace.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`tessera-node: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}\n`);
+    process.exit(1);
+  });
+}

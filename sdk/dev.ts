@@ -245,7 +245,10 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     start(index, env = {}) {
       const [name, script, config] = scripts.get(index)!;
       const log = createWriteStream(join(data, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', config], {
+      // Compiled (dist/sdk/dev.js): plain node runs dist/<dir>/main.js. From source (tests, tsx): the .ts through tsx.
+      const compiled = import.meta.url.endsWith('.js');
+      const entry = compiled ? [join(ROOT, script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(ROOT, script)];
+      const child = spawn(process.execPath, [...entry, '--config', config], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...(o.env ?? {}), ...(o.envFor?.(index) ?? {}), ...env },
