@@ -25,4 +25,3 @@ export {
   type ImportKeysFileJson,
   type WrappingKeyFileJson,
 } from './keyfiles.js';
-export { packageInfo } from './version.js';
