@@ -480,10 +480,12 @@ export async function splitAndWrap(
  * Turn a bundle into a standalone private key: unwrap every share for which a wrapping key pair is
  * given (each must open and match its verifying share), interpolate the scalar from them (RFC 9591
  * Appendix C.1 secret_share_combine; at least t are needed), and check scalar·G against the bundle's
- * group key before returning it. `privateKey` is the scalar's SerializeScalar encoding (little-endian
- * for ed25519 and hpke-x25519, big-endian otherwise); the caller owns and zeroizes it.
+ * group key before returning it. `scalar` is the secret scalar's SerializeScalar encoding (little-endian
+ * for ed25519 and hpke-x25519, big-endian otherwise), not a private-key encoding (an Ed25519 private
+ * key is a seed; sdk/formats.ts privateKeyEncodings gives the standard encodings that exist); the
+ * caller owns and zeroizes it.
  */
-export async function unwrapAndCombine(bundle: unknown, wrappingPrivateKeys: readonly WrappingKeyPair[]): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+export async function unwrapAndCombine(bundle: unknown, wrappingPrivateKeys: readonly WrappingKeyPair[]): Promise<{ scalar: Uint8Array; publicKey: Uint8Array }> {
   const b = parseBundle(bundle);
   ensure(Array.isArray(wrappingPrivateKeys), ErrorCode.BadInput, 'wrapping private keys: expected a list');
   const p = b.package;
@@ -511,7 +513,7 @@ export async function unwrapAndCombine(bundle: unknown, wrappingPrivateKeys: rea
     const secret = combine(group, opened);
     const committed = group.pointFromBytes(p.commitments[0]!, 'group key');
     ensure(group.eqPoints(group.mulBase(secret), committed), ErrorCode.VerificationFailed, 'the combined private key does not match the bundle public key');
-    return { privateKey: group.scalarToBytes(secret), publicKey: Uint8Array.from(b.publicKey) };
+    return { scalar: group.scalarToBytes(secret), publicKey: Uint8Array.from(b.publicKey) };
   } finally {
     zeroize(...wipe);
     for (const o of opened) o.value = 0n;

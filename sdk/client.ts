@@ -49,7 +49,13 @@ import type {
 } from '../contract/http.js';
 import { MAX_SIGN_BATCH } from '../contract/http.js';
 import { ensureGroupBackends } from '../runtime/group-backend.js';
-import { requestJson, TesseraClientError, type HttpTarget } from './http.js';
+import { checkTimeoutMs, DEFAULT_TIMEOUT_MS, isUnreachable, nodeLabel, requestJson, TesseraClientError, type HttpTarget } from './http.js';
+import { bytesOrHex, normalizeHex } from './formats.js';
+import { decodeSealedMessage, hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from './seal.js';
+import { createContext } from '../core/hpke.js';
+import { zeroize } from '../core/bytes.js';
+import { isTesseraError } from '../core/errors.js';
+import type { ListKeysResponse } from '../contract/http.js';
 import { combineSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
@@ -124,6 +130,7 @@ export interface NodeClientOptions {
   approve?: ApproveHook;
   /** Pinned PEM certificate of the node (https). */
   ca?: string | Buffer;
+  /** Deadline of each request to this node, in ms (default 15000): past it the call fails with NODE_TIMEOUT naming the node. */
   timeoutMs?: number;
   /** The node's index, when known (used in error messages). */
   index?: number;
@@ -137,20 +144,63 @@ export interface NodeClientOptions {
   onRequest?: HttpTarget['onRequest'];
 }
 
+/** What a NodeClient last learnt about its node's liveness (Date.now() times): any answer, any non-answer. */
+export interface NodeLiveness {
+  answeredAt?: number;
+  failedAt?: number;
+  /** Why the last request got no answer (refused, reset, timeout). */
+  failure?: string;
+}
+
 export class NodeClient {
   private readonly target: HttpTarget;
   private readonly approve: ApproveHook;
+  /** Updated by every request to this node; Cluster's live-player selection reads it. */
+  readonly liveness: NodeLiveness = {};
   constructor(readonly options: NodeClientOptions) {
     ensureGroupBackends(); // once per process: native group arithmetic for aggregation and checks
+    if (options.timeoutMs !== undefined) checkTimeoutMs(options.timeoutMs, 'NodeClientOptions.timeoutMs');
     this.target = {
       url: options.url,
       apiKey: options.apiKey,
       ca: options.ca,
-      timeoutMs: options.timeoutMs,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       node: options.index,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+      onOutcome: ({ answered, reason }) => {
+        if (answered) this.liveness.answeredAt = Date.now();
+        else {
+          this.liveness.failedAt = Date.now();
+          this.liveness.failure = reason ?? 'no answer';
+        }
+      },
     };
     this.approve = options.approve ?? (() => true);
+  }
+
+  /** "node 2 (https://host:7702)" */
+  get label(): string {
+    return nodeLabel(this.target);
+  }
+
+  /**
+   * GET /ready with its own deadline: 'ready', 'not-ready' (the node answered but is not connected to
+   * its coordinator or cannot serve: sessions fail, one-round calls may work), or 'no-answer'.
+   */
+  async probe(timeoutMs: number): Promise<'ready' | 'not-ready' | 'no-answer'> {
+    try {
+      await requestJson({ ...this.target, timeoutMs: Math.min(timeoutMs, this.target.timeoutMs ?? DEFAULT_TIMEOUT_MS) }, 'GET', '/ready');
+      return 'ready';
+    } catch (e) {
+      return isUnreachable(e) ? 'no-answer' : 'not-ready';
+    }
+  }
+
+  /** Every version of every key of this API key's tenant (ordered by key id, then version), optionally only those in `state`. */
+  async listKeys(o: { state?: KeyState } = {}): Promise<KeyInfo[]> {
+    if (o.state !== undefined && !(o.state in TRANSITION_OPERATIONS)) throw new TesseraClientError('BAD_INPUT', `state: expected one of ${Object.keys(TRANSITION_OPERATIONS).join(', ')}`);
+    const r = await requestJson<ListKeysResponse>(this.target, 'GET', `/v1/keys${o.state ? `?state=${encodeURIComponent(o.state)}` : ''}`);
+    return r.keys;
   }
 
   info(): Promise<NodeInfo> {
@@ -164,7 +214,7 @@ export class NodeClient {
       const given = this.options.identityPublicKey;
       this.identity =
         given !== undefined
-          ? Promise.resolve(typeof given === 'string' ? fromHex(given, 'identityPublicKey') : given)
+          ? Promise.resolve(typeof given === 'string' ? bytesOrHex(given, 'identityPublicKey') : given)
           : this.info().then((info) => {
               if (this.options.index !== undefined && info.index !== this.options.index) {
                 throw new TesseraClientError('BAD_RESPONSE', `node ${this.options.index} reports index ${info.index}`, { node: this.options.index });
@@ -308,8 +358,8 @@ export class NodeClient {
   /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
   verify(keyId: string, o: { message: string; signature: string; version?: number }): Promise<VerifyResponse> {
     return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/verify`, {
-      message: o.message,
-      signature: o.signature,
+      message: normalizeHex(o.message, 'message'),
+      signature: normalizeHex(o.signature, 'signature'),
       ...(o.version ? { version: o.version } : {}),
     });
   }
@@ -375,7 +425,7 @@ export class NodeClient {
     const given = identityPublicKey !== undefined;
     const key = given
       ? typeof identityPublicKey === 'string'
-        ? fromHex(identityPublicKey, 'identityPublicKey')
+        ? bytesOrHex(identityPublicKey, 'identityPublicKey')
         : identityPublicKey
       : fromHex((await this.info()).identityPublicKey, 'identityPublicKey');
     const log = await this.auditLog();
@@ -512,6 +562,151 @@ export class Cluster {
     const n = this.nodes[i - 1];
     if (!n) throw new TesseraClientError('BAD_INPUT', `no node ${i} in this cluster (1..${this.size})`);
     return n;
+  }
+
+  /** The last probe of every node's /ready (shared by concurrent callers while in flight). */
+  private probing?: Promise<Map<number, 'ready' | 'not-ready' | 'no-answer'>>;
+  private lastProbe?: { at: number; results: Map<number, 'ready' | 'not-ready' | 'no-answer'> };
+
+  /**
+   * Nodes believed live, at least `need` of them, in the order players are picked from. Without a
+   * probe when the first `need` nodes not known to be down all answered a request within
+   * LIVENESS_TTL_MS (what every request teaches, NodeClient.liveness); otherwise every node's /ready is
+   * probed concurrently (PROBE_TIMEOUT_MS) and the nodes that answered are returned, ready ones first.
+   * Fewer than `need`: UNAVAILABLE naming every node that did not answer and why.
+   */
+  private async liveNodes(need: number, why: string): Promise<number[]> {
+    const now = Date.now();
+    const recent = (t: number | undefined) => t !== undefined && now - t < LIVENESS_TTL_MS;
+    const alive = (n: NodeClient) => recent(n.liveness.answeredAt) && !((n.liveness.failedAt ?? 0) > n.liveness.answeredAt!);
+    const down = (n: NodeClient) => recent(n.liveness.failedAt) && !((n.liveness.answeredAt ?? 0) > n.liveness.failedAt!);
+    const candidates = allPlayers(this.size).filter((i) => !down(this.node(i)));
+    if (candidates.length >= need && candidates.slice(0, need).every((i) => alive(this.node(i)))) return candidates;
+    let results = this.lastProbe && now - this.lastProbe.at < LIVENESS_TTL_MS && this.lastProbe.at >= Math.max(...this.nodes.map((n) => n.liveness.failedAt ?? 0)) ? this.lastProbe.results : undefined;
+    if (!results) {
+      this.probing ??= Promise.all(this.nodes.map((n) => n.probe(PROBE_TIMEOUT_MS)))
+        .then((r) => {
+          const m = new Map(r.map((status, k) => [k + 1, status] as const));
+          this.lastProbe = { at: Date.now(), results: m };
+          return m;
+        })
+        .finally(() => (this.probing = undefined));
+      results = await this.probing;
+    }
+    const answered = [...results].filter(([, st]) => st !== 'no-answer');
+    const live = [...answered.filter(([, st]) => st === 'ready'), ...answered.filter(([, st]) => st === 'not-ready')].map(([i]) => i);
+    if (live.length < need) {
+      const dead = allPlayers(this.size).filter((i) => results!.get(i) === 'no-answer');
+      throw new TesseraClientError(
+        'UNAVAILABLE',
+        `${live.length} of ${this.size} nodes answer, ${need} needed ${why}: ${dead.map((i) => `${this.node(i).label} did not answer (${this.node(i).liveness.failure ?? 'no answer'})`).join('; ')}`,
+        dead.length ? { node: dead[0]! } : {},
+      );
+    }
+    return live;
+  }
+
+  /**
+   * The key record and the players of a call: `given`, else the first t live nodes (liveNodes), the
+   * record looked up at a live node unless cached.
+   */
+  private async keyAndPlayers(keyId: string, version: number | undefined, given: readonly number[] | undefined): Promise<{ info: KeyInfo; pkg: PublicKeyPackage; players: number[] }> {
+    if (given !== undefined) {
+      if (!Array.isArray(given) || given.length === 0) throw new TesseraClientError('BAD_INPUT', 'players: expected a non-empty list of node numbers');
+      given.forEach((i) => this.node(i));
+      return { ...(await this.keyInfo(keyId, version, given[0]!)), players: [...given] };
+    }
+    const cached = this.keys.get(JSON.stringify([keyId, version ?? 0]));
+    const entry = cached ?? (await this.keyInfo(keyId, version, (await this.liveNodes(1, `to look key ${keyId} up`))[0]!));
+    const live = await this.liveNodes(entry.info.threshold, `for key ${keyId} (threshold ${entry.info.threshold})`);
+    return { ...entry, players: live.slice(0, entry.info.threshold) };
+  }
+
+  /**
+   * Run a call whose players may be chosen here: if they were (no `players` given) and a player did not
+   * answer at all (refused connection, reset, NODE_TIMEOUT), choose again among the live nodes and run
+   * it once more. Given players are used as given: their failure is the answer.
+   */
+  private async withLivePlayers<T>(given: readonly number[] | undefined, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (given !== undefined || !isUnreachable(e)) throw e;
+      return call();
+    }
+  }
+
+  /** Every version of every key of this cluster's tenant (API keys), from a live node; only those in `state` if given. */
+  async listKeys(o: { state?: KeyState } = {}): Promise<KeyInfo[]> {
+    const [first] = await this.liveNodes(1, 'to list keys');
+    return this.node(first!).listKeys(o);
+  }
+
+  /** A KEM key's record for sealing to it: the version asked (default the newest active), which must be active. */
+  private async kemKey(keyId: string, version: number | undefined): Promise<{ info: KeyInfo; suite: string }> {
+    const cached = this.keys.get(JSON.stringify([keyId, version ?? 0]));
+    const { info } = cached ?? (await this.keyInfo(keyId, version, (await this.liveNodes(1, `to look key ${keyId} up`))[0]!));
+    kemSuiteOf(info.suite);
+    if (info.state !== 'active') {
+      throw new TesseraClientError('BAD_STATE', `key ${keyId} version ${info.version} is ${info.state}: new messages are sealed to an active version`);
+    }
+    return { info, suite: info.suite };
+  }
+
+  /**
+   * Seal `plaintext` to a KEM key (hpke-x25519, hpke-p256) with HPKE base mode (RFC 9180 §5.1.1
+   * SetupBaseS, §5.2 Seal; ciphersuite: the key's DHKEM, HKDF-SHA256, AES-128-GCM, sdk/seal.ts). A
+   * public-key operation: no node session, no operator hook (only the key record is read, cached).
+   * `encodeSealedMessage` packs { enc, ciphertext } into the CLI's sealed form.
+   */
+  async seal(keyId: string, plaintext: Uint8Array, aad?: Uint8Array, o: { info?: Uint8Array; version?: number } = {}): Promise<{ enc: Uint8Array; ciphertext: Uint8Array; version: number }> {
+    if (!(plaintext instanceof Uint8Array)) throw new TesseraClientError('BAD_INPUT', 'plaintext: expected bytes (Uint8Array)');
+    const { info, suite } = await this.kemKey(keyId, o.version);
+    const sealed = await sealToPublicKey(suite, info.publicKey, plaintext, { ...(aad !== undefined ? { aad } : {}), ...(o.info !== undefined ? { info: o.info } : {}) });
+    return { ...sealed, version: info.version };
+  }
+
+  /**
+   * The raw KEM to a key (RFC 9180 §4.1 Encap): `enc` to send, and the shared secret that
+   * `decapsulate` of that enc gives. The secret is the caller's to wipe. No node session.
+   */
+  async encapsulate(keyId: string, o: { version?: number } = {}): Promise<{ enc: Uint8Array; sharedSecret: Uint8Array; version: number }> {
+    const { info, suite } = await this.kemKey(keyId, o.version);
+    return { ...(await encapsulateToPublicKey(suite, info.publicKey)), version: info.version };
+  }
+
+  /**
+   * Open a message sealed to a KEM key by any RFC 9180 sender (base mode, the key's DHKEM, HKDF-SHA256,
+   * AES-128-GCM): threshold decapsulation of `enc` (as `decapsulate`, one round trip per player), then
+   * the key schedule (§5.1) from that shared secret with `info` and Open (§5.2) with `aad`. The shared
+   * secret and the AEAD key are wiped before returning. `enc` may be the sealed form of
+   * encodeSealedMessage's enc as bytes or hex (optional 0x). A wrong aad, info, key or a corrupted
+   * message: DECRYPTION_FAILED.
+   */
+  async open(
+    keyId: string,
+    enc: Uint8Array | string,
+    ciphertext: Uint8Array,
+    aad?: Uint8Array,
+    o: { info?: Uint8Array; version?: number; players?: number[] } = {},
+  ): Promise<Uint8Array> {
+    for (const [what, v] of [['ciphertext', ciphertext], ['aad', aad], ['info', o.info]] as const) {
+      if (v !== undefined && !(v instanceof Uint8Array)) throw new TesseraClientError('BAD_INPUT', `${what}: expected bytes (Uint8Array)`);
+    }
+    const { secret, suite } = await this.decapsulateSecret({ keyId, enc, ...(o.players ? { players: o.players } : {}), ...(o.version !== undefined ? { version: o.version } : {}) });
+    let ctx: ReturnType<typeof createContext> | undefined;
+    try {
+      ctx = createContext(hpkeParams(kemSuiteOf(suite)), secret, o.info ?? new Uint8Array(0));
+      return ctx.open(aad ?? new Uint8Array(0), ciphertext);
+    } catch (e) {
+      if (isTesseraError(e) && e.code === 'DECRYPTION_FAILED') {
+        throw new TesseraClientError('DECRYPTION_FAILED', `open: the message does not authenticate under key ${keyId} with this enc, info and aad (a wrong aad or info, another key or version, or a corrupted message)`);
+      }
+      throw isTesseraError(e) ? new TesseraClientError(e.code, e.message) : e;
+    } finally {
+      ctx?.destroy();
+      zeroize(secret);
+    }
   }
 
   /**
@@ -802,9 +997,7 @@ export class Cluster {
    */
   async warmPresignatures(keyId: string, count: number, o: { players?: number[]; version?: number } = {}): Promise<number> {
     if (!Number.isSafeInteger(count) || count < 1) throw new TesseraClientError('BAD_INPUT', 'count: expected a positive integer');
-    const { info } = await this.keyInfo(keyId, o.version, o.players?.[0] ?? 1);
-    const players = o.players ?? allPlayers(info.threshold);
-    players.forEach((i) => this.node(i));
+    const { info, players } = await this.keyAndPlayers(keyId, o.version, o.players);
     await this.presigner.ensure(keyId, info.version, info.epoch, players, count);
     return Math.min(...players.map((p) => this.presigner.cache.size(p, keyId, info.version, info.epoch)));
   }
@@ -874,9 +1067,12 @@ export class Cluster {
    * with no error. `path` says which one did.
    */
   async sign(o: SignOptions): Promise<SignResult> {
-    const message = typeof o.message === 'string' ? o.message : toHex(o.message);
-    const { info: key, pkg } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
-    const players = o.players ?? allPlayers(key.threshold);
+    const message = typeof o.message === 'string' ? normalizeHex(o.message, 'message') : toHex(o.message);
+    return this.withLivePlayers(o.players, () => this.signWith(o, message));
+  }
+
+  private async signWith(o: SignOptions, message: string): Promise<SignResult> {
+    const { info: key, pkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
     const list = this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
@@ -927,11 +1123,9 @@ export class Cluster {
    * batch a player refused, sign by the two-round path (no error).
    */
   async signMany(o: { keyId: string; messages: readonly (Uint8Array | string)[]; players?: number[]; version?: number; presigned?: boolean }): Promise<SignResult[]> {
-    const messages = o.messages.map((m) => (typeof m === 'string' ? m : toHex(m)));
+    const messages = o.messages.map((m, k) => (typeof m === 'string' ? normalizeHex(m, `messages[${k}]`) : toHex(m)));
     if (messages.length === 0) return [];
-    const { info: key, pkg } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
-    const players = o.players ?? allPlayers(key.threshold);
-    players.forEach((i) => this.node(i));
+    const { info: key, pkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
     let lists: PresignedCommitmentJson[][] = [];
     if (this.presignOn(o.presigned)) {
       await this.presigner.ensure(o.keyId, key.version, key.epoch, players, messages.length);
@@ -1005,10 +1199,23 @@ export class Cluster {
    * epoch (as `repair` does) and asked once more.
    */
   async decapsulate(o: { keyId: string; enc: Uint8Array | string; players?: number[]; version?: number }): Promise<{ sharedSecret: string; version: number }> {
-    const { info } = await this.keyInfo(o.keyId, o.version, o.players?.[0] ?? 1);
+    const { secret, version } = await this.decapsulateSecret(o);
+    try {
+      return { sharedSecret: toHex(secret), version };
+    } finally {
+      zeroize(secret);
+    }
+  }
+
+  /** decapsulate with the secret as bytes (the caller wipes it) and the key's suite. */
+  private async decapsulateSecret(o: { keyId: string; enc: Uint8Array | string; players?: number[]; version?: number }): Promise<{ secret: Uint8Array; version: number; suite: string }> {
+    const enc = typeof o.enc === 'string' ? normalizeHex(o.enc, 'enc') : toHex(o.enc);
+    return this.withLivePlayers(o.players, () => this.decapsulateWith(o, enc));
+  }
+
+  private async decapsulateWith(o: { keyId: string; players?: number[]; version?: number }, enc: string): Promise<{ secret: Uint8Array; version: number; suite: string }> {
+    const { info, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
     const suite = getKemSuite(info.suite);
-    const players = o.players ?? allPlayers(info.threshold);
-    const enc = typeof o.enc === 'string' ? o.enc : toHex(o.enc);
     try {
       let outcome = await this.decapsulateOnce(o.keyId, o.version, suite.id, enc, players);
       if ('behind' in outcome) {
@@ -1020,7 +1227,7 @@ export class Cluster {
       }
       // The nodes used another version than this SDK's record names (rotated elsewhere): look it up again next time.
       if (outcome.version !== info.version) this.forgetKeyInfo(o.keyId);
-      return outcome;
+      return { secret: outcome.secret, version: outcome.version, suite: suite.id };
     } catch (e) {
       this.forgetKeyInfo(o.keyId);
       throw e;
@@ -1038,7 +1245,7 @@ export class Cluster {
     suiteId: string,
     enc: string,
     players: readonly number[],
-  ): Promise<{ sharedSecret: string; version: number } | { version: number; ahead: number; behind: number[] }> {
+  ): Promise<{ secret: Uint8Array; version: number } | { version: number; ahead: number; behind: number[] }> {
     const suite = getKemSuite(suiteId);
     const receiver = await generateWrappingKeyPair('ml-kem-768');
     const opened: Uint8Array[] = [];
@@ -1084,7 +1291,7 @@ export class Cluster {
       results.forEach((r, k) => partials.set(r.index, decodeMessage(opened[k]!, 'decap/partial', suite.id)));
       // Checks every DLEQ proof (bound to this session id and the sender's index) before combining.
       const secret = decapCombine(suite, pkg, fromHex(enc, 'enc'), partials, session);
-      return { sharedSecret: toHex(secret), version: results[0]!.version };
+      return { secret, version: results[0]!.version };
     } finally {
       receiver.privateKey.fill(0);
       for (const p of opened) p.fill(0); // t of these give the DH value
@@ -1116,7 +1323,7 @@ export class Cluster {
    */
   async exportKey(o: { keyId: string; wrappingKeys: readonly (Uint8Array | string)[]; version?: number }): Promise<KeyBundleJson> {
     const key = await this.getKey(o.keyId, o.version);
-    const given = o.wrappingKeys.map((k, i) => (typeof k === 'string' ? fromHex(k, `wrappingKeys[${i}]`) : k));
+    const given = o.wrappingKeys.map((k, i) => bytesOrHex(k, `wrappingKeys[${i}]`));
     const perShare = wrappingKeysForParties(given, key.parties);
     const request: SessionRequest = {
       operation: 'export',
@@ -1334,6 +1541,11 @@ function restoredFinding(keyId: string, index: number, statuses: readonly (Commi
     needsReDeal,
   };
 }
+
+/** How long what a request or a /ready probe taught about a node's liveness is trusted. */
+const LIVENESS_TTL_MS = 5_000;
+/** Deadline of one /ready probe of live-player selection. */
+const PROBE_TIMEOUT_MS = 2_000;
 
 function allPlayers(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1);

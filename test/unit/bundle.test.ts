@@ -103,7 +103,7 @@ describe('splitAndWrap / unwrapAndCombine', () => {
       // All three keys, and any two of them.
       for (const subset of [keys, [keys[0]!, keys[2]!], [keys[1]!, keys[2]!]]) {
         const out = await unwrapAndCombine(bundle, subset);
-        expect(toHex(out.privateKey)).toBe(toHex(expected));
+        expect(toHex(out.scalar)).toBe(toHex(expected));
         expect(toHex(out.publicKey)).toBe(toHex(ext.publicKey));
       }
       // One key opens one share: below the threshold.
@@ -117,7 +117,7 @@ describe('splitAndWrap / unwrapAndCombine', () => {
     expect(bundle.wrappedShares.map((w) => w.kem)).toEqual(['x-wing', 'x-wing', 'x-wing', 'x-wing']);
     expect(new Set(bundle.wrappedShares.map((w) => w.wrappingKeyFingerprint))).toEqual(new Set([toHex(wrappingKeyFingerprint(xwing.publicKey))]));
     const out = await unwrapAndCombine(bundle, [xwing]);
-    expect(toHex(out.privateKey)).toBe(toHex(ext.privateKey));
+    expect(toHex(out.scalar)).toBe(toHex(ext.privateKey));
   });
 
   it('refuses bad private keys and wrapping-key counts with typed errors', async () => {
