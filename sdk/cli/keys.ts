@@ -1,0 +1,300 @@
+/**
+ * Key commands: make, list, show, use (sign / verify) and look after keys (refresh, repair, rotate,
+ * lifecycle), and move them between clusters (import-key, export, import).
+ */
+import { fromHex, toHex } from '../../core/bytes.js';
+import { KEM_SUITES, SIGNING_SUITES } from '../../core/suites.js';
+import { TesseraClientError, wrappingKeyFingerprint, type KeyInfo, type KeyState } from '../client.js';
+import { PUBLIC_KEY_FORMATS, formatPublicKey, type PublicKeyFormat } from '../formats.js';
+import { readImportKeysFile, readWrappingPublicKey, type ImportKeysFileJson } from '../keyfiles.js';
+import { clusterOf, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
+import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
+
+const ALL_SUITES = [...SIGNING_SUITES, ...KEM_SUITES];
+const KEY_STATES: readonly KeyState[] = ['active', 'retired', 'archived', 'destroyed'];
+
+export const KEY_ID: OptionSpec = { name: 'key-id', kind: 'string', value: 'ID', help: 'the key', required: true };
+export const VERSION: OptionSpec = { name: 'version', kind: 'int', value: 'V', help: 'the key version', default: 'the newest active version', min: 1 };
+export const PLAYERS: OptionSpec = {
+  name: 'players',
+  kind: 'players',
+  value: 'LIST',
+  help: "the nodes to use, comma-separated (e.g. 1,3): at least the key's threshold",
+  default: 'live nodes, chosen by the SDK',
+};
+const THRESHOLD: OptionSpec = { name: 'threshold', kind: 'int', value: 'T', help: 'how many nodes it takes to use the key', default: "the cluster file's threshold", min: 2 };
+
+/** The key's suite must be one of `suites` (the node would refuse too, less clearly). */
+export function requireSuite(info: KeyInfo, suites: readonly string[], what: string): void {
+  if (!suites.includes(info.suite)) throw new TesseraClientError('BAD_INPUT', `key ${info.keyId} is a ${info.suite} key and cannot ${what}`);
+}
+
+/** What the CLI shows of a key (not its public package: that is for the SDK). */
+function keySummary(k: KeyInfo, o: { state?: boolean } = {}): Record<string, unknown> {
+  return {
+    keyId: k.keyId,
+    version: k.version,
+    suite: k.suite,
+    publicKey: k.publicKey,
+    ...(o.state ? { state: k.state, threshold: k.threshold, parties: k.parties, exportable: k.exportable, createdAt: new Date(k.createdAt).toISOString() } : {}),
+    ...(k.rotation ? { rotation: k.rotation } : {}),
+  };
+}
+
+export const KEY_COMMANDS: CommandSpec[] = [
+  {
+    path: ['keygen'],
+    summary: 'make a new key by distributed key generation (no node ever holds the whole key)',
+    uses: 'cluster',
+    options: [
+      { name: 'suite', kind: 'choice', value: 'SUITE', choices: ALL_SUITES, help: 'signing (ed25519, secp256k1, bip340, p256: FROST, RFC 9591) or KEM (hpke-x25519, hpke-p256: RFC 9180)', required: true },
+      { name: 'key-id', kind: 'string', value: 'ID', help: "the new key's id", default: 'a random id' },
+      THRESHOLD,
+      { name: 'exportable', kind: 'flag', help: 'allow `tessera export` of this key (fixed at creation)' },
+      { name: 'rotation-period', kind: 'duration', value: 'DURATION', help: 'rotate the key this long after each version is made (e.g. 30d); the nodes do it' },
+    ],
+    examples: ['tessera keygen --suite ed25519 --key-id demo --json'],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const suite = a.string('suite')!;
+      const threshold = a.int('threshold');
+      if (threshold !== undefined && threshold > cluster.size) throw new UsageError(`--threshold ${threshold} is above the node count ${cluster.size}`, 'keygen');
+      const k = await withProgress(`keygen ${suite}`, () =>
+        cluster.keygen({ suite, keyId: a.string('key-id'), threshold, exportable: a.flag('exportable'), rotationPeriodMs: a.int('rotation-period') }),
+      );
+      print(a.json, keySummary(k));
+      return 0;
+    },
+  },
+  {
+    path: ['keys', 'list'],
+    summary: 'list every version of every key of your tenant',
+    uses: 'cluster',
+    options: [{ name: 'state', kind: 'choice', value: 'STATE', choices: KEY_STATES, help: 'only versions in this state' }],
+    details: ['Text output has one line per key version: key id, version, suite, state, threshold of parties, public key. --json prints {"keys": [...]}, ordered by key id then version.'],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const state = a.string('state') as KeyState | undefined;
+      const keys: KeyInfo[] = await cluster.listKeys(state ? { state } : {});
+      if (a.json) print(true, { keys: keys.map((k) => keySummary(k, { state: true })) });
+      else if (keys.length === 0) process.stdout.write(state ? `no ${state} keys\n` : 'no keys\n');
+      else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${k.threshold}-of-${k.parties}  ${k.publicKey}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['public-key'],
+    summary: "show a key's public key, raw or as SPKI, PEM or JWK",
+    uses: 'cluster',
+    options: [
+      KEY_ID,
+      VERSION,
+      {
+        name: 'format',
+        kind: 'choice',
+        value: 'FORMAT',
+        choices: PUBLIC_KEY_FORMATS,
+        help: "raw (the suite's own encoding, hex), spki (DER SubjectPublicKeyInfo, hex), pem, or jwk",
+        default: 'raw',
+      },
+    ],
+    details: [
+      'With --format and without --json, only the key is printed (PEM text, hex, or the JWK as JSON), ready to redirect into a file. With --json, the key in that format is the `publicKey` field (a JWK as an object). A suite with no standard encoding in a format (e.g. bip340 x-only keys in SPKI) fails with UNSUPPORTED_FORMAT.',
+      'docs/verify.md shows how to check signatures with OpenSSL and node:crypto using these keys.',
+    ],
+    examples: ['tessera public-key --key-id demo --format pem > demo.pub.pem'],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const k = await cluster.getKey(a.string('key-id')!, a.int('version'));
+      const format = a.string('format') as PublicKeyFormat | undefined;
+      const publicKey = format === undefined || format === 'raw' ? k.publicKey : formatPublicKey(k.suite, k.publicKey, format);
+      if (format !== undefined && !a.json) {
+        const text = typeof publicKey === 'string' ? publicKey : JSON.stringify(publicKey);
+        process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+        return 0;
+      }
+      // state only when the version is not active (the output of an active key equals keygen's).
+      print(a.json, {
+        keyId: k.keyId,
+        version: k.version,
+        suite: k.suite,
+        publicKey,
+        ...(format !== undefined ? { format } : {}),
+        ...(k.state !== 'active' ? { state: k.state } : {}),
+        ...(k.rotation ? { rotation: k.rotation } : {}),
+      });
+      return 0;
+    },
+  },
+  {
+    path: ['sign'],
+    summary: 'sign a message with a signing key (FROST threshold signature)',
+    uses: 'cluster',
+    options: [KEY_ID, { name: 'message', kind: 'hex', value: 'HEX', help: 'the message, hex; an optional 0x is accepted', required: true }, PLAYERS, VERSION],
+    details: ['ed25519 signatures are standard RFC 8032 signatures; bip340 signatures are BIP-340 Schnorr signatures; p256 and secp256k1 signatures are FROST Schnorr signatures (RFC 9591), not ECDSA. See docs/verify.md.'],
+    examples: ['tessera sign --key-id demo --message 68656c6c6f --json'],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const keyId = a.string('key-id')!;
+      const version = a.int('version');
+      const players = playersOf(a, cluster);
+      requireSuite(await cluster.getKey(keyId, version), SIGNING_SUITES, 'sign');
+      const r = await cluster.sign({ keyId, message: a.string('message')!, players, version });
+      print(a.json, { signature: r.signature, ...(a.json ? { keyId } : {}), version: r.version });
+      return 0;
+    },
+  },
+  {
+    path: ['verify'],
+    summary: 'check a signature against a key (asks node 1)',
+    uses: 'cluster',
+    options: [
+      KEY_ID,
+      { name: 'message', kind: 'hex', value: 'HEX', help: 'the signed message, hex', required: true },
+      { name: 'signature', kind: 'hex', value: 'HEX', help: 'the signature, hex', required: true },
+      VERSION,
+    ],
+    exitNote: '1 also when the signature is not valid (the output says valid: false)',
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const keyId = a.string('key-id')!;
+      const r = await cluster.nodes[0]!.verify(keyId, { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') });
+      print(a.json, { keyId, version: r.version, valid: r.valid });
+      return r.valid ? 0 : 1;
+    },
+  },
+  {
+    path: ['refresh'],
+    summary: 'give every node new shares of a key version; the public key stays the same',
+    uses: 'cluster',
+    options: [KEY_ID, VERSION],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const r = await cluster.refresh({ keyId: a.string('key-id')!, version: a.int('version') });
+      print(a.json, { keyId: r.keyId, version: r.version, epoch: r.epoch });
+      return 0;
+    },
+  },
+  {
+    path: ['repair'],
+    summary: 'finish interrupted commits of a key from the certificates the nodes hold',
+    uses: 'cluster',
+    options: [{ ...KEY_ID }],
+    exitNote: '1 also when a node could not be repaired or was restored from a backup (the output says which)',
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const r = await cluster.repair(a.string('key-id')!);
+      if (a.json) print(true, r as unknown as Record<string, unknown>);
+      else {
+        const lines = [`key ${r.keyId}: ${r.certificates.length} certificate(s) held by the nodes`];
+        for (const n of r.nodes) {
+          for (const x of n.applied) lines.push(`node ${n.node}: ${x.outcome} ${x.operation} of version ${x.version} (session ${x.sessionId})`);
+          if (n.finding) lines.push(`node ${n.node}: ${n.finding}`);
+          for (const p of n.problems) lines.push(`node ${n.node}: cannot repair: ${p}`);
+          for (const d of n.dropped) lines.push(`node ${n.node}: dropped the staged change of session ${d} (not every node staged it; this node never released its vote)`);
+          if (n.waiting) lines.push(`node ${n.node}: ${n.waiting.operation} of version ${n.waiting.version} still staged (session ${n.waiting.sessionId})${n.waiting.released ? ': its vote was released; only its certificate can finish it' : ''}`);
+          if (!n.applied.length && !n.dropped.length && !n.problems.length && !n.waiting && !n.restored) lines.push(`node ${n.node}: up to date`);
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      return r.nodes.some((n) => n.problems.length > 0 || n.restored) ? 1 : 0;
+    },
+  },
+  {
+    path: ['rotate'],
+    summary: 'make a new version of a key by DKG; the old version is retired',
+    uses: 'cluster',
+    options: [KEY_ID, { ...VERSION, help: 'the version to rotate' }],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const keyId = a.string('key-id')!;
+      const r = await withProgress(`rotate ${keyId}`, () => cluster.rotate({ keyId, version: a.int('version') }));
+      print(a.json, { keyId: r.keyId, version: r.version, previousVersion: r.previousVersion, publicKey: r.publicKey });
+      return 0;
+    },
+  },
+  ...(
+    [
+      ['retire', 'retired', 'stop using a version for new operations (it can still verify and decapsulate)'],
+      ['archive', 'archived', 'put a version away: it is refused for every operation until activated'],
+      ['activate', 'active', 'bring a retired or archived version back into use'],
+      ['destroy', 'destroyed', "delete a version's shares on every node (cannot be undone)"],
+    ] as const
+  ).map(
+    ([name, state, summary]): CommandSpec => ({
+      path: [name],
+      summary,
+      uses: 'cluster',
+      options: [KEY_ID, { name: 'version', kind: 'int', value: 'V', help: `the version to ${name} (${name} acts on one version)`, required: true, min: 1 }],
+      async run(a) {
+        const { cluster } = clusterOf(a);
+        const k = await cluster.setState({ keyId: a.string('key-id')!, version: a.int('version')!, state });
+        print(a.json, { keyId: k.keyId, version: k.version, state: k.state, publicKey: k.publicKey });
+        return 0;
+      },
+    }),
+  ),
+  {
+    path: ['import-key'],
+    summary: "show the nodes' import public keys (with --json: an import-keys file for export and split-and-wrap)",
+    uses: 'cluster',
+    options: [{ name: 'node', kind: 'int', value: 'I', help: 'only this node', default: 'every node', min: 1 }],
+    examples: ['tessera import-key --json --cluster b/cluster.json > b-import-keys.json'],
+    async run(a) {
+      const { cluster } = clusterOf(a);
+      const node = a.int('node');
+      if (node !== undefined && node > cluster.size) throw new UsageError(`--node must be 1..${cluster.size}, got ${node}`, 'import-key');
+      const keys = (await cluster.importKeys()).filter((k) => node === undefined || k.index === node);
+      const file: ImportKeysFileJson = { importKeys: keys };
+      if (a.json) process.stdout.write(JSON.stringify(file) + '\n');
+      else for (const k of keys) process.stdout.write(`node ${k.index}: ${k.kem} fingerprint ${toHex(wrappingKeyFingerprint(fromHex(k.publicKey, 'importPublicKey')))}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['export'],
+    summary: "export an exportable key's shares, each wrapped to a post-quantum wrapping key, into a bundle file",
+    uses: 'cluster',
+    options: [
+      KEY_ID,
+      { name: 'wrapping-key', kind: 'string', value: 'FILE', multiple: true, help: 'a wrapping public key file (FILE.pub of `wrapping-key generate`): once for every share, or once per share' },
+      { name: 'import-keys', kind: 'string', value: 'FILE', help: 'an import-keys file of the destination cluster (`import-key --json`)' },
+      { name: 'out', kind: 'string', value: 'BUNDLE', help: 'the bundle file to write (0600)', required: true },
+      VERSION,
+    ],
+    details: ['Give either --wrapping-key (to an external store, then `combine`) or --import-keys (to another cluster, then `import` there).'],
+    async run(a) {
+      const files = a.strings('wrapping-key');
+      const importKeysFile = a.string('import-keys');
+      if ((files.length === 0) === (importKeysFile === undefined)) {
+        throw new UsageError('give the wrapping keys as --wrapping-key FILE (one for all shares, or one per share) or as --import-keys FILE, not both', 'export');
+      }
+      const wrappingKeys = importKeysFile !== undefined ? readImportKeysFile(importKeysFile) : files.map((f) => readWrappingPublicKey(f).publicKey);
+      const { cluster } = clusterOf(a);
+      const keyId = a.string('key-id')!;
+      const out = a.string('out')!;
+      const bundle = await withProgress(`export ${keyId}`, () => cluster.exportKey({ keyId, wrappingKeys, version: a.int('version') }));
+      writeJsonFile(out, bundle);
+      print(a.json, { keyId, version: bundle.keyVersion, publicKey: bundle.publicKey, out });
+      return 0;
+    },
+  },
+  {
+    path: ['import'],
+    summary: 'import a key from a bundle made for this cluster (by `export --import-keys` or `split-and-wrap`)',
+    uses: 'cluster',
+    options: [
+      { name: 'in', kind: 'string', value: 'BUNDLE', help: 'the bundle file', required: true },
+      { name: 'key-id', kind: 'string', value: 'ID', help: 'the key id here', default: "the bundle's key id" },
+      { name: 'exportable', kind: 'flag', help: 'allow exporting it again from this cluster' },
+      { ...THRESHOLD, default: "the bundle's threshold" },
+    ],
+    async run(a) {
+      const bundle = readJsonFile(a.string('in')!);
+      const { cluster } = clusterOf(a);
+      const k = await withProgress('import', () => cluster.importKey({ bundle, keyId: a.string('key-id'), exportable: a.flag('exportable'), threshold: a.int('threshold') }));
+      print(a.json, { keyId: k.keyId, version: k.version, suite: k.suite, publicKey: k.publicKey, exportable: k.exportable });
+      return 0;
+    },
+  },
+];
