@@ -420,7 +420,12 @@ export function lambda(group: Group, signers: readonly number[], i: number): big
  * The signing context of §4.4 - §4.6: binding factors, group commitment and challenge, computed once.
  * A group commitment equal to the identity (negligible unless the hash is broken) is refused.
  */
-export function signingContext(pkg: DecodedPackage, list: readonly DecodedCommitment[], message: Uint8Array): SigningContext {
+export function signingContext(
+  pkg: DecodedPackage,
+  list: readonly DecodedCommitment[],
+  message: Uint8Array,
+  own?: { readonly index: number; readonly hidingNonce: bigint; readonly bindingNonce: bigint },
+): SigningContext {
   ensure(message instanceof Uint8Array, ErrorCode.BadInput, 'message: expected bytes');
   ensure(Array.isArray(list) && list.length >= pkg.threshold && list.length <= pkg.parties, ErrorCode.BadParameters, `need ${pkg.threshold}..${pkg.parties} signers`);
   // §4.3: the list is sorted by identifier, each signer once (decodeCommitmentList makes it so).
@@ -437,10 +442,16 @@ export function signingContext(pkg: DecodedPackage, list: readonly DecodedCommit
   for (const [i, input] of bindingFactorInputs(pkg, list, msg)) bindingFactors.set(i, H1(suite, input));
   // §4.5: R = Σ D_i + Σ ρ_i·E_i (public values: the variable-time msm), one msm with the D_i as
   // terms of scalar 1 (a backend sums them in one call, e.g. libsecp256k1's publicKeyCombine).
-  const R = group.msm(
-    [...list.map((c) => c.binding), ...list.map((c) => c.hiding)],
-    [...list.map((c) => bindingFactors.get(c.index)!), ...list.map(() => 1n)],
+  // A signer that passes its own nonces (`own`, whose commitments the caller checked are its list
+  // entry: D = d·G, E = e·G) adds its term as (d + ρ·e)·G, one constant-time base-point
+  // multiplication, instead of multiplying its public E: the same element, at a fraction of the cost.
+  const mine = own !== undefined ? list.find((c) => c.index === own.index) : undefined;
+  const others = mine !== undefined ? list.filter((c) => c !== mine) : list;
+  let R = group.msm(
+    [...others.map((c) => c.binding), ...others.map((c) => c.hiding)],
+    [...others.map((c) => bindingFactors.get(c.index)!), ...others.map(() => 1n)],
   );
+  if (mine !== undefined) R = group.addPoints(R, group.mulBase(group.add(own!.hidingNonce, group.mul(own!.bindingNonce, bindingFactors.get(mine.index)!))));
   ensure(!group.isIdentity(R), ErrorCode.BadInput, 'the group commitment is the identity element');
   const commitmentNegated = suite.id === 'bip340' && !hasEvenY(group, R);
   return Object.freeze({

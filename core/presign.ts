@@ -24,8 +24,9 @@
  * signers' batch signatures said. The batch signatures protect the SDK (it only builds lists from
  * commitments a node really issued); a node never needs other nodes' batch signatures.
  */
-import { framed, fromHex, i2osp, toHex, utf8ToBytes } from './bytes.js';
+import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes } from './bytes.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
+import { decodePoint, knownPoint, rememberPoint } from './frost.js';
 import { identitySign, identityVerify } from './identity.js';
 import type { SignCommitMsg } from './messages.js';
 import { SIGNING_SUITES, type SigningSuite, type SigningSuiteId } from './suites.js';
@@ -222,6 +223,8 @@ export interface PresignListParams {
  *   4. every hiding and binding commitment a valid, canonical, non-identity element of the suite's
  *      prime-order group (RFC 9591 §3.1 DeserializeElement; BAD_POINT naming the nodes whose entries
  *      fail: the SDK that built the list got them from those nodes' batches, or made them up).
+ *      An entry byte-equal to the caller's `decoded` commitment for that node (a node's own pooled
+ *      commitment, decoded when it was made) is not decoded again.
  * Returns the list as core/sign.ts takes it (signRound2, aggregateSignature): commitments keyed by node.
  */
 export function checkPresignedList(
@@ -229,6 +232,7 @@ export function checkPresignedList(
   params: PresignListParams,
   list: readonly PresignedEntry[],
   self?: number,
+  decoded?: ReadonlyMap<number, SignCommitMsg>,
 ): Map<number, SignCommitMsg> {
   ensure(isObject(suite) && suite.kind === 'sign', ErrorCode.UnknownSuite, 'not a signing suite');
   ensure(isObject(params), ErrorCode.BadInput, 'presigned list: expected key parameters');
@@ -253,21 +257,33 @@ export function checkPresignedList(
   });
   ensure(list.length >= threshold, ErrorCode.BadParameters, `commitments: need at least ${threshold} signers (the key's threshold), got ${list.length}`);
   if (self !== undefined) ensure(seen.has(self), ErrorCode.BadParameters, `commitments: this node (${self}) has no entry in the list`);
+  // RFC 9591 §3.1 DeserializeElement, once per element: each point is decoded on the copy handed on
+  // (core/frost.ts decodePoint remembers it), so signRound2 and aggregation do not decode it again.
+  // An entry equal to one in `decoded` (the caller's own pooled commitment, which it made and decoded
+  // itself) takes that element instead of being validated a second time.
+  const { group } = suite;
+  const adopt = (copy: Uint8Array, known: Uint8Array | undefined, what: string): void => {
+    const p = known !== undefined && equalBytes(known, copy) ? knownPoint(group, known) : undefined;
+    if (p !== undefined) rememberPoint(group, copy, p);
+    else decodePoint(group, copy, what);
+  };
   const bad: number[] = [];
-  for (const e of list) {
+  const out = new Map<number, SignCommitMsg>();
+  for (const e of [...list].sort((a, b) => a.node - b.node)) {
+    const copy = { hiding: Uint8Array.from(e.hiding), binding: Uint8Array.from(e.binding) };
+    const known = decoded?.get(e.node);
     try {
-      suite.group.pointFromBytes(e.hiding, `hiding commitment of node ${e.node}`);
-      suite.group.pointFromBytes(e.binding, `binding commitment of node ${e.node}`);
+      adopt(copy.hiding, known?.hiding, `hiding commitment of node ${e.node}`);
+      adopt(copy.binding, known?.binding, `binding commitment of node ${e.node}`);
     } catch (err) {
       if (!(err instanceof TesseraError)) throw err;
       bad.push(e.node);
     }
+    out.set(e.node, copy);
   }
   if (bad.length > 0) {
-    throw new TesseraError(ErrorCode.BadPoint, `commitments of node(s) ${bad.sort((a, b) => a - b).join(', ')} are not valid ${suite.id} elements`);
+    throw new TesseraError(ErrorCode.BadPoint, `commitments of node(s) ${bad.join(', ')} are not valid ${suite.id} elements`);
   }
-  const out = new Map<number, SignCommitMsg>();
-  for (const e of [...list].sort((a, b) => a.node - b.node)) out.set(e.node, { hiding: Uint8Array.from(e.hiding), binding: Uint8Array.from(e.binding) });
   return out;
 }
 

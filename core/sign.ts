@@ -254,7 +254,7 @@ function round2(
     checkOwnShare(pkg, share, s);
     const d = suite.group.scalarFromBytes(nonces.hiding, 'hiding nonce');
     const e = suite.group.scalarFromBytes(nonces.binding, 'binding nonce');
-    const ctx = signingContext(pkg, list, message);
+    const ctx = signingContext(pkg, list, message, { index: share.index, hidingNonce: d, bindingNonce: e });
     // RFC 9591 §5.2. The nonce bigints cannot be wiped; their encodings are, in `finally`.
     return { share: suite.group.scalarToBytes(signShare(ctx, share.index, s, d, e)), ctx };
   } finally {

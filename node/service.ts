@@ -412,7 +412,7 @@ export class NodeService {
       );
     }
     const scope: PresignScope = { tenant: p.tenant, keyId, version, epoch, suite };
-    const parsed = items.map((it, k) => parseItem(scope, pkg, this.o.index, it, items.length > 1 ? `items[${k}].` : ''));
+    const parsed = items.map((it, k) => parseItem(this.presign, scope, pkg, this.o.index, it, items.length > 1 ? `items[${k}].` : ''));
     this.presign.check(scope, parsed.map((i) => i.use));
     return { version, scope, items: parsed };
   }

@@ -48,6 +48,7 @@ import type { Logger } from 'pino';
 import { equalBytes, toHex, zeroize } from '../../core/bytes.js';
 import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import type { IdentityKeyPair } from '../../core/identity.js';
+import type { SignCommitMsg } from '../../core/messages.js';
 import { PRESIGN_POOL_ID_LENGTH, signPresignBatch, type PresignCommitment } from '../../core/presign.js';
 import { discardNonces, signRound1, type SigningNonces } from '../../core/sign.js';
 import { wipeProbe, type WipeProbe } from '../../core/wipe.js';
@@ -229,6 +230,17 @@ export class PresignPools {
    */
   check(scope: PresignScope, uses: readonly PresignUse[]): void {
     this.resolve(scope, uses);
+  }
+
+  /**
+   * The commitment this node made for a presignature it handed out (its elements decoded when they
+   * were made), or undefined if the pool does not hold it. Consumes nothing and checks nothing else:
+   * check() and take() decide whether the request may use it.
+   */
+  pooledCommitment(scope: PresignScope, poolId: Uint8Array, index: number): SignCommitMsg | undefined {
+    const pool = this.byId.get(toHex(poolId));
+    if (!pool || pool.dead || pool.scope.suite.id !== scope.suite.id) return undefined;
+    return pool.issued.get(index)?.commit;
   }
 
   /**

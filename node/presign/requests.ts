@@ -43,6 +43,7 @@ export function ownRef(self: number, commitments: readonly PresignedEntryJson[] 
  * point valid for the suite). Consumes nothing.
  */
 export function parseItem(
+  pools: PresignPools,
   scope: PresignScope,
   params: { threshold: number; parties: number },
   self: number,
@@ -51,7 +52,10 @@ export function parseItem(
 ): PresignedItem {
   const message = fromHex(item.message, `${what}message`);
   const list = presignedListFromJson(item.commitments);
-  const commits = checkPresignedList(scope.suite, params, list, self);
+  // This node's own entry: its pooled commitment's elements were decoded when made, not again here.
+  const mine = list.find((e) => e?.node === self);
+  const pooled = mine && mine.poolId instanceof Uint8Array && Number.isSafeInteger(mine.index) ? pools.pooledCommitment(scope, mine.poolId, mine.index) : undefined;
+  const commits = checkPresignedList(scope.suite, params, list, self, pooled ? new Map([[self, pooled]]) : undefined);
   const own = list.find((e) => e.node === self)!;
   ensure(own !== undefined, ErrorCode.BadParameters, `${what}commitments: this node (${self}) has no entry`);
   return { message, commits, use: { poolId: own.poolId, index: own.index, hiding: own.hiding, binding: own.binding } };

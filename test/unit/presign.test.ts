@@ -185,8 +185,8 @@ describe('node/presign: pools', () => {
     ];
     const item = { message: toHex(message), commitments: list };
     const pkg = keys[0]!.publicKey;
-    const i1 = parseItem(scopeOf(), pkg, 1, item, '');
-    const i2 = parseItem(scopeOf(), pkg, 2, item, '');
+    const i1 = parseItem(p1, scopeOf(), pkg, 1, item, '');
+    const i2 = parseItem(p2, scopeOf(), pkg, 2, item, '');
     const [z1] = signWithPresignatures(p1, scopeOf(), copyKey(keys[0]!), [i1]);
     const [z2] = signWithPresignatures(p2, scopeOf(), copyKey(keys[1]!), [i2]);
     const shares = new Map<number, SignShareMsg>([
