@@ -6,6 +6,8 @@
  *   --only core     in-process core/ functions only (bench/core.ts)
  *   --only cluster  real local clusters only (bench/cluster.ts: 2-of-3 on the default group backends,
  *                   the same restarted on noble, 3-of-5, 4-of-7; the single-key baseline, bench/single-key.ts)
+ *   --only cli      CLI start-up only (bench/cli-startup.ts: `tessera --version` and a cold `tessera dev`
+ *                   to ready, from source through tsx and from dist/)
  *   --quick         a fast smoke run: same tables, a handful of iterations each (figures are rough)
  * Last, issue 10's targets beside the figures with a met / NOT MET column (bench/targets.ts); a part
  * left out by --only shows as "not measured". results.json also holds the raw figures (`figures`,
@@ -21,13 +23,14 @@ import { groupBackendNames } from '../core/suites.js';
 import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { runCluster, failureLine, type ClusterFigures, type Failure } from './cluster.js';
 import { runCore } from './core.js';
+import { runCliStartup } from './cli-startup.js';
 import { formatSection, type Section } from './stats.js';
 import { issueTargets, targetsSection, type TargetResult } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster] [--quick]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli] [--quick]\n`);
   process.exit(2);
 }
 
@@ -39,7 +42,7 @@ async function main(): Promise<void> {
     usage((e as Error).message);
   }
   const only = values.only;
-  if (only !== undefined && only !== 'core' && only !== 'cluster') usage(`--only must be core or cluster, got "${only}"`);
+  if (only !== undefined && only !== 'core' && only !== 'cluster' && only !== 'cli') usage(`--only must be core, cluster or cli, got "${only}"`);
   const quick = values.quick === true;
   // This process is also the SDK of the cluster rows: choose its group backends now, as an SDK process
   // does on its first NodeClient, before bench/core.ts makes any point (afterwards the choice is refused
@@ -75,12 +78,12 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let fatal: unknown;
   try {
-    if (only !== 'cluster') {
+    if (only === undefined || only === 'core') {
       log('core: running');
       coreSections.push(...(await runCore({ quick, emit })));
       sections.push(...coreSections);
     }
-    if (only !== 'core') {
+    if (only === undefined || only === 'cluster') {
       log('cluster: starting a 3-node dev cluster (then 2-of-3 on noble, 3-of-5, 4-of-7)');
       const r = await runCluster({ quick, emit, log });
       sections.push(...r.sections);
@@ -89,6 +92,7 @@ async function main(): Promise<void> {
       figures = r.figures;
       if (r.error !== undefined) fatal = r.error;
     }
+    if (only === undefined || only === 'cli') sections.push(...(await runCliStartup({ quick, emit, log })));
   } catch (e) {
     fatal = e;
   }
