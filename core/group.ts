@@ -81,6 +81,14 @@ export interface Group {
    * randomness of RFC 9591 §4.1 nonce_generate from it when no rng is given. Absent: noble's randomBytes.
    */
   readonly randomBytes?: (n: number) => Uint8Array;
+  /**
+   * Optional, edwards25519 backends only: for `encoded`, the canonical encoding of any point P of the
+   * curve (small-order component allowed), the element [8^-1 mod L]·([8]·P) of the prime-order
+   * subgroup: what X25519's clamped scalars see of P (core/suites.ts HPKE_X25519.encToPoint). Throws
+   * BadPoint if `encoded` is not a point of the curve, or if P has small order ([8]·P = identity).
+   * Absent: core/suites.ts computes it with noble.
+   */
+  readonly primeOrderComponent?: (encoded: Uint8Array) => Point;
 }
 
 /** The slice of a noble point class that the adapter uses. */
@@ -315,6 +323,11 @@ export function groupSlot(initial: Group): GroupSlot {
     },
     get randomBytes() {
       return target.randomBytes;
+    },
+    // It makes a point: the first call seals the slot, like pointFromBytes.
+    get primeOrderComponent() {
+      const f = target.primeOrderComponent;
+      return f === undefined ? undefined : (encoded: Uint8Array) => making().primeOrderComponent!(encoded);
     },
   });
   return {

@@ -269,11 +269,6 @@ export const BIP340: SigningSuite = frostSuite(
 
 const P25519 = 2n ** 255n - 19n;
 const modP = (a: bigint) => ((a % P25519) + P25519) % P25519;
-const powP = (b: bigint, e: bigint) => {
-  let r = 1n;
-  for (b = modP(b); e > 0n; e >>= 1n, b = (b * b) % P25519) if (e & 1n) r = (r * b) % P25519;
-  return r;
-};
 const L = ed25519.Point.Fn.ORDER;
 const INV8 = ed25519.Point.Fn.inv(8n);
 
@@ -301,7 +296,10 @@ export const HPKE_X25519: KemSuite = Object.freeze({
     if (u === P25519 - 1n) throw badPoint('enc');
     // Birational map (RFC 7748 §4.1): y = (u - 1) / (u + 1). Both Edwards points ±(x, y) share u,
     // and X25519 depends on u only, so the sign of x does not matter.
-    const y = modP((u - 1n) * powP(u + 1n, P25519 - 2n));
+    const y = modP((u - 1n) * ed25519.Point.Fp.inv(u + 1n));
+    // A backend with its own projection (core/backends/sodium-ed25519.ts) does the rest natively.
+    const project = edGroup.primeOrderComponent;
+    if (project !== undefined) return project(numberToBytesLE(y, 32));
     let E: EdPoint;
     try {
       E = ed25519.Point.fromBytes(numberToBytesLE(y, 32));

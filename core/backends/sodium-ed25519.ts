@@ -87,6 +87,7 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
   const IDENTITY = new EdPoint(identityEnc);
   const BASE = new EdPoint(reference.pointToBytes(reference.base));
   const bad = (what: string, why: string) => new TesseraError(ErrorCode.BadPoint, `${what}: ${why}`);
+  const INV8 = reference.inv(8n);
   const toP = (p: Point): EdPoint => {
     if (!(p instanceof EdPoint)) throw new TesseraError(ErrorCode.BadPoint, 'not a point of the sodium-native edwards25519 backend');
     return p;
@@ -211,6 +212,27 @@ export function sodiumEd25519Group(sodium: SodiumEd25519Binding, reference: Grou
      * checked canonical here (y < p), R is then the canonical encoding of a non-identity element of
      * the subgroup: exactly the generic check (core/frost.ts checkAggregate / verifySignature).
      */
+    /**
+     * [8^-1 mod L]·([8]·P): three doublings with crypto_core_ed25519_add (it decodes its inputs on the
+     * curve, without the subgroup check, so a point with a small-order component is accepted and
+     * anything off the curve is refused), then crypto_scalarmult_ed25519_noclamp by 8^-1 mod L, as
+     * [8]·P is in the prime-order subgroup. Public inputs only (an HPKE sender's enc).
+     */
+    primeOrderComponent(encoded) {
+      if (!(encoded instanceof Uint8Array) || encoded.length !== 32 || !canonicalY(encoded)) throw bad('enc', 'not a valid curve point');
+      const p2 = new Uint8Array(32);
+      const p4 = new Uint8Array(32);
+      const p8 = new Uint8Array(32);
+      try {
+        sodium.crypto_core_ed25519_add(p2, encoded, encoded);
+        sodium.crypto_core_ed25519_add(p4, p2, p2);
+        sodium.crypto_core_ed25519_add(p8, p4, p4);
+      } catch {
+        throw bad('enc', 'not a valid curve point');
+      }
+      if (equalBytes(p8, identityEnc)) throw new TesseraError(ErrorCode.BadPoint, 'enc: small-order point (all-zero DH)');
+      return fromP(mul(new EdPoint(p8), INV8));
+    },
     ed25519Verify(signature, message, publicKey) {
       try {
         if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;

@@ -6,6 +6,10 @@
  *     valid signatures and on every kind of invalid one (wrong message or key, S >= L, non-canonical
  *     or small-order R, small-order or non-canonical key);
  *   - hashToScalar with an injected hash (core/group.ts xmdHashToScalar with node:crypto's SHA-256 on
+ *   - Group.primeOrderComponent (sodium-native: three crypto_core_ed25519_add doublings and a noclamp
+ *     multiplication by 8^-1 mod L), used by HPKE_X25519.encToPoint, against noble's
+ *     clearCofactor().multiplyUnsafe(8^-1), on points with every small-order component, both signs
+ *     of x, small-order points and encodings off the curve;
  *     the secp256k1 backends, libsodium's SHA-512 on sodium-native) against noble's.
  */
 import { createRequire } from 'node:module';
@@ -164,5 +168,69 @@ describe('hashToScalar with an injected hash is byte-identical to noble', () => 
       const ref = NOBLE_GROUPS[g.name as 'edwards25519' | 'secp256k1'];
       for (const [dst, msg] of inputs()) expect(g.hashToScalar(dst, msg)).toBe(ref.hashToScalar(dst, msg));
     }
+  });
+});
+
+describe('Group.primeOrderComponent (sodium-native) computes what noble computes', () => {
+  const backend = sodium();
+  const INV8 = ed25519.Point.Fn.inv(8n);
+  // The 8 points of small order: multiples of one point of order 8 (noble's torsion subgroup).
+  const order8 = ed25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+  const torsion = Array.from({ length: 8 }, (_, k) => (k === 0 ? ed25519.Point.ZERO : order8.multiplyUnsafe(BigInt(k))));
+  const reference = (encoded: Uint8Array): Uint8Array | 'throws' => {
+    try {
+      const prime = ed25519.Point.fromBytes(encoded).clearCofactor().multiplyUnsafe(INV8);
+      return prime.is0() ? 'throws' : prime.toBytes();
+    } catch {
+      return 'throws';
+    }
+  };
+  const fast = (encoded: Uint8Array): Uint8Array | 'throws' => {
+    try {
+      return backend.pointToBytes(backend.primeOrderComponent!(encoded));
+    } catch {
+      return 'throws';
+    }
+  };
+
+  it('the sodium backend has it, noble does not, and a slot forwards it', () => {
+    expect(typeof backend.primeOrderComponent).toBe('function');
+    expect(NOBLE_GROUPS.edwards25519.primeOrderComponent).toBeUndefined();
+    const slot = groupSlot(NOBLE_GROUPS.edwards25519);
+    expect(slot.group.primeOrderComponent).toBeUndefined();
+    slot.install(sodium());
+    expect(typeof slot.group.primeOrderComponent).toBe('function');
+  });
+
+  it('on prime-order points plus each small-order point, both signs of x', () => {
+    expect(order8.multiplyUnsafe(8n).is0()).toBe(true);
+    expect(order8.multiplyUnsafe(4n).is0()).toBe(false);
+    for (let k = 0; k < 24; k++) {
+      const P0 = ed25519.Point.BASE.multiply(bytesToNumberLE(randomBytes(32)) % (L - 1n) + 1n);
+      for (const T of torsion) {
+        const Q = P0.add(T);
+        for (const q of [Q, Q.negate()]) {
+          const encoded = q.toBytes();
+          const want = reference(encoded);
+          expect(want).not.toBe('throws');
+          expect(fast(encoded)).toEqual(want);
+        }
+      }
+    }
+  });
+
+  it('refuses small-order points and encodings off the curve or not canonical, as noble does', () => {
+    for (const T of torsion) expect(fast(T.toBytes())).toBe('throws');
+    let offCurve = 0;
+    for (let k = 0; k < 200; k++) {
+      const y = bytesToNumberLE(randomBytes(32)) % P;
+      const encoded = numberToBytesLE(y, 32);
+      const want = reference(encoded);
+      if (want === 'throws') offCurve++;
+      expect(fast(encoded)).toEqual(want);
+    }
+    expect(offCurve).toBeGreaterThan(0); // about half of all y are not on the curve
+    expect(fast(numberToBytesLE(P + 1n, 32))).toBe('throws'); // y >= p
+    expect(fast(new Uint8Array(31))).toBe('throws');
   });
 });
