@@ -750,6 +750,7 @@ export class Cluster {
       }
     }
     if (failures.length) {
+      await this.nameSilentNodes(failures);
       // A node is reported as a culprit only on evidence this SDK re-checked (sessions.md, "Evidence and blame").
       const errs = await Promise.all(failures.map(([, e]) => this.vetCulprits(e as TesseraClientError, request)));
       // Prefer the error that names culprits or a cause over the "aborted" echoes of the others.
@@ -762,6 +763,26 @@ export class Cluster {
       throw best;
     }
     return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+  }
+
+  /**
+   * Several players of a session timed out: the ones still answering /ready were waiting in the session
+   * for the others. Throw NODE_TIMEOUT naming the nodes that answer nothing (and refresh what the SDK
+   * knows of every player's liveness); return when that does not single any out.
+   */
+  private async nameSilentNodes(failures: readonly (readonly [number, unknown])[]): Promise<void> {
+    const timedOut = failures.filter(([, e]) => e instanceof TesseraClientError && e.code === 'NODE_TIMEOUT').map(([i]) => i);
+    if (timedOut.length < 2) return;
+    const probed = await Promise.all(timedOut.map(async (i) => [i, await this.node(i).probe(PROBE_TIMEOUT_MS)] as const));
+    const silent = probed.filter(([, st]) => st === 'no-answer').map(([i]) => i);
+    if (silent.length === 0 || silent.length === timedOut.length) return;
+    const waiting = timedOut.filter((i) => !silent.includes(i));
+    const first = this.node(silent[0]!);
+    throw new TesseraClientError(
+      'NODE_TIMEOUT',
+      `${silent.map((i) => this.node(i).label).join(', ')} did not answer within ${first.options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms (node${waiting.length > 1 ? 's' : ''} ${waiting.join(', ')} answer${waiting.length > 1 ? '' : 's'} /ready: waiting for it in the session)`,
+      { node: silent[0]! },
+    );
   }
 
   /**

@@ -80,6 +80,11 @@ describe('SDK under failure (2-of-3)', () => {
       expect(e.message).toMatch(/^node 3 \(http[^)]*\) did not answer within 1500 ms/);
       // Players chosen by the SDK: node 3 is known not to answer, so nodes 1 and 2 are asked.
       expect(new TextDecoder().decode(await c.open(kem.keyId, sealed.enc, sealed.ciphertext, sealed.aad, { info: sealed.info }))).toBe('hung');
+      // A session (two-round sign) with it: the other player waits for it and times out too; the SDK
+      // names the node that answers nothing (or the session's own abort names it).
+      const s = await rejectionOf(c.sign({ keyId: signing.keyId, message: message32('hung session'), players: [1, 3], presigned: false }));
+      expect(s.node === 3 || /\bnode 3\b/.test(s.message), `${s.code}: ${s.message}`).toBe(true);
+      expect(s.code).toMatch(/^(NODE_TIMEOUT|SESSION_ABORTED|UNAVAILABLE)$/);
       // A fresh SDK learns it from its /ready probe.
       const fresh = loadCluster(tc.clusterFile, { timeoutMs: 1500, presign: { auto: false } });
       expect((await fresh.decapsulate({ keyId: kem.keyId, enc: sealed.enc })).version).toBe(1);
