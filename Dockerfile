@@ -1,8 +1,32 @@
-# One image for every Tessera process; the command picks which:
-#   node --import tsx coordinator/main.ts      the coordinator
-#   node --import tsx node/main.ts             a node (the default)
-#   node --import tsx scripts/compose-init.ts  one-shot cluster bootstrap (docker-compose.yml `init`)
+# One image for every Tessera process; the command picks which (compiled JavaScript, no TypeScript
+# loader at run time):
+#   node dist/coordinator/main.js        the coordinator
+#   node dist/node/main.js               a node (the default)
+#   node dist/scripts/compose-init.js    one-shot cluster bootstrap (docker-compose.yml `init`)
 # All configuration comes from TESSERA_* environment variables (node/config.ts, coordinator/config.ts).
+
+# Build stage: every dependency (TypeScript is a dev dependency), then `npm run build` into dist/, then
+# the dev dependencies are pruned so the run stage copies only what runs.
+FROM node:20-slim AS build
+WORKDIR /app
+# Dependencies first, so source edits do not download them again. --ignore-scripts: the package's
+# own `prepare` (the build) needs the sources, copied below; `npm rebuild` runs the install scripts
+# (the dependencies' native bindings, then `prepare`) once they are there. stubs/: the local stand-in
+# for msgpackr's optional native decoder (package.json `overrides`) that node_modules/msgpackr-extract
+# links to; the run stage copies it too, or that link would dangle.
+COPY package.json package-lock.json ./
+COPY stubs ./stubs
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY core ./core
+COPY contract ./contract
+COPY runtime ./runtime
+COPY node ./node
+COPY coordinator ./coordinator
+COPY sdk ./sdk
+COPY scripts ./scripts
+RUN npm rebuild && npm run build && npm prune --omit=dev && npm cache clean --force
+
 FROM node:20-slim
 
 # openssl: scripts/compose-init.ts issues the cluster's TLS certificates with it (Node's crypto module
@@ -13,23 +37,13 @@ RUN apt-get update \
 
 WORKDIR /app
 ENV NODE_ENV=production
-
-# Dependencies first, so source edits do not reinstall them. tsx (the TypeScript loader) is a runtime
-# dependency; the dev dependencies (vitest, testcontainers, typescript) stay out of the image.
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
-
-COPY tsconfig.json ./
-COPY core ./core
-COPY contract ./contract
-COPY runtime ./runtime
-COPY node ./node
-COPY coordinator ./coordinator
-COPY sdk ./sdk
-COPY scripts ./scripts
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/stubs ./stubs
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
 
 # The services run unprivileged (uid 1000, the image's `node` user); only `init` runs as root, to
 # create the volumes' contents and hand them to this user.
 USER node
 EXPOSE 7400 7701 7702 7703
-CMD ["node", "--import", "tsx", "node/main.ts"]
+CMD ["node", "dist/node/main.js"]

@@ -48,9 +48,11 @@ describe('docker-compose.yml (static, no Docker needed)', () => {
       expect(commandOf(s)[0], name).toBe('node');
       scriptOf(commandOf(s));
     }
-    expect(commandOf(compose.services.init!)).toEqual(['node', '--import', 'tsx', 'scripts/compose-init.ts']);
-    expect(commandOf(compose.services.coordinator!)).toEqual(['node', '--import', 'tsx', 'coordinator/main.ts']);
-    for (const n of NODE_SERVICES) expect(commandOf(compose.services[n]!)).toEqual(['node', '--import', 'tsx', 'node/main.ts']);
+    // Compiled JavaScript, no TypeScript loader at run time (the image builds dist/ in its build stage).
+    expect(commandOf(compose.services.init!)).toEqual(['node', 'dist/scripts/compose-init.js']);
+    expect(commandOf(compose.services.coordinator!)).toEqual(['node', 'dist/coordinator/main.js']);
+    for (const n of NODE_SERVICES) expect(commandOf(compose.services[n]!)).toEqual(['node', 'dist/node/main.js']);
+    for (const s of Object.values(compose.services)) expect(JSON.stringify(s.healthcheck?.test ?? [])).not.toContain('tsx');
   });
 
   it('everything waits for init to complete; nodes wait for a healthy coordinator', () => {
@@ -176,16 +178,20 @@ describe('docker-compose.yml (static, no Docker needed)', () => {
     expect(interpolate('$${X}', {})).toBe('${X}');
   });
 
-  it('Dockerfile: node:20-slim, openssl installed, npm ci from the lock file, the source the commands run', () => {
+  it('Dockerfile: node:20-slim, openssl installed, npm ci from the lock file, dist/ built from the source the commands run', () => {
     const df = readFileSync(DOCKERFILE_PATH, 'utf8');
     const lines = df.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-    expect(lines[0]).toBe('FROM node:20-slim');
+    // A build stage (TypeScript, npm run build) and the run stage that copies its output.
+    expect(lines.filter((l) => l.startsWith('FROM '))).toEqual(['FROM node:20-slim AS build', 'FROM node:20-slim']);
+    expect(lines).toContainEqual(expect.stringMatching(/^RUN .*npm run build/));
+    for (const built of ['dist', 'node_modules', 'stubs']) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^COPY --from=build /app/${built} \\./${built}$`)));
     expect(df).toMatch(/apt-get install -y --no-install-recommends openssl/);
     const copyLock = lines.findIndex((l) => /^COPY package\.json package-lock\.json \.\/$/.test(l));
     const npmCi = lines.findIndex((l) => /^RUN npm ci\b/.test(l));
     expect(copyLock).toBeGreaterThan(-1);
     expect(npmCi).toBeGreaterThan(copyLock);
-    const copied = lines.filter((l) => l.startsWith('COPY ')).map((l) => l.split(/\s+/)[1]);
+    // Where each COPY puts things (its destination, e.g. `./core` -> core).
+    const copied = lines.filter((l) => l.startsWith('COPY ')).map((l) => l.split(/\s+/).at(-1)!.replace(/^\.\//, '').replace(/\/$/, ''));
     for (const s of Object.values(compose.services)) {
       const script = scriptOf(commandOf(s));
       expect(copied, script).toContain(script.split('/')[0]);

@@ -160,10 +160,24 @@ export function localizeEnv(service: string, s: ComposeService, env: Record<stri
   return out;
 }
 
-/** The files a service command runs must exist in the repo (and so in the image's COPY'd folders). */
+/**
+ * The compiled file a service command runs (`dist/<dir>/<name>.js`, what the image's build stage makes
+ * with `npm run build`); its source `<dir>/<name>.ts` must exist in the repo.
+ */
 export function scriptOf(command: readonly string[]): string {
-  const script = command.find((a) => a.endsWith('.ts'));
-  if (!script) throw new Error(`command ${command.join(' ')} runs no .ts file`);
-  if (!existsSync(join(ROOT, script))) throw new Error(`command runs ${script}, which does not exist`);
+  const script = command.find((a) => /^dist\/.+\.js$/.test(a));
+  if (!script) throw new Error(`command ${command.join(' ')} runs no compiled dist/*.js file`);
+  const source = sourceOf(script);
+  if (!existsSync(join(ROOT, source))) throw new Error(`command runs ${script}, whose source ${source} does not exist`);
   return script;
+}
+
+/** dist/<dir>/<name>.js -> <dir>/<name>.ts */
+export function sourceOf(script: string): string {
+  return script.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+}
+
+/** A command's node arguments, run from the TypeScript sources through tsx (tests need no build). */
+export function fromSource(args: readonly string[]): string[] {
+  return args.flatMap((a) => (/^dist\/.+\.js$/.test(a) ? ['--import', 'tsx', sourceOf(a)] : [a]));
 }

@@ -23,6 +23,7 @@ import { probe } from '../../scripts/healthcheck.js';
 import {
   ROOT,
   commandOf,
+  fromSource,
   interpolate,
   loadComposeFile,
   localizeEnv,
@@ -64,7 +65,8 @@ function baseEnv(): NodeJS.ProcessEnv {
 function run(service: string, env: Record<string, string>): ChildProcess {
   const [exe, ...args] = commandOf(compose.services[service]!);
   expect(exe).toBe('node');
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The image runs dist/*.js (compiled in its build stage); here the same files from source, through tsx.
+  const child = spawn(process.execPath, fromSource(args), { cwd: ROOT, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   output.set(service, '');
   const keep = (b: Buffer) => output.set(service, (output.get(service)! + b.toString('utf8')).slice(-4000));
   child.stdout!.on('data', keep);
