@@ -15,7 +15,7 @@ import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
 import { decodeCertificate, encodeCertificate } from '../core/commit.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
-import { generateWrappingKeyPair, openAllFromSender } from '../core/wrap.js';
+import { generateOneCallReceiver, openAllFromSenderOneCall, wipeOneCallReceiver } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
 import type {
@@ -518,7 +518,7 @@ export interface SignResult extends SignResponse {
 export interface SignOptions {
   keyId: string;
   message: Uint8Array | string;
-  /** The signing nodes (default 1..t). */
+  /** The signing nodes (default: the first t live nodes, see liveNodes). */
   players?: number[];
   /** Default the newest active version. */
   version?: number;
@@ -960,8 +960,10 @@ export class Cluster {
     return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
   }
 
-  getKey(keyId: string, version?: number, node = 1): Promise<KeyInfo> {
-    return this.node(node).getKey(keyId, version);
+  /** A key version's record (default the newest active) from node `node`, else from the first live node. */
+  async getKey(keyId: string, version?: number, node?: number): Promise<KeyInfo> {
+    const from = node ?? (await this.liveNodes(1, `to look key ${keyId} up`))[0]!;
+    return this.node(from).getKey(keyId, version);
   }
 
   async publicKey(keyId: string, version?: number): Promise<string> {
@@ -1012,7 +1014,7 @@ export class Cluster {
 
   /**
    * Fetch presignature commitments now, so that the next `count` signatures with this key version by
-   * `players` (default 1..t) take one round trip. Each batch is verified under its node's identity key.
+   * `players` (default the first t live nodes) take one round trip. Each batch is verified under its node's identity key.
    * From then on the key's cache refills in the background when it runs low (PresignOptions.lowWater).
    * Returns how many signatures the cache now holds commitments for (fewer if a node gave fewer).
    */
@@ -1080,7 +1082,8 @@ export class Cluster {
   }
 
   /**
-   * Sign `message` with `players` (default nodes 1..t). Every player's operator hook approves it first.
+   * Sign `message` (bytes, or hex with optional 0x) with `players` (default the first t live nodes; if one
+   * of those does not answer, the call is run once more with live ones). Every player's operator hook approves it first.
    * With presignatures cached for every player (warmPresignatures once per key; the cache then refills
    * in the background, see PresignOptions), this is one round trip per player and no key lookup: each player gets the
    * message and the commitment list, returns its share, and the SDK aggregates and verifies. Otherwise,
@@ -1210,7 +1213,7 @@ export class Cluster {
 
   /**
    * Threshold decapsulation in one round trip (issue 10 item 4). Every player's operator hook approves
-   * the request first; then the players (default 1..t) are asked in parallel, and each answers directly
+   * the request first; then the players (default the first t live nodes) are asked in parallel, and each answers directly
    * with its DLEQ-proved partial, HPKE-wrapped (ML-KEM-768) to a fresh receiver key only this call holds:
    * no coordinator session, no relay. The partials are unwrapped with that key, bound (associated data)
    * to this call's session id, the key version and each sender's index, and combined by decapCombine,
@@ -1268,7 +1271,8 @@ export class Cluster {
     players: readonly number[],
   ): Promise<{ secret: Uint8Array; version: number } | { version: number; ahead: number; behind: number[] }> {
     const suite = getKemSuite(suiteId);
-    const receiver = await generateWrappingKeyPair('ml-kem-768');
+    // A receiver key for this call only (liboqs key generation, the expanded key kept; core/wrap.ts).
+    const receiver = await generateOneCallReceiver();
     const opened: Uint8Array[] = [];
     try {
       const sessionId = newSessionId();
@@ -1301,7 +1305,7 @@ export class Cluster {
       const partials = new Map<number, ReturnType<typeof decodeMessage<'decap/partial'>>>();
       // One deserialization (and ML-KEM seed expansion) of this call's receiver key opens all t partials.
       opened.push(
-        ...(await openAllFromSender(
+        ...(await openAllFromSenderOneCall(
           receiver,
           results.map((r) => ({
             sealed: { kem: r.wrappedPartial.kem, enc: fromHex(r.wrappedPartial.enc, 'enc'), ciphertext: fromHex(r.wrappedPartial.ciphertext, 'ciphertext') },
@@ -1314,7 +1318,7 @@ export class Cluster {
       const secret = decapCombine(suite, pkg, fromHex(enc, 'enc'), partials, session);
       return { secret, version: results[0]!.version };
     } finally {
-      receiver.privateKey.fill(0);
+      wipeOneCallReceiver(receiver);
       for (const p of opened) p.fill(0); // t of these give the DH value
     }
   }

@@ -43,6 +43,7 @@ describe('SDK under failure (2-of-3)', () => {
     try {
       await signsAndOpens(sawNode1, 'SDK that saw node 1, node 1 down');
       await signsAndOpens(loadCluster(tc.clusterFile, { presign: { auto: false } }), 'fresh SDK, node 1 down');
+      expect(await sawNode1.publicKey(signing.keyId)).toBe(signing.publicKey); // from a live node
       // Explicit players are used as given: node 1's absence is the answer.
       const e = await rejectionOf(sawNode1.decapsulate({ keyId: kem.keyId, enc: (await sawNode1.encapsulate(kem.keyId)).enc, players: [1, 2] }));
       expect(e).toMatchObject({ code: 'UNAVAILABLE', node: 1 });
