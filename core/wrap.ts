@@ -227,12 +227,25 @@ async function openMlKem768(
   items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
   info: Uint8Array,
 ): Promise<Uint8Array[]> {
-  const raw = await loadLiboqsMlKem768();
   const key = new MlKemKey('private', recipient.privateKey.slice());
+  try {
+    return await openMlKem768With(key.decapsulationKey(), items, info);
+  } finally {
+    key.wipe();
+  }
+}
+
+/** openMlKem768 with the expanded decapsulation key (FIPS 203 dk) itself; the caller owns and wipes it. */
+async function openMlKem768With(
+  decapsulationKey: Uint8Array,
+  items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
+  info: Uint8Array,
+): Promise<Uint8Array[]> {
+  const raw = await loadLiboqsMlKem768();
   const out: Uint8Array[] = [];
   try {
     for (const { sealed, aad } of items) {
-      const sharedSecret = raw.decapsulate(sealed.enc, key.decapsulationKey());
+      const sharedSecret = raw.decapsulate(sealed.enc, decapsulationKey);
       const ctx = createContext(ML_KEM_768_HPKE, sharedSecret, info);
       zeroize(sharedSecret);
       try {
@@ -245,9 +258,12 @@ async function openMlKem768(
   } catch (e) {
     for (const p of out) zeroize(p);
     throw e;
-  } finally {
-    key.wipe();
   }
+}
+
+/** The one error of every failed open: which one failed is not told (no oracle for the sender). */
+function notOpened(what: string): TesseraError {
+  return new TesseraError(ErrorCode.DecryptionFailed, `${what}: did not open (wrong recipient key, tampered, or bound to other associated data)`);
 }
 
 /** The recipient key pair's KEM, after checking the private key length (the caller's input: BadInput). */
@@ -293,8 +309,7 @@ async function openAll(
 ): Promise<Uint8Array[]> {
   const kem = recipientKem(recipient);
   for (const { sealed } of items) checkSealed(kem, sealed, ciphertextLength, what);
-  const fail = (): TesseraError =>
-    new TesseraError(ErrorCode.DecryptionFailed, `${what}: did not open (wrong recipient key, tampered, or bound to other associated data)`);
+  const fail = (): TesseraError => notOpened(what);
   if (kem === 'ml-kem-768') {
     try {
       return await openMlKem768(recipient, items, info);
@@ -440,6 +455,57 @@ export async function openFromSender(receiver: WrappingKeyPair, sealed: WrappedS
  * and, for ML-KEM-768, expanded once for all of them. Any failure is DecryptionFailed; the plaintexts,
  * in the order of `items`, belong to the caller.
  */
+/**
+ * An ML-KEM-768 receiver key for one call (the SDK's threshold decapsulation: the players seal their
+ * partials to it, sealToReceiver): made by liboqs' own key generation (FIPS 203 §7.1 ML-KEM.KeyGen
+ * with fresh randomness), kept as the expanded decapsulation key only. It is never stored, so it
+ * needs no seed, and it is not expanded twice (a WrappingKeyPair's seed is expanded with noble at
+ * generation and again to open). The caller wipes it with wipeOneCallReceiver when the call ends.
+ */
+export interface OneCallReceiver {
+  readonly kem: 'ml-kem-768';
+  readonly publicKey: Uint8Array;
+  readonly decapsulationKey: Uint8Array;
+}
+
+export async function generateOneCallReceiver(): Promise<OneCallReceiver> {
+  let raw;
+  try {
+    raw = await loadLiboqsMlKem768();
+  } catch {
+    throw new TesseraError(ErrorCode.BadState, 'ml-kem-768: engine failed to load');
+  }
+  const { publicKey, decapsulationKey } = raw.generateKeyPair();
+  return { kem: 'ml-kem-768', publicKey, decapsulationKey };
+}
+
+export function wipeOneCallReceiver(receiver: OneCallReceiver | undefined): void {
+  if (receiver) zeroize(receiver.decapsulationKey);
+}
+
+/** openAllFromSender for a OneCallReceiver: the same checks, the same DecryptionFailed on any failure. */
+export async function openAllFromSenderOneCall(
+  receiver: OneCallReceiver,
+  items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
+): Promise<Uint8Array[]> {
+  ensure(
+    typeof receiver === 'object' && receiver !== null && receiver.kem === 'ml-kem-768' && receiver.decapsulationKey instanceof Uint8Array,
+    ErrorCode.BadInput,
+    'recipient: expected a one-call ML-KEM-768 receiver',
+  );
+  ensure(Array.isArray(items), ErrorCode.BadInput, 'sealed messages: expected an array');
+  for (const item of items) {
+    ensure(typeof item === 'object' && item !== null && item.aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
+  }
+  const what = 'sealed message';
+  for (const { sealed } of items) checkSealed('ml-kem-768', sealed, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, what);
+  try {
+    return await openMlKem768With(receiver.decapsulationKey, items, SEAL_INFO);
+  } catch {
+    throw notOpened(what);
+  }
+}
+
 export async function openAllFromSender(
   receiver: WrappingKeyPair,
   items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],

@@ -16,8 +16,10 @@ import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { equalBytes, toHex } from '../../core/bytes.js';
 import { LiboqsMlKem768, ML_KEM_768, MlKemKey, loadLiboqsMlKem768, wipeKemKey } from '../../core/pq.js';
 import {
+  generateOneCallReceiver,
   generateWrappingKeyPair,
   openAllFromSender,
+  openAllFromSenderOneCall,
   openFromSender,
   sealToReceiver,
   unwrapShare,
@@ -26,6 +28,7 @@ import {
   type WrapBinding,
   type WrapKem,
   type WrappingKeyPair,
+  wipeOneCallReceiver,
 } from '../../core/wrap.js';
 import { getSuite, type SuiteId } from '../../core/suites.js';
 import type { SecretShare } from '../../core/types.js';
@@ -341,6 +344,28 @@ describe('wrap: rejection (c)', () => {
 });
 
 describe('sealToReceiver / openFromSender (general sealing to a wrapping key)', () => {
+  it('a one-call receiver (liboqs key generation, expanded key only) opens what sealToReceiver sealed to it, as openAllFromSender does; wiped after', async () => {
+    const receiver = await generateOneCallReceiver();
+    expect(receiver.publicKey.length).toBe(ML_KEM_768.publicKeyLength);
+    expect(receiver.decapsulationKey.length).toBe(ML_KEM_768.decapsulationKeyLength);
+    const other = await generateOneCallReceiver();
+    const aads = [utf8ToBytes('partial-1'), utf8ToBytes('partial-2')];
+    const msgs = aads.map((_, k) => Uint8Array.from({ length: 100 + k }, (_, i) => (i * 7 + k) & 0xff));
+    const sealed = await Promise.all(msgs.map((m, k) => sealToReceiver(receiver.publicKey, m, aads[k]!)));
+    expect(sealed[0]!.kem).toBe(0x0041);
+    const items = sealed.map((s, k) => ({ sealed: s, aad: aads[k]! }));
+    expect((await openAllFromSenderOneCall(receiver, items)).map(toHex)).toEqual(msgs.map(toHex));
+    await expectCode(openAllFromSenderOneCall(other, items), ErrorCode.DecryptionFailed);
+    await expectCode(openAllFromSenderOneCall(receiver, [{ sealed: sealed[0]!, aad: aads[1]! }]), ErrorCode.DecryptionFailed);
+    await expectCode(openAllFromSenderOneCall(receiver, [{ sealed: { ...sealed[0]!, ciphertext: flipBit(sealed[0]!.ciphertext, 5) }, aad: aads[0]! }]), ErrorCode.DecryptionFailed);
+    await expectCode(openAllFromSenderOneCall(receiver, [{ sealed: { ...sealed[0]!, enc: new Uint8Array(3) }, aad: aads[0]! }]), ErrorCode.DecryptionFailed);
+    await expectCode(openAllFromSenderOneCall(receiver, [{ sealed: sealed[0]!, aad: 'x' as unknown as Uint8Array }]), ErrorCode.BadInput);
+    wipeOneCallReceiver(receiver);
+    expect(receiver.decapsulationKey.every((b) => b === 0)).toBe(true);
+    await expectCode(openAllFromSenderOneCall(receiver, items), ErrorCode.DecryptionFailed);
+    wipeOneCallReceiver(other);
+  });
+
   for (const kem of ['ml-kem-768', 'x-wing'] as const) {
     it(`${kem}: round trip with the KEM taken from the key length; other aad, tampering and other keys are DecryptionFailed`, async () => {
       const receiver = await generateWrappingKeyPair(kem);
