@@ -518,7 +518,7 @@ export interface SignResult extends SignResponse {
 export interface SignOptions {
   keyId: string;
   message: Uint8Array | string;
-  /** The signing nodes (default 1..t). */
+  /** The signing nodes (default: the first t live nodes, see liveNodes). */
   players?: number[];
   /** Default the newest active version. */
   version?: number;
@@ -960,8 +960,10 @@ export class Cluster {
     return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
   }
 
-  getKey(keyId: string, version?: number, node = 1): Promise<KeyInfo> {
-    return this.node(node).getKey(keyId, version);
+  /** A key version's record (default the newest active) from node `node`, else from the first live node. */
+  async getKey(keyId: string, version?: number, node?: number): Promise<KeyInfo> {
+    const from = node ?? (await this.liveNodes(1, `to look key ${keyId} up`))[0]!;
+    return this.node(from).getKey(keyId, version);
   }
 
   async publicKey(keyId: string, version?: number): Promise<string> {
@@ -1012,7 +1014,7 @@ export class Cluster {
 
   /**
    * Fetch presignature commitments now, so that the next `count` signatures with this key version by
-   * `players` (default 1..t) take one round trip. Each batch is verified under its node's identity key.
+   * `players` (default the first t live nodes) take one round trip. Each batch is verified under its node's identity key.
    * From then on the key's cache refills in the background when it runs low (PresignOptions.lowWater).
    * Returns how many signatures the cache now holds commitments for (fewer if a node gave fewer).
    */
@@ -1080,7 +1082,8 @@ export class Cluster {
   }
 
   /**
-   * Sign `message` with `players` (default nodes 1..t). Every player's operator hook approves it first.
+   * Sign `message` (bytes, or hex with optional 0x) with `players` (default the first t live nodes; if one
+   * of those does not answer, the call is run once more with live ones). Every player's operator hook approves it first.
    * With presignatures cached for every player (warmPresignatures once per key; the cache then refills
    * in the background, see PresignOptions), this is one round trip per player and no key lookup: each player gets the
    * message and the commitment list, returns its share, and the SDK aggregates and verifies. Otherwise,
@@ -1210,7 +1213,7 @@ export class Cluster {
 
   /**
    * Threshold decapsulation in one round trip (issue 10 item 4). Every player's operator hook approves
-   * the request first; then the players (default 1..t) are asked in parallel, and each answers directly
+   * the request first; then the players (default the first t live nodes) are asked in parallel, and each answers directly
    * with its DLEQ-proved partial, HPKE-wrapped (ML-KEM-768) to a fresh receiver key only this call holds:
    * no coordinator session, no relay. The partials are unwrapped with that key, bound (associated data)
    * to this call's session id, the key version and each sender's index, and combined by decapCombine,
