@@ -3,9 +3,10 @@
  * policy. Each node is administered on its own (its own operator, its own key): these commands act on
  * every node of the cluster file, or on --node I.
  */
-import { validateAuditFields, type AuditEntry } from '../../core/audit-verify.js';
-import { TesseraClientError, type NodeClient } from '../client.js';
+import type { AuditEntry, validateAuditFields } from '../../core/audit-verify.js';
+import type { NodeClient } from '../client.js';
 import type { ClusterFile } from '../cluster-file.js';
+import { TesseraClientError } from '../http.js';
 import { clusterOf, print, readJsonFile, selectNodes, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
@@ -33,14 +34,14 @@ export interface AuditEntryView {
  * An exported entry as a view: its fields checked by the node's own validator (validateAuditFields),
  * only the named fields kept; anything else is shown as malformed, never echoed.
  */
-export function viewAuditEntry(raw: unknown, position: number): AuditEntryView {
+export function viewAuditEntry(raw: unknown, position: number, validate: typeof validateAuditFields): AuditEntryView {
   const r = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Partial<Record<keyof AuditEntry, unknown>>;
   const seq = typeof r.seq === 'number' && Number.isSafeInteger(r.seq) && r.seq >= 1 ? r.seq : position;
   if (typeof r.time !== 'number' || !Number.isSafeInteger(r.time) || r.time < 0) return { seq, malformed: true };
   const { seq: _s, time: _t, prevHash: _p, hash: _h, ...fields } = r;
   let f: ReturnType<typeof validateAuditFields>;
   try {
-    f = validateAuditFields(fields);
+    f = validate(fields);
   } catch {
     return { seq, malformed: true };
   }
@@ -81,7 +82,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     details: ['Checkpoints are verified against the identity keys in the cluster file (else the key the node reports, which only shows the log is consistent with what the node claims).'],
     exitNote: '0 only if the chain and every checkpoint of every log verify',
     async run(a) {
-      const { cluster, file } = clusterOf(a);
+      const { cluster, file } = await clusterOf(a);
       const nodes = selectNodes(a, cluster);
       const results: (Awaited<ReturnType<NodeClient['verifyAuditLog']>> & { node: number })[] = [];
       for (const i of nodes) {
@@ -121,12 +122,13 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     ],
     examples: ['tessera audit show --node 1 --since 40'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const nodes = selectNodes(a, cluster);
       const since = a.int('since') ?? 0;
+      const { validateAuditFields } = await import('../../core/audit-verify.js');
       const logs = await eachNode(nodes, cluster.nodes, async (c) => {
         const log = await c.auditLog();
-        return { entries: log.entries.map((e, k) => viewAuditEntry(e, k + 1)).filter((e) => e.seq > since) };
+        return { entries: log.entries.map((e, k) => viewAuditEntry(e, k + 1, validateAuditFields)).filter((e) => e.seq > since) };
       });
       if (a.json) print(true, nodes.length === 1 ? logs[0]! : { nodes: logs });
       else
@@ -145,7 +147,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     options: [],
     examples: ['tessera tenant create acme --json'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       print(a.json, await cluster.createTenant(String(a.arg('NAME'))));
       return 0;
     },
@@ -162,7 +164,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     details: ["The nodes keep only each key's SHA-256: the keys are in this output (and the --out file) and nowhere else."],
     examples: ['tessera apikey create --tenant acme --out acme-cluster.json --json'],
     async run(a) {
-      const { cluster, file } = clusterOf(a);
+      const { cluster, file } = await clusterOf(a);
       const tenant = a.string('tenant')!;
       const role = a.string('role') as 'tenant' | 'admin' | undefined;
       const out = a.string('out');
@@ -183,7 +185,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     options: [{ name: 'tenant', kind: 'string', value: 'NAME', help: "only this tenant's keys" }, NODE],
     details: ['Each node has its own keys with their own ids. --json: {"nodes": [{"node", "apiKeys": [{id, tenant, role, source, createdAt, revokedAt}]}]}.'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const tenant = a.string('tenant');
       const nodes = await eachNode(selectNodes(a, cluster), cluster.nodes, async (c) => ({ apiKeys: await c.listApiKeys(tenant) }));
       if (a.json) print(true, { nodes });
@@ -208,7 +210,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     ],
     details: ["An id is a node's own: without --node every node is asked, and an id unknown to a node is skipped there. It fails (exit 1) if an id is unknown to every node asked."],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const nodes = selectNodes(a, cluster);
       const revoked: { node: number; id: string; tenant: string; role: string; revokedAt?: number }[] = [];
       for (const id of a.strings('id')) {
@@ -238,7 +240,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [NODE],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.getPolicy()) });
       return 0;
     },
@@ -253,7 +255,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       const v = readJsonFile(path) as { rules?: unknown };
       const rules = Array.isArray(v) ? v : v && typeof v === 'object' && Array.isArray(v.rules) ? v.rules : undefined;
       if (!rules) throw new TesseraClientError('BAD_INPUT', `${path}: expected a JSON array of rules or {"rules": [...]}`);
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const set = await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.setPolicy(rules));
       print(a.json, { nodes: set.map((r) => ({ node: r.node, version: r.version, rules: r.rules.length })) });
       return 0;
@@ -265,7 +267,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [{ name: 'minutes', kind: 'number', value: 'M', help: 'how long, in minutes (decimals allowed)', default: "the node's failOpen.defaultMs", min: 0 }, NODE],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const m = a.int('minutes');
       const durationMs = m === undefined ? undefined : Math.round(m * 60_000);
       if (durationMs !== undefined && durationMs < 1) throw new UsageError('--minutes must be more than 0', 'policy fail-open');
@@ -279,7 +281,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [NODE],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.disableFailOpen()) });
       return 0;
     },

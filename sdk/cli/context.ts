@@ -3,12 +3,12 @@
  * and stdin/stdout for byte payloads.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { DEFAULT_CLUSTER_FILE, loadCluster, readClusterFile, type ClusterFile } from '../cluster-file.js';
-import { TesseraClientError, type Cluster } from '../client.js';
+import type { Cluster } from '../client.js';
+import type { ClusterFile } from '../cluster-file.js';
+import { TesseraClientError } from '../http.js';
 import { startProgress } from '../progress.js';
+import { DEFAULT_CLUSTER_FILE } from './choices.js';
 import { UsageError, commandName, type Args } from './spec.js';
-
-export { DEFAULT_CLUSTER_FILE };
 
 export interface ClusterContext {
   cluster: Cluster;
@@ -17,7 +17,9 @@ export interface ClusterContext {
 }
 
 /** The cluster of --cluster FILE, else env TESSERA_CLUSTER, else the dev cluster's file (loadCluster's rule; the CLI also needs the file itself). */
-export function clusterOf(a: Args): ClusterContext {
+export async function clusterOf(a: Args): Promise<ClusterContext> {
+  // The SDK is loaded here, when a command needs a cluster (help and usage errors never do).
+  const { loadCluster, readClusterFile } = await import('../cluster-file.js');
   const path = a.string('cluster') ?? process.env.TESSERA_CLUSTER ?? DEFAULT_CLUSTER_FILE;
   const file = readClusterFile(path);
   // The CLI is one call per process: presignatures fetched ahead would be thrown away at exit.

@@ -3,7 +3,7 @@
  * `tessera <command> --help`, and docs/cli.md (scripts/gen-cli-docs.ts writes it; a test checks the
  * file equals renderMarkdown()). Nothing here names a version, so the docs change only with the table.
  */
-import { DEFAULT_CLUSTER_FILE } from './context.js';
+import { DEFAULT_CLUSTER_FILE } from './choices.js';
 import { SECTIONS } from './table.js';
 import { EXIT, commandName, optionsOf, type CommandSpec, type OptionSpec } from './spec.js';
 

@@ -4,8 +4,7 @@
  * `enc` with the ciphertext, so `open` needs nothing else.
  */
 import { fromHex, toHex, zeroize } from '../../core/bytes.js';
-import { KEM_SUITES } from '../../core/suites.js';
-import { decodeSealedMessage, encodeSealedMessage } from '../seal.js';
+import { KEM_SUITE_IDS } from './choices.js';
 import { checkBinaryStdout, clusterOf, playersOf, print, readInput, writeOutput } from './context.js';
 import { KEY_ID, PLAYERS, VERSION, requireSuite } from './keys.js';
 import { UsageError, type Args, type CommandSpec, type OptionSpec } from './spec.js';
@@ -44,10 +43,11 @@ export const HPKE_COMMANDS: CommandSpec[] = [
     async run(a) {
       checkJsonWithOut(a);
       checkBinaryStdout(a, 'the sealed message');
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
-      requireSuite(await cluster.getKey(keyId, version), KEM_SUITES, 'seal');
+      requireSuite(await cluster.getKey(keyId, version), KEM_SUITE_IDS, 'seal');
+      const { encodeSealedMessage } = await import('../seal.js');
       const plaintext = await readInput(a.string('in'));
       try {
         const info = bytesOf(a, 'info');
@@ -78,11 +78,12 @@ export const HPKE_COMMANDS: CommandSpec[] = [
     async run(a) {
       checkJsonWithOut(a);
       checkBinaryStdout(a, 'the plaintext');
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
       const players = playersOf(a, cluster);
-      requireSuite(await cluster.getKey(keyId, version), KEM_SUITES, 'open');
+      requireSuite(await cluster.getKey(keyId, version), KEM_SUITE_IDS, 'open');
+      const { decodeSealedMessage } = await import('../seal.js');
       const { enc, ciphertext } = decodeSealedMessage(await readInput(a.string('in')));
       const info = bytesOf(a, 'info');
       const plaintext = await cluster.open(keyId, enc, ciphertext, bytesOf(a, 'aad'), {
@@ -106,10 +107,10 @@ export const HPKE_COMMANDS: CommandSpec[] = [
     options: [KEY_ID, VERSION],
     details: ['Prints enc and the shared secret, hex. `tessera decapsulate --enc` recovers the same secret through the nodes. To encrypt, prefer `seal`.'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
-      requireSuite(await cluster.getKey(keyId, version), KEM_SUITES, 'encapsulate');
+      requireSuite(await cluster.getKey(keyId, version), KEM_SUITE_IDS, 'encapsulate');
       const r = await cluster.encapsulate(keyId, version !== undefined ? { version } : {});
       try {
         print(a.json, { enc: toHex(r.enc), sharedSecret: toHex(r.sharedSecret), version: r.version });
@@ -126,11 +127,11 @@ export const HPKE_COMMANDS: CommandSpec[] = [
     options: [KEY_ID, { name: 'enc', kind: 'hex', value: 'HEX', help: "the sender's encapsulated key (enc), hex", required: true }, PLAYERS, VERSION],
     details: ["The enc comes from any RFC 9180 sender (e.g. @hpke/core's sender context `enc`) or from `tessera encapsulate`. To decrypt a whole message, use `open`."],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
       const players = playersOf(a, cluster);
-      requireSuite(await cluster.getKey(keyId, version), KEM_SUITES, 'decapsulate');
+      requireSuite(await cluster.getKey(keyId, version), KEM_SUITE_IDS, 'decapsulate');
       const r = await cluster.decapsulate({ keyId, enc: a.string('enc')!, players, version });
       print(a.json, { sharedSecret: r.sharedSecret, version: r.version });
       return 0;

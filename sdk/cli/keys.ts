@@ -3,15 +3,14 @@
  * lifecycle), and move them between clusters (import-key, export, import).
  */
 import { fromHex, toHex } from '../../core/bytes.js';
-import { KEM_SUITES, SIGNING_SUITES } from '../../core/suites.js';
-import { TesseraClientError, wrappingKeyFingerprint, type KeyInfo, type KeyState } from '../client.js';
-import { PUBLIC_KEY_FORMATS, formatPublicKey, type PublicKeyFormat } from '../formats.js';
-import { readImportKeysFile, readWrappingPublicKey, type ImportKeysFileJson } from '../keyfiles.js';
+import type { KeyInfo, KeyState } from '../client.js';
+import type { PublicKeyFormat } from '../formats.js';
+import { TesseraClientError } from '../http.js';
+import type { ImportKeysFileJson } from '../keyfiles.js';
+import { KEY_STATES, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_IDS } from './choices.js';
 import { clusterOf, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
-const ALL_SUITES = [...SIGNING_SUITES, ...KEM_SUITES];
-const KEY_STATES: readonly KeyState[] = ['active', 'retired', 'archived', 'destroyed'];
 
 export const KEY_ID: OptionSpec = { name: 'key-id', kind: 'string', value: 'ID', help: 'the key', required: true };
 export const VERSION: OptionSpec = { name: 'version', kind: 'int', value: 'V', help: 'the key version', default: 'the newest active version', min: 1 };
@@ -47,7 +46,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     summary: 'make a new key by distributed key generation (no node ever holds the whole key)',
     uses: 'cluster',
     options: [
-      { name: 'suite', kind: 'choice', value: 'SUITE', choices: ALL_SUITES, help: 'signing (ed25519, secp256k1, bip340, p256: FROST, RFC 9591) or KEM (hpke-x25519, hpke-p256: RFC 9180)', required: true },
+      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: 'signing (ed25519, secp256k1, bip340, p256: FROST, RFC 9591) or KEM (hpke-x25519, hpke-p256: RFC 9180)', required: true },
       { name: 'key-id', kind: 'string', value: 'ID', help: "the new key's id", default: 'a random id' },
       THRESHOLD,
       { name: 'exportable', kind: 'flag', help: 'allow `tessera export` of this key (fixed at creation)' },
@@ -55,7 +54,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     ],
     examples: ['tessera keygen --suite ed25519 --key-id demo --json'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const suite = a.string('suite')!;
       const threshold = a.int('threshold');
       if (threshold !== undefined && threshold > cluster.size) throw new UsageError(`--threshold ${threshold} is above the node count ${cluster.size}`, 'keygen');
@@ -73,7 +72,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     options: [{ name: 'state', kind: 'choice', value: 'STATE', choices: KEY_STATES, help: 'only versions in this state' }],
     details: ['Text output has one line per key version: key id, version, suite, state, threshold of parties, public key. --json prints {"keys": [...]}, ordered by key id then version.'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const state = a.string('state') as KeyState | undefined;
       const keys: KeyInfo[] = await cluster.listKeys(state ? { state } : {});
       if (a.json) print(true, { keys: keys.map((k) => keySummary(k, { state: true })) });
@@ -93,7 +92,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
         name: 'format',
         kind: 'choice',
         value: 'FORMAT',
-        choices: PUBLIC_KEY_FORMATS,
+        choices: PUBLIC_KEY_FORMAT_IDS,
         help: "raw (the suite's own encoding, hex), spki (DER SubjectPublicKeyInfo, hex), pem, or jwk",
         default: 'raw',
       },
@@ -104,10 +103,10 @@ export const KEY_COMMANDS: CommandSpec[] = [
     ],
     examples: ['tessera public-key --key-id demo --format pem > demo.pub.pem'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const k = await cluster.getKey(a.string('key-id')!, a.int('version'));
       const format = a.string('format') as PublicKeyFormat | undefined;
-      const publicKey = format === undefined || format === 'raw' ? k.publicKey : formatPublicKey(k.suite, k.publicKey, format);
+      const publicKey = format === undefined || format === 'raw' ? k.publicKey : (await import('../formats.js')).formatPublicKey(k.suite, k.publicKey, format);
       if (format !== undefined && !a.json) {
         const text = typeof publicKey === 'string' ? publicKey : JSON.stringify(publicKey);
         process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -134,11 +133,11 @@ export const KEY_COMMANDS: CommandSpec[] = [
     details: ['ed25519 signatures are standard RFC 8032 signatures; bip340 signatures are BIP-340 Schnorr signatures; p256 and secp256k1 signatures are FROST Schnorr signatures (RFC 9591), not ECDSA. See docs/verify.md.'],
     examples: ['tessera sign --key-id demo --message 68656c6c6f --json'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
       const players = playersOf(a, cluster);
-      requireSuite(await cluster.getKey(keyId, version), SIGNING_SUITES, 'sign');
+      requireSuite(await cluster.getKey(keyId, version), SIGNING_SUITE_IDS, 'sign');
       const r = await cluster.sign({ keyId, message: a.string('message')!, players, version });
       print(a.json, { signature: r.signature, ...(a.json ? { keyId } : {}), version: r.version });
       return 0;
@@ -156,7 +155,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     ],
     exitNote: '1 also when the signature is not valid (the output says valid: false)',
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const r = await cluster.nodes[0]!.verify(keyId, { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') });
       print(a.json, { keyId, version: r.version, valid: r.valid });
@@ -169,7 +168,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [KEY_ID, VERSION],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const r = await cluster.refresh({ keyId: a.string('key-id')!, version: a.int('version') });
       print(a.json, { keyId: r.keyId, version: r.version, epoch: r.epoch });
       return 0;
@@ -182,7 +181,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     options: [{ ...KEY_ID }],
     exitNote: '1 also when a node could not be repaired or was restored from a backup (the output says which)',
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const r = await cluster.repair(a.string('key-id')!);
       if (a.json) print(true, r as unknown as Record<string, unknown>);
       else {
@@ -206,7 +205,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [KEY_ID, { ...VERSION, help: 'the version to rotate' }],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const r = await withProgress(`rotate ${keyId}`, () => cluster.rotate({ keyId, version: a.int('version') }));
       print(a.json, { keyId: r.keyId, version: r.version, previousVersion: r.previousVersion, publicKey: r.publicKey });
@@ -227,7 +226,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
       uses: 'cluster',
       options: [KEY_ID, { name: 'version', kind: 'int', value: 'V', help: `the version to ${name} (${name} acts on one version)`, required: true, min: 1 }],
       async run(a) {
-        const { cluster } = clusterOf(a);
+        const { cluster } = await clusterOf(a);
         const k = await cluster.setState({ keyId: a.string('key-id')!, version: a.int('version')!, state });
         print(a.json, { keyId: k.keyId, version: k.version, state: k.state, publicKey: k.publicKey });
         return 0;
@@ -241,9 +240,10 @@ export const KEY_COMMANDS: CommandSpec[] = [
     options: [{ name: 'node', kind: 'int', value: 'I', help: 'only this node', default: 'every node', min: 1 }],
     examples: ['tessera import-key --json --cluster b/cluster.json > b-import-keys.json'],
     async run(a) {
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const node = a.int('node');
       if (node !== undefined && node > cluster.size) throw new UsageError(`--node must be 1..${cluster.size}, got ${node}`, 'import-key');
+      const { wrappingKeyFingerprint } = await import('../client.js');
       const keys = (await cluster.importKeys()).filter((k) => node === undefined || k.index === node);
       const file: ImportKeysFileJson = { importKeys: keys };
       if (a.json) process.stdout.write(JSON.stringify(file) + '\n');
@@ -269,8 +269,9 @@ export const KEY_COMMANDS: CommandSpec[] = [
       if ((files.length === 0) === (importKeysFile === undefined)) {
         throw new UsageError('give the wrapping keys as --wrapping-key FILE (one for all shares, or one per share) or as --import-keys FILE, not both', 'export');
       }
+      const { readImportKeysFile, readWrappingPublicKey } = await import('../keyfiles.js');
       const wrappingKeys = importKeysFile !== undefined ? readImportKeysFile(importKeysFile) : files.map((f) => readWrappingPublicKey(f).publicKey);
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const out = a.string('out')!;
       const bundle = await withProgress(`export ${keyId}`, () => cluster.exportKey({ keyId, wrappingKeys, version: a.int('version') }));
@@ -291,7 +292,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     ],
     async run(a) {
       const bundle = readJsonFile(a.string('in')!);
-      const { cluster } = clusterOf(a);
+      const { cluster } = await clusterOf(a);
       const k = await withProgress('import', () => cluster.importKey({ bundle, keyId: a.string('key-id'), exportable: a.flag('exportable'), threshold: a.int('threshold') }));
       print(a.json, { keyId: k.keyId, version: k.version, suite: k.suite, publicKey: k.publicKey, exportable: k.exportable });
       return 0;

@@ -3,11 +3,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { toHex, zeroize } from '../../core/bytes.js';
-import { KEM_SUITES, SIGNING_SUITES } from '../../core/suites.js';
-import { WRAP_KEMS } from '../../core/wrap.js';
-import { generateWrappingKeyPair, splitAndWrap, unwrapAndCombine, type KeyBundleJson, type WrapKem } from '../client.js';
-import { privateKeyEncodings } from '../formats.js';
-import { readImportKeysFile, readPrivateKeyFile, readWrappingKeyPair, writeWrappingKeyPair } from '../keyfiles.js';
+import type { KeyBundleJson, WrapKem } from '../client.js';
+import { SUITE_IDS, WRAP_KEM_IDS } from './choices.js';
 import { print, readJsonFile, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec } from './spec.js';
 
@@ -18,12 +15,14 @@ export const OFFLINE_COMMANDS: CommandSpec[] = [
     uses: 'offline',
     options: [
       { name: 'out', kind: 'string', value: 'FILE', help: 'the private key file to create (never overwritten); the public key goes to FILE.pub', required: true },
-      { name: 'kem', kind: 'choice', value: 'KEM', choices: WRAP_KEMS, help: 'the wrapping KEM', default: 'ml-kem-768' },
+      { name: 'kem', kind: 'choice', value: 'KEM', choices: WRAP_KEM_IDS, help: 'the wrapping KEM', default: 'ml-kem-768' },
     ],
     examples: ['tessera wrapping-key generate --out ext.key --kem x-wing'],
     async run(a) {
       const kem = (a.string('kem') ?? 'ml-kem-768') as WrapKem;
       const out = a.string('out')!;
+      const { generateWrappingKeyPair } = await import('../client.js');
+      const { writeWrappingKeyPair } = await import('../keyfiles.js');
       const pair = await generateWrappingKeyPair(kem);
       try {
         const { publicPath, fingerprint } = writeWrappingKeyPair(out, pair);
@@ -39,7 +38,7 @@ export const OFFLINE_COMMANDS: CommandSpec[] = [
     summary: "split an existing private key into shares wrapped to a cluster's import keys (a bundle for `import`)",
     uses: 'offline',
     options: [
-      { name: 'suite', kind: 'choice', value: 'SUITE', choices: [...SIGNING_SUITES, ...KEM_SUITES], help: "the key's suite", required: true },
+      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: "the key's suite", required: true },
       { name: 'private-key-file', kind: 'string', value: 'FILE', help: 'the private key: 32 raw bytes or 64 hex characters (an ed25519 seed, a scalar otherwise)', required: true },
       { name: 'import-keys', kind: 'string', value: 'FILE', help: "the destination cluster's import-keys file (`import-key --json`)", required: true },
       { name: 'out', kind: 'string', value: 'BUNDLE', help: 'the bundle file to write (0600)', required: true },
@@ -47,7 +46,9 @@ export const OFFLINE_COMMANDS: CommandSpec[] = [
       { name: 'threshold', kind: 'int', value: 'T', help: 'how many nodes it takes to use the key', default: 'a majority of the nodes', min: 2 },
     ],
     async run(a) {
-      const suite = a.string('suite')! as (typeof SIGNING_SUITES)[number];
+      const suite = a.string('suite')! as (typeof SUITE_IDS)[number];
+      const { splitAndWrap } = await import('../client.js');
+      const { readImportKeysFile, readPrivateKeyFile } = await import('../keyfiles.js');
       const importKeys = readImportKeysFile(a.string('import-keys')!);
       const parties = importKeys.length;
       if (parties < 2) throw new UsageError(`--import-keys lists ${parties} node; a cluster has at least 2`, 'split-and-wrap');
@@ -79,6 +80,9 @@ export const OFFLINE_COMMANDS: CommandSpec[] = [
       'The output is the whole secret key: handle it as such.',
     ],
     async run(a) {
+      const { unwrapAndCombine } = await import('../client.js');
+      const { privateKeyEncodings } = await import('../formats.js');
+      const { readWrappingKeyPair } = await import('../keyfiles.js');
       const bundle = readJsonFile(a.string('in')!);
       const pairs = a.strings('wrapping-private-key').map(readWrappingKeyPair);
       try {

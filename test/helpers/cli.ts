@@ -11,21 +11,25 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** stdout as bytes (for commands that write binary, e.g. `tessera seal` without --out). */
+  stdoutBytes: Buffer;
 }
 
-/** Run `tessera ARGS` to completion (SIGKILLed after timeoutMs). */
-export function tessera(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliResult> {
+/** Run `tessera ARGS` to completion (SIGKILLed after timeoutMs); `input` is piped to its stdin (else stdin is closed). */
+export function tessera(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, input?: Uint8Array): Promise<CliResult> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
+    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    if (input) child.stdin!.end(input);
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', rej);
     child.on('close', (code) => {
       clearTimeout(timer);
-      res({ code, stdout, stderr });
+      const stdoutBytes = Buffer.concat(out);
+      res({ code, stdout: stdoutBytes.toString(), stderr, stdoutBytes });
     });
   });
 }

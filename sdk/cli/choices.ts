@@ -1,0 +1,28 @@
+/**
+ * The fixed value lists the command table offers as choices. They are written out here, not imported
+ * from their registries (core/suites.ts, core/wrap.ts, sdk/formats.ts), so that `--help`, `--version`
+ * and a usage error load none of the SDK's crypto (start-up time, issue 11). Each list is checked at
+ * compile time to hold exactly the members of its registry's type: adding a suite without listing it
+ * here fails `tsc`.
+ */
+import type { KemSuiteId, SigningSuiteId } from '../../core/suites.js';
+import type { WrapKem } from '../../core/wrap.js';
+import type { KeyState } from '../client.js';
+import type { DEFAULT_CLUSTER_FILE as DefaultClusterFile } from '../cluster-file.js';
+import type { PublicKeyFormat } from '../formats.js';
+
+/** `list` unchanged, if it holds every member of U and nothing else (a compile-time check only). */
+const exactly =
+  <U extends string>() =>
+  <const L extends readonly U[]>(list: L & ([U] extends [L[number]] ? unknown : { missing: Exclude<U, L[number]> })): L =>
+    list;
+
+export const SIGNING_SUITE_IDS = exactly<SigningSuiteId>()(['ed25519', 'secp256k1', 'bip340', 'p256']);
+export const KEM_SUITE_IDS = exactly<KemSuiteId>()(['hpke-x25519', 'hpke-p256']);
+export const SUITE_IDS = [...SIGNING_SUITE_IDS, ...KEM_SUITE_IDS] as const;
+export const WRAP_KEM_IDS = exactly<WrapKem>()(['ml-kem-768', 'x-wing']);
+export const PUBLIC_KEY_FORMAT_IDS = exactly<PublicKeyFormat>()(['raw', 'spki', 'pem', 'jwk']);
+export const KEY_STATES = exactly<KeyState>()(['active', 'retired', 'archived', 'destroyed']);
+
+/** sdk/cluster-file.ts DEFAULT_CLUSTER_FILE (its literal type makes this a compile-time equality check). */
+export const DEFAULT_CLUSTER_FILE: typeof DefaultClusterFile = '.tessera/dev/cluster.json';
