@@ -146,6 +146,18 @@ function previousScheduleSecret(nodeConfig: string): string | undefined {
   return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : undefined;
 }
 
+/** The hash an earlier start wrote for the dev API key `id` into a node's config (the key itself is unchanged). */
+function previousKeyHash(nodeConfig: string, id: string): string | undefined {
+  if (!existsSync(nodeConfig)) return undefined;
+  try {
+    const keys: unknown = (JSON.parse(readFileSync(nodeConfig, 'utf8')) as { apiKeys?: unknown }).apiKeys;
+    const entry = Array.isArray(keys) ? (keys as { id?: unknown; keyHash?: unknown }[]).find((k) => k.id === id) : undefined;
+    return typeof entry?.keyHash === 'string' && /^[0-9a-f]{64}$/.test(entry.keyHash) ? entry.keyHash : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 type Member = { index: number; identityPublicKey: string };
 
 /**
@@ -254,7 +266,9 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
     o.onStep?.(`TLS certificates in ${tlsDir} (development CA ${ca.certFile})`);
   }
 
-  const { apiKeyHash } = await import('../node/config.js');
+  // node/config.ts (and what it imports) costs a second or more to load: only a new API key needs it.
+  let apiKeyHash: ((apiKey: string) => Uint8Array) | undefined;
+  const hashOf = async (apiKey: string) => toHex((apiKeyHash ??= (await import('../node/config.js')).apiKeyHash)(apiKey));
   const logLevel = o.logLevel ?? 'info';
   const coordinatorConfig = join(data, 'coordinator.json');
   // Each dev cluster's coordinator has its own id, pinned in every node's config: a node signs its
@@ -277,8 +291,10 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
   const nodes: ClusterFile['nodes'] = [];
   const nodeConfigs: string[] = [];
   for (let i = 1; i <= o.nodes; i++) {
-    const apiKey = previous?.nodes.find((n) => n.index === i)?.apiKey ?? `tsk_dev_${i}_${randomBytes(24).toString('hex')}`;
+    const previousKey = previous?.nodes.find((n) => n.index === i)?.apiKey;
+    const apiKey = previousKey ?? `tsk_dev_${i}_${randomBytes(24).toString('hex')}`;
     const cfgPath = join(data, `node-${i}.json`);
+    const keyHash = (previousKey !== undefined ? previousKeyHash(cfgPath, `dev-${i}`) : undefined) ?? (await hashOf(apiKey));
     writePrivate(
       cfgPath,
       JSON.stringify(
@@ -291,7 +307,7 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
           ...(tls ? { coordinatorCaFile: tls.caFile } : {}),
           membership: members,
           kekFile: join(data, `node-${i}.kek`),
-          apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)), role: 'admin' }],
+          apiKeys: [{ id: `dev-${i}`, tenant: 'default', keyHash, role: 'admin' }],
           thresholdDefaults: { threshold: o.threshold, parties: o.nodes },
           logLevel,
           scheduleSecret,
@@ -527,6 +543,23 @@ function readDevProcessFile(data: string): DevProcessFile | undefined {
   }
 }
 
+/**
+ * The dev running with `data`: its file names a live process whose control endpoint answers, with the
+ * file's token, as that process (a stale file whose pid the system gave to another program is not one).
+ * 'silent': the process lives but its endpoint did not answer.
+ */
+async function runningDev(data: string): Promise<DevProcessFile | 'silent' | undefined> {
+  const file = readDevProcessFile(data);
+  if (!file || file.pid === process.pid || !processAlive(file.pid)) return undefined;
+  try {
+    const res = await fetch(`${file.control}/v1/status`, { headers: { authorization: `Bearer ${file.token}` }, signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { pid?: unknown };
+    return res.ok && body.pid === file.pid ? file : undefined;
+  } catch (e) {
+    return (e as Error).name === 'TimeoutError' ? 'silent' : undefined;
+  }
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0); // signal 0: only checks that the process exists
@@ -548,23 +581,31 @@ export async function runDev(o: DevOptions): Promise<number> {
   const data = resolve(o.dataDir);
   const dataFlag = o.dataDir === '.tessera/dev' ? '' : ` --data ${o.dataDir}`;
 
-  const other = readDevProcessFile(data);
-  if (other && other.pid !== process.pid && processAlive(other.pid)) {
-    err(`tessera: a tessera dev (pid ${other.pid}) is running with ${o.dataDir}; stop it first, or use another --data`);
+  const other = await runningDev(data);
+  if (other) {
+    const pid = other === 'silent' ? readDevProcessFile(data)?.pid : other.pid;
+    err(`tessera: a tessera dev (pid ${pid}) is running with ${o.dataDir}; stop it first, or use another --data`);
     return 2;
   }
 
   // Step lines are plain lines (a log shows them); on a terminal a transient line between them shows the wait.
-  let progress: Progress = startProgress('tessera dev: starting');
-  const step = (line: string) => {
+  // Its label says what it waits for, so its seconds count from the last step.
+  let progress: Progress = startProgress(`tessera dev: preparing ${o.dataDir}`);
+  const step = (line: string, next: string) => {
     progress.done();
     err(`tessera dev: ${line}`);
-    progress = startProgress('tessera dev: starting');
+    progress = startProgress(`tessera dev: ${next}`);
+  };
+  const waitingFor = new Set([0, ...Array.from({ length: o.nodes }, (_, k) => k + 1)]);
+  const waitingLabel = () => {
+    const nodes = [...waitingFor].filter((i) => i !== 0);
+    const names = [...(waitingFor.has(0) ? ['the coordinator'] : []), ...(nodes.length ? [`node${nodes.length > 1 ? 's' : ''} ${nodes.join(', ')}`] : [])];
+    return `waiting for ${names.join(' and ')}`;
   };
 
   let dev: DevCluster;
   try {
-    dev = await startDevCluster({ ...o, onStep: step });
+    dev = await startDevCluster({ ...o, onStep: (line) => step(line, `preparing ${o.dataDir}`) });
   } catch (e) {
     progress.done();
     if (e instanceof DevPortInUseError) {
@@ -574,7 +615,7 @@ export async function runDev(o: DevOptions): Promise<number> {
     throw e;
   }
   const { cluster } = dev;
-  step(`started the coordinator and ${o.nodes} nodes (logs in ${join(dev.dataDir, 'logs')})`);
+  step(`started the coordinator and ${o.nodes} nodes (logs in ${join(dev.dataDir, 'logs')})`, waitingLabel());
   out(`coordinator  ${cluster.coordinator.replace(/^http/, 'ws')}/nodes`);
   for (const n of cluster.nodes) out(`node ${n.index}       ${n.url}`);
   out(`cluster file ${join(dev.dataDir, 'cluster.json')}`);
@@ -655,6 +696,7 @@ export async function runDev(o: DevOptions): Promise<number> {
     };
     const auth = req.headers.authorization;
     if (typeof auth !== 'string' || !timingSafeEqual(sha256(auth), tokenHash)) return reply(401, { error: 'bad or missing control token' });
+    if (req.method === 'GET' && req.url === '/v1/status') return reply(200, { pid: process.pid, ready: isReady, running: runningNodes(), nodes: o.nodes });
     const m = req.method === 'POST' ? /^\/v1\/nodes\/(\d{1,3})\/restart$/.exec(req.url ?? '') : null;
     if (!m) return reply(404, { error: 'unknown control request' });
     req.resume();
@@ -701,7 +743,13 @@ export async function runDev(o: DevOptions): Promise<number> {
     process.once('SIGINT', () => void finish(0, 'tessera dev: stopping'));
     process.once('SIGTERM', () => void finish(0, 'tessera dev: stopping'));
     dev
-      .ready(90_000, { only: [0, ...cluster.nodes.map((n) => n.index)], onUp: (i) => step(i === 0 ? `coordinator up (${cluster.coordinator.replace(/^http/, 'ws')}/nodes)` : `node ${i} up (${cluster.nodes[i - 1]!.url})`) })
+      .ready(90_000, {
+        only: [...waitingFor],
+        onUp: (i) => {
+          waitingFor.delete(i);
+          step(i === 0 ? `coordinator up (${cluster.coordinator.replace(/^http/, 'ws')}/nodes)` : `node ${i} up (${cluster.nodes[i - 1]!.url})`, waitingLabel());
+        },
+      })
       .then(
         () => {
           if (done) return;
@@ -724,8 +772,10 @@ export async function requestDevRestart(dataDir: string, index: number): Promise
   const data = resolve(dataDir);
   const notRunning = `no tessera dev is running with data dir ${dataDir}`;
   if (!existsSync(data)) throw new Error(`${notRunning} (there is no such directory)`);
-  const running = readDevProcessFile(data);
-  if (!running || !processAlive(running.pid)) throw new Error(`${notRunning}; start one with: tessera dev${dataDir === '.tessera/dev' ? '' : ` --data ${dataDir}`}`);
+  const found = await runningDev(data);
+  if (found === 'silent') throw new Error(`the tessera dev of ${dataDir} (pid ${readDevProcessFile(data)?.pid}) does not answer on its control endpoint`);
+  if (!found) throw new Error(`${notRunning}; start one with: tessera dev${dataDir === '.tessera/dev' ? '' : ` --data ${dataDir}`}`);
+  const running = found;
   if (index > running.nodes) throw new UsageError(`there is no node ${index}: the tessera dev of ${dataDir} runs nodes 1..${running.nodes}`, 'dev restart-node');
   let res: Response;
   try {
