@@ -198,6 +198,42 @@ describe('tessera dev: a node that dies, and restart-node', () => {
   }, 30_000);
 });
 
+describe('tessera dev: the coordinator exiting', () => {
+  let dir: string;
+  let dev: DevProcess | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-dev-coordinator-'));
+    dev = spawnDev(['--nodes', '2', '--threshold', '2', '--data', dir, '--port', '0']);
+    await waitFor(
+      'the ready line of tessera dev',
+      () => {
+        if (dev!.child.exitCode !== null) throw new Error(`tessera dev exited early:\n${dev!.output()}`);
+        return /tessera dev: ready/.test(dev!.stdout());
+      },
+      85_000,
+      100,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopDev(dev, dir);
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('stops every node and says why (exit 1), leaving no process and no control file', async () => {
+    const info = devProcessFile(dir);
+    const coordinator = info.processes.find((p) => p.index === 0)!.pid!;
+    process.kill(coordinator, 'SIGKILL');
+    const { code } = await Promise.race([dev!.exit, sleep(30_000).then(() => ({ code: -1 }))]);
+    expect(code).toBe(1);
+    expect(dev!.output()).toContain('tessera dev: the coordinator exited (signal SIGKILL)');
+    expect(dev!.output()).toContain('stopping every node, since none can work without it');
+    for (const p of info.processes) expect(alive(p.pid!), `process ${p.index} stopped`).toBe(false);
+    expect(existsSync(join(dir, DEV_PROCESS_FILE))).toBe(false);
+  }, 60_000);
+});
+
 /** A port P with P..P+count-1 all free on 127.0.0.1 (a dev cluster with --port P uses P and the ports after it). */
 async function freeRun(count: number): Promise<number> {
   const bindable = (port: number) =>
