@@ -70,7 +70,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     summary: 'list every version of every key of your tenant',
     uses: 'cluster',
     options: [{ name: 'state', kind: 'choice', value: 'STATE', choices: KEY_STATES, help: 'only versions in this state' }],
-    details: ['Text output has one line per key version: key id, version, suite, state, threshold of parties, public key. --json prints {"keys": [...]}, ordered by key id then version.'],
+    details: ['Text output has one line per key version: key id, version, suite, state, threshold-of-parties, public key (hex). --json prints {"keys": [...]}, ordered by key id then version.'],
     async run(a) {
       const { cluster } = await clusterOf(a);
       const state = a.string('state') as KeyState | undefined;
