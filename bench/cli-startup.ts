@@ -58,7 +58,11 @@ function timeToReady(args: string[], timeoutMs: number): Promise<Timed> {
       if (result) return;
       result = r;
       clearTimeout(timer);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        // A child that ignores SIGINT is killed: the bench must end by itself.
+        setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+      }
     };
     const timer = setTimeout(() => finish({ ms: performance.now() - t0, ok: false, detail: `no ready line in ${timeoutMs / 1000} s` }), timeoutMs);
     child.stdout.on('data', (c: Buffer) => {
@@ -67,11 +71,8 @@ function timeToReady(args: string[], timeoutMs: number): Promise<Timed> {
       if (/(^|\n)(tessera dev: )?ready\b/.test(out)) finish({ ms: performance.now() - t0, ok: true, detail: '' });
     });
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    // A child that ignores SIGINT is killed: the bench must end by itself.
-    const hardStop = () => setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
     child.on('exit', () => finish({ ms: performance.now() - t0, ok: false, detail: `exited before ready: ${out.trim().split('\n').slice(-1)[0] ?? ''}` }));
     child.on('close', () => res(result!));
-    child.stdout.once('data', hardStop);
   });
 }
 

@@ -19,6 +19,9 @@ export const COORDINATOR_USAGE = `usage: tessera-coordinator [--config FILE]
   -h, --help      print this help and exit
 A bad option or config exits 2 with one line on stderr; a coordinator that cannot start exits 1.`;
 
+/** How long a stop may take before the process exits anyway. */
+const STOP_GRACE_MS = 10_000;
+
 function parseArgs(argv: string[]): { config?: string; help?: true } {
   const out: { config?: string; help?: true } = {};
   for (let i = 0; i < argv.length; i++) {
@@ -65,9 +68,18 @@ async function main(): Promise<void> {
   logger.info({ url: coordinator.url }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    // A second signal while stopping, or a close that does not finish in time (a relay connection that
+    // never ends), still ends the process: a coordinator must never linger with its port open.
+    if (stopping) {
+      if (signal !== 'parent exited') process.exit(1);
+      return;
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.warn({ graceMs: STOP_GRACE_MS }, 'close did not finish in time; exiting');
+      process.exit(1);
+    }, STOP_GRACE_MS).unref();
     coordinator.close().then(
       () => process.exit(0),
       () => process.exit(1),

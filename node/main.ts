@@ -271,6 +271,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   };
 }
 
+/** How long a stop may take before the process exits anyway. */
+const STOP_GRACE_MS = 10_000;
+
 export const NODE_USAGE = `usage: tessera-node [--config FILE]
   (compiled: node dist/node/main.js; from source: tsx node/main.ts)
   --config FILE   the node's JSON config file; every field can also come from TESSERA_* environment
@@ -326,6 +329,8 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    // A close that does not finish in time still ends the process: never linger with the port open.
+    setTimeout(() => process.exit(1), STOP_GRACE_MS).unref();
     await node.close().catch(() => undefined);
     process.exit(0);
   };
