@@ -145,7 +145,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
   },
   {
     path: ['verify'],
-    summary: 'check a signature against a key (asks node 1)',
+    summary: 'check a signature against a key (asks the first node that answers)',
     uses: 'cluster',
     options: [
       KEY_ID,
@@ -157,9 +157,20 @@ export const KEY_COMMANDS: CommandSpec[] = [
     async run(a) {
       const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
-      const r = await cluster.nodes[0]!.verify(keyId, { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') });
-      print(a.json, { keyId, version: r.version, valid: r.valid });
-      return r.valid ? 0 : 1;
+      const request = { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') };
+      // Any node can check a signature: a node that is down or does not answer is skipped.
+      let r: Awaited<ReturnType<(typeof cluster.nodes)[number]['verify']>> | undefined;
+      for (const [k, node] of cluster.nodes.entries()) {
+        try {
+          r = await node.verify(keyId, request);
+          break;
+        } catch (e) {
+          const code = (e as TesseraClientError).code;
+          if ((code !== 'UNAVAILABLE' && code !== 'NODE_TIMEOUT') || k === cluster.nodes.length - 1) throw e;
+        }
+      }
+      print(a.json, { keyId, version: r!.version, valid: r!.valid });
+      return r!.valid ? 0 : 1;
     },
   },
   {

@@ -3,8 +3,8 @@
  * 3-node cluster: keys list, audit show (with --since), apikey list / revoke, public-key in every
  * format node:crypto reads, seal / open through files and through stdin/stdout (and opening what an
  * independent @hpke/core sender sealed), encapsulate then decapsulate, combine's scalar and PKCS#8,
- * hex with 0x, and the exit statuses: 2 for a bad command line named by its flag, 1 for a failed
- * operation.
+ * hex with 0x, the exit statuses (2 for a bad command line named by its flag, 1 for a failed
+ * operation), and commands with node 1 down.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
@@ -256,5 +256,18 @@ describe('tessera CLI commands against a 3-node cluster', () => {
     const bad = await cli(['verify', '--key-id', 'exit-ed', '--message', '0x00', '--signature', '00'.repeat(64), '--json']);
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ keyId: 'exit-ed', valid: false });
+  }, 180_000);
+
+  // Last: it stops node 1.
+  it('with node 1 down, sign picks live nodes, verify asks the next node, keys list still answers', async () => {
+    await tc.dev.kill(1, 'SIGKILL');
+    const message = '0x' + bytesToHex(new TextEncoder().encode('node 1 is down'));
+    const signed = jsonOf(await cli(['sign', '--key-id', 'exit-ed', '--message', message, '--json']));
+    const [verified, listed] = await inBatches([
+      () => cli(['verify', '--key-id', 'exit-ed', '--message', message, '--signature', signed.signature as string, '--json']),
+      () => cli(['keys', 'list', '--json']),
+    ]);
+    expect(jsonOf(verified)).toMatchObject({ keyId: 'exit-ed', valid: true });
+    expect((jsonOf(listed).keys as { keyId: string }[]).map((k) => k.keyId)).toContain('exit-ed');
   }, 180_000);
 });
