@@ -68,16 +68,12 @@ export function print(json: boolean, obj: Record<string, unknown>): void {
 
 /** A JSON file (the command's own checks follow). A file that cannot be read or parsed is an operation failure (exit 1), like a node's refusal. */
 export function readJsonFile(path: string): unknown {
-  const text = readTextFile(path);
+  const text = readBytes(path).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch {
     throw new TesseraClientError('BAD_INPUT', `${path}: is not valid JSON`);
   }
-}
-
-export function readTextFile(path: string): string {
-  return readBytes(path).toString('utf8');
 }
 
 function readBytes(path: string): Buffer {

@@ -183,9 +183,6 @@ export class Args {
     return o;
   }
 
-  has(name: string): boolean {
-    return this.values.has(name);
-  }
   flag(name: string): boolean {
     this.declared(name, ['flag']);
     return this.values.get(name) === true;
@@ -194,12 +191,6 @@ export class Args {
   string(name: string): string | undefined {
     this.declared(name, ['string', 'hex', 'choice']);
     return this.values.get(name) as string | undefined;
-  }
-  /** A string that must be there (required options are checked when parsing; this is for the command's own rules). */
-  need(name: string, why?: string): string {
-    const v = this.string(name);
-    if (v === undefined) throw new UsageError(`--${name} is required${why ? `: ${why}` : ''}`, commandName(this.command));
-    return v;
   }
   strings(name: string): string[] {
     const o = this.declared(name, ['string', 'hex']);
