@@ -213,6 +213,5 @@ export function privateKeyEncodings(suite: string, scalar: Uint8Array): PrivateK
         'an Ed25519 private key (RFC 8032 §5.1.5, PKCS#8 per RFC 8410) is a 32-byte seed hashed into the scalar, and a key made by DKG has no seed, so there is no standard encoding; the scalar (little-endian) works only with signers that take an expanded key';
       break;
   }
-  value = 0n;
   return out;
 }

@@ -25,6 +25,7 @@ import {
   type PresignedCommitmentJson,
   type PublicKeyPackageJson,
 } from '../contract/http.js';
+import { bytesOrHex } from './formats.js';
 import { TesseraClientError } from './http.js';
 
 /** How a Cluster uses presignatures. */
@@ -297,7 +298,7 @@ export function combineSignatureShares(o: {
   try {
     const suite = getSigningSuite(o.suite);
     const pkg = toPackage(o.publicPackage);
-    const message = typeof o.message === 'string' ? fromHex(o.message, 'message') : o.message;
+    const message = typeof o.message === 'string' ? bytesOrHex(o.message, 'message') : o.message;
     if (!Array.isArray(o.commitments) || !Array.isArray(o.shares)) throw new TesseraClientError('BAD_INPUT', 'commitments and shares must be lists');
     const commits = new Map<number, SignCommitMsg>();
     for (const c of o.commitments) {

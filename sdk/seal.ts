@@ -73,8 +73,14 @@ export async function sealToPublicKey(suite: string, publicKey: string | Uint8Ar
   const hpke = new CipherSuite({ kem, kdf: new HkdfSha256(), aead: new Aes128Gcm() });
   const recipientPublicKey = await recipientKey(s, publicKey, kem);
   const sender = await hpke.createSenderContext({ recipientPublicKey, info: info.slice().buffer as ArrayBuffer });
-  const ciphertext = new Uint8Array(await sender.seal(plaintext.slice().buffer as ArrayBuffer, aad.slice().buffer as ArrayBuffer));
-  return { enc: new Uint8Array(sender.enc), ciphertext };
+  // @hpke/core takes ArrayBuffers: the plaintext's copy is wiped once sealed.
+  const copy = plaintext.slice();
+  try {
+    const ciphertext = new Uint8Array(await sender.seal(copy.buffer as ArrayBuffer, aad.slice().buffer as ArrayBuffer));
+    return { enc: new Uint8Array(sender.enc), ciphertext };
+  } finally {
+    copy.fill(0);
+  }
 }
 
 /**
