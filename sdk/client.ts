@@ -518,7 +518,7 @@ export interface SignResult extends SignResponse {
 export interface SignOptions {
   keyId: string;
   message: Uint8Array | string;
-  /** The signing nodes (default: the first t live nodes, see liveNodes). */
+  /** The signing nodes (default: the first t live nodes; docs/sdk.md, "Player selection"). */
   players?: number[];
   /** Default the newest active version. */
   version?: number;
