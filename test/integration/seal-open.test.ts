@@ -5,7 +5,7 @@
  * - Cluster.seal → encodeSealedMessage → decodeSealedMessage → Cluster.open round trip with aad;
  * - a wrong aad or info fails with DECRYPTION_FAILED and a clear message;
  * - Cluster.encapsulate's secret is what decapsulate returns; hex input takes 0x;
- * - loadCluster reads the dev cluster's file; listKeys lists the tenant's keys.
+ * - loadCluster reads the dev cluster's file (its identity keys verify presignature batches); listKeys lists the tenant's keys.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyInfo } from '../../contract/http.js';
@@ -81,5 +81,9 @@ describe('seal / open / encapsulate through the SDK (2-of-3)', () => {
     const key = keys.get('hpke-x25519')!;
     const sealed = await hpkeSeal('hpke-x25519', hexToBytes(key.publicKey), utf8('via loadCluster'));
     expect(text(await c.open(key.keyId, sealed.enc, sealed.ciphertext, sealed.aad, { info: sealed.info }))).toBe('via loadCluster');
+    // The file's identity keys are the nodes' own: presignature batches verify under them.
+    expect(await c.warmPresignatures('seal-signing', 2)).toBeGreaterThanOrEqual(2);
+    expect(c.presignStats.fetchErrors).toBe(0);
+    expect((await c.sign({ keyId: 'seal-signing', message: utf8('presigned via loadCluster') })).path).toBe('presigned');
   });
 });
