@@ -225,6 +225,13 @@ describe('API surface on a live cluster', () => {
     // --- getKey
     for (const i of all) expect((await call('getKey', i, 'GET', '/v1/keys/surface-ed')).json.publicKey).toBe(made['surface-ed'].publicKey);
     await call('getKey', 1, 'GET', '/v1/keys/surface-kem?version=1');
+    // GET /v1/keys: every version of every key of the tenant, public records only, by key id.
+    const listed = (await call('listKeys', 1, 'GET', '/v1/keys')).json.keys as { keyId: string; version: number; state: string }[];
+    expect(listed.map((k) => k.keyId)).toEqual([...listed.map((k) => k.keyId)].sort());
+    expect(listed.map((k) => k.keyId)).toEqual(expect.arrayContaining(['surface-ed', 'surface-kem']));
+    expect(((await call('listKeys', 1, 'GET', '/v1/keys?state=destroyed')).json.keys as unknown[]).every((k) => (k as { state: string }).state === 'destroyed')).toBe(true);
+    expect((await call('listKeys', 1, 'GET', '/v1/keys?state=bogus')).status).toBe(400);
+    expect((await call('listKeys', 1, 'GET', '/v1/keys?limit=1')).status).toBe(400);
     expect((await call('getKey', 1, 'GET', '/v1/keys/no-such-key')).status).toBe(404);
     expect((await call('getKey', 1, 'GET', '/v1/keys/surface-ed?version=9')).status).toBe(404);
     expect((await call('getKey', 1, 'GET', '/v1/keys/surface-ed?version=0')).status).toBe(400);
