@@ -138,6 +138,15 @@ describe('tenants, policy and audit on a live cluster', () => {
     const mine = await tc.cluster.keygen({ suite: 'ed25519', keyId: 'acme-key' });
     expect(mine.publicKey).not.toBe((await acme.getKey('acme-key')).publicKey);
     expect(defaultKey.version).toBe(1);
+    // GET /v1/keys lists the caller's tenant only: each tenant sees its own acme-key, never the other's.
+    const listOf = async (apiKey: string) => ((await call(apiKey, 'GET', '/v1/keys')).body.keys as { keyId: string; publicKey: string }[]).map((k) => `${k.keyId}:${k.publicKey}`);
+    const forAcme = await listOf(acmeKeys[0]!.apiKey);
+    const forDefault = await listOf(dev);
+    expect(forAcme).toContain(`acme-key:${(await acme.getKey('acme-key')).publicKey}`);
+    expect(forAcme.some((k) => k.startsWith('default-key:'))).toBe(false);
+    expect(forDefault).toContain(`acme-key:${mine.publicKey}`);
+    expect(forDefault).toContain(`default-key:${defaultKey.publicKey}`);
+    expect(forAcme.filter((k) => forDefault.includes(k))).toEqual([]);
   }, 60_000);
 
   it('ordered rules, first deny wins: per API key, per tenant, per key, quotas and rate limits; denials are audited', async () => {
