@@ -20,6 +20,8 @@ export const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex'
 
 export const hexToBytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
 export const bytesToHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+/** The request deadline of the test clusters' SDK clients (see startTestCluster). */
+export const TEST_REQUEST_TIMEOUT_MS = 60_000;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface TestCluster {
@@ -108,10 +110,13 @@ export async function startTestCluster(o: {
     throw e;
   }
   const d = dev;
-  const plainClients = d.cluster.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index }));
+  // A request deadline above the SDK's 15 s default: the full suite runs many clusters at once on 2
+  // cores, and a session's requests wait for every player. Tests of the deadline itself set their own.
+  const timeoutMs = TEST_REQUEST_TIMEOUT_MS;
+  const plainClients = d.cluster.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, timeoutMs }));
   const withHooks = (hooks: Partial<Record<number, ApproveHook>>) =>
     new Cluster(
-      d.cluster.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, ...(hooks[n.index] ? { approve: hooks[n.index] } : {}) })),
+      d.cluster.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, timeoutMs, ...(hooks[n.index] ? { approve: hooks[n.index] } : {}) })),
       { threshold: o.threshold },
     );
   return {
