@@ -371,8 +371,10 @@ export function lastLogError(logFile: string): string | undefined {
   for (let k = lines.length - 1; k >= 0; k--) {
     const line = lines[k]!;
     if (!line.startsWith('{')) {
-      if (/error|refus|cannot|invalid|EADDRINUSE|in use/i.test(line)) return line.slice(0, 300);
-      continue;
+      // A plain line is the process's own stderr (its log lines are JSON): a main's one-line refusal or
+      // an uncaught error. Skip stack frames and Node's warnings.
+      if (/^at |^\(node:\d+\)|^\(Use `node --trace/.test(line)) continue;
+      return line.slice(0, 300);
     }
     try {
       const e = JSON.parse(line) as { level?: unknown; msg?: unknown; err?: { message?: unknown; code?: unknown } };

@@ -32,8 +32,8 @@ interface DevProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function spawnDev(args: string[]): DevProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', 'dev', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnDev(args: string[], env: Record<string, string> = {}): DevProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', 'dev', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let all = '';
   let out = '';
   child.stdout!.on('data', (c: Buffer) => ((all += c.toString()), (out += c.toString())));
@@ -232,6 +232,33 @@ describe('tessera dev: the coordinator exiting', () => {
     for (const p of info.processes) expect(alive(p.pid!), `process ${p.index} stopped`).toBe(false);
     expect(existsSync(join(dir, DEV_PROCESS_FILE))).toBe(false);
   }, 60_000);
+});
+
+describe('tessera dev: a node that cannot start', () => {
+  let dir: string;
+  let dev: DevProcess | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-dev-nostart-'));
+  });
+
+  afterAll(async () => {
+    await stopDev(dev, dir);
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('is named with the cause from its log (not only the log path), everything stops, exit 1, no ready line', async () => {
+    // Every node refuses this test-only setting at start, with one line on stderr (node/main.ts).
+    dev = spawnDev(['--nodes', '2', '--threshold', '2', '--data', dir, '--port', '0'], { TESSERA_FAULT_POINTS: 'no-such-point' });
+    const { code } = await Promise.race([dev.exit, sleep(85_000).then(() => ({ code: -1 }))]);
+    expect(code, dev.output()).toBe(1);
+    expect(dev.output()).toMatch(/tessera dev: node [12] exited while starting: tessera-node: config: TESSERA_FAULT_POINTS unknown fault point no-such-point \(log: .*node-[12]\.log\); stopping/);
+    expect(dev.output()).not.toMatch(/\bready\b/);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && processesMentioning(dir).length > 0) await sleep(250);
+    expect(processesMentioning(dir)).toEqual([]);
+    expect(existsSync(join(dir, DEV_PROCESS_FILE))).toBe(false);
+  }, 90_000);
 });
 
 /** A port P with P..P+count-1 all free on 127.0.0.1 (a dev cluster with --port P uses P and the ports after it). */
