@@ -674,6 +674,8 @@ export async function runDev(o: DevOptions): Promise<number> {
       }
       const node = cluster.nodes[index - 1]!;
       await assertPortsFree([{ port: Number(new URL(node.url).port), wantedFor: `node ${index}` }]);
+      // Stopping meanwhile (Ctrl-C during the restart): start nothing that the stop would miss.
+      if (done) return { status: 409, body: { error: 'tessera dev is stopping' } };
       dev.start(index);
       writeProcessFile();
       await dev.ready(RESTART_TIMEOUT_MS, { only: [index] });
