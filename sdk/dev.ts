@@ -348,14 +348,15 @@ export function probeReady(url: string, ca?: string | Buffer, timeoutMs = 2000):
 const PROBE_INTERVAL_MS = 100;
 
 /**
- * The last error a process wrote to its log (pino level >= 50, or a plain line such as a main's
- * one-line refusal), to say why it exited instead of only pointing at the file.
+ * The last error a process wrote to its log after byte `from` (pino level >= 50, or a plain line such as
+ * a main's one-line refusal), to say why it exited instead of only pointing at the file.
  */
-export function lastLogError(logFile: string): string | undefined {
+export function lastLogError(logFile: string, from = 0): string | undefined {
   let text: string;
   try {
     const size = statSync(logFile).size;
-    const length = Math.min(size, 64 * 1024);
+    // Only what this run of the process wrote (the file is appended to across restarts).
+    const length = Math.min(Math.max(size - from, 0), 64 * 1024);
     const buf = Buffer.alloc(length);
     const fd = openSync(logFile, 'r');
     try {
@@ -395,8 +396,9 @@ export class DevProcessExitedError extends Error {
   constructor(
     readonly index: number,
     readonly logFile: string,
+    logFrom = 0,
   ) {
-    const cause = lastLogError(logFile);
+    const cause = lastLogError(logFile, logFrom);
     super(`${index === 0 ? 'the coordinator' : `node ${index}`} exited while starting${cause ? `: ${cause}` : ''} (log: ${logFile})`);
     this.name = 'DevProcessExitedError';
   }
@@ -420,6 +422,8 @@ export interface DevCluster {
   pid(index: number): number | undefined;
   /** The log file of a process (0 = coordinator, i = node i). */
   logFile(index: number): string;
+  /** The last error in the log of a process's latest run, if it wrote one (see lastLogError). */
+  lastError(index: number): string | undefined;
   /** Called when a child exits that nobody asked to stop. */
   onUnexpectedExit?: (index: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -437,6 +441,8 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     ...nodeConfigs.map((cfg, i) => [i + 1, [`node-${i + 1}`, 'node/main.ts', cfg]] as [number, [string, string, string]]),
   ]);
   const logFile = (index: number) => join(data, 'logs', `${scripts.get(index)![0]}.log`);
+  /** Where each process's latest run began writing its log. */
+  const logFrom = new Map<number, number>();
 
   /** Poll one process until it is up: the coordinator's /ready, or a node's /ready and then its identity. */
   const waitUp = async (index: number, deadline: number): Promise<void> => {
@@ -444,7 +450,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     const url = node ? node.url : cluster.coordinator;
     const ca = node ? node.ca : cluster.nodes[0]?.ca;
     for (;;) {
-      if (!children.has(index)) throw new DevProcessExitedError(index, logFile(index));
+      if (!children.has(index)) throw new DevProcessExitedError(index, logFile(index), logFrom.get(index));
       if ((await probeReady(url, ca)) === 200) {
         if (!node) return;
         await checkIdentity(node, index, children.get(index));
@@ -462,7 +468,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     try {
       info = await requestJson<NodeInfo>({ url: node.url, apiKey: node.apiKey, node: index, timeoutMs: 5000, ...(node.ca ? { ca: node.ca } : {}) }, 'GET', '/v1/node');
     } catch (e) {
-      if (children.get(index) !== child || !children.has(index)) throw new DevProcessExitedError(index, logFile(index));
+      if (children.get(index) !== child || !children.has(index)) throw new DevProcessExitedError(index, logFile(index), logFrom.get(index));
       throw new Error(`port ${port} answers, but not as node ${index} of this cluster (${(e as Error).message}); another process may hold it (log: ${logFile(index)})`);
     }
     if (info.index !== index || info.identityPublicKey !== node.identityPublicKey) {
@@ -475,6 +481,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     dataDir: data,
     start(index, env = {}) {
       const [name, script, config] = scripts.get(index)!;
+      logFrom.set(index, existsSync(logFile(index)) ? statSync(logFile(index)).size : 0);
       const log = createWriteStream(join(data, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
       // Compiled (dist/sdk/dev.js): plain node runs dist/<dir>/main.js. From source (tests, tsx): the .ts through tsx.
       const compiled = import.meta.url.endsWith('.js');
@@ -518,6 +525,7 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
       return children.get(index)?.pid;
     },
     logFile,
+    lastError: (index) => lastLogError(logFile(index), logFrom.get(index)),
   };
   for (const i of scripts.keys()) dev.start(i);
   return dev;
@@ -733,7 +741,7 @@ export async function runDev(o: DevOptions): Promise<number> {
       const how = signal ? `signal ${signal}` : `code ${code}`;
       const log = dev.logFile(index);
       if (index === 0) {
-        const cause = lastLogError(log);
+        const cause = dev.lastError(0);
         void finish(1, `tessera dev: the coordinator exited (${how})${cause ? `: ${cause}` : ''}; stopping every node, since none can work without it (log: ${log})`);
         return;
       }
@@ -742,7 +750,8 @@ export async function runDev(o: DevOptions): Promise<number> {
       if (!isReady || restarting.has(index)) return;
       const left = runningNodes();
       const below = left < o.threshold ? `; with fewer than ${o.threshold} nodes no key operation can run until it is back` : '';
-      err(`tessera dev: node ${index} exited (${how}); the cluster keeps running with ${left} nodes${below}; restart it with: tessera dev restart-node ${index}${dataFlag} (log: ${log})`);
+      const cause = dev.lastError(index);
+      err(`tessera dev: node ${index} exited (${how}); the cluster keeps running with ${left} nodes${below}; restart it with: tessera dev restart-node ${index}${dataFlag} (${cause ? `last error: ${cause}; ` : ''}log: ${log})`);
     };
     process.once('SIGINT', () => void finish(0, 'tessera dev: stopping'));
     process.once('SIGTERM', () => void finish(0, 'tessera dev: stopping'));
