@@ -44,7 +44,7 @@ export const DEV_COMMANDS: CommandSpec[] = [
       const index = a.arg('I') as number;
       const { requestDevRestart } = await import('../dev.js');
       await requestDevRestart(a.string('data') ?? '.tessera/dev', index);
-      process.stdout.write(`node ${index}: restart requested\n`);
+      process.stdout.write(`node ${index}: restarted and up again\n`);
       return 0;
     },
   },
