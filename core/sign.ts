@@ -311,7 +311,26 @@ export function aggregateSignature(
   message: Uint8Array,
   shares: Map<number, SignShareMsg>,
 ): Uint8Array {
-  return aggregate(context(suite, pkg, commits, message), shareBytes(shares));
+  return aggregatePrepared(prepareAggregation(suite, pkg, commits, message), shares);
+}
+
+/**
+ * aggregateSignature in two steps, for an aggregator that knows the list and the message before the
+ * shares arrive (the SDK's presigned path): everything that does not need the shares (the package,
+ * the list decoded and validated, binding factors, group commitment and challenge: RFC 9591 §4.3 -
+ * §4.6), while the players compute; then aggregatePrepared with the shares (§5.3), the same checks.
+ */
+export interface PreparedAggregation {
+  readonly context: SigningContext;
+}
+
+export function prepareAggregation(suite: SigningSuite, pkg: PublicKeyPackage, commits: Map<number, SignCommitMsg>, message: Uint8Array): PreparedAggregation {
+  return Object.freeze({ context: context(suite, pkg, commits, message) });
+}
+
+export function aggregatePrepared(prepared: PreparedAggregation, shares: Map<number, SignShareMsg>): Uint8Array {
+  ensure(isObject(prepared) && isObject(prepared.context), ErrorCode.BadInput, 'prepared aggregation: expected prepareAggregation output');
+  return aggregate(prepared.context, shareBytes(shares));
 }
 
 /**

@@ -56,7 +56,7 @@ import { createContext } from '../core/hpke.js';
 import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
 import type { ListKeysResponse } from '../contract/http.js';
-import { combineSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
+import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
 // Moving keys to and from external key stores, and wrapping keys (core/bundle.ts, core/wrap.ts).
@@ -478,6 +478,15 @@ export class NodeClient {
       }
     }
   }
+}
+
+/**
+ * Run `work` (synchronous CPU work) once the requests just started have gone out: one turn of the
+ * event loop first, so their bytes are on the sockets and the players compute while this process does.
+ */
+async function whileAsked<T>(work: () => T): Promise<T> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return work();
 }
 
 export function newSessionId(): string {
@@ -1112,12 +1121,15 @@ export class Cluster {
     try {
       if (list) {
         const req: SignShareRequest = { message, commitments: list, version: key.version, epoch: key.epoch };
-        const settled = await Promise.allSettled(players.map((i) => this.node(i).signShare(o.keyId, req, { approved: true })));
+        const asked = Promise.allSettled(players.map((i) => this.node(i).signShare(o.keyId, req, { approved: true })));
+        // While the players compute: everything of the aggregation that needs no share (sent first).
+        const prepared = await whileAsked(() => prepareSignatureShares({ suite: key.suite, publicPackage: pkg, message, commitments: list }));
+        const settled = await asked;
         const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
         if (failures.length === 0) {
           const shares = settled.map((r) => (r as PromiseFulfilledResult<SignShareResponse>).value);
           try {
-            const signature = combineSignatureShares({ suite: key.suite, publicPackage: pkg, message, commitments: list, shares });
+            const signature = combinePreparedShares(prepared, shares);
             this.presignStats.presigned++;
             return { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
           } catch (e) {
@@ -1175,7 +1187,10 @@ export class Cluster {
       await Promise.all(
         chunks.map(async (ks) => {
           const req: SignBatchRequest = { keyId: o.keyId, version: key.version, epoch: key.epoch, items: ks.map((k) => ({ message: messages[k]!, commitments: lists[k]! })) };
-          const settled = await Promise.allSettled(players.map((i) => this.node(i).signBatch(req, { approved: true })));
+          const asked = Promise.allSettled(players.map((i) => this.node(i).signBatch(req, { approved: true })));
+          // While the players compute: the aggregation of every item up to the shares (sent first).
+          const prepared = await whileAsked(() => ks.map((k) => prepareSignatureShares({ suite: key.suite, publicPackage: pkg, message: messages[k]!, commitments: lists[k]! })));
+          const settled = await asked;
           const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
           if (failures.length > 0) {
             try {
@@ -1189,7 +1204,7 @@ export class Cluster {
           ks.forEach((k, j) => {
             try {
               const shares = answers.map((a) => ({ node: a.node, share: a.shares[j]! }));
-              const signature = combineSignatureShares({ suite: key.suite, publicPackage: pkg, message: messages[k]!, commitments: lists[k]!, shares });
+              const signature = combinePreparedShares(prepared[j]!, shares);
               out[k] = { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
               this.presignStats.presigned++;
             } catch (e) {

@@ -16,7 +16,7 @@ import { fromHex, toHex } from '../core/bytes.js';
 import { TesseraError } from '../core/errors.js';
 import type { SignCommitMsg, SignShareMsg } from '../core/messages.js';
 import { verifyPresignBatch } from '../core/presign.js';
-import { aggregateSignature } from '../core/sign.js';
+import { aggregatePrepared, prepareAggregation, type PreparedAggregation } from '../core/sign.js';
 import { getSigningSuite } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import {
@@ -295,29 +295,66 @@ export function combineSignatureShares(o: {
   commitments: readonly PresignedCommitmentJson[];
   shares: readonly SignatureShareJson[];
 }): string {
+  return combinePreparedShares(prepareSignatureShares(o), o.shares);
+}
+
+/** What prepareSignatureShares computed: the aggregation context of one message and list, or why it failed. */
+export interface PreparedSignatureShares {
+  readonly prepared?: PreparedAggregation;
+  readonly error?: TesseraClientError;
+}
+
+/**
+ * combineSignatureShares in two steps: everything that does not need the shares (decode and check the
+ * list and the package, binding factors, group commitment, challenge: core/sign.ts prepareAggregation),
+ * done while the players compute their shares; then combinePreparedShares with the shares. Never
+ * throws: an error is kept and thrown by combinePreparedShares, as combineSignatureShares throws it.
+ */
+export function prepareSignatureShares(o: {
+  suite: string;
+  publicPackage: PublicKeyPackageJson | PublicKeyPackage;
+  message: Uint8Array | string;
+  commitments: readonly PresignedCommitmentJson[];
+}): PreparedSignatureShares {
   try {
     const suite = getSigningSuite(o.suite);
     const pkg = toPackage(o.publicPackage);
     const message = typeof o.message === 'string' ? bytesOrHex(o.message, 'message') : o.message;
-    if (!Array.isArray(o.commitments) || !Array.isArray(o.shares)) throw new TesseraClientError('BAD_INPUT', 'commitments and shares must be lists');
+    if (!Array.isArray(o.commitments)) throw new TesseraClientError('BAD_INPUT', 'commitments must be a list');
     const commits = new Map<number, SignCommitMsg>();
     for (const c of o.commitments) {
       if (commits.has(c.node)) throw new TesseraClientError('BAD_INPUT', `two commitments for node ${c.node}`);
       commits.set(c.node, { hiding: fromHex(c.hiding, 'hiding'), binding: fromHex(c.binding, 'binding') });
     }
+    return { prepared: prepareAggregation(suite, pkg, commits, message) };
+  } catch (e) {
+    return { error: combineError(e) };
+  }
+}
+
+/** The second step of combineSignatureShares: the signature (hex), verified, or the error. */
+export function combinePreparedShares(prepared: PreparedSignatureShares, shareList: readonly SignatureShareJson[]): string {
+  if (prepared.error !== undefined) throw prepared.error;
+  try {
+    if (!Array.isArray(shareList)) throw new TesseraClientError('BAD_INPUT', 'shares must be a list');
     const shares = new Map<number, SignShareMsg>();
-    for (const s of o.shares) {
+    for (const s of shareList) {
       if (shares.has(s.node)) throw new TesseraClientError('BAD_INPUT', `two shares from node ${s.node}`);
       shares.set(s.node, { share: fromHex(s.share, 'share') });
     }
-    return toHex(aggregateSignature(suite, pkg, commits, message, shares));
+    return toHex(aggregatePrepared(prepared.prepared!, shares));
   } catch (e) {
-    if (e instanceof TesseraClientError) throw e;
-    if (e instanceof TesseraError) {
-      const which = e.culprits.length ? ` (the shares of node(s) ${e.culprits.join(',')} do not verify against this list; not evidence against them)` : '';
-      const code = e.code === 'BAD_INPUT' || e.code === 'BAD_PARAMETERS' || e.code === 'UNKNOWN_SUITE' || e.code === 'UNEXPECTED_PARTY' ? e.code : 'VERIFICATION_FAILED';
-      throw new TesseraClientError(code, `the signature shares do not combine: ${e.message}${which}`);
-    }
-    throw new TesseraClientError('BAD_INPUT', `the signature shares cannot be combined: ${(e as Error).message}`);
+    throw combineError(e);
   }
+}
+
+/** Any failure of combining as the SDK's error: codes of bad input kept, anything else VERIFICATION_FAILED. */
+function combineError(e: unknown): TesseraClientError {
+  if (e instanceof TesseraClientError) return e;
+  if (e instanceof TesseraError) {
+    const which = e.culprits.length ? ` (the shares of node(s) ${e.culprits.join(',')} do not verify against this list; not evidence against them)` : '';
+    const code = e.code === 'BAD_INPUT' || e.code === 'BAD_PARAMETERS' || e.code === 'UNKNOWN_SUITE' || e.code === 'UNEXPECTED_PARTY' ? e.code : 'VERIFICATION_FAILED';
+    return new TesseraClientError(code, `the signature shares do not combine: ${e.message}${which}`);
+  }
+  return new TesseraClientError('BAD_INPUT', `the signature shares cannot be combined: ${(e as Error).message}`);
 }

@@ -5,8 +5,10 @@ import { utf8ToBytes } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
 import {
+  aggregatePrepared,
   aggregateSignature,
   bindingFactors,
+  prepareAggregation,
   discardNonces,
   groupPublicKey,
   signRound1,
@@ -115,6 +117,17 @@ describe('threshold signing with trusted-dealer keys, checked by an independent 
         expect(verifyIndependently(suite, pk, other, sig)).toBe(false);
       });
     }
+    it(`${id}: prepareAggregation before the shares, then aggregatePrepared, gives aggregateSignature's signature and names the same culprit`, () => {
+      const keys = dealerKeys(id, 3, 5);
+      const { commits, shares } = bothRounds(suite, pick(keys, [1, 3, 5]), message);
+      const prepared = prepareAggregation(suite, keys[0]!.publicKey, commits, message);
+      const sig = aggregatePrepared(prepared, shares);
+      expect(sig).toEqual(aggregateSignature(suite, keys[0]!.publicKey, commits, message, shares));
+      expect(verifyIndependently(suite, groupPublicKey(suite, keys[0]!.publicKey), message, sig)).toBe(true);
+      const bad = bothRounds(suite, pick(keys, [1, 3, 5]), message, { 5: plusOne(suite) });
+      expectError(() => aggregatePrepared(prepareAggregation(suite, keys[0]!.publicKey, bad.commits, message), bad.shares), ErrorCode.BadSignatureShare, [5]);
+      expectError(() => aggregatePrepared(undefined as never, shares), ErrorCode.BadInput);
+    });
     it(`${id}: a bad signature share is named, the honest ones are not`, () => {
       const keys = dealerKeys(id, 3, 5);
       const { commits, shares } = bothRounds(suite, pick(keys, [1, 3, 5]), message, { 3: plusOne(suite) });
