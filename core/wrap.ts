@@ -414,6 +414,8 @@ export async function unwrapShare(recipient: WrappingKeyPair, wrapped: WrappedSh
 export const MAX_SEALED_PLAINTEXT = 64 * 1024;
 
 const SEAL_INFO = utf8ToBytes('tessera/v1/seal');
+/** The ciphertext length bound of a message sealed with sealToReceiver. */
+const SEALED_CIPHERTEXT_LENGTH = { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH };
 
 /** The wrapping KEM whose public keys have this length (the two KEMs' lengths differ). */
 export function wrapKemForPublicKey(publicKey: Uint8Array): WrapKem {
@@ -446,7 +448,7 @@ export async function sealToReceiver(receiverPublicKey: Uint8Array, plaintext: U
 export async function openFromSender(receiver: WrappingKeyPair, sealed: WrappedShareMsg, aad: Uint8Array): Promise<Uint8Array> {
   recipientKem(receiver);
   ensure(aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
-  return open(receiver, sealed, SEAL_INFO, aad, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, 'sealed message');
+  return open(receiver, sealed, SEAL_INFO, aad, SEALED_CIPHERTEXT_LENGTH, 'sealed message');
 }
 
 /**
@@ -493,12 +495,9 @@ export async function openAllFromSenderOneCall(
     ErrorCode.BadInput,
     'recipient: expected a one-call ML-KEM-768 receiver',
   );
-  ensure(Array.isArray(items), ErrorCode.BadInput, 'sealed messages: expected an array');
-  for (const item of items) {
-    ensure(typeof item === 'object' && item !== null && item.aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
-  }
+  checkSealedItems(items);
   const what = 'sealed message';
-  for (const { sealed } of items) checkSealed('ml-kem-768', sealed, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, what);
+  for (const { sealed } of items) checkSealed('ml-kem-768', sealed, SEALED_CIPHERTEXT_LENGTH, what);
   try {
     return await openMlKem768With(receiver.decapsulationKey, items, SEAL_INFO);
   } catch {
@@ -511,9 +510,14 @@ export async function openAllFromSender(
   items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[],
 ): Promise<Uint8Array[]> {
   recipientKem(receiver);
+  checkSealedItems(items);
+  return openAll(receiver, items, SEAL_INFO, SEALED_CIPHERTEXT_LENGTH, 'sealed message');
+}
+
+/** The shape of the items of openAllFromSender(OneCall): a list of { sealed, aad: bytes } (BadInput). */
+function checkSealedItems(items: readonly { readonly sealed: WrappedShareMsg; readonly aad: Uint8Array }[]): void {
   ensure(Array.isArray(items), ErrorCode.BadInput, 'sealed messages: expected an array');
   for (const item of items) {
     ensure(typeof item === 'object' && item !== null && item.aad instanceof Uint8Array, ErrorCode.BadInput, 'sealed associated data: expected bytes');
   }
-  return openAll(receiver, items, SEAL_INFO, { max: MAX_SEALED_PLAINTEXT + AEAD_TAG_LENGTH }, 'sealed message');
 }

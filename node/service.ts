@@ -251,14 +251,11 @@ export class NodeService {
     return keyInfo(rec, Date.now(), this.o.rotation);
   }
 
-  /** Every version of every key of the principal's tenant (public records), by keyId then version; optionally one state only. */
+  /** Every version of every key of the principal's tenant (public records), by keyId then version (ShareStore.list's order); optionally one state only. */
   async listKeys(p: Principal, state?: string): Promise<{ keys: KeyInfo[] }> {
     const now = Date.now();
     const records = await this.o.store.list(p.tenant);
-    const keys = records
-      .filter((r) => state === undefined || r.state === state)
-      .sort((a, b) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.version - b.version))
-      .map((r) => keyInfo(r, now, this.o.rotation));
+    const keys = records.filter((r) => state === undefined || r.state === state).map((r) => keyInfo(r, now, this.o.rotation));
     return { keys };
   }
 

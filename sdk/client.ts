@@ -21,6 +21,7 @@ import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFin
 import type {
   ApiKeyInfoJson,
   AuditLogResponse,
+  ListKeysResponse,
   CreateApiKeyResponse,
   DecapsulateResponse,
   DeclineResponse,
@@ -51,11 +52,10 @@ import { MAX_SIGN_BATCH } from '../contract/http.js';
 import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { checkTimeoutMs, DEFAULT_TIMEOUT_MS, isUnreachable, nodeLabel, requestJson, TesseraClientError, type HttpTarget } from './http.js';
 import { bytesOrHex, normalizeHex } from './formats.js';
-import { decodeSealedMessage, hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from './seal.js';
+import { hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from './seal.js';
 import { createContext } from '../core/hpke.js';
 import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
-import type { ListKeysResponse } from '../contract/http.js';
 import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };

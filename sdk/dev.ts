@@ -36,11 +36,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeInfo } from '../contract/http.js';
 import { toHex } from '../core/bytes.js';
+import { DEFAULT_DEV_DATA_DIR } from './cli/choices.js';
 import { UsageError } from './cli/spec.js';
 import type { ClusterFile } from './cluster-file.js';
 import { ensureCa, ensureServerCert } from './dev-certs.js';
 import { requestJson } from './http.js';
 import { startProgress, type Progress } from './progress.js';
+
+/** The --data flag that names `dataDir` in a suggested command (none for the default dir). */
+const dataFlagOf = (dataDir: string): string => (dataDir === DEFAULT_DEV_DATA_DIR ? '' : ` --data ${dataDir}`);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -589,7 +593,7 @@ export async function runDev(o: DevOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
   const data = resolve(o.dataDir);
-  const dataFlag = o.dataDir === '.tessera/dev' ? '' : ` --data ${o.dataDir}`;
+  const dataFlag = dataFlagOf(o.dataDir);
 
   const other = await runningDev(data);
   if (other) {
@@ -787,7 +791,7 @@ export async function requestDevRestart(dataDir: string, index: number): Promise
   if (!existsSync(data)) throw new Error(`${notRunning} (there is no such directory)`);
   const found = await runningDev(data);
   if (found === 'silent') throw new Error(`the tessera dev of ${dataDir} (pid ${readDevProcessFile(data)?.pid}) does not answer on its control endpoint`);
-  if (!found) throw new Error(`${notRunning}; start one with: tessera dev${dataDir === '.tessera/dev' ? '' : ` --data ${dataDir}`}`);
+  if (!found) throw new Error(`${notRunning}; start one with: tessera dev${dataFlagOf(dataDir)}`);
   const running = found;
   if (index > running.nodes) throw new UsageError(`there is no node ${index}: the tessera dev of ${dataDir} runs nodes 1..${running.nodes}`, 'dev restart-node');
   let res: Response;

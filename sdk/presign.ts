@@ -319,7 +319,7 @@ export function prepareSignatureShares(o: {
   try {
     const suite = getSigningSuite(o.suite);
     const pkg = toPackage(o.publicPackage);
-    const message = typeof o.message === 'string' ? bytesOrHex(o.message, 'message') : o.message;
+    const message = bytesOrHex(o.message, 'message');
     if (!Array.isArray(o.commitments)) throw new TesseraClientError('BAD_INPUT', 'commitments must be a list');
     const commits = new Map<number, SignCommitMsg>();
     for (const c of o.commitments) {

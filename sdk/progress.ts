@@ -20,13 +20,8 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
     stream.write(`\r\x1b[2K${current} (${seconds}s)`);
     shown = true;
   };
-  // Nothing for the first second: a fast command prints no progress at all.
-  const first = setTimeout(() => {
-    draw();
-    timer.refresh();
-  }, 1000);
+  // The first draw is after one second: a fast command prints no progress at all.
   const timer = setInterval(draw, 1000);
-  first.unref();
   timer.unref();
   return {
     step(message: string) {
@@ -34,7 +29,6 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
       if (shown) draw();
     },
     done(message?: string) {
-      clearTimeout(first);
       clearInterval(timer);
       if (shown) stream.write(`\r\x1b[2K${message ? message + '\n' : ''}`);
       else if (message) stream.write(message + '\n');

@@ -56,9 +56,8 @@ export function parseItem(
   const mine = list.find((e) => e?.node === self);
   const pooled = mine && mine.poolId instanceof Uint8Array && Number.isSafeInteger(mine.index) ? pools.pooledCommitment(scope, mine.poolId, mine.index) : undefined;
   const commits = checkPresignedList(scope.suite, params, list, self, pooled ? new Map([[self, pooled]]) : undefined);
-  const own = list.find((e) => e.node === self)!;
-  ensure(own !== undefined, ErrorCode.BadParameters, `${what}commitments: this node (${self}) has no entry`);
-  return { message, commits, use: { poolId: own.poolId, index: own.index, hiding: own.hiding, binding: own.binding } };
+  ensure(mine !== undefined, ErrorCode.BadParameters, `${what}commitments: this node (${self}) has no entry`);
+  return { message, commits, use: { poolId: mine.poolId, index: mine.index, hiding: mine.hiding, binding: mine.binding } };
 }
 
 /**

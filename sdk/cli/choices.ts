@@ -26,3 +26,6 @@ export const KEY_STATES = exactly<KeyState>()(['active', 'retired', 'archived', 
 
 /** sdk/cluster-file.ts DEFAULT_CLUSTER_FILE (its literal type makes this a compile-time equality check). */
 export const DEFAULT_CLUSTER_FILE: typeof DefaultClusterFile = '.tessera/dev/cluster.json';
+
+/** `tessera dev`'s data dir when --data is not given (sdk/cli/dev.ts, sdk/dev.ts). */
+export const DEFAULT_DEV_DATA_DIR = '.tessera/dev';

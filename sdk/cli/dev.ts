@@ -3,9 +3,10 @@
  * `tessera dev restart-node I` to bring one of its nodes back. sdk/dev.ts (process management, dev
  * certificates) is loaded only when one of these runs.
  */
+import { DEFAULT_DEV_DATA_DIR } from './choices.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
-const DATA: OptionSpec = { name: 'data', kind: 'string', value: 'DIR', help: "the dev cluster's data dir (keys, configs, logs, cluster.json)", default: '.tessera/dev' };
+const DATA: OptionSpec = { name: 'data', kind: 'string', value: 'DIR', help: "the dev cluster's data dir (keys, configs, logs, cluster.json)", default: DEFAULT_DEV_DATA_DIR };
 
 export const DEV_COMMANDS: CommandSpec[] = [
   {
@@ -29,7 +30,7 @@ export const DEV_COMMANDS: CommandSpec[] = [
       const threshold = a.int('threshold') ?? 2;
       if (threshold > nodes) throw new UsageError(`--threshold must be 2..${nodes} (the node count), got ${threshold}`, 'dev');
       const { runDev } = await import('../dev.js');
-      return runDev({ nodes, threshold, dataDir: a.string('data') ?? '.tessera/dev', port: a.int('port') ?? 7700, tls: a.flag('tls') });
+      return runDev({ nodes, threshold, dataDir: a.string('data') ?? DEFAULT_DEV_DATA_DIR, port: a.int('port') ?? 7700, tls: a.flag('tls') });
     },
   },
   {
@@ -43,7 +44,7 @@ export const DEV_COMMANDS: CommandSpec[] = [
     async run(a) {
       const index = a.arg('I') as number;
       const { requestDevRestart } = await import('../dev.js');
-      await requestDevRestart(a.string('data') ?? '.tessera/dev', index);
+      await requestDevRestart(a.string('data') ?? DEFAULT_DEV_DATA_DIR, index);
       process.stdout.write(`node ${index}: restarted and up again\n`);
       return 0;
     },

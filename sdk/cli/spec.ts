@@ -7,6 +7,7 @@
  * a bad command line is a UsageError (exit 2) that names the flag, never a validator path.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_CLUSTER_FILE } from './choices.js';
 
 /** Exit statuses, documented in `tessera --help` and docs/cli.md. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -87,7 +88,7 @@ export const CLUSTER_OPTION: OptionSpec = {
   kind: 'string',
   value: 'FILE',
   help: 'the cluster file to use',
-  default: 'env TESSERA_CLUSTER, else .tessera/dev/cluster.json',
+  default: `env TESSERA_CLUSTER, else ${DEFAULT_CLUSTER_FILE}`,
 };
 export const HELP_OPTION: OptionSpec = { name: 'help', kind: 'flag', help: 'show this help and exit' };
 
