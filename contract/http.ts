@@ -277,6 +277,11 @@ export interface SignShareResponse {
   node: number;
   /** The RFC 9591 §5.2 signature share (SerializeScalar). Alone it reveals nothing about the key share. */
   share: string;
+  /**
+   * The group commitment R this node computed for the list, as the signature encodes it: lets the
+   * aggregator skip recomputing R; it keeps the signature only if it verifies (never evidence).
+   */
+  commitment: string;
 }
 /** Signature shares over up to MAX_SIGN_BATCH messages with one key, each with its own commitment list. */
 export interface SignBatchRequest {
@@ -292,6 +297,8 @@ export interface SignBatchResponse {
   node: number;
   /** shares[i] is the share over items[i]. */
   shares: string[];
+  /** commitments[i] is the group commitment R of items[i] (SignShareResponse.commitment). */
+  commitments: string[];
 }
 /** Decline a session the operator refused: the key and operation it was asked for, and its session id. */
 export interface DeclineRequest {
@@ -698,8 +705,8 @@ export const ROUTES = {
       },
       response: withErrors({
         type: 'object',
-        required: ['keyId', 'version', 'epoch', 'node', 'share'],
-        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, share: { type: 'string' } },
+        required: ['keyId', 'version', 'epoch', 'node', 'share', 'commitment'],
+        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, share: { type: 'string' }, commitment: { type: 'string' } },
         additionalProperties: false,
       }),
     },
@@ -728,8 +735,15 @@ export const ROUTES = {
       },
       response: withErrors({
         type: 'object',
-        required: ['keyId', 'version', 'epoch', 'node', 'shares'],
-        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, shares: { type: 'array', items: { type: 'string' } } },
+        required: ['keyId', 'version', 'epoch', 'node', 'shares', 'commitments'],
+        properties: {
+          keyId: id,
+          version,
+          epoch: { type: 'integer' },
+          node: index,
+          shares: { type: 'array', items: { type: 'string' } },
+          commitments: { type: 'array', items: { type: 'string' } },
+        },
         additionalProperties: false,
       }),
     },

@@ -179,7 +179,14 @@ export interface DecodedPackage {
   readonly signingKeyBytes: Uint8Array;
   /** The suite's standard public-key encoding of the group key (ed25519 32, bip340 x-only 32, SEC1 33). */
   readonly publicKey: Uint8Array;
+  /**
+   * λ_i (§4.2) by signer set and index, filled as signings need them: public values that cost a field
+   * inversion each, while a key signs with few signer sets. Bounded (MAX_LAMBDAS; cleared when full).
+   */
+  readonly lambdas: Map<string, bigint>;
 }
+
+const MAX_LAMBDAS = 1024;
 
 interface PackageEntry {
   readonly decoded: DecodedPackage;
@@ -251,6 +258,7 @@ export function decodePackage(suite: SigningSuite, pkg: PublicKeyPackage): Decod
     signingKey,
     signingKeyBytes: group.pointToBytes(signingKey),
     publicKey: suite.publicKeyBytes(groupKey),
+    lambdas: new Map(),
   });
   PACKAGES.set(pkg, {
     decoded,
@@ -302,10 +310,29 @@ export interface Commitment {
  * computed with the constant-time base multiplication. `secret` is SerializeScalar(share), checked
  * by the caller. The commitment encodings are remembered as validated elements.
  */
-export function commit(suite: SigningSuite, secret: Uint8Array, rng: Rng = suite.group.randomBytes ?? randomBytes): Commitment {
+export function commit(suite: SigningSuite, secret: Uint8Array, rng?: Rng): Commitment {
   const { group } = suite;
-  const d = nonceGenerate(suite, secret, rng);
-  const e = nonceGenerate(suite, secret, rng);
+  // Without an injected rng, both nonces' random_bytes(32) come from one 64-byte CSPRNG draw (one call
+  // instead of two; a call costs as much as the bytes), handed out in order and wiped after.
+  const csprng = group.randomBytes ?? randomBytes;
+  const drawn = rng === undefined ? csprng(64) : undefined;
+  let used = 0;
+  const draw: Rng =
+    rng ??
+    ((n) => {
+      if (used + n > drawn!.length) return csprng(n); // a redrawn zero nonce (§4.1): fresh bytes
+      const r = drawn!.slice(used, used + n);
+      used += n;
+      return r;
+    });
+  let d: bigint;
+  let e: bigint;
+  try {
+    d = nonceGenerate(suite, secret, draw);
+    e = nonceGenerate(suite, secret, draw);
+  } finally {
+    if (drawn !== undefined) zeroize(drawn);
+  }
   const hiding = group.mulBase(d);
   const binding = group.mulBase(e);
   const commit = { hiding: group.pointToBytes(hiding), binding: group.pointToBytes(binding) };
@@ -327,10 +354,10 @@ export interface DecodedCommitment {
 }
 
 /**
- * Check the signer set (party indexes in 1..n, t..n of them) and decode every commitment (§3.1),
- * sorted by identifier (§4.3). Invalid elements throw BadPoint naming every signer that sent one.
+ * The signer set of a commitment list (RFC 9591 §5.2/§5.3): party indexes in 1..n, t..n of them,
+ * sorted by identifier (§4.3). No element is decoded.
  */
-export function decodeCommitmentList(pkg: DecodedPackage, commits: ReadonlyMap<number, SignCommitMsg>): DecodedCommitment[] {
+export function checkSignerSet(pkg: DecodedPackage, commits: ReadonlyMap<number, unknown>): number[] {
   ensure(commits instanceof Map, ErrorCode.BadInput, 'commitments: expected a Map keyed by party index');
   const signers = [...commits.keys()];
   for (const i of signers) {
@@ -347,6 +374,15 @@ export function decodeCommitmentList(pkg: DecodedPackage, commits: ReadonlyMap<n
     ErrorCode.BadParameters,
     `need ${pkg.threshold}..${pkg.parties} signers, got ${signers.length}`,
   );
+  return signers;
+}
+
+/**
+ * Check the signer set (party indexes in 1..n, t..n of them) and decode every commitment (§3.1),
+ * sorted by identifier (§4.3). Invalid elements throw BadPoint naming every signer that sent one.
+ */
+export function decodeCommitmentList(pkg: DecodedPackage, commits: ReadonlyMap<number, SignCommitMsg>): DecodedCommitment[] {
+  const signers = checkSignerSet(pkg, commits);
   const { group } = pkg;
   const bad: number[] = [];
   const list: DecodedCommitment[] = [];
@@ -466,6 +502,19 @@ export function signingContext(
   });
 }
 
+/** λ_index over the context's signer set (§4.2), from the package's table when it has it. */
+function signerLambda(ctx: SigningContext, index: number): bigint {
+  const { lambdas, group } = ctx.pkg;
+  const id = `${ctx.signers.join(',')}/${index}`;
+  let l = lambdas.get(id);
+  if (l === undefined) {
+    l = lambda(group, ctx.signers, index);
+    if (lambdas.size >= MAX_LAMBDAS) lambdas.clear();
+    lambdas.set(id, l);
+  }
+  return l;
+}
+
 function entryOf(ctx: SigningContext, i: number): DecodedCommitment {
   const c = ctx.list.find((x) => x.index === i);
   ensure(c !== undefined, ErrorCode.BadInput, `party ${i} is not in the signer set`);
@@ -487,7 +536,7 @@ export function signShare(ctx: SigningContext, index: number, share: bigint, hid
   const d = ctx.commitmentNegated ? group.neg(hidingNonce) : hidingNonce;
   const e = ctx.commitmentNegated ? group.neg(bindingNonce) : bindingNonce;
   const rho = ctx.bindingFactors.get(index)!;
-  return group.add(group.add(d, group.mul(e, rho)), group.mul(group.mul(lambda(group, ctx.signers, index), s), ctx.challenge));
+  return group.add(group.add(d, group.mul(e, rho)), group.mul(group.mul(signerLambda(ctx, index), s), ctx.challenge));
 }
 
 /**
@@ -500,18 +549,21 @@ export function verifyShare(ctx: SigningContext, index: number, z: bigint): bool
   ensure(index <= ctx.pkg.parties, ErrorCode.BadInput, `party ${index} is not in 1..${ctx.pkg.parties}`);
   const Y = ctx.pkg.keyNegated ? group.negPoint(ctx.pkg.verifyingShares[index - 1]!) : ctx.pkg.verifyingShares[index - 1]!;
   const rho = ctx.bindingFactors.get(index)!;
-  const cl = group.mul(ctx.challenge, lambda(group, ctx.signers, index));
+  const cl = group.mul(ctx.challenge, signerLambda(ctx, index));
   // z·G - cλ·Y - σρ·E == σ·D, σ = -1 when the commitment share is negated.
   const sigma = ctx.commitmentNegated;
   const lhs = group.msm([group.base, Y, c.binding], [z, group.neg(cl), sigma ? rho : group.neg(rho)]);
   return group.eqPoints(lhs, sigma ? group.negPoint(c.hiding) : c.hiding);
 }
 
+/** The part of the suite's signature that encodes R: SerializeElement(R); bip340 x(R). */
+export function signatureCommitmentBytes(suite: SigningSuite, R: Point): Uint8Array {
+  return suite.id === 'bip340' ? xOnly(suite.group, R) : suite.group.pointToBytes(R);
+}
+
 /** The suite's signature encoding: SerializeElement(R) || SerializeScalar(z); bip340 x(R) || z. */
 export function encodeSignature(suite: SigningSuite, R: Point, z: bigint): Uint8Array {
-  const { group } = suite;
-  const r = suite.id === 'bip340' ? xOnly(group, R) : group.pointToBytes(R);
-  return concatBytes(r, group.scalarToBytes(z));
+  return concatBytes(signatureCommitmentBytes(suite, R), suite.group.scalarToBytes(z));
 }
 
 /** The final check against the context's decoded R and key: z·G == R + c·PK (bip340: even-y R and PK). */
@@ -519,6 +571,45 @@ export function checkAggregate(ctx: SigningContext, z: bigint): boolean {
   const { group } = ctx.pkg;
   const R = ctx.commitmentNegated ? group.negPoint(ctx.groupCommitment) : ctx.groupCommitment;
   return group.eqPoints(group.msm([group.base, ctx.pkg.signingKey], [z, group.neg(ctx.challenge)]), R);
+}
+
+/**
+ * RFC 9591 §5.3 aggregate with the group commitment the signers reported (SignShareMsg.commitment)
+ * instead of recomputing R from the commitment list (§5.3's first step, the costly one for an
+ * aggregator that did not sign). Applies only when `shares` holds exactly `signers`, each with a
+ * canonical share (DeserializeScalar) and the same reported R of the signature's R length. Returns
+ * the signature only if it verifies, strictly, over `message` under the package's key (verifySignature):
+ * a valid FROST signature is all the aggregator promises, and a wrong R cannot make the honest shares
+ * (bound to the true R by their challenge) sum to one. Otherwise undefined: the caller then runs
+ * `aggregate`, which recomputes R from the list and names culprits by §5.4 share checks only (a
+ * reported R is never evidence).
+ */
+export function aggregateWithReportedCommitment(
+  pkg: DecodedPackage,
+  signers: readonly number[],
+  message: Uint8Array,
+  shares: ReadonlyMap<number, { readonly share?: unknown; readonly commitment?: unknown } | undefined>,
+): Uint8Array | undefined {
+  const { suite, group } = pkg;
+  const rLength = suite.signatureLength - group.scalarLength;
+  if (!(shares instanceof Map) || shares.size !== signers.length) return undefined;
+  let R: Uint8Array | undefined;
+  let z = 0n;
+  for (const i of signers) {
+    const m = shares.get(i);
+    if (!isObject(m) || !(m.share instanceof Uint8Array) || !(m.commitment instanceof Uint8Array) || m.commitment.length !== rLength) return undefined;
+    if (R === undefined) R = m.commitment;
+    else if (!equalBytes(R, m.commitment)) return undefined;
+    try {
+      z = group.add(z, group.scalarFromBytes(m.share, `signature share of party ${i}`, true));
+    } catch (e) {
+      if (!(e instanceof TesseraError)) throw e;
+      return undefined;
+    }
+  }
+  if (R === undefined) return undefined;
+  const signature = concatBytes(R, group.scalarToBytes(z));
+  return verifySignature(suite, signature, message, pkg.publicKey) ? signature : undefined;
 }
 
 /**

@@ -10,7 +10,6 @@
  * identity, in the prime-order subgroup (RFC 9591 §3.1 DeserializeElement / DeserializeScalar).
  */
 import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
-import { expand_message_xmd } from '@noble/curves/abstract/hash-to-curve.js';
 import { bytesToNumberBE, bytesToNumberLE } from '@noble/curves/utils.js';
 import { concatBytes } from '@noble/hashes/utils.js';
 import { equalBytes } from './bytes.js';
@@ -243,15 +242,89 @@ export interface XmdHash {
  * RFC 9591 §6.4 / §6.5 hash-to-scalar: RFC 9380 §5.2 hash_to_field with count = 1, m = 1, p = the
  * group order and security level k (128), i.e. L = ceil((ceil(log2(order)) + k) / 8) bytes of §5.3.1
  * expand_message_xmd(msg, DST, L) with the hash H, read big-endian (OS2IP) and reduced mod the order.
- * noble's own expand_message_xmd does the expansion; only H is injected, so a backend can pass a
- * faster SHA-256 (runtime/group-backend.ts: node:crypto) and get byte-identical results to noble's
- * hasher.hashToScalar (which is this with H = noble's sha256).
+ * Byte-identical to noble's hasher.hashToScalar (which is this with H = noble's sha256); a backend
+ * passes a faster SHA-256 (runtime/group-backend.ts: node:crypto). The expansion is expandMessageXmd:
+ * the same steps as noble's expand_message_xmd, with the fixed parts laid out once per DST.
  */
 export function xmdHashToScalar(order: bigint, H: XmdHash, k = 128): (dst: Uint8Array, msg: Uint8Array) => bigint {
   const L = Math.ceil((order.toString(2).length + k) / 8);
-  // expand_message_xmd calls H and reads outputLen and blockLen only (its CHash type also names create).
-  const hash = H as unknown as Parameters<typeof expand_message_xmd>[3];
-  return (dst, msg) => bytesToNumberBE(expand_message_xmd(msg, dst, L, hash)) % order;
+  const expand = expandMessageXmd(H, L);
+  return (dst, msg) => {
+    const bytes = expand(msg, dst);
+    try {
+      return bytesToNumberBE(bytes) % order;
+    } finally {
+      bytes.fill(0);
+    }
+  };
+}
+
+/**
+ * RFC 9380 §5.3.1 expand_message_xmd(msg, DST, len_in_bytes) with the hash H, for a fixed
+ * len_in_bytes. Per DST, the fixed bytes are laid out once (steps 3 - 6: DST_prime, Z_pad, l_i_b_str),
+ * kept against a copy of the DST (a changed array is laid out again); a DST over 255 bytes is first
+ * hashed (§5.3.3). Up to 8 DSTs are kept: a suite
+ * uses three (H1, H2, H3). test/unit/group.test.ts compares it with @noble/curves'
+ * expand_message_xmd and RFC 9380 Appendix K.1.
+ */
+const OVERSIZE_DST_PREFIX = new TextEncoder().encode('H2C-OVERSIZE-DST-');
+
+export function expandMessageXmd(H: XmdHash, lenInBytes: number): (msg: Uint8Array, dst: Uint8Array) => Uint8Array {
+  const b = H.outputLen;
+  const r = H.blockLen;
+  // 1. - 2. ell = ceil(len_in_bytes / b_in_bytes); ABORT if ell > 255 or len_in_bytes > 65535.
+  const ell = Math.ceil(lenInBytes / b);
+  if (!Number.isSafeInteger(lenInBytes) || lenInBytes < 1 || lenInBytes > 65535 || ell > 255) throw new TesseraError(ErrorCode.BadInput, 'expand_message_xmd: bad length');
+  interface Layout {
+    readonly dst: Uint8Array;
+    /** l_i_b_str || I2OSP(0, 1) || DST_prime: what follows Z_pad || msg in msg_prime (step 6). */
+    readonly tail: Uint8Array;
+    /** b_0 xor b_(i-1) (b bytes) || I2OSP(i, 1) || DST_prime: the input of b_i (steps 8 - 9), reused. */
+    readonly block: Uint8Array;
+  }
+  const layouts: Layout[] = [];
+  const layout = (dst: Uint8Array): Layout => {
+    for (const l of layouts) if (l.dst.length === dst.length && equalBytes(l.dst, dst)) return l;
+    if (!(dst instanceof Uint8Array)) throw new TesseraError(ErrorCode.BadInput, 'expand_message_xmd: DST must be bytes');
+    // §5.3.3: a DST over 255 bytes is replaced by H("H2C-OVERSIZE-DST-" || DST) (step 2's bound then holds).
+    const used = dst.length > 255 ? H(concatBytes(OVERSIZE_DST_PREFIX, dst)) : dst;
+    // 3. DST_prime = DST || I2OSP(len(DST), 1); 5. l_i_b_str = I2OSP(len_in_bytes, 2).
+    const dstPrime = concatBytes(used, Uint8Array.of(used.length));
+    const tail = concatBytes(Uint8Array.of(lenInBytes >>> 8, lenInBytes & 0xff, 0), dstPrime);
+    const block = new Uint8Array(b + 1 + dstPrime.length);
+    block.set(dstPrime, b + 1);
+    const l = { dst: Uint8Array.from(dst), tail, block };
+    if (layouts.length >= 8) layouts.shift();
+    layouts.push(l);
+    return l;
+  };
+  return (msg, dst) => {
+    if (!(msg instanceof Uint8Array)) throw new TesseraError(ErrorCode.BadInput, 'expand_message_xmd: msg must be bytes');
+    const { tail, block } = layout(dst);
+    // 4. Z_pad = I2OSP(0, s_in_bytes); 6. msg_prime = Z_pad || msg || l_i_b_str || I2OSP(0, 1) || DST_prime.
+    const msgPrime = new Uint8Array(r + msg.length + tail.length);
+    msgPrime.set(msg, r);
+    msgPrime.set(tail, r + msg.length);
+    // 7. b_0 = H(msg_prime).
+    const b0 = H(msgPrime);
+    // msg may be secret (H3 hashes a nonce seed and the share): the copies made here are wiped.
+    msgPrime.fill(0);
+    const out = new Uint8Array(ell * b);
+    // 8. b_1 = H(b_0 || I2OSP(1, 1) || DST_prime); 9. b_i = H(strxor(b_0, b_(i - 1)) || I2OSP(i, 1) || DST_prime).
+    let prev: Uint8Array | undefined;
+    for (let i = 1; i <= ell; i++) {
+      for (let k = 0; k < b; k++) block[k] = prev === undefined ? b0[k]! : b0[k]! ^ prev[k]!;
+      block[b] = i;
+      prev = H(block);
+      // 10. uniform_bytes = b_1 || ... || b_ell.
+      out.set(prev, (i - 1) * b);
+    }
+    block.fill(0, 0, b);
+    b0.fill(0);
+    prev!.fill(0);
+    // 11. substr(uniform_bytes, 0, len_in_bytes).
+    return out.subarray(0, lenInBytes);
+  };
 }
 
 /**

@@ -48,6 +48,13 @@ export interface SignCommitMsg {
 /** FROST round 2 (RFC 9591 §5.2): the signature share. */
 export interface SignShareMsg {
   readonly share: Uint8Array;
+  /**
+   * The group commitment R this signer computed for the list (§4.5), encoded as the signature begins
+   * with it (SerializeElement(R); bip340: x(R)). A hint for an aggregator that did not sign: it may
+   * skip recomputing R (§5.3) and keep the signature only if it verifies (core/frost.ts
+   * aggregateWithReportedCommitment). Never evidence against anyone; absent on shares made elsewhere.
+   */
+  readonly commitment?: Uint8Array;
 }
 
 /**

@@ -33,6 +33,8 @@ import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { EquivocationEvidence } from './evidence.js';
 import {
   aggregate,
+  aggregateWithReportedCommitment,
+  checkSignerSet,
   bindingFactorInputs as frostBindingFactorInputs,
   commit as frostCommit,
   decodeCommitmentList,
@@ -41,6 +43,7 @@ import {
   knownPoint,
   rememberPoint,
   signShare,
+  signatureCommitmentBytes,
   signingContext,
   verifyShare,
   type DecodedPackage,
@@ -214,7 +217,9 @@ export function signRound2(
   commits: Map<number, SignCommitMsg>,
   message: Uint8Array,
 ): SignShareMsg {
-  return { share: round2(suite, key, nonces, commits, message).share };
+  const { share, ctx } = round2(suite, key, nonces, commits, message);
+  // The R this share is bound to, for an aggregator that did not sign (SignShareMsg.commitment).
+  return { share, commitment: signatureCommitmentBytes(suite, ctx.groupCommitment) };
 }
 
 /** signRound2, also returning the signing context (the session keeps it for aggregation). */
@@ -301,8 +306,11 @@ export function verifySignatureShares(
 
 /**
  * Aggregate the shares (RFC 9591 §5.3: R = Σ(D_i + ρ_i·E_i), z = Σ z_i) and verify the signature
- * under the group public key before returning it. Aggregate-first: the shares are checked one by one
- * (§5.4) only when the signature does not verify, to throw BadSignatureShare naming all bad signers.
+ * under the group public key before returning it. When every share reports the same R
+ * (SignShareMsg.commitment), R is taken from them and the list is not decoded: the signature is kept
+ * only if it verifies (core/frost.ts aggregateWithReportedCommitment). Otherwise, or if it does not
+ * verify, R is computed from the list; aggregate-first: the shares are checked one by one (§5.4) only
+ * when that signature does not verify, to throw BadSignatureShare naming all bad signers.
  */
 export function aggregateSignature(
   suite: SigningSuite,
@@ -316,21 +324,46 @@ export function aggregateSignature(
 
 /**
  * aggregateSignature in two steps, for an aggregator that knows the list and the message before the
- * shares arrive (the SDK's presigned path): everything that does not need the shares (the package,
- * the list decoded and validated, binding factors, group commitment and challenge: RFC 9591 §4.3 -
- * §4.6), while the players compute; then aggregatePrepared with the shares (§5.3), the same checks.
+ * shares arrive (the SDK's presigned path): the checks that need no share and no group operation (the
+ * suite, the package, the signer set of the list, the message), while the players compute; then
+ * aggregatePrepared with the shares (§5.3): R reported by the shares, or else the list decoded and
+ * the §4.3 - §4.6 context computed then (once), with the same checks and errors as aggregateSignature.
  */
-export interface PreparedAggregation {
-  readonly context: SigningContext;
+export class PreparedAggregation {
+  #context: SigningContext | undefined;
+  private constructor(
+    readonly suite: SigningSuite,
+    readonly pkg: DecodedPackage,
+    readonly signers: readonly number[],
+    private readonly commits: Map<number, SignCommitMsg>,
+    readonly message: Uint8Array,
+  ) {}
+
+  static make(suite: SigningSuite, pkg: PublicKeyPackage, commits: Map<number, SignCommitMsg>, message: Uint8Array): PreparedAggregation {
+    checkSigningSuite(suite);
+    const decoded = decodePackage(suite, pkg);
+    const signers = checkSignerSet(decoded, commits);
+    checkMessage(message);
+    return new PreparedAggregation(suite, decoded, signers, new Map(commits), Uint8Array.from(message));
+  }
+
+  /** The §4.3 - §4.6 context, computed on first use (the list decoded and checked: BadPoint naming senders). */
+  context(): SigningContext {
+    this.#context ??= signingContext(this.pkg, decodeCommitmentList(this.pkg, this.commits), this.message);
+    return this.#context;
+  }
 }
 
 export function prepareAggregation(suite: SigningSuite, pkg: PublicKeyPackage, commits: Map<number, SignCommitMsg>, message: Uint8Array): PreparedAggregation {
-  return Object.freeze({ context: context(suite, pkg, commits, message) });
+  return PreparedAggregation.make(suite, pkg, commits, message);
 }
 
 export function aggregatePrepared(prepared: PreparedAggregation, shares: Map<number, SignShareMsg>): Uint8Array {
-  ensure(isObject(prepared) && isObject(prepared.context), ErrorCode.BadInput, 'prepared aggregation: expected prepareAggregation output');
-  return aggregate(prepared.context, shareBytes(shares));
+  ensure(prepared instanceof PreparedAggregation, ErrorCode.BadInput, 'prepared aggregation: expected prepareAggregation output');
+  ensure(shares instanceof Map, ErrorCode.BadInput, 'signature shares: expected a Map keyed by party index');
+  const reported = aggregateWithReportedCommitment(prepared.pkg, prepared.signers, prepared.message, shares);
+  if (reported !== undefined) return reported;
+  return aggregate(prepared.context(), shareBytes(shares));
 }
 
 /**

@@ -72,6 +72,7 @@ import type {
 } from '../contract/http.js';
 import { PresignPools, type PresignScope } from './presign/pools.js';
 import { ownRef, parseItem, signWithPresignatures, type PresignedItem } from './presign/requests.js';
+import type { SignShareMsg } from '../core/messages.js';
 import type { KeyRecord as StoredKey, ShareStore } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
@@ -363,9 +364,9 @@ export class NodeService {
       { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false, local: true },
       () => this.preparePresigned(p, keyId, req.version, req.epoch, [req]),
       async (prepared) => {
-        const [share] = await this.signPresigned(prepared);
+        const [signed] = await this.signPresigned(prepared);
         this.o.logger.debug({ op: 'sign', keyId, version: prepared.version, presigned: 1 }, 'signed from a presignature');
-        return { keyId, version: prepared.version, epoch: prepared.scope.epoch, node: this.o.index, share: toHex(share!) };
+        return { keyId, version: prepared.version, epoch: prepared.scope.epoch, node: this.o.index, share: toHex(signed!.share), commitment: toHex(signed!.commitment!) };
       },
     );
   }
@@ -386,7 +387,14 @@ export class NodeService {
       async (prepared) => {
         const shares = await this.signPresigned(prepared);
         this.o.logger.debug({ op: 'sign', keyId, version: prepared.version, presigned: shares.length }, 'signed a batch from presignatures');
-        return { keyId, version: prepared.version, epoch: prepared.scope.epoch, node: this.o.index, shares: shares.map(toHex) };
+        return {
+          keyId,
+          version: prepared.version,
+          epoch: prepared.scope.epoch,
+          node: this.o.index,
+          shares: shares.map((s) => toHex(s.share)),
+          commitments: shares.map((s) => toHex(s.commitment!)),
+        };
       },
     );
   }
@@ -415,7 +423,7 @@ export class NodeService {
   }
 
   /** Load the share, then sign: the nonces leave their pools before any share is computed. */
-  private async signPresigned(prepared: { scope: PresignScope; items: PresignedItem[] }): Promise<Uint8Array[]> {
+  private async signPresigned(prepared: { scope: PresignScope; items: PresignedItem[] }): Promise<SignShareMsg[]> {
     const { tenant, keyId, version, epoch } = prepared.scope;
     const key = await this.o.store.getShare(tenant, keyId, version);
     if (!key) throw notFound(keyId, version);

@@ -263,7 +263,9 @@ export class NodeClient {
       epoch: req.epoch,
     });
     this.checkShareAnswer(r, keyId, req.version, req.epoch);
-    if (typeof r.share !== 'string') throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered without a share`, { node: r.node });
+    if (typeof r.share !== 'string' || typeof r.commitment !== 'string') {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered without a share and its group commitment`, { node: r.node });
+    }
     return r;
   }
 
@@ -283,6 +285,9 @@ export class NodeClient {
     this.checkShareAnswer(r, req.keyId, req.version, req.epoch);
     if (!Array.isArray(r.shares) || r.shares.length !== req.items.length || r.shares.some((s) => typeof s !== 'string')) {
       throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered ${Array.isArray(r.shares) ? r.shares.length : 'no'} shares for ${req.items.length} messages`, { node: r.node });
+    }
+    if (!Array.isArray(r.commitments) || r.commitments.length !== req.items.length || r.commitments.some((s) => typeof s !== 'string')) {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered ${Array.isArray(r.commitments) ? r.commitments.length : 'no'} group commitments for ${req.items.length} messages`, { node: r.node });
     }
     return r;
   }
@@ -1203,7 +1208,7 @@ export class Cluster {
           const answers = settled.map((r) => (r as PromiseFulfilledResult<SignBatchResponse>).value);
           ks.forEach((k, j) => {
             try {
-              const shares = answers.map((a) => ({ node: a.node, share: a.shares[j]! }));
+              const shares = answers.map((a) => ({ node: a.node, share: a.shares[j]!, commitment: a.commitments[j]! }));
               const signature = combinePreparedShares(prepared[j]!, shares);
               out[k] = { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
               this.presignStats.presigned++;

@@ -259,10 +259,15 @@ export class Presigner {
   }
 }
 
-/** One player's signature share: what NodeClient.signShare returns (only `node` and `share` are used). */
+/** One player's signature share: what NodeClient.signShare returns (`node`, `share` and `commitment` are used). */
 export interface SignatureShareJson {
   node: number;
   share: string;
+  /**
+   * Optional: the group commitment R the node reported with its share (SignShareResponse.commitment).
+   * With it the combination skips recomputing R; the signature is still verified before it is returned.
+   */
+  commitment?: string;
 }
 
 function toPackage(j: PublicKeyPackageJson | PublicKeyPackage): PublicKeyPackage {
@@ -305,10 +310,11 @@ export interface PreparedSignatureShares {
 }
 
 /**
- * combineSignatureShares in two steps: everything that does not need the shares (decode and check the
- * list and the package, binding factors, group commitment, challenge: core/sign.ts prepareAggregation),
- * done while the players compute their shares; then combinePreparedShares with the shares. Never
- * throws: an error is kept and thrown by combinePreparedShares, as combineSignatureShares throws it.
+ * combineSignatureShares in two steps: everything that does not need the shares (check the package,
+ * the list's signer set and the message: core/sign.ts prepareAggregation), done while the players
+ * compute their shares; then combinePreparedShares with the shares (with the R the players report, or
+ * else R computed from the list). Never throws: an error is kept and thrown by combinePreparedShares,
+ * as combineSignatureShares throws it.
  */
 export function prepareSignatureShares(o: {
   suite: string;
@@ -340,7 +346,10 @@ export function combinePreparedShares(prepared: PreparedSignatureShares, shareLi
     const shares = new Map<number, SignShareMsg>();
     for (const s of shareList) {
       if (shares.has(s.node)) throw new TesseraClientError('BAD_INPUT', `two shares from node ${s.node}`);
-      shares.set(s.node, { share: fromHex(s.share, 'share') });
+      shares.set(s.node, {
+        share: fromHex(s.share, 'share'),
+        ...(s.commitment !== undefined ? { commitment: fromHex(s.commitment, 'commitment') } : {}),
+      });
     }
     return toHex(aggregatePrepared(prepared.prepared!, shares));
   } catch (e) {

@@ -9,7 +9,7 @@
  */
 import { fromHex } from '../../core/bytes.js';
 import { ErrorCode, ensure } from '../../core/errors.js';
-import type { SignCommitMsg } from '../../core/messages.js';
+import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
 import { PRESIGN_POOL_ID_LENGTH, checkPresignedList, presignRef, presignedListFromJson, type PresignedEntryJson } from '../../core/presign.js';
 import { discardNonces, signRound2 } from '../../core/sign.js';
 import type { KeyShare } from '../../core/types.js';
@@ -65,13 +65,13 @@ export function parseItem(
  * synchronously: PRESIGNATURE_UNAVAILABLE if any is gone), then compute the shares in order
  * (RFC 9591 §5.2). Every nonce taken is wiped whatever happens; on any failure no share is returned.
  */
-export function signWithPresignatures(pools: PresignPools, scope: PresignScope, key: KeyShare, items: readonly PresignedItem[]): Uint8Array[] {
+export function signWithPresignatures(pools: PresignPools, scope: PresignScope, key: KeyShare, items: readonly PresignedItem[]): SignShareMsg[] {
   const nonces = pools.take(
     scope,
     items.map((i) => i.use),
   );
   try {
-    return items.map((item, k) => signRound2(scope.suite, key, nonces[k]!, item.commits, item.message).share);
+    return items.map((item, k) => signRound2(scope.suite, key, nonces[k]!, item.commits, item.message));
   } finally {
     for (const n of nonces) discardNonces(n);
   }

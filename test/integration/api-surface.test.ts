@@ -280,10 +280,15 @@ describe('API surface on a live cluster', () => {
       const list = [entry(1, 0), entry(2, 0)];
       const message = bytesToHex(message32('surface presigned'));
       const shares = await session('signShare', [1, 2], '/v1/keys/surface-ed/sign-share', () => ({ message, commitments: list, version: key.version, epoch: key.epoch }));
-      for (const r of shares) expect(Object.keys(r.json).sort(), JSON.stringify(r.json)).toEqual(['epoch', 'keyId', 'node', 'share', 'version']);
+      for (const r of shares) expect(Object.keys(r.json).sort(), JSON.stringify(r.json)).toEqual(['commitment', 'epoch', 'keyId', 'node', 'share', 'version']);
       const items = [1, 2].map((k) => ({ message: bytesToHex(message32(`surface batch ${k}`)), commitments: [entry(1, k), entry(2, k)] }));
       const batch = await session('signBatch', [1, 2], '/v1/sign-batch', () => ({ keyId: 'surface-ed', version: key.version, epoch: key.epoch, items }));
-      for (const r of batch) expect(r.json.shares, JSON.stringify(r.json)).toHaveLength(2);
+      for (const r of batch) {
+        expect(r.json.shares, JSON.stringify(r.json)).toHaveLength(2);
+        expect(r.json.commitments, JSON.stringify(r.json)).toHaveLength(2);
+      }
+      // Both players report the same group commitment R for the same list and message.
+      expect(shares[0]!.json.commitment).toBe(shares[1]!.json.commitment);
       // Used once: refused again; bad inputs.
       expect((await call('signShare', 1, 'POST', '/v1/keys/surface-ed/sign-share', { body: { message, commitments: list, version: key.version, epoch: key.epoch } })).status).toBe(409);
       expect((await call('signShare', 1, 'POST', '/v1/keys/surface-ed/sign-share', { body: { message, commitments: [list[0]], version: key.version, epoch: key.epoch } })).status).toBe(400);

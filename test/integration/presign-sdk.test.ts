@@ -152,6 +152,16 @@ describe('presigned signing from the SDK (2-of-3)', () => {
       expect(valid(suite, signature, bytes(message), publicKey)).toBe(true);
       // Shares come in any order.
       expect(combineSignatureShares({ suite, publicPackage: info.publicPackage, message, commitments: list, shares: [...shares].reverse() })).toBe(signature);
+      // Each node reported the group commitment R (the signature's R part). Without it, or with a wrong
+      // one, the shares combine to the same signature (R recomputed from the list); bad hex is bad input.
+      for (const s of shares) expect(signature.startsWith(s.commitment)).toBe(true);
+      const bare = shares.map((s) => ({ node: s.node, share: s.share }));
+      expect(combineSignatureShares({ suite, publicPackage: info.publicPackage, message, commitments: list, shares: bare })).toBe(signature);
+      const wrongR = shares.map((s) => ({ ...s, commitment: list[0]!.hiding }));
+      expect(combineSignatureShares({ suite, publicPackage: info.publicPackage, message, commitments: list, shares: wrongR })).toBe(signature);
+      expect(() => combineSignatureShares({ suite, publicPackage: info.publicPackage, message, commitments: list, shares: shares.map((s) => ({ ...s, commitment: 'zz' })) })).toThrow(
+        expect.objectContaining({ code: 'BAD_INPUT' }),
+      );
 
       // A used commitment is never signed with again.
       const again = await rejectionOf(b.signShare(keyId, { ...req, message: hex(message32(`reuse ${suite}`)) }));

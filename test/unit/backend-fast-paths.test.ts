@@ -24,7 +24,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { sodiumEd25519Group, type SodiumEd25519Binding } from '../../core/backends/sodium-ed25519.js';
 import { verifySignature } from '../../core/frost.js';
-import { groupSlot, xmdHashToScalar, type Group, type XmdHash } from '../../core/group.js';
+import { expandMessageXmd, groupSlot, xmdHashToScalar, type Group, type XmdHash } from '../../core/group.js';
+import { toHex } from '../../core/bytes.js';
+import { expand_message_xmd } from '@noble/curves/abstract/hash-to-curve.js';
 import { NOBLE_GROUPS, getSigningSuite, signingSuiteOn, type SigningSuite } from '../../core/suites.js';
 import { chooseGroupBackends } from '../../runtime/group-backend.js';
 
@@ -157,6 +159,21 @@ describe('hashToScalar with an injected hash is byte-identical to noble', () => 
       expect(k1(dst, msg)).toBe(secp256k1_hasher.hashToScalar(msg, { DST: dst }));
       expect(r1(dst, msg)).toBe(p256_hasher.hashToScalar(msg, { DST: dst }));
     }
+  });
+
+  it('expandMessageXmd (RFC 9380 §5.3.1) equals @noble/curves expand_message_xmd on 1,200 random inputs, DSTs reused, changed in place and evicted', () => {
+    const lengths = [1, 31, 32, 33, 48, 64, 65, 96, 255, 256, 8160];
+    const expanders = new Map(lengths.map((l) => [l, expandMessageXmd(nodeSha256, l)]));
+    const dsts = Array.from({ length: 12 }, (_, k) => randomBytes(k === 11 ? 300 : 1 + k * 20));
+    for (let k = 0; k < 1200; k++) {
+      const len = lengths[k % lengths.length]!;
+      const dst = dsts[k % dsts.length]!;
+      if (k % 97 === 0) dst[0] = (dst[0]! + 1) & 0xff; // the same array, changed: laid out again
+      const msg = randomBytes(k % 150);
+      expect(toHex(expanders.get(len)!(msg, dst))).toBe(toHex(expand_message_xmd(msg, dst, len, sha256)));
+    }
+    expect(() => expandMessageXmd(nodeSha256, 8161)).toThrow(/bad length/);
+    expect(() => expandMessageXmd(nodeSha256, 0)).toThrow(/bad length/);
   });
 
   it('every backend that loads here: hashToScalar equals the noble group', () => {

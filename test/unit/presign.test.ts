@@ -187,8 +187,8 @@ describe('node/presign: pools', () => {
     const pkg = keys[0]!.publicKey;
     const i1 = parseItem(p1, scopeOf(), pkg, 1, item, '');
     const i2 = parseItem(p2, scopeOf(), pkg, 2, item, '');
-    const [z1] = signWithPresignatures(p1, scopeOf(), copyKey(keys[0]!), [i1]);
-    const [z2] = signWithPresignatures(p2, scopeOf(), copyKey(keys[1]!), [i2]);
+    const [{ share: z1 }] = signWithPresignatures(p1, scopeOf(), copyKey(keys[0]!), [i1]);
+    const [{ share: z2 }] = signWithPresignatures(p2, scopeOf(), copyKey(keys[1]!), [i2]);
     const shares = new Map<number, SignShareMsg>([
       [1, { share: z1! }],
       [2, { share: z2! }],

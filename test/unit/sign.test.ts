@@ -1,7 +1,7 @@
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { verifySchnorr } from 'tiny-secp256k1';
 import { describe, expect, it } from 'vitest';
-import { utf8ToBytes } from '../../core/bytes.js';
+import { toHex, utf8ToBytes } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
 import {
@@ -127,6 +127,34 @@ describe('threshold signing with trusted-dealer keys, checked by an independent 
       const bad = bothRounds(suite, pick(keys, [1, 3, 5]), message, { 5: plusOne(suite) });
       expectError(() => aggregatePrepared(prepareAggregation(suite, keys[0]!.publicKey, bad.commits, message), bad.shares), ErrorCode.BadSignatureShare, [5]);
       expectError(() => aggregatePrepared(undefined as never, shares), ErrorCode.BadInput);
+    });
+    it(`${id}: every share reports the signature's R (SignShareMsg.commitment); a wrong or disagreeing reported R only costs the recomputation and is never blamed`, () => {
+      const keys = dealerKeys(id, 3, 5);
+      const pkg = keys[0]!.publicKey;
+      const { commits, shares } = bothRounds(suite, pick(keys, [1, 3, 5]), message);
+      const sig = aggregateSignature(suite, pkg, commits, message, shares);
+      const rLength = suite.signatureLength - suite.group.scalarLength;
+      for (const s of shares.values()) expect(toHex(s.commitment!)).toBe(toHex(sig.subarray(0, rLength)));
+      // Every signer reports the R of another signing: the signature is the recomputed, valid one.
+      const other = bothRounds(suite, pick(keys, [1, 3, 5]), message);
+      const wrongR = other.shares.get(1)!.commitment!;
+      const allWrong = new Map([...shares].map(([i, m]) => [i, { share: m.share, commitment: wrongR }]));
+      expect(toHex(aggregateSignature(suite, pkg, commits, message, allWrong))).toBe(toHex(sig));
+      expect(toHex(aggregatePrepared(prepareAggregation(suite, pkg, commits, message), allWrong))).toBe(toHex(sig));
+      // Signers that disagree, a reported R of the wrong length or not bytes: the same.
+      const mixed = new Map(shares).set(3, { share: shares.get(3)!.share, commitment: wrongR });
+      expect(toHex(aggregateSignature(suite, pkg, commits, message, mixed))).toBe(toHex(sig));
+      const short = new Map(shares).set(5, { share: shares.get(5)!.share, commitment: wrongR.subarray(1) });
+      expect(toHex(aggregateSignature(suite, pkg, commits, message, short))).toBe(toHex(sig));
+      const odd = new Map(shares).set(1, { share: shares.get(1)!.share, commitment: 'R' as never });
+      expect(toHex(aggregateSignature(suite, pkg, commits, message, odd))).toBe(toHex(sig));
+      // A bad share under a wrong reported R: the bad share's signer is named, by §5.4, and nobody else.
+      const bad = new Map(allWrong).set(5, { share: plusOne(suite)(shares.get(5)!).share, commitment: wrongR });
+      expectError(() => aggregateSignature(suite, pkg, commits, message, bad), ErrorCode.BadSignatureShare, [5]);
+      // Shares over another message never combine, whatever R they report.
+      const elsewhere = Uint8Array.from(message);
+      elsewhere[0]! ^= 1;
+      expectError(() => aggregateSignature(suite, pkg, commits, elsewhere, shares), ErrorCode.BadSignatureShare, [1, 3, 5]);
     });
     it(`${id}: a bad signature share is named, the honest ones are not`, () => {
       const keys = dealerKeys(id, 3, 5);

@@ -160,6 +160,8 @@ for (const { file, suite: suiteId, name } of CASES) {
       for (const o of v.round_two_outputs.outputs) {
         const share = signRound2(suite, keys.get(o.identifier)!, nonces.get(o.identifier)!, commits, message);
         expect(toHex(share.share)).toBe(o.sig_share);
+        // The group commitment R the signer reports: the signature's first part (§4.5, §5.3).
+        expect(toHex(share.commitment!)).toBe(v.final_output.sig.slice(0, 2 * (suite.signatureLength - group.scalarLength)));
         expect(nonces.get(o.identifier)!.consumed).toBe(true);
         shares.set(o.identifier, share);
       }
