@@ -25,7 +25,12 @@
  *   at the deadline a session with disagreeing digests aborts DIGEST_MISMATCH instead.
  * - A player that sent done may disconnect without aborting the session.
  * - Relays for unknown/ended sessions and from non-players are dropped (a session may end while a
- *   node is sending); a player relaying before start, to itself or to a non-player is closed 4002.
+ *   node is sending); a player relaying before it joined, to itself or to a non-player is closed 4002.
+ * - A player that joined may relay before the session starts (its channel hello, signed while the
+ *   others are still joining): those relays are held, at most EARLY_RELAYS_PER_PLAYER messages and
+ *   EARLY_RELAY_BYTES_PER_PLAYER bytes per sender (more is closed 4002), and delivered right after
+ *   `start`, in arrival order; an aborted session drops them. So every player receives `start` before
+ *   any relay of the session, as before.
  * - fail is accepted from any player of a live session (joined or not), so a node that refuses
  *   can stop the others quickly; culprits outside the player list are dropped.
  * - A decline (fail with DECLINE_CODE) counts only from a player of the session that has not joined
@@ -157,7 +162,15 @@ interface Session {
   started: boolean;
   deadline: number;
   timer: NodeJS.Timeout;
+  /** Relays from joined players before start, delivered after start (see the module comment). */
+  early: { from: number; to: number; payload: Uint8Array }[];
+  /** Early relays and their bytes per sender (the caps). */
+  earlyUse: Map<number, { messages: number; bytes: number }>;
 }
+
+/** Early relays held per sender before start: a channel hello to each peer, with room to spare. */
+const EARLY_RELAYS_PER_PLAYER = 2 * 255;
+const EARLY_RELAY_BYTES_PER_PLAYER = 4 * 1024 * 1024;
 
 interface Ended {
   code: AbortCode;
@@ -396,6 +409,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     s.started = true;
     log.info({ session: s.key, players: s.players }, 'session started');
     for (const p of s.players) sendToNode(p, { t: 'start', session: s.id, players: [...s.players] });
+    const early = s.early.splice(0);
+    s.earlyUse.clear();
+    for (const m of early) deliver(s, m.from, m.to, m.payload);
+  }
+
+  /** Relay one payload of a started session (through the test hook that simulates a faulty relay). */
+  function deliver(s: Session, from: number, to: number, payload: Uint8Array): void {
+    counters.relayed++;
+    const deliveries = opts.relayFault ? opts.relayFault({ session: s.id, from, to, payload }) : [{ session: s.id, from, to, payload }];
+    for (const d of deliveries) sendToNode(d.to, { t: 'relay', session: d.session, from: d.from, payload: d.payload });
   }
 
   /** A protocol violation by an authenticated node: drop its connection. */
@@ -461,6 +484,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         started: false,
         deadline: now + timeoutMs,
         timer: undefined as unknown as NodeJS.Timeout,
+        early: [],
+        earlyUse: new Map(),
       };
       sessions.set(key, s);
       scheduleDeadline(s);
@@ -526,13 +551,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     // The session may have just ended while the node was sending: not the node's fault.
     if (!s) return void log.debug({ node: index }, 'relay for an unknown or ended session dropped');
     if (!s.players.includes(index)) return void log.warn({ session: s.key, node: index }, 'relay from a non-player dropped');
-    if (!s.started) return violation(conn, 'relay before the session started');
     if (f.to === index || !s.players.includes(f.to)) return violation(conn, 'relay to a node that is not another player');
-    counters.relayed++;
-    const deliveries = opts.relayFault
-      ? opts.relayFault({ session: s.id, from: index, to: f.to, payload: f.payload })
-      : [{ session: s.id, from: index, to: f.to, payload: f.payload }];
-    for (const d of deliveries) sendToNode(d.to, { t: 'relay', session: d.session, from: d.from, payload: d.payload });
+    if (s.started) return deliver(s, index, f.to, f.payload);
+    if (!s.joins.has(index)) return violation(conn, 'relay before joining the session');
+    const use = s.earlyUse.get(index) ?? { messages: 0, bytes: 0 };
+    use.messages += 1;
+    use.bytes += f.payload.length;
+    s.earlyUse.set(index, use);
+    if (use.messages > EARLY_RELAYS_PER_PLAYER || use.bytes > EARLY_RELAY_BYTES_PER_PLAYER) return violation(conn, 'too many relays before the session started');
+    s.early.push({ from: index, to: f.to, payload: f.payload });
   }
 
   function onDone(index: number, f: DoneFrame): void {

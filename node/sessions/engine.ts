@@ -2,9 +2,12 @@
  * The session engine: one piece of code that runs every operation's session, in the spirit of
  * taurus multi-party-sig's handler (../shared/design/sessions.md, "Life of a session").
  *
- *   claim   -> the session id is recorded (synced) and refused if this node ever accepted it before;
  *   join    -> the coordinator starts the session once every player joined with the same digest;
- *   hello   -> the end-to-end channel opens (node/sessions/channel.ts); the signed hellos carry the session
+ *   claim   -> meanwhile, the session id is recorded (synced) and refused if this node ever accepted it
+ *              before (a refusal fails the session at the coordinator);
+ *   hello   -> the end-to-end channel opens (node/sessions/channel.ts): once the claim is on disk, this
+ *              node signs and sends its hello without waiting for the start (the coordinator holds it
+ *              until then), so the hellos cross while the last player joins. The signed hellos carry the session
  *              digest, each player's fresh run contribution (core/run-id.ts: every identity-signed
  *              protocol message binds the run id) and, for a session on an existing key version, the
  *              epoch and package digest the player holds;
@@ -127,8 +130,6 @@ export class SessionEngine {
     const digest = sessionDigest(session, params);
     const players = [...params.players];
     const peers = players.filter((p) => p !== self);
-    await store.claimSession(session);
-    await link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs, sessionScope(session, params.tenant, params.keyId));
     // The rounds this operation runs (core/session.ts declaredRounds, the same table the SDK checks evidence with).
     const rounds = [...declaredRounds(params.operation)];
     const channel = new SessionChannel({
@@ -152,12 +153,25 @@ export class SessionEngine {
       : undefined;
     let key: KeyShare | undefined;
     const contribution = randomBytes(RUN_CONTRIBUTION_LENGTH);
+    // Join now; claim and open the channel while the coordinator waits for the other players. A join
+    // the link refused or the coordinator aborted is not failed again (that would end a session of the
+    // same id this node already runs, or is pointless after an abort).
+    let joinFailed = false;
+    const started = link.join(session, digest, players, spec.timeoutMs ?? this.o.sessionTimeoutMs, sessionScope(session, params.tenant, params.keyId));
+    started.catch(() => {
+      joinFailed = true;
+    });
     try {
+      await store.claimSession(session);
       let record = spec.uses ? await this.requireRecord(spec.uses) : undefined;
       const mine: Hello = { contribution, ...(record ? { held: { epoch: record.epoch, digest: publicPackageDigest(record.publicKey) } } : {}) };
       // The harness's malicious node claims a newer epoch it holds no certificate for.
       const sent: Hello = this.o.deviations?.claimEpochAhead && mine.held ? { contribution, held: { epoch: mine.held.epoch + 1, digest: randomBytes(32) } } : mine;
-      const infos = await channel.open(encodeHello(sent));
+      // Only now, with the claim on disk, does anything signed for this session leave the node.
+      const opening = channel.open(encodeHello(sent));
+      opening.catch(() => undefined); // awaited below, after the start (whose abort is the better error)
+      await started;
+      const infos = await opening;
       flood(this.o.deviations, channel, peers, rounds); // the harness's flooder (no-op without deviations)
       const hellos = new Map<number, Hello>([[self, mine]]);
       for (const [from, bytes] of infos) hellos.set(from, decodeHello(bytes, from, record !== undefined));
@@ -189,7 +203,7 @@ export class SessionEngine {
       return result;
     } catch (e) {
       const err = asTesseraError(e);
-      if (err.code !== ErrorCode.SessionAborted) link.fail(session, err.code, err.message, [...err.culprits]);
+      if (err.code !== ErrorCode.SessionAborted && !joinFailed) link.fail(session, err.code, err.message, [...err.culprits]);
       this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
       throw err;
     } finally {

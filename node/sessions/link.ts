@@ -315,10 +315,13 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     return started;
   }
 
-  /** Send an opaque payload to another player of a started session. */
+  /**
+   * Send an opaque payload to another player of a joined session. Before the session starts the
+   * coordinator holds it and delivers it right after `start` (coordinator/server.ts: a node's channel
+   * hello goes out while the other players are still joining).
+   */
   send(session: Uint8Array, to: number, payload: Uint8Array): void {
     const s = this.liveSession(session);
-    if (s.state !== 'started') throw new TesseraError(ErrorCode.BadState, 'session not started');
     if (!isNodeIndex(to) || to === this.index || !s.players.includes(to)) {
       throw new TesseraError(ErrorCode.UnexpectedParty, `node ${String(to)} is not another player of this session`);
     }

@@ -322,6 +322,45 @@ describe('sessions', () => {
     expect(c.stats().relayed).toBe(1);
   });
 
+  it('a joined player may relay before the start: held, then delivered after every start, in order; an abort drops it; before joining is refused 4002', async () => {
+    const c = await coordinator();
+    const [l1, l2, l3] = await links3(c);
+    const s = sid();
+    const d = dig();
+    const j1 = pending(l1!.join(s, d, [1, 2, 3]));
+    const j2 = pending(l2!.join(s, d, [1, 2, 3]));
+    // Node 1 joined: its messages wait at the coordinator until node 3 joins.
+    l1!.send(s, 2, new Uint8Array([1]));
+    l1!.send(s, 3, new Uint8Array([2]));
+    l1!.send(s, 2, new Uint8Array([3]));
+    const got2 = l2!.receive(s, 1);
+    await sleep(100);
+    expect(c.stats().relayed).toBe(0);
+    const j3 = l3!.join(s, d, [1, 2, 3]);
+    await Promise.all([j1, j2, j3]);
+    expect(await got2).toEqual({ from: 1, payload: new Uint8Array([1]) });
+    expect(await l2!.receive(s, 1)).toEqual({ from: 1, payload: new Uint8Array([3]) });
+    expect(await l3!.receive(s, 1)).toEqual({ from: 1, payload: new Uint8Array([2]) });
+    expect(c.stats().relayed).toBe(3);
+
+    // Held messages of a session that never starts are dropped with it.
+    const s2 = sid();
+    const a1 = pending(l1!.join(s2, d, [1, 2]));
+    l1!.send(s2, 2, new Uint8Array([4]));
+    l2!.fail(s2, 'X', 'refused', []);
+    await expectAbort(a1, 'FAILED');
+    expect(c.stats().relayed).toBe(3);
+
+    // A player relaying for a session it has not joined breaks the relay rules.
+    const r1 = await rawAuthed(c.url, 4);
+    expect((await r1.next()).t).toBe('welcome');
+    const s3 = sid();
+    pending(l2!.join(s3, d, [2, 4]));
+    await sleep(50);
+    r1.send({ t: 'relay', session: s3, to: 2, payload: new Uint8Array([5]) });
+    expect((await r1.closed).code).toBe(4002);
+  });
+
   it('DIGEST_MISMATCH names the nodes whose digest differs from the majority (all of them on a tie)', async () => {
     const c = await coordinator();
     const [l1, l2, l3] = await links3(c);
