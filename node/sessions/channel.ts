@@ -210,6 +210,8 @@ export class SessionChannel {
   /** Envelopes posted in this turn, signed together by flush(). */
   private pending: { env: Omit<Envelope, 's' | 'v' | 'b'>; signed: Uint8Array }[] = [];
   private flushQueued = false;
+  /** Rounds this node no longer reads (ignore()): their later messages are dropped unchecked. */
+  private readonly ignored = new Set<string>();
   /** The last batch signature verified per peer: the other envelopes of that batch need no second check. */
   private readonly verifiedBatch = new Map<number, { bytes: Uint8Array; s: Uint8Array }>();
   private pumping?: Promise<void>;
@@ -341,6 +343,17 @@ export class SessionChannel {
   }
 
   /**
+   * This node will not read `round` any more (the commit certificate, once its own votes decided): a
+   * message of that round arriving from now on is dropped before any check, so no signature is verified
+   * and nothing is decrypted for it. Only on a direction whose key is set up (a message that carries the
+   * KEM ciphertext is always accepted); a receive of the round already waiting ends with the channel.
+   */
+  ignore(round: string): void {
+    this.checkDataRound(round);
+    this.ignored.add(round);
+  }
+
+  /**
    * Sign and hand to the relay every envelope posted since the last flush, under one identity signature
    * (one envelope alone: signed alone). Runs by itself at the end of the turn that posted them; call it
    * to send them earlier (before telling the coordinator the session is done).
@@ -457,6 +470,7 @@ export class SessionChannel {
     const env = decodeEnvelope(payload, from);
     if (env.f !== from) relayFault(from, `sender field ${env.f} does not match the relayed sender`);
     if (env.t !== this.self) relayFault(from, `message addressed to node ${env.t}`);
+    if (env.k === 'data' && this.ignored.has(env.r) && this.recvKeys.has(from)) return; // not read any more: not checked either
     const signed = signedBytes(this.session, env);
     const signedHash = sha256(signed);
     if (!this.signedBy(from, env, signed, signedHash)) relayFault(from, 'bad or missing signature');

@@ -73,7 +73,8 @@ export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel
   channel.broadcast('commit/staged', attestation);
   const attestations = new Map([[deps.self, attestation]]);
   for (const [from, sig] of await channel.receiveAll('commit/staged', peers)) attestations.set(from, sig);
-  verifyAttestations(s, attestations, deps.membership, required);
+  // This node's own attestation was made just above: only the others' are verified.
+  verifyAttestations(s, attestations, deps.membership, required.filter((v) => v !== self));
   await store.markReleased(s.tenant, s.keyId, s.session);
   deps.crashPoint?.('commit-after-release');
   if (!deps.deviations) channel.broadcast('commit/vote', vote);
@@ -124,7 +125,11 @@ function collectCertificate(
             return;
           }
           votes.set(peer, sig);
-          if (required.every((v) => votes.has(v))) finish(() => resolve({ ...s, votes }));
+          if (required.every((v) => votes.has(v))) {
+            // Decided on the votes: the peers' copies of the certificate are not read, so not checked.
+            channel.ignore('commit/cert');
+            finish(() => resolve({ ...s, votes }));
+          }
         },
         (e) => finish(() => reject(e)),
       );
