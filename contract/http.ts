@@ -566,6 +566,9 @@ export const ROUTES = {
     url: '/ready',
     schema: { response: { 200: { type: 'object', properties: { ready: { type: 'boolean' } }, additionalProperties: false }, 503: errorSchema } },
   },
+  // Prometheus metrics (node/metrics.ts), in the text exposition format (text/plain, not JSON): an admin
+  // API key or the node's metrics token (node/config.ts metricsToken) reads them.
+  metrics: { method: 'GET', url: '/metrics', schema: { response: withErrors({ type: 'string', description: 'Prometheus text exposition format 0.0.4' }) } },
   node: {
     method: 'GET',
     url: '/v1/node',

@@ -114,7 +114,17 @@ export interface NodeConfig {
    * (key info and the logs say why).
    */
   readonly scheduleSecret?: Uint8Array;
+  /**
+   * A bearer token that may read GET /metrics (and nothing else) besides admin API keys (node/metrics.ts):
+   * file field `metricsToken` or env TESSERA_METRICS_TOKEN, METRICS_TOKEN_PATTERN. A non-enumerable
+   * property, like scheduleSecret: logging or JSON-serializing the config does not print it. Absent:
+   * only admin API keys read the metrics.
+   */
+  readonly metricsToken?: string;
 }
+
+/** A metrics token: 16..256 printable ASCII characters without spaces (what fits a Bearer header). */
+export const METRICS_TOKEN_PATTERN = /^[\x21-\x7e]{16,256}$/;
 
 /** The length of the cluster scheduling secret (NodeConfig.scheduleSecret). */
 export const SCHEDULE_SECRET_LENGTH = 32;
@@ -147,6 +157,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'audit',
   'scheduleSecret',
   'scheduleSecretFile',
+  'metricsToken',
 ]);
 
 /**
@@ -162,7 +173,8 @@ const TOP_LEVEL_FIELDS = new Set([
  *   failOpen {defaultMs, maxMs} (env TESSERA_FAIL_OPEN_MS, TESSERA_MAX_FAIL_OPEN_MS),
  *   audit {checkpointEvery, checkpointIntervalMs} (env TESSERA_AUDIT_CHECKPOINT_EVERY, TESSERA_AUDIT_CHECKPOINT_MS),
  *   scheduleSecret (64 hex characters; env TESSERA_SCHEDULE_SECRET; never echoed) or scheduleSecretFile (a file
- *   holding them; env TESSERA_SCHEDULE_SECRET_FILE); one source only.
+ *   holding them; env TESSERA_SCHEDULE_SECRET_FILE); one source only,
+ *   metricsToken (16..256 printable ASCII characters; env TESSERA_METRICS_TOKEN; never echoed).
  * Relative paths in the file are relative to the file's directory; relative paths in env vars are
  * relative to the working directory. The KEK cannot be put inline in the file, only in TESSERA_KEK.
  */
@@ -350,6 +362,15 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
   const [secretSource] = secretSources;
   if (secretSource) {
     Object.defineProperty(config, 'scheduleSecret', { value: hexField(secretSource[0], secretSource[1], SCHEDULE_SECRET_LENGTH), enumerable: false });
+  }
+  // The metrics token: never echoed either (an error names the field only), never enumerable.
+  const metricsTokenEnv = envValue('TESSERA_METRICS_TOKEN');
+  const metricsToken = metricsTokenEnv ?? raw.metricsToken;
+  if (metricsToken !== undefined) {
+    if (typeof metricsToken !== 'string' || !METRICS_TOKEN_PATTERN.test(metricsToken)) {
+      throw new ConfigError(metricsTokenEnv !== undefined ? 'metricsToken (TESSERA_METRICS_TOKEN)' : 'metricsToken', 'must be 16..256 printable ASCII characters without spaces');
+    }
+    Object.defineProperty(config, 'metricsToken', { value: metricsToken, enumerable: false });
   }
   return config;
 }

@@ -27,6 +27,7 @@ import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
 import { loadKek } from './store/kek.js';
 import { CoordinatorLink } from './sessions/link.js';
+import { NodeMetrics } from './metrics.js';
 import { FAULT_POINTS, NodeService } from './service.js';
 import { PresignPools } from './presign/pools.js';
 import { parseDeviations } from './sessions/deviations.js';
@@ -172,6 +173,15 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     .catch((e: Error) => logger.error({ err: { message: e.message } }, 'cannot audit the node start'));
 
   const link = new CoordinatorLink();
+  // Metrics (node/metrics.ts): the gate counts operations inline; the rest is read at scrape time only
+  // (so `presign`, made below, is not read before it exists).
+  const metrics = new NodeMetrics({
+    presign: () => presign.stats(),
+    audit: () => ({ queueDepth: audit.pendingAppends, headSeq: audit.headSeq, lastCheckpointTime: audit.lastCheckpointTime }),
+    link: () => ({ connected: link.connected, online: link.online().length }),
+    keyStates: async () => (await store.listAll()).map((r) => r.state),
+    storageFailed: () => store.failure !== undefined,
+  });
   // A failed store fails every session in progress at once; its peers are told through the coordinator.
   store.onFailure(() => link.failAll(ErrorCode.Unavailable, STORAGE_FAILED_MESSAGE));
   const gate = new OperationGate({
@@ -182,6 +192,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     },
     logger: logger.child({ component: 'gate' }),
     storageFailure: () => store.failure,
+    metrics,
   });
   const rotationAttempts = new RotationAttempts();
   // Test only: the malicious-node harness (node/sessions/deviations.ts).
@@ -228,6 +239,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     unavailable: () => store.failure,
     logger,
     ...(tls ? { tls } : {}),
+    metrics,
+    ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
   });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   // Connect in the background: the link reconnects with backoff, and /ready says when it is up.

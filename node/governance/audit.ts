@@ -92,6 +92,8 @@ export class AuditLog {
   private readonly onError: (err: TesseraError) => void;
   private head: { seq: number; hash: string; time: number };
   private checkpointed: number;
+  /** The newest checkpoint's time (0: none yet), for the metrics (node/metrics.ts). */
+  private checkpointTime = 0;
   private brokenReason: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Appends waiting for the next group write (see flush). */
@@ -142,9 +144,15 @@ export class AuditLog {
     }
     broken ??= await checkSealedHead(o.records, head.seq, head.hash);
     let checkpointed = 0;
-    for await (const [key] of o.records.iterate({ gte: 'c/', lt: 'c/~', reverse: true, limit: 1 })) checkpointed = Number(key.slice(2));
+    let checkpointTime = 0;
+    for await (const [key, raw] of o.records.iterate({ gte: 'c/', lt: 'c/~', reverse: true, limit: 1 })) {
+      checkpointed = Number(key.slice(2));
+      const time = decodeObject<AuditCheckpoint>(raw)?.time;
+      checkpointTime = typeof time === 'number' ? time : 0;
+    }
 
     const log = new AuditLog(o, head, checkpointed, broken);
+    log.checkpointTime = checkpointTime;
     if (interval > 0) {
       log.timer = setInterval(() => {
         if (log.head.seq > log.checkpointed && !log.brokenReason) {
@@ -166,6 +174,14 @@ export class AuditLog {
   /** The seq of the newest checkpoint (0 if none). */
   get lastCheckpointSeq(): number {
     return this.checkpointed;
+  }
+  /** The newest checkpoint's time in ms since the epoch (0 if none). */
+  get lastCheckpointTime(): number {
+    return this.checkpointTime;
+  }
+  /** Appends waiting for their group write (queue depth, for the metrics). */
+  get pendingAppends(): number {
+    return this.pending.length;
   }
   /** Why the log refuses appends, if it does (see the file comment). */
   get broken(): string | undefined {
@@ -264,6 +280,7 @@ export class AuditLog {
       this.ensureWritable();
       let { seq, hash } = this.head;
       let checkpointed = this.checkpointed;
+      let checkpointTime = this.checkpointTime;
       let time = this.head.time;
       const entries: AuditEntry[] = [];
       const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
@@ -278,6 +295,7 @@ export class AuditLog {
         if (seq - checkpointed >= this.every) {
           ops.push({ type: 'put', key: seqKey('c', seq), value: encode(this.sign(seq, hash, time)) });
           checkpointed = seq;
+          checkpointTime = time;
         }
       }
       ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: encode({ v: HEAD_FORMAT, seq, hash }) });
@@ -289,6 +307,7 @@ export class AuditLog {
       this.batches += 1;
       this.head = { seq, hash, time };
       this.checkpointed = checkpointed;
+      this.checkpointTime = checkpointTime;
       group.forEach((p, i) => p.resolve(entries[i]!));
     } catch (e) {
       for (const p of group) p.reject(e);
@@ -329,6 +348,7 @@ export class AuditLog {
       throw asUnavailable(e, 'audit: cannot write a checkpoint');
     }
     this.checkpointed = cp.seq;
+    this.checkpointTime = time;
     this.head = { ...this.head, time };
     return cp;
   }

@@ -27,6 +27,7 @@ import type { AuditOperation, AuditOutcome, AuditSeverity } from '../../core/aud
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import { sessionScope } from '../../contract/relay.js';
+import { operationMode, type NodeMetrics } from '../metrics.js';
 import type { AuditLog } from './audit.js';
 import { POLICY_OPERATIONS, type PolicyEngine, type PolicyOperation } from './policy.js';
 import { requireAdmin, type Principal } from './tenants.js';
@@ -67,6 +68,8 @@ export interface GateOptions {
   readonly logger: Logger;
   /** The store's failed-write latch (ShareStore.failure): set, every operation is refused with it. */
   readonly storageFailure?: () => TesseraError | undefined;
+  /** Counts every operation that passes here, with its outcome and latency (node/metrics.ts). */
+  readonly metrics?: NodeMetrics;
 }
 
 /** The authorisation's verdict for the audit entries: a warning (with its note) when admitted under fail-open. */
@@ -164,6 +167,19 @@ export class OperationGate {
     work: (prepared: P) => Promise<R>,
   ): Promise<R> {
     const each = (entry: (item: GateRequest) => Promise<void>) => Promise.all(items.map(entry));
+    // Metrics (node/metrics.ts): counted here, once per request, as it ends (before its last audit write).
+    const mode = operationMode(req);
+    const startedAt = this.o.metrics?.operationStarted(req.operation, mode) ?? 0;
+    const ended = (outcome: 'ok' | 'failed' | 'denied', prepared?: P, err?: TesseraError) =>
+      this.o.metrics?.operationEnded({
+        operation: req.operation,
+        mode,
+        startedAt,
+        outcome,
+        items: items.length,
+        prepared,
+        policyDenied: req.authorize === 'policy' && err?.code === ErrorCode.PolicyDenied,
+      });
     let prepared: P;
     let verdict: Verdict;
     try {
@@ -173,7 +189,9 @@ export class OperationGate {
     } catch (e) {
       const err = asTesseraError(e);
       onRefusal(err);
-      await each((it) => this.record(it, DENIED_CODES.has(err.code) ? 'denied' : 'failed', req.version, err));
+      const outcome = DENIED_CODES.has(err.code) ? 'denied' : 'failed';
+      ended(outcome, undefined, err);
+      await each((it) => this.record(it, outcome, req.version, err));
       throw err;
     }
     let result: R;
@@ -181,10 +199,17 @@ export class OperationGate {
       result = await work(prepared);
     } catch (e) {
       const err = asTesseraError(e);
+      ended('failed', prepared, err);
       await each((it) => this.record(it, 'failed', prepared.version ?? req.version, err));
       throw err;
     }
-    await each((it) => this.append(it, 'ok', prepared.version ?? req.version, verdict.severity, verdict.note));
+    try {
+      await each((it) => this.append(it, 'ok', prepared.version ?? req.version, verdict.severity, verdict.note));
+    } catch (e) {
+      ended('failed', prepared, asTesseraError(e));
+      throw e;
+    }
+    ended('ok', prepared);
     return result;
   }
 

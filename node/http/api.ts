@@ -28,9 +28,12 @@ import {
   type SignShareRequest,
   type SignBatchRequest,
 } from '../../contract/http.js';
+import { equalBytes } from '../../core/bytes.js';
+import { apiKeyHash } from '../config.js';
 import type { NodeAdmin } from '../governance/admin.js';
+import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
-import type { Principal } from '../governance/tenants.js';
+import { requireAdmin, type Principal } from '../governance/tenants.js';
 
 export interface ApiOptions {
   service: NodeService;
@@ -41,6 +44,10 @@ export interface ApiOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Set when the node cannot serve at all (its store latched failed: ShareStore.failure): every route but /health answers it (503). */
   unavailable?: () => Error | undefined;
+  /** What GET /metrics serves (node/metrics.ts); without it the route answers UNAVAILABLE. */
+  metrics?: NodeMetrics;
+  /** A bearer token that reads GET /metrics besides admin API keys (node/config.ts metricsToken). */
+  metricsToken?: string;
 }
 
 const STATUS: Record<string, number> = {
@@ -192,14 +199,27 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // Unknown routes answer in the same error shape as everything else.
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  const authenticate = async (req: FastifyRequest) => {
+  /** The token of an "Authorization: Bearer <token>" header, if well formed. */
+  const bearer = (req: FastifyRequest): string | undefined => {
     const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer ([\x21-\x7e]{8,256})$/.exec(h) : null;
-    if (!m) throw Object.assign(new Error('missing or malformed API key'), { code: ErrorCode.Unauthorized });
-    const principal = o.authenticate(m[1]!);
+    return (typeof h === 'string' ? /^Bearer ([\x21-\x7e]{8,256})$/.exec(h) : null)?.[1];
+  };
+  const authenticate = async (req: FastifyRequest) => {
+    const presented = bearer(req);
+    if (presented === undefined) throw Object.assign(new Error('missing or malformed API key'), { code: ErrorCode.Unauthorized });
+    const principal = o.authenticate(presented);
     if (!principal) throw Object.assign(new Error('unknown API key'), { code: ErrorCode.Unauthorized });
     // The tenant comes only from the API key, never from the request.
     req.principal = principal;
+  };
+  // GET /metrics: the metrics token, else an admin API key (a tenant key is refused: 403). The token is
+  // compared by its SHA-256, in constant time (core/bytes.ts equalBytes), whatever its length.
+  const metricsTokenHash = o.metricsToken !== undefined ? apiKeyHash(o.metricsToken) : undefined;
+  const authenticateMetrics = async (req: FastifyRequest) => {
+    const presented = bearer(req);
+    if (presented !== undefined && metricsTokenHash && equalBytes(apiKeyHash(presented), metricsTokenHash)) return;
+    await authenticate(req);
+    requireAdmin(req.principal);
   };
   const who = (req: FastifyRequest): Principal => req.principal!;
   const keyIdOf = (req: FastifyRequest): string => (req.params as { keyId: string }).keyId;
@@ -228,9 +248,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // covers every route but the liveness/readiness probes, including routes added later.
   const probes = new Set<string>([ROUTES.health.url, ROUTES.ready.url]);
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!probes.has(req.routeOptions.url ?? '')) await authenticate(req);
-    // A node whose storage failed refuses everything (readiness included) until it restarts.
-    const down = req.routeOptions.url === ROUTES.health.url ? undefined : o.unavailable?.();
+    const url = req.routeOptions.url ?? '';
+    if (url === ROUTES.metrics.url) await authenticateMetrics(req);
+    else if (!probes.has(url)) await authenticate(req);
+    // A node whose storage failed refuses everything (readiness included) until it restarts; its
+    // metrics still answer (tessera_storage_failed says so).
+    const down = url === ROUTES.health.url || url === ROUTES.metrics.url ? undefined : o.unavailable?.();
     if (down) throw down;
   });
 
@@ -240,6 +263,14 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     ...ROUTES.ready,
     handler: async (_req, reply) =>
       s.info().ready ? { ready: true } : reply.status(503).send({ code: ErrorCode.Unavailable, message: 'not connected to the coordinator' }),
+  });
+  app.route({
+    ...ROUTES.metrics,
+    handler: async (_req, reply) => {
+      if (!o.metrics) throw new TesseraError(ErrorCode.Unavailable, 'metrics: this server collects none');
+      const text = await o.metrics.scrape();
+      return reply.type(o.metrics.contentType).send(text);
+    },
   });
   app.route({ ...ROUTES.node, handler: async () => s.info() });
   app.route({ ...ROUTES.listKeys, handler: async (req) => s.listKeys(who(req), (req.query as { state?: string }).state) });

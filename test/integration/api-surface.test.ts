@@ -435,6 +435,18 @@ describe('API surface on a live cluster', () => {
       expect((await call('repair', 1, 'POST', '/v1/keys/surface-ed/repair', { body: { certificate: 7 } })).status).toBe(400);
     }
 
+    // --- /metrics (node/metrics.ts): Prometheus text, not JSON, so fetched here; its body goes through
+    // the same leak scan as every response
+    for (const i of all) {
+      const res = await fetch(`${url(i)}/metrics`, { headers: { authorization: `Bearer ${apiKey(i)}` } });
+      const text = await res.text();
+      recorded.push({ route: 'metrics', status: res.status, body: text });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type') ?? '').toMatch(/^text\/plain/);
+      expect(text).toContain('tessera_operations_total{');
+      validlyCalled.add('metrics');
+    }
+
     // --- every other route (added later) at least gets a bad body
     for (const name of ROUTE_NAMES) {
       if (validlyCalled.has(name)) continue;
