@@ -558,6 +558,12 @@ export interface AuditLogResponse {
 }
 const withErrors = (ok: object) => ({ 200: ok, '4xx': errorSchema, '5xx': errorSchema });
 
+/**
+ * A metrics token (node and coordinator config `metricsToken`): the bearer token that reads GET /metrics.
+ * 16..256 printable ASCII characters without spaces, what fits an "Authorization: Bearer" header.
+ */
+export const METRICS_TOKEN_PATTERN = /^[\x21-\x7e]{16,256}$/;
+
 /** Route table: method, URL and schema of every route the node serves. */
 export const ROUTES = {
   health: { method: 'GET', url: '/health', schema: { response: withErrors({ type: 'object', properties: { status: { type: 'string' } }, required: ['status'], additionalProperties: false }) } },

@@ -16,6 +16,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { IDENTITY_PUBLIC_KEY_LENGTH } from '../core/identity.js';
+import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
 
 export class ConfigError extends Error {
   /** The configuration field at fault, e.g. "api.port". */
@@ -116,15 +117,12 @@ export interface NodeConfig {
   readonly scheduleSecret?: Uint8Array;
   /**
    * A bearer token that may read GET /metrics (and nothing else) besides admin API keys (node/metrics.ts):
-   * file field `metricsToken` or env TESSERA_METRICS_TOKEN, METRICS_TOKEN_PATTERN. A non-enumerable
+   * file field `metricsToken` or env TESSERA_METRICS_TOKEN (contract/http.ts METRICS_TOKEN_PATTERN). A non-enumerable
    * property, like scheduleSecret: logging or JSON-serializing the config does not print it. Absent:
    * only admin API keys read the metrics.
    */
   readonly metricsToken?: string;
 }
-
-/** A metrics token: 16..256 printable ASCII characters without spaces (what fits a Bearer header). */
-export const METRICS_TOKEN_PATTERN = /^[\x21-\x7e]{16,256}$/;
 
 /** The length of the cluster scheduling secret (NodeConfig.scheduleSecret). */
 export const SCHEDULE_SECRET_LENGTH = 32;

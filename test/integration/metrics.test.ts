@@ -10,6 +10,11 @@
  *   appears anywhere in a scrape.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadNodeConfig } from '../../node/config.js';
 import { Cluster, NodeClient } from '../../sdk/client.js';
 import { NodeMetrics, suiteLabel } from '../../node/metrics.js';
 import { bytesToHex, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -39,6 +44,38 @@ describe('NodeMetrics (in process)', () => {
     expect(sample(ta, 'tessera_operation_duration_seconds_count', { operation: 'sign', mode: 'session', suite: 'ed25519', outcome: 'ok' })).toBe(1);
     expect(sample(ta, 'tessera_operations_in_flight', { operation: 'sign', mode: 'session' })).toBe(0);
     expect(sample(tb, 'tessera_operations_total', { operation: 'sign', mode: 'session', outcome: 'ok' })).toBeUndefined();
+  });
+
+  it('metricsToken: from the file or TESSERA_METRICS_TOKEN (env wins), never enumerable; a bad one is a ConfigError naming the field, not the value', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-metrics-config-'));
+    try {
+      const members = [1, 2].map((index) => ({ index, identityPublicKey: randomBytes(1952).toString('hex') }));
+      const file = (extra: object) => {
+        const f = join(dir, `node-${Math.random().toString(36).slice(2)}.json`);
+        writeFileSync(f, JSON.stringify({ index: 1, dataDir: 'data', api: { port: 0 }, coordinatorUrl: 'ws://127.0.0.1:1', membership: members, kekFile: 'kek', ...extra }));
+        return f;
+      };
+      const c = loadNodeConfig({ file: file({ metricsToken: 'file-token-0123456789' }), env: {} });
+      expect(c.metricsToken).toBe('file-token-0123456789');
+      expect(Object.keys(c)).not.toContain('metricsToken');
+      expect(JSON.stringify(c)).not.toContain('file-token');
+      expect(loadNodeConfig({ file: file({ metricsToken: 'file-token-0123456789' }), env: { TESSERA_METRICS_TOKEN: 'env-token-0123456789' } }).metricsToken).toBe('env-token-0123456789');
+      expect(loadNodeConfig({ file: file({}), env: {} }).metricsToken).toBeUndefined();
+      for (const [bad, env] of [['short-tok', {}], ['has a space in it ok', {}], [12345678901234567, {}], ['ok-token-0123456789', { TESSERA_METRICS_TOKEN: 'tiny' }]] as const) {
+        let err: unknown;
+        try {
+          loadNodeConfig({ file: file({ metricsToken: bad }), env });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).field).toMatch(/^metricsToken/);
+        expect((err as ConfigError).message).not.toContain(String(bad));
+        expect((err as ConfigError).message).not.toContain('tiny');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a suite label is a known suite id or "none", never anything else the prepare step held', () => {
