@@ -188,9 +188,9 @@ export class OperationGate {
       if (req.local !== true) await each((it) => this.append(it, 'started', prepared.version, verdict.severity, verdict.note));
     } catch (e) {
       const err = asTesseraError(e);
-      onRefusal(err);
       const outcome = DENIED_CODES.has(err.code) ? 'denied' : 'failed';
       ended(outcome, undefined, err);
+      onRefusal(err);
       await each((it) => this.record(it, outcome, req.version, err));
       throw err;
     }
