@@ -23,8 +23,7 @@
  * on disk.
  */
 import type { Level } from 'level';
-import { hmac } from '@noble/hashes/hmac.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hmacSha256 } from './aead.js';
 import { concatBytes, equalBytes, framed, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 
@@ -44,7 +43,7 @@ const KEY_SCOPED_RECORD = /^([a-wyz])\/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})\/([A-
 
 /** The tag of `payload` stored under `key`. */
 export function recordTag(macKey: Uint8Array, key: string, payload: Uint8Array): Uint8Array {
-  return hmac(sha256, macKey, framed(RECORD_MAC_LABEL, utf8ToBytes(key), payload));
+  return hmacSha256(macKey, framed(RECORD_MAC_LABEL, utf8ToBytes(key), payload));
 }
 
 /** What is written under `key` for `payload`: payload || tag. */

@@ -45,7 +45,6 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
-import { gcm } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
@@ -55,6 +54,7 @@ import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
 import { deriveKekKey, recordMacKey } from './kek.js';
+import { gcmOpen, gcmSeal } from './aead.js';
 import { AuthenticatedRecords, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
@@ -1150,7 +1150,7 @@ export class ShareStore {
       `storage: this data dir belongs to node ${String(meta.nodeIndex)}, not node ${this.nodeIndex}`,
     );
     guard(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)', () =>
-      gcm(this.storageKey, box.nonce, aad).decrypt(box.ct),
+      gcmOpen(this.storageKey, box.nonce, aad, box.ct),
     );
     if (!found.authentic) throw unauthenticRecordError(META_KEY);
   }
@@ -1158,7 +1158,7 @@ export class ShareStore {
   /** AES-256-GCM with a fresh random 96-bit nonce (SP 800-38D §8.2.2 RBG-based construction). */
   private seal(plaintext: Uint8Array, aad: Uint8Array): SealedBox {
     const nonce = randomBytes(NONCE_LENGTH);
-    const ct = gcm(this.storageKey, nonce, aad).encrypt(plaintext);
+    const ct = gcmSeal(this.storageKey, nonce, aad, plaintext);
     return { nonce, ct };
   }
 
@@ -1167,7 +1167,7 @@ export class ShareStore {
     return guard(
       ErrorCode.DecryptionFailed,
       `storage: ${what} does not decrypt (wrong KEK, or the record was moved, altered or is another node's)`,
-      () => gcm(this.storageKey, box.nonce, aad).decrypt(box.ct),
+      () => gcmOpen(this.storageKey, box.nonce, aad, box.ct),
     );
   }
 
