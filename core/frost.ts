@@ -483,11 +483,12 @@ export function signingContext(
   // multiplication, instead of multiplying its public E: the same element, at a fraction of the cost.
   const mine = own !== undefined ? list.find((c) => c.index === own.index) : undefined;
   const others = mine !== undefined ? list.filter((c) => c !== mine) : list;
-  let R = group.msm(
-    [...others.map((c) => c.binding), ...others.map((c) => c.hiding)],
-    [...others.map((c) => bindingFactors.get(c.index)!), ...others.map(() => 1n)],
+  // The own term joins the msm as a term of scalar 1: summed with the others' in the same call.
+  const ownTerm = mine !== undefined ? [group.mulBase(group.add(own!.hidingNonce, group.mul(own!.bindingNonce, bindingFactors.get(mine.index)!)))] : [];
+  const R = group.msm(
+    [...others.map((c) => c.binding), ...others.map((c) => c.hiding), ...ownTerm],
+    [...others.map((c) => bindingFactors.get(c.index)!), ...others.map(() => 1n), ...ownTerm.map(() => 1n)],
   );
-  if (mine !== undefined) R = group.addPoints(R, group.mulBase(group.add(own!.hidingNonce, group.mul(own!.bindingNonce, bindingFactors.get(mine.index)!))));
   ensure(!group.isIdentity(R), ErrorCode.BadInput, 'the group commitment is the identity element');
   const commitmentNegated = suite.id === 'bip340' && !hasEvenY(group, R);
   return Object.freeze({
