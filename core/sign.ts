@@ -344,7 +344,12 @@ export class PreparedAggregation {
     const decoded = decodePackage(suite, pkg);
     const signers = checkSignerSet(decoded, commits);
     checkMessage(message);
-    return new PreparedAggregation(suite, decoded, signers, new Map(commits), Uint8Array.from(message));
+    // Private copies of the elements, decoded only if the reported R does not serve (context()).
+    const copy = (b: unknown) => (b instanceof Uint8Array ? Uint8Array.from(b) : b);
+    const list = new Map(
+      [...commits].map(([i, c]) => [i, (isObject(c) ? { hiding: copy(c.hiding), binding: copy(c.binding) } : c) as SignCommitMsg] as const),
+    );
+    return new PreparedAggregation(suite, decoded, signers, list, Uint8Array.from(message));
   }
 
   /** The §4.3 - §4.6 context, computed on first use (the list decoded and checked: BadPoint naming senders). */
