@@ -10,17 +10,21 @@
  *     "sessionTimeoutMs": 30000,          // optional
  *     "membershipFile": "membership.json",// required; relative paths are relative to the config file
  *     "tls": { "certFile": "c.pem", "keyFile": "k.pem" },   // optional
- *     "logLevel": "info"                  // optional
+ *     "logLevel": "info",                 // optional
+ *     "metricsToken": "<16..256 chars>"   // optional: the bearer token that reads GET /metrics
  *   }
  * Membership file: { "nodes": [ { "index": 1, "identityPublicKey": "<hex, 1952 bytes>" }, ... ] }
  *
  * Environment (used when no --config is given): TESSERA_COORDINATOR_PORT, _HOST, _ID,
- * _SESSION_TIMEOUT_MS, _MEMBERSHIP (file), _TLS_CERT, _TLS_KEY (files), _LOG_LEVEL.
+ * _SESSION_TIMEOUT_MS, _MEMBERSHIP (file), _TLS_CERT, _TLS_KEY (files), _LOG_LEVEL, _METRICS_TOKEN.
+ * TESSERA_COORDINATOR_METRICS_TOKEN also overrides a config file's metricsToken (a secret is often
+ * handed to a process in its environment, not in its config file).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fromHex } from '../core/bytes.js';
 import { IDENTITY_PUBLIC_KEY_LENGTH } from '../core/identity.js';
+import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
 import type { CoordinatorOptions } from './server.js';
 
 export class ConfigError extends Error {
@@ -98,12 +102,13 @@ interface RawConfig {
   membershipFile?: unknown;
   tls?: unknown;
   logLevel?: unknown;
+  metricsToken?: unknown;
 }
 
 /** Validate a raw config object. Relative file paths resolve against baseDir. */
 export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
   if (!isObject(raw)) throw new ConfigError('config', 'expected a JSON object');
-  checkKeys(raw, ['port', 'host', 'coordinatorId', 'sessionTimeoutMs', 'membershipFile', 'tls', 'logLevel'], '');
+  checkKeys(raw, ['port', 'host', 'coordinatorId', 'sessionTimeoutMs', 'membershipFile', 'tls', 'logLevel', 'metricsToken'], '');
   const c = raw as RawConfig;
   if (typeof c.port !== 'number' || !Number.isSafeInteger(c.port) || c.port < 0 || c.port > 65535) {
     throw new ConfigError('port', 'expected an integer 0..65535');
@@ -120,6 +125,10 @@ export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
   }
   if (c.logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(c.logLevel)) {
     throw new ConfigError('logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  // Never echoed: it is a credential.
+  if (c.metricsToken !== undefined && (typeof c.metricsToken !== 'string' || !METRICS_TOKEN_PATTERN.test(c.metricsToken))) {
+    throw new ConfigError('metricsToken', 'expected 16..256 printable ASCII characters without spaces');
   }
   if (typeof c.membershipFile !== 'string' || c.membershipFile.length === 0) throw new ConfigError('membershipFile', 'expected a file path');
   const membershipPath = resolve(baseDir, c.membershipFile);
@@ -145,14 +154,18 @@ export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
       sessionTimeoutMs: c.sessionTimeoutMs as number | undefined,
       membership,
       tls,
+      ...(c.metricsToken !== undefined ? { metricsToken: c.metricsToken as string } : {}),
     },
     logLevel: (c.logLevel as LogLevel | undefined) ?? 'info',
   };
 }
 
-export function loadConfigFile(path: string): LoadedConfig {
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const full = resolve(path);
-  return loadConfig(parseJson(readText(full, 'config'), 'config'), dirname(full));
+  const raw = parseJson(readText(full, 'config'), 'config');
+  const token = env.TESSERA_COORDINATOR_METRICS_TOKEN;
+  if (token !== undefined && token !== '' && isObject(raw)) raw.metricsToken = token;
+  return loadConfig(raw, dirname(full));
 }
 
 /** Build the same raw config from TESSERA_COORDINATOR_* variables. */
@@ -172,6 +185,7 @@ export function loadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): LoadedC
     sessionTimeoutMs: int('SESSION_TIMEOUT_MS', 'sessionTimeoutMs'),
     membershipFile: v('MEMBERSHIP'),
     logLevel: v('LOG_LEVEL'),
+    metricsToken: v('METRICS_TOKEN') || undefined,
   };
   if (v('TLS_CERT') !== undefined || v('TLS_KEY') !== undefined) raw.tls = { certFile: v('TLS_CERT'), keyFile: v('TLS_KEY') };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];

@@ -15,7 +15,7 @@ export const COORDINATOR_USAGE = `usage: tessera-coordinator [--config FILE]
   (compiled: node dist/coordinator/main.js; from source: tsx coordinator/main.ts)
   --config FILE   the coordinator's JSON config file (default: $TESSERA_COORDINATOR_CONFIG); without
                   one, TESSERA_COORDINATOR_PORT, _HOST, _ID, _SESSION_TIMEOUT_MS, _MEMBERSHIP, _TLS_CERT,
-                  _TLS_KEY and _LOG_LEVEL configure it
+                  _TLS_KEY, _LOG_LEVEL and _METRICS_TOKEN configure it (_METRICS_TOKEN also with --config)
   -h, --help      print this help and exit
 A bad option or config exits 2 with one line on stderr; a coordinator that cannot start exits 1.`;
 

@@ -68,6 +68,8 @@ import {
   type JoinFrame,
   type RelaySendFrame,
 } from '../contract/relay.js';
+import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
+import { CoordinatorMetrics, metricsTokenMatcher } from './metrics.js';
 
 export interface RelayedMessageFault {
   session: Uint8Array;
@@ -99,6 +101,11 @@ export interface CoordinatorOptions {
    * messages to deliver instead of the one given.
    */
   relayFault?: (m: RelayedMessageFault) => RelayedMessageFault[];
+  /**
+   * The bearer token that reads GET /metrics (coordinator/metrics.ts; contract/http.ts
+   * METRICS_TOKEN_PATTERN). Without it /metrics answers 401 to everyone.
+   */
+  metricsToken?: string;
 }
 
 export interface CoordinatorStats {
@@ -214,6 +221,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   if (!Number.isSafeInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('coordinator: port must be 0..65535');
   if (!Number.isSafeInteger(sessionTimeoutMs) || sessionTimeoutMs < 1) throw new Error('coordinator: sessionTimeoutMs must be a positive integer');
   if (coordinatorId.length < 1 || coordinatorId.length > 128) throw new Error('coordinator: coordinatorId must be 1..128 characters');
+  if (opts.metricsToken !== undefined && !METRICS_TOKEN_PATTERN.test(opts.metricsToken)) {
+    throw new Error('coordinator: metricsToken must be 16..256 printable ASCII characters without spaces');
+  }
   const membership = new Map(opts.membership);
   for (const [index, key] of membership) {
     if (!Number.isSafeInteger(index) || index < 1 || index > 255) throw new Error(`coordinator: membership index ${index} out of range 1..255`);
@@ -242,6 +252,18 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       ? Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } })
       : Fastify({ logger: false })
   ) as unknown as FastifyInstance<http.Server | https.Server>;
+  // Prometheus metrics (coordinator/metrics.ts): the metrics token only (the coordinator has no API keys).
+  const metrics = new CoordinatorMetrics(stats);
+  const metricsTokenMatches = metricsTokenMatcher(opts.metricsToken);
+  app.get('/metrics', async (req, reply) => {
+    const presented = /^Bearer ([\x21-\x7e]{8,256})$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!metricsTokenMatches(presented)) {
+      const message = opts.metricsToken === undefined ? 'metrics: this coordinator has no metrics token configured (metricsToken)' : 'missing or wrong metrics token';
+      return reply.code(401).send({ code: 'UNAUTHORIZED', message });
+    }
+    const text = await metrics.scrape();
+    return reply.type(metrics.contentType).send(text);
+  });
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_req, reply) => {
     if (closing) return reply.code(503).send({ ready: false });
@@ -368,6 +390,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     const sortedNodes = [...new Set(nodes)].sort((a, b) => a - b);
     rememberEnded(s.key, { code, message, nodes: sortedNodes, at: Date.now() });
     counters.aborted[code]++;
+    metrics.sessionEnded(code, Date.now() - s.createdAt);
     log.info({ session: s.key, code, nodes: sortedNodes }, 'session aborted');
     for (const index of s.joins.keys()) {
       sendToNode(index, { t: 'abort', session: s.id, code, message, nodes: sortedNodes });
@@ -378,6 +401,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     clearTimeout(s.timer);
     sessions.delete(s.key);
     counters.completed++;
+    metrics.sessionEnded('completed', Date.now() - s.createdAt);
     rememberEnded(s.key, { code: 'EXPIRED', message: 'session already finished', nodes: [], at: Date.now() });
     log.info({ session: s.key }, 'session complete');
   }

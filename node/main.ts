@@ -178,7 +178,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   const metrics = new NodeMetrics({
     presign: () => presign.stats(),
     audit: () => ({ queueDepth: audit.pendingAppends, headSeq: audit.headSeq, lastCheckpointTime: audit.lastCheckpointTime }),
-    link: () => ({ connected: link.connected, online: link.online().length }),
+    link: () => ({ connected: link.connected, online: link.online().length, sessions: link.liveSessions }),
     keyStates: async () => (await store.listAll()).map((r) => r.state),
     storageFailed: () => store.failure !== undefined,
   });

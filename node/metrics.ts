@@ -23,6 +23,8 @@
  *   audit_last_checkpoint_age_seconds                     since the newest signed checkpoint (NaN: none yet)
  *   coordinator_connected                                 1 while authenticated to the coordinator
  *   coordinator_nodes_online                              nodes the coordinator reports online
+ *   channels_open                                         sessions joined at the coordinator and not ended
+ *                                                         (each has its end-to-end channel, node/sessions/)
  *   key_versions{state}                                   stored key versions by state (active, retired, ...)
  *   storage_failed                                        1 once the store latched failed (node restarts to clear)
  *
@@ -43,7 +45,7 @@ export interface NodeMetricsSources {
   /** The audit log's queue, head and newest checkpoint time (ms since the epoch; 0: none yet). */
   readonly audit?: () => { queueDepth: number; headSeq: number; lastCheckpointTime: number };
   /** The coordinator link: connected, and the nodes it reports online. */
-  readonly link?: () => { connected: boolean; online: number };
+  readonly link?: () => { connected: boolean; online: number; sessions?: number };
   /** Every stored key version's state (ShareStore.listAll). */
   readonly keyStates?: () => Promise<readonly string[]>;
   /** The store's failed-write latch (ShareStore.failure). */
@@ -191,6 +193,14 @@ export class NodeMetrics {
         registers,
         collect() {
           this.set(link().online);
+        },
+      });
+      new Gauge({
+        name: 'tessera_channels_open',
+        help: 'Sessions this node joined at the coordinator that have not ended (one end-to-end channel each)',
+        registers,
+        collect() {
+          this.set(link().sessions ?? 0);
         },
       });
     }

@@ -249,6 +249,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     });
   }
 
+  /** Sessions joined on this link and not ended yet (each with its end-to-end channel), for the metrics. */
+  get liveSessions(): number {
+    return this.sessions.size;
+  }
+
   /** Nodes the coordinator reports online (sorted; includes this node while connected). */
   online(): number[] {
     return [...this.onlineNodes];

@@ -1,5 +1,6 @@
 /**
- * Prometheus metrics (issue 14, item 4): GET /metrics on every node (node/metrics.ts).
+ * Prometheus metrics (issue 14, item 4): GET /metrics on every node (node/metrics.ts) and on the
+ * coordinator (coordinator/metrics.ts).
  * - In process: each NodeMetrics has its own Registry (two nodes in one process do not mix), and a
  *   suite label is only ever a known suite id.
  * - On a real 2-of-3 dev cluster: the auth rule (no key or a wrong one: 401; a tenant key: 403; an
@@ -7,7 +8,9 @@
  *   a presigned signature and a policy denial, the counts each node reports (operations by mode and
  *   outcome, latency histograms by suite, policy denials, presignature pool levels, key versions by
  *   state, audit queue and checkpoint age, coordinator connection), and that no key id or tenant name
- *   appears anywhere in a scrape.
+ *   appears anywhere in a scrape;
+ * - the coordinator's /metrics: only its own metrics token reads it (401 otherwise), and it reports the
+ *   nodes online, connections, live sessions and the sessions that completed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +20,7 @@ import { join } from 'node:path';
 import { ConfigError, loadNodeConfig } from '../../node/config.js';
 import { Cluster, NodeClient } from '../../sdk/client.js';
 import { NodeMetrics, suiteLabel } from '../../node/metrics.js';
-import { bytesToHex, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { bytesToHex, message32, rejectionOf, sleep, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 /** One sample of a scrape: metric name and labels exactly (label order does not matter). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -89,6 +92,7 @@ describe('NodeMetrics (in process)', () => {
 
 describe('GET /metrics on a live cluster (2-of-3)', () => {
   const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+  const COORDINATOR_TOKEN = 'coordinator-metrics-token-fedcba9876';
   /** Names that must never appear in a scrape (ids a tenant may consider secret). */
   const KEY_ID = 'metrics-secret-keyid-7c1d';
   const TENANT = 'metrics-tenant-5e2b';
@@ -113,7 +117,7 @@ describe('GET /metrics on a live cluster (2-of-3)', () => {
       nodes: 3,
       threshold: 2,
       // A checkpoint with every audit entry, so that the checkpoint age is a number.
-      env: { TESSERA_METRICS_TOKEN: METRICS_TOKEN, TESSERA_AUDIT_CHECKPOINT_EVERY: '1' },
+      env: { TESSERA_METRICS_TOKEN: METRICS_TOKEN, TESSERA_COORDINATOR_METRICS_TOKEN: COORDINATOR_TOKEN, TESSERA_AUDIT_CHECKPOINT_EVERY: '1' },
     });
   }, 90_000);
   afterAll(async () => {
@@ -198,6 +202,7 @@ describe('GET /metrics on a live cluster (2-of-3)', () => {
       expect(Number.isFinite(age) && age >= 0 && age < 600, `checkpoint age ${age}`).toBe(true);
       expect(sample(t, 'tessera_coordinator_connected')).toBe(1);
       expect(sample(t, 'tessera_coordinator_nodes_online')).toBe(3);
+      expect(sample(t, 'tessera_channels_open')).toBe(0);
       expect(sample(t, 'tessera_storage_failed')).toBe(0);
       // Process metrics come with every registry.
       expect(sample(t, 'process_resident_memory_bytes')!).toBeGreaterThan(0);
@@ -206,6 +211,36 @@ describe('GET /metrics on a live cluster (2-of-3)', () => {
     await cluster.sign({ keyId: KEY_ID, message, players: [1, 2], presigned: false });
     expect(sample(await scrape(1), 'tessera_operations_total', { operation: 'sign', mode: 'session', outcome: 'ok' })).toBe(2);
   }, 120_000);
+
+  it('the coordinator: only its metrics token reads /metrics; it reports nodes, connections and sessions', async () => {
+    const base = tc.dev.cluster.coordinator;
+    for (const auth of [undefined, 'Bearer', `Bearer ${METRICS_TOKEN}`, `Bearer ${adminKey(1)}`, `Bearer ${COORDINATOR_TOKEN}x`]) {
+      const res = await fetch(`${base}/metrics`, auth === undefined ? {} : { headers: { authorization: auth } });
+      expect(res.status, `auth ${auth?.slice(0, 12)}`).toBe(401);
+      expect(await res.json()).toEqual({ code: 'UNAUTHORIZED', message: expect.any(String) });
+    }
+    const read = async () => {
+      const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${COORDINATOR_TOKEN}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type') ?? '').toMatch(/^text\/plain/);
+      return res.text();
+    };
+    // Three sessions completed (the keygen and two two-round signatures); a node's last `done` may
+    // reach the coordinator just after the SDK had its answer, so wait for it (no timing assertion).
+    let t = await read();
+    for (let k = 0; k < 100 && sample(t, 'tessera_coordinator_session_duration_seconds_count', { outcome: 'completed' }) !== 3; k++) {
+      await sleep(50);
+      t = await read();
+    }
+    expect(sample(t, 'tessera_coordinator_session_duration_seconds_count', { outcome: 'completed' })).toBe(3);
+    expect(sample(t, 'tessera_coordinator_nodes_online')).toBe(3);
+    expect(sample(t, 'tessera_coordinator_connections')).toBe(3);
+    expect(sample(t, 'tessera_coordinator_sessions', { state: 'waiting' })).toBe(0);
+    expect(sample(t, 'tessera_coordinator_sessions', { state: 'started' })).toBe(0);
+    expect(sample(t, 'tessera_coordinator_relayed_messages_total')!).toBeGreaterThan(0);
+    expect(sample(t, 'tessera_coordinator_rejected_connections_total')).toBe(0);
+    for (const needle of [KEY_ID, TENANT]) expect(t.includes(needle)).toBe(false);
+  });
 
   it('no key id, tenant name or API key id appears in a scrape', async () => {
     for (const i of [1, 2, 3]) {
