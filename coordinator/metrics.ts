@@ -21,9 +21,8 @@
  *   tessera_coordinator_relayed_messages_total               node-to-node messages relayed
  *   tessera_coordinator_rejected_connections_total           connections that failed authentication
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { equalBytes, utf8ToBytes } from '../core/bytes.js';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { scrapedCounter } from '../runtime/metrics.js';
 import type { AbortCode } from '../contract/relay.js';
 
 /** What the scrape reads (Coordinator.stats, coordinator/server.ts). */
@@ -75,16 +74,7 @@ export class CoordinatorMetrics {
         this.set({ state: 'started' }, last.started);
       },
     });
-    const total = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const total = (name: string, help: string, read: () => number) => scrapedCounter(registers, name, help, read);
     total('tessera_coordinator_relayed_messages_total', 'Node-to-node messages relayed', () => last.relayed);
     total('tessera_coordinator_rejected_connections_total', 'Connections that failed authentication', () => last.rejectedConnections);
     this.durations = new Histogram({
@@ -109,14 +99,4 @@ export class CoordinatorMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
-}
-
-/**
- * Whether a presented bearer token is the configured metrics token: SHA-256 of both compared in
- * constant time (core/bytes.ts equalBytes), so neither the length nor a prefix of the token leaks.
- */
-export function metricsTokenMatcher(token: string | undefined): (presented: string | undefined) => boolean {
-  if (token === undefined) return () => false;
-  const expected = sha256(utf8ToBytes(token));
-  return (presented) => presented !== undefined && equalBytes(sha256(utf8ToBytes(presented)), expected);
 }

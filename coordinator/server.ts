@@ -69,7 +69,8 @@ import {
   type RelaySendFrame,
 } from '../contract/relay.js';
 import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
-import { CoordinatorMetrics, metricsTokenMatcher } from './metrics.js';
+import { CoordinatorMetrics } from './metrics.js';
+import { metricsTokenMatcher } from '../runtime/metrics.js';
 
 export interface RelayedMessageFault {
   session: Uint8Array;

@@ -37,6 +37,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { AUDIT_OUTCOMES, type AuditOperation } from '../core/audit-verify.js';
 import { KEY_STATES } from '../core/lifecycle.js';
 import { isSuiteId } from '../core/suites.js';
+import { scrapedCounter } from '../runtime/metrics.js';
 
 /** What the collect callbacks read at scrape time; each part is optional (a missing part exports nothing). */
 export interface NodeMetricsSources {
@@ -133,16 +134,7 @@ export class NodeMetrics {
           this.set({ state: 'issued' }, last.issued);
         },
       });
-      const total = (name: string, help: string, read: () => number) =>
-        new Counter({
-          name,
-          help,
-          registers,
-          collect() {
-            this.reset();
-            this.inc(read());
-          },
-        });
+      const total = (name: string, help: string, read: () => number) => scrapedCounter(registers, name, help, read);
       total('tessera_presign_entries_made_total', 'Presignature entries made since start', () => last.made);
       total('tessera_presign_entries_used_total', 'Presignature entries used to sign since start', () => last.used);
       total('tessera_presign_entries_dropped_total', 'Presignature entries dropped unused (invalidation, eviction) since start', () => last.dropped);

@@ -28,8 +28,7 @@ import {
   type SignShareRequest,
   type SignBatchRequest,
 } from '../../contract/http.js';
-import { equalBytes } from '../../core/bytes.js';
-import { apiKeyHash } from '../config.js';
+import { metricsTokenMatcher } from '../../runtime/metrics.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
@@ -212,12 +211,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     // The tenant comes only from the API key, never from the request.
     req.principal = principal;
   };
-  // GET /metrics: the metrics token, else an admin API key (a tenant key is refused: 403). The token is
-  // compared by its SHA-256, in constant time (core/bytes.ts equalBytes), whatever its length.
-  const metricsTokenHash = o.metricsToken !== undefined ? apiKeyHash(o.metricsToken) : undefined;
+  // GET /metrics: the metrics token (runtime/metrics.ts metricsTokenMatcher, as on the coordinator),
+  // else an admin API key (a tenant key is refused: 403).
+  const metricsTokenMatches = metricsTokenMatcher(o.metricsToken);
   const authenticateMetrics = async (req: FastifyRequest) => {
-    const presented = bearer(req);
-    if (presented !== undefined && metricsTokenHash && equalBytes(apiKeyHash(presented), metricsTokenHash)) return;
+    if (metricsTokenMatches(bearer(req))) return;
     await authenticate(req);
     requireAdmin(req.principal);
   };
