@@ -122,6 +122,12 @@ export interface NodeConfig {
    * only admin API keys read the metrics.
    */
   readonly metricsToken?: string;
+  /**
+   * How long one rekey period of the pairwise node channels lasts (node/sessions/pair-keys.ts): a new
+   * ML-KEM period key and new pair keys each period, the old ones wiped (forward secrecy per period).
+   * File field `channelRekeyMs` or env TESSERA_CHANNEL_REKEY_MS; default 10 minutes, 1 s to 1 day.
+   */
+  readonly channelRekeyMs: number;
 }
 
 /** The length of the cluster scheduling secret (NodeConfig.scheduleSecret). */
@@ -156,6 +162,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'scheduleSecret',
   'scheduleSecretFile',
   'metricsToken',
+  'channelRekeyMs',
 ]);
 
 /**
@@ -338,6 +345,7 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     rotation,
     failOpen,
     audit,
+    channelRekeyMs: intField('channelRekeyMs', num('TESSERA_CHANNEL_REKEY_MS', raw.channelRekeyMs) ?? 10 * 60_000, 1000, DAY),
   };
   // The scheduling secret: never echoed (an error names the field only), never enumerable.
   const secretSources: [field: string, value: unknown][] = [];

@@ -30,6 +30,7 @@ import { CoordinatorLink } from './sessions/link.js';
 import { NodeMetrics } from './metrics.js';
 import { FAULT_POINTS, NodeService } from './service.js';
 import { PresignPools } from './presign/pools.js';
+import { PairKeys } from './sessions/pair-keys.js';
 import { parseDeviations } from './sessions/deviations.js';
 import { ShareStore } from './store/storage.js';
 import { STORAGE_FAILED_MESSAGE } from './store/record-auth.js';
@@ -205,8 +206,11 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     loadShare: (tenant, keyId, version) => store.getShare(tenant, keyId, version),
     logger: logger.child({ component: 'presign' }),
   });
+  // Long-lived pairwise channel keys: in memory only, rekeyed every period (node/sessions/pair-keys.ts).
+  const pairKeys = new PairKeys({ self: config.index, rekeyPeriodMs: config.channelRekeyMs });
   const service = new NodeService({
     presign,
+    pairKeys,
     index: config.index,
     parties: config.membership.length,
     identity: keys.identity,
@@ -275,6 +279,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     async close() {
       await app.close();
       presign.close(); // stops refills and wipes every nonce
+      pairKeys.close(); // wipes every period and pair key
       await link.close();
       await scheduler.stop();
       await policy.close();

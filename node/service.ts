@@ -78,6 +78,7 @@ import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
+import { PairKeys } from './sessions/pair-keys.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
 import { runDkg, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
 
@@ -123,6 +124,8 @@ export interface NodeServiceOptions {
   faultPoints?: ReadonlySet<string>;
   /** Test-only scripted misbehaviour (env TESSERA_TEST_DEVIATIONS, node/sessions/deviations.ts). */
   deviations?: Deviations;
+  /** The node's pairwise channel keys; default: made here with the default rekey period. */
+  pairKeys?: PairKeys;
   /** Policy, local checks and audit for every operation (node/governance/gate.ts). */
   gate: OperationGate;
   /**
@@ -204,18 +207,23 @@ export class NodeService {
   /** Presignature pools (one-round signing): in memory only, dropped on every change of their key. */
   readonly presign: PresignPools;
 
+  /** Long-lived pairwise channel keys (node/sessions/pair-keys.ts): in memory only, rekeyed every period. */
+  readonly pairKeys: PairKeys;
+
   constructor(private readonly o: NodeServiceOptions) {
     this.presign =
       o.presign ??
       new PresignPools({ node: o.index, identity: o.identity, loadShare: (t, k, v) => o.store.getShare(t, k, v), logger: o.logger });
     // The one invalidation hook: every write of a key's records (every commit included) drops its pools.
     o.store.onKeyChange((tenant, keyId) => this.presign.invalidate(tenant, keyId));
+    this.pairKeys = o.pairKeys ?? new PairKeys({ self: o.index });
     this.engine = new SessionEngine({
       index: o.index,
       identity: o.identity,
       membership: o.membership,
       store: o.store,
       link: o.link,
+      pairKeys: this.pairKeys,
       logger: o.logger,
       ...(o.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: o.sessionTimeoutMs } : {}),
       crashPoint: (name) => this.crashPoint(name as (typeof FAULT_POINTS)[number]),

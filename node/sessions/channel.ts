@@ -2,12 +2,16 @@
  * End-to-end encrypted, authenticated node-to-node messages, relayed by a coordinator that can only
  * delay or drop them.
  *
- * Per session, every node makes a fresh ephemeral ML-KEM-768 key pair (FIPS 203) and sends its public
- * key to the other players in a `hello` signed by its ML-DSA-65 identity (FIPS 204). A sender
- * encapsulates once per (session, receiver) to the receiver's ephemeral key; the shared secret,
- * through HKDF-SHA256 (RFC 5869) bound to (session, sender, receiver), keys AES-256-GCM for that
- * direction. The ephemeral secret keys are wiped when the session ends, so a later theft of a node's
- * identity keys decrypts no recorded traffic (forward secrecy), and because the KEM is post-quantum,
+ * Keys come from long-lived pairwise channels (node/sessions/pair-keys.ts): every node sends the other
+ * players, in a `hello` signed by its ML-DSA-65 identity (FIPS 204), the ML-KEM-768 (FIPS 203) public
+ * key of its current rekey period. A sender encapsulates to it once per peer per period and reuses that
+ * pair key in every session of the period; the ciphertext rides on the first message of each session
+ * direction, and the receiver decapsulates once per ciphertext. Per session, HKDF-SHA256 (RFC 5869)
+ * of the pair key, salted with the session id and bound to (sender, receiver), keys AES-256-GCM for
+ * that direction. The nonce is the sender's message counter under the pair key; the receiver refuses a
+ * counter it has already seen (an anti-replay window per pair key). Period keys are wiped when their
+ * period is over and their last session has ended, so a later theft of a node's identity keys
+ * decrypts no recorded traffic (forward secrecy per period), and because the KEM is post-quantum,
  * "harvest now, decrypt later" gains nothing.
  *
  * Every envelope is signed by the sender's identity over (session, round, sender, receiver, kind,
@@ -43,7 +47,7 @@ import { Packr } from 'msgpackr';
 import { concatBytes, equalBytes, framed, i2osp, toHex, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
-import { loadLiboqsMlKem768, type RawMlKem768 } from '../../core/pq.js';
+import { MAX_MESSAGES_PER_PAIR_KEY, type PairKeys, type PeriodKeyLease, type ReplayWindow } from './pair-keys.js';
 import { MAX_BATCH_ENVELOPES, batchSignedBytes, envelopeSignedBytes, isBatchList } from '../../core/envelope.js';
 import type { EquivocationEvidence, SignedEnvelope } from '../../core/evidence.js';
 
@@ -57,12 +61,14 @@ export interface RelayLink {
 /** v1: the signature is over this envelope alone; v2: over the batch of envelope hashes in `b`. */
 const ENVELOPE_VERSION = 1;
 const BATCH_ENVELOPE_VERSION = 2;
-const KDF_LABEL = utf8ToBytes('tessera/channel-key/v1');
+const KDF_LABEL = utf8ToBytes('tessera/channel-key/v2');
 const HELLO_ROUND = 'hello';
 const MAX_ROUND_LENGTH = 64;
 const KEM_CT_LENGTH = 1088;
 const KEM_PK_LENGTH = 1184;
 const NONCE_LENGTH = 12;
+/** A data nonce is 4 zero bytes, then the sender's message counter under the pair key (8 bytes, big-endian). */
+const NONCE_ZERO_PREFIX = 4;
 const SESSION_DIGEST_LENGTH = 32;
 /** Default per-peer cap on authenticated messages when the protocol does not declare its rounds. */
 const DEFAULT_MAX_MESSAGES_ANY_ROUND = 64;
@@ -78,8 +84,8 @@ interface Envelope {
   f: number; // from
   t: number; // to
   k: 'hello' | 'data';
-  e: Uint8Array; // hello: ephemeral KEM public key; data: KEM ciphertext on the first message of a direction, else empty
-  n: Uint8Array; // data: AEAD nonce; hello: the session digest (32 bytes), or empty when the channel has none
+  e: Uint8Array; // hello: the period KEM public key; data: the pair key's KEM ciphertext on the first message of a session direction, else empty
+  n: Uint8Array; // data: AEAD nonce (the message counter); hello: the session digest (32 bytes), or empty when the channel has none
   c: Uint8Array; // hello: application hello info; data: AEAD ciphertext
   s: Uint8Array; // identity signature (v1: of this envelope; v2: of the batch `b`)
   b?: Uint8Array[]; // v2 only: SHA-256 of the signed bytes of every envelope of the batch, this one included
@@ -167,8 +173,13 @@ function decodeEnvelope(payload: Uint8Array, from: number): Envelope {
   return env as Envelope;
 }
 
+/** One session direction: its AEAD key (derived from the pair key), and the pair key's counter state. */
 interface Direction {
   key: Uint8Array;
+  /** Sending: the pair key's next message counter. */
+  nextCounter?: () => number;
+  /** Receiving: the pair key's anti-replay window (shared by every session under that pair key). */
+  window?: ReplayWindow;
 }
 
 /**
@@ -182,9 +193,9 @@ export class SessionChannel {
   private readonly identity: IdentityKeyPair;
   private readonly membership: ReadonlyMap<number, Uint8Array>;
   private readonly link: RelayLink;
-  private ephemeral?: { publicKey: Uint8Array; secretKey: Uint8Array };
-  /** ML-KEM-768 (FIPS 203) on liboqs, the project's ML-KEM engine (core/pq.ts). */
-  private kem?: RawMlKem768;
+  private readonly pairKeys: PairKeys;
+  /** The period key this session's hello advertised (released when the channel closes). */
+  private lease?: PeriodKeyLease;
   private readonly peerKemKeys = new Map<number, Uint8Array>();
   private readonly sendKeys = new Map<number, Direction>();
   private readonly sentKemCt = new Set<number>();
@@ -225,6 +236,8 @@ export class SessionChannel {
     identity: IdentityKeyPair;
     membership: ReadonlyMap<number, Uint8Array>;
     link: RelayLink;
+    /** This node's long-lived pairwise channel keys (one per node, shared by its sessions). */
+    pairKeys: PairKeys;
     /**
      * The round names the running protocol sends (besides 'hello'). A signed message under any other
      * round fails the session naming its signer. Absent: any round name is accepted.
@@ -243,6 +256,7 @@ export class SessionChannel {
     this.identity = opts.identity;
     this.membership = opts.membership;
     this.link = opts.link;
+    this.pairKeys = opts.pairKeys;
     for (const p of this.peers) {
       if (!this.membership.has(p)) throw new TesseraError(ErrorCode.UnexpectedParty, `node ${p} is not a cluster member`);
     }
@@ -265,15 +279,18 @@ export class SessionChannel {
   }
 
   /**
-   * Exchange signed ephemeral KEM keys with every peer. `info` is application data every peer
-   * receives authenticated (e.g. the epochs this node holds); returns each peer's info.
+   * Exchange signed hellos, carrying each node's period KEM key, with every peer. `info` is application
+   * data every peer receives authenticated (e.g. the epochs this node holds); returns each peer's info.
    */
   async open(info: Uint8Array = new Uint8Array()): Promise<Map<number, Uint8Array>> {
-    this.kem = await loadLiboqsMlKem768();
-    const kp = this.kem.generateKeyPair();
-    this.ephemeral = { publicKey: kp.publicKey, secretKey: kp.decapsulationKey };
+    const lease = await this.pairKeys.lease();
+    if (this.closed) {
+      lease.release();
+      throw new TesseraError(ErrorCode.BadState, 'channel closed');
+    }
+    this.lease = lease;
     for (const to of this.peers) {
-      this.post({ r: HELLO_ROUND, f: this.self, t: to, k: 'hello', e: kp.publicKey, n: this.digest, c: info });
+      this.post({ r: HELLO_ROUND, f: this.self, t: to, k: 'hello', e: lease.publicKey, n: this.digest, c: info });
     }
     this.startPump();
     return this.receiveAll(HELLO_ROUND, this.peers);
@@ -294,15 +311,15 @@ export class SessionChannel {
     if (!dir) {
       const peerKey = this.peerKemKeys.get(to);
       if (!peerKey) throw new TesseraError(ErrorCode.BadState, `channel: no key from node ${to} yet`);
-      const { cipherText, sharedSecret } = this.kem!.encapsulate(peerKey);
-      dir = { key: this.deriveKey(sharedSecret, this.self, to) };
-      zeroize(sharedSecret);
+      // The pair key of this period toward `to` (one encapsulation per peer per period).
+      const pair = this.pairKeys.sending(to, peerKey);
+      dir = { key: this.deriveKey(pair.key, this.self, to), nextCounter: pair.nextCounter };
       this.sendKeys.set(to, dir);
-      kemCt = cipherText;
+      kemCt = pair.kemCiphertext;
     }
     if (!this.sentKemCt.has(to)) this.sentKemCt.add(to);
     else kemCt = new Uint8Array();
-    const nonce = randomBytes(NONCE_LENGTH);
+    const nonce = counterNonce(dir.nextCounter!());
     const header = { r: round, f: this.self, t: to, k: 'data' as const, e: kemCt, n: nonce, c: new Uint8Array() };
     const aad = signedBytes(this.session, header);
     const c = aesGcmSeal(dir.key, nonce, aad, payload);
@@ -377,7 +394,7 @@ export class SessionChannel {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    zeroize(this.ephemeral?.secretKey);
+    this.lease?.release();
     for (const d of [...this.sendKeys.values(), ...this.recvKeys.values()]) zeroize(d.key);
     this.sendKeys.clear();
     this.recvKeys.clear();
@@ -438,8 +455,9 @@ export class SessionChannel {
     return true;
   }
 
-  private deriveKey(sharedSecret: Uint8Array, from: number, to: number): Uint8Array {
-    return hkdf(sha256, sharedSecret, this.session, concatBytes(KDF_LABEL, i2osp(from, 1), i2osp(to, 1)), 32);
+  /** This session's key for direction (from -> to): HKDF-SHA256 of the pair key, salted with the session id. */
+  private deriveKey(pairKey: Uint8Array, from: number, to: number): Uint8Array {
+    return hkdf(sha256, pairKey, this.session, concatBytes(KDF_LABEL, i2osp(from, 1), i2osp(to, 1)), 32);
   }
 
   private startPump(): void {
@@ -471,6 +489,13 @@ export class SessionChannel {
     if (env.f !== from) relayFault(from, `sender field ${env.f} does not match the relayed sender`);
     if (env.t !== this.self) relayFault(from, `message addressed to node ${env.t}`);
     if (env.k === 'data' && this.ignored.has(env.r) && this.recvKeys.has(from)) return; // not read any more: not checked either
+    // Counters against replay, checked before the (costly) signature: a counter already received under
+    // this pair key, in this session or any other, is refused at once. The relay may have kept and
+    // replayed the message, so it names no one. A counter is recorded only once its message has
+    // authenticated and decrypted (below), so forged bytes cannot poison the window.
+    const known = env.k === 'data' ? this.recvKeys.get(from) : undefined;
+    const claimed = known && env.n.length === NONCE_LENGTH ? nonceCounter(env.n) : undefined;
+    if (known && claimed !== undefined) checkFresh(known.window!, claimed, from);
     const signed = signedBytes(this.session, env);
     const signedHash = sha256(signed);
     if (!this.signedBy(from, env, signed, signedHash)) relayFault(from, 'bad or missing signature');
@@ -517,19 +542,21 @@ export class SessionChannel {
       plaintext = env.c;
     } else {
       if (env.n.length !== NONCE_LENGTH) signedFault(from, 'a data message whose nonce has the wrong length');
+      const counter = nonceCounter(env.n);
+      if (counter === undefined) signedFault(from, 'a data message whose nonce is not a message counter');
       let dir = this.recvKeys.get(from);
       if (!dir) {
-        // The sender puts its KEM ciphertext on its first message to us; missing here means the
-        // relay reordered or dropped that message.
+        // The sender puts its pair key's KEM ciphertext on its first message to us in each session;
+        // missing here means the relay reordered or dropped that message.
         if (env.e.length === 0) relayFault(from, 'a message arrived before the one that carries its key (reordered or dropped)');
         if (env.e.length !== KEM_CT_LENGTH) signedFault(from, 'a KEM ciphertext of the wrong length');
-        const ss = this.kem!.decapsulate(env.e, this.ephemeral!.secretKey);
-        dir = { key: this.deriveKey(ss, from, this.self) };
-        zeroize(ss);
+        const pair = this.lease!.receiving(from, env.e);
+        dir = { key: this.deriveKey(pair.key, from, this.self), window: pair.window };
         this.recvKeys.set(from, dir);
       } else if (env.e.length !== 0) {
         signedFault(from, 'a second KEM ciphertext in one session (re-keyed mid-session)');
       }
+      checkFresh(dir.window!, counter, from); // the first message of the direction (later ones: checked above)
       const aad = signedBytes(this.session, { ...env, c: new Uint8Array() });
       try {
         plaintext = aesGcmOpen(dir.key, env.n, aad, env.c);
@@ -538,6 +565,7 @@ export class SessionChannel {
         // evidence a third party can verify: no culprit.
         throw new ChannelError(ErrorCode.DecryptionFailed, `channel: a message signed by node ${from} does not decrypt`);
       }
+      dir.window!.mark(counter);
     }
     const waiter = this.waiters.get(seenKey);
     if (waiter) {
@@ -588,6 +616,27 @@ function aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed:
   out.set(tail, head.length);
   head.fill(0);
   return out;
+}
+
+/** One message per counter under a pair key, in any session: else a relay fault (no culprit). */
+function checkFresh(window: ReplayWindow, counter: number, from: number): void {
+  const fresh = window.check(counter);
+  if (fresh === 'replayed') relayFault(from, `replayed: message counter ${counter} under this pair key was already received`);
+  if (fresh === 'too-old') relayFault(from, `message counter ${counter} is behind the anti-replay window (replayed or held back too long)`);
+}
+
+/** The AEAD nonce of message `counter` under a pair key: 4 zero bytes, then the counter (8 bytes, big-endian). */
+function counterNonce(counter: number): Uint8Array {
+  const nonce = new Uint8Array(NONCE_LENGTH);
+  new DataView(nonce.buffer).setBigUint64(NONCE_ZERO_PREFIX, BigInt(counter), false);
+  return nonce;
+}
+
+/** The message counter a nonce carries, or undefined if it is not one (a nonzero prefix, or past the limit). */
+function nonceCounter(nonce: Uint8Array): number | undefined {
+  for (let i = 0; i < NONCE_ZERO_PREFIX; i++) if (nonce[i] !== 0) return undefined;
+  const c = new DataView(nonce.buffer, nonce.byteOffset, nonce.byteLength).getBigUint64(NONCE_ZERO_PREFIX, false);
+  return c < BigInt(MAX_MESSAGES_PER_PAIR_KEY) ? Number(c) : undefined;
 }
 
 function checkRoundName(round: unknown): asserts round is string {

@@ -30,6 +30,7 @@ import { CATCH_UP_ROUND, declaredRounds, sessionDigest, type SessionParams } fro
 import type { KeyShare } from '../../core/types.js';
 import { sessionScope } from '../../contract/relay.js';
 import { SessionChannel, type RelayLink } from './channel.js';
+import type { PairKeys } from './pair-keys.js';
 import { asTesseraError } from '../governance/gate.js';
 import type { DriverContext } from './protocols.js';
 import type { KeyRecord, ShareStore } from '../store/storage.js';
@@ -52,6 +53,8 @@ export interface EngineOptions {
   readonly membership: ReadonlyMap<number, Uint8Array>;
   readonly store: ShareStore;
   readonly link: CoordinatorSessions;
+  /** This node's long-lived pairwise channel keys (node/sessions/pair-keys.ts), shared by its sessions. */
+  readonly pairKeys: PairKeys;
   readonly logger: Logger;
   readonly sessionTimeoutMs?: number;
   /** Test-only crash points (node/service.ts FAULT_POINTS). */
@@ -139,6 +142,7 @@ export class SessionEngine {
       identity: this.o.identity,
       membership: this.o.membership,
       link,
+      pairKeys: this.o.pairKeys,
       digest,
       // The harness's flooder declares its flood rounds to its own channel only (deviations.ts floodRounds).
       rounds: [...rounds, ...floodRounds(this.o.deviations)],

@@ -8,13 +8,14 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { SessionChannel } from '../../node/sessions/channel.js';
 import { MemoryRelay } from '../helpers/memory-relay.js';
+import { pairKeysOf } from '../helpers/pair-keys.js';
 
 const ids: IdentityKeyPair[] = [1, 2].map(() => generateIdentity());
 const membership = new Map(ids.map((k, i) => [i + 1, k.publicKey] as const));
 
 function pair(relay: MemoryRelay) {
   const session = randomBytes(16);
-  return [1, 2].map((self) => new SessionChannel({ session, self, players: [1, 2], identity: ids[self - 1]!, membership, link: relay.link(self), rounds: ['a', 'b', 'c'] }));
+  return [1, 2].map((self) => new SessionChannel({ session, self, players: [1, 2], identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self), rounds: ['a', 'b', 'c'] }));
 }
 
 /** The relay flips a bit near the end of every message (the signature no longer verifies). */

@@ -4,6 +4,8 @@ import { generateIdentity, type IdentityKeyPair } from '../../core/identity.js';
 import { unpack } from 'msgpackr';
 import { ChannelError, SessionChannel } from '../../node/sessions/channel.js';
 import { MemoryRelay } from '../helpers/memory-relay.js';
+import { pairKeysOf } from '../helpers/pair-keys.js';
+import { PairKeys } from '../../node/sessions/pair-keys.js';
 
 
 const ids: IdentityKeyPair[] = [1, 2, 3].map(() => generateIdentity());
@@ -11,7 +13,7 @@ const membership = new Map(ids.map((k, i) => [i + 1, k.publicKey] as const));
 
 function channels(relay: MemoryRelay, session = randomBytes(16)) {
   return [1, 2, 3].map(
-    (self) => new SessionChannel({ session, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self) }),
+    (self) => new SessionChannel({ session, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self) }),
   );
 }
 
@@ -118,7 +120,7 @@ type ChannelOpts = Partial<Pick<ConstructorParameters<typeof SessionChannel>[0],
 
 function channelsWith(relay: MemoryRelay, opts: (self: number) => ChannelOpts, players = [1, 2, 3], session = randomBytes(16)) {
   return players.map(
-    (self) => new SessionChannel({ session, self, players, identity: ids[self - 1]!, membership, link: relay.link(self), ...opts(self) }),
+    (self) => new SessionChannel({ session, self, players, identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self), ...opts(self) }),
   );
 }
 
@@ -287,6 +289,8 @@ describe('signed misbehaviour names the signer', () => {
       players: [1, 2],
       identity: ids[0]!,
       membership,
+      // The twin is another process with node 1's identity: its own pair keys.
+      pairKeys: new PairKeys({ self: 1, sweepIntervalMs: 0 }),
       link: {
         send: (_s, to, payload) => {
           if (!isHello(payload)) queueMicrotask(() => relay.deliver(1, to, payload));
@@ -337,7 +341,7 @@ describe('the session digest is signed into the hellos', () => {
     await opened;
     expect(e.culprits).toEqual([]);
     ch.forEach((c) => c.close());
-    const base = { session: randomBytes(16), self: 1, players: [1, 2], identity: ids[0]!, membership, link: relay.link(1) };
+    const base = { session: randomBytes(16), self: 1, players: [1, 2], identity: ids[0]!, membership, link: relay.link(1), pairKeys: pairKeysOf(1) };
     expect(() => new SessionChannel({ ...base, digest: new Uint8Array(31) })).toThrow(/digest must be 32 bytes/);
     expect(() => new SessionChannel({ ...base, rounds: ['r1', 'r1'] })).toThrow(/twice/);
     expect(() => new SessionChannel({ ...base, rounds: ['hello'] })).toThrow(/bad round name/);

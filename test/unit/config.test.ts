@@ -291,6 +291,15 @@ describe('loadNodeConfig: API key roles, rotation schedule, fail-open and audit 
     expect(c.failOpen).toEqual({ defaultMs: 300_000, maxMs: 3_600_000 });
     expect(c.audit).toEqual({ checkpointEvery: 100, checkpointIntervalMs: 60_000 });
     expect(c.apiKeys[0]!.role).toBeUndefined();
+    expect(c.channelRekeyMs).toBe(600_000);
+  });
+
+  it('channelRekeyMs (the pairwise channels\' rekey period): file or TESSERA_CHANNEL_REKEY_MS, 1 s to 1 day', async () => {
+    const file = await writeConfig({ ...baseConfig(), channelRekeyMs: 120_000 });
+    expect(loadNodeConfig({ file, env: {} }).channelRekeyMs).toBe(120_000);
+    expect(loadNodeConfig({ file, env: { TESSERA_CHANNEL_REKEY_MS: '5000' } }).channelRekeyMs).toBe(5000);
+    await expectConfigError({ ...baseConfig(), channelRekeyMs: 999 }, 'channelRekeyMs');
+    await expectConfigError({ ...baseConfig(), channelRekeyMs: '60000' }, 'channelRekeyMs');
   });
 
   it('reads them from the file and from TESSERA_* env (env wins), and API key roles', async () => {

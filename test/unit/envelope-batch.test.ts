@@ -13,6 +13,7 @@ import { generateIdentity, identitySign } from '../../core/identity.js';
 import { declaredRounds } from '../../core/session.js';
 import { ChannelError, SessionChannel } from '../../node/sessions/channel.js';
 import { MemoryRelay } from '../helpers/memory-relay.js';
+import { pairKeysOf } from '../helpers/pair-keys.js';
 
 const culprit = generateIdentity();
 const other = generateIdentity();
@@ -84,7 +85,7 @@ const membership = new Map(ids.map((k, i) => [i + 1, k.publicKey] as const));
 
 function channels(relay: MemoryRelay, rounds = ['r1', 'r2']) {
   const s = Uint8Array.from(randomBytes(16));
-  return [1, 2, 3].map((self) => new SessionChannel({ session: s, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self), rounds }));
+  return [1, 2, 3].map((self) => new SessionChannel({ session: s, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self), rounds }));
 }
 
 type Wire = { v: number; r: string; t: number; s: Uint8Array; b?: Uint8Array[] };
@@ -158,7 +159,7 @@ describe('the channel signs what it sends in one turn once', () => {
     const relay = new MemoryRelay();
     const s = Uint8Array.from(randomBytes(16));
     const ch = [1, 2, 3].map(
-      (self) => new SessionChannel({ session: s, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self), rounds: self === 1 ? ['r1', 'not-a-round'] : ['r1'] }),
+      (self) => new SessionChannel({ session: s, self, players: [1, 2, 3], identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self), rounds: self === 1 ? ['r1', 'not-a-round'] : ['r1'] }),
     );
     await Promise.all(ch.map((c) => c.open()));
     ch[0]!.send(3, 'r1', Uint8Array.of(1));

@@ -9,6 +9,7 @@ import { getSigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import { SessionChannel, type RelayLink } from '../../node/sessions/channel.js';
 import { runDkg, runSign, type DriverContext } from '../../node/sessions/protocols.js';
+import { pairKeysOf } from '../helpers/pair-keys.js';
 
 /** Relay messages between nodes in memory, in order, through one queue per receiver. */
 class MemoryRelay {
@@ -42,7 +43,7 @@ async function inSession<T>(players: number[], body: (ctx: DriverContext) => Pro
   const runId = randomBytes(32);
   const results = await Promise.all(
     players.map(async (self) => {
-      const channel = new SessionChannel({ session, self, players, identity: ids[self - 1]!, membership, link: relay.link(self) });
+      const channel = new SessionChannel({ session, self, players, identity: ids[self - 1]!, membership, link: relay.link(self), pairKeys: pairKeysOf(self) });
       try {
         await channel.open();
         return [self, await body({ session, runId, self, players, channel, identity: ids[self - 1]!, membership })] as const;
