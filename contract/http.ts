@@ -58,6 +58,8 @@ const sessionId = hex(16, 16);
 const suite = { type: 'string', enum: [...SUITE_IDS] } as const;
 const version = { type: 'integer', minimum: 1, maximum: MAX_VERSION, description: `a key version, an integer from 1 to ${MAX_VERSION}` } as const;
 const threshold = { type: 'integer', minimum: 2, maximum: 255, description: 'a threshold, an integer from 2 to 255' } as const;
+/** Checked in full by the node (core/derive.ts parseDerivationPath), whose errors say what is wrong (e.g. a hardened step). */
+const derivationPath = { type: 'string', minLength: 1, maxLength: 2900, description: 'a non-hardened BIP-32 path such as m/0/5' } as const;
 const keyState = { type: 'string', enum: [...KEY_STATES] } as const;
 /** A key version in a query string (text; node/http/api.ts parseDecimal turns it into a number). */
 const versionText = { type: 'string', description: `a key version in decimal, 1 to ${MAX_VERSION}` } as const;
@@ -105,6 +107,11 @@ export interface KeyInfo {
   keyId: string;
   version: number;
   suite: string;
+  /**
+   * What the suite's signatures are (core/suites.ts SUITE_SCHEMES), e.g. "FROST Schnorr (RFC 9591), not
+   * ECDSA" for secp256k1 and p256: standard ECDSA verifiers do not accept them.
+   */
+  scheme: string;
   /** The suite's standard public-key encoding, hex. */
   publicKey: string;
   threshold: number;
@@ -117,6 +124,13 @@ export interface KeyInfo {
   createdAt: number;
   /** Only when the key carries a rotation period: where this version stands (core/lifecycle.ts rotationStatus). */
   rotation?: RotationInfo;
+  /**
+   * secp256k1, bip340 and ed25519 keys made since derivation exists (core/derive.ts): the 32-byte chain
+   * code, hex, made at keygen from the DKG transcript. Child keys: sign with `path`.
+   */
+  chainCode?: string;
+  /** secp256k1 and bip340 only: the BIP-32 extended public key (mainnet "xpub") of the key. */
+  xpub?: string;
 }
 /** GET /v1/keys: every version of every key of the caller's tenant, by keyId then version. */
 export interface ListKeysResponse {
@@ -138,11 +152,12 @@ export interface RotationInfo {
 }
 const keyInfoSchema = {
   type: 'object',
-  required: ['keyId', 'version', 'suite', 'publicKey', 'threshold', 'parties', 'epoch', 'state', 'exportable', 'publicPackage', 'createdAt'],
+  required: ['keyId', 'version', 'suite', 'scheme', 'publicKey', 'threshold', 'parties', 'epoch', 'state', 'exportable', 'publicPackage', 'createdAt'],
   properties: {
     keyId: id,
     version,
     suite,
+    scheme: { type: 'string' },
     publicKey: { type: 'string' },
     threshold: { type: 'integer' },
     parties: { type: 'integer' },
@@ -165,6 +180,8 @@ const keyInfoSchema = {
       },
       additionalProperties: false,
     },
+    chainCode: hex(32, 32),
+    xpub: { type: 'string', maxLength: 120 },
   },
   additionalProperties: false,
 } as const;
@@ -195,6 +212,11 @@ export interface SignRequest {
   message: string;
   players: number[];
   version?: number;
+  /**
+   * Sign with a child key (core/derive.ts): a non-hardened BIP-32 path such as "m/0/5" (secp256k1,
+   * bip340, ed25519 keys). Part of the session digest: every signer must be given the same path.
+   */
+  path?: string;
 }
 export interface SignResponse {
   keyId: string;
@@ -651,7 +673,7 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['sessionId', 'message', 'players'],
-        properties: { sessionId, message: hex(0, 1 << 20), players, version },
+        properties: { sessionId, message: hex(0, 1 << 20), players, version, path: derivationPath },
         additionalProperties: false,
       },
       response: withErrors({

@@ -7,6 +7,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, framed, i2osp, utf8ToBytes } from './bytes.js';
+import { formatDerivationPath, parseDerivationPath } from './derive.js';
 import { ErrorCode, ensure } from './errors.js';
 import { checkPlayers } from './shamir.js';
 import { isSuiteId, type SuiteId } from './suites.js';
@@ -33,6 +34,12 @@ export interface SessionParams {
   readonly players: readonly number[];
   /** SHA-256 of the operation's payload (message, enc || receiver key, wrapping keys...), 32 bytes. */
   readonly payloadDigest: Uint8Array;
+  /**
+   * sign only: the non-hardened BIP-32 path of the child key to sign with (core/derive.ts), canonical
+   * ("m/0/5"); absent for the key itself. In the digest, so signers asked for different children never
+   * sign together.
+   */
+  readonly path?: string;
 }
 
 /** Tenants and key ids: 1-128 of [A-Za-z0-9._:-], starting alphanumeric. */
@@ -52,6 +59,11 @@ export function checkSessionParams(p: SessionParams): SessionParams {
     ErrorCode.BadParameters,
     `threshold ${p.threshold} must be 2..${p.parties}`,
   );
+  if (p.path !== undefined) {
+    ensure(p.operation === 'sign', ErrorCode.BadParameters, `path: only a sign session takes a derivation path, not ${p.operation}`);
+    const steps = parseDerivationPath(p.path);
+    ensure(steps.length > 0 && formatDerivationPath(steps) === p.path, ErrorCode.BadParameters, 'path: expected the canonical form of a non-empty path, such as m/0/5');
+  }
   const players = checkPlayers(p.players, p.parties, p.threshold);
   const everyone = p.operation !== 'sign' && p.operation !== 'decapsulate';
   ensure(!everyone || players.length === p.parties, ErrorCode.BadParameters, `${p.operation} needs all ${p.parties} nodes`);
@@ -111,6 +123,8 @@ export function sessionDigest(sessionId: Uint8Array, params: SessionParams): Uin
       i2osp(p.parties, 1),
       concatBytes(...p.players.map((x) => i2osp(x, 1))),
       p.payloadDigest,
+      // Appended only when present, so that the digest of every session without a path is unchanged.
+      ...(p.path !== undefined ? [utf8ToBytes('path'), utf8ToBytes(p.path)] : []),
     ),
   );
 }

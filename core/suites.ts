@@ -380,6 +380,25 @@ const REGISTRY: Readonly<Record<SuiteId, Suite>> = Object.freeze({
 
 export const SUITE_IDS = Object.freeze(Object.keys(REGISTRY)) as readonly SuiteId[];
 
+/**
+ * What each suite's signatures (or decapsulations) are, as key info, the README table and the CLI
+ * (sdk/cli/choices.ts, checked equal at compile time) say it. The secp256k1 and p256 suites are FROST
+ * Schnorr (RFC 9591): OpenSSL, WebCrypto, JWT ES256, X.509 and other ECDSA verifiers reject them.
+ */
+export const SUITE_SCHEMES = {
+  ed25519: 'FROST Ed25519 (RFC 9591), verifies as RFC 8032 Ed25519',
+  secp256k1: 'FROST Schnorr (RFC 9591), not ECDSA',
+  bip340: 'FROST Schnorr (RFC 9591), verifies as BIP-340 Schnorr',
+  p256: 'FROST Schnorr (RFC 9591), not ECDSA',
+  'hpke-x25519': 'threshold decapsulation, RFC 9180 DHKEM(X25519)',
+  'hpke-p256': 'threshold decapsulation, RFC 9180 DHKEM(P-256)',
+} as const satisfies Record<SuiteId, string>;
+
+/** The scheme of a suite (SUITE_SCHEMES). */
+export function suiteScheme(id: SuiteId): string {
+  return SUITE_SCHEMES[id];
+}
+
 export function isSuiteId(s: unknown): s is SuiteId {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(REGISTRY, s);
 }

@@ -28,7 +28,8 @@ import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
-import { getKemSuite, getSigningSuite, getSuite, groupBackendNames, type SuiteId } from '../core/suites.js';
+import { getKemSuite, getSigningSuite, getSuite, groupBackendNames, suiteScheme, type SuiteId } from '../core/suites.js';
+import { derivationInfo, deriveKeyShare, formatDerivationPath, isDerivableSuite, keygenChainCode, parseDerivationPath } from '../core/derive.js';
 import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from '../core/lifecycle.js';
 import { OperationGate, asTesseraError } from './governance/gate.js';
 import type { Principal } from './governance/tenants.js';
@@ -92,6 +93,8 @@ export interface KeyRecord {
   state: KeyState;
   rotationPeriodMs?: number;
   committed: PublicKeyPackage;
+  /** The BIP-32 chain code (core/derive.ts), when the version has one. Public. */
+  chainCode?: Uint8Array;
 }
 
 /** The actor id scheduled rotations are audited under (no API key starts them). */
@@ -173,10 +176,12 @@ function keyInfo(rec: StoredKey, now: number, settings?: NodeServiceOptions['rot
     const { status, ...rest } = rotationStatus(rec, now, settings?.warnBeforeMs, settings?.attempts?.get(rec.tenant, rec.keyId, rec.version));
     rotation = { periodMs: rec.rotationPeriodMs, status, ...rest };
   }
+  const root = rec.chainCode !== undefined && isDerivableSuite(pkg.suite) ? derivationInfo(pkg.suite, pkg, rec.chainCode) : undefined;
   return {
     keyId: rec.keyId,
     version: rec.version,
     suite: pkg.suite,
+    scheme: suiteScheme(suite.id),
     publicKey: toHex(groupPublicKey(suite, pkg)),
     threshold: pkg.threshold,
     parties: pkg.parties,
@@ -186,7 +191,26 @@ function keyInfo(rec: StoredKey, now: number, settings?: NodeServiceOptions['rot
     publicPackage: packageToJson(pkg),
     createdAt: rec.createdAt,
     ...(rotation ? { rotation } : {}),
+    ...(root ? { chainCode: toHex(root.chainCode), ...(root.xpub !== undefined ? { xpub: root.xpub } : {}) } : {}),
   };
+}
+
+/**
+ * The chain code a new version of a derivable suite is stored with (core/derive.ts keygenChainCode):
+ * from the joint public result, the session and the run id every player contributed to.
+ */
+function newChainCode(pkg: PublicKeyPackage, session: Uint8Array, runId: Uint8Array): { chainCode?: Uint8Array } {
+  return isDerivableSuite(pkg.suite) ? { chainCode: keygenChainCode(pkg, session, runId) } : {};
+}
+
+/** A sign request's path: canonical ("m/0/5"), or absent for the key itself ("m" or no path). */
+function signPath(path: string | undefined, rec: KeyRecord): { path?: string; steps?: number[] } {
+  if (path === undefined) return {};
+  const steps = parseDerivationPath(path);
+  if (steps.length === 0) return {};
+  if (!isDerivableSuite(rec.suite)) throw new TesseraError(ErrorCode.BadParameters, `key ${rec.keyId} is a ${rec.suite} key: derivation paths are offered for secp256k1, bip340 and ed25519 keys`);
+  if (rec.chainCode === undefined) throw new TesseraError(ErrorCode.BadState, `key ${rec.keyId} version ${rec.version} has no chain code (made before derivation existed); rotate it to derive child keys`);
+  return { path: formatDerivationPath(steps), steps };
 }
 
 function notFound(keyId: string, version?: number): TesseraError {
@@ -299,7 +323,7 @@ export class NodeService {
             const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable, ...rotation });
             await ctx.commit({
               statement: statementOf(session, 'keygen', tenant, req.keyId, 1, digest),
-              effects: [{ kind: 'new-version', record: { tenant, keyId: req.keyId, version: 1, exportable, share: key, ...rotation } }],
+              effects: [{ kind: 'new-version', record: { tenant, keyId: req.keyId, version: 1, exportable, share: key, ...rotation, ...newChainCode(key.publicKey, session, ctx.runId) } }],
             });
           } finally {
             zeroize(key.secret.value);
@@ -319,14 +343,22 @@ export class NodeService {
         const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
         const suite = getSigningSuite(rec.suite);
         const message = fromHex(req.message, 'message');
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message]);
-        return { version: rec.version, rec, message, params };
+        const { path, steps } = signPath(req.path, rec);
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message], path);
+        return { version: rec.version, rec, message, params, steps };
       },
-      async ({ rec, message, params }) => {
-        const signature = await this.engine.run(
-          { session, params, uses: usesShare(p.tenant, keyId, rec.version) },
-          async (ctx, key) => runSign(ctx, key!, message),
-        );
+      async ({ rec, message, params, steps }) => {
+        const signature = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
+          if (steps === undefined) return runSign(ctx, key!, message);
+          // The child key (core/derive.ts): the public tweak added to this node's share and to every
+          // verifying share, in a private copy wiped after signing; the stored share is untouched.
+          const child = deriveKeyShare(key!, rec.chainCode!, steps);
+          try {
+            return await runSign(ctx, child, message);
+          } finally {
+            zeroize(child.secret.value);
+          }
+        });
         this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
         return { keyId, version: rec.version, signature: toHex(signature) };
       },
@@ -685,7 +717,7 @@ export class NodeService {
             const digest = resultDigest({ kind: 'version', package: next.publicKey, exportable });
             await ctx.commit({
               statement: statementOf(session, 'import', tenant, keyId, bundle.keyVersion, digest),
-              effects: [{ kind: 'new-version', record: { tenant, keyId, version: bundle.keyVersion, exportable, share: next } }],
+              effects: [{ kind: 'new-version', record: { tenant, keyId, version: bundle.keyVersion, exportable, share: next, ...newChainCode(next.publicKey, session, ctx.runId) } }],
             });
             return next.publicKey.epoch;
           } finally {
@@ -744,7 +776,10 @@ export class NodeService {
               await ctx.commit({
                 statement: statementOf(session, 'rotate', tenant, keyId, next, digest),
                 effects: [
-                  { kind: 'new-version', record: { tenant, keyId, version: next, exportable: old.exportable, share: key, createdAt: rotatedAt, ...rotation } },
+                  {
+                    kind: 'new-version',
+                    record: { tenant, keyId, version: next, exportable: old.exportable, share: key, createdAt: rotatedAt, ...rotation, ...newChainCode(key.publicKey, session, ctx.runId) },
+                  },
                   { kind: 'state', version: old.version, state: 'retired', rotatedAt },
                 ],
               });
@@ -983,6 +1018,7 @@ export class NodeService {
       state: committed.state,
       ...(committed.rotationPeriodMs !== undefined ? { rotationPeriodMs: committed.rotationPeriodMs } : {}),
       committed: committed.publicKey,
+      ...(committed.chainCode !== undefined ? { chainCode: committed.chainCode } : {}),
     };
   }
 
@@ -995,6 +1031,7 @@ export class NodeService {
     threshold: number,
     players: readonly number[],
     payload: Uint8Array[],
+    path?: string,
   ): SessionParams {
     const p = checkSessionParams({
       operation,
@@ -1006,6 +1043,7 @@ export class NodeService {
       parties: this.o.parties,
       players,
       payloadDigest: sha256(framed(utf8ToBytes(operation), ...payload)),
+      ...(path !== undefined ? { path } : {}),
     });
     if (!p.players.includes(this.o.index)) {
       throw new TesseraError(ErrorCode.BadParameters, `this node (${this.o.index}) is not among the players`);

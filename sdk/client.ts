@@ -56,6 +56,7 @@ import { hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from 
 import { createContext } from '../core/hpke.js';
 import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
+import { derivationInfo, formatDerivationPath, parseDerivationPath } from '../core/derive.js';
 import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
@@ -95,7 +96,17 @@ export type SessionRequest =
    * every player is sent (one per player). Such a sign runs no node session: `sessionId` then names
    * the call only (the two-round session it falls back to, if any, uses it).
    */
-  | { operation: 'sign'; sessionId: string; keyId: string; version?: number; message: string; players: number[]; commitments?: PresignedCommitmentJson[] }
+  | {
+      operation: 'sign';
+      sessionId: string;
+      keyId: string;
+      version?: number;
+      message: string;
+      players: number[];
+      commitments?: PresignedCommitmentJson[];
+      /** Sign with this child key (core/derive.ts), a non-hardened BIP-32 path such as m/0/5. */
+      path?: string;
+    }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
   | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
   | {
@@ -514,6 +525,42 @@ export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
   };
 }
 
+/** A derivation path option, checked (core/derive.ts) and canonical; undefined for none or "m" (the key itself). */
+function derivationPathOption(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    const steps = parseDerivationPath(path);
+    return steps.length === 0 ? undefined : formatDerivationPath(steps);
+  } catch (e) {
+    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
+  }
+}
+
+/** The child key of `path` from a key's public record (group key and chain code). */
+function childKeyOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): ChildKeyInfo {
+  if (info.chainCode === undefined) {
+    throw new TesseraClientError(
+      'BAD_INPUT',
+      `key ${info.keyId} version ${info.version} has no chain code: child keys exist for secp256k1, bip340 and ed25519 keys made since derivation exists`,
+    );
+  }
+  try {
+    const child = derivationInfo(info.suite, pkg, fromHex(info.chainCode, 'chainCode', 32), parseDerivationPath(path));
+    return {
+      keyId: info.keyId,
+      version: info.version,
+      suite: info.suite,
+      scheme: info.scheme,
+      path: child.path,
+      publicKey: toHex(child.publicKey),
+      chainCode: toHex(child.chainCode),
+      ...(child.xpub !== undefined ? { xpub: child.xpub } : {}),
+    };
+  } catch (e) {
+    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
+  }
+}
+
 export interface KeygenOptions {
   suite: string;
   keyId?: string;
@@ -527,6 +574,24 @@ export interface KeygenOptions {
 export interface SignResult extends SignResponse {
   /** presigned: one round trip per player from cached presignatures; two-round: a node session. */
   path: 'presigned' | 'two-round';
+  /** When signed with a child key: its derivation path (canonical, e.g. m/0/5). */
+  derivationPath?: string;
+}
+
+/** A child key of a key (core/derive.ts): what `publicKey --path` shows. */
+export interface ChildKeyInfo {
+  keyId: string;
+  version: number;
+  suite: string;
+  scheme: string;
+  /** Canonical path, "m" for the key itself. */
+  path: string;
+  /** The child's public key in the suite's standard encoding, hex (bip340 x-only). */
+  publicKey: string;
+  /** The child's chain code, hex. */
+  chainCode: string;
+  /** secp256k1 and bip340: the child's BIP-32 xpub. */
+  xpub?: string;
 }
 
 export interface SignOptions {
@@ -538,6 +603,13 @@ export interface SignOptions {
   version?: number;
   /** false: the two-round session path even when presignatures are cached. Default: the Cluster's presign.enabled. */
   presigned?: boolean;
+  /**
+   * Sign with the child key of this non-hardened BIP-32 path, e.g. "m/0/5" (secp256k1, bip340 and
+   * ed25519 keys; core/derive.ts). The path is part of the session digest, so every player signs with
+   * the same child. A path signs by the two-round session path: presignatures carry no session
+   * parameters, so `presigned: true` with a path is refused.
+   */
+  path?: string;
 }
 
 /** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
@@ -984,6 +1056,16 @@ export class Cluster {
     return (await this.getKey(keyId, version)).publicKey;
   }
 
+  /**
+   * The child key of a non-hardened BIP-32 path (core/derive.ts), computed here from the key's public
+   * record (its group key and chain code): the key `sign` with the same `path` signs under.
+   */
+  async childKey(keyId: string, o: { path: string; version?: number }): Promise<ChildKeyInfo> {
+    const path = derivationPathOption(o.path) ?? 'm';
+    const info = await this.getKey(keyId, o.version);
+    return childKeyOf(info, packageFromJson(info.publicPackage), path);
+  }
+
   /** The key record this SDK holds for (keyId, version): looked up once, then cached until a change or a mismatch. */
   private async keyInfo(keyId: string, version: number | undefined, node: number): Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> {
     const slot = JSON.stringify([keyId, version ?? 0]);
@@ -1082,17 +1164,20 @@ export class Cluster {
     assertSame(results.map((r) => r.signature), 'signature');
     const r = results[0]!;
     // The nodes may have signed with a newer version than this SDK's record (rotated elsewhere).
-    let key = (await this.keyInfo(request.keyId, request.version, players[0]!)).info;
-    if (key.version !== r.version) {
+    let found = await this.keyInfo(request.keyId, request.version, players[0]!);
+    if (found.info.version !== r.version) {
       this.forgetKeyInfo(request.keyId);
-      key = (await this.keyInfo(request.keyId, r.version, players[0]!)).info;
+      found = await this.keyInfo(request.keyId, r.version, players[0]!);
     }
+    const key = found.info;
     const suite = getSigningSuite(key.suite);
-    if (!suite.verify(fromHex(r.signature, 'signature'), fromHex(request.message, 'message'), fromHex(key.publicKey, 'publicKey'))) {
+    // With a path, the signature is under the child key, derived here from the public record.
+    const publicKey = request.path === undefined ? key.publicKey : childKeyOf(key, found.pkg, request.path).publicKey;
+    if (!suite.verify(fromHex(r.signature, 'signature'), fromHex(request.message, 'message'), fromHex(publicKey, 'publicKey'))) {
       throw new TesseraClientError('VERIFICATION_FAILED', 'the aggregated signature does not verify');
     }
     this.presignStats.twoRound++;
-    return { ...r, path: 'two-round' };
+    return { ...r, path: 'two-round', ...(request.path !== undefined ? { derivationPath: request.path } : {}) };
   }
 
   /**
@@ -1110,8 +1195,12 @@ export class Cluster {
   }
 
   private async signWith(o: SignOptions, message: string): Promise<SignResult> {
+    const path = derivationPathOption(o.path);
+    if (path !== undefined && o.presigned === true) {
+      throw new TesseraClientError('BAD_INPUT', 'path: presigned signing cannot sign with a child key (presignatures carry no session parameters); omit presigned or set it to false');
+    }
     const { info: key, pkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
-    const list = this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
+    const list = path === undefined && this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
       sessionId: newSessionId(),
@@ -1120,6 +1209,7 @@ export class Cluster {
       players,
       ...(o.version ? { version: o.version } : {}),
       ...(list ? { commitments: list } : {}),
+      ...(path !== undefined ? { path } : {}),
     };
     // Every operator approves every signature, before any node is asked.
     await Promise.all(players.map((i) => this.node(i).authorize(request)));

@@ -78,6 +78,8 @@ export interface NewKeyRecord {
   readonly createdAt?: number;
   /** Rotate this version this long after createdAt (core/lifecycle.ts rotationStatus). Optional. */
   readonly rotationPeriodMs?: number;
+  /** The key's 32-byte BIP-32 chain code, made at keygen (core/derive.ts keygenChainCode). Public. Optional. */
+  readonly chainCode?: Uint8Array;
 }
 
 /** The public part of a committed key version. */
@@ -101,6 +103,8 @@ export interface KeyRecord {
   readonly destroyedAt?: number;
   /** The session whose commit certificate (getCertificate) made this record what it is. */
   readonly certSession?: Uint8Array;
+  /** The key's BIP-32 chain code (core/derive.ts), for versions made since derivation exists. Public. */
+  readonly chainCode?: Uint8Array;
 }
 
 /** One write of a namespaced record batch (keys relative to the namespace). */
@@ -221,6 +225,8 @@ interface StoredCommitted extends StoredPackage, Partial<SealedBox> {
   destroyedAt?: number;
   /** The session whose commit certificate made this record what it is (absent before certificates). */
   cs?: Uint8Array;
+  /** The BIP-32 chain code (core/derive.ts); kept by every later change of the version. */
+  cc?: Uint8Array;
 }
 interface StoredPending extends StoredPackage, SealedBox {
   v: number;
@@ -370,6 +376,7 @@ export class ShareStore {
         createdAt,
         exportable: rec.exportable,
         ...(rec.rotationPeriodMs !== undefined ? { rotationPeriodMs: rec.rotationPeriodMs } : {}),
+        ...chainCodeField(rec.chainCode),
         ...this.seal(rec.share.secret.value, aad),
       };
       await this.keyWrite(rec.tenant, rec.keyId, () => this.db.put(key, encode(stored), { sync: true }));
@@ -941,6 +948,7 @@ export class ShareStore {
           createdAt: r.createdAt ?? Date.now(),
           exportable: r.exportable,
           ...(r.rotationPeriodMs !== undefined ? { rotationPeriodMs: r.rotationPeriodMs } : {}),
+          ...chainCodeField(r.chainCode),
           ...this.seal(r.share.secret.value, this.shareAad(tenant, keyId, r.version, pkg, r.exportable)),
         };
         return { kind: 'put', version: r.version, record: stored };
@@ -1001,6 +1009,7 @@ export class ShareStore {
         createdAt: cur.createdAt,
         exportable: cur.exportable,
         ...optionalTimes(cur),
+        ...(cur.cc !== undefined ? { cc: cur.cc } : {}),
         nonce: e.record.nonce,
         ct: e.record.ct,
         cs,
@@ -1410,7 +1419,15 @@ function committedToRecord(tenant: string, keyId: string, version: number, s: St
     exportable: s.exportable,
     ...optionalTimes(s),
     ...(s.cs !== undefined ? { certSession: Uint8Array.from(s.cs) } : {}),
+    ...(s.cc !== undefined ? { chainCode: Uint8Array.from(s.cc) } : {}),
   };
+}
+
+/** The stored chain-code field of a new version: a private copy of 32 bytes, or nothing. */
+function chainCodeField(cc: Uint8Array | undefined): { cc?: Uint8Array } {
+  if (cc === undefined) return {};
+  ensure(cc instanceof Uint8Array && cc.length === 32, ErrorCode.BadInput, 'storage: chainCode must be 32 bytes');
+  return { cc: Uint8Array.from(cc) };
 }
 
 /** Freeze a record handed out by the cache: the object, its package and the package's arrays (bytes cannot be frozen; cachedRecord checks them). */
@@ -1431,6 +1448,7 @@ function freezeStored(s: StoredCommitted): StoredCommitted {
 function recordMatches(r: KeyRecord, s: StoredCommitted): boolean {
   const same = (a: readonly Uint8Array[], b: readonly Uint8Array[]) => a.length === b.length && a.every((x, i) => equalBytes(x, b[i]!));
   if (!same(r.publicKey.commitments, s.commitments) || !same(r.publicKey.verifyingShares, s.verifyingShares)) return false;
+  if (r.chainCode === undefined || s.cc === undefined ? r.chainCode !== s.cc : !equalBytes(r.chainCode, s.cc)) return false;
   if (r.certSession === undefined || s.cs === undefined) return r.certSession === undefined && s.cs === undefined;
   return equalBytes(r.certSession, s.cs);
 }
@@ -1503,6 +1521,8 @@ function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
   ensure(m.destroyedAt === undefined || isTime(m.destroyedAt), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   const cs = m.cs === undefined ? undefined : bytesField(m.cs, key);
   ensure(cs === undefined || cs.length === 16, ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
+  const cc = m.cc === undefined ? undefined : bytesField(m.cc, key);
+  ensure(cc === undefined || cc.length === 32, ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   return {
     ...pkg,
     ...box,
@@ -1511,6 +1531,7 @@ function decodeCommitted(raw: Uint8Array, key: string): StoredCommitted {
     exportable: m.exportable,
     ...optionalTimes(m as unknown as StoredCommitted),
     ...(cs !== undefined ? { cs } : {}),
+    ...(cc !== undefined ? { cc } : {}),
   };
 }
 
