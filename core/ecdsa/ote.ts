@@ -84,6 +84,15 @@ export function kosMessageLength(m: number): number {
 }
 
 /**
+ * Malicious-party tests only: a receiver that deviates as an adversary would, changing its columns
+ * u_i (e.g. using different choice bits in different columns) *before* it derives the check from
+ * them, so the check values fit the message it sends. Honest callers never pass it.
+ */
+export interface KosReceiverCheat {
+  corruptColumns?: (columns: Uint8Array) => void;
+}
+
+/**
  * Receiver (DKLs23's Bob): extend to m random-choice OTs. `seeds0`/`seeds1` are the base-OT pads
  * (κ × 32 bytes each). Returns the message, the choice bits x (m bits; caller owns and zeroizes) and
  * the rows t_j (m × 16 bytes; caller owns and zeroizes), with q_j = t_j ⊕ x_j·Δ on the sender's side.
@@ -93,6 +102,7 @@ export function kosReceiverExtend(
   seeds1: Uint8Array,
   sid: Uint8Array,
   m: number,
+  cheat?: KosReceiverCheat,
 ): { msg: Uint8Array; choices: Uint8Array; rows: Uint8Array } {
   checkRows(m);
   const mp = m + OTE_PAD_ROWS;
@@ -108,6 +118,7 @@ export function kosReceiverExtend(
     zeroize(a, b);
   }
   const columns = msg.subarray(0, OTE_KAPPA * colBytes);
+  cheat?.corruptColumns?.(columns);
   const rows = transpose(t0, mp);
   zeroize(t0);
   // KOS15 Fig. 7 check: x̃ = Σ x_j·χ_j, t̃ = Σ t_j·χ_j with χ_j = powers of H = RO(sid, u).
