@@ -60,7 +60,7 @@ import {
   type VsotReceiverState,
   type VsotSenderState,
 } from './ot.js';
-import { kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES } from './ote.js';
+import { kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES, type KosReceiverCheat } from './ote.js';
 
 export type { CurveName } from './ot.js';
 
@@ -332,12 +332,27 @@ export function mulSetupLocal(curve: CurveName, sid: Uint8Array): { alice: MulAl
 /** Length of Alice's message: τ (ξ × 4 scalars) ‖ u (2) ‖ γ (2) ‖ r̃ (32 bytes). */
 export const MUL_ALICE_MSG_LENGTH = MUL_XI * WIDTH * SCALAR + 4 * SCALAR + 32;
 
+/**
+ * Malicious-party tests only (never passed by honest code): Bob deviates in the OT extension
+ * (core/ecdsa/ote.ts KosReceiverCheat), changing his columns before deriving the KOS check.
+ */
+export type MulBobCheat = KosReceiverCheat;
+
+/**
+ * Malicious-party tests only: Alice uses `correlation(j, k, value)` instead of the k-th entry
+ * (ã₀, â₀, ã₁, â₁)[k] of her correlation in OT j; everything after (χ, u, r̃) is computed honestly
+ * from what she sends, as an adversary would.
+ */
+export interface MulAliceCheat {
+  correlation?: (j: number, k: number, value: bigint) => bigint;
+}
+
 /** Message 1 (Bob → Alice): Bob's random input b = ⟨g, β⟩ and the KOS15 extension with choices β. */
-export function mulBobStart(setup: MulBobSetup, sid: Uint8Array): { state: MulBobState; b: bigint; msg: Uint8Array } {
+export function mulBobStart(setup: MulBobSetup, sid: Uint8Array, cheat?: MulBobCheat): { state: MulBobState; b: bigint; msg: Uint8Array } {
   checkBobSetup(setup);
   const sidp = instanceSid(setup.setupId, sid);
   const group = groupOf(setup.curve);
-  const { msg, choices, rows } = kosReceiverExtend(setup.seeds0, setup.seeds1, sidp, MUL_XI);
+  const { msg, choices, rows } = kosReceiverExtend(setup.seeds0, setup.seeds1, sidp, MUL_XI, cheat);
   const g = gadget(setup.curve);
   let b = 0n;
   for (let j = 0; j < MUL_XI; j++) if (bitAt(choices, j)) b += g[j]!;
@@ -352,6 +367,7 @@ export function mulAliceRespond(
   sid: Uint8Array,
   a: readonly [bigint, bigint],
   msg: Uint8Array,
+  cheat?: MulAliceCheat,
 ): { cA: [bigint, bigint]; msg: Uint8Array } {
   checkAliceSetup(setup);
   const group = groupOf(setup.curve);
@@ -375,7 +391,8 @@ export function mulAliceRespond(
     v1.length = 0;
     rowScalars(q, sidp, j, row1, v1);
     for (let k = 0; k < WIDTH; k++) {
-      const tau = group.add(group.sub(v1[k]!, zA[j * WIDTH + k]!), corr[k]!);
+      const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
+      const tau = group.add(group.sub(v1[k]!, zA[j * WIDTH + k]!), c);
       out.set(numberToBytesBE(tau, SCALAR), (j * WIDTH + k) * SCALAR);
     }
   }
