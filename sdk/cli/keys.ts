@@ -7,7 +7,7 @@ import type { KeyInfo, KeyState } from '../client.js';
 import type { PublicKeyFormat } from '../formats.js';
 import { TesseraClientError } from '../http.js';
 import type { ImportKeysFileJson } from '../keyfiles.js';
-import { KEY_STATES, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_IDS } from './choices.js';
+import { KEY_STATES, NOT_ECDSA_NOTE, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_HELP, SUITE_IDS } from './choices.js';
 import { clusterOf, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
@@ -20,6 +20,14 @@ export const PLAYERS: OptionSpec = {
   value: 'LIST',
   help: "the nodes to use, comma-separated (e.g. 1,3): at least the key's threshold",
   default: 'live nodes, chosen by the SDK',
+};
+/** A non-hardened BIP-32 path (checked by the SDK, core/derive.ts: hardened steps are refused). */
+const PATH: OptionSpec = {
+  name: 'path',
+  kind: 'string',
+  value: 'PATH',
+  help: 'a child key: a non-hardened BIP-32 path such as m/0/5 (secp256k1, bip340 and ed25519 keys)',
+  default: 'the key itself',
 };
 const THRESHOLD: OptionSpec = { name: 'threshold', kind: 'int', value: 'T', help: 'how many nodes it takes to use the key', default: "the cluster file's threshold", min: 2 };
 
@@ -34,6 +42,7 @@ function keySummary(k: KeyInfo, o: { state?: boolean } = {}): Record<string, unk
     keyId: k.keyId,
     version: k.version,
     suite: k.suite,
+    scheme: k.scheme,
     publicKey: k.publicKey,
     ...(o.state ? { state: k.state, threshold: k.threshold, parties: k.parties, exportable: k.exportable, createdAt: new Date(k.createdAt).toISOString() } : {}),
     ...(k.rotation ? { rotation: k.rotation } : {}),
@@ -46,11 +55,16 @@ export const KEY_COMMANDS: CommandSpec[] = [
     summary: 'make a new key by distributed key generation (no node ever holds the whole key)',
     uses: 'cluster',
     options: [
-      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: 'signing (ed25519, secp256k1, bip340, p256: FROST, RFC 9591) or KEM (hpke-x25519, hpke-p256: RFC 9180)', required: true },
+      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: 'a signing or KEM suite (what each makes: see the list above)', required: true },
       { name: 'key-id', kind: 'string', value: 'ID', help: "the new key's id", default: 'a random id' },
       THRESHOLD,
       { name: 'exportable', kind: 'flag', help: 'allow `tessera export` of this key (fixed at creation)' },
       { name: 'rotation-period', kind: 'duration', value: 'DURATION', help: 'rotate the key this long after each version is made (e.g. 30d); the nodes do it' },
+    ],
+    details: [
+      SUITE_HELP,
+      NOT_ECDSA_NOTE,
+      'secp256k1, bip340 and ed25519 keys get a chain code at keygen, made from the DKG transcript, for non-hardened child keys (sign --path, public-key --path). The --json output has `scheme`: what the suite signs.',
     ],
     examples: ['tessera keygen --suite ed25519 --key-id demo --json'],
     async run(a) {
@@ -96,17 +110,23 @@ export const KEY_COMMANDS: CommandSpec[] = [
         help: "raw (the suite's own encoding, hex), spki (DER SubjectPublicKeyInfo, hex), pem, or jwk",
         default: 'raw',
       },
+      PATH,
     ],
     details: [
       'With --format and without --json, only the key is printed (PEM text, hex, or the JWK as JSON), ready to redirect into a file. With --json, the key in that format is the `publicKey` field (a JWK as an object). A suite with no standard encoding in a format (e.g. bip340 x-only keys in SPKI) fails with UNSUPPORTED_FORMAT.',
       'docs/verify.md shows how to check signatures with OpenSSL and node:crypto using these keys.',
+      'With --path, the child key of that non-hardened BIP-32 path (computed from the key\'s public record: group key and chain code), with its chain code and, for secp256k1 and bip340, its xpub. ed25519 child keys are additive derivations on the raw scalar, not RFC 8032 keys from a seed.',
+      NOT_ECDSA_NOTE,
     ],
-    examples: ['tessera public-key --key-id demo --format pem > demo.pub.pem'],
+    examples: ['tessera public-key --key-id demo --format pem > demo.pub.pem', 'tessera public-key --key-id wallet --path m/0/5 --json'],
     async run(a) {
       const { cluster } = await clusterOf(a);
+      const path = a.string('path');
       const k = await cluster.getKey(a.string('key-id')!, a.int('version'));
+      const child = path !== undefined ? await cluster.childKey(k.keyId, { path, version: k.version }) : undefined;
       const format = a.string('format') as PublicKeyFormat | undefined;
-      const publicKey = format === undefined || format === 'raw' ? k.publicKey : (await import('../formats.js')).formatPublicKey(k.suite, k.publicKey, format);
+      const raw = child ? child.publicKey : k.publicKey;
+      const publicKey = format === undefined || format === 'raw' ? raw : (await import('../formats.js')).formatPublicKey(k.suite, raw, format);
       if (format !== undefined && !a.json) {
         const text = typeof publicKey === 'string' ? publicKey : JSON.stringify(publicKey);
         process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -117,8 +137,10 @@ export const KEY_COMMANDS: CommandSpec[] = [
         keyId: k.keyId,
         version: k.version,
         suite: k.suite,
+        scheme: k.scheme,
         publicKey,
         ...(format !== undefined ? { format } : {}),
+        ...(child ? { path: child.path, chainCode: child.chainCode, ...(child.xpub !== undefined ? { xpub: child.xpub } : {}) } : {}),
         ...(k.state !== 'active' ? { state: k.state } : {}),
         ...(k.rotation ? { rotation: k.rotation } : {}),
       });
@@ -129,17 +151,22 @@ export const KEY_COMMANDS: CommandSpec[] = [
     path: ['sign'],
     summary: 'sign a message with a signing key (FROST threshold signature)',
     uses: 'cluster',
-    options: [KEY_ID, { name: 'message', kind: 'hex', value: 'HEX', help: 'the message, hex; an optional 0x is accepted', required: true }, PLAYERS, VERSION],
-    details: ['ed25519 signatures are standard RFC 8032 signatures; bip340 signatures are BIP-340 Schnorr signatures; p256 and secp256k1 signatures are FROST Schnorr signatures (RFC 9591), not ECDSA. See docs/verify.md.'],
-    examples: ['tessera sign --key-id demo --message 68656c6c6f --json'],
+    options: [KEY_ID, { name: 'message', kind: 'hex', value: 'HEX', help: 'the message, hex; an optional 0x is accepted', required: true }, PLAYERS, VERSION, PATH],
+    details: [
+      'ed25519 signatures are standard RFC 8032 signatures; bip340 signatures are BIP-340 Schnorr signatures; p256 and secp256k1 signatures are FROST Schnorr signatures (RFC 9591), not ECDSA. See docs/verify.md.',
+      NOT_ECDSA_NOTE,
+      'With --path, the signature is under the child key of that non-hardened BIP-32 path (see public-key --path): every node adds the public tweak to its share; no secret is exchanged. Hardened steps (0\' or 0h) are refused: they need the parent private key, which no node holds.',
+    ],
+    examples: ['tessera sign --key-id demo --message 68656c6c6f --json', 'tessera sign --key-id wallet --message 68656c6c6f --path m/0/5 --json'],
     async run(a) {
       const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const version = a.int('version');
       const players = playersOf(a, cluster);
       requireSuite(await cluster.getKey(keyId, version), SIGNING_SUITE_IDS, 'sign');
-      const r = await cluster.sign({ keyId, message: a.string('message')!, players, version });
-      print(a.json, { signature: r.signature, ...(a.json ? { keyId } : {}), version: r.version });
+      const path = a.string('path');
+      const r = await cluster.sign({ keyId, message: a.string('message')!, players, version, ...(path !== undefined ? { path } : {}) });
+      print(a.json, { signature: r.signature, ...(a.json ? { keyId } : {}), version: r.version, ...(r.derivationPath !== undefined ? { path: r.derivationPath } : {}) });
       return 0;
     },
   },

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { toHex, zeroize } from '../../core/bytes.js';
 import type { KeyBundleJson, WrapKem } from '../client.js';
-import { SUITE_IDS, WRAP_KEM_IDS } from './choices.js';
+import { NOT_ECDSA_NOTE, SUITE_HELP, SUITE_IDS, WRAP_KEM_IDS } from './choices.js';
 import { print, readJsonFile, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec } from './spec.js';
 
@@ -38,13 +38,14 @@ export const OFFLINE_COMMANDS: CommandSpec[] = [
     summary: "split an existing private key into shares wrapped to a cluster's import keys (a bundle for `import`)",
     uses: 'offline',
     options: [
-      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: "the key's suite", required: true },
+      { name: 'suite', kind: 'choice', value: 'SUITE', choices: SUITE_IDS, help: "the key's suite (what each makes: see the list above)", required: true },
       { name: 'private-key-file', kind: 'string', value: 'FILE', help: 'the private key: 32 raw bytes or 64 hex characters (an ed25519 seed, a scalar otherwise)', required: true },
       { name: 'import-keys', kind: 'string', value: 'FILE', help: "the destination cluster's import-keys file (`import-key --json`)", required: true },
       { name: 'out', kind: 'string', value: 'BUNDLE', help: 'the bundle file to write (0600)', required: true },
       { name: 'key-id', kind: 'string', value: 'ID', help: 'the key id in the bundle', default: 'a random id' },
       { name: 'threshold', kind: 'int', value: 'T', help: 'how many nodes it takes to use the key', default: 'a majority of the nodes', min: 2 },
     ],
+    details: [SUITE_HELP, NOT_ECDSA_NOTE],
     async run(a) {
       const suite = a.string('suite')! as (typeof SUITE_IDS)[number];
       const { splitAndWrap } = await import('../client.js');
