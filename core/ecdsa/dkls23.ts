@@ -384,7 +384,8 @@ export function signRound1(
     }
   } catch (e) {
     zeroize(...chi.values());
-    throw e;
+    if (isTesseraError(e)) throw e;
+    throw new TesseraError(ErrorCode.SessionAborted, 'round 1 failed');
   }
   const state: SignRound1State = {
     ...common,
@@ -481,6 +482,9 @@ export function signRound2(
     };
     ok = true;
     return { state: next, direct: out };
+  } catch (e) {
+    if (isTesseraError(e)) throw e;
+    throw new TesseraError(ErrorCode.SessionAborted, 'round 2 failed');
   } finally {
     zeroize(...secretArrays(state));
     if (!ok) zeroize(sk, r, phi, ...(chi?.values() ?? []), ...cU.values(), ...cV.values());
