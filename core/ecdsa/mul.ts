@@ -41,7 +41,8 @@
  * in JavaScript: they live until the garbage collector reclaims them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { bytesToNumberBE, numberToBytesBE } from '@noble/curves/utils.js';
+import { Buffer } from 'node:buffer';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
 import {
@@ -154,13 +155,39 @@ function gadget(curve: CurveName): readonly bigint[] {
   return g;
 }
 
-/** Random OT output for row j: WIDTH scalars from RO(sid', j, row) (KOS15 §3's hashing of rows). */
+/**
+ * Random OT output for row j: WIDTH scalars from RO(sid', j, row) (KOS15 §3's hashing of rows).
+ * The bytes → bigint step goes through one hex string per row: Buffer's native hex codec is the
+ * cheapest conversion available in JavaScript, and this loop runs 1,248 times per multiplication.
+ */
 function rowScalars(q: bigint, sidp: Uint8Array, j: number, row: Uint8Array, out: bigint[]): void {
   const h = createHash('shake256', { outputLength: WIDTH * WIDE })
     .update(framed(utf8ToBytes('tessera/ecdsa/mul-rot'), sidp, i2osp(j, 4), row))
     .digest();
-  for (let k = 0; k < WIDTH; k++) out.push(bytesToNumberBE(h.subarray(k * WIDE, (k + 1) * WIDE)) % q);
+  const hex = h.toString('hex');
   h.fill(0);
+  for (let k = 0; k < WIDTH; k++) out.push(BigInt('0x' + hex.slice(k * 2 * WIDE, (k + 1) * 2 * WIDE)) % q);
+}
+
+const HEX_SCALAR = 2 * SCALAR;
+/** Big-endian 32-byte encodings of scalars in [0, q), written into `out` at `offset` (one hex pass). */
+function writeScalars(out: Uint8Array, offset: number, xs: readonly bigint[]): void {
+  let hex = '';
+  for (const x of xs) hex += x.toString(16).padStart(HEX_SCALAR, '0');
+  const b = Buffer.from(hex, 'hex');
+  out.set(b, offset);
+  b.fill(0);
+}
+/** Decode `count` big-endian 32-byte scalars; each must be canonical (< q). */
+function readScalars(q: bigint, b: Uint8Array, offset: number, count: number, what: string): bigint[] {
+  const hex = Buffer.from(b.buffer, b.byteOffset + offset, count * SCALAR).toString('hex');
+  const out: bigint[] = new Array(count);
+  for (let n = 0; n < count; n++) {
+    const v = BigInt('0x' + hex.slice(n * HEX_SCALAR, (n + 1) * HEX_SCALAR));
+    if (v >= q) badMsg(`${what}[${n}] is not a canonical scalar`);
+    out[n] = v;
+  }
+  return out;
 }
 
 /** χ̃₀, χ̂₀, χ̃₁, χ̂₁ = RO(sid', Bob's message, τ) (Fiat–Shamir, DKLs23 §5). */
@@ -184,12 +211,6 @@ function randomScalarIn(curve: CurveName): bigint {
 /** RO over the 2ξ check values r_{i,j}, in the order i-major. */
 function hashChecks(sidp: Uint8Array, r: Uint8Array): Uint8Array {
   return ro('mul-check', sidp, r);
-}
-
-function readScalar(q: bigint, b: Uint8Array, off: number, what: string): bigint {
-  const v = bytesToNumberBE(b.subarray(off, off + SCALAR));
-  if (v >= q) badMsg(`${what} is not a canonical scalar`);
-  return v;
 }
 
 function checkCurve(curve: unknown): asserts curve is CurveName {
@@ -383,6 +404,7 @@ export function mulAliceRespond(
   const out = new Uint8Array(MUL_ALICE_MSG_LENGTH);
   const zA: bigint[] = []; // ξ × 4, Alice's shares v⁰_j
   const v1: bigint[] = [];
+  const taus: bigint[] = new Array(MUL_XI * WIDTH);
   const row1 = new Uint8Array(ROW_BYTES);
   for (let j = 0; j < MUL_XI; j++) {
     const row = rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES);
@@ -392,17 +414,23 @@ export function mulAliceRespond(
     rowScalars(q, sidp, j, row1, v1);
     for (let k = 0; k < WIDTH; k++) {
       const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
-      const tau = group.add(group.sub(v1[k]!, zA[j * WIDTH + k]!), c);
-      out.set(numberToBytesBE(tau, SCALAR), (j * WIDTH + k) * SCALAR);
+      // τ = v¹ − v⁰ + c lies in (−q, 2q): two comparisons instead of a division. (Bigint
+      // arithmetic is not constant time in JavaScript in any case.)
+      let tau = v1[k]! - zA[j * WIDTH + k]! + c;
+      if (tau < 0n) tau += q;
+      else if (tau >= q) tau -= q;
+      taus[j * WIDTH + k] = tau;
     }
   }
   zeroize(rows, row1);
+  writeScalars(out, 0, taus);
   const tauBytes = out.subarray(0, MUL_XI * WIDTH * SCALAR);
   const chi = checkCoefficients(q, sidp, msgDigest, tauBytes);
   const g = gadget(setup.curve);
   const rBytes = new Uint8Array(2 * MUL_XI * SCALAR);
+  const rs: bigint[] = new Array(2 * MUL_XI);
   const cA: [bigint, bigint] = [0n, 0n];
-  let o = MUL_XI * WIDTH * SCALAR;
+  const tail: bigint[] = [];
   for (let i = 0; i < 2; i++) {
     const chiT = chi[2 * i]!;
     const chiH = chi[2 * i + 1]!;
@@ -410,14 +438,16 @@ export function mulAliceRespond(
     for (let j = 0; j < MUL_XI; j++) {
       const zt = zA[j * WIDTH + 2 * i]!;
       const zh = zA[j * WIDTH + 2 * i + 1]!;
-      rBytes.set(numberToBytesBE((chiT * zt + chiH * zh) % q, SCALAR), (i * MUL_XI + j) * SCALAR);
+      rs[i * MUL_XI + j] = (chiT * zt + chiH * zh) % q;
       acc += g[j]! * zt;
     }
     cA[i] = acc % q;
-    const u = group.add(group.mul(chiT, corr[2 * i]!), group.mul(chiH, corr[2 * i + 1]!));
-    out.set(numberToBytesBE(u, SCALAR), o + i * SCALAR);
-    out.set(numberToBytesBE(group.sub(a[i]!, corr[2 * i]!), SCALAR), o + (2 + i) * SCALAR);
+    tail[i] = group.add(group.mul(chiT, corr[2 * i]!), group.mul(chiH, corr[2 * i + 1]!)); // u_i
+    tail[2 + i] = group.sub(a[i]!, corr[2 * i]!); // γ_i
   }
+  writeScalars(rBytes, 0, rs);
+  let o = MUL_XI * WIDTH * SCALAR;
+  writeScalars(out, o, tail);
   o += 4 * SCALAR;
   out.set(hashChecks(sidp, rBytes), o);
   zeroize(rBytes);
@@ -437,11 +467,10 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
     const q = group.order;
     if (!(msg instanceof Uint8Array) || msg.length !== MUL_ALICE_MSG_LENGTH) badMsg(`Alice's message must be ${MUL_ALICE_MSG_LENGTH} bytes`);
     // Strict decoding before any use of secrets: every scalar canonical.
-    const tau: bigint[] = new Array(MUL_XI * WIDTH);
-    for (let n = 0; n < MUL_XI * WIDTH; n++) tau[n] = readScalar(q, msg, n * SCALAR, `τ[${n}]`);
+    const tau = readScalars(q, msg, 0, MUL_XI * WIDTH, 'τ');
     let o = MUL_XI * WIDTH * SCALAR;
-    const u = [readScalar(q, msg, o, 'u[0]'), readScalar(q, msg, o + SCALAR, 'u[1]')];
-    const gamma = [readScalar(q, msg, o + 2 * SCALAR, 'γ[0]'), readScalar(q, msg, o + 3 * SCALAR, 'γ[1]')];
+    const u = readScalars(q, msg, o, 2, 'u');
+    const gamma = readScalars(q, msg, o + 2 * SCALAR, 2, 'γ');
     o += 4 * SCALAR;
     const rTilde = msg.subarray(o, o + 32);
 
@@ -452,10 +481,14 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
       w.length = 0;
       rowScalars(q, state.sidp, j, state.rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES), w);
       const bit = bitAt(state.beta, j);
-      for (let k = 0; k < WIDTH; k++) zB.push(group.sub(bit ? tau[j * WIDTH + k]! : 0n, w[k]!));
+      for (let k = 0; k < WIDTH; k++) {
+        const z = (bit ? tau[j * WIDTH + k]! : 0n) - w[k]!; // in (−q, q)
+        zB.push(z < 0n ? z + q : z);
+      }
     }
     const g = gadget(state.curve);
     const rBytes = new Uint8Array(2 * MUL_XI * SCALAR);
+    const rs: bigint[] = new Array(2 * MUL_XI);
     const cB: [bigint, bigint] = [0n, 0n];
     for (let i = 0; i < 2; i++) {
       const chiT = chi[2 * i]!;
@@ -465,12 +498,13 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
         const zt = zB[j * WIDTH + 2 * i]!;
         const zh = zB[j * WIDTH + 2 * i + 1]!;
         const bu = bitAt(state.beta, j) ? u[i]! : 0n;
-        const r = (((bu - chiT * zt - chiH * zh) % q) + q) % q;
-        rBytes.set(numberToBytesBE(r, SCALAR), (i * MUL_XI + j) * SCALAR);
+        const r = (bu - chiT * zt - chiH * zh) % q;
+        rs[i * MUL_XI + j] = r < 0n ? r + q : r;
         acc += g[j]! * zt;
       }
       cB[i] = group.add(group.mul(state.b, gamma[i]!), acc % q);
     }
+    writeScalars(rBytes, 0, rs);
     const ok = equalBytes(hashChecks(state.sidp, rBytes), rTilde);
     zeroize(rBytes);
     if (!ok) {
