@@ -84,14 +84,17 @@ export const KEY_COMMANDS: CommandSpec[] = [
     summary: 'list every version of every key of your tenant',
     uses: 'cluster',
     options: [{ name: 'state', kind: 'choice', value: 'STATE', choices: KEY_STATES, help: 'only versions in this state' }],
-    details: ['Text output has one line per key version: key id, version, suite, state, threshold-of-parties, public key (hex). --json prints {"keys": [...]}, ordered by key id then version.'],
+    details: [
+      'Text output has one line per key version: key id, version, suite, state, threshold-of-parties, public key (hex), and in parentheses what the suite signs (its scheme). --json prints {"keys": [...]}, ordered by key id then version.',
+      NOT_ECDSA_NOTE,
+    ],
     async run(a) {
       const { cluster } = await clusterOf(a);
       const state = a.string('state') as KeyState | undefined;
       const keys: KeyInfo[] = await cluster.listKeys(state ? { state } : {});
       if (a.json) print(true, { keys: keys.map((k) => keySummary(k, { state: true })) });
       else if (keys.length === 0) process.stdout.write(state ? `no ${state} keys\n` : 'no keys\n');
-      else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${k.threshold}-of-${k.parties}  ${k.publicKey}\n`);
+      else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${k.threshold}-of-${k.parties}  ${k.publicKey}  (${k.scheme})\n`);
       return 0;
     },
   },

@@ -75,8 +75,9 @@ describe('tessera CLI commands against a 3-node cluster', () => {
     expect(mine(retired).map((k) => [k.keyId, k.version])).toEqual([['list-b', 1]]);
     expect((jsonOf(retired).keys as { state: string }[]).every((k) => k.state === 'retired')).toBe(true);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^list-a {2}v1 {2}ed25519 {2}active {2}2-of-3 {2}[0-9a-f]{64}$/m);
-    expect(text.stdout).toMatch(/^list-b {2}v1 {2}p256 {2}retired /m);
+    expect(text.stdout).toMatch(/^list-a {2}v1 {2}ed25519 {2}active {2}2-of-3 {2}[0-9a-f]{64} {2}\(FROST Ed25519 \(RFC 9591\), verifies as RFC 8032 Ed25519\)$/m);
+    expect(text.stdout).toMatch(/^list-b {2}v1 {2}p256 {2}retired .* {2}\(FROST Schnorr \(RFC 9591\), not ECDSA\)$/m);
+    for (const k of mine(all)) expect(k.scheme).toBe(k.suite === 'p256' ? 'FROST Schnorr (RFC 9591), not ECDSA' : 'FROST Ed25519 (RFC 9591), verifies as RFC 8032 Ed25519');
   }, 180_000);
 
   it('audit show: seq, time, operation, key, outcome and principal of each entry (no hashes, no secrets); --since SEQ shows only later entries; every node without --node', async () => {
@@ -166,7 +167,7 @@ describe('tessera CLI commands against a 3-node cluster', () => {
     const [spki, rawOut] = results.slice(2 * suites.length) as [CliResult, CliResult];
     const spkiKey = createPublicKey({ key: Buffer.from(jsonOf(spki).publicKey as string, 'hex'), format: 'der', type: 'spki' });
     expect(spkiKey.equals(createPublicKey(results[0]!.stdout))).toBe(true);
-    expect(jsonOf(rawOut)).toEqual({ keyId: 'fmt-ed25519', version: 1, suite: 'ed25519', publicKey: raw.get('ed25519'), format: 'raw' });
+    expect(jsonOf(rawOut)).toEqual({ keyId: 'fmt-ed25519', version: 1, suite: 'ed25519', scheme: 'FROST Ed25519 (RFC 9591), verifies as RFC 8032 Ed25519', publicKey: raw.get('ed25519'), format: 'raw' });
   }, 300_000);
 
   it('seal then open through files (with --aad 0x...), and through stdin/stdout; a wrong aad fails with exit 1', async () => {

@@ -185,7 +185,7 @@ describe('tessera dev and the client commands', () => {
       [signingKey, 'ed25519', 'cli-ed'],
       [kemKey, 'hpke-x25519', 'cli-kem'],
     ] as const) {
-      expect(Object.keys(k).sort()).toEqual(['keyId', 'publicKey', 'suite', 'version']);
+      expect(Object.keys(k).sort()).toEqual(['keyId', 'publicKey', 'scheme', 'suite', 'version']);
       expect(k).toMatchObject({ keyId: id, version: 1, suite });
       expect(k.publicKey).toMatch(/^[0-9a-f]{64}$/);
     }
