@@ -1,7 +1,7 @@
 /**
  * DKLs23's two-party multiplication: the random vector OLE F_RVOLE (Doerner, Kondi, Lee, shelat,
  * "Threshold ECDSA in Three Rounds", ePrint 2023/765, Functionality 3.5) with ℓ = 2, realised as
- * DKLs23 §5 prescribes from DKLs19's OT-based multiplication (ePrint 2019/523, Protocol 1) in its
+ * DKLs23 Protocol 5.2 (π_RVOLE, ePrint version) builds from DKLs19's OT-based multiplication (ePrint 2019/523, Protocol 1) in its
  * "forced reuse" form: Bob's single input b is random and chosen inside the protocol, so the
  * multiplication takes two messages (Bob → Alice, Alice → Bob).
  *
@@ -16,7 +16,7 @@
  *
  * Multiplication (per signature and ordered pair, unique sid each), with ξ = |q| + 2s = 416 OTs:
  *   Bob:   random β ∈ {0,1}^ξ, b = ⟨g, β⟩ (g: powers of two, then 2s public random gadget elements,
- *          DKLs19 §3 / DKLs23 §5: the leftover-hash-lemma encoding makes b uniform); KOS15
+ *          DKLs19 Protocol 1's encoding: the leftover-hash-lemma encoding makes b uniform); KOS15
  *          extension with choices β (core/ecdsa/ote.ts). Message 1 = the extension message.
  *   Alice: checks the extension; random-OT pads v⁰_j, v¹_j ∈ Z_q^4 = RO(sid, j, q_j), RO(sid, j, q_j ⊕ Δ);
  *          random pad ã ∈ Z_q^2 and check values â ∈ Z_q^2; correlation τ_j = v¹_j − v⁰_j + (ã₀, â₀, ã₁, â₁);
@@ -24,10 +24,10 @@
  *          u_i = χ̃_i·ã_i + χ̂_i·â_i; r_{i,j} = χ̃_i·z̃_A,i,j + χ̂_i·ẑ_A,i,j, sent as r̃ = RO(sid, r);
  *          γ_i = a_i − ã_i; output c_A,i = Σ_j g_j·z̃_A,i,j. Message 2 = τ ‖ u ‖ γ ‖ r̃.
  *   Bob:   z_B,j = β_j·τ_j − v^{β_j}_j, so z_A,j + z_B,j = β_j·(ã, â);
- *          check (DKLs19 Protocol 1 step 7, DKLs23 §5): RO(sid, β_j·u_i − χ̃_i·z̃_B,i,j − χ̂_i·ẑ_B,i,j) = r̃;
+ *          check (DKLs19 Protocol 1, DKLs23 Protocol 5.2): RO(sid, β_j·u_i − χ̃_i·z̃_B,i,j − χ̂_i·ẑ_B,i,j) = r̃;
  *          output c_B,i = b·γ_i + Σ_j g_j·z̃_B,i,j. Then c_A,i + c_B,i = a_i·b.
  *
- * What the check guarantees (DKLs19 §3, DKLs23 §5): an Alice who uses inconsistent correlations is
+ * What the check guarantees (DKLs19 Protocol 1 and its proof; DKLs23 Protocol 5.2): an Alice who uses inconsistent correlations is
  * caught unless every inconsistency sits at a j with β_j = 0; the abort leaks those few bits of β,
  * which the random gadget part of the encoding hides (the selective-failure bound of the paper). γ
  * is Alice's free choice of input and is not checked here: DKLs23's signing protocol checks the
@@ -67,7 +67,7 @@ export type { CurveName } from './ot.js';
 
 /** |q| in bits for both curves. */
 const Q_BITS = 256;
-/** Statistical security parameter s of the encoding (DKLs19 §3). */
+/** Statistical security parameter s of the encoding (DKLs19 Protocol 1: ξ = κ + 2s). */
 const STAT = 80;
 /** ξ = |q| + 2s: number of OTs, Bob's choice bits, per multiplication. */
 export const MUL_XI = Q_BITS + 2 * STAT;
@@ -138,7 +138,7 @@ function instanceSid(setupId: Uint8Array, sid: Uint8Array): Uint8Array {
   return ro('mul-instance', setupId, sid);
 }
 
-/** The gadget vector g (DKLs19 §3): 2^j for j < |q|, then 2s public random elements, per curve. */
+/** The gadget vector g (DKLs19 Protocol 1): 2^j for j < |q|, then 2s public random elements, per curve. */
 const GADGETS = new Map<CurveName, readonly bigint[]>();
 function gadget(curve: CurveName): readonly bigint[] {
   let g = GADGETS.get(curve);
@@ -156,7 +156,7 @@ function gadget(curve: CurveName): readonly bigint[] {
 }
 
 /**
- * Random OT output for row j: WIDTH scalars from RO(sid', j, row) (KOS15 §3's hashing of rows).
+ * Random OT output for row j: WIDTH scalars from RO(sid', j, row) (KOS15 Fig. 7's final hashing of the rows).
  * The bytes → bigint step goes through one hex string per row: Buffer's native hex codec is the
  * cheapest conversion available in JavaScript, and this loop runs 1,248 times per multiplication.
  */
@@ -190,7 +190,7 @@ function readScalars(q: bigint, b: Uint8Array, offset: number, count: number, wh
   return out;
 }
 
-/** χ̃₀, χ̂₀, χ̃₁, χ̂₁ = RO(sid', Bob's message, τ) (Fiat–Shamir, DKLs23 §5). */
+/** χ̃₀, χ̂₀, χ̃₁, χ̂₁ = RO(sid', Bob's message, τ) (Fiat–Shamir, DKLs23 Protocol 5.2). */
 function checkCoefficients(q: bigint, sidp: Uint8Array, msgDigest: Uint8Array, tau: Uint8Array): bigint[] {
   const h = createHash('shake256', { outputLength: WIDTH * WIDE })
     .update(framed(utf8ToBytes('tessera/ecdsa/mul-chi'), sidp, msgDigest, tau))
@@ -508,7 +508,7 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
     const ok = equalBytes(hashChecks(state.sidp, rBytes), rTilde);
     zeroize(rBytes);
     if (!ok) {
-      throw new TesseraError(ErrorCode.BadProof, 'mul: the multiplication consistency check failed (DKLs19 Protocol 1, DKLs23 §5); discard this pairwise setup');
+      throw new TesseraError(ErrorCode.BadProof, 'mul: the multiplication consistency check failed (DKLs19 Protocol 1, DKLs23 Protocol 5.2); discard this pairwise setup');
     }
     return cB;
   } finally {

@@ -2,7 +2,7 @@
  * Base oblivious transfer for DKLs23's pairwise setup: the Verified Simplest OT (VSOT) of
  * Doerner, Kondi, Lee, shelat, "Secure Two-party Threshold ECDSA from ECDSA Assumptions"
  * (DKLs18, ePrint 2018/499), Protocol 7, which DKLs19 (ePrint 2019/523) and DKLs23 (ePrint
- * 2023/765, §6 "instantiating the OT") cite as a base OT for OT extension. It is the Simplest OT of
+ * 2023/765, where it discusses instantiating the OTs) cite as a base OT for OT extension. It is the Simplest OT of
  * Chou–Orlandi (ePrint 2015/267) made safe against a cheating party by
  *   - a Schnorr proof of knowledge of the sender's secret b (Protocol 7 step 1), and
  *   - the challenge / response / opening rounds (Protocol 7 steps 5–8), in which the receiver

@@ -1,8 +1,8 @@
 /**
  * OT extension for DKLs23: the actively secure extension of Keller, Orsini, Scholl (KOS15,
  * "Actively Secure OT Extension with Optimal Overhead", ePrint 2015/546), Figure 7 (the IKNP
- * extension plus the "check correlation" phase), which DKLs23 (ePrint 2023/765, §6) allows as its
- * OT extension. As DKLs23 and DKLs19 §6 do, the coin tossing of the check is replaced by a random
+ * extension plus the "check correlation" phase), which DKLs23 (ePrint 2023/765) allows as its
+ * OT extension. As DKLs23 and DKLs19 do in their two-round instantiations, the coin tossing of the check is replaced by a random
  * oracle over the session id and the receiver's columns (Fiat–Shamir), so the receiver sends one
  * message and the sender answers nothing for the extension itself.
  *
@@ -13,7 +13,7 @@
  *   sender:   q_i = PRG(k^{Δ_i}_i, sid) ⊕ Δ_i·u_i = t⁰_i ⊕ Δ_i·x       ⇒ rows q_j = t_j ⊕ x_j·Δ
  *   check:    χ_j from H(sid, u); receiver sends x̃ = Σ x_j·χ_j, t̃ = Σ t_j·χ_j;
  *             sender accepts iff Σ q_j·χ_j = t̃ ⊕ x̃·Δ  (KOS15 Fig. 7 "Check correlation").
- * The last κ + s rows are random padding that hides x̃ (KOS15 §3: m' = m + κ + s); they are dropped.
+ * The last κ + s rows are random padding that hides x̃ (KOS15 Fig. 7: m' = m + κ + s); they are dropped.
  *
  * GF(2^128) arithmetic is POLYVAL's (RFC 8452 §3) from @noble/ciphers: dot(a, b) = a·b·x^-128 is
  * the multiplication of a field isomorphic to GF(2^128) (Montgomery form), with identity x^128 mod
@@ -37,7 +37,7 @@ export const OTE_KAPPA = 128;
 export const ROW_BYTES = OTE_KAPPA / 8;
 /** s: statistical security parameter of KOS15's padding. */
 export const OTE_STAT = 80;
-/** Padding rows m' − m = κ + s (KOS15 §3). */
+/** Padding rows m' − m = κ + s (KOS15 Fig. 7). */
 export const OTE_PAD_ROWS = OTE_KAPPA + OTE_STAT;
 
 /** The multiplicative identity of POLYVAL's field: x^128 mod (x^128 + x^127 + x^126 + x^121 + 1). */
