@@ -17,6 +17,7 @@ import {
   parseDerivationPath,
 } from '../../core/derive.js';
 import { isTesseraError } from '../../core/errors.js';
+import { sessionDigest, type SessionParams } from '../../core/session.js';
 import { getSigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import { simulateDkg } from '../helpers/run-dkg.js';
@@ -151,5 +152,30 @@ describe('keygen chain code', () => {
     const b = keygenChainCode(keys[0]!.publicKey, sessionId, new Uint8Array(32).fill(1));
     expect(toHex(a)).not.toBe(toHex(b));
     expect(a.length).toBe(32);
+  });
+});
+
+describe('the path in the session digest (core/session.ts)', () => {
+  const base: SessionParams = {
+    operation: 'sign',
+    tenant: 'default',
+    keyId: 'k',
+    version: 1,
+    suite: 'bip340',
+    threshold: 2,
+    parties: 3,
+    players: [1, 2],
+    payloadDigest: new Uint8Array(32),
+  };
+  const sid = randomBytes(16);
+
+  it('signers asked for different paths, or one for none, compute different digests', () => {
+    const digests = [undefined, 'm/0/5', 'm/0/6', 'm/0'].map((path) => toHex(sessionDigest(sid, { ...base, ...(path !== undefined ? { path } : {}) })));
+    expect(new Set(digests).size).toBe(4);
+  });
+
+  it('refuses a path outside sign, and a path not in canonical form', () => {
+    expect(errorOf(() => sessionDigest(sid, { ...base, operation: 'refresh', players: [1, 2, 3], path: 'm/1' }))).toMatch(/only a sign session takes a derivation path/);
+    for (const path of ['m', "m/1'", 'm/01']) expect(errorOf(() => sessionDigest(sid, { ...base, path }))).toMatch(/path/);
   });
 });
