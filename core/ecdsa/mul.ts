@@ -40,7 +40,7 @@
  * Secrets in Uint8Arrays are zeroized after use. Scalars (b, ã, â, pads as bigints) cannot be wiped
  * in JavaScript: they live until the garbage collector reclaims them.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Buffer } from 'node:buffer';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
@@ -160,13 +160,15 @@ function gadget(curve: CurveName): readonly bigint[] {
  * The bytes → bigint step goes through one hex string per row: Buffer's native hex codec is the
  * cheapest conversion available in JavaScript, and this loop runs 1,248 times per multiplication.
  */
-function rowScalars(q: bigint, sidp: Uint8Array, j: number, row: Uint8Array, out: bigint[]): void {
-  const h = createHash('shake256', { outputLength: WIDTH * WIDE })
-    .update(framed(utf8ToBytes('tessera/ecdsa/mul-rot'), sidp, i2osp(j, 4), row))
-    .digest();
+function rowScalars(q: bigint, base: Hash, j: number, row: Uint8Array, out: bigint[]): void {
+  const h = base.copy({ outputLength: WIDTH * WIDE }).update(i2osp(j, 4)).update(row).digest();
   const hex = h.toString('hex');
   h.fill(0);
   for (let k = 0; k < WIDTH; k++) out.push(BigInt('0x' + hex.slice(k * 2 * WIDE, (k + 1) * 2 * WIDE)) % q);
+}
+/** The random oracle of rowScalars with its fixed prefix (tag, sid') absorbed once; j and the row have fixed lengths. */
+function rowHasher(sidp: Uint8Array): Hash {
+  return createHash('shake256', { outputLength: WIDTH * WIDE }).update(framed(utf8ToBytes('tessera/ecdsa/mul-rot'), sidp));
 }
 
 const HEX_SCALAR = 2 * SCALAR;
@@ -406,12 +408,13 @@ export function mulAliceRespond(
   const v1: bigint[] = [];
   const taus: bigint[] = new Array(MUL_XI * WIDTH);
   const row1 = new Uint8Array(ROW_BYTES);
+  const hasher = rowHasher(sidp);
   for (let j = 0; j < MUL_XI; j++) {
     const row = rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES);
     for (let k = 0; k < ROW_BYTES; k++) row1[k] = row[k]! ^ setup.delta[k]!;
-    rowScalars(q, sidp, j, row, zA);
+    rowScalars(q, hasher, j, row, zA);
     v1.length = 0;
-    rowScalars(q, sidp, j, row1, v1);
+    rowScalars(q, hasher, j, row1, v1);
     for (let k = 0; k < WIDTH; k++) {
       const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
       // τ = v¹ − v⁰ + c lies in (−q, 2q): two comparisons instead of a division. (Bigint
@@ -477,9 +480,10 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
     const chi = checkCoefficients(q, state.sidp, state.msgDigest, msg.subarray(0, MUL_XI * WIDTH * SCALAR));
     const zB: bigint[] = [];
     const w: bigint[] = [];
+    const hasher = rowHasher(state.sidp);
     for (let j = 0; j < MUL_XI; j++) {
       w.length = 0;
-      rowScalars(q, state.sidp, j, state.rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES), w);
+      rowScalars(q, hasher, j, state.rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES), w);
       const bit = bitAt(state.beta, j);
       for (let k = 0; k < WIDTH; k++) {
         const z = (bit ? tau[j * WIDTH + k]! : 0n) - w[k]!; // in (−q, q)
