@@ -134,6 +134,8 @@ interface Common {
   readonly pkg: EcdsaKeyPackage;
   /** Session binding: H(curve, session id, group key, signers), hashed into everything. */
   readonly binding: Uint8Array;
+  /** pk_j = λ_j·Y_j for every signer j (public; checked to sum to the group key in round 1). */
+  readonly pks: ReadonlyMap<number, Point>;
 }
 
 export interface SignRound1State extends Common {
@@ -290,14 +292,28 @@ function checkStateUse<S extends { kind: string; consumed: boolean }>(state: S, 
 }
 
 /** pk_j = λ_j(P)·Y_j: P_j's additive key share in the exponent (step 7/8, computed from public data). */
-function publicShares(group: Group, c: Common): Map<number, Point> {
+function publicShares(group: Group, pkg: EcdsaKeyPackage, signers: readonly number[]): Map<number, Point> {
   const out = new Map<number, Point>();
-  for (const j of c.signers) {
-    const Y = group.pointFromBytes(c.pkg.verifyingShares[j - 1]!, `verifying share ${j}`);
-    out.set(j, group.mulPoint(Y, lagrangeAtZero(group, c.signers, j)));
+  for (const j of signers) {
+    const Y = group.pointFromBytes(pkg.verifyingShares[j - 1]!, `verifying share ${j}`);
+    out.set(j, group.mulPoint(Y, lagrangeAtZero(group, signers, j)));
   }
   return out;
 }
+
+function packageDigest(pkg: EcdsaKeyPackage): Uint8Array {
+  return sha256(framed(utf8ToBytes(pkg.curve), i2osp(pkg.threshold, 1), pkg.groupKey, ...pkg.verifyingShares));
+}
+
+/**
+ * Signer sets whose pk_j passed the Σ pk_j = X check, per package (keyed by the package object, and
+ * used only while the package's bytes still hash to the digest they had): repeated signing with one
+ * key and signer set does not redo t scalar multiplications of public points.
+ */
+const CHECKED_SETS = new WeakMap<EcdsaKeyPackage, { digest: Uint8Array; sets: Map<string, ReadonlyMap<number, Point>> }>();
+
+/** Shares whose match with their verifying share was checked: the package digest, index and a share digest. */
+const MATCHED_SHARES = new WeakMap<Uint8Array, { pkgDigest: Uint8Array; index: number; digest: Uint8Array }>();
 
 function checkPackage(pkg: EcdsaKeyPackage): EcdsaCurveName {
   ensure(isObject(pkg), ErrorCode.BadInput, 'key package: expected an object');
@@ -342,23 +358,48 @@ export function signRound1(
   ensure(key.mulAlice instanceof Map && key.mulBob instanceof Map, ErrorCode.BadInput, 'signing key: multiplication setups must be Maps');
 
   const share = group.scalarFromBytes(key.share, 'secret share');
-  const groupKey = group.pointFromBytes(key.pkg.groupKey, 'group key');
+  const pkgDigest = packageDigest(key.pkg);
   // Our share must be the one the package vouches for, or every Γ^v we send would fail honest checks.
-  ensure(
-    group.eqPoints(group.mulBase(share), group.pointFromBytes(key.pkg.verifyingShares[key.index - 1]!, `verifying share ${key.index}`)),
-    ErrorCode.BadShare,
-    `secret share of party ${key.index} does not match its verifying share`,
-  );
+  const shareDigest = sha256(key.share);
+  const matched = MATCHED_SHARES.get(key.share);
+  if (!(matched && matched.index === key.index && equalBytes(matched.pkgDigest, pkgDigest) && equalBytes(matched.digest, shareDigest))) {
+    ensure(
+      group.eqPoints(group.mulBase(share), group.pointFromBytes(key.pkg.verifyingShares[key.index - 1]!, `verifying share ${key.index}`)),
+      ErrorCode.BadShare,
+      `secret share of party ${key.index} does not match its verifying share`,
+    );
+    MATCHED_SHARES.set(key.share, { pkgDigest, index: key.index, digest: shareDigest });
+  }
+  // Step 8, second consistency check (Σ_j pk_j = pk), done here on public data: with pk_j = λ_j·Y_j it
+  // holds iff the signers' verifying shares interpolate to the group key.
+  let cached = CHECKED_SETS.get(key.pkg);
+  if (!cached || !equalBytes(cached.digest, pkgDigest)) {
+    cached = { digest: pkgDigest, sets: new Map() };
+    CHECKED_SETS.set(key.pkg, cached);
+  }
+  const setKey = sorted.join(',');
+  let pks = cached.sets.get(setKey);
+  if (!pks) {
+    const computed = publicShares(group, key.pkg, sorted);
+    const groupKey = group.pointFromBytes(key.pkg.groupKey, 'group key');
+    ensure(
+      group.eqPoints(group.msm([...computed.values()], [...computed.values()].map(() => 1n)), groupKey),
+      ErrorCode.BadInput,
+      "key package: the signers' verifying shares do not interpolate to the group key",
+    );
+    pks = computed;
+    cached.sets.set(setKey, pks);
+  }
   const binding = sessionBinding(curve, sessionId, key.pkg.groupKey, sorted);
-  const common: Common = { curve, index: key.index, signers: Object.freeze(sorted), sessionId: Uint8Array.from(sessionId), pkg: key.pkg, binding };
-  // Step 8, second consistency check (Σ_j pk_j = pk), done here once on public data: with pk_j = λ_j·Y_j
-  // it holds iff the signers' verifying shares interpolate to the group key.
-  const pks = publicShares(group, common);
-  ensure(
-    group.eqPoints(group.msm([...pks.values()], [...pks.values()].map(() => 1n)), groupKey),
-    ErrorCode.BadInput,
-    'key package: the signers\' verifying shares do not interpolate to the group key',
-  );
+  const common: Common = {
+    curve,
+    index: key.index,
+    signers: Object.freeze(sorted),
+    sessionId: Uint8Array.from(sessionId),
+    pkg: key.pkg,
+    binding,
+    pks,
+  };
   for (const j of others(common)) {
     ensure(key.mulAlice.has(j) && key.mulBob.has(j), ErrorCode.BadInput, `signing key: no multiplication setup with party ${j}`);
   }
@@ -468,6 +509,7 @@ export function signRound2(
       sessionId: state.sessionId,
       pkg: state.pkg,
       binding: state.binding,
+      pks: state.pks,
       kind: 'dkls23-round2',
       consumed: false,
       r,
@@ -526,7 +568,6 @@ export function presign(state: SignRound2State, direct: ReadonlyMap<number, Roun
       decoded.set(j, { R, Rbytes, gammaU, gammaV, psi, mul: m.mul });
     }
 
-    const pks = publicShares(group, state);
     const r = group.scalarFromBytes(state.r, 'r_i');
     const phi = group.scalarFromBytes(state.phi, 'φ_i');
     const sk = group.scalarFromBytes(state.sk, 'sk_i');
@@ -546,7 +587,7 @@ export function presign(state: SignRound2State, direct: ReadonlyMap<number, Roun
       if (!group.eqPoints(group.mulPoint(m.R, chi), group.addPoints(m.gammaU, group.mulBase(dU)))) {
         throw new TesseraError(ErrorCode.SessionAborted, `consistency check on the u-values with party ${j} failed (DKLs23 Protocol 3.6 step 8)`);
       }
-      if (!group.eqPoints(group.mulPoint(pks.get(j)!, chi), group.addPoints(m.gammaV, group.mulBase(dV)))) {
+      if (!group.eqPoints(group.mulPoint(state.pks.get(j)!, chi), group.addPoints(m.gammaV, group.mulBase(dV)))) {
         throw new TesseraError(ErrorCode.SessionAborted, `consistency check on the v-values with party ${j} failed (DKLs23 Protocol 3.6 step 8)`);
       }
       phiSum = group.add(phiSum, m.psi);
@@ -566,6 +607,7 @@ export function presign(state: SignRound2State, direct: ReadonlyMap<number, Roun
       sessionId: state.sessionId,
       pkg: state.pkg,
       binding: state.binding,
+      pks: state.pks,
       kind: 'dkls23-presignature',
       consumed: false,
       R: group.pointToBytes(Rsum),
@@ -605,6 +647,7 @@ export function signWithPresignature(presig: Presignature, digest: Uint8Array): 
       sessionId: presig.sessionId,
       pkg: presig.pkg,
       binding: presig.binding,
+      pks: presig.pks,
       kind: 'dkls23-round3',
       R: presig.R,
       digest: Uint8Array.from(digest),

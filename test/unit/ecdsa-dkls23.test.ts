@@ -17,7 +17,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { recover as tinyRecover, verify as tinyVerify } from 'tiny-secp256k1';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   combine,
   discardSignState,
@@ -47,6 +47,35 @@ const groupOf = (curve: EcdsaCurveName) => (curve === 'secp256k1' ? SECP256K1.gr
 // ---------------------------------------------------------------------------------------------
 // Keys
 
+/**
+ * The pairwise multiplication setups for players 1..5, made once per curve and shared by every key of
+ * this file: a setup does not depend on the key's shares (the node runs it per key; here it is run
+ * once because each one costs about a second).
+ */
+const SETUPS = new Map<EcdsaCurveName, { alice: Map<number, MulAliceSetup>[]; bob: Map<number, MulBobSetup>[] }>();
+const MAX_PLAYERS = 5;
+
+function pairSetups(curve: EcdsaCurveName): { alice: Map<number, MulAliceSetup>[]; bob: Map<number, MulBobSetup>[] } {
+  const hit = SETUPS.get(curve);
+  if (hit) return hit;
+  const setupId = randomBytes(16);
+  const alice = Array.from({ length: MAX_PLAYERS + 1 }, () => new Map<number, MulAliceSetup>());
+  const bob = Array.from({ length: MAX_PLAYERS + 1 }, () => new Map<number, MulBobSetup>());
+  for (let a = 1; a <= MAX_PLAYERS; a++) {
+    for (let b = 1; b <= MAX_PLAYERS; b++) {
+      if (a === b) continue;
+      const sid = createHash('sha256').update(setupId).update(Uint8Array.of(a, b)).digest();
+      const made = mulSetupLocal(curve, sid);
+      alice[a]!.set(b, made.alice);
+      bob[b]!.set(a, made.bob);
+    }
+  }
+  const out = { alice, bob };
+  SETUPS.set(curve, out);
+  return out;
+}
+
+/** Shamir shares of a random x (core/shamir.ts), the public package, and every player's setups. */
 function makeKeys(curve: EcdsaCurveName, t: number, n: number): EcdsaSigningKey[] {
   const group = groupOf(curve);
   const x = group.randomScalar();
@@ -57,19 +86,15 @@ function makeKeys(curve: EcdsaCurveName, t: number, n: number): EcdsaSigningKey[
     groupKey: group.pointToBytes(group.mulBase(x)),
     verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
   };
-  const keyId = randomBytes(16);
-  const mulAlice = Array.from({ length: n + 1 }, () => new Map<number, MulAliceSetup>());
-  const mulBob = Array.from({ length: n + 1 }, () => new Map<number, MulBobSetup>());
-  for (let a = 1; a <= n; a++) {
-    for (let b = 1; b <= n; b++) {
-      if (a === b) continue;
-      const sid = createHash('sha256').update(keyId).update(Uint8Array.of(a, b)).digest();
-      const { alice, bob } = mulSetupLocal(curve, sid);
-      mulAlice[a]!.set(b, alice);
-      mulBob[b]!.set(a, bob);
-    }
-  }
-  return shares.map((s, k) => ({ pkg, index: k + 1, share: group.scalarToBytes(s), mulAlice: mulAlice[k + 1]!, mulBob: mulBob[k + 1]! }));
+  const setups = pairSetups(curve);
+  const only = <V>(m: Map<number, V>): Map<number, V> => new Map([...m].filter(([j]) => j <= n));
+  return shares.map((s, k) => ({
+    pkg,
+    index: k + 1,
+    share: group.scalarToBytes(s),
+    mulAlice: only(setups.alice[k + 1]!),
+    mulBob: only(setups.bob[k + 1]!),
+  }));
 }
 
 function subsets(n: number, t: number): number[][] {
@@ -294,7 +319,10 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
     const digest = randomBytes(32);
     const signers = [1, 2, 3];
     const cheater = 2;
-    const keys = makeKeys(curve, 3, 4);
+    let keys: EcdsaSigningKey[] = [];
+    beforeAll(() => {
+      keys = makeKeys(curve, 3, 5);
+    });
 
     it('a decommitment that does not open its commitment (Protocol 3.6 step 8): the cheater is named', () => {
       const out = runSigning(keys, signers, digest, { cheater, round2: (_to, m) => ({ ...m, salt: randomBytes(32) }) });
@@ -373,7 +401,7 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
     });
 
     it('messages of another session do not open this session\'s commitments', () => {
-      // The cheater replays a valid commitment from another session (same key, same signers).
+      // The cheater replays a valid commitment of its own from another session (same key, same signers).
       const other = signRound1(keys[cheater - 1]!, randomBytes(32), signers);
       const out = runSigning(keys, signers, digest, { cheater, round1: (_to, _b, d) => ({ b: other.broadcast, d }) });
       expectAbortBlaming(out, cheater, [cheater]);
