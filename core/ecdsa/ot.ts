@@ -95,7 +95,7 @@ function precomputeWindows(p: Point): void {
 // ---------------------------------------------------------------- sender (OT-extension receiver)
 
 export interface VsotSenderState {
-  step: 'sent-key' | 'sent-challenge' | 'done';
+  step: 'sent-key' | 'sent-challenge' | 'done' | 'failed';
   readonly curve: CurveName;
   readonly sid: Uint8Array;
   readonly count: number;
@@ -130,6 +130,17 @@ export function vsotSenderStart(curve: CurveName, sid: Uint8Array, count: number
 /** Message 3: the challenges ξ_i (Protocol 7 step 5). Validates every A_i before any secret use. */
 export function vsotSenderChallenge(state: VsotSenderState, msg: Uint8Array): Uint8Array {
   if (state?.step !== 'sent-key') throw new TesseraError(ErrorCode.BadState, 'vsot: challenge out of order');
+  // Any failure below ends the run: the state is one-shot, and a retry must start over.
+  state.step = 'failed';
+  try {
+    return senderChallenge(state, msg);
+  } catch (e) {
+    state.b = 0n;
+    throw e;
+  }
+}
+
+function senderChallenge(state: VsotSenderState, msg: Uint8Array): Uint8Array {
   const g = groupOf(state.curve);
   const pl = g.pointLength;
   if (!(msg instanceof Uint8Array) || msg.length !== state.count * pl) bad(`message 2 must be ${state.count * pl} bytes`);
@@ -201,7 +212,7 @@ export function vsotSenderVerify(state: VsotSenderState, msg: Uint8Array): { pad
 // ---------------------------------------------------------------- receiver (OT-extension sender)
 
 export interface VsotReceiverState {
-  step: 'sent-points' | 'sent-response' | 'done';
+  step: 'sent-points' | 'sent-response' | 'done' | 'failed';
   readonly curve: CurveName;
   readonly count: number;
   /** The choice bits ω (count bits), owned by the caller. */
@@ -259,7 +270,11 @@ export function vsotReceiverRespond(
 /** Message 4: ρ'_i = H(H(ρ^{ω_i}_i)) ⊕ ω_i·ξ_i (Protocol 7 step 6). */
 export function vsotReceiverProve(state: VsotReceiverState, msg: Uint8Array): Uint8Array {
   if (state?.step !== 'sent-points') throw new TesseraError(ErrorCode.BadState, 'vsot: prove out of order');
-  if (!(msg instanceof Uint8Array) || msg.length !== state.count * PAD_LENGTH) bad(`message 3 must be ${state.count * PAD_LENGTH} bytes`);
+  if (!(msg instanceof Uint8Array) || msg.length !== state.count * PAD_LENGTH) {
+    state.step = 'failed';
+    zeroize(state.pads);
+    bad(`message 3 must be ${state.count * PAD_LENGTH} bytes`);
+  }
   const out = new Uint8Array(state.count * PAD_LENGTH);
   for (let i = 0; i < state.count; i++) {
     const r = h2(state.pads.subarray(i * PAD_LENGTH, (i + 1) * PAD_LENGTH));

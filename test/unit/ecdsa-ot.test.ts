@@ -76,20 +76,30 @@ describe.each(CURVES)('VSOT (DKLs18 Protocol 7) on %s', (curve) => {
     const offCurve = s1.msg.slice();
     offCurve.fill(0xff, 1, 33); // x = 2^256 − 1 is not a field element
     expect(thrown(() => vsotReceiverRespond(curve, sid, N, new Uint8Array(N / 8), offCurve)).code).toBe(ErrorCode.BadPoint);
-    const r2 = vsotReceiverRespond(curve, sid, N, new Uint8Array(N / 8), s1.msg);
-    expect(thrown(() => vsotSenderChallenge(s1.state, r2.msg.subarray(0, 33 * (N - 1)))).code).toBe(ErrorCode.BadMessage);
-    const zeroPoint = r2.msg.slice();
+    // Each malformed message 2 is refused, and ends that sender's run (the state is one-shot).
+    const fresh = () => {
+      const s = vsotSenderStart(curve, sid, N);
+      return { s, r: vsotReceiverRespond(curve, sid, N, new Uint8Array(N / 8), s.msg) };
+    };
+    let f = fresh();
+    expect(thrown(() => vsotSenderChallenge(f.s.state, f.r.msg.subarray(0, 33 * (N - 1)))).code).toBe(ErrorCode.BadMessage);
+    expect(thrown(() => vsotSenderChallenge(f.s.state, f.r.msg)).code).toBe(ErrorCode.BadState);
+    f = fresh();
+    const zeroPoint = f.r.msg.slice();
     zeroPoint.fill(0, 0, 33);
-    expect(thrown(() => vsotSenderChallenge(s1.state, zeroPoint)).code).toBe(ErrorCode.BadPoint);
+    expect(thrown(() => vsotSenderChallenge(f.s.state, zeroPoint)).code).toBe(ErrorCode.BadPoint);
     // A_i = B is refused (its second pad would hash the identity).
-    const isB = r2.msg.slice();
-    isB.set(s1.msg.subarray(0, 33), 0);
-    expect(thrown(() => vsotSenderChallenge(s1.state, isB)).code).toBe(ErrorCode.BadMessage);
+    f = fresh();
+    const isB = f.r.msg.slice();
+    isB.set(f.s.msg.subarray(0, 33), 0);
+    expect(thrown(() => vsotSenderChallenge(f.s.state, isB)).code).toBe(ErrorCode.BadMessage);
     // Out of order: verify before challenge.
-    expect(thrown(() => vsotSenderVerify(s1.state, new Uint8Array(N * 32))).code).toBe(ErrorCode.BadState);
-    const m3 = vsotSenderChallenge(s1.state, r2.msg);
-    expect(thrown(() => vsotReceiverProve(r2.state, m3.subarray(5))).code).toBe(ErrorCode.BadMessage);
-    expect(thrown(() => vsotSenderChallenge(s1.state, r2.msg)).code).toBe(ErrorCode.BadState);
+    f = fresh();
+    expect(thrown(() => vsotSenderVerify(f.s.state, new Uint8Array(N * 32))).code).toBe(ErrorCode.BadState);
+    const m3 = vsotSenderChallenge(f.s.state, f.r.msg);
+    expect(thrown(() => vsotSenderChallenge(f.s.state, f.r.msg)).code).toBe(ErrorCode.BadState);
+    expect(thrown(() => vsotReceiverProve(f.r.state, m3.subarray(5))).code).toBe(ErrorCode.BadMessage);
+    expect(thrown(() => vsotReceiverProve(f.r.state, m3)).code).toBe(ErrorCode.BadState);
   });
 
   it('a receiver that answers the challenge wrongly makes the sender throw BadProof', () => {
