@@ -400,6 +400,18 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
       expectAbortBlaming(out, cheater, [cheater]);
     });
 
+    it('a tampered first multiplication message (Bob to Alice, the selective-failure position) makes the session abort; no honest signer is named', () => {
+      const out = runSigning(keys, signers, digest, {
+        cheater,
+        round1: (_to, b, d) => {
+          const mul = Uint8Array.from(d.mul);
+          mul[Math.floor(mul.length / 2)]! ^= 0x40;
+          return { b, d: { mul } };
+        },
+      });
+      expectAbortBlaming(out, cheater, [cheater]);
+    });
+
     it('messages of another session do not open this session\'s commitments', () => {
       // The cheater replays a valid commitment of its own from another session (same key, same signers).
       const other = signRound1(keys[cheater - 1]!, randomBytes(32), signers);
