@@ -37,8 +37,9 @@
  * with the same setup (a repeated sid repeats the extension pads). After any failed check the
  * pairwise setup must be discarded and re-run (a failed KOS check may leak a bit of Δ).
  *
- * Secrets in Uint8Arrays are zeroized after use. Scalars (b, ã, â, pads as bigints) cannot be wiped
- * in JavaScript: they live until the garbage collector reclaims them.
+ * Secrets in Uint8Arrays are zeroized after use. Scalars (b, ã, â, pads as bigints) and the hex
+ * strings used to convert them cannot be wiped in JavaScript (both are immutable): they live until
+ * the garbage collector reclaims them.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Buffer } from 'node:buffer';
@@ -384,7 +385,11 @@ export function mulBobStart(setup: MulBobSetup, sid: Uint8Array, cheat?: MulBobC
   return { state, b, msg };
 }
 
-/** Message 2 (Alice → Bob). Returns Alice's shares c_A with c_A[k] + c_B[k] = a[k]·b. */
+/**
+ * Message 2 (Alice → Bob). Returns Alice's shares c_A with c_A[k] + c_B[k] = a[k]·b. Answer at most
+ * once per sid: two answers to one extension (fresh ã each time) would show Bob a − a' for two
+ * different inputs.
+ */
 export function mulAliceRespond(
   setup: MulAliceSetup,
   sid: Uint8Array,
