@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { HDKey } from '@scure/bip32';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newSessionId, type KeyInfo } from '../../sdk/client.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { newSessionId, splitAndWrap, type KeyInfo } from '../../sdk/client.js';
 import { tessera, type CliResult } from '../helpers/cli.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 
@@ -93,6 +94,20 @@ describe('child keys and suite labels on a cluster', () => {
     expect(after.chainCode).toBe(keys.ed25519!.chainCode);
     const again = await tc.cluster.sign({ keyId: 'd-ed25519', message: edMessage, players: [1, 3], path: 'm/0/5' });
     expect(verifySignature('ed25519', hexToBytes(again.signature), edMessage, hexToBytes(edChild.publicKey))).toBe(true);
+  }, 60_000);
+
+  it('an imported external secp256k1 private key (as a bip340 key) gets a chain code from the import session, and its child keys sign', async () => {
+    const privateKey = secp256k1.utils.randomSecretKey();
+    const bundle = await splitAndWrap(privateKey, 'bip340', 2, 3, (await tc.cluster.importKeys()).map((k) => hexToBytes(k.publicKey)), { keyId: 'd-imported' });
+    privateKey.fill(0);
+    const key = await tc.cluster.importKey({ bundle });
+    expect(key.chainCode).toMatch(/^[0-9a-f]{64}$/);
+    const theirs = HDKey.fromExtendedKey(key.xpub!).derive('m/2/9');
+    const child = await tc.cluster.childKey('d-imported', { path: 'm/2/9' });
+    expect(child.publicKey).toBe(bytesToHex(theirs.publicKey!.subarray(1)));
+    const message = message32('imported child');
+    const r = await tc.cluster.sign({ keyId: 'd-imported', message, path: 'm/2/9' });
+    expect(verifySignature('bip340', hexToBytes(r.signature), message, hexToBytes(child.publicKey))).toBe(true);
   }, 60_000);
 
   it('hardened and malformed paths, paths on a p256 key and presigned signing with a path are refused with clear errors', async () => {
