@@ -15,7 +15,7 @@
  *   round 1 (signRound1)  step 5–6: sample r_i, φ_i; broadcast a commitment to R_i; start F_RVOLE
  *                          as Bob with every P_j (one message to each).
  *   round 2 (signRound2)  step 7: sk_i = λ_i·p(i); continue F_RVOLE as Alice with input (r_i, sk_i);
- *                          send each P_j the decommitment of R_i, Γ^u, Γ^v, ψ and the F_RVOLE reply.
+ *                          broadcast the decommitment of R_i; send each P_j Γ^u, Γ^v, ψ and the F_RVOLE reply.
  *   round 3 (signRound3)  steps 8–9: check every decommitment and the Γ consistency checks, finish
  *                          F_RVOLE as Bob, compute u_i, v_i; with the message digest, w_i; broadcast (u_i, w_i).
  *   combine               step 10: s = Σ w_i / Σ u_i, low-s normalised, verified under the group key.
@@ -107,10 +107,17 @@ export interface Round1Broadcast {
 export interface Round1Direct {
   readonly mul: Uint8Array;
 }
-/** Round 2, to one P_j (step 7): decommitment of R_i, the check values Γ^u, Γ^v, ψ, and the F_RVOLE reply as Alice. */
-export interface Round2Direct {
+/**
+ * Round 2, broadcast (echo-checked by the session layer; step 7 "decommit"): R_i and the salt that open
+ * the round-1 commitment. Sent as a broadcast, not inside the pairwise messages, so that a decommitment
+ * that fails to open is evidence a third party can check with two of P_i's signed broadcasts alone.
+ */
+export interface Round2Broadcast {
   readonly R: Uint8Array;
   readonly salt: Uint8Array;
+}
+/** Round 2, to one P_j (step 7): the check values Γ^u, Γ^v, ψ and the F_RVOLE reply as Alice. */
+export interface Round2Direct {
   readonly gammaU: Uint8Array;
   readonly gammaV: Uint8Array;
   readonly psi: Uint8Array;
@@ -457,7 +464,7 @@ export function signRound2(
   state: SignRound1State,
   broadcasts: ReadonlyMap<number, Round1Broadcast>,
   direct: ReadonlyMap<number, Round1Direct>,
-): { state: SignRound2State; direct: Map<number, Round2Direct> } {
+): { state: SignRound2State; broadcast: Round2Broadcast; direct: Map<number, Round2Direct> } {
   checkStateUse(state, 'dkls23-round1', 'signRound2');
   const group = groupOf(state.curve);
   const cU = new Map<number, Uint8Array>();
@@ -488,9 +495,6 @@ export function signRound2(
       cV.set(j, group.scalarToBytes(res.cA[1]));
       const chiIJ = group.scalarFromBytes(state.chi.get(j)!, 'χ', true);
       out.set(j, {
-        // Decommitment of R_i (step 7 "decommit").
-        R: state.R,
-        salt: state.salt,
         // Step 7 check-adjust values.
         gammaU: group.pointToBytes(group.mulBase(res.cA[0])),
         gammaV: group.pointToBytes(group.mulBase(res.cA[1])),
@@ -523,7 +527,8 @@ export function signRound2(
       commitments,
     };
     ok = true;
-    return { state: next, direct: out };
+    // Decommitment of R_i (step 7 "decommit"), the same to everyone.
+    return { state: next, broadcast: { R: state.R, salt: state.salt }, direct: out };
   } catch (e) {
     if (isTesseraError(e)) throw e;
     throw new TesseraError(ErrorCode.SessionAborted, 'round 2 failed');
@@ -543,24 +548,29 @@ export function signRound2(
  * then R = Σ R_j, u_i = r_i·(φ_i + Σ ψ_ji) + Σ (c^u_ij + d^u_ij), v_i = sk_i·(φ_i + Σ ψ_ji) + Σ (c^v_ij + d^v_ij).
  * Consumes and wipes the round-2 state. The result signs exactly one message (signWithPresignature).
  */
-export function presign(state: SignRound2State, direct: ReadonlyMap<number, Round2Direct>): Presignature {
+export function presign(
+  state: SignRound2State,
+  broadcasts: ReadonlyMap<number, Round2Broadcast>,
+  direct: ReadonlyMap<number, Round2Direct>,
+): Presignature {
   checkStateUse(state, 'dkls23-round2', 'presign');
   const group = groupOf(state.curve);
   try {
     const peers = others(state);
+    const b2 = checkFrom<Round2Broadcast>(broadcasts, peers, 'round-2 broadcast');
     const d2 = checkFrom<Round2Direct>(direct, peers, 'round-2 message');
     // Decode and check the form of every message before any F_RVOLE step.
     const decoded = new Map<number, { R: Point; Rbytes: Uint8Array; gammaU: Point; gammaV: Point; psi: bigint; mul: Uint8Array }>();
     for (const j of peers) {
       const m = d2.get(j)!;
-      const Rbytes = peerBytes(j, m.R, 'R', POINT_BYTES);
-      const salt = peerBytes(j, m.salt, 'salt', SALT_BYTES);
+      const Rbytes = peerBytes(j, b2.get(j)!.R, 'R', POINT_BYTES);
+      const salt = peerBytes(j, b2.get(j)!.salt, 'salt', SALT_BYTES);
       const R = fromPeer(j, 'R', () => group.pointFromBytes(Rbytes, 'R'));
       const gammaU = fromPeer(j, 'Γ^u', () => group.pointFromBytes(peerBytes(j, m.gammaU, 'Γ^u', POINT_BYTES), 'Γ^u'));
       const gammaV = fromPeer(j, 'Γ^v', () => group.pointFromBytes(peerBytes(j, m.gammaV, 'Γ^v', POINT_BYTES), 'Γ^v'));
       const psi = fromPeer(j, 'ψ', () => group.scalarFromBytes(peerBytes(j, m.psi, 'ψ', SCALAR_BYTES), 'ψ', true));
       ensure(m.mul instanceof Uint8Array, ErrorCode.BadMessage, `round-2 multiplication message from party ${j}: expected bytes`, [j]);
-      // Step 8: the decommitment must open P_j's round-1 commitment. Both are P_j's (signed) messages,
+      // Step 8: the decommitment must open P_j's round-1 commitment. Both are P_j's (signed) broadcasts,
       // so anyone can check this failure: P_j is named.
       if (!equalBytes(commitR(state.binding, j, Rbytes, salt), state.commitments.get(j)!)) {
         throw new TesseraError(ErrorCode.BadProof, `party ${j}'s R does not open the commitment it broadcast in round 1`, [j]);
@@ -662,6 +672,7 @@ export function signWithPresignature(presig: Presignature, digest: Uint8Array): 
 /** Round 3 in one call: presign (steps 8–9 checks, u_i, v_i) then the signature share for `digest`. */
 export function signRound3(
   state: SignRound2State,
+  broadcasts: ReadonlyMap<number, Round2Broadcast>,
   direct: ReadonlyMap<number, Round2Direct>,
   digest: Uint8Array,
 ): { state: SignRound3State; broadcast: Round3Broadcast } {
@@ -671,7 +682,7 @@ export function signRound3(
     discardSignState(state);
     throw e;
   }
-  return signWithPresignature(presign(state, direct), digest);
+  return signWithPresignature(presign(state, broadcasts, direct), digest);
 }
 
 // ---------------------------------------------------------------------------------------------

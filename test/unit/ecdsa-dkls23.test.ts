@@ -31,6 +31,7 @@ import {
   type EcdsaSigningKey,
   type Round1Broadcast,
   type Round1Direct,
+  type Round2Broadcast,
   type Round2Direct,
   type Round3Broadcast,
 } from '../../core/ecdsa/dkls23.js';
@@ -114,7 +115,8 @@ function subsets(n: number, t: number): number[][] {
 interface Tamper {
   readonly cheater: number;
   round1?: (to: number, b: Round1Broadcast, d: Round1Direct) => { b: Round1Broadcast; d: Round1Direct };
-  round2?: (to: number, m: Round2Direct) => Round2Direct;
+  /** The broadcast and the direct message of round 2, merged (a per-recipient broadcast models equivocation). */
+  round2?: (to: number, m: Round2Broadcast & Round2Direct) => Round2Broadcast & Round2Direct;
   round3?: (m: Round3Broadcast) => Round3Broadcast;
 }
 
@@ -161,15 +163,20 @@ function runSigning(keys: EcdsaSigningKey[], signers: number[], digest: Uint8Arr
   }
   const abort2 = done(2);
   if (abort2) return abort2;
-  const d2To = (to: number, from: number): Round2Direct => {
-    const m = r2.get(from)!.direct.get(to)!;
-    return tamper?.round2 && from === tamper.cheater ? tamper.round2(to, m) : m;
+  const m2To = (to: number, from: number): { b: Round2Broadcast; d: Round2Direct } => {
+    const b = r2.get(from)!.broadcast;
+    const d = r2.get(from)!.direct.get(to)!;
+    if (!(tamper?.round2 && from === tamper.cheater)) return { b, d };
+    const { R, salt, ...rest } = tamper.round2(to, { ...b, ...d });
+    return { b: { R, salt }, d: rest };
   };
   // Round 3
   const r3 = new Map<number, ReturnType<typeof signRound3>>();
   for (const i of signers) {
     const peers = signers.filter((j) => j !== i);
-    const res = attempt(i, () => signRound3(r2.get(i)!.state, new Map(peers.map((j) => [j, d2To(i, j)])), digest));
+    const res = attempt(i, () =>
+      signRound3(r2.get(i)!.state, new Map(peers.map((j) => [j, m2To(i, j).b])), new Map(peers.map((j) => [j, m2To(i, j).d])), digest),
+    );
     if (res) r3.set(i, res);
   }
   const abort3 = done(3);
@@ -261,7 +268,12 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
         return [i, signRound2(r1.get(i)!.state, new Map([[j, r1.get(j)!.broadcast]]), new Map([[j, r1.get(j)!.direct.get(i)!]]))];
       }),
     );
-    const presigs = new Map(signers.map((i) => [i, presign(r2.get(i)!.state, new Map([[other(i), r2.get(other(i))!.direct.get(i)!]]))]));
+    const presigs = new Map(
+      signers.map((i) => {
+        const j = other(i);
+        return [i, presign(r2.get(i)!.state, new Map([[j, r2.get(j)!.broadcast]]), new Map([[j, r2.get(j)!.direct.get(i)!]]))];
+      }),
+    );
     // The message arrives only now.
     const message = randomBytes(10);
     const digest = createHash('sha256').update(message).digest();
@@ -293,7 +305,7 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
     expect(probe2.allZero()).toBe(false);
     discardSignState(a2.state);
     expect(probe2.allZero()).toBe(true);
-    expect(() => presign(a2.state, new Map())).toThrow(expect.objectContaining({ code: ErrorCode.BadState }));
+    expect(() => presign(a2.state, new Map(), new Map())).toThrow(expect.objectContaining({ code: ErrorCode.BadState }));
     // A round that fails on a bad input still wipes its state.
     const c = signRound1(keys[1]!, sessionId, signers);
     const probe3 = signStateWipeProbe(c.state);
