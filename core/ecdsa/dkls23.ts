@@ -456,9 +456,10 @@ export function signRound1(
 
 /**
  * Given every other signer's round-1 broadcast (its commitment) and its F_RVOLE message to this
- * player, run F_RVOLE as Alice with input (r_i, sk_i) and send each P_j the decommitment of R_i, the
- * check values Γ^u_ij = c^u_ij·G, Γ^v_ij = c^v_ij·G and ψ_ij = φ_i - χ_ij. Does not depend on the message.
- * Consumes and wipes the round-1 state.
+ * player, run F_RVOLE as Alice with input (r_i, sk_i); broadcast the decommitment (R_i, salt) and send
+ * each P_j the check values Γ^u_ij = c^u_ij·G, Γ^v_ij = c^v_ij·G, ψ_ij = φ_i - χ_ij and the F_RVOLE reply.
+ * Does not depend on the message. Consumes and wipes the round-1 state (on success and on failure; the
+ * F_RVOLE Bob states it holds are dropped, since mul.ts offers no wipe for an unfinished one).
  */
 export function signRound2(
   state: SignRound1State,
