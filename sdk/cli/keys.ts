@@ -182,12 +182,22 @@ export const KEY_COMMANDS: CommandSpec[] = [
       { name: 'message', kind: 'hex', value: 'HEX', help: 'the signed message, hex', required: true },
       { name: 'signature', kind: 'hex', value: 'HEX', help: 'the signature, hex', required: true },
       VERSION,
+      PATH,
     ],
+    details: ['With --path, the signature is checked here against the child key of that path (public-key --path), computed from the key\'s public record.'],
     exitNote: '1 also when the signature is not valid (the output says valid: false)',
     async run(a) {
       const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const request = { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') };
+      const path = a.string('path');
+      if (path !== undefined) {
+        const child = await cluster.childKey(keyId, { path, ...(request.version !== undefined ? { version: request.version } : {}) });
+        const { getSigningSuite } = await import('../../core/suites.js');
+        const valid = getSigningSuite(child.suite).verify(fromHex(request.signature, 'signature'), fromHex(request.message, 'message'), fromHex(child.publicKey, 'publicKey'));
+        print(a.json, { keyId, version: child.version, path: child.path, valid });
+        return valid ? 0 : 1;
+      }
       // Any node can check a signature: a node that is down or does not answer is skipped.
       let r: Awaited<ReturnType<(typeof cluster.nodes)[number]['verify']>> | undefined;
       for (const [k, node] of cluster.nodes.entries()) {

@@ -150,7 +150,7 @@ describe('child keys and suite labels on a cluster', () => {
     for (const r of mixed) expect(r.status).toBe('rejected');
   }, 60_000);
 
-  it('CLI: public-key --path and sign --path; a hardened path is one clean error line; help carries the labels', async () => {
+  it('CLI: public-key --path, sign --path and verify --path; a hardened path is one clean error line; help carries the labels', async () => {
     const env = { TESSERA_CLUSTER: tc.clusterFile };
     const pub = oneJsonObject(await tessera(['public-key', '--key-id', 'd-bip340', '--path', 'm/0/5', '--json'], env));
     const theirs = HDKey.fromExtendedKey(keys.bip340!.xpub!).derive('m/0/5');
@@ -159,6 +159,11 @@ describe('child keys and suite labels on a cluster', () => {
     const signed = oneJsonObject(await tessera(['sign', '--key-id', 'd-bip340', '--message', message.toString('hex'), '--path', 'm/0/5', '--json'], env));
     expect(signed.path).toBe('m/0/5');
     expect(verifySignature('bip340', hexToBytes(signed.signature as string), message, hexToBytes(pub.publicKey as string))).toBe(true);
+    const verifyArgs = ['verify', '--key-id', 'd-bip340', '--message', message.toString('hex'), '--signature', signed.signature as string, '--json'];
+    const [underChild, underKey] = await Promise.all([tessera([...verifyArgs, '--path', 'm/0/5'], env), tessera(verifyArgs, env)]);
+    expect(oneJsonObject(underChild)).toMatchObject({ keyId: 'd-bip340', path: 'm/0/5', valid: true });
+    expect(underKey.code).toBe(1);
+    expect(JSON.parse(underKey.stdout)).toMatchObject({ valid: false });
 
     const secpKey = oneJsonObject(await tessera(['public-key', '--key-id', 'd-secp256k1', '--json'], env));
     expect(secpKey.scheme).toBe(NOT_ECDSA);
