@@ -535,7 +535,10 @@ export function signRound2(
     throw new TesseraError(ErrorCode.SessionAborted, 'round 2 failed');
   } finally {
     zeroize(...secretArrays(state));
-    if (!ok) zeroize(sk, r, phi, ...(chi?.values() ?? []), ...cU.values(), ...cV.values());
+    if (!ok) {
+      zeroize(sk, r, phi, ...(chi?.values() ?? []), ...cU.values(), ...cV.values());
+      state.mulBob.clear();
+    }
   }
 }
 

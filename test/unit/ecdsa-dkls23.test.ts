@@ -283,7 +283,13 @@ describe.each(CURVES)('DKLs23 signing on %s', (curve) => {
       expect(() => signWithPresignature(presigs.get(i)!, digest)).toThrow(expect.objectContaining({ code: ErrorCode.BadState }));
     }
     const b3 = new Map(signers.map((i) => [i, r3.get(i)!.broadcast]));
+    // combine checks that this player's own entry is what it sent, and that every signer is present.
+    const forged = new Map(b3);
+    forged.set(1, r3.get(3)!.broadcast);
+    expect(() => combine(r3.get(1)!.state, forged)).toThrow(expect.objectContaining({ code: ErrorCode.BadInput }));
+    expect(() => combine(r3.get(1)!.state, new Map([[1, b3.get(1)!]]))).toThrow(expect.objectContaining({ code: ErrorCode.UnexpectedParty }));
     const sig = combine(r3.get(1)!.state, b3);
+    expect(Buffer.from(combine(r3.get(3)!.state, b3).der).equals(Buffer.from(sig.der))).toBe(true);
     checkEverywhere(sig, message, keys[0]!.pkg.groupKey);
   });
 
