@@ -291,6 +291,12 @@ export interface PresignedItemJson {
 export interface SignShareRequest extends PresignedItemJson {
   version: number;
   epoch: number;
+  /**
+   * Sign with the child key of this non-hardened BIP-32 path (core/derive.ts), as in SignRequest. No
+   * session digest binds it here: the aggregator gives every player the same path, and shares made for
+   * different paths do not combine into a signature (each nonce still signs once).
+   */
+  path?: string;
 }
 export interface SignShareResponse {
   keyId: string;
@@ -731,7 +737,7 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['message', 'commitments', 'version', 'epoch'],
-        properties: { ...presignedItemProperties, version, epoch: epochSchema },
+        properties: { ...presignedItemProperties, version, epoch: epochSchema, path: derivationPath },
         additionalProperties: false,
       },
       response: withErrors({

@@ -402,7 +402,7 @@ export class NodeService {
     const ref = ownRef(this.o.index, req.commitments);
     return this.o.gate.run(
       { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false, local: true },
-      () => this.preparePresigned(p, keyId, req.version, req.epoch, [req]),
+      () => this.preparePresigned(p, keyId, req.version, req.epoch, [req], req.path),
       async (prepared) => {
         const [signed] = await this.signPresigned(prepared);
         this.o.logger.debug({ op: 'sign', keyId, version: prepared.version, presigned: 1 }, 'signed from a presignature');
@@ -446,9 +446,11 @@ export class NodeService {
     version: number,
     epoch: number,
     items: readonly SignShareRequest[] | SignBatchRequest['items'],
-  ): Promise<{ version: number; scope: PresignScope; items: PresignedItem[] }> {
+    path?: string,
+  ): Promise<{ version: number; scope: PresignScope; items: PresignedItem[]; child?: { chainCode: Uint8Array; steps: number[] } }> {
     const rec = await this.requireKey(p.tenant, keyId, version, 'sign');
     const suite = getSigningSuite(rec.suite);
+    const { steps } = signPath(path, rec);
     const pkg = rec.committed;
     if (pkg.epoch !== epoch) {
       throw new TesseraError(
@@ -459,21 +461,24 @@ export class NodeService {
     const scope: PresignScope = { tenant: p.tenant, keyId, version, epoch, suite };
     const parsed = items.map((it, k) => parseItem(this.presign, scope, pkg, this.o.index, it, items.length > 1 ? `items[${k}].` : ''));
     this.presign.check(scope, parsed.map((i) => i.use));
-    return { version, scope, items: parsed };
+    return { version, scope, items: parsed, ...(steps !== undefined ? { child: { chainCode: rec.chainCode!, steps } } : {}) };
   }
 
   /** Load the share, then sign: the nonces leave their pools before any share is computed. */
-  private async signPresigned(prepared: { scope: PresignScope; items: PresignedItem[] }): Promise<SignShareMsg[]> {
+  private async signPresigned(prepared: { scope: PresignScope; items: PresignedItem[]; child?: { chainCode: Uint8Array; steps: number[] } }): Promise<SignShareMsg[]> {
     const { tenant, keyId, version, epoch } = prepared.scope;
     const key = await this.o.store.getShare(tenant, keyId, version);
     if (!key) throw notFound(keyId, version);
+    let child: KeyShare | undefined;
     try {
       if (key.secret.epoch !== epoch || key.publicKey.epoch !== epoch) {
         throw new TesseraError(ErrorCode.PresignatureUnavailable, `epoch mismatch: key ${keyId} version ${version} changed to epoch ${key.publicKey.epoch} while signing; fetch new presignatures`);
       }
-      return signWithPresignatures(this.presign, prepared.scope, key, prepared.items);
+      // A child key (core/derive.ts): the public tweak added to a private copy of the share, wiped below.
+      if (prepared.child) child = deriveKeyShare(key, prepared.child.chainCode, prepared.child.steps);
+      return signWithPresignatures(this.presign, prepared.scope, child ?? key, prepared.items);
     } finally {
-      zeroize(key.secret.value);
+      zeroize(key.secret.value, child?.secret.value);
     }
   }
 

@@ -56,7 +56,7 @@ import { hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from 
 import { createContext } from '../core/hpke.js';
 import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
-import { derivationInfo, formatDerivationPath, parseDerivationPath } from '../core/derive.js';
+import { derivationInfo, deriveChild, derivePublicPackage, formatDerivationPath, packageGroupKey, parseDerivationPath } from '../core/derive.js';
 import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
@@ -266,12 +266,13 @@ export class NodeClient {
    * combineSignatureShares. Every signer must be sent the same message and list, or nothing combines.
    */
   async signShare(keyId: string, req: SignShareRequest, o: { approved?: boolean } = {}): Promise<SignShareResponse> {
-    if (!o.approved) await this.authorize(presignedRequest(keyId, req.version, req.message, req.commitments));
+    if (!o.approved) await this.authorize(presignedRequest(keyId, req.version, req.message, req.commitments, req.path));
     const r = await requestJson<SignShareResponse>(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/sign-share`, {
       message: req.message,
       commitments: req.commitments,
       version: req.version,
       epoch: req.epoch,
+      ...(req.path !== undefined ? { path: req.path } : {}),
     });
     this.checkShareAnswer(r, keyId, req.version, req.epoch);
     if (typeof r.share !== 'string' || typeof r.commitment !== 'string') {
@@ -510,8 +511,8 @@ export function newSessionId(): string {
 }
 
 /** What an operator's hook sees for a presigned sign (its players are the list's nodes). */
-function presignedRequest(keyId: string, version: number, message: string, commitments: PresignedCommitmentJson[]): SessionRequest {
-  return { operation: 'sign', sessionId: newSessionId(), keyId, version, message, players: commitments.map((c) => c.node), commitments };
+function presignedRequest(keyId: string, version: number, message: string, commitments: PresignedCommitmentJson[], path?: string): SessionRequest {
+  return { operation: 'sign', sessionId: newSessionId(), keyId, version, message, players: commitments.map((c) => c.node), commitments, ...(path !== undefined ? { path } : {}) };
 }
 
 export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
@@ -531,6 +532,18 @@ function derivationPathOption(path: string | undefined): string | undefined {
   try {
     const steps = parseDerivationPath(path);
     return steps.length === 0 ? undefined : formatDerivationPath(steps);
+  } catch (e) {
+    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
+  }
+}
+
+/** The public key package of the child of `path` (core/derive.ts), from a key's public record. */
+function childPackageOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): PublicKeyPackage {
+  if (info.chainCode === undefined) childKeyOf(info, pkg, path); // throws the clear error
+  try {
+    const suite = getSigningSuite(info.suite);
+    const d = deriveChild(suite, packageGroupKey(suite, pkg), fromHex(info.chainCode!, 'chainCode', 32), parseDerivationPath(path));
+    return derivePublicPackage(suite, pkg, d.tweak);
   } catch (e) {
     throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
   }
@@ -605,9 +618,10 @@ export interface SignOptions {
   presigned?: boolean;
   /**
    * Sign with the child key of this non-hardened BIP-32 path, e.g. "m/0/5" (secp256k1, bip340 and
-   * ed25519 keys; core/derive.ts). The path is part of the session digest, so every player signs with
-   * the same child. A path signs by the two-round session path: presignatures carry no session
-   * parameters, so `presigned: true` with a path is refused.
+   * ed25519 keys; core/derive.ts). In the two-round session the path is part of the session digest, so
+   * every player signs with the same child; from presignatures every player is sent the same path, and
+   * the SDK combines the shares under the child's public package (shares for another path would not
+   * combine, and the two-round session then signs).
    */
   path?: string;
 }
@@ -1196,11 +1210,10 @@ export class Cluster {
 
   private async signWith(o: SignOptions, message: string): Promise<SignResult> {
     const path = derivationPathOption(o.path);
-    if (path !== undefined && o.presigned === true) {
-      throw new TesseraClientError('BAD_INPUT', 'path: presigned signing cannot sign with a child key (presignatures carry no session parameters); omit presigned or set it to false');
-    }
-    const { info: key, pkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
-    const list = path === undefined && this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
+    const { info: key, pkg: parentPkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
+    // With a path, the shares combine under the child's package (core/derive.ts), derived here from the public record.
+    const pkg = path === undefined ? parentPkg : childPackageOf(key, parentPkg, path);
+    const list = this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
       sessionId: newSessionId(),
@@ -1215,7 +1228,7 @@ export class Cluster {
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
     try {
       if (list) {
-        const req: SignShareRequest = { message, commitments: list, version: key.version, epoch: key.epoch };
+        const req: SignShareRequest = { message, commitments: list, version: key.version, epoch: key.epoch, ...(path !== undefined ? { path } : {}) };
         const asked = Promise.allSettled(players.map((i) => this.node(i).signShare(o.keyId, req, { approved: true })));
         // While the players compute: everything of the aggregation that needs no share (sent first).
         const prepared = await whileAsked(() => prepareSignatureShares({ suite: key.suite, publicPackage: pkg, message, commitments: list }));
@@ -1226,7 +1239,7 @@ export class Cluster {
           try {
             const signature = combinePreparedShares(prepared, shares);
             this.presignStats.presigned++;
-            return { keyId: o.keyId, version: key.version, signature, path: 'presigned' };
+            return { keyId: o.keyId, version: key.version, signature, path: 'presigned', ...(path !== undefined ? { derivationPath: path } : {}) };
           } catch (e) {
             // A share that does not verify is no evidence against its node (not identity-signed): the
             // two-round session, whose messages are signed, names a cheating node on evidence.

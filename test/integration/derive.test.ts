@@ -7,7 +7,7 @@
  * - `sign` with a path makes signatures that verify under the child key (bip340 in tiny-secp256k1,
  *   ed25519 in node:crypto), on any 2 of the 3 nodes; the path survives a refresh;
  * - hardened and malformed paths are refused with a clear error; signers asked for different paths do
- *   not sign together (the path is in the session digest); presigned signing refuses a path;
+ *   not sign together (the path is in the session digest); presigned signing with a path signs under the child;
  * - the CLI: public-key --path, sign --path, a hardened path as one clean error line, help with labels.
  */
 import { randomBytes } from 'node:crypto';
@@ -110,7 +110,7 @@ describe('child keys and suite labels on a cluster', () => {
     expect(verifySignature('bip340', hexToBytes(r.signature), message, hexToBytes(child.publicKey))).toBe(true);
   }, 60_000);
 
-  it('hardened and malformed paths, paths on a p256 key and presigned signing with a path are refused with clear errors', async () => {
+  it('hardened and malformed paths and paths on a p256 key are refused with clear errors', async () => {
     const message = message32('refused');
     for (const [path, pattern] of [
       ["m/0'/5", /hardened/],
@@ -124,12 +124,26 @@ describe('child keys and suite labels on a cluster', () => {
       expect(e.message).toMatch(pattern);
     }
     const p256 = await rejectionOf(tc.cluster.sign({ keyId: 'd-p256', message, path: 'm/1' }));
-    expect(p256.message).toMatch(/p256 key: derivation paths are offered for secp256k1, bip340 and ed25519/);
-    const presigned = await rejectionOf(tc.cluster.sign({ keyId: 'd-bip340', message, path: 'm/1', presigned: true }));
-    expect(presigned.message).toMatch(/presigned signing cannot sign with a child key/);
+    expect(p256.message).toMatch(/has no chain code: child keys exist for secp256k1, bip340 and ed25519 keys/);
+    const p256Node = await rejectionOf(tc.client(1).join({ operation: 'sign', sessionId: newSessionId(), keyId: 'd-p256', message: bytesToHex(message), players: [1, 2], path: 'm/1' }, true));
+    expect(p256Node.message).toMatch(/p256 key: derivation paths are offered for secp256k1, bip340 and ed25519/);
     // The node checks too (a caller that is not this SDK): a hardened step over HTTP.
     const node = await rejectionOf(tc.client(1).join({ operation: 'sign', sessionId: newSessionId(), keyId: 'd-bip340', message: bytesToHex(message), players: [1, 2], path: "m/1'" }, true));
     expect(node.message).toMatch(/hardened step 1' is not supported/);
+  }, 60_000);
+
+  it('presigned (one-round) signing with a path signs under the child key', async () => {
+    await tc.cluster.warmPresignatures('d-bip340', 4, { players: [1, 3] });
+    const child = await tc.cluster.childKey('d-bip340', { path: 'm/4/4' });
+    const message = message32('presigned child');
+    const r = await tc.cluster.sign({ keyId: 'd-bip340', message, players: [1, 3], path: 'm/4/4', presigned: true });
+    expect(r.path).toBe('presigned');
+    expect(r.derivationPath).toBe('m/4/4');
+    expect(verifySignature('bip340', hexToBytes(r.signature), message, hexToBytes(child.publicKey))).toBe(true);
+    // The same presignature pool signs the key itself too.
+    const own = await tc.cluster.sign({ keyId: 'd-bip340', message, players: [1, 3], presigned: true });
+    expect(own.path).toBe('presigned');
+    expect(verifySignature('bip340', hexToBytes(own.signature), message, hexToBytes(keys.bip340!.publicKey))).toBe(true);
   }, 60_000);
 
   it('signers asked for different paths do not sign together (the path is in the session digest)', async () => {

@@ -20,6 +20,8 @@ import { isTesseraError } from '../../core/errors.js';
 import { sessionDigest, type SessionParams } from '../../core/session.js';
 import { getSigningSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
+import { aggregateSignature, signRound1, signRound2 } from '../../core/sign.js';
+import type { SignCommitMsg, SignShareMsg } from '../../core/messages.js';
 import { simulateDkg } from '../helpers/run-dkg.js';
 import { runSign } from '../helpers/run-sign.js';
 
@@ -177,5 +179,26 @@ describe('the path in the session digest (core/session.ts)', () => {
   it('refuses a path outside sign, and a path not in canonical form', () => {
     expect(errorOf(() => sessionDigest(sid, { ...base, operation: 'refresh', players: [1, 2, 3], path: 'm/1' }))).toMatch(/only a sign session takes a derivation path/);
     for (const path of ['m', "m/1'", 'm/01']) expect(errorOf(() => sessionDigest(sid, { ...base, path }))).toMatch(/path/);
+  });
+});
+
+describe('signers on different paths (the one-round path, where no session digest binds it)', () => {
+  it('shares made for different child keys over one commitment list never combine into a signature', () => {
+    const { keys, chainCode } = dkg('bip340');
+    const suite = getSigningSuite('bip340');
+    const message = randomBytes(32);
+    const a = childKeys(keys, chainCode, 'm/0/5');
+    const b = childKeys(keys, chainCode, 'm/0/6');
+    const signers = [a[0]!, b[1]!]; // node 1 was told m/0/5, node 2 m/0/6
+    const commits = new Map<number, SignCommitMsg>();
+    const nonces = signers.map((k) => {
+      const r1 = signRound1(suite, k.secret);
+      commits.set(k.secret.index, r1.commit);
+      return r1.nonces;
+    });
+    const shares = new Map<number, SignShareMsg>();
+    signers.forEach((k, j) => shares.set(k.secret.index, signRound2(suite, k, nonces[j]!, commits, message)));
+    // Combined under either child's package, node 2's (or node 1's) share is named bad: no signature.
+    for (const pkg of [a[0]!.publicKey, b[0]!.publicKey]) expect(errorOf(() => aggregateSignature(suite, pkg, commits, message, shares))).toMatch(/share/i);
   });
 });
