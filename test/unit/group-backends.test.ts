@@ -68,7 +68,8 @@ describe('chooseGroupBackends', () => {
     expect(c.groups.edwards25519.backend).toBe('sodium-native');
     expect(warn).not.toHaveBeenCalled();
     expect(c.warnings).toEqual([]);
-    expect(asked).toEqual(['sodium-native', 'secp256k1/bindings']);
+    // The native secp256k1 backend also takes libsodium's SHA-256 and CSPRNG (runtime/group-backend.ts).
+    expect(asked).toEqual(['sodium-native', 'secp256k1/bindings', 'sodium-native']);
   });
 
   it('wasm: tiny-secp256k1 for secp256k1, noble for edwards25519 (no WASM build of it): no native addon is loaded', () => {
