@@ -493,7 +493,10 @@ export class SessionChannel {
     // this pair key, in this session or any other, is refused at once. The relay may have kept and
     // replayed the message, so it names no one. A counter is recorded only once its message has
     // authenticated and decrypted (below), so forged bytes cannot poison the window.
-    const known = env.k === 'data' ? this.recvKeys.get(from) : undefined;
+    // Only a message under the session's established pair key (no KEM ciphertext) is checked here: one
+    // that carries a ciphertext claims another pair key, and its counter belongs to that key's window
+    // (such a message is a second key in one session, which the signed checks below name).
+    const known = env.k === 'data' && env.e.length === 0 ? this.recvKeys.get(from) : undefined;
     const claimed = known && env.n.length === NONCE_LENGTH ? nonceCounter(env.n) : undefined;
     if (known && claimed !== undefined) checkFresh(known.window!, claimed, from);
     const signed = signedBytes(this.session, env);

@@ -149,11 +149,16 @@ describe('counters against replay', () => {
     const relay = new MemoryRelay();
     const ch = session(relay, keys, [1, 2]);
     await Promise.all(ch.map((c) => c.open()));
-    relay.tamper = (from, to, payload) => (from === 1 && decoded(payload).k === 'data' ? [{ from, to, payload }, { from, to, payload }] : [{ from, to, payload }]);
+    // Replay node 1's second message (under the established pair key: no KEM ciphertext on it).
+    relay.tamper = (from, to, payload) =>
+      from === 1 && decoded(payload).k === 'data' && decoded(payload).e.length === 0 ? [{ from, to, payload }, { from, to, payload }] : [{ from, to, payload }];
     ch[0]!.send(2, 'r1', Uint8Array.of(1));
+    await new Promise((r) => setTimeout(r, 5));
+    ch[0]!.send(2, 'r2', Uint8Array.of(2));
     expect([...(await ch[1]!.receive(1, 'r1'))]).toEqual([1]);
-    const e = await failureOf(ch[1]!.receive(1, 'r2'));
-    expect(e.message).toMatch(/replayed: message counter 0/);
+    expect([...(await ch[1]!.receive(1, 'r2'))]).toEqual([2]);
+    const e = await failureOf(ch[1]!.receive(1, 'r3'));
+    expect(e.message).toMatch(/replayed: message counter 1 under this pair key/);
     expect(e.culprits).toEqual([]);
     ch.forEach((c) => c.close());
     for (const k of keys.values()) k.close();
