@@ -526,52 +526,58 @@ export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
   };
 }
 
+/** Run a core/derive.ts step on caller input: its TesseraError becomes the SDK's BAD_INPUT. */
+function derivationInput<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
+  }
+}
+
 /** A derivation path option, checked (core/derive.ts) and canonical; undefined for none or "m" (the key itself). */
 function derivationPathOption(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
-  try {
-    const steps = parseDerivationPath(path);
-    return steps.length === 0 ? undefined : formatDerivationPath(steps);
-  } catch (e) {
-    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
-  }
+  const steps = derivationInput(() => parseDerivationPath(path));
+  return steps.length === 0 ? undefined : formatDerivationPath(steps);
 }
 
-/** The public key package of the child of `path` (core/derive.ts), from a key's public record. */
-function childPackageOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): PublicKeyPackage {
-  if (info.chainCode === undefined) childKeyOf(info, pkg, path); // throws the clear error
-  try {
-    const suite = getSigningSuite(info.suite);
-    const d = deriveChild(suite, packageGroupKey(suite, pkg), fromHex(info.chainCode!, 'chainCode', 32), parseDerivationPath(path));
-    return derivePublicPackage(suite, pkg, d.tweak);
-  } catch (e) {
-    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
-  }
-}
-
-/** The child key of `path` from a key's public record (group key and chain code). */
-function childKeyOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): ChildKeyInfo {
+/** A key's chain code, or the clear error for a key without one. */
+function chainCodeOf(info: KeyInfo): Uint8Array {
   if (info.chainCode === undefined) {
     throw new TesseraClientError(
       'BAD_INPUT',
       `key ${info.keyId} version ${info.version} has no chain code: child keys exist for secp256k1, bip340 and ed25519 keys made since derivation exists`,
     );
   }
-  try {
-    const child = derivationInfo(info.suite, pkg, fromHex(info.chainCode, 'chainCode', 32), parseDerivationPath(path));
-    return {
-      keyId: info.keyId,
-      version: info.version,
-      suite: info.suite,
-      scheme: info.scheme,
-      path: child.path,
-      publicKey: toHex(child.publicKey),
-      chainCode: toHex(child.chainCode),
-      ...(child.xpub !== undefined ? { xpub: child.xpub } : {}),
-    };
-  } catch (e) {
-    throw isTesseraError(e) ? new TesseraClientError('BAD_INPUT', e.message) : e;
-  }
+  const hex = info.chainCode;
+  return derivationInput(() => fromHex(hex, 'chainCode', 32));
+}
+
+/** The public key package of the child of `path` (core/derive.ts), from a key's public record. */
+function childPackageOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): PublicKeyPackage {
+  const chainCode = chainCodeOf(info);
+  return derivationInput(() => {
+    const suite = getSigningSuite(info.suite);
+    const d = deriveChild(suite, packageGroupKey(suite, pkg), chainCode, parseDerivationPath(path));
+    return derivePublicPackage(suite, pkg, d.tweak);
+  });
+}
+
+/** The child key of `path` from a key's public record (group key and chain code). */
+function childKeyOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): ChildKeyInfo {
+  const chainCode = chainCodeOf(info);
+  const child = derivationInput(() => derivationInfo(info.suite, pkg, chainCode, parseDerivationPath(path)));
+  return {
+    keyId: info.keyId,
+    version: info.version,
+    suite: info.suite,
+    scheme: info.scheme,
+    path: child.path,
+    publicKey: toHex(child.publicKey),
+    chainCode: toHex(child.chainCode),
+    ...(child.xpub !== undefined ? { xpub: child.xpub } : {}),
+  };
 }
 
 export interface KeygenOptions {

@@ -198,7 +198,6 @@ export class SessionChannel {
   private lease?: PeriodKeyLease;
   private readonly peerKemKeys = new Map<number, Uint8Array>();
   private readonly sendKeys = new Map<number, Direction>();
-  private readonly sentKemCt = new Set<number>();
   private readonly recvKeys = new Map<number, Direction>();
   /** Verified, decrypted messages waiting for their receive() call: key `${from}/${round}`. */
   private readonly inbox = new Map<string, Uint8Array>();
@@ -315,10 +314,8 @@ export class SessionChannel {
       const pair = this.pairKeys.sending(to, peerKey);
       dir = { key: this.deriveKey(pair.key, this.self, to), nextCounter: pair.nextCounter };
       this.sendKeys.set(to, dir);
-      kemCt = pair.kemCiphertext;
+      kemCt = pair.kemCiphertext; // on the first message of this direction only
     }
-    if (!this.sentKemCt.has(to)) this.sentKemCt.add(to);
-    else kemCt = new Uint8Array();
     const nonce = counterNonce(dir.nextCounter!());
     const header = { r: round, f: this.self, t: to, k: 'data' as const, e: kemCt, n: nonce, c: new Uint8Array() };
     const aad = signedBytes(this.session, header);

@@ -225,11 +225,7 @@ export class PairKeys {
     checkPeer(peer, this.self);
     const peerKeyHash = toHex(sha256(peerPublicKey));
     const now = this.now();
-    const list = (this.sent.get(peer) ?? []).filter((k) => {
-      const usable = now - k.created < this.periodMs && k.counter < MAX_MESSAGES_PER_PAIR_KEY;
-      if (!usable) zeroize(k.key);
-      return usable;
-    });
+    const list = this.usableSent(peer, now);
     let entry = list.find((k) => k.peerKeyHash === peerKeyHash);
     if (!entry) {
       const { cipherText, sharedSecret } = this.kem.encapsulate(peerPublicKey);
@@ -264,12 +260,8 @@ export class PairKeys {
       this.current = undefined;
     }
     for (const pk of this.live) if (pk.retired && pk.leases === 0) this.wipePeriodKey(pk);
-    for (const [peer, list] of this.sent) {
-      const keep = list.filter((k) => {
-        const usable = now - k.created < this.periodMs;
-        if (!usable) zeroize(k.key);
-        return usable;
-      });
+    for (const peer of [...this.sent.keys()]) {
+      const keep = this.usableSent(peer, now);
       if (keep.length === 0) this.sent.delete(peer);
       else this.sent.set(peer, keep);
     }
@@ -327,6 +319,15 @@ export class PairKeys {
       byCt.delete(oldest);
     }
     return opened;
+  }
+
+  /** The sending pair keys toward `peer` still usable (within their period, counter not exhausted); the others are wiped. */
+  private usableSent(peer: number, now: number): SentKey[] {
+    return (this.sent.get(peer) ?? []).filter((k) => {
+      const usable = now - k.created < this.periodMs && k.counter < MAX_MESSAGES_PER_PAIR_KEY;
+      if (!usable) zeroize(k.key);
+      return usable;
+    });
   }
 
   private wipePeriodKey(pk: PeriodKey): void {
