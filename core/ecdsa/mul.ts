@@ -41,7 +41,7 @@
  * strings used to convert them cannot be wiped in JavaScript (both are immutable): they live until
  * the garbage collector reclaims them.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Buffer } from 'node:buffer';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
@@ -62,7 +62,7 @@ import {
   type VsotReceiverState,
   type VsotSenderState,
 } from './ot.js';
-import { kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES, type KosReceiverCheat } from './ote.js';
+import { kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES, tccrHash, tccrKey, type KosReceiverCheat } from './ote.js';
 
 export type { CurveName } from './ot.js';
 
@@ -156,39 +156,73 @@ function gadget(curve: CurveName): readonly bigint[] {
   return g;
 }
 
+/** Bytes of random-OT output per row: WIDTH scalars of WIDE bytes, in whole AES blocks. */
+const ROW_OUT = WIDTH * WIDE;
+const ROW_OUT_BLOCKS = ROW_OUT / 16;
+
 /**
- * Random OT output for row j: WIDTH scalars from RO(sid', j, row) (KOS15 Fig. 7's final hashing of the rows).
- * The bytes → bigint step goes through one hex string per row: Buffer's native hex codec is the
- * cheapest conversion available in JavaScript, and this loop runs 1,248 times per multiplication.
+ * Random OT outputs (KOS15 Fig. 7 "Randomize and output", DKLs19 Protocol 1's RO(sid, j, row)): for
+ * every 16-byte row x_n of `xs`, ROW_OUT bytes H(x_n, (j, k)) for k < ROW_OUT_BLOCKS, with
+ * j = rowIndex(n) the OT index: GKWY20's TCCR hash (core/ecdsa/ote.ts tccrHash, whose header says why
+ * it may stand in for KOS15's random oracle) under the public key of (mul-rot, sid'), so every output
+ * is bound to the setup and the multiplication (sid' = H(setup id, sid)), the row index j and the part k.
  */
-function rowScalars(q: bigint, base: Hash, j: number, row: Uint8Array, out: bigint[]): void {
-  const h = base.copy({ outputLength: WIDTH * WIDE }).update(i2osp(j, 4)).update(row).digest();
-  const hex = h.toString('hex');
-  h.fill(0);
-  for (let k = 0; k < WIDTH; k++) out.push(BigInt('0x' + hex.slice(k * 2 * WIDE, (k + 1) * 2 * WIDE)) % q);
-}
-/** The random oracle of rowScalars with its fixed prefix (tag, sid') absorbed once; j and the row have fixed lengths. */
-function rowHasher(sidp: Uint8Array): Hash {
-  return createHash('shake256', { outputLength: WIDTH * WIDE }).update(framed(utf8ToBytes('tessera/ecdsa/mul-rot'), sidp));
+function rotOutputs(sidp: Uint8Array, xs: Uint8Array, rowIndex: (n: number) => number): Uint8Array {
+  return tccrHash(tccrKey('mul-rot', sidp), xs, ROW_OUT_BLOCKS, rowIndex);
 }
 
-const HEX_SCALAR = 2 * SCALAR;
-/** Big-endian 32-byte encodings of scalars in [0, q), written into `out` at `offset` (one hex pass). */
-function writeScalars(out: Uint8Array, offset: number, xs: readonly bigint[]): void {
-  let hex = '';
-  for (const x of xs) hex += x.toString(16).padStart(HEX_SCALAR, '0');
-  const b = Buffer.from(hex, 'hex');
-  out.set(b, offset);
-  b.fill(0);
+/** 384-bit mask for splitting a row's output into its WIDTH wide scalars. */
+const WIDE_MASK = (1n << BigInt(8 * WIDE)) - 1n;
+const WIDE_SHIFTS = Array.from({ length: WIDTH }, (_, k) => BigInt(8 * WIDE * (WIDTH - 1 - k)));
+/** Rows per hex chunk: Buffer's hex codec is ~1 ns a byte on a few KB, ~10x that on one huge string. */
+const HEX_CHUNK_ROWS = 16;
+
+/**
+ * The WIDTH scalars of every row of `out` (rows × ROW_OUT bytes, big-endian WIDE-byte parts), as
+ * integers below 2^(8·WIDE), NOT reduced: every use reduces mod q later (16 extra bytes keep the
+ * mod-q bias below 2^-128). One hex string and one BigInt per row, then shifts: the cheapest
+ * bytes → bigint path in JavaScript (one conversion per scalar costs about twice as much).
+ */
+function wideScalars(out: Uint8Array, rows: number): bigint[] {
+  const xs: bigint[] = new Array(rows * WIDTH);
+  const rowHex = 2 * ROW_OUT;
+  for (let s = 0; s < rows; s += HEX_CHUNK_ROWS) {
+    const e = Math.min(rows, s + HEX_CHUNK_ROWS);
+    const hex = Buffer.from(out.buffer, out.byteOffset + s * ROW_OUT, (e - s) * ROW_OUT).toString('hex');
+    for (let r = s; r < e; r++) {
+      const x = BigInt('0x' + hex.slice((r - s) * rowHex, (r - s + 1) * rowHex));
+      for (let k = 0; k < WIDTH; k++) xs[r * WIDTH + k] = k === 0 ? x >> WIDE_SHIFTS[0]! : (x >> WIDE_SHIFTS[k]!) & WIDE_MASK;
+    }
+  }
+  return xs;
 }
+
+const M64 = (1n << 64n) - 1n;
+/** Big-endian 32-byte encodings of scalars in [0, q), written into `out` at `offset` (four 64-bit words each). */
+function writeScalars(out: Uint8Array, offset: number, xs: readonly bigint[]): void {
+  const view = new DataView(out.buffer, out.byteOffset + offset, xs.length * SCALAR);
+  for (let n = 0, o = 0; n < xs.length; n++, o += SCALAR) {
+    const x = xs[n]!;
+    view.setBigUint64(o, x >> 192n);
+    view.setBigUint64(o + 8, (x >> 128n) & M64);
+    view.setBigUint64(o + 16, (x >> 64n) & M64);
+    view.setBigUint64(o + 24, x & M64);
+  }
+}
+const HEX_SCALAR = 2 * SCALAR;
+/** Scalars per hex chunk in readScalars (see HEX_CHUNK_ROWS). */
+const HEX_CHUNK_SCALARS = 64;
 /** Decode `count` big-endian 32-byte scalars; each must be canonical (< q). */
 function readScalars(q: bigint, b: Uint8Array, offset: number, count: number, what: string): bigint[] {
-  const hex = Buffer.from(b.buffer, b.byteOffset + offset, count * SCALAR).toString('hex');
   const out: bigint[] = new Array(count);
-  for (let n = 0; n < count; n++) {
-    const v = BigInt('0x' + hex.slice(n * HEX_SCALAR, (n + 1) * HEX_SCALAR));
-    if (v >= q) badMsg(`${what}[${n}] is not a canonical scalar`);
-    out[n] = v;
+  for (let s = 0; s < count; s += HEX_CHUNK_SCALARS) {
+    const e = Math.min(count, s + HEX_CHUNK_SCALARS);
+    const hex = Buffer.from(b.buffer, b.byteOffset + offset + s * SCALAR, (e - s) * SCALAR).toString('hex');
+    for (let n = s; n < e; n++) {
+      const v = BigInt('0x' + hex.slice((n - s) * HEX_SCALAR, (n - s + 1) * HEX_SCALAR));
+      if (v >= q) badMsg(`${what}[${n}] is not a canonical scalar`);
+      out[n] = v;
+    }
   }
   return out;
 }
@@ -409,28 +443,31 @@ export function mulAliceRespond(
   // ã (pads) and â (check values), interleaved as the correlation (ã₀, â₀, ã₁, â₁).
   const corr = [randomScalarIn(setup.curve), randomScalarIn(setup.curve), randomScalarIn(setup.curve), randomScalarIn(setup.curve)];
   const out = new Uint8Array(MUL_ALICE_MSG_LENGTH);
-  const zA: bigint[] = []; // ξ × 4, Alice's shares v⁰_j
-  const v1: bigint[] = [];
-  const taus: bigint[] = new Array(MUL_XI * WIDTH);
-  const row1 = new Uint8Array(ROW_BYTES);
-  const hasher = rowHasher(sidp);
+  // Rows q_j and q_j ⊕ Δ, interleaved, hashed in one batch: v⁰_j, v¹_j = RO(sid', j, ·) (wide, unreduced).
+  const xs = new Uint8Array(2 * MUL_XI * ROW_BYTES);
   for (let j = 0; j < MUL_XI; j++) {
-    const row = rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES);
-    for (let k = 0; k < ROW_BYTES; k++) row1[k] = row[k]! ^ setup.delta[k]!;
-    rowScalars(q, hasher, j, row, zA);
-    v1.length = 0;
-    rowScalars(q, hasher, j, row1, v1);
-    for (let k = 0; k < WIDTH; k++) {
-      const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
-      // τ = v¹ − v⁰ + c lies in (−q, 2q): two comparisons instead of a division. (Bigint
-      // arithmetic is not constant time in JavaScript in any case.)
-      let tau = v1[k]! - zA[j * WIDTH + k]! + c;
-      if (tau < 0n) tau += q;
-      else if (tau >= q) tau -= q;
-      taus[j * WIDTH + k] = tau;
+    const o = 2 * j * ROW_BYTES;
+    for (let k = 0; k < ROW_BYTES; k++) {
+      const v = rows[j * ROW_BYTES + k]!;
+      xs[o + k] = v;
+      xs[o + ROW_BYTES + k] = v ^ setup.delta[k]!;
     }
   }
-  zeroize(rows, row1);
+  zeroize(rows);
+  const pads = rotOutputs(sidp, xs, (n) => n >>> 1);
+  zeroize(xs);
+  const v = wideScalars(pads, 2 * MUL_XI); // v[(2j + b)·WIDTH + k] = v^b_j[k]
+  zeroize(pads);
+  const taus: bigint[] = new Array(MUL_XI * WIDTH);
+  for (let j = 0; j < MUL_XI; j++) {
+    for (let k = 0; k < WIDTH; k++) {
+      const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
+      // τ = v¹ − v⁰ + c mod q (v⁰, v¹ wide; one reduction; bigint arithmetic is not constant time in
+      // JavaScript in any case).
+      const tau = (v[(2 * j + 1) * WIDTH + k]! - v[2 * j * WIDTH + k]! + c) % q;
+      taus[j * WIDTH + k] = tau < 0n ? tau + q : tau;
+    }
+  }
   writeScalars(out, 0, taus);
   const tauBytes = out.subarray(0, MUL_XI * WIDTH * SCALAR);
   const chi = checkCoefficients(q, sidp, msgDigest, tauBytes);
@@ -444,8 +481,9 @@ export function mulAliceRespond(
     const chiH = chi[2 * i + 1]!;
     let acc = 0n;
     for (let j = 0; j < MUL_XI; j++) {
-      const zt = zA[j * WIDTH + 2 * i]!;
-      const zh = zA[j * WIDTH + 2 * i + 1]!;
+      // Alice's shares z_A,j = v⁰_j, used unreduced (every sum below is reduced once).
+      const zt = v[2 * j * WIDTH + 2 * i]!;
+      const zh = v[2 * j * WIDTH + 2 * i + 1]!;
       rs[i * MUL_XI + j] = (chiT * zt + chiH * zh) % q;
       acc += g[j]! * zt;
     }
@@ -483,17 +521,15 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
     const rTilde = msg.subarray(o, o + 32);
 
     const chi = checkCoefficients(q, state.sidp, state.msgDigest, msg.subarray(0, MUL_XI * WIDTH * SCALAR));
-    const zB: bigint[] = [];
-    const w: bigint[] = [];
-    const hasher = rowHasher(state.sidp);
+    // w_j = v^{β_j}_j = RO(sid', j, t_j), wide and unreduced; z_B,j = β_j·τ_j − w_j, also left unreduced
+    // (in (−2^384, q)): every sum below is reduced once.
+    const pads = rotOutputs(state.sidp, state.rows, (n) => n);
+    const w = wideScalars(pads, MUL_XI);
+    zeroize(pads);
+    const zB: bigint[] = new Array(MUL_XI * WIDTH);
     for (let j = 0; j < MUL_XI; j++) {
-      w.length = 0;
-      rowScalars(q, hasher, j, state.rows.subarray(j * ROW_BYTES, (j + 1) * ROW_BYTES), w);
       const bit = bitAt(state.beta, j);
-      for (let k = 0; k < WIDTH; k++) {
-        const z = (bit ? tau[j * WIDTH + k]! : 0n) - w[k]!; // in (−q, q)
-        zB.push(z < 0n ? z + q : z);
-      }
+      for (let k = 0; k < WIDTH; k++) zB[j * WIDTH + k] = (bit ? tau[j * WIDTH + k]! : 0n) - w[j * WIDTH + k]!;
     }
     const g = gadget(state.curve);
     const rBytes = new Uint8Array(2 * MUL_XI * SCALAR);
@@ -511,7 +547,8 @@ export function mulBobFinish(state: MulBobState, msg: Uint8Array): [bigint, bigi
         rs[i * MUL_XI + j] = r < 0n ? r + q : r;
         acc += g[j]! * zt;
       }
-      cB[i] = group.add(group.mul(state.b, gamma[i]!), acc % q);
+      const c = acc % q;
+      cB[i] = group.add(group.mul(state.b, gamma[i]!), c < 0n ? c + q : c);
     }
     writeScalars(rBytes, 0, rs);
     const ok = equalBytes(hashChecks(state.sidp, rBytes), rTilde);
