@@ -28,16 +28,23 @@ import { createHash, randomBytes } from 'node:crypto';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
 import { ErrorCode, TesseraError } from '../errors.js';
 import type { Group, Point } from '../group.js';
-import { NOBLE_GROUPS } from '../suites.js';
+import { P256, SECP256K1 } from '../suites.js';
 
 export type CurveName = 'secp256k1' | 'P-256';
 
 /** Length of every hash output and of every OT pad (SHA-256). */
 export const PAD_LENGTH = 32;
 
+/**
+ * The process-wide Group of the curve (core/suites.ts; for secp256k1 the backend runtime/group-backend.ts
+ * installed, e.g. libsecp256k1, else noble), as core/ecdsa/dkls23.ts uses: the base OTs' scalar
+ * multiplications dominate the pairwise setup. Encodings and hash-to-scalar are the same on every
+ * backend (each backend's self-test checks them against noble).
+ */
 export function groupOf(curve: CurveName): Group {
-  if (curve !== 'secp256k1' && curve !== 'P-256') throw new TesseraError(ErrorCode.BadInput, `ecdsa: unknown curve ${String(curve)}`);
-  return NOBLE_GROUPS[curve];
+  if (curve === 'secp256k1') return SECP256K1.group;
+  if (curve === 'P-256') return P256.group;
+  throw new TesseraError(ErrorCode.BadInput, `ecdsa: unknown curve ${String(curve)}`);
 }
 
 export function checkSid(sid: unknown, what: string): asserts sid is Uint8Array {
