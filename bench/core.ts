@@ -31,6 +31,7 @@ import type { KeyShare } from '../core/types.js';
 import { generateWrappingKeyPair, unwrapShare, wrapShare, type WrapKem } from '../core/wrap.js';
 import { runDkg } from '../test/helpers/run-dkg.js';
 import { Recorder, measure, measureAsync, type Budget, type Section, type Stats } from './stats.js';
+import { runEcdsaCore } from './ecdsa-core.js';
 
 export interface CoreOptions {
   quick: boolean;
@@ -469,6 +470,8 @@ export async function runCore(o: CoreOptions): Promise<Section[]> {
   add(dkgSection(b));
   add(signingSection(b));
   add(computePerSignatureSection(b));
+  // DKLs23 ECDSA (issue 12): bench/ecdsa-core.ts emits its sections itself.
+  sections.push(...(await runEcdsaCore({ quick: o.quick, emit: o.emit })));
   add(refreshSection(b));
   add(decapSection(b));
   add(await wrapSection(b));
