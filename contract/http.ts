@@ -217,11 +217,24 @@ export interface SignRequest {
    * bip340, ed25519 keys). Part of the session digest: every signer must be given the same path.
    */
   path?: string;
+  /**
+   * Threshold ECDSA keys only: `message` is already the digest to sign (16..64 bytes, e.g. Keccak-256
+   * or double SHA-256). Without it the node signs SHA-256(message). Part of the session digest.
+   */
+  prehashed?: boolean;
 }
 export interface SignResponse {
   keyId: string;
   version: number;
+  /**
+   * The suite's signature, hex. Threshold ECDSA keys: the compact r ‖ s (IEEE P1363, 64 bytes), low-s
+   * normalised; `der` and `recoveryId` give the other forms.
+   */
   signature: string;
+  /** Threshold ECDSA keys: the same signature DER-encoded (SEC 1 §C.5; OpenSSL's form), hex. */
+  der?: string;
+  /** Threshold ECDSA keys: the SEC 1 §4.1.6 recovery id (0..3), e.g. Ethereum's v - 27. */
+  recoveryId?: number;
 }
 export interface DecapsulateRequest {
   sessionId: string;
@@ -393,8 +406,11 @@ export interface RefreshResponse {
 
 export interface VerifyRequest {
   message: string;
+  /** The suite's signature, hex; threshold ECDSA keys: compact r ‖ s (64 bytes) or DER. */
   signature: string;
   version?: number;
+  /** Threshold ECDSA keys only: `message` is the signed digest itself (as SignRequest.prehashed). */
+  prehashed?: boolean;
 }
 export interface VerifyResponse {
   keyId: string;
@@ -679,13 +695,13 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['sessionId', 'message', 'players'],
-        properties: { sessionId, message: hex(0, 1 << 20), players, version, path: derivationPath },
+        properties: { sessionId, message: hex(0, 1 << 20), players, version, path: derivationPath, prehashed: { type: 'boolean' } },
         additionalProperties: false,
       },
       response: withErrors({
         type: 'object',
         required: ['keyId', 'version', 'signature'],
-        properties: { keyId: id, version, signature: { type: 'string' } },
+        properties: { keyId: id, version, signature: { type: 'string' }, der: { type: 'string' }, recoveryId: { type: 'integer', minimum: 0, maximum: 3 } },
         additionalProperties: false,
       }),
     },
@@ -878,7 +894,7 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['message', 'signature'],
-        properties: { message: hex(0, 1 << 20), signature: hex(1, 256), version },
+        properties: { message: hex(0, 1 << 20), signature: hex(1, 256), version, prehashed: { type: 'boolean' } },
         additionalProperties: false,
       },
       response: withErrors({

@@ -29,7 +29,7 @@ import { createBase58check } from '@scure/base';
 import { concatBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { Point } from './group.js';
-import { getSigningSuite, type SigningSuite, type SigningSuiteId } from './suites.js';
+import { getSuite, type EcdsaSuite, type SigningSuite, type SuiteId } from './suites.js';
 import type { KeyShare, PublicKeyPackage } from './types.js';
 
 export const CHAIN_CODE_LENGTH = 32;
@@ -41,14 +41,24 @@ const XPUB_VERSION = 0x0488b21e;
 const base58check = createBase58check(sha256);
 
 /** The suites with child keys: BIP-32 CKDpub for the secp256k1-based ones, additive derivation for ed25519. */
-export const DERIVABLE_SUITES: readonly SigningSuiteId[] = ['secp256k1', 'bip340', 'ed25519'];
-const BIP32_SUITES: readonly string[] = ['secp256k1', 'bip340'];
+export const DERIVABLE_SUITES: readonly SuiteId[] = ['secp256k1', 'bip340', 'ecdsa-secp256k1', 'ed25519'];
+const BIP32_SUITES: readonly string[] = ['secp256k1', 'bip340', 'ecdsa-secp256k1'];
+
+/** A suite whose keys sign (FROST or threshold ECDSA): what derivation works on. */
+export type DerivableSuite = SigningSuite | EcdsaSuite;
+
+/** The suite of `id` if its keys sign (FROST or ECDSA); BAD_PARAMETERS for a decapsulation suite. */
+export function derivableSuite(id: string): DerivableSuite {
+  const suite = getSuite(id);
+  ensure(suite.kind !== 'kem', ErrorCode.BadParameters, `suite ${suite.id} has no child keys: derivation paths are offered for ${DERIVABLE_SUITES.join(', ')}`);
+  return suite;
+}
 
 export function isDerivableSuite(id: string): boolean {
   return (DERIVABLE_SUITES as readonly string[]).includes(id);
 }
 
-function requireDerivable(suite: SigningSuite): void {
+function requireDerivable(suite: DerivableSuite): void {
   ensure(
     isDerivableSuite(suite.id),
     ErrorCode.BadParameters,
@@ -111,7 +121,7 @@ export function formatDerivationPath(steps: readonly number[]): string {
 }
 
 export interface Derivation {
-  readonly suite: SigningSuite;
+  readonly suite: DerivableSuite;
   readonly steps: readonly number[];
   /** The sum of the steps' tweaks, mod the group order (public). */
   readonly tweak: bigint;
@@ -123,8 +133,8 @@ export interface Derivation {
 }
 
 /** BIP-32 CKDpub along `steps` from `groupKey` and `chainCode` (ed25519: the additive analogue, module comment). */
-export function deriveChild(suiteOrId: SigningSuite | string, groupKey: Point, chainCode: Uint8Array, steps: readonly number[]): Derivation {
-  const suite = typeof suiteOrId === 'string' ? getSigningSuite(suiteOrId) : suiteOrId;
+export function deriveChild(suiteOrId: DerivableSuite | string, groupKey: Point, chainCode: Uint8Array, steps: readonly number[]): Derivation {
+  const suite = typeof suiteOrId === 'string' ? derivableSuite(suiteOrId) : suiteOrId;
   requireDerivable(suite);
   ensure(chainCode instanceof Uint8Array && chainCode.length === CHAIN_CODE_LENGTH, ErrorCode.BadInput, 'chain code: expected 32 bytes');
   ensure(Array.isArray(steps) && steps.length <= MAX_PATH_DEPTH, ErrorCode.BadParameters, 'path: too many steps');
@@ -159,7 +169,7 @@ export function deriveChild(suiteOrId: SigningSuite | string, groupKey: Point, c
 }
 
 /** The group key of a public key package (its constant-term commitment). */
-export function packageGroupKey(suite: SigningSuite, pkg: PublicKeyPackage): Point {
+export function packageGroupKey(suite: DerivableSuite, pkg: PublicKeyPackage): Point {
   ensure(Array.isArray(pkg.commitments) && pkg.commitments.length > 0, ErrorCode.BadInput, 'public key package: no commitments');
   return suite.group.pointFromBytes(pkg.commitments[0]!, 'group key');
 }
@@ -168,7 +178,7 @@ export function packageGroupKey(suite: SigningSuite, pkg: PublicKeyPackage): Poi
  * The public key package of the child: t·G added to the group key (commitment 0) and to every
  * verifying share; the other commitments stay (the child's polynomial is f(x) + t).
  */
-export function derivePublicPackage(suite: SigningSuite, pkg: PublicKeyPackage, tweak: bigint): PublicKeyPackage {
+export function derivePublicPackage(suite: DerivableSuite, pkg: PublicKeyPackage, tweak: bigint): PublicKeyPackage {
   const { group } = suite;
   const T = group.mulBase(tweak);
   const shift = (b: Uint8Array, what: string) => group.pointToBytes(group.addPoints(group.pointFromBytes(b, what), T));
@@ -184,17 +194,24 @@ export function derivePublicPackage(suite: SigningSuite, pkg: PublicKeyPackage, 
 
 /**
  * A node's key material for signing under the child of `steps`: its share plus the public tweak, and
- * the child package. A fresh copy: the caller wipes `secret.value` when done (the stored share is
- * untouched).
+ * the child package. A fresh copy: the caller wipes `secret.value` (and `secret.pairwise`) when done
+ * (the stored share is untouched). A threshold ECDSA key's pairwise setup does not depend on the share,
+ * so the child signs with a copy of the parent's.
  */
 export function deriveKeyShare(key: KeyShare, chainCode: Uint8Array, steps: readonly number[]): KeyShare {
-  const suite = getSigningSuite(key.publicKey.suite);
+  const suite = derivableSuite(key.publicKey.suite);
   const d = deriveChild(suite, packageGroupKey(suite, key.publicKey), chainCode, steps);
   const { group } = suite;
   const s = group.scalarFromBytes(key.secret.value, 'share');
   return {
     publicKey: derivePublicPackage(suite, key.publicKey, d.tweak),
-    secret: { suite: key.secret.suite, index: key.secret.index, epoch: key.secret.epoch, value: group.scalarToBytes(group.add(s, d.tweak)) },
+    secret: {
+      suite: key.secret.suite,
+      index: key.secret.index,
+      epoch: key.secret.epoch,
+      value: group.scalarToBytes(group.add(s, d.tweak)),
+      ...(key.secret.pairwise !== undefined ? { pairwise: Uint8Array.from(key.secret.pairwise) } : {}),
+    },
   };
 }
 
@@ -221,7 +238,7 @@ export interface DerivationInfo {
 }
 
 export function derivationInfo(suiteId: string, pkg: PublicKeyPackage, chainCode: Uint8Array, steps: readonly number[] = []): DerivationInfo {
-  const suite = getSigningSuite(suiteId);
+  const suite = derivableSuite(suiteId);
   const d = deriveChild(suite, packageGroupKey(suite, pkg), chainCode, steps);
   return {
     path: formatDerivationPath(steps),

@@ -92,6 +92,43 @@ export interface WrappedShareMsg {
   readonly ciphertext: Uint8Array;
 }
 
+/**
+ * Threshold ECDSA key setup, rounds 1..5 (core/ecdsa/setup.ts), point to point (encrypted by the
+ * channel): this party's setup message for the ordered pairs it forms with the receiver.
+ */
+export interface EcdsaSetupMsg {
+  readonly msg: Uint8Array;
+}
+
+/**
+ * DKLs23 signing round 1 (core/ecdsa/session.ts), to each other signer: the commitment to R_i (the
+ * same to every signer; echoed in round 2) and the first F_RVOLE message with this receiver as Alice.
+ */
+export interface EcdsaRound1Msg {
+  readonly commitment: Uint8Array;
+  readonly mul: Uint8Array;
+}
+
+/**
+ * DKLs23 signing round 2, to each other signer: the echo of every round-1 commitment this signer
+ * received (a hash), the decommitment (R_i, salt), the check values Γ^u, Γ^v, ψ and the F_RVOLE reply.
+ */
+export interface EcdsaRound2Msg {
+  readonly echo: Uint8Array;
+  readonly R: Uint8Array;
+  readonly salt: Uint8Array;
+  readonly gammaU: Uint8Array;
+  readonly gammaV: Uint8Array;
+  readonly psi: Uint8Array;
+  readonly mul: Uint8Array;
+}
+
+/** DKLs23 signing round 3, broadcast: the shares u_i of r·φ and w_i of (e + r_x·sk)·φ. */
+export interface EcdsaRound3Msg {
+  readonly u: Uint8Array;
+  readonly w: Uint8Array;
+}
+
 export const MESSAGE_TYPES = [
   'dkg/round1',
   'dkg/round2',
@@ -101,6 +138,14 @@ export const MESSAGE_TYPES = [
   'sign/share',
   'decap/partial',
   'wrap/share',
+  'ecdsa/setup1',
+  'ecdsa/setup2',
+  'ecdsa/setup3',
+  'ecdsa/setup4',
+  'ecdsa/setup5',
+  'ecdsa/round1',
+  'ecdsa/round2',
+  'ecdsa/round3',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -113,4 +158,12 @@ export interface MessageBodies {
   'sign/share': SignedShareMsg;
   'decap/partial': DecapPartialMsg;
   'wrap/share': WrappedShareMsg;
+  'ecdsa/setup1': EcdsaSetupMsg;
+  'ecdsa/setup2': EcdsaSetupMsg;
+  'ecdsa/setup3': EcdsaSetupMsg;
+  'ecdsa/setup4': EcdsaSetupMsg;
+  'ecdsa/setup5': EcdsaSetupMsg;
+  'ecdsa/round1': EcdsaRound1Msg;
+  'ecdsa/round2': EcdsaRound2Msg;
+  'ecdsa/round3': EcdsaRound3Msg;
 }

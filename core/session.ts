@@ -10,7 +10,9 @@ import { concatBytes, framed, i2osp, utf8ToBytes } from './bytes.js';
 import { formatDerivationPath, parseDerivationPath } from './derive.js';
 import { ErrorCode, ensure } from './errors.js';
 import { checkPlayers } from './shamir.js';
-import { isSuiteId, type SuiteId } from './suites.js';
+import { ECDSA_SUITES, isSuiteId, type SuiteId } from './suites.js';
+
+const isEcdsaSuiteId = (s: SuiteId): boolean => (ECDSA_SUITES as readonly string[]).includes(s);
 
 export const PROTOCOL_ID = 'tessera/session/v1';
 /**
@@ -74,28 +76,39 @@ export function checkSessionParams(p: SessionParams): SessionParams {
 export const JOINT_FELDMAN_ROUNDS = ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'] as const;
 /** FROST signing (RFC 9591 §5.1, §5.2; the round-1 echo is folded into round 2). */
 export const SIGN_ROUNDS = ['sign/commit', 'sign/share'] as const;
+/** Threshold ECDSA key setup (core/ecdsa/setup.ts), after the joint-Feldman rounds of a key-making session. */
+export const ECDSA_SETUP_ROUNDS = ['ecdsa/setup1', 'ecdsa/setup2', 'ecdsa/setup3', 'ecdsa/setup4', 'ecdsa/setup5'] as const;
+/** DKLs23 signing (core/ecdsa/session.ts). */
+export const ECDSA_SIGN_ROUNDS = ['ecdsa/round1', 'ecdsa/round2', 'ecdsa/round3'] as const;
 /** The commit step of every state-changing session (node/sessions/commit.ts): attest, vote, certificate. */
 export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
 /** A peer's certificate for a player behind on an existing key version (node/sessions/engine.ts). */
 export const CATCH_UP_ROUND = 'commit/catchup';
 
 /**
- * Every round name a session of `operation` sends on the channel, besides the hello. The node's channel
- * accepts no other (node/sessions/channel.ts), and a third party checking a signed envelope offered as
- * evidence (core/evidence.ts) uses the same table: one list for both.
+ * Every round name a session of `operation` on a key of `suite` sends on the channel, besides the hello.
+ * The node's channel accepts no other (node/sessions/channel.ts), and a third party checking a signed
+ * envelope offered as evidence (core/evidence.ts) uses the same table: one list for both. Threshold
+ * ECDSA keys add the pairwise setup to every session that makes shares for keeping (keygen, rotate,
+ * import, refresh) and sign with DKLs23's rounds instead of FROST's. Without a suite (a checker that
+ * does not know the key's), the rounds of every suite: an honest node's envelope is then never taken
+ * for evidence, at the price of not catching a round that only another suite runs.
  */
-export function declaredRounds(operation: Operation): readonly string[] {
+export function declaredRounds(operation: Operation, suite?: SuiteId): readonly string[] {
+  const frost = suite === undefined || !isEcdsaSuiteId(suite);
+  const ecdsa = suite === undefined || isEcdsaSuiteId(suite);
+  const setup = ecdsa ? ECDSA_SETUP_ROUNDS : [];
   switch (operation) {
     case 'keygen':
     case 'rotate':
     case 'import':
-      return [...JOINT_FELDMAN_ROUNDS, ...COMMIT_ROUNDS];
+      return [...JOINT_FELDMAN_ROUNDS, ...setup, ...COMMIT_ROUNDS];
     case 'refresh':
-      return [...JOINT_FELDMAN_ROUNDS, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
+      return [...JOINT_FELDMAN_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
     case 'export':
       return [...JOINT_FELDMAN_ROUNDS, CATCH_UP_ROUND];
     case 'sign':
-      return [...SIGN_ROUNDS, CATCH_UP_ROUND];
+      return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? ECDSA_SIGN_ROUNDS : []), CATCH_UP_ROUND];
     case 'decapsulate':
       return [CATCH_UP_ROUND];
     case 'retire':

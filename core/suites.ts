@@ -13,15 +13,20 @@ import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import type { FROST } from '@noble/curves/abstract/frost.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { ErrorCode, TesseraError } from './errors.js';
+import { ErrorCode, TesseraError, ensure } from './errors.js';
 import { verifySignature } from './frost.js';
 import { groupSlot, nobleGroup, wideHashToScalar, type Group, type Point } from './group.js';
+import { checkDigest, decodeCompact, decodeDer, verifyEcdsa, type EcdsaCurveName } from './ecdsa/signature.js';
 
+/** FROST (RFC 9591) signing suites. */
 export const SIGNING_SUITES = ['ed25519', 'secp256k1', 'bip340', 'p256'] as const;
+/** Threshold ECDSA suites (DKLs23, core/ecdsa/): standard ECDSA signatures. */
+export const ECDSA_SUITES = ['ecdsa-secp256k1', 'ecdsa-p256'] as const;
 export const KEM_SUITES = ['hpke-x25519', 'hpke-p256'] as const;
 export type SigningSuiteId = (typeof SIGNING_SUITES)[number];
+export type EcdsaSuiteId = (typeof ECDSA_SUITES)[number];
 export type KemSuiteId = (typeof KEM_SUITES)[number];
-export type SuiteId = SigningSuiteId | KemSuiteId;
+export type SuiteId = SigningSuiteId | EcdsaSuiteId | KemSuiteId;
 
 interface SuiteBase {
   readonly id: SuiteId;
@@ -80,7 +85,32 @@ export interface KemSuite extends SuiteBase {
   privateKeyToScalar(sk: Uint8Array): bigint;
 }
 
-export type Suite = SigningSuite | KemSuite;
+/**
+ * A threshold ECDSA suite: keys made by the same DKG as every suite (Shamir shares over the curve's
+ * group) plus DKLs23's pairwise multiplication setup (core/ecdsa/setup.ts), and signed by DKLs23
+ * (core/ecdsa/dkls23.ts). Signatures are standard ECDSA (SEC 1 §4.1.3), low-s, verified by OpenSSL,
+ * WebCrypto, libsecp256k1 and every other ECDSA verifier.
+ */
+export interface EcdsaSuite extends SuiteBase {
+  readonly id: EcdsaSuiteId;
+  readonly kind: 'ecdsa';
+  readonly curve: EcdsaCurveName;
+  /** Length of the compact (IEEE P1363 r ‖ s) signature. */
+  readonly signatureLength: 64;
+  /**
+   * The digest that is signed: SHA-256 of the message (FIPS 180-4; ES256, OpenSSL's `sha256` digest),
+   * or, when `prehashed`, the message itself, which must then be a 16..64-byte digest (for example
+   * Keccak-256 or double SHA-256, computed by the caller).
+   */
+  messageDigest(message: Uint8Array, prehashed?: boolean): Uint8Array;
+  /**
+   * SEC 1 §4.1.4 verification of a compact (64 bytes) or DER signature over `message` (hashed as
+   * messageDigest does) under a SEC 1 public key. High s is accepted, as standard ECDSA verifiers do.
+   */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: { prehashed?: boolean }): boolean;
+}
+
+export type Suite = SigningSuite | EcdsaSuite | KemSuite;
 
 // ---------------------------------------------------------------------------------------------
 // Groups
@@ -265,6 +295,37 @@ export const BIP340: SigningSuite = frostSuite(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Threshold ECDSA suites (DKLs23)
+
+function ecdsaSuite(id: EcdsaSuiteId, group: Group, curve: EcdsaCurveName): EcdsaSuite {
+  const messageDigest = (message: Uint8Array, prehashed = false): Uint8Array => {
+    ensure(message instanceof Uint8Array, ErrorCode.BadInput, 'message: expected bytes');
+    return prehashed ? Uint8Array.from(checkDigest(message)) : sha256(message);
+  };
+  return Object.freeze({
+    id,
+    kind: 'ecdsa' as const,
+    group,
+    curve,
+    contextString: `TESSERA-v1-ECDSA-${curve}`,
+    signatureLength: 64 as const,
+    ...compressed(group),
+    messageDigest,
+    verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts: { prehashed?: boolean } = {}): boolean {
+      try {
+        const sig = signature.length === 64 ? decodeCompact(curve, signature) : decodeDer(curve, signature);
+        return verifyEcdsa(sig, messageDigest(message, opts.prehashed === true), publicKey);
+      } catch {
+        return false;
+      }
+    },
+  });
+}
+
+export const ECDSA_SECP256K1: EcdsaSuite = ecdsaSuite('ecdsa-secp256k1', secpGroup, 'secp256k1');
+export const ECDSA_P256: EcdsaSuite = ecdsaSuite('ecdsa-p256', p256Group, 'P-256');
+
+// ---------------------------------------------------------------------------------------------
 // Decapsulation suites (RFC 9180 §4.1 DHKEM)
 
 const P25519 = 2n ** 255n - 19n;
@@ -374,6 +435,8 @@ const REGISTRY: Readonly<Record<SuiteId, Suite>> = Object.freeze({
   secp256k1: SECP256K1,
   bip340: BIP340,
   p256: P256,
+  'ecdsa-secp256k1': ECDSA_SECP256K1,
+  'ecdsa-p256': ECDSA_P256,
   'hpke-x25519': HPKE_X25519,
   'hpke-p256': HPKE_P256,
 });
@@ -390,6 +453,8 @@ export const SUITE_SCHEMES = {
   secp256k1: 'FROST Schnorr (RFC 9591), not ECDSA',
   bip340: 'FROST Schnorr (RFC 9591), verifies as BIP-340 Schnorr',
   p256: 'FROST Schnorr (RFC 9591), not ECDSA',
+  'ecdsa-secp256k1': 'threshold ECDSA (DKLs23), standard secp256k1 ECDSA',
+  'ecdsa-p256': 'threshold ECDSA (DKLs23), standard P-256 ECDSA (ES256)',
   'hpke-x25519': 'threshold decapsulation, RFC 9180 DHKEM(X25519)',
   'hpke-p256': 'threshold decapsulation, RFC 9180 DHKEM(P-256)',
 } as const satisfies Record<SuiteId, string>;
@@ -408,10 +473,23 @@ export function getSuite(id: unknown): Suite {
   return REGISTRY[id];
 }
 
+/** A FROST signing suite (RFC 9591). An ECDSA suite is refused here: it signs through getEcdsaSuite. */
 export function getSigningSuite(id: unknown): SigningSuite {
   const s = getSuite(id);
+  if (s.kind === 'ecdsa') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${s.id} signs with threshold ECDSA (DKLs23), not FROST`);
   if (s.kind !== 'sign') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${s.id} cannot sign`);
   return s;
+}
+
+export function getEcdsaSuite(id: unknown): EcdsaSuite {
+  const s = getSuite(id);
+  if (s.kind !== 'ecdsa') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${s.id} is not a threshold ECDSA suite`);
+  return s;
+}
+
+/** True for the suites that sign (FROST or ECDSA), false for decapsulation suites. */
+export function isSignatureSuite(s: Suite): s is SigningSuite | EcdsaSuite {
+  return s.kind === 'sign' || s.kind === 'ecdsa';
 }
 
 export function getKemSuite(id: unknown): KemSuite {

@@ -30,6 +30,12 @@ export interface SecretShare {
   readonly epoch: number;
   /** The share scalar, canonical SerializeScalar encoding. */
   readonly value: Uint8Array;
+  /**
+   * Threshold ECDSA suites only: this party's DKLs23 pairwise multiplication setups with every other
+   * party (core/ecdsa/setup.ts encodePairwiseSetup), made with the key and remade by every refresh.
+   * Secret: zeroize it with `value`. Never exported (an importing cluster runs its own setup).
+   */
+  readonly pairwise?: Uint8Array;
 }
 
 /** A party's full key material: the public package plus its own share. */

@@ -54,6 +54,9 @@ export const MAX_SIGNATURE_BYTES = 8192;
 /** Bounds on a wrapped share's AEAD ciphertext: at least a 16-byte tag, at most a small share record. */
 export const MIN_WRAPPED_CIPHERTEXT_BYTES = 16;
 export const MAX_WRAPPED_CIPHERTEXT_BYTES = 4096;
+/** Bounds on the ECDSA setup and F_RVOLE messages (about 8 KiB and 53 KiB today; core/ecdsa/mul.ts checks exact lengths). */
+export const MAX_ECDSA_SETUP_BYTES = 64 * 1024;
+export const MAX_ECDSA_MUL_BYTES = 256 * 1024;
 /** Confirmation digests: 32..64 bytes (SHA-256 .. SHA-512 output). */
 export const MIN_DIGEST_BYTES = 32;
 export const MAX_DIGEST_BYTES = 64;
@@ -162,6 +165,11 @@ const SIGNED_COMMIT = struct([
   ['signature', bytes(1, MAX_SIGNATURE_BYTES)],
 ]);
 
+/** One ECDSA setup message (core/ecdsa/setup.ts); core/ecdsa/mul.ts checks its exact form. */
+const ECDSA_SETUP = struct([['msg', bytes(1, MAX_ECDSA_SETUP_BYTES)]]);
+/** An F_RVOLE message (core/ecdsa/mul.ts checks its exact length). */
+const MUL_MESSAGE = bytes(1, MAX_ECDSA_MUL_BYTES);
+
 const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'dkg/round1': DKG_ROUND1,
   'dkg/round2': struct([['share', SCALAR]]),
@@ -186,6 +194,28 @@ const SCHEMAS: { readonly [T in MessageType]: Struct } = {
     ],
     refineWrap,
   ),
+  'ecdsa/setup1': ECDSA_SETUP,
+  'ecdsa/setup2': ECDSA_SETUP,
+  'ecdsa/setup3': ECDSA_SETUP,
+  'ecdsa/setup4': ECDSA_SETUP,
+  'ecdsa/setup5': ECDSA_SETUP,
+  'ecdsa/round1': struct([
+    ['commitment', bytes(32, 32)],
+    ['mul', MUL_MESSAGE],
+  ]),
+  'ecdsa/round2': struct([
+    ['echo', bytes(32, 32)],
+    ['R', POINT],
+    ['salt', bytes(32, 32)],
+    ['gammaU', POINT],
+    ['gammaV', POINT],
+    ['psi', SCALAR],
+    ['mul', MUL_MESSAGE],
+  ]),
+  'ecdsa/round3': struct([
+    ['u', SCALAR],
+    ['w', SCALAR],
+  ]),
 };
 
 /** Which suites a message type may travel under: FROST messages need a signing suite, decap a KEM suite. */
@@ -193,6 +223,14 @@ const SUITE_KIND: { readonly [T in MessageType]?: Suite['kind'] } = {
   'sign/commit': 'sign',
   'sign/share': 'sign',
   'decap/partial': 'kem',
+  'ecdsa/setup1': 'ecdsa',
+  'ecdsa/setup2': 'ecdsa',
+  'ecdsa/setup3': 'ecdsa',
+  'ecdsa/setup4': 'ecdsa',
+  'ecdsa/setup5': 'ecdsa',
+  'ecdsa/round1': 'ecdsa',
+  'ecdsa/round2': 'ecdsa',
+  'ecdsa/round3': 'ecdsa',
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { IdentityKeyPair } from '../core/identity.js';
 import { encodeMessage } from '../core/wire.js';
 import { checkSessionParams, decapPartialBinding, sessionDigest, SESSION_ID_LENGTH, type Operation, type SessionParams } from '../core/session.js';
-import { getKemSuite, getSigningSuite, getSuite, groupBackendNames, suiteScheme, type SuiteId } from '../core/suites.js';
+import { getKemSuite, getSigningSuite, getSuite, groupBackendNames, suiteScheme, type EcdsaSuite, type SigningSuite, type SuiteId } from '../core/suites.js';
 import { derivationInfo, deriveKeyShare, formatDerivationPath, isDerivableSuite, keygenChainCode, parseDerivationPath } from '../core/derive.js';
 import { MAX_ROTATION_PERIOD_MS, MIN_ROTATION_PERIOD_MS, assertStateAllows, assertTransition, isRotationPeriod, rotationStatus, type KeyOperation, type KeyState, type RotationAttemptLookup } from '../core/lifecycle.js';
 import { OperationGate, asTesseraError } from './governance/gate.js';
@@ -81,7 +81,7 @@ import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
 import { PairKeys } from './sessions/pair-keys.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
-import { runDkg, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
+import { runDkg, runEcdsaSign, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
 
 /** A stored key version with the epochs this node holds for it (committed, and staged if any). */
 export interface KeyRecord {
@@ -326,7 +326,7 @@ export class NodeService {
               effects: [{ kind: 'new-version', record: { tenant, keyId: req.keyId, version: 1, exportable, share: key, ...rotation, ...newChainCode(key.publicKey, session, ctx.runId) } }],
             });
           } finally {
-            zeroize(key.secret.value);
+            zeroize(key.secret.value, key.secret.pairwise);
           }
         });
         this.o.logger.info({ op: 'keygen', keyId: req.keyId, version: 1, suite: suite.id, session: toHex(session) }, 'key created');
@@ -341,26 +341,38 @@ export class NodeService {
       { principal: p, operation: 'sign', authorize: 'policy', keyId, ...versionOf(req), session },
       async () => {
         const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
-        const suite = getSigningSuite(rec.suite);
+        const suite = getSuite(rec.suite);
+        if (suite.kind === 'sign') getSigningSuite(suite.id);
+        else if (suite.kind !== 'ecdsa') throw new TesseraError(ErrorCode.UnknownSuite, `suite ${suite.id} cannot sign`);
         const message = fromHex(req.message, 'message');
+        if (req.prehashed !== undefined && suite.kind !== 'ecdsa') {
+          throw new TesseraError(ErrorCode.BadParameters, `prehashed: a ${suite.id} key signs the message itself; only threshold ECDSA keys (ecdsa-secp256k1, ecdsa-p256) sign a digest`);
+        }
+        const prehashed = req.prehashed === true;
+        // ECDSA: the digest that is signed (SHA-256 of the message, or the message when prehashed,
+        // checked to be 16..64 bytes here, before any session).
+        const digest = suite.kind === 'ecdsa' ? suite.messageDigest(message, prehashed) : undefined;
         const { path, steps } = signPath(req.path, rec);
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [message], path);
-        return { version: rec.version, rec, message, params, steps };
+        // "prehashed" enters the digest only when set, so a FROST session's digest is unchanged.
+        const payload = prehashed ? [message, utf8ToBytes('prehashed')] : [message];
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, payload, path);
+        return { version: rec.version, rec, message, digest, params, steps };
       },
-      async ({ rec, message, params, steps }) => {
-        const signature = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
-          if (steps === undefined) return runSign(ctx, key!, message);
+      async ({ rec, message, digest, params, steps }) => {
+        const signed = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
           // The child key (core/derive.ts): the public tweak added to this node's share and to every
           // verifying share, in a private copy wiped after signing; the stored share is untouched.
-          const child = deriveKeyShare(key!, rec.chainCode!, steps);
+          const child = steps === undefined ? undefined : deriveKeyShare(key!, rec.chainCode!, steps);
           try {
-            return await runSign(ctx, child, message);
+            if (digest === undefined) return { signature: await runSign(ctx, child ?? key!, message) };
+            const sig = await runEcdsaSign(ctx, child ?? key!, digest);
+            return { signature: sig.compact, der: toHex(sig.der), recoveryId: sig.recovery };
           } finally {
-            zeroize(child.secret.value);
+            if (child) zeroize(child.secret.value, child.secret.pairwise);
           }
         });
         this.o.logger.info({ op: 'sign', keyId, version: rec.version, session: toHex(session) }, 'signed');
-        return { keyId, version: rec.version, signature: toHex(signature) };
+        return { keyId, version: rec.version, ...signed, signature: toHex(signed.signature) };
       },
     );
   }
@@ -488,15 +500,19 @@ export class NodeService {
       { principal: p, operation: 'verify', authorize: 'policy', keyId, ...versionOf(req) },
       async () => {
         const rec = await this.requireKey(p.tenant, keyId, req.version, 'verify');
-        const suite = getSigningSuite(rec.suite);
-        return { version: rec.version, suite, publicKey: groupPublicKey(suite, rec.committed) };
+        const suite = getSuite(rec.suite);
+        if (suite.kind === 'kem') getSigningSuite(suite.id); // "cannot sign"
+        if (req.prehashed !== undefined && suite.kind !== 'ecdsa') {
+          throw new TesseraError(ErrorCode.BadParameters, `prehashed: a ${suite.id} signature is over the message itself; only threshold ECDSA keys sign a digest`);
+        }
+        return { version: rec.version, suite: suite as SigningSuite | EcdsaSuite, publicKey: groupPublicKey(suite, rec.committed) };
       },
       async ({ version, suite, publicKey }) => {
         const signature = fromHex(req.signature, 'signature');
         const message = fromHex(req.message, 'message');
         let valid = false;
         try {
-          valid = suite.verify(signature, message, publicKey) === true;
+          valid = (suite.kind === 'ecdsa' ? suite.verify(signature, message, publicKey, { prehashed: req.prehashed === true }) : suite.verify(signature, message, publicKey)) === true;
         } catch {
           valid = false; // a malformed signature is simply not a valid one
         }
@@ -612,7 +628,7 @@ export class NodeService {
               });
               return next.publicKey.epoch;
             } finally {
-              zeroize(next.secret.value);
+              zeroize(next.secret.value, next.secret.pairwise);
             }
           },
         );
@@ -646,7 +662,7 @@ export class NodeService {
       },
       async ({ rec, recipient, params }) => {
         const result = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
-          const next = await runRefresh(ctx, key!);
+          const next = await runRefresh(ctx, key!, { forExport: true });
           try {
             const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
             return { wrappedShare, publicPackage: packageToJson(next.publicKey) };
@@ -726,7 +742,7 @@ export class NodeService {
             });
             return next.publicKey.epoch;
           } finally {
-            zeroize(next.secret.value);
+            zeroize(next.secret.value, next.secret.pairwise);
           }
         });
         this.o.logger.info(
@@ -789,7 +805,7 @@ export class NodeService {
                 ],
               });
             } finally {
-              zeroize(key.secret.value);
+              zeroize(key.secret.value, key.secret.pairwise);
             }
           });
           const info = await this.getKey(p, keyId, next);

@@ -9,7 +9,7 @@
 import { randomBytes } from '@noble/hashes/utils.js';
 import { fromHex, toHex } from '../core/bytes.js';
 import { decapCombine } from '../core/decap.js';
-import { getKemSuite, getSigningSuite, getSuite } from '../core/suites.js';
+import { getKemSuite, getSigningSuite, getSuite, isSuiteId } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
@@ -56,7 +56,7 @@ import { hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from 
 import { createContext } from '../core/hpke.js';
 import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
-import { derivationInfo, deriveChild, derivePublicPackage, formatDerivationPath, packageGroupKey, parseDerivationPath } from '../core/derive.js';
+import { derivableSuite, derivationInfo, deriveChild, derivePublicPackage, formatDerivationPath, packageGroupKey, parseDerivationPath } from '../core/derive.js';
 import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
 
 export { TesseraClientError };
@@ -106,6 +106,8 @@ export type SessionRequest =
       commitments?: PresignedCommitmentJson[];
       /** Sign with this child key (core/derive.ts), a non-hardened BIP-32 path such as m/0/5. */
       path?: string;
+      /** Threshold ECDSA keys: `message` is the digest to sign (contract/http.ts SignRequest.prehashed). */
+      prehashed?: boolean;
     }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
   | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
@@ -373,11 +375,12 @@ export class NodeClient {
   }
 
   /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
-  verify(keyId: string, o: { message: string; signature: string; version?: number }): Promise<VerifyResponse> {
+  verify(keyId: string, o: { message: string; signature: string; version?: number; prehashed?: boolean }): Promise<VerifyResponse> {
     return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/verify`, {
       message: normalizeHex(o.message, 'message'),
       signature: normalizeHex(o.signature, 'signature'),
       ...(o.version ? { version: o.version } : {}),
+      ...(o.prehashed !== undefined ? { prehashed: o.prehashed } : {}),
     });
   }
 
@@ -542,6 +545,15 @@ function derivationPathOption(path: string | undefined): string | undefined {
   return steps.length === 0 ? undefined : formatDerivationPath(steps);
 }
 
+/** Whether a key is threshold ECDSA; `prehashed` on any other key is refused here, before any node is asked. */
+function isEcdsaKey(info: KeyInfo, prehashed?: boolean): boolean {
+  const ecdsa = getSuite(info.suite).kind === 'ecdsa';
+  if (prehashed !== undefined && !ecdsa) {
+    throw new TesseraClientError('BAD_INPUT', `prehashed: key ${info.keyId} is a ${info.suite} key, which signs the message itself; only ecdsa-secp256k1 and ecdsa-p256 keys sign a digest`);
+  }
+  return ecdsa;
+}
+
 /** A key's chain code, or the clear error for a key without one. */
 function chainCodeOf(info: KeyInfo): Uint8Array {
   if (info.chainCode === undefined) {
@@ -558,7 +570,7 @@ function chainCodeOf(info: KeyInfo): Uint8Array {
 function childPackageOf(info: KeyInfo, pkg: PublicKeyPackage, path: string): PublicKeyPackage {
   const chainCode = chainCodeOf(info);
   return derivationInput(() => {
-    const suite = getSigningSuite(info.suite);
+    const suite = derivableSuite(info.suite);
     const d = deriveChild(suite, packageGroupKey(suite, pkg), chainCode, parseDerivationPath(path));
     return derivePublicPackage(suite, pkg, d.tweak);
   });
@@ -630,6 +642,11 @@ export interface SignOptions {
    * combine, and the two-round session then signs).
    */
   path?: string;
+  /**
+   * Threshold ECDSA keys (ecdsa-secp256k1, ecdsa-p256) only: `message` is already the 16..64-byte digest
+   * to sign (e.g. Keccak-256 for Ethereum). Default: the nodes sign SHA-256(message).
+   */
+  prehashed?: boolean;
 }
 
 /** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
@@ -911,7 +928,9 @@ export class Cluster {
         continue;
       }
       // Envelope evidence is checked against this session and the rounds its operation runs.
-      const context = { session: fromHex(request.sessionId, 'sessionId'), declaredRounds: declaredRounds(request.operation as Operation) };
+      // The key's suite where the request names it (keygen, import); else the rounds of every suite.
+      const suite = request.operation === 'keygen' ? request.suite : request.operation === 'import' ? request.bundle.suite : undefined;
+      const context = { session: fromHex(request.sessionId, 'sessionId'), declaredRounds: declaredRounds(request.operation as Operation, isSuiteId(suite) ? suite : undefined) };
       if (items.some((x) => verifyEquivocationEvidence(x, key, context))) verified.push(c);
     }
     if (verified.length === e.culprits.length) return e;
@@ -1190,12 +1209,12 @@ export class Cluster {
       found = await this.keyInfo(request.keyId, r.version, players[0]!);
     }
     const key = found.info;
-    const suite = getSigningSuite(key.suite);
+    const suite = derivableSuite(key.suite);
     // With a path, the signature is under the child key, derived here from the public record.
     const publicKey = request.path === undefined ? key.publicKey : childKeyOf(key, found.pkg, request.path).publicKey;
-    if (!suite.verify(fromHex(r.signature, 'signature'), fromHex(request.message, 'message'), fromHex(publicKey, 'publicKey'))) {
-      throw new TesseraClientError('VERIFICATION_FAILED', 'the aggregated signature does not verify');
-    }
+    const [signature, message, pk] = [fromHex(r.signature, 'signature'), fromHex(request.message, 'message'), fromHex(publicKey, 'publicKey')];
+    const valid = suite.kind === 'ecdsa' ? suite.verify(signature, message, pk, { prehashed: request.prehashed === true }) : suite.verify(signature, message, pk);
+    if (!valid) throw new TesseraClientError('VERIFICATION_FAILED', 'the aggregated signature does not verify');
     this.presignStats.twoRound++;
     return { ...r, path: 'two-round', ...(request.path !== undefined ? { derivationPath: request.path } : {}) };
   }
@@ -1219,7 +1238,9 @@ export class Cluster {
     const { info: key, pkg: parentPkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
     // With a path, the shares combine under the child's package (core/derive.ts), derived here from the public record.
     const pkg = path === undefined ? parentPkg : childPackageOf(key, parentPkg, path);
-    const list = this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
+    const ecdsa = isEcdsaKey(key, o.prehashed);
+    // Presignatures are FROST's (core/presign.ts): a threshold ECDSA key signs in its session.
+    const list = !ecdsa && this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
       sessionId: newSessionId(),
@@ -1229,6 +1250,7 @@ export class Cluster {
       ...(o.version ? { version: o.version } : {}),
       ...(list ? { commitments: list } : {}),
       ...(path !== undefined ? { path } : {}),
+      ...(o.prehashed !== undefined ? { prehashed: o.prehashed } : {}),
     };
     // Every operator approves every signature, before any node is asked.
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
@@ -1277,7 +1299,8 @@ export class Cluster {
     if (messages.length === 0) return [];
     const { info: key, pkg, players } = await this.keyAndPlayers(o.keyId, o.version, o.players);
     let lists: PresignedCommitmentJson[][] = [];
-    if (this.presignOn(o.presigned)) {
+    // Presignatures are FROST's: a threshold ECDSA key signs each message in its own session.
+    if (!isEcdsaKey(key) && this.presignOn(o.presigned)) {
       await this.presigner.ensure(o.keyId, key.version, key.epoch, players, messages.length);
       lists = this.presigner.cache.take(o.keyId, key.version, key.epoch, players, messages.length);
     }

@@ -76,9 +76,11 @@ function publicJwk(suite: Suite, raw: Uint8Array): JsonWebKey {
     case 'hpke-x25519':
       return { kty: 'OKP', crv: 'X25519', x: b64url(raw) };
     case 'p256':
+    case 'ecdsa-p256':
     case 'hpke-p256':
       return ec('P-256', p256.Point.fromBytes(raw).toBytes(false));
     case 'secp256k1':
+    case 'ecdsa-secp256k1':
       return ec('secp256k1', secp256k1.Point.fromBytes(raw).toBytes(false));
     case 'bip340': {
       // BIP-340 lift_x: the point with x and even y (SEC1 prefix 0x02).

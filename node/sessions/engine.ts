@@ -134,7 +134,7 @@ export class SessionEngine {
     const players = [...params.players];
     const peers = players.filter((p) => p !== self);
     // The rounds this operation runs (core/session.ts declaredRounds, the same table the SDK checks evidence with).
-    const rounds = [...declaredRounds(params.operation)];
+    const rounds = [...declaredRounds(params.operation, params.suite)];
     const channel = new SessionChannel({
       session,
       self,
@@ -211,7 +211,7 @@ export class SessionEngine {
       this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
       throw err;
     } finally {
-      if (key) zeroize(key.secret.value);
+      if (key) zeroize(key.secret.value, key.secret.pairwise);
       zeroize(contribution);
       channel.close();
     }

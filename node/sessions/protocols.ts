@@ -14,7 +14,26 @@ import { refreshDiscard, refreshFinish, refreshRound1, refreshRound2, refreshRou
 import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../../core/sign.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
 import type { MessageBodies, MessageType } from '../../core/messages.js';
-import { getSigningSuite, type SuiteId } from '../../core/suites.js';
+import { getEcdsaSuite, getSigningSuite, getSuite, type SuiteId } from '../../core/suites.js';
+import type { EcdsaSigningKey, Presignature } from '../../core/ecdsa/dkls23.js';
+import {
+  discardSetup,
+  ecdsaSigningKey,
+  encodePairwiseSetup,
+  setupBinding,
+  setupFinish,
+  setupRound1,
+  setupRound2,
+  setupRound3,
+  setupRound4,
+  setupRound5,
+  wipeEcdsaSigningKey,
+  wipePairwiseSetup,
+  type PairwiseSetup,
+  type SetupState,
+} from '../../core/ecdsa/setup.js';
+import { ecdsaCombine, ecdsaDiscard, ecdsaPresign, ecdsaRound1, ecdsaRound2, ecdsaRound3, ecdsaSessionId, type EcdsaSession1, type EcdsaSession2 } from '../../core/ecdsa/session.js';
+import type { FinalEcdsaSignature } from '../../core/ecdsa/signature.js';
 import type { KeyShare } from '../../core/types.js';
 import type { SessionChannel } from './channel.js';
 import { badShare, targets, type Deviations } from './deviations.js';
@@ -173,29 +192,111 @@ async function runJointFeldman<S1, S2, S3>(
   }
 }
 
-/** Distributed key generation among all n nodes. */
-export function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, parties: number): Promise<KeyShare> {
+/**
+ * Distributed key generation among all n nodes; for a threshold ECDSA suite, followed by the pairwise
+ * setup (withPairwiseSetup). The caller wipes the result's `secret.value` and `secret.pairwise`.
+ */
+export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, parties: number): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
-  return runJointFeldman(ctx, suite, { threshold, parties }, {
+  const key = await runJointFeldman(ctx, suite, { threshold, parties }, {
     round1: () => dkgRound1({ suite, threshold, parties, self: ctx.self, sessionId: ctx.session, runId: ctx.runId }, auth),
     round2: dkgRound2,
     round3: dkgRound3,
     finish: dkgFinish,
     discard: dkgDiscard,
   });
+  return withPairwiseSetup(ctx, key);
 }
 
-/** Re-randomise every share; the group key stays, the epoch goes up by one. */
-export function runRefresh(ctx: DriverContext, key: KeyShare): Promise<KeyShare> {
+/**
+ * Re-randomise every share; the group key stays, the epoch goes up by one. Shares made to be kept (a
+ * refresh, an import) of a threshold ECDSA key get a new pairwise setup with them; an export's shares
+ * leave the cluster and need none (`forExport`). The caller wipes the result's secrets.
+ */
+export async function runRefresh(ctx: DriverContext, key: KeyShare, opts: { forExport?: boolean } = {}): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
   const { suite, threshold, parties } = key.publicKey;
-  return runJointFeldman(ctx, suite, { threshold, parties }, {
+  const next = await runJointFeldman(ctx, suite, { threshold, parties }, {
     round1: () => refreshRound1({ sessionId: ctx.session, runId: ctx.runId, key }, auth),
     round2: refreshRound2,
     round3: refreshRound3,
     finish: refreshFinish,
     discard: refreshDiscard,
   });
+  return opts.forExport === true ? next : withPairwiseSetup(ctx, next);
+}
+
+const SETUP_ROUNDS = ['ecdsa/setup1', 'ecdsa/setup2', 'ecdsa/setup3', 'ecdsa/setup4', 'ecdsa/setup5'] as const;
+
+/**
+ * Threshold ECDSA (DKLs23): the pairwise multiplication setup of core/ecdsa/setup.ts among all players,
+ * run once the joint-Feldman rounds made this node's share; the encoded setups travel with the share
+ * (SecretShare.pairwise), sealed by the store with it. Any other suite: `key` unchanged. On failure the
+ * share is wiped (the caller never sees it).
+ */
+async function withPairwiseSetup(ctx: DriverContext, key: KeyShare): Promise<KeyShare> {
+  const suite = getSuite(key.publicKey.suite);
+  if (suite.kind !== 'ecdsa') return key;
+  const peers = ctx.players.filter((p) => p !== ctx.self);
+  let state: SetupState | undefined;
+  let setup: PairwiseSetup | undefined;
+  const exchange = async (round: (typeof SETUP_ROUNDS)[number], out: Map<number, Uint8Array>): Promise<Map<number, Uint8Array>> => {
+    for (const [to, msg] of out) send(ctx, to, round, suite.id, { msg });
+    const received = await receiveAll(ctx, round, suite.id);
+    return new Map([...received].map(([from, m]) => [from, m.msg]));
+  };
+  try {
+    const r1 = setupRound1(suite.curve, setupBinding(suite.curve, ctx.session, ctx.runId), ctx.self, peers);
+    state = r1.state;
+    let incoming = await exchange('ecdsa/setup1', r1.out);
+    incoming = await exchange('ecdsa/setup2', setupRound2(state, incoming).out);
+    incoming = await exchange('ecdsa/setup3', setupRound3(state, incoming).out);
+    incoming = await exchange('ecdsa/setup4', setupRound4(state, incoming).out);
+    incoming = await exchange('ecdsa/setup5', setupRound5(state, incoming).out);
+    setup = setupFinish(state, incoming);
+    return { publicKey: key.publicKey, secret: { ...key.secret, pairwise: encodePairwiseSetup(setup) } };
+  } catch (e) {
+    zeroize(key.secret.value, key.secret.pairwise);
+    throw e;
+  } finally {
+    if (state) discardSetup(state);
+    wipePairwiseSetup(setup);
+  }
+}
+
+/**
+ * Threshold ECDSA signing among the session's players (DKLs23 Protocol 3.6 over point-to-point
+ * messages, core/ecdsa/session.ts): three rounds, every player combines and verifies. `digest` is the
+ * message digest the suite's messageDigest made. The decoded setups and every round state are wiped
+ * however the session ends.
+ */
+export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Uint8Array): Promise<FinalEcdsaSignature> {
+  const suite = getEcdsaSuite(key.publicKey.suite);
+  const { threshold, parties } = key.publicKey;
+  const limits = { threshold, parties };
+  let signingKey: EcdsaSigningKey | undefined;
+  let state: EcdsaSession1 | EcdsaSession2 | Presignature | undefined;
+  try {
+    signingKey = ecdsaSigningKey(suite.curve, key);
+    const r1 = ecdsaRound1(signingKey, ecdsaSessionId(ctx.session, ctx.runId), ctx.players);
+    state = r1.state;
+    for (const [to, m] of r1.out) send(ctx, to, 'ecdsa/round1', suite.id, m);
+    const in1 = await receiveAll(ctx, 'ecdsa/round1', suite.id, limits);
+    const r2 = ecdsaRound2(r1.state, in1);
+    state = r2.state;
+    for (const [to, m] of r2.out) send(ctx, to, 'ecdsa/round2', suite.id, m);
+    const in2 = await receiveAll(ctx, 'ecdsa/round2', suite.id, limits);
+    const presig = ecdsaPresign(r2.state, in2);
+    state = presig;
+    const r3 = ecdsaRound3(presig, digest);
+    broadcast(ctx, 'ecdsa/round3', suite.id, r3.broadcast);
+    const in3 = await receiveAll(ctx, 'ecdsa/round3', suite.id, limits);
+    return ecdsaCombine(r3.state, in3, r3.broadcast);
+  } finally {
+    // Consumed states are already wiped; discarding again is harmless.
+    if (state) ecdsaDiscard(state);
+    wipeEcdsaSigningKey(signingKey);
+  }
 }
 
 /**

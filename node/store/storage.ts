@@ -47,7 +47,7 @@ import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
+import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
@@ -377,7 +377,7 @@ export class ShareStore {
         exportable: rec.exportable,
         ...(rec.rotationPeriodMs !== undefined ? { rotationPeriodMs: rec.rotationPeriodMs } : {}),
         ...chainCodeField(rec.chainCode),
-        ...this.seal(rec.share.secret.value, aad),
+        ...this.sealShare(rec.share, aad),
       };
       await this.keyWrite(rec.tenant, rec.keyId, () => this.db.put(key, encode(stored), { sync: true }));
       return committedToRecord(rec.tenant, rec.keyId, rec.version, stored);
@@ -430,8 +430,17 @@ export class ShareStore {
     // The cached record's frozen package: the same object for every read until the record changes.
     const pkg = this.cachedRecord(found).publicKey;
     const aad = this.shareAad(tenant, keyId, found.version, pkg, stored.exportable);
-    const value = this.unseal(box, aad, `share ${tenant}/${keyId} version ${found.version}`);
-    return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value } };
+    const plaintext = this.unseal(box, aad, `share ${tenant}/${keyId} version ${found.version}`);
+    const suite = getSuite(pkg.suite);
+    if (suite.kind !== 'ecdsa') return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value: plaintext } };
+    // A threshold ECDSA share is sealed with its pairwise setup after it (sealShare).
+    try {
+      const len = suite.group.scalarLength;
+      ensure(plaintext.length > len, ErrorCode.DecryptionFailed, `storage: share ${tenant}/${keyId} version ${found.version} has no ECDSA pairwise setup`);
+      return { publicKey: pkg, secret: { suite: pkg.suite, index: this.nodeIndex, epoch: pkg.epoch, value: plaintext.slice(0, len), pairwise: plaintext.slice(len) } };
+    } finally {
+      zeroize(plaintext);
+    }
   }
 
   /**
@@ -949,7 +958,7 @@ export class ShareStore {
           exportable: r.exportable,
           ...(r.rotationPeriodMs !== undefined ? { rotationPeriodMs: r.rotationPeriodMs } : {}),
           ...chainCodeField(r.chainCode),
-          ...this.seal(r.share.secret.value, this.shareAad(tenant, keyId, r.version, pkg, r.exportable)),
+          ...this.sealShare(r.share, this.shareAad(tenant, keyId, r.version, pkg, r.exportable)),
         };
         return { kind: 'put', version: r.version, record: stored };
       }
@@ -964,7 +973,7 @@ export class ShareStore {
           ...pkg,
           stagedAt: Date.now(),
           exportable: cur.exportable,
-          ...this.seal(e.share.secret.value, this.shareAad(tenant, keyId, e.version, pkg, cur.exportable)),
+          ...this.sealShare(e.share, this.shareAad(tenant, keyId, e.version, pkg, cur.exportable)),
         };
         return { kind: 'epoch', version: e.version, record: stored };
       }
@@ -1164,6 +1173,21 @@ export class ShareStore {
     if (!found.authentic) throw unauthenticRecordError(META_KEY);
   }
 
+  /**
+   * Seal a share: its scalar, followed for a threshold ECDSA key by its pairwise setup (one sealed box,
+   * so the two are written, moved and erased together; getShare splits them).
+   */
+  private sealShare(share: KeyShare, aad: Uint8Array): SealedBox {
+    const { value, pairwise } = share.secret;
+    if (pairwise === undefined) return this.seal(value, aad);
+    const plaintext = concatBytes(value, pairwise);
+    try {
+      return this.seal(plaintext, aad);
+    } finally {
+      zeroize(plaintext);
+    }
+  }
+
   /** AES-256-GCM with a fresh random 96-bit nonce (SP 800-38D §8.2.2 RBG-based construction). */
   private seal(plaintext: Uint8Array, aad: Uint8Array): SealedBox {
     const nonce = randomBytes(NONCE_LENGTH);
@@ -1323,8 +1347,11 @@ export class ShareStore {
     ensure(s.epoch === pkg.epoch, ErrorCode.EpochMismatch, 'storage: share epoch differs from the package epoch');
     ensure(s.index === this.nodeIndex, ErrorCode.BadInput, `storage: share index ${s.index} is not this node (${this.nodeIndex})`);
     ensure(pkg.parties >= this.nodeIndex, ErrorCode.BadInput, 'storage: this node is not a party of the key');
-    const { group } = getSuite(pkg.suite);
-    ensure(s.value instanceof Uint8Array && s.value.length === group.scalarLength, ErrorCode.BadInput, 'storage: share value has the wrong length');
+    const suite = getSuite(pkg.suite);
+    ensure(s.value instanceof Uint8Array && s.value.length === suite.group.scalarLength, ErrorCode.BadInput, 'storage: share value has the wrong length');
+    // A threshold ECDSA share cannot sign without its pairwise setup; no other suite has one.
+    if (suite.kind === 'ecdsa') ensure(s.pairwise instanceof Uint8Array && s.pairwise.length > 0, ErrorCode.BadInput, 'storage: an ECDSA share needs its pairwise setup');
+    else ensure(s.pairwise === undefined, ErrorCode.BadInput, `storage: a ${suite.id} share has no pairwise setup`);
     return pkg;
   }
 }

@@ -5,7 +5,7 @@
  * compile time to hold exactly the members of its registry's type: adding a suite without listing it
  * here fails `tsc`.
  */
-import type { KemSuiteId, SigningSuiteId, SUITE_SCHEMES as SuiteSchemes } from '../../core/suites.js';
+import type { EcdsaSuiteId, KemSuiteId, SigningSuiteId, SUITE_SCHEMES as SuiteSchemes } from '../../core/suites.js';
 import type { WrapKem } from '../../core/wrap.js';
 import type { KeyState } from '../client.js';
 import type { DEFAULT_CLUSTER_FILE as DefaultClusterFile } from '../cluster-file.js';
@@ -18,14 +18,17 @@ const exactly =
     list;
 
 export const SIGNING_SUITE_IDS = exactly<SigningSuiteId>()(['ed25519', 'secp256k1', 'bip340', 'p256']);
+export const ECDSA_SUITE_IDS = exactly<EcdsaSuiteId>()(['ecdsa-secp256k1', 'ecdsa-p256']);
 export const KEM_SUITE_IDS = exactly<KemSuiteId>()(['hpke-x25519', 'hpke-p256']);
-export const SUITE_IDS = [...SIGNING_SUITE_IDS, ...KEM_SUITE_IDS] as const;
+export const SUITE_IDS = [...SIGNING_SUITE_IDS, ...ECDSA_SUITE_IDS, ...KEM_SUITE_IDS] as const;
 /** core/suites.ts SUITE_SCHEMES, written out (its literal type makes this a compile-time equality check). */
 export const SUITE_SCHEME_LABELS: typeof SuiteSchemes = {
   ed25519: 'FROST Ed25519 (RFC 9591), verifies as RFC 8032 Ed25519',
   secp256k1: 'FROST Schnorr (RFC 9591), not ECDSA',
   bip340: 'FROST Schnorr (RFC 9591), verifies as BIP-340 Schnorr',
   p256: 'FROST Schnorr (RFC 9591), not ECDSA',
+  'ecdsa-secp256k1': 'threshold ECDSA (DKLs23), standard secp256k1 ECDSA',
+  'ecdsa-p256': 'threshold ECDSA (DKLs23), standard P-256 ECDSA (ES256)',
   'hpke-x25519': 'threshold decapsulation, RFC 9180 DHKEM(X25519)',
   'hpke-p256': 'threshold decapsulation, RFC 9180 DHKEM(P-256)',
 };
@@ -33,7 +36,7 @@ export const SUITE_SCHEME_LABELS: typeof SuiteSchemes = {
 export const SUITE_HELP = `What each suite makes. ${SUITE_IDS.map((id) => `${id}: ${SUITE_SCHEME_LABELS[id]}`).join('; ')}.`;
 /** The warning every suite list carries. */
 export const NOT_ECDSA_NOTE =
-  'secp256k1 and p256 keys make FROST Schnorr signatures (RFC 9591), NOT ECDSA: OpenSSL, WebCrypto, JWT ES256, X.509 and Ethereum or Bitcoin ECDSA verifiers reject them.';
+  'secp256k1 and p256 keys make FROST Schnorr signatures (RFC 9591), NOT ECDSA: OpenSSL, WebCrypto, JWT ES256, X.509 and Ethereum or Bitcoin ECDSA verifiers reject them. For ECDSA, use ecdsa-secp256k1 or ecdsa-p256.';
 export const WRAP_KEM_IDS = exactly<WrapKem>()(['ml-kem-768', 'x-wing']);
 export const PUBLIC_KEY_FORMAT_IDS = exactly<PublicKeyFormat>()(['raw', 'spki', 'pem', 'jwk']);
 export const KEY_STATES = exactly<KeyState>()(['active', 'retired', 'archived', 'destroyed']);

@@ -15,6 +15,7 @@ export function suitesFor(type: MessageType): SuiteId[] {
     const kind = getSuite(id).kind;
     if (type.startsWith('sign/')) return kind === 'sign';
     if (type === 'decap/partial') return kind === 'kem';
+    if (type.startsWith('ecdsa/')) return kind === 'ecdsa';
     return true;
   });
 }
@@ -60,6 +61,22 @@ export function validBody<T extends MessageType>(type: T, suite: SuiteId, opts: 
     },
     'decap/partial': () => ({ partial: randomPoint(suite), proofChallenge: randomScalar(suite), proofResponse: randomScalar(suite) }),
     'wrap/share': () => ({ kem: 0x647a, enc: randomBytes(1120), ciphertext: randomBytes(120) }),
+    'ecdsa/setup1': () => ({ msg: randomBytes(98) }),
+    'ecdsa/setup2': () => ({ msg: randomBytes(4224) }),
+    'ecdsa/setup3': () => ({ msg: randomBytes(4096) }),
+    'ecdsa/setup4': () => ({ msg: randomBytes(4096) }),
+    'ecdsa/setup5': () => ({ msg: randomBytes(8192) }),
+    'ecdsa/round1': () => ({ commitment: randomBytes(32), mul: randomBytes(10016) }),
+    'ecdsa/round2': () => ({
+      echo: randomBytes(32),
+      R: randomPoint(suite),
+      salt: randomBytes(32),
+      gammaU: randomPoint(suite),
+      gammaV: randomPoint(suite),
+      psi: randomScalar(suite),
+      mul: randomBytes(53408),
+    }),
+    'ecdsa/round3': () => ({ u: randomScalar(suite), w: randomScalar(suite) }),
   };
   return bodies[type]() as MessageBodies[T];
 }

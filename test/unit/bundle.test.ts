@@ -32,7 +32,8 @@ function externalKey(suite: SuiteId): { privateKey: Uint8Array; publicKey: Uint8
       const seed = randomBytes(32);
       return { privateKey: seed, publicKey: ed25519.getPublicKey(seed) };
     }
-    case 'secp256k1': {
+    case 'secp256k1':
+    case 'ecdsa-secp256k1': {
       const sk = secp256k1.utils.randomSecretKey();
       return { privateKey: sk, publicKey: secp256k1.getPublicKey(sk, true) };
     }
@@ -40,7 +41,8 @@ function externalKey(suite: SuiteId): { privateKey: Uint8Array; publicKey: Uint8
       const sk = schnorr.utils.randomSecretKey();
       return { privateKey: sk, publicKey: schnorr.getPublicKey(sk) };
     }
-    case 'p256': {
+    case 'p256':
+    case 'ecdsa-p256': {
       const sk = p256.utils.randomSecretKey();
       return { privateKey: sk, publicKey: p256.getPublicKey(sk, true) };
     }

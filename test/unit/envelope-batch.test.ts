@@ -18,7 +18,7 @@ import { pairKeysOf } from '../helpers/pair-keys.js';
 const culprit = generateIdentity();
 const other = generateIdentity();
 const session = Uint8Array.from(randomBytes(16));
-const context = { session, declaredRounds: declaredRounds('keygen') };
+const context = { session, declaredRounds: declaredRounds('keygen', 'ed25519') };
 
 function fields(over: Partial<EnvelopeFields> = {}): EnvelopeFields {
   return { r: 'flood/1', f: 3, t: 1, k: 'data', e: new Uint8Array(), n: Uint8Array.from(randomBytes(12)), c: Uint8Array.from(randomBytes(40)), ...over };

@@ -13,7 +13,7 @@ import { declaredRounds } from '../../core/session.js';
 const culprit = generateIdentity();
 const other = generateIdentity();
 const session = Uint8Array.from(randomBytes(16));
-const context = { session, declaredRounds: declaredRounds('keygen') };
+const context = { session, declaredRounds: declaredRounds('keygen', 'ed25519') };
 
 function signed(fields: Partial<EnvelopeFields> = {}, who = culprit): SignedEnvelope {
   const env: EnvelopeFields = { r: 'flood/1', f: 3, t: 1, k: 'data', e: new Uint8Array(), n: Uint8Array.from(randomBytes(12)), c: Uint8Array.from(randomBytes(40)), ...fields };

@@ -33,9 +33,11 @@ function expectedKeyBytes(suite: SuiteId, raw: Uint8Array): string {
     case 'hpke-x25519':
       return Buffer.from(raw).toString('hex');
     case 'p256':
+    case 'ecdsa-p256':
     case 'hpke-p256':
       return Buffer.from(p256.Point.fromBytes(raw).toBytes(false).subarray(1)).toString('hex');
     case 'secp256k1':
+    case 'ecdsa-secp256k1':
       return Buffer.from(secp256k1.Point.fromBytes(raw).toBytes(false).subarray(1)).toString('hex');
     case 'bip340':
       return Buffer.from(secp256k1.Point.fromBytes(Uint8Array.of(0x02, ...raw)).toBytes(false).subarray(1)).toString('hex');
@@ -73,7 +75,7 @@ describe('formatPublicKey', () => {
         expect(jwkKeyBytes(k.export({ format: 'jwk' }) as Record<string, unknown>)).toBe(expectedKeyBytes(suite, publicKey));
       }
       expect(jwkKeyBytes(jwk)).toBe(expectedKeyBytes(suite, publicKey));
-      const crv = { ed25519: 'Ed25519', 'hpke-x25519': 'X25519', p256: 'P-256', 'hpke-p256': 'P-256', secp256k1: 'secp256k1', bip340: 'secp256k1' }[suite];
+      const crv = { ed25519: 'Ed25519', 'hpke-x25519': 'X25519', p256: 'P-256', 'hpke-p256': 'P-256', secp256k1: 'secp256k1', bip340: 'secp256k1', 'ecdsa-secp256k1': 'secp256k1', 'ecdsa-p256': 'P-256' }[suite];
       expect(jwk.crv).toBe(crv);
     });
 

@@ -1,0 +1,136 @@
+/**
+ * Threshold ECDSA on a live cluster (issue 12 items 1, 2 and 4): the suites ecdsa-secp256k1 and
+ * ecdsa-p256, keys made by the DKG with DKLs23's pairwise setup, signed by DKLs23 (core/ecdsa/).
+ *
+ * - 2-of-3 keys sign on every 2-subset; every signature verifies in node:crypto (OpenSSL: DER, and
+ *   IEEE P1363 for the compact form) and, for secp256k1, in libsecp256k1 (tiny-secp256k1), whose
+ *   public-key recovery with the returned recovery id gives the group key; signatures are low-s;
+ * - a prehashed digest (Keccak-256 here) signs as the digest itself;
+ * - the verify route accepts the compact and the DER form;
+ * - BIP-32: an ecdsa-secp256k1 key's child for a path equals @scure/bip32's from the xpub, and
+ *   signatures under the child verify;
+ * - after a refresh (new shares and a new pairwise setup) every 2-subset still signs under the same key;
+ * - bad input: `prehashed` on a FROST key, a digest of the wrong length: clear errors, no session.
+ */
+import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { HDKey } from '@scure/bip32';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { p256 } from '@noble/curves/nist.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { recover as tinyRecover, verify as tinyVerify } from 'tiny-secp256k1';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyInfo } from '../../sdk/client.js';
+import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+
+const SUBSETS = [
+  [1, 2],
+  [1, 3],
+  [2, 3],
+] as const;
+
+/** node:crypto's key object for a SEC 1 compressed public key of the curve (through a JWK). */
+function nodeKey(suite: string, compressed: Uint8Array): KeyObject {
+  const point = suite === 'ecdsa-p256' ? p256.Point.fromBytes(compressed) : secp256k1.Point.fromBytes(compressed);
+  const raw = point.toBytes(false);
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+  return createPublicKey({ key: { kty: 'EC', crv: suite === 'ecdsa-p256' ? 'P-256' : 'secp256k1', x: b64(raw.subarray(1, 33)), y: b64(raw.subarray(33)) }, format: 'jwk' });
+}
+
+/** Every check a standard verifier makes, for a signature over SHA-256(message). */
+function expectStandardEcdsa(suite: string, r: { signature: string; der?: string; recoveryId?: number }, message: Uint8Array, publicKey: string): void {
+  const key = nodeKey(suite, hexToBytes(publicKey));
+  const compact = hexToBytes(r.signature);
+  expect(compact.length).toBe(64);
+  expect(nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, compact)).toBe(true);
+  expect(nodeVerify('sha256', message, key, hexToBytes(r.der!))).toBe(true);
+  const n = suite === 'ecdsa-p256' ? p256.Point.CURVE().n : secp256k1.Point.CURVE().n;
+  expect(BigInt('0x' + r.signature.slice(64)) <= n >> 1n).toBe(true);
+  expect(r.recoveryId).toBeGreaterThanOrEqual(0);
+  expect(r.recoveryId).toBeLessThanOrEqual(3);
+  if (suite === 'ecdsa-secp256k1') {
+    const digest = sha256(message);
+    expect(tinyVerify(digest, hexToBytes(publicKey), compact, true)).toBe(true);
+    const recovered = tinyRecover(digest, compact, r.recoveryId as 0 | 1 | 2 | 3, true);
+    expect(recovered && bytesToHex(recovered)).toBe(publicKey);
+  }
+}
+
+describe('threshold ECDSA (DKLs23) on a 2-of-3 cluster', () => {
+  let tc: TestCluster;
+  const keys: Record<string, KeyInfo> = {};
+
+  beforeAll(async () => {
+    tc = await startTestCluster({ nodes: 3, threshold: 2 });
+    for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256']) keys[suite] = await tc.cluster.keygen({ suite, keyId: `e-${suite}` });
+  }, 180_000);
+
+  afterAll(async () => {
+    await tc?.close();
+  });
+
+  it('key info: the ECDSA scheme, a SEC 1 compressed key, a chain code and xpub for secp256k1 only', () => {
+    expect(keys['ecdsa-secp256k1']!.scheme).toMatch(/threshold ECDSA \(DKLs23\)/);
+    expect(keys['ecdsa-p256']!.scheme).toMatch(/threshold ECDSA \(DKLs23\)/);
+    for (const k of Object.values(keys)) expect(k.publicKey).toMatch(/^0[23][0-9a-f]{64}$/);
+    expect(keys['ecdsa-secp256k1']!.xpub).toMatch(/^xpub/);
+    expect(keys['ecdsa-p256']!.chainCode).toBeUndefined();
+  });
+
+  for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256']) {
+    it(`${suite}: every 2-subset signs; node:crypto${suite === 'ecdsa-secp256k1' ? ' and tiny-secp256k1 (with recovery)' : ''} verify`, async () => {
+      for (const players of SUBSETS) {
+        const message = message32(`${suite} ${players.join(',')}`);
+        const r = await tc.cluster.sign({ keyId: `e-${suite}`, message, players: [...players] });
+        expectStandardEcdsa(suite, r, message, keys[suite]!.publicKey);
+        // The node's own verify route takes both encodings.
+        for (const signature of [r.signature, r.der!]) {
+          const v = await tc.client(players[0]).verify(`e-${suite}`, { message: bytesToHex(message), signature });
+          expect(v.valid).toBe(true);
+        }
+      }
+    }, 120_000);
+  }
+
+  it('ecdsa-secp256k1: a prehashed Keccak-256 digest is signed as is (Ethereum style)', async () => {
+    const digest = keccak_256(new TextEncoder().encode('an Ethereum-style message'));
+    const r = await tc.cluster.sign({ keyId: 'e-ecdsa-secp256k1', message: digest, prehashed: true });
+    const compact = hexToBytes(r.signature);
+    expect(tinyVerify(digest, hexToBytes(keys['ecdsa-secp256k1']!.publicKey), compact, true)).toBe(true);
+    expect(bytesToHex(tinyRecover(digest, compact, r.recoveryId as 0 | 1 | 2 | 3, true)!)).toBe(keys['ecdsa-secp256k1']!.publicKey);
+    expect((await tc.client(1).verify('e-ecdsa-secp256k1', { message: bytesToHex(digest), signature: r.signature, prehashed: true })).valid).toBe(true);
+    // Not the same as signing SHA-256 of the digest bytes.
+    expect((await tc.client(1).verify('e-ecdsa-secp256k1', { message: bytesToHex(digest), signature: r.signature })).valid).toBe(false);
+  }, 60_000);
+
+  it('BIP-32: the child of a path equals @scure/bip32\'s from the xpub, and signs under it', async () => {
+    const reference = HDKey.fromExtendedKey(keys['ecdsa-secp256k1']!.xpub!);
+    const path = 'm/0/5';
+    const child = await tc.cluster.childKey('e-ecdsa-secp256k1', { path });
+    expect(child.publicKey).toBe(bytesToHex(reference.derive(path).publicKey!));
+    const message = message32('child signature');
+    const r = await tc.cluster.sign({ keyId: 'e-ecdsa-secp256k1', message, players: [2, 3], path });
+    expectStandardEcdsa('ecdsa-secp256k1', r, message, child.publicKey);
+  }, 60_000);
+
+  it('after a refresh every 2-subset still signs under the same key', async () => {
+    const before = keys['ecdsa-p256']!;
+    await tc.cluster.refresh({ keyId: 'e-ecdsa-p256' });
+    const after = await tc.cluster.getKey('e-ecdsa-p256');
+    expect(after.epoch).toBe(before.epoch + 1);
+    expect(after.publicKey).toBe(before.publicKey);
+    for (const players of SUBSETS) {
+      const message = message32(`after refresh ${players.join(',')}`);
+      const r = await tc.cluster.sign({ keyId: 'e-ecdsa-p256', message, players: [...players] });
+      expectStandardEcdsa('ecdsa-p256', r, message, before.publicKey);
+    }
+  }, 120_000);
+
+  it('bad input: prehashed on a FROST key, a digest of the wrong length', async () => {
+    await tc.cluster.keygen({ suite: 'p256', keyId: 'e-frost-p256' });
+    const frost = await rejectionOf(tc.cluster.sign({ keyId: 'e-frost-p256', message: message32('x'), prehashed: true }));
+    expect(frost.message).toMatch(/prehashed/);
+    const short = await rejectionOf(tc.cluster.sign({ keyId: 'e-ecdsa-p256', message: new Uint8Array(8), prehashed: true }));
+    expect(short.message).toMatch(/16\.\.64 bytes/);
+  }, 60_000);
+});
