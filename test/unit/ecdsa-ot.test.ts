@@ -2,7 +2,7 @@
  * Issue 12 (DKLs23): the base OT (core/ecdsa/ot.ts, DKLs18 Protocol 7 VSOT) and the OT extension
  * (core/ecdsa/ote.ts, KOS15 Fig. 7), honest and with a cheating party.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import {
@@ -16,7 +16,7 @@ import {
   vsotSenderVerify,
   type CurveName,
 } from '../../core/ecdsa/ot.js';
-import { kosMessageLength, kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES } from '../../core/ecdsa/ote.js';
+import { kosMessageLength, kosReceiverExtend, kosSenderExtend, OTE_KAPPA, ROW_BYTES, tccrHash, tccrKey } from '../../core/ecdsa/ote.js';
 
 function thrown(f: () => unknown): TesseraError {
   try {
@@ -222,5 +222,60 @@ describe('KOS15 OT extension with its correlation check', () => {
     const longer = new Uint8Array(r.msg.length + 1);
     longer.set(r.msg);
     expect(thrown(() => kosSenderExtend(k.delta, k.sd, sid, m, longer)).code).toBe(ErrorCode.BadMessage);
+  });
+});
+
+describe('TCCR hash (GKWY20 §7.4) used for the KOS15 output hashing and the column PRG', () => {
+  /** The definition, one block at a time: H(x, i) = π(π(x) ⊕ i) ⊕ π(x), π = AES-128 under `key`. */
+  function reference(key: Uint8Array, x: Uint8Array, index: number, k: number): Uint8Array {
+    const pi = (b: Uint8Array) => {
+      const c = createCipheriv('aes-128-ecb', key, null);
+      c.setAutoPadding(false);
+      return new Uint8Array(c.update(b));
+    };
+    const px = pi(x);
+    const tweak = new Uint8Array(16);
+    new DataView(tweak.buffer).setUint32(0, index);
+    tweak[4] = k;
+    const out = pi(px.map((v, n) => v ^ tweak[n]!));
+    return out.map((v, n) => v ^ px[n]!);
+  }
+
+  it('the batched hash equals the definition block by block, with the (index, block) tweak', () => {
+    const key = tccrKey('test', new Uint8Array([1, 2, 3]));
+    const xs = new Uint8Array(randomBytes(7 * 16));
+    const index = (n: number) => (0x01020304 * (n + 1)) >>> 0;
+    const blocks = 3;
+    const out = tccrHash(key, xs, blocks, index);
+    expect(out.length).toBe(7 * blocks * 16);
+    for (let n = 0; n < 7; n++) {
+      for (let k = 0; k < blocks; k++) {
+        expect(out.subarray((n * blocks + k) * 16, (n * blocks + k + 1) * 16)).toEqual(reference(key, xs.subarray(n * 16, (n + 1) * 16), index(n), k));
+      }
+    }
+  });
+
+  it('the key is bound to the purpose and the session id; inputs and tweaks change every block', () => {
+    const sidA = new Uint8Array([1]);
+    expect(tccrKey('a', sidA)).not.toEqual(tccrKey('b', sidA));
+    expect(tccrKey('a', sidA)).not.toEqual(tccrKey('a', new Uint8Array([2])));
+    const key = tccrKey('a', sidA);
+    const x = new Uint8Array(randomBytes(16));
+    const twice = new Uint8Array(32);
+    twice.set(x);
+    twice.set(x, 16);
+    // The same input under two indexes, and its blocks: all different; the same call twice: equal.
+    const out = tccrHash(key, twice, 2, (n) => n);
+    const blocks = [0, 1, 2, 3].map((b) => Buffer.from(out.subarray(b * 16, (b + 1) * 16)).toString('hex'));
+    expect(new Set(blocks).size).toBe(4);
+    expect(tccrHash(key, twice, 2, (n) => n)).toEqual(out);
+    expect(tccrHash(tccrKey('a', new Uint8Array([2])), twice, 2, (n) => n)).not.toEqual(out);
+  });
+
+  it('bad arguments are BadInput', () => {
+    const key = tccrKey('a', new Uint8Array([1]));
+    expect(thrown(() => tccrHash(key.subarray(0, 15), new Uint8Array(16), 1, (n) => n)).code).toBe(ErrorCode.BadInput);
+    expect(thrown(() => tccrHash(key, new Uint8Array(17), 1, (n) => n)).code).toBe(ErrorCode.BadInput);
+    expect(thrown(() => tccrHash(key, new Uint8Array(16), 0, (n) => n)).code).toBe(ErrorCode.BadInput);
   });
 });
