@@ -3,6 +3,7 @@
  * when the figure meets it and no call of that row failed; a figure that was not measured says so.
  */
 import type { ClusterFigures, LoadResult, SignFigures } from './cluster.js';
+import { ECDSA_COMPUTE_ROW, ECDSA_COMPUTE_TARGET_MS } from './ecdsa-core.js';
 import { fmtMs, fmtOps, type Section, type Stats } from './stats.js';
 
 export interface TargetResult {
@@ -49,6 +50,11 @@ export function issueTargets(core: readonly Section[], f: ClusterFigures | undef
   ] as const) {
     const c = computeRatio(core, suite);
     out.push(judge(`compute per 2-of-3 signature, ${suite}, vs noble's FROST`, `>= ${times}x less`, c.ratio, (v) => v >= times, (v) => `${v.toFixed(1)}x less`, 0, c.detail));
+  }
+  // Issue 12: DKLs23 ECDSA compute per 2-of-3 signature (bench/ecdsa-core.ts), median.
+  for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256']) {
+    const row = core.flatMap((s) => s.rows).find((r) => r.name.startsWith(`${suite} 2-of-3  ${ECDSA_COMPUTE_ROW}`));
+    out.push(judge(`issue 12: compute per 2-of-3 signature, ${suite} (rounds 1-2 + presign + online)`, `<= ${ECDSA_COMPUTE_TARGET_MS} ms`, row?.medianMs, (v) => v <= ECDSA_COMPUTE_TARGET_MS, (v) => `${fmtMs(v)} ms (median, n=${row!.n})`, 0));
   }
   for (const suite of ['ed25519', 'secp256k1']) {
     const p = f ? defaultPath(f.signing, suite) : undefined;
