@@ -7,7 +7,10 @@ import type { KeyInfo, KeyState } from '../client.js';
 import type { PublicKeyFormat } from '../formats.js';
 import { TesseraClientError } from '../http.js';
 import type { ImportKeysFileJson } from '../keyfiles.js';
-import { KEY_STATES, NOT_ECDSA_NOTE, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_HELP, SUITE_IDS } from './choices.js';
+import { ECDSA_SUITE_IDS, KEY_STATES, NOT_ECDSA_NOTE, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_HELP, SUITE_IDS } from './choices.js';
+
+/** `--prehashed`: threshold ECDSA keys sign (or are checked against) the given digest itself. */
+const PREHASHED: OptionSpec = { name: 'prehashed', kind: 'flag', help: 'ecdsa-secp256k1 / ecdsa-p256 keys: the message is already the 16..64-byte digest (e.g. Keccak-256); default: SHA-256 of the message is signed' };
 import { clusterOf, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
@@ -64,7 +67,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     details: [
       SUITE_HELP,
       NOT_ECDSA_NOTE,
-      'secp256k1, bip340 and ed25519 keys get a chain code at keygen, made from the DKG transcript, for non-hardened child keys (sign --path, public-key --path). The --json output has `scheme`: what the suite signs.',
+      'secp256k1, bip340, ecdsa-secp256k1 and ed25519 keys get a chain code at keygen, made from the DKG transcript, for non-hardened child keys (sign --path, public-key --path). The --json output has `scheme`: what the suite signs.',
     ],
     examples: ['tessera keygen --suite ed25519 --key-id demo --json'],
     async run(a) {
@@ -152,12 +155,13 @@ export const KEY_COMMANDS: CommandSpec[] = [
   },
   {
     path: ['sign'],
-    summary: 'sign a message with a signing key (FROST threshold signature)',
+    summary: 'sign a message with a signing key (FROST or threshold ECDSA)',
     uses: 'cluster',
-    options: [KEY_ID, { name: 'message', kind: 'hex', value: 'HEX', help: 'the message, hex; an optional 0x is accepted', required: true }, PLAYERS, VERSION, PATH],
+    options: [KEY_ID, { name: 'message', kind: 'hex', value: 'HEX', help: 'the message, hex; an optional 0x is accepted', required: true }, PLAYERS, VERSION, PATH, PREHASHED],
     details: [
       'ed25519 signatures are standard RFC 8032 signatures; bip340 signatures are BIP-340 Schnorr signatures; p256 and secp256k1 signatures are FROST Schnorr signatures (RFC 9591), not ECDSA. See docs/verify.md.',
       NOT_ECDSA_NOTE,
+      'ecdsa-secp256k1 and ecdsa-p256 keys make standard ECDSA signatures (DKLs23 threshold ECDSA) over SHA-256 of the message, or over the message itself with --prehashed: `signature` is the compact r||s (64 bytes, low-s), `der` the DER form OpenSSL reads, and `recoveryId` the SEC 1 recovery id (Ethereum v = 27 + recoveryId).',
       'With --path, the signature is under the child key of that non-hardened BIP-32 path (see public-key --path): every node adds the public tweak to its share; no secret is exchanged. Hardened steps (0\' or 0h) are refused: they need the parent private key, which no node holds.',
     ],
     examples: ['tessera sign --key-id demo --message 68656c6c6f --json', 'tessera sign --key-id wallet --message 68656c6c6f --path m/0/5 --json'],
@@ -166,10 +170,17 @@ export const KEY_COMMANDS: CommandSpec[] = [
       const keyId = a.string('key-id')!;
       const version = a.int('version');
       const players = playersOf(a, cluster);
-      requireSuite(await cluster.getKey(keyId, version), SIGNING_SUITE_IDS, 'sign');
+      requireSuite(await cluster.getKey(keyId, version), [...SIGNING_SUITE_IDS, ...ECDSA_SUITE_IDS], 'sign');
       const path = a.string('path');
-      const r = await cluster.sign({ keyId, message: a.string('message')!, players, version, ...(path !== undefined ? { path } : {}) });
-      print(a.json, { signature: r.signature, ...(a.json ? { keyId } : {}), version: r.version, ...(r.derivationPath !== undefined ? { path: r.derivationPath } : {}) });
+      const prehashed = a.flag('prehashed') ? { prehashed: true } : {};
+      const r = await cluster.sign({ keyId, message: a.string('message')!, players, version, ...(path !== undefined ? { path } : {}), ...prehashed });
+      print(a.json, {
+        signature: r.signature,
+        ...(r.der !== undefined ? { der: r.der, recoveryId: r.recoveryId } : {}),
+        ...(a.json ? { keyId } : {}),
+        version: r.version,
+        ...(r.derivationPath !== undefined ? { path: r.derivationPath } : {}),
+      });
       return 0;
     },
   },
@@ -183,18 +194,24 @@ export const KEY_COMMANDS: CommandSpec[] = [
       { name: 'signature', kind: 'hex', value: 'HEX', help: 'the signature, hex', required: true },
       VERSION,
       PATH,
+      PREHASHED,
     ],
-    details: ['With --path, the signature is checked here against the child key of that path (public-key --path), computed from the key\'s public record.'],
+    details: [
+      'With --path, the signature is checked here against the child key of that path (public-key --path), computed from the key\'s public record.',
+      'ecdsa-secp256k1 and ecdsa-p256 signatures may be given compact (r||s) or DER.',
+    ],
     exitNote: '1 also when the signature is not valid (the output says valid: false)',
     async run(a) {
       const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
-      const request = { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version') };
+      const request = { message: a.string('message')!, signature: a.string('signature')!, version: a.int('version'), ...(a.flag('prehashed') ? { prehashed: true } : {}) };
       const path = a.string('path');
       if (path !== undefined) {
         const child = await cluster.childKey(keyId, { path, ...(request.version !== undefined ? { version: request.version } : {}) });
-        const { getSigningSuite } = await import('../../core/suites.js');
-        const valid = getSigningSuite(child.suite).verify(fromHex(request.signature, 'signature'), fromHex(request.message, 'message'), fromHex(child.publicKey, 'publicKey'));
+        const { derivableSuite } = await import('../../core/derive.js');
+        const suite = derivableSuite(child.suite);
+        const [signature, message, publicKey] = [fromHex(request.signature, 'signature'), fromHex(request.message, 'message'), fromHex(child.publicKey, 'publicKey')];
+        const valid = suite.kind === 'ecdsa' ? suite.verify(signature, message, publicKey, { prehashed: request.prehashed === true }) : suite.verify(signature, message, publicKey);
         print(a.json, { keyId, version: child.version, path: child.path, valid });
         return valid ? 0 : 1;
       }

@@ -10,7 +10,8 @@
  * - BIP-32: an ecdsa-secp256k1 key's child for a path equals @scure/bip32's from the xpub, and
  *   signatures under the child verify;
  * - after a refresh (new shares and a new pairwise setup) every 2-subset still signs under the same key;
- * - bad input: `prehashed` on a FROST key, a digest of the wrong length: clear errors, no session.
+ * - bad input: `prehashed` on a FROST key, a digest of the wrong length: clear errors, no session;
+ * - the CLI: keygen, sign (compact, DER, recovery id), sign --prehashed, verify of both encodings.
  */
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { HDKey } from '@scure/bip32';
@@ -21,7 +22,13 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { recover as tinyRecover, verify as tinyVerify } from 'tiny-secp256k1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyInfo } from '../../sdk/client.js';
+import { tessera, type CliResult } from '../helpers/cli.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+
+function oneJsonObject(r: CliResult): Record<string, unknown> {
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
 
 const SUBSETS = [
   [1, 2],
@@ -133,4 +140,27 @@ describe('threshold ECDSA (DKLs23) on a 2-of-3 cluster', () => {
     const short = await rejectionOf(tc.cluster.sign({ keyId: 'e-ecdsa-p256', message: new Uint8Array(8), prehashed: true }));
     expect(short.message).toMatch(/16\.\.64 bytes/);
   }, 60_000);
+
+  it('the CLI: keygen, sign and verify an ecdsa-p256 key; sign --prehashed; a FROST key refuses --prehashed', async () => {
+    const env = { TESSERA_CLUSTER: tc.clusterFile };
+    const made = oneJsonObject(await tessera(['keygen', '--suite', 'ecdsa-p256', '--key-id', 'e-cli', '--json'], env));
+    expect(made.scheme).toMatch(/ECDSA/);
+    const message = Buffer.from('signed by the CLI');
+    const signed = oneJsonObject(await tessera(['sign', '--key-id', 'e-cli', '--message', message.toString('hex'), '--json'], env));
+    expectStandardEcdsa('ecdsa-p256', signed as { signature: string; der: string; recoveryId: number }, message, String(made.publicKey));
+    for (const signature of [signed.signature, signed.der]) {
+      const v = await tessera(['verify', '--key-id', 'e-cli', '--message', message.toString('hex'), '--signature', String(signature), '--json'], env);
+      expect(oneJsonObject(v).valid).toBe(true);
+    }
+    const digest = sha256(message);
+    const pre = oneJsonObject(await tessera(['sign', '--key-id', 'e-cli', '--message', bytesToHex(digest), '--prehashed', '--json'], env));
+    // A signature over the digest itself equals (as a verifier sees it) one over SHA-256(message).
+    expect(nodeVerify('sha256', message, nodeKey('ecdsa-p256', hexToBytes(String(made.publicKey))), hexToBytes(String(pre.der)))).toBe(true);
+    const v = await tessera(['verify', '--key-id', 'e-cli', '--message', bytesToHex(digest), '--signature', String(pre.signature), '--prehashed', '--json'], env);
+    expect(oneJsonObject(v).valid).toBe(true);
+    const refused = await tessera(['sign', '--key-id', 'e-frost-p256', '--message', '00', '--prehashed', '--json'], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/prehashed/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
 });
