@@ -216,6 +216,9 @@ const TWO_ROUND: SignPath = {
 };
 
 const SIGN_PATHS: readonly SignPath[] = [PRESIGNED, TWO_ROUND];
+/** Threshold ECDSA keys sign by DKLs23's session (presignatures are FROST's). */
+const ECDSA_SIGN_PATHS: readonly SignPath[] = [TWO_ROUND];
+export const ECDSA_BENCH_SUITES = ['ecdsa-secp256k1', 'ecdsa-p256'] as const;
 
 /** At most this many presignatures are fetched before a presigned row (the SDK refills in the background). */
 const WARM_PRESIGNATURES = 1024;
@@ -501,12 +504,13 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
     // LevelDB open paths), then the timed ones interleaved, one per suite per round, so no suite is
     // timed on colder code than another (timed one suite after the other with one warm-up, the first
     // suite measured 136 ms against 110 to 120 ms for the later ones).
-    const keygenSuites = ['ed25519', 'secp256k1', 'bip340', 'hpke-x25519'];
+    // ecdsa-*: the DKG followed by DKLs23's pairwise OT setup (issue 12, "DKG with OT setup").
+    const keygenSuites = ['ed25519', 'secp256k1', 'bip340', 'hpke-x25519', 'ecdsa-secp256k1', 'ecdsa-p256'];
     for (let r = 0; r < b.keygenWarm; r++) await cluster.keygen({ suite: keygenSuites[r % 2]!, threshold: 2 });
     const keygenSamples = new Map(keygenSuites.map((suite) => [suite, { samples: [] as number[], failed: 0 }]));
     for (let r = 0; r < b.keygenRuns; r++) {
       for (const suite of keygenSuites) {
-        if (r >= (suite === 'ed25519' || suite === 'secp256k1' ? b.keygenRuns : Math.min(b.keygenRuns, 2))) continue;
+        if (r >= (suite === 'ed25519' || suite === 'secp256k1' ? b.keygenRuns : Math.min(b.keygenRuns, suite.startsWith('ecdsa-') ? 5 : 2))) continue;
         const into = keygenSamples.get(suite)!;
         const t0 = performance.now();
         try {
@@ -572,7 +576,7 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
         const keyId = keys.get(suite);
         if (!keyId) continue;
         // bip340 shares secp256k1's group: its two-round row adds little, so only the presigned one runs.
-        for (const path of suite === 'bip340' ? [PRESIGNED] : SIGN_PATHS) {
+        for (const path of suite === 'bip340' ? [PRESIGNED] : suite.startsWith('ecdsa-') ? ECDSA_SIGN_PATHS : SIGN_PATHS) {
           const slowRow = slow || path === TWO_ROUND;
           out.push(
             await signRows(
@@ -593,6 +597,16 @@ export async function runCluster(o: ClusterOptions): Promise<ClusterResult> {
       note: "Latency per SDK call; ops/s = successful signatures / wall-clock seconds of the batch.",
       rows: main.flatMap((f) => [f.c1!.stats, f.c16!.stats]),
     });
+
+    // Threshold ECDSA (issue 12): DKLs23's three-round session per signature.
+    const ecdsa = await signRowsOf(ECDSA_BENCH_SUITES, 'default', true);
+    figures.signing.push(...ecdsa);
+    add({
+      title: `Cluster 2-of-3: threshold ECDSA (DKLs23) signing (players 1,2), group backends: ${backend}`,
+      note: 'Latency per SDK call (three rounds through the coordinator, every player combines and verifies; the SDK verifies).',
+      rows: ecdsa.flatMap((f) => [f.c1!.stats, f.c16!.stats]),
+    });
+    o.log('cluster: ecdsa signing done');
 
     // Decapsulation.
     const kemKey = keys.get('hpke-x25519');
