@@ -33,6 +33,10 @@
  * is Alice's free choice of input and is not checked here: DKLs23's signing protocol checks the
  * inputs (Protocol 3.6's consistency checks, core/ecdsa/dkls23.ts).
  *
+ * The row hash RO(sid, j, ·) above (KOS15 Fig. 7's output hashing) is GKWY20's TCCR hash from fixed-key
+ * AES (core/ecdsa/ote.ts tccrHash: public key H(tag, sid'), tweak (j, block)), each row giving 4 × 48
+ * bytes reduced mod q; the other random-oracle calls (χ, r̃, the message digest) are SHA-256 / SHAKE256.
+ *
  * Every random-oracle call carries sid' = H(setup id, sid); `sid` MUST be unique per multiplication
  * with the same setup (a repeated sid repeats the extension pads). After any failed check the
  * pairwise setup must be discarded and re-run (a failed KOS check may leak a bit of Δ).
@@ -209,20 +213,14 @@ function writeScalars(out: Uint8Array, offset: number, xs: readonly bigint[]): v
     view.setBigUint64(o + 24, x & M64);
   }
 }
-const HEX_SCALAR = 2 * SCALAR;
-/** Scalars per hex chunk in readScalars (see HEX_CHUNK_ROWS). */
-const HEX_CHUNK_SCALARS = 64;
-/** Decode `count` big-endian 32-byte scalars; each must be canonical (< q). */
+/** Decode `count` big-endian 32-byte scalars (four 64-bit words each); each must be canonical (< q). */
 function readScalars(q: bigint, b: Uint8Array, offset: number, count: number, what: string): bigint[] {
+  const view = new DataView(b.buffer, b.byteOffset + offset, count * SCALAR);
   const out: bigint[] = new Array(count);
-  for (let s = 0; s < count; s += HEX_CHUNK_SCALARS) {
-    const e = Math.min(count, s + HEX_CHUNK_SCALARS);
-    const hex = Buffer.from(b.buffer, b.byteOffset + offset + s * SCALAR, (e - s) * SCALAR).toString('hex');
-    for (let n = s; n < e; n++) {
-      const v = BigInt('0x' + hex.slice((n - s) * HEX_SCALAR, (n - s + 1) * HEX_SCALAR));
-      if (v >= q) badMsg(`${what}[${n}] is not a canonical scalar`);
-      out[n] = v;
-    }
+  for (let n = 0, o = 0; n < count; n++, o += SCALAR) {
+    const v = (((view.getBigUint64(o) << 64n) | view.getBigUint64(o + 8)) << 128n) | (view.getBigUint64(o + 16) << 64n) | view.getBigUint64(o + 24);
+    if (v >= q) badMsg(`${what}[${n}] is not a canonical scalar`);
+    out[n] = v;
   }
   return out;
 }
@@ -459,13 +457,14 @@ export function mulAliceRespond(
   const v = wideScalars(pads, 2 * MUL_XI); // v[(2j + b)·WIDTH + k] = v^b_j[k]
   zeroize(pads);
   const taus: bigint[] = new Array(MUL_XI * WIDTH);
+  // c + q·2^(8·WIDE) ≡ c (mod q) exceeds every wide v⁰, so v¹ − v⁰ + it is positive: one reduction, no sign fix.
+  const lift = q << BigInt(8 * WIDE);
+  const corrLifted = corr.map((c) => c + lift);
   for (let j = 0; j < MUL_XI; j++) {
     for (let k = 0; k < WIDTH; k++) {
-      const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) : corr[k]!;
-      // τ = v¹ − v⁰ + c mod q (v⁰, v¹ wide; one reduction; bigint arithmetic is not constant time in
-      // JavaScript in any case).
-      const tau = (v[(2 * j + 1) * WIDTH + k]! - v[2 * j * WIDTH + k]! + c) % q;
-      taus[j * WIDTH + k] = tau < 0n ? tau + q : tau;
+      const c = cheat?.correlation ? group.reduce(cheat.correlation(j, k, corr[k]!)) + lift : corrLifted[k]!;
+      // τ = v¹ − v⁰ + c mod q (v⁰, v¹ wide; bigint arithmetic is not constant time in JavaScript in any case).
+      taus[j * WIDTH + k] = (v[(2 * j + 1) * WIDTH + k]! - v[2 * j * WIDTH + k]! + c) % q;
     }
   }
   writeScalars(out, 0, taus);
