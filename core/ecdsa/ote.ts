@@ -78,6 +78,13 @@ export function tccrKey(purpose: string, sid: Uint8Array): Uint8Array {
   return new Uint8Array(h.subarray(0, BLOCK));
 }
 
+/** A fresh Uint8Array (word-aligned) holding `b`; `b` is wiped. */
+function alignedCopy(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(b);
+  b.fill(0);
+  return out;
+}
+
 /**
  * GKWY20 §7.4's TCCR hash for many inputs at once: for every 16-byte input x_n (n < xs.length / 16) and
  * k < blocksPer, output block H(x_n, i) = π(π(x_n) ⊕ i) ⊕ π(x_n) with tweak i = (index(n) as u32 BE,
@@ -91,8 +98,8 @@ export function tccrHash(key: Uint8Array, xs: Uint8Array, blocksPer: number, ind
   }
   const aes = createCipheriv('aes-128-ecb', key, null);
   aes.setAutoPadding(false);
-  // π(x_n): one pass over all inputs (copied into fresh, word-aligned arrays).
-  const px = new Uint8Array(aes.update(xs));
+  // π(x_n): one pass over all inputs (copied into a fresh, word-aligned array; the Buffer is wiped).
+  const px = alignedCopy(aes.update(xs));
   const px32 = new Uint32Array(px.buffer, px.byteOffset, px.length >>> 2);
   // π(x) ⊕ i, word by word. The tweak's non-zero bytes are the index (bytes 0–3, big-endian) and k
   // (byte 4); their words are read through a Uint32Array so the platform's byte order does not matter.
@@ -125,7 +132,7 @@ export function tccrHash(key: Uint8Array, xs: Uint8Array, blocksPer: number, ind
     }
   }
   // π(π(x) ⊕ i): the second pass; then ⊕ π(x).
-  const out = new Uint8Array(aes.update(y));
+  const out = alignedCopy(aes.update(y));
   zeroize(y);
   const out32 = new Uint32Array(out.buffer, out.byteOffset, out.length >>> 2);
   for (let n = 0; n < count; n++) {
