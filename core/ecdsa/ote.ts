@@ -30,9 +30,10 @@
  * Hashing: the tweakable circular correlation-robust (TCCR) hash of Guo, Katz, Wang, Yu, "Efficient
  * and Secure Multiparty Computation from Fixed-Key Block Ciphers" (GKWY20, IEEE S&P 2020, ePrint
  * 2019/074, §7.4): H(x, i) = π(π(x) ⊕ i) ⊕ π(x) with π = AES-128 (node:crypto, OpenSSL) under a public
- * key, modelled as a random permutation. GKWY20 introduce TCCR as the property the hash of IKNP/KOS-style
- * OT extension needs against a malicious receiver (who sees H(j, q_j) for rows q_j related through the
- * secret Δ, and may learn a few bits of Δ from the check), and prove this construction TCCR. It is used:
+ * key, modelled as a random permutation. GKWY20 introduce TCCR for hashing OT-extension rows, which are
+ * correlated through the secret Δ, with the OT index as the tweak (a malicious receiver chooses its rows,
+ * and KOS15's selective failure lets it learn c bits of Δ with probability 2^-c), and prove this
+ * construction TCCR in the random-permutation model. It is used:
  *   - for KOS15 Fig. 7's "Randomize and output" step, H(j, q_j) and H(j, q_j ⊕ Δ) (tccrHash, called
  *     by core/ecdsa/mul.ts with the row index j in every tweak), and
  *   - as the PRG that stretches a base-OT seed k_i into its column (tweaks (i, block)), a TCCR hash of a
