@@ -39,7 +39,7 @@ import {
 } from '../helpers/cluster.js';
 
 const packr = new Packr({ useRecords: false });
-const SIGNING = ['ed25519', 'secp256k1', 'bip340', 'p256'] as const;
+const SIGNING = ['ed25519', 'secp256k1', 'bip340', 'p256', 'ecdsa-secp256k1', 'ecdsa-p256'] as const;
 const KEMS = ['hpke-x25519', 'hpke-p256'] as const;
 const ROTATION_ENV = {
   TESSERA_MIN_ROTATION_PERIOD_MS: '1000',
@@ -311,10 +311,15 @@ describe('key versions and lifecycle, at debug level', () => {
           if (rec.state === 'destroyed') continue;
           const share = await store.getShare(rec.tenant, rec.keyId, rec.version);
           secrets.push({ what: `node ${i} share of ${rec.keyId} v${rec.version} (epoch ${rec.epoch})`, bytes: share!.secret.value });
+          // A threshold ECDSA share's pairwise setup (Δ, base-OT seeds): secret too; 32-byte windows of it.
+          const pairwise = share!.secret.pairwise;
+          for (let o = 64; pairwise && o + 32 <= pairwise.length; o += 1024) {
+            secrets.push({ what: `node ${i} ECDSA pairwise setup of ${rec.keyId} v${rec.version} at byte ${o}`, bytes: pairwise.slice(o, o + 32) });
+          }
           shares++;
         }
-        // scheduled v1+v2, six suites, two rotated versions, the imported key; minus the destroyed one
-        expect(shares).toBe(10);
+        // scheduled v1+v2, eight suites, two rotated versions, the imported key; minus the destroyed one
+        expect(shares).toBe(12);
         const ids = await loadOrCreateIdentity(store);
         // ML-DSA-65 sk = rho || K || tr || s1 || s2 || t0: rho is public (it starts the public key).
         secrets.push({ what: `node ${i} identity secret K`, bytes: ids.identity.secretKey.slice(32, 64) });
