@@ -201,7 +201,8 @@ function computeSection(b: ReturnType<typeof budgets>): Section {
     title: `DKLs23 ECDSA compute per 2-of-3 signature (core/ecdsa/dkls23.ts; issue 12 target: <= ${ECDSA_COMPUTE_TARGET_MS} ms per signature)`,
     note:
       'Both signers\' work summed, one process (on a cluster they run in parallel). Each signature = 2 F_RVOLE multiplications (one per ordered pair).\n' +
-      'Published anchors: the DKLs23 paper reports a little over 3 ms for two parties (native code); cb-mpc\'s ECDSA-2PC sign is ~73 ms of CPU.',
+      'Published anchors: the DKLs23 paper reports a little over 3 ms for two parties (native code); cb-mpc\'s ECDSA-2PC sign is ~73 ms of CPU.\n' +
+      'P-256 points are noble\'s (no native P-256 group backend yet): its presign row is mostly the two constant-time χ·R_j, χ·pk_j multiplications per signer.',
     rows,
   };
 }
