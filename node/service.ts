@@ -79,6 +79,7 @@ import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import type { Deviations } from './sessions/deviations.js';
+import { burnedSetups } from './sessions/ecdsa-burn.js';
 import { PairKeys } from './sessions/pair-keys.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
 import { runDkg, runEcdsaSign, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
@@ -356,6 +357,8 @@ export class NodeService {
         // "prehashed" enters the digest only when set, so a FROST session's digest is unchanged.
         const payload = prehashed ? [message, utf8ToBytes('prehashed')] : [message];
         const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, payload, path);
+        // ECDSA: no session with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
+        if (suite.kind === 'ecdsa') await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         return { version: rec.version, rec, message, digest, params, steps };
       },
       async ({ rec, message, digest, params, steps }) => {
@@ -365,7 +368,10 @@ export class NodeService {
           const child = steps === undefined ? undefined : deriveKeyShare(key!, rec.chainCode!, steps);
           try {
             if (digest === undefined) return { signature: await runSign(ctx, child ?? key!, message) };
-            const sig = await runEcdsaSign(ctx, child ?? key!, digest);
+            const sig = await runEcdsaSign(ctx, child ?? key!, digest, {
+              // A failed KOS15 / F_RVOLE check: those setups are not used again before a refresh.
+              onSetupCheckFailed: (peers) => burnedSetups(this.o.store).burn({ tenant: p.tenant, keyId, version: rec.version, epoch: key!.publicKey.epoch }, peers, toHex(session)),
+            });
             return { signature: sig.compact, der: toHex(sig.der), recoveryId: sig.recovery };
           } finally {
             if (child) zeroize(child.secret.value, child.secret.pairwise);

@@ -55,7 +55,9 @@ import {
   mulAliceRespond,
   mulBobFinish,
   mulBobStart,
+  type MulAliceCheat,
   type MulAliceSetup,
+  type MulBobCheat,
   type MulBobSetup,
   type MulBobState,
 } from './mul.js';
@@ -340,6 +342,21 @@ function checkPackage(pkg: EcdsaKeyPackage): EcdsaCurveName {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Malicious-party tests
+
+/**
+ * Tests only; never passed by honest code (the malicious-node harness, node/sessions/deviations.ts).
+ * Per peer j, the deviation of this signer's F_RVOLE with P_j, as an adversary would run it:
+ * `mulBob(j)` as Bob in round 1 (core/ecdsa/ote.ts KosReceiverCheat: columns changed before the KOS
+ * check is derived), `mulAlice(j)` as Alice in round 2 (core/ecdsa/mul.ts MulAliceCheat: an
+ * inconsistent correlation, the selective-failure attack DKLs19 Protocol 1's check defends against).
+ */
+export interface SignCheat {
+  readonly mulBob?: (j: number) => MulBobCheat | undefined;
+  readonly mulAlice?: (j: number) => MulAliceCheat | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Round 1 (Protocol 3.6 steps 4–6)
 
 /**
@@ -351,6 +368,7 @@ export function signRound1(
   key: EcdsaSigningKey,
   sessionId: Uint8Array,
   signers: readonly number[],
+  cheat?: SignCheat,
 ): { state: SignRound1State; broadcast: Round1Broadcast; direct: Map<number, Round1Direct> } {
   ensure(isObject(key), ErrorCode.BadInput, 'signing key: expected an object');
   const curve = checkPackage(key.pkg);
@@ -425,7 +443,7 @@ export function signRound1(
   const direct = new Map<number, Round1Direct>();
   try {
     for (const j of others(common)) {
-      const started = mulBobStart(key.mulBob.get(j)!, mulSessionId(binding, j, key.index));
+      const started = mulBobStart(key.mulBob.get(j)!, mulSessionId(binding, j, key.index), cheat?.mulBob?.(j));
       chi.set(j, group.scalarToBytes(started.b));
       mulBob.set(j, started.state);
       direct.set(j, { mul: started.msg });
@@ -465,6 +483,7 @@ export function signRound2(
   state: SignRound1State,
   broadcasts: ReadonlyMap<number, Round1Broadcast>,
   direct: ReadonlyMap<number, Round1Direct>,
+  cheat?: SignCheat,
 ): { state: SignRound2State; broadcast: Round2Broadcast; direct: Map<number, Round2Direct> } {
   checkStateUse(state, 'dkls23-round1', 'signRound2');
   const group = groupOf(state.curve);
@@ -491,7 +510,7 @@ export function signRound2(
     const out = new Map<number, Round2Direct>();
     for (const j of peers) {
       // F_RVOLE as Alice with P_j as Bob; its errors are its own (they name no one unless checkable).
-      const res = mulAliceRespond(state.mulAlice.get(j)!, mulSessionId(state.binding, state.index, j), [rScalar, skScalar], d1.get(j)!.mul);
+      const res = mulAliceRespond(state.mulAlice.get(j)!, mulSessionId(state.binding, state.index, j), [rScalar, skScalar], d1.get(j)!.mul, cheat?.mulAlice?.(j));
       cU.set(j, group.scalarToBytes(res.cA[0]));
       cV.set(j, group.scalarToBytes(res.cA[1]));
       const chiIJ = group.scalarFromBytes(state.chi.get(j)!, 'χ', true);

@@ -34,6 +34,7 @@ import {
   type Round2Direct,
   type SignRound1State,
   type SignRound2State,
+  type SignCheat,
   type SignRound3State,
 } from './dkls23.js';
 import type { FinalEcdsaSignature } from './signature.js';
@@ -59,16 +60,16 @@ function echoOf(signers: readonly number[], commitments: ReadonlyMap<number, Uin
   return sha256(framed(DST_ECHO, ...signers.flatMap((j) => [i2osp(j, 1), commitments.get(j)!])));
 }
 
-/** Round 1 (steps 5–6). `sessionId` from ecdsaSessionId. */
-export function ecdsaRound1(key: EcdsaSigningKey, sessionId: Uint8Array, signers: readonly number[]): { state: EcdsaSession1; out: Map<number, EcdsaRound1Msg> } {
-  const r1 = signRound1(key, sessionId, signers);
+/** Round 1 (steps 5–6). `sessionId` from ecdsaSessionId. `cheat`: tests only (dkls23.ts SignCheat), never passed by honest code. */
+export function ecdsaRound1(key: EcdsaSigningKey, sessionId: Uint8Array, signers: readonly number[], cheat?: SignCheat): { state: EcdsaSession1; out: Map<number, EcdsaRound1Msg> } {
+  const r1 = signRound1(key, sessionId, signers, cheat);
   const out = new Map<number, EcdsaRound1Msg>();
   for (const [j, d] of r1.direct) out.set(j, { commitment: r1.broadcast.commitment, mul: d.mul });
   return { state: { dkls: r1.state, commitment: r1.broadcast.commitment }, out };
 }
 
-/** Round 2 (step 7) with the echo of the round-1 commitments. Consumes the round-1 state. */
-export function ecdsaRound2(state: EcdsaSession1, incoming: ReadonlyMap<number, EcdsaRound1Msg>): { state: EcdsaSession2; out: Map<number, EcdsaRound2Msg> } {
+/** Round 2 (step 7) with the echo of the round-1 commitments. Consumes the round-1 state. `cheat`: tests only, as in round 1. */
+export function ecdsaRound2(state: EcdsaSession1, incoming: ReadonlyMap<number, EcdsaRound1Msg>, cheat?: SignCheat): { state: EcdsaSession2; out: Map<number, EcdsaRound2Msg> } {
   const { dkls } = state;
   const broadcasts = new Map<number, { commitment: Uint8Array }>();
   const direct = new Map<number, { mul: Uint8Array }>();
@@ -76,7 +77,7 @@ export function ecdsaRound2(state: EcdsaSession1, incoming: ReadonlyMap<number, 
     broadcasts.set(j, { commitment: m.commitment });
     direct.set(j, { mul: m.mul });
   }
-  const r2 = signRound2(dkls, broadcasts, direct);
+  const r2 = signRound2(dkls, broadcasts, direct, cheat);
   const all = new Map(broadcasts.entries());
   all.set(dkls.index, { commitment: state.commitment });
   const echo = echoOf(dkls.signers, new Map([...all].map(([j, b]) => [j, b.commitment])));

@@ -36,7 +36,8 @@ import { ecdsaCombine, ecdsaDiscard, ecdsaPresign, ecdsaRound1, ecdsaRound2, ecd
 import type { FinalEcdsaSignature } from '../../core/ecdsa/signature.js';
 import type { KeyShare } from '../../core/types.js';
 import type { SessionChannel } from './channel.js';
-import { badShare, targets, type Deviations } from './deviations.js';
+import { badShare, ecdsaRound2For, ecdsaRound3For, ecdsaSignCheat, setupMessageFor, targets, type Deviations } from './deviations.js';
+import { isSessionAborted } from './link.js';
 
 export interface DriverContext {
   readonly session: Uint8Array;
@@ -241,7 +242,8 @@ async function withPairwiseSetup(ctx: DriverContext, key: KeyShare): Promise<Key
   let state: SetupState | undefined;
   let setup: PairwiseSetup | undefined;
   const exchange = async (round: (typeof SETUP_ROUNDS)[number], out: Map<number, Uint8Array>): Promise<Map<number, Uint8Array>> => {
-    for (const [to, msg] of out) send(ctx, to, round, suite.id, { msg });
+    // setupMessageFor: the harness's ecdsa-setup-tamper-to (the message unchanged without deviations).
+    for (const [to, msg] of out) send(ctx, to, round, suite.id, { msg: setupMessageFor(ctx.deviations, SETUP_ROUNDS.indexOf(round) + 1, to, msg) });
     const received = await receiveAll(ctx, round, suite.id);
     return new Map([...received].map(([from, m]) => [from, m.msg]));
   };
@@ -264,34 +266,68 @@ async function withPairwiseSetup(ctx: DriverContext, key: KeyShare): Promise<Key
   }
 }
 
+export interface EcdsaSignHooks {
+  /**
+   * Called (and awaited) before the error is rethrown when a multiplication check failed on this node:
+   * KOS15's (this node as F_RVOLE's Alice, round 2) or F_RVOLE's own (as Bob, presign). `peers`: the
+   * signers whose pairwise setup with this node must be discarded (node/sessions/ecdsa-burn.ts). core/
+   * does not say which pair failed, so with more than one peer every peer of the session is named
+   * (conservative: a refresh restores them all).
+   */
+  readonly onSetupCheckFailed?: (peers: readonly number[], error: TesseraError) => Promise<void>;
+}
+
 /**
  * Threshold ECDSA signing among the session's players (DKLs23 Protocol 3.6 over point-to-point
  * messages, core/ecdsa/session.ts): three rounds, every player combines and verifies. `digest` is the
  * message digest the suite's messageDigest made. The decoded setups and every round state are wiped
  * however the session ends.
  */
-export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Uint8Array): Promise<FinalEcdsaSignature> {
+export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Uint8Array, hooks: EcdsaSignHooks = {}): Promise<FinalEcdsaSignature> {
   const suite = getEcdsaSuite(key.publicKey.suite);
   const { threshold, parties } = key.publicKey;
   const limits = { threshold, parties };
   let signingKey: EcdsaSigningKey | undefined;
   let state: EcdsaSession1 | EcdsaSession2 | Presignature | undefined;
+  let mulChecks = false;
   try {
     signingKey = ecdsaSigningKey(suite.curve, key);
-    const r1 = ecdsaRound1(signingKey, ecdsaSessionId(ctx.session, ctx.runId), ctx.players);
+    // The harness's F_RVOLE cheats (deviations.ts ecdsaSignCheat): undefined without deviations.
+    const cheat = ecdsaSignCheat(ctx.deviations);
+    const r1 = ecdsaRound1(signingKey, ecdsaSessionId(ctx.session, ctx.runId), ctx.players, cheat);
     state = r1.state;
     for (const [to, m] of r1.out) send(ctx, to, 'ecdsa/round1', suite.id, m);
     const in1 = await receiveAll(ctx, 'ecdsa/round1', suite.id, limits);
-    const r2 = ecdsaRound2(r1.state, in1);
+    mulChecks = true; // KOS15's check (as Alice) runs in round 2, F_RVOLE's (as Bob) in presign
+    const r2 = ecdsaRound2(r1.state, in1, cheat);
+    mulChecks = false;
     state = r2.state;
-    for (const [to, m] of r2.out) send(ctx, to, 'ecdsa/round2', suite.id, m);
+    for (const [to, m] of r2.out) send(ctx, to, 'ecdsa/round2', suite.id, ecdsaRound2For(ctx.deviations, to, m));
     const in2 = await receiveAll(ctx, 'ecdsa/round2', suite.id, limits);
+    mulChecks = true;
     const presig = ecdsaPresign(r2.state, in2);
+    mulChecks = false;
     state = presig;
     const r3 = ecdsaRound3(presig, digest);
-    broadcast(ctx, 'ecdsa/round3', suite.id, r3.broadcast);
+    if (!ctx.deviations) broadcast(ctx, 'ecdsa/round3', suite.id, r3.broadcast);
+    // The harness's ecdsa-bad-share-to: a wrong u_i to some signers only.
+    else for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'ecdsa/round3', suite.id, ecdsaRound3For(ctx.deviations, to, r3.broadcast));
     const in3 = await receiveAll(ctx, 'ecdsa/round3', suite.id, limits);
     return ecdsaCombine(r3.state, in3, r3.broadcast);
+  } catch (e) {
+    // A BAD_PROOF naming no one from round 2 or presign is a failed KOS15 or F_RVOLE check (the other
+    // BAD_PROOF there, a decommitment that does not open, names its author).
+    if (mulChecks && isTesseraError(e) && e.code === ErrorCode.BadProof && e.culprits.length === 0) {
+      await hooks.onSetupCheckFailed?.(ctx.players.filter((p) => p !== ctx.self), e);
+    }
+    // core/ecdsa reports some failed checks of its own (Γ consistency, the round-1 echo, R = identity) as
+    // SESSION_ABORTED, the code the engine keeps for an abort it heard from the link and does not
+    // forward (engine.ts): re-coded here, so the peers learn of the failure at once instead of waiting
+    // out their receive timeout. The link's own aborts (SessionAbortedError) pass unchanged.
+    if (isTesseraError(e) && e.code === ErrorCode.SessionAborted && !isSessionAborted(e)) {
+      throw new TesseraError(ErrorCode.VerificationFailed, e.message, [...e.culprits]);
+    }
+    throw e;
   } finally {
     // Consumed states are already wiped; discarding again is harmless.
     if (state) ecdsaDiscard(state);
