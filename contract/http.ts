@@ -9,6 +9,7 @@ import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
 import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES, type AuditOperation } from '../core/audit-verify.js';
 import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from '../core/lifecycle.js';
+import { MAX_ECDSA_PRESIGN_BATCH } from '../core/wire.js';
 
 /** Key versions and epochs are 32-bit unsigned integers wherever they are encoded (I2OSP(version, 4), core/session.ts). */
 /** The requests the policy decides on: every session, and lifecycle changes of a key. */
@@ -340,6 +341,57 @@ export interface SignBatchResponse {
   shares: string[];
   /** commitments[i] is the group commitment R of items[i] (SignShareResponse.commitment). */
   commitments: string[];
+}
+/**
+ * Threshold ECDSA presignatures (issue 12, "Presigning"; node/presign/ecdsa-pools.ts): DKLs23's rounds
+ * 1-2 and the message-free part of round 3 run ahead in a session among the signers (a 'sign' session:
+ * the policy decides it as a signing), which leaves `count` presignatures at every signer, in memory
+ * only, each under an id that is the same at every signer. Then one round signs: each signer answers
+ * (u_i, w_i) for the message with one id, after deleting that presignature, and the caller combines.
+ */
+export { MAX_ECDSA_PRESIGN_BATCH };
+export interface EcdsaPresignaturesRequest {
+  sessionId: string;
+  /** The signers (at least the threshold); the presignatures sign only with exactly this set. */
+  players: number[];
+  /** 1..MAX_ECDSA_PRESIGN_BATCH. */
+  count: number;
+  version?: number;
+}
+export interface EcdsaPresignatureJson {
+  /** 16 bytes, hex: the same at every signer. */
+  id: string;
+  /** R = Σ R_j (SEC 1 compressed, hex): public; r = x(R) mod n is the signature's r. */
+  R: string;
+}
+export interface EcdsaPresignaturesResponse {
+  keyId: string;
+  version: number;
+  epoch: number;
+  node: number;
+  /** The signer set, sorted. */
+  players: number[];
+  presignatures: EcdsaPresignatureJson[];
+}
+export interface EcdsaSignShareRequest {
+  presignatureId: string;
+  message: string;
+  /** As SignRequest.prehashed: `message` is the digest to sign. Default: SHA-256(message). */
+  prehashed?: boolean;
+  version: number;
+  epoch: number;
+  /** The signer set the presignature was made for (every signer is sent the same). */
+  players: number[];
+}
+export interface EcdsaSignShareResponse {
+  keyId: string;
+  version: number;
+  epoch: number;
+  node: number;
+  presignatureId: string;
+  /** DKLs23 round-3 broadcast (Protocol 3.6 step 9): u_i and w_i, 32-byte scalars, hex. Public by design. */
+  u: string;
+  w: string;
 }
 /** Decline a session the operator refused: the key and operation it was asked for, and its session id. */
 export interface DeclineRequest {
@@ -797,6 +849,61 @@ export const ROUTES = {
           shares: { type: 'array', items: { type: 'string' } },
           commitments: { type: 'array', items: { type: 'string' } },
         },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Threshold ECDSA: make `count` presignatures in a session among `players` (every player's SDK asks its node). */
+  ecdsaPresignatures: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/ecdsa-presignatures',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['sessionId', 'players', 'count'],
+        properties: {
+          sessionId,
+          players,
+          count: { type: 'integer', minimum: 1, maximum: MAX_ECDSA_PRESIGN_BATCH, description: `a count, an integer from 1 to ${MAX_ECDSA_PRESIGN_BATCH}` },
+          version,
+        },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'node', 'players', 'presignatures'],
+        properties: {
+          keyId: id,
+          version,
+          epoch: { type: 'integer' },
+          node: index,
+          players: { type: 'array', items: { type: 'integer' } },
+          presignatures: {
+            type: 'array',
+            items: { type: 'object', required: ['id', 'R'], properties: { id: { type: 'string' }, R: { type: 'string' } }, additionalProperties: false },
+          },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Threshold ECDSA one-round signing: this node's (u_i, w_i) for a message with one presignature, used once. */
+  ecdsaSignShare: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/ecdsa-sign-share',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['presignatureId', 'message', 'version', 'epoch', 'players'],
+        properties: { presignatureId: hex(16, 16), message: hex(0, 1 << 20), prehashed: { type: 'boolean' }, version, epoch: epochSchema, players },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'epoch', 'node', 'presignatureId', 'u', 'w'],
+        properties: { keyId: id, version, epoch: { type: 'integer' }, node: index, presignatureId: { type: 'string' }, u: { type: 'string' }, w: { type: 'string' } },
         additionalProperties: false,
       }),
     },

@@ -129,6 +129,17 @@ export interface EcdsaRound3Msg {
   readonly w: Uint8Array;
 }
 
+/**
+ * DKLs23 presigning (node/sessions/protocols.ts runEcdsaPresign): rounds 1 and 2 of `count` independent
+ * signing instances in one message each, instances[k] for instance k (its own session id).
+ */
+export interface EcdsaPresign1Msg {
+  readonly instances: readonly EcdsaRound1Msg[];
+}
+export interface EcdsaPresign2Msg {
+  readonly instances: readonly EcdsaRound2Msg[];
+}
+
 export const MESSAGE_TYPES = [
   'dkg/round1',
   'dkg/round2',
@@ -146,6 +157,8 @@ export const MESSAGE_TYPES = [
   'ecdsa/round1',
   'ecdsa/round2',
   'ecdsa/round3',
+  'ecdsa/presign1',
+  'ecdsa/presign2',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -166,4 +179,6 @@ export interface MessageBodies {
   'ecdsa/round1': EcdsaRound1Msg;
   'ecdsa/round2': EcdsaRound2Msg;
   'ecdsa/round3': EcdsaRound3Msg;
+  'ecdsa/presign1': EcdsaPresign1Msg;
+  'ecdsa/presign2': EcdsaPresign2Msg;
 }

@@ -80,6 +80,12 @@ export const SIGN_ROUNDS = ['sign/commit', 'sign/share'] as const;
 export const ECDSA_SETUP_ROUNDS = ['ecdsa/setup1', 'ecdsa/setup2', 'ecdsa/setup3', 'ecdsa/setup4', 'ecdsa/setup5'] as const;
 /** DKLs23 signing (core/ecdsa/session.ts). */
 export const ECDSA_SIGN_ROUNDS = ['ecdsa/round1', 'ecdsa/round2', 'ecdsa/round3'] as const;
+/**
+ * DKLs23 presigning (node/sessions/protocols.ts runEcdsaPresign): rounds 1 and 2 of a batch of signing
+ * instances. A 'sign' session on an ECDSA key whose payload digest binds the presigning tag and the
+ * count instead of a message (node/service.ts ecdsaPresignatures), so it never shares a digest with a signing session.
+ */
+export const ECDSA_PRESIGN_ROUNDS = ['ecdsa/presign1', 'ecdsa/presign2'] as const;
 /** The commit step of every state-changing session (node/sessions/commit.ts): attest, vote, certificate. */
 export const COMMIT_ROUNDS = ['commit/staged', 'commit/vote', 'commit/cert'] as const;
 /** A peer's certificate for a player behind on an existing key version (node/sessions/engine.ts). */
@@ -108,7 +114,7 @@ export function declaredRounds(operation: Operation, suite?: SuiteId): readonly 
     case 'export':
       return [...JOINT_FELDMAN_ROUNDS, CATCH_UP_ROUND];
     case 'sign':
-      return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? ECDSA_SIGN_ROUNDS : []), CATCH_UP_ROUND];
+      return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? [...ECDSA_SIGN_ROUNDS, ...ECDSA_PRESIGN_ROUNDS] : []), CATCH_UP_ROUND];
     case 'decapsulate':
       return [CATCH_UP_ROUND];
     case 'retire':

@@ -57,6 +57,12 @@ export const MAX_WRAPPED_CIPHERTEXT_BYTES = 4096;
 /** Bounds on the ECDSA setup and F_RVOLE messages (about 8 KiB and 53 KiB today; core/ecdsa/mul.ts checks exact lengths). */
 export const MAX_ECDSA_SETUP_BYTES = 64 * 1024;
 export const MAX_ECDSA_MUL_BYTES = 256 * 1024;
+/**
+ * The most DKLs23 presignatures one presigning session makes (ecdsa/presign1, ecdsa/presign2 carry one
+ * entry per instance). A round-2 instance is about 53 KiB (its F_RVOLE reply), so 64 of them stay
+ * under MAX_MESSAGE_BYTES and the relay's payload cap.
+ */
+export const MAX_ECDSA_PRESIGN_BATCH = 64;
 /** Confirmation digests: 32..64 bytes (SHA-256 .. SHA-512 output). */
 export const MIN_DIGEST_BYTES = 32;
 export const MAX_DIGEST_BYTES = 64;
@@ -169,6 +175,19 @@ const SIGNED_COMMIT = struct([
 const ECDSA_SETUP = struct([['msg', bytes(1, MAX_ECDSA_SETUP_BYTES)]]);
 /** An F_RVOLE message (core/ecdsa/mul.ts checks its exact length). */
 const MUL_MESSAGE = bytes(1, MAX_ECDSA_MUL_BYTES);
+const ECDSA_ROUND1 = struct([
+  ['commitment', bytes(32, 32)],
+  ['mul', MUL_MESSAGE],
+]);
+const ECDSA_ROUND2 = struct([
+  ['echo', bytes(32, 32)],
+  ['R', POINT],
+  ['salt', bytes(32, 32)],
+  ['gammaU', POINT],
+  ['gammaV', POINT],
+  ['psi', SCALAR],
+  ['mul', MUL_MESSAGE],
+]);
 
 const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'dkg/round1': DKG_ROUND1,
@@ -199,23 +218,14 @@ const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'ecdsa/setup3': ECDSA_SETUP,
   'ecdsa/setup4': ECDSA_SETUP,
   'ecdsa/setup5': ECDSA_SETUP,
-  'ecdsa/round1': struct([
-    ['commitment', bytes(32, 32)],
-    ['mul', MUL_MESSAGE],
-  ]),
-  'ecdsa/round2': struct([
-    ['echo', bytes(32, 32)],
-    ['R', POINT],
-    ['salt', bytes(32, 32)],
-    ['gammaU', POINT],
-    ['gammaV', POINT],
-    ['psi', SCALAR],
-    ['mul', MUL_MESSAGE],
-  ]),
+  'ecdsa/round1': ECDSA_ROUND1,
+  'ecdsa/round2': ECDSA_ROUND2,
   'ecdsa/round3': struct([
     ['u', SCALAR],
     ['w', SCALAR],
   ]),
+  'ecdsa/presign1': struct([['instances', list(ECDSA_ROUND1, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
+  'ecdsa/presign2': struct([['instances', list(ECDSA_ROUND2, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
 };
 
 /** Which suites a message type may travel under: FROST messages need a signing suite, decap a KEM suite. */
@@ -231,6 +241,8 @@ const SUITE_KIND: { readonly [T in MessageType]?: Suite['kind'] } = {
   'ecdsa/round1': 'ecdsa',
   'ecdsa/round2': 'ecdsa',
   'ecdsa/round3': 'ecdsa',
+  'ecdsa/presign1': 'ecdsa',
+  'ecdsa/presign2': 'ecdsa',
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -83,6 +83,18 @@ import { burnedSetups } from './sessions/ecdsa-burn.js';
 import { PairKeys } from './sessions/pair-keys.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
 import { runDkg, runEcdsaSign, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
+import { runEcdsaPresign } from './sessions/protocols.js';
+import { EcdsaPresignPools, type EcdsaPresignScope } from './presign/ecdsa-pools.js';
+import { ECDSA_PRESIGNATURE_ID_LENGTH, ecdsaPresignatureIds, ecdsaRound3 } from '../core/ecdsa/session.js';
+import { discardSignState } from '../core/ecdsa/dkls23.js';
+import { checkPlayers } from '../core/shamir.js';
+import {
+  MAX_ECDSA_PRESIGN_BATCH,
+  type EcdsaPresignaturesRequest,
+  type EcdsaPresignaturesResponse,
+  type EcdsaSignShareRequest,
+  type EcdsaSignShareResponse,
+} from '../contract/http.js';
 
 /** A stored key version with the epochs this node holds for it (committed, and staged if any). */
 export interface KeyRecord {
@@ -235,12 +247,17 @@ export class NodeService {
   /** Long-lived pairwise channel keys (node/sessions/pair-keys.ts): in memory only, rekeyed every period. */
   readonly pairKeys: PairKeys;
 
+  /** Threshold ECDSA presignatures (node/presign/ecdsa-pools.ts): in memory only, dropped on every change of their key. */
+  readonly ecdsaPresign: EcdsaPresignPools;
+
   constructor(private readonly o: NodeServiceOptions) {
     this.presign =
       o.presign ??
       new PresignPools({ node: o.index, identity: o.identity, loadShare: (t, k, v) => o.store.getShare(t, k, v), logger: o.logger });
     // The one invalidation hook: every write of a key's records (every commit included) drops its pools.
     o.store.onKeyChange((tenant, keyId) => this.presign.invalidate(tenant, keyId));
+    this.ecdsaPresign = new EcdsaPresignPools({ node: o.index });
+    o.store.onKeyChange((tenant, keyId) => this.ecdsaPresign.invalidate(tenant, keyId));
     this.pairKeys = o.pairKeys ?? new PairKeys({ self: o.index });
     this.engine = new SessionEngine({
       index: o.index,
@@ -453,6 +470,98 @@ export class NodeService {
           shares: shares.map((s) => toHex(s.share)),
           commitments: shares.map((s) => toHex(s.commitment!)),
         };
+      },
+    );
+  }
+
+  /**
+   * Threshold ECDSA presignatures (node/presign/ecdsa-pools.ts): a 'sign' session among `players` (the
+   * policy decides it as a signing; every player's operator asks its node) that runs DKLs23's rounds
+   * 1-2 and the message-free part of round 3 for `count` instances (runEcdsaPresign) and keeps this
+   * node's presignatures in memory under ids every player derives alike. The session digest binds the
+   * presigning tag and the count instead of a message, so it never equals a signing session's.
+   */
+  async ecdsaPresignatures(p: Principal, keyId: string, req: EcdsaPresignaturesRequest): Promise<EcdsaPresignaturesResponse> {
+    const session = parseSessionId(req.sessionId);
+    return this.o.gate.run(
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, ...versionOf(req), session },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
+        const suite = getSuite(rec.suite);
+        if (suite.kind !== 'ecdsa') {
+          throw new TesseraError(ErrorCode.BadParameters, `key ${keyId} is a ${suite.id} key: ECDSA presignatures are for ecdsa-secp256k1 and ecdsa-p256 keys (FROST keys use /presignatures)`);
+        }
+        if (!Number.isSafeInteger(req.count) || req.count < 1 || req.count > MAX_ECDSA_PRESIGN_BATCH) {
+          throw new TesseraError(ErrorCode.BadParameters, `count: expected an integer from 1 to ${MAX_ECDSA_PRESIGN_BATCH}`);
+        }
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
+        // Read before the session: a change of the key while it runs makes add() refuse its presignatures.
+        return { version: rec.version, params, generation: this.ecdsaPresign.generation(p.tenant, keyId) };
+      },
+      async ({ version, params, generation }) => {
+        const made = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, version) }, async (ctx, key) => {
+          const presigs = await runEcdsaPresign(ctx, key!, req.count);
+          const ids = ecdsaPresignatureIds(ctx.session, ctx.runId, req.count);
+          const scope: EcdsaPresignScope = { tenant: p.tenant, keyId, version, epoch: key!.publicKey.epoch, players: params.players };
+          const list = presigs.map((presig, k) => ({ id: toHex(ids[k]!), R: toHex(presig.R) }));
+          this.ecdsaPresign.add(scope, generation, presigs.map((presig, k) => ({ id: ids[k]!, presig })));
+          return { epoch: scope.epoch, list };
+        });
+        this.o.logger.info({ op: 'sign', keyId, version, session: toHex(session), presignatures: made.list.length }, 'made ECDSA presignatures');
+        return { keyId, version, epoch: made.epoch, node: this.o.index, players: [...params.players], presignatures: made.list };
+      },
+    );
+  }
+
+  /**
+   * Threshold ECDSA one-round signing: this node's DKLs23 round-3 broadcast (u_i, w_i) for one message
+   * with one presignature. Through the gate as 'sign' (policy, key state, audit under the presignature
+   * id). Everything is checked first (key, suite, epoch, message and digest, that the id is this node's
+   * for exactly this key version, epoch and signer set: ecdsa-pools.ts check), consuming nothing; then
+   * the entry leaves its pool in one synchronous step, and only then is (u_i, w_i) computed
+   * (ecdsaRound3 wipes the presignature). A second request for the id: PRESIGNATURE_UNAVAILABLE.
+   */
+  async ecdsaSignShare(p: Principal, keyId: string, req: EcdsaSignShareRequest): Promise<EcdsaSignShareResponse> {
+    let ref: Uint8Array | undefined;
+    try {
+      ref = fromHex(req.presignatureId, 'presignatureId', ECDSA_PRESIGNATURE_ID_LENGTH);
+    } catch {
+      ref = undefined; // refused with its reason in prepare
+    }
+    return this.o.gate.run(
+      { principal: p, operation: 'sign', authorize: 'policy', keyId, version: req.version, ...(ref ? { session: ref } : {}), declineOnRefusal: false, local: true },
+      async () => {
+        const rec = await this.requireKey(p.tenant, keyId, req.version, 'sign');
+        const suite = getSuite(rec.suite);
+        if (suite.kind !== 'ecdsa') {
+          throw new TesseraError(ErrorCode.BadParameters, `key ${keyId} is a ${suite.id} key: ECDSA presignatures are for ecdsa-secp256k1 and ecdsa-p256 keys (FROST keys use /sign-share)`);
+        }
+        const id = fromHex(req.presignatureId, 'presignatureId', ECDSA_PRESIGNATURE_ID_LENGTH);
+        const digest = suite.messageDigest(fromHex(req.message, 'message'), req.prehashed === true);
+        const pkg = rec.committed;
+        const players = checkPlayers(req.players, pkg.parties, pkg.threshold);
+        if (!players.includes(this.o.index)) throw new TesseraError(ErrorCode.BadParameters, `this node (${this.o.index}) is not among the players`);
+        if (pkg.epoch !== req.epoch) {
+          throw new TesseraError(
+            ErrorCode.PresignatureUnavailable,
+            `epoch mismatch: key ${keyId} version ${rec.version} is at epoch ${pkg.epoch} on node ${this.o.index}, the request names epoch ${req.epoch}; make new presignatures`,
+          );
+        }
+        const scope: EcdsaPresignScope = { tenant: p.tenant, keyId, version: rec.version, epoch: pkg.epoch, players };
+        this.ecdsaPresign.check(scope, id);
+        return { version: rec.version, scope, id, digest };
+      },
+      async ({ version, scope, id, digest }) => {
+        // Out of the pool first (synchronous: a concurrent request for the same id finds nothing), then the share.
+        const presig = this.ecdsaPresign.take(scope, id);
+        let share: ReturnType<typeof ecdsaRound3>;
+        try {
+          share = ecdsaRound3(presig, digest);
+        } finally {
+          discardSignState(presig); // wiped by ecdsaRound3 already; again is harmless
+        }
+        this.o.logger.debug({ op: 'sign', keyId, version, presigned: 1 }, 'signed from an ECDSA presignature');
+        return { keyId, version, epoch: scope.epoch, node: this.o.index, presignatureId: toHex(id), u: toHex(share.broadcast.u), w: toHex(share.broadcast.w) };
       },
     );
   }
@@ -1078,6 +1187,9 @@ export class NodeService {
     return p;
   }
 }
+
+/** What an ECDSA presigning session binds in its payload digest instead of a message (with the count). */
+const ECDSA_PRESIGN_TAG = utf8ToBytes('tessera/ecdsa-presign/v1');
 
 /** The version a request names, as a field to spread (absent when it names none). */
 function versionOf(req: { version?: number }): { version?: number } {

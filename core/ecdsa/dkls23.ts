@@ -718,7 +718,6 @@ export function signRound3(
  */
 export function combine(state: SignRound3State, broadcasts: ReadonlyMap<number, Round3Broadcast>): FinalEcdsaSignature {
   ensure(isObject(state) && state.kind === 'dkls23-round3', ErrorCode.BadState, 'combine: expected a dkls23-round3 state');
-  const group = groupOf(state.curve);
   const b3 = checkFrom<Round3Broadcast>(broadcasts, state.signers, 'round-3 broadcast');
   const own = b3.get(state.index)!;
   ensure(
@@ -726,9 +725,29 @@ export function combine(state: SignRound3State, broadcasts: ReadonlyMap<number, 
     ErrorCode.BadInput,
     'round-3 broadcasts: this player\'s own entry is not what it sent',
   );
+  return combineShares({ curve: state.curve, R: state.R, digest: state.digest, groupKey: state.pkg.groupKey, signers: state.signers }, b3);
+}
+
+/**
+ * Step 10 on public data alone: s = Σ w_j / Σ u_j over the round-3 broadcasts of exactly `signers`,
+ * low-s normalised, verified under `groupKey` (SEC 1 §4.1.4) before it is returned. What `combine` does
+ * after its own-entry check, and what a party outside the signers (the SDK combining shares made from
+ * presignatures) does with R, the digest and every signer's (u_j, w_j). A failure names no one.
+ */
+export function combineShares(
+  p: { curve: EcdsaCurveName; R: Uint8Array; digest: Uint8Array; groupKey: Uint8Array; signers: readonly number[] },
+  broadcasts: ReadonlyMap<number, Round3Broadcast>,
+): FinalEcdsaSignature {
+  ensure(isObject(p), ErrorCode.BadInput, 'combine: expected the public values');
+  const group = groupOf(checkEcdsaCurve(p.curve));
+  checkDigest(p.digest);
+  ensure(p.R instanceof Uint8Array && p.R.length === POINT_BYTES, ErrorCode.BadInput, `combine: R must be a ${POINT_BYTES}-byte compressed point`);
+  ensure(p.groupKey instanceof Uint8Array, ErrorCode.BadInput, 'combine: the group key must be bytes');
+  ensure(Array.isArray(p.signers) && p.signers.length >= 1, ErrorCode.BadInput, 'combine: expected the signer set');
+  const b3 = checkFrom<Round3Broadcast>(broadcasts, p.signers, 'round-3 broadcast');
   let sumU = 0n;
   let sumW = 0n;
-  for (const j of state.signers) {
+  for (const j of p.signers) {
     const m = b3.get(j)!;
     sumU = group.add(sumU, fromPeer(j, 'u', () => group.scalarFromBytes(peerBytes(j, m.u, 'u', SCALAR_BYTES), 'u', true)));
     sumW = group.add(sumW, fromPeer(j, 'w', () => group.scalarFromBytes(peerBytes(j, m.w, 'w', SCALAR_BYTES), 'w', true)));
@@ -736,9 +755,9 @@ export function combine(state: SignRound3State, broadcasts: ReadonlyMap<number, 
   if (sumU === 0n) throw new TesseraError(ErrorCode.VerificationFailed, 'the combined u is zero: the signature shares are inconsistent');
   const s = group.mul(sumW, group.inv(sumU));
   if (s === 0n) throw new TesseraError(ErrorCode.VerificationFailed, 'the combined s is zero');
-  const sig = finalizeSignature(state.curve, state.R, s);
+  const sig = finalizeSignature(p.curve, p.R, s);
   // Step 10: verify the signature before output (SEC 1 §4.1.4).
-  if (!verifyEcdsa(sig, state.digest, state.pkg.groupKey, { lowS: true })) {
+  if (!verifyEcdsa(sig, p.digest, p.groupKey, { lowS: true })) {
     throw new TesseraError(ErrorCode.VerificationFailed, 'the combined ECDSA signature does not verify under the group key');
   }
   return sig;

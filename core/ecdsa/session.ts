@@ -41,6 +41,10 @@ import type { FinalEcdsaSignature } from './signature.js';
 
 const DST_SESSION = utf8ToBytes('tessera/ecdsa-sign/v1');
 const DST_ECHO = utf8ToBytes('tessera/ecdsa-sign/v1/echo');
+const DST_PRESIGN_INSTANCE = utf8ToBytes('tessera/ecdsa-presign/v1/instance');
+const DST_PRESIGN_ID = utf8ToBytes('tessera/ecdsa-presign/v1/id');
+/** Length of a presignature id (ecdsaPresignatureIds). */
+export const ECDSA_PRESIGNATURE_ID_LENGTH = 16;
 
 export interface EcdsaSession1 {
   readonly dkls: SignRound1State;
@@ -54,6 +58,26 @@ export interface EcdsaSession2 {
 /** The DKLs23 session id of a session run: H(session id, run id), 32 bytes (unique per run). */
 export function ecdsaSessionId(session: Uint8Array, runId: Uint8Array): Uint8Array {
   return sha256(framed(DST_SESSION, session, runId));
+}
+
+/**
+ * The DKLs23 session id of instance k of a presigning run: H(ecdsaSessionId(session, run id), k), so every
+ * instance of every run has its own (unique per run, as each instance is a signing session of its own).
+ */
+export function ecdsaPresignSessionIds(session: Uint8Array, runId: Uint8Array, count: number): Uint8Array[] {
+  ensure(Number.isSafeInteger(count) && count >= 1 && count <= 0xffff, ErrorCode.BadInput, 'presign: count must be 1..65535');
+  const base = ecdsaSessionId(session, runId);
+  return Array.from({ length: count }, (_, k) => sha256(framed(DST_PRESIGN_INSTANCE, base, i2osp(k, 2))));
+}
+
+/**
+ * The id of the presignature instance k of a presigning run makes: the same at every player (from the
+ * session id and the run id every player contributed to), unpredictable before the run, and unrelated
+ * to any secret. 16 bytes.
+ */
+export function ecdsaPresignatureIds(session: Uint8Array, runId: Uint8Array, count: number): Uint8Array[] {
+  ensure(Number.isSafeInteger(count) && count >= 1 && count <= 0xffff, ErrorCode.BadInput, 'presign: count must be 1..65535');
+  return Array.from({ length: count }, (_, k) => sha256(framed(DST_PRESIGN_ID, session, runId, i2osp(k, 2))).subarray(0, ECDSA_PRESIGNATURE_ID_LENGTH));
 }
 
 function echoOf(signers: readonly number[], commitments: ReadonlyMap<number, Uint8Array>): Uint8Array {

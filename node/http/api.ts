@@ -32,6 +32,7 @@ import { metricsTokenMatcher } from '../../runtime/metrics.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
+import type { EcdsaPresignaturesRequest, EcdsaSignShareRequest } from '../../contract/http.js';
 import { requireAdmin, type Principal } from '../governance/tenants.js';
 
 export interface ApiOptions {
@@ -285,6 +286,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), keyIdOf(req), req.body as PresignaturesRequest) });
   app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), keyIdOf(req), req.body as SignShareRequest) });
   app.route({ ...ROUTES.signBatch, handler: async (req) => s.signBatch(who(req), req.body as SignBatchRequest) });
+  // Threshold ECDSA presignatures and one-round signing from them (node/presign/ecdsa-pools.ts).
+  app.route({ ...ROUTES.ecdsaPresignatures, handler: async (req) => s.ecdsaPresignatures(who(req), keyIdOf(req), req.body as EcdsaPresignaturesRequest) });
+  app.route({ ...ROUTES.ecdsaSignShare, handler: async (req) => s.ecdsaSignShare(who(req), keyIdOf(req), req.body as EcdsaSignShareRequest) });
   app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
   app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
   app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body as RefreshRequest) });

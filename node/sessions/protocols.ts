@@ -33,6 +33,8 @@ import {
   type SetupState,
 } from '../../core/ecdsa/setup.js';
 import { ecdsaCombine, ecdsaDiscard, ecdsaPresign, ecdsaRound1, ecdsaRound2, ecdsaRound3, ecdsaSessionId, type EcdsaSession1, type EcdsaSession2 } from '../../core/ecdsa/session.js';
+import { ecdsaPresignSessionIds } from '../../core/ecdsa/session.js';
+import type { EcdsaRound1Msg, EcdsaRound2Msg } from '../../core/messages.js';
 import type { FinalEcdsaSignature } from '../../core/ecdsa/signature.js';
 import type { KeyShare } from '../../core/types.js';
 import type { SessionChannel } from './channel.js';
@@ -331,6 +333,56 @@ export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Ui
   } finally {
     // Consumed states are already wiped; discarding again is harmless.
     if (state) ecdsaDiscard(state);
+    wipeEcdsaSigningKey(signingKey);
+  }
+}
+
+/**
+ * DKLs23 presigning among the session's players (ePrint 2023/765 Protocol 3.6 rounds 1-2 and the
+ * message-free part of round 3, core/ecdsa/session.ts): `count` independent instances, each with its own
+ * session id (ecdsaPresignSessionIds), in two rounds whatever the count (one message per peer per round
+ * carries every instance's message). Returns this player's presignatures, in instance order; each signs
+ * exactly one digest (ecdsaRound3). On any failure every instance's state is wiped and nothing is returned.
+ */
+export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: number): Promise<Presignature[]> {
+  const suite = getEcdsaSuite(key.publicKey.suite);
+  const { threshold, parties } = key.publicKey;
+  const limits = { threshold, parties };
+  let signingKey: EcdsaSigningKey | undefined;
+  const states: (EcdsaSession1 | EcdsaSession2 | Presignature)[] = [];
+  const expectCount = (from: number, got: readonly unknown[], round: string) => {
+    if (got.length !== count) throw new TesseraError(ErrorCode.BadMessage, `node ${from} sent ${got.length} ${round} instances, ${count} expected`);
+  };
+  try {
+    signingKey = ecdsaSigningKey(suite.curve, key);
+    const sessionIds = ecdsaPresignSessionIds(ctx.session, ctx.runId, count);
+    const out1 = new Map<number, EcdsaRound1Msg[]>(ctx.players.filter((p) => p !== ctx.self).map((p) => [p, []]));
+    for (const sid of sessionIds) {
+      const r1 = ecdsaRound1(signingKey, sid, ctx.players);
+      states.push(r1.state);
+      for (const [to, m] of r1.out) out1.get(to)!.push(m);
+    }
+    for (const [to, instances] of out1) send(ctx, to, 'ecdsa/presign1', suite.id, { instances });
+    const in1 = await receiveAll(ctx, 'ecdsa/presign1', suite.id, limits);
+    for (const [from, m] of in1) expectCount(from, m.instances, 'round-1');
+    const out2 = new Map<number, EcdsaRound2Msg[]>([...out1.keys()].map((p) => [p, []]));
+    for (let k = 0; k < count; k++) {
+      const r2 = ecdsaRound2(states[k] as EcdsaSession1, new Map([...in1].map(([from, m]) => [from, m.instances[k]!])));
+      states[k] = r2.state;
+      for (const [to, m] of r2.out) out2.get(to)!.push(m);
+    }
+    for (const [to, instances] of out2) send(ctx, to, 'ecdsa/presign2', suite.id, { instances });
+    const in2 = await receiveAll(ctx, 'ecdsa/presign2', suite.id, limits);
+    for (const [from, m] of in2) expectCount(from, m.instances, 'round-2');
+    for (let k = 0; k < count; k++) {
+      states[k] = ecdsaPresign(states[k] as EcdsaSession2, new Map([...in2].map(([from, m]) => [from, m.instances[k]!])));
+    }
+    const made = [...states] as Presignature[];
+    states.length = 0; // handed to the caller: not wiped here
+    return made;
+  } finally {
+    // A failed run: every instance's state is wiped (consumed ones are already; again is harmless).
+    for (const st of states) ecdsaDiscard(st);
     wipeEcdsaSigningKey(signingKey);
   }
 }

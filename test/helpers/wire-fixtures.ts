@@ -77,6 +77,8 @@ export function validBody<T extends MessageType>(type: T, suite: SuiteId, opts: 
       mul: randomBytes(53408),
     }),
     'ecdsa/round3': () => ({ u: randomScalar(suite), w: randomScalar(suite) }),
+    'ecdsa/presign1': () => ({ instances: [bodies['ecdsa/round1'](), bodies['ecdsa/round1']()] }),
+    'ecdsa/presign2': () => ({ instances: [bodies['ecdsa/round2'](), bodies['ecdsa/round2']()] }),
   };
   return bodies[type]() as MessageBodies[T];
 }
