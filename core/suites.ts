@@ -131,7 +131,7 @@ const secpNoble = nobleGroup(secp256k1.Point, {
   randomBytes,
 });
 
-const p256Group = nobleGroup(p256.Point, {
+const p256Noble = nobleGroup(p256.Point, {
   name: 'P-256',
   pointLength: 33,
   // RFC 9591 §6.4: hash_to_field from RFC 9380 with expand_message_xmd(SHA-256), L = 48.
@@ -142,20 +142,24 @@ const p256Group = nobleGroup(p256.Point, {
 /**
  * The group backends: one process-wide setting. edwards25519 (ed25519, hpke-x25519) and secp256k1
  * (secp256k1, bip340) forward to a backend chosen once at start-up (runtime/group-backend.ts installs
- * sodium-native / libsecp256k1 / tiny-secp256k1 adapters from core/backends/); P-256 stays on noble.
+ * sodium-native / libsecp256k1 / tiny-secp256k1 adapters from core/backends/); P-256 (p256,
+ * ecdsa-p256, hpke-p256) likewise, to node:crypto's ECDH (core/backends/p256-node.ts, noble points).
  * Until installGroupBackends is called, every group is the noble one.
  */
 const edSlot = groupSlot(edNoble);
 const secpSlot = groupSlot(secpNoble);
+const p256Slot = groupSlot(p256Noble);
 const edGroup = edSlot.group;
 const secpGroup = secpSlot.group;
+const p256Group = p256Slot.group;
 
 /** The noble groups: the reference backends, whose scalar arithmetic and hash-to-scalar every backend reuses. */
-export const NOBLE_GROUPS = Object.freeze({ edwards25519: edNoble, secp256k1: secpNoble, 'P-256': p256Group });
+export const NOBLE_GROUPS = Object.freeze({ edwards25519: edNoble, secp256k1: secpNoble, 'P-256': p256Noble });
 
 export interface GroupBackends {
   edwards25519?: Group;
   secp256k1?: Group;
+  'P-256'?: Group;
 }
 
 /**
@@ -165,10 +169,11 @@ export interface GroupBackends {
  * belong to the old backend. Installing the backend already in place is a no-op.
  */
 export function installGroupBackends(backends: GroupBackends): void {
-  // Check both before changing either, so that a refused call changes nothing.
+  // Check all before changing any, so that a refused call changes nothing.
   const pairs = [
     [edSlot, backends.edwards25519],
     [secpSlot, backends.secp256k1],
+    [p256Slot, backends['P-256']],
   ] as const;
   for (const [slot, g] of pairs) {
     if (g && g !== slot.backend) {
@@ -181,7 +186,7 @@ export function installGroupBackends(backends: GroupBackends): void {
 
 /** The backend of each group, by group name (e.g. {"edwards25519": "sodium-native", ...}): GET /v1/node. */
 export function groupBackendNames(): { edwards25519: string; secp256k1: string; 'P-256': string } {
-  return { edwards25519: edSlot.backend.backend, secp256k1: secpSlot.backend.backend, 'P-256': p256Group.backend };
+  return { edwards25519: edSlot.backend.backend, secp256k1: secpSlot.backend.backend, 'P-256': p256Slot.backend.backend };
 }
 
 type EdPoint = InstanceType<typeof ed25519.Point>;

@@ -4,10 +4,12 @@
  *
  *   edwards25519 (ed25519, hpke-x25519): sodium-native (libsodium)                 -> noble
  *   secp256k1 (secp256k1, bip340):       secp256k1/bindings (libsecp256k1, native) -> tiny-secp256k1 (WASM) -> noble
- *   P-256 (p256, hpke-p256):             noble
+ *   P-256 (p256, ecdsa-p256, hpke-p256): node:crypto (OpenSSL ECDH)                 -> noble
  *
  * TESSERA_GROUP_BACKEND=native|wasm|noble (default native) says where the list starts: `wasm` skips
- * the native addons, `noble` uses noble for everything. A backend that is asked for and does not load
+ * the native addons, `noble` uses noble for everything. node:crypto is part of Node itself, not an
+ * addon, so P-256 uses it under both `native` and `wasm` (core/backends/p256-node.ts: OpenSSL's ECDH
+ * for k·G and k·P, noble for the rest, noble points). A backend that is asked for and does not load
  * (or fails its known-answer check against noble) is skipped with a warning, never silently. The
  * `secp256k1` package's own index.js silently falls back to pure-JS elliptic when its native build
  * is missing, so only `secp256k1/bindings` (node-gyp-build, which throws instead) is ever loaded.
@@ -23,6 +25,7 @@ import { equalBytes } from '../core/bytes.js';
 import { ErrorCode, TesseraError } from '../core/errors.js';
 import type { Group, XmdHash } from '../core/group.js';
 import { libsecp256k1Group, type Libsecp256k1Binding } from '../core/backends/libsecp256k1.js';
+import { nodeP256Group } from '../core/backends/p256-node.js';
 import { sodiumEd25519Group, type SodiumEd25519Binding } from '../core/backends/sodium-ed25519.js';
 import { tinySecp256k1Group, type TinySecp256k1 } from '../core/backends/tiny-secp256k1.js';
 import { NOBLE_GROUPS, groupBackendNames, installGroupBackends } from '../core/suites.js';
@@ -45,7 +48,7 @@ export interface GroupBackendOptions {
 export interface GroupBackendChoice {
   readonly prefer: GroupBackendPreference;
   /** The chosen Group of each switchable curve (NOBLE_GROUPS' where noble was chosen). */
-  readonly groups: { readonly edwards25519: Group; readonly secp256k1: Group };
+  readonly groups: { readonly edwards25519: Group; readonly secp256k1: Group; readonly 'P-256': Group };
   /** Backend name by group, as GET /v1/node shows it. */
   readonly names: { readonly edwards25519: string; readonly secp256k1: string; readonly 'P-256': string };
   /** The fallback warnings (each also went to `warn`). */
@@ -109,7 +112,8 @@ function sodiumHashAndRandom(load: (id: string) => unknown): { sha256: XmdHash; 
 
 interface Candidate {
   readonly name: string;
-  readonly kind: 'native' | 'wasm';
+  /** 'builtin': part of Node (node:crypto), used unless TESSERA_GROUP_BACKEND=noble. */
+  readonly kind: 'native' | 'wasm' | 'builtin';
   build(load: (id: string) => unknown): Group;
 }
 
@@ -145,6 +149,15 @@ const SECP256K1_CANDIDATES: readonly Candidate[] = [
   },
 ];
 
+const P256_CANDIDATES: readonly Candidate[] = [
+  {
+    name: 'node:crypto (OpenSSL)',
+    kind: 'builtin',
+    // nodeP256Group runs its own known-answer check of mulBase / mulPoint / msm against noble.
+    build: () => nodeP256Group(nodeCrypto, NOBLE_GROUPS['P-256']),
+  },
+];
+
 /**
  * Known-answer check of a backend against the noble group it replaces: base multiples, a product of a
  * point, sums, negation, the identity and decoding must give the same bytes. A broken build fails it
@@ -176,14 +189,14 @@ function selfTest(g: Group, ref: Group): void {
 }
 
 function pick(
-  group: 'edwards25519' | 'secp256k1',
+  group: 'edwards25519' | 'secp256k1' | 'P-256',
   candidates: readonly Candidate[],
   prefer: GroupBackendPreference,
   load: (id: string) => unknown,
   warnings: string[],
 ): Group {
   const reference = NOBLE_GROUPS[group];
-  const allowed = candidates.filter((c) => prefer === 'native' || (prefer === 'wasm' && c.kind === 'wasm'));
+  const allowed = candidates.filter((c) => prefer === 'native' || (prefer === 'wasm' && c.kind !== 'native'));
   const failed: string[] = [];
   let chosen: Group = reference;
   for (const c of allowed) {
@@ -213,11 +226,12 @@ export function chooseGroupBackends(o: GroupBackendOptions = {}): GroupBackendCh
   const warnings: string[] = [];
   const edwards25519 = pick('edwards25519', ED25519_CANDIDATES, prefer, load, warnings);
   const secp256k1 = pick('secp256k1', SECP256K1_CANDIDATES, prefer, load, warnings);
+  const p256 = pick('P-256', P256_CANDIDATES, prefer, load, warnings);
   for (const w of warnings) warn(w);
   return Object.freeze({
     prefer,
-    groups: Object.freeze({ edwards25519, secp256k1 }),
-    names: Object.freeze({ edwards25519: edwards25519.backend, secp256k1: secp256k1.backend, 'P-256': NOBLE_GROUPS['P-256'].backend }),
+    groups: Object.freeze({ edwards25519, secp256k1, 'P-256': p256 }),
+    names: Object.freeze({ edwards25519: edwards25519.backend, secp256k1: secp256k1.backend, 'P-256': p256.backend }),
     warnings: Object.freeze(warnings),
   });
 }
@@ -250,7 +264,7 @@ export function ensureGroupBackends(o: GroupBackendOptions = {}): void {
     warn(`group backend: keeping noble: ${(e as Error).message}`);
     return;
   }
-  for (const group of ['edwards25519', 'secp256k1'] as const) {
+  for (const group of ['edwards25519', 'secp256k1', 'P-256'] as const) {
     try {
       installGroupBackends({ [group]: choice.groups[group] });
     } catch (e) {

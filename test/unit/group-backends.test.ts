@@ -64,7 +64,7 @@ describe('chooseGroupBackends', () => {
     const warn = vi.fn();
     const { asked, load } = loader();
     const c = chooseGroupBackends({ prefer: 'native', warn, load });
-    expect(c.names).toEqual({ edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'noble' });
+    expect(c.names).toEqual({ edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'node:crypto (OpenSSL)' });
     expect(c.groups.edwards25519.backend).toBe('sodium-native');
     expect(warn).not.toHaveBeenCalled();
     expect(c.warnings).toEqual([]);
@@ -72,11 +72,11 @@ describe('chooseGroupBackends', () => {
     expect(asked).toEqual(['sodium-native', 'secp256k1/bindings', 'sodium-native']);
   });
 
-  it('wasm: tiny-secp256k1 for secp256k1, noble for edwards25519 (no WASM build of it): no native addon is loaded', () => {
+  it('wasm: tiny-secp256k1 for secp256k1, noble for edwards25519 (no WASM build of it), node:crypto for P-256 (part of Node): no native addon is loaded', () => {
     const warn = vi.fn();
     const { asked, load } = loader();
     const c = chooseGroupBackends({ prefer: 'wasm', warn, load });
-    expect(c.names).toEqual({ edwards25519: 'noble', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'noble' });
+    expect(c.names).toEqual({ edwards25519: 'noble', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'node:crypto (OpenSSL)' });
     expect(asked).toEqual(['tiny-secp256k1']);
     expect(warn).not.toHaveBeenCalled();
   });
@@ -86,6 +86,7 @@ describe('chooseGroupBackends', () => {
     const c = chooseGroupBackends({ prefer: 'noble', warn: vi.fn(), load });
     expect(c.groups.edwards25519).toBe(NOBLE_GROUPS.edwards25519);
     expect(c.groups.secp256k1).toBe(NOBLE_GROUPS.secp256k1);
+    expect(c.groups['P-256']).toBe(NOBLE_GROUPS['P-256']);
     expect(asked).toEqual([]);
   });
 
@@ -104,11 +105,11 @@ describe('chooseGroupBackends', () => {
     expect(asked).not.toContain('secp256k1/elliptic');
   });
 
-  it('nothing loads: every group falls back to noble, one warning per backend that failed', () => {
+  it('nothing loads: every addon-backed group falls back to noble, one warning per backend that failed (P-256 keeps node:crypto, part of Node)', () => {
     const warn = vi.fn();
     const { load } = loader({ 'sodium-native': 'cannot open shared object', 'secp256k1/bindings': 'no build', 'tiny-secp256k1': 'no wasm' });
     const c = chooseGroupBackends({ prefer: 'native', warn, load });
-    expect(c.names).toEqual({ edwards25519: 'noble', secp256k1: 'noble', 'P-256': 'noble' });
+    expect(c.names).toEqual({ edwards25519: 'noble', secp256k1: 'noble', 'P-256': 'node:crypto (OpenSSL)' });
     expect(warn.mock.calls.map((a) => a[0])).toEqual([
       'group backend: edwards25519 cannot use sodium-native (cannot open shared object); falling back to noble',
       'group backend: secp256k1 cannot use libsecp256k1 (native) (no build); falling back to noble',
@@ -152,7 +153,7 @@ describe('chooseGroupBackends', () => {
         err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout, stderr }),
       ),
     );
-    expect(JSON.parse(stdout)).toEqual({ edwards25519: 'sodium-native', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'noble' });
+    expect(JSON.parse(stdout)).toEqual({ edwards25519: 'sodium-native', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'node:crypto (OpenSSL)' });
     expect(stderr).toContain('[TESSERA_GROUP_BACKEND] Warning: group backend: secp256k1 cannot use libsecp256k1 (native) (No native build was found');
     expect(stderr).toContain('falling back to tiny-secp256k1 (WASM)');
   });
@@ -192,11 +193,11 @@ describe('the install hook', () => {
     const suites = await import('../../core/suites.js');
     const runtime = await import('../../runtime/group-backend.js');
     const choice = runtime.selectGroupBackends({ prefer: 'native', warn: vi.fn() });
-    expect(suites.groupBackendNames()).toEqual({ edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'noble' });
+    expect(suites.groupBackendNames()).toEqual({ edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'node:crypto (OpenSSL)' });
     expect(choice.names).toEqual(suites.groupBackendNames());
     for (const id of ['ed25519', 'hpke-x25519'] as const) expect(suites.getSuite(id).group.backend).toBe('sodium-native');
     for (const id of ['secp256k1', 'bip340'] as const) expect(suites.getSuite(id).group.backend).toBe('libsecp256k1 (native)');
-    for (const id of ['p256', 'hpke-p256'] as const) expect(suites.getSuite(id).group.backend).toBe('noble');
+    for (const id of ['p256', 'ecdsa-p256', 'hpke-p256'] as const) expect(suites.getSuite(id).group.backend).toBe('node:crypto (OpenSSL)');
 
     // hpke-x25519 maps enc to a point of the installed backend: DH through it is X25519's.
     const kem = suites.HPKE_X25519;
@@ -238,7 +239,7 @@ describe('the install hook', () => {
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn.mock.calls[0]![0]).toMatch(/^group backend: edwards25519 keeps noble: edwards25519: points were already made with the noble backend/);
     // The other group had no point yet: it got its backend.
-    expect(suites.groupBackendNames()).toEqual({ edwards25519: 'noble', secp256k1: 'libsecp256k1 (native)', 'P-256': 'noble' });
+    expect(suites.groupBackendNames()).toEqual({ edwards25519: 'noble', secp256k1: 'libsecp256k1 (native)', 'P-256': 'node:crypto (OpenSSL)' });
     runtime.ensureGroupBackends({ prefer: 'native', warn });
     expect(warn).toHaveBeenCalledTimes(1);
   });
