@@ -58,6 +58,15 @@ import { zeroize } from '../core/bytes.js';
 import { isTesseraError } from '../core/errors.js';
 import { derivableSuite, derivationInfo, deriveChild, derivePublicPackage, formatDerivationPath, packageGroupKey, parseDerivationPath } from '../core/derive.js';
 import { combinePreparedShares, prepareSignatureShares, Presigner, verifyPresignedBatch, type PresignOptions, type PresignStats, type VerifiedPresignBatch } from './presign.js';
+import { checkEcdsaPresignAnswers, combineEcdsaPresigned, EcdsaPresignCache } from './ecdsa-presign.js';
+import {
+  MAX_ECDSA_PRESIGN_BATCH,
+  type EcdsaPresignatureJson,
+  type EcdsaPresignaturesRequest,
+  type EcdsaPresignaturesResponse,
+  type EcdsaSignShareRequest,
+  type EcdsaSignShareResponse,
+} from '../contract/http.js';
 
 export { TesseraClientError };
 // Moving keys to and from external key stores, and wrapping keys (core/bundle.ts, core/wrap.ts).
@@ -279,6 +288,46 @@ export class NodeClient {
     this.checkShareAnswer(r, keyId, req.version, req.epoch);
     if (typeof r.share !== 'string' || typeof r.commitment !== 'string') {
       throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered without a share and its group commitment`, { node: r.node });
+    }
+    return r;
+  }
+
+  /**
+   * Threshold ECDSA: ask this node to take part in a presigning session (node/presign/ecdsa-pools.ts)
+   * among `req.players`; every player's node must be asked with the same request. No operator hook runs
+   * here (as for FROST presignatures): a presignature signs nothing, and every signature made with one
+   * is approved by every operator's hook (ecdsaSignShare).
+   */
+  async ecdsaPresignatures(keyId: string, req: EcdsaPresignaturesRequest): Promise<EcdsaPresignaturesResponse> {
+    const r = await requestJson<EcdsaPresignaturesResponse>(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/ecdsa-presignatures`, req);
+    if (this.options.index !== undefined && r.node !== this.options.index) {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${this.options.index} answered as node ${r.node}`, { node: this.options.index });
+    }
+    return r;
+  }
+
+  /**
+   * Threshold ECDSA: this node's (u_i, w_i) over `req.message` with one presignature (used once; a
+   * second request for it is refused with PRESIGNATURE_UNAVAILABLE). The operator's hook sees the
+   * message and the players first (unless `approved`). Combine every signer's answer with
+   * combineEcdsaPresigned (sdk/ecdsa-presign.ts).
+   */
+  async ecdsaSignShare(keyId: string, req: EcdsaSignShareRequest, o: { approved?: boolean } = {}): Promise<EcdsaSignShareResponse> {
+    if (!o.approved) {
+      await this.authorize({
+        operation: 'sign',
+        sessionId: newSessionId(),
+        keyId,
+        version: req.version,
+        message: req.message,
+        players: [...req.players],
+        ...(req.prehashed !== undefined ? { prehashed: req.prehashed } : {}),
+      });
+    }
+    const r = await requestJson<EcdsaSignShareResponse>(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/ecdsa-sign-share`, req);
+    this.checkShareAnswer(r, keyId, req.version, req.epoch);
+    if (r.presignatureId !== req.presignatureId || typeof r.u !== 'string' || typeof r.w !== 'string') {
+      throw new TesseraClientError('BAD_RESPONSE', `node ${r.node} answered without (u, w) for presignature ${req.presignatureId}`, { node: r.node });
     }
     return r;
   }
@@ -655,6 +704,8 @@ export class Cluster {
   /** How this Cluster's signatures were made (counters). */
   readonly presignStats: PresignStats = { presigned: 0, twoRound: 0, fallbacks: 0, batches: 0, commitments: 0, fetchErrors: 0 };
   private readonly presigner: Presigner;
+  /** Threshold ECDSA presignatures (sdk/ecdsa-presign.ts): public ids and R per key version, epoch and signer set. */
+  private readonly ecdsaPresignatures = new EcdsaPresignCache();
   /** Key records by [keyId, version or 0 for "newest active"], so that a sign looks no key up. */
   private readonly keys = new Map<string, { info: KeyInfo; pkg: PublicKeyPackage }>();
   private readonly keyLoads = new Map<string, Promise<{ info: KeyInfo; pkg: PublicKeyPackage }>>();
@@ -1141,6 +1192,7 @@ export class Cluster {
   private forgetKey(keyId: string): void {
     this.forgetKeyInfo(keyId);
     this.presigner.cache.dropKey(keyId);
+    this.ecdsaPresignatures.dropKey(keyId);
   }
 
   private presignOn(asked: boolean | undefined): boolean {
@@ -1156,8 +1208,58 @@ export class Cluster {
   async warmPresignatures(keyId: string, count: number, o: { players?: number[]; version?: number } = {}): Promise<number> {
     if (!Number.isSafeInteger(count) || count < 1) throw new TesseraClientError('BAD_INPUT', 'count: expected a positive integer');
     const { info, players } = await this.keyAndPlayers(keyId, o.version, o.players);
+    if (isEcdsaKey(info)) return this.warmEcdsaPresignatures(keyId, info, players, count);
     await this.presigner.ensure(keyId, info.version, info.epoch, players, count);
     return Math.min(...players.map((p) => this.presigner.cache.size(p, keyId, info.version, info.epoch)));
+  }
+
+  /**
+   * Threshold ECDSA: make `count` presignatures among `players` in sessions of at most
+   * MAX_ECDSA_PRESIGN_BATCH each (every player's node is asked; the answers must list the same ids and
+   * R), and cache them. Returns how many the cache holds for this signer set.
+   */
+  private async warmEcdsaPresignatures(keyId: string, info: KeyInfo, players: readonly number[], count: number): Promise<number> {
+    const sorted = [...players].sort((a, b) => a - b);
+    let version = info.version;
+    let epoch = info.epoch;
+    for (let left = count; left > 0; left -= MAX_ECDSA_PRESIGN_BATCH) {
+      const n = Math.min(left, MAX_ECDSA_PRESIGN_BATCH);
+      const req: EcdsaPresignaturesRequest = { sessionId: newSessionId(), players: sorted, count: n, version: info.version };
+      const settled = await Promise.allSettled(sorted.map((i) => this.node(i).ecdsaPresignatures(keyId, req)));
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        this.presignStats.fetchErrors++;
+        throw failed.reason;
+      }
+      const answers = settled.map((r) => (r as PromiseFulfilledResult<EcdsaPresignaturesResponse>).value);
+      const checked = checkEcdsaPresignAnswers(answers, { keyId, players: sorted, count: n });
+      // The nodes' epoch is authoritative: a record of another epoch here is stale (refreshed elsewhere).
+      if (checked.epoch !== info.epoch || checked.version !== info.version) this.forgetKeyInfo(keyId);
+      ({ version, epoch } = checked);
+      this.ecdsaPresignatures.add(keyId, version, epoch, sorted, checked.presignatures);
+      this.presignStats.batches++;
+      this.presignStats.commitments += n;
+    }
+    return this.ecdsaPresignatures.size(keyId, version, epoch, sorted);
+  }
+
+  /** Cached threshold ECDSA presignatures of a key version for a signer set (its current epoch as this SDK knows it). */
+  ecdsaPresignaturesCached(keyId: string, players: readonly number[], version?: number): number {
+    const known = this.keys.get(JSON.stringify([keyId, version ?? 0]))?.info;
+    return known ? this.ecdsaPresignatures.size(keyId, known.version, known.epoch, players) : 0;
+  }
+
+  /**
+   * A presigned ECDSA attempt failed: a policy refusal is the answer and is thrown; otherwise the signer
+   * set's cached presignatures are forgotten when a node no longer holds one (restart, key change), the
+   * key record is looked up again, and the caller falls back to the two-round session.
+   */
+  private ecdsaPresignedFailed(keyId: string, version: number, epoch: number, players: readonly number[], failures: readonly (readonly [number, unknown])[]): void {
+    const denied = failures.find(([, e]) => e instanceof TesseraClientError && (e.code === 'POLICY_DENIED' || e.code === 'UNAUTHORIZED'));
+    if (denied) throw denied[1];
+    if (failures.some(([, e]) => e instanceof TesseraClientError && e.code === 'PRESIGNATURE_UNAVAILABLE')) this.ecdsaPresignatures.dropScope(keyId, version, epoch, players);
+    this.forgetKeyInfo(keyId);
+    this.presignStats.fallbacks++;
   }
 
   /** Cached presignatures of node `node` for a key version (its current epoch as this SDK knows it). */
@@ -1241,6 +1343,9 @@ export class Cluster {
     const ecdsa = isEcdsaKey(key, o.prehashed);
     // Presignatures are FROST's (core/presign.ts): a threshold ECDSA key signs in its session.
     const list = !ecdsa && this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
+    // Threshold ECDSA: a cached DKLs23 presignature of exactly these players (not for child keys).
+    const ecdsaPresig: EcdsaPresignatureJson | undefined =
+      ecdsa && path === undefined && this.presignOn(o.presigned) ? this.ecdsaPresignatures.take(o.keyId, key.version, key.epoch, players) : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
       sessionId: newSessionId(),
@@ -1255,6 +1360,29 @@ export class Cluster {
     // Every operator approves every signature, before any node is asked.
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
     try {
+      if (ecdsaPresig) {
+        const req: EcdsaSignShareRequest = {
+          presignatureId: ecdsaPresig.id,
+          message,
+          ...(o.prehashed !== undefined ? { prehashed: o.prehashed } : {}),
+          version: key.version,
+          epoch: key.epoch,
+          players: [...players].sort((a, b) => a - b),
+        };
+        const settled = await Promise.allSettled(players.map((i) => this.node(i).ecdsaSignShare(o.keyId, req, { approved: true })));
+        const failures = settled.flatMap((r, k) => (r.status === 'rejected' ? [[players[k]!, r.reason] as const] : []));
+        if (failures.length === 0) {
+          try {
+            const answers = settled.map((r) => (r as PromiseFulfilledResult<EcdsaSignShareResponse>).value);
+            const sig = combineEcdsaPresigned({ suite: key.suite, publicKey: key.publicKey, presignature: ecdsaPresig, message, prehashed: o.prehashed === true, players, answers });
+            this.presignStats.presigned++;
+            return { keyId: o.keyId, version: key.version, ...sig, path: 'presigned' };
+          } catch (e) {
+            // Shares that do not combine are no evidence against anyone (not signed): the two-round session signs.
+            this.ecdsaPresignedFailed(o.keyId, key.version, key.epoch, players, [[0, e]]);
+          }
+        } else this.ecdsaPresignedFailed(o.keyId, key.version, key.epoch, players, failures);
+      }
       if (list) {
         const req: SignShareRequest = { message, commitments: list, version: key.version, epoch: key.epoch, ...(path !== undefined ? { path } : {}) };
         const asked = Promise.allSettled(players.map((i) => this.node(i).signShare(o.keyId, req, { approved: true })));
