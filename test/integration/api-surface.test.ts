@@ -463,6 +463,8 @@ describe('API surface on a live cluster', () => {
       attestStaged: 'needs a change staged on every node: test/integration/accountable.test.ts and crash-campaign.test.ts call it through Cluster.repair',
       releaseVote: 'needs every node\'s attestation of a staged change: accountable.test.ts and crash-campaign.test.ts',
       dropStaged: 'needs a change some node never staged: faults.test.ts (refresh-before-stage) and crash-campaign.test.ts',
+      ecdsaPresignatures: 'needs a threshold ECDSA key (a DKLs23 pairwise setup per key): test/integration/ecdsa-presign.test.ts',
+      ecdsaSignShare: 'needs ECDSA presignatures made in a session: test/integration/ecdsa-presign.test.ts',
     };
     expect(ROUTE_NAMES.filter((n) => !validlyCalled.has(n) && !(n in NO_VALID_CALL_HERE))).toEqual([]);
 

@@ -4,6 +4,7 @@
  * signature (POST /v1/keys/:keyId/ecdsa-sign-share), combined by the SDK (sdk/ecdsa-presign.ts). One
  * 2-of-3 cluster:
  * - presigned signatures (sha256 and prehashed) verify in node:crypto; the SDK reports path 'presigned';
+ * - a batch of 64 (the most one session makes) fits the wire; 65 is refused;
  * - a presignature id is used at most once: a second sign-share is refused (PRESIGNATURE_UNAVAILABLE),
  *   and of two concurrent requests for the same id exactly one succeeds;
  * - a wrong signer set or epoch is refused before anything is consumed (the id then still signs);
@@ -15,7 +16,7 @@ import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:cryp
 import { sha256 } from '@noble/hashes/sha2.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EcdsaPresignaturesResponse, EcdsaSignShareRequest, KeyInfo } from '../../contract/http.js';
+import { MAX_ECDSA_PRESIGN_BATCH, type EcdsaPresignaturesResponse, type EcdsaSignShareRequest, type KeyInfo } from '../../contract/http.js';
 import { combineEcdsaPresigned } from '../../sdk/ecdsa-presign.js';
 import { newSessionId } from '../../sdk/client.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -80,6 +81,15 @@ describe('threshold ECDSA presignatures on a 2-of-3 cluster', () => {
     const sig = combineEcdsaPresigned({ suite: key.suite, publicKey: key.publicKey, presignature: id, message: bytesToHex(m), players, answers });
     expect(nodeVerify('sha256', m, { key: pk, dsaEncoding: 'ieee-p1363' }, hexToBytes(sig.signature))).toBe(true);
   }, 180_000);
+
+  it('a batch of MAX_ECDSA_PRESIGN_BATCH (64) fits the wire in two rounds; 65 is refused before any session', async () => {
+    const made = await presign(MAX_ECDSA_PRESIGN_BATCH);
+    expect(made[0]!.presignatures).toHaveLength(MAX_ECDSA_PRESIGN_BATCH);
+    expect(new Set(made[0]!.presignatures.map((p) => p.id)).size).toBe(MAX_ECDSA_PRESIGN_BATCH);
+    expect(made[1]!.presignatures).toEqual(made[0]!.presignatures);
+    const tooMany = await rejectionOf(tc.client(1).ecdsaPresignatures(keyId, { sessionId: newSessionId(), players, count: MAX_ECDSA_PRESIGN_BATCH + 1 }));
+    expect(tooMany.status).toBe(400);
+  }, 240_000);
 
   it('a presignature id is used once: a second request is refused, and of two concurrent requests exactly one succeeds', async () => {
     const [made] = await presign(2);
