@@ -21,7 +21,8 @@
  *   in a group of odd prime order with k != 0 and Y != 0. Degenerate inputs are answered before:
  *   k = 0 or P = identity give the identity, P = G gives k·G, P = -G gives -(k·G) (then P + G and
  *   Y + k·G are never the identity, since k·P = ±k·G only when P = ±G). If OpenSSL's answers ever
- *   fail to single out one candidate (a fault), noble's ladder computes the product instead.
+ *   fail to single out one candidate, or its x is no curve point's (a fault), noble's ladder computes
+ *   the product instead.
  * - msm (public inputs, variable time allowed): each term k_i·P_i as above, summed with noble; at
  *   ~0.3 ms per term this is cheaper than noble's Pippenger (~0.5 ms per term up to 30 terms here)
  *   for the sizes the protocols use; above MSM_NOBLE_FROM terms, noble's msm.
@@ -112,9 +113,15 @@ export function nodeP256Group(nodeCrypto: NodeCryptoEcdh, reference: Group): Gro
     compressed.set(xKP, 1);
     let even: Buffer | undefined;
     try {
-      // Y = (x, even y): OpenSSL's point decompression (SEC 1 v2 §2.3.4), parsed (on-curve) by noble.
-      even = nodeCrypto.ECDH.convertKey(compressed, OPENSSL_CURVE, undefined, undefined, 'uncompressed') as Buffer;
-      const Y = Curve.fromBytes(even);
+      let Y: WPoint;
+      try {
+        // Y = (x, even y): OpenSSL's point decompression (SEC 1 v2 §2.3.4), parsed (on-curve) by noble.
+        even = nodeCrypto.ECDH.convertKey(compressed, OPENSSL_CURVE, undefined, undefined, 'uncompressed') as Buffer;
+        Y = Curve.fromBytes(even);
+      } catch {
+        // x(k·P) is not the x of a curve point: a fault (see below).
+        return P.multiply(n);
+      }
       const negY = Y.negate();
       // Both candidates, both compared, always: x(C) = x3 <=> C.X = x3·C.Z (projective, C != identity).
       const x3 = bytesToNumberBE(xKPG);

@@ -179,10 +179,10 @@ describe('hashToScalar with an injected hash is byte-identical to noble', () => 
   it('every backend that loads here: hashToScalar equals the noble group', () => {
     const native = chooseGroupBackends({ prefer: 'native', warn: () => undefined });
     const wasm = chooseGroupBackends({ prefer: 'wasm', warn: () => undefined });
-    const groups = [native.groups.edwards25519, native.groups.secp256k1, wasm.groups.secp256k1];
-    expect(groups.map((g) => g.backend)).toEqual(['sodium-native', 'libsecp256k1 (native)', 'tiny-secp256k1 (WASM)']);
+    const groups = [native.groups.edwards25519, native.groups.secp256k1, wasm.groups.secp256k1, native.groups['P-256']];
+    expect(groups.map((g) => g.backend)).toEqual(['sodium-native', 'libsecp256k1 (native)', 'tiny-secp256k1 (WASM)', 'node:crypto (OpenSSL)']);
     for (const g of groups) {
-      const ref = NOBLE_GROUPS[g.name as 'edwards25519' | 'secp256k1'];
+      const ref = NOBLE_GROUPS[g.name as 'edwards25519' | 'secp256k1' | 'P-256'];
       for (const [dst, msg] of inputs()) expect(g.hashToScalar(dst, msg)).toBe(ref.hashToScalar(dst, msg));
     }
   });
