@@ -20,6 +20,15 @@ import { MAX_ECDSA_PRESIGN_BATCH, type EcdsaPresignaturesResponse, type EcdsaSig
 import { combineEcdsaPresigned } from '../../sdk/ecdsa-presign.js';
 import { newSessionId } from '../../sdk/client.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { ECDSA_SECP256K1 } from '../../core/suites.js';
+import { split } from '../../core/shamir.js';
+import type { KeyShare } from '../../core/types.js';
+import type { Presignature } from '../../core/ecdsa/dkls23.js';
+import { ecdsaPresign, ecdsaPresignSessionIds, ecdsaPresignatureIds, ecdsaRound1, ecdsaRound2, ecdsaRound3 } from '../../core/ecdsa/session.js';
+import { ecdsaSigningKey, wipeEcdsaSigningKey } from '../../core/ecdsa/setup.js';
+import { EcdsaPresignPools, type EcdsaPresignScope } from '../../node/presign/ecdsa-pools.js';
+import { withPairwiseSetup } from '../helpers/ecdsa.js';
 
 function nodeKey(compressed: Uint8Array): KeyObject {
   const raw = secp256k1.Point.fromBytes(compressed).toBytes(false);
@@ -179,4 +188,87 @@ describe('threshold ECDSA presignatures on a 2-of-3 cluster', () => {
     // The SDK forgot the signer set's presignatures after the refusal.
     expect(tc.cluster.ecdsaPresignaturesCached(keyId, players)).toBe(0);
   }, 240_000);
+});
+
+/** Signers 1 and 2 of a 2-of-3 secp256k1 key make `count` presignatures in process (the rounds runEcdsaPresign runs). */
+function presignInProcess(keys: readonly KeyShare[], count: number): { ids: Uint8Array[]; bySigner: Map<number, Presignature[]> } {
+  const signers = [1, 2];
+  const session = randomBytes(16);
+  const runId = randomBytes(32);
+  const sids = ecdsaPresignSessionIds(session, runId, count);
+  const sk = new Map(signers.map((i) => [i, ecdsaSigningKey('secp256k1', keys[i - 1]!)]));
+  try {
+    const bySigner = new Map<number, Presignature[]>(signers.map((i) => [i, []]));
+    for (const sid of sids) {
+      const r1 = new Map(signers.map((i) => [i, ecdsaRound1(sk.get(i)!, sid, signers)]));
+      const r2 = new Map(signers.map((i) => [i, ecdsaRound2(r1.get(i)!.state, new Map(signers.filter((j) => j !== i).map((j) => [j, r1.get(j)!.out.get(i)!])))]));
+      for (const i of signers) bySigner.get(i)!.push(ecdsaPresign(r2.get(i)!.state, new Map(signers.filter((j) => j !== i).map((j) => [j, r2.get(j)!.out.get(i)!]))));
+    }
+    return { ids: ecdsaPresignatureIds(session, runId, count), bySigner };
+  } finally {
+    for (const k of sk.values()) wipeEcdsaSigningKey(k);
+  }
+}
+
+describe('ECDSA presignature pools in process (node/presign/ecdsa-pools.ts)', () => {
+  const { group } = ECDSA_SECP256K1;
+  const x = group.randomScalar();
+  const { shares } = split(group, x, 2, 3);
+  const publicKey = {
+    suite: ECDSA_SECP256K1.id,
+    threshold: 2,
+    parties: 3,
+    epoch: 0,
+    commitments: [group.pointToBytes(group.mulBase(x))],
+    verifyingShares: shares.map((v) => group.pointToBytes(group.mulBase(v))),
+  };
+  const keys = withPairwiseSetup('ecdsa-secp256k1', shares.map((v, k) => ({ publicKey, secret: { suite: ECDSA_SECP256K1.id, index: k + 1, epoch: 0, value: group.scalarToBytes(v) } })));
+  const scope: EcdsaPresignScope = { tenant: 'default', keyId: 'k', version: 1, epoch: 0, players: [1, 2] };
+
+  it('take deletes before use (a second take is refused); invalidation wipes every entry and refuses a run that overlapped it', () => {
+    const pools = new EcdsaPresignPools({ node: 1 });
+    const gen = pools.generation('default', 'k');
+    const { ids, bySigner } = presignInProcess(keys, 3);
+    pools.add(scope, gen, ids.map((id, k) => ({ id, presig: bySigner.get(1)![k]! })));
+    expect(pools.size(scope)).toBe(3);
+    // Wrong signer set, epoch, version: refused, nothing consumed.
+    for (const other of [{ ...scope, players: [1, 3] }, { ...scope, epoch: 1 }, { ...scope, version: 2 }]) {
+      expect(() => pools.check(other, ids[0]!)).toThrow(/PRESIGNATURE_UNAVAILABLE|not for|epoch|signers/);
+      expect(() => pools.take(other, ids[0]!)).toThrow();
+    }
+    expect(pools.size(scope)).toBe(3);
+    const taken = pools.take(scope, ids[0]!);
+    expect(pools.size(scope)).toBe(2);
+    expect(() => pools.take(scope, ids[0]!)).toThrow();
+    ecdsaRound3(taken, sha256(new Uint8Array([1])));
+    expect(() => ecdsaRound3(taken, sha256(new Uint8Array([2])))).toThrow();
+    // The store's key-change hook: every entry of the key wiped and gone.
+    const probe = pools.wipeProbe('default', 'k');
+    expect(probe.count).toBe(6);
+    pools.invalidate('default', 'k');
+    expect(probe.allZero()).toBe(true);
+    expect(pools.size(scope)).toBe(0);
+    expect(() => pools.take(scope, ids[1]!)).toThrow();
+    // A presigning run that began before the change (the old generation): its presignatures are wiped, not kept.
+    const late = presignInProcess(keys, 1);
+    const presig = late.bySigner.get(1)![0]!;
+    expect(() => pools.add(scope, gen, [{ id: late.ids[0]!, presig }])).toThrow(/changed/);
+    expect(presig.phi.every((b) => b === 0) && presig.u.every((b) => b === 0) && presig.v.every((b) => b === 0)).toBe(true);
+    expect(pools.size(scope)).toBe(0);
+  }, 120_000);
+
+  it('caps: adding beyond the per-pool cap drops (and wipes) the oldest entries', () => {
+    const pools = new EcdsaPresignPools({ node: 1, maxPerPool: 2, maxTotal: 2 });
+    const { ids, bySigner } = presignInProcess(keys, 3);
+    const mine = bySigner.get(1)!;
+    pools.add(scope, 0, [{ id: ids[0]!, presig: mine[0]! }, { id: ids[1]!, presig: mine[1]! }]);
+    pools.add(scope, 0, [{ id: ids[2]!, presig: mine[2]! }]);
+    expect(pools.size(scope)).toBe(2);
+    expect(() => pools.check(scope, ids[0]!)).toThrow();
+    expect(mine[0]!.phi.every((b) => b === 0)).toBe(true);
+    pools.check(scope, ids[1]!);
+    pools.check(scope, ids[2]!);
+    pools.close();
+    expect(mine[2]!.u.every((b) => b === 0)).toBe(true);
+  }, 120_000);
 });
