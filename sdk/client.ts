@@ -85,6 +85,9 @@ export { verifyAuditLog, type AuditExport, type AuditVerification } from '../cor
 export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
 // One-round signing from presignatures (sdk/presign.ts): operators with separate SDKs combine their nodes' shares.
 export { combineSignatureShares, type PresignOptions, type PresignStats, type SignatureShareJson, type VerifiedPresignBatch } from './presign.js';
+// Threshold ECDSA one-round signing from DKLs23 presignatures (sdk/ecdsa-presign.ts).
+export { checkEcdsaPresignAnswers, combineEcdsaPresigned } from './ecdsa-presign.js';
+export type { EcdsaPresignatureJson, EcdsaPresignaturesRequest, EcdsaPresignaturesResponse, EcdsaSignShareRequest, EcdsaSignShareResponse } from '../contract/http.js';
 export type { PresignedCommitmentJson, SignBatchRequest, SignBatchResponse, SignShareRequest, SignShareResponse } from '../contract/http.js';
 
 /** Lifecycle states of a key version (core/lifecycle.ts). */
@@ -1214,15 +1217,16 @@ export class Cluster {
   }
 
   /**
-   * Threshold ECDSA: make `count` presignatures among `players` in sessions of at most
-   * MAX_ECDSA_PRESIGN_BATCH each (every player's node is asked; the answers must list the same ids and
-   * R), and cache them. Returns how many the cache holds for this signer set.
+   * Threshold ECDSA: make presignatures among `players` until the cache holds `count` for this signer
+   * set, in sessions of at most MAX_ECDSA_PRESIGN_BATCH each (every player's node is asked; the answers
+   * must list the same ids and R). Returns how many the cache holds for this signer set.
    */
   private async warmEcdsaPresignatures(keyId: string, info: KeyInfo, players: readonly number[], count: number): Promise<number> {
     const sorted = [...players].sort((a, b) => a - b);
     let version = info.version;
     let epoch = info.epoch;
-    for (let left = count; left > 0; left -= MAX_ECDSA_PRESIGN_BATCH) {
+    // As for FROST: enough for `count` signatures; only what the cache lacks is made.
+    for (let left = count - this.ecdsaPresignatures.size(keyId, version, epoch, sorted); left > 0; left -= MAX_ECDSA_PRESIGN_BATCH) {
       const n = Math.min(left, MAX_ECDSA_PRESIGN_BATCH);
       const req: EcdsaPresignaturesRequest = { sessionId: newSessionId(), players: sorted, count: n, version: info.version };
       const settled = await Promise.allSettled(sorted.map((i) => this.node(i).ecdsaPresignatures(keyId, req)));

@@ -21,8 +21,8 @@ import { isTesseraError } from '../core/errors.js';
 import { getEcdsaSuite } from '../core/suites.js';
 import { TesseraClientError } from './http.js';
 
-/** Default most presignatures cached per (key version, epoch, signer set). */
-export const DEFAULT_ECDSA_PRESIGN_CACHE = 256;
+/** Default most presignatures cached per (key version, epoch, signer set): the nodes' per-pool cap (node/presign/ecdsa-pools.ts). */
+export const DEFAULT_ECDSA_PRESIGN_CACHE = 1024;
 
 const scopeOf = (keyId: string, version: number, epoch: number, players: readonly number[]) =>
   JSON.stringify([keyId, version, epoch, [...players].sort((a, b) => a - b)]);
