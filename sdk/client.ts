@@ -1347,9 +1347,6 @@ export class Cluster {
     const ecdsa = isEcdsaKey(key, o.prehashed);
     // Presignatures are FROST's (core/presign.ts): a threshold ECDSA key signs in its session.
     const list = !ecdsa && this.presignOn(o.presigned) ? this.presigner.cache.take(o.keyId, key.version, key.epoch, players, 1)[0] : undefined;
-    // Threshold ECDSA: a cached DKLs23 presignature of exactly these players (not for child keys).
-    const ecdsaPresig: EcdsaPresignatureJson | undefined =
-      ecdsa && path === undefined && this.presignOn(o.presigned) ? this.ecdsaPresignatures.take(o.keyId, key.version, key.epoch, players) : undefined;
     const request: Extract<SessionRequest, { operation: 'sign' }> = {
       operation: 'sign',
       sessionId: newSessionId(),
@@ -1363,6 +1360,10 @@ export class Cluster {
     };
     // Every operator approves every signature, before any node is asked.
     await Promise.all(players.map((i) => this.node(i).authorize(request)));
+    // Threshold ECDSA: a cached DKLs23 presignature of exactly these players (not for child keys), taken
+    // once every operator approved (a refusal leaves it cached: no node was asked).
+    const ecdsaPresig: EcdsaPresignatureJson | undefined =
+      ecdsa && path === undefined && this.presignOn(o.presigned) ? this.ecdsaPresignatures.take(o.keyId, key.version, key.epoch, players) : undefined;
     try {
       if (ecdsaPresig) {
         const req: EcdsaSignShareRequest = {

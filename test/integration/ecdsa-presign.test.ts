@@ -9,6 +9,7 @@
  *   and of two concurrent requests for the same id exactly one succeeds;
  * - a wrong signer set or epoch is refused before anything is consumed (the id then still signs);
  * - a refused presignature makes the SDK fall back to the two-round session (path 'two-round');
+ * - every operator's hook sees each presigned signature's message; its refusal is the answer;
  * - a refresh drops every presignature of the key (the old ids are refused; the SDK still signs);
  * - a restarted node holds no presignature (pools are in memory only); the SDK falls back and signs.
  */
@@ -152,6 +153,27 @@ describe('threshold ECDSA presignatures on a 2-of-3 cluster', () => {
     const r = await tc.cluster.sign({ keyId, message, players });
     expect(r.path).toBe('two-round');
     expect(nodeVerify('sha256', message, { key: nodeKey(hexToBytes(key.publicKey)), dsaEncoding: 'ieee-p1363' }, hexToBytes(r.signature))).toBe(true);
+  }, 180_000);
+
+  it("every operator's hook sees the message of a presigned signature; a refusal is the answer (no fallback) and consumes nothing", async () => {
+    const seen: { message: string; players: number[] }[] = [];
+    const refused = bytesToHex(message32('refused by operator 2'));
+    const hooked = tc.withHooks({
+      2: (r) => {
+        if (r.operation === 'sign') seen.push({ message: r.message, players: r.players });
+        return !(r.operation === 'sign' && r.message === refused);
+      },
+    });
+    expect(await hooked.warmPresignatures(keyId, 1, { players })).toBe(1);
+    const denied = await rejectionOf(hooked.sign({ keyId, message: hexToBytes(refused), players }));
+    expect(denied.code).toBe('POLICY_DENIED');
+    expect(seen.map((s) => s.message)).toEqual([refused]);
+    // No node was asked: the presignature is still cached, and signs the next approved message in one round.
+    expect(hooked.ecdsaPresignaturesCached(keyId, players)).toBe(1);
+    const ok = message32('approved by operator 2');
+    const r = await hooked.sign({ keyId, message: ok, players });
+    expect(r.path).toBe('presigned');
+    expect(seen.at(-1)).toEqual({ message: bytesToHex(ok), players });
   }, 180_000);
 
   it('a refresh drops every presignature of the key: old ids are refused, the SDK signs through the session', async () => {
