@@ -18,8 +18,8 @@ import { bytesToHex, hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, startT
 const BACKEND_OF_NODE: Record<number, string> = { 1: 'noble', 2: 'native', 3: 'wasm' };
 const EXPECTED: Record<number, Record<string, string>> = {
   1: { edwards25519: 'noble', secp256k1: 'noble', 'P-256': 'noble' },
-  2: { edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'noble' },
-  3: { edwards25519: 'noble', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'noble' },
+  2: { edwards25519: 'sodium-native', secp256k1: 'libsecp256k1 (native)', 'P-256': 'node:crypto (OpenSSL)' },
+  3: { edwards25519: 'noble', secp256k1: 'tiny-secp256k1 (WASM)', 'P-256': 'node:crypto (OpenSSL)' },
 };
 const PAIRS = [
   [1, 2],
