@@ -9,9 +9,10 @@
  * Scalars, decoding, addition, hash-to-scalar: the reference (noble) group's, unchanged.
  *
  * - mulBase(k): ECDH.setPrivateKey(k) makes OpenSSL compute the public key k·G (EC_POINT_mul with the
- *   generator's precomputed table; on x86-64 ecp_nistz256, otherwise the Montgomery ladder: both
- *   constant time in k), read back uncompressed (SEC 1 v2 §2.3.3) and parsed by noble.
- * - mulPoint(P, k): ECDH.computeSecret(P) is the ECDH primitive of SEC 1 v2 §3.3.1 (RFC 5903 §9: the
+ *   generator's precomputed table: ecp_nistz256 where OpenSSL has it for the CPU, as on x86-64 and
+ *   arm64 with Node's bundled OpenSSL, otherwise its generic Montgomery ladder; both constant time in
+ *   k), read back uncompressed (SEC 1 v2 §2.3.3) and parsed (on-curve check) by noble.
+ * - mulPoint(P, k): ECDH.computeSecret(P) is the ECDH primitive of SEC 1 v2 §3.3.1 (RFC 5903 §7: the
  *   shared secret is the x-coordinate only), i.e. x(k·P), computed by OpenSSL's EC_POINT_mul (constant
  *   time in k, as above). The y of k·P is one of the two roots of the curve equation at that x; with
  *   Y = (x, even y) (OpenSSL decompresses 02 || x, SEC 1 v2 §2.3.4), k·P is Y or -Y, and
