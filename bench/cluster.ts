@@ -216,8 +216,8 @@ const TWO_ROUND: SignPath = {
 };
 
 const SIGN_PATHS: readonly SignPath[] = [PRESIGNED, TWO_ROUND];
-/** Threshold ECDSA keys sign by DKLs23's session (presignatures are FROST's). */
-const ECDSA_SIGN_PATHS: readonly SignPath[] = [TWO_ROUND];
+/** Threshold ECDSA keys: DKLs23 presignatures (one round online) and the three-round session. */
+const ECDSA_SIGN_PATHS: readonly SignPath[] = [PRESIGNED, TWO_ROUND];
 export const ECDSA_BENCH_SUITES = ['ecdsa-secp256k1', 'ecdsa-p256'] as const;
 
 /** At most this many presignatures are fetched before a presigned row (the SDK refills in the background). */

@@ -202,7 +202,7 @@ function computeSection(b: ReturnType<typeof budgets>): Section {
     note:
       'Both signers\' work summed, one process (on a cluster they run in parallel). Each signature = 2 F_RVOLE multiplications (one per ordered pair).\n' +
       'Published anchors: the DKLs23 paper reports a little over 3 ms for two parties (native code); cb-mpc\'s ECDSA-2PC sign is ~73 ms of CPU.\n' +
-      'P-256 points are noble\'s (no native P-256 group backend yet): its presign row is mostly the two constant-time χ·R_j, χ·pk_j multiplications per signer.',
+      'P-256 point multiplications run on the node:crypto (OpenSSL) backend when installed (core/backends/p256-node.ts); its presign row is mostly the two χ·R_j, χ·pk_j multiplications per signer.',
     rows,
   };
 }

@@ -62,6 +62,13 @@ export function issueTargets(core: readonly Section[], f: ClusterFigures | undef
     out.push(judge(`${suite} 2-of-3 end to end, c=1 p50${label}`, '<= 5 ms', p?.c1?.stats.medianMs, (v) => v <= 5, (v) => `${fmtMs(v)} ms`, failedOf(p?.c1)));
     out.push(judge(`${suite} 2-of-3 end to end, c=16 throughput${label}`, '>= 300 sig/s', p?.c16?.stats.opsPerSec, (v) => v >= 300, (v) => `${fmtOps(v)} sig/s`, failedOf(p?.c16)));
   }
+  // Issue 12: threshold ECDSA end to end (presigned when that row exists: one round online).
+  for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256']) {
+    const p = f ? defaultPath(f.signing, suite) : undefined;
+    const label = p ? ` (${p.path})` : '';
+    out.push(judge(`issue 12: ${suite} 2-of-3 end to end, c=1 p50${label}`, '<= 10 ms', p?.c1?.stats.medianMs, (v) => v <= 10, (v) => `${fmtMs(v)} ms`, failedOf(p?.c1)));
+    out.push(judge(`issue 12: ${suite} 2-of-3 end to end, c=16 throughput${label}`, '>= 100 sig/s', p?.c16?.stats.opsPerSec, (v) => v >= 100, (v) => `${fmtOps(v)} sig/s`, failedOf(p?.c16)));
+  }
   const many = f?.signMany ?? [];
   if (many.length === 0) out.push(judge('signMany, 64 messages per request', '>= 1,000 sig/s', undefined, () => false, String, 0));
   for (const m of many) {

@@ -279,6 +279,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     async close() {
       await app.close();
       presign.close(); // stops refills and wipes every nonce
+      service.ecdsaPresign.close(); // wipes every ECDSA presignature
       pairKeys.close(); // wipes every period and pair key
       await link.close();
       await scheduler.stop();
