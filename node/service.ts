@@ -495,12 +495,16 @@ export class NodeService {
           throw new TesseraError(ErrorCode.BadParameters, `count: expected an integer from 1 to ${MAX_ECDSA_PRESIGN_BATCH}`);
         }
         const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
+        // No presigning with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
+        await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         // Read before the session: a change of the key while it runs makes add() refuse its presignatures.
         return { version: rec.version, params, generation: this.ecdsaPresign.generation(p.tenant, keyId) };
       },
       async ({ version, params, generation }) => {
         const made = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, version) }, async (ctx, key) => {
-          const presigs = await runEcdsaPresign(ctx, key!, req.count);
+          const presigs = await runEcdsaPresign(ctx, key!, req.count, {
+            onSetupCheckFailed: (peers) => burnedSetups(this.o.store).burn({ tenant: p.tenant, keyId, version, epoch: key!.publicKey.epoch }, peers, toHex(session)),
+          });
           const ids = ecdsaPresignatureIds(ctx.session, ctx.runId, req.count);
           const scope: EcdsaPresignScope = { tenant: p.tenant, keyId, version, epoch: key!.publicKey.epoch, players: params.players };
           const list = presigs.map((presig, k) => ({ id: toHex(ids[k]!), R: toHex(presig.R) }));

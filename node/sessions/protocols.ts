@@ -317,24 +317,32 @@ export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Ui
     const in3 = await receiveAll(ctx, 'ecdsa/round3', suite.id, limits);
     return ecdsaCombine(r3.state, in3, r3.broadcast);
   } catch (e) {
-    // A BAD_PROOF naming no one from round 2 or presign is a failed KOS15 or F_RVOLE check (the other
-    // BAD_PROOF there, a decommitment that does not open, names its author).
-    if (mulChecks && isTesseraError(e) && e.code === ErrorCode.BadProof && e.culprits.length === 0) {
-      await hooks.onSetupCheckFailed?.(ctx.players.filter((p) => p !== ctx.self), e);
-    }
-    // core/ecdsa reports some failed checks of its own (Γ consistency, the round-1 echo, R = identity) as
-    // SESSION_ABORTED, the code the engine keeps for an abort it heard from the link and does not
-    // forward (engine.ts): re-coded here, so the peers learn of the failure at once instead of waiting
-    // out their receive timeout. The link's own aborts (SessionAbortedError) pass unchanged.
-    if (isTesseraError(e) && e.code === ErrorCode.SessionAborted && !isSessionAborted(e)) {
-      throw new TesseraError(ErrorCode.VerificationFailed, e.message, [...e.culprits]);
-    }
-    throw e;
+    throw await ecdsaFailure(ctx, e, mulChecks, hooks);
   } finally {
     // Consumed states are already wiped; discarding again is harmless.
     if (state) ecdsaDiscard(state);
     wipeEcdsaSigningKey(signingKey);
   }
+}
+
+/**
+ * What a failed DKLs23 signing or presigning run throws, for both drivers (one place):
+ * - a BAD_PROOF naming no one from round 2 or presign (`mulChecks`) is a failed KOS15 or F_RVOLE check
+ *   (the other BAD_PROOF there, a decommitment that does not open, names its author): the pairwise
+ *   setups with the peers are burned first (hooks.onSetupCheckFailed);
+ * - core/ecdsa reports some failed checks of its own (Γ consistency, the round-1 echo, R = identity) as
+ *   SESSION_ABORTED, the code the engine keeps for an abort it heard from the link and does not forward
+ *   (engine.ts): re-coded, so the peers learn of the failure at once instead of waiting out their
+ *   receive timeout. The link's own aborts (SessionAbortedError) pass unchanged.
+ */
+async function ecdsaFailure(ctx: DriverContext, e: unknown, mulChecks: boolean, hooks: EcdsaSignHooks): Promise<unknown> {
+  if (mulChecks && isTesseraError(e) && e.code === ErrorCode.BadProof && e.culprits.length === 0) {
+    await hooks.onSetupCheckFailed?.(ctx.players.filter((p) => p !== ctx.self), e);
+  }
+  if (isTesseraError(e) && e.code === ErrorCode.SessionAborted && !isSessionAborted(e)) {
+    return new TesseraError(ErrorCode.VerificationFailed, e.message, [...e.culprits]);
+  }
+  return e;
 }
 
 /**
@@ -344,12 +352,13 @@ export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Ui
  * carries every instance's message). Returns this player's presignatures, in instance order; each signs
  * exactly one digest (ecdsaRound3). On any failure every instance's state is wiped and nothing is returned.
  */
-export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: number): Promise<Presignature[]> {
+export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: number, hooks: EcdsaSignHooks = {}): Promise<Presignature[]> {
   const suite = getEcdsaSuite(key.publicKey.suite);
   const { threshold, parties } = key.publicKey;
   const limits = { threshold, parties };
   let signingKey: EcdsaSigningKey | undefined;
   const states: (EcdsaSession1 | EcdsaSession2 | Presignature)[] = [];
+  let mulChecks = false;
   const expectCount = (from: number, got: readonly unknown[], round: string) => {
     if (got.length !== count) throw new TesseraError(ErrorCode.BadMessage, `node ${from} sent ${got.length} ${round} instances, ${count} expected`);
   };
@@ -366,20 +375,26 @@ export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: 
     const in1 = await receiveAll(ctx, 'ecdsa/presign1', suite.id, limits);
     for (const [from, m] of in1) expectCount(from, m.instances, 'round-1');
     const out2 = new Map<number, EcdsaRound2Msg[]>([...out1.keys()].map((p) => [p, []]));
+    mulChecks = true; // KOS15's check (as Alice) runs in round 2
     for (let k = 0; k < count; k++) {
       const r2 = ecdsaRound2(states[k] as EcdsaSession1, new Map([...in1].map(([from, m]) => [from, m.instances[k]!])));
       states[k] = r2.state;
       for (const [to, m] of r2.out) out2.get(to)!.push(m);
     }
+    mulChecks = false;
     for (const [to, instances] of out2) send(ctx, to, 'ecdsa/presign2', suite.id, { instances });
     const in2 = await receiveAll(ctx, 'ecdsa/presign2', suite.id, limits);
     for (const [from, m] of in2) expectCount(from, m.instances, 'round-2');
+    mulChecks = true; // F_RVOLE's check (as Bob) runs in presign
     for (let k = 0; k < count; k++) {
       states[k] = ecdsaPresign(states[k] as EcdsaSession2, new Map([...in2].map(([from, m]) => [from, m.instances[k]!])));
     }
+    mulChecks = false;
     const made = [...states] as Presignature[];
     states.length = 0; // handed to the caller: not wiped here
     return made;
+  } catch (e) {
+    throw await ecdsaFailure(ctx, e, mulChecks, hooks);
   } finally {
     // A failed run: every instance's state is wiped (consumed ones are already; again is harmless).
     for (const st of states) ecdsaDiscard(st);

@@ -5,7 +5,7 @@
  * concurrent runs of 50 signatures.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEM_SUITES, SIGNING_SUITES, SUITE_IDS } from '../../core/suites.js';
+import { KEM_SUITES, SIGNING_SUITES, SUITE_IDS, type SuiteId } from '../../core/suites.js';
 import type { KeyInfo } from '../../contract/http.js';
 import { TesseraClientError, type Cluster } from '../../sdk/client.js';
 import {
@@ -21,18 +21,20 @@ import {
 } from '../helpers/cluster.js';
 
 /** The suite's standard public-key encoding: length and, for SEC1 encodings, the prefix byte. */
-const PUBLIC_KEY_FORMAT: Record<string, { length: number; prefixes?: number[] }> = {
+const PUBLIC_KEY_FORMAT: Record<SuiteId, { length: number; prefixes?: number[] }> = {
   ed25519: { length: 32 },
   'hpke-x25519': { length: 32 },
   secp256k1: { length: 33, prefixes: [0x02, 0x03] },
   p256: { length: 33, prefixes: [0x02, 0x03] },
   bip340: { length: 32 },
+  'ecdsa-secp256k1': { length: 33, prefixes: [0x02, 0x03] },
+  'ecdsa-p256': { length: 33, prefixes: [0x02, 0x03] },
   'hpke-p256': { length: 65, prefixes: [0x04] },
 };
 
 function expectStandardEncoding(key: KeyInfo): void {
   const pk = hexToBytes(key.publicKey);
-  const f = PUBLIC_KEY_FORMAT[key.suite]!;
+  const f = PUBLIC_KEY_FORMAT[key.suite as SuiteId];
   expect(pk.length, `${key.suite} public key length`).toBe(f.length);
   if (f.prefixes) expect(f.prefixes, `${key.suite} SEC1 prefix`).toContain(pk[0]);
 }

@@ -6,8 +6,8 @@ import { combine, split, verifyingSharesMatchGroupKey } from '../../core/shamir.
 import { TesseraError } from '../../core/errors.js';
 
 describe('suite registry', () => {
-  it('has the six suites and rejects unknown ids with a typed error', () => {
-    expect([...SUITE_IDS].sort()).toEqual(['bip340', 'ed25519', 'hpke-p256', 'hpke-x25519', 'p256', 'secp256k1']);
+  it('has the eight suites and rejects unknown ids with a typed error', () => {
+    expect([...SUITE_IDS].sort()).toEqual(['bip340', 'ecdsa-p256', 'ecdsa-secp256k1', 'ed25519', 'hpke-p256', 'hpke-x25519', 'p256', 'secp256k1']);
     expect(() => getSuite('rsa')).toThrow(TesseraError);
     expect(() => getKemSuite('ed25519')).toThrow(/cannot decapsulate/);
   });
