@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { Aes128Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
 import { verifySchnorr } from 'tiny-secp256k1';
-import { p256 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { nodePublicKey } from './ecdsa.js';
 import { AeadId, KdfId, createContext, type HpkeSuiteParams } from '../../core/hpke.js';
 import { getKemSuite, getSigningSuite } from '../../core/suites.js';
 import { Cluster, NodeClient, type ApproveHook } from '../../sdk/client.js';
@@ -187,10 +186,7 @@ export function verifySignature(suite: string, signature: Uint8Array, message: U
     case 'ecdsa-secp256k1':
     case 'ecdsa-p256': {
       // OpenSSL (node:crypto) over SHA-256 of the message, the compact (IEEE P1363) form.
-      const point = (suite === 'ecdsa-p256' ? p256 : secp256k1).Point.fromBytes(publicKey).toBytes(false);
-      const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-      const key = createPublicKey({ key: { kty: 'EC', crv: suite === 'ecdsa-p256' ? 'P-256' : 'secp256k1', x: b64(point.subarray(1, 33)), y: b64(point.subarray(33)) }, format: 'jwk' });
-      return nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, signature);
+      return nodeVerify('sha256', message, { key: nodePublicKey(suite, publicKey), dsaEncoding: 'ieee-p1363' }, signature);
     }
     default:
       throw new Error(`not a signing suite: ${suite}`);

@@ -108,19 +108,25 @@ export function subsets(n: number, k: number): number[][] {
 
 type Inbox = Map<number, Map<number, Uint8Array>>; // to -> from -> bytes
 
-function route(outs: Map<number, Map<number, Uint8Array>>): Inbox {
+/** A message in flight from `from` to `to` after setup round `round` (1..5); returns what is delivered. */
+export type SetupTamper = (round: number, from: number, to: number, b: Uint8Array) => Uint8Array;
+
+function route(outs: Map<number, Map<number, Uint8Array>>, round: number, tamper?: SetupTamper): Inbox {
   const inbox: Inbox = new Map();
   for (const [from, out] of outs) {
     for (const [to, b] of out) {
       if (!inbox.has(to)) inbox.set(to, new Map());
-      inbox.get(to)!.set(from, b);
+      inbox.get(to)!.set(from, tamper ? tamper(round, from, to, b) : b);
     }
   }
   return inbox;
 }
 
-/** The five pairwise-setup rounds among parties 1..n, as the node runs them after a DKG or refresh; party i's encoded setup at key i. */
-export function runPairwiseSetup(curve: EcdsaCurveName, n: number): Map<number, Uint8Array> {
+/**
+ * The five pairwise-setup rounds among parties 1..n, as the node runs them after a DKG or refresh;
+ * party i's encoded setup at key i. `tamper` may change any message in flight.
+ */
+export function runPairwiseSetup(curve: EcdsaCurveName, n: number, tamper?: SetupTamper): Map<number, Uint8Array> {
   const binding = setupBinding(curve, randomBytes(16), randomBytes(32));
   const parties = Array.from({ length: n }, (_, k) => k + 1);
   const states = new Map<number, SetupState>();
@@ -130,12 +136,12 @@ export function runPairwiseSetup(curve: EcdsaCurveName, n: number): Map<number, 
     states.set(i, r.state);
     outs.set(i, r.out);
   }
-  for (const step of [setupRound2, setupRound3, setupRound4, setupRound5]) {
-    const inbox = route(outs);
+  for (const [k, step] of [setupRound2, setupRound3, setupRound4, setupRound5].entries()) {
+    const inbox = route(outs, k + 1, tamper);
     outs = new Map();
     for (const i of parties) outs.set(i, step(states.get(i)!, inbox.get(i)!).out);
   }
-  const inbox = route(outs);
+  const inbox = route(outs, 5, tamper);
   return new Map(parties.map((i) => [i, encodePairwiseSetup(setupFinish(states.get(i)!, inbox.get(i)!))]));
 }
 

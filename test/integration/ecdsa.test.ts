@@ -13,16 +13,15 @@
  * - bad input: `prehashed` on a FROST key, a digest of the wrong length: clear errors, no session;
  * - the CLI: keygen, sign (compact, DER, recovery id), sign --prehashed, verify of both encodings.
  */
-import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { verify as nodeVerify } from 'node:crypto';
 import { HDKey } from '@scure/bip32';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { p256 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { recover as tinyRecover, verify as tinyVerify } from 'tiny-secp256k1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyInfo } from '../../sdk/client.js';
 import { tessera, type CliResult } from '../helpers/cli.js';
+import { expectStandardEcdsa, nodePublicKey } from '../helpers/ecdsa.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 function oneJsonObject(r: CliResult): Record<string, unknown> {
@@ -35,33 +34,6 @@ const SUBSETS = [
   [1, 3],
   [2, 3],
 ] as const;
-
-/** node:crypto's key object for a SEC 1 compressed public key of the curve (through a JWK). */
-function nodeKey(suite: string, compressed: Uint8Array): KeyObject {
-  const point = suite === 'ecdsa-p256' ? p256.Point.fromBytes(compressed) : secp256k1.Point.fromBytes(compressed);
-  const raw = point.toBytes(false);
-  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-  return createPublicKey({ key: { kty: 'EC', crv: suite === 'ecdsa-p256' ? 'P-256' : 'secp256k1', x: b64(raw.subarray(1, 33)), y: b64(raw.subarray(33)) }, format: 'jwk' });
-}
-
-/** Every check a standard verifier makes, for a signature over SHA-256(message). */
-function expectStandardEcdsa(suite: string, r: { signature: string; der?: string; recoveryId?: number }, message: Uint8Array, publicKey: string): void {
-  const key = nodeKey(suite, hexToBytes(publicKey));
-  const compact = hexToBytes(r.signature);
-  expect(compact.length).toBe(64);
-  expect(nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, compact)).toBe(true);
-  expect(nodeVerify('sha256', message, key, hexToBytes(r.der!))).toBe(true);
-  const n = suite === 'ecdsa-p256' ? p256.Point.CURVE().n : secp256k1.Point.CURVE().n;
-  expect(BigInt('0x' + r.signature.slice(64)) <= n >> 1n).toBe(true);
-  expect(r.recoveryId).toBeGreaterThanOrEqual(0);
-  expect(r.recoveryId).toBeLessThanOrEqual(3);
-  if (suite === 'ecdsa-secp256k1') {
-    const digest = sha256(message);
-    expect(tinyVerify(digest, hexToBytes(publicKey), compact, true)).toBe(true);
-    const recovered = tinyRecover(digest, compact, r.recoveryId as 0 | 1 | 2 | 3, true);
-    expect(recovered && bytesToHex(recovered)).toBe(publicKey);
-  }
-}
 
 describe('threshold ECDSA (DKLs23) on a 2-of-3 cluster', () => {
   let tc: TestCluster;
@@ -84,7 +56,7 @@ describe('threshold ECDSA (DKLs23) on a 2-of-3 cluster', () => {
     expect(keys['ecdsa-p256']!.chainCode).toBeUndefined();
   });
 
-  for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256']) {
+  for (const suite of ['ecdsa-secp256k1', 'ecdsa-p256'] as const) {
     it(`${suite}: every 2-subset signs; node:crypto${suite === 'ecdsa-secp256k1' ? ' and tiny-secp256k1 (with recovery)' : ''} verify`, async () => {
       for (const players of SUBSETS) {
         const message = message32(`${suite} ${players.join(',')}`);
@@ -155,7 +127,7 @@ describe('threshold ECDSA (DKLs23) on a 2-of-3 cluster', () => {
     const digest = sha256(message);
     const pre = oneJsonObject(await tessera(['sign', '--key-id', 'e-cli', '--message', bytesToHex(digest), '--prehashed', '--json'], env));
     // A signature over the digest itself equals (as a verifier sees it) one over SHA-256(message).
-    expect(nodeVerify('sha256', message, nodeKey('ecdsa-p256', hexToBytes(String(made.publicKey))), hexToBytes(String(pre.der)))).toBe(true);
+    expect(nodeVerify('sha256', message, nodePublicKey('ecdsa-p256', hexToBytes(String(made.publicKey))), hexToBytes(String(pre.der)))).toBe(true);
     const v = await tessera(['verify', '--key-id', 'e-cli', '--message', bytesToHex(digest), '--signature', String(pre.signature), '--prehashed', '--json'], env);
     expect(oneJsonObject(v).valid).toBe(true);
     const refused = await tessera(['sign', '--key-id', 'e-frost-p256', '--message', '00', '--prehashed', '--json'], env);

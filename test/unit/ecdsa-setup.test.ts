@@ -15,60 +15,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { describe, expect, it } from 'vitest';
 import { ecdsaCombine, ecdsaPresign, ecdsaRound1, ecdsaRound2, ecdsaRound3, ecdsaSessionId } from '../../core/ecdsa/session.js';
-import {
-  decodePairwiseSetup,
-  ecdsaSigningKey,
-  encodePairwiseSetup,
-  setupBinding,
-  setupFinish,
-  setupRound1,
-  setupRound2,
-  setupRound3,
-  setupRound4,
-  setupRound5,
-  wipeEcdsaSigningKey,
-  type SetupState,
-} from '../../core/ecdsa/setup.js';
+import { decodePairwiseSetup, ecdsaSigningKey, wipeEcdsaSigningKey } from '../../core/ecdsa/setup.js';
+import { runPairwiseSetup } from '../helpers/ecdsa.js';
 import type { EcdsaCurveName } from '../../core/ecdsa/signature.js';
 import { split } from '../../core/shamir.js';
 import { ECDSA_P256, ECDSA_SECP256K1 } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
-
-type Msgs = Map<number, Map<number, Uint8Array>>; // to -> from -> bytes
-
-/** Route every party's out-map (to -> bytes) into in-maps (from -> bytes), optionally tampering. */
-function route(outs: Map<number, Map<number, Uint8Array>>, tamper?: (from: number, to: number, b: Uint8Array) => Uint8Array): Msgs {
-  const inbox: Msgs = new Map();
-  for (const [from, out] of outs) {
-    for (const [to, b] of out) {
-      if (!inbox.has(to)) inbox.set(to, new Map());
-      inbox.get(to)!.set(from, tamper ? tamper(from, to, b) : b);
-    }
-  }
-  return inbox;
-}
-
-/** Run the five setup rounds among `n` parties; returns every party's encoded pairwise setup. */
-function runSetup(curve: EcdsaCurveName, n: number, tamper?: (round: number, from: number, to: number, b: Uint8Array) => Uint8Array): Map<number, Uint8Array> {
-  const binding = setupBinding(curve, randomBytes(16), randomBytes(32));
-  const parties = Array.from({ length: n }, (_, k) => k + 1);
-  const states = new Map<number, SetupState>();
-  let outs = new Map<number, Map<number, Uint8Array>>();
-  for (const i of parties) {
-    const r = setupRound1(curve, binding, i, parties.filter((j) => j !== i));
-    states.set(i, r.state);
-    outs.set(i, r.out);
-  }
-  const steps = [setupRound2, setupRound3, setupRound4, setupRound5];
-  for (let k = 0; k < steps.length; k++) {
-    const inbox = route(outs, tamper && ((f, t, b) => tamper(k + 1, f, t, b)));
-    outs = new Map();
-    for (const i of parties) outs.set(i, steps[k]!(states.get(i)!, inbox.get(i)!).out);
-  }
-  const inbox = route(outs, tamper && ((f, t, b) => tamper(5, f, t, b)));
-  return new Map(parties.map((i) => [i, encodePairwiseSetup(setupFinish(states.get(i)!, inbox.get(i)!))]));
-}
 
 function keyShares(curve: EcdsaCurveName, t: number, n: number, pairwise: Map<number, Uint8Array>): KeyShare[] {
   const suite = curve === 'P-256' ? ECDSA_P256 : ECDSA_SECP256K1;
@@ -125,7 +78,7 @@ function nodeKey(curve: EcdsaCurveName, compressed: Uint8Array) {
 describe('ECDSA pairwise setup and signing session', () => {
   for (const curve of ['secp256k1', 'P-256'] as const) {
     it(`${curve}: three parties set up; the stored setups sign on every 2-subset; node:crypto verifies`, () => {
-      const pairwise = runSetup(curve, 3);
+      const pairwise = runPairwiseSetup(curve, 3);
       const keys = keyShares(curve, 2, 3, pairwise);
       const message = randomBytes(40);
       for (const signers of [[1, 2], [1, 3], [2, 3]]) {
@@ -138,7 +91,7 @@ describe('ECDSA pairwise setup and signing session', () => {
   }
 
   it('the stored encoding is strict: peer count, trailing bytes, curve', () => {
-    const pairwise = runSetup('secp256k1', 3);
+    const pairwise = runPairwiseSetup('secp256k1', 3);
     const mine = pairwise.get(1)!;
     expect(decodePairwiseSetup(mine, 'secp256k1', 1, 3).alice.size).toBe(2);
     const code = (f: () => unknown) => {
@@ -156,7 +109,7 @@ describe('ECDSA pairwise setup and signing session', () => {
   }, 60_000);
 
   it('a signer that sends different commitments to different signers makes the others abort at the echo, naming no one', () => {
-    const keys = keyShares('secp256k1', 3, 3, runSetup('secp256k1', 3));
+    const keys = keyShares('secp256k1', 3, 3, runPairwiseSetup('secp256k1', 3));
     const { errors } = sign('secp256k1', keys, [1, 2, 3], sha256(randomBytes(8)), 3);
     expect(errors.size).toBeGreaterThan(0);
     for (const e of errors.values()) {
@@ -168,7 +121,7 @@ describe('ECDSA pairwise setup and signing session', () => {
   it('a changed setup message makes the setup fail, naming no one', () => {
     let thrown: unknown;
     try {
-      runSetup('P-256', 2, (round, from, _to, b) => (round === 4 && from === 1 ? Uint8Array.from(b, (x, k) => (k === 40 ? x ^ 1 : x)) : b));
+      runPairwiseSetup('P-256', 2, (round, from, _to, b) => (round === 4 && from === 1 ? Uint8Array.from(b, (x, k) => (k === 40 ? x ^ 1 : x)) : b));
     } catch (e) {
       thrown = e;
     }
