@@ -12,13 +12,23 @@ export interface PublicKeyPackage {
   readonly suite: SuiteId;
   /** t: how many parties are needed. */
   readonly threshold: number;
-  /** n: how many parties hold shares. */
+  /** n: how many parties hold shares (= the length of `indices` when that is given). */
   readonly parties: number;
+  /**
+   * The party identifiers (node indices, RFC 9591 identifiers) that hold shares, strictly ascending,
+   * each 1..255. Absent means 1..parties: every key dealt before resharing (issue 13), and every key
+   * whose committee is exactly that. A reshare may move a key to any committee (e.g. nodes 1,2,4,5),
+   * so a share's x-coordinate is always its holder's node index. core/committee.ts reads it.
+   */
+  readonly indices?: readonly number[];
   /** Incremented by every refresh; shares and packages of different epochs never combine. */
   readonly epoch: number;
   /** Feldman commitments to the shared polynomial, canonical element encodings; [0] is the group key. */
   readonly commitments: readonly Uint8Array[];
-  /** verifyingShares[i - 1] = share_i · G for party i, canonical element encodings. */
+  /**
+   * share_i · G for every party i, canonical element encodings, in the order of partyIndices(pkg)
+   * (core/committee.ts verifyingShareOf): verifyingShares[k] belongs to party partyIndices(pkg)[k].
+   */
   readonly verifyingShares: readonly Uint8Array[];
 }
 
