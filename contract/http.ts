@@ -446,6 +446,52 @@ export interface RepairResponse {
   version: number;
   outcome: 'committed' | 'already-committed';
 }
+/**
+ * Reshare a key version to a new committee (issue 13): dealers of the old committee deal sub-shares of
+ * their shares to `nodes` under threshold `threshold`; the public key is unchanged. Every player
+ * (dealers ∪ nodes) is asked with the same request; a node in `nodes` that holds no record of the key
+ * yet joins as a receiver.
+ */
+export interface ReshareRequest {
+  sessionId: string;
+  /** The version to reshare; default the newest active one. */
+  version?: number;
+  /** The new threshold t'. */
+  threshold: number;
+  /** The new committee: the node indices that will hold shares, ascending. */
+  nodes: number[];
+  /** The old holders that deal (at least the old threshold of them), ascending. */
+  dealers: number[];
+  /** Hex of core/commit.ts publicPackageDigest of the committed old package: every player reshares the same key state. */
+  oldPackageDigest: string;
+}
+export interface ReshareResponse {
+  keyId: string;
+  version: number;
+  /** The node that answers. */
+  node: number;
+  /** The new epoch (old epoch + 1). */
+  epoch: number;
+  threshold: number;
+  /** The new committee. */
+  indices: number[];
+  /** The new public package (same group key). */
+  publicPackage: PublicKeyPackageJson;
+  /** The reshare's commit certificate, hex of core/commit.ts encodeCertificate: what a handoff hands on. */
+  certificate: string;
+  role: 'dealer' | 'receiver' | 'dealer+receiver';
+}
+/** After a reshare: an old holder that was not in the session is handed the certificate and the new package, and erases its share. */
+export interface ReshareHandoffRequest {
+  certificate: string;
+  publicPackage: PublicKeyPackageJson;
+}
+export interface ReshareHandoffResponse {
+  keyId: string;
+  version: number;
+  node: number;
+  outcome: 'erased' | 'already-committed' | 'not-a-holder';
+}
 export interface RefreshRequest {
   sessionId: string;
   version?: number;
@@ -585,6 +631,31 @@ const bundleSchema = {
 
 const keyParams = { type: 'object', required: ['keyId'], properties: { keyId: id }, additionalProperties: false } as const;
 const epochSchema = { type: 'integer', minimum: 0, maximum: MAX_VERSION, description: `a key epoch, an integer from 0 to ${MAX_VERSION}` } as const;
+/**
+ * A committee or dealer set in a request: 2..255 distinct node indices (a threshold is at least 2).
+ * Ascending order and threshold <= size are checked by the node (core/committee.ts checkCommittee).
+ */
+const committee = (what: string) =>
+  ({ type: 'array', items: index, minItems: 2, maxItems: 255, uniqueItems: true, description: `${what}: a list of 2 to 255 distinct node indexes` }) as const;
+/**
+ * A public key package given in a request (reshare handoff): shape and bounds only; the node checks the
+ * points and that it is the package the certificate commits.
+ */
+const publicPackageInputSchema = {
+  type: 'object',
+  required: ['suite', 'threshold', 'parties', 'epoch', 'commitments', 'verifyingShares'],
+  properties: {
+    suite,
+    threshold,
+    parties: { type: 'integer', minimum: 2, maximum: 255, description: 'a party count, an integer from 2 to 255' },
+    epoch: epochSchema,
+    commitments: pointList,
+    verifyingShares: pointList,
+    indices: committee('the committee'),
+  },
+  additionalProperties: false,
+} as const;
+
 /** A presigned commitment list entry (contract PresignedCommitmentJson); points are checked by the node, not here. */
 const presignedCommitment = {
   type: 'object',
@@ -948,6 +1019,66 @@ export const ROUTES = {
         type: 'object',
         required: ['keyId', 'version', 'epoch'],
         properties: { keyId: id, version, epoch: { type: 'integer' } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /**
+   * Reshare a key version to a new committee and threshold (issue 13): a session of the dealers and the
+   * new committee; every player's SDK asks its own node. Committed with every player's vote.
+   */
+  reshare: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/reshare',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['sessionId', 'threshold', 'nodes', 'dealers', 'oldPackageDigest'],
+        properties: {
+          sessionId,
+          version,
+          threshold,
+          nodes: committee('the new committee'),
+          dealers: committee('the dealers'),
+          oldPackageDigest: hex(32, 32),
+        },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'node', 'epoch', 'threshold', 'indices', 'publicPackage', 'certificate', 'role'],
+        properties: {
+          keyId: id,
+          version,
+          node: index,
+          epoch: { type: 'integer' },
+          threshold: { type: 'integer' },
+          indices: { type: 'array', items: index },
+          publicPackage: publicPackageSchema,
+          certificate: { type: 'string' },
+          role: { type: 'string', enum: ['dealer', 'receiver', 'dealer+receiver'] },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** After a reshare, an old holder that was not a player: verify the certificate, commit the new package (erase the old share). */
+  reshareHandoff: {
+    method: 'POST',
+    url: '/v1/keys/:keyId/reshare/handoff',
+    schema: {
+      params: keyParams,
+      body: {
+        type: 'object',
+        required: ['certificate', 'publicPackage'],
+        properties: { certificate: hex(1, 1 << 20), publicPackage: publicPackageInputSchema },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['keyId', 'version', 'node', 'outcome'],
+        properties: { keyId: id, version, node: index, outcome: { type: 'string', enum: ['erased', 'already-committed', 'not-a-holder'] } },
         additionalProperties: false,
       }),
     },
