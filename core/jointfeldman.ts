@@ -500,7 +500,7 @@ function checkSenders<M>(ctx: Context, msgs: unknown, what: string): Map<number,
  * Throw `code` naming every culprit in `bad` (sender -> reason), if any. Only for faults shown by a
  * message the culprit signed (a signed message failing a public check), or a point-to-point share.
  */
-function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>, evidence: readonly EquivocationEvidence[] = []): void {
+export function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>, evidence: readonly EquivocationEvidence[] = []): void {
   if (bad.size === 0) return;
   throw new TesseraError(code, `${what}: ${describe(bad, 'party')}`, [...bad.keys()], evidence);
 }
@@ -510,7 +510,7 @@ function throwIfAny(code: ErrorCode, what: string, bad: Map<number, string>, evi
  * sender (bytes that do not form a message, a bad or missing signature, a forged echo). The message
  * still says where it came from, for the operator.
  */
-function throwUnattributed(code: ErrorCode, what: string, bad: Map<number, string>): void {
+export function throwUnattributed(code: ErrorCode, what: string, bad: Map<number, string>): void {
   if (bad.size === 0) return;
   throw new TesseraError(code, `${what}: ${describe(bad, 'from party')}`);
 }

@@ -140,6 +140,34 @@ export interface EcdsaPresign2Msg {
   readonly instances: readonly EcdsaRound2Msg[];
 }
 
+/**
+ * Reshare round 1 broadcast ('reshare/deal', core/reshare.ts), from each dealer: Feldman commitments
+ * C_{i,0..t'-1} to the polynomial that deals its own share (C_{i,0} is its old verifying share), the
+ * digest of the old public key package it reshares (core/commit.ts publicPackageDigest), and its
+ * identity signature over (run id, session, old package digest, new threshold and committee, dealer
+ * set, sender, commitments): two different packages signed for one run are evidence of equivocation.
+ */
+export interface ReshareDealMsg {
+  readonly commitments: Uint8Array[];
+  readonly oldPackageDigest: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** Reshare round 1, dealer to new party, point to point (encrypted by the channel): g_dealer(receiver). Secret. */
+export interface ReshareShareMsg {
+  readonly share: Uint8Array;
+}
+
+/** Reshare echo broadcast: every dealer's round-1 package this player received (its own included), keyed by dealer. */
+export interface ReshareEchoMsg {
+  readonly packages: Record<number, ReshareDealMsg>;
+}
+
+/** Reshare confirmation: core/reshare.ts reshareResultDigest of the new public key package. */
+export interface ReshareConfirmMsg {
+  readonly digest: Uint8Array;
+}
+
 export const MESSAGE_TYPES = [
   'dkg/round1',
   'dkg/round2',
@@ -159,6 +187,10 @@ export const MESSAGE_TYPES = [
   'ecdsa/round3',
   'ecdsa/presign1',
   'ecdsa/presign2',
+  'reshare/deal',
+  'reshare/share',
+  'reshare/echo',
+  'reshare/confirm',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -181,4 +213,8 @@ export interface MessageBodies {
   'ecdsa/round3': EcdsaRound3Msg;
   'ecdsa/presign1': EcdsaPresign1Msg;
   'ecdsa/presign2': EcdsaPresign2Msg;
+  'reshare/deal': ReshareDealMsg;
+  'reshare/share': ReshareShareMsg;
+  'reshare/echo': ReshareEchoMsg;
+  'reshare/confirm': ReshareConfirmMsg;
 }

@@ -34,7 +34,7 @@ import { equalBytes } from './bytes.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import { rememberPoint } from './frost.js';
 import type { Group } from './group.js';
-import type { DkgRound1Msg, MessageBodies, MessageType, WrappedShareMsg } from './messages.js';
+import type { DkgRound1Msg, MessageBodies, MessageType, ReshareDealMsg, WrappedShareMsg } from './messages.js';
 import { MESSAGE_TYPES } from './messages.js';
 import { getSuite, type Suite, type SuiteId } from './suites.js';
 
@@ -189,6 +189,35 @@ const ECDSA_ROUND2 = struct([
   ['mul', MUL_MESSAGE],
 ]);
 
+/**
+ * A reshare deal (core/reshare.ts) commits to t' coefficients (t' = the NEW threshold: pass it as
+ * limits.threshold); without a known t', t' >= 2 bounds the count from below.
+ */
+const refineReshareDeal: Refine = (value, ctx, path) => {
+  const m = value as unknown as ReshareDealMsg;
+  const t = ctx.limits.threshold;
+  if (t === undefined) return;
+  ensure(m.commitments.length === t, ErrorCode.BadMessage, `${path}.commitments: expected ${t} commitments for new threshold ${t}, got ${m.commitments.length}`);
+};
+
+/** Length of the old package digest in a reshare deal (core/commit.ts publicPackageDigest, SHA-256). */
+const RESHARE_PACKAGE_DIGEST_BYTES = 32;
+
+const RESHARE_DEAL = struct(
+  [
+    ['commitments', list(POINT, 2, MAX_ENTRIES)],
+    ['oldPackageDigest', bytes(RESHARE_PACKAGE_DIGEST_BYTES, RESHARE_PACKAGE_DIGEST_BYTES)],
+    ['signature', bytes(1, MAX_SIGNATURE_BYTES)],
+  ],
+  refineReshareDeal,
+);
+
+/**
+ * Message types whose plaintext body is secret (a share in transit, sent point to point over the
+ * encrypted channel): the receiver zeroizes the decoded bytes once used, as for dkg/round2.
+ */
+export const SECRET_MESSAGE_TYPES: readonly MessageType[] = Object.freeze(['dkg/round2', 'reshare/share'] as MessageType[]);
+
 const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'dkg/round1': DKG_ROUND1,
   'dkg/round2': struct([['share', SCALAR]]),
@@ -226,6 +255,11 @@ const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   ]),
   'ecdsa/presign1': struct([['instances', list(ECDSA_ROUND1, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
   'ecdsa/presign2': struct([['instances', list(ECDSA_ROUND2, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
+  'reshare/deal': RESHARE_DEAL,
+  'reshare/share': struct([['share', SCALAR]]),
+  // Keyed by dealer index: pass no `parties` limit (dealers are node indices, not 1..n), or the largest index.
+  'reshare/echo': struct([['packages', { kind: 'byParty', of: RESHARE_DEAL, min: 2 }]]),
+  'reshare/confirm': struct([['digest', bytes(MIN_DIGEST_BYTES, MAX_DIGEST_BYTES)]]),
 };
 
 /** Which suites a message type may travel under: FROST messages need a signing suite, decap a KEM suite. */
