@@ -13,7 +13,8 @@ import { getKemSuite, getSigningSuite, getSuite, isSuiteId } from '../core/suite
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
-import { decodeCertificate, encodeCertificate } from '../core/commit.js';
+import { decodeCertificate, encodeCertificate, publicPackageDigest, sameStatement, verifyCertificate, type CommitCertificate } from '../core/commit.js';
+import { checkCommittee, isParty, partyIndices } from '../core/committee.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
 import { generateOneCallReceiver, openAllFromSenderOneCall, wipeOneCallReceiver } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
@@ -37,6 +38,8 @@ import type {
   PolicyResponse,
   PublicKeyPackageJson,
   RefreshResponse,
+  ReshareHandoffResponse,
+  ReshareResponse,
   RotateResponse,
   SignResponse,
   TenantResponse,
@@ -82,7 +85,7 @@ export {
 export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../core/wrap.js';
 // Offline verification of a node's audit log (core/audit-verify.ts).
 export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
-export type { KeyInfo, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
+export type { KeyInfo, ReshareHandoffResponse, ReshareResponse, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
 // One-round signing from presignatures (sdk/presign.ts): operators with separate SDKs combine their nodes' shares.
 export { combineSignatureShares, type PresignOptions, type PresignStats, type SignatureShareJson, type VerifiedPresignBatch } from './presign.js';
 // Threshold ECDSA one-round signing from DKLs23 presignatures (sdk/ecdsa-presign.ts).
@@ -123,6 +126,13 @@ export type SessionRequest =
     }
   | { operation: 'decapsulate'; sessionId: string; keyId: string; version?: number; enc: string; players: number[]; receiverPublicKey: string }
   | { operation: 'refresh'; sessionId: string; keyId: string; version?: number }
+  /**
+   * Reshare a version to committee `nodes` with threshold `threshold` (issue 13; the public key stays):
+   * `dealers` (old holders) deal; every node of `dealers` and `nodes` is asked (a new node holds no
+   * record yet: `suite` and `version` name the key for it). `oldPackageDigest` names the key state
+   * being reshared (core/commit.ts publicPackageDigest of its public package).
+   */
+  | { operation: 'reshare'; sessionId: string; keyId: string; suite: string; version: number; threshold: number; nodes: number[]; dealers: number[]; oldPackageDigest: string }
   | {
       operation: 'export';
       sessionId: string;
@@ -426,6 +436,15 @@ export class NodeClient {
     return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/repair`, { certificate });
   }
 
+  /**
+   * After a reshare this node was not part of: hand it the reshare's certificate (hex) and the new
+   * public package. The node verifies both; an old holder then erases its share. No hook runs: the
+   * change was approved by every player's operator and is certified.
+   */
+  reshareHandoff(keyId: string, o: { certificate: string; publicPackage: PublicKeyPackageJson }): Promise<ReshareHandoffResponse> {
+    return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/reshare/handoff`, { certificate: o.certificate, publicPackage: o.publicPackage });
+  }
+
   /** Verify a signature under a key version at this node (allowed while the version is active or retired). */
   verify(keyId: string, o: { message: string; signature: string; version?: number; prehashed?: boolean }): Promise<VerifyResponse> {
     return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/verify`, {
@@ -522,6 +541,7 @@ export class NodeClient {
       case 'decapsulate':
       case 'refresh':
       case 'rotate':
+      case 'reshare':
         return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/${operation}`, rest);
       case 'retire':
       case 'archive':
@@ -581,7 +601,7 @@ export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
   };
 }
 
-/** Run a core/derive.ts step on caller input: its TesseraError becomes the SDK's BAD_INPUT. */
+/** Run a core/ check on caller input (core/derive.ts, core/committee.ts): its TesseraError becomes the SDK's BAD_INPUT. */
 function derivationInput<T>(fn: () => T): T {
   try {
     return fn();
@@ -750,14 +770,15 @@ export class Cluster {
    * probe when the first `need` nodes not known to be down all answered a request within
    * LIVENESS_TTL_MS (what every request teaches, NodeClient.liveness); otherwise every node's /ready is
    * probed concurrently (PROBE_TIMEOUT_MS) and the nodes that answered are returned, ready ones first.
-   * Fewer than `need`: UNAVAILABLE naming every node that did not answer and why.
+   * Fewer than `need`: UNAVAILABLE naming every node that did not answer and why. Only the nodes of
+   * `among` count (a key's committee: core/committee.ts partyIndices), all of them by default.
    */
-  private async liveNodes(need: number, why: string): Promise<number[]> {
+  private async liveNodes(need: number, why: string, among: readonly number[] = allPlayers(this.size)): Promise<number[]> {
     const now = Date.now();
     const recent = (t: number | undefined) => t !== undefined && now - t < LIVENESS_TTL_MS;
     const alive = (n: NodeClient) => recent(n.liveness.answeredAt) && !((n.liveness.failedAt ?? 0) > n.liveness.answeredAt!);
     const down = (n: NodeClient) => recent(n.liveness.failedAt) && !((n.liveness.answeredAt ?? 0) > n.liveness.failedAt!);
-    const candidates = allPlayers(this.size).filter((i) => !down(this.node(i)));
+    const candidates = among.filter((i) => !down(this.node(i)));
     if (candidates.length >= need && candidates.slice(0, need).every((i) => alive(this.node(i)))) return candidates;
     let results = this.lastProbe && now - this.lastProbe.at < LIVENESS_TTL_MS && this.lastProbe.at >= Math.max(...this.nodes.map((n) => n.liveness.failedAt ?? 0)) ? this.lastProbe.results : undefined;
     if (!results) {
@@ -770,13 +791,14 @@ export class Cluster {
         .finally(() => (this.probing = undefined));
       results = await this.probing;
     }
-    const answered = [...results].filter(([, st]) => st !== 'no-answer');
+    const answered = [...results].filter(([i, st]) => st !== 'no-answer' && among.includes(i));
     const live = [...answered.filter(([, st]) => st === 'ready'), ...answered.filter(([, st]) => st === 'not-ready')].map(([i]) => i);
     if (live.length < need) {
-      const dead = allPlayers(this.size).filter((i) => results!.get(i) === 'no-answer');
+      const dead = among.filter((i) => results!.get(i) === 'no-answer');
+      const of = among.length === this.size ? `${this.size} nodes` : `${among.length} nodes (${among.join(',')})`;
       throw new TesseraClientError(
         'UNAVAILABLE',
-        `${live.length} of ${this.size} nodes answer, ${need} needed ${why}: ${dead.map((i) => `${this.node(i).label} did not answer (${this.node(i).liveness.failure ?? 'no answer'})`).join('; ')}`,
+        `${live.length} of ${of} answer, ${need} needed ${why}: ${dead.map((i) => `${this.node(i).label} did not answer (${this.node(i).liveness.failure ?? 'no answer'})`).join('; ')}`,
         dead.length ? { node: dead[0]! } : {},
       );
     }
@@ -784,18 +806,33 @@ export class Cluster {
   }
 
   /**
-   * The key record and the players of a call: `given`, else the first t live nodes (liveNodes), the
-   * record looked up at a live node unless cached.
+   * The key record and the players of a call: `given` (which must hold shares of the key), else the
+   * first t live nodes of the key's committee (core/committee.ts partyIndices: after a reshare, any
+   * set of nodes), the record looked up at a node holding it unless cached.
    */
   private async keyAndPlayers(keyId: string, version: number | undefined, given: readonly number[] | undefined): Promise<{ info: KeyInfo; pkg: PublicKeyPackage; players: number[] }> {
     if (given !== undefined) {
       if (!Array.isArray(given) || given.length === 0) throw new TesseraClientError('BAD_INPUT', 'players: expected a non-empty list of node numbers');
       given.forEach((i) => this.node(i));
-      return { ...(await this.keyInfo(keyId, version, given[0]!)), players: [...given] };
+      let entry = await this.keyInfo(keyId, version, given[0]!);
+      if (given.some((i) => !isParty(entry.pkg, i))) {
+        // The record may be from before a reshare elsewhere: look it up once more before refusing.
+        this.forgetKeyInfo(keyId);
+        entry = await this.keyInfo(keyId, version, given[0]!);
+      }
+      const outside = given.filter((i) => !isParty(entry.pkg, i));
+      if (outside.length > 0) {
+        throw new TesseraClientError(
+          'BAD_INPUT',
+          `players: node${outside.length > 1 ? 's' : ''} ${outside.join(',')} hold${outside.length > 1 ? '' : 's'} no share of key ${keyId} version ${entry.info.version} (its nodes: ${partyIndices(entry.pkg).join(',')})`,
+        );
+      }
+      return { ...entry, players: [...given] };
     }
     const cached = this.keys.get(JSON.stringify([keyId, version ?? 0]));
-    const entry = cached ?? (await this.keyInfo(keyId, version, (await this.liveNodes(1, `to look key ${keyId} up`))[0]!));
-    const live = await this.liveNodes(entry.info.threshold, `for key ${keyId} (threshold ${entry.info.threshold})`);
+    const entry = cached ?? (await this.keyInfo(keyId, version));
+    const holders = partyIndices(entry.pkg);
+    const live = await this.liveNodes(entry.info.threshold, `for key ${keyId} (threshold ${entry.info.threshold})`, holders);
     return { ...entry, players: live.slice(0, entry.info.threshold) };
   }
 
@@ -1139,10 +1176,23 @@ export class Cluster {
     return { keyId, certificates: [...certs.keys()].map((sessionId) => ({ sessionId })), nodes };
   }
 
-  /** A key version's record (default the newest active) from node `node`, else from the first live node. */
+  /**
+   * A key version's record (default the newest active) from node `node`, else from the first live node
+   * that holds it: after a reshare a node outside the key's committee holds no record (NOT_FOUND), and
+   * the next live node is asked.
+   */
   async getKey(keyId: string, version?: number, node?: number): Promise<KeyInfo> {
-    const from = node ?? (await this.liveNodes(1, `to look key ${keyId} up`))[0]!;
-    return this.node(from).getKey(keyId, version);
+    if (node !== undefined) return this.node(node).getKey(keyId, version);
+    let notFound: unknown;
+    for (const i of await this.liveNodes(1, `to look key ${keyId} up`)) {
+      try {
+        return await this.node(i).getKey(keyId, version);
+      } catch (e) {
+        if (!(e instanceof TesseraClientError && e.code === 'NOT_FOUND')) throw e;
+        notFound ??= e;
+      }
+    }
+    throw notFound;
   }
 
   async publicKey(keyId: string, version?: number): Promise<string> {
@@ -1160,14 +1210,19 @@ export class Cluster {
   }
 
   /** The key record this SDK holds for (keyId, version): looked up once, then cached until a change or a mismatch. */
-  private async keyInfo(keyId: string, version: number | undefined, node: number): Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> {
+  private async keyInfo(keyId: string, version: number | undefined, node?: number): Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> {
     const slot = JSON.stringify([keyId, version ?? 0]);
     const cached = this.keys.get(slot);
     if (cached) return cached;
     // Concurrent first calls share one lookup.
     let load = this.keyLoads.get(slot);
     if (!load) {
-      const mine: Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> = this.getKey(keyId, version, node)
+      // `node` first; if it holds no record (outside the key's committee), the live nodes that do.
+      const lookup = this.getKey(keyId, version, node).catch((e) => {
+        if (node === undefined || !(e instanceof TesseraClientError && e.code === 'NOT_FOUND')) throw e;
+        return this.getKey(keyId, version);
+      });
+      const mine: Promise<{ info: KeyInfo; pkg: PublicKeyPackage }> = lookup
         .then((info) => {
           const entry = { info, pkg: packageFromJson(info.publicPackage) };
           // Not if the record was forgotten meanwhile (it may be stale): the next call looks it up again.
@@ -1768,9 +1823,11 @@ export class Cluster {
     );
   }
 
+  /** New shares of a key version for every node of its committee (partyIndices); the public key stays. */
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {
     const request: SessionRequest = { operation: 'refresh', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RefreshResponse>(allPlayers(this.size), request, async (node) => {
+    const holders = partyIndices(packageFromJson((await this.getKey(o.keyId, o.version)).publicPackage));
+    const results = await this.run<RefreshResponse>([...holders], request, async (node) => {
       const info = await this.getKey(o.keyId, o.version, node);
       return { keyId: o.keyId, version: info.version, epoch: info.epoch };
     });
@@ -1778,6 +1835,243 @@ export class Cluster {
     assertSame(results.map((r) => String(r.epoch)), 'epoch');
     return results[0]!;
   }
+
+  /**
+   * Reshare a key version to a new committee and threshold (issue 13), the public key unchanged:
+   * 1. the key's current record is read from every node (the newest epoch wins: a node that missed a
+   *    commit, or an old holder not yet handed off, answers an older one), and with it its committee;
+   * 2. `dealers` (default: the first t holders that answered with it) deal sub-shares of their shares
+   *    to `nodes` in one session of dealers ∪ nodes, each player asked by its own operator's SDK after
+   *    every player's hook approved the same request (as refresh and rotate run); the request names the
+   *    old package's digest, so every player reshares the same key state;
+   * 3. every player must answer the same new package and certificate statement, the certificate must
+   *    carry every player's vote (checked under their identity keys here), the group key is unchanged;
+   * 4. old holders that were not players are handed the certificate and the new package: they erase
+   *    their shares. One that cannot be reached is reported (`handoff[].error`); it erases when
+   *    `tessera repair` reaches it, and until then holds a share of an epoch no new share combines with.
+   * `onProgress` hears each step, in words.
+   */
+  async reshare(keyId: string, o: ReshareOptions, onProgress?: (step: string) => void): Promise<ReshareResult> {
+    const step = (text: string) => {
+      try {
+        onProgress?.(text);
+      } catch {
+        // A progress display that fails does not stop a reshare.
+      }
+    };
+    if (typeof o !== 'object' || o === null) throw new TesseraClientError('BAD_INPUT', 'reshare: expected options { threshold, nodes, dealers?, version? }');
+    const nodes = nodeListOf(o.nodes, 'nodes', this.size);
+    const threshold = o.threshold;
+    derivationInput(() => checkCommittee(nodes, threshold, 'nodes'));
+
+    step('reading the key from every node');
+    const answers = await Promise.allSettled(this.nodes.map((n) => n.getKey(keyId, o.version)));
+    const records = answers.flatMap((r, k) => (r.status === 'fulfilled' && r.value.keyId === keyId ? [[k + 1, r.value] as const] : []));
+    if (records.length === 0) {
+      const reasons = answers.map((r) => (r as PromiseRejectedResult).reason as unknown);
+      throw reasons.find((e) => e instanceof TesseraClientError && e.code === 'NOT_FOUND') ?? reasons[0];
+    }
+    const newest = (a: KeyInfo, b: KeyInfo) => (b.version !== a.version ? b.version - a.version : b.epoch - a.epoch);
+    const info = records.map(([, r]) => r).sort(newest)[0]!;
+    if (info.state !== 'active') throw new TesseraClientError('BAD_STATE', `key ${keyId} version ${info.version} is ${info.state}: only an active version is reshared`);
+    const pkg = packageFromJson(info.publicPackage);
+    const holders = partyIndices(pkg);
+    const current = new Set(records.filter(([, r]) => r.version === info.version && r.epoch === info.epoch).map(([i]) => i));
+
+    let dealers: number[];
+    if (o.dealers !== undefined) {
+      dealers = nodeListOf(o.dealers, 'dealers', this.size);
+      const outside = dealers.filter((i) => !isParty(pkg, i));
+      if (outside.length) throw new TesseraClientError('BAD_INPUT', `dealers: node(s) ${outside.join(',')} hold no share of key ${keyId} version ${info.version} (its nodes: ${holders.join(',')})`);
+      if (dealers.length < pkg.threshold) throw new TesseraClientError('BAD_INPUT', `dealers: give at least the key's threshold ${pkg.threshold} of its nodes (${holders.join(',')}), got ${dealers.length}`);
+    } else {
+      dealers = holders.filter((i) => current.has(i)).slice(0, pkg.threshold);
+      if (dealers.length < pkg.threshold) {
+        throw new TesseraClientError(
+          'UNAVAILABLE',
+          `key ${keyId} version ${info.version} needs ${pkg.threshold} of its nodes (${holders.join(',')}) to deal; only ${dealers.join(',') || 'none'} answered with its current epoch ${info.epoch}`,
+        );
+      }
+    }
+    const players = [...new Set([...dealers, ...nodes])].sort((a, b) => a - b);
+    const sessionId = newSessionId();
+    const request: Extract<SessionRequest, { operation: 'reshare' }> = {
+      operation: 'reshare',
+      sessionId,
+      keyId,
+      suite: info.suite,
+      version: info.version,
+      threshold,
+      nodes,
+      dealers,
+      oldPackageDigest: toHex(publicPackageDigest(pkg)),
+    };
+
+    step(`session of nodes ${players.join(',')} (dealers ${dealers.join(',')}, new committee ${nodes.join(',')} with threshold ${threshold})`);
+    const results = await this.run<ReshareResponse>(players, request, (node) => committedReshare(this.node(node), keyId, info.version, sessionId, node, dealers));
+    this.forgetKey(keyId); // a reshare invalidates the nodes' pools of the key (new epoch, new committee)
+
+    step('checking the answers');
+    assertSame(results.map((r) => `${r.keyId}/${r.version}/${r.epoch}/${r.threshold}/${r.indices.join(',')}`), 'reshare result');
+    assertSame(results.map((r) => JSON.stringify(r.publicPackage)), 'public package');
+    const membership = new Map(await Promise.all(players.map(async (i) => [i, await this.node(i).identityKey()] as const)));
+    const cert = checkedReshareCertificate(results.map((r) => r.certificate), request, players, membership);
+    const answer = results[0]!;
+    const next = packageFromJson(answer.publicPackage);
+    const problem =
+      answer.keyId !== keyId || answer.version !== info.version || cert.version !== info.version
+        ? `the nodes answered for key ${answer.keyId} version ${answer.version}`
+        : next.threshold !== threshold || answer.threshold !== threshold
+          ? `the new threshold is ${next.threshold}, not ${threshold}`
+          : answer.indices.join(',') !== nodes.join(',') || partyIndices(next).join(',') !== nodes.join(',')
+            ? `the new committee is ${partyIndices(next).join(',')}, not ${nodes.join(',')}`
+            : !(next.epoch > pkg.epoch)
+              ? `the new epoch ${next.epoch} is not above the old ${pkg.epoch}`
+              : next.suite !== pkg.suite || toHex(next.commitments[0]!) !== toHex(pkg.commitments[0]!)
+                ? 'the new package has another group key'
+                : undefined;
+    if (problem) throw new TesseraClientError('VERIFICATION_FAILED', `reshare of ${keyId}: ${problem}`);
+
+    const outsiders = holders.filter((i) => !players.includes(i));
+    if (outsiders.length) step(`handing the certificate to old holders ${outsiders.join(',')}`);
+    const handoff = await Promise.all(
+      outsiders.map(async (i): Promise<ReshareResult['handoff'][number]> => {
+        try {
+          const r = await this.node(i).reshareHandoff(keyId, { certificate: answer.certificate, publicPackage: answer.publicPackage });
+          return { node: i, outcome: r.outcome };
+        } catch (e) {
+          const err = e as TesseraClientError;
+          return { node: i, error: `${err.code ?? 'ERROR'}: ${err.message}` };
+        }
+      }),
+    );
+
+    step('reading the new key');
+    // From the first node of the new committee that answers (one of them may have gone down since).
+    let key: KeyInfo | undefined;
+    let from = nodes[0]!;
+    for (const i of nodes) {
+      try {
+        key = await this.getKey(keyId, info.version, (from = i));
+        break;
+      } catch (e) {
+        if (i === nodes[nodes.length - 1] || !isUnreachable(e)) throw e;
+      }
+    }
+    if (key!.publicKey !== info.publicKey || JSON.stringify(key!.publicPackage) !== JSON.stringify(answer.publicPackage)) {
+      throw new TesseraClientError('VERIFICATION_FAILED', `reshare of ${keyId}: node ${from} holds another key record than the session made`, { node: from });
+    }
+    return {
+      keyId,
+      version: info.version,
+      suite: info.suite,
+      publicKey: info.publicKey,
+      threshold,
+      nodes,
+      epoch: next.epoch,
+      previous: { threshold: pkg.threshold, nodes: [...holders], epoch: pkg.epoch },
+      dealers,
+      sessionId,
+      handoff,
+      key: key!,
+    };
+  }
+}
+
+/** A list of this cluster's node indices given by the caller: integers, none twice, each a node here; returned ascending. */
+function nodeListOf(list: unknown, what: string, size: number): number[] {
+  if (!Array.isArray(list) || list.length === 0) throw new TesseraClientError('BAD_INPUT', `${what}: expected a non-empty list of node numbers`);
+  for (const i of list) {
+    if (!Number.isSafeInteger(i) || (i as number) < 1 || (i as number) > size) {
+      throw new TesseraClientError('BAD_INPUT', `${what}: ${String(i).slice(0, 12)} is not a node of this cluster (1..${size})`);
+    }
+  }
+  const sorted = [...(list as number[])].sort((a, b) => a - b);
+  const twice = sorted.find((v, k) => k > 0 && sorted[k - 1] === v);
+  if (twice !== undefined) throw new TesseraClientError('BAD_INPUT', `${what}: node ${twice} is listed twice`);
+  return sorted;
+}
+
+/**
+ * The certificate of a reshare, from every player's answer: all decode to the same statement, for
+ * this session, key and operation, and it holds a valid vote of every player under the identity key
+ * this SDK knows for it (core/commit.ts verifyCertificate).
+ */
+function checkedReshareCertificate(
+  encoded: readonly string[],
+  request: Extract<SessionRequest, { operation: 'reshare' }>,
+  players: readonly number[],
+  membership: ReadonlyMap<number, Uint8Array>,
+): CommitCertificate {
+  try {
+    const certs = encoded.map((c) => decodeCertificate(fromHex(c, 'certificate')));
+    const first = certs[0]!;
+    if (!certs.every((c) => sameStatement(c, first))) throw new TesseraClientError('VERIFICATION_FAILED', 'nodes returned certificates of different statements');
+    if (toHex(first.session) !== request.sessionId || first.operation !== request.operation || first.keyId !== request.keyId) {
+      throw new TesseraClientError('VERIFICATION_FAILED', `the certificate is for ${first.operation} of ${first.keyId} in session ${toHex(first.session)}, not this reshare`);
+    }
+    for (const c of certs) verifyCertificate(c, membership, players);
+    return first;
+  } catch (e) {
+    if (isTesseraError(e)) throw new TesseraClientError('VERIFICATION_FAILED', `reshare certificate: ${e.message}`);
+    throw e;
+  }
+}
+
+/** What Cluster.reshare is asked (the CLI's `tessera reshare`). */
+export interface ReshareOptions {
+  /** The new threshold t': 2..nodes.length. */
+  threshold: number;
+  /** The new committee: node indices of this cluster (any order; used ascending). May overlap the old one, or not. */
+  nodes: readonly number[];
+  /** The old holders that deal, at least the key's threshold of them. Default: the first t holders that answer with the key's current epoch. */
+  dealers?: readonly number[];
+  /** Default the newest active version. */
+  version?: number;
+}
+
+/** What Cluster.reshare did. */
+export interface ReshareResult {
+  keyId: string;
+  version: number;
+  suite: string;
+  /** Unchanged (checked). */
+  publicKey: string;
+  threshold: number;
+  /** The new committee. */
+  nodes: number[];
+  epoch: number;
+  /** The committee, threshold and epoch before. */
+  previous: { threshold: number; nodes: number[]; epoch: number };
+  dealers: number[];
+  sessionId: string;
+  /** Old holders outside the session: what each answered to the handoff, or why it could not be reached (it erases when `tessera repair` reaches it). */
+  handoff: { node: number; outcome?: ReshareHandoffResponse['outcome']; error?: string }[];
+  /** The key's record afterwards, from a node of the new committee. */
+  key: KeyInfo;
+}
+
+/**
+ * A reshare some player did not answer, but that committed (Cluster.run found its certificate): the
+ * answer node `node` would have given, from its record and the certificate it stores.
+ */
+async function committedReshare(client: NodeClient, keyId: string, version: number, sessionId: string, node: number, dealers: readonly number[]): Promise<ReshareResponse> {
+  const [info, status] = await Promise.all([client.getKey(keyId, version), client.commitStatus(keyId)]);
+  const certificate = status.certificates.find((c) => c.sessionId === sessionId)?.certificate;
+  if (certificate === undefined) throw new TesseraClientError('OUTCOME_UNKNOWN', `node ${node} holds no certificate of reshare session ${sessionId}`, { node });
+  const indices = [...partyIndices(packageFromJson(info.publicPackage))];
+  const dealer = dealers.includes(node);
+  return {
+    keyId,
+    version: info.version,
+    node,
+    epoch: info.epoch,
+    threshold: info.threshold,
+    indices,
+    publicPackage: info.publicPackage,
+    certificate,
+    role: dealer && indices.includes(node) ? 'dealer+receiver' : dealer ? 'dealer' : 'receiver',
+  };
 }
 
 /** What Cluster.repair did at each node. */
