@@ -16,7 +16,8 @@ import { equalBytes } from './bytes.js';
 import { batchSignedBytes, envelopeHash, envelopeSignedBytes, isBatchList, type EnvelopeFields } from './envelope.js';
 import { identityVerify } from './identity.js';
 import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
-import type { DkgRound1Msg, SignedCommitMsg } from './messages.js';
+import type { DkgRound1Msg, ReshareDealMsg, SignedCommitMsg } from './messages.js';
+import { reshareDealSignedBytes, type ReshareBinding } from './reshare.js';
 import { signCommitSignedBytes, type SignBinding } from './sign.js';
 
 /** Two round-1 packages `signer` signed for one DKG or refresh run. */
@@ -38,6 +39,16 @@ export interface SignEquivocation {
   readonly binding: SignBinding;
   readonly first: SignedCommitMsg;
   readonly second: SignedCommitMsg;
+}
+
+/** Two deals `signer` signed for one reshare run (core/reshare.ts reshareDealSignedBytes). */
+export interface ReshareEquivocation {
+  readonly protocol: 'reshare';
+  readonly signer: number;
+  /** What both signatures are bound to (suite, session, run id, old package, target, dealer set). */
+  readonly binding: ReshareBinding;
+  readonly first: ReshareDealMsg;
+  readonly second: ReshareDealMsg;
 }
 
 /**
@@ -74,7 +85,7 @@ export interface EnvelopeEvidence {
   readonly envelopes: readonly SignedEnvelope[];
 }
 
-export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation | EnvelopeEvidence;
+export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation | ReshareEquivocation | EnvelopeEvidence;
 
 /** What checking envelope evidence needs to know about the session it is offered for. */
 export interface EvidenceContext {
@@ -113,6 +124,9 @@ function verifyEnvelopeEvidence(e: EnvelopeEvidence, identityPublicKey: Uint8Arr
 function signedPair(e: EquivocationEvidence): [Uint8Array, Uint8Array, Uint8Array, Uint8Array] {
   if (e.protocol === 'sign') {
     return [signCommitSignedBytes(e.binding, e.signer, e.first), e.first.signature, signCommitSignedBytes(e.binding, e.signer, e.second), e.second.signature];
+  }
+  if (e.protocol === 'reshare') {
+    return [reshareDealSignedBytes(e.binding, e.signer, e.first), e.first.signature, reshareDealSignedBytes(e.binding, e.signer, e.second), e.second.signature];
   }
   if (e.protocol !== 'dkg' && e.protocol !== 'refresh') throw new Error('unknown protocol');
   // The binding's mode must be the protocol named, or a refresh package could pose as a DKG one.

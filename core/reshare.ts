@@ -425,3 +425,582 @@ export function combineSubShares(
   const value = combineChecked(old, decoded, subShares, recipient, fresh.pkg);
   return Object.freeze({ suite: fresh.pkg.suite, index: recipient, epoch: fresh.pkg.epoch, value });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The session: one-use state handles
+
+/** What the session knows, fixed at round 1. Public. */
+interface Context {
+  readonly suite: Suite;
+  readonly self: number;
+  readonly sessionId: Uint8Array;
+  /** The run id (core/run-id.ts): bound into every signed deal. */
+  readonly runId: Uint8Array;
+  readonly auth: PartyAuthenticator;
+  readonly old: CheckedPackage;
+  /** core/commit.ts publicPackageDigest of the old package: every deal carries and signs it. */
+  readonly oldDigest: Uint8Array;
+  /** D, ascending. */
+  readonly dealers: readonly number[];
+  readonly target: ReshareTarget;
+  /** D ∪ committee, ascending: who echoes and confirms. */
+  readonly players: readonly number[];
+}
+
+const isDealer = (ctx: Context, i = ctx.self) => ctx.dealers.includes(i);
+const isReceiver = (ctx: Context, i = ctx.self) => ctx.target.indices.includes(i);
+
+/** A validated deal: the decoded commitments, the exact bytes its dealer signed, and a private copy. */
+interface ReceivedDeal {
+  readonly commitments: readonly Point[];
+  readonly transcript: Uint8Array;
+  readonly message: ReshareDealMsg;
+}
+
+interface Round1Inner {
+  readonly ctx: Context;
+  /** Our own deal (dealers only). */
+  readonly own?: ReceivedDeal;
+  /** Secret (a dealer that is also a new party): SerializeScalar(g_self(self)). */
+  readonly ownSubShare?: Uint8Array;
+}
+
+interface Round2Inner {
+  readonly ctx: Context;
+  /** Every dealer's deal as we received it (our own included), keyed by dealer. */
+  readonly received: ReadonlyMap<number, ReceivedDeal>;
+  readonly ownSubShare?: Uint8Array;
+}
+
+interface Round3Inner {
+  readonly ctx: Context;
+  readonly publicKey: PublicKeyPackage;
+  /** Secret (new parties): our new share, SerializeScalar. Handed to the caller or zeroized. */
+  shareBytes?: Uint8Array;
+  readonly digest: Uint8Array;
+}
+
+type Inner<R extends 1 | 2 | 3> = R extends 1 ? Round1Inner : R extends 2 ? Round2Inner : Round3Inner;
+
+/**
+ * An opaque, one-use round state (as core/jointfeldman.ts JointFeldmanState): the secrets live in a
+ * private field; every round function empties the state first, so reusing it throws BadState.
+ */
+export class ReshareState<R extends 1 | 2 | 3> {
+  readonly round: R;
+  #inner: Inner<R> | undefined;
+
+  private constructor(round: R, inner: Inner<R>) {
+    this.round = round;
+    this.#inner = inner;
+  }
+
+  /** True once a round function has used this state (whether it succeeded or threw). */
+  get consumed(): boolean {
+    return this.#inner === undefined;
+  }
+
+  /** @internal */
+  static make<R extends 1 | 2 | 3>(round: R, inner: Inner<R>): ReshareState<R> {
+    return new ReshareState(round, inner);
+  }
+
+  /** @internal Check the state fits this call and empty it. */
+  static take<R extends 1 | 2 | 3>(state: unknown, round: R, fn: string): Inner<R> {
+    ensure(state instanceof ReshareState, ErrorCode.BadState, `${fn}: not a reshare state`);
+    ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
+    const inner = state.#inner;
+    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
+    state.#inner = undefined;
+    return inner as Inner<R>;
+  }
+
+  /** @internal Look without using (the wipe probe only). */
+  static peek(state: unknown): Inner<1 | 2 | 3> | undefined {
+    return state instanceof ReshareState ? (state.#inner as Inner<1 | 2 | 3> | undefined) : undefined;
+  }
+
+  /** @internal Empty a state without running it (session aborted). */
+  static discard(state: unknown): Inner<1 | 2 | 3> | undefined {
+    if (!(state instanceof ReshareState)) return undefined;
+    const inner = state.#inner;
+    state.#inner = undefined;
+    return inner as Inner<1 | 2 | 3> | undefined;
+  }
+
+  toString(): string {
+    return `ReshareState(round ${this.round}${this.consumed ? ', consumed' : ''})`;
+  }
+
+  toJSON(): { round: R; consumed: boolean } {
+    return { round: this.round, consumed: this.consumed };
+  }
+}
+
+function secretBytesOf(inner: Inner<1 | 2 | 3>): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  if ('ownSubShare' in inner && inner.ownSubShare) out.push(inner.ownSubShare);
+  if ('shareBytes' in inner && inner.shareBytes) out.push(inner.shareBytes);
+  return out;
+}
+
+/** End a reshare early (timeout, abort): zeroize what the state holds and mark it used. Safe on any state. */
+export function reshareDiscard(state: unknown): void {
+  const inner = ReshareState.discard(state);
+  if (inner) zeroize(...secretBytesOf(inner));
+}
+
+/** A probe over the secret byte arrays `state` holds now (core/wipe.ts), for the wipe test. */
+export function reshareWipeProbe(state: unknown): WipeProbe {
+  const inner = ReshareState.peek(state);
+  return wipeProbe(inner ? secretBytesOf(inner) : []);
+}
+
+/**
+ * Wipe sub-share messages once sent or used: they are secret in transit. The round functions never
+ * wipe the caller's maps; the driver calls this in its `finally` for the sub-shares it dealt and received.
+ */
+export function wipeReshareShareMessages(shares: ReadonlyMap<number, ReshareShareMsg> | undefined): void {
+  if (!(shares instanceof Map)) return;
+  for (const m of shares.values()) {
+    const v = typeof m === 'object' && m !== null ? (m as Partial<ReshareShareMsg>).share : undefined;
+    if (v instanceof Uint8Array) zeroize(v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+export interface ReshareParams {
+  readonly suite: SuiteId;
+  /** 16..64 bytes, bound into every signed deal and the confirmation digest. */
+  readonly sessionId: Uint8Array;
+  /** 32 bytes, fresh for this run (core/run-id.ts deriveRunId): bound into every identity signature. */
+  readonly runId: Uint8Array;
+  /** This party's node index. */
+  readonly self: number;
+  /**
+   * The full public key package being reshared. A new party that holds no share of it gets it from
+   * the driver, which checks its core/commit.ts publicPackageDigest against the session's payload.
+   */
+  readonly oldPackage: PublicKeyPackage;
+  /** D: strictly ascending old holders, at least the old threshold. */
+  readonly dealers: readonly number[];
+  /** The new threshold and committee. */
+  readonly target: ReshareTarget;
+  /** Dealers only (and required of them): this party's share of the old key. */
+  readonly share?: SecretShare;
+}
+
+function committeeBytes(list: readonly number[]): Uint8Array {
+  return concatBytes(...list.map((i) => i2osp(i, 1)));
+}
+
+/** Validate everything before any secret is touched. Returns the context and (dealers) our share copy. */
+function makeContext(p: ReshareParams, auth: PartyAuthenticator): { ctx: Context; shareBytes?: Uint8Array } {
+  ensure(typeof p === 'object' && p !== null, ErrorCode.BadParameters, 'reshare: parameters expected');
+  // Read each field once, so a getter cannot show two different values.
+  const { suite: suiteId, sessionId, runId, self, oldPackage, dealers: dealerList, target: targetIn, share } = p;
+  const suite = getSuite(suiteId);
+  const old = checkPackage(oldPackage, 'old package');
+  ensure(old.pkg.suite === suite.id, ErrorCode.BadParameters, `reshare: the old package is for suite ${old.pkg.suite}, the session for ${suite.id}`);
+  const dealers = checkDealers(old, dealerList);
+  const target = checkTarget(targetIn);
+  const players = [...new Set([...dealers, ...target.indices])].sort((a, b) => a - b);
+  ensure(Number.isSafeInteger(self) && players.includes(self), ErrorCode.BadParameters, `reshare: party ${String(self).slice(0, 12)} is neither a dealer nor in the new committee`);
+  checkSessionId(sessionId);
+  checkRunId(runId);
+  checkAuthenticator(auth);
+  const ctx: Context = {
+    suite,
+    self,
+    sessionId: Uint8Array.from(sessionId),
+    runId: Uint8Array.from(runId),
+    auth,
+    old,
+    oldDigest: publicPackageDigest(old.pkg),
+    dealers,
+    target,
+    players,
+  };
+  if (!isDealer(ctx)) {
+    ensure(share === undefined, ErrorCode.BadParameters, `reshare: party ${self} is not a dealer and must not be given a share`);
+    return { ctx };
+  }
+  const own = checkOwnShare(old, share);
+  if (own.index !== self) {
+    zeroize(own.bytes);
+    throw new TesseraError(ErrorCode.BadParameters, `reshare: the share given is party ${own.index}'s, not party ${self}'s`);
+  }
+  return { ctx, shareBytes: own.bytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transcripts
+
+/** What a deal's signature is bound to besides the deal itself (also the evidence's binding). */
+export interface ReshareBinding {
+  readonly suite: unknown;
+  readonly sessionId: Uint8Array;
+  readonly runId: Uint8Array;
+  /** core/commit.ts publicPackageDigest of the old package. */
+  readonly oldPackageDigest: Uint8Array;
+  /** The old committee (node indices, ascending). */
+  readonly oldIndices: readonly number[];
+  /** The new threshold and committee. */
+  readonly threshold: number;
+  readonly indices: readonly number[];
+  /** D, ascending. */
+  readonly dealers: readonly number[];
+}
+
+/**
+ * The framed transcript a dealer signs: protocol, suite, session, run id, the old package (digest and
+ * committee), the new threshold and committee, the dealer set, the sender and its commitments. A deal
+ * cannot be replayed into another session, run, key, target or dealer set.
+ */
+function transcriptBytes(b: ReshareBinding, contextString: string, sender: number, commitments: readonly Uint8Array[]): Uint8Array {
+  return framed(
+    TAG_DEAL,
+    utf8ToBytes(contextString),
+    utf8ToBytes('reshare'),
+    b.sessionId,
+    b.runId,
+    b.oldPackageDigest,
+    committeeBytes(b.oldIndices),
+    i2osp(b.threshold, 2),
+    committeeBytes(b.indices),
+    committeeBytes(b.dealers),
+    i2osp(sender, 2),
+    framed(...commitments),
+  );
+}
+
+function bindingOf(ctx: Context): ReshareBinding {
+  return {
+    suite: ctx.suite.id,
+    sessionId: ctx.sessionId,
+    runId: ctx.runId,
+    oldPackageDigest: ctx.oldDigest,
+    oldIndices: ctx.old.committee,
+    threshold: ctx.target.threshold,
+    indices: ctx.target.indices,
+    dealers: ctx.dealers,
+  };
+}
+
+const dealTranscript = (ctx: Context, sender: number, commitments: readonly Uint8Array[]) =>
+  transcriptBytes(bindingOf(ctx), ctx.suite.contextString, sender, commitments);
+
+/**
+ * The exact bytes dealer `sender` signs for its deal. Exported so that equivocation evidence (two
+ * deals signed by one dealer for one run) can be checked outside the session (core/evidence.ts).
+ */
+export function reshareDealSignedBytes(binding: ReshareBinding, sender: number, msg: ReshareDealMsg): Uint8Array {
+  ensure(typeof binding === 'object' && binding !== null, ErrorCode.BadInput, 'reshare binding expected');
+  const suite = getSuite(binding.suite);
+  checkSessionId(binding.sessionId);
+  checkRunId(binding.runId);
+  ensure(binding.oldPackageDigest instanceof Uint8Array && binding.oldPackageDigest.length === RESHARE_PACKAGE_DIGEST_LENGTH, ErrorCode.BadInput, 'old package digest must be 32 bytes');
+  const oldIndices = checkCommittee(binding.oldIndices, undefined, 'old committee');
+  const target = checkTarget({ threshold: binding.threshold, indices: binding.indices });
+  const dealers = checkCommittee(binding.dealers, undefined, 'dealer set');
+  ensure(dealers.includes(sender), ErrorCode.BadParameters, 'sender must be a dealer');
+  ensure(
+    typeof msg === 'object' && msg !== null && Array.isArray(msg.commitments) && msg.commitments.every((c) => c instanceof Uint8Array),
+    ErrorCode.BadMessage,
+    'reshare deal expected',
+  );
+  return transcriptBytes({ ...binding, oldIndices, threshold: target.threshold, indices: target.indices, dealers }, suite.contextString, sender, msg.commitments);
+}
+
+/**
+ * The confirmation digest: core/jointfeldman.ts publicResultDigest of the new package (bound to the
+ * session), extended with what that digest does not cover: the new committee and the old package.
+ */
+export function reshareResultDigest(newPackage: PublicKeyPackage, sessionId: Uint8Array, oldPackageDigest: Uint8Array): Uint8Array {
+  ensure(oldPackageDigest instanceof Uint8Array && oldPackageDigest.length === RESHARE_PACKAGE_DIGEST_LENGTH, ErrorCode.BadInput, 'old package digest must be 32 bytes');
+  return sha256(framed(TAG_RESULT, publicResultDigest(newPackage, sessionId), committeeBytes(partyIndices(newPackage)), oldPackageDigest));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input checks
+
+/** A Map holding exactly one message from each of `expected` (UnexpectedParty without culprits otherwise). */
+function checkSenders<M>(msgs: unknown, expected: readonly number[], what: string): Map<number, M> {
+  ensure(msgs instanceof Map, ErrorCode.BadInput, `${what}: expected a Map keyed by sender index`);
+  const m = msgs as Map<unknown, M>;
+  const unexpected = [...m.keys()].filter((k) => !expected.includes(k as number)).map((k) => (typeof k === 'number' ? String(k) : typeof k));
+  ensure(unexpected.length === 0, ErrorCode.UnexpectedParty, `${what}: message from unexpected sender(s) ${unexpected.join(', ')}`);
+  const missing = expected.filter((j) => !m.has(j));
+  ensure(missing.length === 0, ErrorCode.UnexpectedParty, `${what}: missing message(s) from party ${missing.join(', ')}`);
+  return m as Map<number, M>;
+}
+
+/** Read a deal once, check its shape and copy it; or say why it is malformed. */
+function snapshotDeal(ctx: Context, msg: unknown): ReshareDealMsg | string {
+  if (typeof msg !== 'object' || msg === null) return 'not a deal';
+  const { commitments, oldPackageDigest, signature } = msg as Partial<ReshareDealMsg>;
+  if (!Array.isArray(commitments)) return 'commitments missing';
+  const list = [...commitments];
+  if (list.length !== ctx.target.threshold) return `expected ${ctx.target.threshold} commitments, got ${list.length}`;
+  if (!list.every((c) => c instanceof Uint8Array && c.length === ctx.suite.group.pointLength)) return 'commitment of the wrong length';
+  if (!(oldPackageDigest instanceof Uint8Array) || oldPackageDigest.length !== RESHARE_PACKAGE_DIGEST_LENGTH) return `old package digest must be ${RESHARE_PACKAGE_DIGEST_LENGTH} bytes`;
+  if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > MAX_AUTH_SIGNATURE_LENGTH) return 'signature missing or of the wrong length';
+  return {
+    commitments: list.map((c) => Uint8Array.from(c as Uint8Array)),
+    oldPackageDigest: Uint8Array.from(oldPackageDigest),
+    signature: Uint8Array.from(signature),
+  };
+}
+
+const copyDeal = (m: ReshareDealMsg): ReshareDealMsg => ({
+  commitments: m.commitments.map((c) => Uint8Array.from(c)),
+  oldPackageDigest: Uint8Array.from(m.oldPackageDigest),
+  signature: Uint8Array.from(m.signature),
+});
+
+const others = (list: readonly number[], self: number) => list.filter((j) => j !== self);
+
+// ---------------------------------------------------------------------------------------------
+// Round 1: deal
+
+/**
+ * Round 1. A dealer deals its share (dealReshare) and returns its signed deal (broadcast to every
+ * other player) and one sub-share message per other new party (point to point, secret: wipe with
+ * wipeReshareShareMessages once sent). A party that only receives returns neither.
+ */
+export function reshareRound1(
+  params: ReshareParams,
+  auth: PartyAuthenticator,
+): { state: ReshareState<1>; deal?: ReshareDealMsg; shares?: Map<number, ReshareShareMsg> } {
+  const { ctx, shareBytes } = makeContext(params, auth);
+  if (shareBytes === undefined) return { state: ReshareState.make(1, { ctx }) };
+  const { group } = ctx.suite;
+  const dealt = dealChecked(ctx.old, shareBytes, ctx.target); // wipes shareBytes
+  let ownSubShare: Uint8Array | undefined;
+  try {
+    const transcript = dealTranscript(ctx, ctx.self, dealt.commitments);
+    const signature = authSign(ctx.auth, transcript, 'reshare deal');
+    const deal: ReshareDealMsg = { commitments: dealt.commitments, oldPackageDigest: Uint8Array.from(ctx.oldDigest), signature };
+    const own: ReceivedDeal = {
+      commitments: dealt.commitments.map((c, k) => group.pointFromBytes(c, `commitment ${k}`)),
+      transcript,
+      message: copyDeal(deal),
+    };
+    ownSubShare = dealt.subShares.get(ctx.self);
+    dealt.subShares.delete(ctx.self);
+    const shares = new Map<number, ReshareShareMsg>();
+    for (const [j, v] of dealt.subShares) shares.set(j, { share: v });
+    return { state: ReshareState.make(1, { ctx, own, ownSubShare }), deal, shares };
+  } catch (e) {
+    zeroize(ownSubShare, ...dealt.subShares.values());
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 2: validate deals, echo
+
+/**
+ * Round 2 (every player): validate every other dealer's deal — shape and the old package digest
+ * (naming nobody), the dealer's signature (naming nobody), then checkDealerCommitments (naming the
+ * dealer) — and echo every deal, our own included.
+ */
+export function reshareRound2(state: ReshareState<1>, deals: Map<number, ReshareDealMsg>): { state: ReshareState<2>; echo: ReshareEchoMsg } {
+  const fn = 'reshareRound2';
+  const inner = ReshareState.take(state, 1, fn);
+  const { ctx } = inner;
+  let ok = false;
+  try {
+    const senders = others(ctx.dealers, ctx.self);
+    const msgs = checkSenders<ReshareDealMsg>(deals, senders, `${fn}: deals`);
+
+    // 1. Shapes, before any crypto, on private copies.
+    const malformed = new Map<number, string>();
+    const copies = new Map<number, ReshareDealMsg>();
+    for (const j of senders) {
+      const snap = snapshotDeal(ctx, msgs.get(j));
+      if (typeof snap === 'string') malformed.set(j, snap);
+      else copies.set(j, snap);
+    }
+    throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed deal`, malformed);
+
+    // 2. The same old package: a dealer resharing another package is a disagreement on the session's
+    //    input, not provable misbehaviour (which of us holds the stale package is not known here).
+    const otherPackage = senders.filter((j) => !equalBytes(copies.get(j)!.oldPackageDigest, ctx.oldDigest));
+    ensure(otherPackage.length === 0, ErrorCode.ConfirmationMismatch, `${fn}: party ${otherPackage.join(', ')} reshares a different key package`);
+
+    // 3. Signatures (run id included). Only a validly signed deal is evidence against its dealer.
+    const transcripts = new Map<number, Uint8Array>();
+    const badSignatures = new Map<number, string>();
+    for (const j of senders) {
+      const m = copies.get(j)!;
+      const t = dealTranscript(ctx, j, m.commitments);
+      transcripts.set(j, t);
+      if (!authVerify(ctx.auth, j, t, m.signature)) badSignatures.set(j, 'deal signature does not verify for this run');
+    }
+    throwUnattributed(ErrorCode.BadProof, `${fn}: bad deal signature`, badSignatures);
+
+    // 4. Public checks of signed deals: elements, and C_0 = the dealer's old verifying share.
+    const decoded = decodeAllDealt(ctx.old, senders, new Map(senders.map((j) => [j, copies.get(j)!.commitments])), ctx.target);
+
+    const received = new Map<number, ReceivedDeal>();
+    if (inner.own) received.set(ctx.self, inner.own);
+    for (const j of senders) received.set(j, { commitments: decoded.get(j)!, transcript: transcripts.get(j)!, message: copies.get(j)! });
+    const packages: Record<number, ReshareDealMsg> = {};
+    for (const i of ctx.dealers) packages[i] = copyDeal(received.get(i)!.message);
+    ok = true;
+    return { state: ReshareState.make(2, { ctx, received, ownSubShare: inner.ownSubShare }), echo: { packages } };
+  } finally {
+    if (!ok) zeroize(inner.ownSubShare);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 3: echo check, sub-shares, result
+
+function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, ReshareEchoMsg>, received: ReadonlyMap<number, ReceivedDeal>): void {
+  const echoers = others(ctx.players, ctx.self);
+  // Shape first: exactly the dealers' packages, each well formed. An echo is not identity-signed, so a
+  // malformed one names nobody.
+  const badEchoes = new Map<number, string>();
+  const echoed = new Map<number, Map<number, ReshareDealMsg>>();
+  for (const e of echoers) {
+    const echo = echoes.get(e) as unknown;
+    const pk = typeof echo === 'object' && echo !== null ? ((echo as Partial<ReshareEchoMsg>).packages as unknown) : undefined;
+    if (typeof pk !== 'object' || pk === null || Array.isArray(pk)) {
+      badEchoes.set(e, 'packages missing');
+      continue;
+    }
+    const keys = Object.keys(pk);
+    if (keys.length !== ctx.dealers.length || !ctx.dealers.every((i) => keys.includes(String(i)))) {
+      badEchoes.set(e, `must echo exactly the deals of dealers ${ctx.dealers.join(', ')}`);
+      continue;
+    }
+    const snaps = new Map<number, ReshareDealMsg>();
+    for (const i of ctx.dealers) {
+      const snap = snapshotDeal(ctx, (pk as Record<string, unknown>)[String(i)]);
+      if (typeof snap === 'string') {
+        badEchoes.set(e, `echoed deal of dealer ${i}: ${snap}`);
+        break;
+      }
+      snaps.set(i, snap);
+    }
+    if (!badEchoes.has(e)) echoed.set(e, snaps);
+  }
+  throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed echo`, badEchoes);
+
+  const forged = new Map<number, string>();
+  const equivocators = new Map<number, string>();
+  const evidence: EquivocationEvidence[] = [];
+  for (const e of echoers) {
+    for (const i of ctx.dealers) {
+      const m = echoed.get(e)!.get(i)!;
+      const ours = received.get(i)!;
+      const t = dealTranscript(ctx, i, m.commitments);
+      if (equalBytes(t, ours.transcript) && equalBytes(m.oldPackageDigest, ctx.oldDigest)) continue;
+      if (!equalBytes(m.oldPackageDigest, ctx.oldDigest) || !authVerify(ctx.auth, i, t, m.signature)) {
+        // Not signed by i for this run and key: proves nothing against i, nor against the (unsigned) echoer.
+        forged.set(e, `echoed a deal for dealer ${i} that dealer ${i} did not sign for this run`);
+      } else if (!equivocators.has(i)) {
+        equivocators.set(i, `signed different deals (party ${e} received another one)`);
+        evidence.push({ protocol: 'reshare', signer: i, binding: copyBinding(bindingOf(ctx)), first: copyDeal(ours.message), second: copyDeal(m) });
+      }
+    }
+  }
+  // An equivocator is named whatever else went wrong.
+  throwIfAny(ErrorCode.Equivocation, `${fn}: echo check failed`, equivocators, evidence);
+  throwUnattributed(ErrorCode.BadProof, `${fn}: forged echo`, forged);
+}
+
+function copyBinding(b: ReshareBinding): ReshareBinding {
+  return {
+    suite: b.suite,
+    sessionId: Uint8Array.from(b.sessionId),
+    runId: Uint8Array.from(b.runId),
+    oldPackageDigest: Uint8Array.from(b.oldPackageDigest),
+    oldIndices: [...b.oldIndices],
+    threshold: b.threshold,
+    indices: [...b.indices],
+    dealers: [...b.dealers],
+  };
+}
+
+/**
+ * Round 3 (every player): the echo check (Equivocation with evidence, or BadProof for a forged echo,
+ * naming nobody); the new package (resharedPackage); a new party verifies and combines its sub-shares
+ * (combineSubShares: BadShare naming each bad dealer). `shares` holds the sub-share of every other
+ * dealer for a new party, and is empty or absent otherwise. Returns the confirmation.
+ */
+export function reshareRound3(
+  state: ReshareState<2>,
+  echoes: Map<number, ReshareEchoMsg>,
+  shares?: Map<number, ReshareShareMsg>,
+): { state: ReshareState<3>; confirm: ReshareConfirmMsg } {
+  const fn = 'reshareRound3';
+  const inner = ReshareState.take(state, 2, fn);
+  const { ctx, received } = inner;
+  try {
+    const echoMsgs = checkSenders<ReshareEchoMsg>(echoes, others(ctx.players, ctx.self), `${fn}: echoes`);
+    const shareMsgs = checkSenders<ReshareShareMsg>(shares ?? new Map(), isReceiver(ctx) ? others(ctx.dealers, ctx.self) : [], `${fn}: sub-shares`);
+
+    // Broadcast consistency before anything secret is touched.
+    echoCheck(ctx, fn, echoMsgs, received);
+
+    const decoded = new Map<number, readonly Point[]>(ctx.dealers.map((i) => [i, received.get(i)!.commitments]));
+    const publicKey = computePackage(ctx.old, decoded, ctx.target);
+    let shareBytes: Uint8Array | undefined;
+    if (isReceiver(ctx)) {
+      const subShares = new Map<number, unknown>();
+      for (const i of others(ctx.dealers, ctx.self)) {
+        const m = shareMsgs.get(i) as unknown;
+        subShares.set(i, typeof m === 'object' && m !== null ? (m as Partial<ReshareShareMsg>).share : undefined);
+      }
+      if (isDealer(ctx)) subShares.set(ctx.self, inner.ownSubShare);
+      shareBytes = combineChecked(ctx.old, decoded, subShares, ctx.self, publicKey);
+    }
+    const digest = reshareResultDigest(publicKey, ctx.sessionId, ctx.oldDigest);
+    return { state: ReshareState.make(3, { ctx, publicKey, shareBytes, digest }), confirm: { digest: Uint8Array.from(digest) } };
+  } finally {
+    // Our own sub-share is combined (or the session is over): never needed again.
+    zeroize(inner.ownSubShare);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finish: confirmation
+
+/**
+ * Finish (every player): every other player must confirm our digest (ConfirmationMismatch otherwise,
+ * naming nobody, and no share is released). Returns the new package, and for a new party its new
+ * share (the caller's to keep and wipe). A dealer leaving the committee gets the package only: the
+ * driver erases its old share once the result is committed.
+ */
+export function reshareFinish(state: ReshareState<3>, confirms: Map<number, ReshareConfirmMsg>): { package: PublicKeyPackage; share?: SecretShare } {
+  const fn = 'reshareFinish';
+  const inner = ReshareState.take(state, 3, fn);
+  const { ctx } = inner;
+  let released = false;
+  try {
+    const senders = others(ctx.players, ctx.self);
+    const msgs = checkSenders<ReshareConfirmMsg>(confirms, senders, `${fn}: confirmations`);
+    const malformed = new Map<number, string>();
+    for (const j of senders) {
+      const m = msgs.get(j) as unknown;
+      const d = typeof m === 'object' && m !== null ? (m as Partial<ReshareConfirmMsg>).digest : undefined;
+      if (!(d instanceof Uint8Array) || d.length !== DIGEST_LENGTH) malformed.set(j, `digest must be ${DIGEST_LENGTH} bytes`);
+    }
+    throwUnattributed(ErrorCode.BadMessage, `${fn}: malformed confirmation`, malformed);
+    const differing = senders.filter((j) => !equalBytes(msgs.get(j)!.digest, inner.digest));
+    ensure(differing.length === 0, ErrorCode.ConfirmationMismatch, `${fn}: public result differs at party ${differing.join(', ')}; no share is released`);
+    const pkg = inner.publicKey;
+    if (inner.shareBytes === undefined) return { package: pkg };
+    const share: SecretShare = Object.freeze({ suite: pkg.suite, index: ctx.self, epoch: pkg.epoch, value: inner.shareBytes });
+    released = true;
+    return { package: pkg, share };
+  } finally {
+    if (!released) zeroize(inner.shareBytes);
+    inner.shareBytes = undefined;
+  }
+}

@@ -20,7 +20,7 @@ export const PROTOCOL_ID = 'tessera/session/v1';
  * import, rotate (a DKG for the next version) and the lifecycle transitions retire / archive / activate /
  * destroy (every node changes its copy, so every node's operator approves).
  */
-export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import', 'rotate', 'retire', 'archive', 'activate', 'destroy'] as const;
+export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import', 'rotate', 'retire', 'archive', 'activate', 'destroy', 'reshare'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 export const SESSION_ID_LENGTH = 16;
 
@@ -74,6 +74,8 @@ export function checkSessionParams(p: SessionParams): SessionParams {
 
 /** The rounds of the joint-Feldman engine (DKG, refresh, export's re-randomisation, import). */
 export const JOINT_FELDMAN_ROUNDS = ['dkg/round1', 'dkg/round2', 'dkg/echo', 'dkg/confirm'] as const;
+/** Resharing to a new committee (core/reshare.ts): the signed deals with their private sub-shares, the echo, the confirmation. */
+export const RESHARE_ROUNDS = ['reshare/deal', 'reshare/share', 'reshare/echo', 'reshare/confirm'] as const;
 /** FROST signing (RFC 9591 §5.1, §5.2; the round-1 echo is folded into round 2). */
 export const SIGN_ROUNDS = ['sign/commit', 'sign/share'] as const;
 /** Threshold ECDSA key setup (core/ecdsa/setup.ts), after the joint-Feldman rounds of a key-making session. */
@@ -113,6 +115,9 @@ export function declaredRounds(operation: Operation, suite?: SuiteId): readonly 
       return [...JOINT_FELDMAN_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
     case 'export':
       return [...JOINT_FELDMAN_ROUNDS, CATCH_UP_ROUND];
+    case 'reshare':
+      // An ECDSA key's new committee makes its pairwise setups in the same session, before the commit.
+      return [...RESHARE_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
     case 'sign':
       return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? [...ECDSA_SIGN_ROUNDS, ...ECDSA_PRESIGN_ROUNDS] : []), CATCH_UP_ROUND];
     case 'decapsulate':
