@@ -27,11 +27,14 @@ export async function clusterOf(a: Args): Promise<ClusterContext> {
   return { cluster, file, path };
 }
 
-/** Run a call that can take more than a second with a progress line on stderr (TTY only: --json and pipes see nothing). */
-export async function withProgress<T>(label: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Run a call that can take more than a second with a progress line on stderr (TTY only: --json and
+ * pipes see nothing). A call with steps reports each through the `step` it is handed.
+ */
+export async function withProgress<T>(label: string, fn: (step: (message: string) => void) => Promise<T>): Promise<T> {
   const progress = startProgress(label);
   try {
-    return await fn();
+    return await fn((message) => progress.step(message));
   } finally {
     progress.done();
   }

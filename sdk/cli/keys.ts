@@ -3,6 +3,7 @@
  * lifecycle), and move them between clusters (import-key, export, import).
  */
 import { fromHex, toHex } from '../../core/bytes.js';
+import { isContiguous, partyIndices } from '../../core/committee.js';
 import type { KeyInfo, KeyState } from '../client.js';
 import type { PublicKeyFormat } from '../formats.js';
 import { TesseraClientError } from '../http.js';
@@ -39,6 +40,17 @@ export function requireSuite(info: KeyInfo, suites: readonly string[], what: str
   if (!suites.includes(info.suite)) throw new TesseraClientError('BAD_INPUT', `key ${info.keyId} is a ${info.suite} key and cannot ${what}`);
 }
 
+/** The nodes holding shares of a key version (core/committee.ts: 1..parties unless resharing moved it). */
+function committeeOf(k: KeyInfo): number[] {
+  return [...partyIndices(k.publicPackage)];
+}
+
+/** "2-of-3", or "2-of-4 [1,2,4,5]" when the committee is not nodes 1..n (after a reshare). */
+function thresholdOf(k: KeyInfo): string {
+  const nodes = committeeOf(k);
+  return `${k.threshold}-of-${k.parties}${isContiguous(nodes) ? '' : ` [${nodes.join(',')}]`}`;
+}
+
 /** What the CLI shows of a key (not its public package: that is for the SDK). */
 function keySummary(k: KeyInfo, o: { state?: boolean } = {}): Record<string, unknown> {
   return {
@@ -47,7 +59,9 @@ function keySummary(k: KeyInfo, o: { state?: boolean } = {}): Record<string, unk
     suite: k.suite,
     scheme: k.scheme,
     publicKey: k.publicKey,
-    ...(o.state ? { state: k.state, threshold: k.threshold, parties: k.parties, exportable: k.exportable, createdAt: new Date(k.createdAt).toISOString() } : {}),
+    ...(o.state
+      ? { state: k.state, threshold: k.threshold, parties: k.parties, nodes: committeeOf(k), epoch: k.epoch, exportable: k.exportable, createdAt: new Date(k.createdAt).toISOString() }
+      : {}),
     ...(k.rotation ? { rotation: k.rotation } : {}),
   };
 }
@@ -88,7 +102,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     uses: 'cluster',
     options: [{ name: 'state', kind: 'choice', value: 'STATE', choices: KEY_STATES, help: 'only versions in this state' }],
     details: [
-      'Text output has one line per key version: key id, version, suite, state, threshold-of-parties, public key (hex), and in parentheses what the suite signs (its scheme). --json prints {"keys": [...]}, ordered by key id then version.',
+      'Text output has one line per key version: key id, version, suite, state, threshold-of-parties (with the nodes in brackets when they are not 1..n, after a reshare), public key (hex), and in parentheses what the suite signs (its scheme). --json prints {"keys": [...]}, ordered by key id then version; `nodes` is the committee.',
       NOT_ECDSA_NOTE,
     ],
     async run(a) {
@@ -97,7 +111,24 @@ export const KEY_COMMANDS: CommandSpec[] = [
       const keys: KeyInfo[] = await cluster.listKeys(state ? { state } : {});
       if (a.json) print(true, { keys: keys.map((k) => keySummary(k, { state: true })) });
       else if (keys.length === 0) process.stdout.write(state ? `no ${state} keys\n` : 'no keys\n');
-      else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${k.threshold}-of-${k.parties}  ${k.publicKey}  (${k.scheme})\n`);
+      else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${thresholdOf(k)}  ${k.publicKey}  (${k.scheme})\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['keys', 'info'],
+    summary: "show one key version's record: state, threshold, the nodes holding its shares (its committee), epoch",
+    uses: 'cluster',
+    options: [KEY_ID, VERSION],
+    details: [
+      '`nodes` is the key\'s committee: the nodes that hold its shares (1..n for a key made here; any set after `tessera reshare`). Signing, decapsulation and refresh use these nodes only. The record is read from the first live node that holds it.',
+      NOT_ECDSA_NOTE,
+    ],
+    examples: ['tessera keys info --key-id demo --json'],
+    async run(a) {
+      const { cluster } = await clusterOf(a);
+      const k = await cluster.getKey(a.string('key-id')!, a.int('version'));
+      print(a.json, { ...keySummary(k, { state: true }), ...(a.json ? {} : { nodes: committeeOf(k).join(',') }) });
       return 0;
     },
   },
@@ -277,6 +308,68 @@ export const KEY_COMMANDS: CommandSpec[] = [
       const keyId = a.string('key-id')!;
       const r = await withProgress(`rotate ${keyId}`, () => cluster.rotate({ keyId, version: a.int('version') }));
       print(a.json, { keyId: r.keyId, version: r.version, previousVersion: r.previousVersion, publicKey: r.publicKey });
+      return 0;
+    },
+  },
+  {
+    path: ['reshare'],
+    summary: 'move a key version to other nodes and/or another threshold; the public key stays the same',
+    uses: 'cluster',
+    options: [
+      KEY_ID,
+      { name: 'threshold', kind: 'int', value: 'T', help: 'the new threshold: how many of the new nodes it takes to use the key', required: true, min: 2, max: 255 },
+      { name: 'nodes', kind: 'players', value: 'LIST', help: 'the new committee: the nodes that will hold shares, comma-separated (e.g. 1,2,4,5)', required: true },
+      {
+        name: 'dealers',
+        kind: 'players',
+        value: 'LIST',
+        help: "the current holders that deal their shares, comma-separated: at least the key's threshold of them",
+        default: 'the first t holders that answer',
+      },
+      { ...VERSION, help: 'the version to reshare' },
+    ],
+    details: [
+      'The dealers, old holders of the key, each deal Feldman-committed sub-shares of their shares to the new nodes, which check them against the old verifying shares; every new node then holds a share of the same key under the new threshold. The old and new nodes may overlap or not. The session runs on the dealers and the new nodes together, and every one of their operators approves it (each SDK\'s policy hook sees the request). Its result is committed with every player\'s vote.',
+      'Afterwards the old shares are dead: the epoch goes up and old and new shares never combine. Old holders outside the new committee erase their shares; those that were not in the session are handed the commit certificate, and one that cannot be reached is listed (it erases when `tessera repair --key-id ID` reaches it).',
+      'Text output: the new threshold and nodes, the epoch, the unchanged public key, and what each old holder outside the session answered. --json prints one object with `handoff`: [{node, outcome} or {node, error}].',
+    ],
+    examples: ['tessera reshare --key-id demo --threshold 3 --nodes 1,2,4,5 --json', 'tessera reshare --key-id demo --threshold 2 --nodes 4,5 --dealers 1,3'],
+    async run(a) {
+      const keyId = a.string('key-id')!;
+      const threshold = a.int('threshold')!;
+      const nodes = a.players('nodes')!;
+      const dealers = a.players('dealers');
+      if (threshold > nodes.length) throw new UsageError(`--threshold ${threshold} is above the number of --nodes (${nodes.length})`, 'reshare');
+      const { cluster } = await clusterOf(a);
+      for (const [flag, list] of [['nodes', nodes], ['dealers', dealers ?? []]] as const) {
+        const beyond = list.find((i) => i > cluster.size);
+        if (beyond !== undefined) throw new UsageError(`--${flag}: the cluster has nodes 1..${cluster.size}, got ${beyond}`, 'reshare');
+      }
+      const r = await withProgress(`reshare ${keyId}`, (step) =>
+        cluster.reshare(keyId, { threshold, nodes, ...(dealers ? { dealers } : {}), ...(a.int('version') !== undefined ? { version: a.int('version') } : {}) }, step),
+      );
+      if (a.json) {
+        const { key: _key, ...result } = r;
+        print(true, result as unknown as Record<string, unknown>);
+      } else {
+        print(false, {
+          keyId: r.keyId,
+          version: r.version,
+          threshold: `${r.threshold}-of-${r.nodes.length}`,
+          nodes: r.nodes.join(','),
+          epoch: r.epoch,
+          previous: `${r.previous.threshold}-of-${r.previous.nodes.length} on nodes ${r.previous.nodes.join(',')} (epoch ${r.previous.epoch})`,
+          dealers: r.dealers.join(','),
+          publicKey: r.publicKey,
+        });
+        for (const h of r.handoff) {
+          process.stdout.write(
+            h.error === undefined
+              ? `node ${h.node}: ${h.outcome}\n`
+              : `node ${h.node}: not reached (${h.error}); it erases its old share when \`tessera repair --key-id ${r.keyId}\` reaches it\n`,
+          );
+        }
+      }
       return 0;
     },
   },
