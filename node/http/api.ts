@@ -20,6 +20,8 @@ import {
   type ImportRequest,
   type KeygenRequest,
   type RefreshRequest,
+  type ReshareHandoffRequest,
+  type ReshareRequest,
   type RotateRequest,
   type SetStateRequest,
   type SignRequest,
@@ -292,6 +294,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
   app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
   app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body as RefreshRequest) });
+  // Resharing to a new committee (issue 13): a session of the dealers and the new committee, then the
+  // handoff of its certificate to old holders that were not in it.
+  app.route({ ...ROUTES.reshare, handler: async (req) => s.reshare(who(req), keyIdOf(req), req.body as ReshareRequest) });
+  app.route({ ...ROUTES.reshareHandoff, handler: async (req) => s.reshareHandoff(who(req), keyIdOf(req), req.body as ReshareHandoffRequest) });
   app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), keyIdOf(req), req.body as ExportRequest) });
   app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body as ImportRequest) });
   app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body as RotateRequest) });
