@@ -286,6 +286,16 @@ describe.each(SUITE_IDS)('reshare (%s): 2-of-3 -> 3-of-5 -> 2-of-4 -> 2-of-3, sa
   });
 });
 
+describe('reshare: any dealer set of at least t old holders', () => {
+  it.each([[[1, 2]], [[1, 3]], [[2, 3]], [[1, 2, 3]]])('dealers %j give the same key to [2,4,6] (2-of-3)', (dealers) => {
+    const keys = runDkg('secp256k1', 2, 3);
+    const target: ReshareTarget = { threshold: 2, indices: [2, 4, 6] };
+    const fresh = newKeys(simulateReshare(keys, dealers, target, { auths: testAuthenticators(MAX_NODE) }), target);
+    expect(secretOf(pick(fresh, [4, 6]))).toBe(secretOf(pick(keys, [1, 3])));
+    expect(fresh[0]!.publicKey.commitments[0]).toEqual(keys[0]!.publicKey.commitments[0]);
+  });
+});
+
 describe('reshare session: malicious dealers are named, and only they', () => {
   const suiteId: SuiteId = 'ed25519';
   const dealers = [1, 2];
