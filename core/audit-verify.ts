@@ -52,6 +52,8 @@ export const AUDIT_OPERATIONS = [
   'export',
   'import',
   'rotate',
+  // moving a key to a new committee (issue 13)
+  'reshare',
   // local key operations (no session)
   'verify',
   // an operator refusing a session on one of its keys (the node tells the coordinator, never joins)

@@ -26,14 +26,15 @@ export const KEY_STATES = ['active', 'retired', 'archived', 'destroyed'] as cons
 export type KeyState = (typeof KEY_STATES)[number];
 
 /** Operations on an existing key version, as gated by its state. */
-export const KEY_OPERATIONS = ['sign', 'decapsulate', 'verify', 'refresh', 'export', 'rotate'] as const;
+export const KEY_OPERATIONS = ['sign', 'decapsulate', 'verify', 'refresh', 'export', 'rotate', 'reshare'] as const;
 export type KeyOperation = (typeof KEY_OPERATIONS)[number];
 
 /** The table. `rotate` is checked on the version being rotated out (the newest active one). */
 export const STATE_ALLOWS: { readonly [S in KeyState]: ReadonlySet<KeyOperation> } = Object.freeze({
   active: new Set<KeyOperation>(KEY_OPERATIONS),
-  retired: new Set<KeyOperation>(['decapsulate', 'verify']),
-  archived: new Set<KeyOperation>(),
+  // A reshare signs and decrypts nothing, it moves shares: a committee change must carry retired and archived keys too.
+  retired: new Set<KeyOperation>(['decapsulate', 'verify', 'reshare']),
+  archived: new Set<KeyOperation>(['reshare']),
   destroyed: new Set<KeyOperation>(),
 });
 

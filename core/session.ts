@@ -32,7 +32,12 @@ export interface SessionParams {
   readonly suite: SuiteId;
   readonly threshold: number;
   readonly parties: number;
-  /** The nodes that take part; all n for keygen/refresh/export/import, any t or more for sign/decapsulate. */
+  /**
+   * The nodes that take part, node indices in 1..parties (the cluster's nodes): all of them for keygen
+   * and import; the key's whole committee (core/committee.ts partyIndices, which each node reads from
+   * its own record) for refresh, export, rotate and the lifecycle transitions; any t or more of the
+   * committee for sign/decapsulate; dealers and new committee for reshare.
+   */
   readonly players: readonly number[];
   /** SHA-256 of the operation's payload (message, enc || receiver key, wrapping keys...), 32 bytes. */
   readonly payloadDigest: Uint8Array;
@@ -67,7 +72,11 @@ export function checkSessionParams(p: SessionParams): SessionParams {
     ensure(steps.length > 0 && formatDerivationPath(steps) === p.path, ErrorCode.BadParameters, 'path: expected the canonical form of a non-empty path, such as m/0/5');
   }
   const players = checkPlayers(p.players, p.parties, p.threshold);
-  const everyone = p.operation !== 'sign' && p.operation !== 'decapsulate';
+  // Making a new key from nothing (keygen) or from a bundle (import) deals to every node. Every other
+  // operation runs on an existing key's holders, which may be any committee of the cluster's nodes
+  // after a reshare (issue 13): at least t of them, as checked, and the digest binds exactly which.
+  // A reshare's players are its dealers and its new committee (core/reshare.ts).
+  const everyone = p.operation === 'keygen' || p.operation === 'import';
   ensure(!everyone || players.length === p.parties, ErrorCode.BadParameters, `${p.operation} needs all ${p.parties} nodes`);
   return { ...p, players };
 }
@@ -117,7 +126,8 @@ export function declaredRounds(operation: Operation, suite?: SuiteId): readonly 
       return [...JOINT_FELDMAN_ROUNDS, CATCH_UP_ROUND];
     case 'reshare':
       // An ECDSA key's new committee makes its pairwise setups in the same session, before the commit.
-      return [...RESHARE_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
+      // 'reshare/key': the dealers hand the old package and metadata to players joining the committee (node/sessions/reshare.ts).
+      return ['reshare/key', ...RESHARE_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
     case 'sign':
       return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? [...ECDSA_SIGN_ROUNDS, ...ECDSA_PRESIGN_ROUNDS] : []), CATCH_UP_ROUND];
     case 'decapsulate':

@@ -57,6 +57,10 @@ import type {
   PublicKeyPackageJson,
   RefreshRequest,
   RefreshResponse,
+  ReshareRequest,
+  ReshareResponse,
+  ReshareHandoffRequest,
+  ReshareHandoffResponse,
   RotateRequest,
   RotateResponse,
   SetStateRequest,
@@ -74,20 +78,24 @@ import type {
 import { PresignPools, type PresignScope } from './presign/pools.js';
 import { ownRef, parseItem, signWithPresignatures, type PresignedItem } from './presign/requests.js';
 import type { SignShareMsg } from '../core/messages.js';
-import type { KeyRecord as StoredKey, ShareStore } from './store/storage.js';
+import type { JoiningKeyMeta, KeyRecord as StoredKey, ShareStore, StagedEffect } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
+import { runReshare } from './sessions/reshare.js';
+import { checkCommittee, isParty, partyIndices } from '../core/committee.js';
+import { publicPackageDigest } from '../core/commit.js';
 import type { Deviations } from './sessions/deviations.js';
 import { burnedSetups } from './sessions/ecdsa-burn.js';
 import { PairKeys } from './sessions/pair-keys.js';
 import { TRANSITION_OPERATIONS } from '../core/lifecycle.js';
 import { runDkg, runEcdsaSign, runRefresh, runSign, type DriverContext } from './sessions/protocols.js';
+import { dealExportSubShares, openImportSubShares } from './sessions/failover.js';
 import { runEcdsaPresign } from './sessions/protocols.js';
 import { EcdsaPresignPools, type EcdsaPresignScope } from './presign/ecdsa-pools.js';
 import { ECDSA_PRESIGNATURE_ID_LENGTH, ecdsaPresignatureIds, ecdsaRound3 } from '../core/ecdsa/session.js';
 import { discardSignState } from '../core/ecdsa/dkls23.js';
-import { checkPlayers } from '../core/shamir.js';
+import { checkPlayers, checkThreshold } from '../core/shamir.js';
 import {
   MAX_ECDSA_PRESIGN_BATCH,
   type EcdsaPresignaturesRequest,
@@ -161,6 +169,10 @@ export interface NodeServiceOptions {
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
 export const FAULT_POINTS = [
   'refresh-before-stage',
+  // Reshare (node/sessions/reshare.ts): after the dealers dealt, after the confirmations, before staging.
+  'reshare-after-deal',
+  'reshare-after-confirm',
+  'reshare-before-stage',
   // Inside the joint-Feldman rounds of keygen, rotate, refresh, import and export (node/sessions/protocols.ts).
   'rounds-after-round1',
   'rounds-after-echo',
@@ -178,6 +190,20 @@ export function packageToJson(p: PublicKeyPackage): PublicKeyPackageJson {
     epoch: p.epoch,
     commitments: p.commitments.map(toHex),
     verifyingShares: p.verifyingShares.map(toHex),
+    ...(p.indices ? { indices: [...p.indices] } : {}),
+  };
+}
+
+/** The inverse of packageToJson, shapes only (a reshare handoff checks the result against its certificate's digest). */
+function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
+  return {
+    suite: getSuite(j.suite).id,
+    threshold: j.threshold,
+    parties: j.parties,
+    epoch: j.epoch,
+    commitments: j.commitments.map((c, k) => fromHex(c, `commitments[${k}]`)),
+    verifyingShares: j.verifyingShares.map((c, k) => fromHex(c, `verifyingShares[${k}]`)),
+    ...(j.indices ? { indices: checkCommittee(j.indices, j.threshold, 'publicPackage.indices') } : {}),
   };
 }
 
@@ -327,7 +353,7 @@ export class NodeService {
         if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
         const exportable = req.exportable ?? false;
         // Exportability and the rotation period are fixed here: in the digest, so every node and operator agreed.
-        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
+        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, { threshold: req.threshold, parties: this.o.parties }, allNodes(this.o.parties), [
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
           utf8ToBytes(req.rotationPeriodMs !== undefined ? `rotate every ${req.rotationPeriodMs} ms` : 'no rotation period'),
         ]);
@@ -373,7 +399,7 @@ export class NodeService {
         const { path, steps } = signPath(req.path, rec);
         // "prehashed" enters the digest only when set, so a FROST session's digest is unchanged.
         const payload = prehashed ? [message, utf8ToBytes('prehashed')] : [message];
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, payload, path);
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, payload, path);
         // ECDSA: no session with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
         if (suite.kind === 'ecdsa') await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         return { version: rec.version, rec, message, digest, params, steps };
@@ -494,7 +520,7 @@ export class NodeService {
         if (!Number.isSafeInteger(req.count) || req.count < 1 || req.count > MAX_ECDSA_PRESIGN_BATCH) {
           throw new TesseraError(ErrorCode.BadParameters, `count: expected an integer from 1 to ${MAX_ECDSA_PRESIGN_BATCH}`);
         }
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
         // No presigning with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
         await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         // Read before the session: a change of the key while it runs makes add() refuse its presignatures.
@@ -680,7 +706,7 @@ export class NodeService {
         const decodedEnc = decodeEnc(suite, enc);
         const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
         // The SDK picks which t (or more) nodes it asks: the list must be well formed and name this node.
-        this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
+        this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, [enc, receiver]);
         return { version: rec.version, rec, suite, decodedEnc, receiver };
       },
       async ({ rec, suite, decodedEnc, receiver }) => {
@@ -730,7 +756,7 @@ export class NodeService {
       { principal: p, operation: 'refresh', authorize: 'policy', keyId, ...versionOf(req), session },
       async () => {
         const rec = await this.requireKey(tenant, keyId, req.version, 'refresh');
-        const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), []);
+        const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed, partyIndices(rec.committed), []);
         return { version: rec.version, rec, params };
       },
       async ({ rec, params }) => {
@@ -761,7 +787,10 @@ export class NodeService {
    * Export: every node re-randomises its share with the others (a refresh that is never committed, so
    * the cluster keeps its shares and no exported share equals a retained one) and returns its new share
    * wrapped to the wrapping key for its index, with the new public package; the SDK assembles the
-   * bundle. Refused before joining when the key is not exportable or a wrapping key is not allowed.
+   * bundle. With `reshare` (a destination of another size, issue 13), each node instead deals its new
+   * share to destination nodes 1..n' and seals sub-share j to wrapping key j (node/sessions/failover.ts);
+   * the SDK assembles a version 2 bundle. Refused before joining when the key is not exportable or a
+   * wrapping key is not allowed.
    */
   async exportKey(p: Principal, keyId: string, req: ExportRequest): Promise<ExportResponse> {
     const session = parseSessionId(req.sessionId);
@@ -773,25 +802,32 @@ export class NodeService {
           throw new TesseraError(ErrorCode.PolicyDenied, `key ${keyId} is not exportable (exportability is fixed when a key is created or imported)`);
         }
         const given = req.wrappingKeys.map((k, i) => fromHex(k, `wrappingKeys[${i}]`));
-        const keys = wrappingKeysForParties(given, rec.committed.parties);
+        const target = req.reshare;
+        if (target !== undefined) checkThreshold(target.threshold, target.parties);
+        const keys = wrappingKeysForParties(given, target?.parties ?? rec.committed.parties);
         this.checkWrappingKeyAllowlist(given);
-        // The payload digest binds every wrapping key, in order: all nodes and operators saw the same.
-        const params = this.params('export', p.tenant, keyId, rec.version, rec.suite, rec.committed.threshold, allNodes(this.o.parties), given);
-        return { version: rec.version, rec, recipient: keys[this.o.index - 1]!, params };
+        // The payload digest binds every wrapping key, in order, and the destination's size: all nodes
+        // and operators saw the same.
+        const payload = target === undefined ? given : [...given, framed(utf8ToBytes('reshare'), i2osp(target.threshold, 1), i2osp(target.parties, 1))];
+        const params = this.params('export', p.tenant, keyId, rec.version, rec.suite, rec.committed, partyIndices(rec.committed), payload);
+        return { version: rec.version, rec, keys, target, params };
       },
-      async ({ rec, recipient, params }) => {
+      async ({ rec, keys, target, params }) => {
         const result = await this.engine.run({ session, params, uses: usesShare(p.tenant, keyId, rec.version) }, async (ctx, key) => {
           const next = await runRefresh(ctx, key!, { forExport: true });
           try {
-            const wrappedShare = await wrapBundleShare(next, { keyId, keyVersion: rec.version }, recipient);
-            return { wrappedShare, publicPackage: packageToJson(next.publicKey) };
+            const publicPackage = packageToJson(next.publicKey);
+            if (target !== undefined) return { dealt: await dealExportSubShares(next, { keyId, keyVersion: rec.version }, target, keys), publicPackage };
+            return { wrappedShare: await wrapBundleShare(next, { keyId, keyVersion: rec.version }, keys[this.o.index - 1]!), publicPackage };
           } finally {
             zeroize(next.secret.value);
           }
         });
         this.o.logger.info(
-          { op: 'export', keyId, version: rec.version, wrappingKey: result.wrappedShare.wrappingKeyFingerprint, session: toHex(session) },
-          're-randomised share exported, wrapped',
+          target === undefined
+            ? { op: 'export', keyId, version: rec.version, wrappingKey: result.wrappedShare?.wrappingKeyFingerprint, session: toHex(session) }
+            : { op: 'export', keyId, version: rec.version, reshare: `${target.threshold}-of-${target.parties}`, session: toHex(session) },
+          target === undefined ? 're-randomised share exported, wrapped' : 're-randomised share dealt to the destination nodes, sealed',
         );
         return { keyId, version: rec.version, index: this.o.index, ...result };
       },
@@ -803,7 +839,9 @@ export class NodeService {
    * against its verifying share (the bundle's public part was checked in the exponent by parseBundle);
    * a node whose checks fail fails the session before sending anything, so the refresh completes
    * nowhere. Then the shares are re-randomised, every node confirms it is ready to store, and only then
-   * does each node store its new share under the key id (the bundle's unless given).
+   * does each node store its new share under the key id (the bundle's unless given). A version 2 bundle
+   * (dealt for this cluster's size, issue 13) instead has each node open its sub-shares from every
+   * dealer and combine them (node/sessions/failover.ts), which names a bad dealer; the rest is the same.
    */
   async importKey(p: Principal, req: ImportRequest): Promise<KeyInfo> {
     const session = parseSessionId(req.sessionId);
@@ -815,30 +853,34 @@ export class NodeService {
       async () => {
         const bundle = parseBundle(req.bundle);
         const pkg = bundle.package;
+        // A bundle carries a sharing for one size; another size needs a new export (which reshares).
+        const again = "; export the key again with this cluster's import-keys file (`tessera import-key --json`), which deals it for this cluster's size";
         if (pkg.parties !== this.o.parties) {
           throw new TesseraError(
             ErrorCode.BadParameters,
-            `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes; threshold and party count must equal the source's (resharing is not supported)`,
+            `the bundle's key is shared among ${pkg.parties} parties (${pkg.threshold}-of-${pkg.parties}) but this cluster has ${this.o.parties} nodes${again}`,
           );
         }
         if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
-          throw new TesseraError(
-            ErrorCode.BadParameters,
-            `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}; threshold and party count must equal the source's (resharing is not supported)`,
-          );
+          throw new TesseraError(ErrorCode.BadParameters, `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}${again}`);
         }
         const keyId = req.keyId ?? bundle.keyId;
         if (await this.o.store.get(tenant, keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${keyId} already exists`);
-        const own = bundle.wrappedShares.find((w) => w.index === this.o.index)!;
+        // This node's share (version 1), or its sub-share from each dealer (version 2), must be wrapped to its import key.
+        const own = bundle.resharing
+          ? bundle.resharing.dealers.map((d) => ({ what: `dealer ${d.index}'s sub-share`, entry: d.subShares[this.o.index - 1]! }))
+          : [{ what: 'share', entry: bundle.wrappedShares.find((w) => w.index === this.o.index)! }];
         const mine = wrappingKeyFingerprint(this.o.importKey.publicKey);
-        if (!equalBytes(own.wrappingKeyFingerprint, mine)) {
-          throw new TesseraError(
-            ErrorCode.BadInput,
-            `the bundle's share for node ${this.o.index} is wrapped to key ${toHex(own.wrappingKeyFingerprint).slice(0, 16)}…, not to this node's import key ${toHex(mine).slice(0, 16)}…`,
-          );
+        for (const { what, entry } of own) {
+          if (!equalBytes(entry.wrappingKeyFingerprint, mine)) {
+            throw new TesseraError(
+              ErrorCode.BadInput,
+              `the bundle's ${what} for node ${this.o.index} is wrapped to key ${toHex(entry.wrappingKeyFingerprint).slice(0, 16)}…, not to this node's import key ${toHex(mine).slice(0, 16)}…`,
+            );
+          }
         }
         const exportable = req.exportable ?? false;
-        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
+        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, { threshold: pkg.threshold, parties: this.o.parties }, allNodes(this.o.parties), [
           bundleDigest(bundle),
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
         ]);
@@ -846,7 +888,9 @@ export class NodeService {
       },
       async ({ bundle, keyId, exportable, params }) => {
         const epoch = await this.engine.run({ session, params }, async (ctx) => {
-          const share = await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
+          const share = bundle.resharing
+            ? await openImportSubShares(bundle, this.o.importKey, this.o.index)
+            : await unwrapBundleShare(bundle, this.o.importKey, this.o.index);
           let next: KeyShare;
           try {
             next = await runRefresh(ctx, { publicKey: bundle.package, secret: share });
@@ -899,7 +943,7 @@ export class NodeService {
         async () => {
           const old = await this.requireKey(tenant, keyId, version, 'rotate');
           const next = await this.o.store.nextVersion(tenant, keyId);
-          const params = this.params('rotate', tenant, keyId, next, old.suite, old.committed.threshold, allNodes(this.o.parties), [
+          const params = this.params('rotate', tenant, keyId, next, old.suite, old.committed, partyIndices(old.committed), [
             i2osp(old.version, 4),
             utf8ToBytes(old.rotationPeriodMs !== undefined ? `rotate every ${old.rotationPeriodMs} ms` : 'no rotation period'),
           ]);
@@ -956,7 +1000,7 @@ export class NodeService {
           const rec = await this.o.store.get(tenant, keyId, req.version);
           if (!rec) throw notFound(keyId, req.version);
           assertTransition(rec.state, target, { keyId, version: req.version });
-          const params = this.params(operation, tenant, keyId, req.version, rec.suite, rec.threshold, allNodes(this.o.parties), [utf8ToBytes(target)]);
+          const params = this.params(operation, tenant, keyId, req.version, rec.suite, rec.publicKey, partyIndices(rec.publicKey), [utf8ToBytes(target)]);
           locked = this.lockKey(tenant, keyId);
           return { version: req.version, params };
         },
@@ -1032,6 +1076,136 @@ export class NodeService {
       versions: versions.map((v) => ({ version: v.version, epoch: v.epoch, state: v.state, ...(v.certSession ? { certSessionId: toHex(v.certSession) } : {}) })),
       certificates: certificates.map((c) => ({ sessionId: toHex(c.session), certificate: toHex(c.certificate) })),
     };
+  }
+
+  /**
+   * Reshare (issue 13): move a key version to a new committee and threshold, same public key. A session
+   * of the dealers (old holders, at least the old threshold) and the new committee
+   * (node/sessions/reshare.ts, core/reshare.ts), committed with every player's vote. After the commit a
+   * dealer that left the committee has erased its share and record; an old holder that was not a player
+   * erases on the handoff (reshareHandoff). A node joining the committee holds no record of the key
+   * before: it takes the session's suite and version from the request, and the key from the dealers.
+   */
+  async reshare(p: Principal, keyId: string, req: ReshareRequest): Promise<ReshareResponse> {
+    const session = parseSessionId(req.sessionId);
+    const { tenant } = p;
+    return this.o.gate.run(
+      { principal: p, operation: 'reshare', authorize: 'policy', keyId, version: req.version, session },
+      async () => {
+        const suite = getSuite(req.suite);
+        const committee = checkCommittee(req.nodes, req.threshold, 'the new committee');
+        const dealers = checkCommittee(req.dealers, undefined, 'the dealers');
+        const strangers = [...committee, ...dealers].filter((i) => !this.o.membership.has(i));
+        if (strangers.length > 0) throw new TesseraError(ErrorCode.BadParameters, `nodes ${[...new Set(strangers)].join(',')} are not members of this cluster`);
+        const oldPackageDigest = fromHex(req.oldPackageDigest, 'oldPackageDigest');
+        const stored = await this.o.store.get(tenant, keyId, req.version);
+        let held: { rec: KeyRecord; createdAt: number } | undefined;
+        if (stored) {
+          const rec = await this.requireKey(tenant, keyId, req.version, 'reshare');
+          if (rec.suite !== suite.id) throw new TesseraError(ErrorCode.BadParameters, `key ${keyId} is a ${rec.suite} key, not ${suite.id}`);
+          const old = rec.committed;
+          if (!equalBytes(publicPackageDigest(old), oldPackageDigest)) {
+            throw new TesseraError(
+              ErrorCode.EpochMismatch,
+              `node ${this.o.index} holds epoch ${old.epoch} of ${keyId} version ${req.version}, not the state the reshare names; run tessera repair --key-id ${keyId}`,
+            );
+          }
+          const outside = dealers.filter((d) => !isParty(old, d));
+          if (outside.length > 0) throw new TesseraError(ErrorCode.BadParameters, `dealers ${outside.join(',')} hold no share of ${keyId} version ${req.version}`);
+          if (dealers.length < old.threshold) throw new TesseraError(ErrorCode.BadParameters, `a reshare needs at least ${old.threshold} dealers (the old threshold), got ${dealers.length}`);
+          held = { rec, createdAt: stored.createdAt };
+        } else if (dealers.includes(this.o.index)) {
+          throw notFound(keyId, req.version);
+        }
+        const players = [...new Set([...dealers, ...committee])].sort((a, b) => a - b);
+        // The payload binds the new threshold, committee and dealers and the old package: every player
+        // and every operator approved exactly this move of exactly this key state.
+        const params = this.params('reshare', tenant, keyId, req.version, suite.id, { threshold: req.threshold, parties: this.o.parties }, players, [
+          i2osp(req.threshold, 1),
+          Uint8Array.from(committee),
+          Uint8Array.from(dealers),
+          oldPackageDigest,
+        ]);
+        return { version: req.version, held, committee, dealers, oldPackageDigest, params };
+      },
+      async ({ held, committee, dealers, oldPackageDigest, params }) => {
+        const version = req.version;
+        const self = this.o.index;
+        const out = await this.engine.run({ session, params }, async (ctx) => {
+          let key: KeyShare | undefined;
+          let outcome: Awaited<ReturnType<typeof runReshare>> | undefined;
+          try {
+            if (held) {
+              await this.refuseReleasedDestroy(tenant, keyId, version);
+              key = await this.o.store.getShare(tenant, keyId, version);
+              if (!key) throw notFound(keyId, version);
+            }
+            const meta: JoiningKeyMeta | undefined = held && {
+              exportable: held.rec.exportable,
+              state: held.rec.state as JoiningKeyMeta['state'],
+              createdAt: held.createdAt,
+              ...(held.rec.rotationPeriodMs !== undefined ? { rotationPeriodMs: held.rec.rotationPeriodMs } : {}),
+              ...(held.rec.chainCode !== undefined ? { chainCode: held.rec.chainCode } : {}),
+            };
+            outcome = await runReshare(ctx, {
+              suite: params.suite,
+              dealers,
+              target: { threshold: req.threshold, indices: committee },
+              oldPackageDigest,
+              ...(key && meta ? { held: { key, meta } } : {}),
+            });
+            this.crashPoint('reshare-before-stage');
+            const effects: StagedEffect[] = outcome.key
+              ? [{ kind: 'reshare', version, share: outcome.key, ...(held ? {} : { joining: outcome.meta }) }]
+              : [{ kind: 'leave', version }];
+            const committed = await ctx.commit({
+              statement: statementOf(session, 'reshare', tenant, keyId, version, resultDigest({ kind: 'epoch', package: outcome.package })),
+              effects,
+            });
+            return { package: outcome.package, certificate: committed.certificate };
+          } finally {
+            if (key) zeroize(key.secret.value, key.secret.pairwise);
+            if (outcome?.key) zeroize(outcome.key.secret.value, outcome.key.secret.pairwise);
+          }
+        });
+        const inNew = committee.includes(self);
+        const role: ReshareResponse['role'] = dealers.includes(self) ? (inNew ? 'dealer+receiver' : 'dealer') : 'receiver';
+        this.o.logger.info(
+          { op: 'reshare', keyId, version, epoch: out.package.epoch, threshold: req.threshold, committee, dealers, role, session: toHex(session) },
+          inNew ? 'key reshared: this node holds a share of the new committee' : 'key reshared away: this node erased its share',
+        );
+        return {
+          keyId,
+          version,
+          node: self,
+          epoch: out.package.epoch,
+          threshold: out.package.threshold,
+          indices: [...partyIndices(out.package)],
+          publicPackage: packageToJson(out.package),
+          certificate: toHex(out.certificate),
+          role,
+        };
+      },
+    );
+  }
+
+  /**
+   * After a reshare, an old holder that was not a player is handed its certificate and the new package
+   * (by the SDK, or by an operator): checked (node/sessions/commit.ts applyReshareHandoff), then this
+   * node erases its share and record if the new committee leaves it out. Through the gate as 'repair'.
+   */
+  async reshareHandoff(p: Principal, keyId: string, req: ReshareHandoffRequest): Promise<ReshareHandoffResponse> {
+    const encoded = fromHex(req.certificate, 'certificate');
+    const pkg = packageFromJson(req.publicPackage);
+    return this.o.gate.run(
+      { principal: p, operation: 'repair', authorize: 'policy', keyId },
+      async () => ({}),
+      async () => {
+        const { outcome, certificate } = await this.engine.reshareHandoff(encoded, pkg, { tenant: p.tenant, keyId });
+        this.o.logger.info({ op: 'reshare-handoff', keyId, version: certificate.version, outcome, session: toHex(certificate.session) }, 'reshare handed off');
+        return { keyId, version: certificate.version, node: this.o.index, outcome };
+      },
+    );
   }
 
   /**
@@ -1168,7 +1342,8 @@ export class NodeService {
     keyId: string,
     version: number,
     suite: SuiteId,
-    threshold: number,
+    /** The key's threshold and committee (its public package); for keygen, import and reshare the new threshold over the membership. */
+    committee: { readonly threshold: number; readonly parties: number; readonly indices?: readonly number[] },
     players: readonly number[],
     payload: Uint8Array[],
     path?: string,
@@ -1179,8 +1354,9 @@ export class NodeService {
       keyId,
       version,
       suite,
-      threshold,
-      parties: this.o.parties,
+      threshold: committee.threshold,
+      parties: committee.parties,
+      ...(committee.indices !== undefined ? { indices: committee.indices } : {}),
       players,
       payloadDigest: sha256(framed(utf8ToBytes(operation), ...payload)),
       ...(path !== undefined ? { path } : {}),

@@ -14,12 +14,15 @@
  * until a certificate reaches it: from a peer in this session, in the hello of a later one
  * (node/sessions/engine.ts catch-up), or from `tessera repair` (applyCertificate below).
  */
-import { type CommitCertificate, type CommitStatement, attestationBytes, verifyAttestations, decodeCertificate, encodeCertificate, sameStatement, stateResultDigest, verifyCertificate, voteBytes } from '../../core/commit.js';
+import { type CommitCertificate, type CommitStatement, resultDigest, attestationBytes, verifyAttestations, decodeCertificate, encodeCertificate, sameStatement, stateResultDigest, verifyCertificate, voteBytes } from '../../core/commit.js';
 import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { identitySign, identityVerify, type IdentityKeyPair } from '../../core/identity.js';
 import type { Operation } from '../../core/session.js';
 import { TRANSITION_TARGETS } from '../../core/lifecycle.js';
+import { isParty, partyIndices } from '../../core/committee.js';
+import { equalBytes } from '../../core/bytes.js';
+import type { PublicKeyPackage } from '../../core/types.js';
 import type { KeyRecord, ShareStore, StagedEffect } from '../store/storage.js';
 import type { SessionChannel } from './channel.js';
 import { voteFor, type Deviations } from './deviations.js';
@@ -47,9 +50,19 @@ export interface Committed {
   readonly records: readonly KeyRecord[];
 }
 
-/** Every node of the cluster votes on every state change (sessions.md: all n for these operations). */
+/**
+ * Every member of the cluster: the required voters of a change staged before committees existed
+ * (its staged record names no voters). Since then a change's required voters are its session's players
+ * (sessions.md: all n for keygen; the key's committee for refresh, rotate and transitions; the old
+ * quorum plus every new party for a reshare), stored with the staged result.
+ */
 export function requiredVoters(membership: ReadonlyMap<number, Uint8Array>): number[] {
   return [...membership.keys()].sort((a, b) => a - b);
+}
+
+/** The voters a staged change's certificate needs (see requiredVoters). */
+export function stagedVoters(deps: Pick<CommitDeps, 'membership'>, staged: { readonly voters?: readonly number[] }): readonly number[] {
+  return staged.voters ?? requiredVoters(deps.membership);
 }
 
 /**
@@ -59,7 +72,8 @@ export function requiredVoters(membership: ReadonlyMap<number, Uint8Array>): num
 export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel, peers: readonly number[], change: ChangeToCommit): Promise<Committed> {
   const { store, self } = deps;
   const s = change.statement;
-  const required = requiredVoters(deps.membership);
+  // Every player of the session votes: the parameters every operator approved fix that set.
+  const required = [self, ...peers].sort((a, b) => a - b);
   // The vote signs only the public statement, so it is made first and stored WITH the staged result in
   // one synced write. It is not released yet: a node releases its vote only once every required voter
   // attested that it staged the same result. So a node that never staged (a crash, a failed round)
@@ -67,7 +81,7 @@ export async function certifyAndCommit(deps: CommitDeps, channel: SessionChannel
   // staged, repair can always finish the commit from the stored votes.
   const bytes = voteBytes(s);
   const vote = identitySign(deps.identity.secretKey, bytes);
-  await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest, vote }, change.effects);
+  await store.stageChange(s.tenant, s.keyId, { session: s.session, operation: s.operation, version: s.version, resultDigest: s.resultDigest, vote, voters: required }, change.effects);
   deps.crashPoint?.('commit-after-stage');
   const attestation = identitySign(deps.identity.secretKey, attestationBytes(s));
   channel.broadcast('commit/staged', attestation);
@@ -166,11 +180,14 @@ export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, sc
     // Same answer as a missing key: a certificate of another tenant's key reveals nothing.
     throw new TesseraError(ErrorCode.NotFound, `key ${scope.keyId} has no such change`);
   }
-  verifyCertificate(cert, deps.membership, requiredVoters(deps.membership));
   const { store } = deps;
-  if (await store.getCertificate(cert.tenant, cert.keyId, cert.session)) return { outcome: 'already-committed', certificate: cert, records: [] };
+  if (await store.getCertificate(cert.tenant, cert.keyId, cert.session)) {
+    verifyCertificate(cert, deps.membership, [...cert.votes.keys()]);
+    return { outcome: 'already-committed', certificate: cert, records: [] };
+  }
   const staged = await store.getStaged(cert.tenant, cert.keyId);
   if (staged && toHex(staged.session) === toHex(cert.session)) {
+    verifyCertificate(cert, deps.membership, stagedVoters(deps, staged));
     if (toHex(staged.resultDigest) !== toHex(cert.resultDigest)) {
       throw new TesseraError(ErrorCode.ConfirmationMismatch, `commit: the certificate is for another result than node ${deps.self} staged`);
     }
@@ -179,6 +196,10 @@ export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, sc
   }
   const target = TRANSITION_TARGETS[cert.operation as keyof typeof TRANSITION_TARGETS];
   if (target !== undefined && toHex(cert.resultDigest) === toHex(stateResultDigest(target))) {
+    // A transition's session is the key's committee: every holder of the version must have voted.
+    const held = await store.get(cert.tenant, cert.keyId, cert.version);
+    if (!held) throw new TesseraError(ErrorCode.NotFound, `key ${cert.keyId} version ${cert.version} not found on node ${deps.self}`);
+    verifyCertificate(cert, deps.membership, partyIndices(held.publicKey));
     const rec = await store.applyCertifiedTransition(cert.tenant, cert.keyId, cert.version, target, cert.session, encoded);
     return { outcome: 'committed', certificate: cert, records: [rec] };
   }
@@ -187,6 +208,57 @@ export async function applyCertificate(deps: CommitDeps, encoded: Uint8Array, sc
     `node ${deps.self} has no staged result for the certified ${cert.operation} of ${cert.keyId} version ${cert.version} (session ${toHex(cert.session)}): ` +
       'this node was restored from an older backup or lost its data; its share must be re-dealt (resharing, issue 13)',
   );
+}
+
+/**
+ * A reshare certificate handed to an old holder that was not a player (the SDK does this after the
+ * session; so may repair): check it stands for a reshare of exactly the epoch this node holds, by every
+ * new holder and at least t old holders (so at least one honest old holder dealt: t-1 cheating nodes
+ * cannot forge one to make honest nodes erase their shares), then erase this node's share and record
+ * if the new committee leaves it out. `newPackage` opens the certificate's result digest.
+ */
+export async function applyReshareHandoff(
+  deps: CommitDeps,
+  encoded: Uint8Array,
+  newPackage: PublicKeyPackage,
+  scope: { tenant: string; keyId: string },
+): Promise<{ outcome: 'erased' | 'already-committed' | 'not-a-holder'; certificate: CommitCertificate }> {
+  const cert = decodeCertificate(encoded);
+  if (cert.tenant !== scope.tenant || cert.keyId !== scope.keyId) throw new TesseraError(ErrorCode.NotFound, `key ${scope.keyId} has no such change`);
+  if (cert.operation !== 'reshare') throw new TesseraError(ErrorCode.BadInput, `the certificate is for a ${cert.operation}, not a reshare`);
+  // Every vote in it must verify; which voters are enough is checked below against the key.
+  verifyCertificate(cert, deps.membership, [...cert.votes.keys()]);
+  const { store } = deps;
+  if (await store.getCertificate(cert.tenant, cert.keyId, cert.session)) return { outcome: 'already-committed', certificate: cert };
+  const held = await store.get(cert.tenant, cert.keyId, cert.version);
+  if (!held) return { outcome: 'not-a-holder', certificate: cert };
+  const old = held.publicKey;
+  if (!equalBytes(resultDigest({ kind: 'epoch', package: newPackage }), cert.resultDigest)) {
+    throw new TesseraError(ErrorCode.VerificationFailed, 'reshare handoff: the package given is not the certified result');
+  }
+  if (newPackage.suite !== old.suite || !equalBytes(newPackage.commitments[0]!, old.commitments[0]!) || newPackage.epoch !== old.epoch + 1) {
+    throw new TesseraError(
+      ErrorCode.EpochMismatch,
+      `reshare handoff: the certificate reshares epoch ${newPackage.epoch - 1} of ${cert.keyId} version ${cert.version}, but node ${deps.self} holds epoch ${old.epoch}; run tessera repair`,
+    );
+  }
+  const voters = new Set(cert.votes.keys());
+  const missingNew = partyIndices(newPackage).filter((i) => !voters.has(i));
+  const oldVoters = partyIndices(old).filter((i) => voters.has(i));
+  if (missingNew.length > 0 || oldVoters.length < old.threshold) {
+    throw new TesseraError(
+      ErrorCode.VerificationFailed,
+      `reshare handoff: a reshare needs the votes of every new holder and of at least ${old.threshold} old holders (missing new: ${missingNew.join(',') || 'none'}; old voters: ${oldVoters.join(',') || 'none'})`,
+    );
+  }
+  if (isParty(newPackage, deps.self)) {
+    throw new TesseraError(
+      ErrorCode.BadState,
+      `node ${deps.self} is in the new committee of ${cert.keyId} but was not a player of the reshare, so it has no new share: run the reshare again with it`,
+    );
+  }
+  const outcome = await store.leaveOnCertificate(cert.tenant, cert.keyId, cert.version, cert.session, encoded);
+  return { outcome, certificate: cert };
 }
 
 /** The statement of this node's staged change of a key, if it is for `session`. */
@@ -210,7 +282,8 @@ export async function attestStaged(deps: CommitDeps, tenant: string, keyId: stri
  */
 export async function releaseVote(deps: CommitDeps, tenant: string, keyId: string, session: Uint8Array, attestations: ReadonlyMap<number, Uint8Array>): Promise<Uint8Array> {
   const s = await stagedStatement(deps, tenant, keyId, session);
-  verifyAttestations(s, attestations, deps.membership, requiredVoters(deps.membership));
+  const staged = (await deps.store.getStaged(tenant, keyId))!;
+  verifyAttestations(s, attestations, deps.membership, stagedVoters(deps, staged));
   return deps.store.markReleased(tenant, keyId, session);
 }
 

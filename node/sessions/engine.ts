@@ -27,7 +27,7 @@ import { ErrorCode, TesseraError } from '../../core/errors.js';
 import type { IdentityKeyPair } from '../../core/identity.js';
 import { RUN_CONTRIBUTION_LENGTH, deriveRunId } from '../../core/run-id.js';
 import { CATCH_UP_ROUND, declaredRounds, sessionDigest, type SessionParams } from '../../core/session.js';
-import type { KeyShare } from '../../core/types.js';
+import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { sessionScope } from '../../contract/relay.js';
 import { SessionChannel, type RelayLink } from './channel.js';
 import type { PairKeys } from './pair-keys.js';
@@ -35,7 +35,7 @@ import { asTesseraError } from '../governance/gate.js';
 import type { DriverContext } from './protocols.js';
 import type { KeyRecord, ShareStore } from '../store/storage.js';
 import { flood, floodRounds, type Deviations } from './deviations.js';
-import { applyCertificate, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
+import { applyCertificate, applyReshareHandoff, attestStaged, certifyAndCommit, releaseVote, type ChangeToCommit, type Committed, type CommitDeps } from './commit.js';
 
 export interface CoordinatorSessions extends RelayLink {
   /** Join with the digest; resolves when the coordinator starts the session, rejects on abort. */
@@ -288,6 +288,11 @@ export class SessionEngine {
   /** Apply a certificate handed over by the SDK's repair (node/http: POST /v1/keys/:keyId/repair). */
   applyCertificate(encoded: Uint8Array, scope: { tenant: string; keyId: string }) {
     return applyCertificate(this.commitDeps, encoded, scope);
+  }
+
+  /** A reshare's certificate handed to an old holder that was not a player (node/sessions/commit.ts applyReshareHandoff). */
+  reshareHandoff(encoded: Uint8Array, newPackage: PublicKeyPackage, scope: { tenant: string; keyId: string }) {
+    return applyReshareHandoff(this.commitDeps, encoded, newPackage, scope);
   }
 
   /** Repair, step 1: this node's attestation that it staged the change of `session`. */

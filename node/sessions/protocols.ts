@@ -10,6 +10,7 @@ import type { PartyAuthenticator } from '../../core/auth.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import { dkgDiscard, dkgFinish, dkgRound1, dkgRound2, dkgRound3, wipeShareMessages } from '../../core/dkg.js';
 import { zeroize } from '../../core/bytes.js';
+import { isContiguous, partyIndices } from '../../core/committee.js';
 import { refreshDiscard, refreshFinish, refreshRound1, refreshRound2, refreshRound3 } from '../../core/refresh.js';
 import { signSessionDiscard, signSessionFinish, signSessionRound1, signSessionRound2, type SignSessionState } from '../../core/sign.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
@@ -74,6 +75,14 @@ export function identityAuthenticator(ctx: Pick<DriverContext, 'identity' | 'mem
 interface Limits {
   threshold?: number;
   parties?: number;
+}
+
+/**
+ * The wire limits of a run among `committee` (core/committee.ts partyIndices of the key, or the DKG's
+ * players): maps keyed by party (the joint-Feldman echo) take node indices up to the highest holder.
+ */
+function committeeLimits(threshold: number, committee: readonly number[]): Limits {
+  return { threshold, parties: Math.max(...committee) };
 }
 
 function send<T extends MessageType>(ctx: DriverContext, to: number, type: T, suite: SuiteId, body: MessageBodies[T]): void {
@@ -196,13 +205,18 @@ async function runJointFeldman<S1, S2, S3>(
 }
 
 /**
- * Distributed key generation among all n nodes; for a threshold ECDSA suite, followed by the pairwise
- * setup (withPairwiseSetup). The caller wipes the result's `secret.value` and `secret.pairwise`.
+ * Distributed key generation among the session's players (every node for keygen; the old version's
+ * committee for rotate), which become the key's committee; for a threshold ECDSA suite, followed by the
+ * pairwise setup (withPairwiseSetup). `_clusterSize` is not used: the players are the parties. The
+ * caller wipes the result's `secret.value` and `secret.pairwise`.
  */
-export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, parties: number): Promise<KeyShare> {
+export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, _clusterSize?: number): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
-  const key = await runJointFeldman(ctx, suite, { threshold, parties }, {
-    round1: () => dkgRound1({ suite, threshold, parties, self: ctx.self, sessionId: ctx.session, runId: ctx.runId }, auth),
+  const committee = [...ctx.players].sort((a, b) => a - b);
+  const parties = committee.length;
+  const indices = isContiguous(committee) ? {} : { indices: committee };
+  const key = await runJointFeldman(ctx, suite, committeeLimits(threshold, committee), {
+    round1: () => dkgRound1({ suite, threshold, parties, ...indices, self: ctx.self, sessionId: ctx.session, runId: ctx.runId }, auth),
     round2: dkgRound2,
     round3: dkgRound3,
     finish: dkgFinish,
@@ -218,8 +232,9 @@ export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: numb
  */
 export async function runRefresh(ctx: DriverContext, key: KeyShare, opts: { forExport?: boolean } = {}): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
-  const { suite, threshold, parties } = key.publicKey;
-  const next = await runJointFeldman(ctx, suite, { threshold, parties }, {
+  const { suite, threshold } = key.publicKey;
+  // The key's holders refresh it (its committee stays; core/refresh.ts).
+  const next = await runJointFeldman(ctx, suite, committeeLimits(threshold, partyIndices(key.publicKey)), {
     round1: () => refreshRound1({ sessionId: ctx.session, runId: ctx.runId, key }, auth),
     round2: refreshRound2,
     round3: refreshRound3,
@@ -237,7 +252,7 @@ const SETUP_ROUNDS = ['ecdsa/setup1', 'ecdsa/setup2', 'ecdsa/setup3', 'ecdsa/set
  * (SecretShare.pairwise), sealed by the store with it. Any other suite: `key` unchanged. On failure the
  * share is wiped (the caller never sees it).
  */
-async function withPairwiseSetup(ctx: DriverContext, key: KeyShare): Promise<KeyShare> {
+export async function withPairwiseSetup(ctx: DriverContext, key: KeyShare): Promise<KeyShare> {
   const suite = getSuite(key.publicKey.suite);
   if (suite.kind !== 'ecdsa') return key;
   const peers = ctx.players.filter((p) => p !== ctx.self);
@@ -287,8 +302,7 @@ export interface EcdsaSignHooks {
  */
 export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Uint8Array, hooks: EcdsaSignHooks = {}): Promise<FinalEcdsaSignature> {
   const suite = getEcdsaSuite(key.publicKey.suite);
-  const { threshold, parties } = key.publicKey;
-  const limits = { threshold, parties };
+  const limits = committeeLimits(key.publicKey.threshold, partyIndices(key.publicKey));
   let signingKey: EcdsaSigningKey | undefined;
   let state: EcdsaSession1 | EcdsaSession2 | Presignature | undefined;
   let mulChecks = false;
@@ -354,8 +368,7 @@ async function ecdsaFailure(ctx: DriverContext, e: unknown, mulChecks: boolean, 
  */
 export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: number, hooks: EcdsaSignHooks = {}): Promise<Presignature[]> {
   const suite = getEcdsaSuite(key.publicKey.suite);
-  const { threshold, parties } = key.publicKey;
-  const limits = { threshold, parties };
+  const limits = committeeLimits(key.publicKey.threshold, partyIndices(key.publicKey));
   let signingKey: EcdsaSigningKey | undefined;
   const states: (EcdsaSession1 | EcdsaSession2 | Presignature)[] = [];
   let mulChecks = false;
@@ -408,7 +421,7 @@ export async function runEcdsaPresign(ctx: DriverContext, key: KeyShare, count: 
  */
 export async function runSign(ctx: DriverContext, key: KeyShare, message: Uint8Array): Promise<Uint8Array> {
   const suite = getSigningSuite(key.publicKey.suite);
-  const { threshold, parties } = key.publicKey;
+  const limits = committeeLimits(key.publicKey.threshold, partyIndices(key.publicKey));
   let state: SignSessionState<1> | SignSessionState<2> | undefined;
   try {
     const r1 = signSessionRound1({
@@ -428,11 +441,11 @@ export async function runSign(ctx: DriverContext, key: KeyShare, message: Uint8A
       signSessionDiscard(other.state);
       for (const to of ctx.players) if (to !== ctx.self) send(ctx, to, 'sign/commit', suite.id, targets(equivocateTo, to) ? other.commit : r1.commit);
     }
-    const commits = await receiveAll(ctx, 'sign/commit', suite.id, { threshold, parties });
+    const commits = await receiveAll(ctx, 'sign/commit', suite.id, limits);
     const r2 = signSessionRound2(r1.state, commits, message);
     state = r2.state;
     broadcast(ctx, 'sign/share', suite.id, r2.share);
-    const shares = await receiveAll(ctx, 'sign/share', suite.id, { threshold, parties });
+    const shares = await receiveAll(ctx, 'sign/share', suite.id, limits);
     return signSessionFinish(r2.state, shares);
   } finally {
     // Whatever happened (timeout, abort, a peer's error), the nonces do not outlive the session.

@@ -49,7 +49,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { publicPackageDigest } from '../../core/commit.js';
+import { isParty, partyIndices } from '../../core/committee.js';
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
+import { checkPackageCommittee } from '../../core/shamir.js';
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
@@ -210,6 +212,8 @@ interface StoredPackage {
   suite: SuiteId;
   threshold: number;
   parties: number;
+  /** The key's committee when it is not 1..parties (core/types.ts); absent (not written) otherwise. */
+  indices?: readonly number[];
   epoch: number;
   commitments: Uint8Array[];
   verifyingShares: Uint8Array[];
@@ -742,6 +746,7 @@ export class ShareStore {
         resultDigest: Uint8Array.from(change.resultDigest),
         stagedAt: Date.now(),
         ...(change.vote !== undefined ? { vote: Uint8Array.from(change.vote) } : {}),
+        ...(change.voters !== undefined ? { voters: [...change.voters] } : {}),
         effects: stored,
       };
       await this.keyWrite(tenant, keyId, () => this.db.put(gkey, encode(rec), { sync: true }));
@@ -830,6 +835,14 @@ export class ShareStore {
       const erase: string[] = [];
       const committedAt = Date.now();
       for (const e of rec.effects) {
+        if (e.kind === 'leave') {
+          // This node leaves the key's committee (a reshare): the version's record and share go, and
+          // the compaction below drops the old ciphertext from the data files.
+          const key = shareRecordKey(tenant, keyId, e.version);
+          ops.push({ type: 'del', key }, { type: 'del', key: pendingRecordKey(tenant, keyId, e.version) });
+          erase.push(key);
+          continue;
+        }
         const applied = await this.applyEffect(tenant, keyId, e, session, committedAt);
         ops.push({ type: 'put', key: applied.key, value: encode(applied.stored) });
         changed.push(committedToRecord(tenant, keyId, e.version, applied.stored));
@@ -880,6 +893,34 @@ export class ShareStore {
     });
     if (out.erase) await this.finishErasure(tenant, keyId);
     return out.rec;
+  }
+
+  /**
+   * A reshare this node was not a player of moved the key to a committee without it (its certificate
+   * was checked by the caller, node/sessions/commit.ts applyReshareHandoff): erase this node's share
+   * and record of the version, keep the certificate, in one synced batch, then compact. A version
+   * already gone, or a certificate already stored, is a no-op. Refused while a change of the key is staged.
+   */
+  async leaveOnCertificate(tenant: string, keyId: string, version: number, session: Uint8Array, certificate: Uint8Array): Promise<'erased' | 'already-committed'> {
+    this.ensureOpen();
+    const gkey = stagedRecordKey(tenant, keyId);
+    const ckey = certificateRecordKey(tenant, keyId, session);
+    const key = shareRecordKey(tenant, keyId, version);
+    const outcome = await this.withLock(gkey, async () => {
+      if ((await this.db.get(ckey)) !== undefined) return 'already-committed' as const;
+      const staged = await this.readStaged(tenant, keyId);
+      if (staged) throw stagedConflict(keyId, staged);
+      const ops = [
+        { type: 'del', key },
+        { type: 'del', key: pendingRecordKey(tenant, keyId, version) },
+        { type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt: Date.now() }) },
+        { type: 'put', key: eraseMarkerKey(tenant, keyId), value: encode({ v: FORMAT, keys: [key] }) },
+      ];
+      await this.keyWrite(tenant, keyId, () => this.db.batch(ops as never, { sync: true }));
+      return 'erased' as const;
+    });
+    await this.finishErasure(tenant, keyId);
+    return outcome;
   }
 
   /** The stored certificate of a session that committed a change of this key. */
@@ -977,6 +1018,43 @@ export class ShareStore {
         };
         return { kind: 'epoch', version: e.version, record: stored };
       }
+      case 'reshare': {
+        const pkg = this.checkKeyShare(e.share);
+        const found = await this.readCommitted(tenant, keyId, e.version);
+        if (e.joining) {
+          const m = e.joining;
+          ensure(found === undefined, ErrorCode.AlreadyExists, `key ${keyId} version ${e.version} already exists on this node`);
+          ensure(typeof m.exportable === 'boolean' && isKeyState(m.state) && isTime(m.createdAt), ErrorCode.BadInput, 'storage: bad key metadata');
+          ensure(m.rotationPeriodMs === undefined || isRotationPeriod(m.rotationPeriodMs, this.minRotationPeriodMs), ErrorCode.BadInput, 'storage: bad rotation period');
+          const stored: StoredCommitted = {
+            v: FORMAT,
+            ...pkg,
+            state: m.state,
+            createdAt: m.createdAt,
+            exportable: m.exportable,
+            ...(m.rotationPeriodMs !== undefined ? { rotationPeriodMs: m.rotationPeriodMs } : {}),
+            ...chainCodeField(m.chainCode),
+            ...this.sealShare(e.share, this.shareAad(tenant, keyId, e.version, pkg, m.exportable)),
+          };
+          return { kind: 'put', version: e.version, record: stored };
+        }
+        ensure(found, ErrorCode.NotFound, `key ${keyId} version ${e.version} not found`);
+        this.checkResharedEpoch(found.stored, pkg);
+        const stored: StoredPending = {
+          v: FORMAT,
+          ...pkg,
+          stagedAt: Date.now(),
+          exportable: found.stored.exportable,
+          ...this.sealShare(e.share, this.shareAad(tenant, keyId, e.version, pkg, found.stored.exportable)),
+        };
+        return { kind: 'epoch', version: e.version, record: stored, reshare: true };
+      }
+      case 'leave': {
+        const found = await this.readCommitted(tenant, keyId, e.version);
+        ensure(found, ErrorCode.NotFound, `key ${keyId} version ${e.version} not found`);
+        ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `key ${keyId} version ${e.version} is destroyed`);
+        return { kind: 'leave', version: e.version };
+      }
       case 'state':
       case 'destroy': {
         const target: KeyState = e.kind === 'destroy' ? 'destroyed' : e.state;
@@ -993,7 +1071,7 @@ export class ShareStore {
   private async applyEffect(
     tenant: string,
     keyId: string,
-    e: StoredEffect,
+    e: Exclude<StoredEffect, { kind: 'leave' }>,
     session: Uint8Array,
     now: number,
   ): Promise<{ key: string; stored: StoredCommitted; erasesOld: boolean }> {
@@ -1008,7 +1086,8 @@ export class ShareStore {
     const cur = found.stored;
     if (e.kind === 'epoch') {
       const pkg = packageOf(e.record);
-      this.checkNextEpoch(cur, e.record);
+      if (e.reshare) this.checkResharedEpoch(cur, e.record);
+      else this.checkNextEpoch(cur, e.record);
       const stored: StoredCommitted = {
         v: FORMAT,
         ...pkg,
@@ -1035,6 +1114,14 @@ export class ShareStore {
     return { key, stored: { ...publicPart, state: 'destroyed', destroyedAt: e.destroyedAt ?? now, cs }, erasesOld: true };
   }
 
+  /** A reshare keeps the suite and the group key and moves one epoch on; threshold and committee may change. */
+  private checkResharedEpoch(cur: StoredCommitted, pkg: StoredPackage): void {
+    ensure(cur.state !== 'destroyed', ErrorCode.BadState, 'storage: the version is destroyed');
+    ensure(pkg.suite === cur.suite, ErrorCode.BadParameters, 'storage: a reshare must keep the suite');
+    ensure(equalBytes(pkg.commitments[0]!, cur.commitments[0]!), ErrorCode.BadParameters, 'storage: a reshare must keep the group key');
+    ensure(pkg.epoch === cur.epoch + 1, ErrorCode.EpochMismatch, `storage: the next epoch must be ${cur.epoch + 1}, got ${pkg.epoch}`);
+  }
+
   private checkNextEpoch(cur: StoredCommitted, pkg: StoredPackage): void {
     ensure(cur.state !== 'destroyed', ErrorCode.BadState, 'storage: the version is destroyed');
     ensure(
@@ -1042,6 +1129,8 @@ export class ShareStore {
       ErrorCode.BadParameters,
       'storage: a refreshed epoch must keep suite, threshold and parties',
     );
+    const committee = (p: StoredPackage) => partyIndices(p).join(',');
+    ensure(committee(pkg) === committee(cur), ErrorCode.BadParameters, 'storage: a refreshed epoch must keep the committee (the nodes that hold the key)');
     ensure(equalBytes(pkg.commitments[0]!, cur.commitments[0]!), ErrorCode.BadParameters, 'storage: a refreshed epoch must keep the group key');
     ensure(pkg.epoch === cur.epoch + 1, ErrorCode.EpochMismatch, `storage: the next epoch must be ${cur.epoch + 1}, got ${pkg.epoch}`);
   }
@@ -1346,7 +1435,7 @@ export class ShareStore {
     ensure(s.suite === pkg.suite, ErrorCode.BadInput, 'storage: share suite differs from the package suite');
     ensure(s.epoch === pkg.epoch, ErrorCode.EpochMismatch, 'storage: share epoch differs from the package epoch');
     ensure(s.index === this.nodeIndex, ErrorCode.BadInput, `storage: share index ${s.index} is not this node (${this.nodeIndex})`);
-    ensure(pkg.parties >= this.nodeIndex, ErrorCode.BadInput, 'storage: this node is not a party of the key');
+    ensure(isParty(pkg, this.nodeIndex), ErrorCode.BadInput, `storage: this node (${this.nodeIndex}) is not a holder of the key`);
     const suite = getSuite(pkg.suite);
     ensure(s.value instanceof Uint8Array && s.value.length === suite.group.scalarLength, ErrorCode.BadInput, 'storage: share value has the wrong length');
     // A threshold ECDSA share cannot sign without its pairwise setup; no other suite has one.
@@ -1386,6 +1475,12 @@ function checkPackage(p: PublicKeyPackage, code: ErrorCode, what: string): Store
   ensure(Number.isSafeInteger(p.parties) && p.parties >= 2 && p.parties <= 255, code, `${what}: parties must be 2..255`);
   ensure(Number.isSafeInteger(p.threshold) && p.threshold >= 2 && p.threshold <= p.parties, code, `${what}: threshold must be 2..parties`);
   ensure(Number.isSafeInteger(p.epoch) && p.epoch >= 0 && p.epoch <= 0xffffffff, code, `${what}: epoch must be an integer 0..2^32-1`);
+  // The committee, when named: checkPackageCommittee's rules (n strictly ascending node indices, not 1..n).
+  try {
+    checkPackageCommittee(p, what);
+  } catch (e) {
+    throw isTesseraError(e) ? new TesseraError(code, e.message) : e;
+  }
   const { group } = getSuite(p.suite);
   const points = (list: unknown, min: number, max: number, name: string): Uint8Array[] => {
     ensure(Array.isArray(list) && list.length >= min && list.length <= max, code, `${what}: ${name} has the wrong count`);
@@ -1398,6 +1493,7 @@ function checkPackage(p: PublicKeyPackage, code: ErrorCode, what: string): Store
     suite: p.suite,
     threshold: p.threshold,
     parties: p.parties,
+    ...(p.indices !== undefined ? { indices: [...p.indices] } : {}),
     epoch: p.epoch,
     commitments: points(p.commitments, 1, p.threshold, 'commitments'),
     verifyingShares: points(p.verifyingShares, p.parties, p.parties, 'verifyingShares'),
@@ -1409,6 +1505,7 @@ function packageOf(s: StoredPackage): PublicKeyPackage {
     suite: s.suite,
     threshold: s.threshold,
     parties: s.parties,
+    ...(s.indices !== undefined ? { indices: [...s.indices] } : {}),
     epoch: s.epoch,
     commitments: s.commitments.map((b) => Uint8Array.from(b)),
     verifyingShares: s.verifyingShares.map((b) => Uint8Array.from(b)),
@@ -1459,6 +1556,7 @@ function chainCodeField(cc: Uint8Array | undefined): { cc?: Uint8Array } {
 
 /** Freeze a record handed out by the cache: the object, its package and the package's arrays (bytes cannot be frozen; cachedRecord checks them). */
 function freezeRecord(r: KeyRecord): KeyRecord {
+  if (r.publicKey.indices !== undefined) Object.freeze(r.publicKey.indices);
   Object.freeze(r.publicKey.commitments);
   Object.freeze(r.publicKey.verifyingShares);
   Object.freeze(r.publicKey);
@@ -1466,6 +1564,7 @@ function freezeRecord(r: KeyRecord): KeyRecord {
 }
 
 function freezeStored(s: StoredCommitted): StoredCommitted {
+  if (s.indices !== undefined) Object.freeze(s.indices);
   Object.freeze(s.commitments);
   Object.freeze(s.verifyingShares);
   return Object.freeze(s);
@@ -1517,6 +1616,7 @@ function decodePackage(m: Record<string, unknown>, key: string): StoredPackage {
       suite: m.suite as SuiteId,
       threshold: m.threshold as number,
       parties: m.parties as number,
+      ...(m.indices !== undefined ? { indices: m.indices as number[] } : {}),
       epoch: m.epoch as number,
       commitments: list(m.commitments),
       verifyingShares: list(m.verifyingShares),
@@ -1589,6 +1689,20 @@ export interface StagedChangeHeader {
    * never leaves a staged change without the vote that will let repair finish it.
    */
   readonly vote?: Uint8Array;
+  /**
+   * The nodes whose votes its certificate needs: the session's players (node/sessions/commit.ts).
+   * Absent on changes staged before committees existed: then every member of the cluster.
+   */
+  readonly voters?: readonly number[];
+}
+
+/** What a node joining a key's committee by a reshare stores besides its share (the dealers' copy of it). */
+export interface JoiningKeyMeta {
+  readonly exportable: boolean;
+  readonly state: Exclude<KeyState, 'destroyed'>;
+  readonly createdAt: number;
+  readonly rotationPeriodMs?: number;
+  readonly chainCode?: Uint8Array;
 }
 
 /** One effect of a staged change, applied at commit. */
@@ -1596,7 +1710,15 @@ export type StagedEffect =
   | { readonly kind: 'new-version'; readonly record: NewKeyRecord }
   | { readonly kind: 'new-epoch'; readonly version: number; readonly share: KeyShare }
   | { readonly kind: 'state'; readonly version: number; readonly state: Exclude<KeyState, 'destroyed'>; readonly rotatedAt?: number }
-  | { readonly kind: 'destroy'; readonly version: number };
+  | { readonly kind: 'destroy'; readonly version: number }
+  /**
+   * Reshare (issue 13): this node's share of the key's new committee. A node that already holds the
+   * version replaces its share and package (threshold and committee may change; the group key may not;
+   * epoch + 1). A node joining the committee (`joining`) stores the version anew.
+   */
+  | { readonly kind: 'reshare'; readonly version: number; readonly share: KeyShare; readonly joining?: JoiningKeyMeta }
+  /** Reshare: this node leaves the key's committee; its share and record are erased at commit. */
+  | { readonly kind: 'leave'; readonly version: number };
 
 /** The public view of a staged change. */
 export interface StagedChange extends StagedChangeHeader {
@@ -1607,14 +1729,15 @@ export interface StagedChange extends StagedChangeHeader {
   readonly vote?: Uint8Array;
   /** The vote may have left the node: only a certificate resolves the change now. */
   readonly released: boolean;
-  readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
+  readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy' | 'leave'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
 }
 
 type StoredEffect =
   | { kind: 'put'; version: number; record: StoredCommitted }
-  | { kind: 'epoch'; version: number; record: StoredPending }
+  | { kind: 'epoch'; version: number; record: StoredPending; reshare?: boolean }
   | { kind: 'state'; version: number; state: KeyState; rotatedAt?: number }
-  | { kind: 'destroy'; version: number; destroyedAt: number };
+  | { kind: 'destroy'; version: number; destroyedAt: number }
+  | { kind: 'leave'; version: number };
 
 interface StoredStaged {
   v: number;
@@ -1625,6 +1748,7 @@ interface StoredStaged {
   stagedAt: number;
   vote?: Uint8Array;
   released?: boolean;
+  voters?: number[];
   effects: StoredEffect[];
 }
 
@@ -1661,6 +1785,7 @@ function checkStagedHeader(h: StagedChangeHeader): void {
   ensure(typeof h.operation === 'string' && /^[a-z]{1,32}$/.test(h.operation), ErrorCode.BadInput, 'storage: bad operation');
   versionPart(h.version);
   ensure(h.resultDigest instanceof Uint8Array && h.resultDigest.length === 32, ErrorCode.BadInput, 'storage: result digest must be 32 bytes');
+  if (h.voters !== undefined) decodeVoters(h.voters, 'storage: voters must be ascending node indices 1..255');
 }
 
 function stagedConflict(keyId: string, s: StoredStaged): TesseraError {
@@ -1680,6 +1805,7 @@ function stagedToInfo(tenant: string, keyId: string, s: StoredStaged): StagedCha
     resultDigest: Uint8Array.from(s.resultDigest),
     stagedAt: s.stagedAt,
     ...(s.vote ? { vote: Uint8Array.from(s.vote) } : {}),
+    ...(s.voters ? { voters: [...s.voters] } : {}),
     released: s.released === true,
     effects: s.effects.map((e) =>
       e.kind === 'put'
@@ -1688,7 +1814,9 @@ function stagedToInfo(tenant: string, keyId: string, s: StoredStaged): StagedCha
           ? { kind: 'new-epoch' as const, version: e.version, epoch: e.record.epoch }
           : e.kind === 'state'
             ? { kind: 'state' as const, version: e.version, state: e.state }
-            : { kind: 'destroy' as const, version: e.version, state: 'destroyed' as const },
+            : e.kind === 'leave'
+              ? { kind: 'leave' as const, version: e.version }
+              : { kind: 'destroy' as const, version: e.version, state: 'destroyed' as const },
     ),
   };
 }
@@ -1710,7 +1838,8 @@ function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
         return { kind: 'put', version, record: decodeCommitted(encode(e.record), key) };
       case 'epoch':
         ensure(typeof e.record === 'object' && e.record !== null, ErrorCode.BadMessage, corrupt);
-        return { kind: 'epoch', version, record: decodePending(encode(e.record), key) };
+        ensure(e.reshare === undefined || e.reshare === true, ErrorCode.BadMessage, corrupt);
+        return { kind: 'epoch', version, record: decodePending(encode(e.record), key), ...(e.reshare === true ? { reshare: true } : {}) };
       case 'state':
         ensure(isKeyState(e.state) && e.state !== 'destroyed', ErrorCode.BadMessage, corrupt);
         ensure(e.rotatedAt === undefined || isTime(e.rotatedAt), ErrorCode.BadMessage, corrupt);
@@ -1718,6 +1847,8 @@ function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
       case 'destroy':
         ensure(isTime(e.destroyedAt), ErrorCode.BadMessage, corrupt);
         return { kind: 'destroy', version, destroyedAt: e.destroyedAt as number };
+      case 'leave':
+        return { kind: 'leave', version };
       default:
         throw new TesseraError(ErrorCode.BadMessage, corrupt);
     }
@@ -1734,6 +1865,14 @@ function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
     stagedAt: m.stagedAt as number,
     ...(m.vote !== undefined ? { vote: bytesField(m.vote, key) } : {}),
     ...(m.released === true ? { released: true } : {}),
+    ...(m.voters !== undefined ? { voters: decodeVoters(m.voters, corrupt) } : {}),
     effects,
   };
+}
+
+function decodeVoters(v: unknown, corrupt: string): number[] {
+  ensure(Array.isArray(v) && v.length >= 1 && v.length <= 255, ErrorCode.BadMessage, corrupt);
+  const list = v as unknown[];
+  ensure(list.every((i, k) => Number.isSafeInteger(i) && (i as number) >= 1 && (i as number) <= 255 && (k === 0 || (list[k - 1] as number) < (i as number))), ErrorCode.BadMessage, corrupt);
+  return list as number[];
 }

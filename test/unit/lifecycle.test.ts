@@ -112,16 +112,17 @@ describe('the state table', () => {
     const table = Object.fromEntries(KEY_STATES.map((s) => [s, KEY_OPERATIONS.filter((op) => stateAllows(s, op))]));
     expect(table).toEqual({
       active: [...KEY_OPERATIONS],
-      retired: ['decapsulate', 'verify'],
-      archived: [],
+      retired: ['decapsulate', 'verify', 'reshare'],
+      archived: ['reshare'],
       destroyed: [],
     });
     for (const s of KEY_STATES) expect([...STATE_ALLOWS[s]].sort()).toEqual([...table[s]!].sort());
-    // Retired keys refuse to sign; archived and destroyed refuse everything.
+    // Retired keys refuse to sign; archived keys refuse everything but a reshare (which signs nothing,
+    // it moves them); destroyed keys refuse everything.
     expect(stateAllows('retired', 'sign')).toBe(false);
     expect(stateAllows('retired', 'refresh')).toBe(false);
     for (const op of KEY_OPERATIONS) {
-      expect(stateAllows('archived', op)).toBe(false);
+      expect(stateAllows('archived', op)).toBe(op === 'reshare');
       expect(stateAllows('destroyed', op)).toBe(false);
     }
     // Unknown states or operations allow nothing.
