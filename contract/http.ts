@@ -3,7 +3,7 @@
  * Bytes are lowercase hex. No response type has a field that can hold share or private-key material;
  * test/integration/api-surface.test.ts enumerates every route and checks that.
  */
-import { BUNDLE_FORMAT, BUNDLE_VERSION, type KeyBundleJson, type WrappedShareJson } from '../core/bundle.js';
+import { BUNDLE_FORMAT, BUNDLE_VERSION, RESHARED_BUNDLE_VERSION, type AnyBundleJson, type DealtSubSharesJson, type WrappedShareJson } from '../core/bundle.js';
 import { OPERATIONS, type Operation } from '../core/session.js';
 import { SUITE_IDS } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
@@ -571,16 +571,26 @@ export interface FailOpenJson {
 
 export interface ExportRequest {
   sessionId: string;
-  /** ML-KEM-768 or X-Wing public keys: one for every share, or one per share (node i uses [i - 1]). */
+  /**
+   * ML-KEM-768 or X-Wing public keys: one for every share, or one per share (node i uses [i - 1]);
+   * with `reshare`, one per destination node (destination node j's at [j - 1]) or one for all.
+   */
   wrappingKeys: string[];
   version?: number;
+  /**
+   * A destination of another size (a version 2 bundle, core/bundle.ts): every node deals its
+   * re-randomised share to destination nodes 1..parties with threshold `threshold` (core/reshare.ts).
+   */
+  reshare?: { threshold: number; parties: number };
 }
 export interface ExportResponse {
   keyId: string;
   version: number;
   index: number;
-  /** This node's re-randomised share, HPKE-wrapped to its wrapping key (core/bundle.ts). */
-  wrappedShare: WrappedShareJson;
+  /** This node's re-randomised share, HPKE-wrapped to its wrapping key (core/bundle.ts). Absent with `reshare`. */
+  wrappedShare?: WrappedShareJson;
+  /** With `reshare`: this node's commitments and its sub-share for each destination node, sealed to that node's key. */
+  dealt?: DealtSubSharesJson;
   /** The public package of the re-randomised shares (one epoch above the cluster's, never committed). */
   publicPackage: PublicKeyPackageJson;
 }
@@ -588,7 +598,8 @@ export interface ImportRequest {
   sessionId: string;
   /** The key id to store under; default the bundle's. */
   keyId?: string;
-  bundle: KeyBundleJson;
+  /** A version 1 bundle (same size) or a version 2 bundle dealt for this cluster's size. */
+  bundle: AnyBundleJson;
   /** Fixed at import and never changed; default false. */
   exportable?: boolean;
   /** The destination's threshold; when given, the bundle's must equal it. */
@@ -608,13 +619,23 @@ const wrappedShareSchema = {
   additionalProperties: false,
 } as const;
 const pointList = { type: 'array', items: hex(32, 65), minItems: 1, maxItems: 255 } as const;
-/** Shape only; core/bundle.ts parseBundle checks everything else before any use. */
+/** A version 2 bundle's dealer: its commitments and one sealed sub-share per destination node. */
+const dealtSchema = {
+  type: 'object',
+  required: ['commitments', 'subShares'],
+  properties: { commitments: pointList, subShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
+  additionalProperties: false,
+} as const;
+/**
+ * Shape only; core/bundle.ts parseBundle checks everything else before any use, including which
+ * fields each version needs (version 1: wrappedShares; version 2: source and dealers).
+ */
 const bundleSchema = {
   type: 'object',
-  required: ['format', 'version', 'keyId', 'keyVersion', 'suite', 'threshold', 'parties', 'epoch', 'publicKey', 'commitments', 'verifyingShares', 'wrappedShares'],
+  required: ['format', 'version', 'keyId', 'keyVersion', 'suite', 'threshold', 'parties', 'epoch', 'publicKey', 'commitments', 'verifyingShares'],
   properties: {
     format: { type: 'string', enum: [BUNDLE_FORMAT] },
-    version: { type: 'integer', enum: [BUNDLE_VERSION] },
+    version: { type: 'integer', enum: [BUNDLE_VERSION, RESHARED_BUNDLE_VERSION] },
     keyId: id,
     keyVersion: version,
     suite,
@@ -625,6 +646,30 @@ const bundleSchema = {
     commitments: pointList,
     verifyingShares: pointList,
     wrappedShares: { type: 'array', items: wrappedShareSchema, minItems: 1, maxItems: 255 },
+    source: {
+      type: 'object',
+      required: ['threshold', 'parties', 'epoch', 'commitments', 'verifyingShares'],
+      properties: {
+        threshold,
+        parties: { type: 'integer', minimum: 2, maximum: 255 },
+        indices: players,
+        epoch: { type: 'integer', minimum: 0, maximum: MAX_VERSION },
+        commitments: pointList,
+        verifyingShares: pointList,
+      },
+      additionalProperties: false,
+    },
+    dealers: {
+      type: 'array',
+      minItems: 2,
+      maxItems: 255,
+      items: {
+        type: 'object',
+        required: ['index', 'commitments', 'subShares'],
+        properties: { index, commitments: pointList, subShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
+        additionalProperties: false,
+      },
+    },
   },
   additionalProperties: false,
 } as const;
@@ -1092,13 +1137,23 @@ export const ROUTES = {
       body: {
         type: 'object',
         required: ['sessionId', 'wrappingKeys'],
-        properties: { sessionId, wrappingKeys: { type: 'array', items: hex(1184, 1216), minItems: 1, maxItems: 255 }, version },
+        properties: {
+          sessionId,
+          wrappingKeys: { type: 'array', items: hex(1184, 1216), minItems: 1, maxItems: 255 },
+          version,
+          reshare: {
+            type: 'object',
+            required: ['threshold', 'parties'],
+            properties: { threshold, parties: { type: 'integer', minimum: 2, maximum: 255, description: 'the destination node count, an integer from 2 to 255' } },
+            additionalProperties: false,
+          },
+        },
         additionalProperties: false,
       },
       response: withErrors({
         type: 'object',
-        required: ['keyId', 'version', 'index', 'wrappedShare', 'publicPackage'],
-        properties: { keyId: id, version, index, wrappedShare: wrappedShareSchema, publicPackage: publicPackageSchema },
+        required: ['keyId', 'version', 'index', 'publicPackage'],
+        properties: { keyId: id, version, index, wrappedShare: wrappedShareSchema, dealt: dealtSchema, publicPackage: publicPackageSchema },
         additionalProperties: false,
       }),
     },

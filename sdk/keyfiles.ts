@@ -3,7 +3,10 @@
  *
  *   wrapping key, public part (FILE.pub):   { "kem": "ml-kem-768" | "x-wing", "publicKey": "…" }
  *   wrapping key pair (FILE, mode 0600):    { "kem": …, "publicKey": "…", "privateKey": "…" }
- *   import keys (`tessera import-key --json`): { "importKeys": [ { "index": 1, "kem": "ml-kem-768", "publicKey": "…" }, … ] }
+ *   import keys (`tessera import-key --json`): { "threshold": 3, "parties": 5,
+ *                                               "importKeys": [ { "index": 1, "kem": "ml-kem-768", "publicKey": "…" }, … ] }
+ *     threshold and parties name the destination cluster's size (an export to a cluster of another size
+ *     deals the key for it); a file without them (older versions, or `--node N`) means the source's size.
  *   external private key (split-and-wrap):  32 raw bytes, or 64 hex characters
  *
  * `privateKey` is core/wrap.ts's serialized private key (the 64-byte ML-KEM seed d || z, or the
@@ -29,7 +32,17 @@ export interface ImportKeyJson {
 }
 
 export interface ImportKeysFileJson {
+  /** The destination's threshold t (absent in older files: the source's). */
+  threshold?: number;
+  /** The destination's node count n (absent in older files: the source's); with it, importKeys lists nodes 1..n. */
+  parties?: number;
   importKeys: ImportKeyJson[];
+}
+
+/** An import-keys file as read: node i's key at [i - 1], and the destination's size when the file names it. */
+export interface ImportKeysFile {
+  readonly keys: Uint8Array[];
+  readonly destination?: { readonly threshold: number; readonly parties: number };
 }
 
 function bad(path: string, why: string): TesseraError {
@@ -118,10 +131,23 @@ export function writeWrappingKeyPair(path: string, pair: WrappingKeyPair): { pub
 
 /** An import-keys file: node i's key at [i - 1]; indexes must be exactly 1..n. */
 export function readImportKeysFile(path: string): Uint8Array[] {
+  return readImportKeys(path).keys;
+}
+
+/**
+ * An import-keys file with the destination's size: `threshold` and `parties` come together or not at
+ * all; with them the file must list exactly nodes 1..parties and 2 <= threshold <= parties.
+ */
+export function readImportKeys(path: string): ImportKeysFile {
   const o = readJson(path);
-  only(path, o, ['importKeys']);
+  only(path, o, ['threshold', 'parties', 'importKeys']);
+  if ((o.threshold === undefined) !== (o.parties === undefined)) throw bad(path, 'give both threshold and parties, or neither');
+  const count = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+  if (o.parties !== undefined && !count(o.parties, 2, 255)) throw bad(path, 'parties must be an integer 2..255');
+  if (o.threshold !== undefined && !count(o.threshold, 2, o.parties as number)) throw bad(path, `threshold must be an integer 2..${String(o.parties)} (the parties)`);
   const list = o.importKeys;
   if (!Array.isArray(list) || list.length < 1 || list.length > 255) throw bad(path, 'importKeys must be a list of 1..255 keys');
+  if (o.parties !== undefined && list.length !== o.parties) throw bad(path, `importKeys must list one key for each of the ${String(o.parties)} nodes`);
   const byIndex = new Map<number, Uint8Array>();
   list.forEach((e: unknown, k) => {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw bad(path, `importKeys[${k}] must be an object`);
@@ -135,7 +161,8 @@ export function readImportKeysFile(path: string): Uint8Array[] {
     const kem = kemField(path, entry.kem);
     byIndex.set(index, keyBytes(path, `importKeys[${k}].publicKey`, entry.publicKey, wrapKemSizes(kem).publicKeyLength));
   });
-  return Array.from({ length: list.length }, (_, i) => byIndex.get(i + 1)!);
+  const keys = Array.from({ length: list.length }, (_, i) => byIndex.get(i + 1)!);
+  return o.parties === undefined ? { keys } : { keys, destination: { threshold: o.threshold as number, parties: o.parties as number } };
 }
 
 /** An external private key: a file of exactly 32 raw bytes, or of 64 hex characters (surrounding whitespace ignored). */

@@ -2,6 +2,12 @@
  * Key bundles (core/bundle.ts): splitAndWrap / unwrapAndCombine round trips for all six suites with
  * public keys checked against noble's own key derivation, the strict parser's rejections, the digest,
  * and unwrapBundleShare's typed errors for tampered, foreign and mixed shares.
+ *
+ * Version 2 (a bundle dealt for a destination of another size, issue 13): 2-of-3 -> 3-of-5 and
+ * 3-of-5 -> 2-of-3 round trips (every destination share opens, combines and interpolates to the
+ * source secret), the parser's checks in the exponent (a dealer that did not deal its own share, a
+ * carried package that is not the dealt one, fewer dealers than the source threshold), and a tampered
+ * or off-polynomial sub-share that names its dealer.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
@@ -22,6 +28,10 @@ import {
   type KeyBundleJson,
 } from '../../core/bundle.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
+import { assembleResharedBundle, wrapSubShare, type ResharedBundleJson } from '../../core/bundle.js';
+import { combine, split } from '../../core/shamir.js';
+import type { PublicKeyPackage } from '../../core/types.js';
+import { dealExportSubShares, openImportSubShares } from '../../node/sessions/failover.js';
 import { getSuite, SUITE_IDS, type SuiteId } from '../../core/suites.js';
 import { generateWrappingKeyPair, type WrappingKeyPair } from '../../core/wrap.js';
 
@@ -162,7 +172,9 @@ describe('parseBundle', () => {
     ['an unknown field', (b) => ({ ...b, extra: 1 }), ErrorCode.BadInput, /unknown field "extra"/],
     ['a missing field', (b) => (delete b.commitments, b), ErrorCode.BadInput, /missing commitments/],
     ['another format', (b) => ({ ...b, format: 'pem' }), ErrorCode.BadInput, /format/],
-    ['another version', (b) => ({ ...b, version: 2 }), ErrorCode.BadInput, /version 2 is not supported/],
+    ['another version', (b) => ({ ...b, version: 3 }), ErrorCode.BadInput, /version 3 is not supported/],
+    // Version 2 has other fields (source, dealers): a version 1 body relabelled is refused by name.
+    ['version 2 with version 1 fields', (b) => ({ ...b, version: 2 }), ErrorCode.BadInput, /unknown field "wrappedShares"/],
     ['a bad key id', (b) => ({ ...b, keyId: '../etc' }), ErrorCode.BadInput, /keyId/],
     ['key version 0', (b) => ({ ...b, keyVersion: 0 }), ErrorCode.BadInput, /keyVersion/],
     ['a fractional epoch', (b) => ({ ...b, epoch: 1.5 }), ErrorCode.BadInput, /epoch/],
@@ -268,5 +280,161 @@ describe('unwrapBundleShare', () => {
 
     // The key id is bound: a bundle relabelled to another key id does not open.
     await expectRejects(unwrapBundleShare(parseBundle({ ...clone(a), keyId: 'other' }), keys[0]!, 1), ErrorCode.DecryptionFailed);
+  });
+});
+
+/** A t-of-n sharing of a random secret at epoch 3: the package and each party's share bytes. */
+function sourceSharing(suiteId: SuiteId, threshold: number, parties: number): { pkg: PublicKeyPackage; shares: Uint8Array[]; secret: bigint } {
+  const { group } = getSuite(suiteId);
+  const secret = group.randomScalar();
+  const sharing = split(group, secret, threshold, parties);
+  const pkg: PublicKeyPackage = {
+    suite: suiteId,
+    threshold,
+    parties,
+    epoch: 3,
+    commitments: sharing.commitments.map((c) => group.pointToBytes(c)),
+    verifyingShares: sharing.shares.map((v) => group.pointToBytes(group.mulBase(v))),
+  };
+  return { pkg, shares: sharing.shares.map((v) => group.scalarToBytes(v)), secret };
+}
+
+/** Every source party (or the first `dealers`) deals to the destination keys: a version 2 bundle. */
+async function resharedBundle(
+  src: { pkg: PublicKeyPackage; shares: Uint8Array[] },
+  target: { threshold: number; parties: number },
+  recipientKeys: readonly Uint8Array[],
+  dealers = src.pkg.parties,
+): Promise<ResharedBundleJson> {
+  const out = [];
+  for (let i = 1; i <= dealers; i++) {
+    const key = { publicKey: src.pkg, secret: { suite: src.pkg.suite, index: i, epoch: src.pkg.epoch, value: src.shares[i - 1]! } };
+    const dealt = await dealExportSubShares(key, { keyId: 'moved', keyVersion: 2 }, target, recipientKeys);
+    out.push({ index: i, ...dealt });
+  }
+  return assembleResharedBundle({ keyId: 'moved', keyVersion: 2, source: src.pkg, threshold: target.threshold, dealers: out });
+}
+
+describe('version 2 bundles: a sharing dealt for a destination of another size', () => {
+  let five: WrappingKeyPair[];
+  beforeAll(async () => {
+    five = await Promise.all([1, 2, 3, 4, 5].map(() => generateWrappingKeyPair('ml-kem-768')));
+  });
+
+  for (const [suiteId, from, to] of [
+    ['ed25519', [2, 3], [3, 5]],
+    ['secp256k1', [3, 5], [2, 3]],
+    ['hpke-x25519', [2, 3], [3, 5]],
+  ] as const) {
+    it(`${suiteId}: ${from.join('-of-')} -> ${to.join('-of-')}: every destination share opens, and any ${to[0]} of them give the source secret`, async () => {
+      const { group } = getSuite(suiteId);
+      const src = sourceSharing(suiteId, from[0], from[1]);
+      const keys = five.slice(0, to[1]);
+      const json = await resharedBundle(src, { threshold: to[0], parties: to[1] }, keys.map((k) => k.publicKey));
+      expect(json).toMatchObject({ format: 'tessera-key-bundle', version: 2, keyId: 'moved', keyVersion: 2, suite: suiteId, threshold: to[0], parties: to[1], epoch: 4 });
+      expect(json.source).toMatchObject({ threshold: from[0], parties: from[1], epoch: 3 });
+      expect(json.dealers.map((d) => d.index)).toEqual(Array.from({ length: from[1] }, (_, k) => k + 1));
+      const b = parseBundle(json);
+      expect(bundleToJson(b)).toEqual(json);
+      expect(b.package.commitments[0]).toEqual(src.pkg.commitments[0]);
+      expect(b.resharing?.dealt.size).toBe(from[1]);
+      const opened = [];
+      for (let j = 1; j <= to[1]; j++) {
+        const share = await openImportSubShares(b, keys[j - 1]!, j);
+        expect(share).toMatchObject({ suite: suiteId, index: j, epoch: 4 });
+        expect(equalBytes(group.pointToBytes(group.mulBase(group.scalarFromBytes(share.value, 's'))), b.package.verifyingShares[j - 1]!)).toBe(true);
+        opened.push({ index: j, value: group.scalarFromBytes(share.value, 's') });
+      }
+      expect(combine(group, opened.slice(0, to[0]))).toBe(src.secret);
+      expect(combine(group, opened.slice(-to[0]))).toBe(src.secret);
+      // Not a bundle for an external store.
+      await expectRejects(unwrapAndCombine(json, keys), ErrorCode.BadInput, /version 2 bundle/);
+    });
+  }
+
+  it('the source threshold of dealers suffices; fewer is refused', async () => {
+    const src = sourceSharing('p256', 2, 3);
+    const keys = five.slice(0, 4);
+    const json = await resharedBundle(src, { threshold: 3, parties: 4 }, keys.map((k) => k.publicKey), 2);
+    const b = parseBundle(json);
+    const { group } = getSuite('p256');
+    const opened = [];
+    for (const j of [1, 3, 4]) opened.push({ index: j, value: group.scalarFromBytes((await openImportSubShares(b, keys[j - 1]!, j)).value, 's') });
+    expect(combine(group, opened)).toBe(src.secret);
+    const one = { ...clone(json as never), dealers: json.dealers.slice(0, 1) } as ResharedBundleJson;
+    expectCode(() => parseBundle(one), ErrorCode.BadInput, /dealers must list 2..3 dealers/);
+  });
+
+  describe('checks', () => {
+    let json: ResharedBundleJson;
+    let other: ResharedBundleJson;
+    beforeAll(async () => {
+      const src = sourceSharing('ed25519', 2, 3);
+      json = await resharedBundle(src, { threshold: 3, parties: 5 }, five.map((k) => k.publicKey));
+      // A second dealing of the same source: same source package, other commitments and sub-shares.
+      other = await resharedBundle(src, { threshold: 3, parties: 5 }, five.map((k) => k.publicKey));
+    });
+    const copy = (b: ResharedBundleJson): ResharedBundleJson => JSON.parse(JSON.stringify(b)) as ResharedBundleJson;
+
+    const cases: [string, (b: ResharedBundleJson) => unknown, string, RegExp][] = [
+      ['a missing source', (b) => ({ ...b, source: undefined }), ErrorCode.BadInput, /source must be an object/],
+      ['an unknown field in the source', (b) => ({ ...b, source: { ...b.source, extra: 1 } }), ErrorCode.BadInput, /unknown field "extra"/],
+      ['a dealer twice', (b) => ({ ...b, dealers: [b.dealers[0], b.dealers[0], b.dealers[1]] }), ErrorCode.BadInput, /dealer 1 is listed twice/],
+      ['a dealer outside the source committee', (b) => ((b.dealers[2]!.index = 4), b), ErrorCode.BadInput, /dealer 4 holds no share/],
+      ['a missing sub-share', (b) => ((b.dealers[1]!.subShares = b.dealers[1]!.subShares.slice(1)), b), ErrorCode.BadInput, /subShares must list exactly 5/],
+      ['an epoch that is not one above the source', (b) => ({ ...b, epoch: b.epoch + 1 }), ErrorCode.BadInput, /epoch must be one above/],
+      ['a threshold other than the dealt one', (b) => ({ ...b, threshold: 2, commitments: b.commitments.slice(0, 2) }), ErrorCode.BadInput, /dealers\[0\]\.commitments must list exactly 2/],
+      ['a sub-share for node 2 wrapped to two keys', (b) => ((b.dealers[1]!.subShares[1]!.wrappingKeyFingerprint = b.dealers[1]!.subShares[0]!.wrappingKeyFingerprint), b), ErrorCode.BadInput, /wrap node 2's sub-shares to different keys/],
+      // Dealer 2's commitments from another dealing by dealer 3: C_0 is not dealer 2's verifying share.
+      ['a dealer that did not deal its own share', (b) => ((b.dealers[1]!.commitments = other.dealers[2]!.commitments), b), ErrorCode.BadShare, /dealer 2 did not deal its own share/],
+      // Dealer 2's commitments of the other dealing: C_0 is right, but the carried package is not theirs.
+      ['a carried package that is not the dealt one', (b) => ((b.dealers[1]!.commitments = other.dealers[1]!.commitments), b), ErrorCode.BadInput, /destination package is not the one/],
+      ['another dealing\'s verifying share', (b) => ((b.verifyingShares[4] = other.verifyingShares[4]!), b), ErrorCode.BadInput, /destination package is not the one/],
+      ['a source verifying share off its polynomial', (b) => ((b.source.verifyingShares[0] = b.source.verifyingShares[1]!), b), ErrorCode.BadInput, /source verifying share of party 1/],
+      ['another public key', (b) => ({ ...b, publicKey: b.verifyingShares[0] }), ErrorCode.BadInput, /publicKey is not the group key of the source/],
+    ];
+    for (const [name, edit, code, message] of cases) {
+      it(`rejects ${name}`, () => expectCode(() => parseBundle(edit(copy(json))), code, message));
+    }
+
+    it('the digest covers the source, the dealers and the sub-shares', () => {
+      const base = toHex(bundleDigest(parseBundle(json)));
+      const swapped = copy(json);
+      swapped.dealers[0]!.subShares[3] = other.dealers[0]!.subShares[3]!;
+      const reordered = copy(json);
+      reordered.dealers.reverse();
+      expect(toHex(bundleDigest(parseBundle(swapped)))).not.toBe(base);
+      expect(toHex(bundleDigest(parseBundle({ ...copy(json), keyVersion: 3 })))).not.toBe(base);
+      // Order of the dealers does not matter; the canonical form is sorted.
+      expect(toHex(bundleDigest(parseBundle(reordered)))).toBe(base);
+    });
+
+    it('a tampered sub-share, or one of another dealing, does not open and names its dealer', async () => {
+      const tampered = copy(json);
+      const ct = tampered.dealers[2]!.subShares[3]!.ciphertext;
+      tampered.dealers[2]!.subShares[3]!.ciphertext = ct.slice(0, 10) + (ct[10] === '0' ? '1' : '0') + ct.slice(11);
+      await expectRejects(openImportSubShares(parseBundle(tampered), five[3]!, 4), ErrorCode.DecryptionFailed, /sub-share of dealer 3 for node 4 does not open/);
+      // Node 5's sub-share from dealer 1 moved to node 4's slot: bound to recipient 5, so it does not open for node 4.
+      const moved = copy(json);
+      moved.dealers[0]!.subShares[3] = { ...moved.dealers[0]!.subShares[4]!, index: 4, wrappingKeyFingerprint: moved.dealers[0]!.subShares[3]!.wrappingKeyFingerprint };
+      await expectRejects(openImportSubShares(parseBundle(moved), five[3]!, 4), ErrorCode.DecryptionFailed, /dealer 1 for node 4/);
+      // Wrapped to another key than node 4's.
+      await expectRejects(openImportSubShares(parseBundle(json), five[0]!, 4), ErrorCode.BadInput, /wrapped to the key with fingerprint/);
+    });
+
+    it('a sub-share sealed correctly but off the dealer\'s polynomial names the dealer (BAD_SHARE)', async () => {
+      const b = parseBundle(json);
+      const { group } = getSuite('ed25519');
+      const bad = copy(json);
+      // Anyone can seal to an import key: a malicious dealer 2 sends node 4 a random scalar.
+      bad.dealers[1]!.subShares[3] = await wrapSubShare(
+        group.scalarToBytes(group.randomScalar()),
+        { keyId: 'moved', keyVersion: 2, source: b.resharing!.source, dealer: 2, recipient: 4, target: { threshold: 3, parties: 5 }, commitments: b.resharing!.dealers[1]!.commitments },
+        five[3]!.publicKey,
+      );
+      await expectRejects(openImportSubShares(parseBundle(bad), five[3]!, 4), ErrorCode.BadShare, /dealer 2 \(source cluster node\) dealt node 4 a bad sub-share/);
+      // The other nodes' sub-shares are untouched.
+      await expect(openImportSubShares(parseBundle(bad), five[2]!, 3)).resolves.toMatchObject({ index: 3 });
+    });
   });
 });
