@@ -178,3 +178,78 @@ describe('messages name the field in words', () => {
     expect(JSON.stringify(r.json)).not.toContain(secretish);
   });
 });
+
+describe('reshare and its handoff (issue 13): strict bodies', () => {
+  const reshare = (body: Record<string, unknown>) =>
+    call('POST', '/v1/keys/k/reshare', { sessionId: sid(), suite: 'ed25519', version: 1, threshold: 2, nodes: [1, 2, 3], dealers: [1, 2], oldPackageDigest: 'ab'.repeat(32), ...body });
+  const without = (field: string) => {
+    const body: Record<string, unknown> = { sessionId: sid(), suite: 'ed25519', version: 1, threshold: 2, nodes: [1, 2, 3], dealers: [1, 2], oldPackageDigest: 'ab'.repeat(32) };
+    delete body[field];
+    return call('POST', '/v1/keys/k/reshare', body);
+  };
+
+  it('a node listed twice in nodes or dealers is a 400 naming the list', async () => {
+    const twice = await reshare({ nodes: [1, 2, 2] });
+    expectBadField(twice, 'nodes');
+    expect(twice.json.message).toBe('nodes: expected the new committee: a list of 2 to 255 distinct node indexes (got a duplicate)');
+    expectBadField(await reshare({ dealers: [3, 3] }), 'dealers');
+  });
+
+  it('indices outside 1..255, fewer than 2 nodes or dealers, thresholds outside 2..255, versions outside 1..2^32-1', async () => {
+    expectBadField(await reshare({ nodes: [0, 1] }), 'nodes[0]');
+    expectBadField(await reshare({ nodes: [1, 256] }), 'nodes[1]');
+    expectBadField(await reshare({ dealers: [1, -2] }), 'dealers[1]');
+    expectBadField(await reshare({ nodes: [1, 2.5] }), 'nodes[1]');
+    const one = await reshare({ nodes: [4] });
+    expectBadField(one, 'nodes');
+    expect(one.json.message).toBe('nodes: expected the new committee: a list of 2 to 255 distinct node indexes (got 1)');
+    expectBadField(await reshare({ dealers: [1] }), 'dealers');
+    expectBadField(await reshare({ nodes: [] }), 'nodes');
+    for (const threshold of [1, 0, 256, 2.5]) expectBadField(await reshare({ threshold }), 'threshold');
+    for (const version of [0, 2 ** 32]) expectBadField(await reshare({ version }), 'version');
+  });
+
+  it('nothing is coerced: numbers as strings, a digest that is not 32 bytes of hex, an unknown suite', async () => {
+    expectBadField(await reshare({ threshold: '2' }), 'threshold');
+    expectBadField(await reshare({ nodes: ['1', '2'] }), 'nodes[0]');
+    expectBadField(await reshare({ nodes: '1,2,3' }), 'nodes');
+    for (const oldPackageDigest of ['zz'.repeat(32), 'ab'.repeat(31), 'ab'.repeat(33), null, 1234]) {
+      expectBadField(await reshare({ oldPackageDigest }), 'oldPackageDigest');
+    }
+    expectBadField(await reshare({ suite: 'rsa' }), 'suite');
+  });
+
+  it('unknown and missing fields are named', async () => {
+    const unknown = await reshare({ committee: [1, 2] });
+    expectBadField(unknown, 'committee');
+    expect(unknown.json.message).toMatch(/^committee: unknown field \(known: .*nodes.*dealers/);
+    const missing = await without('oldPackageDigest');
+    expectBadField(missing, 'oldPackageDigest');
+    expect(missing.json.message).toBe('oldPackageDigest: missing; expected 32 bytes as hex');
+    for (const field of ['sessionId', 'suite', 'version', 'threshold', 'nodes', 'dealers']) expectBadField(await without(field), field);
+  });
+
+  it('a threshold above the new committee\'s size is refused by the node, naming the threshold', async () => {
+    const r = await reshare({ threshold: 4, nodes: [1, 2, 3] });
+    expect(r.status, JSON.stringify(r.json)).toBe(400);
+    expect(r.json.code).toBe('BAD_PARAMETERS');
+    expect(r.json.message).toMatch(/threshold 4/);
+  });
+
+  it('handoff: the certificate is hex, the public package is bounded and closed', async () => {
+    const pkg = { suite: 'ed25519', threshold: 2, parties: 3, epoch: 1, commitments: ['ab'.repeat(32), 'cd'.repeat(32)], verifyingShares: ['ab'.repeat(32), 'ab'.repeat(32), 'ab'.repeat(32)] };
+    const handoff = (body: Record<string, unknown>) => call('POST', '/v1/keys/k/reshare/handoff', { certificate: 'ab', publicPackage: pkg, ...body });
+    expectBadField(await handoff({ certificate: 'xyz' }), 'certificate');
+    expectBadField(await handoff({ certificate: 42 }), 'certificate');
+    expectBadField(await handoff({ publicPackage: { ...pkg, threshold: 1 } }), 'publicPackage.threshold');
+    expectBadField(await handoff({ publicPackage: { ...pkg, parties: 256 } }), 'publicPackage.parties');
+    expectBadField(await handoff({ publicPackage: { ...pkg, epoch: 2 ** 32 } }), 'publicPackage.epoch');
+    expectBadField(await handoff({ publicPackage: { ...pkg, indices: [1, 1, 4] } }), 'publicPackage.indices');
+    expectBadField(await handoff({ publicPackage: { ...pkg, indices: [1, 2, 256] } }), 'publicPackage.indices[2]');
+    expectBadField(await handoff({ publicPackage: { ...pkg, commitments: ['zz'] } }), 'publicPackage.commitments[0]');
+    expectBadField(await handoff({ publicPackage: { ...pkg, secret: 'ab' } }), 'publicPackage.secret');
+    const { verifyingShares: _omitted, ...noShares } = pkg;
+    expectBadField(await handoff({ publicPackage: noShares }), 'publicPackage.verifyingShares');
+    expectBadField(await handoff({ extra: true }), 'extra');
+  });
+});
