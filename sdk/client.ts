@@ -850,10 +850,24 @@ export class Cluster {
     }
   }
 
-  /** Every version of every key of this cluster's tenant (API keys), from a live node; only those in `state` if given. */
+  /**
+   * Every version of every key of this cluster's tenant (API keys); only those in `state` if given. Asked
+   * of every node that answers, merged: after a reshare a key is held by its committee only, so no one
+   * node lists every key. Each version's record is the newest epoch any node answered (a node that
+   * missed a commit holds an older one); ordered by key id, then version (as a node orders them).
+   */
   async listKeys(o: { state?: KeyState } = {}): Promise<KeyInfo[]> {
-    const [first] = await this.liveNodes(1, 'to list keys');
-    return this.node(first!).listKeys(o);
+    const live = await this.liveNodes(1, 'to list keys');
+    const settled = await Promise.allSettled(live.map((i) => this.node(i).listKeys(o)));
+    const lists = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (lists.length === 0) throw (settled[0] as PromiseRejectedResult).reason;
+    const newest = new Map<string, KeyInfo>();
+    for (const k of lists.flat()) {
+      const slot = JSON.stringify([k.keyId, k.version]);
+      const held = newest.get(slot);
+      if (!held || k.epoch > held.epoch) newest.set(slot, k);
+    }
+    return [...newest.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.version - b.version));
   }
 
   /** A KEM key's record for sealing to it: the version asked (default the newest active), which must be active. */
@@ -1873,7 +1887,6 @@ export class Cluster {
     }
     const newest = (a: KeyInfo, b: KeyInfo) => (b.version !== a.version ? b.version - a.version : b.epoch - a.epoch);
     const info = records.map(([, r]) => r).sort(newest)[0]!;
-    if (info.state !== 'active') throw new TesseraClientError('BAD_STATE', `key ${keyId} version ${info.version} is ${info.state}: only an active version is reshared`);
     const pkg = packageFromJson(info.publicPackage);
     const holders = partyIndices(pkg);
     const current = new Set(records.filter(([, r]) => r.version === info.version && r.epoch === info.epoch).map(([i]) => i));

@@ -217,7 +217,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
   },
   {
     path: ['verify'],
-    summary: 'check a signature against a key (asks the first node that answers)',
+    summary: 'check a signature against a key (asks the first node that answers and holds it)',
     uses: 'cluster',
     options: [
       KEY_ID,
@@ -246,7 +246,8 @@ export const KEY_COMMANDS: CommandSpec[] = [
         print(a.json, { keyId, version: child.version, path: child.path, valid });
         return valid ? 0 : 1;
       }
-      // Any node can check a signature: a node that is down or does not answer is skipped.
+      // Any node holding the key can check a signature: a node that is down or does not answer is
+      // skipped, and so is one outside the key's committee (after a reshare it holds no record: NOT_FOUND).
       let r: Awaited<ReturnType<(typeof cluster.nodes)[number]['verify']>> | undefined;
       for (const [k, node] of cluster.nodes.entries()) {
         try {
@@ -254,7 +255,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
           break;
         } catch (e) {
           const code = (e as TesseraClientError).code;
-          if ((code !== 'UNAVAILABLE' && code !== 'NODE_TIMEOUT') || k === cluster.nodes.length - 1) throw e;
+          if ((code !== 'UNAVAILABLE' && code !== 'NODE_TIMEOUT' && code !== 'NOT_FOUND') || k === cluster.nodes.length - 1) throw e;
         }
       }
       print(a.json, { keyId, version: r!.version, valid: r!.valid });
