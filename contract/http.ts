@@ -5,7 +5,7 @@
  */
 import { BUNDLE_FORMAT, BUNDLE_VERSION, RESHARED_BUNDLE_VERSION, type AnyBundleJson, type DealtSubSharesJson, type WrappedShareJson } from '../core/bundle.js';
 import { OPERATIONS, type Operation } from '../core/session.js';
-import { SUITE_IDS } from '../core/suites.js';
+import { SUITE_IDS, type SuiteId } from '../core/suites.js';
 import { WRAP_KEMS } from '../core/wrap.js';
 import { AUDIT_OPERATIONS, AUDIT_OUTCOMES, AUDIT_SEVERITIES, type AuditOperation } from '../core/audit-verify.js';
 import { KEY_STATES, MAX_ROTATION_PERIOD_MS } from '../core/lifecycle.js';
@@ -29,6 +29,7 @@ export const POLICY_OPERATIONS = [
   'rotation.set',
   'decline',
   'repair',
+  'reshare',
 ] as const satisfies readonly AuditOperation[];
 export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
 
@@ -454,8 +455,10 @@ export interface RepairResponse {
  */
 export interface ReshareRequest {
   sessionId: string;
-  /** The version to reshare; default the newest active one. */
-  version?: number;
+  /** The key's suite: a node joining the committee holds no record of the key yet, and the session binds it. */
+  suite: SuiteId;
+  /** The version to reshare (required: a joining node has no record to take a default from). */
+  version: number;
   /** The new threshold t'. */
   threshold: number;
   /** The new committee: the node indices that will hold shares, ascending. */
@@ -1079,9 +1082,10 @@ export const ROUTES = {
       params: keyParams,
       body: {
         type: 'object',
-        required: ['sessionId', 'threshold', 'nodes', 'dealers', 'oldPackageDigest'],
+        required: ['sessionId', 'suite', 'version', 'threshold', 'nodes', 'dealers', 'oldPackageDigest'],
         properties: {
           sessionId,
+          suite,
           version,
           threshold,
           nodes: committee('the new committee'),
