@@ -124,6 +124,9 @@ export function publicPackageDigest(pkg: PublicKeyPackage): Uint8Array {
       i2osp(pkg.epoch, 4),
       concatBytes(...pkg.commitments.map((c) => framed(c))),
       concatBytes(...pkg.verifyingShares.map((c) => framed(c))),
+      // The committee (core/committee.ts) only when the package names one: a key on nodes 1..n omits
+      // `indices`, so its digest (and every certificate and sealed share bound to it) is unchanged.
+      ...(pkg.indices !== undefined ? [utf8ToBytes('indices'), Uint8Array.from(pkg.indices)] : []),
     ),
   );
 }

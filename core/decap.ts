@@ -25,7 +25,8 @@ import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { Point } from './group.js';
 import { extractAndExpand } from './hpke.js';
 import type { DecapPartialMsg } from './messages.js';
-import { checkThreshold, interpolatePoints } from './shamir.js';
+import { isParty, verifyingShareOf } from './committee.js';
+import { checkPackageCommittee, interpolatePoints } from './shamir.js';
 import type { KemSuite } from './suites.js';
 import type { KeyShare, PublicKeyPackage } from './types.js';
 
@@ -47,7 +48,7 @@ function checkKemSuite(suite: KemSuite): void {
 /** Shape checks of a public key package for `suite`; returns the decoded group key. */
 function checkPackage(suite: KemSuite, pkg: PublicKeyPackage): Point {
   ensure(pkg && pkg.suite === suite.id, ErrorCode.UnknownSuite, `key package is for suite ${String(pkg?.suite)}, not ${suite.id}`);
-  checkThreshold(pkg.threshold, pkg.parties);
+  checkPackageCommittee(pkg, 'key package');
   ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0, ErrorCode.BadInput, 'key package epoch must be a non-negative integer');
   ensure(
     Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold,
@@ -124,13 +125,13 @@ export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array | D
   checkPackage(suite, pkg);
   ensure(secret.epoch === pkg.epoch, ErrorCode.EpochMismatch, `share epoch ${secret.epoch} does not match key package epoch ${pkg.epoch}`);
   const index = secret.index;
-  ensure(Number.isSafeInteger(index) && index >= 1 && index <= pkg.parties, ErrorCode.BadParameters, `share index ${index} is not in 1..${pkg.parties}`);
+  ensure(isParty(pkg, index), ErrorCode.BadParameters, `share of party ${String(index).slice(0, 12)}: not a holder of this key`);
 
   const g = suite.group;
   // RFC 9180 §4.1 Decap: pkE = DeserializePublicKey(enc), with the suite's validity checks.
   const E = encPoint(suite, enc);
   const share = g.scalarFromBytes(secret.value, 'key share');
-  const Y = g.pointFromBytes(pkg.verifyingShares[index - 1]!, `verifying share ${index}`);
+  const Y = g.pointFromBytes(verifyingShareOf(pkg, index), `verifying share ${index}`);
   // Our own share must match our own verifying share, or every partial we send would be blamed on us.
   ensure(g.eqPoints(g.mulBase(share), Y), ErrorCode.BadShare, `key share ${index} does not match its verifying share`);
 
@@ -148,7 +149,7 @@ export function decapPartial(suite: KemSuite, key: KeyShare, enc: Uint8Array | D
  * skR·E from all of them and return the RFC 9180 §4.1 DHKEM shared_secret.
  *
  * Throws, before any crypto: BadInput (session id), UnknownSuite (suite/package mismatch),
- * BadParameters (fewer than t partials), UnexpectedParty (index outside 1..n), BadPoint (`enc`).
+ * BadParameters (fewer than t partials), UnexpectedParty (a party that holds no share of the key), BadPoint (`enc`).
  * Then BadProof naming every party whose partial is malformed or whose proof does not verify.
  *
  * The epoch is enforced through the verifying shares: a partial made with a share of another epoch
@@ -166,8 +167,8 @@ export function decapCombine(
   const groupKey = checkPackage(suite, pkg);
   ensure(partials instanceof Map, ErrorCode.BadInput, 'partials must be a Map keyed by party index');
   const indexes = [...partials.keys()].sort((a, b) => a - b);
-  const outside = indexes.filter((i) => !(Number.isSafeInteger(i) && i >= 1 && i <= pkg.parties));
-  ensure(outside.length === 0, ErrorCode.UnexpectedParty, `partials from parties outside 1..${pkg.parties}`);
+  const outside = indexes.filter((i) => !isParty(pkg, i));
+  ensure(outside.length === 0, ErrorCode.UnexpectedParty, 'partials from parties that are not holders of this key');
   // Map keys are distinct by construction; the check documents the requirement for interpolation.
   ensure(new Set(indexes).size === indexes.length, ErrorCode.BadParameters, 'duplicate party index');
   ensure(
@@ -189,7 +190,7 @@ export function decapCombine(
       culprits.push(index);
       continue;
     }
-    const Y = g.pointFromBytes(pkg.verifyingShares[index - 1]!, `verifying share ${index}`);
+    const Y = g.pointFromBytes(verifyingShareOf(pkg, index), `verifying share ${index}`);
     if (!dleqVerify(suite, Y, E, D.point, D.proof, { sessionId, index })) {
       culprits.push(index);
       continue;

@@ -27,6 +27,7 @@ import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { createBase58check } from '@scure/base';
 import { concatBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
+import { partyIndices } from './committee.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { Point } from './group.js';
 import { getSuite, type EcdsaSuite, type SigningSuite, type SuiteId } from './suites.js';
@@ -85,6 +86,9 @@ export function keygenChainCode(pkg: PublicKeyPackage, sessionId: Uint8Array, ru
       i2osp(pkg.parties, 1),
       ...pkg.commitments,
       ...pkg.verifyingShares,
+      // The committee, only when the package names one (core/committee.ts), so that every chain code of
+      // a key on nodes 1..n is unchanged.
+      ...(pkg.indices !== undefined ? [utf8ToBytes('indices'), Uint8Array.from(pkg.indices)] : []),
     ),
   );
 }
@@ -182,13 +186,15 @@ export function derivePublicPackage(suite: DerivableSuite, pkg: PublicKeyPackage
   const { group } = suite;
   const T = group.mulBase(tweak);
   const shift = (b: Uint8Array, what: string) => group.pointToBytes(group.addPoints(group.pointFromBytes(b, what), T));
+  const committee = partyIndices(pkg);
   return {
     suite: pkg.suite,
     threshold: pkg.threshold,
     parties: pkg.parties,
+    ...(pkg.indices !== undefined ? { indices: [...pkg.indices] } : {}),
     epoch: pkg.epoch,
     commitments: pkg.commitments.map((c, k) => (k === 0 ? shift(c, 'group key') : Uint8Array.from(c))),
-    verifyingShares: pkg.verifyingShares.map((y, k) => shift(y, `verifying share of party ${k + 1}`)),
+    verifyingShares: pkg.verifyingShares.map((y, k) => shift(y, `verifying share of party ${committee[k]}`)),
   };
 }
 

@@ -38,7 +38,12 @@ export interface DkgParams {
   readonly suite: SuiteId;
   readonly threshold: number;
   readonly parties: number;
-  /** This party's 1-based index (its RFC 9591 identifier). */
+  /**
+   * The parties' node indices (RFC 9591 identifiers), strictly ascending, `parties` of them; absent:
+   * 1..parties. The result's package names them (PublicKeyPackage.indices) unless they are 1..n.
+   */
+  readonly indices?: readonly number[];
+  /** This party's index (its RFC 9591 identifier), one of the parties. */
   readonly self: number;
   /** 16..64 bytes, bound into every transcript, proof and digest of the session. */
   readonly sessionId: Uint8Array;
@@ -95,6 +100,6 @@ export function dkgDiscard(state: DkgRound1State | DkgRound2State | DkgRound3Sta
 
 function pick(p: DkgParams) {
   // Read each field once, so a getter on the caller's object cannot show two different values.
-  const { suite, threshold, parties, self, sessionId, runId } = p ?? ({} as DkgParams);
-  return { suite, threshold, parties, self, sessionId, runId };
+  const { suite, threshold, parties, indices, self, sessionId, runId } = p ?? ({} as DkgParams);
+  return { suite, threshold, parties, ...(indices !== undefined ? { indices } : {}), self, sessionId, runId };
 }

@@ -39,7 +39,8 @@ import { concatBytes, equalBytes, toHex, utf8ToBytes, zeroize } from './bytes.js
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import type { Group, Point } from './group.js';
 import type { SignCommitMsg } from './messages.js';
-import { checkThreshold } from './shamir.js';
+import { isParty, partyIndices, partyPosition } from './committee.js';
+import { checkPackageCommittee } from './shamir.js';
 import type { SigningSuite } from './suites.js';
 import type { PublicKeyPackage } from './types.js';
 
@@ -165,10 +166,12 @@ export interface DecodedPackage {
   readonly group: Group;
   readonly threshold: number;
   readonly parties: number;
+  /** The committee as the package gives it (core/committee.ts): absent means 1..parties. */
+  readonly indices?: readonly number[];
   readonly epoch: number;
   /** Feldman commitments; [0] is the group key as stored. */
   readonly commitments: readonly Point[];
-  /** verifyingShares[i - 1] = share_i·G as stored. */
+  /** verifyingShares[k] = share_i·G as stored, for party i = partyIndices(pkg)[k] (verifyingShareOf). */
   readonly verifyingShares: readonly Point[];
   readonly groupKey: Point;
   /** bip340: the stored group key has odd y, so the key, shares and verifying shares are negated when signing. */
@@ -196,6 +199,12 @@ interface PackageEntry {
 
 const PACKAGES = new WeakMap<PublicKeyPackage, PackageEntry>();
 
+/** Two committees (core/types.ts PublicKeyPackage.indices) are the same list, or both absent. */
+function sameCommittee(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Array.isArray(b) && a.length === b.length && a.every((i, k) => i === b[k]);
+}
+
 function sameBytes(refs: readonly Uint8Array[], copies: readonly Uint8Array[]): boolean {
   if (refs.length !== copies.length) return false;
   for (let k = 0; k < refs.length; k++) if (!(refs[k] instanceof Uint8Array) || !equalBytes(refs[k]!, copies[k]!)) return false;
@@ -219,6 +228,7 @@ export function decodePackage(suite: SigningSuite, pkg: PublicKeyPackage): Decod
     hit.decoded.group === group &&
     hit.decoded.threshold === pkg.threshold &&
     hit.decoded.parties === pkg.parties &&
+    sameCommittee(hit.decoded.indices, pkg.indices) &&
     hit.decoded.epoch === pkg.epoch &&
     Array.isArray(pkg.commitments) &&
     Array.isArray(pkg.verifyingShares) &&
@@ -227,7 +237,7 @@ export function decodePackage(suite: SigningSuite, pkg: PublicKeyPackage): Decod
   ) {
     return hit.decoded;
   }
-  checkThreshold(pkg.threshold, pkg.parties);
+  checkPackageCommittee(pkg);
   ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0, ErrorCode.BadInput, 'public key package: bad epoch');
   ensure(
     Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold,
@@ -241,7 +251,8 @@ export function decodePackage(suite: SigningSuite, pkg: PublicKeyPackage): Decod
   );
   // RFC 9591 §3.1 DeserializeElement for every public element.
   const commitments = Object.freeze(pkg.commitments.map((c, k) => decodePoint(group, c, `commitment[${k}]`)));
-  const verifyingShares = Object.freeze(pkg.verifyingShares.map((y, k) => decodePoint(group, y, `verifying share of party ${k + 1}`)));
+  const committee = partyIndices(pkg);
+  const verifyingShares = Object.freeze(pkg.verifyingShares.map((y, k) => decodePoint(group, y, `verifying share of party ${committee[k]}`)));
   const groupKey = commitments[0]!;
   const keyNegated = suite.id === 'bip340' && !hasEvenY(group, groupKey);
   const signingKey = keyNegated ? group.negPoint(groupKey) : groupKey;
@@ -250,6 +261,7 @@ export function decodePackage(suite: SigningSuite, pkg: PublicKeyPackage): Decod
     group,
     threshold: pkg.threshold,
     parties: pkg.parties,
+    ...(pkg.indices !== undefined ? { indices: Object.freeze([...pkg.indices]) } : {}),
     epoch: pkg.epoch,
     commitments,
     verifyingShares,
@@ -354,18 +366,14 @@ export interface DecodedCommitment {
 }
 
 /**
- * The signer set of a commitment list (RFC 9591 §5.2/§5.3): party indexes in 1..n, t..n of them,
+ * The signer set of a commitment list (RFC 9591 §5.2/§5.3): holders of the key (core/committee.ts), t..n of them,
  * sorted by identifier (§4.3). No element is decoded.
  */
 export function checkSignerSet(pkg: DecodedPackage, commits: ReadonlyMap<number, unknown>): number[] {
   ensure(commits instanceof Map, ErrorCode.BadInput, 'commitments: expected a Map keyed by party index');
   const signers = [...commits.keys()];
   for (const i of signers) {
-    ensure(
-      Number.isSafeInteger(i) && i >= 1 && i <= pkg.parties,
-      ErrorCode.UnexpectedParty,
-      `commitment from party ${String(i).slice(0, 12)}, which is not in 1..${pkg.parties}`,
-    );
+    ensure(isParty(pkg, i), ErrorCode.UnexpectedParty, `commitment from party ${String(i).slice(0, 12)}, which is not a holder of this key`);
   }
   signers.sort((a, b) => a - b);
   // RFC 9591 §5.2/§5.3: MIN_PARTICIPANTS <= NUM_PARTICIPANTS <= MAX_PARTICIPANTS (a Map has no duplicate keys).
@@ -378,7 +386,7 @@ export function checkSignerSet(pkg: DecodedPackage, commits: ReadonlyMap<number,
 }
 
 /**
- * Check the signer set (party indexes in 1..n, t..n of them) and decode every commitment (§3.1),
+ * Check the signer set (holders of the key, t..n of them) and decode every commitment (§3.1),
  * sorted by identifier (§4.3). Invalid elements throw BadPoint naming every signer that sent one.
  */
 export function decodeCommitmentList(pkg: DecodedPackage, commits: ReadonlyMap<number, SignCommitMsg>): DecodedCommitment[] {
@@ -467,7 +475,7 @@ export function signingContext(
   // §4.3: the list is sorted by identifier, each signer once (decodeCommitmentList makes it so).
   list.forEach((c, k) =>
     ensure(
-      Number.isSafeInteger(c.index) && c.index >= 1 && c.index <= pkg.parties && (k === 0 || list[k - 1]!.index < c.index),
+      isParty(pkg, c.index) && (k === 0 || list[k - 1]!.index < c.index),
       ErrorCode.BadInput,
       'commitment list: expected distinct party indexes in ascending order',
     ),
@@ -547,8 +555,10 @@ export function signShare(ctx: SigningContext, index: number, share: bigint, hid
 export function verifyShare(ctx: SigningContext, index: number, z: bigint): boolean {
   const { group } = ctx.pkg;
   const c = entryOf(ctx, index);
-  ensure(index <= ctx.pkg.parties, ErrorCode.BadInput, `party ${index} is not in 1..${ctx.pkg.parties}`);
-  const Y = ctx.pkg.keyNegated ? group.negPoint(ctx.pkg.verifyingShares[index - 1]!) : ctx.pkg.verifyingShares[index - 1]!;
+  const position = partyPosition(ctx.pkg, index);
+  ensure(position >= 0, ErrorCode.BadInput, `party ${index} is not a holder of this key`);
+  const Yi = ctx.pkg.verifyingShares[position]!;
+  const Y = ctx.pkg.keyNegated ? group.negPoint(Yi) : Yi;
   const rho = ctx.bindingFactors.get(index)!;
   const cl = group.mul(ctx.challenge, signerLambda(ctx, index));
   // z·G - cλ·Y - σρ·E == σ·D, σ = -1 when the commitment share is negated.
@@ -627,7 +637,7 @@ export function aggregate(ctx: SigningContext, shares: ReadonlyMap<number, Uint8
   const extra = [...shares.keys()].filter((i) => !expected.has(i));
   if (extra.length > 0) {
     // A share from a party outside the signer set: the authenticated sender sent something it should not.
-    const named = extra.filter((i) => Number.isSafeInteger(i) && i >= 1 && i <= ctx.pkg.parties);
+    const named = extra.filter((i) => isParty(ctx.pkg, i));
     throw new TesseraError(ErrorCode.UnexpectedParty, 'signature shares from parties outside the signer set', named);
   }
   const missing = ctx.signers.filter((i) => !shares.has(i));

@@ -45,7 +45,9 @@ import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify as verifyWith, checkAut
 import type { EquivocationEvidence } from './evidence.js';
 import type { DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg } from './messages.js';
 import { checkRunId } from './run-id.js';
+import { checkCommittee, contiguousIndices, isContiguous, isParty, partyIndices, verifyingShareOf } from './committee.js';
 import {
+  checkPackageCommittee,
   checkThreshold,
   commitPolynomial,
   evalCommitment,
@@ -76,6 +78,11 @@ interface Context {
   readonly suite: Suite;
   readonly threshold: number;
   readonly parties: number;
+  /**
+   * The parties, strictly ascending node indices (RFC 9591 identifiers; core/committee.ts): 1..n for
+   * a DKG unless it names another committee, the old key's committee for a refresh.
+   */
+  readonly indices: readonly number[];
   readonly self: number;
   readonly sessionId: Uint8Array;
   /** The run id (core/run-id.ts): bound into every signed transcript. */
@@ -240,6 +247,11 @@ export interface EngineParams {
   readonly suite: unknown;
   readonly threshold: number;
   readonly parties: number;
+  /**
+   * The parties' node indices, strictly ascending, `parties` of them (core/committee.ts). Absent: 1..n
+   * for a DKG, and for a refresh the old key's committee (which a given list must equal).
+   */
+  readonly indices?: readonly number[];
   readonly self: number;
   readonly sessionId: Uint8Array;
   /** RUN_ID_LENGTH bytes (core/run-id.ts deriveRunId). */
@@ -282,8 +294,9 @@ function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; share
     ErrorCode.BadInput,
     `refresh: package must hold ${pkg.parties} verifying shares`,
   );
+  ensure(isParty(pkg, sec.index), ErrorCode.BadParameters, `refresh: party ${String(sec.index).slice(0, 12)} is not a holder of this key`);
   const commitments = pkg.commitments.map((c, k) => group.pointFromBytes(c, `refresh: commitment ${k}`));
-  const ownVerifying = group.pointFromBytes(pkg.verifyingShares[sec.index - 1]!, `refresh: verifying share ${sec.index}`);
+  const ownVerifying = group.pointFromBytes(verifyingShareOf(pkg, sec.index), `refresh: verifying share ${sec.index}`);
   ensure(sec.value instanceof Uint8Array, ErrorCode.BadInput, 'refresh: share value must be bytes');
   // Our own copy, read once: what we check is what we use. Wiped here if the check fails.
   const shareBytes = Uint8Array.from(sec.value);
@@ -306,10 +319,11 @@ function checkOldKey(suite: Suite, key: KeyShare): { commitments: Point[]; share
 function makeContext(p: EngineParams): Context {
   const suite = getSuite(p.suite);
   checkThreshold(p.threshold, p.parties);
+  const indices = engineCommittee(p);
   ensure(
-    Number.isSafeInteger(p.self) && p.self >= 1 && p.self <= p.parties,
+    Number.isSafeInteger(p.self) && indices.includes(p.self),
     ErrorCode.BadParameters,
-    `party index must be 1..${p.parties}, got ${p.self}`,
+    isContiguous(indices) ? `party index must be 1..${p.parties}, got ${p.self}` : `party ${String(p.self).slice(0, 12)} is not a holder of this key`,
   );
   checkSessionId(p.sessionId);
   checkRunId(p.runId);
@@ -328,6 +342,7 @@ function makeContext(p: EngineParams): Context {
     suite,
     threshold: p.threshold,
     parties: p.parties,
+    indices,
     self: p.self,
     sessionId: Uint8Array.from(p.sessionId),
     runId: Uint8Array.from(p.runId),
@@ -335,6 +350,28 @@ function makeContext(p: EngineParams): Context {
     epoch,
     old,
   };
+}
+
+/**
+ * The parties of a run (EngineParams.indices): a given committee must be `parties` strictly ascending
+ * node indices; a refresh runs over the old key's committee (the key stays where it is). Default 1..n.
+ */
+function engineCommittee(p: EngineParams): readonly number[] {
+  const given = p.indices === undefined ? undefined : checkCommittee(p.indices, p.threshold);
+  if (given !== undefined) ensure(given.length === p.parties, ErrorCode.BadParameters, `a committee of ${given.length} nodes for ${p.parties} parties`);
+  if (p.mode === 'refresh' && typeof p.key === 'object' && p.key !== null && typeof p.key.publicKey === 'object' && p.key.publicKey !== null) {
+    const pkg = p.key.publicKey;
+    checkPackageCommittee(pkg, 'refresh: key');
+    ensure(pkg.threshold === p.threshold && pkg.parties === p.parties, ErrorCode.BadParameters, 'refresh: threshold and parties must be the key\'s');
+    const old = partyIndices(pkg);
+    ensure(given === undefined || sameList(given, old), ErrorCode.BadParameters, 'refresh: a key keeps its committee; the parties must be its holders');
+    return old;
+  }
+  return given ?? contiguousIndices(p.parties);
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((i, k) => i === b[k]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +383,8 @@ export interface Round1Binding {
   readonly suite: unknown;
   readonly threshold: number;
   readonly parties: number;
+  /** The parties' node indices when they are not 1..parties (core/committee.ts); absent otherwise. */
+  readonly indices?: readonly number[];
   readonly sessionId: Uint8Array;
   /** The run id the package was signed for (core/run-id.ts). */
   readonly runId: Uint8Array;
@@ -359,10 +398,10 @@ export interface Round1Binding {
  */
 export function round1SignedBytes(binding: Round1Binding, sender: number, msg: DkgRound1Msg): Uint8Array {
   const suite = getSuite(binding.suite);
-  checkThreshold(binding.threshold, binding.parties);
+  checkPackageCommittee(binding, 'round-1 binding');
   checkSessionId(binding.sessionId);
   checkRunId(binding.runId);
-  ensure(Number.isSafeInteger(sender) && sender >= 1 && sender <= binding.parties, ErrorCode.BadParameters, `sender must be 1..${binding.parties}`);
+  ensure(isParty(binding, sender), ErrorCode.BadParameters, binding.indices === undefined ? `sender must be 1..${binding.parties}` : 'sender is not one of the parties');
   ensure(binding.mode === 'dkg' || binding.mode === 'refresh', ErrorCode.BadInput, 'mode must be dkg or refresh');
   ensure(
     typeof msg === 'object' && msg !== null && Array.isArray(msg.commitments) && msg.commitments.every((c) => c instanceof Uint8Array) && msg.proof instanceof Uint8Array,
@@ -370,7 +409,7 @@ export function round1SignedBytes(binding: Round1Binding, sender: number, msg: D
     'round-1 package expected',
   );
   ensure(Number.isSafeInteger(binding.epoch) && binding.epoch >= 0 && binding.epoch < 2 ** 32, ErrorCode.BadInput, 'epoch must be a 32-bit integer');
-  return transcriptBytes(binding.mode, suite.contextString, binding.sessionId, binding.runId, binding.epoch, binding.threshold, binding.parties, sender, msg.commitments, msg.proof);
+  return transcriptBytes(binding.mode, suite.contextString, binding.sessionId, binding.runId, binding.epoch, binding.threshold, partyIndices(binding), sender, msg.commitments, msg.proof);
 }
 
 /**
@@ -386,7 +425,7 @@ function transcriptBytes(
   runId: Uint8Array,
   epoch: number,
   threshold: number,
-  parties: number,
+  indices: readonly number[],
   sender: number,
   commitments: readonly Uint8Array[],
   proof: Uint8Array,
@@ -399,15 +438,17 @@ function transcriptBytes(
     runId,
     i2osp(epoch, 4),
     i2osp(threshold, 2),
-    i2osp(parties, 2),
+    i2osp(indices.length, 2),
     i2osp(sender, 2),
     framed(...commitments),
     proof,
+    // The parties, only when they are not 1..n: the transcript of every such run is unchanged.
+    ...(isContiguous(indices) ? [] : [Uint8Array.from(indices)]),
   );
 }
 
 function round1Transcript(ctx: Context, sender: number, commitments: readonly Uint8Array[], proof: Uint8Array, epoch = ctx.epoch): Uint8Array {
-  return transcriptBytes(ctx.mode, ctx.suite.contextString, ctx.sessionId, ctx.runId, epoch, ctx.threshold, ctx.parties, sender, commitments, proof);
+  return transcriptBytes(ctx.mode, ctx.suite.contextString, ctx.sessionId, ctx.runId, epoch, ctx.threshold, ctx.indices, sender, commitments, proof);
 }
 
 /**
@@ -485,13 +526,13 @@ function checkSenders<M>(ctx: Context, msgs: unknown, what: string): Map<number,
   const m = msgs as Map<unknown, M>;
   const unexpected: string[] = [];
   for (const k of m.keys()) {
-    if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1 || k > ctx.parties || k === ctx.self) {
+    if (typeof k !== 'number' || !ctx.indices.includes(k) || k === ctx.self) {
       unexpected.push(typeof k === 'number' ? String(k) : typeof k);
     }
   }
   ensure(unexpected.length === 0, ErrorCode.UnexpectedParty, `${what}: message from unexpected sender(s) ${unexpected.join(', ')}`);
   const missing: number[] = [];
-  for (let j = 1; j <= ctx.parties; j++) if (j !== ctx.self && !m.has(j)) missing.push(j);
+  for (const j of ctx.indices) if (j !== ctx.self && !m.has(j)) missing.push(j);
   ensure(missing.length === 0, ErrorCode.UnexpectedParty, `${what}: missing message(s) from party ${missing.join(', ')}`);
   return m as Map<number, M>;
 }
@@ -520,9 +561,7 @@ function describe(bad: Map<number, string>, label: string): string {
 }
 
 function othersOf(ctx: Context): number[] {
-  const out: number[] = [];
-  for (let j = 1; j <= ctx.parties; j++) if (j !== ctx.self) out.push(j);
-  return out;
+  return ctx.indices.filter((j) => j !== ctx.self);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,10 +718,10 @@ export function engineRound2(
 
 function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEchoMsg>, received: ReadonlyMap<number, ReceivedPackage>): void {
   const others = othersOf(ctx);
-  // Shape of every echo first: exactly the packages of parties 1..n, each well formed. The echo is not
+  // Shape of every echo first: exactly the packages of every party, each well formed. The echo is not
   // identity-signed, so a malformed one names nobody.
   const badEchoes = new Map<number, string>();
-  const echoed = new Map<number, DkgRound1Msg[]>(); // echoer -> snapshots of packages 1..n
+  const echoed = new Map<number, DkgRound1Msg[]>(); // echoer -> snapshots of the packages, in ctx.indices order
   for (const e of others) {
     const echo = echoes.get(e) as unknown;
     if (typeof echo !== 'object' || echo === null) {
@@ -695,14 +734,13 @@ function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEcho
       continue;
     }
     const keys = Object.keys(pk);
-    const expected = new Set<string>();
-    for (let j = 1; j <= ctx.parties; j++) expected.add(String(j));
+    const expected = new Set<string>(ctx.indices.map(String));
     if (keys.length !== ctx.parties || !keys.every((k) => expected.has(k))) {
-      badEchoes.set(e, `must echo exactly the packages of parties 1..${ctx.parties}`);
+      badEchoes.set(e, isContiguous(ctx.indices) ? `must echo exactly the packages of parties 1..${ctx.parties}` : 'must echo exactly the packages of every party');
       continue;
     }
     const snaps: DkgRound1Msg[] = [];
-    for (let j = 1; j <= ctx.parties; j++) {
+    for (const j of ctx.indices) {
       const snap = snapshotPackage(ctx, (pk as Record<string, unknown>)[String(j)]);
       if (typeof snap === 'string') {
         badEchoes.set(e, `echoed package of party ${j}: ${snap}`);
@@ -720,8 +758,8 @@ function echoCheck(ctx: Context, fn: string, echoes: ReadonlyMap<number, DkgEcho
   const evidence: EquivocationEvidence[] = [];
   for (const e of others) {
     const packages = echoed.get(e)!;
-    for (let j = 1; j <= ctx.parties; j++) {
-      const m = packages[j - 1]!;
+    for (const [k, j] of ctx.indices.entries()) {
+      const m = packages[k]!;
       const t = round1Transcript(ctx, j, m.commitments, m.proof);
       const ours = received.get(j)!;
       if (equalBytes(t, ours.transcript)) continue; // same content (signatures may be randomised)
@@ -756,6 +794,7 @@ function jointFeldmanEvidence(ctx: Context, signer: number, first: DkgRound1Msg,
       suite: ctx.suite.id,
       threshold: ctx.threshold,
       parties: ctx.parties,
+      ...(isContiguous(ctx.indices) ? {} : { indices: [...ctx.indices] }),
       sessionId: Uint8Array.from(ctx.sessionId),
       runId: Uint8Array.from(ctx.runId),
       epoch: ctx.epoch,
@@ -818,21 +857,22 @@ export function engineRound3(
     const commitments: Point[] = [];
     for (let k = 0; k < ctx.threshold; k++) {
       let acc = ctx.old ? ctx.old.commitments[k]! : group.identity;
-      for (let j = 1; j <= ctx.parties; j++) acc = group.addPoints(acc, received.get(j)!.commitments[k]!);
+      for (const j of ctx.indices) acc = group.addPoints(acc, received.get(j)!.commitments[k]!);
       commitments.push(acc);
     }
     // An identity commitment has no encoding (RFC 9591 §3.1) and would mean a degenerate key.
     ensure(commitments.every((c) => !group.isIdentity(c)), ErrorCode.VerificationFailed, `${fn}: a group commitment is the identity`);
 
-    // Verifying shares Y_i = Σ_k C_k·i^k for every party (RFC 9591 Appendix C.2 derive_group_info).
-    const verifying: Point[] = [];
-    for (let i = 1; i <= ctx.parties; i++) verifying.push(evalCommitment(group, commitments, i));
+    // Verifying shares Y_i = Σ_k C_k·i^k for every party i, in committee order (RFC 9591 Appendix C.2
+    // derive_group_info; core/committee.ts: verifyingShares[k] belongs to indices[k]).
+    const verifying: Point[] = ctx.indices.map((i) => evalCommitment(group, commitments, i));
     ensure(verifying.every((y) => !group.isIdentity(y)), ErrorCode.VerificationFailed, `${fn}: a verifying share is the identity`);
-    ensure(group.eqPoints(group.mulBase(share), verifying[ctx.self - 1]!), ErrorCode.VerificationFailed, `${fn}: own share does not match the group commitments`);
+    const ownVerifying = verifying[ctx.indices.indexOf(ctx.self)]!;
+    ensure(group.eqPoints(group.mulBase(share), ownVerifying), ErrorCode.VerificationFailed, `${fn}: own share does not match the group commitments`);
 
     if (ctx.old) {
       // Refresh must keep the key: the new verifying shares interpolate to the old group key.
-      const firstT = verifying.slice(0, ctx.threshold).map((point, k) => ({ index: k + 1, point }));
+      const firstT = verifying.slice(0, ctx.threshold).map((point, k) => ({ index: ctx.indices[k]!, point }));
       const oldKey = ctx.old.commitments[0]!;
       ensure(
         group.eqPoints(commitments[0]!, oldKey) && group.eqPoints(interpolatePoints(group, firstT), oldKey),
@@ -845,6 +885,8 @@ export function engineRound3(
       suite: ctx.suite.id,
       threshold: ctx.threshold,
       parties: ctx.parties,
+      // A committee of nodes 1..n is not written (core/types.ts): such packages keep their digests.
+      ...(isContiguous(ctx.indices) ? {} : { indices: Object.freeze([...ctx.indices]) }),
       epoch: ctx.old ? ctx.epoch + 1 : 0,
       commitments: Object.freeze(commitments.map((c) => group.pointToBytes(c))),
       verifyingShares: Object.freeze(verifying.map((y) => group.pointToBytes(y))),
@@ -915,7 +957,7 @@ export function publicResultDigest(pkg: PublicKeyPackage, sessionId: Uint8Array)
   ensure(typeof pkg === 'object' && pkg !== null, ErrorCode.BadInput, 'public key package expected');
   const suite = getSuite(pkg.suite);
   ensure(Number.isSafeInteger(pkg.epoch) && pkg.epoch >= 0 && pkg.epoch < 2 ** 32, ErrorCode.BadInput, 'epoch must be a 32-bit integer');
-  checkThreshold(pkg.threshold, pkg.parties);
+  checkPackageCommittee(pkg);
   ensure(
     Array.isArray(pkg.commitments) && pkg.commitments.length === pkg.threshold && pkg.commitments.every((c) => c instanceof Uint8Array),
     ErrorCode.BadInput,
@@ -936,6 +978,8 @@ export function publicResultDigest(pkg: PublicKeyPackage, sessionId: Uint8Array)
       i2osp(pkg.epoch, 4),
       framed(...pkg.commitments),
       framed(...pkg.verifyingShares),
+      // The committee only when the package names one, so every 1..n result digest is unchanged.
+      ...(pkg.indices !== undefined ? [Uint8Array.from(pkg.indices)] : []),
     ),
   );
 }

@@ -10,7 +10,7 @@
  *    a batch that does not verify under the node's identity key is not used);
  *  - the check of a presigned commitment list, the one a signer runs before it signs with one of its
  *    presignatures (checkPresignedList): every entry well formed, nodes distinct and within
- *    1..parties, at least `threshold` of them, every point a valid element of the suite's group
+ *    the key's committee, at least `threshold` of them, every point a valid element of the suite's group
  *    (RFC 9591 §3.1 DeserializeElement), and the checking node's own entry present;
  *  - presignRef: the 20 bytes (pool id ‖ I2OSP(index, 4)) naming one presignature, unique for the
  *    node's lifetime (pool ids are random), which the node's audit entry of the signature carries.
@@ -26,9 +26,11 @@
  */
 import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes } from './bytes.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
+import { isParty } from './committee.js';
 import { decodePoint, knownPoint, rememberPoint } from './frost.js';
 import { identitySign, identityVerify } from './identity.js';
 import type { SignCommitMsg } from './messages.js';
+import { checkPackageCommittee } from './shamir.js';
 import { SIGNING_SUITES, type SigningSuite, type SigningSuiteId } from './suites.js';
 
 /** A pool id: 16 random bytes, new for every pool. */
@@ -211,13 +213,15 @@ export function presignedListToJson(list: readonly PresignedEntry[]): PresignedE
 export interface PresignListParams {
   readonly threshold: number;
   readonly parties: number;
+  /** The key's committee (core/types.ts PublicKeyPackage.indices): absent means 1..parties. */
+  readonly indices?: readonly number[];
 }
 
 /**
  * Check a presigned commitment list before signing with it (RFC 9591 §5.2 "the signer checks its own
  * commitment is in the list and the list is well formed"), in this order, before any secret is touched:
  *   1. every entry well formed (node 1..255, 16-byte pool id, 32-bit index, byte strings);
- *   2. nodes within 1..parties (UNEXPECTED_PARTY), no node twice (BAD_INPUT), at least `threshold`
+ *   2. nodes that hold the key (its committee; UNEXPECTED_PARTY), no node twice (BAD_INPUT), at least `threshold`
  *      and at most `parties` entries (BAD_PARAMETERS);
  *   3. `self`, when given, has an entry (BAD_PARAMETERS);
  *   4. every hiding and binding commitment a valid, canonical, non-identity element of the suite's
@@ -236,12 +240,14 @@ export function checkPresignedList(
 ): Map<number, SignCommitMsg> {
   ensure(isObject(suite) && suite.kind === 'sign', ErrorCode.UnknownSuite, 'not a signing suite');
   ensure(isObject(params), ErrorCode.BadInput, 'presigned list: expected key parameters');
-  const { threshold, parties } = params;
+  const { threshold, parties, indices } = params;
   ensure(
     Number.isSafeInteger(parties) && parties >= 2 && parties <= 255 && Number.isSafeInteger(threshold) && threshold >= 2 && threshold <= parties,
     ErrorCode.BadParameters,
     'presigned list: bad key parameters',
   );
+  checkPackageCommittee({ threshold, parties, indices }, 'presigned list: key');
+  const committee = { parties, indices };
   ensure(Array.isArray(list), ErrorCode.BadInput, 'presigned list: expected a list');
   ensure(list.length <= 255, ErrorCode.BadParameters, 'presigned list: more than 255 entries');
   const seen = new Set<number>();
@@ -251,7 +257,7 @@ export function checkPresignedList(
     checkPoolId(e.poolId, `commitments[${k}].poolId`);
     checkU32(e.index, `commitments[${k}].index`);
     ensure(e.hiding instanceof Uint8Array && e.binding instanceof Uint8Array, ErrorCode.BadInput, `commitments[${k}]: hiding and binding must be bytes`);
-    ensure(e.node <= parties, ErrorCode.UnexpectedParty, `commitments[${k}]: node ${e.node} is not in 1..${parties}`);
+    ensure(isParty(committee, e.node), ErrorCode.UnexpectedParty, `commitments[${k}]: node ${e.node} is not a holder of this key`);
     ensure(!seen.has(e.node), ErrorCode.BadInput, `commitments: node ${e.node} is listed twice`);
     seen.add(e.node);
   });

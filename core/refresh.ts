@@ -10,6 +10,9 @@
  * package made for another epoch never combines: EpochMismatch. Parties holding different keys end
  * in ConfirmationMismatch (their public results differ), with nobody blamed.
  *
+ * The parties are the key's committee (core/committee.ts partyIndices): a refresh keeps the key on the
+ * nodes that hold it, and the result names the same committee.
+ *
  * The old KeyShare is not modified: if refresh fails anywhere, the old key stays usable.
  */
 import type { PartyAuthenticator } from './auth.js';
@@ -39,7 +42,7 @@ export interface RefreshParams {
   readonly sessionId: Uint8Array;
   /** 32 bytes, fresh for this run (core/run-id.ts deriveRunId): bound into every identity signature. */
   readonly runId: Uint8Array;
-  /** The key to refresh; self = key.secret.index, suite / t / n / epoch from the key. */
+  /** The key to refresh; self = key.secret.index, suite / t / n / committee / epoch from the key. */
   readonly key: KeyShare;
 }
 

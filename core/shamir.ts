@@ -6,6 +6,7 @@
  * import/export of keys that come from outside a cluster.
  */
 import { ErrorCode, TesseraError, ensure } from './errors.js';
+import { checkCommittee, contiguousIndices, isContiguous } from './committee.js';
 import type { Group, Point } from './group.js';
 
 /** Validate (t, n) and return them. t >= 2 because 1-of-n is not threshold custody. */
@@ -18,13 +19,34 @@ export function checkThreshold(threshold: number, parties: number): void {
   );
 }
 
-/** Check a player set: distinct integers in 1..n, sorted ascending on return. */
-export function checkPlayers(players: readonly number[], parties: number, threshold?: number): number[] {
+/**
+ * Validate the committee fields of a public key package (core/types.ts): (t, n) as checkThreshold,
+ * and `indices`, when present, a committee (core/committee.ts checkCommittee) of exactly n nodes that is
+ * not 1..n (such a package omits `indices`, so each committee has one encoding and one digest).
+ * `what` names the package in the error.
+ */
+export function checkPackageCommittee(pkg: { readonly threshold: number; readonly parties: number; readonly indices?: unknown }, what = 'public key package'): void {
+  checkThreshold(pkg.threshold, pkg.parties);
+  if (pkg.indices === undefined) return;
+  const list = checkCommittee(pkg.indices, pkg.threshold, `${what}: committee`);
+  ensure(list.length === pkg.parties, ErrorCode.BadParameters, `${what}: a committee of ${list.length} nodes for ${pkg.parties} parties`);
+  ensure(!isContiguous(list), ErrorCode.BadParameters, `${what}: a committee of nodes 1..${pkg.parties} is written without indices`);
+}
+
+/**
+ * Check a player set: distinct members of the key's committee (a count n means 1..n; a list is the
+ * committee itself, core/committee.ts partyIndices), sorted ascending on return.
+ */
+export function checkPlayers(players: readonly number[], committee: number | readonly number[], threshold?: number): number[] {
   ensure(Array.isArray(players), ErrorCode.BadParameters, 'players must be a list');
   const sorted = [...players].sort((a, b) => a - b);
   for (let i = 0; i < sorted.length; i++) {
     const p = sorted[i]!;
-    ensure(Number.isSafeInteger(p) && p >= 1 && p <= parties, ErrorCode.BadParameters, `player ${p} is not in 1..${parties}`);
+    if (typeof committee === 'number') {
+      ensure(Number.isSafeInteger(p) && p >= 1 && p <= committee, ErrorCode.BadParameters, `player ${String(p).slice(0, 12)} is not in 1..${committee}`);
+    } else {
+      ensure(Number.isSafeInteger(p) && committee.includes(p), ErrorCode.BadParameters, `player ${String(p).slice(0, 12)} is not a holder of this key`);
+    }
     ensure(i === 0 || sorted[i - 1] !== p, ErrorCode.BadParameters, `player ${p} appears twice`);
   }
   if (threshold !== undefined) {
@@ -96,12 +118,17 @@ export interface Sharing {
   readonly commitments: Point[];
 }
 
-/** RFC 9591 Appendix C.1 secret_share_shard plus C.2 vss_commit, for parties 1..n. */
-export function split(group: Group, secret: bigint, threshold: number, parties: number): Sharing {
+/**
+ * RFC 9591 Appendix C.1 secret_share_shard plus C.2 vss_commit, for parties 1..n, or for the given
+ * committee (`indices`, strictly ascending node indices; shares[k] belongs to indices[k]).
+ */
+export function split(group: Group, secret: bigint, threshold: number, parties: number, indices?: readonly number[]): Sharing {
   checkThreshold(threshold, parties);
+  const xs = indices === undefined ? contiguousIndices(parties) : checkCommittee(indices, threshold);
+  ensure(xs.length === parties, ErrorCode.BadParameters, `a committee of ${xs.length} nodes for ${parties} parties`);
   const coeffs = randomPolynomial(group, secret, threshold);
   const shares: bigint[] = [];
-  for (let i = 1; i <= parties; i++) shares.push(evalPolynomial(group, coeffs, BigInt(i)));
+  for (const i of xs) shares.push(evalPolynomial(group, coeffs, BigInt(i)));
   const commitments = commitPolynomial(group, coeffs);
   coeffs.fill(0n); // bigints cannot be wiped; drop our references at least
   return { shares, commitments };
@@ -136,13 +163,17 @@ export function verifyingSharesMatchGroupKey(
   groupKey: Point,
   verifyingShares: readonly Point[],
   threshold: number,
+  indices?: readonly number[],
 ): boolean {
   const n = verifyingShares.length;
   checkThreshold(threshold, n);
-  const base = verifyingShares.slice(0, threshold).map((point, k) => ({ index: k + 1, point }));
+  // verifyingShares[k] belongs to party xs[k] (core/committee.ts partyIndices).
+  const xs = indices === undefined ? contiguousIndices(n) : checkCommittee(indices, threshold);
+  ensure(xs.length === n, ErrorCode.BadParameters, `${n} verifying shares for a committee of ${xs.length}`);
+  const base = verifyingShares.slice(0, threshold).map((point, k) => ({ index: xs[k]!, point }));
   if (!group.eqPoints(interpolatePoints(group, base), groupKey)) return false;
-  for (let j = threshold + 1; j <= n; j++) {
-    if (!group.eqPoints(interpolatePoints(group, base, j), verifyingShares[j - 1]!)) return false;
+  for (let k = threshold; k < n; k++) {
+    if (!group.eqPoints(interpolatePoints(group, base, xs[k]!), verifyingShares[k]!)) return false;
   }
   return true;
 }

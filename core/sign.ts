@@ -52,6 +52,7 @@ import {
 import { checkSessionId } from './jointfeldman.js';
 import type { SignCommitMsg, SignShareMsg, SignedCommitMsg, SignedShareMsg } from './messages.js';
 import { checkRunId } from './run-id.js';
+import { isParty, partyIndices, partyPosition } from './committee.js';
 import { checkPlayers } from './shamir.js';
 import { getSuite, type SigningSuite, type SigningSuiteId, type Suite } from './suites.js';
 import type { KeyShare, PublicKeyPackage, SecretShare } from './types.js';
@@ -121,8 +122,10 @@ function checkOwnShare(pkg: DecodedPackage, share: SecretShare, s: bigint): void
   const hit = MATCHED_SHARES.get(share);
   if (hit !== undefined && hit.pkg === pkg && hit.index === share.index && equalBytes(hit.digest, digest)) return;
   const { group } = pkg;
+  const position = partyPosition(pkg, share.index);
+  ensure(position >= 0, ErrorCode.BadInput, `secret share of party ${share.index}: not a holder of this key`);
   ensure(
-    group.eqPoints(group.mulBase(s), pkg.verifyingShares[share.index - 1]!),
+    group.eqPoints(group.mulBase(s), pkg.verifyingShares[position]!),
     ErrorCode.BadShare,
     `secret share of party ${share.index} does not match its verifying share`,
   );
@@ -240,7 +243,7 @@ function round2(
     const s = checkSecretShare(suite, share);
     // Shares and packages of different epochs must never combine.
     ensure(share.epoch === pkg.epoch, ErrorCode.EpochMismatch, `secret share is at epoch ${share.epoch}, package at ${pkg.epoch}`);
-    ensure(share.index <= pkg.parties, ErrorCode.BadInput, `secret share index ${share.index} is not in 1..${pkg.parties}`);
+    ensure(isParty(pkg, share.index), ErrorCode.BadInput, `secret share of party ${share.index}: not a holder of this key`);
     ensure(nonces.suite === suite.id, ErrorCode.UnknownSuite, `nonces are for suite ${String(nonces.suite)}, not ${suite.id}`);
     ensure(nonces.index === share.index, ErrorCode.BadInput, `nonces belong to party ${nonces.index}, not ${share.index}`);
     ensure(nonces.epoch === share.epoch, ErrorCode.EpochMismatch, `nonces were made at epoch ${nonces.epoch}, share is at ${share.epoch}`);
@@ -284,7 +287,7 @@ export function verifySignatureShares(
   const extra = [...bytes.keys()].filter((i) => !expected.has(i));
   if (extra.length > 0) {
     // A share from a party outside the signer set: the authenticated sender sent something it should not.
-    const named = extra.filter((i) => Number.isSafeInteger(i) && i >= 1 && i <= ctx.pkg.parties);
+    const named = extra.filter((i) => isParty(ctx.pkg, i));
     throw new TesseraError(ErrorCode.UnexpectedParty, `signature shares from parties outside the signer set`, named);
   }
   const missing = ctx.signers.filter((i) => !bytes.has(i));
@@ -614,7 +617,7 @@ export function signSessionRound1(params: SignSessionParams): { state: SignSessi
   ensure(isObject(key) && isObject(key.publicKey) && isObject(key.secret), ErrorCode.BadInput, 'key: expected a key share');
   const pkg = decodePackage(suite, key.publicKey);
   const self = key.secret.index;
-  const set = checkPlayers(signers, pkg.parties, pkg.threshold);
+  const set = checkPlayers(signers, partyIndices(pkg), pkg.threshold);
   ensure(set.includes(self), ErrorCode.BadParameters, `the signer set does not include this party (${String(self)})`);
   checkSessionId(sessionId);
   checkRunId(runId);

@@ -595,6 +595,8 @@ export function packageFromJson(j: PublicKeyPackageJson): PublicKeyPackage {
     suite: getSuite(j.suite).id,
     threshold: j.threshold,
     parties: j.parties,
+    // The committee when it is not 1..n (core/committee.ts): checked here, so a bad one is refused up front.
+    ...(j.indices !== undefined ? { indices: checkCommittee(j.indices, j.threshold, 'publicPackage.indices') } : {}),
     epoch: j.epoch,
     commitments: j.commitments.map((c, i) => fromHex(c, `commitments[${i}]`)),
     verifyingShares: j.verifyingShares.map((c, i) => fromHex(c, `verifyingShares[${i}]`)),

@@ -13,6 +13,7 @@
  *   for a Cluster and for operators that run separate SDKs, each fetching its own node's share.
  */
 import { fromHex, toHex } from '../core/bytes.js';
+import { checkCommittee } from '../core/committee.js';
 import { TesseraError } from '../core/errors.js';
 import type { SignCommitMsg, SignShareMsg } from '../core/messages.js';
 import { verifyPresignBatch } from '../core/presign.js';
@@ -277,6 +278,8 @@ function toPackage(j: PublicKeyPackageJson | PublicKeyPackage): PublicKeyPackage
     suite: getSigningSuite(p.suite).id,
     threshold: p.threshold,
     parties: p.parties,
+    // The committee when it is not 1..n (core/committee.ts): checked here, so a bad one is refused up front.
+    ...(p.indices !== undefined ? { indices: checkCommittee(p.indices, p.threshold, 'publicPackage.indices') } : {}),
     epoch: p.epoch,
     commitments: p.commitments.map((c, i) => fromHex(c, `commitments[${i}]`)),
     verifyingShares: p.verifyingShares.map((c, i) => fromHex(c, `verifyingShares[${i}]`)),

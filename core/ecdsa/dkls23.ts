@@ -48,7 +48,9 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
 import { ErrorCode, TesseraError, ensure, isTesseraError } from '../errors.js';
 import type { Group, Point } from '../group.js';
-import { checkPlayers, lagrangeAtZero } from '../shamir.js';
+import { partyIndices, verifyingShareOf } from '../committee.js';
+import type { PublicKeyPackage } from '../types.js';
+import { checkPackageCommittee, checkPlayers, lagrangeAtZero } from '../shamir.js';
 import { P256, SECP256K1 } from '../suites.js';
 import { wipeProbe, type WipeProbe } from '../wipe.js';
 import {
@@ -81,8 +83,19 @@ export interface EcdsaKeyPackage {
   readonly threshold: number;
   /** X = x·G, SEC 1 compressed (33 bytes). */
   readonly groupKey: Uint8Array;
-  /** verifyingShares[i - 1] = Y_i = p(i)·G, SEC 1 compressed. */
+  /**
+   * Y_i = p(i)·G, SEC 1 compressed, for every party i in committee order: verifyingShares[k] belongs to
+   * party indices[k] (1..n when `indices` is absent; core/committee.ts).
+   */
   readonly verifyingShares: readonly Uint8Array[];
+  /** The key's committee when it is not 1..n (core/types.ts PublicKeyPackage.indices). */
+  readonly indices?: readonly number[];
+}
+
+/** The committee view of an ECDSA key package (core/committee.ts takes parties, indices and verifying shares). */
+function committeeOf(pkg: EcdsaKeyPackage): Pick<PublicKeyPackage, 'parties' | 'indices' | 'verifyingShares'> {
+  const { verifyingShares, indices } = pkg;
+  return indices !== undefined ? { parties: verifyingShares.length, indices, verifyingShares } : { parties: verifyingShares.length, verifyingShares };
 }
 
 /** What one player holds to sign: its Shamir share and its multiplication setups with every other player. */
@@ -304,14 +317,16 @@ function checkStateUse<S extends { kind: string; consumed: boolean }>(state: S, 
 function publicShares(group: Group, pkg: EcdsaKeyPackage, signers: readonly number[]): Map<number, Point> {
   const out = new Map<number, Point>();
   for (const j of signers) {
-    const Y = group.pointFromBytes(pkg.verifyingShares[j - 1]!, `verifying share ${j}`);
+    const Y = group.pointFromBytes(verifyingShareOf(committeeOf(pkg), j), `verifying share ${j}`);
     out.set(j, group.mulPoint(Y, lagrangeAtZero(group, signers, j)));
   }
   return out;
 }
 
 function packageDigest(pkg: EcdsaKeyPackage): Uint8Array {
-  return sha256(framed(utf8ToBytes(pkg.curve), i2osp(pkg.threshold, 1), pkg.groupKey, ...pkg.verifyingShares));
+  // The committee only when the package names one: the digest of a key on nodes 1..n is unchanged.
+  const committee = pkg.indices !== undefined ? [utf8ToBytes('indices'), Uint8Array.from(pkg.indices)] : [];
+  return sha256(framed(utf8ToBytes(pkg.curve), i2osp(pkg.threshold, 1), pkg.groupKey, ...pkg.verifyingShares, ...committee));
 }
 
 /**
@@ -335,8 +350,10 @@ function checkPackage(pkg: EcdsaKeyPackage): EcdsaCurveName {
     ErrorCode.BadParameters,
     'key package: bad threshold or party count',
   );
+  checkPackageCommittee({ threshold: pkg.threshold, parties: n, indices: pkg.indices }, 'key package');
+  const committee = partyIndices(committeeOf(pkg));
   for (const [k, y] of pkg.verifyingShares.entries()) {
-    ensure(y instanceof Uint8Array && y.length === POINT_BYTES, ErrorCode.BadInput, `key package: verifying share ${k + 1} must be 33 bytes`);
+    ensure(y instanceof Uint8Array && y.length === POINT_BYTES, ErrorCode.BadInput, `key package: verifying share of party ${committee[k]} must be 33 bytes`);
   }
   return curve;
 }
@@ -373,9 +390,8 @@ export function signRound1(
   ensure(isObject(key), ErrorCode.BadInput, 'signing key: expected an object');
   const curve = checkPackage(key.pkg);
   const group = groupOf(curve);
-  const n = key.pkg.verifyingShares.length;
   ensure(sessionId instanceof Uint8Array && sessionId.length >= 16 && sessionId.length <= 64, ErrorCode.BadInput, 'session id: expected 16..64 bytes');
-  const sorted = checkPlayers(signers, n);
+  const sorted = checkPlayers(signers, key.pkg.indices ?? key.pkg.verifyingShares.length);
   // Step 4: exactly t signers (the Lagrange coefficients are those of this set).
   ensure(sorted.length === key.pkg.threshold, ErrorCode.BadParameters, `need exactly ${key.pkg.threshold} signers, got ${sorted.length}`);
   ensure(sorted.includes(key.index), ErrorCode.BadParameters, `party ${String(key.index)} is not among the signers`);
@@ -389,7 +405,7 @@ export function signRound1(
   const matched = MATCHED_SHARES.get(key.share);
   if (!(matched && matched.index === key.index && equalBytes(matched.pkgDigest, pkgDigest) && equalBytes(matched.digest, shareDigest))) {
     ensure(
-      group.eqPoints(group.mulBase(share), group.pointFromBytes(key.pkg.verifyingShares[key.index - 1]!, `verifying share ${key.index}`)),
+      group.eqPoints(group.mulBase(share), group.pointFromBytes(verifyingShareOf(committeeOf(key.pkg), key.index), `verifying share ${key.index}`)),
       ErrorCode.BadShare,
       `secret share of party ${key.index} does not match its verifying share`,
     );

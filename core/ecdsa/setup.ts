@@ -22,6 +22,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, framed, i2osp, utf8ToBytes, zeroize } from '../bytes.js';
 import { ErrorCode, TesseraError, ensure, isTesseraError } from '../errors.js';
+import { contiguousIndices, partyIndices } from '../committee.js';
 import type { KeyShare } from '../types.js';
 import type { EcdsaKeyPackage, EcdsaSigningKey } from './dkls23.js';
 import {
@@ -223,14 +224,16 @@ export function encodePairwiseSetup(p: PairwiseSetup): Uint8Array {
 }
 
 /**
- * Decode a stored pairwise setup of a key of `curve` held by party `self` of `parties`: exactly one
- * Alice and one Bob setup per other party, of that curve. The caller wipes the result.
+ * Decode a stored pairwise setup of a key of `curve` held by party `self` of the key's committee (a
+ * count n means parties 1..n; a list is the committee, core/committee.ts partyIndices): exactly one
+ * Alice and one Bob setup per other holder, of that curve. The caller wipes the result.
  */
-export function decodePairwiseSetup(bytes: Uint8Array, curve: EcdsaCurveName, self: number, parties: number): PairwiseSetup {
+export function decodePairwiseSetup(bytes: Uint8Array, curve: EcdsaCurveName, self: number, committee: number | readonly number[]): PairwiseSetup {
   const bad = (why: string) => new TesseraError(ErrorCode.BadInput, `stored ECDSA pairwise setup: ${why}`);
+  const holders = typeof committee === 'number' ? contiguousIndices(committee) : committee;
   if (!(bytes instanceof Uint8Array) || bytes.length < 2 || bytes[0] !== PAIRWISE_FORMAT) throw bad('unknown format');
   const count = bytes[1]!;
-  if (count !== parties - 1) throw bad(`expected setups with ${parties - 1} peers, found ${count}`);
+  if (count !== holders.length - 1) throw bad(`expected setups with ${holders.length - 1} peers, found ${count}`);
   const out: PairwiseSetup = { curve, alice: new Map(), bob: new Map() };
   let o = 2;
   const take = (): Uint8Array => {
@@ -244,7 +247,7 @@ export function decodePairwiseSetup(bytes: Uint8Array, curve: EcdsaCurveName, se
     for (let k = 0; k < count; k++) {
       if (o >= bytes.length) throw bad('truncated');
       const j = bytes[o++]!;
-      if (j < 1 || j > parties || j === self || out.alice.has(j)) throw bad(`bad peer index ${j}`);
+      if (!holders.includes(j) || j === self || out.alice.has(j)) throw bad(`bad peer index ${j}`);
       const alice = decodeMulAliceSetup(take());
       out.alice.set(j, alice);
       const bob = decodeMulBobSetup(take());
@@ -265,7 +268,13 @@ export function decodePairwiseSetup(bytes: Uint8Array, curve: EcdsaCurveName, se
 /** The DKLs23 key package of a Tessera key package: the group key is C_0 (SEC 1 compressed). */
 export function ecdsaKeyPackage(curve: EcdsaCurveName, key: KeyShare): EcdsaKeyPackage {
   const pkg = key.publicKey;
-  return { curve, threshold: pkg.threshold, groupKey: pkg.commitments[0]!, verifyingShares: pkg.verifyingShares };
+  return {
+    curve,
+    threshold: pkg.threshold,
+    groupKey: pkg.commitments[0]!,
+    verifyingShares: pkg.verifyingShares,
+    ...(pkg.indices !== undefined ? { indices: pkg.indices } : {}),
+  };
 }
 
 /**
@@ -275,7 +284,7 @@ export function ecdsaKeyPackage(curve: EcdsaCurveName, key: KeyShare): EcdsaKeyP
 export function ecdsaSigningKey(curve: EcdsaCurveName, key: KeyShare): EcdsaSigningKey {
   const pairwise = key.secret.pairwise;
   ensure(pairwise !== undefined, ErrorCode.BadState, `key share of party ${key.secret.index} has no ECDSA pairwise setup`);
-  const setup = decodePairwiseSetup(pairwise, curve, key.secret.index, key.publicKey.parties);
+  const setup = decodePairwiseSetup(pairwise, curve, key.secret.index, partyIndices(key.publicKey));
   return { pkg: ecdsaKeyPackage(curve, key), index: key.secret.index, share: Uint8Array.from(key.secret.value), mulAlice: setup.alice, mulBob: setup.bob };
 }
 

@@ -39,13 +39,13 @@ export function ownRef(self: number, commitments: readonly PresignedEntryJson[] 
 /**
  * Check one item against the key's own record (threshold and parties from the node's store, never
  * from the request): the message is hex, the list passes core/presign.ts checkPresignedList (entries
- * well formed, nodes distinct and within 1..parties, at least the threshold, this node present, every
+ * well formed, nodes distinct and holders of the key (its committee), at least the threshold, this node present, every
  * point valid for the suite). Consumes nothing.
  */
 export function parseItem(
   pools: PresignPools,
   scope: PresignScope,
-  params: { threshold: number; parties: number },
+  params: { threshold: number; parties: number; indices?: readonly number[] },
   self: number,
   item: { message: string; commitments: readonly PresignedEntryJson[] },
   what: string,
