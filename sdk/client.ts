@@ -1035,8 +1035,8 @@ export class Cluster {
         continue;
       }
       // Envelope evidence is checked against this session and the rounds its operation runs.
-      // The key's suite where the request names it (keygen, import); else the rounds of every suite.
-      const suite = request.operation === 'keygen' ? request.suite : request.operation === 'import' ? request.bundle.suite : undefined;
+      // The key's suite where the request names it (keygen, reshare, import); else the rounds of every suite.
+      const suite = request.operation === 'keygen' || request.operation === 'reshare' ? request.suite : request.operation === 'import' ? request.bundle.suite : undefined;
       const context = { session: fromHex(request.sessionId, 'sessionId'), declaredRounds: declaredRounds(request.operation as Operation, isSuiteId(suite) ? suite : undefined) };
       if (items.some((x) => verifyEquivocationEvidence(x, key, context))) verified.push(c);
     }
