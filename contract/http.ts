@@ -625,8 +625,8 @@ const pointList = { type: 'array', items: hex(32, 65), minItems: 1, maxItems: 25
 /** A version 2 bundle's dealer: its commitments and one sealed sub-share per destination node. */
 const dealtSchema = {
   type: 'object',
-  required: ['commitments', 'subShares'],
-  properties: { commitments: pointList, subShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
+  required: ['commitments', 'wrappedShares'],
+  properties: { commitments: pointList, wrappedShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
   additionalProperties: false,
 } as const;
 /**
@@ -668,8 +668,8 @@ const bundleSchema = {
       maxItems: 255,
       items: {
         type: 'object',
-        required: ['index', 'commitments', 'subShares'],
-        properties: { index, commitments: pointList, subShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
+        required: ['index', 'commitments', 'wrappedShares'],
+        properties: { index, commitments: pointList, wrappedShares: { type: 'array', items: wrappedShareSchema, minItems: 2, maxItems: 255 } },
         additionalProperties: false,
       },
     },

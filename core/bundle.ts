@@ -33,7 +33,8 @@
  *     source: { threshold, parties, indices?, epoch, commitments[t], verifyingShares[n] },
  *                                                            the package the dealers dealt from
  *     dealers[]: { index, commitments[t'],                   dealer i's Feldman commitments to g_i
- *                  subShares[n']: { index, kem, wrappingKeyFingerprint, enc, ciphertext } } }
+ *                  wrappedShares[n']: { index, kem, wrappingKeyFingerprint, enc, ciphertext } } }
+ *                                                            dealer i's sub-share g_i(j) for each node j
  *
  * Each sub-share g_i(j) is sealed (core/wrap.ts sealToReceiver, the same HPKE suites as wrapShare) to
  * destination node j's import key, bound by subShareBinding to the key id and version, group key,
@@ -114,8 +115,8 @@ export interface KeyBundleJson {
 export interface DealtSubSharesJson {
   /** C_{i,0..t'-1}, hex. */
   commitments: string[];
-  /** One per destination node (`index` = the recipient), sealed to its import key. */
-  subShares: WrappedShareJson[];
+  /** This node's sub-share for each destination node (`index` = the recipient), sealed to its import key. */
+  wrappedShares: WrappedShareJson[];
 }
 
 /** The package a version 2 bundle's dealers dealt from, as it travels. */
@@ -134,8 +135,8 @@ export interface BundleDealerJson {
   /** The dealer's index in the source cluster. */
   index: number;
   commitments: string[];
-  /** `index` of each entry is the destination node (the recipient), 1..n'. */
-  subShares: WrappedShareJson[];
+  /** The dealer's sub-share for each destination node, sealed to its import key (`index` = the recipient, 1..n'). */
+  wrappedShares: WrappedShareJson[];
 }
 
 /** A bundle for a destination of another size (version 2, see the module comment). */
@@ -364,7 +365,7 @@ export function parseBundle(input: unknown): KeyBundle {
 
 const RESHARED_FIELDS = [...BUNDLE_FIELDS.filter((f) => f !== 'wrappedShares'), 'source', 'dealers'] as const;
 const SOURCE_FIELDS = ['threshold', 'parties', 'epoch', 'commitments', 'verifyingShares'] as const;
-const DEALER_FIELDS = ['index', 'commitments', 'subShares'] as const;
+const DEALER_FIELDS = ['index', 'commitments', 'wrappedShares'] as const;
 
 /** One wrapped share (or sub-share) entry: shape, index 1..maxIndex, KEM, fingerprint, enc and ciphertext lengths. */
 function parseWrappedEntry(raw: unknown, what: string, maxIndex: number, ciphertextLength: number): BundleShare {
@@ -458,8 +459,8 @@ function parseResharedBundle(input: unknown): KeyBundle {
     seenDealers.add(index);
     const dealerCommitments = list(d.commitments, `${what}.commitments`, threshold).map((c, m) => hexBytes(c, `${what}.commitments[${m}]`, group.pointLength));
     const seen = new Set<number>();
-    const subShares = list(d.subShares, `${what}.subShares`, parties).map((e, m) => {
-      const entry = parseWrappedEntry(e, `${what}.subShares[${m}]`, parties, ciphertextLength);
+    const subShares = list(d.wrappedShares, `${what}.wrappedShares`, parties).map((e, m) => {
+      const entry = parseWrappedEntry(e, `${what}.wrappedShares[${m}]`, parties, ciphertextLength);
       if (seen.has(entry.index)) throw bad(`dealer ${index} has two sub-shares for node ${entry.index}`);
       seen.add(entry.index);
       return entry;
@@ -546,7 +547,7 @@ export function bundleToJson(b: KeyBundle): AnyBundleJson {
         commitments: r.source.commitments.map(toHex),
         verifyingShares: r.source.verifyingShares.map(toHex),
       },
-      dealers: r.dealers.map((d) => ({ index: d.index, commitments: d.commitments.map(toHex), subShares: d.subShares.map(wrappedEntryToJson) })),
+      dealers: r.dealers.map((d) => ({ index: d.index, commitments: d.commitments.map(toHex), wrappedShares: d.subShares.map(wrappedEntryToJson) })),
     };
   }
   return {
@@ -646,13 +647,13 @@ export function assembleResharedBundle(o: {
   keyVersion: number;
   source: PublicKeyPackage;
   threshold: number;
-  dealers: readonly { index: number; commitments: readonly string[]; subShares: readonly WrappedShareJson[] }[];
+  dealers: readonly { index: number; commitments: readonly string[]; wrappedShares: readonly WrappedShareJson[] }[];
 }): ResharedBundleJson {
   ensure(typeof o === 'object' && o !== null && typeof o.source === 'object' && o.source !== null, ErrorCode.BadInput, 'bundle: expected a source package');
   ensure(Array.isArray(o.dealers) && o.dealers.length > 0, ErrorCode.BadInput, 'bundle: expected at least one dealer');
   const src = o.source;
   const suite = getSuite(src.suite);
-  const parties = o.dealers[0]!.subShares.length;
+  const parties = o.dealers[0]!.wrappedShares.length;
   checkThreshold(o.threshold, parties);
   const target: ReshareTarget = { threshold: o.threshold, indices: contiguousIndices(parties) };
   const dealt = new Map<number, readonly Uint8Array[]>(
@@ -679,7 +680,7 @@ export function assembleResharedBundle(o: {
       commitments: src.commitments.map(toHex),
       verifyingShares: src.verifyingShares.map(toHex),
     },
-    dealers: o.dealers.map((d) => ({ index: d.index, commitments: [...d.commitments], subShares: [...d.subShares] })),
+    dealers: o.dealers.map((d) => ({ index: d.index, commitments: [...d.commitments], wrappedShares: [...d.wrappedShares] })),
   };
   return bundleToJson(parseResharedBundle(json) as KeyBundle & { resharing: BundleResharing });
 }

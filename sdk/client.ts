@@ -18,7 +18,18 @@ import { checkCommittee, isParty, partyIndices } from '../core/committee.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
 import { generateOneCallReceiver, openAllFromSenderOneCall, wipeOneCallReceiver } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
-import { assembleBundle, bundleDigest, bundleToJson, parseBundle, wrappingKeyFingerprint, wrappingKeysForParties, type KeyBundleJson } from '../core/bundle.js';
+import {
+  assembleBundle,
+  assembleResharedBundle,
+  bundleDigest,
+  bundleToJson,
+  parseBundle,
+  wrappingKeyFingerprint,
+  wrappingKeysForParties,
+  type AnyBundleJson,
+  type KeyBundleJson,
+} from '../core/bundle.js';
+import type { ImportKeysFileJson } from './keyfiles.js';
 import type {
   ApiKeyInfoJson,
   AuditLogResponse,
@@ -142,13 +153,16 @@ export type SessionRequest =
       wrappingKeys: string[];
       /** SHA-256 of each wrapping key, hex: what node allowlists list. */
       wrappingKeyFingerprints: string[];
+      /** A destination of another size: the nodes deal its t'-of-n' sharing (a version 2 bundle); `wrappingKeys` are its nodes' keys. */
+      reshare?: { threshold: number; parties: number };
     }
   | {
       operation: 'import';
       sessionId: string;
       /** The key id the key will have here. */
       keyId: string;
-      bundle: KeyBundleJson;
+      /** Version 1 (same size) or version 2 (dealt for this cluster's size). */
+      bundle: AnyBundleJson;
       /** SHA-256 over the canonical bundle (core/bundle.ts bundleDigest), hex: what the session binds. */
       bundleDigest: string;
       exportable: boolean;
@@ -556,6 +570,7 @@ export class NodeClient {
           sessionId: r.sessionId,
           wrappingKeys: r.wrappingKeys,
           ...(r.version ? { version: r.version } : {}),
+          ...(r.reshare ? { reshare: r.reshare } : {}),
         });
       }
       case 'import': {
@@ -724,6 +739,14 @@ export interface SignOptions {
 }
 
 /** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
+/** Cluster.exportKey's options (its `destination` is an import-keys file's threshold and node count). */
+export interface ExportKeyOptions {
+  keyId: string;
+  /** ML-KEM-768 or X-Wing public keys: one for all shares, or one per share (per destination node with `destination`). */
+  wrappingKeys: readonly (Uint8Array | string)[];
+  version?: number;
+}
+
 export class Cluster {
   readonly nodes: readonly NodeClient[];
   /** How this Cluster's signatures were made (counters). */
@@ -1697,15 +1720,44 @@ export class Cluster {
   }
 
   /**
+   * This cluster as an export destination (`tessera import-key --json`): its threshold t (the
+   * cluster's default for new keys), its node count n and every node's import key. A source cluster of
+   * another size deals the key for this t and n (exportKey's `destination`).
+   */
+  async importKeysFile(): Promise<ImportKeysFileJson & { threshold: number; parties: number }> {
+    const threshold = this.defaults.threshold ?? Math.floor(this.size / 2) + 1;
+    return { threshold, parties: this.size, importKeys: await this.importKeys() };
+  }
+
+  /**
    * Export a key as a bundle (core/bundle.ts): every node re-randomises its share (the cluster keeps
    * its own) and wraps the new one to `wrappingKeys` (one for all shares, or one per share). Every
    * operator's hook sees the wrapping keys. The bundle is checked (public part, public key) before it
    * is returned.
+   *
+   * `destination` (an import-keys file's threshold and node count) of another size than the key's t
+   * and n, or a key whose committee is not 1..n: every node deals its re-randomised share to the
+   * destination's nodes 1..n' with threshold t' (core/reshare.ts) and seals sub-share j to
+   * `wrappingKeys[j - 1]`, and the result is a version 2 bundle that imports on the destination (cross-size
+   * failover). Every operator's hook sees the destination's size too.
    */
-  async exportKey(o: { keyId: string; wrappingKeys: readonly (Uint8Array | string)[]; version?: number }): Promise<KeyBundleJson> {
+  exportKey(o: ExportKeyOptions & { destination: { threshold: number; parties: number } }): Promise<AnyBundleJson>;
+  exportKey(o: ExportKeyOptions): Promise<KeyBundleJson>;
+  async exportKey(o: ExportKeyOptions & { destination?: { threshold: number; parties: number } }): Promise<AnyBundleJson> {
     const key = await this.getKey(o.keyId, o.version);
     const given = o.wrappingKeys.map((k, i) => bytesOrHex(k, `wrappingKeys[${i}]`));
-    const perShare = wrappingKeysForParties(given, key.parties);
+    const dest = o.destination;
+    if (dest !== undefined) {
+      const size = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+      if (typeof dest !== 'object' || dest === null || !size(dest.parties, 2, 255) || !size(dest.threshold, 2, dest.parties)) {
+        throw new TesseraClientError('BAD_PARAMETERS', 'destination: expected { threshold, parties } with 2 <= threshold <= parties <= 255');
+      }
+    }
+    // Deal for the destination when its size differs, or when the key's committee is not 1..n (a
+    // version 1 bundle carries shares at indices 1..n only).
+    const sameSize = dest === undefined || (dest.threshold === key.threshold && dest.parties === key.parties && key.publicPackage.indices === undefined);
+    const reshare = sameSize ? undefined : { threshold: dest!.threshold, parties: dest!.parties };
+    const perShare = wrappingKeysForParties(given, reshare?.parties ?? key.parties);
     const request: SessionRequest = {
       operation: 'export',
       sessionId: newSessionId(),
@@ -1713,40 +1765,67 @@ export class Cluster {
       wrappingKeys: given.map(toHex),
       wrappingKeyFingerprints: given.map((k) => toHex(wrappingKeyFingerprint(k))),
       ...(o.version ? { version: o.version } : {}),
+      ...(reshare ? { reshare } : {}),
     };
     const results = await this.run<ExportResponse>(allPlayers(this.size), request);
     assertSame(results.map((r) => JSON.stringify(r.publicPackage)), 'public package');
-    for (const r of results) {
-      // Each node must have wrapped its own share, to the key given for its index.
-      if (r.wrappedShare.index !== r.index || r.wrappedShare.wrappingKeyFingerprint !== toHex(wrappingKeyFingerprint(perShare[r.index - 1]!))) {
-        throw new TesseraClientError('VERIFICATION_FAILED', `node ${r.index} wrapped its share to another key or index`, { node: r.index });
+    const fingerprint = (j: number): string => toHex(wrappingKeyFingerprint(perShare[j - 1]!));
+    let bundle: AnyBundleJson;
+    if (reshare) {
+      for (const r of results) {
+        // Each node must have dealt to every destination node, each sub-share sealed to that node's key.
+        const ok = r.dealt !== undefined && r.dealt.wrappedShares.length === reshare.parties && r.dealt.wrappedShares.every((w, k) => w.index === k + 1 && w.wrappingKeyFingerprint === fingerprint(k + 1));
+        if (!ok) throw new TesseraClientError('VERIFICATION_FAILED', `node ${r.index} did not deal one sub-share to each destination node's key`, { node: r.index });
       }
+      try {
+        bundle = assembleResharedBundle({
+          keyId: o.keyId,
+          keyVersion: results[0]!.version,
+          source: packageFromJson(results[0]!.publicPackage),
+          threshold: reshare.threshold,
+          dealers: results.map((r) => ({ index: r.index, commitments: r.dealt!.commitments, wrappedShares: r.dealt!.wrappedShares })),
+        });
+      } catch (e) {
+        // A node whose commitments fail the checks (core/reshare.ts names it) spoils the bundle.
+        if (isTesseraError(e)) throw new TesseraClientError('VERIFICATION_FAILED', `the exported bundle does not check: ${e.message}`, { culprits: e.culprits });
+        throw e;
+      }
+    } else {
+      for (const r of results) {
+        // Each node must have wrapped its own share, to the key given for its index.
+        if (r.wrappedShare === undefined || r.wrappedShare.index !== r.index || r.wrappedShare.wrappingKeyFingerprint !== fingerprint(r.index)) {
+          throw new TesseraClientError('VERIFICATION_FAILED', `node ${r.index} wrapped its share to another key or index`, { node: r.index });
+        }
+      }
+      bundle = assembleBundle({
+        keyId: o.keyId,
+        keyVersion: results[0]!.version,
+        package: packageFromJson(results[0]!.publicPackage),
+        wrappedShares: results.map((r) => r.wrappedShare!),
+      });
     }
-    const bundle = assembleBundle({
-      keyId: o.keyId,
-      keyVersion: results[0]!.version,
-      package: packageFromJson(results[0]!.publicPackage),
-      wrappedShares: results.map((r) => r.wrappedShare),
-    });
     if (bundle.publicKey !== key.publicKey) throw new TesseraClientError('VERIFICATION_FAILED', 'the exported bundle is for another public key');
     return bundle;
   }
 
   /**
    * Import a bundle (from another cluster's export, or splitAndWrap). The bundle is parsed and checked
-   * here first; threshold and party count must equal this cluster's (default threshold: the cluster's).
-   * Every operator's hook sees the bundle and its digest. The key is stored under `keyId` (default the
-   * bundle's) with `exportable` (default false), fixed from then on.
+   * here first; threshold and party count must equal this cluster's (default threshold: the cluster's):
+   * a bundle from a cluster of another size is one exported with this cluster's import-keys file
+   * (importKeysFile), which carries a sharing dealt for this size (version 2). Every operator's hook
+   * sees the bundle and its digest. The key is stored under `keyId` (default the bundle's) with
+   * `exportable` (default false), fixed from then on.
    */
   async importKey(o: { bundle: unknown; keyId?: string; exportable?: boolean; threshold?: number }): Promise<KeyInfo> {
     const bundle = parseBundle(o.bundle);
     const { threshold, parties } = bundle.package;
+    const again = "; export the key again with this cluster's import-keys file (`tessera import-key --json`), which deals it for this cluster's size";
     if (parties !== this.size) {
-      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's key is shared among ${parties} parties but this cluster has ${this.size} nodes (resharing is not supported)`);
+      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's key is shared among ${parties} parties (${threshold}-of-${parties}) but this cluster has ${this.size} nodes${again}`);
     }
     const expected = o.threshold ?? this.defaults.threshold;
     if (expected !== undefined && expected !== threshold) {
-      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's threshold is ${threshold} but this cluster's is ${expected} (resharing is not supported)`);
+      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's threshold is ${threshold} but this cluster's is ${expected}${again}`);
     }
     const request: SessionRequest = {
       operation: 'import',

@@ -63,7 +63,7 @@ export async function dealExportSubShares(
         ),
       );
     }
-    return { commitments: dealt.commitments.map(toHex), subShares };
+    return { commitments: dealt.commitments.map(toHex), wrappedShares: subShares };
   } finally {
     for (const v of dealt.subShares.values()) zeroize(v);
   }

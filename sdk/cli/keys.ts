@@ -400,16 +400,23 @@ export const KEY_COMMANDS: CommandSpec[] = [
     summary: "show the nodes' import public keys (with --json: an import-keys file for export and split-and-wrap)",
     uses: 'cluster',
     options: [{ name: 'node', kind: 'int', value: 'I', help: 'only this node', default: 'every node', min: 1 }],
+    details: [
+      "The import-keys file (--json) names this cluster's threshold and node count with every node's import key: `tessera export --import-keys FILE` on a cluster of another size deals the key for this one. With --node it lists that node's key only, without the size.",
+    ],
     examples: ['tessera import-key --json --cluster b/cluster.json > b-import-keys.json'],
     async run(a) {
       const { cluster } = await clusterOf(a);
       const node = a.int('node');
       if (node !== undefined && node > cluster.size) throw new UsageError(`--node must be 1..${cluster.size}, got ${node}`, 'import-key');
       const { wrappingKeyFingerprint } = await import('../client.js');
-      const keys = (await cluster.importKeys()).filter((k) => node === undefined || k.index === node);
-      const file: ImportKeysFileJson = { importKeys: keys };
+      const whole = await cluster.importKeysFile();
+      const keys = whole.importKeys.filter((k) => node === undefined || k.index === node);
+      const file: ImportKeysFileJson = node === undefined ? whole : { importKeys: keys };
       if (a.json) process.stdout.write(JSON.stringify(file) + '\n');
-      else for (const k of keys) process.stdout.write(`node ${k.index}: ${k.kem} fingerprint ${toHex(wrappingKeyFingerprint(fromHex(k.publicKey, 'importPublicKey')))}\n`);
+      else {
+        if (node === undefined) process.stdout.write(`threshold ${whole.threshold} of ${whole.parties} nodes\n`);
+        for (const k of keys) process.stdout.write(`node ${k.index}: ${k.kem} fingerprint ${toHex(wrappingKeyFingerprint(fromHex(k.publicKey, 'importPublicKey')))}\n`);
+      }
       return 0;
     },
   },
@@ -424,27 +431,32 @@ export const KEY_COMMANDS: CommandSpec[] = [
       { name: 'out', kind: 'string', value: 'BUNDLE', help: 'the bundle file to write (0600)', required: true },
       VERSION,
     ],
-    details: ['Give either --wrapping-key (to an external store, then `combine`) or --import-keys (to another cluster, then `import` there).'],
+    details: [
+      'Give either --wrapping-key (to an external store, then `combine`) or --import-keys (to another cluster, then `import` there).',
+      "When the import-keys file names a threshold and node count other than the key's (a destination cluster of another size), every node deals its re-randomised share to the destination's nodes with Feldman commitments, each sub-share sealed to one destination node's import key: a version 2 bundle that imports only on a cluster of that size. A file without a size (older versions) means the key's own size.",
+    ],
     async run(a) {
       const files = a.strings('wrapping-key');
       const importKeysFile = a.string('import-keys');
       if ((files.length === 0) === (importKeysFile === undefined)) {
         throw new UsageError('give the wrapping keys as --wrapping-key FILE (one for all shares, or one per share) or as --import-keys FILE, not both', 'export');
       }
-      const { readImportKeysFile, readWrappingPublicKey } = await import('../keyfiles.js');
-      const wrappingKeys = importKeysFile !== undefined ? readImportKeysFile(importKeysFile) : files.map((f) => readWrappingPublicKey(f).publicKey);
+      const { readImportKeys, readWrappingPublicKey } = await import('../keyfiles.js');
+      // An import-keys file may name the destination's size; wrapping-key files never do (an external store).
+      const { keys, destination } = importKeysFile !== undefined ? readImportKeys(importKeysFile) : { keys: files.map((f) => readWrappingPublicKey(f).publicKey), destination: undefined };
       const { cluster } = await clusterOf(a);
       const keyId = a.string('key-id')!;
       const out = a.string('out')!;
-      const bundle = await withProgress(`export ${keyId}`, () => cluster.exportKey({ keyId, wrappingKeys, version: a.int('version') }));
+      const options = { keyId, wrappingKeys: keys, version: a.int('version') };
+      const bundle = await withProgress(`export ${keyId}`, () => (destination ? cluster.exportKey({ ...options, destination }) : cluster.exportKey(options)));
       writeJsonFile(out, bundle);
-      print(a.json, { keyId, version: bundle.keyVersion, publicKey: bundle.publicKey, out });
+      print(a.json, { keyId, version: bundle.keyVersion, publicKey: bundle.publicKey, threshold: bundle.threshold, parties: bundle.parties, out });
       return 0;
     },
   },
   {
     path: ['import'],
-    summary: 'import a key from a bundle made for this cluster (by `export --import-keys` or `split-and-wrap`)',
+    summary: 'import a key from a bundle made for this cluster (by `export --import-keys` on a cluster of any size, or `split-and-wrap`)',
     uses: 'cluster',
     options: [
       { name: 'in', kind: 'string', value: 'BUNDLE', help: 'the bundle file', required: true },

@@ -361,7 +361,7 @@ describe('version 2 bundles: a sharing dealt for a destination of another size',
     const opened = [];
     for (const j of [1, 3, 4]) opened.push({ index: j, value: group.scalarFromBytes((await openImportSubShares(b, keys[j - 1]!, j)).value, 's') });
     expect(combine(group, opened)).toBe(src.secret);
-    const one = { ...clone(json as never), dealers: json.dealers.slice(0, 1) } as ResharedBundleJson;
+    const one: ResharedBundleJson = { ...(JSON.parse(JSON.stringify(json)) as ResharedBundleJson), dealers: json.dealers.slice(0, 1) };
     expectCode(() => parseBundle(one), ErrorCode.BadInput, /dealers must list 2..3 dealers/);
   });
 
@@ -381,10 +381,10 @@ describe('version 2 bundles: a sharing dealt for a destination of another size',
       ['an unknown field in the source', (b) => ({ ...b, source: { ...b.source, extra: 1 } }), ErrorCode.BadInput, /unknown field "extra"/],
       ['a dealer twice', (b) => ({ ...b, dealers: [b.dealers[0], b.dealers[0], b.dealers[1]] }), ErrorCode.BadInput, /dealer 1 is listed twice/],
       ['a dealer outside the source committee', (b) => ((b.dealers[2]!.index = 4), b), ErrorCode.BadInput, /dealer 4 holds no share/],
-      ['a missing sub-share', (b) => ((b.dealers[1]!.subShares = b.dealers[1]!.subShares.slice(1)), b), ErrorCode.BadInput, /subShares must list exactly 5/],
+      ['a missing sub-share', (b) => ((b.dealers[1]!.wrappedShares = b.dealers[1]!.wrappedShares.slice(1)), b), ErrorCode.BadInput, /wrappedShares must list exactly 5/],
       ['an epoch that is not one above the source', (b) => ({ ...b, epoch: b.epoch + 1 }), ErrorCode.BadInput, /epoch must be one above/],
       ['a threshold other than the dealt one', (b) => ({ ...b, threshold: 2, commitments: b.commitments.slice(0, 2) }), ErrorCode.BadInput, /dealers\[0\]\.commitments must list exactly 2/],
-      ['a sub-share for node 2 wrapped to two keys', (b) => ((b.dealers[1]!.subShares[1]!.wrappingKeyFingerprint = b.dealers[1]!.subShares[0]!.wrappingKeyFingerprint), b), ErrorCode.BadInput, /wrap node 2's sub-shares to different keys/],
+      ['a sub-share for node 2 wrapped to two keys', (b) => ((b.dealers[1]!.wrappedShares[1]!.wrappingKeyFingerprint = b.dealers[1]!.wrappedShares[0]!.wrappingKeyFingerprint), b), ErrorCode.BadInput, /wrap node 2's sub-shares to different keys/],
       // Dealer 2's commitments from another dealing by dealer 3: C_0 is not dealer 2's verifying share.
       ['a dealer that did not deal its own share', (b) => ((b.dealers[1]!.commitments = other.dealers[2]!.commitments), b), ErrorCode.BadShare, /dealer 2 did not deal its own share/],
       // Dealer 2's commitments of the other dealing: C_0 is right, but the carried package is not theirs.
@@ -400,7 +400,7 @@ describe('version 2 bundles: a sharing dealt for a destination of another size',
     it('the digest covers the source, the dealers and the sub-shares', () => {
       const base = toHex(bundleDigest(parseBundle(json)));
       const swapped = copy(json);
-      swapped.dealers[0]!.subShares[3] = other.dealers[0]!.subShares[3]!;
+      swapped.dealers[0]!.wrappedShares[3] = other.dealers[0]!.wrappedShares[3]!;
       const reordered = copy(json);
       reordered.dealers.reverse();
       expect(toHex(bundleDigest(parseBundle(swapped)))).not.toBe(base);
@@ -411,12 +411,12 @@ describe('version 2 bundles: a sharing dealt for a destination of another size',
 
     it('a tampered sub-share, or one of another dealing, does not open and names its dealer', async () => {
       const tampered = copy(json);
-      const ct = tampered.dealers[2]!.subShares[3]!.ciphertext;
-      tampered.dealers[2]!.subShares[3]!.ciphertext = ct.slice(0, 10) + (ct[10] === '0' ? '1' : '0') + ct.slice(11);
+      const ct = tampered.dealers[2]!.wrappedShares[3]!.ciphertext;
+      tampered.dealers[2]!.wrappedShares[3]!.ciphertext = ct.slice(0, 10) + (ct[10] === '0' ? '1' : '0') + ct.slice(11);
       await expectRejects(openImportSubShares(parseBundle(tampered), five[3]!, 4), ErrorCode.DecryptionFailed, /sub-share of dealer 3 for node 4 does not open/);
       // Node 5's sub-share from dealer 1 moved to node 4's slot: bound to recipient 5, so it does not open for node 4.
       const moved = copy(json);
-      moved.dealers[0]!.subShares[3] = { ...moved.dealers[0]!.subShares[4]!, index: 4, wrappingKeyFingerprint: moved.dealers[0]!.subShares[3]!.wrappingKeyFingerprint };
+      moved.dealers[0]!.wrappedShares[3] = { ...moved.dealers[0]!.wrappedShares[4]!, index: 4, wrappingKeyFingerprint: moved.dealers[0]!.wrappedShares[3]!.wrappingKeyFingerprint };
       await expectRejects(openImportSubShares(parseBundle(moved), five[3]!, 4), ErrorCode.DecryptionFailed, /dealer 1 for node 4/);
       // Wrapped to another key than node 4's.
       await expectRejects(openImportSubShares(parseBundle(json), five[0]!, 4), ErrorCode.BadInput, /wrapped to the key with fingerprint/);
@@ -427,7 +427,7 @@ describe('version 2 bundles: a sharing dealt for a destination of another size',
       const { group } = getSuite('ed25519');
       const bad = copy(json);
       // Anyone can seal to an import key: a malicious dealer 2 sends node 4 a random scalar.
-      bad.dealers[1]!.subShares[3] = await wrapSubShare(
+      bad.dealers[1]!.wrappedShares[3] = await wrapSubShare(
         group.scalarToBytes(group.randomScalar()),
         { keyId: 'moved', keyVersion: 2, source: b.resharing!.source, dealer: 2, recipient: 4, target: { threshold: 3, parties: 5 }, commitments: b.resharing!.dealers[1]!.commitments },
         five[3]!.publicKey,
