@@ -55,7 +55,7 @@ import type { Group, Point } from './group.js';
 import { checkSessionId, publicResultDigest, throwIfAny, throwUnattributed } from './jointfeldman.js';
 import type { ReshareConfirmMsg, ReshareDealMsg, ReshareEchoMsg, ReshareShareMsg } from './messages.js';
 import { checkRunId } from './run-id.js';
-import { checkThreshold, commitPolynomial, evalCommitment, evalPolynomial, lagrangeAt, randomPolynomial, verifyShareAgainstCommitments } from './shamir.js';
+import { checkPackageCommittee, commitPolynomial, evalCommitment, evalPolynomial, lagrangeAt, randomPolynomial, verifyShareAgainstCommitments } from './shamir.js';
 import { getSuite, type Suite, type SuiteId } from './suites.js';
 import type { PublicKeyPackage, SecretShare } from './types.js';
 import { wipeProbe, type WipeProbe } from './wipe.js';
@@ -101,9 +101,9 @@ function checkPackage(pkg: unknown, what: string): CheckedPackage {
   const p = pkg as PublicKeyPackage;
   const suite = getSuite(p.suite);
   const { group } = suite;
-  checkThreshold(p.threshold, p.parties);
-  const committee = p.indices === undefined ? partyIndices(p) : checkCommittee(p.indices, p.threshold, `${what} committee`);
-  ensure(committee.length === p.parties, ErrorCode.BadParameters, `${what}: ${p.parties} parties but a committee of ${committee.length}`);
+  // (t, n) and the committee: `indices` names n nodes, and is absent when they are 1..n.
+  checkPackageCommittee(p, what);
+  const committee = partyIndices(p);
   ensure(Number.isSafeInteger(p.epoch) && p.epoch >= 0 && p.epoch < 2 ** 32 - 1, ErrorCode.BadParameters, `${what}: epoch must be a 32-bit integer below 2^32-1`);
   ensure(
     Array.isArray(p.commitments) && p.commitments.length === p.threshold && p.commitments.every((c) => c instanceof Uint8Array),
@@ -716,11 +716,11 @@ export function reshareDealSignedBytes(binding: ReshareBinding, sender: number, 
 
 /**
  * The confirmation digest: core/jointfeldman.ts publicResultDigest of the new package (bound to the
- * session), extended with what that digest does not cover: the new committee and the old package.
+ * session; it covers the committee), extended with the old package the result was reshared from.
  */
 export function reshareResultDigest(newPackage: PublicKeyPackage, sessionId: Uint8Array, oldPackageDigest: Uint8Array): Uint8Array {
   ensure(oldPackageDigest instanceof Uint8Array && oldPackageDigest.length === RESHARE_PACKAGE_DIGEST_LENGTH, ErrorCode.BadInput, 'old package digest must be 32 bytes');
-  return sha256(framed(TAG_RESULT, publicResultDigest(newPackage, sessionId), committeeBytes(partyIndices(newPackage)), oldPackageDigest));
+  return sha256(framed(TAG_RESULT, publicResultDigest(newPackage, sessionId), oldPackageDigest));
 }
 
 // ---------------------------------------------------------------------------------------------

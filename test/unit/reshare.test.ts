@@ -549,7 +549,8 @@ describe('reshare: bad inputs are clear BAD_PARAMETERS errors', () => {
     ['a share that does not match its verifying share', { share: { ...keys[0]!.secret, value: keys[1]!.secret.value } }, /does not match its verifying share/],
     ['a package for another suite', { suite: 'ed25519' }, /suite secp256k1, the session for ed25519/],
     ['a package with a wrong verifying share', { oldPackage: { ...old, verifyingShares: [old.verifyingShares[1]!, ...old.verifyingShares.slice(1)] } }, /does not match the commitments/],
-    ['a package with a bad committee', { oldPackage: { ...old, indices: [1, 2] } }, /3 parties but a committee of 2|committee/],
+    ['a package whose committee is not its party count', { oldPackage: { ...old, indices: [1, 2] } }, /a committee of 2 nodes for 3 parties/],
+    ['a package naming the committee 1..n (which is written without indices)', { oldPackage: { ...old, indices: [1, 2, 3] } }, /written without indices/],
   ];
   for (const [name, over, message] of cases) {
     it(name, () => {
