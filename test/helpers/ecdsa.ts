@@ -123,12 +123,13 @@ function route(outs: Map<number, Map<number, Uint8Array>>, round: number, tamper
 }
 
 /**
- * The five pairwise-setup rounds among parties 1..n, as the node runs them after a DKG or refresh;
- * party i's encoded setup at key i. `tamper` may change any message in flight.
+ * The five pairwise-setup rounds among parties 1..n (or among the given committee, a key's node
+ * indices), as the node runs them after a DKG or refresh; party i's encoded setup at key i. `tamper`
+ * may change any message in flight.
  */
-export function runPairwiseSetup(curve: EcdsaCurveName, n: number, tamper?: SetupTamper): Map<number, Uint8Array> {
+export function runPairwiseSetup(curve: EcdsaCurveName, n: number | readonly number[], tamper?: SetupTamper): Map<number, Uint8Array> {
   const binding = setupBinding(curve, randomBytes(16), randomBytes(32));
-  const parties = Array.from({ length: n }, (_, k) => k + 1);
+  const parties = typeof n === 'number' ? Array.from({ length: n }, (_, k) => k + 1) : [...n];
   const states = new Map<number, SetupState>();
   let outs = new Map<number, Map<number, Uint8Array>>();
   for (const i of parties) {
@@ -145,9 +146,9 @@ export function runPairwiseSetup(curve: EcdsaCurveName, n: number, tamper?: Setu
   return new Map(parties.map((i) => [i, encodePairwiseSetup(setupFinish(states.get(i)!, inbox.get(i)!))]));
 }
 
-/** `keys` (party i's at index i-1) with a fresh pairwise setup each, as the node stores them. */
+/** `keys` (every holder's, in any order) with a fresh pairwise setup each among their holders, as the node stores them. */
 export function withPairwiseSetup(suite: EcdsaSuiteId, keys: readonly KeyShare[]): KeyShare[] {
-  const pairwise = runPairwiseSetup(curveOf(suite), keys.length);
+  const pairwise = runPairwiseSetup(curveOf(suite), keys.map((k) => k.secret.index).sort((a, b) => a - b));
   return keys.map((k) => ({ publicKey: k.publicKey, secret: { ...k.secret, pairwise: pairwise.get(k.secret.index)! } }));
 }
 
