@@ -863,8 +863,9 @@ export class Cluster {
 
   /**
    * Run a call whose players may be chosen here: if they were (no `players` given) and a player did not
-   * answer at all (refused connection, reset, NODE_TIMEOUT), choose again among the live nodes and run
-   * it once more. Given players are used as given: their failure is the answer.
+   * answer at all (refused connection, reset, NODE_TIMEOUT), or answered NOT_FOUND (the key was reshared
+   * elsewhere and left that node: the record this SDK held is forgotten on the failure and read again),
+   * choose again and run it once more. Given players are used as given: their failure is the answer.
    */
   private async withLivePlayers<T>(given: readonly number[] | undefined, call: () => Promise<T>): Promise<T> {
     try {
