@@ -871,7 +871,7 @@ export class Cluster {
     try {
       return await call();
     } catch (e) {
-      if (given !== undefined || !isUnreachable(e)) throw e;
+      if (given !== undefined || !(isUnreachable(e) || (e instanceof TesseraClientError && e.code === 'NOT_FOUND'))) throw e;
       return call();
     }
   }
