@@ -3,13 +3,14 @@
  * a user meets them, against a real 3-node cluster (issue 13 item 1; the suites, committee chains and
  * signing after a reshare are test/integration/reshare.test.ts): the key moves to nodes 2,3 with the
  * old holder outside the session handed the certificate, `keys info` / `keys list` show the committee,
- * `verify` and `public-key` keep working with node 1 holding no record, a refusing operator's hook
+ * `verify`, `public-key`, `sign` and `refresh` keep working with node 1 holding no record (an SDK
+ * holding the record from before picks its players again), a refusing operator's hook
  * stops the reshare before any node is asked, and the key moves back onto 1,2,3 (node 1 joins).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionRequest } from '../../sdk/client.js';
 import { jsonOf, tessera, type CliResult } from '../helpers/cli.js';
-import { bytesToHex, message32, rejectionOf, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 
 /** A usage error or failure as promised: `code`, nothing on stdout, one stderr line without a stack. */
 function expectFailure(r: CliResult, code: 1 | 2, pattern: RegExp): void {
@@ -63,7 +64,7 @@ describe('tessera reshare against a 3-node cluster', () => {
     expectFailure(await cli(['reshare', '--key-id', keyId, '--threshold', '2', '--nodes', '2,4']), 2, /--nodes: the cluster has nodes 1\.\.3, got 4/);
   }, 120_000);
 
-  it('reshare --json to nodes 2,3 (dealers 2,3): node 1, outside the session, is handed the certificate and erases; keys info and keys list show the committee', async () => {
+  it('reshare --json to nodes 2,3 (dealers 2,3): node 1, outside the session, is handed the certificate and erases; keys info and keys list show the committee; sign, verify and refresh use it', async () => {
     const r = jsonOf(await cli(['reshare', '--key-id', keyId, '--threshold', '2', '--nodes', '3,2', '--dealers', '2,3', '--json']));
     expect(r).toMatchObject({ keyId, version: 1, suite: 'ed25519', publicKey, threshold: 2, nodes: [2, 3], epoch: 1, dealers: [2, 3] });
     expect(r.previous).toEqual({ threshold: 2, nodes: [1, 2, 3], epoch: 0 });
@@ -88,19 +89,29 @@ describe('tessera reshare against a 3-node cluster', () => {
     const outside = await rejectionOf(tc.withHooks({}).sign({ keyId, message, players: [1, 2] }));
     expect(outside).toMatchObject({ code: 'BAD_INPUT' });
     expect(outside.message).toMatch(/players: node 1 holds no share of key cli-rs version 1 \(its nodes: 2,3\)/);
+    // tc.cluster still holds the record from before the CLI's reshare (it signed in beforeAll): the
+    // players it picks from it include node 1, which answers NOT_FOUND; it reads the record again and
+    // signs with the committee. So do the CLI (a fresh SDK) and refresh (a session of nodes 2,3).
+    const again = await tc.cluster.sign({ keyId, message });
+    expect(verifySignature('ed25519', hexToBytes(again.signature), hexToBytes(message), hexToBytes(publicKey))).toBe(true);
+    const signed = jsonOf(await cli(['sign', '--key-id', keyId, '--message', message, '--json']));
+    expect(verifySignature('ed25519', hexToBytes(signed.signature), hexToBytes(message), hexToBytes(publicKey))).toBe(true);
+    expect(jsonOf(await cli(['refresh', '--key-id', keyId, '--json']))).toMatchObject({ keyId, version: 1, epoch: 2 });
     // Node 1 cannot deal any more.
     expect((await rejectionOf(tc.cluster.reshare(keyId, { threshold: 2, nodes: [1, 2, 3], dealers: [1, 2] }))).message).toMatch(/dealers: node\(s\) 1 hold no share/);
   }, 240_000);
 
-  it('reshare (text) back onto nodes 1,2,3: node 1 joins; same public key, next epoch', async () => {
+  it('reshare (text) back onto nodes 1,2,3: node 1 joins; same public key, next epoch; node 1 signs again', async () => {
     const r = await cli(['reshare', '--key-id', keyId, '--threshold', '2', '--nodes', '1,2,3']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^threshold: 2-of-3$/m);
     expect(r.stdout).toMatch(/^nodes: 1,2,3$/m);
-    expect(r.stdout).toMatch(/^epoch: 2$/m);
-    expect(r.stdout).toMatch(/^previous: 2-of-2 on nodes 2,3 \(epoch 1\)$/m);
+    expect(r.stdout).toMatch(/^epoch: 3$/m);
+    expect(r.stdout).toMatch(/^previous: 2-of-2 on nodes 2,3 \(epoch 2\)$/m);
     expect(r.stdout).toContain(`publicKey: ${publicKey}`);
     const held = await Promise.all([1, 2, 3].map((i) => tc.client(i).getKey(keyId)));
-    expect(held.map((k) => [k.epoch, k.publicKey, k.publicPackage.indices])).toEqual([1, 2, 3].map(() => [2, publicKey, undefined]));
+    expect(held.map((k) => [k.epoch, k.publicKey, k.publicPackage.indices])).toEqual([1, 2, 3].map(() => [3, publicKey, undefined]));
+    const signed = await tc.cluster.sign({ keyId, message, players: [1, 3] });
+    expect(verifySignature('ed25519', hexToBytes(signed.signature), hexToBytes(message), hexToBytes(publicKey))).toBe(true);
   }, 240_000);
 });
