@@ -1768,7 +1768,9 @@ export class Cluster {
       ...(o.version ? { version: o.version } : {}),
       ...(reshare ? { reshare } : {}),
     };
-    const results = await this.run<ExportResponse>(allPlayers(this.size), request);
+    // The key's holders run the export session: its committee, or 1..n.
+    const holders = key.publicPackage.indices ?? allPlayers(key.parties);
+    const results = await this.run<ExportResponse>(holders, request);
     assertSame(results.map((r) => JSON.stringify(r.publicPackage)), 'public package');
     const fingerprint = (j: number): string => toHex(wrappingKeyFingerprint(perShare[j - 1]!));
     let bundle: AnyBundleJson;
