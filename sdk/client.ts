@@ -2005,8 +2005,13 @@ export class Cluster {
     };
 
     step(`session of nodes ${players.join(',')} (dealers ${dealers.join(',')}, new committee ${nodes.join(',')} with threshold ${threshold})`);
-    const results = await this.run<ReshareResponse>(players, request, (node) => committedReshare(this.node(node), keyId, info.version, sessionId, node, dealers));
-    this.forgetKey(keyId); // a reshare invalidates the nodes' pools of the key (new epoch, new committee)
+    let results: ReshareResponse[];
+    try {
+      results = await this.run<ReshareResponse>(players, request, (node) => committedReshare(this.node(node), keyId, info.version, sessionId, node, dealers));
+    } finally {
+      // A reshare invalidates the nodes' pools of the key (new epoch, new committee); one that failed may have committed.
+      this.forgetKey(keyId);
+    }
 
     step('checking the answers');
     assertSame(results.map((r) => `${r.keyId}/${r.version}/${r.epoch}/${r.threshold}/${r.indices.join(',')}`), 'reshare result');
