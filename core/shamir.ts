@@ -112,7 +112,7 @@ export function verifyShareAgainstCommitments(group: Group, index: number, share
 }
 
 export interface Sharing {
-  /** shares[i - 1] is party i's share. Secret. */
+  /** shares[k] is the share of party k + 1, or of indices[k] when split was given a committee. Secret. */
   readonly shares: bigint[];
   /** Feldman commitments, [0] = secret·G. */
   readonly commitments: Point[];

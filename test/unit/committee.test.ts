@@ -14,11 +14,14 @@ import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
 import { publicPackageDigest } from '../../core/commit.js';
 import { partyIndices, verifyingShareOf } from '../../core/committee.js';
 import { decapCombine, decapPartial } from '../../core/decap.js';
-import { dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { dkgDiscard, dkgFinish, dkgRound1, dkgRound2, dkgRound3 } from '../../core/dkg.js';
+import { decodeEvidence, encodeEvidence, verifyEquivocationEvidence } from '../../core/evidence.js';
+import { loadIdentityEngine } from '../../core/identity.js';
 import { ecdsaRound1, ecdsaSessionId } from '../../core/ecdsa/session.js';
 import { decodePairwiseSetup, ecdsaSigningKey, wipeEcdsaSigningKey } from '../../core/ecdsa/setup.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { decodePackage } from '../../core/frost.js';
+import { decodeMessage, encodeMessage } from '../../core/wire.js';
 import { AeadId, KdfId, createContext } from '../../core/hpke.js';
 import type { DecapPartialMsg, DkgConfirmMsg, DkgEchoMsg, DkgRound1Msg, DkgRound2Msg } from '../../core/messages.js';
 import { checkPresignedList } from '../../core/presign.js';
@@ -29,11 +32,11 @@ import { SUITE_IDS, getSuite, type EcdsaSuite, type KemSuite, type SigningSuite,
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
 import { expectStandardEcdsa, runPairwiseSetup, signInProcess, withPairwiseSetup, type EcdsaSuiteId } from '../helpers/ecdsa.js';
-import { testAuthenticators } from '../helpers/run-dkg.js';
+import { identityAuthenticators, testAuthenticators } from '../helpers/run-dkg.js';
 import { runSign, simulateSignSession } from '../helpers/run-sign.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
-const COMMITTEE = [2, 4, 5] as const;
+const COMMITTEE: readonly number[] = [2, 4, 5];
 const THRESHOLD = 2;
 /** Authenticators for nodes 1..5 (auths[i - 1] is node i's): the key lives on three of them. */
 const AUTHS = testAuthenticators(5);
@@ -133,7 +136,7 @@ function expectCommitteeKey(keys: readonly KeyShare[], epoch: number): PublicKey
   }
   // Any t shares interpolate (at their node indices) to the group key.
   for (const pair of pairs(COMMITTEE)) {
-    const secret = combine(group, pair.map((i) => ({ index: i, value: group.scalarFromBytes(keys[COMMITTEE.indexOf(i as 2 | 4 | 5)]!.secret.value, 'share') })));
+    const secret = combine(group, pair.map((i) => ({ index: i, value: group.scalarFromBytes(keys[COMMITTEE.indexOf(i)]!.secret.value, 'share') })));
     expect(toHex(group.pointToBytes(group.mulBase(secret)))).toBe(toHex(pkg.commitments[0]!));
   }
   return pkg;
@@ -307,6 +310,47 @@ describe('a key on nodes 2, 4 and 5 (2-of-3): every protocol uses the committee,
     const e = thrown(() => checkPackageCommittee({ ...pkg, indices: [1, 2, 3] }));
     expect(e.code).toBe(ErrorCode.BadParameters);
     expect(publicPackageDigest({ ...pkg, indices: [2, 4, 5] })).not.toEqual(publicPackageDigest(pkg));
+  });
+});
+
+describe('a committee DKG: equivocation evidence binds the committee', () => {
+  it('node 4 signing two round-1 packages is named, and the evidence verifies under its identity only for this committee', async () => {
+    await loadIdentityEngine();
+    const { auths, publicKeys } = identityAuthenticators(5);
+    const base = { suite: 'ed25519' as const, threshold: THRESHOLD, parties: 3, indices: [...COMMITTEE], sessionId: randomBytes(16), runId: randomBytes(32) };
+    const r1 = new Map(COMMITTEE.map((i) => [i, dkgRound1({ ...base, self: i }, auths[i - 1]!)] as const));
+    const other = dkgRound1({ ...base, self: 4 }, auths[3]!);
+    dkgDiscard(other.state);
+    // Node 5 receives node 4's second package; node 2 the first.
+    const inbox = (to: number) => new Map(COMMITTEE.filter((j) => j !== to).map((j) => [j, j === 4 && to === 5 ? other.broadcast : r1.get(j)!.broadcast]));
+    const r2 = new Map(COMMITTEE.map((i) => [i, dkgRound2(r1.get(i)!.state, inbox(i))] as const));
+    const echoes = new Map(COMMITTEE.filter((j) => j !== 2).map((j) => [j, r2.get(j)!.echo]));
+    const shares = new Map(COMMITTEE.filter((j) => j !== 2).map((j) => [j, r2.get(j)!.shares.get(2)!]));
+    const e = thrown(() => dkgRound3(r2.get(2)!.state, echoes, shares));
+    expect(e.code).toBe(ErrorCode.Equivocation);
+    expect(e.culprits).toEqual([4]);
+    expect(e.evidence).toHaveLength(1);
+    const ev = e.evidence[0]!;
+    if (ev.protocol !== 'dkg') throw new Error('expected DKG evidence');
+    expect(ev.binding.indices).toEqual(COMMITTEE);
+    expect(verifyEquivocationEvidence(ev, publicKeys[3]!)).toBe(true);
+    // Carried as bytes (node/http/api.ts), it still verifies; with another committee, or none, it does not.
+    expect(verifyEquivocationEvidence(decodeEvidence(encodeEvidence([ev]))[0]!, publicKeys[3]!)).toBe(true);
+    expect(verifyEquivocationEvidence({ ...ev, binding: { ...ev.binding, indices: [3, 4, 5] } }, publicKeys[3]!)).toBe(false);
+    const { indices: _dropped, ...contiguous } = ev.binding;
+    expect(verifyEquivocationEvidence({ ...ev, binding: contiguous }, publicKeys[3]!)).toBe(false);
+    for (const st of r2.values()) dkgDiscard(st.state);
+  });
+
+  it('the echo, keyed by node index, decodes with the wire limit of the highest holder (what the drivers pass), not with n', () => {
+    const base = { suite: 'ed25519' as const, threshold: THRESHOLD, parties: 3, indices: [...COMMITTEE], sessionId: randomBytes(16), runId: randomBytes(32) };
+    const r1 = new Map(COMMITTEE.map((i) => [i, dkgRound1({ ...base, self: i }, AUTHS[i - 1]!)] as const));
+    const r2 = dkgRound2(r1.get(2)!.state, new Map([4, 5].map((j) => [j, r1.get(j)!.broadcast])));
+    const bytes = encodeMessage('dkg/echo', 'ed25519', r2.echo);
+    expect(Object.keys(decodeMessage(bytes, 'dkg/echo', 'ed25519', { threshold: THRESHOLD, parties: Math.max(...COMMITTEE) }).packages)).toEqual(['2', '4', '5']);
+    expect(() => decodeMessage(bytes, 'dkg/echo', 'ed25519', { threshold: THRESHOLD, parties: COMMITTEE.length })).toThrow(TesseraError);
+    dkgDiscard(r2.state);
+    for (const i of [4, 5]) dkgDiscard(r1.get(i)!.state);
   });
 });
 
