@@ -90,8 +90,10 @@ export {
   splitAndWrap,
   unwrapAndCombine,
   wrappingKeyFingerprint,
+  type AnyBundleJson,
   type KeyBundle,
   type KeyBundleJson,
+  type ResharedBundleJson,
 } from '../core/bundle.js';
 export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../core/wrap.js';
 // Offline verification of a node's audit log (core/audit-verify.ts).
@@ -1824,7 +1826,7 @@ export class Cluster {
     const { threshold, parties } = bundle.package;
     const again = "; export the key again with this cluster's import-keys file (`tessera import-key --json`), which deals it for this cluster's size";
     if (parties !== this.size) {
-      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's key is shared among ${parties} parties (${threshold}-of-${parties}) but this cluster has ${this.size} nodes${again}`);
+      throw new TesseraClientError('BAD_PARAMETERS', `the bundle's key is shared among ${parties} parties but this cluster has ${this.size} nodes (the bundle carries a ${threshold}-of-${parties} sharing)${again}`);
     }
     const expected = o.threshold ?? this.defaults.threshold;
     if (expected !== undefined && expected !== threshold) {

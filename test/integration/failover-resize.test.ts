@@ -166,7 +166,7 @@ describe('failover to a cluster of another size', () => {
     // Dealt for 3-of-5: the 2-of-3 cluster refuses it and says how to get one for its size.
     const wrongSize = await rejectionOf(A.cluster.importKey({ bundle: good, keyId: 'spoiled-here' }));
     expect(wrongSize.code).toBe('BAD_PARAMETERS');
-    expect(wrongSize.message).toMatch(/shared among 5 parties \(3-of-5\) but this cluster has 3 nodes; export the key again with this cluster's import-keys file/);
+    expect(wrongSize.message).toMatch(/shared among 5 parties but this cluster has 3 nodes \(the bundle carries a 3-of-5 sharing\); export the key again with this cluster's import-keys file/);
 
     // The good bundle still imports.
     expect(await B.cluster.importKey({ bundle: good })).toMatchObject({ keyId: 'spoiled', threshold: 3, parties: 5 });
