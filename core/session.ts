@@ -127,7 +127,7 @@ export function declaredRounds(operation: Operation, suite?: SuiteId): readonly 
     case 'reshare':
       // An ECDSA key's new committee makes its pairwise setups in the same session, before the commit.
       // 'reshare/key': the dealers hand the old package and metadata to players joining the committee (node/sessions/reshare.ts).
-      return ['reshare/key', ...RESHARE_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
+      return ['reshare/key', 'reshare/created', ...RESHARE_ROUNDS, ...setup, ...COMMIT_ROUNDS, CATCH_UP_ROUND];
     case 'sign':
       return [...(frost ? SIGN_ROUNDS : []), ...(ecdsa ? [...ECDSA_SIGN_ROUNDS, ...ECDSA_PRESIGN_ROUNDS] : []), CATCH_UP_ROUND];
     case 'decapsulate':

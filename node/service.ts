@@ -353,7 +353,7 @@ export class NodeService {
         if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
         const exportable = req.exportable ?? false;
         // Exportability and the rotation period are fixed here: in the digest, so every node and operator agreed.
-        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, { threshold: req.threshold, parties: this.o.parties }, allNodes(this.o.parties), [
+        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
           utf8ToBytes(req.rotationPeriodMs !== undefined ? `rotate every ${req.rotationPeriodMs} ms` : 'no rotation period'),
         ]);
@@ -399,7 +399,7 @@ export class NodeService {
         const { path, steps } = signPath(req.path, rec);
         // "prehashed" enters the digest only when set, so a FROST session's digest is unchanged.
         const payload = prehashed ? [message, utf8ToBytes('prehashed')] : [message];
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, payload, path);
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, payload, path);
         // ECDSA: no session with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
         if (suite.kind === 'ecdsa') await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         return { version: rec.version, rec, message, digest, params, steps };
@@ -520,7 +520,7 @@ export class NodeService {
         if (!Number.isSafeInteger(req.count) || req.count < 1 || req.count > MAX_ECDSA_PRESIGN_BATCH) {
           throw new TesseraError(ErrorCode.BadParameters, `count: expected an integer from 1 to ${MAX_ECDSA_PRESIGN_BATCH}`);
         }
-        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
+        const params = this.params('sign', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [ECDSA_PRESIGN_TAG, i2osp(req.count, 1)]);
         // No presigning with a peer whose pairwise setup a failed check burned (node/sessions/ecdsa-burn.ts).
         await burnedSetups(this.o.store).refuse({ tenant: p.tenant, keyId, version: rec.version, epoch: rec.committed.epoch }, params.players, this.o.index);
         // Read before the session: a change of the key while it runs makes add() refuse its presignatures.
@@ -569,7 +569,7 @@ export class NodeService {
         const id = fromHex(req.presignatureId, 'presignatureId', ECDSA_PRESIGNATURE_ID_LENGTH);
         const digest = suite.messageDigest(fromHex(req.message, 'message'), req.prehashed === true);
         const pkg = rec.committed;
-        const players = checkPlayers(req.players, pkg.parties, pkg.threshold);
+        const players = checkPlayers(req.players, partyIndices(pkg), pkg.threshold);
         if (!players.includes(this.o.index)) throw new TesseraError(ErrorCode.BadParameters, `this node (${this.o.index}) is not among the players`);
         if (pkg.epoch !== req.epoch) {
           throw new TesseraError(
@@ -706,7 +706,7 @@ export class NodeService {
         const decodedEnc = decodeEnc(suite, enc);
         const receiver = fromHex(req.receiverPublicKey, 'receiverPublicKey');
         // The SDK picks which t (or more) nodes it asks: the list must be well formed and name this node.
-        this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed, req.players, [enc, receiver]);
+        this.params('decapsulate', p.tenant, keyId, rec.version, suite.id, rec.committed.threshold, req.players, [enc, receiver]);
         return { version: rec.version, rec, suite, decodedEnc, receiver };
       },
       async ({ rec, suite, decodedEnc, receiver }) => {
@@ -756,7 +756,7 @@ export class NodeService {
       { principal: p, operation: 'refresh', authorize: 'policy', keyId, ...versionOf(req), session },
       async () => {
         const rec = await this.requireKey(tenant, keyId, req.version, 'refresh');
-        const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed, partyIndices(rec.committed), []);
+        const params = this.params('refresh', tenant, keyId, rec.version, rec.suite, rec.committed.threshold, partyIndices(rec.committed), []);
         return { version: rec.version, rec, params };
       },
       async ({ rec, params }) => {
@@ -809,7 +809,7 @@ export class NodeService {
         // The payload digest binds every wrapping key, in order, and the destination's size: all nodes
         // and operators saw the same.
         const payload = target === undefined ? given : [...given, framed(utf8ToBytes('reshare'), i2osp(target.threshold, 1), i2osp(target.parties, 1))];
-        const params = this.params('export', p.tenant, keyId, rec.version, rec.suite, rec.committed, partyIndices(rec.committed), payload);
+        const params = this.params('export', p.tenant, keyId, rec.version, rec.suite, rec.committed.threshold, partyIndices(rec.committed), payload);
         return { version: rec.version, rec, keys, target, params };
       },
       async ({ rec, keys, target, params }) => {
@@ -858,7 +858,7 @@ export class NodeService {
         if (pkg.parties !== this.o.parties) {
           throw new TesseraError(
             ErrorCode.BadParameters,
-            `the bundle's key is shared among ${pkg.parties} parties (${pkg.threshold}-of-${pkg.parties}) but this cluster has ${this.o.parties} nodes${again}`,
+            `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes (the bundle carries a ${pkg.threshold}-of-${pkg.parties} sharing)${again}`,
           );
         }
         if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
@@ -880,7 +880,7 @@ export class NodeService {
           }
         }
         const exportable = req.exportable ?? false;
-        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, { threshold: pkg.threshold, parties: this.o.parties }, allNodes(this.o.parties), [
+        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
           bundleDigest(bundle),
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
         ]);
@@ -943,7 +943,7 @@ export class NodeService {
         async () => {
           const old = await this.requireKey(tenant, keyId, version, 'rotate');
           const next = await this.o.store.nextVersion(tenant, keyId);
-          const params = this.params('rotate', tenant, keyId, next, old.suite, old.committed, partyIndices(old.committed), [
+          const params = this.params('rotate', tenant, keyId, next, old.suite, old.committed.threshold, partyIndices(old.committed), [
             i2osp(old.version, 4),
             utf8ToBytes(old.rotationPeriodMs !== undefined ? `rotate every ${old.rotationPeriodMs} ms` : 'no rotation period'),
           ]);
@@ -1000,7 +1000,7 @@ export class NodeService {
           const rec = await this.o.store.get(tenant, keyId, req.version);
           if (!rec) throw notFound(keyId, req.version);
           assertTransition(rec.state, target, { keyId, version: req.version });
-          const params = this.params(operation, tenant, keyId, req.version, rec.suite, rec.publicKey, partyIndices(rec.publicKey), [utf8ToBytes(target)]);
+          const params = this.params(operation, tenant, keyId, req.version, rec.suite, rec.threshold, partyIndices(rec.publicKey), [utf8ToBytes(target)]);
           locked = this.lockKey(tenant, keyId);
           return { version: req.version, params };
         },
@@ -1120,7 +1120,7 @@ export class NodeService {
         const players = [...new Set([...dealers, ...committee])].sort((a, b) => a - b);
         // The payload binds the new threshold, committee and dealers and the old package: every player
         // and every operator approved exactly this move of exactly this key state.
-        const params = this.params('reshare', tenant, keyId, req.version, suite.id, { threshold: req.threshold, parties: this.o.parties }, players, [
+        const params = this.params('reshare', tenant, keyId, req.version, suite.id, req.threshold, players, [
           i2osp(req.threshold, 1),
           Uint8Array.from(committee),
           Uint8Array.from(dealers),
@@ -1342,8 +1342,8 @@ export class NodeService {
     keyId: string,
     version: number,
     suite: SuiteId,
-    /** The key's threshold and committee (its public package); for keygen, import and reshare the new threshold over the membership. */
-    committee: { readonly threshold: number; readonly parties: number; readonly indices?: readonly number[] },
+    threshold: number,
+    /** Every key operation but keygen, import and reshare: the key's committee, or t or more of it (sign, decapsulate). */
     players: readonly number[],
     payload: Uint8Array[],
     path?: string,
@@ -1354,9 +1354,9 @@ export class NodeService {
       keyId,
       version,
       suite,
-      threshold: committee.threshold,
-      parties: committee.parties,
-      ...(committee.indices !== undefined ? { indices: committee.indices } : {}),
+      threshold,
+      // The cluster's nodes: players are node indices, and the digest binds exactly which take part.
+      parties: this.o.parties,
       players,
       payloadDigest: sha256(framed(utf8ToBytes(operation), ...payload)),
       ...(path !== undefined ? { path } : {}),

@@ -109,7 +109,8 @@ async function receiveAll<T extends MessageType>(
   suite: SuiteId,
   limits: Limits = {},
 ): Promise<Map<number, MessageBodies[T]>> {
-  const raw = await ctx.channel.receiveAll(type);
+  // From the players of this driver: a reshare runs the new committee's ECDSA setup inside a larger session.
+  const raw = await ctx.channel.receiveAll(type, ctx.players.filter((p) => p !== ctx.self));
   const out = new Map<number, MessageBodies[T]>();
   try {
     for (const [from, bytes] of raw) {

@@ -11,7 +11,7 @@
  * cannot tell which copy was true from the channel alone).
  */
 import { Packr } from 'msgpackr';
-import { equalBytes, zeroize } from '../../core/bytes.js';
+import { equalBytes, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import { isParty } from '../../core/committee.js';
@@ -35,6 +35,8 @@ import { badShare, targets } from './deviations.js';
 
 /** The round that carries the old package and metadata from the dealers to the other players. */
 export const RESHARE_KEY_ROUND = 'reshare/key';
+/** Beside it: the first dealer's createdAt of the version (informational; each node's differs). */
+export const RESHARE_CREATED_ROUND = 'reshare/created';
 
 export interface ReshareJob {
   readonly suite: SuiteId;
@@ -57,6 +59,11 @@ export interface ReshareOutcome {
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
+/**
+ * The part of the handoff every dealer must send alike: the package and the metadata that decides what
+ * the key may do. createdAt is each node's own commit time (they differ by milliseconds): it travels
+ * beside, and a joining node takes the first dealer's.
+ */
 function encodeKeyHandoff(pkg: PublicKeyPackage, meta: JoiningKeyMeta): Uint8Array {
   return Uint8Array.from(
     packr.pack({
@@ -72,7 +79,6 @@ function encodeKeyHandoff(pkg: PublicKeyPackage, meta: JoiningKeyMeta): Uint8Arr
       m: {
         x: meta.exportable,
         st: meta.state,
-        ca: meta.createdAt,
         ...(meta.rotationPeriodMs !== undefined ? { rp: meta.rotationPeriodMs } : {}),
         ...(meta.chainCode !== undefined ? { cc: meta.chainCode } : {}),
       },
@@ -84,7 +90,7 @@ function encodeKeyHandoff(pkg: PublicKeyPackage, meta: JoiningKeyMeta): Uint8Arr
  * Strict decode of the handoff. Shapes only: the package's content is fixed by its digest (checked by
  * the caller) and validated in full by core/reshare.ts before any use.
  */
-function decodeKeyHandoff(bytes: Uint8Array): { pkg: PublicKeyPackage; meta: JoiningKeyMeta } {
+function decodeKeyHandoff(bytes: Uint8Array, createdAt: number): { pkg: PublicKeyPackage; meta: JoiningKeyMeta } {
   const bad = () => new TesseraError(ErrorCode.BadMessage, 'reshare: the key handoff does not decode');
   let o: unknown;
   try {
@@ -100,7 +106,7 @@ function decodeKeyHandoff(bytes: Uint8Array): { pkg: PublicKeyPackage; meta: Joi
   const m = o.m;
   if (typeof p.s !== 'string' || !isInt(p.t, 2, 255) || !isInt(p.n, 2, 255) || !isInt(p.e, 0, 0xffffffff) || !bytesList(p.c) || !bytesList(p.y)) throw bad();
   if (p.i !== undefined && !(Array.isArray(p.i) && p.i.every((i) => isInt(i, 1, 255)))) throw bad();
-  if (typeof m.x !== 'boolean' || !isKeyState(m.st) || m.st === 'destroyed' || !isInt(m.ca, 0, Number.MAX_SAFE_INTEGER)) throw bad();
+  if (typeof m.x !== 'boolean' || !isKeyState(m.st) || m.st === 'destroyed') throw bad();
   if (m.rp !== undefined && !isInt(m.rp, 1, Number.MAX_SAFE_INTEGER)) throw bad();
   if (m.cc !== undefined && !(m.cc instanceof Uint8Array && m.cc.length === 32)) throw bad();
   const pkg: PublicKeyPackage = {
@@ -115,7 +121,7 @@ function decodeKeyHandoff(bytes: Uint8Array): { pkg: PublicKeyPackage; meta: Joi
   const meta: JoiningKeyMeta = {
     exportable: m.x,
     state: m.st as JoiningKeyMeta['state'],
-    createdAt: m.ca as number,
+    createdAt,
     ...(m.rp !== undefined ? { rotationPeriodMs: m.rp as number } : {}),
     ...(m.cc !== undefined ? { chainCode: Uint8Array.from(m.cc as Uint8Array) } : {}),
   };
@@ -161,15 +167,21 @@ export async function runReshare(ctx: DriverContext, job: ReshareJob): Promise<R
     oldPackage = job.held.key.publicKey;
     meta = job.held.meta;
     const handoff = encodeKeyHandoff(oldPackage, meta);
-    for (const to of nonDealers) ctx.channel.send(to, RESHARE_KEY_ROUND, handoff);
+    for (const to of nonDealers) {
+      ctx.channel.send(to, RESHARE_KEY_ROUND, handoff);
+      ctx.channel.send(to, RESHARE_CREATED_ROUND, utf8ToBytes(String(meta.createdAt)));
+    }
   } else {
-    const copies = await ctx.channel.receiveAll(RESHARE_KEY_ROUND, dealers);
+    const [copies, created] = await Promise.all([ctx.channel.receiveAll(RESHARE_KEY_ROUND, dealers), ctx.channel.receiveAll(RESHARE_CREATED_ROUND, dealers)]);
     const first = copies.get(dealers[0]!)!;
     const differing = dealers.filter((d) => !equalBytes(copies.get(d)!, first));
     if (differing.length > 0) {
       throw new TesseraError(ErrorCode.ConfirmationMismatch, `reshare: the dealers sent different copies of the key (nodes ${dealers[0]} and ${differing.join(',')} differ)`);
     }
-    const got = decodeKeyHandoff(first);
+    const createdText = new TextDecoder().decode(created.get(dealers[0]!)!);
+    const createdAt = Number(createdText);
+    if (!/^[0-9]{1,16}$/.test(createdText) || !Number.isSafeInteger(createdAt)) throw new TesseraError(ErrorCode.BadMessage, 'reshare: the key handoff does not decode');
+    const got = decodeKeyHandoff(first, createdAt);
     oldPackage = job.held?.key.publicKey ?? got.pkg;
     meta = job.held?.meta ?? got.meta;
     if (!equalBytes(publicPackageDigest(got.pkg), job.oldPackageDigest)) {

@@ -1,0 +1,135 @@
+/**
+ * Resharing (issue 13, "Done when", first two items) on one real 7-node cluster (sdk/dev.ts processes).
+ *
+ * Every suite's key is made on all seven nodes, then moved along
+ *   2-of-3 on 1,2,3 -> 3-of-5 on 3,4,5,6,7 (overlapping) -> 2-of-4 on 1,2,3,4 (overlapping)
+ *   -> 2-of-3 on 5,6,7 (disjoint from the committee before),
+ * and at every step: the public key is the original one; two different t-subsets of the new committee
+ * sign, verified outside Tessera (node:crypto for ed25519 and ECDSA, libsecp256k1 through tiny-secp256k1
+ * for BIP-340 and ecdsa-secp256k1 with recovery, the RFC 9591 verify for FROST secp256k1/P-256); an HPKE
+ * key decapsulates an @hpke/core sender's encapsulation (the sender's ciphertext opens with it).
+ * The steps exercise every role: dealers that stay, dealers that leave, old holders that stay as plain
+ * receivers, nodes that join, and old holders outside the session (handed the certificate, they erase).
+ *
+ * Old shares are dead afterwards: a node out of the committee holds no record of the key any more; t
+ * nodes of an old committee cannot sign; a removed node that is down blocks nothing; and the sealed
+ * share a removed node held before is in none of its LevelDB data files.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { Packr } from 'msgpackr';
+import { SUITE_IDS, getSuite } from '../../core/suites.js';
+import { shareRecordKey, storageLocation } from '../../node/store/storage.js';
+import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
+import type { KeyInfo } from '../../sdk/client.js';
+import { hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
+import { expectStandardEcdsa } from '../helpers/ecdsa.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+/** The chain of committees, each [threshold, nodes]. */
+const STEPS: readonly (readonly [number, readonly number[]])[] = [
+  [2, [1, 2, 3]],
+  [3, [3, 4, 5, 6, 7]],
+  [2, [1, 2, 3, 4]],
+  [2, [5, 6, 7]],
+];
+
+const keyIdOf = (suite: string) => `rs-${suite}`;
+
+function leveldbBytes(dataDir: string): Buffer {
+  const dir = storageLocation(dataDir);
+  return Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))));
+}
+
+describe('reshare: a key moves between committees of any size, same public key', () => {
+  let tc: TestCluster;
+  const original: Record<string, KeyInfo> = {};
+  const nodeDir = (i: number) => join(tc.dir, `node-${i}`);
+
+  /** Two different t-subsets of the committee sign (or decapsulate); everything checked outside Tessera. */
+  async function expectWorks(suite: string, threshold: number, nodes: readonly number[], label: string): Promise<void> {
+    const keyId = keyIdOf(suite);
+    const pk = hexToBytes(original[suite]!.publicKey);
+    const subsets = [nodes.slice(0, threshold), nodes.slice(-threshold)];
+    const kind = getSuite(suite as never).kind;
+    for (const players of subsets) {
+      if (kind === 'kem') {
+        const plaintext = new TextEncoder().encode(`${label} ${players.join(',')}`);
+        const sealed = await hpkeSeal(suite, pk, plaintext);
+        const { sharedSecret } = await tc.cluster.decapsulate({ keyId, enc: sealed.enc, players: [...players] });
+        expect(Buffer.from(hpkeOpenWithSecret(suite, hexToBytes(sharedSecret), sealed)).toString(), `${suite} ${label} ${players}`).toBe(Buffer.from(plaintext).toString());
+      } else {
+        const message = message32(`${suite} ${label} ${players.join(',')}`);
+        const r = await tc.cluster.sign({ keyId, message, players: [...players] });
+        expect(verifySignature(suite, hexToBytes(r.signature), message, pk), `${suite} ${label} ${players}`).toBe(true);
+        if (suite === 'ecdsa-secp256k1' || suite === 'ecdsa-p256') expectStandardEcdsa(suite, r, message, original[suite]!.publicKey);
+      }
+    }
+  }
+
+  beforeAll(async () => {
+    tc = await startTestCluster({ nodes: 7, threshold: 2, logLevel: 'warn', readyTimeoutMs: 120_000 });
+    for (const suite of SUITE_IDS) original[suite] = await tc.cluster.keygen({ suite, keyId: keyIdOf(suite) });
+  }, 300_000);
+
+  afterAll(async () => {
+    await tc?.close();
+  });
+
+  STEPS.forEach(([threshold, nodes], step) => {
+    it(`step ${step + 1}: every suite reshares to ${threshold}-of-${nodes.length} on nodes ${nodes.join(',')}; same public key; the new committee signs / decapsulates`, async () => {
+      const results = await Promise.all(SUITE_IDS.map((suite) => tc.cluster.reshare(keyIdOf(suite), { threshold, nodes: [...nodes] }))).catch((e: unknown) => {
+        throw new Error(`${(e as Error).message}\n${tc.logs(20)}`);
+      });
+      for (const [k, suite] of SUITE_IDS.entries()) {
+        const r = results[k]!;
+        expect(r, suite).toMatchObject({ keyId: keyIdOf(suite), publicKey: original[suite]!.publicKey, threshold, nodes: [...nodes] });
+        expect(r.epoch).toBe(r.previous.epoch + 1);
+        // Every old holder outside the session erased its share on the handoff.
+        for (const h of r.handoff) expect(h, `${suite} handoff`).toMatchObject({ outcome: 'erased' });
+        // Nodes outside the committee hold no record of the key; nodes inside hold the new package.
+        for (let i = 1; i <= 7; i++) {
+          if (nodes.includes(i)) expect((await tc.client(i).getKey(keyIdOf(suite))).publicKey, `${suite} node ${i}`).toBe(original[suite]!.publicKey);
+          else expect(await rejectionOf(tc.client(i).getKey(keyIdOf(suite))), `${suite} node ${i}`).toMatchObject({ code: 'NOT_FOUND' });
+        }
+      }
+      for (const suite of SUITE_IDS) await expectWorks(suite, threshold, nodes, `step ${step + 1}`);
+    }, 300_000);
+  });
+
+  it('old shares are dead: t nodes of an old committee cannot sign; a removed node that is down blocks nothing; its old ciphertext is in no data file', async () => {
+    const suite = 'ed25519';
+    const keyId = keyIdOf(suite);
+    // Nodes 1 and 2 held 2-of-4 shares before the last step: together they are t of that committee.
+    expect(await rejectionOf(tc.cluster.sign({ keyId, message: message32('old pair'), players: [1, 2] }))).toMatchObject({ code: expect.stringMatching(/NOT_FOUND|BAD_PARAMETERS|BAD_INPUT/) });
+
+    // Move the key back to 1,2,3, read node 1's sealed share while it is stopped, then move it away again.
+    await tc.cluster.reshare(keyId, { threshold: 2, nodes: [1, 2, 3] });
+    await tc.dev.kill(1);
+    let ciphertext: Buffer;
+    const db = new Level<string, Uint8Array>(storageLocation(nodeDir(1)), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    try {
+      const raw = (await db.get(shareRecordKey('default', keyId, 1)))!;
+      ciphertext = Buffer.from((packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct);
+    } finally {
+      await db.close();
+    }
+    expect(leveldbBytes(nodeDir(1)).includes(ciphertext), 'control: the ciphertext is found before').toBe(true);
+    await tc.restart(1);
+    const away = await tc.cluster.reshare(keyId, { threshold: 2, nodes: [4, 5, 6], dealers: [1, 2] });
+    expect(away.nodes).toEqual([4, 5, 6]);
+
+    // Node 1 is down: the key it left signs without it, and a reshare without it commits.
+    await tc.dev.kill(1);
+    await expectWorks(suite, 2, [4, 5, 6], 'node 1 down');
+    await tc.cluster.reshare(keyId, { threshold: 2, nodes: [5, 6, 7] });
+    await expectWorks(suite, 2, [5, 6, 7], 'node 1 still down');
+    expect(leveldbBytes(nodeDir(1)).includes(ciphertext), "node 1's old ciphertext is in no data file").toBe(false);
+    await tc.restart(1);
+    expect(await rejectionOf(tc.client(1).getKey(keyId))).toMatchObject({ code: 'NOT_FOUND' });
+  }, 300_000);
+});
