@@ -90,6 +90,8 @@ export interface PublicKeyPackageJson {
   epoch: number;
   commitments: string[];
   verifyingShares: string[];
+  /** The committee (node indices holding shares, ascending) when it is not 1..parties (core/committee.ts). */
+  indices?: number[];
 }
 const publicPackageSchema = {
   type: 'object',
@@ -101,6 +103,7 @@ const publicPackageSchema = {
     epoch: { type: 'integer' },
     commitments: { type: 'array', items: { type: 'string' } },
     verifyingShares: { type: 'array', items: { type: 'string' } },
+    indices: { type: 'array', items: { type: 'integer' } },
   },
   additionalProperties: false,
 } as const;

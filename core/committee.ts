@@ -56,7 +56,7 @@ export function checkCommittee(indices: unknown, threshold?: number, what = 'com
     ensure(k === 0 || (list[k - 1] as number) < i, ErrorCode.BadParameters, `${what} must be strictly ascending (no node twice)`);
   }
   if (threshold !== undefined) {
-    ensure(Number.isSafeInteger(threshold) && threshold >= 2 && threshold <= list.length, ErrorCode.BadParameters, `threshold ${threshold} must be 2..${list.length} for a ${what} of ${list.length}`);
+    ensure(Number.isSafeInteger(threshold) && threshold >= 2 && threshold <= list.length, ErrorCode.BadParameters, `threshold ${threshold} must be 2..${list.length} for ${what} (${list.length} nodes)`);
   }
   return Object.freeze([...(list as number[])]);
 }

@@ -362,7 +362,7 @@ export class NodeService {
       async ({ suite, exportable, params }) => {
         const rotation = req.rotationPeriodMs !== undefined ? { rotationPeriodMs: req.rotationPeriodMs } : {};
         await this.engine.run({ session, params }, async (ctx) => {
-          const key = await runDkg(ctx, suite.id, req.threshold, this.o.parties);
+          const key = await runDkg(ctx, suite.id, req.threshold);
           try {
             const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable, ...rotation });
             await ctx.commit({
@@ -953,7 +953,7 @@ export class NodeService {
         async ({ old, next, params }) => {
           const rotation = old.rotationPeriodMs !== undefined ? { rotationPeriodMs: old.rotationPeriodMs } : {};
           await this.engine.run({ session, params, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, async (ctx) => {
-            const key = await runDkg(ctx, old.suite, old.committed.threshold, this.o.parties);
+            const key = await runDkg(ctx, old.suite, old.committed.threshold);
             const rotatedAt = Date.now();
             try {
               const digest = resultDigest({ kind: 'version', package: key.publicKey, exportable: old.exportable, ...rotation, retires: old.version });

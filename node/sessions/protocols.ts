@@ -211,7 +211,7 @@ async function runJointFeldman<S1, S2, S3>(
  * pairwise setup (withPairwiseSetup). `_clusterSize` is not used: the players are the parties. The
  * caller wipes the result's `secret.value` and `secret.pairwise`.
  */
-export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number, _clusterSize?: number): Promise<KeyShare> {
+export async function runDkg(ctx: DriverContext, suite: SuiteId, threshold: number): Promise<KeyShare> {
   const auth = identityAuthenticator(ctx);
   const committee = [...ctx.players].sort((a, b) => a - b);
   const parties = committee.length;

@@ -465,6 +465,8 @@ describe('API surface on a live cluster', () => {
       dropStaged: 'needs a change some node never staged: faults.test.ts (refresh-before-stage) and crash-campaign.test.ts',
       ecdsaPresignatures: 'needs a threshold ECDSA key (a DKLs23 pairwise setup per key): test/integration/ecdsa-presign.test.ts',
       ecdsaSignShare: 'needs ECDSA presignatures made in a session: test/integration/ecdsa-presign.test.ts',
+      reshare: 'moves a key off some nodes, and this test reads every key from every node: test/integration/reshare.test.ts and cli-reshare.test.ts',
+      reshareHandoff: 'needs a reshare certificate: test/integration/reshare.test.ts and cli-reshare.test.ts',
     };
     expect(ROUTE_NAMES.filter((n) => !validlyCalled.has(n) && !(n in NO_VALID_CALL_HERE))).toEqual([]);
 

@@ -58,7 +58,7 @@ async function inSession<T>(players: number[], body: (ctx: DriverContext) => Pro
 describe('protocol drivers over end-to-end channels', () => {
   it('DKG among 3, then signing sessions with {1,3} and {1,2,3}: one valid signature each', async () => {
     await loadIdentityEngine();
-    const keys = await inSession([1, 2, 3], (ctx) => runDkg(ctx, 'ed25519', 2, 3));
+    const keys = await inSession([1, 2, 3], (ctx) => runDkg(ctx, 'ed25519', 2));
     const key = (i: number): KeyShare => keys.get(i)!;
     const suite = getSigningSuite('ed25519');
     const message = randomBytes(40);
