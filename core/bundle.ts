@@ -489,11 +489,11 @@ function parseResharedBundle(input: unknown): KeyBundle {
   });
   if (!equalBytes(suite.publicKeyBytes(sourceC[0]!), publicKey)) throw bad('publicKey is not the group key of the source package');
   const dealt = new Map<number, readonly Uint8Array[]>(dealers.map((d) => [d.index, d.commitments]));
-  for (const d of dealers) {
+  const expected = inWords(() => {
     // C_{i,0} must be the dealer's old verifying share, every commitment a valid point; names the dealer.
-    checkDealerCommitments(source, d.index, d.commitments, target);
-  }
-  const expected = resharedPackage(source, dealt, target);
+    for (const d of dealers) checkDealerCommitments(source, d.index, d.commitments, target);
+    return resharedPackage(source, dealt, target);
+  });
   const carried: PublicKeyPackage = { suite: suite.id, threshold, parties, epoch, commitments, verifyingShares };
   // The same public result, committee included (core/commit.ts publicPackageDigest covers every field).
   if (!equalBytes(publicPackageDigest(expected), publicPackageDigest(carried))) throw bad("the destination package is not the one the dealers' commitments give");
@@ -508,6 +508,19 @@ function parseResharedBundle(input: unknown): KeyBundle {
     wrappedShares: [],
     resharing: { source, dealers, dealt, target },
   };
+}
+
+/**
+ * Run a core/reshare.ts check on a bundle: its error keeps its code and message (which names a bad
+ * dealer) but loses its culprits, which are nodes of the SOURCE cluster, never of a session here.
+ */
+function inWords<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TesseraError) throw new TesseraError(e.code, `bundle: ${e.message}`);
+    throw e;
+  }
 }
 
 function wrappedEntryToJson(w: BundleShare): WrappedShareJson {
