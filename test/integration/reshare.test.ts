@@ -12,8 +12,9 @@
  * receivers, nodes that join, and old holders outside the session (handed the certificate, they erase).
  *
  * Old shares are dead afterwards: a node out of the committee holds no record of the key any more; t
- * nodes of an old committee cannot sign; a removed node that is down blocks nothing; and the sealed
- * share a removed node held before is in none of its LevelDB data files.
+ * nodes of an old committee cannot sign; removed nodes that are down block nothing; and the sealed
+ * share a removed node held before is in none of its LevelDB data files, both for a dealer that left
+ * (erased at its commit) and for an old holder outside the session (erased on the handoff).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -106,30 +107,37 @@ describe('reshare: a key moves between committees of any size, same public key',
     // Nodes 1 and 2 held 2-of-4 shares before the last step: together they are t of that committee.
     expect(await rejectionOf(tc.cluster.sign({ keyId, message: message32('old pair'), players: [1, 2] }))).toMatchObject({ code: expect.stringMatching(/NOT_FOUND|BAD_PARAMETERS|BAD_INPUT/) });
 
-    // Move the key back to 1,2,3, read node 1's sealed share while it is stopped, then move it away again.
+    // Move the key back to 1,2,3 and read the sealed shares of nodes 1 and 2 while they are stopped. Then
+    // move it away with dealers 2 and 3: node 2 leaves as a dealer (erased at its commit), node 1 was
+    // not a player (erased when the SDK hands it the certificate).
     await tc.cluster.reshare(keyId, { threshold: 2, nodes: [1, 2, 3] });
-    await tc.dev.kill(1);
-    let ciphertext: Buffer;
-    const db = new Level<string, Uint8Array>(storageLocation(nodeDir(1)), { keyEncoding: 'utf8', valueEncoding: 'view' });
-    await db.open();
-    try {
-      const raw = (await db.get(shareRecordKey('default', keyId, 1)))!;
-      ciphertext = Buffer.from((packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct);
-    } finally {
-      await db.close();
+    await Promise.all([tc.dev.kill(1), tc.dev.kill(2)]);
+    const ciphertexts = new Map<number, Buffer>();
+    for (const i of [1, 2]) {
+      const db = new Level<string, Uint8Array>(storageLocation(nodeDir(i)), { keyEncoding: 'utf8', valueEncoding: 'view' });
+      await db.open();
+      try {
+        const raw = (await db.get(shareRecordKey('default', keyId, 1)))!;
+        ciphertexts.set(i, Buffer.from((packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct));
+      } finally {
+        await db.close();
+      }
+      expect(leveldbBytes(nodeDir(i)).includes(ciphertexts.get(i)!), `control: node ${i}'s ciphertext is found before`).toBe(true);
     }
-    expect(leveldbBytes(nodeDir(1)).includes(ciphertext), 'control: the ciphertext is found before').toBe(true);
-    await tc.restart(1);
-    const away = await tc.cluster.reshare(keyId, { threshold: 2, nodes: [4, 5, 6], dealers: [1, 2] });
+    tc.dev.start(1);
+    await tc.restart(2);
+    const away = await tc.cluster.reshare(keyId, { threshold: 2, nodes: [4, 5, 6], dealers: [2, 3] });
     expect(away.nodes).toEqual([4, 5, 6]);
+    expect(away.handoff).toEqual([{ node: 1, outcome: 'erased' }]);
 
-    // Node 1 is down: the key it left signs without it, and a reshare without it commits.
-    await tc.dev.kill(1);
-    await expectWorks(suite, 2, [4, 5, 6], 'node 1 down');
+    // Nodes 1 and 2 are down: the key they left signs without them, and a reshare without them commits.
+    await Promise.all([tc.dev.kill(1), tc.dev.kill(2)]);
+    await expectWorks(suite, 2, [4, 5, 6], 'nodes 1 and 2 down');
     await tc.cluster.reshare(keyId, { threshold: 2, nodes: [5, 6, 7] });
-    await expectWorks(suite, 2, [5, 6, 7], 'node 1 still down');
-    expect(leveldbBytes(nodeDir(1)).includes(ciphertext), "node 1's old ciphertext is in no data file").toBe(false);
-    await tc.restart(1);
-    expect(await rejectionOf(tc.client(1).getKey(keyId))).toMatchObject({ code: 'NOT_FOUND' });
+    await expectWorks(suite, 2, [5, 6, 7], 'nodes 1 and 2 still down');
+    for (const i of [1, 2]) expect(leveldbBytes(nodeDir(i)).includes(ciphertexts.get(i)!), `node ${i}'s old ciphertext is in no data file`).toBe(false);
+    tc.dev.start(1);
+    await tc.restart(2);
+    for (const i of [1, 2]) expect(await rejectionOf(tc.client(i).getKey(keyId))).toMatchObject({ code: 'NOT_FOUND' });
   }, 300_000);
 });
