@@ -44,7 +44,7 @@ export interface Failure {
   readonly culprits?: readonly number[];
 }
 
-function describe(operation: string, e: unknown): Failure {
+export function describe(operation: string, e: unknown): Failure {
   if (e instanceof TesseraClientError) {
     return { operation, code: e.code, message: e.message, ...(e.node !== undefined ? { node: e.node } : {}), ...(e.culprits.length ? { culprits: e.culprits } : {}) };
   }
@@ -158,7 +158,7 @@ async function readLogTails(dir: string, lines = 20): Promise<Record<string, str
   return tails;
 }
 
-function clusterFrom(dev: DevCluster): Cluster {
+export function clusterFrom(dev: DevCluster): Cluster {
   // As sdk/cli.ts loadCluster does with the cluster file.
   const nodes = [...dev.cluster.nodes]
     .sort((a, b) => a.index - b.index)
@@ -418,14 +418,14 @@ export interface ClusterResult {
 }
 
 /** A dev cluster for the bench, always stopped and deleted by `close`. */
-interface BenchCluster {
+export interface BenchCluster {
   dev: DevCluster;
   dataDir: string;
   unexpected: string[];
   close(keepLogs: boolean): Promise<Record<string, string[]>>;
 }
 
-async function startBenchCluster(nodes: number, threshold: number, log: (l: string) => void): Promise<BenchCluster> {
+export async function startBenchCluster(nodes: number, threshold: number, log: (l: string) => void): Promise<BenchCluster> {
   const dataDir = await mkdtemp(join(tmpdir(), `tessera-bench-${threshold}of${nodes}-`));
   const unexpected: string[] = [];
   let dev: DevCluster | undefined;

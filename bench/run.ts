@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only core|cluster] [-- --quick]`
+ * `npm run bench [-- --only core|cluster|cli|reshare] [-- --quick]`
  *
  * Prints per-operation costs as plain tables and writes them to bench/results.json. This is where
  * Tessera's performance figures come from (tests never assert timings).
@@ -8,10 +8,12 @@
  *                   the same restarted on noble, 3-of-5, 4-of-7; the single-key baseline, bench/single-key.ts)
  *   --only cli      CLI start-up only (bench/cli-startup.ts: `tessera --version` and a cold `tessera dev`
  *                   to ready, from source through tsx and from dist/)
+ *   --only reshare  resharing only (bench/reshare.ts, issue 13: one key 2-of-3 <-> 3-of-5 per suite, and a
+ *                   batch of keys reshared onto a new committee with progress, on a real 5-node cluster)
  *   --quick         a fast smoke run: same tables, a handful of iterations each (figures are rough)
  * Last, issue 10's targets beside the figures with a met / NOT MET column (bench/targets.ts); a part
  * left out by --only shows as "not measured". results.json also holds the raw figures (`figures`,
- * with the CPU per operation of every process) and the targets.
+ * with the CPU per operation of every process; `reshare`, the resharing figures) and the targets.
  */
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
@@ -24,13 +26,14 @@ import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { runCluster, failureLine, type ClusterFigures, type Failure } from './cluster.js';
 import { runCore } from './core.js';
 import { runCliStartup } from './cli-startup.js';
+import { runReshare, type ReshareFigures } from './reshare.js';
 import { formatSection, type Section } from './stats.js';
 import { issueTargets, targetsSection, type TargetResult } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli] [--quick]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli|reshare] [--quick]\n`);
   process.exit(2);
 }
 
@@ -42,7 +45,7 @@ async function main(): Promise<void> {
     usage((e as Error).message);
   }
   const only = values.only;
-  if (only !== undefined && only !== 'core' && only !== 'cluster' && only !== 'cli') usage(`--only must be core, cluster or cli, got "${only}"`);
+  if (only !== undefined && only !== 'core' && only !== 'cluster' && only !== 'cli' && only !== 'reshare') usage(`--only must be core, cluster, cli or reshare, got "${only}"`);
   const quick = values.quick === true;
   // This process is also the SDK of the cluster rows: choose its group backends now, as an SDK process
   // does on its first NodeClient, before bench/core.ts makes any point (afterwards the choice is refused
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
   let failures: Failure[] = [];
   let logTail: Record<string, string[]> = {};
   let figures: ClusterFigures | undefined;
+  let reshareFigures: ReshareFigures | undefined;
   const coreSections: Section[] = [];
   const started = new Date().toISOString();
   const t0 = performance.now();
@@ -93,6 +97,15 @@ async function main(): Promise<void> {
       if (r.error !== undefined) fatal = r.error;
     }
     if (only === undefined || only === 'cli') sections.push(...(await runCliStartup({ quick, emit, log })));
+    if (only === undefined || only === 'reshare') {
+      log('reshare: starting a 5-node dev cluster');
+      const r = await runReshare({ quick, emit, log });
+      sections.push(...r.sections);
+      failures = [...failures, ...r.failures];
+      logTail = { ...logTail, ...r.logTail };
+      reshareFigures = r.figures;
+      if (r.error !== undefined && fatal === undefined) fatal = r.error;
+    }
   } catch (e) {
     fatal = e;
   }
@@ -121,7 +134,7 @@ async function main(): Promise<void> {
   const file = join(HERE, 'results.json');
   writeFileSync(
     file,
-    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, targets, ...(figures ? { figures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
+    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, targets, ...(figures ? { figures } : {}), ...(reshareFigures ? { reshare: reshareFigures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
   );
   out(`results written to ${file}`);
   if (fatal !== undefined || failures.length) process.exitCode = 1;
