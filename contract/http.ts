@@ -413,9 +413,10 @@ export interface DeclineResponse {
 export interface CommitStatusResponse {
   keyId: string;
   /** A change staged on this node and not yet committed (voted: only its certificate can finish it). */
-  staged?: { sessionId: string; tenant: string; operation: string; version: number; resultDigest: string; released: boolean };
-  /** Every version this node holds, with the session whose certificate made it what it is. */
-  versions: { version: number; epoch: number; state: string; certSessionId?: string }[];
+  /** `voters`: the nodes whose votes its certificate needs (the session's players); absent for a change staged before committees (every node). */
+  staged?: { sessionId: string; tenant: string; operation: string; version: number; resultDigest: string; released: boolean; voters?: number[] };
+  /** Every version this node holds, with the session whose certificate made it what it is, and its committee (`nodes`, the key's holders). */
+  versions: { version: number; epoch: number; state: string; certSessionId?: string; nodes?: number[] }[];
   /** The commit certificates this node stores for the key (hex, core/commit.ts encodeCertificate). */
   certificates: { sessionId: string; certificate: string }[];
 }
@@ -1349,6 +1350,7 @@ export const ROUTES = {
               version,
               resultDigest: { type: 'string' },
               released: { type: 'boolean' },
+              voters: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 255 } },
             },
             additionalProperties: false,
           },
@@ -1357,7 +1359,13 @@ export const ROUTES = {
             items: {
               type: 'object',
               required: ['version', 'epoch', 'state'],
-              properties: { version, epoch: { type: 'integer' }, state: { type: 'string' }, certSessionId: { type: 'string' } },
+              properties: {
+                version,
+                epoch: { type: 'integer' },
+                state: { type: 'string' },
+                certSessionId: { type: 'string' },
+                nodes: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 255 } },
+              },
               additionalProperties: false,
             },
           },

@@ -1070,10 +1070,17 @@ export class NodeService {
               version: staged.version,
               resultDigest: toHex(staged.resultDigest),
               released: staged.released,
+              ...(staged.voters ? { voters: [...staged.voters] } : {}),
             },
           }
         : {}),
-      versions: versions.map((v) => ({ version: v.version, epoch: v.epoch, state: v.state, ...(v.certSession ? { certSessionId: toHex(v.certSession) } : {}) })),
+      versions: versions.map((v) => ({
+        version: v.version,
+        epoch: v.epoch,
+        state: v.state,
+        ...(v.certSession ? { certSessionId: toHex(v.certSession) } : {}),
+        nodes: [...partyIndices(v.publicKey)],
+      })),
       certificates: certificates.map((c) => ({ sessionId: toHex(c.session), certificate: toHex(c.certificate) })),
     };
   }

@@ -9,6 +9,7 @@
 import { randomBytes } from '@noble/hashes/utils.js';
 import { fromHex, toHex } from '../core/bytes.js';
 import { decapCombine } from '../core/decap.js';
+import { TRANSITION_TARGETS } from '../core/lifecycle.js';
 import { getKemSuite, getSigningSuite, getSuite, isSuiteId } from '../core/suites.js';
 import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
@@ -1113,10 +1114,14 @@ export class Cluster {
    * Finish or undo every interrupted commit of a key from the evidence the nodes hold (`tessera
    * repair`). Each node verifies what it is handed against its own membership, so no node trusts this
    * SDK or another node:
-   * 1. a certificate any node holds is handed to every node that lacks it (they commit);
-   * 2. a change every node staged (same session and result) is finished: each node attests it staged
-   *    it, each releases its stored vote on seeing every attestation, and the votes are the certificate;
-   * 3. a change some node never staged is dropped wherever its vote was never released (no certificate
+   * 1. a certificate any node holds is handed to every node that lacks it and holds the key version or
+   *    is in its committee (they commit); a reshare's certificate goes, with the new package, to old
+   *    holders left out of the new committee that still hold the old epoch (the handoff: they erase);
+   * 2. a change every one of its voters staged (same session and result) is finished: each voter
+   *    attests it staged it, each releases its stored vote on seeing every attestation, and the votes
+   *    are the certificate. A change's voters are its session's players (a reshare's: the dealers and
+   *    the new committee), as each node stored them; nodes outside the session take no part;
+   * 3. a change some voter never staged is dropped wherever its vote was never released (no certificate
    *    can exist); a node that released its vote keeps waiting (only a cheating node gets there).
    * A node that cannot be asked leaves its key's staged changes waiting. Says what happened per node.
    */
@@ -1131,17 +1136,20 @@ export class Cluster {
       const e = (statuses[k] as PromiseRejectedResult).reason as TesseraClientError;
       reports[k]!.problems.push(`${e.code ?? 'ERROR'}: ${e.message}`);
     }
-
-    // 2. Every node staged the same change: attest, release, assemble the certificate.
     const staged = known.map((st) => st?.staged);
-    const first = staged[0];
-    if (first && !certs.has(first.sessionId) && staged.every((s) => s?.sessionId === first.sessionId && s.resultDigest === first.resultDigest)) {
+    const votersOf = (s: NonNullable<CommitStatusResponse['staged']>) => s.voters ?? allPlayers(this.size);
+
+    // 2. Every voter of a change staged it: attest, release, assemble the certificate (voters only).
+    const sessions = new Map(staged.flatMap((s) => (s ? [[s.sessionId, s] as const] : [])));
+    for (const [sessionId, first] of sessions) {
+      const voters = votersOf(first);
+      if (certs.has(sessionId) || !voters.every((v) => staged[v - 1]?.sessionId === sessionId && staged[v - 1]!.resultDigest === first.resultDigest)) continue;
       try {
-        const attestations = await Promise.all(this.nodes.map((n) => n.attestStaged(keyId, first.sessionId)));
+        const attestations = await Promise.all(voters.map((v) => this.node(v).attestStaged(keyId, sessionId)));
         const list = attestations.map((a) => ({ node: a.node, attestation: a.attestation }));
-        const released = await Promise.all(this.nodes.map((n) => n.releaseVote(keyId, first.sessionId, list)));
+        const released = await Promise.all(voters.map((v) => this.node(v).releaseVote(keyId, sessionId, list)));
         const cert = encodeCertificate({
-          session: fromHex(first.sessionId, 'sessionId'),
+          session: fromHex(sessionId, 'sessionId'),
           operation: first.operation as Operation,
           tenant: first.tenant,
           keyId,
@@ -1149,46 +1157,115 @@ export class Cluster {
           resultDigest: fromHex(first.resultDigest, 'resultDigest'),
           votes: new Map(released.map((r) => [r.node, fromHex(r.vote, 'vote')] as const)),
         });
-        certs.set(first.sessionId, toHex(cert));
+        certs.set(sessionId, toHex(cert));
       } catch (e) {
-        for (const r of reports) r.problems.push(`session ${first.sessionId}: could not assemble its certificate: ${(e as Error).message}`);
+        for (const v of voters) reports[v - 1]!.problems.push(`session ${sessionId}: could not assemble its certificate: ${(e as Error).message}`);
       }
     }
 
     // 1. Hand every certificate to every node that lacks it. Lifecycle transitions must land in the
     //    order they were made (retired -> destroyed): the certificate that made each version what it is
     //    now at the holders goes last, and a pass is repeated while it brings something forward.
-    const current = new Set(known.flatMap((st) => (st?.versions ?? []).flatMap((v) => (v.certSessionId ? [v.certSessionId] : []))));
-    for (let k = 0; k < this.size; k++) {
-      const st = known[k];
-      if (st === undefined) continue;
-      const have = new Set((st?.certificates ?? []).map((c) => c.sessionId));
-      let missing = [...certs].filter(([sessionId]) => !have.has(sessionId)).sort(([a], [b]) => Number(current.has(a)) - Number(current.has(b)));
-      const failed = new Map<string, string>();
-      for (let progress = true; progress && missing.length > 0; ) {
-        progress = false;
-        const left: typeof missing = [];
-        for (const [sessionId, certificate] of missing) {
+    const handOut = async (known: readonly (CommitStatusResponse | null | undefined)[]) => {
+      const current = new Set(known.flatMap((st) => (st?.versions ?? []).flatMap((v) => (v.certSessionId ? [v.certSessionId] : []))));
+      const committees = currentCommittees(known);
+      const described = new Map<string, { operation: string; version: number } | undefined>();
+      const describe = (sessionId: string, certificate: string) => {
+        if (!described.has(sessionId)) {
           try {
-            const res = await this.node(k + 1).repair(keyId, certificate);
-            reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
-            failed.delete(sessionId);
-            progress = true;
-          } catch (e) {
-            failed.set(sessionId, (e as Error).message);
-            left.push([sessionId, certificate]);
+            const c = decodeCertificate(fromHex(certificate, 'certificate'));
+            described.set(sessionId, { operation: c.operation, version: c.version });
+          } catch {
+            described.set(sessionId, undefined); // the node it is handed to refuses it, and the report says so
           }
         }
-        missing = left;
+        return described.get(sessionId);
+      };
+      // The new package a reshare certified, read once from a node that committed it (the handoff opens the certificate's digest with it).
+      const resharedPackages = new Map<string, Promise<PublicKeyPackageJson | undefined>>();
+      const resharedPackage = (sessionId: string, version: number) => {
+        if (!resharedPackages.has(sessionId)) {
+          const from = known.findIndex((st) => st?.versions.some((v) => v.version === version && v.certSessionId === sessionId));
+          const alt = known.findIndex((st) => st?.versions.some((v) => v.version === version) && st.certificates.some((c) => c.sessionId === sessionId));
+          const k = from >= 0 ? from : alt;
+          resharedPackages.set(sessionId, k < 0 ? Promise.resolve(undefined) : this.node(k + 1).getKey(keyId, version).then((i) => i.publicPackage, () => undefined));
+        }
+        return resharedPackages.get(sessionId)!;
+      };
+      for (let k = 0; k < this.size; k++) {
+        const st = known[k];
+        // Unreachable, or holds nothing of the key (outside its committees, or it left them): nothing to apply.
+        if (!st) continue;
+        const have = new Set(st.certificates.map((c) => c.sessionId));
+        const held = new Map(st.versions.map((v) => [v.version, v] as const));
+        const route = (sessionId: string, certificate: string): 'commit' | 'handoff' | 'skip' => {
+          if (st.staged?.sessionId === sessionId) return 'commit';
+          const d = describe(sessionId, certificate);
+          if (!d) return 'commit';
+          const now = committees.get(d.version);
+          const mine = held.get(d.version);
+          const outside = now?.nodes !== undefined && !now.nodes.includes(k + 1);
+          if (d.operation === 'reshare') {
+            // An old holder left out of the new committee, still at an older epoch: the handoff erases it.
+            if (outside && mine && mine.epoch < now!.epoch) return 'handoff';
+            // A holder at the current epoch (it took part, or joined later), or not a holder at all.
+            if (outside || (mine && now && mine.epoch >= now.epoch)) return 'skip';
+            return 'commit';
+          }
+          // Outside the version's committee: it holds nothing to change (a reshare's handoff erases what it holds).
+          if (outside) return 'skip';
+          // A holder at the current epoch lacks only history from before it joined the committee.
+          if (!(d.operation in TRANSITION_TARGETS) && mine && now && mine.epoch >= now.epoch) return 'skip';
+          return 'commit';
+        };
+        let missing = [...certs]
+          .filter(([sessionId, certificate]) => !have.has(sessionId) && route(sessionId, certificate) !== 'skip')
+          .sort(([a], [b]) => Number(current.has(a)) - Number(current.has(b)));
+        const failed = new Map<string, string>();
+        for (let progress = true; progress && missing.length > 0; ) {
+          progress = false;
+          const left: typeof missing = [];
+          for (const [sessionId, certificate] of missing) {
+            try {
+              if (route(sessionId, certificate) === 'handoff') {
+                const version = describe(sessionId, certificate)!.version;
+                const publicPackage = await resharedPackage(sessionId, version);
+                if (!publicPackage) throw new TesseraClientError('NOT_FOUND', `no node that committed reshare ${sessionId} answered with its new package`);
+                const res = await this.node(k + 1).reshareHandoff(keyId, { certificate, publicPackage });
+                reports[k]!.applied.push({ sessionId, operation: 'reshare', version: res.version, outcome: res.outcome });
+              } else {
+                const res = await this.node(k + 1).repair(keyId, certificate);
+                reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
+              }
+              failed.delete(sessionId);
+              progress = true;
+            } catch (e) {
+              failed.set(sessionId, (e as Error).message);
+              left.push([sessionId, certificate]);
+            }
+          }
+          missing = left;
+        }
+        for (const [sessionId, message] of failed) reports[k]!.problems.push(`session ${sessionId}: ${message}`);
       }
-      for (const [sessionId, message] of failed) reports[k]!.problems.push(`session ${sessionId}: ${message}`);
+    };
+    await handOut(known);
+    // A reshare just committed (its certificate assembled in step 2, or handed to its players) moves the
+    // version's committee: read again which old holders it left out, and hand them the certificate.
+    if (reports.some((r) => r.applied.some((a) => a.operation === 'reshare' && a.outcome === 'committed'))) {
+      const again = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
+      await handOut(again.map((r) => (r.status === 'fulfilled' ? r.value : undefined)));
     }
 
-    // 3. A change some reachable node never staged (and no certificate exists): drop it where unreleased.
+    // 3. A change some voter never staged (and no certificate exists): drop it where unreleased. Not while
+    //    a voter cannot be asked (it may have staged it: then the change can still be finished).
+    const unreachableNodes = new Set(unreachable.map((k) => k + 1));
     for (let k = 0; k < this.size; k++) {
       const s = staged[k];
-      if (!s || certs.has(s.sessionId) || unreachable.length > 0) continue;
-      if (staged.some((o) => o?.sessionId !== s.sessionId)) {
+      if (!s || certs.has(s.sessionId)) continue;
+      const voters = votersOf(s);
+      if (voters.some((v) => unreachableNodes.has(v))) continue;
+      if (voters.some((v) => staged[v - 1]?.sessionId !== s.sessionId)) {
         try {
           const r = await this.node(k + 1).dropStaged(keyId, s.sessionId);
           if (r.dropped) reports[k]!.dropped.push(s.sessionId);
@@ -2207,6 +2284,23 @@ export interface RepairReport {
 }
 
 /**
+ * Per key version, its newest epoch any node holds and that epoch's committee (`nodes`, absent from a
+ * node that predates committees: then every node).
+ */
+function currentCommittees(statuses: readonly (CommitStatusResponse | null | undefined)[]): Map<number, { epoch: number; nodes?: number[] }> {
+  const out = new Map<number, { epoch: number; nodes?: number[] }>();
+  for (const st of statuses) {
+    for (const v of st?.versions ?? []) {
+      const had = out.get(v.version);
+      if (!had || v.epoch > had.epoch || (v.epoch === had.epoch && had.nodes === undefined && v.nodes !== undefined)) {
+        out.set(v.version, { epoch: v.epoch, ...(v.nodes ? { nodes: v.nodes } : {}) });
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Whether node `index` lacks certificates the other nodes hold for a version it does not hold, or
  * holds at an older epoch, after the repair (so it could not apply them): what it holds, what the
  * others committed, and the sessions that must be re-dealt. The certificates are decoded only to
@@ -2231,7 +2325,12 @@ function restoredFinding(keyId: string, index: number, statuses: readonly (Commi
       }
     }
   });
+  const committees = currentCommittees(statuses);
   const behind = (version: number) => {
+    // A node outside the version's current committee holds nothing of it to bring forward (it never
+    // held it, or a reshare moved the key away from it): not behind.
+    const committee = committees.get(version)?.nodes;
+    if (committee !== undefined && !committee.includes(index)) return false;
     const held = myVersions.get(version);
     return held === undefined || held.epoch < (othersEpoch.get(version) ?? 0);
   };
