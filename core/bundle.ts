@@ -586,43 +586,31 @@ export function bundleToJson(b: KeyBundle): AnyBundleJson {
 export function bundleDigest(b: KeyBundle): Uint8Array {
   const p = b.package;
   const entry = (w: BundleShare): Uint8Array => framed(i2osp(w.index, 1), utf8ToBytes(w.kem), w.wrappingKeyFingerprint, w.wrapped.enc, w.wrapped.ciphertext);
+  // What both versions carry: the key and its package (the destination's, for version 2).
+  const header = (version: number): Uint8Array[] => [
+    DIGEST_LABEL,
+    i2osp(version, 2),
+    utf8ToBytes(b.keyId),
+    i2osp(b.keyVersion, 4),
+    utf8ToBytes(p.suite),
+    i2osp(p.threshold, 1),
+    i2osp(p.parties, 1),
+    i2osp(p.epoch, 4),
+    b.publicKey,
+    framed(...p.commitments),
+    framed(...p.verifyingShares),
+  ];
   if (b.resharing) {
-    const r = b.resharing;
-    const src = r.source;
+    const { source: src, dealers } = b.resharing;
     return sha256(
       framed(
-        DIGEST_LABEL,
-        i2osp(RESHARED_BUNDLE_VERSION, 2),
-        utf8ToBytes(b.keyId),
-        i2osp(b.keyVersion, 4),
-        utf8ToBytes(p.suite),
-        i2osp(p.threshold, 1),
-        i2osp(p.parties, 1),
-        i2osp(p.epoch, 4),
-        b.publicKey,
-        framed(...p.commitments),
-        framed(...p.verifyingShares),
+        ...header(RESHARED_BUNDLE_VERSION),
         framed(i2osp(src.threshold, 1), i2osp(src.parties, 1), Uint8Array.from(partyIndices(src)), i2osp(src.epoch, 4), framed(...src.commitments), framed(...src.verifyingShares)),
-        framed(...r.dealers.map((d) => framed(i2osp(d.index, 1), framed(...d.commitments), framed(...d.subShares.map(entry))))),
+        framed(...dealers.map((d) => framed(i2osp(d.index, 1), framed(...d.commitments), framed(...d.subShares.map(entry))))),
       ),
     );
   }
-  return sha256(
-    framed(
-      DIGEST_LABEL,
-      i2osp(BUNDLE_VERSION, 2),
-      utf8ToBytes(b.keyId),
-      i2osp(b.keyVersion, 4),
-      utf8ToBytes(p.suite),
-      i2osp(p.threshold, 1),
-      i2osp(p.parties, 1),
-      i2osp(p.epoch, 4),
-      b.publicKey,
-      framed(...p.commitments),
-      framed(...p.verifyingShares),
-      framed(...b.wrappedShares.map(entry)),
-    ),
-  );
+  return sha256(framed(...header(BUNDLE_VERSION), framed(...b.wrappedShares.map(entry))));
 }
 
 /**

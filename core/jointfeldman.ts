@@ -38,7 +38,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
-import { wipeProbe, type WipeProbe } from './wipe.js';
+import { OneUseState, wipeProbe, wipeShareMessages, type WipeProbe } from './wipe.js';
+
+export { wipeShareMessages };
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { Point } from './group.js';
 import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify as verifyWith, checkAuthenticator, type PartyAuthenticator } from './auth.js';
@@ -138,20 +140,14 @@ type Inner<R extends 1 | 2 | 3> = R extends 1 ? Round1Inner : R extends 2 ? Roun
  * state shows only its mode and round; taking the state (which every round function does first)
  * empties it, so reusing it throws BadState.
  */
-export class JointFeldmanState<R extends 1 | 2 | 3> {
+export class JointFeldmanState<R extends 1 | 2 | 3> extends OneUseState<Inner<R>> {
   readonly mode: JointFeldmanMode;
   readonly round: R;
-  #inner: Inner<R> | undefined;
 
   private constructor(mode: JointFeldmanMode, round: R, inner: Inner<R>) {
+    super(inner);
     this.mode = mode;
     this.round = round;
-    this.#inner = inner;
-  }
-
-  /** True once a round function has used this state (whether it succeeded or threw). */
-  get consumed(): boolean {
-    return this.#inner === undefined;
   }
 
   /** @internal */
@@ -164,26 +160,20 @@ export class JointFeldmanState<R extends 1 | 2 | 3> {
     ensure(state instanceof JointFeldmanState, ErrorCode.BadState, `${fn}: not a ${mode} state`);
     ensure(state.mode === mode, ErrorCode.BadState, `${fn}: got a ${state.mode} state, expected ${mode}`);
     ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
-    const inner = state.#inner;
-    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
-    state.#inner = undefined;
-    return inner as Inner<R>;
+    return OneUseState.use(state, fn) as Inner<R>;
   }
 
   /** @internal Look at a state's contents without using it (the wipe probe only). */
   static peek(state: unknown): Inner<1 | 2 | 3> | undefined {
-    return state instanceof JointFeldmanState ? (state.#inner as Inner<1 | 2 | 3> | undefined) : undefined;
+    return state instanceof JointFeldmanState ? (OneUseState.contents(state) as Inner<1 | 2 | 3> | undefined) : undefined;
   }
 
   /** @internal Empty a state of any mode and round without running it (session aborted). */
   static discard(state: unknown): Inner<1 | 2 | 3> | undefined {
-    if (!(state instanceof JointFeldmanState)) return undefined;
-    const inner = state.#inner;
-    state.#inner = undefined;
-    return inner as Inner<1 | 2 | 3> | undefined;
+    return state instanceof JointFeldmanState ? (OneUseState.empty(state) as Inner<1 | 2 | 3> | undefined) : undefined;
   }
 
-  toString(): string {
+  override toString(): string {
     return `JointFeldmanState(${this.mode}, round ${this.round}${this.consumed ? ', consumed' : ''})`;
   }
 
@@ -224,19 +214,6 @@ export function discardState(state: unknown): void {
 export function jointFeldmanWipeProbe(state: unknown): WipeProbe {
   const inner = JointFeldmanState.peek(state);
   return wipeProbe(inner ? secretBytesOf(inner) : []);
-}
-
-/**
- * Wipe share messages (f_j(i), DKG / refresh round 2) once they are sent or used: they are secret in
- * transit. The round functions never wipe the caller's maps themselves; the driver calls this in its
- * `finally` for the shares it dealt and the shares it received.
- */
-export function wipeShareMessages(shares: ReadonlyMap<number, DkgRound2Msg> | undefined): void {
-  if (!(shares instanceof Map)) return;
-  for (const m of shares.values()) {
-    const v = typeof m === 'object' && m !== null ? (m as Partial<DkgRound2Msg>).share : undefined;
-    if (v instanceof Uint8Array) zeroize(v);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

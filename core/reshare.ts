@@ -58,7 +58,7 @@ import { checkRunId } from './run-id.js';
 import { checkPackageCommittee, commitPolynomial, evalCommitment, evalPolynomial, lagrangeAt, randomPolynomial, verifyShareAgainstCommitments } from './shamir.js';
 import { getSuite, type Suite, type SuiteId } from './suites.js';
 import type { PublicKeyPackage, SecretShare } from './types.js';
-import { wipeProbe, type WipeProbe } from './wipe.js';
+import { OneUseState, wipeProbe, type WipeProbe } from './wipe.js';
 
 /** Length of the old-package digest a deal carries (core/commit.ts publicPackageDigest, SHA-256). */
 export const RESHARE_PACKAGE_DIGEST_LENGTH = 32;
@@ -486,18 +486,12 @@ type Inner<R extends 1 | 2 | 3> = R extends 1 ? Round1Inner : R extends 2 ? Roun
  * An opaque, one-use round state (as core/jointfeldman.ts JointFeldmanState): the secrets live in a
  * private field; every round function empties the state first, so reusing it throws BadState.
  */
-export class ReshareState<R extends 1 | 2 | 3> {
+export class ReshareState<R extends 1 | 2 | 3> extends OneUseState<Inner<R>> {
   readonly round: R;
-  #inner: Inner<R> | undefined;
 
   private constructor(round: R, inner: Inner<R>) {
+    super(inner);
     this.round = round;
-    this.#inner = inner;
-  }
-
-  /** True once a round function has used this state (whether it succeeded or threw). */
-  get consumed(): boolean {
-    return this.#inner === undefined;
   }
 
   /** @internal */
@@ -509,26 +503,20 @@ export class ReshareState<R extends 1 | 2 | 3> {
   static take<R extends 1 | 2 | 3>(state: unknown, round: R, fn: string): Inner<R> {
     ensure(state instanceof ReshareState, ErrorCode.BadState, `${fn}: not a reshare state`);
     ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
-    const inner = state.#inner;
-    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
-    state.#inner = undefined;
-    return inner as Inner<R>;
+    return OneUseState.use(state, fn) as Inner<R>;
   }
 
   /** @internal Look without using (the wipe probe only). */
   static peek(state: unknown): Inner<1 | 2 | 3> | undefined {
-    return state instanceof ReshareState ? (state.#inner as Inner<1 | 2 | 3> | undefined) : undefined;
+    return state instanceof ReshareState ? (OneUseState.contents(state) as Inner<1 | 2 | 3> | undefined) : undefined;
   }
 
   /** @internal Empty a state without running it (session aborted). */
   static discard(state: unknown): Inner<1 | 2 | 3> | undefined {
-    if (!(state instanceof ReshareState)) return undefined;
-    const inner = state.#inner;
-    state.#inner = undefined;
-    return inner as Inner<1 | 2 | 3> | undefined;
+    return state instanceof ReshareState ? (OneUseState.empty(state) as Inner<1 | 2 | 3> | undefined) : undefined;
   }
 
-  toString(): string {
+  override toString(): string {
     return `ReshareState(round ${this.round}${this.consumed ? ', consumed' : ''})`;
   }
 
@@ -554,18 +542,6 @@ export function reshareDiscard(state: unknown): void {
 export function reshareWipeProbe(state: unknown): WipeProbe {
   const inner = ReshareState.peek(state);
   return wipeProbe(inner ? secretBytesOf(inner) : []);
-}
-
-/**
- * Wipe sub-share messages once sent or used: they are secret in transit. The round functions never
- * wipe the caller's maps; the driver calls this in its `finally` for the sub-shares it dealt and received.
- */
-export function wipeReshareShareMessages(shares: ReadonlyMap<number, ReshareShareMsg> | undefined): void {
-  if (!(shares instanceof Map)) return;
-  for (const m of shares.values()) {
-    const v = typeof m === 'object' && m !== null ? (m as Partial<ReshareShareMsg>).share : undefined;
-    if (v instanceof Uint8Array) zeroize(v);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,7 +744,7 @@ const others = (list: readonly number[], self: number) => list.filter((j) => j !
 /**
  * Round 1. A dealer deals its share (dealReshare) and returns its signed deal (broadcast to every
  * other player) and one sub-share message per other new party (point to point, secret: wipe with
- * wipeReshareShareMessages once sent). A party that only receives returns neither.
+ * wipeShareMessages (core/wipe.ts) once sent). A party that only receives returns neither.
  */
 export function reshareRound1(
   params: ReshareParams,

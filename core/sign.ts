@@ -28,7 +28,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { MAX_AUTH_SIGNATURE_LENGTH, authSign, authVerify, checkAuthenticator, type PartyAuthenticator } from './auth.js';
 import { equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './bytes.js';
-import { wipeProbe, type WipeProbe } from './wipe.js';
+import { OneUseState, wipeProbe, type WipeProbe } from './wipe.js';
 import { ErrorCode, TesseraError, ensure, guard } from './errors.js';
 import type { EquivocationEvidence } from './evidence.js';
 import {
@@ -540,17 +540,12 @@ interface SignSessionInner2 extends SessionCore {
 type SignInner<R extends 1 | 2> = R extends 1 ? SignSessionInner1 : SignSessionInner2;
 
 /** An opaque, one-use signing-session state (reuse throws BadState). Round 1 holds the secret nonces. */
-export class SignSessionState<R extends 1 | 2> {
+export class SignSessionState<R extends 1 | 2> extends OneUseState<SignInner<R>> {
   readonly round: R;
-  #inner: SignInner<R> | undefined;
 
   private constructor(round: R, inner: SignInner<R>) {
+    super(inner);
     this.round = round;
-    this.#inner = inner;
-  }
-
-  get consumed(): boolean {
-    return this.#inner === undefined;
   }
 
   /** @internal */
@@ -562,26 +557,22 @@ export class SignSessionState<R extends 1 | 2> {
   static take<R extends 1 | 2>(state: unknown, round: R, fn: string): SignInner<R> {
     ensure(state instanceof SignSessionState, ErrorCode.BadState, `${fn}: not a signing-session state`);
     ensure(state.round === round, ErrorCode.BadState, `${fn}: got the state of round ${state.round}, expected round ${round}`);
-    const inner = state.#inner;
-    ensure(inner !== undefined, ErrorCode.BadState, `${fn}: state already used`);
-    state.#inner = undefined;
-    return inner as SignInner<R>;
+    return OneUseState.use(state, fn) as SignInner<R>;
   }
 
   /** @internal Look at a state's contents without using it (the wipe probe only). */
   static peek(state: unknown): SignInner<1 | 2> | undefined {
-    return state instanceof SignSessionState ? (state.#inner as SignInner<1 | 2> | undefined) : undefined;
+    return state instanceof SignSessionState ? (OneUseState.contents(state) as SignInner<1 | 2> | undefined) : undefined;
   }
 
   /** @internal */
   static discard(state: unknown): void {
     if (!(state instanceof SignSessionState)) return;
-    const inner = state.#inner as SignInner<1 | 2> | undefined;
-    state.#inner = undefined;
+    const inner = OneUseState.empty(state) as SignInner<1 | 2> | undefined;
     if (inner && 'nonces' in inner) discardNonces(inner.nonces);
   }
 
-  toString(): string {
+  override toString(): string {
     return `SignSessionState(round ${this.round}${this.consumed ? ', consumed' : ''})`;
   }
 

@@ -13,6 +13,8 @@
  * as bytes, and bigints live only for the duration of one round function call.
  */
 
+import { ErrorCode, TesseraError } from './errors.js';
+
 export interface WipeProbe {
   /** How many secret byte arrays the state held when the probe was made. */
   readonly count: number;
@@ -27,4 +29,55 @@ export function wipeProbe(arrays: readonly Uint8Array[]): WipeProbe {
     count: held.length,
     allZero: () => held.every((a) => a.every((b) => b === 0)),
   });
+}
+
+/**
+ * Wipe point-to-point share messages ({ share }: DKG / refresh round 2, reshare sub-shares) once sent
+ * or used: they are secret in transit. Round functions never wipe the caller's maps; each driver calls
+ * this in its `finally` for the shares it dealt and the shares it received. Tolerates anything.
+ */
+export function wipeShareMessages(shares: ReadonlyMap<number, { readonly share: Uint8Array }> | undefined): void {
+  if (!(shares instanceof Map)) return;
+  for (const m of shares.values()) {
+    const v = typeof m === 'object' && m !== null ? (m as { share?: unknown }).share : undefined;
+    if (v instanceof Uint8Array) v.fill(0);
+  }
+}
+
+/**
+ * The one-use round state every multi-round protocol of core/ keeps between rounds (joint-Feldman DKG
+ * and refresh, resharing, FROST signing sessions). Its contents live in a private field, so logging or
+ * serialising a state shows only what its subclass's toJSON says; taking it (which every round
+ * function does first) empties it, so a state is used exactly once and reuse throws BAD_STATE.
+ */
+export abstract class OneUseState<Inner> {
+  #inner: Inner | undefined;
+
+  protected constructor(inner: Inner) {
+    this.#inner = inner;
+  }
+
+  /** True once a round function has used this state (whether it succeeded or threw). */
+  get consumed(): boolean {
+    return this.#inner === undefined;
+  }
+
+  /** Empty `state` and return what it held: undefined once used. */
+  protected static empty<I>(state: OneUseState<I>): I | undefined {
+    const inner = state.#inner;
+    state.#inner = undefined;
+    return inner;
+  }
+
+  /** What `state` holds now, without using it (the wipe probes only). */
+  protected static contents<I>(state: OneUseState<I>): I | undefined {
+    return state.#inner;
+  }
+
+  /** Empty `state` for round function `fn`: BAD_STATE if it was used already. */
+  protected static use<I>(state: OneUseState<I>, fn: string): I {
+    const inner = OneUseState.empty(state);
+    if (inner === undefined) throw new TesseraError(ErrorCode.BadState, `${fn}: state already used`);
+    return inner;
+  }
 }

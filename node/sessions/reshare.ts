@@ -23,7 +23,6 @@ import {
   reshareRound1,
   reshareRound2,
   reshareRound3,
-  wipeReshareShareMessages,
   type ReshareTarget,
 } from '../../core/reshare.js';
 import { isKeyState } from '../../core/lifecycle.js';
@@ -32,6 +31,7 @@ import type { KeyShare, PublicKeyPackage, SecretShare } from '../../core/types.j
 import type { JoiningKeyMeta } from '../store/storage.js';
 import { identityAuthenticator, withPairwiseSetup, type DriverContext } from './protocols.js';
 import { badShare, targets } from './deviations.js';
+import { wipeShareMessages } from '../../core/wipe.js';
 
 /** The round that carries the old package and metadata from the dealers to the other players. */
 export const RESHARE_KEY_ROUND = 'reshare/key';
@@ -236,7 +236,7 @@ export async function runReshare(ctx: DriverContext, job: ReshareJob): Promise<R
     ctx.channel.broadcast('reshare/echo', encodeMessage('reshare/echo', suite, r2.echo));
     const sharesArriving = isParty({ parties: target.indices.length, indices: target.indices }, self) ? receiveFrom(ctx, 'reshare/share', suite, otherDealers) : Promise.resolve(new Map());
     const [echoes, shares] = await Promise.all([receiveFrom(ctx, 'reshare/echo', suite, others), sharesArriving]).catch((e: unknown) => {
-      sharesArriving.then(wipeReshareShareMessages, () => undefined);
+      sharesArriving.then(wipeShareMessages, () => undefined);
       throw e;
     });
     receivedShares = shares;
@@ -249,8 +249,8 @@ export async function runReshare(ctx: DriverContext, job: ReshareJob): Promise<R
     state = undefined;
   } finally {
     if (state !== undefined) reshareDiscard(state);
-    wipeReshareShareMessages(dealt);
-    wipeReshareShareMessages(receivedShares);
+    wipeShareMessages(dealt);
+    wipeShareMessages(receivedShares);
   }
 
   // 3. ECDSA: the new committee makes its pairwise setups (the old ones are never reused).

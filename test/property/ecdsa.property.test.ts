@@ -22,6 +22,7 @@ import type { KeyShare } from '../../core/types.js';
 import { ensureGroupBackends } from '../../runtime/group-backend.js';
 import { curveOf, nodePublicKey, signInProcess, withPairwiseSetup, type EcdsaSuiteId } from '../helpers/ecdsa.js';
 import { runDkg, runRefresh } from '../helpers/run-dkg.js';
+import { thrown } from '../helpers/thrown.js';
 
 const NUM_RUNS = 3;
 
@@ -56,16 +57,6 @@ const presignKeyCache = new Map<EcdsaSuiteId, KeyShare[]>();
 function presignKeys(suite: EcdsaSuiteId): KeyShare[] {
   if (!presignKeyCache.has(suite)) presignKeyCache.set(suite, withPairwiseSetup(suite, runDkg(suite, 2, 3)));
   return presignKeyCache.get(suite)!;
-}
-
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected a TesseraError');
 }
 
 describe('threshold ECDSA properties', () => {

@@ -16,6 +16,7 @@ import { getSigningSuite, type SigningSuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { runDkg, runRefresh } from '../helpers/run-dkg.js';
 import { runSign, signWith } from '../helpers/run-sign.js';
+import { thrown } from '../helpers/thrown.js';
 
 const NUM_RUNS = 6;
 
@@ -40,16 +41,6 @@ function history(suite: SigningSuiteId, t: number, n: number, refreshes: number)
   const epochs = [runDkg(suite, t, n)];
   for (let e = 0; e < refreshes; e++) epochs.push(runRefresh(epochs[e]!));
   return epochs;
-}
-
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected a TesseraError');
 }
 
 describe('refresh properties', () => {

@@ -35,6 +35,7 @@ import { expectStandardEcdsa, runPairwiseSetup, signInProcess, withPairwiseSetup
 import { identityAuthenticators, testAuthenticators } from '../helpers/run-dkg.js';
 import { runSign, simulateSignSession } from '../helpers/run-sign.js';
 import { useTempStores } from '../helpers/temp-store.js';
+import { thrown } from '../helpers/thrown.js';
 
 const COMMITTEE: readonly number[] = [2, 4, 5];
 const THRESHOLD = 2;
@@ -42,16 +43,6 @@ const THRESHOLD = 2;
 const AUTHS = testAuthenticators(5);
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected a TesseraError');
-}
 
 /** Every 2-subset of the committee. */
 function pairs(committee: readonly number[]): number[][] {

@@ -17,6 +17,7 @@ import { HPKE_P256, HPKE_X25519, type KemSuite } from '../../core/suites.js';
 import type { KeyShare } from '../../core/types.js';
 import { dealerKeys } from '../helpers/run-sign.js';
 import { runDkg, runRefresh } from '../helpers/run-dkg.js';
+import { thrown } from '../helpers/thrown.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -34,16 +35,6 @@ function recipientPublicKey(suite: KemSuite, keys: KeyShare[]): Uint8Array {
 
 function partialsFor(suite: KemSuite, keys: KeyShare[], players: number[], enc: Uint8Array, sessionId: Uint8Array) {
   return new Map<number, DecapPartialMsg>(players.map((i) => [i, decapPartial(suite, keys[i - 1]!, enc, sessionId)]));
-}
-
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected a TesseraError');
 }
 
 const HPKE_JS = {

@@ -29,7 +29,6 @@ import {
   reshareRound3,
   resharedPackage,
   reshareWipeProbe,
-  wipeReshareShareMessages,
   type ReshareBinding,
   type ReshareParams,
   type ReshareState,
@@ -42,18 +41,10 @@ import type { KeyShare, PublicKeyPackage, SecretShare } from '../../core/types.j
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
 import { identityAuthenticators, runDkg, testAuthenticators } from '../helpers/run-dkg.js';
 import { runSign } from '../helpers/run-sign.js';
+import { thrown } from '../helpers/thrown.js';
+import { wipeShareMessages } from '../../core/wipe.js';
 
 const MAX_NODE = 8;
-
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected a TesseraError');
-}
 
 const scalarOf = (suite: SuiteId, s: SecretShare) => getSuite(suite).group.scalarFromBytes(s.value, 'share', true);
 
@@ -171,12 +162,12 @@ function simulateReshare(holders: readonly KeyShare[], dealers: readonly number[
       if (m) toMe.set(from, tamper.share ? tamper.share(from, i, { share: Uint8Array.from(m.share) }) : { share: Uint8Array.from(m.share) });
     }
     const r = step(i, 'round3', () => reshareRound3(st, inbox(i, echoes, tamper.echo), toMe));
-    wipeReshareShareMessages(toMe);
+    wipeShareMessages(toMe);
     if (!r) continue;
     s3.set(i, r.state);
     confirms.set(i, r.confirm);
   }
-  for (const sent of dealtShares.values()) wipeReshareShareMessages(sent);
+  for (const sent of dealtShares.values()) wipeShareMessages(sent);
   for (const [i, st] of s3) {
     const r = step(i, 'finish', () => reshareFinish(st, inbox(i, confirms, tamper.confirm)));
     if (r) out.set(i, { ok: true, ...r });
@@ -616,12 +607,12 @@ describe('reshare: the secret round state is wiped on every exit path', () => {
     return probe;
   };
 
-  it('round 1: a dealer that is not a new party keeps nothing secret; dealt sub-shares wipe by wipeReshareShareMessages', () => {
+  it('round 1: a dealer that is not a new party keeps nothing secret; dealt sub-shares wipe by wipeShareMessages', () => {
     const { r1 } = setup();
     expect(reshareWipeProbe(r1.get(1)!.state).count).toBe(0);
     const sent = r1.get(1)!.shares!;
     expect([...sent.keys()]).toEqual([2, 3]);
-    wipeReshareShareMessages(sent);
+    wipeShareMessages(sent);
     for (const m of sent.values()) expect(m.share.every((b) => b === 0)).toBe(true);
   });
 

@@ -31,22 +31,13 @@ import type { KeyShare } from '../../core/types.js';
 import type { PartyAuthenticator } from '../../core/auth.js';
 import type { WipeProbe } from '../../core/wipe.js';
 import { runDkg, testAuthenticators } from '../helpers/run-dkg.js';
+import { thrown } from '../helpers/thrown.js';
 
 const N = 3;
 const T = 2;
 const allZero = (a: Uint8Array) => a.every((b) => b === 0);
 
 /** The error a round throws; fails the test if it does not throw a TesseraError. */
-function thrown(fn: () => unknown): TesseraError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TesseraError);
-    return e as TesseraError;
-  }
-  throw new Error('expected the round to throw');
-}
-
 /** Probe taken before an abort: it must see live secrets, then see them all wiped. */
 function expectLive(probe: WipeProbe, count: number): WipeProbe {
   expect(probe.count).toBe(count);
