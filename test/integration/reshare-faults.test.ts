@@ -54,6 +54,8 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
   let tc: TestCluster;
   const exits: { index: number; signal: NodeJS.Signals | null }[] = [];
   const publicKeys = new Map<string, string>();
+  /** Each key's state once made (2-of-3 on 1,2,3), before its case. */
+  const before = new Map<string, Committed>();
 
   async function allOnline(): Promise<void> {
     await tc.dev.ready(60_000);
@@ -161,7 +163,9 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
   beforeAll(async () => {
     tc = await startTestCluster({ nodes: 4, threshold: 2, logLevel: 'warn' });
     tc.dev.onUnexpectedExit = (index, _code, signal) => exits.push({ index, signal });
-  }, 120_000);
+    // Every key is made here, with every node healthy and unarmed.
+    for (const keyId of ['rf-malicious', 'rf-handoff', ...CASES.map((_, n) => `rf-crash-${n}`)]) before.set(keyId, await keyOn123(keyId));
+  }, 180_000);
 
   afterAll(async () => {
     await tc?.close();
@@ -169,7 +173,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
 
   it('a dealer sending a sub-share off its commitments is named (never an honest node); nothing changes; a reshare with honest dealers then works', async () => {
     const keyId = 'rf-malicious';
-    const before = await keyOn123(keyId);
+    const start = before.get(keyId)!;
     await restartNode(1, { TESSERA_TEST_DEVIATIONS: 'bad-share-to:4' });
     try {
       const started = Date.now();
@@ -188,7 +192,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
         for (const e of entries) for (const c of e.culprits as number[]) expect(c, `node ${i} named node ${c}`).toBe(1);
       }
       // Nothing changed, nothing is staged: the key works at its old committee and epoch.
-      expect(await expectConsistent(keyId)).toEqual(before);
+      expect(await expectConsistent(keyId)).toEqual(start);
       await signs(keyId, [2, 3]);
       const report = await tc.cluster.repair(keyId);
       expect(report.nodes.flatMap((n) => [...n.applied, ...n.dropped, ...n.problems])).toEqual([]);
@@ -196,7 +200,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       const r = await tc.cluster.reshare(keyId, { threshold: 3, nodes: [1, 2, 3, 4], dealers: [2, 3] });
       expect(r.nodes).toEqual([1, 2, 3, 4]);
       const after = await expectConsistent(keyId);
-      expect(after).toEqual({ epoch: before.epoch + 1, nodes: [1, 2, 3, 4], threshold: 3 });
+      expect(after).toEqual({ epoch: start.epoch + 1, nodes: [1, 2, 3, 4], threshold: 3 });
       await committeeSigns(keyId, after);
     } finally {
       await restartNode(1);
@@ -205,7 +209,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
 
   it('an old holder down during the reshare (not a player) is handed the certificate by repair and erases its share', async () => {
     const keyId = 'rf-handoff';
-    const before = await keyOn123(keyId);
+    const start = before.get(keyId)!;
     await tc.dev.kill(1);
     const r = await tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [2, 3] });
     expect(r.handoff).toEqual([{ node: 1, error: expect.stringMatching(/.+/) }]);
@@ -213,11 +217,11 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
     await allOnline();
     // Node 1 still holds the old epoch: t nodes of the new committee sign without it.
     const st = await statuses(keyId);
-    expect(st[0]?.versions.map((v) => v.epoch)).toEqual([before.epoch]);
+    expect(st[0]?.versions.map((v) => v.epoch)).toEqual([start.epoch]);
     await signs(keyId, [2, 4]);
     const { report, state } = await repairAndAgree(keyId);
     expect(report.nodes[0]!.applied).toEqual([expect.objectContaining({ operation: 'reshare', outcome: 'erased' })]);
-    expect(state).toEqual({ epoch: before.epoch + 1, nodes: [2, 3, 4], threshold: 2 });
+    expect(state).toEqual({ epoch: start.epoch + 1, nodes: [2, 3, 4], threshold: 2 });
     await committeeSigns(keyId, state);
   }, 120_000);
 
@@ -226,7 +230,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
    * `end`: the state repair must leave, 'old' (dropped), 'new' (finished), or 'either' (the survivors'
    * sessions race the crash: whether all of them staged decides).
    */
-  const CASES: { node: number; role: string; point: FaultPoint; end: 'old' | 'new' | 'either' }[] = [
+  const CASES: { node: number; role: string; point: FaultPoint; end: 'old' | 'new' | 'either'; dealers?: number[] }[] = [
     { node: 1, role: 'leaving dealer', point: 'reshare-after-deal', end: 'old' },
     { node: 1, role: 'leaving dealer', point: 'commit-after-release', end: 'new' },
     { node: 1, role: 'leaving dealer', point: 'commit-after-commit', end: 'new' },
@@ -236,19 +240,32 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
     { node: 3, role: 'staying receiver', point: 'reshare-before-stage', end: 'old' },
     { node: 2, role: 'staying dealer', point: 'commit-after-stage', end: 'either' },
     { node: 2, role: 'staying dealer', point: 'commit-after-commit', end: 'new' },
+    // Dealers 2,3: node 1 is an old holder outside the session. Only the players vote, so repair
+    // finishes the change without node 1, then hands node 1 the certificate, and it erases.
+    { node: 4, role: 'joining node, old holder 1 not a player', point: 'commit-after-release', end: 'new', dealers: [2, 3] },
   ];
+  /** Which crash point each node is armed with now (a node comes back from a crash armed for the next case that crashes it). */
+  const armed = new Map<number, FaultPoint | undefined>();
 
   for (const [n, c] of CASES.entries()) {
     it(`${c.role} (node ${c.node}) killed at ${c.point}: reported exactly; the last committed committee signs; repair leaves every node consistent (${c.end === 'either' ? 'finished or dropped' : c.end === 'new' ? 'finished: 2,3,4' : 'dropped: 1,2,3'})`, async () => {
       const keyId = `rf-crash-${n}`;
-      const before = await keyOn123(keyId);
-      await restartNode(c.node, { TESSERA_FAULT_POINTS: c.point });
+      const start = before.get(keyId)!;
+      if (armed.get(c.node) !== c.point) {
+        await restartNode(c.node, { TESSERA_FAULT_POINTS: c.point });
+        armed.set(c.node, c.point);
+      }
       const certsBefore = await certificates(keyId);
       const crashes = exits.filter((e) => e.index === c.node).length;
-      const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [1, 2] }));
+      const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: c.dealers ?? [1, 2] }));
       await waitFor(`node ${c.node} to crash at ${c.point}`, () => exits.filter((e) => e.index === c.node).length > crashes, 10_000);
       expect(exits.at(-1)).toEqual({ index: c.node, signal: 'SIGKILL' });
-      tc.dev.start(c.node);
+      // Back, armed for the next case if that one crashes the same node (every key was made in beforeAll:
+      // only a reshare or a commit reaches a crash point, and repair and signing run neither).
+      const next = CASES[n + 1];
+      const nextPoint = next && next.node === c.node ? next.point : undefined;
+      tc.dev.start(c.node, nextPoint ? { TESSERA_FAULT_POINTS: nextPoint } : {});
+      armed.set(c.node, nextPoint);
       await allOnline();
 
       // Reported exactly: it failed only if no node holds its certificate (OUTCOME_UNKNOWN: a vote was released).
@@ -264,10 +281,10 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
 
       // Repair completes it.
       const { state } = await repairAndAgree(keyId);
-      const moved = { epoch: before.epoch + 1, nodes: [2, 3, 4], threshold: 2 };
-      if (c.end === 'old') expect(state).toEqual(before);
+      const moved = { epoch: start.epoch + 1, nodes: [2, 3, 4], threshold: 2 };
+      if (c.end === 'old') expect(state).toEqual(start);
       else if (c.end === 'new') expect(state).toEqual(moved);
-      else expect([before, moved]).toContainEqual(state);
+      else expect([start, moved]).toContainEqual(state);
       if (c.point === 'commit-after-release') {
         // The restarted node whose commit was interrupted got the certificate from repair: it ended as its role says.
         const mine = (await statuses(keyId))[c.node - 1];
