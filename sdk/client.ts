@@ -1930,7 +1930,8 @@ export class Cluster {
    */
   async rotate(o: { keyId: string; version?: number }): Promise<RotateResponse> {
     const request: SessionRequest = { operation: 'rotate', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const results = await this.run<RotateResponse>(allPlayers(this.size), request, async (node) => {
+    // The new version is dealt to the committee of the version it replaces.
+    const results = await this.run<RotateResponse>(await this.holdersOf(o.keyId, o.version), request, async (node) => {
       const info = await this.getKey(o.keyId, undefined, node);
       return { keyId: o.keyId, version: info.version, previousVersion: info.version - 1, suite: info.suite, publicKey: info.publicKey };
     });
@@ -1948,7 +1949,7 @@ export class Cluster {
     const operation = TRANSITION_OPERATIONS[o.state];
     if (!operation) throw new TesseraClientError('BAD_INPUT', `unknown state ${String(o.state)}`);
     const request: SessionRequest = { operation, sessionId: newSessionId(), keyId: o.keyId, version: o.version, state: o.state };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(o.keyId, o.version, node));
+    const results = await this.run<KeyInfo>(await this.holdersOf(o.keyId, o.version), request, (node) => this.getKey(o.keyId, o.version, node));
     this.forgetKey(o.keyId); // a state change invalidates the nodes' pools of the key
     assertSame(results.map((r) => `${r.version}/${r.state}/${r.publicKey}`), 'state change result');
     return results[0]!;
@@ -2000,11 +2001,15 @@ export class Cluster {
     );
   }
 
+  /** The nodes that hold a key version (its committee, core/committee.ts): the players of its refresh, rotation and transitions. */
+  private async holdersOf(keyId: string, version?: number): Promise<number[]> {
+    return [...partyIndices(packageFromJson((await this.getKey(keyId, version)).publicPackage))];
+  }
+
   /** New shares of a key version for every node of its committee (partyIndices); the public key stays. */
   async refresh(o: { keyId: string; version?: number }): Promise<RefreshResponse> {
     const request: SessionRequest = { operation: 'refresh', sessionId: newSessionId(), keyId: o.keyId, ...(o.version ? { version: o.version } : {}) };
-    const holders = partyIndices(packageFromJson((await this.getKey(o.keyId, o.version)).publicPackage));
-    const results = await this.run<RefreshResponse>([...holders], request, async (node) => {
+    const results = await this.run<RefreshResponse>(await this.holdersOf(o.keyId, o.version), request, async (node) => {
       const info = await this.getKey(o.keyId, o.version, node);
       return { keyId: o.keyId, version: info.version, epoch: info.epoch };
     });

@@ -140,4 +140,19 @@ describe('reshare: a key moves between committees of any size, same public key',
     await tc.restart(2);
     for (const i of [1, 2]) expect(await rejectionOf(tc.client(i).getKey(keyId))).toMatchObject({ code: 'NOT_FOUND' });
   }, 300_000);
+
+  it("after a reshare, rotation, refresh and lifecycle transitions run on the key's committee only", async () => {
+    const suite = 'secp256k1';
+    const keyId = keyIdOf(suite); // on 5,6,7 since step 4
+    const rotated = await tc.cluster.rotate({ keyId });
+    expect(rotated).toMatchObject({ version: 2, previousVersion: 1 });
+    const pk2 = hexToBytes(rotated.publicKey);
+    for (const i of [5, 6, 7]) expect((await tc.client(i).getKey(keyId, 2)).publicPackage.indices, `node ${i}`).toEqual([5, 6, 7]);
+    for (const i of [1, 2, 3, 4]) expect(await rejectionOf(tc.client(i).getKey(keyId, 2)), `node ${i}`).toMatchObject({ code: 'NOT_FOUND' });
+    const message = message32('rotated on the committee');
+    const signed = await tc.cluster.sign({ keyId, message, players: [6, 7] });
+    expect(verifySignature(suite, hexToBytes(signed.signature), message, pk2)).toBe(true);
+    expect((await tc.cluster.refresh({ keyId })).epoch).toBe(1);
+    expect(await tc.cluster.archive(keyId, 1)).toMatchObject({ version: 1, state: 'archived', publicKey: original[suite]!.publicKey });
+  }, 120_000);
 });
