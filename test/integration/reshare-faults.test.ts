@@ -16,12 +16,16 @@
  *   in the resulting committee holds that epoch, every node outside it holds nothing, nothing stays
  *   staged, a second repair has nothing to do, and two t-subsets sign (node:crypto, RFC 8032).
  * - A node whose commit was interrupted after it released its vote gets the certificate from repair
- *   when it restarts, and ends as its role says (a leaving dealer erased, a joining node holds its share).
+ *   when it restarts, and ends as its role says (a leaving dealer erased, a joining node holds its share);
+ *   or, when its peers already hold the certificate, from a later signing session's catch-up
+ *   (node/sessions/engine.ts), which commits its staged share.
  * - An old holder that was down during the reshare (not a player) is handed the certificate and the
  *   new package by repair, and erases its share.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitStatusResponse } from '../../contract/http.js';
+import { encodeCertificate } from '../../core/commit.js';
+import type { Operation } from '../../core/session.js';
 import type { FAULT_POINTS } from '../../node/service.js';
 import { hexToBytes, logEntries, message32, startTestCluster, verifySignature, waitFor, type TestCluster } from '../helpers/cluster.js';
 
@@ -164,7 +168,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
     tc = await startTestCluster({ nodes: 4, threshold: 2, logLevel: 'warn' });
     tc.dev.onUnexpectedExit = (index, _code, signal) => exits.push({ index, signal });
     // Every key is made here, with every node healthy and unarmed.
-    for (const keyId of ['rf-malicious', 'rf-handoff', ...CASES.map((_, n) => `rf-crash-${n}`)]) before.set(keyId, await keyOn123(keyId));
+    for (const keyId of ['rf-malicious', 'rf-handoff', 'rf-catch-up', ...CASES.map((_, n) => `rf-crash-${n}`)]) before.set(keyId, await keyOn123(keyId));
   }, 180_000);
 
   afterAll(async () => {
@@ -294,4 +298,54 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       await committeeSigns(keyId, state);
     }, 120_000);
   }
+
+  it('a staying node whose commit was interrupted (killed after releasing its vote) is brought forward by a later signing session once its peers hold the certificate', async () => {
+    const keyId = 'rf-catch-up';
+    const start = before.get(keyId)!;
+    await restartNode(3, { TESSERA_FAULT_POINTS: 'commit-after-release' });
+    armed.set(3, 'commit-after-release');
+    const crashes = exits.filter((e) => e.index === 3).length;
+    const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [1, 2] }));
+    expect(outcome.ok).toBe(false);
+    await waitFor('node 3 to crash', () => exits.filter((e) => e.index === 3).length > crashes, 10_000);
+    tc.dev.start(3);
+    armed.set(3, undefined);
+    await allOnline();
+    // Every player staged and released its vote; no certificate exists yet. Finish the commit as repair's
+    // step 2 does, through the nodes' own routes, but hand the certificate to every node except node 3
+    // (a repair interrupted before it reached node 3).
+    const staged = (await statuses(keyId)).map((s) => s?.staged);
+    const s = staged[2]!;
+    expect(staged.map((x) => x?.sessionId)).toEqual([s.sessionId, s.sessionId, s.sessionId, s.sessionId]);
+    expect(s.voters).toEqual([1, 2, 3, 4]);
+    const attestations = await Promise.all(NODES.map((i) => tc.client(i).attestStaged(keyId, s.sessionId)));
+    const list = attestations.map((a) => ({ node: a.node, attestation: a.attestation }));
+    const votes = await Promise.all(NODES.map((i) => tc.client(i).releaseVote(keyId, s.sessionId, list)));
+    const certificate = Buffer.from(
+      encodeCertificate({
+        session: hexToBytes(s.sessionId),
+        operation: s.operation as Operation,
+        tenant: s.tenant,
+        keyId,
+        version: s.version,
+        resultDigest: hexToBytes(s.resultDigest),
+        votes: new Map(votes.map((v) => [v.node, hexToBytes(v.vote)] as const)),
+      }),
+    ).toString('hex');
+    for (const i of [1, 2, 4]) await tc.client(i).repair(keyId, certificate);
+    const mid = await statuses(keyId);
+    expect(mid[0], 'the leaving dealer erased its share').toBeNull();
+    expect(mid[2]?.staged?.sessionId, 'node 3 still waits for the certificate').toBe(s.sessionId);
+    expect(mid[2]?.versions.map((v) => v.epoch)).toEqual([start.epoch]);
+    // A signing session of nodes 2 and 3 brings node 3 forward by node 2's certificate.
+    const signedAt = Date.now();
+    await signs(keyId, [2, 3]);
+    const caughtUp = await logEntries(tc.dir, 'node-3', (e) => e.msg === "committed a newer epoch on a peer's commit certificate" && (e.time as number) >= signedAt);
+    expect(caughtUp.map((e) => e.keyId)).toEqual([keyId]);
+    const state = await expectConsistent(keyId);
+    expect(state).toEqual({ epoch: start.epoch + 1, nodes: [2, 3, 4], threshold: 2 });
+    const report = await tc.cluster.repair(keyId);
+    expect(report.nodes.flatMap((n) => [...n.applied, ...n.dropped, ...n.problems])).toEqual([]);
+    await committeeSigns(keyId, state);
+  }, 120_000);
 });
