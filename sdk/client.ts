@@ -1166,6 +1166,8 @@ export class Cluster {
     // 1. Hand every certificate to every node that lacks it. Lifecycle transitions must land in the
     //    order they were made (retired -> destroyed): the certificate that made each version what it is
     //    now at the holders goes last, and a pass is repeated while it brings something forward.
+    // Per node, the certificates it could not apply (a later pass that applies one clears it).
+    const handFailures = this.nodes.map(() => new Map<string, string>());
     const handOut = async (known: readonly (CommitStatusResponse | null | undefined)[]) => {
       const current = new Set(known.flatMap((st) => (st?.versions ?? []).flatMap((v) => (v.certSessionId ? [v.certSessionId] : []))));
       const committees = currentCommittees(known);
@@ -1221,7 +1223,7 @@ export class Cluster {
         let missing = [...certs]
           .filter(([sessionId, certificate]) => !have.has(sessionId) && route(sessionId, certificate) !== 'skip')
           .sort(([a], [b]) => Number(current.has(a)) - Number(current.has(b)));
-        const failed = new Map<string, string>();
+        const failed = handFailures[k]!;
         for (let progress = true; progress && missing.length > 0; ) {
           progress = false;
           const left: typeof missing = [];
@@ -1246,7 +1248,6 @@ export class Cluster {
           }
           missing = left;
         }
-        for (const [sessionId, message] of failed) reports[k]!.problems.push(`session ${sessionId}: ${message}`);
       }
     };
     await handOut(known);
@@ -1256,6 +1257,9 @@ export class Cluster {
       const again = await Promise.allSettled(this.nodes.map((n) => n.commitStatus(keyId)));
       await handOut(again.map((r) => (r.status === 'fulfilled' ? r.value : undefined)));
     }
+    handFailures.forEach((failed, k) => {
+      for (const [sessionId, message] of failed) reports[k]!.problems.push(`session ${sessionId}: ${message}`);
+    });
 
     // 3. A change some voter never staged (and no certificate exists): drop it where unreleased. Not while
     //    a voter cannot be asked (it may have staged it: then the change can still be finished).
