@@ -1,5 +1,5 @@
 /**
- * Transferable evidence of equivocation, and its check.
+ * Transferable evidence of equivocation (and of a bad signed sub-share), and its check.
  *
  * A party is named as a culprit only on evidence a third party can check (issue 9; sessions.md,
  * "Evidence and blame"). For equivocation that evidence is two different messages the culprit signed
@@ -17,7 +17,7 @@ import { batchSignedBytes, envelopeHash, envelopeSignedBytes, isBatchList, type 
 import { identityVerify } from './identity.js';
 import { round1SignedBytes, type Round1Binding } from './jointfeldman.js';
 import type { DkgRound1Msg, ReshareDealMsg, SignedCommitMsg } from './messages.js';
-import { reshareDealSignedBytes, type ReshareBinding } from './reshare.js';
+import { reshareDealSignedBytes, reshareShareSignedBytes, reshareSubShareFits, type ReshareBinding } from './reshare.js';
 import { signCommitSignedBytes, type SignBinding } from './sign.js';
 
 /** Two round-1 packages `signer` signed for one DKG or refresh run. */
@@ -49,6 +49,30 @@ export interface ReshareEquivocation {
   readonly binding: ReshareBinding;
   readonly first: ReshareDealMsg;
   readonly second: ReshareDealMsg;
+}
+
+/**
+ * A sub-share `signer` signed for `recipient` that does not fit the commitments it signed in its deal
+ * for the same run (core/reshare.ts reshareShareSignedBytes, reshareDealSignedBytes): the dealer dealt
+ * a bad share. The sub-share is shown only because it is bad: a valid one is never evidence.
+ */
+export interface ReshareBadShare {
+  readonly protocol: 'reshare-share';
+  readonly signer: number;
+  readonly binding: ReshareBinding;
+  readonly recipient: number;
+  readonly deal: ReshareDealMsg;
+  readonly share: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+function verifyReshareBadShare(e: ReshareBadShare, identityPublicKey: Uint8Array): boolean {
+  if (!(e.deal?.signature instanceof Uint8Array) || !(e.signature instanceof Uint8Array)) return false;
+  return (
+    identityVerify(identityPublicKey, reshareDealSignedBytes(e.binding, e.signer, e.deal), e.deal.signature) &&
+    identityVerify(identityPublicKey, reshareShareSignedBytes(e.binding, e.signer, e.recipient, e.share), e.signature) &&
+    !reshareSubShareFits(e.binding, e.deal, e.recipient, e.share)
+  );
 }
 
 /**
@@ -85,7 +109,7 @@ export interface EnvelopeEvidence {
   readonly envelopes: readonly SignedEnvelope[];
 }
 
-export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation | ReshareEquivocation | EnvelopeEvidence;
+export type EquivocationEvidence = JointFeldmanEquivocation | SignEquivocation | ReshareEquivocation | ReshareBadShare | EnvelopeEvidence;
 
 /** What checking envelope evidence needs to know about the session it is offered for. */
 export interface EvidenceContext {
@@ -144,6 +168,7 @@ export function verifyEquivocationEvidence(evidence: EquivocationEvidence, ident
   try {
     if (typeof evidence !== 'object' || evidence === null) return false;
     if (evidence.protocol === 'envelope') return verifyEnvelopeEvidence(evidence, identityPublicKey, context);
+    if (evidence.protocol === 'reshare-share') return verifyReshareBadShare(evidence, identityPublicKey);
     const [a, sigA, b, sigB] = signedPair(evidence);
     if (!(sigA instanceof Uint8Array) || !(sigB instanceof Uint8Array)) return false;
     // The signed bytes hold the whole content: equal bytes are the same message, signed twice.

@@ -153,9 +153,14 @@ export interface ReshareDealMsg {
   readonly signature: Uint8Array;
 }
 
-/** Reshare round 1, dealer to new party, point to point (encrypted by the channel): g_dealer(receiver). Secret. */
+/**
+ * Reshare round 1, dealer to new party, point to point (encrypted by the channel): g_dealer(receiver),
+ * secret, with the dealer's identity signature over it for this recipient and run
+ * (core/reshare.ts reshareShareSignedBytes): a bad one is evidence against its dealer.
+ */
 export interface ReshareShareMsg {
   readonly share: Uint8Array;
+  readonly signature: Uint8Array;
 }
 
 /** Reshare echo broadcast: every dealer's round-1 package this player received (its own included), keyed by dealer. */

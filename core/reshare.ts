@@ -49,7 +49,7 @@ import { concatBytes, equalBytes, framed, i2osp, utf8ToBytes, zeroize } from './
 import { authSign, authVerify, checkAuthenticator, MAX_AUTH_SIGNATURE_LENGTH, type PartyAuthenticator } from './auth.js';
 import { publicPackageDigest } from './commit.js';
 import { checkCommittee, isContiguous, isParty, partyIndices, verifyingShareOf } from './committee.js';
-import { ErrorCode, TesseraError, ensure } from './errors.js';
+import { ErrorCode, TesseraError, ensure, isTesseraError } from './errors.js';
 import type { EquivocationEvidence } from './evidence.js';
 import type { Group, Point } from './group.js';
 import { checkSessionId, publicResultDigest, throwIfAny, throwUnattributed } from './jointfeldman.js';
@@ -64,6 +64,7 @@ import { OneUseState, wipeProbe, type WipeProbe } from './wipe.js';
 export const RESHARE_PACKAGE_DIGEST_LENGTH = 32;
 const DIGEST_LENGTH = 32;
 const TAG_DEAL = utf8ToBytes('TESSERA-v1/reshare/deal');
+const TAG_SHARE = utf8ToBytes('TESSERA-v1/reshare/share');
 const TAG_RESULT = utf8ToBytes('TESSERA-v1/reshare/result');
 
 // ---------------------------------------------------------------------------------------------
@@ -673,6 +674,17 @@ const dealTranscript = (ctx: Context, sender: number, commitments: readonly Uint
  * deals signed by one dealer for one run) can be checked outside the session (core/evidence.ts).
  */
 export function reshareDealSignedBytes(binding: ReshareBinding, sender: number, msg: ReshareDealMsg): Uint8Array {
+  const { checked, suite } = checkBinding(binding, sender);
+  ensure(
+    typeof msg === 'object' && msg !== null && Array.isArray(msg.commitments) && msg.commitments.every((c) => c instanceof Uint8Array),
+    ErrorCode.BadMessage,
+    'reshare deal expected',
+  );
+  return transcriptBytes(checked, suite.contextString, sender, msg.commitments);
+}
+
+/** A binding from outside the session (evidence), checked in full; `sender` must be one of its dealers. */
+function checkBinding(binding: ReshareBinding, sender: number): { checked: ReshareBinding; suite: Suite } {
   ensure(typeof binding === 'object' && binding !== null, ErrorCode.BadInput, 'reshare binding expected');
   const suite = getSuite(binding.suite);
   checkSessionId(binding.sessionId);
@@ -682,12 +694,52 @@ export function reshareDealSignedBytes(binding: ReshareBinding, sender: number, 
   const target = checkTarget({ threshold: binding.threshold, indices: binding.indices });
   const dealers = checkCommittee(binding.dealers, undefined, 'dealer set');
   ensure(dealers.includes(sender), ErrorCode.BadParameters, 'sender must be a dealer');
-  ensure(
-    typeof msg === 'object' && msg !== null && Array.isArray(msg.commitments) && msg.commitments.every((c) => c instanceof Uint8Array),
-    ErrorCode.BadMessage,
-    'reshare deal expected',
+  return { checked: { ...binding, oldIndices, threshold: target.threshold, indices: target.indices, dealers }, suite };
+}
+
+/**
+ * The bytes dealer `sender` signs for new party `recipient`'s sub-share: the deal's binding, both
+ * indices and the sub-share itself. The sub-share travels only inside the encrypted channel; the
+ * signature makes a bad one transferable evidence against its dealer (core/evidence.ts
+ * ReshareBadShare), which the recipient can show without revealing anything of an honest dealer's
+ * (a sub-share that matches its commitments is never evidence). Exported for that check.
+ */
+export function reshareShareSignedBytes(binding: ReshareBinding, sender: number, recipient: number, share: Uint8Array): Uint8Array {
+  const { checked: b, suite } = checkBinding(binding, sender);
+  ensure(b.indices.includes(recipient), ErrorCode.BadParameters, 'recipient must be in the new committee');
+  ensure(share instanceof Uint8Array, ErrorCode.BadMessage, 'sub-share bytes expected');
+  return framed(
+    TAG_SHARE,
+    utf8ToBytes(suite.contextString),
+    b.sessionId,
+    b.runId,
+    b.oldPackageDigest,
+    committeeBytes(b.oldIndices),
+    i2osp(b.threshold, 2),
+    committeeBytes(b.indices),
+    committeeBytes(b.dealers),
+    i2osp(sender, 2),
+    i2osp(recipient, 2),
+    share,
   );
-  return transcriptBytes({ ...binding, oldIndices, threshold: target.threshold, indices: target.indices, dealers }, suite.contextString, sender, msg.commitments);
+}
+
+/**
+ * Whether `share` is a valid sub-share for `recipient` under the signed deal's commitments: a canonical
+ * scalar on the dealer's polynomial (RFC 9591 Appendix C.2 vss_verify). For the evidence check.
+ */
+export function reshareSubShareFits(binding: ReshareBinding, deal: ReshareDealMsg, recipient: number, share: Uint8Array): boolean {
+  const { suite } = checkBinding(binding, binding.dealers[0]!);
+  const { group } = suite;
+  const commitments = deal.commitments.map((c, k) => group.pointFromBytes(c, `commitment ${k}`));
+  if (!(share instanceof Uint8Array) || share.length !== group.scalarLength) return false;
+  let v: bigint;
+  try {
+    v = group.scalarFromBytes(share, 'sub-share', true);
+  } catch {
+    return false;
+  }
+  return verifyShareAgainstCommitments(group, recipient, v, commitments);
 }
 
 /**
@@ -767,7 +819,8 @@ export function reshareRound1(
     ownSubShare = dealt.subShares.get(ctx.self);
     dealt.subShares.delete(ctx.self);
     const shares = new Map<number, ReshareShareMsg>();
-    for (const [j, v] of dealt.subShares) shares.set(j, { share: v });
+    // Each sub-share is signed for its recipient: a bad one is then evidence against this dealer.
+    for (const [j, v] of dealt.subShares) shares.set(j, { share: v, signature: authSign(ctx.auth, reshareShareSignedBytes(bindingOf(ctx), ctx.self, j, v), 'reshare sub-share') });
     return { state: ReshareState.make(1, { ctx, own, ownSubShare }), deal, shares };
   } catch (e) {
     zeroize(ownSubShare, ...dealt.subShares.values());
@@ -929,12 +982,36 @@ export function reshareRound3(
     let shareBytes: Uint8Array | undefined;
     if (isReceiver(ctx)) {
       const subShares = new Map<number, unknown>();
+      const signatures = new Map<number, Uint8Array>();
+      const unsigned = new Map<number, string>();
       for (const i of others(ctx.dealers, ctx.self)) {
         const m = shareMsgs.get(i) as unknown;
-        subShares.set(i, typeof m === 'object' && m !== null ? (m as Partial<ReshareShareMsg>).share : undefined);
+        const { share, signature } = typeof m === 'object' && m !== null ? (m as Partial<ReshareShareMsg>) : {};
+        subShares.set(i, share);
+        // A sub-share its dealer did not sign for us proves nothing to a third party: no one is named.
+        if (!(share instanceof Uint8Array) || !(signature instanceof Uint8Array) || !authVerify(ctx.auth, i, reshareShareSignedBytes(bindingOf(ctx), i, ctx.self, share), signature)) {
+          unsigned.set(i, 'sub-share signature does not verify');
+        } else signatures.set(i, signature);
       }
+      throwUnattributed(ErrorCode.BadMessage, `${fn}: unsigned sub-share`, unsigned);
       if (isDealer(ctx)) subShares.set(ctx.self, inner.ownSubShare);
-      shareBytes = combineChecked(ctx.old, decoded, subShares, ctx.self, publicKey);
+      try {
+        shareBytes = combineChecked(ctx.old, decoded, subShares, ctx.self, publicKey);
+      } catch (e) {
+        // A signed sub-share off its dealer's signed commitments names the dealer, with both as evidence.
+        if (!isTesseraError(e) || e.code !== ErrorCode.BadShare || e.culprits.length === 0) throw e;
+        const binding = copyBinding(bindingOf(ctx));
+        const evidence: EquivocationEvidence[] = e.culprits.map((i) => ({
+          protocol: 'reshare-share',
+          signer: i,
+          binding,
+          recipient: ctx.self,
+          deal: copyDeal(received.get(i)!.message),
+          share: Uint8Array.from(subShares.get(i) as Uint8Array),
+          signature: Uint8Array.from(signatures.get(i)!),
+        }));
+        throw new TesseraError(e.code, e.message, [...e.culprits], evidence);
+      }
     }
     const digest = reshareResultDigest(publicKey, ctx.sessionId, ctx.oldDigest);
     return { state: ReshareState.make(3, { ctx, publicKey, shareBytes, digest }), confirm: { digest: Uint8Array.from(digest) } };

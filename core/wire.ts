@@ -256,7 +256,10 @@ const SCHEMAS: { readonly [T in MessageType]: Struct } = {
   'ecdsa/presign1': struct([['instances', list(ECDSA_ROUND1, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
   'ecdsa/presign2': struct([['instances', list(ECDSA_ROUND2, 1, MAX_ECDSA_PRESIGN_BATCH)]]),
   'reshare/deal': RESHARE_DEAL,
-  'reshare/share': struct([['share', SCALAR]]),
+  'reshare/share': struct([
+    ['share', SCALAR],
+    ['signature', bytes(1, MAX_SIGNATURE_BYTES)],
+  ]),
   // Keyed by dealer index: pass no `parties` limit (dealers are node indices, not 1..n), or the largest index.
   'reshare/echo': struct([['packages', { kind: 'byParty', of: RESHARE_DEAL, min: 2 }]]),
   'reshare/confirm': struct([['digest', bytes(MIN_DIGEST_BYTES, MAX_DIGEST_BYTES)]]),

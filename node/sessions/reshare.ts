@@ -14,7 +14,8 @@ import { Packr } from 'msgpackr';
 import { equalBytes, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
-import { isParty } from '../../core/committee.js';
+import { isParty, partyIndices } from '../../core/committee.js';
+import { identitySign } from '../../core/identity.js';
 import { decodeMessage, encodeMessage } from '../../core/wire.js';
 import type { MessageBodies, MessageType } from '../../core/messages.js';
 import {
@@ -23,6 +24,7 @@ import {
   reshareRound1,
   reshareRound2,
   reshareRound3,
+  reshareShareSignedBytes,
   type ReshareTarget,
 } from '../../core/reshare.js';
 import { isKeyState } from '../../core/lifecycle.js';
@@ -219,8 +221,14 @@ export async function runReshare(ctx: DriverContext, job: ReshareJob): Promise<R
       for (const to of others) ctx.channel.send(to, 'reshare/deal', bytes);
     }
     for (const [to, msg] of r1.shares ?? []) {
-      // The harness's bad-share-to (node/sessions/deviations.ts): a sub-share off its dealer's commitments.
-      const sent = targets(ctx.deviations?.badShareTo, to) ? badShare(suite, msg) : msg;
+      // The harness's bad-share-to (node/sessions/deviations.ts): a sub-share off this dealer's
+      // commitments, which it signs as an honest dealer signs its sub-shares (so it is caught with evidence).
+      let sent = msg;
+      if (targets(ctx.deviations?.badShareTo, to)) {
+        const { share } = badShare(suite, { share: msg.share });
+        const binding = { suite, sessionId: ctx.session, runId: ctx.runId, oldPackageDigest: job.oldPackageDigest, oldIndices: partyIndices(oldPackage), threshold: target.threshold, indices: target.indices, dealers };
+        sent = { share, signature: identitySign(ctx.identity.secretKey, reshareShareSignedBytes(binding, self, to, share)) };
+      }
       const bytes = encodeMessage('reshare/share', suite, sent);
       try {
         ctx.channel.send(to, 'reshare/share', bytes);

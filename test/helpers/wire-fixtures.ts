@@ -80,7 +80,7 @@ export function validBody<T extends MessageType>(type: T, suite: SuiteId, opts: 
     'ecdsa/presign1': () => ({ instances: [bodies['ecdsa/round1'](), bodies['ecdsa/round1']()] }),
     'ecdsa/presign2': () => ({ instances: [bodies['ecdsa/round2'](), bodies['ecdsa/round2']()] }),
     'reshare/deal': () => ({ commitments: Array.from({ length: t }, () => randomPoint(suite)), oldPackageDigest: randomBytes(32), signature: randomBytes(3309) }),
-    'reshare/share': () => ({ share: randomScalar(suite) }),
+    'reshare/share': () => ({ share: randomScalar(suite), signature: randomBytes(3309) }),
     'reshare/echo': () => {
       const packages: Record<number, MessageBodies['reshare/deal']> = {};
       for (let i = 1; i < n; i++) packages[i] = bodies['reshare/deal']();

@@ -7,7 +7,7 @@
  * reshares it to 2-of-3 on 2,3,4 with dealers 1,2: node 1 is a leaving dealer, node 2 a staying
  * dealer, node 3 a staying receiver, node 4 joins. Or to 3-of-4 on 1..4.
  * - A dealer that sends a sub-share off its commitments (TESSERA_TEST_DEVIATIONS bad-share-to) is named
- *   by the recipient that caught it and by nobody else; no honest node is ever named; nothing is
+ *   by the recipient that caught it, with evidence the SDK re-checks, and by nobody else; no honest node is ever named; nothing is
  *   staged or changed; a reshare with honest dealers then succeeds.
  * - A player SIGKILLs itself (TESSERA_FAULT_POINTS) after dealing, after confirming, before staging,
  *   after staging, after releasing its vote and after committing, as each role. The call fails only if
@@ -184,10 +184,10 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [1, 2] }));
       expect(outcome.ok, 'the reshare with a cheating dealer committed').toBe(false);
       const err = outcome.error!;
-      // No honest node is ever a culprit; the SDK names the dealer (the message says who named whom,
-      // and culprits holds only what the SDK re-checked).
-      for (const c of err.culprits ?? []) expect(c, err.message).toBe(1);
-      expect(err.message, err.message).toMatch(/node 1\b|nodes? 1\b|dealer 1\b|node\(s\) 1\b/);
+      // The SDK names the dealer, and only it: the recipient's evidence (the sub-share and deal the dealer
+      // signed, which do not fit) checks under node 1's identity key (core/evidence.ts ReshareBadShare).
+      expect(err.culprits, err.message).toEqual([1]);
+      expect(err.message, err.message).toMatch(/node 1\b|nodes? 1\b|dealer 1\b|party 1\b|node\(s\) 1\b/);
       // The honest recipient that caught it named node 1, and only node 1.
       const named = await logEntries(tc.dir, 'node-4', (e) => e.msg === 'session failed' && (e.time as number) >= started && Array.isArray(e.culprits));
       expect(named.map((e) => e.culprits)).toContainEqual([1]);

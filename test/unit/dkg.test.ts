@@ -350,7 +350,7 @@ describe('DKG: the run id, replays and transferable evidence', () => {
       expect(f.error.evidence).toHaveLength(1);
       const ev = f.error.evidence[0]!;
       expect(ev).toMatchObject({ protocol: 'dkg', signer: 2 });
-      if (ev.protocol === 'sign' || ev.protocol === 'envelope') throw new Error('expected DKG evidence');
+      if (ev.protocol === 'sign' || ev.protocol === 'envelope' || ev.protocol === 'reshare-share') throw new Error('expected DKG evidence');
       expect(verifyEquivocationEvidence(ev, publicKeys[1]!)).toBe(true);
       // Another party's key, the same package twice, changed content, another run, another protocol: no.
       expect(verifyEquivocationEvidence(ev, publicKeys[0]!)).toBe(false);

@@ -14,7 +14,7 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import type { PartyAuthenticator } from '../../core/auth.js';
 import { publicPackageDigest } from '../../core/commit.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
-import { verifyEquivocationEvidence, type ReshareEquivocation } from '../../core/evidence.js';
+import { verifyEquivocationEvidence, type ReshareBadShare, type ReshareEquivocation } from '../../core/evidence.js';
 import { loadIdentityEngine } from '../../core/identity.js';
 import type { ReshareConfirmMsg, ReshareDealMsg, ReshareEchoMsg, ReshareShareMsg } from '../../core/messages.js';
 import {
@@ -22,6 +22,7 @@ import {
   combineSubShares,
   dealReshare,
   reshareDealSignedBytes,
+  reshareShareSignedBytes,
   reshareDiscard,
   reshareFinish,
   reshareRound1,
@@ -159,7 +160,8 @@ function simulateReshare(holders: readonly KeyShare[], dealers: readonly number[
     const toMe = new Map<number, ReshareShareMsg>();
     for (const [from, sent] of dealtShares) {
       const m = sent.get(i);
-      if (m) toMe.set(from, tamper.share ? tamper.share(from, i, { share: Uint8Array.from(m.share) }) : { share: Uint8Array.from(m.share) });
+      const copy = m && { share: Uint8Array.from(m.share), signature: Uint8Array.from(m.signature) };
+      if (copy) toMe.set(from, tamper.share ? tamper.share(from, i, copy) : copy);
     }
     const r = step(i, 'round3', () => reshareRound3(st, inbox(i, echoes, tamper.echo), toMe));
     wipeShareMessages(toMe);
@@ -340,12 +342,20 @@ describe('reshare session: malicious dealers are named, and only they', () => {
     expect(notPoint.culprits).toEqual([2]);
   });
 
-  it('a dealer sending one new party a bad sub-share is named by that party, and nobody else is named', () => {
+  it('a dealer sending one new party a bad sub-share it signed is named by that party, with evidence a third party can check; nobody else is named', async () => {
+    await loadIdentityEngine();
     const keys = runDkg(suiteId, 2, 3);
     const { group } = getSuite(suiteId);
+    const { auths, publicKeys } = identityAuthenticators(MAX_NODE);
+    const sessionId = randomBytes(16);
+    const runId = randomBytes(32);
+    const binding = bindingFor(keys[0]!.publicKey, sessionId, runId, dealers, target);
+    const bad = group.scalarToBytes(group.randomScalar());
     const outcomes = simulateReshare(keys, dealers, target, {
-      auths: testAuthenticators(MAX_NODE),
-      tamper: { share: (from, to, m) => (from === 2 && to === 4 ? { share: group.scalarToBytes(group.randomScalar()) } : m) },
+      auths,
+      sessionId,
+      runId,
+      tamper: { share: (from, to, m) => (from === 2 && to === 4 ? { share: bad, signature: auths[1]!.sign(reshareShareSignedBytes(binding, 2, 4, bad)) } : m) },
     });
     const victim = outcomes.get(4)!;
     expect(victim.ok).toBe(false);
@@ -353,6 +363,16 @@ describe('reshare session: malicious dealers are named, and only they', () => {
       expect(victim.step).toBe('round3');
       expect(victim.error.code).toBe(ErrorCode.BadShare);
       expect(victim.error.culprits).toEqual([2]);
+      const [ev] = victim.error.evidence as ReshareBadShare[];
+      expect(ev).toMatchObject({ protocol: 'reshare-share', signer: 2, recipient: 4 });
+      expect(verifyEquivocationEvidence(ev!, publicKeys[1]!)).toBe(true);
+      // Not against anyone else; not with another recipient; not once the share is a good one.
+      expect(verifyEquivocationEvidence(ev!, publicKeys[0]!)).toBe(false);
+      expect(verifyEquivocationEvidence({ ...ev!, recipient: 5 }, publicKeys[1]!)).toBe(false);
+      const good = dealReshare(keys[1]!.publicKey, keys[1]!.secret, target);
+      const goodDeal = signedDeal(auths[1]!, binding, 2, good.commitments);
+      const goodShare = good.subShares.get(4)!;
+      expect(verifyEquivocationEvidence({ ...ev!, deal: goodDeal, share: goodShare, signature: auths[1]!.sign(reshareShareSignedBytes(binding, 2, 4, goodShare)) }, publicKeys[1]!)).toBe(false);
     }
     // The others miss party 4's confirmation: they fail, naming nobody, and release no share.
     for (const i of [1, 2, 3, 5]) {
@@ -400,7 +420,11 @@ describe('reshare session: malicious dealers are named, and only they', () => {
       runId,
       tamper: {
         deal: (from, to, m) => (from === 1 && to === 4 ? forFour : m),
-        share: (from, to, m) => (from === 1 && to === 4 ? { share: Uint8Array.from(second.subShares.get(4)!) } : m),
+        share: (from, to, m) => {
+          if (from !== 1 || to !== 4) return m;
+          const share = Uint8Array.from(second.subShares.get(4)!);
+          return { share, signature: auths[0]!.sign(reshareShareSignedBytes(binding, 1, 4, share)) };
+        },
       },
     });
     for (const i of [2, 3, 4, 5]) {
@@ -596,7 +620,7 @@ describe('reshare: the secret round state is wiped on every exit path', () => {
     const r1 = new Map([1, 2, 3].map((i) => [i, reshareRound1(params(i), auths[i - 1]!)]));
     const dealsTo = (i: number) => new Map(dealers.filter((d) => d !== i).map((d) => [d, r1.get(d)!.deal!]));
     const round2 = () => new Map([1, 2, 3].map((i) => [i, reshareRound2(r1.get(i)!.state, dealsTo(i))]));
-    const sharesTo = (i: number) => new Map(dealers.filter((d) => d !== i && target.indices.includes(i)).map((d) => [d, { share: Uint8Array.from(r1.get(d)!.shares!.get(i)!.share) }]));
+    const sharesTo = (i: number) => new Map(dealers.filter((d) => d !== i && target.indices.includes(i)).map((d) => [d, { share: Uint8Array.from(r1.get(d)!.shares!.get(i)!.share), signature: r1.get(d)!.shares!.get(i)!.signature }]));
     return { r1, dealsTo, round2, sharesTo };
   }
   const echoesTo = (r2: Map<number, { echo: ReshareEchoMsg }>, i: number) => new Map([1, 2, 3].filter((j) => j !== i).map((j) => [j, r2.get(j)!.echo]));
@@ -646,15 +670,16 @@ describe('reshare: the secret round state is wiped on every exit path', () => {
     expect(probe.allZero()).toBe(true);
   });
 
-  it('round 3 fails (a bad sub-share, a missing echo): the own sub-share is wiped', () => {
+  it('round 3 fails (an unsigned sub-share, a missing echo): the own sub-share is wiped', () => {
     const { round2, sharesTo } = setup();
     const r2 = round2();
     const probe = live(r2.get(2)!.state, 1);
     const shares: Map<number, ReshareShareMsg> = sharesTo(2);
-    shares.set(1, { share: getSuite(suiteId).group.scalarToBytes(7n) });
+    shares.set(1, { share: getSuite(suiteId).group.scalarToBytes(7n), signature: randomBytes(16) });
     const e = thrown(() => reshareRound3(r2.get(2)!.state, echoesTo(r2, 2), shares));
-    expect(e.code).toBe(ErrorCode.BadShare);
-    expect(e.culprits).toEqual([1]);
+    // Not signed by its dealer: it proves nothing to a third party, so nobody is named.
+    expect(e.code).toBe(ErrorCode.BadMessage);
+    expect(e.culprits).toEqual([]);
     expect(probe.allZero()).toBe(true);
     const again = setup().round2();
     const p2 = live(again.get(2)!.state, 1);
