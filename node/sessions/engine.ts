@@ -30,6 +30,7 @@ import { CATCH_UP_ROUND, declaredRounds, sessionDigest, type SessionParams } fro
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { sessionScope } from '../../contract/relay.js';
 import { SessionChannel, type RelayLink } from './channel.js';
+import { isSessionAborted } from './link.js';
 import type { PairKeys } from './pair-keys.js';
 import { asTesseraError } from '../governance/gate.js';
 import type { DriverContext } from './protocols.js';
@@ -207,7 +208,9 @@ export class SessionEngine {
       return result;
     } catch (e) {
       const err = asTesseraError(e);
-      if (err.code !== ErrorCode.SessionAborted && !joinFailed) link.fail(session, err.code, err.message, [...err.culprits]);
+      // Every failure of this node goes to the coordinator, so the peers stop at once; not an abort the
+      // link itself reported (the coordinator knows it), nor a join the link refused.
+      if (!isSessionAborted(e) && !joinFailed) link.fail(session, err.code, err.message, [...err.culprits]);
       this.o.logger.warn({ op: params.operation, keyId: params.keyId, session: toHex(session), code: err.code, culprits: err.culprits }, 'session failed');
       throw err;
     } finally {

@@ -346,9 +346,8 @@ export async function runEcdsaSign(ctx: DriverContext, key: KeyShare, digest: Ui
  *   (the other BAD_PROOF there, a decommitment that does not open, names its author): the pairwise
  *   setups with the peers are burned first (hooks.onSetupCheckFailed);
  * - core/ecdsa reports some failed checks of its own (Γ consistency, the round-1 echo, R = identity) as
- *   SESSION_ABORTED, the code the engine keeps for an abort it heard from the link and does not forward
- *   (engine.ts): re-coded, so the peers learn of the failure at once instead of waiting out their
- *   receive timeout. The link's own aborts (SessionAbortedError) pass unchanged.
+ *   SESSION_ABORTED: re-coded VERIFICATION_FAILED, so the SDK never takes a failed check for an abort
+ *   the coordinator reported. The link's own aborts (SessionAbortedError) pass unchanged.
  */
 async function ecdsaFailure(ctx: DriverContext, e: unknown, mulChecks: boolean, hooks: EcdsaSignHooks): Promise<unknown> {
   if (mulChecks && isTesseraError(e) && e.code === ErrorCode.BadProof && e.culprits.length === 0) {
