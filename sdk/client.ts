@@ -984,7 +984,7 @@ export class Cluster {
         // The result comes from a node that answered, else from one repair reached: never from a
         // fixed node, which may be the one that crashed (node 1 killed after it committed).
         const answered = settled.find((r): r is PromiseFulfilledResult<Awaited<T>> => r.status === 'fulfilled');
-        const value = answered ? answered.value : await recover(report!.nodes.find((n) => n.problems.length === 0)?.node ?? players[0]!);
+        const value = answered ? answered.value : await recoverFrom(recover, [...report!.nodes.filter((n) => n.problems.length === 0).map((n) => n.node), ...players]);
         return players.map(() => value);
       }
       // No certificate reached this SDK. The change committed nowhere, unless a node that released its
@@ -2245,6 +2245,22 @@ export interface ReshareResult {
  * A reshare some player did not answer, but that committed (Cluster.run found its certificate): the
  * answer node `node` would have given, from its record and the certificate it stores.
  */
+/**
+ * The result of a certified change read from the first of `nodes` that can give it: after a reshare a
+ * node that left the committee holds nothing of the key, so the first healthy node may not do.
+ */
+async function recoverFrom<T>(recover: (node: number) => Promise<T>, nodes: readonly number[]): Promise<T> {
+  let last: unknown;
+  for (const node of new Set(nodes)) {
+    try {
+      return await recover(node);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
 async function committedReshare(client: NodeClient, keyId: string, version: number, sessionId: string, node: number, dealers: readonly number[]): Promise<ReshareResponse> {
   const [info, status] = await Promise.all([client.getKey(keyId, version), client.commitStatus(keyId)]);
   const certificate = status.certificates.find((c) => c.sessionId === sessionId)?.certificate;
