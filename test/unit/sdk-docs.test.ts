@@ -12,7 +12,7 @@ const doc = readFileSync(new URL('../../docs/sdk.md', import.meta.url), 'utf8');
 const PRIVATE = new Set([
   'liveNodes', 'keyAndPlayers', 'withLivePlayers', 'kemKey', 'nameSilentNodes', 'vetCulprits', 'versionsHeld', 'keyInfo', 'forgetKeyInfo',
   'forgetKey', 'presignOn', 'presignedFailed', 'signTwoRound', 'signWith', 'decapsulateSecret', 'decapsulateWith', 'decapsulateOnce',
-  'catchUpEpoch', 'checkShareAnswer', 'node', 'run', 'refill', 'warmEcdsaPresignatures', 'ecdsaPresignedFailed',
+  'catchUpEpoch', 'checkShareAnswer', 'node', 'run', 'refill', 'warmEcdsaPresignatures', 'ecdsaPresignedFailed', 'holdersOf',
 ]);
 
 describe('docs/sdk.md', () => {
