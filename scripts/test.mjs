@@ -6,16 +6,12 @@
  * tests (unit, property, vectors, fuzz, model; CPU-bound in the test process) waited for the tests
  * that start node processes (integration, compose; mostly waiting on those processes), and one core
  * sat idle for most of the in-process part. Here the two groups run side by side, each in its own
- * vitest with its usual single worker: never two clusters at once, as before. The cluster tests are
- * CPU-bound too, so the in-process group runs at a lower scheduling priority (nice 10): it takes the
- * cycles the clusters leave, and the clusters barely slow down. Its per-test timeout is raised to match
- * (a timeout is a hang guard here, never a speed check). Its output is printed when it ends (not
- * interleaved); the exit code is non-zero if either group failed.
+ * vitest with its usual single worker: never two clusters at once, as before. The in-process group's
+ * output is printed when it ends (not interleaved); the exit code is non-zero if either group failed.
  *
  * With arguments (`npm test -- test/unit/x.test.ts -t name`) it is one plain `vitest run` with them.
  */
 import { spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,16 +23,9 @@ const IN_PROCESS = ['test/unit', 'test/property', 'test/vectors', 'test/fuzz', '
 /** Tests that start node, coordinator or CLI processes (or containers). */
 const PROCESSES = ['test/integration', 'test/compose'];
 
-function run(args, { buffer, nice = 0 }) {
+function run(args, { buffer }) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [vitest, 'run', ...args], { cwd: root, stdio: buffer ? ['ignore', 'pipe', 'pipe'] : 'inherit', env: process.env });
-    if (nice !== 0) {
-      try {
-        setPriority(child.pid, nice); // its workers, forked later, inherit it
-      } catch {
-        // Not permitted here: the group still runs, at the normal priority.
-      }
-    }
     const chunks = [];
     if (buffer) {
       child.stdout.on('data', (c) => chunks.push(c));
@@ -57,10 +46,7 @@ const args = process.argv.slice(2);
 if (args.length > 0) {
   process.exitCode = (await run(args, { buffer: false })).code;
 } else {
-  const [inProcess, processes] = await Promise.all([
-    run([...IN_PROCESS, '--testTimeout=300000', '--hookTimeout=300000'], { buffer: true, nice: 10 }),
-    run(PROCESSES, { buffer: false }),
-  ]);
+  const [inProcess, processes] = await Promise.all([run(IN_PROCESS, { buffer: true }), run(PROCESSES, { buffer: false })]);
   process.stdout.write(`\n===== in-process tests (${IN_PROCESS.join(', ')}) =====\n`);
   process.stdout.write(inProcess.output);
   process.stdout.write(`\n===== npm test: in-process tests ${inProcess.code === 0 ? 'passed' : 'FAILED'}; process tests ${processes.code === 0 ? 'passed' : 'FAILED'} =====\n`);
