@@ -499,6 +499,60 @@ export interface ReshareHandoffResponse {
   node: number;
   outcome: 'erased' | 'already-committed' | 'not-a-holder';
 }
+/**
+ * An admin API key may act for any tenant of its node by naming it in this header (the SDK's
+ * `Cluster.forTenant`): a membership change reshares every key of every tenant (issue 13). The
+ * tenant's own policy still decides; the audit names the admin key. A tenant key that sends it is refused.
+ */
+export const ACT_AS_TENANT_HEADER = 'x-tessera-tenant';
+
+/** One member of the cluster: its node index and ML-DSA-65 identity public key (hex, 1952 bytes). */
+export interface MemberJson {
+  index: number;
+  identityPublicKey: string;
+}
+/** The node's committed cluster membership (core/membership.ts). */
+export interface MembershipResponse {
+  epoch: number;
+  members: MemberJson[];
+  /** Hex of core/membership.ts membershipDigest. */
+  digest: string;
+}
+/**
+ * Change the cluster's membership to `members` at `epoch` (the current epoch + 1): a certified session
+ * of every member whose identity the change keeps; each one's operator asks its own node with the same request.
+ */
+export interface ChangeMembershipRequest {
+  sessionId: string;
+  epoch: number;
+  members: MemberJson[];
+}
+export interface ChangeMembershipResponse extends MembershipResponse {
+  node: number;
+  /** Hex of the change's commit certificate (core/commit.ts encodeCertificate). */
+  certificate: string;
+  added: number[];
+  removed: number[];
+  replaced: number[];
+  unchanged: number[];
+}
+/** Hand a node the certificate of a membership change it missed (it checks it against its own membership). */
+export interface ApplyMembershipRequest {
+  epoch: number;
+  members: MemberJson[];
+  certificate: string;
+}
+export interface ApplyMembershipResponse extends MembershipResponse {
+  node: number;
+  outcome: 'committed' | 'already-committed';
+}
+/** Every membership change this node committed, oldest first, with its certificate. */
+export interface MembershipHistoryResponse {
+  changes: { epoch: number; members: MemberJson[]; certificate: string }[];
+}
+export interface TenantListResponse {
+  tenants: { name: string; createdAt?: number }[];
+}
 export interface RefreshRequest {
   sessionId: string;
   version?: number;
@@ -687,6 +741,20 @@ const epochSchema = { type: 'integer', minimum: 0, maximum: MAX_VERSION, descrip
  * A committee or dealer set in a request: 2..255 distinct node indices (a threshold is at least 2).
  * Ascending order and threshold <= size are checked by the node (core/committee.ts checkCommittee).
  */
+const membershipEpoch = { type: 'integer', minimum: 0, maximum: 0xfffffffe, description: 'a membership epoch, an integer from 0' } as const;
+const memberSchema = {
+  type: 'object',
+  required: ['index', 'identityPublicKey'],
+  properties: { index, identityPublicKey: hex(1952, 1952) },
+  additionalProperties: false,
+} as const;
+const membersInput = { type: 'array', minItems: 2, maxItems: 255, items: memberSchema, description: 'the members: 2 to 255 of { index, identityPublicKey }' } as const;
+const membershipSchema = {
+  type: 'object',
+  required: ['epoch', 'members', 'digest'],
+  properties: { epoch: membershipEpoch, members: { type: 'array', items: memberSchema }, digest: hex(32, 32) },
+  additionalProperties: false,
+} as const;
 const committee = (what: string) =>
   ({ type: 'array', items: index, minItems: 2, maxItems: 255, uniqueItems: true, description: `${what}: a list of 2 to 255 distinct node indexes` }) as const;
 /**
@@ -1132,6 +1200,95 @@ export const ROUTES = {
         type: 'object',
         required: ['keyId', 'version', 'node', 'outcome'],
         properties: { keyId: id, version, node: index, outcome: { type: 'string', enum: ['erased', 'already-committed', 'not-a-holder'] } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** The node's committed cluster membership. Admin API keys only. */
+  getMembership: { method: 'GET', url: '/v1/admin/membership', schema: { response: withErrors(membershipSchema) } },
+  /** Every membership change this node committed, with certificates. Admin API keys only. */
+  membershipHistory: {
+    method: 'GET',
+    url: '/v1/admin/membership/history',
+    schema: {
+      response: withErrors({
+        type: 'object',
+        required: ['changes'],
+        properties: {
+          changes: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['epoch', 'members', 'certificate'],
+              properties: { epoch: membershipEpoch, members: { type: 'array', items: memberSchema }, certificate: { type: 'string' } },
+              additionalProperties: false,
+            },
+          },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Change the membership: a certified session of the members the change keeps. Admin API keys only. */
+  changeMembership: {
+    method: 'POST',
+    url: '/v1/admin/membership',
+    schema: {
+      body: {
+        type: 'object',
+        required: ['sessionId', 'epoch', 'members'],
+        properties: { sessionId, epoch: membershipEpoch, members: membersInput },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['epoch', 'members', 'digest', 'node', 'certificate', 'added', 'removed', 'replaced', 'unchanged'],
+        properties: {
+          ...membershipSchema.properties,
+          node: index,
+          certificate: { type: 'string' },
+          added: { type: 'array', items: index },
+          removed: { type: 'array', items: index },
+          replaced: { type: 'array', items: index },
+          unchanged: { type: 'array', items: index },
+        },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Finish a membership change this node missed, from its certificate. Admin API keys only. */
+  applyMembership: {
+    method: 'POST',
+    url: '/v1/admin/membership/certificate',
+    schema: {
+      body: {
+        type: 'object',
+        required: ['epoch', 'members', 'certificate'],
+        properties: { epoch: membershipEpoch, members: membersInput, certificate: hex(1, 1 << 20) },
+        additionalProperties: false,
+      },
+      response: withErrors({
+        type: 'object',
+        required: ['epoch', 'members', 'digest', 'node', 'outcome'],
+        properties: { ...membershipSchema.properties, node: index, outcome: { type: 'string', enum: ['committed', 'already-committed'] } },
+        additionalProperties: false,
+      }),
+    },
+  },
+  /** Every tenant of this node. Admin API keys only. */
+  listTenants: {
+    method: 'GET',
+    url: '/v1/admin/tenants',
+    schema: {
+      response: withErrors({
+        type: 'object',
+        required: ['tenants'],
+        properties: {
+          tenants: {
+            type: 'array',
+            items: { type: 'object', required: ['name'], properties: { name: id, createdAt: time }, additionalProperties: false },
+          },
+        },
         additionalProperties: false,
       }),
     },

@@ -76,6 +76,9 @@ export const AUDIT_OPERATIONS = [
   'policy.fail-open.disable',
   'policy.fail-open.revert',
   'audit.export',
+  // cluster membership (issue 13): a certified change, and one finished from its certificate
+  'membership.change',
+  'membership.repair',
   'node.start',
 ] as const;
 export type AuditOperation = (typeof AUDIT_OPERATIONS)[number];

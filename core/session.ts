@@ -20,7 +20,7 @@ export const PROTOCOL_ID = 'tessera/session/v1';
  * import, rotate (a DKG for the next version) and the lifecycle transitions retire / archive / activate /
  * destroy (every node changes its copy, so every node's operator approves).
  */
-export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import', 'rotate', 'retire', 'archive', 'activate', 'destroy', 'reshare'] as const;
+export const OPERATIONS = ['keygen', 'sign', 'decapsulate', 'refresh', 'export', 'import', 'rotate', 'retire', 'archive', 'activate', 'destroy', 'reshare', 'membership'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 export const SESSION_ID_LENGTH = 16;
 
@@ -136,6 +136,8 @@ export function declaredRounds(operation: Operation, suite?: SuiteId): readonly 
     case 'archive':
     case 'activate':
     case 'destroy':
+    case 'membership':
+      // A membership change (core/membership.ts) is a commit and nothing else: the votes are the change.
       return [...COMMIT_ROUNDS];
   }
 }
