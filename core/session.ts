@@ -71,13 +71,11 @@ export function checkSessionParams(p: SessionParams): SessionParams {
     const steps = parseDerivationPath(p.path);
     ensure(steps.length > 0 && formatDerivationPath(steps) === p.path, ErrorCode.BadParameters, 'path: expected the canonical form of a non-empty path, such as m/0/5');
   }
+  // Making a new key from nothing (keygen) or from a bundle (import) deals to every member of the
+  // cluster, which the node knows and this pure check does not: after a membership change the members
+  // are any indices up to `parties` (core/membership.ts). Every other operation runs on an existing
+  // key's holders: at least t of them, as checked. Either way the digest binds exactly which players.
   const players = checkPlayers(p.players, p.parties, p.threshold);
-  // Making a new key from nothing (keygen) or from a bundle (import) deals to every node. Every other
-  // operation runs on an existing key's holders, which may be any committee of the cluster's nodes
-  // after a reshare (issue 13): at least t of them, as checked, and the digest binds exactly which.
-  // A reshare's players are its dealers and its new committee (core/reshare.ts).
-  const everyone = p.operation === 'keygen' || p.operation === 'import';
-  ensure(!everyone || players.length === p.parties, ErrorCode.BadParameters, `${p.operation} needs all ${p.parties} nodes`);
   return { ...p, players };
 }
 

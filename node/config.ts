@@ -89,8 +89,17 @@ export interface NodeConfig {
    * default, so the check is always on; give each deployment its own id (tessera dev does).
    */
   readonly coordinatorId: string;
-  /** Every node of the cluster, sorted by index, indexes exactly 1..n; includes this node. */
+  /**
+   * Every node of the cluster, sorted by index: distinct indexes in 1..255 (1..n for a new cluster; a
+   * membership change may leave gaps, core/membership.ts); includes this node.
+   */
   readonly membership: readonly MemberConfig[];
+  /**
+   * The membership's epoch (core/membership.ts): 0 for a new cluster; a node that a membership change
+   * added (or repaired) is given the new membership with its epoch. A node that committed a newer
+   * membership uses that one (node/main.ts).
+   */
+  readonly membershipEpoch: number;
   readonly kek: KekSource;
   readonly apiKeys: readonly ApiKeyConfig[];
   /** Defaults for keygen when the caller does not say: 2 <= threshold <= parties <= membership size. */
@@ -150,6 +159,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'coordinatorId',
   'membership',
   'membershipFile',
+  'membershipEpoch',
   'kekFile',
   'apiKeys',
   'apiKeysFile',
@@ -240,17 +250,21 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
   // membership
   const membershipEnv = envValue('TESSERA_MEMBERSHIP_FILE');
   let membershipList: unknown;
+  // A membership file may say its epoch ({"nodes": [...], "epoch": N}); so may the config (membershipEpoch).
+  let fileEpoch: unknown;
   if (membershipEnv !== undefined) {
-    membershipList = listFromFile(fromEnv(membershipEnv), 'membership', 'membershipFile');
+    ({ list: membershipList, epoch: fileEpoch } = membershipFromFile(fromEnv(membershipEnv)));
   } else if (raw.membershipFile !== undefined) {
     if (raw.membership !== undefined) throw new ConfigError('membership', 'and membershipFile are both set; use one');
-    membershipList = listFromFile(fromFile(pathField('membershipFile', raw.membershipFile)), 'membership', 'membershipFile');
+    ({ list: membershipList, epoch: fileEpoch } = membershipFromFile(fromFile(pathField('membershipFile', raw.membershipFile))));
   } else {
     membershipList = raw.membership;
   }
+  if (fileEpoch !== undefined && raw.membershipEpoch !== undefined) throw new ConfigError('membershipEpoch', 'is set in both the config and the membership file; use one');
+  const membershipEpoch = intField('membershipEpoch', fileEpoch ?? raw.membershipEpoch ?? 0, 0, 0xfffffffe);
   const membership = membershipField(membershipList);
   if (!membership.some((m) => m.index === index)) {
-    throw new ConfigError('index', `${index} is not in membership (indexes 1..${membership.length})`);
+    throw new ConfigError('index', `${index} is not in membership (indexes ${membership.map((m) => m.index).join(',')})`);
   }
 
   // KEK
@@ -337,6 +351,7 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
     ...(coordinatorCaFile !== undefined ? { coordinatorCaFile } : {}),
     coordinatorId,
     membership,
+    membershipEpoch,
     kek,
     apiKeys,
     thresholdDefaults: { threshold, parties },
@@ -503,7 +518,10 @@ function readJson(path: string, field: string): unknown {
  * (the coordinator's membership file format) is accepted too, so one file serves both processes.
  */
 function listFromFile(path: string, key: string, field: string): unknown {
-  const v = readJson(path, field);
+  return listFromValue(readJson(path, field), path, key, field);
+}
+
+function listFromValue(v: unknown, path: string, key: string, field: string): unknown {
   if (Array.isArray(v)) return v;
   const keys = key === 'membership' ? [key, 'nodes'] : [key];
   if (typeof v === 'object' && v !== null && Object.keys(v).length === 1) {
@@ -511,6 +529,16 @@ function listFromFile(path: string, key: string, field: string): unknown {
     if (keys.includes(only!) && Array.isArray((v as Record<string, unknown>)[only!])) return (v as Record<string, unknown>)[only!];
   }
   throw new ConfigError(field, `${path} must hold a JSON array or ${keys.map((k) => `{"${k}": [...]}`).join(' or ')}`);
+}
+
+/** A membership file: a JSON array, or {"membership" | "nodes": [...]} with an optional "epoch". */
+function membershipFromFile(path: string): { list: unknown; epoch: unknown } {
+  const v = readJson(path, 'membershipFile');
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'epoch' in v) {
+    const { epoch, ...rest } = v as Record<string, unknown>;
+    return { list: listFromValue(rest, path, 'membership', 'membershipFile'), epoch };
+  }
+  return { list: listFromValue(v, path, 'membership', 'membershipFile'), epoch: undefined };
 }
 
 function membershipField(v: unknown): MemberConfig[] {
@@ -528,7 +556,7 @@ function membershipField(v: unknown): MemberConfig[] {
   });
   out.sort((a, b) => a.index - b.index);
   out.forEach((m, i) => {
-    if (m.index !== i + 1) throw new ConfigError('membership', `indexes must be exactly 1..${out.length}, each once`);
+    if (i > 0 && m.index === out[i - 1]!.index) throw new ConfigError('membership', `lists index ${m.index} twice`);
   });
   const keys = new Set(out.map((m) => Buffer.from(m.identityPublicKey).toString('hex')));
   if (keys.size !== out.length) throw new ConfigError('membership', 'lists the same identityPublicKey twice');

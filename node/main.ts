@@ -6,6 +6,8 @@
  * come from TESSERA_* env). A bad option exits 2, a bad config exits 2 and a membership that does not
  * list this node's identity exits 1, each with one line on stderr that names the field, never a stack.
  */
+import { checkMembership, membershipDigest } from '../core/membership.js';
+import { LiveMembership } from './governance/membership.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -138,8 +140,20 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   // Fail closed and never silently: the first refused write latches the store (every call UNAVAILABLE).
   store.onFailure((cause) => logger.fatal({ cause }, 'node storage failed: every operation is refused until the node is restarted'));
   const keys = await loadOrCreateIdentity(store);
-  const membership = new Map(config.membership.map((m) => [m.index, m.identityPublicKey] as const));
-  const mine = membership.get(config.index);
+  // The membership: the one committed by the newest certified change this node holds, else the config's
+  // (node/governance/membership.ts). The config may name a newer one (the node a change added or
+  // repaired starts with the new membership); at the same epoch they must agree.
+  const configured = checkMembership({ epoch: config.membershipEpoch, members: config.membership });
+  const committed = await store.getMembership();
+  if (committed && committed.epoch === configured.epoch && !equalBytes(membershipDigest(committed), membershipDigest(configured))) {
+    await store.close();
+    throw new ConfigError('membership', `differs from the membership this node committed at epoch ${committed.epoch}; give the committed one (GET /v1/admin/membership of a peer) or a newer epoch`);
+  }
+  const live = new LiveMembership(committed && committed.epoch >= configured.epoch ? committed : configured);
+  if (committed && committed.epoch > configured.epoch) {
+    logger.info({ epoch: committed.epoch, configEpoch: configured.epoch, members: live.indices }, 'membership: using the committed membership, newer than the config file\'s');
+  }
+  const mine = live.map.get(config.index);
   if (!mine || !equalBytes(mine, keys.identity.publicKey)) {
     await store.close();
     throw new ConfigError('membership', `does not list this node's identity for index ${config.index} (its public key fingerprint is ${toHex(keys.identity.publicKey).slice(0, 16)})`);
@@ -212,11 +226,10 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     presign,
     pairKeys,
     index: config.index,
-    parties: config.membership.length,
     identity: keys.identity,
     importKey: keys.kem,
     ...(config.wrappingKeyAllowlist !== undefined ? { wrappingKeyAllowlist: config.wrappingKeyAllowlist } : {}),
-    membership,
+    live,
     store,
     link,
     logger: logger.child({ component: 'service' }),

@@ -19,6 +19,7 @@
  * joins the same session id, derived from the key version and a retry window, authorised by the
  * rotation period that every operator approved when the key was created.
  */
+import { MembershipAdmin, type LiveMembership } from './governance/membership.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
 import { bundleDigest, parseBundle, unwrapBundleShare, wrapBundleShare, wrappingKeyFingerprint, wrappingKeysForParties } from '../core/bundle.js';
@@ -83,7 +84,7 @@ import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
 import { statementOf } from './sessions/commit.js';
 import { runReshare } from './sessions/reshare.js';
-import { checkCommittee, isParty, partyIndices } from '../core/committee.js';
+import { checkCommittee, isContiguous, isParty, partyIndices } from '../core/committee.js';
 import { publicPackageDigest } from '../core/commit.js';
 import type { Deviations } from './sessions/deviations.js';
 import { burnedSetups } from './sessions/ecdsa-burn.js';
@@ -127,7 +128,6 @@ export type { CoordinatorSessions };
 
 export interface NodeServiceOptions {
   index: number;
-  parties: number;
   identity: IdentityKeyPair;
   /** ML-KEM-768 key pair for import (public part published through GET /v1/node). */
   importKey: WrappingKeyPair;
@@ -136,7 +136,8 @@ export interface NodeServiceOptions {
    * this node may export shares to. Undefined: any key; empty: none.
    */
   wrappingKeyAllowlist?: readonly string[];
-  membership: ReadonlyMap<number, Uint8Array>;
+  /** The cluster membership (node/governance/membership.ts): its map is what every session reads. */
+  live: LiveMembership;
   store: ShareStore;
   link: CoordinatorSessions;
   logger: Logger;
@@ -266,6 +267,8 @@ export class NodeService {
   private readonly changing = new Set<string>();
 
   private readonly engine: SessionEngine;
+  /** The cluster membership's admin operations (node/governance/membership.ts). */
+  readonly membership: MembershipAdmin;
 
   /** Presignature pools (one-round signing): in memory only, dropped on every change of their key. */
   readonly presign: PresignPools;
@@ -288,7 +291,7 @@ export class NodeService {
     this.engine = new SessionEngine({
       index: o.index,
       identity: o.identity,
-      membership: o.membership,
+      membership: o.live.map,
       store: o.store,
       link: o.link,
       pairKeys: this.pairKeys,
@@ -296,6 +299,16 @@ export class NodeService {
       ...(o.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: o.sessionTimeoutMs } : {}),
       crashPoint: (name) => this.crashPoint(name as (typeof FAULT_POINTS)[number]),
       ...(o.deviations ? { deviations: o.deviations } : {}),
+    });
+    this.membership = new MembershipAdmin({
+      index: o.index,
+      live: o.live,
+      engine: this.engine,
+      store: o.store,
+      gate: o.gate,
+      pairKeys: this.pairKeys,
+      announce: () => o.link.announceMembership?.(),
+      logger: o.logger,
     });
   }
 
@@ -307,7 +320,7 @@ export class NodeService {
   info(): NodeInfo {
     return {
       index: this.o.index,
-      parties: this.o.parties,
+      parties: this.o.live.parties,
       identityPublicKey: toHex(this.o.identity.publicKey),
       importPublicKey: toHex(this.o.importKey.publicKey),
       ready: this.o.link.connected,
@@ -343,8 +356,9 @@ export class NodeService {
       { principal: p, operation: 'keygen', authorize: 'policy', keyId: req.keyId, version: 1, session },
       async () => {
         const suite = getSuite(req.suite);
-        if (req.threshold > this.o.parties) {
-          throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${this.o.parties}`);
+        const members = this.o.live.indices;
+        if (req.threshold > members.length) {
+          throw new TesseraError(ErrorCode.BadParameters, `threshold ${req.threshold} is above the node count ${members.length}`);
         }
         const min = this.o.rotation?.minPeriodMs ?? MIN_ROTATION_PERIOD_MS;
         if (req.rotationPeriodMs !== undefined && !isRotationPeriod(req.rotationPeriodMs, min)) {
@@ -353,7 +367,7 @@ export class NodeService {
         if (await this.o.store.get(tenant, req.keyId)) throw new TesseraError(ErrorCode.AlreadyExists, `key ${req.keyId} already exists`);
         const exportable = req.exportable ?? false;
         // Exportability and the rotation period are fixed here: in the digest, so every node and operator agreed.
-        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, allNodes(this.o.parties), [
+        const params = this.params('keygen', tenant, req.keyId, 1, suite.id, req.threshold, members, [
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
           utf8ToBytes(req.rotationPeriodMs !== undefined ? `rotate every ${req.rotationPeriodMs} ms` : 'no rotation period'),
         ]);
@@ -855,11 +869,17 @@ export class NodeService {
         const pkg = bundle.package;
         // A bundle carries a sharing for one size; another size needs a new export (which reshares).
         const again = "; export the key again with this cluster's import-keys file (`tessera import-key --json`), which deals it for this cluster's size";
-        if (pkg.parties !== this.o.parties) {
+        const members = this.o.live.indices;
+        if (pkg.parties !== members.length) {
           throw new TesseraError(
             ErrorCode.BadParameters,
-            `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${this.o.parties} nodes (the bundle carries a ${pkg.threshold}-of-${pkg.parties} sharing)${again}`,
+            `the bundle's key is shared among ${pkg.parties} parties but this cluster has ${members.length} nodes (the bundle carries a ${pkg.threshold}-of-${pkg.parties} sharing)${again}`,
           );
+        }
+        if (!isContiguous(members)) {
+          // A bundle's shares are for nodes 1..n; a cluster whose membership has gaps imports the key
+          // by a reshare after importing it elsewhere, not here.
+          throw new TesseraError(ErrorCode.BadParameters, `a bundle imports into a cluster of nodes 1..${pkg.parties}; this cluster's nodes are ${members.join(',')}`);
         }
         if (req.threshold !== undefined && req.threshold !== pkg.threshold) {
           throw new TesseraError(ErrorCode.BadParameters, `the bundle's threshold is ${pkg.threshold} but the destination's is ${req.threshold}${again}`);
@@ -880,7 +900,7 @@ export class NodeService {
           }
         }
         const exportable = req.exportable ?? false;
-        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, allNodes(this.o.parties), [
+        const params = this.params('import', tenant, keyId, bundle.keyVersion, pkg.suite, pkg.threshold, members, [
           bundleDigest(bundle),
           utf8ToBytes(exportable ? 'exportable' : 'non-exportable'),
         ]);
@@ -1102,7 +1122,7 @@ export class NodeService {
         const suite = getSuite(req.suite);
         const committee = checkCommittee(req.nodes, req.threshold, 'the new committee');
         const dealers = checkCommittee(req.dealers, undefined, 'the dealers');
-        const strangers = [...committee, ...dealers].filter((i) => !this.o.membership.has(i));
+        const strangers = [...committee, ...dealers].filter((i) => !this.o.live.map.has(i));
         if (strangers.length > 0) throw new TesseraError(ErrorCode.BadParameters, `nodes ${[...new Set(strangers)].join(',')} are not members of this cluster`);
         const oldPackageDigest = fromHex(req.oldPackageDigest, 'oldPackageDigest');
         const stored = await this.o.store.get(tenant, keyId, req.version);
@@ -1363,7 +1383,7 @@ export class NodeService {
       suite,
       threshold,
       // The cluster's nodes: players are node indices, and the digest binds exactly which take part.
-      parties: this.o.parties,
+      parties: this.o.live.parties,
       players,
       payloadDigest: sha256(framed(utf8ToBytes(operation), ...payload)),
       ...(path !== undefined ? { path } : {}),

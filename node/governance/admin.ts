@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
-import type { ApiKeyInfoJson, AuditLogResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, PolicyResponse, TenantResponse } from '../../contract/http.js';
+import type { ApiKeyInfoJson, AuditLogResponse, TenantListResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, PolicyResponse, TenantResponse } from '../../contract/http.js';
 import type { AuditLog } from './audit.js';
 import type { OperationGate } from './gate.js';
 import type { PolicyEngine, PolicyRule } from './policy.js';
@@ -55,6 +55,18 @@ export class NodeAdmin {
       this.o.logger.info({ op: 'apikey.create', tenant: info.tenant, id: info.id, role: info.role, actor: p.apiKeyId }, 'API key created');
       return { ...apiKeyJson(info), apiKey };
     });
+  }
+
+  /** Every tenant of this node: a read, not audited. */
+  async listTenants(p: Principal): Promise<TenantListResponse> {
+    requireAdmin(p);
+    const all = await this.o.tenants.listTenants();
+    return { tenants: all.map((t) => ({ name: t.name, ...(t.createdAt !== undefined ? { createdAt: t.createdAt } : {}) })) };
+  }
+
+  /** Whether this node has the tenant (the acting-tenant header of node/http/api.ts). */
+  async hasTenant(name: string): Promise<boolean> {
+    return (await this.o.tenants.getTenant(name)) !== undefined;
   }
 
   /** API keys (never their hashes): a read, not audited. */

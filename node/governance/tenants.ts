@@ -23,6 +23,7 @@
  * Layout under x/tenants/:  t/<tenant> -> {name, createdAt};  k/<apiKeyId> -> {id, tenant, role, hash,
  * createdAt, revokedAt?} (the hash is removed on revocation).
  */
+import { MEMBERSHIP_TENANT } from '../../core/membership.js';
 import { Packr } from 'msgpackr';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
@@ -124,6 +125,7 @@ export class TenantStore {
     for (const c of o.configKeys ?? []) {
       ensure(typeof c.id === 'string' && TENANT_ID_PATTERN.test(c.id), ErrorCode.BadInput, 'tenants: config API key id is not an id');
       ensure(typeof c.tenant === 'string' && TENANT_ID_PATTERN.test(c.tenant), ErrorCode.BadInput, `tenants: config API key ${c.id} has a bad tenant`);
+      ensure(c.tenant !== MEMBERSHIP_TENANT, ErrorCode.BadInput, `tenants: config API key ${c.id} names the reserved tenant ${MEMBERSHIP_TENANT}`);
       ensure(c.keyHash instanceof Uint8Array && c.keyHash.length === 32, ErrorCode.BadInput, `tenants: config API key ${c.id} needs a 32-byte keyHash`);
       const role = c.role ?? 'tenant';
       ensure((API_KEY_ROLES as readonly string[]).includes(role), ErrorCode.BadInput, `tenants: config API key ${c.id} has an unknown role`);
@@ -145,6 +147,8 @@ export class TenantStore {
   /** Create a tenant. ALREADY_EXISTS if it exists (in the store or through the config file). */
   createTenant(name: string): Promise<TenantInfo> {
     checkId(name, 'tenant name');
+    // The cluster's own namespace: a membership change's commit names it (core/membership.ts).
+    ensure(name !== MEMBERSHIP_TENANT, ErrorCode.BadInput, `tenant name ${name} is reserved for the cluster's membership`);
     return this.serialize(async () => {
       const exists = this.configTenants.has(name) || (await this.records.get(`t/${name}`)) !== undefined;
       ensure(!exists, ErrorCode.AlreadyExists, `tenant ${name} already exists`);

@@ -34,8 +34,8 @@ import { metricsTokenMatcher } from '../../runtime/metrics.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
-import type { EcdsaPresignaturesRequest, EcdsaSignShareRequest } from '../../contract/http.js';
-import { requireAdmin, type Principal } from '../governance/tenants.js';
+import { ACT_AS_TENANT_HEADER, type ApplyMembershipRequest, type ChangeMembershipRequest, type EcdsaPresignaturesRequest, type EcdsaSignShareRequest } from '../../contract/http.js';
+import { TENANT_ID_PATTERN, requireAdmin, type Principal } from '../governance/tenants.js';
 
 export interface ApiOptions {
   service: NodeService;
@@ -211,7 +211,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (presented === undefined) throw Object.assign(new Error('missing or malformed API key'), { code: ErrorCode.Unauthorized });
     const principal = o.authenticate(presented);
     if (!principal) throw Object.assign(new Error('unknown API key'), { code: ErrorCode.Unauthorized });
-    // The tenant comes only from the API key, never from the request.
+    // The tenant comes only from the API key, never from the request; except that an admin key may name
+    // a tenant of its node to act for (contract ACT_AS_TENANT_HEADER: a membership change reshares every
+    // tenant's keys). That tenant's policy still decides, and the audit names the admin key.
+    const actAs = req.headers[ACT_AS_TENANT_HEADER];
+    if (actAs !== undefined) {
+      if (typeof actAs !== 'string' || !TENANT_ID_PATTERN.test(actAs)) throw new TesseraError(ErrorCode.BadInput, `${ACT_AS_TENANT_HEADER}: expected one tenant name`);
+      if (principal.role !== 'admin') throw new TesseraError(ErrorCode.PolicyDenied, `${ACT_AS_TENANT_HEADER}: only an admin API key may act for a tenant`);
+      if (!(await o.admin.hasTenant(actAs))) throw new TesseraError(ErrorCode.NotFound, `tenant ${actAs} not found`);
+      req.principal = { ...principal, tenant: actAs };
+      return;
+    }
     req.principal = principal;
   };
   // GET /metrics: the metrics token (runtime/metrics.ts metricsTokenMatcher, as on the coordinator),
@@ -312,6 +322,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // Administration: admin API keys only (node/governance/admin.ts checks the role).
   const a = o.admin;
   app.route({ ...ROUTES.createTenant, handler: async (req) => a.createTenant(who(req), (req.body as { name: string }).name) });
+  app.route({ ...ROUTES.listTenants, handler: async (req) => a.listTenants(who(req)) });
+  app.route({ ...ROUTES.getMembership, handler: async (req) => s.membership.get(who(req)) });
+  app.route({ ...ROUTES.membershipHistory, handler: async (req) => s.membership.history(who(req)) });
+  app.route({ ...ROUTES.changeMembership, handler: async (req) => s.membership.change(who(req), req.body as ChangeMembershipRequest) });
+  app.route({ ...ROUTES.applyMembership, handler: async (req) => s.membership.apply(who(req), req.body as ApplyMembershipRequest) });
   app.route({ ...ROUTES.createApiKey, handler: async (req) => a.createApiKey(who(req), req.body as CreateApiKeyRequest) });
   app.route({ ...ROUTES.listApiKeys, handler: async (req) => a.listApiKeys(who(req), (req.query as { tenant?: string }).tenant) });
   app.route({ ...ROUTES.revokeApiKey, handler: async (req) => a.revokeApiKey(who(req), (req.params as { id: string }).id) });

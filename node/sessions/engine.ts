@@ -46,6 +46,8 @@ export interface CoordinatorSessions extends RelayLink {
   fail(session: Uint8Array, code: string, message: string, culprits: number[]): void;
   online(): number[];
   readonly connected: boolean;
+  /** Hand the coordinator this node's chain of certified membership changes (node/sessions/link.ts). */
+  announceMembership?(): void;
 }
 
 export interface EngineOptions {

@@ -267,6 +267,21 @@ export class PairKeys {
     }
   }
 
+  /**
+   * A member left the cluster or came back with a new identity (a membership change, issue 13): wipe
+   * every pair key shared with that index now, rather than at the end of the period. Nothing made with
+   * the old identity's node is then left to be used with whoever holds the index next (a new node signs
+   * a new period key in its hellos anyway, so a stale pair key would not open its messages either).
+   */
+  forgetPeer(peer: number): void {
+    for (const k of this.sent.get(peer) ?? []) zeroize(k.key);
+    this.sent.delete(peer);
+    for (const pk of this.live) {
+      for (const r of pk.received.get(peer)?.values() ?? []) zeroize(r.key);
+      pk.received.delete(peer);
+    }
+  }
+
   stats(): PairKeyStats {
     return { ...this.counts };
   }

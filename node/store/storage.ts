@@ -52,6 +52,7 @@ import { publicPackageDigest } from '../../core/commit.js';
 import { isParty, partyIndices } from '../../core/committee.js';
 import { ErrorCode, TesseraError, ensure, guard, isTesseraError } from '../../core/errors.js';
 import { checkPackageCommittee } from '../../core/shamir.js';
+import { MEMBERSHIP_KEY_ID, MEMBERSHIP_TENANT, decodeMembership, encodeMembership, type Membership } from '../../core/membership.js';
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
@@ -835,6 +836,10 @@ export class ShareStore {
       const erase: string[] = [];
       const committedAt = Date.now();
       for (const e of rec.effects) {
+        if (e.kind === 'membership') {
+          ops.push(...membershipOps(e.membership, certificate, committedAt));
+          continue;
+        }
         if (e.kind === 'leave') {
           // This node leaves the key's committee (a reshare): the version's record and share go, and
           // the compaction below drops the old ciphertext from the data files.
@@ -932,6 +937,58 @@ export class ShareStore {
     const m = decodeMap(raw, ckey);
     ensure(m.v === FORMAT, ErrorCode.BadMessage, `storage: record ${ckey} has unknown format`);
     return bytesField(m.cert, ckey);
+  }
+
+  /** The committed cluster membership, if a membership change ever committed on this node. */
+  async getMembership(): Promise<Membership | undefined> {
+    this.ensureOpen();
+    const raw = await this.db.get(MEMBERSHIP_CURRENT_KEY);
+    if (raw === undefined) return undefined;
+    const m = decodeMap(raw, MEMBERSHIP_CURRENT_KEY);
+    ensure(m.v === FORMAT, ErrorCode.BadMessage, `storage: record ${MEMBERSHIP_CURRENT_KEY} has unknown format`);
+    return decodeMembership(bytesField(m.membership, MEMBERSHIP_CURRENT_KEY));
+  }
+
+  /** Every membership change committed on this node, oldest first, with its certificate. */
+  async membershipHistory(): Promise<{ membership: Membership; certificate: Uint8Array; committedAt: number }[]> {
+    this.ensureOpen();
+    const out: { membership: Membership; certificate: Uint8Array; committedAt: number }[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: MEMBERSHIP_HISTORY_PREFIX, lt: MEMBERSHIP_HISTORY_PREFIX + '\uffff' })) {
+      const m = decodeMap(v, k);
+      ensure(m.v === FORMAT && isTime(m.committedAt), ErrorCode.BadMessage, `storage: record ${k} is corrupt`);
+      out.push({ membership: decodeMembership(bytesField(m.membership, k)), certificate: bytesField(m.cert, k), committedAt: m.committedAt as number });
+    }
+    return out;
+  }
+
+  /**
+   * Commit a membership change this node has no staged record of (it was handed the certificate, which
+   * the caller verified against the current membership: node/governance/membership.ts), in one synced
+   * batch with the certificate. A staged change of the same session is resolved by the same batch; one
+   * of another session is refused (BAD_STATE). Already committed: a no-op.
+   */
+  async commitCertifiedMembership(membership: Membership, session: Uint8Array, certificate: Uint8Array): Promise<'committed' | 'already-committed'> {
+    this.ensureOpen();
+    const tenant = MEMBERSHIP_TENANT;
+    const keyId = MEMBERSHIP_KEY_ID;
+    const gkey = stagedRecordKey(tenant, keyId);
+    const ckey = certificateRecordKey(tenant, keyId, session);
+    ensure(certificate instanceof Uint8Array && certificate.length > 0, ErrorCode.BadInput, 'storage: certificate must be bytes');
+    return this.withLock(gkey, async () => {
+      if ((await this.db.get(ckey)) !== undefined) return 'already-committed' as const;
+      const current = await this.getMembership();
+      ensure(current === undefined || current.epoch < membership.epoch, ErrorCode.EpochMismatch, `storage: membership epoch ${membership.epoch} is not newer than the committed ${current?.epoch}`);
+      const staged = await this.readStaged(tenant, keyId);
+      if (staged && !equalBytes(staged.session, session)) throw stagedConflict(keyId, staged);
+      const committedAt = Date.now();
+      const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array }[] = [
+        ...membershipOps(encodeMembership(membership), certificate, committedAt),
+        { type: 'put', key: ckey, value: encode({ v: FORMAT, cert: Uint8Array.from(certificate), committedAt }) },
+      ];
+      if (staged) ops.push({ type: 'del', key: gkey });
+      await this.keyWrite(tenant, keyId, () => this.db.batch(ops as never, { sync: true }));
+      return 'committed' as const;
+    });
   }
 
   /** Every certificate stored for a key, in session-id order. */
@@ -1055,6 +1112,18 @@ export class ShareStore {
         ensure(found.stored.state !== 'destroyed', ErrorCode.BadState, `key ${keyId} version ${e.version} is destroyed`);
         return { kind: 'leave', version: e.version };
       }
+      case 'membership': {
+        ensure(tenant === MEMBERSHIP_TENANT && keyId === MEMBERSHIP_KEY_ID, ErrorCode.BadInput, 'storage: a membership change is staged only as the cluster\'s');
+        const bytes = encodeMembership(e.membership);
+        ensure(e.membership.epoch === e.version, ErrorCode.BadInput, 'storage: a membership change\'s version is its epoch');
+        const current = await this.getMembership();
+        ensure(
+          current === undefined || current.epoch < e.version,
+          ErrorCode.EpochMismatch,
+          `storage: this node already committed membership epoch ${current?.epoch}, not before ${e.version}`,
+        );
+        return { kind: 'membership', version: e.version, membership: bytes };
+      }
       case 'state':
       case 'destroy': {
         const target: KeyState = e.kind === 'destroy' ? 'destroyed' : e.state;
@@ -1071,7 +1140,7 @@ export class ShareStore {
   private async applyEffect(
     tenant: string,
     keyId: string,
-    e: Exclude<StoredEffect, { kind: 'leave' }>,
+    e: Exclude<StoredEffect, { kind: 'leave' | 'membership' }>,
     session: Uint8Array,
     now: number,
   ): Promise<{ key: string; stored: StoredCommitted; erasesOld: boolean }> {
@@ -1718,7 +1787,12 @@ export type StagedEffect =
    */
   | { readonly kind: 'reshare'; readonly version: number; readonly share: KeyShare; readonly joining?: JoiningKeyMeta }
   /** Reshare: this node leaves the key's committee; its share and record are erased at commit. */
-  | { readonly kind: 'leave'; readonly version: number };
+  | { readonly kind: 'leave'; readonly version: number }
+  /**
+   * A cluster membership change (core/membership.ts), staged under MEMBERSHIP_TENANT/MEMBERSHIP_KEY_ID
+   * with `version` the new epoch: at commit it becomes the node's committed membership.
+   */
+  | { readonly kind: 'membership'; readonly version: number; readonly membership: Membership };
 
 /** The public view of a staged change. */
 export interface StagedChange extends StagedChangeHeader {
@@ -1729,7 +1803,7 @@ export interface StagedChange extends StagedChangeHeader {
   readonly vote?: Uint8Array;
   /** The vote may have left the node: only a certificate resolves the change now. */
   readonly released: boolean;
-  readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy' | 'leave'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
+  readonly effects: readonly { readonly kind: 'new-version' | 'new-epoch' | 'state' | 'destroy' | 'leave' | 'membership'; readonly version: number; readonly epoch?: number; readonly state?: KeyState }[];
 }
 
 type StoredEffect =
@@ -1737,7 +1811,8 @@ type StoredEffect =
   | { kind: 'epoch'; version: number; record: StoredPending; reshare?: boolean }
   | { kind: 'state'; version: number; state: KeyState; rotatedAt?: number }
   | { kind: 'destroy'; version: number; destroyedAt: number }
-  | { kind: 'leave'; version: number };
+  | { kind: 'leave'; version: number }
+  | { kind: 'membership'; version: number; membership: Uint8Array };
 
 interface StoredStaged {
   v: number;
@@ -1750,6 +1825,26 @@ interface StoredStaged {
   released?: boolean;
   voters?: number[];
   effects: StoredEffect[];
+}
+
+/**
+ * The node's committed cluster membership (core/membership.ts): `u/current`, and one `u/h-<epoch>` per
+ * committed change with its certificate (what the coordinator and lagging peers are handed). Written only
+ * with a membership change's certificate, in the batch that commits it.
+ */
+const MEMBERSHIP_CURRENT_KEY = 'u/current';
+const MEMBERSHIP_HISTORY_PREFIX = 'u/h-';
+
+function membershipOps(membership: Uint8Array, certificate: Uint8Array, committedAt: number): { type: 'put'; key: string; value: Uint8Array }[] {
+  const m = decodeMembership(membership);
+  return [
+    { type: 'put', key: MEMBERSHIP_CURRENT_KEY, value: encode({ v: FORMAT, membership: Uint8Array.from(membership) }) },
+    {
+      type: 'put',
+      key: `${MEMBERSHIP_HISTORY_PREFIX}${String(m.epoch).padStart(10, '0')}`,
+      value: encode({ v: FORMAT, membership: Uint8Array.from(membership), cert: Uint8Array.from(certificate), committedAt }),
+    },
+  ];
 }
 
 export function stagedRecordKey(tenant: string, keyId: string): string {
@@ -1814,8 +1909,8 @@ function stagedToInfo(tenant: string, keyId: string, s: StoredStaged): StagedCha
           ? { kind: 'new-epoch' as const, version: e.version, epoch: e.record.epoch }
           : e.kind === 'state'
             ? { kind: 'state' as const, version: e.version, state: e.state }
-            : e.kind === 'leave'
-              ? { kind: 'leave' as const, version: e.version }
+            : e.kind === 'leave' || e.kind === 'membership'
+              ? { kind: e.kind, version: e.version }
               : { kind: 'destroy' as const, version: e.version, state: 'destroyed' as const },
     ),
   };
@@ -1849,6 +1944,10 @@ function decodeStaged(raw: Uint8Array, key: string): StoredStaged {
         return { kind: 'destroy', version, destroyedAt: e.destroyedAt as number };
       case 'leave':
         return { kind: 'leave', version };
+      case 'membership':
+        ensure(e.membership instanceof Uint8Array, ErrorCode.BadMessage, corrupt);
+        ensure(decodeMembership(e.membership).epoch === version, ErrorCode.BadMessage, corrupt);
+        return { kind: 'membership', version, membership: Uint8Array.from(e.membership) };
       default:
         throw new TesseraError(ErrorCode.BadMessage, corrupt);
     }

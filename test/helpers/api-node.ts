@@ -5,6 +5,7 @@
  * caller's (a CoordinatorLink, connected or not). Two tenants, each with one API key: `acme` (whose
  * keys the tests use) and `mallory`.
  */
+import { LiveMembership } from '../../node/governance/membership.js';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -65,10 +66,9 @@ export async function startApiNode(o: {
   });
   const service = new NodeService({
     index: o.index,
-    parties: o.parties,
     identity: o.identity,
     importKey: await generateWrappingKeyPair('ml-kem-768'),
-    membership: o.membership,
+    live: new LiveMembership({ epoch: 0, members: [...o.membership].map(([index, identityPublicKey]) => ({ index, identityPublicKey })) }),
     store,
     link: o.link,
     logger,

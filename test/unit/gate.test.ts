@@ -8,6 +8,7 @@
  *   the default version is the newest active one;
  * - audit reasons never carry long encoded runs.
  */
+import { LiveMembership } from '../../node/governance/membership.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,12 +72,11 @@ async function makeNode(): Promise<Node> {
   const gate = new OperationGate({ audit, policy, decline: (s, r) => link.fail(s, 'POLICY_DENIED', r, []), logger });
   const service = new NodeService({
     index: 1,
-    parties: 3,
     identity,
     importKey,
     // Every player a member (the session channel checks that before the node joins); the keys do not
     // matter here, since no session ever starts.
-    membership: new Map([1, 2, 3].map((i) => [i, identity.publicKey] as const)),
+    live: new LiveMembership({ epoch: 0, members: [1, 2, 3].map((index) => ({ index, identityPublicKey: identity.publicKey })) }),
     store,
     link: link as never,
     logger,
