@@ -30,6 +30,12 @@ const MAX_ID_LENGTH = 128;
 const MAX_CODE_LENGTH = 64;
 const MAX_MESSAGE_LENGTH = 1024;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** Changes in one membership frame. */
+export const MAX_MEMBERSHIP_CHANGES_PER_FRAME = 64;
+/** An encoded membership of 255 members (255 x 1952-byte identity keys, core/membership.ts) is ~500 KB. */
+export const MAX_MEMBERSHIP_BYTES = 512 * 1024;
+/** An encoded certificate with 255 ML-DSA-65 votes (3309 bytes each, core/commit.ts) is ~850 KB. */
+export const MAX_CERTIFICATE_BYTES = 1024 * 1024;
 
 /** WebSocket close codes. */
 export const CloseCode = {
@@ -41,6 +47,11 @@ export const CloseCode = {
   Replaced: 4003,
   /** The peer cannot keep up with what is sent to it. */
   SlowConsumer: 4004,
+  /**
+   * A certified membership change (core/membership.ts) removed this node's index or gave it a new
+   * identity key: the connection authenticated under a key that is no longer a member's.
+   */
+  MembershipChanged: 4005,
   GoingAway: 1001,
   Normal: 1000,
 } as const;
@@ -85,8 +96,19 @@ export interface RelayDeliverFrame { t: 'relay'; session: Uint8Array; from: numb
 export interface DoneFrame { t: 'done'; session: Uint8Array }
 /** `scope` (sessionScope) on a decline: the tenant and key the declining node was asked about. */
 export interface FailFrame { t: 'fail'; session: Uint8Array; code: string; message: string; culprits: number[]; scope?: Uint8Array }
+/**
+ * One committed membership change: the new membership (core/membership.ts encodeMembership bytes) and
+ * the certificate that commits it (core/commit.ts encodeCertificate bytes).
+ */
+export interface MembershipChangeBytes { membership: Uint8Array; certificate: Uint8Array }
+/**
+ * node -> coordinator: the sender's chain of committed membership changes, oldest first (a long chain
+ * goes as several frames, in order). The coordinator trusts none of it: it adopts a change only when
+ * its certificate verifies against the membership it holds (core/membership.ts verifyMembershipChange).
+ */
+export interface MembershipFrame { t: 'membership'; changes: MembershipChangeBytes[] }
 
-export type NodeFrame = HelloFrame | JoinFrame | RelaySendFrame | DoneFrame | FailFrame;
+export type NodeFrame = HelloFrame | JoinFrame | RelaySendFrame | DoneFrame | FailFrame | MembershipFrame;
 export type CoordinatorFrame = ChallengeFrame | WelcomeFrame | OnlineFrame | StartFrame | AbortFrame | RelayDeliverFrame;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
@@ -119,10 +141,10 @@ function decodeMap(data: Uint8Array): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function exactKeys(o: Record<string, unknown>, required: readonly string[], optional: readonly string[] = []): void {
-  for (const k of required) if (!Object.prototype.hasOwnProperty.call(o, k)) bad(`${String(o.t)}: missing field ${k}`);
+function exactKeys(o: Record<string, unknown>, required: readonly string[], optional: readonly string[] = [], what = String(o.t)): void {
+  for (const k of required) if (!Object.prototype.hasOwnProperty.call(o, k)) bad(`${what}: missing field ${k}`);
   for (const k of Object.keys(o)) {
-    if (!required.includes(k) && !optional.includes(k)) bad(`${String(o.t)}: unknown field ${k.slice(0, 32)}`);
+    if (!required.includes(k) && !optional.includes(k)) bad(`${what}: unknown field ${k.slice(0, 32)}`);
   }
 }
 
@@ -194,6 +216,20 @@ export function decodeNodeFrame(data: Uint8Array): NodeFrame {
       };
       if (o.scope !== undefined) f.scope = bytes(o, 'scope', SCOPE_LENGTH);
       return f;
+    }
+    case 'membership': {
+      exactKeys(o, ['t', 'changes']);
+      const v = o.changes;
+      if (!Array.isArray(v) || v.length < 1 || v.length > MAX_MEMBERSHIP_CHANGES_PER_FRAME) bad(`changes: expected 1..${MAX_MEMBERSHIP_CHANGES_PER_FRAME} entries`);
+      const changes = v.map((c: unknown): MembershipChangeBytes => {
+        if (c === null || typeof c !== 'object' || Array.isArray(c) || c instanceof Uint8Array) bad('changes: expected maps');
+        const proto = Object.getPrototypeOf(c);
+        if (proto !== Object.prototype && proto !== null) bad('changes: expected plain maps');
+        const e = c as Record<string, unknown>;
+        exactKeys(e, ['membership', 'certificate'], [], 'membership change');
+        return { membership: bytes(e, 'membership', 1, MAX_MEMBERSHIP_BYTES), certificate: bytes(e, 'certificate', 1, MAX_CERTIFICATE_BYTES) };
+      });
+      return { t: 'membership', changes };
     }
     default:
       bad(`unknown frame type ${typeof o.t === 'string' ? o.t.slice(0, 32) : typeof o.t}`);

@@ -9,14 +9,19 @@
  *     "coordinatorId": "prod-1",          // optional
  *     "sessionTimeoutMs": 30000,          // optional
  *     "membershipFile": "membership.json",// required; relative paths are relative to the config file
+ *     "membershipStateFile": "membership-state.json", // optional: where adopted membership changes are kept
  *     "tls": { "certFile": "c.pem", "keyFile": "k.pem" },   // optional
  *     "logLevel": "info",                 // optional
  *     "metricsToken": "<16..256 chars>"   // optional: the bearer token that reads GET /metrics
  *   }
- * Membership file: { "nodes": [ { "index": 1, "identityPublicKey": "<hex, 1952 bytes>" }, ... ] }
+ * Membership file: { "nodes": [ { "index": 1, "identityPublicKey": "<hex, 1952 bytes>" }, ... ], "epoch": 0 }
+ *   (`epoch` optional, default 0: the membership's epoch, core/membership.ts). It is the starting point:
+ *   later memberships are adopted only from certified changes (coordinator/membership-state.ts), kept in
+ *   `membershipStateFile` (without one, in memory only: a restarted coordinator catches up when the
+ *   nodes send their chains again on reconnect).
  *
  * Environment (used when no --config is given): TESSERA_COORDINATOR_PORT, _HOST, _ID,
- * _SESSION_TIMEOUT_MS, _MEMBERSHIP (file), _TLS_CERT, _TLS_KEY (files), _LOG_LEVEL, _METRICS_TOKEN.
+ * _SESSION_TIMEOUT_MS, _MEMBERSHIP (file), _MEMBERSHIP_STATE (file), _TLS_CERT, _TLS_KEY (files), _LOG_LEVEL, _METRICS_TOKEN.
  * TESSERA_COORDINATOR_METRICS_TOKEN also overrides a config file's metricsToken (a secret is often
  * handed to a process in its environment, not in its config file).
  */
@@ -26,6 +31,9 @@ import { fromHex } from '../core/bytes.js';
 import { IDENTITY_PUBLIC_KEY_LENGTH } from '../core/identity.js';
 import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
 import type { CoordinatorOptions } from './server.js';
+
+/** core/membership.ts checkMembership's epoch bound. */
+const MAX_MEMBERSHIP_EPOCH = 0xfffffffe;
 
 export class ConfigError extends Error {
   constructor(
@@ -69,10 +77,19 @@ function checkKeys(o: Record<string, unknown>, allowed: readonly string[], prefi
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new ConfigError(`${prefix}${k}`, 'unknown field');
 }
 
-/** Parse a membership document: { nodes: [{ index, identityPublicKey: hex }] }. */
+/** Parse a membership document: { nodes: [{ index, identityPublicKey: hex }], epoch? }. */
 export function parseMembership(doc: unknown, field = 'membership'): Map<number, Uint8Array> {
+  return parseMembershipDocument(doc, field).membership;
+}
+
+/** The membership document's nodes and its epoch (0 when the file does not say). */
+export function parseMembershipDocument(doc: unknown, field = 'membership'): { membership: Map<number, Uint8Array>; epoch: number } {
   if (!isObject(doc) || !Array.isArray(doc.nodes)) throw new ConfigError(`${field}.nodes`, 'expected an array');
-  checkKeys(doc, ['nodes'], `${field}.`);
+  checkKeys(doc, ['nodes', 'epoch'], `${field}.`);
+  const epoch = doc.epoch ?? 0;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_MEMBERSHIP_EPOCH) {
+    throw new ConfigError(`${field}.epoch`, `expected an integer 0..${MAX_MEMBERSHIP_EPOCH}`);
+  }
   if (doc.nodes.length < 1) throw new ConfigError(`${field}.nodes`, 'expected at least one node');
   const out = new Map<number, Uint8Array>();
   doc.nodes.forEach((n: unknown, i: number) => {
@@ -91,7 +108,7 @@ export function parseMembership(doc: unknown, field = 'membership'): Map<number,
     }
     out.set(n.index, key);
   });
-  return out;
+  return { membership: out, epoch };
 }
 
 interface RawConfig {
@@ -100,6 +117,7 @@ interface RawConfig {
   coordinatorId?: unknown;
   sessionTimeoutMs?: unknown;
   membershipFile?: unknown;
+  membershipStateFile?: unknown;
   tls?: unknown;
   logLevel?: unknown;
   metricsToken?: unknown;
@@ -108,7 +126,7 @@ interface RawConfig {
 /** Validate a raw config object. Relative file paths resolve against baseDir. */
 export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
   if (!isObject(raw)) throw new ConfigError('config', 'expected a JSON object');
-  checkKeys(raw, ['port', 'host', 'coordinatorId', 'sessionTimeoutMs', 'membershipFile', 'tls', 'logLevel', 'metricsToken'], '');
+  checkKeys(raw, ['port', 'host', 'coordinatorId', 'sessionTimeoutMs', 'membershipFile', 'membershipStateFile', 'tls', 'logLevel', 'metricsToken'], '');
   const c = raw as RawConfig;
   if (typeof c.port !== 'number' || !Number.isSafeInteger(c.port) || c.port < 0 || c.port > 65535) {
     throw new ConfigError('port', 'expected an integer 0..65535');
@@ -132,7 +150,12 @@ export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
   }
   if (typeof c.membershipFile !== 'string' || c.membershipFile.length === 0) throw new ConfigError('membershipFile', 'expected a file path');
   const membershipPath = resolve(baseDir, c.membershipFile);
-  const membership = parseMembership(parseJson(readText(membershipPath, 'membershipFile'), 'membershipFile'), 'membershipFile');
+  const { membership, epoch: membershipEpoch } = parseMembershipDocument(parseJson(readText(membershipPath, 'membershipFile'), 'membershipFile'), 'membershipFile');
+  // Read (and every link verified) when the coordinator starts: coordinator/membership-state.ts.
+  if (c.membershipStateFile !== undefined && (typeof c.membershipStateFile !== 'string' || c.membershipStateFile.length === 0)) {
+    throw new ConfigError('membershipStateFile', 'expected a file path');
+  }
+  const membershipStateFile = c.membershipStateFile !== undefined ? resolve(baseDir, c.membershipStateFile as string) : undefined;
 
   let tls: CoordinatorOptions['tls'];
   if (c.tls !== undefined) {
@@ -153,6 +176,8 @@ export function loadConfig(raw: unknown, baseDir: string): LoadedConfig {
       coordinatorId: c.coordinatorId as string | undefined,
       sessionTimeoutMs: c.sessionTimeoutMs as number | undefined,
       membership,
+      membershipEpoch,
+      ...(membershipStateFile !== undefined ? { membershipStateFile } : {}),
       tls,
       ...(c.metricsToken !== undefined ? { metricsToken: c.metricsToken as string } : {}),
     },
@@ -184,6 +209,7 @@ export function loadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): LoadedC
     coordinatorId: v('ID'),
     sessionTimeoutMs: int('SESSION_TIMEOUT_MS', 'sessionTimeoutMs'),
     membershipFile: v('MEMBERSHIP'),
+    membershipStateFile: v('MEMBERSHIP_STATE'),
     logLevel: v('LOG_LEVEL'),
     metricsToken: v('METRICS_TOKEN') || undefined,
   };

@@ -14,8 +14,9 @@ import { watchParent } from '../runtime/parent-watch.js';
 export const COORDINATOR_USAGE = `usage: tessera-coordinator [--config FILE]
   (compiled: node dist/coordinator/main.js; from source: tsx coordinator/main.ts)
   --config FILE   the coordinator's JSON config file (default: $TESSERA_COORDINATOR_CONFIG); without
-                  one, TESSERA_COORDINATOR_PORT, _HOST, _ID, _SESSION_TIMEOUT_MS, _MEMBERSHIP, _TLS_CERT,
-                  _TLS_KEY, _LOG_LEVEL and _METRICS_TOKEN configure it (_METRICS_TOKEN also with --config)
+                  one, TESSERA_COORDINATOR_PORT, _HOST, _ID, _SESSION_TIMEOUT_MS, _MEMBERSHIP,
+                  _MEMBERSHIP_STATE, _TLS_CERT, _TLS_KEY, _LOG_LEVEL and _METRICS_TOKEN configure it
+                  (_METRICS_TOKEN also with --config)
   -h, --help      print this help and exit
 A bad option or config exits 2 with one line on stderr; a coordinator that cannot start exits 1.`;
 
@@ -62,6 +63,12 @@ async function main(): Promise<void> {
   try {
     coordinator = await startCoordinator({ ...config.options, logger });
   } catch (e) {
+    // A membership state file that does not follow from the configured membership is a config error
+    // (coordinator/membership-state.ts): the operator must look at it, a retry would not help.
+    if (e instanceof ConfigError) {
+      process.stderr.write(`tessera-coordinator: config error: ${e.message.split('\n')[0]}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`tessera-coordinator: cannot start: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   }

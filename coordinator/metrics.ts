@@ -20,6 +20,8 @@
  *   tessera_coordinator_session_duration_seconds{outcome}    from the first join to the end (histogram)
  *   tessera_coordinator_relayed_messages_total               node-to-node messages relayed
  *   tessera_coordinator_rejected_connections_total           connections that failed authentication
+ *   tessera_coordinator_membership_epoch                     the epoch of the membership in use
+ *   tessera_coordinator_membership_changes_total             certified membership changes adopted
  */
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { scrapedCounter } from '../runtime/metrics.js';
@@ -33,6 +35,8 @@ export interface CoordinatorMetricsSource {
   started: number;
   relayed: number;
   rejectedConnections: number;
+  membershipEpoch: number;
+  membershipChanges: number;
 }
 
 /** Session latency buckets (seconds): a signing session takes milliseconds, a deadline tens of seconds. */
@@ -46,7 +50,7 @@ export class CoordinatorMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     // One stats() call per scrape feeds every metric below: the first gauge's collect runs first (registration order).
-    let last: CoordinatorMetricsSource = { connections: 0, online: [], sessions: 0, started: 0, relayed: 0, rejectedConnections: 0 };
+    let last: CoordinatorMetricsSource = { connections: 0, online: [], sessions: 0, started: 0, relayed: 0, rejectedConnections: 0, membershipEpoch: 0, membershipChanges: 0 };
     new Gauge({
       name: 'tessera_coordinator_connections',
       help: 'Open node connections (authenticated or not)',
@@ -77,6 +81,15 @@ export class CoordinatorMetrics {
     const total = (name: string, help: string, read: () => number) => scrapedCounter(registers, name, help, read);
     total('tessera_coordinator_relayed_messages_total', 'Node-to-node messages relayed', () => last.relayed);
     total('tessera_coordinator_rejected_connections_total', 'Connections that failed authentication', () => last.rejectedConnections);
+    total('tessera_coordinator_membership_changes_total', 'Certified membership changes adopted (coordinator/membership-state.ts)', () => last.membershipChanges);
+    new Gauge({
+      name: 'tessera_coordinator_membership_epoch',
+      help: 'The epoch of the cluster membership in use',
+      registers,
+      collect() {
+        this.set(last.membershipEpoch);
+      },
+    });
     this.durations = new Histogram({
       name: 'tessera_coordinator_session_duration_seconds',
       help: 'Sessions from the first join to their end, by outcome (completed or the abort code)',

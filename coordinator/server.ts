@@ -41,6 +41,12 @@
  *   When the joins carry a scope (wire.ts sessionScope: session, tenant, key), a decline counts only
  *   with the same scope: a node declines for an API key only sessions on that key's tenant's keys.
  * - A node whose outgoing buffer exceeds 64 MiB is disconnected (4004).
+ * - Membership (coordinator/membership-state.ts): the config's membership is the starting point; a
+ *   `membership` frame from any authenticated node offers its chain of certified changes, and the next
+ *   epoch is adopted only when its certificate verifies (a bad one is logged and ignored: the sender
+ *   may only be passing it on). An adopted chain is written to the state file before it is used; then
+ *   hellos check the new keys, and the connections of removed nodes and of nodes given a new identity
+ *   are closed (4005), their sessions aborted as on any disconnect.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -49,7 +55,7 @@ import type * as https from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { toHex } from '../core/bytes.js';
+import { equalBytes, toHex } from '../core/bytes.js';
 import { identityVerify } from '../core/identity.js';
 import {
   MAX_FRAME_BYTES,
@@ -66,8 +72,12 @@ import {
   type FailFrame,
   type HelloFrame,
   type JoinFrame,
+  type MembershipChangeBytes,
+  type MembershipFrame,
   type RelaySendFrame,
 } from '../contract/relay.js';
+import type { Membership } from '../core/membership.js';
+import { configMembership, followMembershipChain, loadMembershipState, membershipStateText, writeFileDurably } from './membership-state.js';
 import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { metricsTokenMatcher } from '../runtime/metrics.js';
@@ -83,8 +93,15 @@ export interface CoordinatorOptions {
   host?: string;
   /** 0 = a random free port. */
   port: number;
-  /** Node index -> ML-DSA-65 identity public key. */
+  /** Node index -> ML-DSA-65 identity public key: the starting membership (later ones come certified). */
   membership: ReadonlyMap<number, Uint8Array>;
+  /** The starting membership's epoch (core/membership.ts). Default 0. */
+  membershipEpoch?: number;
+  /**
+   * Where adopted membership changes are kept (coordinator/membership-state.ts); replayed and checked
+   * at start. Without it they are kept in memory only.
+   */
+  membershipStateFile?: string;
   /** Signed into every node's authentication, so a challenge cannot be answered for another coordinator. */
   coordinatorId?: string;
   /** Deadline of a session from its first join; a join may ask for less. Default 30 s. */
@@ -118,6 +135,10 @@ export interface CoordinatorStats {
   relayed: number;
   aborted: Record<AbortCode, number>;
   rejectedConnections: number;
+  /** The epoch of the membership in use. */
+  membershipEpoch: number;
+  /** Certified membership changes adopted since start. */
+  membershipChanges: number;
 }
 
 export interface Coordinator {
@@ -141,6 +162,8 @@ interface Connection {
   readonly ws: WebSocket;
   readonly nonce: Uint8Array;
   index?: number;
+  /** The identity key this connection authenticated with (a membership change may retire it). */
+  identityKey?: Uint8Array;
   authTimer?: NodeJS.Timeout;
   alive: boolean;
   /** Detached: replaced or closing; its close event no longer changes presence. */
@@ -225,11 +248,21 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   if (opts.metricsToken !== undefined && !METRICS_TOKEN_PATTERN.test(opts.metricsToken)) {
     throw new Error('coordinator: metricsToken must be 16..256 printable ASCII characters without spaces');
   }
-  const membership = new Map(opts.membership);
-  for (const [index, key] of membership) {
+  for (const [index, key] of opts.membership) {
     if (!Number.isSafeInteger(index) || index < 1 || index > 255) throw new Error(`coordinator: membership index ${index} out of range 1..255`);
     if (!(key instanceof Uint8Array) || key.length !== 1952) throw new Error(`coordinator: membership key of node ${index} must be 1952 bytes`);
   }
+  const baseEpoch = opts.membershipEpoch ?? 0;
+  if (!Number.isSafeInteger(baseEpoch) || baseEpoch < 0 || baseEpoch > 0xfffffffe) throw new Error('coordinator: membershipEpoch must be an integer 0..4294967294');
+  const stateFile = opts.membershipStateFile;
+  // The state file's chain, every link verified again from the configured membership (a ConfigError
+  // naming the file when it does not follow: coordinator/main.ts exits 2).
+  const loaded = stateFile !== undefined ? loadMembershipState(stateFile, configMembership(baseEpoch, opts.membership)) : undefined;
+  /** The membership in use and the chain of certified changes that led to it from the config's. */
+  let current: Membership = loaded?.membership ?? configMembership(baseEpoch, opts.membership);
+  let chain: MembershipChangeBytes[] = loaded?.chain ?? [];
+  /** Index -> identity key of `current`: what a hello is checked against (updated in place on a change). */
+  const membership = new Map(current.members.map((m) => [m.index, m.identityPublicKey] as const));
 
   const connections = new Set<Connection>();
   const byIndex = new Map<number, Connection>();
@@ -241,6 +274,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   let nextConnectionId = 1;
   let closing = false;
   const counters = {
+    membershipChanges: 0,
     completed: 0,
     relayed: 0,
     rejectedConnections: 0,
@@ -468,6 +502,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       return;
     }
     clearTimeout(conn.authTimer);
+    conn.identityKey = key;
     const previous = byIndex.get(f.index);
     if (previous) {
       // Only an authenticated connection can replace one: the old one goes, and its sessions with it.
@@ -622,6 +657,49 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     abortSession(s, 'FAILED', f.message, culprits);
   }
 
+  /**
+   * A node's chain of committed membership changes. Each link at the next epoch is adopted only when
+   * its certificate verifies against the membership held (coordinator/membership-state.ts); the rest
+   * is ignored. A chain that does not verify is logged, never the sender's fault by itself: it may be
+   * relaying what it was given. The adopted links are persisted before anything uses them.
+   */
+  function onMembership(index: number, f: MembershipFrame): void {
+    const result = followMembershipChain(current, f.changes);
+    if (result.problem) log.warn({ node: index, epoch: current.epoch, problem: result.problem }, 'membership change not adopted');
+    if (result.adopted.length === 0) {
+      if (!result.problem) log.debug({ node: index, epoch: current.epoch }, 'membership chain holds nothing new');
+      return;
+    }
+    const nextChain = [...chain, ...result.adopted.map((a) => a.bytes)];
+    if (stateFile !== undefined) {
+      try {
+        writeFileDurably(stateFile, membershipStateText(nextChain));
+      } catch (e) {
+        // Not adopted: a change used before it is on disk would be forgotten by a restart. The nodes
+        // send their chain again (on reconnect, after their next commit).
+        log.error({ file: stateFile, err: e instanceof Error ? e.message : String(e) }, 'cannot write the membership state file; change not adopted');
+        return;
+      }
+    }
+    chain = nextChain;
+    current = result.membership;
+    membership.clear();
+    for (const m of current.members) membership.set(m.index, m.identityPublicKey);
+    for (const a of result.adopted) {
+      counters.membershipChanges++;
+      log.info({ epoch: a.membership.epoch, added: a.change.added, removed: a.change.removed, replaced: a.change.replaced, from: index }, 'membership adopted');
+    }
+    // Every connection authenticated under a key the membership no longer holds for its index goes,
+    // and with it its sessions (detach: NODE_OFFLINE, and an `online` update to the others).
+    for (const c of [...byIndex.values()]) {
+      const key = membership.get(c.index!);
+      if (key !== undefined && c.identityKey !== undefined && equalBytes(key, c.identityKey)) continue;
+      const what = key === undefined ? 'removed from' : 'given a new identity in';
+      log.warn({ node: c.index, epoch: current.epoch }, `node ${what} the membership; closing its connection`);
+      closeConnection(c, CloseCode.MembershipChanged, `node ${c.index} ${what} the cluster membership (epoch ${current.epoch})`);
+    }
+  }
+
   function onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
     if (conn.detached) return;
     conn.alive = true;
@@ -649,6 +727,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         return onDone(index, frame);
       case 'fail':
         return onFail(index, frame);
+      case 'membership':
+        return onMembership(index, frame);
     }
   }
 
@@ -697,7 +777,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const scheme = opts.tls ? 'https' : 'http';
   const httpUrl = `${scheme}://${hostForUrl(host)}:${port}`;
   const url = `${opts.tls ? 'wss' : 'ws'}://${hostForUrl(host)}:${port}${WS_PATH}`;
-  log.info({ port, tls: !!opts.tls, nodes: [...membership.keys()].sort((a, b) => a - b) }, 'coordinator listening');
+  log.info({ port, tls: !!opts.tls, nodes: [...membership.keys()].sort((a, b) => a - b), epoch: current.epoch }, 'coordinator listening');
+  if (stateFile === undefined) {
+    log.info('no membershipStateFile configured: adopted membership changes are kept in memory only (the nodes send them again after a restart)');
+  } else {
+    log.info({ file: stateFile, epoch: current.epoch, changes: chain.length }, 'membership state loaded');
+  }
 
   let closed: Promise<void> | undefined;
   async function close(): Promise<void> {
@@ -734,6 +819,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       relayed: counters.relayed,
       aborted: { ...counters.aborted },
       rejectedConnections: counters.rejectedConnections,
+      membershipEpoch: current.epoch,
+      membershipChanges: counters.membershipChanges,
     };
   }
 

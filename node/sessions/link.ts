@@ -21,7 +21,10 @@ import {
   DIGEST_LENGTH,
   LIMITS,
   SCOPE_LENGTH,
+  MAX_CERTIFICATE_BYTES,
   MAX_FRAME_BYTES,
+  MAX_MEMBERSHIP_BYTES,
+  MAX_MEMBERSHIP_CHANGES_PER_FRAME,
   MAX_NODE_INDEX,
   MAX_PAYLOAD_BYTES,
   authMessage,
@@ -29,8 +32,12 @@ import {
   encodeFrame,
   type AbortCode,
   type CoordinatorFrame,
+  type MembershipChangeBytes,
   type NodeFrame,
 } from '../../contract/relay.js';
+
+/** This node's chain of committed membership changes, oldest first (contract/relay.ts MembershipFrame). */
+export type MembershipChainProvider = () => Promise<MembershipChangeBytes[]>;
 
 /** Why a session ended for this node: the coordinator's abort codes, plus what the link decides locally. */
 export type SessionEndReason =
@@ -101,6 +108,12 @@ export interface LinkConnectOptions {
    * largest payload (MAX_PAYLOAD_BYTES).
    */
   maxQueuedBytesPerSession?: number;
+  /**
+   * This node's committed membership changes, oldest first. The link sends them to the coordinator
+   * after every successful (re)authentication (so a coordinator restarted without its state catches
+   * up) and on announceMembership(). Also settable later with setMembershipChanges().
+   */
+  membershipChanges?: MembershipChainProvider;
   logger?: Logger;
 }
 
@@ -156,6 +169,29 @@ function checkScope(scope: unknown): void {
   }
 }
 
+/**
+ * Split a chain into frames, oldest first: at most MAX_MEMBERSHIP_CHANGES_PER_FRAME changes each, and
+ * under the frame cap (MAX_PAYLOAD_BYTES of change bytes per frame; one change is at most
+ * MAX_MEMBERSHIP_BYTES + MAX_CERTIFICATE_BYTES, well under it).
+ */
+export function membershipFrames(chain: readonly MembershipChangeBytes[]): MembershipChangeBytes[][] {
+  const frames: MembershipChangeBytes[][] = [];
+  let frame: MembershipChangeBytes[] = [];
+  let bytes = 0;
+  for (const c of chain) {
+    const size = c.membership.length + c.certificate.length + 64;
+    if (frame.length > 0 && (frame.length === MAX_MEMBERSHIP_CHANGES_PER_FRAME || bytes + size > MAX_PAYLOAD_BYTES)) {
+      frames.push(frame);
+      frame = [];
+      bytes = 0;
+    }
+    frame.push({ membership: copyBytes(c.membership), certificate: copyBytes(c.certificate) });
+    bytes += size;
+  }
+  if (frame.length > 0) frames.push(frame);
+  return frames;
+}
+
 export interface CoordinatorLinkEvents {
   connected: [online: number[]];
   disconnected: [info: { code: number; reason: string }];
@@ -187,6 +223,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private onlineWaiters = new Set<() => void>();
   /** Why this link last refused a coordinator (for the connect timeout's message). */
   private lastRefusal?: string;
+  private membershipChanges?: MembershipChainProvider;
 
   /** Create a link and connect it. */
   static async connect(opts: LinkConnectOptions): Promise<CoordinatorLink> {
@@ -234,7 +271,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     if (!Number.isSafeInteger(maxQueuedBytes) || maxQueuedBytes < MAX_PAYLOAD_BYTES) {
       return Promise.reject(new TesseraError(ErrorCode.BadInput, `link: maxQueuedBytesPerSession must be an integer >= ${MAX_PAYLOAD_BYTES}`));
     }
+    if (opts.membershipChanges !== undefined && typeof opts.membershipChanges !== 'function') {
+      return Promise.reject(new TesseraError(ErrorCode.BadInput, 'link: membershipChanges must be a function'));
+    }
     this.opts = opts;
+    this.membershipChanges ??= opts.membershipChanges;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'link', node: opts.index });
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -247,6 +288,51 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       this.connectWaiter = { resolve, reject, timer };
       this.openSocket();
     });
+  }
+
+  /** Set (or replace) where the link reads this node's chain of committed membership changes. */
+  setMembershipChanges(provider: MembershipChainProvider | undefined): void {
+    if (provider !== undefined && typeof provider !== 'function') throw new TesseraError(ErrorCode.BadInput, 'link: membershipChanges must be a function');
+    this.membershipChanges = provider;
+  }
+
+  /**
+   * Send this node's chain of committed membership changes to the coordinator now, if connected (call
+   * it after each committed change). Nothing happens without a provider or with an empty chain; the
+   * chain goes as frames of at most MAX_MEMBERSHIP_CHANGES_PER_FRAME changes, oldest first, so the
+   * coordinator adopts them in order. Never throws: a failure is logged, and the chain goes again on
+   * the next (re)authentication.
+   */
+  announceMembership(): void {
+    const provider = this.membershipChanges;
+    const ws = this.ws;
+    if (!provider || !ws || !this.authenticated) return;
+    void (async () => {
+      let chain: MembershipChangeBytes[];
+      try {
+        chain = await provider();
+      } catch (e) {
+        return void this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'cannot read the membership chain to announce');
+      }
+      if (!Array.isArray(chain) || chain.length === 0) return;
+      // The socket authenticated when the chain was asked for, and still open: a chain read across a
+      // reconnect goes with that reconnect's own announcement instead.
+      if (this.ws !== ws || !this.authenticated) return;
+      const ok = chain.every(
+        (c) =>
+          c !== null &&
+          typeof c === 'object' &&
+          c.membership instanceof Uint8Array &&
+          c.membership.length >= 1 &&
+          c.membership.length <= MAX_MEMBERSHIP_BYTES &&
+          c.certificate instanceof Uint8Array &&
+          c.certificate.length >= 1 &&
+          c.certificate.length <= MAX_CERTIFICATE_BYTES,
+      );
+      if (!ok) return void this.log.warn('membership chain has an entry of the wrong shape; not announced');
+      for (const changes of membershipFrames(chain)) this.sendFrame({ t: 'membership', changes });
+      this.log.debug({ changes: chain.length }, 'membership chain announced');
+    })();
   }
 
   /** Sessions joined on this link and not ended yet (each with its end-to-end channel), for the metrics. */
@@ -577,6 +663,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       this.connectWaiter = undefined;
     }
     this.emit('connected', this.online());
+    this.announceMembership();
   }
 
   private setOnline(online: number[]): void {
@@ -702,6 +789,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       this.log.error('another connection authenticated as this node; not reconnecting');
       this.emit('replaced');
       return;
+    }
+    if (code === CloseCode.MembershipChanged) {
+      // A certified change removed this node or gave its index a new identity: the coordinator will
+      // refuse this identity from now on (it keeps trying, in case the index is given back to it).
+      this.log.error({ reason }, 'the cluster membership no longer holds this node\'s identity');
     }
     if (code === CloseCode.AuthFailed) {
       if (!this.everConnected && this.connectWaiter) {
