@@ -15,7 +15,7 @@ import type { PublicKeyPackage } from '../core/types.js';
 import { decodeMessage } from '../core/wire.js';
 import { decapPartialBinding, declaredRounds, type Operation } from '../core/session.js';
 import { decodeCertificate, encodeCertificate, publicPackageDigest, sameStatement, verifyCertificate, type CommitCertificate } from '../core/commit.js';
-import { checkCommittee, isParty, partyIndices } from '../core/committee.js';
+import { checkCommittee, isContiguous, isParty, partyIndices } from '../core/committee.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../core/evidence.js';
 import { generateOneCallReceiver, openAllFromSenderOneCall, wipeOneCallReceiver } from '../core/wrap.js';
 import { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
@@ -62,8 +62,31 @@ import type {
   SignShareResponse,
   SignBatchRequest,
   SignBatchResponse,
+  ApplyMembershipResponse,
+  ChangeMembershipRequest,
+  ChangeMembershipResponse,
+  MemberJson,
+  MembershipHistoryResponse,
+  MembershipResponse,
+  TenantListResponse,
 } from '../contract/http.js';
-import { MAX_SIGN_BATCH } from '../contract/http.js';
+import { ACT_AS_TENANT_HEADER, MAX_SIGN_BATCH } from '../contract/http.js';
+import { MEMBERSHIP_KEY_ID, membershipDigest, verifyMembershipChange, type Membership, type MembershipChange } from '../core/membership.js';
+import {
+  asClientError,
+  checkedStep,
+  compareMemberships,
+  identityKeyOf,
+  membersToJson,
+  membershipOf,
+  membershipOfResponse,
+  nextMembers,
+  planKeyReshare,
+  type KeyMoveChange,
+  type MemberSpec,
+  type MembershipAnswer,
+  type MembershipReport,
+} from './membership.js';
 import { ensureGroupBackends } from '../runtime/group-backend.js';
 import { checkTimeoutMs, DEFAULT_TIMEOUT_MS, isUnreachable, nodeLabel, requestJson, TesseraClientError, type HttpTarget } from './http.js';
 import { bytesOrHex, normalizeHex } from './formats.js';
@@ -147,6 +170,21 @@ export type SessionRequest =
    * being reshared (core/commit.ts publicPackageDigest of its public package).
    */
   | { operation: 'reshare'; sessionId: string; keyId: string; suite: string; version: number; threshold: number; nodes: number[]; dealers: number[]; oldPackageDigest: string }
+  /**
+   * Change the cluster's membership (issue 13; core/membership.ts) to `members` at `epoch`: asked of every
+   * member the change keeps (its voters). `keyId` is the commit statement's (MEMBERSHIP_KEY_ID); `added`,
+   * `removed` and `replaced` (a node back with a new identity) say what changes, for the hook to judge.
+   */
+  | {
+      operation: 'membership';
+      sessionId: string;
+      keyId: typeof MEMBERSHIP_KEY_ID;
+      epoch: number;
+      members: MemberJson[];
+      added: number[];
+      removed: number[];
+      replaced: number[];
+    }
   | {
       operation: 'export';
       sessionId: string;
@@ -194,6 +232,11 @@ export interface NodeClientOptions {
   identityPublicKey?: string | Uint8Array;
   /** Called once for every HTTP request to this node (metrics, tests counting round trips). */
   onRequest?: HttpTarget['onRequest'];
+  /**
+   * Act for this tenant with an admin API key (header ACT_AS_TENANT_HEADER on every request): how a
+   * membership change reshares every tenant's keys with the cluster file's admin keys. See forTenant.
+   */
+  tenant?: string;
 }
 
 /** What a NodeClient last learnt about its node's liveness (Date.now() times): any answer, any non-answer. */
@@ -219,6 +262,7 @@ export class NodeClient {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       node: options.index,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+      ...(options.tenant !== undefined ? { headers: { [ACT_AS_TENANT_HEADER]: tenantName(options.tenant) } } : {}),
       onOutcome: ({ answered, reason }) => {
         if (answered) this.liveness.answeredAt = Date.now();
         else {
@@ -472,7 +516,47 @@ export class NodeClient {
     });
   }
 
+  /**
+   * This node with the same admin API key acting for `tenant` (every request names it in the
+   * ACT_AS_TENANT_HEADER header): its keys, reshares and commits are that tenant's. The node refuses it
+   * for a tenant API key. Hooks, deadlines and the pinned certificate are kept.
+   */
+  forTenant(tenant: string): NodeClient {
+    return new NodeClient({ ...this.options, tenant: tenantName(tenant) });
+  }
+
   // ---- administration (an admin API key of this node)
+
+  /** Every tenant of this node. */
+  async listTenants(): Promise<TenantListResponse['tenants']> {
+    return (await requestJson<TenantListResponse>(this.target, 'GET', '/v1/admin/tenants')).tenants;
+  }
+
+  /** This node's committed cluster membership (core/membership.ts): epoch, members, digest. */
+  getMembership(): Promise<MembershipResponse> {
+    return requestJson(this.target, 'GET', '/v1/admin/membership');
+  }
+
+  /** Every membership change this node committed, oldest first, each with its certificate (hex). */
+  membershipHistory(): Promise<MembershipHistoryResponse> {
+    return requestJson(this.target, 'GET', '/v1/admin/membership/history');
+  }
+
+  /**
+   * Ask this node to take part in a membership change session (every member the change keeps must be
+   * asked with the same request). The operator's hook sees the request first, unless `approved`.
+   */
+  async changeMembership(request: Extract<SessionRequest, { operation: 'membership' }>, o: { approved?: boolean } = {}): Promise<ChangeMembershipResponse> {
+    if (!o.approved) await this.authorize(request);
+    const body: ChangeMembershipRequest = { sessionId: request.sessionId, epoch: request.epoch, members: request.members };
+    return requestJson(this.target, 'POST', '/v1/admin/membership', body);
+  }
+
+  /** Hand this node the certificate (hex) of a membership change it missed; it checks it against its own membership. */
+  applyMembership(o: { epoch: number; members: MemberJson[]; certificate: string }): Promise<ApplyMembershipResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/membership/certificate', { epoch: o.epoch, members: o.members, certificate: o.certificate });
+  }
+
 
   createTenant(name: string): Promise<TenantResponse> {
     return requestJson(this.target, 'POST', '/v1/admin/tenants', { name });
@@ -560,6 +644,8 @@ export class NodeClient {
       case 'rotate':
       case 'reshare':
         return requestJson(this.target, 'POST', `/v1/keys/${encodeURIComponent(keyId)}/${operation}`, rest);
+      case 'membership':
+        return this.changeMembership(request as Extract<SessionRequest, { operation: 'membership' }>, { approved: true }) as Promise<T>;
       case 'retire':
       case 'archive':
       case 'activate':
@@ -741,7 +827,10 @@ export interface SignOptions {
   prehashed?: boolean;
 }
 
-/** One operator holding every node's credentials. Node i is `nodes[i - 1]`. */
+/**
+ * One operator holding every node's credentials. Node i is the NodeClient whose `index` option is i
+ * (else the i-th given): after a membership change the indices need not be 1..n (a removed node leaves a gap).
+ */
 /** Cluster.exportKey's options (its `destination` is an import-keys file's threshold and node count). */
 export interface ExportKeyOptions {
   keyId: string;
@@ -760,12 +849,20 @@ export class Cluster {
   /** Key records by [keyId, version or 0 for "newest active"], so that a sign looks no key up. */
   private readonly keys = new Map<string, { info: KeyInfo; pkg: PublicKeyPackage }>();
   private readonly keyLoads = new Map<string, Promise<{ info: KeyInfo; pkg: PublicKeyPackage }>>();
+  /** The nodes' indices, ascending (`nodes` is in this order). */
+  readonly indices: readonly number[];
+  private readonly byIndex: ReadonlyMap<number, NodeClient>;
   constructor(
     nodes: readonly NodeClient[],
     private readonly defaults: { threshold?: number; presign?: PresignOptions } = {},
   ) {
     if (nodes.length < 2) throw new TesseraClientError('BAD_INPUT', 'a cluster needs at least 2 nodes');
-    this.nodes = nodes;
+    const indexed = nodes.map((n, k) => [n.options.index ?? k + 1, n] as const).sort((a, b) => a[0] - b[0]);
+    const twice = indexed.find(([i], k) => k > 0 && indexed[k - 1]![0] === i);
+    if (twice) throw new TesseraClientError('BAD_INPUT', `node ${twice[0]} is given twice`);
+    this.nodes = indexed.map(([, n]) => n);
+    this.indices = indexed.map(([i]) => i);
+    this.byIndex = new Map(indexed);
     this.presigner = new Presigner(
       async (node, keyId, version, count) => {
         const known = this.keys.get(JSON.stringify([keyId, version]))?.info;
@@ -784,8 +881,8 @@ export class Cluster {
   }
 
   private node(i: number): NodeClient {
-    const n = this.nodes[i - 1];
-    if (!n) throw new TesseraClientError('BAD_INPUT', `no node ${i} in this cluster (1..${this.size})`);
+    const n = this.byIndex.get(i);
+    if (!n) throw new TesseraClientError('BAD_INPUT', `no node ${i} in this cluster (nodes ${this.indices.join(',')})`);
     return n;
   }
 
@@ -801,7 +898,7 @@ export class Cluster {
    * Fewer than `need`: UNAVAILABLE naming every node that did not answer and why. Only the nodes of
    * `among` count (a key's committee: core/committee.ts partyIndices), all of them by default.
    */
-  private async liveNodes(need: number, why: string, among: readonly number[] = allPlayers(this.size)): Promise<number[]> {
+  private async liveNodes(need: number, why: string, among: readonly number[] = this.indices): Promise<number[]> {
     const now = Date.now();
     const recent = (t: number | undefined) => t !== undefined && now - t < LIVENESS_TTL_MS;
     const alive = (n: NodeClient) => recent(n.liveness.answeredAt) && !((n.liveness.failedAt ?? 0) > n.liveness.answeredAt!);
@@ -812,7 +909,7 @@ export class Cluster {
     if (!results) {
       this.probing ??= Promise.all(this.nodes.map((n) => n.probe(PROBE_TIMEOUT_MS)))
         .then((r) => {
-          const m = new Map(r.map((status, k) => [k + 1, status] as const));
+          const m = new Map(r.map((status, k) => [this.indices[k]!, status] as const));
           this.lastProbe = { at: Date.now(), results: m };
           return m;
         })
@@ -1054,7 +1151,7 @@ export class Cluster {
     const verified: number[] = [];
     for (const c of e.culprits) {
       const items = evidence.filter((x) => x.signer === c);
-      if (items.length === 0 || c < 1 || c > this.size) continue;
+      if (items.length === 0 || !this.byIndex.has(c)) continue;
       let key: Uint8Array;
       try {
         key = fromHex((await this.node(c).info()).identityPublicKey, 'identityPublicKey');
@@ -1105,7 +1202,7 @@ export class Cluster {
       exportable: o.exportable ?? false,
       ...(o.rotationPeriodMs !== undefined ? { rotationPeriodMs: o.rotationPeriodMs } : {}),
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(request.keyId!, 1, node));
+    const results = await this.run<KeyInfo>([...this.indices], request, (node) => this.getKey(request.keyId!, 1, node));
     assertSame(results.map((r) => r.publicKey), 'public key');
     return results[0]!;
   }
@@ -1130,20 +1227,23 @@ export class Cluster {
     const known = statuses.map((r) => (r.status === 'fulfilled' ? r.value : r.reason?.code === 'NOT_FOUND' ? null : undefined));
     const certs = new Map<string, string>();
     for (const st of known) for (const c of st?.certificates ?? []) certs.set(c.sessionId, c.certificate);
-    const reports = this.nodes.map((_, k) => ({ node: k + 1, applied: [] as RepairReport['nodes'][number]['applied'], problems: [] as string[], dropped: [] as string[] }));
+    // Per position k in `nodes`: idx(k) is the node's index, at(i) the position of node i.
+    const idx = (k: number) => this.indices[k]!;
+    const at = (i: number) => this.indices.indexOf(i);
+    const reports = this.nodes.map((_, k) => ({ node: idx(k), applied: [] as RepairReport['nodes'][number]['applied'], problems: [] as string[], dropped: [] as string[] }));
     const unreachable = known.flatMap((st, k) => (st === undefined ? [k] : []));
     for (const k of unreachable) {
       const e = (statuses[k] as PromiseRejectedResult).reason as TesseraClientError;
       reports[k]!.problems.push(`${e.code ?? 'ERROR'}: ${e.message}`);
     }
     const staged = known.map((st) => st?.staged);
-    const votersOf = (s: NonNullable<CommitStatusResponse['staged']>) => s.voters ?? allPlayers(this.size);
+    const votersOf = (s: NonNullable<CommitStatusResponse['staged']>) => s.voters ?? [...this.indices];
 
     // 2. Every voter of a change staged it: attest, release, assemble the certificate (voters only).
     const sessions = new Map(staged.flatMap((s) => (s ? [[s.sessionId, s] as const] : [])));
     for (const [sessionId, first] of sessions) {
       const voters = votersOf(first);
-      if (certs.has(sessionId) || !voters.every((v) => staged[v - 1]?.sessionId === sessionId && staged[v - 1]!.resultDigest === first.resultDigest)) continue;
+      if (certs.has(sessionId) || !voters.every((v) => staged[at(v)]?.sessionId === sessionId && staged[at(v)]!.resultDigest === first.resultDigest)) continue;
       try {
         const attestations = await Promise.all(voters.map((v) => this.node(v).attestStaged(keyId, sessionId)));
         const list = attestations.map((a) => ({ node: a.node, attestation: a.attestation }));
@@ -1159,7 +1259,7 @@ export class Cluster {
         });
         certs.set(sessionId, toHex(cert));
       } catch (e) {
-        for (const v of voters) reports[v - 1]!.problems.push(`session ${sessionId}: could not assemble its certificate: ${(e as Error).message}`);
+        for (const v of voters) reports[at(v)]?.problems.push(`session ${sessionId}: could not assemble its certificate: ${(e as Error).message}`);
       }
     }
 
@@ -1190,7 +1290,7 @@ export class Cluster {
           const from = known.findIndex((st) => st?.versions.some((v) => v.version === version && v.certSessionId === sessionId));
           const alt = known.findIndex((st) => st?.versions.some((v) => v.version === version) && st.certificates.some((c) => c.sessionId === sessionId));
           const k = from >= 0 ? from : alt;
-          resharedPackages.set(sessionId, k < 0 ? Promise.resolve(undefined) : this.node(k + 1).getKey(keyId, version).then((i) => i.publicPackage, () => undefined));
+          resharedPackages.set(sessionId, k < 0 ? Promise.resolve(undefined) : this.node(idx(k)).getKey(keyId, version).then((i) => i.publicPackage, () => undefined));
         }
         return resharedPackages.get(sessionId)!;
       };
@@ -1206,7 +1306,7 @@ export class Cluster {
           if (!d) return 'commit';
           const now = committees.get(d.version);
           const mine = held.get(d.version);
-          const outside = now?.nodes !== undefined && !now.nodes.includes(k + 1);
+          const outside = now?.nodes !== undefined && !now.nodes.includes(idx(k));
           if (d.operation === 'reshare') {
             // An old holder left out of the new committee, still at an older epoch: the handoff erases it.
             if (outside && mine && mine.epoch < now!.epoch) return 'handoff';
@@ -1233,10 +1333,10 @@ export class Cluster {
                 const version = describe(sessionId, certificate)!.version;
                 const publicPackage = await resharedPackage(sessionId, version);
                 if (!publicPackage) throw new TesseraClientError('NOT_FOUND', `no node that committed reshare ${sessionId} answered with its new package`);
-                const res = await this.node(k + 1).reshareHandoff(keyId, { certificate, publicPackage });
+                const res = await this.node(idx(k)).reshareHandoff(keyId, { certificate, publicPackage });
                 reports[k]!.applied.push({ sessionId, operation: 'reshare', version: res.version, outcome: res.outcome });
               } else {
-                const res = await this.node(k + 1).repair(keyId, certificate);
+                const res = await this.node(idx(k)).repair(keyId, certificate);
                 reports[k]!.applied.push({ sessionId, operation: res.operation, version: res.version, outcome: res.outcome });
               }
               failed.delete(sessionId);
@@ -1263,15 +1363,15 @@ export class Cluster {
 
     // 3. A change some voter never staged (and no certificate exists): drop it where unreleased. Not while
     //    a voter cannot be asked (it may have staged it: then the change can still be finished).
-    const unreachableNodes = new Set(unreachable.map((k) => k + 1));
+    const unreachableNodes = new Set(unreachable.map(idx));
     for (let k = 0; k < this.size; k++) {
       const s = staged[k];
       if (!s || certs.has(s.sessionId)) continue;
       const voters = votersOf(s);
       if (voters.some((v) => unreachableNodes.has(v))) continue;
-      if (voters.some((v) => staged[v - 1]?.sessionId !== s.sessionId)) {
+      if (voters.some((v) => staged[at(v)]?.sessionId !== s.sessionId)) {
         try {
-          const r = await this.node(k + 1).dropStaged(keyId, s.sessionId);
+          const r = await this.node(idx(k)).dropStaged(keyId, s.sessionId);
           if (r.dropped) reports[k]!.dropped.push(s.sessionId);
         } catch (e) {
           reports[k]!.problems.push(`session ${s.sessionId}: cannot drop: ${(e as Error).message}`);
@@ -1284,7 +1384,7 @@ export class Cluster {
     const nodes: RepairReport['nodes'] = reports.map((r, k) => {
       const st = afterKnown[k] ?? undefined;
       const waiting = st?.staged;
-      const restored = afterKnown[k] === undefined ? undefined : restoredFinding(keyId, k + 1, afterKnown);
+      const restored = afterKnown[k] === undefined ? undefined : restoredFinding(keyId, idx(k), k, afterKnown);
       // The certificates a restored node cannot apply are said once, in its finding.
       const problems = restored ? r.problems.filter((p) => !restored.needsReDeal.some((c) => p.startsWith(`session ${c.sessionId}:`))) : r.problems;
       return {
@@ -1922,7 +2022,7 @@ export class Cluster {
       exportable: o.exportable ?? false,
       threshold,
     };
-    const results = await this.run<KeyInfo>(allPlayers(this.size), request, (node) => this.getKey(request.keyId!, undefined, node));
+    const results = await this.run<KeyInfo>([...this.indices], request, (node) => this.getKey(request.keyId!, undefined, node));
     assertSame(results.map((r) => r.publicKey), 'public key');
     if (results[0]!.publicKey !== toHex(bundle.publicKey)) throw new TesseraClientError('VERIFICATION_FAILED', 'the imported key has another public key than the bundle');
     return results[0]!;
@@ -1979,8 +2079,8 @@ export class Cluster {
   async createTenant(name: string): Promise<{ tenant: string; nodes: { node: number; created: boolean }[] }> {
     const settled = await Promise.allSettled(this.nodes.map((n) => n.createTenant(name)));
     const nodes = settled.map((r, k) => {
-      if (r.status === 'fulfilled') return { node: k + 1, created: true };
-      if ((r.reason as TesseraClientError).code === 'ALREADY_EXISTS') return { node: k + 1, created: false };
+      if (r.status === 'fulfilled') return { node: this.indices[k]!, created: true };
+      if ((r.reason as TesseraClientError).code === 'ALREADY_EXISTS') return { node: this.indices[k]!, created: false };
       throw r.reason;
     });
     if (nodes.every((n) => !n.created)) throw new TesseraClientError('ALREADY_EXISTS', `tenant ${name} already exists on every node`);
@@ -1993,14 +2093,14 @@ export class Cluster {
    */
   async createApiKeys(tenant: string, role?: 'tenant' | 'admin'): Promise<{ node: number; id: string; apiKey: string }[]> {
     const made = await Promise.all(this.nodes.map((n) => n.createApiKey(tenant, role)));
-    return made.map((m, k) => ({ node: k + 1, id: m.id, apiKey: m.apiKey }));
+    return made.map((m, k) => ({ node: this.indices[k]!, id: m.id, apiKey: m.apiKey }));
   }
 
-  /** The same nodes with other API keys (node i uses apiKeys[i - 1]): e.g. a tenant's keys from createApiKeys. */
+  /** The same nodes with other API keys (the k-th node in index order uses apiKeys[k]; node i uses apiKeys[i - 1] in a cluster of nodes 1..n): e.g. a tenant's keys from createApiKeys. */
   withApiKeys(apiKeys: readonly string[]): Cluster {
     if (apiKeys.length !== this.size) throw new TesseraClientError('BAD_INPUT', `expected ${this.size} API keys, one per node`);
     return new Cluster(
-      this.nodes.map((n, k) => new NodeClient({ ...n.options, apiKey: apiKeys[k]! })),
+      this.nodes.map((n, k) => new NodeClient({ ...n.options, index: this.indices[k]!, apiKey: apiKeys[k]! })),
       this.defaults,
     );
   }
@@ -2046,13 +2146,13 @@ export class Cluster {
       }
     };
     if (typeof o !== 'object' || o === null) throw new TesseraClientError('BAD_INPUT', 'reshare: expected options { threshold, nodes, dealers?, version? }');
-    const nodes = nodeListOf(o.nodes, 'nodes', this.size);
+    const nodes = nodeListOf(o.nodes, 'nodes', this.indices);
     const threshold = o.threshold;
     derivationInput(() => checkCommittee(nodes, threshold, 'nodes'));
 
     step('reading the key from every node');
     const answers = await Promise.allSettled(this.nodes.map((n) => n.getKey(keyId, o.version)));
-    const records = answers.flatMap((r, k) => (r.status === 'fulfilled' && r.value.keyId === keyId ? [[k + 1, r.value] as const] : []));
+    const records = answers.flatMap((r, k) => (r.status === 'fulfilled' && r.value.keyId === keyId ? [[this.indices[k]!, r.value] as const] : []));
     if (records.length === 0) {
       const reasons = answers.map((r) => (r as PromiseRejectedResult).reason as unknown);
       throw reasons.find((e) => e instanceof TesseraClientError && e.code === 'NOT_FOUND') ?? reasons[0];
@@ -2065,7 +2165,7 @@ export class Cluster {
 
     let dealers: number[];
     if (o.dealers !== undefined) {
-      dealers = nodeListOf(o.dealers, 'dealers', this.size);
+      dealers = nodeListOf(o.dealers, 'dealers', this.indices);
       const outside = dealers.filter((i) => !isParty(pkg, i));
       if (outside.length) throw new TesseraClientError('BAD_INPUT', `dealers: node(s) ${outside.join(',')} hold no share of key ${keyId} version ${info.version} (its nodes: ${holders.join(',')})`);
       if (dealers.length < pkg.threshold) throw new TesseraClientError('BAD_INPUT', `dealers: give at least the key's threshold ${pkg.threshold} of its nodes (${holders.join(',')}), got ${dealers.length}`);
@@ -2166,14 +2266,462 @@ export class Cluster {
       key: key!,
     };
   }
+
+  // ---- cluster membership (issue 13, items 2 and 3: admin API keys of every node)
+
+  /**
+   * This cluster acting for `tenant` with its admin API keys: every node call names the tenant
+   * (NodeClient.forTenant), so reshare, listKeys, getKey, repair and the rest act on that tenant's keys.
+   */
+  forTenant(tenant: string): Cluster {
+    return new Cluster(
+      this.nodes.map((n) => n.forTenant(tenant)),
+      this.defaults,
+    );
+  }
+
+  /** Every tenant of every node that answers (their union, by name, ordered). */
+  async listTenants(): Promise<string[]> {
+    const settled = await Promise.allSettled(this.nodes.map((n) => n.listTenants()));
+    const lists = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (lists.length === 0) throw (settled[0] as PromiseRejectedResult).reason;
+    return [...new Set(lists.flat().map((t) => t.name))].sort();
+  }
+
+  /**
+   * Every node's committed membership, compared (sdk/membership.ts compareMemberships): whether they
+   * agree; else which nodes are behind (a lower epoch: they missed a change) or diverged (another
+   * membership at an epoch), and which did not answer.
+   */
+  async membership(): Promise<MembershipReport> {
+    const answers = await readMemberships(this.indices.map((i) => [i, this.node(i)] as const));
+    const first = compareMemberships(answers);
+    const lagging = first.nodes.some((n) => n.status === 'behind');
+    if (!lagging) return first;
+    // Behind or on another branch: compare with the digests the newest history holds for older epochs.
+    const history = await historyOf(first.nodes.filter((n) => n.status === 'current').map((n) => this.node(n.node)));
+    const digests = new Map(history.map((h) => [h.epoch, h.digest] as const));
+    return compareMemberships(answers, (epoch) => digests.get(epoch));
+  }
+
+  /**
+   * Change the cluster's membership to `next` (each member's index and identity key; url and API key for
+   * a node this Cluster has no client for), with one certified session of every member whose identity
+   * the change keeps (core/membership.ts membershipVoters), each asked in parallel with the same request
+   * after every one's operator hook approved it:
+   * - if the nodes already committed `next` (a rerun after a crash mid-change), nothing new is run: the
+   *   nodes still behind are handed the certificates they lack (from a current node's history);
+   * - voters behind the newest membership are brought forward first, the same way;
+   * - after the session, the certificate (checked here: verifyMembershipChange) is handed to any voter
+   *   whose call failed, and to the added and replaced nodes that can be reached (they may refuse: reported).
+   * `onProgress` hears each step, in words.
+   */
+  async changeMembership(next: readonly MemberSpec[], o: { onProgress?: (step: string) => void } = {}): Promise<MembershipChangeResult> {
+    const step = quietly(o.onProgress);
+    step('reading every node\'s membership');
+    const report = await this.membership();
+    const current = report.membership;
+    if (!current) throw new TesseraClientError('UNAVAILABLE', `no node answered with its membership: ${report.nodes.map((n) => `node ${n.node}: ${n.error}`).join('; ')}`);
+    const diverged = report.nodes.filter((n) => n.status === 'diverged').map((n) => n.node);
+    if (diverged.length) throw new TesseraClientError('BAD_STATE', `node(s) ${diverged.join(',')} hold another membership than the cluster's epoch ${current.epoch} (tessera cluster membership shows it)`);
+    // Clients for members this Cluster cannot reach by index (a node being added), from their specs.
+    const given = new Map(
+      next.filter((m) => m.url !== undefined && m.apiKey !== undefined).map((m) => [m.index, this.clientFor(m)] as const),
+    );
+    const reach = (i: number) => given.get(i) ?? this.byIndex.get(i);
+    const history = () => historyOf(report.nodes.filter((n) => n.status === 'current').map((n) => this.node(n.node)));
+
+    const already = membershipOf(current.epoch, next);
+    if (toHex(membershipDigest(already)) === report.digest) {
+      step(`the cluster already committed this membership (epoch ${current.epoch}): finishing the nodes behind`);
+      const chain = await history();
+      const last = chain.find((h) => h.epoch === current.epoch);
+      const behind = report.nodes.filter((n) => n.status === 'behind');
+      const from = behind.length ? await this.node(behind[0]!.node).getMembership().then((r) => (r.epoch === current.epoch - 1 ? membershipOfResponse(r) : undefined), () => undefined) : undefined;
+      const knownKey = (i: number) => {
+        const k = this.byIndex.get(i)?.options.identityPublicKey;
+        return k === undefined ? undefined : typeof k === 'string' ? normalizeHex(k, 'identityPublicKey') : toHex(k);
+      };
+      const change = from ? checkedStep(from, already) : changeFromCertificate(last?.certificate, already, knownKey);
+      const nodes = await bringForward(chain, [...new Set([...behind.map((n) => n.node), ...change.added, ...change.replaced])], reach, report);
+      return { epoch: current.epoch, members: membersToJson(already), change, certificate: last?.certificate, resumed: true, nodes };
+    }
+
+    const to = membershipOf(current.epoch + 1, next);
+    const change = checkedStep(current, to);
+    const voters = change.unchanged;
+    const unknown = voters.filter((i) => !this.byIndex.has(i));
+    if (unknown.length) throw new TesseraClientError('BAD_INPUT', `node(s) ${unknown.join(',')} must vote on the change but this cluster has no client for them`);
+    const lagging = report.nodes.filter((n) => n.status !== 'current' && voters.includes(n.node));
+    if (lagging.some((n) => n.status === 'behind')) {
+      step(`bringing node(s) ${lagging.map((n) => n.node).join(',')} to epoch ${current.epoch} first`);
+      await bringForward(await history(), lagging.map((n) => n.node), reach, report);
+    }
+    const request: Extract<SessionRequest, { operation: 'membership' }> = {
+      operation: 'membership',
+      sessionId: newSessionId(),
+      keyId: MEMBERSHIP_KEY_ID,
+      epoch: to.epoch,
+      members: membersToJson(to),
+      added: change.added,
+      removed: change.removed,
+      replaced: change.replaced,
+    };
+    // Every voter's operator approves before any node is asked (as every session the Cluster runs).
+    await Promise.all(voters.map((i) => this.node(i).authorize(request)));
+    step(`membership session of nodes ${voters.join(',')} (epoch ${to.epoch}: ${describeChange(change)})`);
+    const settled = await Promise.allSettled(voters.map((i) => this.node(i).changeMembership(request, { approved: true })));
+    let certificate = settled.find((r): r is PromiseFulfilledResult<ChangeMembershipResponse> => r.status === 'fulfilled')?.value.certificate;
+    if (certificate === undefined) {
+      // No answer carried it: a node may still have committed (its answer lost). Ask the histories.
+      const again = await historyOf(voters.map((i) => this.node(i)));
+      certificate = again.find((h) => h.epoch === to.epoch && h.digest === toHex(membershipDigest(to)))?.certificate;
+    }
+    if (certificate === undefined) {
+      const errs = settled.map((r) => (r as PromiseRejectedResult).reason as TesseraClientError);
+      throw errs.find((e) => e?.culprits?.length) ?? errs.find((e) => e?.code !== 'SESSION_ABORTED') ?? errs[0];
+    }
+    try {
+      verifyMembershipChange(current, to, decodeCertificate(fromHex(certificate, 'certificate')));
+    } catch (e) {
+      throw new TesseraClientError('VERIFICATION_FAILED', `the membership change's certificate does not check: ${(e as Error).message}`);
+    }
+    const nodes: MembershipChangeResult['nodes'] = voters.flatMap((i, k) => (settled[k]!.status === 'fulfilled' ? [{ node: i, outcome: 'committed' }] : []));
+    const others = [...voters.filter((_, k) => settled[k]!.status === 'rejected'), ...change.added, ...change.replaced];
+    if (others.length) step(`handing the certificate to node(s) ${others.join(',')}`);
+    const entry = { epoch: to.epoch, members: membersToJson(to), certificate };
+    nodes.push(...(await Promise.all(others.map((i) => handTo(i, [entry], reach)))));
+    return { epoch: to.epoch, members: membersToJson(to), change, certificate, resumed: false, nodes: nodes.sort((a, b) => a.node - b.node) };
+  }
+
+  /**
+   * Move every key version of every tenant (active, retired or archived; not destroyed) onto the
+   * cluster's current membership: its committee minus the nodes that left, plus `change.added`
+   * (replaced indices stay: the reshare re-deals their share), threshold unchanged, through
+   * Cluster.reshare acting for the tenant (forTenant). Dealers are holders still members with their old
+   * identity. Resumable: a version already on its target committee, whose replaced nodes already hold
+   * its current epoch, is skipped. A version that cannot move (its threshold above the new committee's
+   * size, too few dealers, a failed session) is reported and the others go on.
+   * Without `change`, it is read from the newest change the nodes committed: its certificate's voters
+   * kept their identity; the other members joined (added to a key that they do not hold, replaced in one they do).
+   * `onProgress` hears one line per key version: "[k/N] tenant/keyId vV: resharing onto 1,2,4 ... done"
+   * (or "skipped (already on the membership)", or "failed: reason").
+   */
+  async reshareAll(change?: { added?: readonly number[]; replaced?: readonly number[] }, o: { onProgress?: (line: string) => void; concurrency?: number } = {}): Promise<ReshareAllResult> {
+    const say = quietly(o.onProgress);
+    const concurrency = o.concurrency ?? 2;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new TesseraClientError('BAD_INPUT', 'concurrency: expected 1..64');
+    const report = await this.membership();
+    if (!report.membership) throw new TesseraClientError('UNAVAILABLE', 'no node answered with its membership');
+    const members = report.membership.members.map((m) => m.index);
+    const missing = members.filter((i) => !this.byIndex.has(i));
+    if (missing.length) throw new TesseraClientError('BAD_INPUT', `node(s) ${missing.join(',')} are members but this cluster has no client for them (add them to the cluster file)`);
+    for (const i of [...(change?.added ?? []), ...(change?.replaced ?? [])]) {
+      if (!members.includes(i)) throw new TesseraClientError('BAD_INPUT', `node ${i} is not a member of the cluster's membership (epoch ${report.epoch}: ${members.join(',')})`);
+    }
+    let joined: number[] = [];
+    if (!change) {
+      const chain = await historyOf(report.nodes.filter((n) => n.status === 'current').map((n) => this.node(n.node)));
+      const last = chain.find((h) => h.epoch === report.epoch);
+      if (last) {
+        const voters = [...asClientError(() => decodeCertificate(fromHex(last.certificate, 'certificate'))).votes.keys()];
+        joined = members.filter((i) => !voters.includes(i));
+      }
+    }
+    const moveFor = (committee: readonly number[]): KeyMoveChange =>
+      change
+        ? { members, added: [...(change.added ?? [])], replaced: [...(change.replaced ?? [])] }
+        : { members, added: joined.filter((i) => !committee.includes(i)), replaced: joined.filter((i) => committee.includes(i)) };
+
+    const tenants = await this.listTenants();
+    const work: { tenant: string; key: KeyInfo }[] = [];
+    for (const tenant of tenants) {
+      for (const key of await this.forTenant(tenant).listKeys()) if (key.state !== 'destroyed') work.push({ tenant, key });
+    }
+    const total = work.length;
+    const result: ReshareAllResult = { total, reshared: 0, skipped: 0, failed: 0, failures: [] };
+    let doneCount = 0;
+    const one = async ({ tenant, key }: { tenant: string; key: KeyInfo }) => {
+      const name = `${tenant}/${key.keyId} v${key.version}`;
+      const committee = key.publicPackage.indices ?? allPlayers(key.parties);
+      const move = moveFor(committee);
+      let line: string;
+      try {
+        const holds = new Map<number, boolean>();
+        for (const r of move.replaced.filter((i) => committee.includes(i))) {
+          const held = await this.node(r).forTenant(tenant).getKey(key.keyId, key.version).then((k) => k.epoch >= key.epoch, () => false);
+          holds.set(r, held);
+        }
+        const plan = planKeyReshare({ committee, threshold: key.threshold }, move, (i) => holds.get(i) === true);
+        if (plan.action === 'skip') {
+          result.skipped++;
+          line = `${name}: skipped (already on the membership)`;
+        } else if (plan.action === 'fail') {
+          throw new TesseraClientError('BAD_PARAMETERS', plan.reason);
+        } else {
+          await this.forTenant(tenant).reshare(key.keyId, { threshold: key.threshold, nodes: plan.nodes, dealers: plan.dealers, version: key.version });
+          result.reshared++;
+          line = `${name}: resharing onto ${plan.nodes.join(',')} ... done`;
+        }
+      } catch (e) {
+        const reason = e instanceof TesseraClientError ? `${e.code}: ${e.message}` : (e as Error).message;
+        result.failed++;
+        result.failures.push({ tenant, keyId: key.keyId, version: key.version, reason });
+        line = `${name}: failed: ${reason}`;
+      }
+      say(`[${++doneCount}/${total}] ${line}`);
+    };
+    const queue = [...work];
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+        for (let w = queue.shift(); w !== undefined; w = queue.shift()) await one(w);
+      }),
+    );
+    result.failures.sort((a, b) => (a.tenant + a.keyId < b.tenant + b.keyId ? -1 : 1) || a.version - b.version);
+    return result;
+  }
+
+  /**
+   * Add a node (its index, identity key, url and API key) to the membership, then reshare every key onto
+   * it (changeMembership, then reshareAll on the new Cluster, which is returned). A rerun after a crash
+   * resumes: a node already a member with that identity is not added again. `onCommitted` runs once the
+   * membership holds the node, before the keys move (the CLI writes its cluster file there).
+   */
+  async addNode(node: MemberSpec & { url: string; apiKey: string }, o: MembershipOpOptions = {}): Promise<MembershipOpResult> {
+    const key = identityKeyOf(node.identityPublicKey, 'identity');
+    const current = await this.currentMembership();
+    const held = current.members.find((m) => m.index === node.index);
+    const members = held && toHex(held.identityPublicKey) === toHex(key) ? specsOf(current) : nextMembers(current, { add: node }).members;
+    const cluster = this.withClient(node.index, this.clientFor(node));
+    return cluster.applyOp(members.map((m) => (m.index === node.index ? node : m)), { added: [node.index], replaced: [] }, o);
+  }
+
+  /** Remove a node from the membership, then reshare every key off it (its shares die: the others move epoch). Returns the Cluster without it. */
+  async removeNode(index: number, o: MembershipOpOptions = {}): Promise<MembershipOpResult> {
+    const current = await this.currentMembership();
+    const members = current.members.some((m) => m.index === index) ? nextMembers(current, { remove: index }).members : specsOf(current);
+    const cluster = new Cluster(
+      this.nodes.filter((n, k) => this.indices[k] !== index),
+      this.defaults,
+    );
+    return cluster.applyOp(members, { added: [], replaced: [] }, o);
+  }
+
+  /**
+   * Repair a node that lost its data directory: the node at `index` came back with a new identity key (and
+   * maybe a new url or API key). The membership takes the new key, then every key it held is re-dealt to
+   * it by the other holders (a reshare onto the same committee). Returns the Cluster with its new client.
+   */
+  async replaceNode(node: { index: number; identityPublicKey: string | Uint8Array; url?: string; apiKey?: string; ca?: string }, o: MembershipOpOptions = {}): Promise<MembershipOpResult> {
+    const key = identityKeyOf(node.identityPublicKey, 'identity');
+    const current = await this.currentMembership();
+    const held = current.members.find((m) => m.index === node.index);
+    const members = held && toHex(held.identityPublicKey) === toHex(key) ? specsOf(current) : nextMembers(current, { replace: node }).members;
+    const old = this.byIndex.get(node.index);
+    const client = old
+      ? new NodeClient({ ...old.options, index: node.index, identityPublicKey: toHex(key), ...(node.url ? { url: node.url } : {}), ...(node.apiKey ? { apiKey: node.apiKey } : {}), ...(node.ca ? { ca: node.ca } : {}) })
+      : this.clientFor({ ...node, identityPublicKey: key });
+    return this.withClient(node.index, client).applyOp(
+      members.map((m) => (m.index === node.index ? { ...node, identityPublicKey: toHex(key) } : m)),
+      { added: [], replaced: [node.index] },
+      o,
+    );
+  }
+
+  /** The newest membership the nodes hold (refusing a cluster whose nodes diverged). */
+  private readonly currentMembership = async (): Promise<Membership> => {
+    const report = await this.membership();
+    if (!report.membership) throw new TesseraClientError('UNAVAILABLE', `no node answered with its membership: ${report.nodes.map((n) => `node ${n.node}: ${n.error}`).join('; ')}`);
+    return report.membership;
+  };
+
+  /** A client for a member given by spec (url and API key), with this Cluster's deadline and hook. */
+  private readonly clientFor = (m: { index: number; url?: string; apiKey?: string; ca?: string; identityPublicKey: string | Uint8Array }): NodeClient => {
+    if (m.url === undefined || m.apiKey === undefined) throw new TesseraClientError('BAD_INPUT', `node ${m.index}: give its url and API key`);
+    const like = this.nodes[0]!.options;
+    return new NodeClient({
+      url: m.url,
+      apiKey: m.apiKey,
+      index: m.index,
+      identityPublicKey: toHex(identityKeyOf(m.identityPublicKey, 'identity')),
+      ...(m.ca !== undefined ? { ca: m.ca } : {}),
+      ...(like.timeoutMs !== undefined ? { timeoutMs: like.timeoutMs } : {}),
+      ...(like.approve !== undefined ? { approve: like.approve } : {}),
+      ...(like.tenant !== undefined ? { tenant: like.tenant } : {}),
+    });
+  };
+
+  /** This Cluster with `client` as node `index` (replacing the one it had). */
+  private readonly withClient = (index: number, client: NodeClient): Cluster =>
+    new Cluster([...this.nodes.filter((_, k) => this.indices[k] !== index), new NodeClient({ ...client.options, index })], this.defaults);
+
+  /** changeMembership, then (after `onCommitted`) reshareAll: the body of addNode, removeNode and replaceNode, run on the new Cluster. */
+  private readonly applyOp = async (members: readonly MemberSpec[], change: { added: number[]; replaced: number[] }, o: MembershipOpOptions): Promise<MembershipOpResult> => {
+    const membership = await this.changeMembership(members, { ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+    await o.onCommitted?.(membership);
+    const reshare = await this.reshareAll(change, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}) });
+    return { cluster: this, membership, reshare };
+  };
+}
+
+/** What Cluster.changeMembership did. */
+export interface MembershipChangeResult {
+  /** The membership's epoch now. */
+  epoch: number;
+  members: MemberJson[];
+  /** What changed (on a resumed run without a node still at the old epoch, read from the certificate's voters: `removed` is then empty). */
+  change: MembershipChange;
+  /** Hex of the change's commit certificate. */
+  certificate?: string;
+  /** The nodes had already committed it (a rerun): only the nodes behind were finished. */
+  resumed: boolean;
+  /** Per node asked: committed in the session, applied or already held the certificate, or not reached / refused (with why). */
+  nodes: { node: number; outcome: 'committed' | 'applied' | 'already-committed' | 'not-reached'; error?: string }[];
+}
+
+/** What Cluster.reshareAll did: how many key versions moved, were already there, or failed (with why). */
+export interface ReshareAllResult {
+  total: number;
+  reshared: number;
+  skipped: number;
+  failed: number;
+  failures: { tenant: string; keyId: string; version: number; reason: string }[];
+}
+
+export interface MembershipOpOptions {
+  /** Each step of the change and one line per key version (see reshareAll). */
+  onProgress?: (line: string) => void;
+  /** Key versions reshared at once (default 2). */
+  concurrency?: number;
+  /** Runs once the membership change is committed, before the keys move. */
+  onCommitted?: (result: MembershipChangeResult) => void | Promise<void>;
+}
+
+/** What Cluster.addNode, removeNode and replaceNode did, and the Cluster of the new membership. */
+export interface MembershipOpResult {
+  cluster: Cluster;
+  membership: MembershipChangeResult;
+  reshare: ReshareAllResult;
+}
+
+/** A progress callback that cannot stop the work it reports. */
+function quietly(fn: ((text: string) => void) | undefined): (text: string) => void {
+  return (text) => {
+    try {
+      fn?.(text);
+    } catch {
+      // A progress display that fails does not stop a membership change.
+    }
+  };
+}
+
+/** A tenant name for the acting-tenant header: printable, no spaces (the node checks it is a tenant). */
+function tenantName(tenant: unknown): string {
+  if (typeof tenant !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(tenant)) throw new TesseraClientError('BAD_INPUT', 'tenant: expected a tenant name');
+  return tenant;
+}
+
+/** Every node's membership, its digest recomputed here (core/membership.ts), or why it gave none. */
+async function readMemberships(nodes: readonly (readonly [number, NodeClient])[]): Promise<MembershipAnswer[]> {
+  return Promise.all(
+    nodes.map(async ([node, client]): Promise<MembershipAnswer> => {
+      try {
+        const membership = membershipOfResponse(await client.getMembership(), `node ${node}'s membership`);
+        return { node, membership, digest: toHex(membershipDigest(membership)) };
+      } catch (e) {
+        const err = e as TesseraClientError;
+        return { node, error: `${err.code ?? 'ERROR'}: ${err.message}` };
+      }
+    }),
+  );
+}
+
+type HistoryEntry = { epoch: number; members: MemberJson[]; certificate: string; digest: string };
+
+/** The longest membership history any of `clients` gives (oldest first), each entry's digest recomputed. */
+async function historyOf(clients: readonly NodeClient[]): Promise<HistoryEntry[]> {
+  const settled = await Promise.allSettled(clients.map((c) => c.membershipHistory()));
+  let best: HistoryEntry[] = [];
+  for (const r of settled) {
+    if (r.status !== 'fulfilled' || !Array.isArray(r.value.changes)) continue;
+    try {
+      const chain = r.value.changes.map((c) => ({ epoch: c.epoch, members: c.members, certificate: c.certificate, digest: toHex(membershipDigest(membershipOfResponse(c))) }));
+      if ((chain.at(-1)?.epoch ?? -1) > (best.at(-1)?.epoch ?? -1)) best = chain;
+    } catch {
+      // A history that does not parse is not used; another node's may.
+    }
+  }
+  return best;
+}
+
+/** Hand node `node` the membership changes of `entries`, in order; what it answered to the last one. */
+async function handTo(node: number, entries: readonly HistoryEntry[] | readonly { epoch: number; members: MemberJson[]; certificate: string }[], reach: (i: number) => NodeClient | undefined): Promise<MembershipChangeResult['nodes'][number]> {
+  const client = reach(node);
+  if (!client) return { node, outcome: 'not-reached', error: 'this cluster has no client for it (give its url and API key)' };
+  let outcome: MembershipChangeResult['nodes'][number] = { node, outcome: 'already-committed' };
+  for (const e of entries) {
+    try {
+      const r = await client.applyMembership({ epoch: e.epoch, members: e.members, certificate: e.certificate });
+      if (r.outcome === 'committed') outcome = { node, outcome: 'applied' };
+    } catch (err) {
+      const x = err as TesseraClientError;
+      outcome = { node, outcome: 'not-reached', error: `${x.code ?? 'ERROR'}: ${x.message}` };
+    }
+  }
+  return outcome;
+}
+
+/** Bring each of `nodes` forward along `chain` from the epoch the report saw it at (only the last change when unknown). */
+async function bringForward(chain: readonly HistoryEntry[], nodes: readonly number[], reach: (i: number) => NodeClient | undefined, report: MembershipReport): Promise<MembershipChangeResult['nodes']> {
+  return Promise.all(
+    nodes.map((node) => {
+      const seen = report.nodes.find((n) => n.node === node)?.epoch;
+      const entries = seen === undefined ? chain.slice(-1) : chain.filter((e) => e.epoch > seen);
+      return handTo(node, entries, reach);
+    }),
+  );
+}
+
+/**
+ * A committed change read from its certificate alone (no node still holds the membership before it):
+ * its voters kept their identity; a member that did not vote was added, or replaced when this SDK knows
+ * another identity key for its index (`knownKey`). Removed nodes cannot be told: `removed` is empty.
+ */
+function changeFromCertificate(certificate: string | undefined, to: Membership, knownKey: (index: number) => string | undefined): MembershipChange {
+  const all = to.members.map((m) => m.index);
+  if (certificate === undefined) return { unchanged: all, added: [], removed: [], replaced: [] };
+  const voters = new Set(asClientError(() => decodeCertificate(fromHex(certificate, 'certificate'))).votes.keys());
+  const joined = to.members.filter((m) => !voters.has(m.index));
+  const replaced = joined.filter((m) => {
+    const known = knownKey(m.index);
+    return known !== undefined && known !== toHex(m.identityPublicKey);
+  });
+  return {
+    unchanged: all.filter((i) => voters.has(i)),
+    added: joined.filter((m) => !replaced.includes(m)).map((m) => m.index),
+    removed: [],
+    replaced: replaced.map((m) => m.index),
+  };
+}
+
+/** "adds 4; removes 2; replaces 3" */
+function describeChange(c: MembershipChange): string {
+  const parts = [c.added.length ? `adds ${c.added.join(',')}` : '', c.removed.length ? `removes ${c.removed.join(',')}` : '', c.replaced.length ? `replaces ${c.replaced.join(',')}` : ''];
+  return parts.filter(Boolean).join('; ');
+}
+
+/** A membership's members as specs (hex keys). */
+function specsOf(m: Membership): MemberSpec[] {
+  return m.members.map((x) => ({ index: x.index, identityPublicKey: toHex(x.identityPublicKey) }));
 }
 
 /** A list of this cluster's node indices given by the caller: integers, none twice, each a node here; returned ascending. */
-function nodeListOf(list: unknown, what: string, size: number): number[] {
+function nodeListOf(list: unknown, what: string, indices: readonly number[]): number[] {
   if (!Array.isArray(list) || list.length === 0) throw new TesseraClientError('BAD_INPUT', `${what}: expected a non-empty list of node numbers`);
+  const range = isContiguous(indices) ? `1..${indices.length}` : indices.join(',');
   for (const i of list) {
-    if (!Number.isSafeInteger(i) || (i as number) < 1 || (i as number) > size) {
-      throw new TesseraClientError('BAD_INPUT', `${what}: ${String(i).slice(0, 12)} is not a node of this cluster (1..${size})`);
+    if (!Number.isSafeInteger(i) || !indices.includes(i as number)) {
+      throw new TesseraClientError('BAD_INPUT', `${what}: ${String(i).slice(0, 12)} is not a node of this cluster (${range})`);
     }
   }
   const sorted = [...(list as number[])].sort((a, b) => a - b);
@@ -2331,14 +2879,19 @@ function currentCommittees(statuses: readonly (CommitStatusResponse | null | und
  * others committed, and the sessions that must be re-dealt. The certificates are decoded only to
  * describe them: each node verified them itself when they were handed over.
  */
-function restoredFinding(keyId: string, index: number, statuses: readonly (CommitStatusResponse | null | undefined)[]): { finding: string; needsReDeal: { sessionId: string; operation: string; version: number }[] } | undefined {
-  const mine = statuses[index - 1];
+function restoredFinding(
+  keyId: string,
+  index: number,
+  position: number,
+  statuses: readonly (CommitStatusResponse | null | undefined)[],
+): { finding: string; needsReDeal: { sessionId: string; operation: string; version: number }[] } | undefined {
+  const mine = statuses[position];
   const myVersions = new Map((mine?.versions ?? []).map((v) => [v.version, v] as const));
   const myCerts = new Set((mine?.certificates ?? []).map((c) => c.sessionId));
   const othersEpoch = new Map<number, number>();
   const lacking = new Map<string, { sessionId: string; operation: string; version: number }>();
   statuses.forEach((st, k) => {
-    if (!st || k === index - 1) return;
+    if (!st || k === position) return;
     for (const v of st.versions) othersEpoch.set(v.version, Math.max(othersEpoch.get(v.version) ?? 0, v.epoch));
     for (const c of st.certificates) {
       if (myCerts.has(c.sessionId) || lacking.has(c.sessionId)) continue;

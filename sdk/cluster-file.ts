@@ -79,8 +79,9 @@ export function readClusterFile(path: string): ClusterFile {
       ...(identityPublicKey !== undefined ? { identityPublicKey } : {}),
     };
   });
+  // Indices are node indices: 1..n at first, any distinct 1..255 after a membership change (a removed node leaves a gap).
   const indexes = nodes.map((n) => n.index).sort((a, b) => a - b);
-  if (indexes.some((i, k) => i !== k + 1)) throw bad('nodes', `expected nodes numbered 1..${nodes.length} once each, got ${indexes.join(',')}`);
+  if (indexes.some((i, k) => i > 255 || (k > 0 && indexes[k - 1] === i))) throw bad('nodes', `expected nodes numbered 1..${nodes.length} once each, got ${indexes.join(',')} (after a membership change: any distinct numbers 1..255)`);
   if (typeof f.threshold !== 'number' || !Number.isSafeInteger(f.threshold) || f.threshold < 1 || f.threshold > nodes.length) {
     throw bad('threshold', `expected a whole number from 1 to ${nodes.length} (the node count)`);
   }

@@ -43,6 +43,8 @@ export interface HttpTarget {
    * reset, timeout), with the reason. What the SDK's live-player selection learns from (sdk/client.ts).
    */
   onOutcome?: (outcome: { answered: boolean; reason?: string }) => void;
+  /** Extra request headers (e.g. the acting-tenant header of an admin key, sdk/client.ts NodeClient.forTenant). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Default deadline of one SDK request to one node. */
@@ -108,6 +110,7 @@ export async function requestJson<T>(target: HttpTarget, method: 'GET' | 'POST',
       {
         method,
         headers: {
+          ...target.headers,
           authorization: `Bearer ${target.apiKey}`,
           accept: 'application/json',
           ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),

@@ -4,10 +4,10 @@
  * every node of the cluster file, or on --node I.
  */
 import type { AuditEntry, validateAuditFields } from '../../core/audit-verify.js';
-import type { NodeClient } from '../client.js';
+import type { Cluster, NodeClient } from '../client.js';
 import type { ClusterFile } from '../cluster-file.js';
 import { TesseraClientError } from '../http.js';
-import { clusterOf, print, readJsonFile, selectNodes, writeJsonFile } from './context.js';
+import { clientOf, clusterOf, print, readJsonFile, selectNodes, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
 const NODE: OptionSpec = { name: 'node', kind: 'int', value: 'I', help: 'only node I', default: 'every node', min: 1 };
@@ -69,8 +69,8 @@ function auditLine(e: AuditEntryView): string {
 }
 
 /** Run `fn` on the selected nodes, in parallel; each result tagged with its node. */
-async function eachNode<T extends object>(nodes: number[], clients: readonly NodeClient[], fn: (c: NodeClient) => Promise<T>): Promise<({ node: number } & T)[]> {
-  return Promise.all(nodes.map(async (i) => ({ node: i, ...(await fn(clients[i - 1]!)) })));
+async function eachNode<T extends object>(nodes: number[], cluster: Cluster, fn: (c: NodeClient) => Promise<T>): Promise<({ node: number } & T)[]> {
+  return Promise.all(nodes.map(async (i) => ({ node: i, ...(await fn(clientOf(cluster, i))) })));
 }
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
@@ -87,7 +87,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       const results: (Awaited<ReturnType<NodeClient['verifyAuditLog']>> & { node: number })[] = [];
       for (const i of nodes) {
         const key = file.nodes.find((n) => n.index === i)?.identityPublicKey;
-        results.push({ node: i, ...(await cluster.nodes[i - 1]!.verifyAuditLog(key)) });
+        results.push({ node: i, ...(await clientOf(cluster, i).verifyAuditLog(key)) });
       }
       const bad = results.filter((r) => !r.complete);
       const report = (r: (typeof results)[number]) => ({
@@ -126,7 +126,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       const nodes = selectNodes(a, cluster);
       const since = a.int('since') ?? 0;
       const { validateAuditFields } = await import('../../core/audit-verify.js');
-      const logs = await eachNode(nodes, cluster.nodes, async (c) => {
+      const logs = await eachNode(nodes, cluster, async (c) => {
         const log = await c.auditLog();
         return { entries: log.entries.map((e, k) => viewAuditEntry(e, k + 1, validateAuditFields)).filter((e) => e.seq > since) };
       });
@@ -187,7 +187,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     async run(a) {
       const { cluster } = await clusterOf(a);
       const tenant = a.string('tenant');
-      const nodes = await eachNode(selectNodes(a, cluster), cluster.nodes, async (c) => ({ apiKeys: await c.listApiKeys(tenant) }));
+      const nodes = await eachNode(selectNodes(a, cluster), cluster, async (c) => ({ apiKeys: await c.listApiKeys(tenant) }));
       if (a.json) print(true, { nodes });
       else
         for (const n of nodes) {
@@ -217,7 +217,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
         const found = await Promise.all(
           nodes.map(async (i) => {
             try {
-              const k = await cluster.nodes[i - 1]!.revokeApiKey(id);
+              const k = await clientOf(cluster, i).revokeApiKey(id);
               return { node: i, id: k.id, tenant: k.tenant, role: k.role, ...(k.revokedAt !== undefined ? { revokedAt: k.revokedAt } : {}) };
             } catch (e) {
               if ((e as TesseraClientError).code === 'NOT_FOUND') return undefined;
@@ -241,7 +241,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     options: [NODE],
     async run(a) {
       const { cluster } = await clusterOf(a);
-      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.getPolicy()) });
+      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster, (c) => c.getPolicy()) });
       return 0;
     },
   },
@@ -256,7 +256,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       const rules = Array.isArray(v) ? v : v && typeof v === 'object' && Array.isArray(v.rules) ? v.rules : undefined;
       if (!rules) throw new TesseraClientError('BAD_INPUT', `${path}: expected a JSON array of rules or {"rules": [...]}`);
       const { cluster } = await clusterOf(a);
-      const set = await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.setPolicy(rules));
+      const set = await eachNode(selectNodes(a, cluster), cluster, (c) => c.setPolicy(rules));
       print(a.json, { nodes: set.map((r) => ({ node: r.node, version: r.version, rules: r.rules.length })) });
       return 0;
     },
@@ -271,7 +271,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       const m = a.int('minutes');
       const durationMs = m === undefined ? undefined : Math.round(m * 60_000);
       if (durationMs !== undefined && durationMs < 1) throw new UsageError('--minutes must be more than 0', 'policy fail-open');
-      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.enableFailOpen(durationMs)) });
+      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster, (c) => c.enableFailOpen(durationMs)) });
       return 0;
     },
   },
@@ -282,7 +282,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     options: [NODE],
     async run(a) {
       const { cluster } = await clusterOf(a);
-      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster.nodes, (c) => c.disableFailOpen()) });
+      print(a.json, { nodes: await eachNode(selectNodes(a, cluster), cluster, (c) => c.disableFailOpen()) });
       return 0;
     },
   },

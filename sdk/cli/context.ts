@@ -3,7 +3,7 @@
  * and stdin/stdout for byte payloads.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { Cluster } from '../client.js';
+import type { Cluster, NodeClient } from '../client.js';
 import type { ClusterFile } from '../cluster-file.js';
 import { TesseraClientError } from '../http.js';
 import { startProgress } from '../progress.js';
@@ -40,19 +40,31 @@ export async function withProgress<T>(label: string, fn: (step: (message: string
   }
 }
 
+/** "1..3", or "1,3,4" when a membership change left a gap. */
+export function nodesText(cluster: Cluster): string {
+  return cluster.indices.every((i, k) => i === k + 1) ? `1..${cluster.size}` : cluster.indices.join(',');
+}
+
 /** --node I (one node) or every node of the cluster. */
 export function selectNodes(a: Args, cluster: Cluster): number[] {
   const node = a.int('node');
-  if (node === undefined) return cluster.nodes.map((_, k) => k + 1);
-  if (node < 1 || node > cluster.size) throw new UsageError(`--node must be 1..${cluster.size} (the cluster has ${cluster.size} nodes), got ${node}`, commandName(a.command));
+  if (node === undefined) return [...cluster.indices];
+  if (!cluster.indices.includes(node)) throw new UsageError(`--node must be ${nodesText(cluster)} (the cluster has ${cluster.size} nodes), got ${node}`, commandName(a.command));
   return [node];
+}
+
+/** Node `index`'s client (an index of the cluster: selectNodes' and playersOf's). */
+export function clientOf(cluster: Cluster, index: number): NodeClient {
+  const c = cluster.nodes[cluster.indices.indexOf(index)];
+  if (!c) throw new UsageError(`there is no node ${index} in the cluster (nodes ${nodesText(cluster)})`);
+  return c;
 }
 
 /** --players, checked against the cluster (their syntax was checked when parsing). */
 export function playersOf(a: Args, cluster: Cluster): number[] | undefined {
   const players = a.players();
-  const beyond = players?.find((p) => p > cluster.size);
-  if (beyond !== undefined) throw new UsageError(`--players: the cluster has nodes 1..${cluster.size}, got ${beyond}`, commandName(a.command));
+  const beyond = players?.find((p) => !cluster.indices.includes(p));
+  if (beyond !== undefined) throw new UsageError(`--players: the cluster has nodes ${nodesText(cluster)}, got ${beyond}`, commandName(a.command));
   return players;
 }
 

@@ -12,7 +12,7 @@ import { ECDSA_SUITE_IDS, KEY_STATES, NOT_ECDSA_NOTE, PUBLIC_KEY_FORMAT_IDS, SIG
 
 /** `--prehashed`: threshold ECDSA keys sign (or are checked against) the given digest itself. */
 const PREHASHED: OptionSpec = { name: 'prehashed', kind: 'flag', help: 'ecdsa-secp256k1 / ecdsa-p256 keys: the message is already the 16..64-byte digest (e.g. Keccak-256); default: SHA-256 of the message is signed' };
-import { clusterOf, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
+import { clusterOf, nodesText, playersOf, print, readJsonFile, withProgress, writeJsonFile } from './context.js';
 import { UsageError, type CommandSpec, type OptionSpec } from './spec.js';
 
 
@@ -343,8 +343,8 @@ export const KEY_COMMANDS: CommandSpec[] = [
       if (threshold > nodes.length) throw new UsageError(`--threshold ${threshold} is above the number of --nodes (${nodes.length})`, 'reshare');
       const { cluster } = await clusterOf(a);
       for (const [flag, list] of [['nodes', nodes], ['dealers', dealers ?? []]] as const) {
-        const beyond = list.find((i) => i > cluster.size);
-        if (beyond !== undefined) throw new UsageError(`--${flag}: the cluster has nodes 1..${cluster.size}, got ${beyond}`, 'reshare');
+        const beyond = list.find((i) => !cluster.indices.includes(i));
+        if (beyond !== undefined) throw new UsageError(`--${flag}: the cluster has nodes ${nodesText(cluster)}, got ${beyond}`, 'reshare');
       }
       const r = await withProgress(`reshare ${keyId}`, (step) =>
         cluster.reshare(keyId, { threshold, nodes, ...(dealers ? { dealers } : {}), ...(a.int('version') !== undefined ? { version: a.int('version') } : {}) }, step),
@@ -407,7 +407,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
     async run(a) {
       const { cluster } = await clusterOf(a);
       const node = a.int('node');
-      if (node !== undefined && node > cluster.size) throw new UsageError(`--node must be 1..${cluster.size}, got ${node}`, 'import-key');
+      if (node !== undefined && !cluster.indices.includes(node)) throw new UsageError(`--node must be ${nodesText(cluster)}, got ${node}`, 'import-key');
       const { wrappingKeyFingerprint } = await import('../client.js');
       const whole = await cluster.importKeysFile();
       const keys = whole.importKeys.filter((k) => node === undefined || k.index === node);
