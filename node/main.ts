@@ -156,7 +156,13 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   const mine = live.map.get(config.index);
   if (!mine || !equalBytes(mine, keys.identity.publicKey)) {
     await store.close();
-    throw new ConfigError('membership', `does not list this node's identity for index ${config.index} (its public key fingerprint is ${toHex(keys.identity.publicKey).slice(0, 16)})`);
+    const removed = committed && !live.map.has(config.index);
+    throw new ConfigError(
+      'membership',
+      removed
+        ? `node ${config.index} was removed from the cluster by membership epoch ${committed.epoch} (this node committed that change); it no longer starts`
+        : `does not list this node's identity for index ${config.index} (its public key fingerprint is ${toHex(keys.identity.publicKey).slice(0, 16)})`,
+    );
   }
 
   // Audit log, tenants and policy live in the same LevelDB (namespaced records).

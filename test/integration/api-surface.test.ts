@@ -406,6 +406,9 @@ describe('API surface on a live cluster', () => {
       expect((await call('createApiKey', 1, 'POST', '/v1/admin/api-keys', { body: { tenant: 'no-such-tenant' } })).status).toBe(404);
       // A tenant key is not an admin key.
       expect((await call('listApiKeys', 1, 'GET', '/v1/admin/api-keys', { auth: `Bearer ${created.apiKey}` })).status).toBe(403);
+      expect((await call('getMembership', 1, 'GET', '/v1/admin/membership', { auth: `Bearer ${created.apiKey}` })).status).toBe(403);
+      const tenantActing = await fetch(`${url(1)}/v1/keys`, { headers: { authorization: `Bearer ${created.apiKey}`, 'x-tessera-tenant': 'default' } });
+      expect(tenantActing.status).toBe(403);
       const listed = (await call('listApiKeys', 1, 'GET', '/v1/admin/api-keys?tenant=surface-tenant')).json;
       expect(listed.apiKeys.map((x: { id: string }) => x.id)).toEqual([created.id]);
       expect((await call('revokeApiKey', 1, 'POST', `/v1/admin/api-keys/${created.id}/revoke`, { body: {} })).json).toMatchObject({ id: created.id, revokedAt: expect.any(Number) });
@@ -417,6 +420,17 @@ describe('API surface on a live cluster', () => {
       expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 60_000 } })).json).toMatchObject({ active: true, until: expect.any(Number) });
       expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 0 } })).status).toBe(400);
       expect((await call('disableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open/disable', { body: {} })).json).toEqual({ active: false });
+      // Tenants and the cluster membership (issue 13): admin reads; an admin key may act for a tenant, a tenant key may not.
+      expect((await call('listTenants', 1, 'GET', '/v1/admin/tenants')).json.tenants.map((t: { name: string }) => t.name)).toContain('surface-tenant');
+      const membership = (await call('getMembership', 1, 'GET', '/v1/admin/membership')).json;
+      expect(membership).toMatchObject({ epoch: 0, digest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(membership.members.map((m: { index: number }) => m.index)).toEqual(all);
+      expect((await call('membershipHistory', 1, 'GET', '/v1/admin/membership/history')).json).toEqual({ changes: [] });
+      const actAs = await fetch(`${url(1)}/v1/keys`, { headers: { authorization: `Bearer ${apiKey(1)}`, 'x-tessera-tenant': 'surface-tenant' } });
+      expect(actAs.status).toBe(200);
+      expect(((await actAs.json()) as { keys: unknown[] }).keys).toEqual([]);
+      const noSuchTenant = await fetch(`${url(1)}/v1/keys`, { headers: { authorization: `Bearer ${apiKey(1)}`, 'x-tessera-tenant': 'no-such-tenant' } });
+      expect(noSuchTenant.status).toBe(404);
       const log = (await call('auditLog', 1, 'GET', '/v1/admin/audit')).json;
       expect(log.entries.length).toBeGreaterThan(10);
       expect(log.checkpoints.length).toBeGreaterThan(0);
@@ -467,6 +481,8 @@ describe('API surface on a live cluster', () => {
       ecdsaSignShare: 'needs ECDSA presignatures made in a session: test/integration/ecdsa-presign.test.ts',
       reshare: 'moves a key off some nodes, and this test reads every key from every node: test/integration/reshare.test.ts and cli-reshare.test.ts',
       reshareHandoff: 'needs a reshare certificate: test/integration/reshare.test.ts and cli-reshare.test.ts',
+      changeMembership: 'changes the cluster: test/integration/membership.test.ts',
+      applyMembership: 'needs a membership change\'s certificate: test/integration/membership.test.ts',
     };
     expect(ROUTE_NAMES.filter((n) => !validlyCalled.has(n) && !(n in NO_VALID_CALL_HERE))).toEqual([]);
 

@@ -104,6 +104,19 @@ describe('loadNodeConfig: valid configurations', () => {
     expect(c.apiKeys.map((k) => k.id)).toEqual(['k1']);
   });
 
+  it('a membership may have gaps (a removed node leaves one) and an epoch, from the config or the membership file, not both (issue 13)', async () => {
+    const gapped = [members[0], { ...members[2], index: 7 }, members[1]];
+    const c = loadNodeConfig({ file: await writeConfig({ ...baseConfig(), membership: gapped, thresholdDefaults: { threshold: 2, parties: 3 } }), env: {} });
+    expect(c.membership.map((m) => m.index)).toEqual([1, 2, 7]);
+    expect(c.membershipEpoch).toBe(0);
+    await writeFile(join(dir, 'members.json'), JSON.stringify({ nodes: gapped, epoch: 4 }));
+    const cfg = { ...baseConfig(), membershipFile: 'members.json' } as Record<string, unknown>;
+    delete cfg.membership;
+    expect(loadNodeConfig({ file: await writeConfig(cfg), env: {} }).membershipEpoch).toBe(4);
+    await expectConfigError({ ...cfg, membershipEpoch: 4 }, 'membershipEpoch');
+    expect(loadNodeConfig({ file: await writeConfig({ ...baseConfig(), membershipEpoch: 2 }), env: {} }).membershipEpoch).toBe(2);
+  });
+
   it('lets every TESSERA_* variable override the file', async () => {
     await writeFile(join(dir, 'm.json'), JSON.stringify(members.slice(0, 2)));
     await writeFile(join(dir, 'k.json'), JSON.stringify({ apiKeys: [{ id: 'env', tenant: 'other', keyHash: hex(apiKeyHash('x')) }] }));
@@ -185,7 +198,7 @@ describe('loadNodeConfig: each bad field gives a one-line error naming it', () =
     ['coordinatorId with a space', (c) => (c.coordinatorId = 'prod 1'), 'coordinatorId'],
     ['membership missing', (c) => delete c.membership, 'membership'],
     ['membership one node', (c) => (c.membership = members.slice(0, 1)), 'membership'],
-    ['membership gap', (c) => (c.membership = [members[0], { ...members[2] }]), 'membership'],
+    ['membershipEpoch negative', (c) => (c.membershipEpoch = -1), 'membershipEpoch'],
     ['membership duplicate index', (c) => (c.membership = [members[0], members[1], { ...members[2], index: 2 }]), 'membership'],
     ['membership duplicate key', (c) => (c.membership = [members[0], members[1], { ...members[1], index: 3 }]), 'membership'],
     ['membership short key', (c) => (c.membership = [members[0], members[1], { index: 3, identityPublicKey: 'abcd' }]), 'membership[2].identityPublicKey'],
