@@ -323,23 +323,10 @@ export function parseBundle(input: unknown): KeyBundle {
   const seen = new Set<number>();
   const ciphertextLength = wrappedShareCiphertextLength(group.scalarLength);
   const wrappedShares = list(o.wrappedShares, 'wrappedShares', parties).map((raw, k): BundleShare => {
-    const what = `wrappedShares[${k}]`;
-    const w = exactObject(raw, SHARE_FIELDS, what);
-    const index = integer(w.index, `${what}.index`, 1, parties);
-    if (seen.has(index)) throw bad(`party ${index} has two wrapped shares`);
-    seen.add(index);
-    if (!isWrapKem(w.kem)) throw bad(`${what}.kem must be one of ${WRAP_KEMS.join(', ')}`);
-    const kem = w.kem;
-    return {
-      index,
-      kem,
-      wrappingKeyFingerprint: hexBytes(w.wrappingKeyFingerprint, `${what}.wrappingKeyFingerprint`, FINGERPRINT_LENGTH),
-      wrapped: {
-        kem: wrapKemId(kem),
-        enc: hexBytes(w.enc, `${what}.enc`, wrapKemSizes(kem).encLength),
-        ciphertext: hexBytes(w.ciphertext, `${what}.ciphertext`, ciphertextLength),
-      },
-    };
+    const share = parseWrappedEntry(raw, `wrappedShares[${k}]`, parties, ciphertextLength);
+    if (seen.has(share.index)) throw bad(`party ${share.index} has two wrapped shares`);
+    seen.add(share.index);
+    return share;
   });
 
   // Points (DeserializeElement: canonical, on the curve, not the identity, in the prime-order subgroup).
