@@ -248,6 +248,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       attempts: rotationAttempts,
     },
   });
+  // The coordinator learns membership changes from the nodes' certificate chains, checked there
+  // (node/sessions/link.ts announces it after every authentication and after each committed change).
+  link.setMembershipChanges(() => service.membership.chain());
   // Commit certificates (node/sessions/commit.ts): finish any erasure a crash interrupted, and say which
   // staged changes await `tessera repair` (whether they commit or drop depends on the other nodes).
   await store.finishErasures();
