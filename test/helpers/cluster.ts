@@ -15,7 +15,8 @@ import { nodePublicKey } from './ecdsa.js';
 import { AeadId, KdfId, createContext, type HpkeSuiteParams } from '../../core/hpke.js';
 import { getKemSuite, getSigningSuite } from '../../core/suites.js';
 import { Cluster, NodeClient, type ApproveHook } from '../../sdk/client.js';
-import { startDevCluster, type DevCluster } from '../../sdk/dev.js';
+import type { CommitStatusResponse } from '../../contract/http.js';
+import { prepareDevNode, startDevCluster, type DevCluster, type DevNode } from '../../sdk/dev.js';
 
 export const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
@@ -41,12 +42,30 @@ export interface TestCluster {
   client(index: number): NodeClient;
   /** Stop every process, start every process again on the same ports and data, wait until ready. */
   restartAll(): Promise<void>;
-  /** Start one stopped node (or the coordinator, 0) again and wait until every node is ready. */
-  restart(index: number): Promise<void>;
+  /**
+   * Start one stopped node (or the coordinator, 0) again, with extra environment if given, and wait
+   * until every node is ready and sees every other online.
+   */
+  restart(index: number, env?: Record<string, string>): Promise<void>;
+  /**
+   * Stop one running node (SIGTERM; or the coordinator, 0) and start it again with `env` (e.g. a
+   * TESSERA_FAULT_POINTS or TESSERA_TEST_DEVIATIONS for the tests that arm a node), then wait as restart does.
+   */
+  restartWith(index: number, env?: Record<string, string>): Promise<void>;
+  /** Every node's commit status of a key, by node (index i at [i - 1]); null where the node holds nothing of it. */
+  commitStatuses(keyId: string): Promise<(CommitStatusResponse | null)[]>;
   /** Last lines of every process log, for failure messages. */
   logs(lines?: number): string;
   /** Stop every process and remove the data dir. Idempotent; safe after a failed start. */
   close(): Promise<void>;
+  /**
+   * Prepare node `index` to join (issue 13): new data dir, identity and config with the cluster's
+   * committed membership plus itself at the next epoch (sdk/dev.ts prepareDevNode). Not started: start it
+   * once the change is committed (e.g. Cluster.addNode's onCommitted). client(index) reaches it.
+   */
+  addNode(index: number): Promise<DevNode>;
+  /** Node `index` lost its data dir: stopped, its data dir and KEK deleted, prepared again with a new identity (same port and API key); start it as addNode's. */
+  recreateNode(index: number): Promise<DevNode>;
 }
 
 /** Tail of every log file of a dev data dir (for diagnosing a failed start or session). */
@@ -134,13 +153,38 @@ export async function startTestCluster(o: {
       for (let i = 0; i <= o.nodes; i++) d.start(i);
       await readyOrExplain(d, dir);
     },
-    async restart(index) {
-      d.start(index);
+    async restart(index, env) {
+      d.start(index, env);
       await readyOrExplain(d, dir);
     },
+    async restartWith(index, env) {
+      await d.kill(index);
+      d.start(index, env);
+      await readyOrExplain(d, dir);
+    },
+    commitStatuses: (keyId) =>
+      Promise.all(
+        plainClients.map((c) =>
+          c.commitStatus(keyId).catch((e: { code?: string }) => {
+            if (e.code === 'NOT_FOUND') return null;
+            throw e;
+          }),
+        ),
+      ),
     logs: (lines) => readLogs(dir, lines),
     close,
+    addNode: (index) => prepareNode(index, false),
+    recreateNode: (index) => prepareNode(index, true),
   };
+
+  async function prepareNode(index: number, fresh: boolean): Promise<DevNode> {
+    const report = await new Cluster(plainClients.filter(Boolean), { threshold: o.threshold }).membership();
+    if (!report.membership) throw new Error(`no node answered with its membership: ${JSON.stringify(report.nodes)}`);
+    const current = { epoch: report.membership.epoch, members: report.membership.members.map((m) => ({ index: m.index, identityPublicKey: bytesToHex(m.identityPublicKey) })) };
+    const node = await prepareDevNode(d, { index, current, fresh });
+    plainClients[index - 1] = new NodeClient({ url: node.url, apiKey: node.apiKey, index, timeoutMs });
+    return node;
+  }
 }
 
 async function readyOrExplain(dev: DevCluster, dir: string, readyTimeoutMs = 50_000): Promise<void> {

@@ -27,7 +27,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { splitAndWrap } from '../../core/bundle.js';
-import type { CommitStatusResponse } from '../../contract/http.js';
 import type { FAULT_POINTS } from '../../node/service.js';
 import { bytesToHex, hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, sleep, startTestCluster, verifySignature, waitFor, type TestCluster } from '../helpers/cluster.js';
 
@@ -60,50 +59,12 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
   const seeds = { 'imp-before': randomBytes(32), 'imp-after': randomBytes(32), 'mid-import-rounds-after-echo': randomBytes(32) };
   const sealed: Record<string, Awaited<ReturnType<typeof hpkeSeal>>> = {};
 
-  async function allOnline(): Promise<void> {
-    await tc.dev.ready(60_000);
-    await waitFor(
-      'every node to see every other online',
-      async () => {
-        for (const i of NODES) {
-          const info = await tc.client(i).info().catch(() => undefined);
-          if (!info || !NODES.every((j) => info.online.includes(j))) return false;
-        }
-        return true;
-      },
-      30_000,
-      50,
-    );
-  }
-
-  /** Restart node i (SIGTERM, then start) with `env`, and wait until every node sees every other. */
-  async function restartNode(i: number, env: Record<string, string> = {}): Promise<void> {
-    await tc.dev.kill(i);
-    tc.dev.start(i, env);
-    await allOnline();
-  }
-
-  /** Every node's commit status of a key (null where the node holds nothing of it). */
-  async function statuses(keyId: string): Promise<(CommitStatusResponse | null)[]> {
-    return Promise.all(
-      NODES.map((i) =>
-        tc
-          .client(i)
-          .commitStatus(keyId)
-          .catch((e: { code?: string }) => {
-            if (e.code === 'NOT_FOUND') return null;
-            throw e;
-          }),
-      ),
-    );
-  }
-
   /**
    * The committed state agrees: the key is on no node, or every node holds the same versions, each at
    * one epoch and state with one public package. Returns the common versions ([] for none).
    */
   async function expectAgreement(keyId: string): Promise<{ version: number; epoch: number; state: string }[]> {
-    const st = await statuses(keyId);
+    const st = await tc.commitStatuses(keyId);
     const views = st.map((s) => JSON.stringify((s?.versions ?? []).map((v) => ({ version: v.version, epoch: v.epoch, state: v.state }))));
     expect(new Set(views).size, `nodes hold different versions of ${keyId}: ${views.join(' | ')}`).toBe(1);
     const versions = (st[0]?.versions ?? []).map((v) => ({ version: v.version, epoch: v.epoch, state: v.state }));
@@ -116,7 +77,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
 
   /** Session ids of every certificate any node holds for the key. */
   async function certificates(keyId: string): Promise<Set<string>> {
-    const st = await statuses(keyId);
+    const st = await tc.commitStatuses(keyId);
     return new Set(st.flatMap((s) => (s?.certificates ?? []).map((c) => c.sessionId)));
   }
 
@@ -127,7 +88,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     expect(report.nodes.filter((n) => n.waiting)).toEqual([]);
     const versions = await expectAgreement(keyId);
     // Nothing is left staged anywhere.
-    for (const s of await statuses(keyId)) expect(s?.staged).toBeUndefined();
+    for (const s of await tc.commitStatuses(keyId)) expect(s?.staged).toBeUndefined();
     // A second repair finds nothing to do.
     const again = await tc.cluster.repair(keyId);
     expect(again.nodes.flatMap((n) => [...n.applied, ...n.dropped, ...n.problems])).toEqual([]);
@@ -196,7 +157,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
    */
   async function crashAt(node: number, point: FaultPoint, keyId: string, op: () => Promise<unknown>): Promise<Outcome> {
     if (armed.get(node) !== point) {
-      await restartNode(node, { TESSERA_FAULT_POINTS: point });
+      await tc.restartWith(node, { TESSERA_FAULT_POINTS: point });
       armed.set(node, point);
     }
     const certsBefore = await certificates(keyId).catch(() => new Set<string>());
@@ -209,9 +170,8 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     if (k >= 0) planned = k + 1;
     const next = PLAN[planned];
     const nextPoint = next && next.node === node ? next.point : undefined;
-    tc.dev.start(node, nextPoint ? { TESSERA_FAULT_POINTS: nextPoint } : {});
     armed.set(node, nextPoint);
-    await allOnline();
+    await tc.restart(node, nextPoint ? { TESSERA_FAULT_POINTS: nextPoint } : {});
     // Reported exactly: failed only when no node holds a certificate of the call's session.
     const certsAfter = await certificates(keyId).catch(() => new Set<string>());
     const fresh = [...certsAfter].filter((s) => !certsBefore.has(s));
@@ -228,7 +188,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
   async function disarmAll(): Promise<void> {
     for (const [node, point] of armed) {
       if (point) {
-        await restartNode(node);
+        await tc.restartWith(node);
         armed.set(node, undefined);
       }
     }
@@ -396,7 +356,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     expect(outcome.ok).toBe(false);
     expect(await expectAgreement('doomed-before')).toEqual([{ version: 1, epoch: 0, state: 'retired' }]);
     // Every node staged the destroy and released its vote: a certificate could exist anywhere.
-    for (const s of await statuses('doomed-before')) expect(s?.staged).toMatchObject({ operation: 'destroy', released: true });
+    for (const s of await tc.commitStatuses('doomed-before')) expect(s?.staged).toMatchObject({ operation: 'destroy', released: true });
     await neverDecapsulates('doomed-before');
     const { versions } = await repairAndAgree('doomed-before');
     expect(versions).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
@@ -428,7 +388,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     if (trigger === 'staged') {
       // As soon as any node staged the result: the commit window (attestations, votes, certificate).
       while (!settled) {
-        const st = await statuses(keyId).catch(() => []);
+        const st = await tc.commitStatuses(keyId).catch(() => []);
         if (st.some((s) => s?.staged)) {
           stagedAtKill = true;
           break;
@@ -440,8 +400,7 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     }
     await tc.dev.kill(0, 'SIGKILL');
     const outcome = await running;
-    tc.dev.start(0);
-    await allOnline();
+    await tc.restart(0);
     const fresh = [...(await certificates(keyId).catch(() => new Set<string>()))].filter((s) => !certsBefore.has(s));
     if ((outcome.error as { code?: string } | undefined)?.code !== 'OUTCOME_UNKNOWN') {
       expect(fresh.length, `${keyId}: ${outcome.ok ? 'reported committed' : `reported failed (${outcome.error?.message})`}`).toBe(outcome.ok ? 1 : 0);
@@ -454,17 +413,16 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     await decapsulatesWithEveryPair('doomed-split');
     // Node 1's vote never reaches nodes 2 and 3 (a relay that drops it, here the harness), and node 1
     // dies right after it committed on the votes of 2 and 3: it alone holds the certificate.
-    await restartNode(1, { TESSERA_FAULT_POINTS: 'commit-after-commit', TESSERA_TEST_DEVIATIONS: 'withhold-vote-to:2+3' });
+    await tc.restartWith(1, { TESSERA_FAULT_POINTS: 'commit-after-commit', TESSERA_TEST_DEVIATIONS: 'withhold-vote-to:2+3' });
     const crashesBefore = exits.filter((e) => e.index === 1).length;
     const reported = await settle(tc.cluster.destroy('doomed-split', 1));
     // Nodes 2 and 3 released their votes and node 1 (which holds the certificate) is down: the SDK
     // cannot know whether the destroy committed, and says so instead of "failed".
     expect((reported.error as { code?: string } | undefined)?.code, reported.error?.message).toBe('OUTCOME_UNKNOWN');
     await waitFor('node 1 to crash after committing', () => exits.filter((e) => e.index === 1).length > crashesBefore, 10_000);
-    tc.dev.start(1);
     armed.set(1, undefined);
-    await allOnline();
-    const [one, two, three] = await statuses('doomed-split');
+    await tc.restart(1);
+    const [one, two, three] = await tc.commitStatuses('doomed-split');
     expect(one!.versions).toMatchObject([{ version: 1, state: 'destroyed' }]);
     for (const s of [two, three]) {
       expect(s!.versions).toMatchObject([{ version: 1, state: 'retired' }]);

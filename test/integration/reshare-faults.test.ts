@@ -23,7 +23,6 @@
  *   new package by repair, and erases its share.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommitStatusResponse } from '../../contract/http.js';
 import { encodeCertificate } from '../../core/commit.js';
 import type { Operation } from '../../core/session.js';
 import type { FAULT_POINTS } from '../../node/service.js';
@@ -61,44 +60,8 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
   /** Each key's state once made (2-of-3 on 1,2,3), before its case. */
   const before = new Map<string, Committed>();
 
-  async function allOnline(): Promise<void> {
-    await tc.dev.ready(60_000);
-    await waitFor(
-      'every node to see every other online',
-      async () => {
-        for (const i of NODES) {
-          const info = await tc.client(i).info().catch(() => undefined);
-          if (!info || !NODES.every((j) => info.online.includes(j))) return false;
-        }
-        return true;
-      },
-      30_000,
-      50,
-    );
-  }
-
-  async function restartNode(i: number, env: Record<string, string> = {}): Promise<void> {
-    await tc.dev.kill(i);
-    tc.dev.start(i, env);
-    await allOnline();
-  }
-
-  async function statuses(keyId: string): Promise<(CommitStatusResponse | null)[]> {
-    return Promise.all(
-      NODES.map((i) =>
-        tc
-          .client(i)
-          .commitStatus(keyId)
-          .catch((e: { code?: string }) => {
-            if (e.code === 'NOT_FOUND') return null;
-            throw e;
-          }),
-      ),
-    );
-  }
-
   async function certificates(keyId: string): Promise<Set<string>> {
-    return new Set((await statuses(keyId)).flatMap((s) => (s?.certificates ?? []).map((c) => c.sessionId)));
+    return new Set((await tc.commitStatuses(keyId)).flatMap((s) => (s?.certificates ?? []).map((c) => c.sessionId)));
   }
 
   /**
@@ -106,7 +69,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
    * hold it (a node may still be behind, or down). Every holder of that epoch has one public package.
    */
   async function lastCommitted(keyId: string): Promise<Committed & { holders: number[] }> {
-    const st = await statuses(keyId);
+    const st = await tc.commitStatuses(keyId);
     const epoch = Math.max(...st.flatMap((s) => (s?.versions ?? []).map((v) => v.epoch)));
     const holders = NODES.filter((_, k) => st[k]?.versions.some((v) => v.version === 1 && v.epoch === epoch));
     const infos = await Promise.all(holders.map((i) => tc.client(i).getKey(keyId, 1)));
@@ -122,7 +85,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
    */
   async function expectConsistent(keyId: string): Promise<Committed> {
     const last = await lastCommitted(keyId);
-    const st = await statuses(keyId);
+    const st = await tc.commitStatuses(keyId);
     for (const [k, s] of st.entries()) {
       const i = k + 1;
       expect(s?.staged, `${keyId}: node ${i} has a staged change`).toBeUndefined();
@@ -178,7 +141,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
   it('a dealer sending a sub-share off its commitments is named (never an honest node); nothing changes; a reshare with honest dealers then works', async () => {
     const keyId = 'rf-malicious';
     const start = before.get(keyId)!;
-    await restartNode(1, { TESSERA_TEST_DEVIATIONS: 'bad-share-to:4' });
+    await tc.restartWith(1, { TESSERA_TEST_DEVIATIONS: 'bad-share-to:4' });
     try {
       const started = Date.now();
       const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [1, 2] }));
@@ -207,7 +170,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       expect(after).toEqual({ epoch: start.epoch + 1, nodes: [1, 2, 3, 4], threshold: 3 });
       await committeeSigns(keyId, after);
     } finally {
-      await restartNode(1);
+      await tc.restartWith(1);
     }
   }, 150_000);
 
@@ -217,10 +180,9 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
     await tc.dev.kill(1);
     const r = await tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [2, 3] });
     expect(r.handoff).toEqual([{ node: 1, error: expect.stringMatching(/.+/) }]);
-    tc.dev.start(1);
-    await allOnline();
+    await tc.restart(1);
     // Node 1 still holds the old epoch: t nodes of the new committee sign without it.
-    const st = await statuses(keyId);
+    const st = await tc.commitStatuses(keyId);
     expect(st[0]?.versions.map((v) => v.epoch)).toEqual([start.epoch]);
     await signs(keyId, [2, 4]);
     const { report, state } = await repairAndAgree(keyId);
@@ -256,7 +218,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       const keyId = `rf-crash-${n}`;
       const start = before.get(keyId)!;
       if (armed.get(c.node) !== c.point) {
-        await restartNode(c.node, { TESSERA_FAULT_POINTS: c.point });
+        await tc.restartWith(c.node, { TESSERA_FAULT_POINTS: c.point });
         armed.set(c.node, c.point);
       }
       const certsBefore = await certificates(keyId);
@@ -268,9 +230,8 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       // only a reshare or a commit reaches a crash point, and repair and signing run neither).
       const next = CASES[n + 1];
       const nextPoint = next && next.node === c.node ? next.point : undefined;
-      tc.dev.start(c.node, nextPoint ? { TESSERA_FAULT_POINTS: nextPoint } : {});
       armed.set(c.node, nextPoint);
-      await allOnline();
+      await tc.restart(c.node, nextPoint ? { TESSERA_FAULT_POINTS: nextPoint } : {});
 
       // Reported exactly: it failed only if no node holds its certificate (OUTCOME_UNKNOWN: a vote was released).
       const fresh = [...(await certificates(keyId))].filter((s) => !certsBefore.has(s));
@@ -291,7 +252,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       else expect([start, moved]).toContainEqual(state);
       if (c.point === 'commit-after-release') {
         // The restarted node whose commit was interrupted got the certificate from repair: it ended as its role says.
-        const mine = (await statuses(keyId))[c.node - 1];
+        const mine = (await tc.commitStatuses(keyId))[c.node - 1];
         if (c.node === 1) expect(mine, 'the leaving dealer erased its share').toBeNull();
         else expect(mine?.versions.map((v) => v.epoch)).toEqual([moved.epoch]);
       }
@@ -302,19 +263,18 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
   it('a staying node whose commit was interrupted (killed after releasing its vote) is brought forward by a later signing session once its peers hold the certificate', async () => {
     const keyId = 'rf-catch-up';
     const start = before.get(keyId)!;
-    await restartNode(3, { TESSERA_FAULT_POINTS: 'commit-after-release' });
+    await tc.restartWith(3, { TESSERA_FAULT_POINTS: 'commit-after-release' });
     armed.set(3, 'commit-after-release');
     const crashes = exits.filter((e) => e.index === 3).length;
     const outcome = await settle(tc.cluster.reshare(keyId, { threshold: 2, nodes: [2, 3, 4], dealers: [1, 2] }));
     expect(outcome.ok).toBe(false);
     await waitFor('node 3 to crash', () => exits.filter((e) => e.index === 3).length > crashes, 10_000);
-    tc.dev.start(3);
     armed.set(3, undefined);
-    await allOnline();
+    await tc.restart(3);
     // Every player staged and released its vote; no certificate exists yet. Finish the commit as repair's
     // step 2 does, through the nodes' own routes, but hand the certificate to every node except node 3
     // (a repair interrupted before it reached node 3).
-    const staged = (await statuses(keyId)).map((s) => s?.staged);
+    const staged = (await tc.commitStatuses(keyId)).map((s) => s?.staged);
     const s = staged[2]!;
     expect(staged.map((x) => x?.sessionId)).toEqual([s.sessionId, s.sessionId, s.sessionId, s.sessionId]);
     expect(s.voters).toEqual([1, 2, 3, 4]);
@@ -333,7 +293,7 @@ describe('reshare under faults: a malicious dealer, a node killed at each step, 
       }),
     ).toString('hex');
     for (const i of [1, 2, 4]) await tc.client(i).repair(keyId, certificate);
-    const mid = await statuses(keyId);
+    const mid = await tc.commitStatuses(keyId);
     expect(mid[0], 'the leaving dealer erased its share').toBeNull();
     expect(mid[2]?.staged?.sessionId, 'node 3 still waits for the certificate').toBe(s.sessionId);
     expect(mid[2]?.versions.map((v) => v.epoch)).toEqual([start.epoch]);
