@@ -131,6 +131,12 @@ export class MembershipAdmin {
   private changing = false;
 
   constructor(private readonly o: MembershipAdminOptions) {
+    // Whatever path commits a membership change on this node (its session, a certificate handed over,
+    // or the generic staged-change repair: node/sessions/commit.ts), the store says so, and it goes live.
+    o.store.onKeyChange((tenant, keyId) => {
+      if (tenant !== MEMBERSHIP_TENANT || keyId !== MEMBERSHIP_KEY_ID) return;
+      this.adoptCommitted().catch((e: Error) => o.logger.error({ err: { message: e.message } }, 'membership: cannot read the committed membership'));
+    });
     o.live.onChange((next, change) => {
       // A removed or replaced member's pair keys go now: the index may soon belong to another identity.
       for (const i of [...change.removed, ...change.replaced]) o.pairKeys.forgetPeer(i);
@@ -139,6 +145,15 @@ export class MembershipAdmin {
         'cluster membership changed',
       );
     });
+  }
+
+  /** Make the newest committed membership the live one, if it is newer (idempotent; the one place that adopts). */
+  private async adoptCommitted(): Promise<void> {
+    const committed = await this.o.store.getMembership();
+    if (committed && committed.epoch > this.o.live.current.epoch) {
+      this.o.live.adopt(committed);
+      this.o.announce();
+    }
   }
 
   get(p: Principal): MembershipResponse {
@@ -184,7 +199,7 @@ export class MembershipAdmin {
           locked = true;
           return { version: to.epoch, from, to, change, params: changeParams(from, to, change.unchanged, live.parties) };
         },
-        async ({ from, to, change, params }) => {
+        async ({ to, change, params }) => {
           const certificate = await this.o.engine.run({ session, params }, async (ctx) => {
             const committed = await ctx.commit({
               statement: statementOf(session, 'membership', MEMBERSHIP_TENANT, MEMBERSHIP_KEY_ID, to.epoch, membershipDigest(to)),
@@ -193,9 +208,7 @@ export class MembershipAdmin {
             return committed.certificate;
           });
           // Committed (certificate and membership in one synced batch): only now does it become live.
-          ensure(equalBytes(membershipDigest(live.current), membershipDigest(from)), ErrorCode.BadState, 'membership: changed during the session');
-          live.adopt(to);
-          this.o.announce();
+          await this.adoptCommitted();
           return { ...membershipJson(to), node: self, certificate: toHex(certificate), ...change };
         },
       )
@@ -228,8 +241,7 @@ export class MembershipAdmin {
         if (to.epoch === from.epoch + 1) {
           verifyMembershipChange(from, to, cert);
           const outcome = await store.commitCertifiedMembership(to, cert.session, encoded);
-          live.adopt(to);
-          this.o.announce();
+          await this.adoptCommitted();
           return { ...membershipJson(to), node: self, outcome };
         }
         if (to.epoch === from.epoch && equalBytes(membershipDigest(to), membershipDigest(from))) {

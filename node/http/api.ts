@@ -3,6 +3,7 @@
  * Authorization header (node/governance/tenants.ts: each key belongs to exactly one tenant, the only source of a
  * request's tenant), one error handler, and logs with secrets redacted.
  */
+import { MEMBERSHIP_TENANT } from '../../core/membership.js';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
@@ -36,6 +37,9 @@ import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
 import { ACT_AS_TENANT_HEADER, type ApplyMembershipRequest, type ChangeMembershipRequest, type EcdsaPresignaturesRequest, type EcdsaSignShareRequest } from '../../contract/http.js';
 import { TENANT_ID_PATTERN, requireAdmin, type Principal } from '../governance/tenants.js';
+
+/** The routes an admin may call acting for MEMBERSHIP_TENANT: a membership change's commit status and repair. */
+const CLUSTER_REPAIR_ROUTES = new Set<string>([ROUTES.commitStatus.url, ROUTES.attestStaged.url, ROUTES.releaseVote.url, ROUTES.dropStaged.url, ROUTES.repair.url]);
 
 export interface ApiOptions {
   service: NodeService;
@@ -218,7 +222,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (actAs !== undefined) {
       if (typeof actAs !== 'string' || !TENANT_ID_PATTERN.test(actAs)) throw new TesseraError(ErrorCode.BadInput, `${ACT_AS_TENANT_HEADER}: expected one tenant name`);
       if (principal.role !== 'admin') throw new TesseraError(ErrorCode.PolicyDenied, `${ACT_AS_TENANT_HEADER}: only an admin API key may act for a tenant`);
-      if (!(await o.admin.hasTenant(actAs))) throw new TesseraError(ErrorCode.NotFound, `tenant ${actAs} not found`);
+      if (actAs === MEMBERSHIP_TENANT) {
+        // The cluster's own namespace holds only membership changes: an admin reaches it for the staged-change
+        // repair a crash mid-change may need (Cluster.repair of key id 'membership'), and for nothing else.
+        if (!CLUSTER_REPAIR_ROUTES.has(req.routeOptions.url ?? '')) throw new TesseraError(ErrorCode.PolicyDenied, `${ACT_AS_TENANT_HEADER}: ${MEMBERSHIP_TENANT} is only for repairing a membership change`);
+      } else if (!(await o.admin.hasTenant(actAs))) throw new TesseraError(ErrorCode.NotFound, `tenant ${actAs} not found`);
       req.principal = { ...principal, tenant: actAs };
       return;
     }
