@@ -2499,7 +2499,23 @@ export class Cluster {
   /** Remove a node from the membership, then reshare every key off it (its shares die: the others move epoch). Returns the Cluster without it. */
   async removeNode(index: number, o: MembershipOpOptions = {}): Promise<MembershipOpResult> {
     const current = await this.currentMembership();
-    const members = current.members.some((m) => m.index === index) ? nextMembers(current, { remove: index }).members : specsOf(current);
+    const member = current.members.some((m) => m.index === index);
+    const members = member ? nextMembers(current, { remove: index }).members : specsOf(current);
+    if (member) {
+      // Before anything changes: a key whose threshold is above the nodes it would keep would be stranded.
+      const after = members.map((m) => m.index);
+      const stranded: string[] = [];
+      for (const tenant of await this.listTenants()) {
+        for (const key of await this.forTenant(tenant).listKeys()) {
+          if (key.state === 'destroyed') continue;
+          const plan = planKeyReshare({ committee: key.publicPackage.indices ?? allPlayers(key.parties), threshold: key.threshold }, { members: after, added: [], replaced: [] }, () => true);
+          if (plan.action === 'fail') stranded.push(`${tenant}/${key.keyId} v${key.version}: ${plan.reason}`);
+        }
+      }
+      if (stranded.length) {
+        throw new TesseraClientError('BAD_PARAMETERS', `removing node ${index} would strand ${stranded.length} key version(s); nothing was changed: ${stranded.slice(0, 3).join('; ')}${stranded.length > 3 ? '; ...' : ''}`);
+      }
+    }
     const cluster = new Cluster(
       this.nodes.filter((n, k) => this.indices[k] !== index),
       this.defaults,
@@ -2559,6 +2575,19 @@ export class Cluster {
   private readonly applyOp = async (members: readonly MemberSpec[], change: { added: number[]; replaced: number[] }, o: MembershipOpOptions): Promise<MembershipOpResult> => {
     const membership = await this.changeMembership(members, { ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
     await o.onCommitted?.(membership);
+    const joining = [...change.added, ...change.replaced];
+    if (joining.length) {
+      // The coordinator admits a new identity once the voters announce the change: wait for it (bounded),
+      // then hand the certificate to a joining node that could not take it before (started just now).
+      quietly(o.onProgress)(`waiting for node(s) ${joining.join(',')} to connect`);
+      await waitConnected(this, joining, this.indices.filter((i) => !joining.includes(i)), o.joinTimeoutMs ?? 60_000);
+      const missed = membership.nodes.filter((n) => joining.includes(n.node) && n.outcome === 'not-reached').map((n) => n.node);
+      if (missed.length && membership.certificate) {
+        const entry = { epoch: membership.epoch, members: membership.members, certificate: membership.certificate };
+        const again = await Promise.all(missed.map((i) => handTo(i, [entry], (x) => this.byIndex.get(x))));
+        membership.nodes = [...membership.nodes.filter((n) => !missed.includes(n.node)), ...again].sort((a, b) => a.node - b.node);
+      }
+    }
     const reshare = await this.reshareAll(change, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}) });
     return { cluster: this, membership, reshare };
   };
@@ -2593,8 +2622,10 @@ export interface MembershipOpOptions {
   onProgress?: (line: string) => void;
   /** Key versions reshared at once (default 2). */
   concurrency?: number;
-  /** Runs once the membership change is committed, before the keys move. */
+  /** Runs once the membership change is committed, before the keys move (e.g. start the added node). */
   onCommitted?: (result: MembershipChangeResult) => void | Promise<void>;
+  /** How long to wait for an added or replaced node to connect before resharing (default 60 s; the keys that cannot reach it fail and a rerun resumes). */
+  joinTimeoutMs?: number;
 }
 
 /** What Cluster.addNode, removeNode and replaceNode did, and the Cluster of the new membership. */
@@ -2702,6 +2733,24 @@ function changeFromCertificate(certificate: string | undefined, to: Membership, 
     removed: [],
     replaced: replaced.map((m) => m.index),
   };
+}
+
+/**
+ * Wait until each of `nodes` answers /ready (connected to the coordinator) and every node of `peers` that
+ * answers sees it online, or `timeoutMs` passes (no error: the sessions that need it then say why).
+ */
+async function waitConnected(cluster: Cluster, nodes: readonly number[], peers: readonly number[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const client = (i: number) => cluster.nodes[cluster.indices.indexOf(i)]!;
+  for (;;) {
+    const ready = await Promise.all(nodes.map((i) => client(i).probe(2000)));
+    if (ready.every((r) => r === 'ready')) {
+      const seen = await Promise.all(peers.map((p) => client(p).info().then((info) => nodes.every((i) => info.online.includes(i)), () => true)));
+      if (seen.every(Boolean)) return;
+    }
+    if (Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** "adds 4; removes 2; replaces 3" */

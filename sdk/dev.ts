@@ -28,7 +28,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, chmodSync, createWriteStream } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync, createWriteStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createServer } from 'node:net';
@@ -190,32 +190,32 @@ function previousMembers(data: string, n: number): Member[] | undefined {
 
 /** Open (or create) every node's store and read its identity public key; the nodes in parallel. */
 async function loadIdentities(data: string, n: number): Promise<Member[]> {
+  return Promise.all(Array.from({ length: n }, (_, k) => loadIdentity(data, k + 1)));
+}
+
+/** Open (or create) node i's KEK file and store, and read (or make) its identity public key. */
+async function loadIdentity(data: string, i: number): Promise<Member> {
   // Loaded only here: the store and identity modules are the parent's heaviest imports.
   const [{ loadOrCreateIdentity }, { createKekFile, readKekFile }, { ShareStore }] = await Promise.all([
     import('../node/store/identity-store.js'),
     import('../node/store/kek.js'),
     import('../node/store/storage.js'),
   ]);
-  return Promise.all(
-    Array.from({ length: n }, async (_, k): Promise<Member> => {
-      const i = k + 1;
-      const kekPath = join(data, `node-${i}.kek`);
-      if (!existsSync(kekPath)) await createKekFile(kekPath);
-      const kek = await readKekFile(kekPath);
-      const store = await ShareStore.open({ dataDir: join(data, `node-${i}`), kek, nodeIndex: i });
-      kek.fill(0);
-      try {
-        const keys = await loadOrCreateIdentity(store);
-        const identityPublicKey = toHex(keys.identity.publicKey);
-        // Only the public key is needed here: the secret parts we were handed are wiped.
-        keys.identity.secretKey.fill(0);
-        keys.kem.privateKey.fill(0);
-        return { index: i, identityPublicKey };
-      } finally {
-        await store.close();
-      }
-    }),
-  );
+  const kekPath = join(data, `node-${i}.kek`);
+  if (!existsSync(kekPath)) await createKekFile(kekPath);
+  const kek = await readKekFile(kekPath);
+  const store = await ShareStore.open({ dataDir: join(data, `node-${i}`), kek, nodeIndex: i });
+  kek.fill(0);
+  try {
+    const keys = await loadOrCreateIdentity(store);
+    const identityPublicKey = toHex(keys.identity.publicKey);
+    // Only the public key is needed here: the secret parts we were handed are wiped.
+    keys.identity.secretKey.fill(0);
+    keys.kem.privateKey.fill(0);
+    return { index: i, identityPublicKey };
+  } finally {
+    await store.close();
+  }
 }
 
 /** Prepare the data dir (idempotent) and return the cluster file contents. */
@@ -281,7 +281,16 @@ export async function prepareDev(o: DevOptions): Promise<{ cluster: ClusterFile;
   writeFileSync(
     coordinatorConfig,
     JSON.stringify(
-      { port: coordinatorPort, host: '127.0.0.1', coordinatorId, membershipFile: membershipPath, logLevel, ...(tls ? { tls: tls.coordinator } : {}) },
+      {
+        port: coordinatorPort,
+        host: '127.0.0.1',
+        coordinatorId,
+        membershipFile: membershipPath,
+        // The certified membership changes it adopted (issue 13), kept across its restarts.
+        membershipStateFile: join(data, 'coordinator-membership-state.json'),
+        logLevel,
+        ...(tls ? { tls: tls.coordinator } : {}),
+      },
       null,
       2,
     ),
@@ -430,6 +439,11 @@ export interface DevCluster {
   lastError(index: number): string | undefined;
   /** Called when a child exits that nobody asked to stop. */
   onUnexpectedExit?: (index: number, code: number | null, signal: NodeJS.Signals | null) => void;
+  /**
+   * Make node `node.index` one of this dev's processes (a node a membership change adds, or one re-created
+   * with a fresh data directory: prepareDevNode), run with `config`; start() starts it, stop() stops it too.
+   */
+  register(node: ClusterFile['nodes'][number], config: string): void;
 }
 
 /** Start a coordinator and the node processes; the caller owns their lifetime. */
@@ -530,6 +544,13 @@ export async function startDevCluster(o: DevOptions): Promise<DevCluster> {
     },
     logFile,
     lastError: (index) => lastLogError(logFile(index), logFrom.get(index)),
+    register(node, config) {
+      scripts.set(node.index, [`node-${node.index}`, 'node/main.ts', config]);
+      const k = cluster.nodes.findIndex((n) => n.index === node.index);
+      if (k >= 0) cluster.nodes[k] = node;
+      else cluster.nodes.push(node);
+      cluster.nodes.sort((a, b) => a.index - b.index);
+    },
   };
   for (const i of scripts.keys()) dev.start(i);
   return dev;
@@ -806,4 +827,119 @@ export async function requestDevRestart(dataDir: string, index: number): Promise
   }
   const body = (await res.json().catch(() => ({}))) as { error?: unknown };
   if (!res.ok) throw new Error(typeof body.error === 'string' ? body.error : `the tessera dev of ${dataDir} answered HTTP ${res.status}`);
+}
+
+/** A node prepared for a running dev cluster by prepareDevNode: a membership change adds it, or it replaces a node that lost its data. */
+export interface DevNode {
+  readonly index: number;
+  readonly url: string;
+  readonly apiKey: string;
+  /** Its ML-DSA-65 identity public key (hex), made in its new data directory. */
+  readonly identityPublicKey: string;
+  readonly ca?: string;
+  /** Start its process; resolves once its API answers as this node (it joins the coordinator once the change is committed: `ready`). */
+  start(): Promise<void>;
+  /** Resolves when it answers /ready: connected to the coordinator, which admits it once the membership change is committed. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Stop its process. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Prepare ONE node for a running dev cluster (issue 13): index `index` with a new data directory, KEK
+ * file, store and identity (as prepareDev makes them), a config with the same coordinator and the NEW
+ * membership — `current` (the cluster's committed membership) with this node in it, at epoch
+ * current.epoch + 1 — and registered with `dev` (so dev.stop() stops it). `fresh`: the index is a node
+ * that lost its data directory (repair): it is stopped, its data directory and KEK file are deleted, and
+ * it comes back with a new identity on the same port and API key. The process is started only by
+ * `start()`: the coordinator learns the new identity from the nodes once the change is committed, so
+ * start it after (e.g. in Cluster.addNode's `onCommitted`), then `ready()`.
+ */
+export async function prepareDevNode(
+  dev: DevCluster,
+  o: { index: number; current: { epoch: number; members: readonly { index: number; identityPublicKey: string }[] }; fresh?: boolean },
+): Promise<DevNode> {
+  const { index } = o;
+  if (!Number.isSafeInteger(index) || index < 1 || index > 255) throw new UsageError(`node index: expected 1..255, got ${String(index)}`, 'dev');
+  const data = dev.dataDir;
+  const cluster = dev.cluster;
+  const existing = cluster.nodes.find((n) => n.index === index);
+  if (existing && !o.fresh) throw new Error(`node ${index} is already a node of this dev cluster; re-create it with fresh: true`);
+  if (!existing && o.fresh) throw new Error(`there is no node ${index} in this dev cluster to re-create`);
+  const model = cluster.nodes.find((n) => n.index !== index);
+  if (!model) throw new Error('the dev cluster has no other node to copy the configuration from');
+  const base = JSON.parse(readFileSync(join(data, `node-${model.index}.json`), 'utf8')) as Record<string, unknown> & {
+    api: { tls?: unknown };
+    thresholdDefaults: { threshold: number };
+  };
+
+  if (o.fresh) {
+    // A lost data directory: the process goes, then its store and KEK (a new identity is made below).
+    await dev.kill(index);
+    rmSync(join(data, `node-${index}`), { recursive: true, force: true });
+    rmSync(join(data, `node-${index}.kek`), { force: true });
+  }
+  const port = existing ? Number(new URL(existing.url).port) : await freePort();
+  await assertPortsFree([{ port, wantedFor: `node ${index}` }]);
+  const { identityPublicKey } = await loadIdentity(data, index);
+
+  const tls = base.api.tls !== undefined;
+  let nodeTls: { certFile: string; keyFile: string } | undefined;
+  if (tls) {
+    const tlsDir = join(data, 'tls');
+    nodeTls = ensureServerCert(ensureCa(tlsDir, { commonName: 'Tessera dev CA' }), tlsDir, `node-${index}`, DEV_TLS_HOSTS);
+  }
+  const apiKey = existing?.apiKey ?? `tsk_dev_${index}_${randomBytes(24).toString('hex')}`;
+  const { apiKeyHash } = await import('../node/config.js');
+  const members = [...o.current.members.filter((m) => m.index !== index), { index, identityPublicKey }].sort((a, b) => a.index - b.index);
+  const cfgPath = join(data, `node-${index}.json`);
+  writePrivate(
+    cfgPath,
+    JSON.stringify(
+      {
+        ...base,
+        index,
+        dataDir: join(data, `node-${index}`),
+        api: { host: '127.0.0.1', port, ...(nodeTls ? { tls: nodeTls } : {}) },
+        membership: members,
+        // The change that admits it commits this epoch (node/config.ts membershipEpoch).
+        membershipEpoch: o.current.epoch + 1,
+        kekFile: join(data, `node-${index}.kek`),
+        apiKeys: [{ id: `dev-${index}`, tenant: 'default', keyHash: toHex(apiKeyHash(apiKey)), role: 'admin' }],
+        thresholdDefaults: { threshold: Math.min(base.thresholdDefaults.threshold, members.length), parties: members.length },
+      },
+      null,
+      2,
+    ),
+  );
+  const scheme = tls ? 'https' : 'http';
+  const ca = existing?.ca ?? model.ca;
+  const node: ClusterFile['nodes'][number] = { index, url: `${scheme}://127.0.0.1:${port}`, apiKey, identityPublicKey, ...(ca !== undefined ? { ca } : {}) };
+  dev.register(node, cfgPath);
+  return {
+    index,
+    url: node.url,
+    apiKey,
+    identityPublicKey,
+    ...(ca !== undefined ? { ca } : {}),
+    async start() {
+      dev.start(index);
+      // Up when its API answers as this node (its /ready waits for the coordinator to admit it).
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        if (dev.pid(index) === undefined) throw new DevProcessExitedError(index, dev.logFile(index));
+        try {
+          const info = await requestJson<NodeInfo>({ url: node.url, apiKey, node: index, timeoutMs: 2000, ...(ca ? { ca } : {}) }, 'GET', '/v1/node');
+          if (info.index === index && info.identityPublicKey === identityPublicKey) return;
+          throw new Error(`port ${port} answers as another node (index ${info.index}), not node ${index}`);
+        } catch (e) {
+          if (e instanceof Error && /answers as another node/.test(e.message)) throw e;
+        }
+        if (Date.now() > deadline) throw new Error(`node ${index} at ${node.url} did not come up in time (log: ${dev.logFile(index)})`);
+        await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      }
+    },
+    ready: (timeoutMs = 60_000) => dev.ready(timeoutMs, { only: [index] }),
+    stop: () => dev.kill(index),
+  };
 }

@@ -4,6 +4,7 @@
  * reference docs (sdk/cli/help.ts, scripts/gen-cli-docs.ts) all read this one list.
  */
 import { ADMIN_COMMANDS } from './admin.js';
+import { CLUSTER_COMMANDS } from './cluster.js';
 import { DEV_COMMANDS } from './dev.js';
 import { HPKE_COMMANDS } from './hpke.js';
 import { KEY_COMMANDS } from './keys.js';
@@ -34,6 +35,7 @@ export const SECTIONS: readonly Section[] = [
     commands: [...pick(KEY_COMMANDS, ['import-key', 'export', 'import']), ...OFFLINE_COMMANDS],
   },
   { title: 'Administration (admin API key)', commands: ADMIN_COMMANDS },
+  { title: 'Cluster membership (admin API keys of every node)', commands: CLUSTER_COMMANDS },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = SECTIONS.flatMap((s) => s.commands);

@@ -16,7 +16,7 @@ import { AeadId, KdfId, createContext, type HpkeSuiteParams } from '../../core/h
 import { getKemSuite, getSigningSuite } from '../../core/suites.js';
 import { Cluster, NodeClient, type ApproveHook } from '../../sdk/client.js';
 import type { CommitStatusResponse } from '../../contract/http.js';
-import { startDevCluster, type DevCluster } from '../../sdk/dev.js';
+import { prepareDevNode, startDevCluster, type DevCluster, type DevNode } from '../../sdk/dev.js';
 
 export const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
@@ -58,6 +58,14 @@ export interface TestCluster {
   logs(lines?: number): string;
   /** Stop every process and remove the data dir. Idempotent; safe after a failed start. */
   close(): Promise<void>;
+  /**
+   * Prepare node `index` to join (issue 13): new data dir, identity and config with the cluster's
+   * committed membership plus itself at the next epoch (sdk/dev.ts prepareDevNode). Not started: start it
+   * once the change is committed (e.g. Cluster.addNode's onCommitted). client(index) reaches it.
+   */
+  addNode(index: number): Promise<DevNode>;
+  /** Node `index` lost its data dir: stopped, its data dir and KEK deleted, prepared again with a new identity (same port and API key); start it as addNode's. */
+  recreateNode(index: number): Promise<DevNode>;
 }
 
 /** Tail of every log file of a dev data dir (for diagnosing a failed start or session). */
@@ -165,7 +173,18 @@ export async function startTestCluster(o: {
       ),
     logs: (lines) => readLogs(dir, lines),
     close,
+    addNode: (index) => prepareNode(index, false),
+    recreateNode: (index) => prepareNode(index, true),
   };
+
+  async function prepareNode(index: number, fresh: boolean): Promise<DevNode> {
+    const report = await new Cluster(plainClients.filter(Boolean), { threshold: o.threshold }).membership();
+    if (!report.membership) throw new Error(`no node answered with its membership: ${JSON.stringify(report.nodes)}`);
+    const current = { epoch: report.membership.epoch, members: report.membership.members.map((m) => ({ index: m.index, identityPublicKey: bytesToHex(m.identityPublicKey) })) };
+    const node = await prepareDevNode(d, { index, current, fresh });
+    plainClients[index - 1] = new NodeClient({ url: node.url, apiKey: node.apiKey, index, timeoutMs });
+    return node;
+  }
 }
 
 async function readyOrExplain(dev: DevCluster, dir: string, readyTimeoutMs = 50_000): Promise<void> {

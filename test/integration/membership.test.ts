@@ -1,0 +1,121 @@
+/**
+ * Cluster membership changes end to end (issue 13, items 2 and 3), with real processes: a 3-node 2-of-3
+ * cluster with an ed25519 and an ecdsa-secp256k1 key of the default tenant and an ed25519 key of a second
+ * tenant (moved with the admin keys acting for it, ACT_AS_TENANT_HEADER).
+ * - add node 4 (SDK Cluster.addNode): every key moves onto 1..4 and signs with node 4, under its ORIGINAL public key;
+ * - remove node 2 (`tessera cluster remove-node`, which rewrites the cluster file): every key is on 1,3,4
+ *   and signs; node 2's old share can no longer sign with the others (they refuse it, and moved epoch);
+ * - replace node 3 (its data dir deleted, back with a new identity: Cluster.replaceNode): it signs again
+ *   with its peers, and every node's audit log records the membership change.
+ * One shared cluster, few keys: the steps build on each other.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { partyIndices } from '../../core/committee.js';
+import { Cluster, newSessionId, NodeClient, type KeyInfo, type SessionRequest } from '../../sdk/client.js';
+import { readClusterFile } from '../../sdk/cluster-file.js';
+import { clusterFileAfterChange, writeClusterFileAtomic } from '../../sdk/membership.js';
+import { jsonOf, tessera } from '../helpers/cli.js';
+import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, TEST_REQUEST_TIMEOUT_MS, verifySignature, type TestCluster } from '../helpers/cluster.js';
+
+const KEYS = [
+  { tenant: 'default', keyId: 'mem-ed', suite: 'ed25519' },
+  { tenant: 'default', keyId: 'mem-ec', suite: 'ecdsa-secp256k1' },
+  { tenant: 'acme', keyId: 'mem-acme', suite: 'ed25519' },
+] as const;
+
+describe('cluster membership: add, remove and replace a node; every key follows', () => {
+  let tc: TestCluster;
+  const original = new Map<string, string>();
+  /** The Cluster of the current membership (each step returns the next one). */
+  let cluster: Cluster;
+
+  const committeeOf = (k: KeyInfo) => [...partyIndices(k.publicPackage)];
+  /** Sign with `players` as each key's tenant, and verify under the key's original public key. */
+  async function signsWith(c: Cluster, players: number[], label: string): Promise<void> {
+    for (const k of KEYS) {
+      const message = message32(`${label} ${k.keyId}`);
+      const sig = await c.forTenant(k.tenant).sign({ keyId: k.keyId, message, players });
+      expect(verifySignature(k.suite, hexToBytes(sig.signature), message, hexToBytes(original.get(k.keyId)!)), `${k.keyId} with ${players}`).toBe(true);
+    }
+  }
+  async function committees(c: Cluster): Promise<number[][]> {
+    return Promise.all(KEYS.map(async (k) => committeeOf(await c.forTenant(k.tenant).getKey(k.keyId))));
+  }
+
+  beforeAll(async () => {
+    tc = await startTestCluster({ nodes: 3, threshold: 2 });
+    await tc.cluster.createTenant('acme');
+    for (const k of KEYS) original.set(k.keyId, (await tc.cluster.forTenant(k.tenant).keygen({ suite: k.suite, keyId: k.keyId, threshold: 2 })).publicKey);
+    cluster = tc.cluster;
+  }, 180_000);
+
+  afterAll(async () => {
+    await tc?.close();
+  });
+
+  it('add node 4: one certified change of nodes 1..3, then every key of both tenants on 1..4, signing with node 4 under its original public key', async () => {
+    const n4 = await tc.addNode(4);
+    const lines: string[] = [];
+    const r = await cluster.addNode(n4, { onCommitted: () => n4.start(), onProgress: (l) => lines.push(l) });
+    expect(r.membership).toMatchObject({ epoch: 1, resumed: false, change: { added: [4], removed: [], replaced: [], unchanged: [1, 2, 3] } });
+    expect(r.membership.nodes.filter((n) => n.outcome === 'committed').map((n) => n.node)).toEqual([1, 2, 3]);
+    expect(r.reshare, JSON.stringify(r.reshare.failures)).toMatchObject({ total: 3, reshared: 3, skipped: 0, failed: 0 });
+    expect(lines.filter((l) => /^\[\d\/3\] (default|acme)\/mem-\S+ v1: resharing onto 1,2,3,4 \.\.\. done$/.test(l))).toHaveLength(3);
+    cluster = r.cluster;
+    expect(cluster.indices).toEqual([1, 2, 3, 4]);
+    expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 2, 3, 4]));
+    await signsWith(cluster, [2, 4], 'after add');
+    const m = await cluster.membership();
+    expect(m).toMatchObject({ agreed: true, epoch: 1 });
+
+    // A rerun finds everything done: nothing committed again, every key skipped.
+    const again = await cluster.addNode(n4);
+    expect(again.membership.resumed).toBe(true);
+    expect(again.reshare).toMatchObject({ total: 3, reshared: 0, skipped: 3, failed: 0 });
+  }, 240_000);
+
+  it('remove node 2 with `tessera cluster remove-node`: keys on 1,3,4 and signing; node 2 cannot sign with the others any more', async () => {
+    // The CLI's cluster file gets node 4 first (what `tessera cluster add-node` writes).
+    const n4 = cluster.nodes[cluster.indices.indexOf(4)]!.options;
+    writeClusterFileAtomic(tc.clusterFile, clusterFileAfterChange(readClusterFile(tc.clusterFile), { added: [{ index: 4, url: n4.url, apiKey: n4.apiKey, identityPublicKey: n4.identityPublicKey! }] }));
+    const res = await tessera(['cluster', 'remove-node', '--index', '2', '--json'], { TESSERA_CLUSTER: tc.clusterFile }, 180_000);
+    const out = jsonOf(res);
+    expect(out).toMatchObject({ epoch: 2, members: [1, 3, 4], change: { removed: [2], added: [], replaced: [] }, reshare: { total: 3, reshared: 3, failed: 0 } });
+    expect(res.stderr).toMatch(/\[3\/3\] \S+ v1: resharing onto 1,3,4 \.\.\. done/);
+    const file = readClusterFile(tc.clusterFile);
+    expect(file.nodes.map((n) => n.index)).toEqual([1, 3, 4]);
+
+    cluster = new Cluster(
+      file.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, identityPublicKey: n.identityPublicKey, timeoutMs: TEST_REQUEST_TIMEOUT_MS })),
+      { threshold: 2 },
+    );
+    expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 3, 4]));
+    await signsWith(cluster, [1, 4], 'after remove');
+
+    // Node 2 still holds its old share, at an epoch the others left; node 1 refuses a session with it.
+    const held = await tc.client(2).getKey('mem-ed');
+    const now = await cluster.getKey('mem-ed');
+    expect(held.epoch).toBeLessThan(now.epoch);
+    const request: SessionRequest = { operation: 'sign', sessionId: newSessionId(), keyId: 'mem-ed', message: bytesToHex(message32('node 2 again')), players: [1, 2] };
+    const refused = await rejectionOf(tc.client(1).join(request));
+    expect(refused.code).toMatch(/BAD_PARAMETERS|BAD_INPUT|NOT_A_MEMBER|UNKNOWN_PLAYER|FORBIDDEN/);
+  }, 240_000);
+
+  it('replace node 3 (data dir lost, new identity): its shares are re-dealt, it signs with its peers, and every node audits the change', async () => {
+    const before = (await cluster.membership()).membership!.members.find((m) => m.index === 3)!;
+    const n3 = await tc.recreateNode(3);
+    expect(n3.identityPublicKey).not.toBe(bytesToHex(before.identityPublicKey));
+    const r = await cluster.replaceNode({ index: 3, identityPublicKey: n3.identityPublicKey }, { onCommitted: () => n3.start() });
+    expect(r.membership).toMatchObject({ epoch: 3, change: { replaced: [3], unchanged: [1, 4] } });
+    expect(r.reshare, JSON.stringify(r.reshare.failures)).toMatchObject({ total: 3, reshared: 3, failed: 0 });
+    cluster = r.cluster;
+    expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 3, 4]));
+    await signsWith(cluster, [3, 4], 'after repair');
+
+    for (const i of [1, 3, 4]) {
+      const entries = (await cluster.nodes[cluster.indices.indexOf(i)]!.auditLog()).entries as unknown as Record<string, unknown>[];
+      const changes = entries.filter((e) => String(e.operation).startsWith('membership.') && e.outcome === 'ok' && e.version === 3);
+      expect(changes.length, `node ${i}'s audit of the epoch 3 change`).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});
