@@ -2433,7 +2433,19 @@ export class Cluster {
         ? { members, added: [...(change.added ?? [])], replaced: [...(change.replaced ?? [])] }
         : { members, added: joined.filter((i) => !committee.includes(i)), replaced: joined.filter((i) => committee.includes(i)) };
 
-    const tenants = await this.listTenants();
+    // Tenants are each node's own: an added (or re-created) node lacks them until made there.
+    const held = await Promise.allSettled(this.nodes.map((n) => n.listTenants()));
+    const tenants = [...new Set(held.flatMap((r) => (r.status === 'fulfilled' ? r.value.map((t) => t.name) : [])))].sort();
+    if (held.every((r) => r.status === 'rejected')) throw (held[0] as PromiseRejectedResult).reason;
+    for (const [k, r] of held.entries()) {
+      if (r.status !== 'fulfilled' || !members.includes(this.indices[k]!)) continue;
+      for (const t of tenants.filter((name) => !r.value.some((x) => x.name === name))) {
+        say(`creating tenant ${t} on node ${this.indices[k]}`);
+        await this.nodes[k]!.createTenant(t).catch((e: TesseraClientError) => {
+          if (e.code !== 'ALREADY_EXISTS') throw e;
+        });
+      }
+    }
     const work: { tenant: string; key: KeyInfo }[] = [];
     for (const tenant of tenants) {
       for (const key of await this.forTenant(tenant).listKeys()) if (key.state !== 'destroyed') work.push({ tenant, key });

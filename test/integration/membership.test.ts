@@ -60,7 +60,7 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     expect(r.membership).toMatchObject({ epoch: 1, resumed: false, change: { added: [4], removed: [], replaced: [], unchanged: [1, 2, 3] } });
     expect(r.membership.nodes.filter((n) => n.outcome === 'committed').map((n) => n.node)).toEqual([1, 2, 3]);
     expect(r.reshare, JSON.stringify(r.reshare.failures)).toMatchObject({ total: 3, reshared: 3, skipped: 0, failed: 0 });
-    expect(lines.filter((l) => /^\[\d\/3\] (default|acme)\/mem-\S+ v1: resharing onto 1,2,3,4 \.\.\. done$/.test(l))).toHaveLength(3);
+    expect(lines.filter((l) => /^\[\d\/3\] (default|acme)\/mem-\S+ v1: resharing onto 1,2,3,4 \.\.\. done$/.test(l)), lines.join('\n')).toHaveLength(3);
     cluster = r.cluster;
     expect(cluster.indices).toEqual([1, 2, 3, 4]);
     expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 2, 3, 4]));
@@ -98,7 +98,7 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     expect(held.epoch).toBeLessThan(now.epoch);
     const request: SessionRequest = { operation: 'sign', sessionId: newSessionId(), keyId: 'mem-ed', message: bytesToHex(message32('node 2 again')), players: [1, 2] };
     const refused = await rejectionOf(tc.client(1).join(request));
-    expect(refused.code).toMatch(/BAD_PARAMETERS|BAD_INPUT|NOT_A_MEMBER|UNKNOWN_PLAYER|FORBIDDEN/);
+    expect(refused.code).toBe('UNEXPECTED_PARTY');
   }, 240_000);
 
   it('replace node 3 (data dir lost, new identity): its shares are re-dealt, it signs with its peers, and every node audits the change', async () => {
