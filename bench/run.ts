@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only core|cluster|cli|reshare] [-- --quick]`
+ * `npm run bench [-- --only core|cluster|cli|reshare|membership] [-- --quick]`
  *
  * Prints per-operation costs as plain tables and writes them to bench/results.json. This is where
  * Tessera's performance figures come from (tests never assert timings).
@@ -10,6 +10,8 @@
  *                   to ready, from source through tsx and from dist/)
  *   --only reshare  resharing only (bench/reshare.ts, issue 13: one key 2-of-3 <-> 3-of-5 per suite, and a
  *                   batch of keys reshared onto a new committee with progress, on a real 5-node cluster)
+ *   --only membership  a membership change (bench/membership.ts, issue 13 item 2): add node 5 to a 2-of-4
+ *                   cluster and reshare 100 keys onto it with progress (total seconds, keys/s)
  *   --quick         a fast smoke run: same tables, a handful of iterations each (figures are rough)
  * Last, issue 10's targets beside the figures with a met / NOT MET column (bench/targets.ts); a part
  * left out by --only shows as "not measured". results.json also holds the raw figures (`figures`,
@@ -27,13 +29,14 @@ import { runCluster, failureLine, type ClusterFigures, type Failure } from './cl
 import { runCore } from './core.js';
 import { runCliStartup } from './cli-startup.js';
 import { runReshare, type ReshareFigures } from './reshare.js';
+import { runMembership, type MembershipFigures } from './membership.js';
 import { formatSection, type Section } from './stats.js';
 import { issueTargets, targetsSection, type TargetResult } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli|reshare] [--quick]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli|reshare|membership] [--quick]\n`);
   process.exit(2);
 }
 
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
     usage((e as Error).message);
   }
   const only = values.only;
-  if (only !== undefined && only !== 'core' && only !== 'cluster' && only !== 'cli' && only !== 'reshare') usage(`--only must be core, cluster, cli or reshare, got "${only}"`);
+  if (only !== undefined && !['core', 'cluster', 'cli', 'reshare', 'membership'].includes(only)) usage(`--only must be core, cluster, cli, reshare or membership, got "${only}"`);
   const quick = values.quick === true;
   // This process is also the SDK of the cluster rows: choose its group backends now, as an SDK process
   // does on its first NodeClient, before bench/core.ts makes any point (afterwards the choice is refused
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
   let logTail: Record<string, string[]> = {};
   let figures: ClusterFigures | undefined;
   let reshareFigures: ReshareFigures | undefined;
+  let membershipFigures: MembershipFigures | undefined;
   const coreSections: Section[] = [];
   const started = new Date().toISOString();
   const t0 = performance.now();
@@ -104,6 +108,15 @@ async function main(): Promise<void> {
       failures = [...failures, ...r.failures];
       logTail = { ...logTail, ...r.logTail };
       reshareFigures = r.figures;
+      if (r.error !== undefined && fatal === undefined) fatal = r.error;
+    }
+    if (only === undefined || only === 'membership') {
+      log('membership: starting a 4-node dev cluster (node 5 joins)');
+      const r = await runMembership({ quick, emit, log });
+      sections.push(...r.sections);
+      failures = [...failures, ...r.failures];
+      logTail = { ...logTail, ...r.logTail };
+      membershipFigures = r.figures;
       if (r.error !== undefined && fatal === undefined) fatal = r.error;
     }
   } catch (e) {
@@ -134,7 +147,7 @@ async function main(): Promise<void> {
   const file = join(HERE, 'results.json');
   writeFileSync(
     file,
-    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, targets, ...(figures ? { figures } : {}), ...(reshareFigures ? { reshare: reshareFigures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
+    JSON.stringify({ started, quick, only: only ?? 'all', elapsedSeconds: Math.round(elapsedS), machine, loadAverage: { start: loadAtStart, end: loadAtEnd }, sections, targets, ...(figures ? { figures } : {}), ...(reshareFigures ? { reshare: reshareFigures } : {}), ...(membershipFigures ? { membership: membershipFigures } : {}), failures, ...(Object.keys(logTail).length ? { logTail } : {}), ...(fatal !== undefined ? { aborted: String((fatal as Error)?.message ?? fatal) } : {}) }, null, 2) + '\n',
   );
   out(`results written to ${file}`);
   if (fatal !== undefined || failures.length) process.exitCode = 1;

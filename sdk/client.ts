@@ -2600,6 +2600,7 @@ export class Cluster {
         membership.nodes = [...membership.nodes.filter((n) => !missed.includes(n.node)), ...again].sort((a, b) => a.node - b.node);
       }
     }
+    quietly(o.onProgress)(`resharing every key of every tenant onto the membership of epoch ${membership.epoch}`);
     const reshare = await this.reshareAll(change, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}) });
     return { cluster: this, membership, reshare };
   };
