@@ -55,6 +55,16 @@ describe('cluster membership: add, remove and replace a node; every key follows'
 
   it('add node 4: one certified change of nodes 1..3, then every key of both tenants on 1..4, signing with node 4 under its original public key', async () => {
     const n4 = await tc.addNode(4);
+    // A voter's operator who refuses stops the change before any node is asked; its hook saw the whole change.
+    const seen: SessionRequest[] = [];
+    const refusing = tc.withHooks({ 1: (r) => (seen.push(r), true), 3: () => false });
+    const current = (await refusing.membership()).membership!;
+    const next = [...current.members.map((m) => ({ index: m.index, identityPublicKey: m.identityPublicKey })), n4];
+    expect(await rejectionOf(refusing.changeMembership(next))).toMatchObject({ code: 'POLICY_DENIED' });
+    expect(seen).toMatchObject([{ operation: 'membership', keyId: 'membership', epoch: 1, added: [4], removed: [], replaced: [] }]);
+    expect((seen[0] as { members: unknown[] }).members).toHaveLength(4);
+    expect((await tc.cluster.membership()).epoch).toBe(0);
+
     const lines: string[] = [];
     const r = await cluster.addNode(n4, { onCommitted: () => n4.start(), onProgress: (l) => lines.push(l) });
     expect(r.membership).toMatchObject({ epoch: 1, resumed: false, change: { added: [4], removed: [], replaced: [], unchanged: [1, 2, 3] } });
@@ -117,5 +127,14 @@ describe('cluster membership: add, remove and replace a node; every key follows'
       const changes = entries.filter((e) => String(e.operation).startsWith('membership.') && e.outcome === 'ok' && e.version === 3);
       expect(changes.length, `node ${i}'s audit of the epoch 3 change`).toBeGreaterThan(0);
     }
+
+    // The CLI, with the cluster file as `tessera cluster replace-node` writes it: every node agrees, and
+    // reshare-all (what moves is read from the newest change) finds every key already moved.
+    writeClusterFileAtomic(tc.clusterFile, clusterFileAfterChange(readClusterFile(tc.clusterFile), { replaced: [{ index: 3, identityPublicKey: n3.identityPublicKey }] }));
+    const env = { TESSERA_CLUSTER: tc.clusterFile };
+    expect(jsonOf(await tessera(['cluster', 'membership', '--json'], env))).toMatchObject({ agreed: true, epoch: 3, members: [{ index: 1 }, { index: 3, identityPublicKey: n3.identityPublicKey }, { index: 4 }] });
+    const resumed = await tessera(['cluster', 'reshare-all', '--json'], env, 120_000);
+    expect(jsonOf(resumed)).toMatchObject({ reshare: { total: 3, reshared: 0, skipped: 3, failed: 0 } });
+    expect(resumed.stderr).toMatch(/\[3\/3\] \S+ v1: skipped \(already on the membership\)/);
   }, 240_000);
 });
