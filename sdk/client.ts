@@ -2419,9 +2419,17 @@ export class Cluster {
     for (const i of [...(change?.added ?? []), ...(change?.replaced ?? [])]) {
       if (!members.includes(i)) throw new TesseraClientError('BAD_INPUT', `node ${i} is not a member of the cluster's membership (epoch ${report.epoch}: ${members.join(',')})`);
     }
+    const diverged = report.nodes.filter((n) => n.status === 'diverged').map((n) => n.node);
+    if (diverged.length) throw new TesseraClientError('BAD_STATE', `node(s) ${diverged.join(',')} hold another membership than the cluster's epoch ${report.epoch} (tessera cluster membership shows it)`);
+    const chain = await historyOf(report.nodes.filter((n) => n.status === 'current').map((n) => this.node(n.node)));
+    const behind = report.nodes.filter((n) => n.status === 'behind').map((n) => n.node);
+    if (behind.length) {
+      // A change some member missed (a crash mid-change): finish it there first, or its sessions fail.
+      say(`bringing node(s) ${behind.join(',')} to membership epoch ${report.epoch}`);
+      await bringForward(chain, behind, (i) => this.byIndex.get(i), report);
+    }
     let joined: number[] = [];
     if (!change) {
-      const chain = await historyOf(report.nodes.filter((n) => n.status === 'current').map((n) => this.node(n.node)));
       const last = chain.find((h) => h.epoch === report.epoch);
       if (last) {
         const voters = [...asClientError(() => decodeCertificate(fromHex(last.certificate, 'certificate'))).votes.keys()];
@@ -2446,9 +2454,11 @@ export class Cluster {
         });
       }
     }
+    // One Cluster per tenant (its NodeClients learn each node's identity key once).
+    const asTenant = new Map(tenants.map((t) => [t, this.forTenant(t)] as const));
     const work: { tenant: string; key: KeyInfo }[] = [];
     for (const tenant of tenants) {
-      for (const key of await this.forTenant(tenant).listKeys()) if (key.state !== 'destroyed') work.push({ tenant, key });
+      for (const key of await asTenant.get(tenant)!.listKeys()) if (key.state !== 'destroyed') work.push({ tenant, key });
     }
     const total = work.length;
     const result: ReshareAllResult = { total, reshared: 0, skipped: 0, failed: 0, failures: [] };
@@ -2461,7 +2471,7 @@ export class Cluster {
       try {
         const holds = new Map<number, boolean>();
         for (const r of move.replaced.filter((i) => committee.includes(i))) {
-          const held = await this.node(r).forTenant(tenant).getKey(key.keyId, key.version).then((k) => k.epoch >= key.epoch, () => false);
+          const held = await asTenant.get(tenant)!.getKey(key.keyId, key.version, r).then((k) => k.epoch >= key.epoch, () => false);
           holds.set(r, held);
         }
         const plan = planKeyReshare({ committee, threshold: key.threshold }, move, (i) => holds.get(i) === true);
@@ -2471,7 +2481,7 @@ export class Cluster {
         } else if (plan.action === 'fail') {
           throw new TesseraClientError('BAD_PARAMETERS', plan.reason);
         } else {
-          await this.forTenant(tenant).reshare(key.keyId, { threshold: key.threshold, nodes: plan.nodes, dealers: plan.dealers, version: key.version });
+          await asTenant.get(tenant)!.reshare(key.keyId, { threshold: key.threshold, nodes: plan.nodes, dealers: plan.dealers, version: key.version });
           result.reshared++;
           line = `${name}: resharing onto ${plan.nodes.join(',')} ... done`;
         }
@@ -2592,7 +2602,10 @@ export class Cluster {
       // The coordinator admits a new identity once the voters announce the change: wait for it (bounded),
       // then hand the certificate to a joining node that could not take it before (started just now).
       quietly(o.onProgress)(`waiting for node(s) ${joining.join(',')} to connect`);
-      await waitConnected(this, joining, this.indices.filter((i) => !joining.includes(i)), o.joinTimeoutMs ?? 60_000);
+      const timeoutMs = o.joinTimeoutMs ?? 60_000;
+      if (!(await waitConnected(this, joining, this.indices.filter((i) => !joining.includes(i)), timeoutMs))) {
+        quietly(o.onProgress)(`node(s) ${joining.join(',')} did not connect within ${Math.round(timeoutMs / 1000)} s: the keys that need them will fail (start them, then run reshare-all)`);
+      }
       const missed = membership.nodes.filter((n) => joining.includes(n.node) && n.outcome === 'not-reached').map((n) => n.node);
       if (missed.length && membership.certificate) {
         const entry = { epoch: membership.epoch, members: membership.members, certificate: membership.certificate };
@@ -2750,18 +2763,18 @@ function changeFromCertificate(certificate: string | undefined, to: Membership, 
 
 /**
  * Wait until each of `nodes` answers /ready (connected to the coordinator) and every node of `peers` that
- * answers sees it online, or `timeoutMs` passes (no error: the sessions that need it then say why).
+ * answers sees it online (true), or `timeoutMs` passes (false; no error: the sessions that need it then say why).
  */
-async function waitConnected(cluster: Cluster, nodes: readonly number[], peers: readonly number[], timeoutMs: number): Promise<void> {
+async function waitConnected(cluster: Cluster, nodes: readonly number[], peers: readonly number[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   const client = (i: number) => cluster.nodes[cluster.indices.indexOf(i)]!;
   for (;;) {
     const ready = await Promise.all(nodes.map((i) => client(i).probe(2000)));
     if (ready.every((r) => r === 'ready')) {
       const seen = await Promise.all(peers.map((p) => client(p).info().then((info) => nodes.every((i) => info.online.includes(i)), () => true)));
-      if (seen.every(Boolean)) return;
+      if (seen.every(Boolean)) return true;
     }
-    if (Date.now() > deadline) return;
+    if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 250));
   }
 }
