@@ -9,12 +9,15 @@
  * - seal.ts: RFC 9180 sealing to a public key, and the sealed-message encoding.
  * - presign.ts: one-round signing from presignatures (combineSignatureShares for separate operators).
  * - keyfiles.ts: the wrapping-key, import-keys and private-key files the CLI reads and writes.
+ * - membership.ts: the cluster file after a membership change (Cluster.addNode, removeNode, replaceNode).
  */
 export * from './client.js';
 export * from './cluster-file.js';
 export * from './formats.js';
 export * from './seal.js';
 export * from './presign.js';
+// Membership changes (issue 13): the cluster file after a change, and the types of Cluster's membership calls.
+export { clusterFileAfterChange, writeClusterFileAtomic, type KeyMoveChange, type MemberSpec, type MembershipReport } from './membership.js';
 export {
   readImportKeysFile,
   readPrivateKeyFile,
