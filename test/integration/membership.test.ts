@@ -88,6 +88,15 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     // The CLI's cluster file gets node 4 first (what `tessera cluster add-node` writes).
     const n4 = cluster.nodes[cluster.indices.indexOf(4)]!.options;
     writeClusterFileAtomic(tc.clusterFile, clusterFileAfterChange(readClusterFile(tc.clusterFile), { added: [{ index: 4, url: n4.url, apiKey: n4.apiKey, identityPublicKey: n4.identityPublicKey! }] }));
+    // A key that would be left with fewer nodes than its threshold stops the removal before anything changes.
+    await cluster.keygen({ suite: 'ed25519', keyId: 'mem-strict', threshold: 4 });
+    const stranded = await tessera(['cluster', 'remove-node', '--index', '2'], { TESSERA_CLUSTER: tc.clusterFile }, 120_000);
+    expect(stranded.code, stranded.stderr).toBe(1);
+    expect(stranded.stderr.trim().split('\n').at(-1)).toMatch(/^tessera: BAD_PARAMETERS: removing node 2 would strand 1 key version\(s\); nothing was changed: default\/mem-strict v1: its threshold 4 is above the 3 node\(s\) it would have on the new membership \(1,3,4\)/);
+    expect((await cluster.membership()).epoch).toBe(1);
+    await cluster.retire('mem-strict', 1);
+    await cluster.destroy('mem-strict', 1); // a destroyed version holds nothing to move
+
     const res = await tessera(['cluster', 'remove-node', '--index', '2', '--json'], { TESSERA_CLUSTER: tc.clusterFile }, 180_000);
     const out = jsonOf(res);
     expect(out).toMatchObject({ epoch: 2, members: [1, 3, 4], change: { removed: [2], added: [], replaced: [] }, reshare: { total: 3, reshared: 3, failed: 0 } });
