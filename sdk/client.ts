@@ -2481,7 +2481,13 @@ export class Cluster {
         } else if (plan.action === 'fail') {
           throw new TesseraClientError('BAD_PARAMETERS', plan.reason);
         } else {
-          await asTenant.get(tenant)!.reshare(key.keyId, { threshold: key.threshold, nodes: plan.nodes, dealers: plan.dealers, version: key.version });
+          // Dealers: the eligible holders that hold the key's current epoch (one behind or down would fail the session).
+          const current = await Promise.all(plan.dealers.map((i) => asTenant.get(tenant)!.getKey(key.keyId, key.version, i).then((k) => k.epoch === key.epoch, () => false)));
+          const dealers = plan.dealers.filter((_, k) => current[k]).slice(0, key.threshold);
+          if (dealers.length < key.threshold) {
+            throw new TesseraClientError('UNAVAILABLE', `only ${dealers.length} of the holders that may deal (${plan.dealers.join(',')}) answered with its current epoch ${key.epoch}, and ${key.threshold} are needed`);
+          }
+          await asTenant.get(tenant)!.reshare(key.keyId, { threshold: key.threshold, nodes: plan.nodes, dealers, version: key.version });
           result.reshared++;
           line = `${name}: resharing onto ${plan.nodes.join(',')} ... done`;
         }

@@ -197,14 +197,15 @@ export function targetCommittee(committee: readonly number[], change: KeyMoveCha
   return [...new Set([...committee.filter((i) => members.has(i)), ...change.added.filter((i) => members.has(i))])].sort((a, b) => a - b);
 }
 
-/** What to do with one key version: reshare it (onto `nodes`, dealt by `dealers`), skip it (already there), or report it failed. */
+/** What to do with one key version: reshare it (onto `nodes`, dealt by `threshold` of `dealers`), skip it (already there), or report it failed. */
 export type KeyPlan = { action: 'reshare'; nodes: number[]; dealers: number[] } | { action: 'skip' } | { action: 'fail'; reason: string };
 
 /**
  * The plan for one key version (`committee`, `threshold`) on the new membership. `replacedHoldsCurrent(i)`
  * says whether replaced node i already holds the key's current epoch (asked of the node itself: a
- * rerun after a crash finds it done). Dealers are old holders still members with their old identity
- * (not replaced, not removed); a reshare needs `threshold` of them.
+ * rerun after a crash finds it done). `dealers` are the holders that may deal: still members with their
+ * old identity (not replaced, not removed); a reshare needs `threshold` of them that hold the key's
+ * current epoch (Cluster.reshareAll asks them).
  */
 export function planKeyReshare(key: { committee: readonly number[]; threshold: number }, change: KeyMoveChange, replacedHoldsCurrent: (index: number) => boolean): KeyPlan {
   const nodes = targetCommittee(key.committee, change);
@@ -219,7 +220,7 @@ export function planKeyReshare(key: { committee: readonly number[]; threshold: n
   if (dealers.length < key.threshold) {
     return { action: 'fail', reason: `only ${dealers.length} of its holders (${dealers.join(',') || 'none'}) are members with their old identity, and ${key.threshold} are needed to deal` };
   }
-  return { action: 'reshare', nodes, dealers: dealers.slice(0, key.threshold) };
+  return { action: 'reshare', nodes, dealers };
 }
 
 /**

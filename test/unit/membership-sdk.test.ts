@@ -111,8 +111,8 @@ describe('each key version on the new membership: target committee, skip on reru
     expect(targetCommittee([2, 3], { members: [1, 2, 3, 5], added: [5], replaced: [3] })).toEqual([2, 3, 5]);
   });
 
-  it('reshare with dealers that are members with their old identity; skip once there (resume)', () => {
-    expect(planKeyReshare({ committee: [1, 2, 3], threshold: 2 }, { members: [1, 2, 3, 4], added: [4], replaced: [] }, () => false)).toEqual({ action: 'reshare', nodes: [1, 2, 3, 4], dealers: [1, 2] });
+  it('reshare, dealt by holders still members with their old identity; skip once there (resume)', () => {
+    expect(planKeyReshare({ committee: [1, 2, 3], threshold: 2 }, { members: [1, 2, 3, 4], added: [4], replaced: [] }, () => false)).toEqual({ action: 'reshare', nodes: [1, 2, 3, 4], dealers: [1, 2, 3] });
     expect(planKeyReshare({ committee: [1, 2, 3, 4], threshold: 2 }, { members: [1, 2, 3, 4], added: [4], replaced: [] }, () => false)).toEqual({ action: 'skip' });
     // Removal: the removed node neither stays nor deals.
     expect(planKeyReshare({ committee: [1, 2, 3, 4], threshold: 3 }, { members: [1, 3, 4], added: [], replaced: [] }, () => false)).toEqual({ action: 'reshare', nodes: [1, 3, 4], dealers: [1, 3, 4] });
@@ -121,6 +121,7 @@ describe('each key version on the new membership: target committee, skip on reru
   it('replaced: re-dealt onto the same committee by the others until the node holds the current epoch', () => {
     const change = { members: [1, 3, 4], added: [], replaced: [3] };
     expect(planKeyReshare({ committee: [1, 3, 4], threshold: 2 }, change, () => false)).toEqual({ action: 'reshare', nodes: [1, 3, 4], dealers: [1, 4] });
+    expect(planKeyReshare({ committee: [1, 2, 3, 4], threshold: 2 }, { members: [1, 2, 3, 4], added: [], replaced: [2] }, () => false)).toEqual({ action: 'reshare', nodes: [1, 2, 3, 4], dealers: [1, 3, 4] });
     expect(planKeyReshare({ committee: [1, 3, 4], threshold: 2 }, change, (i) => i === 3)).toEqual({ action: 'skip' });
     // A key the replaced node never held is not moved onto it.
     expect(planKeyReshare({ committee: [1, 4], threshold: 2 }, change, () => false)).toEqual({ action: 'skip' });
