@@ -2,20 +2,27 @@
  * Cluster membership changes end to end (issue 13, items 2 and 3), with real processes: a 3-node 2-of-3
  * cluster with an ed25519 and an ecdsa-secp256k1 key of the default tenant and an ed25519 key of a second
  * tenant (moved with the admin keys acting for it, ACT_AS_TENANT_HEADER).
- * - add node 4 (SDK Cluster.addNode): every key moves onto 1..4 and signs with node 4, under its ORIGINAL public key;
+ * - add node 4 (`tessera cluster add-node`; a rerun through the SDK's Cluster.addNode resumes and finds it
+ *   done): every key moves onto 1..4 and signs with node 4, under its ORIGINAL public key;
  * - remove node 2 (`tessera cluster remove-node`, which rewrites the cluster file): every key is on 1,3,4
  *   and signs; node 2's old share can no longer sign with the others (they refuse it, and moved epoch);
  * - replace node 3 (its data dir deleted, back with a new identity: Cluster.replaceNode): it signs again
  *   with its peers, and every node's audit log records the membership change.
  * One shared cluster, few keys: the steps build on each other.
  */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partyIndices } from '../../core/committee.js';
 import { Cluster, newSessionId, NodeClient, type KeyInfo, type SessionRequest } from '../../sdk/client.js';
 import { readClusterFile } from '../../sdk/cluster-file.js';
 import { clusterFileAfterChange, writeClusterFileAtomic } from '../../sdk/membership.js';
-import { jsonOf, tessera } from '../helpers/cli.js';
+import { jsonOf, tessera, type CliResult } from '../helpers/cli.js';
 import { bytesToHex, hexToBytes, message32, rejectionOf, startTestCluster, TEST_REQUEST_TIMEOUT_MS, verifySignature, type TestCluster } from '../helpers/cluster.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const KEYS = [
   { tenant: 'default', keyId: 'mem-ed', suite: 'ed25519' },
@@ -30,6 +37,36 @@ describe('cluster membership: add, remove and replace a node; every key follows'
   let cluster: Cluster;
 
   const committeeOf = (k: KeyInfo) => [...partyIndices(k.publicPackage)];
+  /** A Cluster of the nodes the cluster file lists (as the CLI loads it), with the tests' request deadline. */
+  const clusterOfFile = () =>
+    new Cluster(
+      readClusterFile(tc.clusterFile).nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, identityPublicKey: n.identityPublicKey, timeoutMs: TEST_REQUEST_TIMEOUT_MS })),
+      { threshold: 2 },
+    );
+  /**
+   * Run `tessera ARGS` (the cluster file of tc) and call `act` once when `line` appears on its stderr: a
+   * step that must happen mid-command (test/helpers/cli.ts tessera() returns only at the end).
+   */
+  function cliStartingOn(args: string[], line: string, act: () => Promise<void>): Promise<CliResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/main.ts', ...args], { cwd: ROOT, env: { ...process.env, TESSERA_CLUSTER: tc.clusterFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let stderr = '';
+      let acted: Promise<void> | undefined;
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString();
+        if (!acted && stderr.includes(line)) acted = act();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        const stdoutBytes = Buffer.concat(out);
+        Promise.resolve(acted).then(() => resolve({ code, stdout: stdoutBytes.toString(), stderr, stdoutBytes }), reject);
+      });
+    });
+  }
   /** Sign with `players` as each key's tenant, and verify under the key's original public key. */
   async function signsWith(c: Cluster, players: number[], label: string): Promise<void> {
     for (const k of KEYS) {
@@ -53,7 +90,7 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     await tc?.close();
   });
 
-  it('add node 4: one certified change of nodes 1..3, then every key of both tenants on 1..4, signing with node 4 under its original public key', async () => {
+  it('add node 4 with `tessera cluster add-node`: one certified change of nodes 1..3, then every key of both tenants on 1..4, signing with node 4 under its original public key', async () => {
     const n4 = await tc.addNode(4);
     // A voter's operator who refuses stops the change before any node is asked; its hook saw the whole change.
     const seen: SessionRequest[] = [];
@@ -65,29 +102,36 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     expect((seen[0] as { members: unknown[] }).members).toHaveLength(4);
     expect((await tc.cluster.membership()).epoch).toBe(0);
 
-    const lines: string[] = [];
-    const r = await cluster.addNode(n4, { onCommitted: () => n4.start(), onProgress: (l) => lines.push(l) });
-    expect(r.membership).toMatchObject({ epoch: 1, resumed: false, change: { added: [4], removed: [], replaced: [], unchanged: [1, 2, 3] } });
-    expect(r.membership.nodes.filter((n) => n.outcome === 'committed').map((n) => n.node)).toEqual([1, 2, 3]);
-    expect(r.reshare, JSON.stringify(r.reshare.failures)).toMatchObject({ total: 3, reshared: 3, skipped: 0, failed: 0 });
-    expect(lines.filter((l) => /^\[\d\/3\] (default|acme)\/mem-\S+ v1: resharing onto 1,2,3,4 \.\.\. done$/.test(l)), lines.join('\n')).toHaveLength(3);
-    cluster = r.cluster;
+    // `tessera cluster add-node`, node 4 started once the change is committed (when the CLI says it waits for it).
+    const identityFile = join(tc.dir, 'node-4.identity');
+    writeFileSync(identityFile, `${n4.identityPublicKey}\n`);
+    const add = await cliStartingOn(
+      ['cluster', 'add-node', '--index', '4', '--url', n4.url, '--api-key', n4.apiKey, '--identity-file', identityFile, '--json'],
+      'waiting for node(s) 4 to connect',
+      () => n4.start(),
+    );
+    const r = jsonOf(add);
+    expect(r).toMatchObject({ epoch: 1, members: [1, 2, 3, 4], resumed: false, change: { added: [4], removed: [], replaced: [], unchanged: [1, 2, 3] } });
+    expect(r.nodes.filter((n: { outcome: string }) => n.outcome === 'committed').map((n: { node: number }) => n.node)).toEqual([1, 2, 3]);
+    expect(r.reshare, add.stderr).toMatchObject({ total: 3, reshared: 3, skipped: 0, failed: 0 });
+    expect(add.stderr.split('\n').filter((l) => /^tessera cluster: \[\d\/3\] (default|acme)\/mem-\S+ v1: resharing onto 1,2,3,4 \.\.\. done$/.test(l)), add.stderr).toHaveLength(3);
+    // The cluster file holds node 4 (with its identity) from the commit on.
+    const file = readClusterFile(tc.clusterFile);
+    expect(file.nodes.map((n) => [n.index, n.identityPublicKey === n4.identityPublicKey])).toEqual([[1, false], [2, false], [3, false], [4, true]]);
+    cluster = clusterOfFile();
     expect(cluster.indices).toEqual([1, 2, 3, 4]);
     expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 2, 3, 4]));
     await signsWith(cluster, [2, 4], 'after add');
     const m = await cluster.membership();
     expect(m).toMatchObject({ agreed: true, epoch: 1 });
 
-    // A rerun finds everything done: nothing committed again, every key skipped.
+    // A rerun (the SDK's) finds everything done: nothing committed again, every key skipped.
     const again = await cluster.addNode(n4);
     expect(again.membership.resumed).toBe(true);
     expect(again.reshare).toMatchObject({ total: 3, reshared: 0, skipped: 3, failed: 0 });
   }, 240_000);
 
   it('remove node 2 with `tessera cluster remove-node`: keys on 1,3,4 and signing; node 2 cannot sign with the others any more', async () => {
-    // The CLI's cluster file gets node 4 first (what `tessera cluster add-node` writes).
-    const n4 = cluster.nodes[cluster.indices.indexOf(4)]!.options;
-    writeClusterFileAtomic(tc.clusterFile, clusterFileAfterChange(readClusterFile(tc.clusterFile), { added: [{ index: 4, url: n4.url, apiKey: n4.apiKey, identityPublicKey: n4.identityPublicKey! }] }));
     // A key that would be left with fewer nodes than its threshold stops the removal before anything changes.
     await cluster.keygen({ suite: 'ed25519', keyId: 'mem-strict', threshold: 4 });
     const stranded = await tessera(['cluster', 'remove-node', '--index', '2'], { TESSERA_CLUSTER: tc.clusterFile }, 120_000);
@@ -104,10 +148,7 @@ describe('cluster membership: add, remove and replace a node; every key follows'
     const file = readClusterFile(tc.clusterFile);
     expect(file.nodes.map((n) => n.index)).toEqual([1, 3, 4]);
 
-    cluster = new Cluster(
-      file.nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, identityPublicKey: n.identityPublicKey, timeoutMs: TEST_REQUEST_TIMEOUT_MS })),
-      { threshold: 2 },
-    );
+    cluster = clusterOfFile();
     expect(await committees(cluster)).toEqual(KEYS.map(() => [1, 3, 4]));
     await signsWith(cluster, [1, 4], 'after remove');
 
