@@ -517,6 +517,12 @@ export interface MembershipResponse {
   members: MemberJson[];
   /** Hex of core/membership.ts membershipDigest. */
   digest: string;
+  /**
+   * Whether the node holds this membership's certificate (a change it committed). False for the one its
+   * config file gave: the cluster's first, or — at an epoch above the other nodes' — the membership a
+   * node being added or repaired was started with before the change is committed.
+   */
+  committed: boolean;
 }
 /**
  * Change the cluster's membership to `members` at `epoch` (the current epoch + 1): a certified session
@@ -751,8 +757,8 @@ const memberSchema = {
 const membersInput = { type: 'array', minItems: 2, maxItems: 255, items: memberSchema, description: 'the members: 2 to 255 of { index, identityPublicKey }' } as const;
 const membershipSchema = {
   type: 'object',
-  required: ['epoch', 'members', 'digest'],
-  properties: { epoch: membershipEpoch, members: { type: 'array', items: memberSchema }, digest: hex(32, 32) },
+  required: ['epoch', 'members', 'digest', 'committed'],
+  properties: { epoch: membershipEpoch, members: { type: 'array', items: memberSchema }, digest: hex(32, 32), committed: { type: 'boolean' } },
   additionalProperties: false,
 } as const;
 const committee = (what: string) =>
@@ -1242,7 +1248,7 @@ export const ROUTES = {
       },
       response: withErrors({
         type: 'object',
-        required: ['epoch', 'members', 'digest', 'node', 'certificate', 'added', 'removed', 'replaced', 'unchanged'],
+        required: ['epoch', 'members', 'digest', 'committed', 'node', 'certificate', 'added', 'removed', 'replaced', 'unchanged'],
         properties: {
           ...membershipSchema.properties,
           node: index,
@@ -1269,7 +1275,7 @@ export const ROUTES = {
       },
       response: withErrors({
         type: 'object',
-        required: ['epoch', 'members', 'digest', 'node', 'outcome'],
+        required: ['epoch', 'members', 'digest', 'committed', 'node', 'outcome'],
         properties: { ...membershipSchema.properties, node: index, outcome: { type: 'string', enum: ['committed', 'already-committed'] } },
         additionalProperties: false,
       }),

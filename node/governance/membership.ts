@@ -107,8 +107,8 @@ export interface MembershipAdminOptions {
   readonly logger: Logger;
 }
 
-function membershipJson(m: Membership): MembershipResponse {
-  return { ...membershipToJson(m), digest: toHex(membershipDigest(m)) };
+function membershipJson(m: Membership, committed: boolean): MembershipResponse {
+  return { ...membershipToJson(m), digest: toHex(membershipDigest(m)), committed };
 }
 
 /** What a membership session's payload digest binds: the change from exactly this membership to that one. */
@@ -156,9 +156,11 @@ export class MembershipAdmin {
     }
   }
 
-  get(p: Principal): MembershipResponse {
+  async get(p: Principal): Promise<MembershipResponse> {
     requireAdmin(p);
-    return membershipJson(this.o.live.current);
+    const current = this.o.live.current;
+    const held = (await this.o.store.membershipHistory()).some((c) => c.membership.epoch === current.epoch);
+    return membershipJson(current, held);
   }
 
   async history(p: Principal): Promise<MembershipHistoryResponse> {
@@ -209,7 +211,7 @@ export class MembershipAdmin {
           });
           // Committed (certificate and membership in one synced batch): only now does it become live.
           await this.adoptCommitted();
-          return { ...membershipJson(to), node: self, certificate: toHex(certificate), ...change };
+          return { ...membershipJson(to, true), node: self, certificate: toHex(certificate), ...change };
         },
       )
       .finally(() => {
@@ -242,11 +244,11 @@ export class MembershipAdmin {
           verifyMembershipChange(from, to, cert);
           const outcome = await store.commitCertifiedMembership(to, cert.session, encoded);
           await this.adoptCommitted();
-          return { ...membershipJson(to), node: self, outcome };
+          return { ...membershipJson(to, true), node: self, outcome };
         }
         if (to.epoch === from.epoch && equalBytes(membershipDigest(to), membershipDigest(from))) {
           const held = (await store.membershipHistory()).find((c) => c.membership.epoch === to.epoch);
-          if (held) return { ...membershipJson(to), node: self, outcome: 'already-committed' as const };
+          if (held) return { ...membershipJson(to, true), node: self, outcome: 'already-committed' as const };
           if (cert.operation !== 'membership' || cert.tenant !== MEMBERSHIP_TENANT || cert.keyId !== MEMBERSHIP_KEY_ID || cert.version !== to.epoch || !equalBytes(cert.resultDigest, membershipDigest(to))) {
             throw new TesseraError(ErrorCode.VerificationFailed, `membership certificate: it is not for the membership of epoch ${to.epoch} this node runs`);
           }
@@ -255,11 +257,11 @@ export class MembershipAdmin {
           verifyCertificate(cert, live.map, voters);
           const outcome = await store.commitCertifiedMembership(to, cert.session, encoded);
           this.o.announce();
-          return { ...membershipJson(to), node: self, outcome };
+          return { ...membershipJson(to, true), node: self, outcome };
         }
         if (to.epoch <= from.epoch) {
           const held = (await store.membershipHistory()).find((c) => c.membership.epoch === to.epoch);
-          if (held && equalBytes(membershipDigest(held.membership), membershipDigest(to))) return { ...membershipJson(to), node: self, outcome: 'already-committed' as const };
+          if (held && equalBytes(membershipDigest(held.membership), membershipDigest(to))) return { ...membershipJson(to, true), node: self, outcome: 'already-committed' as const };
         }
         throw new TesseraError(
           ErrorCode.EpochMismatch,
