@@ -10,7 +10,8 @@
  *   by the recipient that caught it, with evidence the SDK re-checks, and by nobody else; no honest node is ever named; nothing is
  *   staged or changed; a reshare with honest dealers then succeeds.
  * - A player SIGKILLs itself (TESSERA_FAULT_POINTS) after dealing, after confirming, before staging,
- *   after staging, after releasing its vote and after committing, as each role. The call fails only if
+ *   after staging, after releasing its vote and after committing (every role, each at the points
+ *   where its outcome differs; see CASES). The call fails only if
  *   no node holds the certificate; right after, t nodes of the committee holding the last committed
  *   epoch sign; `cluster.repair` (as `tessera repair` runs it) finishes or drops the change: every node
  *   in the resulting committee holds that epoch, every node outside it holds nothing, nothing stays
