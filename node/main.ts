@@ -279,6 +279,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       coordinatorId: config.coordinatorId,
       logger,
       connectTimeoutMs: 2 ** 31 - 1, // keep retrying (the largest timer Node allows)
+      // A node being added or repaired is admitted only once its membership change is committed.
+      retryRefusedAuthentication: true,
       ...(config.coordinatorCaFile ? { ca: readFileSync(config.coordinatorCaFile) } : {}),
     })
     .catch((e: Error) => logger.warn({ err: { message: e.message } }, 'coordinator not reachable yet; retrying'));

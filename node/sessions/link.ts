@@ -94,6 +94,13 @@ export interface LinkConnectOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** When set, a challenge naming another coordinator is refused (nothing is signed for it). */
   coordinatorId?: string;
+  /**
+   * Keep retrying (with backoff) when the coordinator refuses this node's authentication on the first
+   * attempt too, instead of failing connect(). The node process sets it: a node that a membership change
+   * adds or repairs starts before the coordinator admits its identity (core/membership.ts), and is admitted
+   * once the change is committed. Default false: a refusal on the first attempt is final.
+   */
+  retryRefusedAuthentication?: boolean;
   /** Reconnect backoff; doubles from minDelayMs up to maxDelayMs, with jitter. Default 100 ms .. 5 s. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
   /** How long connect() keeps trying before it gives up. Default 30 s. */
@@ -796,7 +803,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       this.log.error({ reason }, 'the cluster membership no longer holds this node\'s identity');
     }
     if (code === CloseCode.AuthFailed) {
-      if (!this.everConnected && this.connectWaiter) {
+      if (!this.everConnected && this.connectWaiter && this.opts!.retryRefusedAuthentication !== true) {
         // A refusal on the first attempt is a configuration error: retrying would not fix it.
         const w = this.connectWaiter;
         this.connectWaiter = undefined;
@@ -805,6 +812,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         w.reject(new TesseraError(ErrorCode.Unavailable, `link: coordinator refused authentication: ${reason || 'no reason given'}`));
         return;
       }
+      if (!this.everConnected) this.log.warn({ reason }, 'the coordinator does not admit this node (yet); retrying');
       this.emit('authFailed', reason);
     }
     const min = this.opts!.reconnect?.minDelayMs ?? 100;
