@@ -852,8 +852,9 @@ export interface DevNode {
  * current.epoch + 1 — and registered with `dev` (so dev.stop() stops it). `fresh`: the index is a node
  * that lost its data directory (repair): it is stopped, its data directory and KEK file are deleted, and
  * it comes back with a new identity on the same port and API key. The process is started only by
- * `start()`: the coordinator learns the new identity from the nodes once the change is committed, so
- * start it after (e.g. in Cluster.addNode's `onCommitted`), then `ready()`.
+ * `start()`, before the change or after it (e.g. in Cluster.addNode's `onCommitted`): the coordinator
+ * admits the new identity once the nodes announce the committed change, and the node's link keeps
+ * retrying until then; `ready()` resolves once it is admitted.
  */
 export async function prepareDevNode(
   dev: DevCluster,
