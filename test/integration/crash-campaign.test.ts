@@ -143,6 +143,8 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     { node: 3, point: 'commit-after-stage' }, // import
     { node: 3, point: 'commit-after-commit' }, // import
     { node: 3, point: 'refresh-before-stage' }, // refresh
+    { node: 3, point: 'commit-after-release' }, // destroy
+    { node: 3, point: 'commit-after-commit' }, // destroy
     { node: 1, point: 'commit-after-commit' }, // refresh
     { node: 1, point: 'commit-after-stage' }, // retire
     { node: 1, point: 'commit-after-commit' }, // archive
@@ -150,8 +152,6 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     { node: 2, point: 'commit-after-release' }, // archive
     { node: 2, point: 'commit-after-commit' }, // activate
     { node: 2, point: 'commit-after-commit' }, // retire
-    { node: 3, point: 'commit-after-release' }, // destroy
-    { node: 3, point: 'commit-after-commit' }, // destroy
   ];
   const armed = new Map<number, FaultPoint | undefined>();
   let planned = 0;
@@ -327,6 +327,33 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
     await signsWithEveryPair('ref');
   }, 120_000);
 
+  // ---- destroy (hpke-x25519)
+  // (Here, between the refresh cases: node 3 comes back from the refresh case armed for these.)
+
+  it('destroy, node 3 killed after releasing its vote: fails; no node uses the share once it released its destroy vote; repair destroys it everywhere', async () => {
+    const outcome = await crashAt(3, 'commit-after-release', 'doomed-before', () => tc.cluster.destroy('doomed-before', 1));
+    expect(outcome.ok).toBe(false);
+    expect(await expectAgreement('doomed-before')).toEqual([{ version: 1, epoch: 0, state: 'retired' }]);
+    // Every node staged the destroy and released its vote: a certificate could exist anywhere.
+    for (const s of await tc.commitStatuses('doomed-before')) expect(s?.staged).toMatchObject({ operation: 'destroy', released: true });
+    await neverDecapsulates('doomed-before');
+    const { versions } = await repairAndAgree('doomed-before');
+    expect(versions).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
+    await neverDecapsulates('doomed-before');
+  }, 180_000);
+
+  it('destroy, node 3 killed after committing: reported committed; no pair decapsulates, before or after repair', async () => {
+    await decapsulatesWithEveryPair('doomed-after');
+    const outcome = await crashAt(3, 'commit-after-commit', 'doomed-after', () => tc.cluster.destroy('doomed-after', 1));
+    expect(outcome.ok, outcome.error?.message).toBe(true);
+    expect(await expectAgreement('doomed-after')).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
+    await neverDecapsulates('doomed-after');
+    await repairAndAgree('doomed-after');
+    await neverDecapsulates('doomed-after');
+  }, 120_000);
+
+  // ---- refresh (continued)
+
   it('refresh, node 1 killed after committing: reported committed at epoch 1 everywhere', async () => {
     const outcome = await crashAt(1, 'commit-after-commit', 'ref', () => tc.cluster.refresh({ keyId: 'ref' }));
     expect(outcome.ok, outcome.error?.message).toBe(true);
@@ -358,30 +385,6 @@ describe('crash campaign: SIGKILL at every step of every state-changing operatio
       else await refusesToSign('life', 1);
     }, 120_000);
   }
-
-  // ---- destroy (hpke-x25519)
-
-  it('destroy, node 3 killed after releasing its vote: fails; no node uses the share once it released its destroy vote; repair destroys it everywhere', async () => {
-    const outcome = await crashAt(3, 'commit-after-release', 'doomed-before', () => tc.cluster.destroy('doomed-before', 1));
-    expect(outcome.ok).toBe(false);
-    expect(await expectAgreement('doomed-before')).toEqual([{ version: 1, epoch: 0, state: 'retired' }]);
-    // Every node staged the destroy and released its vote: a certificate could exist anywhere.
-    for (const s of await tc.commitStatuses('doomed-before')) expect(s?.staged).toMatchObject({ operation: 'destroy', released: true });
-    await neverDecapsulates('doomed-before');
-    const { versions } = await repairAndAgree('doomed-before');
-    expect(versions).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
-    await neverDecapsulates('doomed-before');
-  }, 180_000);
-
-  it('destroy, node 3 killed after committing: reported committed; no pair decapsulates, before or after repair', async () => {
-    await decapsulatesWithEveryPair('doomed-after');
-    const outcome = await crashAt(3, 'commit-after-commit', 'doomed-after', () => tc.cluster.destroy('doomed-after', 1));
-    expect(outcome.ok, outcome.error?.message).toBe(true);
-    expect(await expectAgreement('doomed-after')).toEqual([{ version: 1, epoch: 0, state: 'destroyed' }]);
-    await neverDecapsulates('doomed-after');
-    await repairAndAgree('doomed-after');
-    await neverDecapsulates('doomed-after');
-  }, 120_000);
 
   // ---- the coordinator killed mid-operation
 
