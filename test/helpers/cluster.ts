@@ -60,8 +60,8 @@ export interface TestCluster {
   close(): Promise<void>;
   /**
    * Prepare node `index` to join (issue 13): new data dir, identity and config with the cluster's
-   * committed membership plus itself at the next epoch (sdk/dev.ts prepareDevNode). Not started: start it
-   * once the change is committed (e.g. Cluster.addNode's onCommitted). client(index) reaches it.
+   * committed membership plus itself at the next epoch (sdk/dev.ts prepareDevNode). Not started: start()
+   * it before the change or once it is committed (e.g. Cluster.addNode's onCommitted). client(index) reaches it.
    */
   addNode(index: number): Promise<DevNode>;
   /** Node `index` lost its data dir: stopped, its data dir and KEK deleted, prepared again with a new identity (same port and API key); start it as addNode's. */
