@@ -73,7 +73,9 @@ describe('reshare: a key moves between committees of any size, same public key',
 
   beforeAll(async () => {
     tc = await startTestCluster({ nodes: 7, threshold: 2, logLevel: 'warn', readyTimeoutMs: 120_000 });
-    for (const suite of SUITE_IDS) original[suite] = await tc.cluster.keygen({ suite, keyId: keyIdOf(suite) });
+    // Every suite's keygen at once, as each step's reshares run (the seven nodes' rounds overlap).
+    const made = await Promise.all(SUITE_IDS.map((suite) => tc.cluster.keygen({ suite, keyId: keyIdOf(suite) })));
+    SUITE_IDS.forEach((suite, k) => (original[suite] = made[k]!));
   }, 300_000);
 
   afterAll(async () => {
