@@ -2689,8 +2689,9 @@ async function readMemberships(nodes: readonly (readonly [number, NodeClient])[]
   return Promise.all(
     nodes.map(async ([node, client]): Promise<MembershipAnswer> => {
       try {
-        const membership = membershipOfResponse(await client.getMembership(), `node ${node}'s membership`);
-        return { node, membership, digest: toHex(membershipDigest(membership)) };
+        const response = await client.getMembership();
+        const membership = membershipOfResponse(response, `node ${node}'s membership`);
+        return { node, membership, digest: toHex(membershipDigest(membership)), committed: response.committed };
       } catch (e) {
         const err = e as TesseraClientError;
         return { node, error: `${err.code ?? 'ERROR'}: ${err.message}` };

@@ -138,7 +138,7 @@ export function nextMembers(
 }
 
 /** One node's answer to GET /v1/admin/membership, or why it gave none. */
-export type MembershipAnswer = { node: number; membership: Membership; digest: string } | { node: number; error: string };
+export type MembershipAnswer = { node: number; membership: Membership; digest: string; committed?: boolean } | { node: number; error: string };
 
 export interface MembershipReport {
   /** Every node that answered holds the same membership at the same epoch (and none failed to answer). */
@@ -149,7 +149,7 @@ export interface MembershipReport {
   membership?: Membership;
   /** Hex membershipDigest of `membership`. */
   digest?: string;
-  nodes: { node: number; epoch?: number; digest?: string; status: 'current' | 'behind' | 'diverged' | 'unreachable'; error?: string }[];
+  nodes: { node: number; epoch?: number; digest?: string; status: 'current' | 'behind' | 'diverged' | 'joining' | 'unreachable'; error?: string }[];
 }
 
 /**
@@ -159,8 +159,16 @@ export interface MembershipReport {
  * (the digest the newest history holds for that epoch, when known) turns a behind node on another branch into diverged.
  */
 export function compareMemberships(answers: readonly MembershipAnswer[], olderDigest?: (epoch: number) => string | undefined): MembershipReport {
-  const ok = answers.filter((a): a is Extract<MembershipAnswer, { membership: Membership }> => 'membership' in a);
-  const epoch = ok.length ? Math.max(...ok.map((a) => a.membership.epoch)) : 0;
+  const answered = answers.filter((a): a is Extract<MembershipAnswer, { membership: Membership }> => 'membership' in a);
+  // The cluster's epoch: the newest one a node committed (holds its certificate); before any change,
+  // the oldest one a node runs from its config file (the cluster's first membership). A node started from
+  // its config at a newer epoch than that (the node a change adds or repairs, before the change is
+  // committed) is JOINING: its membership is not the cluster's yet, and it says nothing about it.
+  const committed = answered.filter((a) => a.committed !== false).map((a) => a.membership.epoch);
+  const configured = answered.filter((a) => a.committed === false).map((a) => a.membership.epoch);
+  const epoch = committed.length ? Math.max(...committed) : configured.length ? Math.min(...configured) : 0;
+  const joining = (a: (typeof answered)[number]) => a.committed === false && a.membership.epoch > epoch;
+  const ok = answered.filter((a) => !joining(a));
   const top = ok.filter((a) => a.membership.epoch === epoch);
   const counts = new Map<string, number>();
   for (const a of top) counts.set(a.digest, (counts.get(a.digest) ?? 0) + 1);
@@ -170,6 +178,7 @@ export function compareMemberships(answers: readonly MembershipAnswer[], olderDi
     .map((a): MembershipReport['nodes'][number] => {
       if (!('membership' in a)) return { node: a.node, status: 'unreachable', error: a.error };
       const e = a.membership.epoch;
+      if (joining(a)) return { node: a.node, epoch: e, digest: a.digest, status: 'joining' };
       const expected = e === epoch ? digest : olderDigest?.(e);
       const status = e === epoch ? (a.digest === digest ? 'current' : 'diverged') : expected !== undefined && expected !== a.digest ? 'diverged' : 'behind';
       return { node: a.node, epoch: e, digest: a.digest, status };
