@@ -223,10 +223,13 @@ export function encodeCertificate(cert: CommitCertificate): Uint8Array {
   );
 }
 
-/** Strict decode: exact fields, types and lengths; nothing is coerced. */
-export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
-  const bad = (why: string) => new TesseraError(ErrorCode.BadMessage, `commit certificate: ${why}`);
-  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > 64 * 1024 * 1024) throw bad('expected bytes');
+/**
+ * The msgpack map that canonical bytes (this module's packr: maps, not records) hold, before any field is
+ * read: bytes of 1..maxLength, that decode, to a map. `bad(why)` makes the caller's error. Shared by every
+ * decoder of such bytes (certificates here, core/membership.ts memberships).
+ */
+export function unpackCanonicalMap(bytes: Uint8Array, maxLength: number, bad: (why: string) => Error): Record<string, unknown> {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > maxLength) throw bad('expected bytes');
   let o: unknown;
   try {
     o = packr.unpack(bytes);
@@ -234,7 +237,13 @@ export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
     throw bad('does not decode');
   }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad('not a map');
-  const m = o as Record<string, unknown>;
+  return o as Record<string, unknown>;
+}
+
+/** Strict decode: exact fields, types and lengths; nothing is coerced. */
+export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
+  const bad = (why: string) => new TesseraError(ErrorCode.BadMessage, `commit certificate: ${why}`);
+  const m = unpackCanonicalMap(bytes, 64 * 1024 * 1024, bad);
   if (Object.keys(m).sort().join(',') !== 'd,k,n,o,s,t,v,w') throw bad('unexpected fields');
   if (m.v !== CERT_FORMAT) throw bad('unknown format');
   if (!Array.isArray(m.w) || m.w.length === 0 || m.w.length > MAX_VOTERS) throw bad('bad vote list');

@@ -17,7 +17,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { Packr } from 'msgpackr';
 import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes } from './bytes.js';
-import { type CommitCertificate, verifyCertificate } from './commit.js';
+import { type CommitCertificate, unpackCanonicalMap, verifyCertificate } from './commit.js';
 import { MAX_PARTY_INDEX } from './committee.js';
 import { ErrorCode, TesseraError, ensure } from './errors.js';
 import { IDENTITY_PUBLIC_KEY_LENGTH } from './identity.js';
@@ -180,15 +180,7 @@ export function encodeMembership(m: Membership): Uint8Array {
 /** Strict decode of encodeMembership's bytes. BAD_MESSAGE when they are not exactly that. */
 export function decodeMembership(bytes: Uint8Array): Membership {
   const bad = (why: string) => new TesseraError(ErrorCode.BadMessage, `membership: ${why}`);
-  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > 1024 * 1024) throw bad('expected bytes');
-  let o: unknown;
-  try {
-    o = packr.unpack(bytes);
-  } catch {
-    throw bad('does not decode');
-  }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad('not a map');
-  const r = o as Record<string, unknown>;
+  const r = unpackCanonicalMap(bytes, 1024 * 1024, bad);
   if (Object.keys(r).sort().join(',') !== 'e,m,v' || r.v !== 1) throw bad('unexpected fields or format');
   if (!Array.isArray(r.m)) throw bad('members must be a list');
   const members = r.m.map((x: unknown) => {
