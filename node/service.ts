@@ -82,6 +82,7 @@ import type { SignShareMsg } from '../core/messages.js';
 import type { JoiningKeyMeta, KeyRecord as StoredKey, ShareStore, StagedEffect } from './store/storage.js';
 import { resultDigest, stateResultDigest } from '../core/commit.js';
 import { SessionEngine, type CoordinatorSessions } from './sessions/engine.js';
+import { SessionsInFlight } from './sessions-in-flight.js';
 import { statementOf } from './sessions/commit.js';
 import { runReshare } from './sessions/reshare.js';
 import { checkCommittee, isContiguous, isParty, partyIndices } from '../core/committee.js';
@@ -279,6 +280,9 @@ export class NodeService {
   /** Threshold ECDSA presignatures (node/presign/ecdsa-pools.ts): in memory only, dropped on every change of their key. */
   readonly ecdsaPresign: EcdsaPresignPools;
 
+  /** The sessions this node runs now (the operator console lists them): every engine.run is tracked. */
+  readonly sessionsInFlight = new SessionsInFlight();
+
   constructor(private readonly o: NodeServiceOptions) {
     this.presign =
       o.presign ??
@@ -300,6 +304,7 @@ export class NodeService {
       crashPoint: (name) => this.crashPoint(name as (typeof FAULT_POINTS)[number]),
       ...(o.deviations ? { deviations: o.deviations } : {}),
     });
+    this.sessionsInFlight.instrument(this.engine);
     this.membership = new MembershipAdmin({
       index: o.index,
       live: o.live,
