@@ -5,38 +5,20 @@
  */
 import { MEMBERSHIP_TENANT } from '../../core/membership.js';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import { toHex } from '../../core/bytes.js';
 import { encodeEvidence } from '../../core/evidence.js';
-import {
-  MAX_VERSION,
-  ROUTES,
-  type CreateApiKeyRequest,
-  type DecapsulateRequest,
-  type DeclineRequest,
-  type RepairRequest,
-  type StagedActionRequest,
-  type ExportRequest,
-  type ImportRequest,
-  type KeygenRequest,
-  type RefreshRequest,
-  type ReshareHandoffRequest,
-  type ReshareRequest,
-  type RotateRequest,
-  type SetStateRequest,
-  type SignRequest,
-  type VerifyRequest,
-  type PresignaturesRequest,
-  type SignShareRequest,
-  type SignBatchRequest,
-} from '../../contract/http.js';
+import { MAX_VERSION, ROUTES } from '../../contract/http.js';
 import { metricsTokenMatcher } from '../../runtime/metrics.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
-import { ACT_AS_TENANT_HEADER, type ApplyMembershipRequest, type ChangeMembershipRequest, type EcdsaPresignaturesRequest, type EcdsaSignShareRequest } from '../../contract/http.js';
+import { ACT_AS_TENANT_HEADER } from '../../contract/http.js';
 import { TENANT_ID_PATTERN, requireAdmin, type Principal } from '../governance/tenants.js';
+import { CONSOLE_STATIC_URLS } from '../../contract/console.js';
+import { registerConsole } from './console.js';
 
 /** The routes an admin may call acting for MEMBERSHIP_TENANT: a membership change's commit status and repair. */
 const CLUSTER_REPAIR_ROUTES = new Set<string>([ROUTES.commitStatus.url, ROUTES.attestStaged.url, ROUTES.releaseVote.url, ROUTES.dropStaged.url, ROUTES.repair.url]);
@@ -200,7 +182,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     // (parseDecimal). verbose: the failing schema comes with each error, for describeValidationError.
     ajv: { customOptions: { removeAdditional: false, useDefaults: false, coerceTypes: false, verbose: true } },
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
-  } as never) as unknown as FastifyInstance;
+  } as never).withTypeProvider<TypeBoxTypeProvider>();
 
   // Unknown routes answer in the same error shape as everything else.
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
@@ -265,7 +247,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // Authenticate in onRequest, before the body is read or validated: a caller without a valid API key
   // gets 401 and nothing else (no schema errors, no body parsing, no hint which routes exist). This
   // covers every route but the liveness/readiness probes, including routes added later.
-  const probes = new Set<string>([ROUTES.health.url, ROUTES.ready.url]);
+  // The operator console's page and assets hold no data (node/http/console.ts): they load without a key.
+  const probes = new Set<string>([ROUTES.health.url, ROUTES.ready.url, ...CONSOLE_STATIC_URLS]);
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const url = req.routeOptions.url ?? '';
     if (url === ROUTES.metrics.url) await authenticateMetrics(req);
@@ -292,56 +275,57 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     },
   });
   app.route({ ...ROUTES.node, handler: async () => s.info() });
-  app.route({ ...ROUTES.listKeys, handler: async (req) => s.listKeys(who(req), (req.query as { state?: string }).state) });
-  app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(who(req), req.body as KeygenRequest) });
+  app.route({ ...ROUTES.listKeys, handler: async (req) => s.listKeys(who(req), req.query.state) });
+  app.route({ ...ROUTES.keygen, handler: async (req) => s.keygen(who(req), req.body) });
   app.route({
     ...ROUTES.getKey,
     handler: async (req) => {
-      const { version } = req.query as { version?: string };
+      const { version } = req.query;
       return s.getKey(who(req), keyIdOf(req), version === undefined ? undefined : parseDecimal('version', version, 1, MAX_VERSION));
     },
   });
-  app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body as SignRequest) });
+  app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body) });
   // One-round signing from presignatures (node/presign/pools.ts).
-  app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), keyIdOf(req), req.body as PresignaturesRequest) });
-  app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), keyIdOf(req), req.body as SignShareRequest) });
-  app.route({ ...ROUTES.signBatch, handler: async (req) => s.signBatch(who(req), req.body as SignBatchRequest) });
+  app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.signBatch, handler: async (req) => s.signBatch(who(req), req.body) });
   // Threshold ECDSA presignatures and one-round signing from them (node/presign/ecdsa-pools.ts).
-  app.route({ ...ROUTES.ecdsaPresignatures, handler: async (req) => s.ecdsaPresignatures(who(req), keyIdOf(req), req.body as EcdsaPresignaturesRequest) });
-  app.route({ ...ROUTES.ecdsaSignShare, handler: async (req) => s.ecdsaSignShare(who(req), keyIdOf(req), req.body as EcdsaSignShareRequest) });
-  app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body as VerifyRequest) });
-  app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body as DecapsulateRequest) });
-  app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body as RefreshRequest) });
+  app.route({ ...ROUTES.ecdsaPresignatures, handler: async (req) => s.ecdsaPresignatures(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.ecdsaSignShare, handler: async (req) => s.ecdsaSignShare(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body) });
   // Resharing to a new committee (issue 13): a session of the dealers and the new committee, then the
   // handoff of its certificate to old holders that were not in it.
-  app.route({ ...ROUTES.reshare, handler: async (req) => s.reshare(who(req), keyIdOf(req), req.body as ReshareRequest) });
-  app.route({ ...ROUTES.reshareHandoff, handler: async (req) => s.reshareHandoff(who(req), keyIdOf(req), req.body as ReshareHandoffRequest) });
-  app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), keyIdOf(req), req.body as ExportRequest) });
-  app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body as ImportRequest) });
-  app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body as RotateRequest) });
-  app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body as SetStateRequest) });
-  app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body as DeclineRequest) });
+  app.route({ ...ROUTES.reshare, handler: async (req) => s.reshare(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.reshareHandoff, handler: async (req) => s.reshareHandoff(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body) });
+  app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body) });
   app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), keyIdOf(req)) });
-  app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body as RepairRequest) });
-  app.route({ ...ROUTES.attestStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'attest', req.body as StagedActionRequest) });
-  app.route({ ...ROUTES.releaseVote, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'release', req.body as StagedActionRequest) });
-  app.route({ ...ROUTES.dropStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'drop', req.body as StagedActionRequest) });
+  app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.attestStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'attest', req.body) });
+  app.route({ ...ROUTES.releaseVote, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'release', req.body) });
+  app.route({ ...ROUTES.dropStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'drop', req.body) });
 
   // Administration: admin API keys only (node/governance/admin.ts checks the role).
   const a = o.admin;
-  app.route({ ...ROUTES.createTenant, handler: async (req) => a.createTenant(who(req), (req.body as { name: string }).name) });
+  app.route({ ...ROUTES.createTenant, handler: async (req) => a.createTenant(who(req), req.body.name) });
   app.route({ ...ROUTES.listTenants, handler: async (req) => a.listTenants(who(req)) });
   app.route({ ...ROUTES.getMembership, handler: async (req) => s.membership.get(who(req)) });
   app.route({ ...ROUTES.membershipHistory, handler: async (req) => s.membership.history(who(req)) });
-  app.route({ ...ROUTES.changeMembership, handler: async (req) => s.membership.change(who(req), req.body as ChangeMembershipRequest) });
-  app.route({ ...ROUTES.applyMembership, handler: async (req) => s.membership.apply(who(req), req.body as ApplyMembershipRequest) });
-  app.route({ ...ROUTES.createApiKey, handler: async (req) => a.createApiKey(who(req), req.body as CreateApiKeyRequest) });
-  app.route({ ...ROUTES.listApiKeys, handler: async (req) => a.listApiKeys(who(req), (req.query as { tenant?: string }).tenant) });
-  app.route({ ...ROUTES.revokeApiKey, handler: async (req) => a.revokeApiKey(who(req), (req.params as { id: string }).id) });
+  app.route({ ...ROUTES.changeMembership, handler: async (req) => s.membership.change(who(req), req.body) });
+  app.route({ ...ROUTES.applyMembership, handler: async (req) => s.membership.apply(who(req), req.body) });
+  app.route({ ...ROUTES.createApiKey, handler: async (req) => a.createApiKey(who(req), req.body) });
+  app.route({ ...ROUTES.listApiKeys, handler: async (req) => a.listApiKeys(who(req), req.query.tenant) });
+  app.route({ ...ROUTES.revokeApiKey, handler: async (req) => a.revokeApiKey(who(req), req.params.id) });
   app.route({ ...ROUTES.getPolicy, handler: async (req) => a.getPolicy(who(req)) });
-  app.route({ ...ROUTES.setPolicy, handler: async (req) => a.setPolicy(who(req), (req.body as { rules: unknown[] }).rules) });
-  app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), (req.body as { durationMs?: number } | undefined)?.durationMs) });
+  app.route({ ...ROUTES.setPolicy, handler: async (req) => a.setPolicy(who(req), req.body.rules) });
+  app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), req.body.durationMs) });
   app.route({ ...ROUTES.disableFailOpen, handler: async (req) => a.disableFailOpen(who(req)) });
   app.route({ ...ROUTES.auditLog, handler: async (req) => a.exportAudit(who(req)) });
+  registerConsole(app, { service: s, ...(o.metrics ? { metrics: o.metrics } : {}) });
   return app;
 }
