@@ -10,8 +10,9 @@
  * /v1/admin/membership, /v1/admin/tenants, /v1/keys (per tenant, with the admin acting-tenant header)
  * and /v1/admin/audit. Nothing here can hold key material: ids, counts, times and closed words only.
  */
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import { OPERATIONS } from '../core/session.js';
+import { errorSchema } from './http.js';
 
 /** The routes' URLs, shared by the node (node/http/console.ts) and the page (node/console/app.ts). */
 export const CONSOLE_PATHS = {
@@ -97,3 +98,24 @@ export const MetricsHistoryResponse = Type.Object(
   { additionalProperties: false, description: "the last hour of this node's console metrics" },
 );
 export type MetricsHistoryResponse = Static<typeof MetricsHistoryResponse>;
+
+const withErrors = <T extends TSchema>(ok: T) => ({ 200: ok, '4xx': errorSchema, '5xx': errorSchema });
+
+/** The console's JSON routes: method, URL and schema (node/http/console.ts registers each as is). */
+export const CONSOLE_ROUTES = {
+  status: {
+    method: 'GET',
+    url: CONSOLE_PATHS.status,
+    schema: { summary: "This node's software versions and start time (operator console; admin API keys only)", response: withErrors(ConsoleStatusResponse) },
+  },
+  sessions: {
+    method: 'GET',
+    url: CONSOLE_PATHS.sessions,
+    schema: { summary: 'The sessions this node runs now (operator console; admin API keys only)', response: withErrors(ConsoleSessionsResponse) },
+  },
+  metricsHistory: {
+    method: 'GET',
+    url: CONSOLE_PATHS.metricsHistory,
+    schema: { summary: "The last hour of this node's console metrics (operator console; admin API keys only)", response: withErrors(MetricsHistoryResponse) },
+  },
+} as const;

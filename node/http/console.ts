@@ -20,8 +20,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
-import { errorSchema } from '../../contract/http.js';
-import { CONSOLE_PATHS, ConsoleSessionsResponse, ConsoleStatusResponse, MetricsHistoryResponse } from '../../contract/console.js';
+import { CONSOLE_PATHS, CONSOLE_ROUTES, type ConsoleSessionsResponse, type ConsoleStatusResponse, type MetricsHistoryResponse } from '../../contract/console.js';
 import { findPackageJson, packageVersion } from '../../sdk/version.js';
 import { requireAdmin } from '../governance/tenants.js';
 import { MetricsHistory } from '../metrics-history.js';
@@ -73,12 +72,13 @@ export interface ConsoleOptions {
   sampleIntervalMs?: number;
 }
 
-const withErrors = <T extends object>(ok: T) => ({ 200: ok, '4xx': errorSchema, '5xx': errorSchema });
+/** Any fastify server: buildApi's, whatever its type provider and HTTP flavour (the routes here declare their own schemas). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFastify = FastifyInstance<any, any, any, any, any>;
 
-export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
+export function registerConsole(app: AnyFastify, o: ConsoleOptions): void {
   const dir = o.assetsDir ?? consoleAssetsDir();
   const startedAt = Date.now();
-  const index = o.service.info().index;
   // The sampler lives as long as the server that serves it: started now, stopped when the server closes.
   const history = o.metrics
     ? new MetricsHistory({
@@ -119,27 +119,21 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
     reply.header('cache-control', 'no-store');
   };
   app.route({
-    method: 'GET',
-    url: CONSOLE_PATHS.status,
-    schema: { summary: "This node's software versions and start time (operator console; admin API keys only)", response: withErrors(ConsoleStatusResponse) },
+    ...CONSOLE_ROUTES.status,
     handler: async (req, reply): Promise<ConsoleStatusResponse> => {
       admin(req, reply);
-      return { index, tesseraVersion: packageVersion(), nodeVersion: process.version, startedAt, now: Date.now() };
+      return { index: o.service.info().index, tesseraVersion: packageVersion(), nodeVersion: process.version, startedAt, now: Date.now() };
     },
   });
   app.route({
-    method: 'GET',
-    url: CONSOLE_PATHS.sessions,
-    schema: { summary: 'The sessions this node runs now (operator console; admin API keys only)', response: withErrors(ConsoleSessionsResponse) },
+    ...CONSOLE_ROUTES.sessions,
     handler: async (req, reply): Promise<ConsoleSessionsResponse> => {
       admin(req, reply);
       return { sessions: o.service.sessionsInFlight.list(), now: Date.now() };
     },
   });
   app.route({
-    method: 'GET',
-    url: CONSOLE_PATHS.metricsHistory,
-    schema: { summary: "The last hour of this node's console metrics (operator console; admin API keys only)", response: withErrors(MetricsHistoryResponse) },
+    ...CONSOLE_ROUTES.metricsHistory,
     handler: async (req, reply): Promise<MetricsHistoryResponse> => {
       admin(req, reply);
       if (!history) throw new TesseraError(ErrorCode.Unavailable, 'console: this server collects no metrics');
