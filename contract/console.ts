@@ -14,18 +14,8 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { OPERATIONS } from '../core/session.js';
 import { errorSchema } from './http.js';
 
-/** The routes' URLs, shared by the node (node/http/console.ts) and the page (node/console/app.ts). */
-export const CONSOLE_PATHS = {
-  page: '/console',
-  script: '/console/console.js',
-  style: '/console/console.css',
-  status: '/v1/admin/console/status',
-  sessions: '/v1/admin/console/sessions',
-  metricsHistory: '/v1/admin/console/metrics-history',
-} as const;
-
-/** The static files of the page: what the auth hook lets through without an API key (nothing else). */
-export const CONSOLE_STATIC_URLS: readonly string[] = [CONSOLE_PATHS.page, `${CONSOLE_PATHS.page}/`, CONSOLE_PATHS.script, CONSOLE_PATHS.style];
+export { CONSOLE_PATHS, CONSOLE_STATIC_URLS } from './console-paths.js';
+import { CONSOLE_PATHS } from './console-paths.js';
 
 const time = (description: string) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
 const id = (description: string) => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description });
