@@ -10,8 +10,11 @@
 FROM node:20-slim AS build
 WORKDIR /app
 # Dependencies first, so source edits do not download them again. --ignore-scripts: the package's
-# own `prepare` (the build) needs the sources, copied below; `npm rebuild` runs the install scripts
-# (the dependencies' native bindings, then `prepare`) once they are there. stubs/: the local stand-in
+# own `prepare` (the build) needs the sources, copied below, and the build (tsc) needs no dependency's
+# install script. `npm rebuild` runs the install scripts after `npm prune --omit=dev`, so only the
+# runtime dependencies' (their native bindings: classic-level, secp256k1): a dev dependency's script
+# may need a C compiler, which node:20-slim lacks (testcontainers -> ssh2 -> cpu-features fails
+# `npm rebuild` there; `npm ci` would have let that optional one fail). stubs/: the local stand-in
 # for msgpackr's optional native decoder (package.json `overrides`) that node_modules/msgpackr-extract
 # links to; the run stage copies it too, or that link would dangle.
 COPY package.json package-lock.json ./
@@ -25,7 +28,7 @@ COPY node ./node
 COPY coordinator ./coordinator
 COPY sdk ./sdk
 COPY scripts ./scripts
-RUN npm rebuild && npm run build && npm prune --omit=dev && npm cache clean --force
+RUN npm run build && npm prune --omit=dev && npm rebuild && npm cache clean --force
 
 FROM node:20-slim
 
