@@ -16,7 +16,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,22 @@ const RUNS = [
   'first-key',
   'restart-node',
   'systemd-verify',
+  'tls-check',
+  'tls-rotate',
+  'kek-escrow',
+  'logs',
+  'metrics',
+  'emergency-rotate',
+  'emergency-refresh',
+  'emergency-revoke',
+  'fail-open',
+  'audit-export',
+  'audit-verify-offline',
+  'backup',
+  'kek-not-in-data',
+  'restore',
+  'failover-prepare',
+  'failover-import',
 ] as const;
 const ran = new Set<string>();
 
@@ -106,6 +122,8 @@ async function makeSite(name: string): Promise<Site> {
     BASE_PORT: String(await freeBase()),
     CLUSTER_ID: `tessera-site-${name}`,
     METRICS_TOKEN: `metrics-${name}-${Math.random().toString(16).slice(2)}${Math.random().toString(16).slice(2)}`,
+    BACKUP_DIR: join(dir, 'backup'),
+    ESCROW_DIR: join(dir, 'escrow'),
   };
   env.TESSERA_CLUSTER = join(env.CONF_DIR!, 'client', 'cluster.json');
   const site = { name, env };
@@ -139,7 +157,18 @@ async function runOps(name: (typeof RUNS)[number], site: Site, extra: Record<str
   const r = await bash(block('ops', name).body, envFor(site, extra));
   if (r.code !== 0) throw new Error(`ops:${name} (site ${site.name}) exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   ran.add(name);
+  outputs.push(r.stdout, r.stderr);
   return r;
+}
+
+/** Everything the ops: blocks printed (checked for secrets at the end). */
+const outputs: string[] = [];
+
+/** A `tessera` command (or any shell line) as the site's operator; it must succeed. */
+async function sh(site: Site, line: string, extra: Record<string, string> = {}): Promise<string> {
+  const r = await bash(line, envFor(site, extra));
+  if (r.code !== 0) throw new Error(`${line} (site ${site.name}) exited ${r.code}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
 }
 
 /** Stop every process a site's blocks started (pid files in RUN_DIR). */
@@ -314,6 +343,154 @@ describe('docs/operations.md: the runbooks, run as written', () => {
       console.warn('operations-doc: systemd-analyze or /usr/bin/node missing; the units were only parsed');
     }
   }, 60_000);
+  it('TLS: the expiry check passes; node 1\'s certificate is rotated, served after the restart, and the CLI still trusts it', async () => {
+    const check = await runOps('tls-check', siteA);
+    expect(check.stdout.match(/notAfter=/g)).toHaveLength(4);
+    const certFile = join(siteA.env.STATE_DIR!, 'node-1', 'tls', 'server.pem');
+    const before = await sh(siteA, `openssl x509 -noout -fingerprint -sha256 -in "${certFile}"`);
+    const rotated = await runOps('tls-rotate', siteA);
+    const fingerprints = rotated.stdout.split('\n').filter((l) => /Fingerprint=/.test(l));
+    expect(fingerprints).toHaveLength(2);
+    expect(fingerprints[0], 'the node serves the new certificate').toBe(fingerprints[1]);
+    expect(fingerprints[0]).not.toBe(before.trim());
+    expect(rotated.stdout).toMatch(/signature: [0-9a-f]{128}/);
+    // The new key is the owner's only, as the old one was.
+    expect((await sh(siteA, `stat -c %a "${join(siteA.env.STATE_DIR!, 'node-1', 'tls', 'server.key')}"`)).trim()).toBe('600');
+  }, 120_000);
+
+  it('KEK custody: every KEK file is 0600, escrowed and checked against its fingerprint', async () => {
+    const r = await runOps('kek-escrow', siteA);
+    expect(r.stdout.split('\n').filter((l) => l.endsWith('.kek')).map((l) => l.split(' ')[0])).toEqual(['600', '600', '600']);
+    expect(r.stdout.match(/: OK$/gm)).toHaveLength(3);
+    expect(readdirSync(siteA.env.ESCROW_DIR!).sort()).toEqual(['node-1.kek', 'node-2.kek', 'node-3.kek']);
+  }, 60_000);
+
+  it('logs and metrics: the log queries, a scrape of a node and the coordinator with the metrics token (401 without), the Prometheus job', async () => {
+    const logs = await runOps('logs', siteA);
+    expect(logs.stdout).toMatch(/^node-1: \d+ records checked, 0 unauthentic$/m);
+    const metrics = await runOps('metrics', siteA);
+    expect(metrics.stdout).toMatch(/^tessera_operations_total\{operation="sign",mode="session",outcome="ok"\} \d+$/m);
+    expect(metrics.stdout).toMatch(/^tessera_coordinator_connected 1$/m);
+    expect(metrics.stdout).toMatch(/^tessera_coordinator_nodes_online 3$/m);
+    expect(metrics.stdout.trim().split('\n').at(-1)).toBe('401');
+    // The Prometheus job scrapes what the block scraped, with the token file it wrote.
+    const { parse } = await import('yaml');
+    const prom = parse(block('ops-file', 'prometheus').body) as {
+      scrape_configs: { job_name: string; scheme: string; tls_config: { ca_file: string }; authorization: { credentials_file: string }; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = prom.scrape_configs.flatMap((j) => j.static_configs.flatMap((s) => s.targets)).sort();
+    expect(targets).toEqual(['127.0.0.1:7700', '127.0.0.1:7701', '127.0.0.1:7702', '127.0.0.1:7703']);
+    for (const job of prom.scrape_configs) {
+      expect(job.scheme).toBe('https');
+      expect(job.tls_config.ca_file).toBe('/var/lib/tessera/shared/ca.pem');
+      expect(job.authorization.credentials_file).toBe('/etc/tessera/metrics-token');
+    }
+    expect(block('ops', 'metrics').body).toContain('> "$CONF_DIR/metrics-token"');
+    expect(readFileSync(join(siteA.env.CONF_DIR!, 'metrics-token'), 'utf8').trim()).toBe(siteA.env.METRICS_TOKEN);
+  }, 60_000);
+
+  it('emergency: rotate and archive the old version, refresh every key, revoke a tenant\'s leaked API keys, fail-open and its audit entries', async () => {
+    const rotated = await runOps('emergency-rotate', siteA);
+    expect(rotated.stdout).toMatch(/"version":2/);
+    expect(rotated.stdout).toContain('-----BEGIN PUBLIC KEY-----');
+    const old = await bash('tessera sign --key-id payments --version 1 --message 00', envFor(siteA));
+    expect(old.code, 'the archived version signs nothing').toBe(1);
+    const refreshed = await runOps('emergency-refresh', siteA);
+    expect(refreshed.stdout).toMatch(/keyId: payments[\s\S]*version: 2[\s\S]*epoch: 1/);
+    // A tenant with a key on every node, then the leak: every one of its keys is revoked.
+    await sh(siteA, 'tessera tenant create acme && tessera apikey create --tenant acme --out acme-cluster.json >/dev/null');
+    await sh(siteA, 'tessera keys list --cluster acme-cluster.json');
+    const revoked = await runOps('emergency-revoke', siteA);
+    expect(revoked.stdout + revoked.stderr).toMatch(/revoked/i);
+    const refused = await bash('tessera keys list --cluster acme-cluster.json', envFor(siteA));
+    expect(refused.code, 'the revoked keys are refused').toBe(1);
+    const failOpen = await runOps('fail-open', siteA);
+    expect(failOpen.stdout).toMatch(/"active":true/);
+    expect(failOpen.stdout).toMatch(/signature: [0-9a-f]{128}/);
+    expect(failOpen.stdout).toMatch(/^\d+ \S+ policy\.fail-open\.enable /m);
+    expect(failOpen.stdout).toMatch(/^\d+ \S+ policy\.fail-open\.disable /m);
+    expect(logsOf(siteA)).toContain('EMERGENCY FAIL-OPEN switched on');
+  }, 180_000);
+
+  it('audit: the operator exports every node\'s log; the third party verifies them offline against the membership, and a tampered export fails', async () => {
+    const exported = await runOps('audit-export', siteA);
+    expect(exported.stdout).toMatch(/node-1\.json/);
+    // The auditor's directory has the package installed (here: linked to this checkout, as `npm install` would place it).
+    mkdirSync(join(work, 'node_modules'), { recursive: true });
+    if (!existsSync(join(work, 'node_modules', 'tessera-threshold'))) symlinkSync(ROOT, join(work, 'node_modules', 'tessera-threshold'));
+    const verified = await runOps('audit-verify-offline', siteA);
+    for (const i of [1, 2, 3]) expect(verified.stdout).toMatch(new RegExp(`^node ${i}: verified: \\d+ entries, signed through seq \\d+$`, 'm'));
+    // One entry of node 2's export edited: the same block exits 1 and names the problem.
+    const file = join(work, 'audit-export', 'node-2.json');
+    const exportDoc = JSON.parse(readFileSync(file, 'utf8')) as { entries: string[] };
+    const k = exportDoc.entries.findIndex((e) => e.includes('"outcome":"ok"'));
+    expect(k).toBeGreaterThanOrEqual(0);
+    exportDoc.entries[k] = exportDoc.entries[k]!.replace('"outcome":"ok"', '"outcome":"failed"');
+    writeFileSync(file, JSON.stringify(exportDoc));
+    const tampered = await bash(block('ops', 'audit-verify-offline').body, envFor(siteA));
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toMatch(/^node 2: NOT verified/m);
+    expect(tampered.stdout).toMatch(/seq \d+: edited:/);
+    expect(tampered.stdout).toMatch(/^node 1: verified/m);
+  }, 120_000);
+
+  it('backup and restore: node 2 restored from its backup; repair names the keys changed since, which it refuses, while the others sign', async () => {
+    await sh(siteA, 'tessera keygen --suite ed25519 --key-id ledger >/dev/null');
+    const backup = await runOps('backup', siteA);
+    expect(backup.stdout.trim().split('\n').sort()).toEqual(['node-2/api-keys.json', 'node-2/db/', 'node-2/schedule-secret', 'node-2/tls/']);
+    const clean = await runOps('kek-not-in-data', siteA);
+    expect(clean.stdout).toContain('no KEK in');
+    // The backup holds node 2's store; started with another node's KEK, or with its own KEK readable
+    // by others, a node refuses it (a scratch copy, never started for real: it would be a second node 2).
+    const scratch = join(work, 'kek-check');
+    mkdirSync(scratch, { recursive: true });
+    await sh(siteA, `tar -C "${scratch}" -xzf "$(ls -1 "$BACKUP_DIR"/node-2-*.tar.gz | tail -n 1)" && cp "$CONF_DIR/kek/node-2.kek" "${scratch}/loose.kek" && chmod 644 "${scratch}/loose.kek"`);
+    const startWith = (kekFile: string) =>
+      bash(`set -a; . "$CONF_DIR/node-2.env"; TESSERA_DATA_DIR="${scratch}/node-2/db"; TESSERA_API_PORT=0; TESSERA_KEK_FILE="${kekFile}"; exec node "$APP_DIR/dist/node/main.js"`, envFor(siteA), 60_000);
+    const wrongKek = await startWith(join(siteA.env.CONF_DIR!, 'kek', 'node-1.kek'));
+    expect(wrongKek.code).toBe(1);
+    expect(wrongKek.stderr).toMatch(/the KEK does not open this data dir/);
+    const loose = await startWith(join(scratch, 'loose.kek'));
+    expect(loose.code).toBe(1);
+    expect(loose.stderr).toMatch(/has mode 0644: group\/others may access it; run chmod 600 on it/);
+    for (const secret of secretsOf(siteA)) expect(wrongKek.stdout + wrongKek.stderr + loose.stdout + loose.stderr).not.toContain(secret);
+
+    // Life goes on after the backup: ledger is refreshed, a new key is made.
+    await sh(siteA, 'tessera refresh --key-id ledger >/dev/null && tessera keygen --suite ed25519 --key-id late >/dev/null');
+    const restored = await runOps('restore', siteA);
+    expect(restored.stdout).toMatch(/^node 2: node 2 holds key ledger version 1 at epoch 0; the others committed version 1 at epoch 1 .*restored from an older backup or lost data; its share must be re-dealt/m);
+    expect(restored.stdout).toMatch(/^node 2: node 2 holds no version 1 of key late; /m);
+    expect(restored.stdout).toContain('key ledger: node 2 needs its share re-dealt (above)');
+    expect(restored.stdout).toContain('key late: node 2 needs its share re-dealt (above)');
+    expect(restored.stdout).not.toContain('key payments: node 2 needs');
+    // The restored node refuses its stale epoch and names no node; the others sign; payments (unchanged
+    // since the backup) signs with the restored node.
+    const stale = await bash('tessera sign --key-id ledger --message 00 --players 1,2', envFor(siteA));
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toMatch(/EPOCH_MISMATCH|node 2 holds epoch 0 of ledger version 1/);
+    expect(await sh(siteA, 'tessera sign --key-id ledger --message 00 --players 1,3')).toMatch(/signature: [0-9a-f]{128}/);
+    expect(await sh(siteA, 'tessera sign --key-id late --message 00 --players 1,3')).toMatch(/signature: [0-9a-f]{128}/);
+    expect(await sh(siteA, 'tessera sign --key-id payments --message 00 --players 1,2')).toMatch(/signature: [0-9a-f]{128}/);
+  }, 240_000);
+
+  it('multi-site failover: site B deployed by the same runbook, standby bundles exported from A, A lost, B imports and signs under the same public key', async () => {
+    const siteB = await makeSite('b');
+    await runOps('bootstrap', siteB);
+    await runOps('env-files', siteB);
+    await runOps('start', siteB);
+    const prepared = await runOps('failover-prepare', siteA, { SITE_B_CLUSTER: siteB.env.TESSERA_CLUSTER! });
+    expect(prepared.stdout).toMatch(/^out: standby\/payments\.bundle\.json$/m);
+    expect(prepared.stdout.trim().split('\n').at(-1), 'ls standby').toBe('payments.bundle.json');
+    const publicKeyAtA = (await sh(siteA, 'tessera public-key --key-id payments')).trim();
+    expect(publicKeyAtA).toMatch(/[0-9a-f]{64}/);
+    // Site A is lost.
+    await stopSite(siteA);
+    const imported = await runOps('failover-import', siteB);
+    expect(imported.stdout).toMatch(/signature: [0-9a-f]{128}/);
+    expect((await sh(siteB, 'tessera public-key --key-id payments')).trim()).toBe(publicKeyAtA);
+    expect(await sh(siteB, 'tessera keys list --json')).toMatch(/"exportable":true/);
+  }, 240_000);
+
 });
 
 describe('docs/operations.md: nothing secret leaks, every block ran', () => {
@@ -323,6 +500,11 @@ describe('docs/operations.md: nothing secret leaks, every block ran', () => {
       expect(logs.length).toBeGreaterThan(0);
       for (const secret of secretsOf(site)) expect(logs.includes(secret)).toBe(false);
     }
+  });
+
+  it('no KEK, API key or metrics token in anything the ops: blocks printed', () => {
+    const printed = outputs.join('');
+    for (const site of sites) for (const secret of secretsOf(site)) expect(printed.includes(secret)).toBe(false);
   });
 
   it('every ops: block of the page was run', () => {
