@@ -322,7 +322,7 @@ interface Series {
 function chart(title: string, times: readonly number[], series: readonly Series[], from: number, to: number, unit = ''): HTMLElement {
   const W = 320;
   const H = 140;
-  const L = 40;
+  const L = 52;
   const R = 8;
   const T = 8;
   const B = 20;
@@ -331,7 +331,7 @@ function chart(title: string, times: readonly number[], series: readonly Series[
   const y = (v: number) => T + (1 - v / max) * (H - T - B);
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
   root.append(svg('path', { class: 'axis', d: `M${L},${T} V${H - B} H${W - R}` }));
-  const fmt = (v: number) => (v >= 10_000 ? v.toExponential(1) : String(Math.round(v * 100) / 100));
+  const fmt = (v: number) => (v >= 10_000 ? v.toExponential(1) : v >= 100 ? String(Math.round(v)) : String(Math.round(v * 100) / 100));
   root.append(svg('text', { class: 'label', x: L - 4, y: T + 8, 'text-anchor': 'end' }, `${fmt(max)}${unit}`));
   root.append(svg('text', { class: 'label', x: L - 4, y: H - B, 'text-anchor': 'end' }, `0${unit}`));
   root.append(svg('text', { class: 'label', x: L, y: H - 6 }, clock(from)));
@@ -362,7 +362,8 @@ async function loadMetrics(mine: number): Promise<void> {
   if (mine !== generation) return;
   const samples = h.samples;
   const to = samples.length ? samples[samples.length - 1]!.time : Date.now();
-  const from = to - h.windowMs;
+  // The x axis spans the samples there are (at most the hour kept), so a young node's graphs are not a sliver.
+  const from = Math.max(to - h.windowMs, Math.min(samples[0]?.time ?? to, to - h.intervalMs));
   const times = samples.map((s) => s.time);
   const col = (k: keyof MetricsSample) => samples.map((s) => s[k]);
   fill(
