@@ -777,10 +777,10 @@ export const METRICS_TOKEN_PATTERN = /^[\x21-\x7e]{16,256}$/;
 export const healthResponseSchema = closedObject({ status: str() });
 /**
  * Prometheus metrics in the text exposition format (text/plain, not JSON), on nodes (node/metrics.ts)
- * and the coordinator (coordinator/metrics.ts). `produces` tells the OpenAPI document its media type.
+ * and the coordinator (coordinator/metrics.ts). contentMediaType (a JSON Schema annotation the validator
+ * ignores) tells the OpenAPI document (runtime/openapi.ts) that the body is this text, not JSON.
  */
-export const metricsResponseSchema = Type.String({ description: 'Prometheus text exposition format 0.0.4' });
-export const METRICS_MEDIA_TYPE = 'text/plain';
+export const metricsResponseSchema = Type.String({ description: 'Prometheus text exposition format 0.0.4', contentMediaType: 'text/plain' });
 
 /** Route table: method, URL and schema of every route the node serves. */
 export const ROUTES = {
@@ -792,7 +792,7 @@ export const ROUTES = {
   },
   // Prometheus metrics (node/metrics.ts), in the text exposition format (text/plain, not JSON): an admin
   // API key or the node's metrics token (node/config.ts metricsToken) reads them.
-  metrics: { method: 'GET', url: '/metrics', schema: { produces: [METRICS_MEDIA_TYPE, 'application/json'], response: withErrors(metricsResponseSchema) } },
+  metrics: { method: 'GET', url: '/metrics', schema: { response: withErrors(metricsResponseSchema) } },
   node: { method: 'GET', url: '/v1/node', schema: { response: withErrors(nodeInfoSchema) } },
   keygen: { method: 'POST', url: '/v1/keys', schema: { body: keygenRequestSchema, response: withErrors(keyInfoSchema) } },
   /**

@@ -81,6 +81,10 @@ import { configMembership, followMembershipChain, loadMembershipState, membershi
 import { METRICS_TOKEN_PATTERN } from '../contract/http.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { metricsTokenMatcher } from '../runtime/metrics.js';
+import { COORDINATOR_ROUTES } from '../contract/coordinator.js';
+import { OPENAPI_PATH, registerOpenApi } from '../runtime/openapi.js';
+import { STRICT_AJV_OPTIONS, addResponseCheck, responseCheckEnabled } from '../runtime/response-check.js';
+import { packageVersion } from '../sdk/version.js';
 
 export interface RelayedMessageFault {
   session: Uint8Array;
@@ -282,15 +286,29 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
 
   // ---- HTTP ---------------------------------------------------------------------------------
+  // The routes take no request input; strict validator options are for the response check below.
+  const ajv = { customOptions: STRICT_AJV_OPTIONS };
   const app = (
     opts.tls
-      ? Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } })
-      : Fastify({ logger: false })
+      ? Fastify({ logger: false, ajv, https: { cert: opts.tls.cert, key: opts.tls.key } })
+      : Fastify({ logger: false, ajv })
   ) as unknown as FastifyInstance<http.Server | https.Server>;
+  // Tests only (TESSERA_CHECK_RESPONSES=1): every JSON response is checked against its route's schema.
+  if (responseCheckEnabled()) addResponseCheck(app as unknown as FastifyInstance, log);
+  // GET /openapi.json (runtime/openapi.ts) from the route schemas (contract/coordinator.ts). Public, like
+  // the probes: the coordinator has no API keys, and its routes are these three.
+  await registerOpenApi(app as unknown as FastifyInstance, {
+    title: 'Tessera coordinator API',
+    description: 'The HTTP routes of the Tessera coordinator (contract/coordinator.ts); nodes reach it over its WebSocket relay, which this document does not describe.',
+    version: packageVersion(),
+    publicUrls: [COORDINATOR_ROUTES.health.url, COORDINATOR_ROUTES.ready.url, OPENAPI_PATH],
+    bearerDescription: "The coordinator's metrics token (config metricsToken), for GET /metrics only.",
+    operationIds: new Map(Object.entries(COORDINATOR_ROUTES).map(([name, r]) => [`${r.method} ${r.url}`, name])),
+  });
   // Prometheus metrics (coordinator/metrics.ts): the metrics token only (the coordinator has no API keys).
   const metrics = new CoordinatorMetrics(stats);
   const metricsTokenMatches = metricsTokenMatcher(opts.metricsToken);
-  app.get('/metrics', async (req, reply) => {
+  app.route({ ...COORDINATOR_ROUTES.metrics, handler: async (req, reply) => {
     const presented = /^Bearer ([\x21-\x7e]{8,256})$/.exec(req.headers.authorization ?? '')?.[1];
     if (!metricsTokenMatches(presented)) {
       const message = opts.metricsToken === undefined ? 'metrics: this coordinator has no metrics token configured (metricsToken)' : 'missing or wrong metrics token';
@@ -298,11 +316,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     }
     const text = await metrics.scrape();
     return reply.type(metrics.contentType).send(text);
-  });
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => {
-    if (closing) return reply.code(503).send({ ready: false });
-    return { ready: true, online: onlineList() };
+  } });
+  app.route({ ...COORDINATOR_ROUTES.health, handler: async () => ({ status: 'ok' }) });
+  app.route({
+    ...COORDINATOR_ROUTES.ready,
+    handler: async (_req, reply) => {
+      if (closing) return reply.code(503).send({ ready: false });
+      return { ready: true, online: onlineList() };
+    },
   });
 
   const wss = new WebSocketServer({ server: app.server, path: WS_PATH, maxPayload: MAX_FRAME_BYTES });

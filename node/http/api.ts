@@ -10,8 +10,11 @@ import type { Logger } from 'pino';
 import { ErrorCode, TesseraError, isTesseraError } from '../../core/errors.js';
 import { toHex } from '../../core/bytes.js';
 import { encodeEvidence } from '../../core/evidence.js';
-import { MAX_VERSION, ROUTES } from '../../contract/http.js';
+import { MAX_VERSION, ROUTES, errorSchema, type StagedAttestResponse, type StagedDropResponse, type StagedReleaseResponse } from '../../contract/http.js';
 import { metricsTokenMatcher } from '../../runtime/metrics.js';
+import { registerOpenApi } from '../../runtime/openapi.js';
+import { STRICT_AJV_OPTIONS, addResponseCheck, responseCheckEnabled } from '../../runtime/response-check.js';
+import { packageVersion } from '../../sdk/version.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';
@@ -173,16 +176,31 @@ declare module 'fastify' {
 }
 
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+  const app = (Fastify({
     loggerInstance: o.logger.child({ component: 'api' }),
     bodyLimit: 4 * 1024 * 1024,
     // Strict: unknown fields are refused, not silently dropped (fastify's default removeAdditional would
     // let a typo such as "exportible" pass as if it had not been sent), and nothing is coerced (null,
     // 123456 or ["ab"] are not hex, "true" is not a boolean). Query strings are text, parsed explicitly
     // (parseDecimal). verbose: the failing schema comes with each error, for describeValidationError.
-    ajv: { customOptions: { removeAdditional: false, useDefaults: false, coerceTypes: false, verbose: true } },
+    // The same options check responses under TESSERA_CHECK_RESPONSES (runtime/response-check.ts).
+    ajv: { customOptions: STRICT_AJV_OPTIONS },
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
-  } as never).withTypeProvider<TypeBoxTypeProvider>();
+  } as never) as unknown as FastifyInstance).withTypeProvider<TypeBoxTypeProvider>();
+  // Tests only (TESSERA_CHECK_RESPONSES=1): every JSON response is checked against its route's schema.
+  if (responseCheckEnabled()) addResponseCheck(app);
+  // GET /openapi.json, generated from every route registered below (runtime/openapi.ts). It needs an API
+  // key like every other route (the auth hook below): an unauthenticated caller learns no route; the
+  // same document is public in docs/openapi.json.
+  await registerOpenApi(app, {
+    title: 'Tessera node API',
+    description: 'The API of one Tessera node (contract/http.ts). Bytes are lowercase hex. Errors are { code, message }.',
+    version: packageVersion(),
+    publicUrls: [ROUTES.health.url, ROUTES.ready.url],
+    bearerDescription: "An API key (Authorization: Bearer <key>); an admin key for /v1/admin/*. GET /metrics also takes the node's metrics token.",
+    operationIds: new Map(Object.entries(ROUTES).map(([name, r]) => [`${r.method} ${r.url}`, name])),
+    errorResponses: { '4xx': errorSchema, '5xx': errorSchema },
+  });
 
   // Unknown routes answer in the same error shape as everything else.
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
@@ -306,9 +324,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body) });
   app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), keyIdOf(req)) });
   app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.attestStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'attest', req.body) });
-  app.route({ ...ROUTES.releaseVote, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'release', req.body) });
-  app.route({ ...ROUTES.dropStaged, handler: async (req) => s.stagedAction(who(req), keyIdOf(req), 'drop', req.body) });
+  // stagedAction answers the response of the action it is given (one service method for the three).
+  app.route({ ...ROUTES.attestStaged, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'attest', req.body)) as StagedAttestResponse });
+  app.route({ ...ROUTES.releaseVote, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'release', req.body)) as StagedReleaseResponse });
+  app.route({ ...ROUTES.dropStaged, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'drop', req.body)) as StagedDropResponse });
 
   // Administration: admin API keys only (node/governance/admin.ts checks the role).
   const a = o.admin;
@@ -323,7 +342,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.revokeApiKey, handler: async (req) => a.revokeApiKey(who(req), req.params.id) });
   app.route({ ...ROUTES.getPolicy, handler: async (req) => a.getPolicy(who(req)) });
   app.route({ ...ROUTES.setPolicy, handler: async (req) => a.setPolicy(who(req), req.body.rules) });
-  app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), req.body.durationMs) });
+  app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), req.body?.durationMs) });
   app.route({ ...ROUTES.disableFailOpen, handler: async (req) => a.disableFailOpen(who(req)) });
   app.route({ ...ROUTES.auditLog, handler: async (req) => a.exportAudit(who(req)) });
   registerConsole(app, { service: s, ...(o.metrics ? { metrics: o.metrics } : {}) });

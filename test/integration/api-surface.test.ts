@@ -12,6 +12,8 @@ import { pino } from 'pino';
 import { toHex } from '../../core/bytes.js';
 import { generateWrappingKeyPair } from '../../core/wrap.js';
 import { ROUTES } from '../../contract/http.js';
+import { CONSOLE_ROUTES, CONSOLE_STATIC_URLS } from '../../contract/console.js';
+import { OPENAPI_PATH } from '../../runtime/openapi.js';
 import { buildApi } from '../../node/http/api.js';
 import { loadOrCreateIdentity } from '../../node/store/identity-store.js';
 import { readKekFile } from '../../node/store/kek.js';
@@ -95,7 +97,11 @@ describe('API schemas (static)', () => {
       // printRoutes lists each path once with its methods; count (path, method) pairs, HEAD aside.
       const tree = app.printRoutes({ commonPrefix: false });
       const served = [...tree.matchAll(/\(([A-Z, ]+)\)/g)].flatMap((m) => m[1]!.split(', ').filter((x) => x !== 'HEAD'));
-      expect(served.length).toBe(ROUTE_NAMES.length);
+      // Besides ROUTES: GET /openapi.json (runtime/openapi.ts, the document of these routes), and the
+      // operator console's JSON routes (contract/console.ts CONSOLE_ROUTES) and static files.
+      const others = [OPENAPI_PATH, ...Object.values(CONSOLE_ROUTES).map((r) => r.url), ...CONSOLE_STATIC_URLS];
+      for (const url of others) expect(app.hasRoute({ method: 'GET', url }), `GET ${url}`).toBe(true);
+      expect(served.length).toBe(ROUTE_NAMES.length + others.length);
     } finally {
       await app.close();
     }
