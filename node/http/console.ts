@@ -77,7 +77,16 @@ export interface ConsoleOptions {
 type AnyFastify = FastifyInstance<any, any, any, any, any>;
 
 export function registerConsole(app: AnyFastify, o: ConsoleOptions): void {
-  const dir = o.assetsDir ?? consoleAssetsDir();
+  // Found on first use: a server without a package root (none in any layout we ship) still starts, and answers 503.
+  let dir = o.assetsDir;
+  const assetsDir = (): string | undefined => {
+    try {
+      dir ??= consoleAssetsDir();
+    } catch {
+      /* left undefined: the page answers 503 */
+    }
+    return dir;
+  };
   const startedAt = Date.now();
   // The sampler lives as long as the server that serves it: started now, stopped when the server closes.
   const history = o.metrics
@@ -102,7 +111,9 @@ export function registerConsole(app: AnyFastify, o: ConsoleOptions): void {
         reply.headers(SECURITY_HEADERS);
         let body: Buffer;
         try {
-          body = await readFile(join(dir, file));
+          const from = assetsDir();
+          if (from === undefined) throw new Error('no package root');
+          body = await readFile(join(from, file));
         } catch {
           return reply
             .status(503)
