@@ -87,7 +87,7 @@ export const errorSchema = closedObject({
   nodes: opt(Type.Array(index)),
   /** Transferable evidence against the culprits (hex of core/evidence.ts encodeEvidence); the SDK re-checks it. */
   evidence: opt(str()),
-});
+}, { description: 'An error: its code (e.g. BAD_INPUT, UNAUTHORIZED, NOT_FOUND, POLICY_DENIED, UNAVAILABLE) and message; culprits and evidence name misbehaving nodes' });
 export type ErrorResponse = Static<typeof errorSchema>;
 
 const publicPackageSchema = closedObject({

@@ -7,6 +7,7 @@
  * the extra field).
  */
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -55,6 +56,11 @@ async function appWithCheck(log: pino.Logger): Promise<FastifyInstance> {
 }
 
 describe('response check', () => {
+  it('is on in every test (vitest.config.ts) and in the processes tests start (nodes, coordinators)', () => {
+    expect(process.env[RESPONSE_CHECK_ENV]).toBe('1');
+    expect(execFileSync(process.execPath, ['-e', `process.stdout.write(process.env.${RESPONSE_CHECK_ENV} ?? '')`], { encoding: 'utf8' })).toBe('1');
+  });
+
   it('passes responses that match, fails each kind of mismatch with 500 and the field path, never a value', async () => {
     const { logger, lines } = memoryLogger();
     const app = await appWithCheck(logger);
