@@ -79,6 +79,7 @@ const RUNS = [
   'backup',
   'kek-not-in-data',
   'restore',
+  'replace-node',
   'failover-prepare',
   'failover-import',
 ] as const;
@@ -472,6 +473,23 @@ describe('docs/operations.md: the runbooks, run as written', () => {
     expect(await sh(siteA, 'tessera sign --key-id late --message 00 --players 1,3')).toMatch(/signature: [0-9a-f]{128}/);
     expect(await sh(siteA, 'tessera sign --key-id payments --message 00 --players 1,2')).toMatch(/signature: [0-9a-f]{128}/);
   }, 240_000);
+
+  it('replacing a node: node 2 (restored, stale) gets a new store, identity and KEK; its keys are re-dealt and it signs them again', async () => {
+    const kekFile = join(siteA.env.CONF_DIR!, 'kek', 'node-2.kek');
+    const oldKek = readFileSync(kekFile, 'utf8');
+    const replaced = await runOps('replace-node', siteA);
+    expect(replaced.stdout).toMatch(/^change: replaced 2$/m);
+    expect(replaced.stdout).toMatch(/^keys: \d+ version\(s\): .*, 0 failed$/m);
+    expect(replaced.stdout).toMatch(/^epoch 1: members 1,2,3; every node agrees$/m);
+    expect(readFileSync(join(siteA.env.CONF_DIR!, 'kek', 'node-2.kek.retired'), 'utf8')).toBe(oldKek);
+    expect(readFileSync(kekFile, 'utf8')).not.toBe(oldKek);
+    expect((await sh(siteA, `stat -c %a "${kekFile}"`)).trim()).toBe('600');
+    // The keys node 2 had lost since its backup sign with it again.
+    for (const key of ['ledger', 'late', 'payments']) expect(await sh(siteA, `tessera sign --key-id ${key} --message 00 --players 1,2`)).toMatch(/signature: [0-9a-f]{128}/);
+    expect(await sh(siteA, 'tessera audit show --node 1')).toMatch(/membership\.change/);
+    // Nothing is left of the scratch bootstrap but the node's store, and the new KEK is escrowed by the same block as before.
+    await runOps('kek-escrow', siteA);
+  }, 180_000);
 
   it('multi-site failover: site B deployed by the same runbook, standby bundles exported from A, A lost, B imports and signs under the same public key', async () => {
     const siteB = await makeSite('b');
