@@ -67,6 +67,7 @@ const RUNS = [
   'systemd-verify',
   'tls-check',
   'tls-rotate',
+  'tls-rotate-coordinator',
   'kek-escrow',
   'logs',
   'metrics',
@@ -357,6 +358,12 @@ describe('docs/operations.md: the runbooks, run as written', () => {
     expect(rotated.stdout).toMatch(/signature: [0-9a-f]{128}/);
     // The new key is the owner's only, as the old one was.
     expect((await sh(siteA, `stat -c %a "${join(siteA.env.STATE_DIR!, 'node-1', 'tls', 'server.key')}"`)).trim()).toBe('600');
+    // The coordinator's: the nodes reconnect to it by themselves (every /ready answers again) and a session runs.
+    const coordinator = await runOps('tls-rotate-coordinator', siteA);
+    const served = coordinator.stdout.split('\n').filter((l) => /Fingerprint=/.test(l));
+    expect(served).toHaveLength(2);
+    expect(served[0]).toBe(served[1]);
+    expect(coordinator.stdout).toMatch(/signature: [0-9a-f]{128}/);
   }, 120_000);
 
   it('KEK custody: every KEK file is 0600, escrowed and checked against its fingerprint', async () => {
