@@ -54,6 +54,8 @@ MIRROR="$(mirror)"
 
 ROOTFS="$(mktemp -d /tmp/tessera-rootfs-XXXXXX)"
 trap 'rm -rf "$ROOTFS"' EXIT
+# mktemp makes the directory 0700, and it becomes the image's /: uid 1000 could not reach anything.
+chmod 0755 "$ROOTFS"
 
 echo "docker-base-image: debootstrap bookworm from $MIRROR (log: $LOG)" >&2
 if ! debootstrap --variant=minbase bookworm "$ROOTFS" "$MIRROR" >>"$LOG" 2>&1; then

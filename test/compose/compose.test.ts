@@ -1,22 +1,28 @@
 /**
- * docker-compose.yml and the Dockerfile.
+ * docker-compose.yml, the Dockerfile and the runbook's "Deploying with Docker Compose" section.
  *
  * 1. Static checks that need no Docker (always run): the file parses, the services, dependencies,
  *    volumes and ports are as the deployment needs them, every TESSERA_* variable is one the process
  *    actually reads, and the Dockerfile builds what the commands run.
- * 2. The real thing (testcontainers DockerComposeEnvironment): build, `up`, wait for the health
- *    checks, sign once through the SDK, `down -v`. It needs a container runtime and Docker Compose v2;
- *    without them the block is skipped and its title says why. testcontainers is imported only when
- *    a runtime looks present, so a machine without Docker pays nothing for it.
+ * 2. The real thing, with the Docker CLI and Compose (v2 `docker compose` if present, else v1
+ *    `docker-compose`; testcontainers is not used: its compose support needs v2). When no engine
+ *    answers, scripts/docker-engine.sh starts dockerd (and afterAll stops it again); the base image
+ *    node:20-slim is made locally when missing (scripts/docker-base-image.sh). Then every sh block of
+ *    docs/operations.md's compose section runs, as written, at its step (compose-test:image, init,
+ *    up, health, logs, stop-node, start-node, restart, down), with the test's project name, image tag,
+ *    temp dirs and free loopback ports in the environment; between them the SDK signs through the TLS
+ *    endpoints from the host and OpenSSL verifies each signature. The block is skipped only when no
+ *    engine can start or no Compose is installed, and its title says why.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { fromHex } from '../../core/bytes.js';
+import { formatPublicKey } from '../../sdk/formats.js';
 import { Cluster, NodeClient } from '../../sdk/client.js';
 import type { ClusterFile } from '../../sdk/cli.js';
 import {
@@ -41,10 +47,12 @@ function envNamesIn(file: string): Set<string> {
 }
 
 describe('docker-compose.yml (static, no Docker needed)', () => {
-  it('parses, and has an init job, a coordinator and three nodes built from the Dockerfile', () => {
+  it('parses, and has an init job, a coordinator and three nodes running one image built from the Dockerfile', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['coordinator', 'init', ...NODE_SERVICES].sort());
     for (const [name, s] of Object.entries(compose.services)) {
       expect(s.build, `${name} builds the repo Dockerfile`).toBe('.');
+      // One image for all, used when present (built once, e.g. by the runbook's docker build).
+      expect(s.image, name).toBe('${TESSERA_IMAGE:-tessera:local}');
       expect(commandOf(s)[0], name).toBe('node');
       scriptOf(commandOf(s));
     }
@@ -203,60 +211,102 @@ describe('docker-compose.yml (static, no Docker needed)', () => {
     expect(ignore).toContain('node_modules');
     expect(ignore).toContain('.tessera');
   });
+});
 
-  it('testcontainers loads under this Node version', async () => {
-    const tc = await import('testcontainers');
-    expect(typeof tc.DockerComposeEnvironment).toBe('function');
-    expect(typeof tc.getContainerRuntimeClient).toBe('function');
+// ---------------------------------------------------------------------------------------------
+// The runbook's blocks (docs/operations.md, "Deploying with Docker Compose").
+
+const OPERATIONS_DOC = join(ROOT, 'docs/operations.md');
+/** Every compose-test: block of the runbook, in the order the test below runs them. */
+const DOC_BLOCKS = ['image', 'init', 'up', 'health', 'logs', 'stop-node', 'start-node', 'restart', 'down'] as const;
+type DocBlock = (typeof DOC_BLOCKS)[number];
+
+/** The ```sh block right after the `<!-- compose-test:NAME -->` line (blank lines between skipped). */
+function docBlock(name: DocBlock): string {
+  const lines = readFileSync(OPERATIONS_DOC, 'utf8').split('\n');
+  const at = lines.filter((l) => l.startsWith(`<!-- compose-test:${name} `) || l === `<!-- compose-test:${name}-->`);
+  if (at.length !== 1) throw new Error(`docs/operations.md has ${at.length} compose-test:${name} markers`);
+  let i = lines.indexOf(at[0]!) + 1;
+  while (i < lines.length && lines[i]!.trim() === '') i++;
+  if (lines[i] !== '```sh') throw new Error(`docs/operations.md: no sh block right after compose-test:${name}`);
+  const end = lines.indexOf('```', i + 1);
+  if (end < 0) throw new Error(`docs/operations.md: the sh block after compose-test:${name} is not closed`);
+  return lines.slice(i + 1, end).join('\n') + '\n';
+}
+
+describe('docs/operations.md, Deploying with Docker Compose (static)', () => {
+  it('its compose-test: blocks are exactly the ones this file runs, each an sh block', () => {
+    const names = [...readFileSync(OPERATIONS_DOC, 'utf8').matchAll(/^<!-- compose-test:([a-z0-9-]+)\b.*-->\s*$/gm)].map((m) => m[1]);
+    expect(names).toEqual([...DOC_BLOCKS]);
+    for (const name of DOC_BLOCKS) expect(docBlock(name)).toMatch(/\S/);
+    // Compose v2 syntax in the page; v1 runs it through the shim below.
+    expect(docBlock('up')).toContain('docker compose up -d');
+    expect(docBlock('down')).toContain('docker compose down -v');
+    expect(docBlock('restart')).not.toContain('-v');
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 // With Docker.
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ ok: boolean; out: string }> {
+interface Ran {
+  code: number | null;
+  out: string;
+}
+
+/** bash -euo pipefail -c script in the repo, output kept; the whole process group is killed on timeout. */
+function bash(script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
   return new Promise((res) => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => res({ ok: !err, out: `${stdout}${stderr}`.trim() || (err?.message ?? '') }));
+    const child = spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    const timer = setTimeout(() => {
+      chunks.push(Buffer.from(`\n[killed after ${timeoutMs / 1000} s]\n`));
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, out: Buffer.concat(chunks).toString('utf8') });
+    });
   });
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what} did not answer in ${ms / 1000} s`)), ms)))]);
-  } finally {
-    clearTimeout(t);
-  }
+/** Which Compose is installed: v2 (`docker compose`) preferred, else v1 (`docker-compose`). */
+function detectCompose(): { ok: true; v2: boolean; version: string } | { ok: false; reason: string } {
+  const v2 = spawnSync('docker', ['compose', 'version', '--short'], { encoding: 'utf8', timeout: 30_000 });
+  if (v2.status === 0) return { ok: true, v2: true, version: `docker compose ${v2.stdout.trim()}` };
+  const v1 = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8', timeout: 30_000 });
+  if (v1.status === 0) return { ok: true, v2: false, version: `docker-compose ${v1.stdout.trim()}` };
+  return { ok: false, reason: 'neither `docker compose` (v2) nor `docker-compose` (v1) is installed' };
 }
 
-/** Is there a container runtime with Docker Compose v2? Cheap checks first; never hangs. */
-async function detectRuntime(): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
-  const sockets = [
-    '/var/run/docker.sock',
-    process.env.XDG_RUNTIME_DIR && join(process.env.XDG_RUNTIME_DIR, 'docker.sock'),
-    uid !== undefined && `/run/user/${uid}/docker.sock`,
-    join(homedir(), '.docker', 'run', 'docker.sock'),
-    join(homedir(), '.docker', 'desktop', 'docker.sock'),
-  ].filter((s): s is string => typeof s === 'string');
-  const configured = process.env.DOCKER_HOST || existsSync(join(homedir(), '.testcontainers.properties'));
-  if (!configured && !sockets.some((s) => existsSync(s))) {
-    return { ok: false, reason: `DOCKER_HOST is not set and there is no Docker socket (${sockets.join(', ')})` };
-  }
-  const tried = process.env.DOCKER_HOST ? `DOCKER_HOST=${process.env.DOCKER_HOST}` : sockets.find((s) => existsSync(s)) ?? '~/.testcontainers.properties';
-  try {
-    const { getContainerRuntimeClient } = await import('testcontainers');
-    await withTimeout(getContainerRuntimeClient(), 15_000, 'the container runtime');
-  } catch (e) {
-    return { ok: false, reason: `${tried}: ${(e as Error).message}` };
-  }
-  const composeVersion = await run('docker', ['compose', 'version'], 15_000);
-  if (!composeVersion.ok) return { ok: false, reason: `Docker Compose v2 is not available (docker compose version: ${composeVersion.out.split('\n')[0]})` };
-  return { ok: true };
+/** An engine that answers: the one running, or one scripts/docker-engine.sh starts (its pid, to stop it). */
+function ensureEngine(): { ok: true; startedPid?: number } | { ok: false; reason: string } {
+  const r = spawnSync('bash', [join(ROOT, 'scripts/docker-engine.sh')], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) return { ok: false, reason: `no Docker engine could start: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}` };
+  const started = /^started (\d+)$/m.exec(r.stdout);
+  return started ? { ok: true, startedPid: Number(started[1]) } : { ok: true };
 }
 
-const runtime = await detectRuntime();
-const title = runtime.ok ? 'docker compose up, sign once, down' : `docker compose up, sign once, down (skipped: no container runtime: ${runtime.reason})`;
+const composeCli = detectCompose();
+const engine = composeCli.ok ? ensureEngine() : ({ ok: false, reason: composeCli.reason } as const);
+const dockerReady = composeCli.ok && engine.ok;
+const title = `Docker Compose: build, up, sign (OpenSSL verifies), stop and start a node, restart, down -v${
+  dockerReady ? ` (${(composeCli as { version: string }).version})` : ` (skipped: ${(engine as { reason: string }).reason})`
+}`;
+
+/**
+ * With Compose v1 only, the page's `docker compose ...` runs as `docker-compose ...` (what the page
+ * tells v1 users to type); every other docker command is the CLI's.
+ */
+const COMPOSE_V1_SHIM = 'docker() { if [ "$1" = compose ]; then shift; command docker-compose "$@"; else command docker "$@"; fi; }\n';
+/** Held while the image is made, by this test and by .ci/run's background preparation (scripts/docker-prepare.sh). */
+const IMAGE_LOCK = '/tmp/tessera-compose-image.lock';
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -269,52 +319,176 @@ function freePort(): Promise<number> {
   });
 }
 
-describe.skipIf(!runtime.ok)(title, () => {
-  let environment: { down(o?: { removeVolumes?: boolean; timeout?: number }): Promise<unknown> } | undefined;
-  let clientDir: string;
-  let secretsDir: string;
+describe.skipIf(!dockerReady)(title, () => {
+  const project = `tessera-compose-test-${process.pid}`;
+  const image = 'tessera:compose-test';
+  let env: NodeJS.ProcessEnv;
+  let clientDir: string | undefined;
+  let secretsDir: string | undefined;
+  let work: string | undefined;
+  let tornDown = false;
+  let keyId = '';
+  let publicKey = '';
+
+  /** Run one of the page's blocks with the test's settings; throws with its output when it fails. */
+  async function runBlock(name: DocBlock, timeoutMs: number): Promise<string> {
+    const script = (composeCli.ok && !composeCli.v2 ? COMPOSE_V1_SHIM : '') + docBlock(name);
+    const r = await bash(script, env, timeoutMs);
+    if (r.code !== 0) throw new Error(`compose-test:${name} exited ${r.code}:\n${r.out.slice(-4000)}`);
+    return r.out;
+  }
+
+  /** The SDK on the client file init wrote: TLS to the published loopback ports, the cluster CA pinned. */
+  function clusterClient(): Cluster {
+    const file = JSON.parse(readFileSync(join(clientDir!, 'cluster.json'), 'utf8')) as ClusterFile;
+    const nodes = [...file.nodes].sort((a, b) => a.index - b.index);
+    for (const n of nodes) expect(n.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    // No presignatures: every signature is a two-round session, relayed by the coordinator container.
+    return new Cluster(
+      nodes.map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, ca: n.ca, timeoutMs: 60_000 })),
+      { threshold: file.threshold, presign: { enabled: false } },
+    );
+  }
+
+  /** Sign `text` with these players (default: the SDK's pick) and check the signature with `openssl pkeyutl -verify -rawin` (docs/verify.md). */
+  async function signAndVerify(text: string, players?: number[]): Promise<void> {
+    const message = new TextEncoder().encode(text);
+    const sig = await clusterClient().sign({ keyId, message, presigned: false, ...(players ? { players } : {}) });
+    const sigBytes = fromHex(sig.signature, 'signature');
+    expect(ed25519.verify(sigBytes, message, fromHex(publicKey, 'publicKey'))).toBe(true);
+    const dir = mkdtempSync(join(work!, 'sig-'));
+    writeFileSync(join(dir, 'pub.pem'), formatPublicKey('ed25519', publicKey, 'pem') as string);
+    writeFileSync(join(dir, 'message.txt'), message);
+    writeFileSync(join(dir, 'message.sig'), sigBytes);
+    const verify = (file: string) =>
+      spawnSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', join(dir, 'pub.pem'), '-rawin', '-in', join(dir, file), '-sigfile', join(dir, 'message.sig')], { encoding: 'utf8' });
+    const ok = verify('message.txt');
+    expect(ok.stdout + ok.stderr).toContain('Signature Verified Successfully');
+    expect(ok.status).toBe(0);
+    writeFileSync(join(dir, 'other.txt'), `${text}!`);
+    const refused = verify('other.txt');
+    expect(refused.status).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain('Signature Verification Failure');
+  }
 
   beforeAll(async () => {
-    const { DockerComposeEnvironment, Wait } = await import('testcontainers');
-    clientDir = mkdtempSync(join(tmpdir(), 'tessera-compose-'));
+    clientDir = mkdtempSync(join(tmpdir(), 'tessera-compose-client-'));
     secretsDir = mkdtempSync(join(tmpdir(), 'tessera-compose-secrets-'));
-    const vars: Record<string, string> = { TESSERA_CLIENT_DIR: clientDir, TESSERA_SECRETS_DIR: secretsDir };
-    for (let i = 1; i <= 3; i++) vars[`TESSERA_NODE${i}_PORT`] = String(await freePort());
-    // init runs as root in its container; hand the client file to whoever runs the test.
-    if (typeof process.getuid === 'function' && typeof process.getgid === 'function') vars.TESSERA_INIT_CLIENT_OWNER = `${process.getuid()}:${process.getgid()}`;
-    // The KEK files are Compose secrets: they must exist before the nodes' containers are created,
-    // so init runs once on its own first, as the file's header says.
-    const first = await new Promise<{ ok: boolean; out: string }>((res) =>
-      execFile('docker', ['compose', '-p', 'tessera-compose-test', '-f', COMPOSE_PATH, 'run', '--rm', '--build', 'init'], { cwd: ROOT, env: { ...process.env, ...vars }, timeout: 900_000 }, (err, stdout, stderr) =>
-        res({ ok: !err, out: `${stdout}${stderr}`.trim() }),
-      ),
-    );
-    if (!first.ok) throw new Error(`docker compose run init failed: ${first.out.slice(-2000)}`);
-    for (let i = 1; i <= 3; i++) expect(existsSync(join(secretsDir, `node-${i}.kek`))).toBe(true);
-    let env = new DockerComposeEnvironment(ROOT, COMPOSE_PATH.slice(ROOT.length + 1))
-      .withProjectName('tessera-compose-test')
-      .withBuild()
-      .withEnvironment(vars)
-      .withStartupTimeout(180_000);
-    for (const s of ['coordinator', ...NODE_SERVICES]) env = env.withWaitStrategy(`${s}-1`, Wait.forHealthCheck());
-    environment = await env.up();
-  }, 900_000);
+    work = mkdtempSync(join(tmpdir(), 'tessera-compose-work-'));
+    env = { ...process.env, COMPOSE_PROJECT_NAME: project, TESSERA_IMAGE: image, TESSERA_CLIENT_DIR: clientDir, TESSERA_SECRETS_DIR: secretsDir };
+    // Free loopback ports for the published node ports (init writes them into the client file).
+    for (let i = 1; i <= 3; i++) env[`TESSERA_NODE${i}_PORT`] = String(await freePort());
+  });
 
   afterAll(async () => {
-    await environment?.down({ removeVolumes: true, timeout: 10_000 });
-    if (clientDir) rmSync(clientDir, { recursive: true, force: true });
-    if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
+    // Always down -v, also when a step failed (the page's own down block ran last when all passed).
+    if (!tornDown && env) {
+      const r = await bash(`${composeCli.ok && !composeCli.v2 ? COMPOSE_V1_SHIM : ''}docker compose down -v --remove-orphans`, env, 180_000);
+      if (r.code !== 0) console.error(`compose test cleanup: down -v failed: ${r.out.slice(-2000)}`);
+    }
+    for (const d of [clientDir, secretsDir, work]) if (d) rmSync(d, { recursive: true, force: true });
+    // The engine this file started (none was running) is stopped again; one that was running stays.
+    if (engine.ok && engine.startedPid !== undefined) {
+      const pid = engine.startedPid;
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        return;
+      }
+      for (let i = 0; i < 300; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.error(`compose test cleanup: dockerd (pid ${pid}) did not stop in 30 s`);
+    }
+  }, 300_000);
+
+  it('compose-test:image: the base image (made locally when missing) and the image, built from the Dockerfile', async () => {
+    // Under the lock that .ci/run's background preparation holds while it builds the same image:
+    // this waits for it, and the build below is then all cache hits.
+    const r = await bash(`exec 9>${IMAGE_LOCK}; flock 9; scripts/docker-base-image.sh`, env, 600_000);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    const base = spawnSync('docker', ['image', 'inspect', '--format', '{{.Config.User}}', 'node:20-slim'], { encoding: 'utf8' });
+    expect(base.status).toBe(0);
+    const build = await bash(`exec 9>${IMAGE_LOCK}; flock 9\n${docBlock('image')}`, env, 1_200_000);
+    expect(build.code, build.out.slice(-4000)).toBe(0);
+    const user = spawnSync('docker', ['image', 'inspect', '--format', '{{.Config.User}}', image], { encoding: 'utf8' });
+    expect(user.stdout.trim()).toBe('node');
+  }, 1_800_000);
+
+  it('compose-test:init: the KEK files (secrets, on the host, outside every volume) and the client file', async () => {
+    await runBlock('init', 600_000);
+    for (let i = 1; i <= 3; i++) {
+      const kek = join(secretsDir!, `node-${i}.kek`);
+      expect(existsSync(kek), kek).toBe(true);
+      const st = spawnSync('stat', ['-c', '%a %u', kek], { encoding: 'utf8' });
+      expect(st.stdout.trim()).toBe('600 1000');
+    }
+    expect(existsSync(join(clientDir!, 'cluster.json'))).toBe(true);
+  }, 600_000);
+
+  it('compose-test:up and compose-test:health: every service healthy, ports on 127.0.0.1 only', async () => {
+    await runBlock('up', 600_000);
+    const health = await runBlock('health', 400_000);
+    expect(health).toMatch(/healthy/);
+    for (let i = 1; i <= 3; i++) {
+      const id = spawnSync('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=node${i}`], { encoding: 'utf8' }).stdout.trim();
+      expect(id).toMatch(/^[0-9a-f]+$/);
+      const published = spawnSync('docker', ['port', id], { encoding: 'utf8' }).stdout.trim();
+      expect(published).toBe(`${7700 + i}/tcp -> 127.0.0.1:${env[`TESSERA_NODE${i}_PORT`]}`);
+    }
+  }, 1_000_000);
+
+  it('keygen (ed25519) and sign through the TLS endpoints from the host; OpenSSL verifies the signature', async () => {
+    const key = await clusterClient().keygen({ suite: 'ed25519', keyId: 'compose' });
+    keyId = key.keyId;
+    publicKey = key.publicKey;
+    await signAndVerify('signed in docker compose');
+  }, 180_000);
+
+  it('compose-test:logs: the services log JSON lines, and no log holds an API key or a KEK', async () => {
+    const out = await runBlock('logs', 60_000);
+    expect(out).toContain('"name":"node-1"');
+    const all = await bash(`${composeCli.ok && !composeCli.v2 ? COMPOSE_V1_SHIM : ''}docker compose logs --no-color`, env, 60_000);
+    expect(all.code).toBe(0);
+    const file = JSON.parse(readFileSync(join(clientDir!, 'cluster.json'), 'utf8')) as ClusterFile;
+    for (const n of file.nodes) expect(all.out.includes(n.apiKey), `node ${n.index}'s API key in the logs`).toBe(false);
+    for (let i = 1; i <= 3; i++) {
+      const kek = readFileSync(join(secretsDir!, `node-${i}.kek`), 'utf8').trim();
+      expect(kek.length).toBeGreaterThan(16);
+      expect(all.out.includes(kek), `node ${i}'s KEK in the logs`).toBe(false);
+    }
   }, 120_000);
 
-  it('signs once through the SDK, over TLS with the CA from the client file', async () => {
-    const cluster = JSON.parse(readFileSync(join(clientDir, 'cluster.json'), 'utf8')) as ClusterFile;
-    const sdk = new Cluster(
-      [...cluster.nodes].sort((a, b) => a.index - b.index).map((n) => new NodeClient({ url: n.url, apiKey: n.apiKey, index: n.index, ca: n.ca, timeoutMs: 60_000 })),
-      { threshold: cluster.threshold },
-    );
-    const key = await sdk.keygen({ suite: 'ed25519', keyId: 'compose' });
-    const message = new TextEncoder().encode('signed in docker compose');
-    const sig = await sdk.sign({ keyId: key.keyId, message });
-    expect(ed25519.verify(fromHex(sig.signature, 'sig'), message, fromHex(key.publicKey, 'pk'))).toBe(true);
-  }, 120_000);
+  it('compose-test:stop-node: with node3 stopped, nodes 1 and 2 sign', async () => {
+    await runBlock('stop-node', 120_000);
+    const state = spawnSync('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=node3', '--format', '{{.State}}'], { encoding: 'utf8' });
+    expect(state.stdout.trim()).toBe('exited');
+    await signAndVerify('node 3 is down', [1, 2]);
+  }, 240_000);
+
+  it('compose-test:start-node: node3 back (healthy), signs with node 2', async () => {
+    await runBlock('start-node', 120_000);
+    await runBlock('health', 400_000);
+    await signAndVerify('node 3 is back', [2, 3]);
+  }, 600_000);
+
+  it('compose-test:restart: down (keeping the volumes) and up; the key survived and signs with each pair', async () => {
+    await runBlock('restart', 600_000);
+    await runBlock('health', 400_000);
+    expect(await clusterClient().publicKey(keyId)).toBe(publicKey);
+    await signAndVerify('after the restart', [1, 3]);
+  }, 1_200_000);
+
+  it('compose-test:down: down -v removes the containers and the volumes', async () => {
+    await runBlock('down', 300_000);
+    tornDown = true;
+    const left = (args: string[]) => spawnSync('docker', args, { encoding: 'utf8' }).stdout.trim();
+    expect(left(['ps', '-a', '-q', '--filter', `label=com.docker.compose.project=${project}`])).toBe('');
+    expect(left(['volume', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`])).toBe('');
+  }, 300_000);
 });
