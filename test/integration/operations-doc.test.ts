@@ -4,7 +4,9 @@
  *
  * Every ```sh block of the page follows a marker line: `<!-- ops:NAME -->` (run here) or
  * `<!-- compose-test:NAME -->` (run by test/compose/compose.test.ts, which must name it). Files the page
- * shows (systemd units) follow `<!-- ops-file:NAME -->` in a non-sh fence and are checked here.
+ * shows (systemd units, a Prometheus job) follow `<!-- ops-file:NAME -->` in a non-sh fence and are
+ * checked here (systemd-analyze verify; the units run what the bare-process blocks run, with the env
+ * files they write; the Prometheus job scrapes what the metrics block scraped).
  *
  * The blocks run with bash (`set -euo pipefail`) in a temp working dir, with the variables the page's
  * conventions table tells the operator to set, the `tessera` CLI on PATH (the compiled one, dist/, as an
@@ -13,6 +15,13 @@
  * bare processes by the page's own blocks: site A (used by every runbook) and site B (the failover
  * target). Every process the blocks start writes its pid file in RUN_DIR and gets TESSERA_PARENT_PID (this
  * worker), so afterAll stops them all, and they stop by themselves if this worker dies.
+ *
+ * In order, on site A: deployment and a restart; the systemd units; TLS expiry check and rotation of a
+ * node's and the coordinator's certificates; KEK escrow; logs and metrics; emergency rotation, refresh,
+ * API key revocation and fail-open; audit export and offline verification by a third party (a tampered
+ * export fails); a backup of node 2, keys changed after it, its restore (stale keys refused, the others
+ * sign; a wrong or loose KEK is refused); node 2 replaced (new store, identity and KEK, keys re-dealt);
+ * then failover to site B with A stopped. Last: no secret in any log line or block output.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
@@ -252,7 +261,12 @@ function unitSettings(text: string): Map<string, string> {
 
 let siteA: Site;
 
+/** The commands the page's blocks use besides node and tessera (systemd-analyze is optional: see the systemd test). */
+const TOOLS = ['bash', 'curl', 'jq', 'openssl', 'tar', 'timeout', 'sha256sum', 'install', 'grep', 'sed'];
+
 beforeAll(async () => {
+  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
+  if (missing.length > 0) throw new Error(`docs/operations.md's runbooks need ${missing.join(', ')} on PATH (not found)`);
   work = mkdtempSync(join(tmpdir(), 'tessera-ops-doc-'));
   bin = join(work, 'bin');
   mkdirSync(bin);
