@@ -53,7 +53,7 @@ function fences(text: string): Fence[] {
     while (j < lines.length && !/^```\s*$/.test(lines[j]!)) j++;
     let k = i - 1;
     while (k >= 0 && lines[k]!.trim() === '') k--;
-    const m = k >= 0 ? /^<!-- (ops|ops-file|compose-test):([A-Za-z0-9-]+)\b.*-->\s*$/.exec(lines[k]!) : null;
+    const m = k >= 0 ? /^<!--\s*(ops|ops-file|compose-test):([A-Za-z0-9._-]+)(?:\s.*)?-->\s*$/.exec(lines[k]!) : null;
     out.push({ lang: open[1]!, body: lines.slice(i + 1, j).join('\n') + '\n', line: i + 1, ...(m ? { marker: { kind: m[1]!, name: m[2]! } } : {}) });
     i = j;
   }
