@@ -22,6 +22,13 @@ if docker info >/dev/null 2>&1; then
   echo running
   exit 0
 fi
+# One starter at a time (.ci/run and the compose test): the second waits, then finds it running.
+exec 9>/tmp/tessera-dockerd.lock
+flock 9
+if docker info >/dev/null 2>&1; then
+  echo running
+  exit 0
+fi
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "docker-engine: no engine answers (docker info failed) and dockerd is not installed" >&2
   exit 1
@@ -33,7 +40,7 @@ fi
 
 # setsid: the engine outlives this script and is not in the caller's process group (a test runner
 # killing its group must not take the engine down half-way through a teardown).
-setsid dockerd --storage-driver=vfs --iptables=false --bridge=none >>"$LOG" 2>&1 </dev/null &
+setsid dockerd --storage-driver=vfs --iptables=false --bridge=none >>"$LOG" 2>&1 </dev/null 9>&- &
 pid=$!
 for _ in $(seq 1 "$((WAIT_S * 4))"); do
   if docker info >/dev/null 2>&1; then

@@ -471,13 +471,13 @@ describe.skipIf(!dockerReady)(title, () => {
     await signAndVerify('node 3 is down', [1, 2]);
   }, 240_000);
 
-  it('compose-test:start-node: node3 back (healthy), signs with node 2', async () => {
+  it('compose-test:start-node: node3 back (healthy); nodes 2 and 3 sign', async () => {
     await runBlock('start-node', 120_000);
     await runBlock('health', 400_000);
     await signAndVerify('node 3 is back', [2, 3]);
   }, 600_000);
 
-  it('compose-test:restart: down (keeping the volumes) and up; the key survived and signs with each pair', async () => {
+  it('compose-test:restart: down (keeping the volumes) and up; the key survived: same public key, nodes 1 and 3 sign', async () => {
     await runBlock('restart', 600_000);
     await runBlock('health', 400_000);
     expect(await clusterClient().publicKey(keyId)).toBe(publicKey);
