@@ -77,6 +77,8 @@ const RUNS = [
   'tls-check',
   'tls-rotate',
   'tls-rotate-coordinator',
+  'tls-rotate-ca',
+  'tls-retire-ca',
   'kek-escrow',
   'logs',
   'metrics',
@@ -379,6 +381,25 @@ describe('docs/operations.md: the runbooks, run as written', () => {
     expect(served[0]).toBe(served[1]);
     expect(coordinator.stdout).toMatch(/signature: [0-9a-f]{128}/);
   }, 120_000);
+
+  it('TLS: the CA is replaced with two rolling restarts; a cluster file pinning only the old CA is refused after', async () => {
+    const oldCa = readFileSync(join(siteA.env.STATE_DIR!, 'ca', 'ca.pem'), 'utf8');
+    const pinnedOld = join(work, 'old-ca-cluster.json');
+    writeFileSync(pinnedOld, readFileSync(siteA.env.TESSERA_CLUSTER!), { mode: 0o600 });
+    const both = await runOps('tls-rotate-ca', siteA);
+    expect(both.stdout).toMatch(/signature: [0-9a-f]{128}/);
+    // Every process serves a certificate of the new CA now: a client file that pins only the old CA is refused.
+    expect((await bash(`tessera keys list --cluster "${pinnedOld}"`, envFor(siteA))).code).toBe(1);
+    const retired = await runOps('tls-retire-ca', siteA);
+    expect(retired.stdout).toMatch(/signature: [0-9a-f]{128}/);
+    const newCa = readFileSync(join(siteA.env.STATE_DIR!, 'ca', 'ca.pem'), 'utf8');
+    expect(newCa).not.toBe(oldCa);
+    expect(readFileSync(join(siteA.env.STATE_DIR!, 'shared', 'ca.pem'), 'utf8')).toBe(newCa);
+    const cluster = JSON.parse(readFileSync(siteA.env.TESSERA_CLUSTER!, 'utf8')) as { nodes: { ca: string }[] };
+    for (const n of cluster.nodes) expect(n.ca).toBe(newCa);
+    expect(existsSync(join(siteA.env.STATE_DIR!, 'ca.retired'))).toBe(false);
+    expect((await sh(siteA, `stat -c %a "${siteA.env.TESSERA_CLUSTER}"`)).trim()).toBe('600');
+  }, 180_000);
 
   it('KEK custody: every KEK file is 0600, escrowed and checked against its fingerprint', async () => {
     const r = await runOps('kek-escrow', siteA);
