@@ -784,17 +784,17 @@ export const metricsResponseSchema = Type.String({ description: 'Prometheus text
 
 /** Route table: method, URL and schema of every route the node serves. */
 export const ROUTES = {
-  health: { method: 'GET', url: '/health', schema: { response: withErrors(healthResponseSchema) } },
+  health: { method: 'GET', url: '/health', schema: { summary: 'Liveness probe (no API key)', response: withErrors(healthResponseSchema) } },
   ready: {
     method: 'GET',
     url: '/ready',
-    schema: { response: { 200: closedObject({ ready: opt(bool()) }), 503: errorSchema } },
+    schema: { summary: 'Readiness probe: connected to the coordinator (no API key)', response: { 200: closedObject({ ready: opt(bool()) }), 503: errorSchema } },
   },
   // Prometheus metrics (node/metrics.ts), in the text exposition format (text/plain, not JSON): an admin
   // API key or the node's metrics token (node/config.ts metricsToken) reads them.
-  metrics: { method: 'GET', url: '/metrics', schema: { response: withErrors(metricsResponseSchema) } },
-  node: { method: 'GET', url: '/v1/node', schema: { response: withErrors(nodeInfoSchema) } },
-  keygen: { method: 'POST', url: '/v1/keys', schema: { body: keygenRequestSchema, response: withErrors(keyInfoSchema) } },
+  metrics: { method: 'GET', url: '/metrics', schema: { summary: 'Prometheus metrics, text (admin API key or the metrics token)', response: withErrors(metricsResponseSchema) } },
+  node: { method: 'GET', url: '/v1/node', schema: { summary: "This node's index, identity and import keys, readiness and group backends", response: withErrors(nodeInfoSchema) } },
+  keygen: { method: 'POST', url: '/v1/keys', schema: { summary: 'Create a key by DKG (every node of the committee is asked with the same request)', body: keygenRequestSchema, response: withErrors(keyInfoSchema) } },
   /**
    * Every version of every key of the caller's tenant, ordered by keyId then version (issue 11,
    * `tessera keys list`). Optional filter by lifecycle state. Public data only: no share leaves.
@@ -802,133 +802,134 @@ export const ROUTES = {
   listKeys: {
     method: 'GET',
     url: '/v1/keys',
-    schema: { querystring: closedObject({ state: opt(keyState) }), response: withErrors(listKeysResponseSchema) },
+    schema: { summary: "Every version of every key of the caller's tenant", querystring: closedObject({ state: opt(keyState) }), response: withErrors(listKeysResponseSchema) },
   },
   getKey: {
     method: 'GET',
     url: '/v1/keys/:keyId',
     schema: {
+      summary: 'One key version (default the newest)',
       params: keyParams,
       // A query string is text: the version is parsed by node/http/api.ts parseDecimal, strictly, not coerced.
       querystring: closedObject({ version: opt(versionText) }),
       response: withErrors(keyInfoSchema),
     },
   },
-  sign: { method: 'POST', url: '/v1/keys/:keyId/sign', schema: { params: keyParams, body: signRequestSchema, response: withErrors(signResponseSchema) } },
+  sign: { method: 'POST', url: '/v1/keys/:keyId/sign', schema: { summary: "This node's part of a two-round threshold signing session", params: keyParams, body: signRequestSchema, response: withErrors(signResponseSchema) } },
   /** Reserve `count` presignature commitments of this node (each is handed out once), in a signed batch. */
   presignatures: {
     method: 'POST',
     url: '/v1/keys/:keyId/presignatures',
-    schema: { params: keyParams, body: presignaturesRequestSchema, response: withErrors(presignaturesResponseSchema) },
+    schema: { summary: 'Reserve presignature commitments of this node, in a signed batch', params: keyParams, body: presignaturesRequestSchema, response: withErrors(presignaturesResponseSchema) },
   },
   /** One-round signing: this node's signature share over a message with a presigned commitment list. */
   signShare: {
     method: 'POST',
     url: '/v1/keys/:keyId/sign-share',
-    schema: { params: keyParams, body: signShareRequestSchema, response: withErrors(signShareResponseSchema) },
+    schema: { summary: "This node's signature share over a message with a presigned commitment list", params: keyParams, body: signShareRequestSchema, response: withErrors(signShareResponseSchema) },
   },
   /** Signature shares over up to MAX_SIGN_BATCH messages with one key; one audit entry per message. */
-  signBatch: { method: 'POST', url: '/v1/sign-batch', schema: { body: signBatchRequestSchema, response: withErrors(signBatchResponseSchema) } },
+  signBatch: { method: 'POST', url: '/v1/sign-batch', schema: { summary: 'Signature shares over up to 256 messages with one key', body: signBatchRequestSchema, response: withErrors(signBatchResponseSchema) } },
   /** Threshold ECDSA: make `count` presignatures in a session among `players` (every player's SDK asks its node). */
   ecdsaPresignatures: {
     method: 'POST',
     url: '/v1/keys/:keyId/ecdsa-presignatures',
-    schema: { params: keyParams, body: ecdsaPresignaturesRequestSchema, response: withErrors(ecdsaPresignaturesResponseSchema) },
+    schema: { summary: 'Threshold ECDSA: make presignatures in a session among the signers', params: keyParams, body: ecdsaPresignaturesRequestSchema, response: withErrors(ecdsaPresignaturesResponseSchema) },
   },
   /** Threshold ECDSA one-round signing: this node's (u_i, w_i) for a message with one presignature, used once. */
   ecdsaSignShare: {
     method: 'POST',
     url: '/v1/keys/:keyId/ecdsa-sign-share',
-    schema: { params: keyParams, body: ecdsaSignShareRequestSchema, response: withErrors(ecdsaSignShareResponseSchema) },
+    schema: { summary: "Threshold ECDSA: this node's one-round share with one presignature", params: keyParams, body: ecdsaSignShareRequestSchema, response: withErrors(ecdsaSignShareResponseSchema) },
   },
   decapsulate: {
     method: 'POST',
     url: '/v1/keys/:keyId/decapsulate',
-    schema: { params: keyParams, body: decapsulateRequestSchema, response: withErrors(decapsulateResponseSchema) },
+    schema: { summary: "This node's partial HPKE decapsulation, wrapped to the receiver", params: keyParams, body: decapsulateRequestSchema, response: withErrors(decapsulateResponseSchema) },
   },
-  refresh: { method: 'POST', url: '/v1/keys/:keyId/refresh', schema: { params: keyParams, body: refreshRequestSchema, response: withErrors(refreshResponseSchema) } },
+  refresh: { method: 'POST', url: '/v1/keys/:keyId/refresh', schema: { summary: 'Refresh the shares of a key version (same public key, next epoch)', params: keyParams, body: refreshRequestSchema, response: withErrors(refreshResponseSchema) } },
   /**
    * Reshare a key version to a new committee and threshold (issue 13): a session of the dealers and the
    * new committee; every player's SDK asks its own node. Committed with every player's vote.
    */
-  reshare: { method: 'POST', url: '/v1/keys/:keyId/reshare', schema: { params: keyParams, body: reshareRequestSchema, response: withErrors(reshareResponseSchema) } },
+  reshare: { method: 'POST', url: '/v1/keys/:keyId/reshare', schema: { summary: 'Reshare a key version to a new committee and threshold', params: keyParams, body: reshareRequestSchema, response: withErrors(reshareResponseSchema) } },
   /** After a reshare, an old holder that was not a player: verify the certificate, commit the new package (erase the old share). */
   reshareHandoff: {
     method: 'POST',
     url: '/v1/keys/:keyId/reshare/handoff',
-    schema: { params: keyParams, body: reshareHandoffRequestSchema, response: withErrors(reshareHandoffResponseSchema) },
+    schema: { summary: 'After a reshare: hand an old holder the certificate; it erases its share', params: keyParams, body: reshareHandoffRequestSchema, response: withErrors(reshareHandoffResponseSchema) },
   },
   /** The node's committed cluster membership. Admin API keys only. */
-  getMembership: { method: 'GET', url: '/v1/admin/membership', schema: { response: withErrors(membershipSchema) } },
+  getMembership: { method: 'GET', url: '/v1/admin/membership', schema: { summary: "The cluster's committed membership (admin)", response: withErrors(membershipSchema) } },
   /** Every membership change this node committed, with certificates. Admin API keys only. */
-  membershipHistory: { method: 'GET', url: '/v1/admin/membership/history', schema: { response: withErrors(membershipHistoryResponseSchema) } },
+  membershipHistory: { method: 'GET', url: '/v1/admin/membership/history', schema: { summary: 'Every membership change this node committed, with certificates (admin)', response: withErrors(membershipHistoryResponseSchema) } },
   /** Change the membership: a certified session of the members the change keeps. Admin API keys only. */
   changeMembership: {
     method: 'POST',
     url: '/v1/admin/membership',
-    schema: { body: changeMembershipRequestSchema, response: withErrors(changeMembershipResponseSchema) },
+    schema: { summary: "Change the cluster's membership (admin)", body: changeMembershipRequestSchema, response: withErrors(changeMembershipResponseSchema) },
   },
   /** Finish a membership change this node missed, from its certificate. Admin API keys only. */
   applyMembership: {
     method: 'POST',
     url: '/v1/admin/membership/certificate',
-    schema: { body: applyMembershipRequestSchema, response: withErrors(applyMembershipResponseSchema) },
+    schema: { summary: 'Finish a membership change this node missed, from its certificate (admin)', body: applyMembershipRequestSchema, response: withErrors(applyMembershipResponseSchema) },
   },
   /** Every tenant of this node. Admin API keys only. */
-  listTenants: { method: 'GET', url: '/v1/admin/tenants', schema: { response: withErrors(tenantListResponseSchema) } },
+  listTenants: { method: 'GET', url: '/v1/admin/tenants', schema: { summary: 'Every tenant of this node (admin)', response: withErrors(tenantListResponseSchema) } },
   /** Export: re-randomise (not committed), wrap this node's new share to its wrapping key. Needs all n nodes. */
   exportKey: {
     method: 'POST',
     url: '/v1/keys/:keyId/export',
-    schema: { params: keyParams, body: exportRequestSchema, response: withErrors(exportResponseSchema) },
+    schema: { summary: "Export: this node's re-randomised share wrapped to a wrapping key", params: keyParams, body: exportRequestSchema, response: withErrors(exportResponseSchema) },
   },
   /** Import: unwrap this node's share of a bundle, check it, re-randomise with the others, store. Needs all n nodes. */
-  importKey: { method: 'POST', url: '/v1/import', schema: { body: importRequestSchema, response: withErrors(keyInfoSchema) } },
+  importKey: { method: 'POST', url: '/v1/import', schema: { summary: "Import: this node's share of a key bundle", body: importRequestSchema, response: withErrors(keyInfoSchema) } },
   /** Verify a signature under a key version (a local check, no session; allowed while active or retired). */
-  verify: { method: 'POST', url: '/v1/keys/:keyId/verify', schema: { params: keyParams, body: verifyRequestSchema, response: withErrors(verifyResponseSchema) } },
+  verify: { method: 'POST', url: '/v1/keys/:keyId/verify', schema: { summary: 'Verify a signature under a key version', params: keyParams, body: verifyRequestSchema, response: withErrors(verifyResponseSchema) } },
   /** Rotate: a new version by DKG under the same key id; the old one is retired. Needs all n nodes. */
-  rotate: { method: 'POST', url: '/v1/keys/:keyId/rotate', schema: { params: keyParams, body: rotateRequestSchema, response: withErrors(rotateResponseSchema) } },
+  rotate: { method: 'POST', url: '/v1/keys/:keyId/rotate', schema: { summary: 'Rotate: a new version by DKG under the same key id', params: keyParams, body: rotateRequestSchema, response: withErrors(rotateResponseSchema) } },
   /** Lifecycle transition of one version (retire, archive, activate, destroy). Needs all n nodes. */
-  setState: { method: 'POST', url: '/v1/keys/:keyId/state', schema: { params: keyParams, body: setStateRequestSchema, response: withErrors(keyInfoSchema) } },
-  createTenant: { method: 'POST', url: '/v1/admin/tenants', schema: { body: createTenantRequestSchema, response: withErrors(tenantSchema) } },
-  createApiKey: { method: 'POST', url: '/v1/admin/api-keys', schema: { body: createApiKeyRequestSchema, response: withErrors(createApiKeyResponseSchema) } },
+  setState: { method: 'POST', url: '/v1/keys/:keyId/state', schema: { summary: 'Retire, archive, activate or destroy one key version', params: keyParams, body: setStateRequestSchema, response: withErrors(keyInfoSchema) } },
+  createTenant: { method: 'POST', url: '/v1/admin/tenants', schema: { summary: 'Create a tenant (admin)', body: createTenantRequestSchema, response: withErrors(tenantSchema) } },
+  createApiKey: { method: 'POST', url: '/v1/admin/api-keys', schema: { summary: 'Create an API key; the key is in this answer only (admin)', body: createApiKeyRequestSchema, response: withErrors(createApiKeyResponseSchema) } },
   listApiKeys: {
     method: 'GET',
     url: '/v1/admin/api-keys',
-    schema: { querystring: closedObject({ tenant: opt(id) }), response: withErrors(listApiKeysResponseSchema) },
+    schema: { summary: 'API keys (ids, tenants, roles, times; never keys) (admin)', querystring: closedObject({ tenant: opt(id) }), response: withErrors(listApiKeysResponseSchema) },
   },
-  revokeApiKey: { method: 'POST', url: '/v1/admin/api-keys/:id/revoke', schema: { params: apiKeyParams, response: withErrors(apiKeyInfoSchema) } },
-  getPolicy: { method: 'GET', url: '/v1/admin/policy', schema: { response: withErrors(policySchema) } },
-  setPolicy: { method: 'POST', url: '/v1/admin/policy', schema: { body: setPolicyRequestSchema, response: withErrors(policySchema) } },
-  enableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open', schema: { body: enableFailOpenRequestSchema, response: withErrors(failOpenSchema) } },
-  disableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open/disable', schema: { body: emptyRequestSchema, response: withErrors(failOpenSchema) } },
+  revokeApiKey: { method: 'POST', url: '/v1/admin/api-keys/:id/revoke', schema: { summary: 'Revoke an API key (admin)', params: apiKeyParams, response: withErrors(apiKeyInfoSchema) } },
+  getPolicy: { method: 'GET', url: '/v1/admin/policy', schema: { summary: "This node's policy rules and fail-open state (admin)", response: withErrors(policySchema) } },
+  setPolicy: { method: 'POST', url: '/v1/admin/policy', schema: { summary: "Replace this node's policy rules (admin)", body: setPolicyRequestSchema, response: withErrors(policySchema) } },
+  enableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open', schema: { summary: 'Let requests through while the stored rules cannot be read (admin)', body: enableFailOpenRequestSchema, response: withErrors(failOpenSchema) } },
+  disableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open/disable', schema: { summary: 'End fail-open (admin)', body: emptyRequestSchema, response: withErrors(failOpenSchema) } },
   /** The whole audit log with its signed checkpoints (the head is checkpointed first), for offline verification. */
-  auditLog: { method: 'GET', url: '/v1/admin/audit', schema: { response: withErrors(auditLogResponseSchema) } },
+  auditLog: { method: 'GET', url: '/v1/admin/audit', schema: { summary: 'The audit log with its signed checkpoints (admin)', response: withErrors(auditLogResponseSchema) } },
   /**
    * The operator's policy refused a session on one of its keys: tell the coordinator, so the other
    * nodes fail fast. An operation on that key (gate: the tenant's key, policy 'decline', audited).
    */
-  decline: { method: 'POST', url: '/v1/sessions/decline', schema: { body: declineRequestSchema, response: withErrors(declineResponseSchema) } },
+  decline: { method: 'POST', url: '/v1/sessions/decline', schema: { summary: 'Tell the coordinator this node refuses a session', body: declineRequestSchema, response: withErrors(declineResponseSchema) } },
   /** What this node holds of a key's commits: its staged change, versions and certificates. */
-  commitStatus: { method: 'GET', url: '/v1/keys/:keyId/commits', schema: { params: keyParams, response: withErrors(commitStatusResponseSchema) } },
+  commitStatus: { method: 'GET', url: '/v1/keys/:keyId/commits', schema: { summary: "What this node holds of a key's commits (for repair)", params: keyParams, response: withErrors(commitStatusResponseSchema) } },
   /** Repair step 1: this node's signed attestation that it staged the change of a session. */
   attestStaged: {
     method: 'POST',
     url: '/v1/keys/:keyId/staged/attest',
-    schema: { params: keyParams, body: stagedSessionRequestSchema, response: withErrors(stagedAttestResponseSchema) },
+    schema: { summary: "Repair step 1: this node's attestation of a staged change", params: keyParams, body: stagedSessionRequestSchema, response: withErrors(stagedAttestResponseSchema) },
   },
   /** Repair step 2: release this node's stored vote, given every node's attestation that it staged the same result. */
   releaseVote: {
     method: 'POST',
     url: '/v1/keys/:keyId/staged/release',
-    schema: { params: keyParams, body: releaseVoteRequestSchema, response: withErrors(stagedReleaseResponseSchema) },
+    schema: { summary: "Repair step 2: release this node's stored vote", params: keyParams, body: releaseVoteRequestSchema, response: withErrors(stagedReleaseResponseSchema) },
   },
   /** Drop a staged change whose vote this node never released (some node never staged it). */
   dropStaged: {
     method: 'POST',
     url: '/v1/keys/:keyId/staged/drop',
-    schema: { params: keyParams, body: stagedSessionRequestSchema, response: withErrors(stagedDropResponseSchema) },
+    schema: { summary: 'Drop a staged change whose vote was never released', params: keyParams, body: stagedSessionRequestSchema, response: withErrors(stagedDropResponseSchema) },
   },
   /** Finish a commit this node missed from its certificate (verified against the membership). */
-  repair: { method: 'POST', url: '/v1/keys/:keyId/repair', schema: { params: keyParams, body: repairRequestSchema, response: withErrors(repairResponseSchema) } },
+  repair: { method: 'POST', url: '/v1/keys/:keyId/repair', schema: { summary: 'Finish a commit this node missed, from its certificate', params: keyParams, body: repairRequestSchema, response: withErrors(repairResponseSchema) } },
 } as const;
