@@ -10,12 +10,13 @@ const nodeIndex = Type.Integer({ minimum: 1, maximum: 255, description: 'a node 
 
 /** Route table: method, URL and schema of every HTTP route the coordinator serves (handlers in coordinator/server.ts). */
 export const COORDINATOR_ROUTES = {
-  health: { method: 'GET', url: '/health', schema: { response: { 200: healthResponseSchema } } },
+  health: { method: 'GET', url: '/health', schema: { summary: 'Liveness probe', response: { 200: healthResponseSchema } } },
   /** 200 once listening, with the nodes connected now; 503 { ready: false } while it closes. */
   ready: {
     method: 'GET',
     url: '/ready',
     schema: {
+      summary: 'Readiness probe, with the nodes connected now',
       response: {
         200: Type.Object({ ready: Type.Boolean(), online: Type.Array(nodeIndex) }, { additionalProperties: false }),
         503: Type.Object({ ready: Type.Boolean() }, { additionalProperties: false }),
@@ -23,5 +24,5 @@ export const COORDINATOR_ROUTES = {
     },
   },
   /** Prometheus metrics (coordinator/metrics.ts), text; the coordinator's metrics token only (401 otherwise). */
-  metrics: { method: 'GET', url: '/metrics', schema: { response: { 200: metricsResponseSchema, 401: errorSchema } } },
+  metrics: { method: 'GET', url: '/metrics', schema: { summary: 'Prometheus metrics, text (the metrics token)', response: { 200: metricsResponseSchema, 401: errorSchema } } },
 } as const;
