@@ -241,7 +241,6 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     requireAdmin(req.principal);
   };
   const who = (req: FastifyRequest): Principal => req.principal!;
-  const keyIdOf = (req: FastifyRequest): string => (req.params as { keyId: string }).keyId;
 
   app.setErrorHandler((err: any, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
@@ -299,35 +298,35 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     ...ROUTES.getKey,
     handler: async (req) => {
       const { version } = req.query;
-      return s.getKey(who(req), keyIdOf(req), version === undefined ? undefined : parseDecimal('version', version, 1, MAX_VERSION));
+      return s.getKey(who(req), req.params.keyId, version === undefined ? undefined : parseDecimal('version', version, 1, MAX_VERSION));
     },
   });
-  app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.sign, handler: async (req) => s.sign(who(req), req.params.keyId, req.body) });
   // One-round signing from presignatures (node/presign/pools.ts).
-  app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.presignatures, handler: async (req) => s.presignatures(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.signShare, handler: async (req) => s.signShare(who(req), req.params.keyId, req.body) });
   app.route({ ...ROUTES.signBatch, handler: async (req) => s.signBatch(who(req), req.body) });
   // Threshold ECDSA presignatures and one-round signing from them (node/presign/ecdsa-pools.ts).
-  app.route({ ...ROUTES.ecdsaPresignatures, handler: async (req) => s.ecdsaPresignatures(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.ecdsaSignShare, handler: async (req) => s.ecdsaSignShare(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.ecdsaPresignatures, handler: async (req) => s.ecdsaPresignatures(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.ecdsaSignShare, handler: async (req) => s.ecdsaSignShare(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.verify, handler: async (req) => s.verify(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.decapsulate, handler: async (req) => s.decapsulate(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.refresh, handler: async (req) => s.refresh(who(req), req.params.keyId, req.body) });
   // Resharing to a new committee (issue 13): a session of the dealers and the new committee, then the
   // handoff of its certificate to old holders that were not in it.
-  app.route({ ...ROUTES.reshare, handler: async (req) => s.reshare(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.reshareHandoff, handler: async (req) => s.reshareHandoff(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.reshare, handler: async (req) => s.reshare(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.reshareHandoff, handler: async (req) => s.reshareHandoff(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.exportKey, handler: async (req) => s.exportKey(who(req), req.params.keyId, req.body) });
   app.route({ ...ROUTES.importKey, handler: async (req) => s.importKey(who(req), req.body) });
-  app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), keyIdOf(req), req.body) });
-  app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.rotate, handler: async (req) => s.rotate(who(req), req.params.keyId, req.body) });
+  app.route({ ...ROUTES.setState, handler: async (req) => s.setState(who(req), req.params.keyId, req.body) });
   app.route({ ...ROUTES.decline, handler: async (req) => s.decline(who(req), req.body) });
-  app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), keyIdOf(req)) });
-  app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), keyIdOf(req), req.body) });
+  app.route({ ...ROUTES.commitStatus, handler: async (req) => s.commitStatus(who(req), req.params.keyId) });
+  app.route({ ...ROUTES.repair, handler: async (req) => s.repair(who(req), req.params.keyId, req.body) });
   // stagedAction answers the response of the action it is given (one service method for the three).
-  app.route({ ...ROUTES.attestStaged, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'attest', req.body)) as StagedAttestResponse });
-  app.route({ ...ROUTES.releaseVote, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'release', req.body)) as StagedReleaseResponse });
-  app.route({ ...ROUTES.dropStaged, handler: async (req) => (await s.stagedAction(who(req), keyIdOf(req), 'drop', req.body)) as StagedDropResponse });
+  app.route({ ...ROUTES.attestStaged, handler: async (req) => (await s.stagedAction(who(req), req.params.keyId, 'attest', req.body)) as StagedAttestResponse });
+  app.route({ ...ROUTES.releaseVote, handler: async (req) => (await s.stagedAction(who(req), req.params.keyId, 'release', req.body)) as StagedReleaseResponse });
+  app.route({ ...ROUTES.dropStaged, handler: async (req) => (await s.stagedAction(who(req), req.params.keyId, 'drop', req.body)) as StagedDropResponse });
 
   // Administration: admin API keys only (node/governance/admin.ts checks the role).
   const a = o.admin;
