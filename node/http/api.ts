@@ -39,6 +39,8 @@ export interface ApiOptions {
   metrics?: NodeMetrics;
   /** A bearer token that reads GET /metrics besides admin API keys (node/config.ts metricsToken). */
   metricsToken?: string;
+  /** Check every JSON response against its route's schema (runtime/response-check.ts). Default: TESSERA_CHECK_RESPONSES=1 (tests). */
+  checkResponses?: boolean;
 }
 
 const STATUS: Record<string, number> = {
@@ -188,7 +190,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
   } as never) as unknown as FastifyInstance).withTypeProvider<TypeBoxTypeProvider>();
   // Tests only (TESSERA_CHECK_RESPONSES=1): every JSON response is checked against its route's schema.
-  if (responseCheckEnabled()) addResponseCheck(app);
+  if (o.checkResponses ?? responseCheckEnabled()) addResponseCheck(app);
   // GET /openapi.json, generated from every route registered below (runtime/openapi.ts). It needs an API
   // key like every other route (the auth hook below): an unauthenticated caller learns no route; the
   // same document is public in docs/openapi.json.

@@ -97,35 +97,33 @@ describe('response check', () => {
     }
   });
 
-  it('a node checks its own responses when TESSERA_CHECK_RESPONSES=1, and answers as before without it', async () => {
+  it('a node checks its own responses when TESSERA_CHECK_RESPONSES=1, and answers as before without the check', async () => {
     const info = { index: 1, parties: 3, identityPublicKey: 'aa', importPublicKey: 'bb', ready: true, online: [1, 2], groupBackends: { edwards25519: 'x', secp256k1: 'y', 'P-256': 'z' } };
-    const build = () =>
+    const build = (checkResponses?: boolean) =>
       buildApi({
         service: { info: () => ({ ...info, extra: SECRET }) } as never,
         admin: {} as never,
         authenticate: () => ({ tenant: 'default', role: 'tenant', apiKeyId: 'ak_1' }),
         logger: pino({ level: 'silent' }),
+        ...(checkResponses === undefined ? {} : { checkResponses }),
       });
-    const ask = async (app: FastifyInstance) => app.inject({ method: 'GET', url: '/v1/node', headers: { authorization: 'Bearer some-api-key-0123' } });
-    const saved = process.env[RESPONSE_CHECK_ENV];
-    try {
-      process.env[RESPONSE_CHECK_ENV] = '1';
-      const checked = await build();
-      const r = await ask(checked);
-      await checked.close();
-      expect(r.statusCode).toBe(500);
-      expect(r.json()).toMatchObject({ code: RESPONSE_SCHEMA_MISMATCH });
-      expect(r.json().message).toContain('GET /v1/node (status 200)');
-
-      delete process.env[RESPONSE_CHECK_ENV];
-      const unchecked = await build();
-      const plain = await ask(unchecked);
-      await unchecked.close();
-      expect(plain.statusCode).toBe(200);
-      expect(plain.json()).toEqual(info);
-    } finally {
-      if (saved === undefined) delete process.env[RESPONSE_CHECK_ENV];
-      else process.env[RESPONSE_CHECK_ENV] = saved;
-    }
+    const ask = async (checkResponses?: boolean) => {
+      const app = await build(checkResponses);
+      try {
+        return await app.inject({ method: 'GET', url: '/v1/node', headers: { authorization: 'Bearer some-api-key-0123' } });
+      } finally {
+        await app.close();
+      }
+    };
+    // By default the node follows TESSERA_CHECK_RESPONSES, which vitest.config.ts sets.
+    const checked = await ask();
+    expect(checked.statusCode).toBe(500);
+    expect(checked.json()).toMatchObject({ code: RESPONSE_SCHEMA_MISMATCH });
+    expect(checked.json().message).toContain('GET /v1/node (status 200)');
+    expect(checked.body).not.toContain(SECRET);
+    // Without the check (production): as before, the serializer writes only the schema's fields.
+    const plain = await ask(false);
+    expect(plain.statusCode).toBe(200);
+    expect(plain.json()).toEqual(info);
   });
 });
