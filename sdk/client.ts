@@ -2499,10 +2499,13 @@ export class Cluster {
       }
       say(`[${++doneCount}/${total}] ${line}`);
     };
-    const queue = [...work];
+    // Up to `concurrency` keys at once, but the versions of one key one after another: a node stages one
+    // change per key (core/commit.ts), so a second version's reshare started while the first one's is
+    // staged is refused (BAD_STATE "uncommitted reshare") and strands that version until a repair.
+    const queue = groupedBy(work, (w) => `${w.tenant}\0${w.key.keyId}`);
     await Promise.all(
       Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
-        for (let w = queue.shift(); w !== undefined; w = queue.shift()) await one(w);
+        for (let versions = queue.shift(); versions !== undefined; versions = queue.shift()) for (const w of versions) await one(w);
       }),
     );
     result.failures.sort((a, b) => (a.tenant + a.keyId < b.tenant + b.keyId ? -1 : 1) || a.version - b.version);
@@ -2668,6 +2671,18 @@ export interface MembershipOpResult {
 }
 
 /** A progress callback that cannot stop the work it reports. */
+/** `items` in groups of equal `keyOf`, groups in order of first appearance, items in their order. */
+export function groupedBy<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = keyOf(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return [...groups.values()];
+}
+
 function quietly(fn: ((text: string) => void) | undefined): (text: string) => void {
   return (text) => {
     try {

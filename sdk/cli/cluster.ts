@@ -18,7 +18,7 @@ import { UsageError, type Args, type CommandSpec, type OptionSpec } from './spec
 const INDEX: OptionSpec = { name: 'index', kind: 'int', value: 'N', help: 'the node index (1..255)', required: true, min: 1, max: 255 };
 const IDENTITY: OptionSpec = { name: 'identity', kind: 'hex', value: 'HEX', help: "the node's ML-DSA-65 identity public key (hex, 1952 bytes; its GET /v1/node identityPublicKey)" };
 const IDENTITY_FILE: OptionSpec = { name: 'identity-file', kind: 'string', value: 'FILE', help: 'a file holding the identity public key: hex, or JSON with an identityPublicKey field (the node\'s /v1/node answer)' };
-const CONCURRENCY: OptionSpec = { name: 'concurrency', kind: 'int', value: 'C', help: 'key versions reshared at once', default: '2', min: 1, max: 64 };
+const CONCURRENCY: OptionSpec = { name: 'concurrency', kind: 'int', value: 'C', help: 'keys reshared at once (the versions of one key one after another)', default: '2', min: 1, max: 64 };
 const CA: OptionSpec = { name: 'ca', kind: 'string', value: 'FILE', help: "the node's PEM certificate to pin (https)" };
 
 const RESUME_NOTE =

@@ -14,6 +14,7 @@ import { checkMembership, membershipDigest, type Membership } from '../../core/m
 import { main } from '../../sdk/cli.js';
 import { UsageError } from '../../sdk/cli/spec.js';
 import { readClusterFile, type ClusterFile } from '../../sdk/cluster-file.js';
+import { groupedBy } from '../../sdk/client.js';
 import {
   clusterFileAfterChange,
   compareMemberships,
@@ -208,5 +209,23 @@ describe('tessera cluster ...: bad command lines are usage errors naming the fla
     await usage(['cluster', 'replace-node', '--index', '3'], /--identity HEX or --identity-file FILE/);
     await usage(['cluster', 'reshare-all', '--concurrency', '0'], /--concurrency: expected 1\.\.64, got 0/);
     await usage(['cluster', 'frobnicate'], /unknown subcommand "frobnicate" of tessera cluster/);
+  });
+});
+
+describe('reshareAll scheduling (groupedBy)', () => {
+  it('puts the versions of one key in one group, in order, so they are reshared one after another', () => {
+    const work = [
+      { tenant: 'default', keyId: 'a', version: 1 },
+      { tenant: 'default', keyId: 'a', version: 2 },
+      { tenant: 'acme', keyId: 'a', version: 1 },
+      { tenant: 'default', keyId: 'b', version: 1 },
+      { tenant: 'default', keyId: 'a', version: 3 },
+    ];
+    expect(groupedBy(work, (w) => `${w.tenant}\0${w.keyId}`)).toEqual([
+      [work[0], work[1], work[4]],
+      [work[2]],
+      [work[3]],
+    ]);
+    expect(groupedBy([], () => 'x')).toEqual([]);
   });
 });
