@@ -28,7 +28,10 @@ COPY node ./node
 COPY coordinator ./coordinator
 COPY sdk ./sdk
 COPY scripts ./scripts
-RUN npm run build && npm prune --omit=dev && npm rebuild && npm cache clean --force
+# What runs, gathered in /runtime for the run stage's one COPY (node_modules/msgpackr-extract is a
+# relative link into stubs/, so they move together).
+RUN npm run build && npm prune --omit=dev && npm rebuild && npm cache clean --force \
+ && mkdir /runtime && mv package.json package-lock.json stubs node_modules dist /runtime/
 
 FROM node:20-slim
 
@@ -40,10 +43,9 @@ RUN apt-get update \
 
 WORKDIR /app
 ENV NODE_ENV=production
-COPY --from=build /app/package.json /app/package-lock.json ./
-COPY --from=build /app/stubs ./stubs
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+# One COPY --from, not one per directory: with the vfs storage driver (dockerd --storage-driver=vfs,
+# as in CI) each COPY --from copies the whole build stage, about 13 s, even when it is cached.
+COPY --from=build /runtime ./
 
 # The services run unprivileged (uid 1000, the image's `node` user); only `init` runs as root, to
 # create the volumes' contents and hand them to this user.
