@@ -84,7 +84,7 @@ import { metricsTokenMatcher } from '../runtime/metrics.js';
 import { COORDINATOR_ROUTES } from '../contract/coordinator.js';
 import { OPENAPI_PATH, registerOpenApi } from '../runtime/openapi.js';
 import { STRICT_AJV_OPTIONS, addResponseCheck, responseCheckEnabled } from '../runtime/response-check.js';
-import { packageVersion } from '../sdk/version.js';
+import { packageVersion } from '../runtime/package-info.js';
 
 export interface RelayedMessageFault {
   session: Uint8Array;

@@ -6,7 +6,7 @@
 import { isTesseraError } from '../core/errors.js';
 import { TesseraClientError } from './http.js';
 import { EXIT, UsageError, parseCommandLine } from './cli/spec.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../runtime/package-info.js';
 
 import type { ClusterFile } from './cluster-file.js';
 export type { ClusterFile };

@@ -14,7 +14,7 @@ import { MAX_VERSION, ROUTES, errorSchema, type StagedAttestResponse, type Stage
 import { metricsTokenMatcher } from '../../runtime/metrics.js';
 import { registerOpenApi } from '../../runtime/openapi.js';
 import { STRICT_AJV_OPTIONS, addResponseCheck, responseCheckEnabled } from '../../runtime/response-check.js';
-import { packageVersion } from '../../sdk/version.js';
+import { packageVersion } from '../../runtime/package-info.js';
 import type { NodeAdmin } from '../governance/admin.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeService } from '../service.js';

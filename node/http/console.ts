@@ -8,7 +8,7 @@
  *
  * Where the files come from: scripts/build-console.mjs bundles node/console/ into dist/console/ under
  * the package root (the directory of Tessera's package.json, found from this module's own location by
- * sdk/version.ts findPackageJson). That is the same directory whether the node runs compiled
+ * runtime/package-info.ts findPackageJson). That is the same directory whether the node runs compiled
  * (dist/node/main.js, the image's /app/dist/console) or from source under tsx (<repo>/dist/console,
  * after `npm run build` or the builder alone). A node whose bundle is missing answers the page with 503
  * and says how to build it.
@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { CONSOLE_PATHS, CONSOLE_ROUTES, type ConsoleSessionsResponse, type ConsoleStatusResponse, type MetricsHistoryResponse } from '../../contract/console.js';
-import { findPackageJson, packageVersion } from '../../sdk/version.js';
+import { findPackageJson, packageVersion } from '../../runtime/package-info.js';
 import { requireAdmin } from '../governance/tenants.js';
 import { MetricsHistory } from '../metrics-history.js';
 import type { NodeMetrics } from '../metrics.js';

@@ -14,7 +14,7 @@ import { describeError, exitStatusOf, main } from '../../sdk/cli.js';
 import { renderMarkdown } from '../../sdk/cli/help.js';
 import { commandName, optionsOf } from '../../sdk/cli/spec.js';
 import { COMMANDS } from '../../sdk/cli/table.js';
-import { findPackageJson } from '../../sdk/version.js';
+import { findPackageJson } from '../../runtime/package-info.js';
 import { KEM_SUITES, SIGNING_SUITES } from '../../core/suites.js';
 import { WRAP_KEMS } from '../../core/wrap.js';
 import { PUBLIC_KEY_FORMATS } from '../../sdk/formats.js';

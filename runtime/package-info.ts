@@ -1,7 +1,7 @@
 /**
  * The package's version, read from its package.json. The file is found by walking up from this
- * module's own location, so the same code works from the source (sdk/version.ts under tsx) and
- * from the build (dist/sdk/version.js): a package.json with no name and version on the way (e.g. a
+ * module's own location, so the same code works from the source (runtime/package-info.ts under tsx) and
+ * from the build (dist/runtime/package-info.js): a package.json with no name and version on the way (e.g. a
  * `{"type": "module"}` marker in dist/) is skipped.
  */
 import { readFileSync } from 'node:fs';
