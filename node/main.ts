@@ -27,7 +27,7 @@ import { RotationAttempts, RotationScheduler, SCHEDULER_NAMESPACE } from './gove
 import { TENANTS_NAMESPACE, TenantStore } from './governance/tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
-import { loadKek } from './store/kek.js';
+import { atRestProtection, loadKek } from './store/kek.js';
 import { CoordinatorLink } from './sessions/link.js';
 import { NodeMetrics } from './metrics.js';
 import { FAULT_POINTS, NodeService } from './service.js';
@@ -234,6 +234,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     index: config.index,
     identity: keys.identity,
     importKey: keys.kem,
+    atRest: atRestProtection(config.kek),
     ...(config.wrappingKeyAllowlist !== undefined ? { wrappingKeyAllowlist: config.wrappingKeyAllowlist } : {}),
     live,
     store,

@@ -166,6 +166,8 @@ export interface NodeServiceOptions {
    * (ShareStore.onKeyChange).
    */
   presign?: PresignPools;
+  /** How the node's store protects shares at rest (node/store/kek.ts atRestProtection): GET /v1/node `atRest`. */
+  atRest?: NodeInfo['atRest'];
 }
 
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
@@ -331,6 +333,7 @@ export class NodeService {
       ready: this.o.link.connected,
       online: this.o.link.online(),
       groupBackends: groupBackendNames(),
+      ...(this.o.atRest ? { atRest: this.o.atRest } : {}),
     };
   }
 

@@ -116,3 +116,13 @@ export function recordMacKey(kek: Uint8Array, nodeIndex: number): Uint8Array {
   if (!Number.isSafeInteger(nodeIndex) || nodeIndex < 1 || nodeIndex > 255) throw new ConfigError('index', 'must be 1..255');
   return deriveKekKey(kek, 'recordMac', Uint8Array.of(nodeIndex));
 }
+
+/**
+ * What this node's at-rest protection is, as GET /v1/node `atRest` reports it (`tessera keys report`):
+ * the KEK's provider (today the KekSource kind: 'env' or 'file'), its length, and the algorithms of
+ * KEK_USES (AES-256-GCM sealing and HMAC-SHA-256 record MACs under HKDF-SHA256 keys, node/store/aead.ts).
+ * A later KEK provider reports its own name here. Never any key bytes.
+ */
+export function atRestProtection(source: KekSource): { kekProvider: string; kekBits: number; recordAead: string; keyDerivation: string; recordMac: string } {
+  return { kekProvider: source.kind, kekBits: KEK_LENGTH * 8, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' };
+}
