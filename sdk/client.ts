@@ -88,6 +88,7 @@ import {
   type MembershipReport,
 } from './membership.js';
 import { ensureGroupBackends } from '../runtime/group-backend.js';
+import { buildKeysReport, type KeysReport, type NodeProtection } from './inventory.js';
 import { checkTimeoutMs, DEFAULT_TIMEOUT_MS, isUnreachable, nodeLabel, requestJson, TesseraClientError, type HttpTarget } from './http.js';
 import { bytesOrHex, normalizeHex } from './formats.js';
 import { hpkeParams, kemSuiteOf, sealToPublicKey, encapsulateToPublicKey } from './seal.js';
@@ -129,6 +130,8 @@ export { combineSignatureShares, type PresignOptions, type PresignStats, type Si
 export { checkEcdsaPresignAnswers, combineEcdsaPresigned } from './ecdsa-presign.js';
 export type { EcdsaPresignatureJson, EcdsaPresignaturesRequest, EcdsaPresignaturesResponse, EcdsaSignShareRequest, EcdsaSignShareResponse } from '../contract/http.js';
 export type { PresignedCommitmentJson, SignBatchRequest, SignBatchResponse, SignShareRequest, SignShareResponse } from '../contract/http.js';
+// The quantum-readiness inventory (sdk/inventory.ts, `tessera keys report`).
+export { buildKeysReport, formatKeysReport, type KeyReportRow, type KeysReport } from './inventory.js';
 
 /** Lifecycle states of a key version (core/lifecycle.ts). */
 export type KeyState = 'active' | 'retired' | 'archived' | 'destroyed';
@@ -2278,6 +2281,40 @@ export class Cluster {
       this.nodes.map((n) => n.forTenant(tenant)),
       this.defaults,
     );
+  }
+
+  /**
+   * The quantum-readiness inventory (sdk/inventory.ts buildKeysReport, `tessera keys report`): every
+   * version of every key, with what protects it. An admin API key covers every tenant (listTenants, then
+   * listKeys acting for each, as reshareAll does); a key that may not list tenants covers its own
+   * tenant. At rest is what each node reports in GET /v1/node `atRest`; a node that does not answer is
+   * reported as such, and the keys it holds show at rest "unknown".
+   */
+  async keysReport(o: { now?: number } = {}): Promise<KeysReport> {
+    const infos = await Promise.allSettled(this.nodes.map((n) => n.info()));
+    const nodes: NodeProtection[] = infos.map((r, k) =>
+      r.status === 'fulfilled'
+        ? { index: this.indices[k]!, answered: true, ...(r.value.atRest ? { atRest: r.value.atRest } : {}) }
+        : { index: this.indices[k]!, answered: false, error: r.reason instanceof Error ? r.reason.message : String(r.reason) },
+    );
+    let tenants: string[] | null;
+    try {
+      tenants = await this.listTenants();
+    } catch (e) {
+      if (!(e instanceof TesseraClientError && e.code === 'POLICY_DENIED')) throw e;
+      tenants = null;
+    }
+    const keys: { tenant: string | null; key: KeyInfo }[] = [];
+    if (tenants === null) for (const key of await this.listKeys()) keys.push({ tenant: null, key });
+    else for (const tenant of tenants) for (const key of await this.forTenant(tenant).listKeys()) keys.push({ tenant, key });
+    return buildKeysReport({
+      keys,
+      tenants,
+      nodes,
+      links: this.nodes.map((n, k) => ({ index: this.indices[k]!, url: n.options.url })),
+      tlsLibrary: `OpenSSL ${process.versions.openssl}`,
+      now: o.now ?? Date.now(),
+    });
   }
 
   /** Every tenant of every node that answers (their union, by name, ordered). */

@@ -8,6 +8,7 @@ import type { KeyInfo, KeyState } from '../client.js';
 import type { PublicKeyFormat } from '../formats.js';
 import { TesseraClientError } from '../http.js';
 import type { ImportKeysFileJson } from '../keyfiles.js';
+import { formatKeysReport } from '../inventory.js';
 import { ECDSA_SUITE_IDS, KEY_STATES, NOT_ECDSA_NOTE, PUBLIC_KEY_FORMAT_IDS, SIGNING_SUITE_IDS, SUITE_HELP, SUITE_IDS } from './choices.js';
 
 /** `--prehashed`: threshold ECDSA keys sign (or are checked against) the given digest itself. */
@@ -112,6 +113,24 @@ export const KEY_COMMANDS: CommandSpec[] = [
       if (a.json) print(true, { keys: keys.map((k) => keySummary(k, { state: true })) });
       else if (keys.length === 0) process.stdout.write(state ? `no ${state} keys\n` : 'no keys\n');
       else for (const k of keys) process.stdout.write(`${k.keyId}  v${k.version}  ${k.suite}  ${k.state}  ${thresholdOf(k)}  ${k.publicKey}  (${k.scheme})\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['keys', 'report'],
+    summary: 'the quantum-readiness inventory: every key, what protects it, what would make it post-quantum',
+    uses: 'cluster',
+    options: [],
+    details: [
+      'One line per key: tenant/key id, suite, versions with their states, age, rotation status, whether it is exportable, and how each protection stands against a quantum computer: the key itself (every suite today is elliptic-curve: classical), its shares in transit between nodes (ML-KEM-768 and ML-DSA-65: PQ), on export (wrapped to ML-KEM-768 or X-Wing: PQ; "-" when not exportable) and at rest (as each node reports in GET /v1/node atRest: AES-256-GCM under a 256-bit KEK is PQ). Then what would have to change for each key to be post-quantum end to end, and the SDK-to-node link (TLS, negotiated outside Tessera).',
+      "With an admin API key every tenant's keys are listed; with a tenant key, that tenant's only. --json prints the whole report: {generatedAt, tenants, keys: [{tenant, keyId, suite, scheme, use, versions, currentVersion, createdAt, ageMs, currentVersionAgeMs, rotation, exportable, protection: {key, transit, export, atRest}, postQuantumEndToEnd, toChange}], nodes, client, summary}.",
+    ],
+    examples: ['tessera keys report', 'tessera keys report --json'],
+    async run(a) {
+      const { cluster } = await clusterOf(a);
+      const report = await cluster.keysReport();
+      if (a.json) print(true, report as unknown as Record<string, unknown>);
+      else process.stdout.write(formatKeysReport(report));
       return 0;
     },
   },

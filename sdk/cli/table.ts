@@ -27,7 +27,7 @@ export const SECTIONS: readonly Section[] = [
   { title: 'Local cluster', commands: DEV_COMMANDS },
   {
     title: 'Keys',
-    commands: pick(KEY_COMMANDS, ['keygen', 'keys list', 'keys info', 'public-key', 'sign', 'verify', 'refresh', 'reshare', 'repair', 'rotate', 'retire', 'archive', 'activate', 'destroy']),
+    commands: pick(KEY_COMMANDS, ['keygen', 'keys list', 'keys report', 'keys info', 'public-key', 'sign', 'verify', 'refresh', 'reshare', 'repair', 'rotate', 'retire', 'archive', 'activate', 'destroy']),
   },
   { title: 'Encryption (HPKE, RFC 9180)', commands: HPKE_COMMANDS },
   {
