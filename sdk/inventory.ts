@@ -53,6 +53,12 @@ const KEY_PQ_PATH = {
   kem: `none yet: Tessera's decapsulation suites (${KEM_SUITES.join(', ')}) are both elliptic-curve DHKEM; ML-KEM-768 and X-Wing serve only to wrap shares (core/wrap.ts), there is no threshold ML-KEM or X-Wing suite; senders would need a new post-quantum KEM key`,
 } as const;
 
+/** What breaking the key would cost, by use. */
+const QUANTUM_RISK = {
+  signature: 'a quantum attacker could forge its signatures',
+  kem: 'messages sealed to it can be recorded now and opened later (harvest now, decrypt later)',
+} as const;
+
 const WRAP_KEM_NAMES: Readonly<Record<WrapKem, string>> = {
   'ml-kem-768': `${ML_KEM_768.name} (FIPS 203)`,
   'x-wing': 'X-Wing (X25519 + ML-KEM-768 hybrid)',
@@ -217,7 +223,7 @@ export function buildKeysReport(input: KeysReportInput): KeysReport {
     const exportable = live.some((v) => v.exportable);
     // Shares at rest on every node that holds a version not destroyed.
     const holders = [...new Set(live.flatMap((v) => v.nodes))].sort((a, b) => a - b);
-    const key = { status: 'classical' as const, rests: kp.rests, what: `${SUITE_SCHEMES[suite]}: ${kp.rests}, broken by Shor's algorithm` };
+    const key = { status: 'classical' as const, rests: kp.rests, what: `${SUITE_SCHEMES[suite]}: ${kp.rests}, broken by Shor's algorithm; ${QUANTUM_RISK[kp.use]}` };
     const transit = {
       status: 'post-quantum' as const,
       kem: `${ML_KEM_768.name} (FIPS 203) pair keys, rekeyed per period`,

@@ -85,6 +85,8 @@ describe('key inventory (sdk/inventory.ts)', () => {
     expect(kem.protection.export.status).toBe('post-quantum');
     expect(kem.protection.export.kems).toEqual(['ML-KEM-768 (FIPS 203)', 'X-Wing (X25519 + ML-KEM-768 hybrid)']);
     expect(kem.protection.transit.what).toContain('one-call ML-KEM-768');
+    expect(kem.protection.key.what).toContain('harvest now, decrypt later');
+    expect(sig.protection.key.what).toContain('forge its signatures');
     // A reshared committee: at rest is judged on the nodes that hold the shares.
     const ecdsa = r.keys.find((k) => k.keyId === 'ecdsa')!;
     expect(ecdsa.versions[0]!.nodes).toEqual([1, 2, 4]);
