@@ -6,6 +6,7 @@
  * never asked. `Cluster` holds every operator's NodeClient (development, tests, single-organisation
  * deployments) and runs them in parallel under one session id.
  */
+import { groupedBy } from './grouping.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { fromHex, toHex } from '../core/bytes.js';
 import { decapCombine } from '../core/decap.js';
@@ -2708,18 +2709,6 @@ export interface MembershipOpResult {
 }
 
 /** A progress callback that cannot stop the work it reports. */
-/** `items` in groups of equal `keyOf`, groups in order of first appearance, items in their order. */
-export function groupedBy<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const k = keyOf(item);
-    const group = groups.get(k);
-    if (group) group.push(item);
-    else groups.set(k, [item]);
-  }
-  return [...groups.values()];
-}
-
 function quietly(fn: ((text: string) => void) | undefined): (text: string) => void {
   return (text) => {
     try {

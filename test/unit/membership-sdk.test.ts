@@ -14,7 +14,7 @@ import { checkMembership, membershipDigest, type Membership } from '../../core/m
 import { main } from '../../sdk/cli.js';
 import { UsageError } from '../../sdk/cli/spec.js';
 import { readClusterFile, type ClusterFile } from '../../sdk/cluster-file.js';
-import { groupedBy } from '../../sdk/client.js';
+import { groupedBy } from '../../sdk/grouping.js';
 import {
   clusterFileAfterChange,
   compareMemberships,
