@@ -168,11 +168,11 @@ const nodeInfoSchema = closedObject({
   groupBackends: closedObject({ edwards25519: str(), secp256k1: str(), 'P-256': str() }),
   /**
    * How this node protects shares and secrets at rest (node/store/kek.ts atRestProtection), for
-   * `tessera keys report`: where its KEK comes from ("env": TESSERA_KEK, "file": a key file; a later
-   * KEK provider names itself here), the KEK's length in bits, and the record AEAD, KDF and MAC the
-   * store uses under it. No key material. Absent from nodes older than this field.
+   * `tessera keys report`: `provider`, where its KEK comes from ("env": TESSERA_KEK, "file": a key
+   * file; a later KEK provider names itself here), `keyBits`, the KEK's length, and the record AEAD,
+   * KDF and MAC the store uses under it. No key material. Absent from nodes older than this field.
    */
-  atRest: opt(closedObject({ kekProvider: str(), kekBits: int(), recordAead: str(), keyDerivation: str(), recordMac: str() })),
+  atRest: opt(closedObject({ provider: str(), keyBits: int(), recordAead: str(), keyDerivation: str(), recordMac: str() })),
 });
 export type NodeInfo = Static<typeof nodeInfoSchema>;
 

@@ -167,15 +167,15 @@ function atRestOf(committee: readonly number[], nodes: ReadonlyMap<number, NodeP
     return { index, atRest: n.atRest };
   });
   const missing = rows.filter((r) => r.missing !== undefined);
-  const weak = rows.filter((r) => r.atRest && !(AEADS_256.has(r.atRest.recordAead) && r.atRest.kekBits >= 256));
-  const kinds = [...new Set(rows.flatMap((r) => (r.atRest ? [`${r.atRest.recordAead} under a ${r.atRest.kekBits}-bit KEK (${r.atRest.kekProvider})`] : [])))];
+  const weak = rows.filter((r) => r.atRest && !(AEADS_256.has(r.atRest.recordAead) && r.atRest.keyBits >= 256));
+  const kinds = [...new Set(rows.flatMap((r) => (r.atRest ? [`${r.atRest.recordAead} under a ${r.atRest.keyBits}-bit KEK (${r.atRest.provider})`] : [])))];
   const status: QuantumStatus = missing.length || weak.length ? 'unknown' : 'post-quantum';
   const what =
     status === 'post-quantum'
       ? `${kinds.join('; ')}: 256-bit symmetric, about 128-bit security against Grover`
       : [
           ...missing.map((r) => `node ${r.index} ${r.missing}`),
-          ...weak.map((r) => `node ${r.index} reports ${r.atRest!.recordAead} under a ${r.atRest!.kekBits}-bit KEK, not assessed here`),
+          ...weak.map((r) => `node ${r.index} reports ${r.atRest!.recordAead} under a ${r.atRest!.keyBits}-bit KEK, not assessed here`),
         ].join('; ');
   return { status, what, nodes: rows };
 }

@@ -123,6 +123,6 @@ export function recordMacKey(kek: Uint8Array, nodeIndex: number): Uint8Array {
  * KEK_USES (AES-256-GCM sealing and HMAC-SHA-256 record MACs under HKDF-SHA256 keys, node/store/aead.ts).
  * A later KEK provider reports its own name here. Never any key bytes.
  */
-export function atRestProtection(source: KekSource): { kekProvider: string; kekBits: number; recordAead: string; keyDerivation: string; recordMac: string } {
-  return { kekProvider: source.kind, kekBits: KEK_LENGTH * 8, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' };
+export function atRestProtection(source: KekSource): { provider: string; keyBits: number; recordAead: string; keyDerivation: string; recordMac: string } {
+  return { provider: source.kind, keyBits: KEK_LENGTH * 8, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' };
 }

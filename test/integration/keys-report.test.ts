@@ -106,7 +106,7 @@ describe('tessera keys report', () => {
 
   it('at rest is what each node reports (GET /v1/node atRest), and the plain-http link is reported unprotected', async () => {
     const infos = await Promise.all([1, 2, 3].map((i) => tc.client(i).info()));
-    for (const info of infos) expect(info.atRest).toEqual({ kekProvider: 'file', kekBits: 256, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' });
+    for (const info of infos) expect(info.atRest).toEqual({ provider: 'file', keyBits: 256, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' });
     expect(report.nodes).toEqual(infos.map((info) => ({ index: info.index, answered: true, atRest: info.atRest })));
     for (const r of report.keys) {
       expect(r.protection.atRest.status).toBe('post-quantum');

@@ -106,7 +106,7 @@ describe('key inventory (sdk/inventory.ts)', () => {
     expect(sig.toChange.some((t) => t.startsWith('at rest: '))).toBe(true);
     // The ECDSA key is held by 1, 2, 4: node 3's silence is not its problem, node 2's is.
     expect(down.keys.find((k) => k.keyId === 'ecdsa')!.protection.atRest.what).not.toContain('node 3');
-    const weak = buildKeysReport(input({ nodes: [1, 2, 3, 4].map((index) => ({ index, answered: true as const, atRest: { ...AT_REST, recordAead: 'AES-128-GCM', kekBits: 128 } })) }));
+    const weak = buildKeysReport(input({ nodes: [1, 2, 3, 4].map((index) => ({ index, answered: true as const, atRest: { ...AT_REST, recordAead: 'AES-128-GCM', keyBits: 128 } })) }));
     expect(weak.keys[0]!.protection.atRest.status).toBe('unknown');
   });
 
@@ -163,6 +163,6 @@ describe('key inventory (sdk/inventory.ts)', () => {
     expect((await generateWrappingKeyPair('ml-kem-768')).publicKey.length).toBe(1184);
     expect((await generateWrappingKeyPair('x-wing')).publicKey.length).toBe(1216);
     // At rest, as a node reports it: the KEK source's kind, 256 bits, the store's algorithms; no key bytes.
-    expect(atRestProtection({ kind: 'env', key: new Uint8Array(32).fill(7) })).toEqual({ kekProvider: 'env', kekBits: 256, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' });
+    expect(atRestProtection({ kind: 'env', key: new Uint8Array(32).fill(7) })).toEqual({ provider: 'env', keyBits: 256, recordAead: 'AES-256-GCM', keyDerivation: 'HKDF-SHA256', recordMac: 'HMAC-SHA-256' });
   });
 });
