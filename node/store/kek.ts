@@ -1,6 +1,8 @@
 /**
- * The node's key-encryption key (KEK): 32 bytes that encrypt every share and identity secret at rest
- * (node/store/storage.ts). It comes from TESSERA_KEK (hex) or a key file readable by its owner only.
+ * The node's key-encryption key (KEK): it wraps the data keys that encrypt every share and identity
+ * secret at rest, and the record-MAC key (node/store/storage.ts). Kek is the interface every KEK provider
+ * implements; this file holds the in-memory one (RawKek) and the file and env sources: TESSERA_KEK (hex)
+ * or a key file readable by its owner only.
  *
  * Key file format: 64 hex characters (a trailing newline is fine), as `openssl rand -hex 32` writes,
  * or exactly 32 raw bytes.
@@ -12,30 +14,99 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { concatBytes, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { ConfigError, type KekSource } from '../config.js';
+import { gcmOpen, gcmSeal } from './aead.js';
 
 export const KEK_LENGTH = 32;
 
+/** The KEK providers a node can be configured with (issue 15): where its KEK lives. */
+export type KekProviderName = 'file' | 'env' | 'shamir-unseal' | 'pkcs11';
+
 /**
- * The uses of the KEK. The KEK itself never keys anything: each use gets its own key derived with
- * HKDF-SHA256 (RFC 5869) under its own info label, so no two uses share a key.
- *   sealing     AES-256-GCM of shares and named secrets (node/store/storage.ts)
- *   recordMac   HMAC-SHA256 over every stored record (node/store/record-auth.ts), per node: context = the
- *               node index as one byte (recordMacKey)
+ * A key-encryption key as the store uses it: it wraps and unwraps the store's data keys (a fresh 32-byte
+ * key per sealed record, and the record-MAC key; node/store/storage.ts) and nothing else. A provider
+ * whose KEK stays in hardware (pkcs11) does both inside the token, so the KEK never enters the process;
+ * the others hold it in memory (file, env, and shamir-unseal once unsealed).
+ *
+ * Both calls are synchronous: the store seals and opens inside its write and read paths.
+ */
+export interface Kek {
+  readonly provider: KekProviderName;
+  /**
+   * This KEK's public name: stored beside every key it wraps, so the store knows which KEK opens a record
+   * and a KEK rotation knows which records have moved. 1..64 characters [A-Za-z0-9._:-]; never secret.
+   */
+  readonly id: string;
+  /** Authenticated wrapping of `key` (a data key) bound to `aad`; the result is opaque to the caller. */
+  wrapKey(key: Uint8Array, aad: Uint8Array): Uint8Array;
+  /** The key `wrapKey` wrapped under this KEK with this `aad`; throws if it was not (a plain Error). */
+  unwrapKey(wrapped: Uint8Array, aad: Uint8Array): Uint8Array;
+  /** Forget the KEK (wipe it from memory, or end the token session). Further calls throw. */
+  close(): void;
+}
+
+export const KEK_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The uses of an in-memory KEK. The KEK itself never keys anything: each use gets its own key derived
+ * with HKDF-SHA256 (RFC 5869) under its own info label, so no two uses share a key.
+ *   wrap   AES-256-GCM wrapping of the store's data keys (RawKek.wrapKey)
+ *   id     the KEK's public identifier (RawKek.id): 8 bytes of HKDF output, a key check value
  */
 export const KEK_USES = {
-  sealing: 'tessera/node-storage/v1',
-  recordMac: 'tessera/node-storage/record-mac/v1',
+  wrap: 'tessera/kek/wrap/v1',
+  id: 'tessera/kek/id/v1',
 } as const;
 export type KekUse = keyof typeof KEK_USES;
 
 /**
- * The 32-byte key for one use of the KEK, optionally narrowed to a context (appended to the info label,
- * e.g. the node index, so two nodes sharing a KEK still get different keys). The caller owns (and
- * zeroizes) the result.
+ * The 32-byte key for one use of the KEK, optionally narrowed to a context (appended to the info label).
+ * The caller owns (and zeroizes) the result.
  */
 export function deriveKekKey(kek: Uint8Array, use: KekUse, context: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (!(kek instanceof Uint8Array) || kek.length !== KEK_LENGTH) throw new ConfigError('kek', `must be ${KEK_LENGTH} bytes`);
   return hkdf(sha256, kek, undefined, concatBytes(utf8ToBytes(KEK_USES[use]), context), 32);
+}
+
+const WRAP_NONCE_LENGTH = 12;
+
+/**
+ * A KEK held in process memory (providers file, env and shamir-unseal): wrapping is AES-256-GCM
+ * (NIST SP 800-38D) under the KEK's 'wrap' key with a fresh random 96-bit nonce (§8.2.2); the wrapped
+ * form is nonce || ciphertext || tag. The object keeps only the derived wrap key, and wipes it on close().
+ */
+export class RawKek implements Kek {
+  readonly provider: KekProviderName;
+  readonly id: string;
+  private wrapKeyBytes: Uint8Array | undefined;
+
+  /** `kek` stays the caller's (and is not kept): wipe it when done. */
+  constructor(kek: Uint8Array, provider: KekProviderName) {
+    this.provider = provider;
+    this.wrapKeyBytes = deriveKekKey(kek, 'wrap');
+    const idKey = deriveKekKey(kek, 'id');
+    this.id = `k-${Buffer.from(idKey.subarray(0, 8)).toString('hex')}`;
+    zeroize(idKey);
+  }
+
+  wrapKey(key: Uint8Array, aad: Uint8Array): Uint8Array {
+    const nonce = randomBytes(WRAP_NONCE_LENGTH);
+    return concatBytes(nonce, gcmSeal(this.live(), nonce, aad, key));
+  }
+
+  unwrapKey(wrapped: Uint8Array, aad: Uint8Array): Uint8Array {
+    if (!(wrapped instanceof Uint8Array) || wrapped.length < WRAP_NONCE_LENGTH + 16) throw new Error('wrapped key too short');
+    return gcmOpen(this.live(), wrapped.subarray(0, WRAP_NONCE_LENGTH), aad, wrapped.subarray(WRAP_NONCE_LENGTH));
+  }
+
+  close(): void {
+    zeroize(this.wrapKeyBytes);
+    this.wrapKeyBytes = undefined;
+  }
+
+  private live(): Uint8Array {
+    if (!this.wrapKeyBytes) throw new Error(`KEK ${this.id} is closed`);
+    return this.wrapKeyBytes;
+  }
 }
 
 /** Load the KEK. The caller owns the returned bytes and should zeroize them when done. */
@@ -109,12 +180,6 @@ export async function createKekFile(path: string): Promise<void> {
     zeroize(key, text);
     await fh.close();
   }
-}
-
-/** The record MAC key of one node's data dir (node/store/record-auth.ts): the KEK's 'recordMac' key for that node index. */
-export function recordMacKey(kek: Uint8Array, nodeIndex: number): Uint8Array {
-  if (!Number.isSafeInteger(nodeIndex) || nodeIndex < 1 || nodeIndex > 255) throw new ConfigError('index', 'must be 1..255');
-  return deriveKekKey(kek, 'recordMac', Uint8Array.of(nodeIndex));
 }
 
 /**

@@ -56,17 +56,18 @@ import { MEMBERSHIP_KEY_ID, MEMBERSHIP_TENANT, decodeMembership, encodeMembershi
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
-import { deriveKekKey, recordMacKey } from './kek.js';
-import { gcmOpen, gcmSeal } from './aead.js';
-import { AuthenticatedRecords, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
+import { RawKek, type Kek } from './kek.js';
+import { KekUnavailableError, SEAL_NONCE_LENGTH, Sealer, sealedKekId, type SealedBox } from './envelope.js';
+import { AuthenticatedRecords, RECORD_TAG_LENGTH, sealRecord, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
 
 /** Tenants, key ids and secret names: the alphabet of core/session.ts, so they can never contain '/'. */
 export const STORE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const MAX_VERSION = 0xffffffff;
-const NONCE_LENGTH = 12;
-const FORMAT = 1;
+const NONCE_LENGTH = SEAL_NONCE_LENGTH;
+/** 2: sealed values are envelopes under a KEK provider (node/store/envelope.ts), the record-MAC key is random and wrapped (issue 15). */
+const FORMAT = 2;
 
 /** What a caller stores for a new key version. */
 export interface NewKeyRecord {
@@ -159,8 +160,13 @@ export interface PendingRecord {
 
 export interface ShareStoreOptions {
   readonly dataDir: string;
-  /** The 32-byte KEK (node/store/kek.ts). The store keeps only a key derived from it. */
-  readonly kek: Uint8Array;
+  /**
+   * The KEK (node/store/kek.ts): a provider's Kek, which stays the caller's to close, or 32 bytes of an
+   * in-memory KEK (the store keeps only a key derived from them, and forgets it on close()).
+   */
+  readonly kek: Uint8Array | Kek;
+  /** KEKs that may still unwrap records but wrap nothing new: the old KEK while a rotation is unfinished. */
+  readonly otherKeks?: readonly Kek[];
   /** This node's index; the data dir remembers it and refuses to open under another. */
   readonly nodeIndex: number;
   /** The shortest rotation period put() / setRotationPeriod() accept (default core/lifecycle.ts MIN_ROTATION_PERIOD_MS). */
@@ -199,16 +205,12 @@ const META_KEY = 'm/node';
 const NAMESPACE_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
 const AAD_SHARE = utf8ToBytes('tessera/storage/share/v1');
 const AAD_SECRET = utf8ToBytes('tessera/storage/secret/v1');
-const AAD_KEK_CHECK = utf8ToBytes('tessera/storage/kek-check/v1');
+const AAD_MAC_KEY = utf8ToBytes('tessera/storage/record-mac-key/v1');
 
 // Maps, not msgpackr records, so the format does not depend on msgpackr's structure cache.
 const packr = new Packr({ useRecords: false });
 
-/** On-disk shapes. */
-interface SealedBox {
-  nonce: Uint8Array;
-  ct: Uint8Array;
-}
+/** On-disk shapes (SealedBox: node/store/envelope.ts). */
 interface StoredPackage {
   suite: SuiteId;
   threshold: number;
@@ -242,7 +244,9 @@ interface StoredPending extends StoredPackage, SealedBox {
 export class ShareStore {
   /** Every read and write goes through here: record MACs and the failed-write latch (node/store/record-auth.ts). */
   private readonly db: AuthenticatedRecords;
-  private storageKey: Uint8Array;
+  private readonly sealer: Sealer;
+  /** The RawKek made from a KEK given as bytes: the store's own, closed with it. */
+  private readonly ownKek: Kek | undefined;
   private closed = false;
   private readonly locks = new Map<string, Promise<void>>();
   /**
@@ -260,9 +264,10 @@ export class ShareStore {
   readonly dataDir: string;
   readonly minRotationPeriodMs: number;
 
-  private constructor(db: AuthenticatedRecords, storageKey: Uint8Array, nodeIndex: number, dataDir: string, minRotationPeriodMs: number, keyCacheSize: number) {
+  private constructor(db: AuthenticatedRecords, sealer: Sealer, ownKek: Kek | undefined, nodeIndex: number, dataDir: string, minRotationPeriodMs: number, keyCacheSize: number) {
     this.db = db;
-    this.storageKey = storageKey;
+    this.sealer = sealer;
+    this.ownKek = ownKek;
     this.nodeIndex = nodeIndex;
     this.dataDir = dataDir;
     this.minRotationPeriodMs = minRotationPeriodMs;
@@ -275,7 +280,11 @@ export class ShareStore {
    * not the one it was created with.
    */
   static async open(opts: ShareStoreOptions): Promise<ShareStore> {
-    ensure(opts.kek instanceof Uint8Array && opts.kek.length === 32, ErrorCode.BadInput, 'storage: kek must be 32 bytes');
+    ensure(
+      (opts.kek instanceof Uint8Array && opts.kek.length === 32) || (typeof opts.kek === 'object' && opts.kek !== null && typeof (opts.kek as Kek).wrapKey === 'function'),
+      ErrorCode.BadInput,
+      'storage: kek must be 32 bytes or a Kek',
+    );
     ensure(Number.isSafeInteger(opts.nodeIndex) && opts.nodeIndex >= 1 && opts.nodeIndex <= 255, ErrorCode.BadInput, 'storage: nodeIndex must be 1..255');
     ensure(typeof opts.dataDir === 'string' && opts.dataDir !== '', ErrorCode.BadInput, 'storage: dataDir must be a path');
     const keyCacheSize = opts.keyCacheSize ?? DEFAULT_KEY_CACHE_SIZE;
@@ -291,10 +300,18 @@ export class ShareStore {
       const code = (e as { cause?: { code?: string }; code?: string }).cause?.code ?? (e as { code?: string }).code ?? 'error';
       throw new TesseraError(ErrorCode.BadState, `storage: cannot open ${location} (${code}); is another node using it?`);
     }
-    // Domain-separate the at-rest key from any other use of the KEK (RFC 5869 HKDF-SHA256).
-    const storageKey = deriveKekKey(opts.kek, 'sealing');
-    const records = new AuthenticatedRecords(db, recordMacKey(opts.kek, opts.nodeIndex));
-    const store = new ShareStore(records, storageKey, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS, keyCacheSize);
+    const ownKek = opts.kek instanceof Uint8Array ? new RawKek(opts.kek, 'file') : undefined;
+    const sealer = new Sealer(opts.nodeIndex, ownKek ?? (opts.kek as Kek), opts.otherKeks ?? []);
+    let macKey: Uint8Array;
+    try {
+      macKey = await openMacKey(db, sealer, opts.nodeIndex);
+    } catch (e) {
+      ownKek?.close();
+      await db.close();
+      throw e;
+    }
+    const records = new AuthenticatedRecords(db, macKey); // owns macKey from here
+    const store = new ShareStore(records, sealer, ownKek, opts.nodeIndex, opts.dataDir, opts.minRotationPeriodMs ?? MIN_ROTATION_PERIOD_MS, keyCacheSize);
     try {
       await chmod(location, 0o700);
       await store.checkMeta();
@@ -309,7 +326,7 @@ export class ShareStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    zeroize(this.storageKey);
+    this.ownKek?.close();
     this.keyCache.clear();
     for (const l of this.keyLoads.values()) l.stale = true;
     this.keyLoads.clear();
@@ -1298,36 +1315,10 @@ export class ShareStore {
     }
   }
 
+  /** The meta record openMacKey() read (or wrote) must also pass its MAC: nobody edited it. */
   private async checkMeta(): Promise<void> {
-    const aad = framed(AAD_KEK_CHECK, i2osp(this.nodeIndex, 1));
-    // Read without refusing on a bad MAC first, so a wrong KEK is reported as such, not as an edit.
     const found = await this.db.inspect(META_KEY);
-    if (found === undefined) {
-      const meta = { v: FORMAT, nodeIndex: this.nodeIndex, ...this.seal(new Uint8Array(0), aad) };
-      await this.db.put(META_KEY, encode(meta), { sync: true });
-      return;
-    }
-    let meta: Record<string, unknown>;
-    let box: SealedBox;
-    try {
-      meta = decodeMap(found.payload, META_KEY);
-      ensure(meta.v === FORMAT, ErrorCode.BadMessage, `storage: unknown data dir format ${String(meta.v)}`);
-      box = decodeSealed(meta, META_KEY);
-    } catch (e) {
-      if (found.authentic) throw e;
-      throw new TesseraError(
-        ErrorCode.BadState,
-        "storage: the data dir's meta record does not decode: the data dir predates authenticated records (Tessera cannot open it; start a new one) or is damaged",
-      );
-    }
-    ensure(
-      meta.nodeIndex === this.nodeIndex,
-      ErrorCode.BadState,
-      `storage: this data dir belongs to node ${String(meta.nodeIndex)}, not node ${this.nodeIndex}`,
-    );
-    guard(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)', () =>
-      gcmOpen(this.storageKey, box.nonce, aad, box.ct),
-    );
+    ensure(found !== undefined, ErrorCode.BadState, "storage: the data dir's meta record is missing");
     if (!found.authentic) throw unauthenticRecordError(META_KEY);
   }
 
@@ -1346,20 +1337,19 @@ export class ShareStore {
     }
   }
 
-  /** AES-256-GCM with a fresh random 96-bit nonce (SP 800-38D §8.2.2 RBG-based construction). */
+  /** Envelope-seal a value under a fresh data key wrapped by the current KEK (node/store/envelope.ts). */
   private seal(plaintext: Uint8Array, aad: Uint8Array): SealedBox {
-    const nonce = randomBytes(NONCE_LENGTH);
-    const ct = gcmSeal(this.storageKey, nonce, aad, plaintext);
-    return { nonce, ct };
+    return this.sealer.seal(plaintext, aad);
   }
 
   private unseal(box: SealedBox, aad: Uint8Array, what: string): Uint8Array {
     this.ensureOpen();
-    return guard(
-      ErrorCode.DecryptionFailed,
-      `storage: ${what} does not decrypt (wrong KEK, or the record was moved, altered or is another node's)`,
-      () => gcmOpen(this.storageKey, box.nonce, aad, box.ct),
-    );
+    try {
+      return this.sealer.open(box, aad);
+    } catch (e) {
+      if (e instanceof KekUnavailableError) throw new TesseraError(ErrorCode.DecryptionFailed, `storage: ${what} is ${e.message}`);
+      throw new TesseraError(ErrorCode.DecryptionFailed, `storage: ${what} does not decrypt (wrong KEK, or the record was moved, altered or is another node's)`);
+    }
   }
 
   private shareAad(tenant: string, keyId: string, version: number, pkg: PublicKeyPackage, exportable: boolean): Uint8Array {
@@ -1661,6 +1651,68 @@ function decodeMap(raw: Uint8Array, key: string): Record<string, unknown> {
   const v = guard(ErrorCode.BadMessage, `storage: record ${key} is corrupt`, () => packr.unpack(raw) as unknown);
   ensure(typeof v === 'object' && v !== null && !Array.isArray(v), ErrorCode.BadMessage, `storage: record ${key} is corrupt`);
   return v as Record<string, unknown>;
+}
+
+/**
+ * The record-MAC key of a closed data dir, for tools and tests that write records as a holder of the KEK
+ * would (test/unit/*: records forged with a valid MAC). The caller owns (and wipes) the result.
+ */
+export async function readRecordMacKey(dataDir: string, kek: Uint8Array | Kek, nodeIndex: number): Promise<Uint8Array> {
+  const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  const ownKek = kek instanceof Uint8Array ? new RawKek(kek, 'file') : undefined;
+  try {
+    return await openMacKey(db, new Sealer(nodeIndex, ownKek ?? (kek as Kek)), nodeIndex);
+  } finally {
+    ownKek?.close();
+    await db.close();
+  }
+}
+
+/**
+ * The data dir's record-MAC key (node/store/record-auth.ts): 32 random bytes made with the data dir and
+ * kept in its meta record wrapped under the KEK, like any sealed value (node/store/envelope.ts), so a
+ * KEK that stays in a token still keys the MACs, and a KEK rotation re-wraps it with the rest. Read from
+ * LevelDB directly (the MAC key is needed to check the meta record's own MAC: ShareStore.checkMeta does
+ * that next). A fresh data dir gets its meta record here.
+ *
+ * Fails with BAD_STATE for another node's data dir or one of an older format, DECRYPTION_FAILED when the
+ * KEK does not open it.
+ */
+async function openMacKey(db: Level<string, Uint8Array>, sealer: Sealer, nodeIndex: number): Promise<Uint8Array> {
+  const aad = framed(AAD_MAC_KEY, i2osp(nodeIndex, 1));
+  const stored = await db.get(META_KEY);
+  if (stored === undefined) {
+    const macKey = randomBytes(32);
+    const payload = encode({ v: FORMAT, nodeIndex, mk: sealer.seal(macKey, aad) });
+    await db.put(META_KEY, sealRecord(macKey, META_KEY, payload), { sync: true });
+    return macKey;
+  }
+  let meta: Record<string, unknown>;
+  try {
+    meta = decodeMap(stored.subarray(0, Math.max(0, stored.length - RECORD_TAG_LENGTH)), META_KEY);
+  } catch {
+    throw new TesseraError(ErrorCode.BadState, "storage: the data dir's meta record does not decode: the data dir is damaged or predates authenticated records");
+  }
+  ensure(
+    meta.v === FORMAT,
+    ErrorCode.BadState,
+    meta.v === 1
+      ? 'storage: this data dir has format 1 (before KEK providers); this Tessera cannot open it: replace the node (docs/operations.md, replace-node) to give it a new data dir'
+      : `storage: unknown data dir format ${String(meta.v)}`,
+  );
+  ensure(meta.nodeIndex === nodeIndex, ErrorCode.BadState, `storage: this data dir belongs to node ${String(meta.nodeIndex)}, not node ${nodeIndex}`);
+  const mk = meta.mk as Record<string, unknown> | undefined;
+  ensure(typeof mk === 'object' && mk !== null && mk.nonce instanceof Uint8Array && mk.ct instanceof Uint8Array, ErrorCode.BadState, "storage: the data dir's meta record is corrupt");
+  const box = { nonce: Uint8Array.from(mk.nonce as Uint8Array), ct: Uint8Array.from(mk.ct as Uint8Array) };
+  try {
+    return sealer.open(box, aad);
+  } catch (e) {
+    if (e instanceof KekUnavailableError) {
+      throw new TesseraError(ErrorCode.DecryptionFailed, `storage: the data dir's keys are wrapped under KEK ${e.kid}, and the configured KEK is ${sealer.currentKek.id} (wrong KEK?)`);
+    }
+    throw new TesseraError(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)');
+  }
 }
 
 function bytesField(v: unknown, key: string): Uint8Array {

@@ -26,9 +26,8 @@ import { toHex } from '../../core/bytes.js';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
 import { generateIdentity, identitySign, identityVerify, loadIdentityEngine, type IdentityKeyPair } from '../../core/identity.js';
 import { AUDIT_HEAD_KEY, AUDIT_NAMESPACE, AuditLog, type AuditLogOptions } from '../../node/governance/audit.js';
-import { recordMacKey } from '../../node/store/kek.js';
 import { openRecord, sealRecord } from '../../node/store/record-auth.js';
-import { ShareStore, storageLocation, type RecordNamespace } from '../../node/store/storage.js';
+import { ShareStore, storageLocation, type RecordNamespace, readRecordMacKey } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
 
 const packr = new Packr({ useRecords: false });
@@ -106,8 +105,8 @@ interface RawRecords {
 
 /** Raw access to the closed store's LevelDB, keys of the audit namespace; `withKek` false: writes carry no valid MAC. */
 async function withRawAudit(fn: (db: RawRecords, key: (kind: 'e' | 'c', seq: number) => string) => Promise<void>, withKek = true): Promise<void> {
+  const macKey = await readRecordMacKey(join(dir(), 'data'), kek(), 1);
   const db = new Level<string, Uint8Array>(storageLocation(join(dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
-  const macKey = recordMacKey(kek(), 1);
   await db.open();
   const raw: RawRecords = {
     get: async (key) => {

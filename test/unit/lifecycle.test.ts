@@ -24,10 +24,9 @@ import {
   rotationStatus,
   stateAllows,
 } from '../../core/lifecycle.js';
-import { shareRecordKey, stagedRecordKey, storageLocation } from '../../node/store/storage.js';
+import { shareRecordKey, stagedRecordKey, storageLocation, readRecordMacKey } from '../../node/store/storage.js';
 import { commitEpoch, stageEpoch } from '../helpers/commit-store.js';
 import { useTempStores } from '../helpers/temp-store.js';
-import { recordMacKey } from '../../node/store/kek.js';
 import { openRecord, sealRecord } from '../../node/store/record-auth.js';
 
 const group = ED25519.group;
@@ -69,8 +68,8 @@ async function withRawDb<T>(
   kek: Uint8Array = t.kek(),
   nodeIndex = 1,
 ): Promise<T> {
+  const macKey = await readRecordMacKey(dataDir, kek, nodeIndex);
   const db = new Level<string, Uint8Array>(storageLocation(dataDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
-  const macKey = recordMacKey(kek, nodeIndex);
   await db.open();
   try {
     return await fn({
@@ -307,7 +306,9 @@ describe('ShareStore: destroy', () => {
     expect(await store.dropStaged('acme', 'k', dropped)).toBe(true);
     ciphertexts.push(stagedCt);
     const keepCt = await rawCt(shareRecordKey('acme', 'keep', 1));
-    for (const ct of ciphertexts) expect(ct.length).toBe(32 + 16);
+    // node/store/envelope.ts: version, KEK id length, the id (k- and 16 hex), wrapped key length, the
+    // wrapped data key (nonce, key, tag), then the share and its tag.
+    for (const ct of ciphertexts) expect(ct.length).toBe(1 + 1 + 18 + 2 + (12 + 32 + 16) + 32 + 16);
 
     // The superseded epoch 0 and the dropped staged epoch 2 are already in no file; epoch 1 still is.
     expect(await filesContaining(dataDir, ciphertexts[0]!)).toEqual([]);

@@ -12,9 +12,9 @@ import { ED25519 } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { ConfigError } from '../../node/config.js';
 import { IDENTITY_SECRET_NAME, loadOrCreateIdentity } from '../../node/store/identity-store.js';
-import { createKekFile, loadKek, readKekFile, recordMacKey } from '../../node/store/kek.js';
+import { createKekFile, loadKek, readKekFile } from '../../node/store/kek.js';
 import { RECORD_TAG_LENGTH, STORAGE_FAILED_MESSAGE, openRecord, sealRecord } from '../../node/store/record-auth.js';
-import { ShareStore, secretRecordKey, shareRecordKey, storageLocation, type RecordNamespace } from '../../node/store/storage.js';
+import { ShareStore, secretRecordKey, shareRecordKey, storageLocation, type RecordNamespace, readRecordMacKey } from '../../node/store/storage.js';
 import { AUDIT_NAMESPACE, AuditLog } from '../../node/governance/audit.js';
 import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js';
 import { useTempStores } from '../helpers/temp-store.js';
@@ -74,7 +74,7 @@ interface KeyedDb {
   put(key: string, payload: Uint8Array): Promise<void>;
 }
 async function withKeyedDb(dataDir: string, kek: Uint8Array, nodeIndex: number, fn: (db: KeyedDb) => Promise<void>): Promise<void> {
-  const macKey = recordMacKey(kek, nodeIndex);
+  const macKey = await readRecordMacKey(dataDir, kek, nodeIndex);
   await withRawDb(dataDir, (db) =>
     fn({
       get: async (key) => {
