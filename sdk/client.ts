@@ -6,7 +6,8 @@
  * never asked. `Cluster` holds every operator's NodeClient (development, tests, single-organisation
  * deployments) and runs them in parallel under one session id.
  */
-import { groupedBy } from './grouping.js';
+import { forEachGroup, groupedBy } from './grouping.js';
+import { rotateEveryKey, type RotateAllResult, type RotateAllTenantOps } from './rotate-all.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { fromHex, toHex } from '../core/bytes.js';
 import { decapCombine } from '../core/decap.js';
@@ -125,6 +126,7 @@ export { generateWrappingKeyPair, type WrapKem, type WrappingKeyPair } from '../
 // Offline verification of a node's audit log (core/audit-verify.ts).
 export { verifyAuditLog, type AuditExport, type AuditVerification } from '../core/audit-verify.js';
 export type { KeyInfo, ReshareHandoffResponse, ReshareResponse, RotateResponse, SignResponse, VerifyResponse } from '../contract/http.js';
+export type { RotateAllResult, RotateAllSkipped } from './rotate-all.js';
 // One-round signing from presignatures (sdk/presign.ts): operators with separate SDKs combine their nodes' shares.
 export { combineSignatureShares, type PresignOptions, type PresignStats, type SignatureShareJson, type VerifiedPresignBatch } from './presign.js';
 // Threshold ECDSA one-round signing from DKLs23 presignatures (sdk/ecdsa-presign.ts).
@@ -2049,6 +2051,37 @@ export class Cluster {
   }
 
   /**
+   * Emergency rotation (issue 15, item 3): rotate the newest active version of every key, of `tenant`
+   * (acting for it: an admin API key) or of every tenant the API keys can list (else the keys' own),
+   * each through rotate(), so every operator's hook approves every rotation as it approves one.
+   * With `statePath` the run resumes after a crash without rotating a key twice (sdk/rotate-all.ts
+   * says how); `onProgress` hears one line per key. The result lists what was rotated (from and to
+   * version), skipped (no active version, or an older active one) and failed (with why).
+   */
+  async rotateAll(o: { tenant?: string; statePath?: string; onProgress?: (line: string) => void; concurrency?: number } = {}): Promise<RotateAllResult> {
+    const tenants = new Map<string | null, RotateAllTenantOps>();
+    if (o.tenant !== undefined) tenants.set(tenantName(o.tenant), this.forTenant(o.tenant));
+    else {
+      let names: string[] | null;
+      try {
+        names = await this.listTenants();
+      } catch (e) {
+        if (!(e instanceof TesseraClientError && e.code === 'POLICY_DENIED')) throw e;
+        names = null; // a tenant API key: its own tenant's keys
+      }
+      if (names === null) tenants.set(null, this);
+      else for (const t of names) tenants.set(t, this.forTenant(t));
+    }
+    return rotateEveryKey({
+      tenant: o.tenant ?? null,
+      tenants,
+      ...(o.statePath !== undefined ? { statePath: o.statePath } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+    });
+  }
+
+  /**
    * Move one version to `state` (core/lifecycle.ts: retire, archive, activate, destroy), a session of
    * every node that every operator's hook approves. Destroying erases every node's share for good; the
    * public key stays readable. Returns the version's record afterwards.
@@ -2540,12 +2573,7 @@ export class Cluster {
     // Up to `concurrency` keys at once, but the versions of one key one after another: a node stages one
     // change per key (core/commit.ts), so a second version's reshare started while the first one's is
     // staged is refused (BAD_STATE "uncommitted reshare") and strands that version until a repair.
-    const queue = groupedBy(work, (w) => `${w.tenant}\0${w.key.keyId}`);
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
-        for (let versions = queue.shift(); versions !== undefined; versions = queue.shift()) for (const w of versions) await one(w);
-      }),
-    );
+    await forEachGroup(groupedBy(work, (w) => `${w.tenant}\0${w.key.keyId}`), concurrency, one);
     result.failures.sort((a, b) => (a.tenant + a.keyId < b.tenant + b.keyId ? -1 : 1) || a.version - b.version);
     return result;
   }
