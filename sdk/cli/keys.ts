@@ -320,14 +320,66 @@ export const KEY_COMMANDS: CommandSpec[] = [
   },
   {
     path: ['rotate'],
-    summary: 'make a new version of a key by DKG; the old version is retired',
+    summary: 'make a new version of a key by DKG; the old version is retired (--all: every active key, an emergency rotation)',
     uses: 'cluster',
-    options: [KEY_ID, { ...VERSION, help: 'the version to rotate' }],
+    options: [
+      { ...KEY_ID, required: false, help: 'the key (or --all)' },
+      { ...VERSION, help: 'the version to rotate' },
+      { name: 'all', kind: 'flag', help: 'rotate the newest active version of every key (every tenant the cluster file\'s API keys can list, or --tenant)' },
+      { name: 'tenant', kind: 'string', value: 'T', help: 'with --all: only this tenant\'s keys (admin API keys)', default: 'every tenant' },
+      { name: 'state', kind: 'string', value: 'FILE', help: 'with --all: the run file that lets a rerun resume', default: 'the cluster file\'s path + .rotate-all.json (.rotate-all.T.json with --tenant)' },
+      { name: 'concurrency', kind: 'int', value: 'N', help: 'with --all: keys rotated at once', default: '2', min: 1, max: 64 },
+    ],
+    details: [
+      'With --all (issue 15: emergency rotation), every key\'s newest active version is rotated as `tessera rotate --key-id` rotates one (every operator\'s hook approves each), and one progress line per key goes to stderr ("tessera rotate: [k/N] KEY vV: rotated to vW"), also when stderr is not a terminal. Skipped, and reported: keys with no active version, and older active versions beside a newer one. The report (stdout; --json: one object {runId, resumed, total, rotated: [{tenant, keyId, fromVersion, toVersion, by}], skipped, failed, runFile}) lists every key.',
+      'Killed midway, the same command resumes: the run file holds the plan written before the first rotation, and a key counts as done when the nodes hold a version above the one it had then, so no key is rotated twice. The file is removed when every key is done; with failures it stays (exit 1) and a rerun retries them.',
+    ],
+    exitNote: 'with --all: 1 when a key could not be rotated (after the report)',
     async run(a) {
-      const { cluster } = await clusterOf(a);
-      const keyId = a.string('key-id')!;
-      const r = await withProgress(`rotate ${keyId}`, () => cluster.rotate({ keyId, version: a.int('version') }));
-      print(a.json, { keyId: r.keyId, version: r.version, previousVersion: r.previousVersion, publicKey: r.publicKey });
+      const keyId = a.string('key-id');
+      const all = a.flag('all');
+      const usage = (message: string) => new UsageError(message, 'rotate');
+      if (all && keyId !== undefined) throw usage('--all and --key-id: give one (--all rotates every key)');
+      if (!all) {
+        if (keyId === undefined) throw usage('--key-id is required (or --all)');
+        const given = [a.string('tenant') !== undefined && 'tenant', a.string('state') !== undefined && 'state', a.int('concurrency') !== undefined && 'concurrency'].filter(Boolean);
+        if (given.length) throw usage(`--${given[0]} goes with --all`);
+        const { cluster } = await clusterOf(a);
+        const r = await withProgress(`rotate ${keyId}`, () => cluster.rotate({ keyId, version: a.int('version') }));
+        print(a.json, { keyId: r.keyId, version: r.version, previousVersion: r.previousVersion, publicKey: r.publicKey });
+        return 0;
+      }
+      if (a.int('version') !== undefined) throw usage('--version goes with --key-id (--all rotates each key\'s newest active version)');
+      const tenant = a.string('tenant');
+      if (tenant !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(tenant)) throw usage('--tenant: expected a tenant name (1-128 of A-Z a-z 0-9 . _ : -)');
+      const ctx = await clusterOf(a);
+      const statePath = a.string('state') ?? `${ctx.path}.rotate-all${tenant !== undefined ? `.${tenant}` : ''}.json`;
+      const r = await ctx.cluster.rotateAll({
+        ...(tenant !== undefined ? { tenant } : {}),
+        statePath,
+        concurrency: a.int('concurrency') ?? 2,
+        // Plain lines, also without a terminal: an emergency run is followed and logged (as cluster changes are).
+        onProgress: (line) => process.stderr.write(`tessera rotate: ${line}\n`),
+      });
+      const name = (k: { tenant: string | null; keyId: string }) => (k.tenant === null ? k.keyId : `${k.tenant}/${k.keyId}`);
+      if (a.json) print(true, r as unknown as Record<string, unknown>);
+      else {
+        const earlier = r.rotated.filter((k) => k.by === 'earlier').length;
+        print(false, {
+          run: `${r.runId}${r.resumed ? ' (resumed)' : ''}`,
+          keys: `${r.total} planned: ${r.rotated.length} rotated${earlier ? ` (${earlier} by an earlier run)` : ''}, ${r.failed.length} failed; ${r.skipped.length} skipped`,
+        });
+        const lines = [
+          ...r.rotated.map((k) => `rotated ${name(k)} v${k.fromVersion} -> v${k.toVersion}${k.by === 'earlier' ? ' (earlier)' : ''}`),
+          ...r.skipped.map((k) => `skipped ${name(k)} v${k.version} (${k.state}): ${k.reason}`),
+          ...r.failed.map((k) => `failed ${name(k)} v${k.version}: ${k.reason}`),
+        ];
+        if (lines.length) process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (r.failed.length) {
+        const f = r.failed[0]!;
+        throw new TesseraClientError('ROTATE_INCOMPLETE', `${r.failed.length} key(s) were not rotated (first: ${name(f)} v${f.version}: ${f.reason}); run the same command again to retry them (run file ${statePath})`);
+      }
       return 0;
     },
   },
