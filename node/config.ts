@@ -11,7 +11,7 @@
  * (the node does that once it has opened its store), and that TLS / CA files exist (the servers that
  * read them report that).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -64,10 +64,24 @@ export interface RotationConfig {
 }
 
 /**
- * Where the 32-byte key-encryption key comes from. For `env` the key is held in a non-enumerable
- * property so that logging or JSON-serializing the config does not print it.
+ * Where the node's key-encryption key comes from (its KEK provider, issue 15; node/store/kek.ts):
+ *   env             TESSERA_KEK (hex), held in a non-enumerable property so that logging or
+ *                   JSON-serializing the config does not print it;
+ *   file            kekFile / TESSERA_KEK_FILE, a 32-byte key file readable by its owner only;
+ *   shamir-unseal   made by the node at initialisation and split K-of-N among operators; the node
+ *                   starts sealed until K shares are submitted (node/store/kek-unseal.ts);
+ *   pkcs11          a non-extractable AES key in a PKCS#11 token (node/store/kek-pkcs11.ts): `module` the
+ *                   PKCS#11 library, `tokenLabel` the token, `keyLabel` the key object's label (default
+ *                   tessera-kek-node-<index>), the user PIN from TESSERA_PKCS11_PIN or `pinFile` (mode 0600),
+ *                   held non-enumerable like the env KEK.
+ * Config file: `kekFile`, or `kekProvider` {kind: 'shamir-unseal'} | {kind: 'pkcs11', module, tokenLabel,
+ * keyLabel?, pinFile?}; one source only.
  */
-export type KekSource = { readonly kind: 'env'; readonly key: Uint8Array } | { readonly kind: 'file'; readonly path: string };
+export type KekSource =
+  | { readonly kind: 'env'; readonly key: Uint8Array }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'shamir-unseal' }
+  | { readonly kind: 'pkcs11'; readonly module: string; readonly tokenLabel: string; readonly keyLabel: string; readonly pin: string };
 
 export interface NodeConfig {
   /** This node's party index, 1..255. */
@@ -161,6 +175,7 @@ const TOP_LEVEL_FIELDS = new Set([
   'membershipFile',
   'membershipEpoch',
   'kekFile',
+  'kekProvider',
   'apiKeys',
   'apiKeysFile',
   'thresholdDefaults',
@@ -271,8 +286,13 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
   const kekHex = envValue('TESSERA_KEK');
   const kekFileEnv = envValue('TESSERA_KEK_FILE');
   let kek: KekSource;
-  if (kekHex !== undefined && kekFileEnv !== undefined) {
-    throw new ConfigError('kek', 'is set by both TESSERA_KEK and TESSERA_KEK_FILE; use one');
+  const kekSources = [kekHex !== undefined && 'TESSERA_KEK', kekFileEnv !== undefined && 'TESSERA_KEK_FILE', raw.kekFile !== undefined && 'kekFile', raw.kekProvider !== undefined && 'kekProvider'].filter((x) => x);
+  if (kekSources.length > 1 && !(kekSources.length === 2 && raw.kekFile !== undefined && raw.kekProvider === undefined)) {
+    // An env var may override the file's kekFile (as it always could); any other pair is ambiguous.
+    throw new ConfigError('kek', `is set by ${kekSources.join(' and ')}; use one`);
+  }
+  if (raw.kekProvider !== undefined) {
+    kek = kekProviderField(raw.kekProvider, index, fromFile, envValue('TESSERA_PKCS11_PIN'));
   } else if (kekHex !== undefined) {
     // Never echo the value: it is the key.
     if (!/^[0-9a-fA-F]{64}$/.test(kekHex.trim())) throw new ConfigError('kek', '(TESSERA_KEK) must be 64 hex characters (32 bytes)');
@@ -285,7 +305,7 @@ export function loadNodeConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } 
   } else if (raw.kekFile !== undefined) {
     kek = { kind: 'file', path: fromFile(pathField('kekFile', raw.kekFile)) };
   } else {
-    throw new ConfigError('kek', 'is missing: set kekFile, TESSERA_KEK_FILE or TESSERA_KEK');
+    throw new ConfigError('kek', 'is missing: set kekFile, kekProvider, TESSERA_KEK_FILE or TESSERA_KEK');
   }
 
   // API keys
@@ -439,6 +459,42 @@ function pathField(field: string, v: unknown): string {
   if (v === undefined) throw new ConfigError(field, 'is missing');
   if (typeof v !== 'string' || v.trim() === '' || /[\0\r\n]/.test(v)) throw new ConfigError(field, 'must be a non-empty path');
   return v;
+}
+
+/** The config file's `kekProvider` (see KekSource). The PIN is never echoed, and kept non-enumerable. */
+function kekProviderField(v: unknown, index: number, fromFile: (p: string) => string, pinEnv: string | undefined): KekSource {
+  const o = objectField('kekProvider', v, ['kind', 'module', 'tokenLabel', 'keyLabel', 'pinFile']);
+  if (o.kind === 'shamir-unseal') {
+    for (const k of ['module', 'tokenLabel', 'keyLabel', 'pinFile']) if (o[k] !== undefined) throw new ConfigError(`kekProvider.${k}`, 'is for kind pkcs11 only');
+    return { kind: 'shamir-unseal' };
+  }
+  if (o.kind !== 'pkcs11') throw new ConfigError('kekProvider.kind', "must be 'shamir-unseal' or 'pkcs11' (for a key file use kekFile)");
+  const label = (field: string, x: unknown): string => {
+    if (typeof x !== 'string' || !/^[\x20-\x7e]{1,32}$/.test(x)) throw new ConfigError(`kekProvider.${field}`, 'must be 1..32 printable ASCII characters');
+    return x;
+  };
+  const module = fromFile(pathField('kekProvider.module', o.module));
+  const tokenLabel = label('tokenLabel', o.tokenLabel);
+  const keyLabel = o.keyLabel === undefined ? `tessera-kek-node-${index}` : label('keyLabel', o.keyLabel);
+  if (pinEnv !== undefined && o.pinFile !== undefined) throw new ConfigError('kekProvider.pinFile', 'is set and so is TESSERA_PKCS11_PIN; use one');
+  let pin: string;
+  if (pinEnv !== undefined) {
+    pin = pinEnv;
+  } else if (o.pinFile !== undefined) {
+    const path = fromFile(pathField('kekProvider.pinFile', o.pinFile));
+    let st;
+    try {
+      st = statSync(path);
+    } catch (e) {
+      throw new ConfigError('kekProvider.pinFile', `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!st.isFile() || (st.mode & 0o077) !== 0) throw new ConfigError('kekProvider.pinFile', `${path} must be a regular file that only its owner may access (chmod 600)`);
+    pin = readFileSync(path, 'utf8').trim();
+  } else {
+    throw new ConfigError('kekProvider', 'kind pkcs11 needs the token PIN: TESSERA_PKCS11_PIN or pinFile');
+  }
+  if (!/^[\x20-\x7e]{4,255}$/.test(pin)) throw new ConfigError('kekProvider', 'the PKCS#11 PIN must be 4..255 printable ASCII characters');
+  return Object.defineProperty({ kind: 'pkcs11' as const, module, tokenLabel, keyLabel }, 'pin', { value: pin, enumerable: false }) as KekSource;
 }
 
 function hostField(field: string, v: unknown): string {

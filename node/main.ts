@@ -27,7 +27,8 @@ import { RotationAttempts, RotationScheduler, SCHEDULER_NAMESPACE } from './gove
 import { TENANTS_NAMESPACE, TenantStore } from './governance/tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
-import { atRestProtection, loadKek } from './store/kek.js';
+import { atRestProtection } from './store/kek.js';
+import { openNodeKeks } from './store/kek-provider.js';
 import { CoordinatorLink } from './sessions/link.js';
 import { NodeMetrics } from './metrics.js';
 import { FAULT_POINTS, NodeService } from './service.js';
@@ -108,12 +109,13 @@ export interface RunningNode {
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<RunningNode> {
   await loadIdentityEngine();
-  const kek = await loadKek(config.kek);
+  const keks = await openNodeKeks(config.kek, config.index);
   let store: ShareStore;
   try {
-    store = await ShareStore.open({ dataDir: config.dataDir, kek, nodeIndex: config.index, minRotationPeriodMs: config.rotation.minPeriodMs });
-  } finally {
-    kek.fill(0);
+    store = await ShareStore.open({ dataDir: config.dataDir, kek: keks.current, otherKeks: keks.others, nodeIndex: config.index, minRotationPeriodMs: config.rotation.minPeriodMs });
+  } catch (e) {
+    for (const k of [keks.current, ...keks.others]) k.close();
+    throw e;
   }
   // Start-up integrity check (issue 9, item 7): every record's MAC. A key with a record that fails is
   // refused from now on (the store quarantines it), named here with the command that repairs it.
@@ -310,7 +312,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       await scheduler.stop();
       await policy.close();
       await audit.close();
+      const keks = store.keks();
       await store.close();
+      for (const k of keks) k.close(); // the KEKs are the provider's (a token session for pkcs11), not the store's
     },
   };
 }

@@ -110,7 +110,7 @@ export class RawKek implements Kek {
 }
 
 /** Load the KEK. The caller owns the returned bytes and should zeroize them when done. */
-export async function loadKek(source: KekSource): Promise<Uint8Array> {
+export async function loadKek(source: Extract<KekSource, { kind: 'env' | 'file' }>): Promise<Uint8Array> {
   if (source.kind === 'env') {
     const key = (source as { key?: unknown }).key;
     if (!(key instanceof Uint8Array) || key.length !== KEK_LENGTH) throw new ConfigError('kek', `(TESSERA_KEK) must be ${KEK_LENGTH} bytes`);

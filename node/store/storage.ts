@@ -322,7 +322,12 @@ export class ShareStore {
     return store;
   }
 
-  /** Close the database and wipe the storage key. Further calls throw BAD_STATE. */
+  /** The KEKs this store seals under (current first) and can still open with. */
+  keks(): readonly Kek[] {
+    return this.sealer.keks;
+  }
+
+  /** Close the database and forget a KEK the store made itself from bytes. Further calls throw BAD_STATE. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
