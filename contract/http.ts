@@ -656,13 +656,15 @@ export type ListApiKeysResponse = Static<typeof listApiKeysResponseSchema>;
 const policyOperations = Type.Array(stringEnum(POLICY_OPERATIONS));
 const policyRuleSchema = closedObject({
   id: str(),
-  type: stringEnum(['allow-operations', 'deny', 'quota', 'rate']),
+  type: stringEnum(['allow-operations', 'deny', 'quota', 'rate', 'preapprove-rotation']),
   scope: opt(closedObject({ tenant: opt(id), apiKeyId: opt(id), keyId: opt(id) })),
   operations: opt(Type.Immutable(policyOperations)),
   per: opt(stringEnum(['tenant', 'apiKey', 'key'])),
   limit: opt(int()),
   periodMs: opt(int()),
   intervalMs: opt(int()),
+  /** preapprove-rotation: when the pre-approval ends (ms since the Unix epoch, the node's clock). */
+  until: opt(time),
 });
 const failOpenSchema = closedObject({ active: bool(), until: opt(time), enabledBy: opt(id) });
 export type FailOpenJson = Static<typeof failOpenSchema>;

@@ -228,7 +228,11 @@ export class OperationGate {
       ...(req.version !== undefined ? { version: req.version } : {}),
     });
     if (!decision.allow) throw new TesseraError(ErrorCode.PolicyDenied, `policy: ${decision.reason}${context}`);
-    return decision.failOpen ? { severity: 'warning', note: 'admitted under emergency fail-open (policy not evaluable)' } : { severity: 'info' };
+    // Admitted on the operator's standing approval (policy.ts preapprove-rotation), not a request of its
+    // own at this moment: every entry of the operation says which rule, as a warning an auditor sees.
+    const preapproved = decision.preapprovedBy !== undefined ? `pre-approved emergency rotation (policy rule ${decision.preapprovedBy})` : undefined;
+    if (decision.failOpen) return { severity: 'warning', note: ['admitted under emergency fail-open (policy not evaluable)', preapproved].filter(Boolean).join('; ') };
+    return preapproved ? { severity: 'warning', note: preapproved } : { severity: 'info' };
   }
 
   /**

@@ -18,6 +18,21 @@
  *                                             refilled at `limit` per `intervalMs`. In memory: a restart
  *                                             refills the buckets (rates are about bursts, quotas about
  *                                             totals).
+ *   preapprove-rotation {until?}              emergency rotation pre-approved by this node's operator
+ *                                             (issue 15, item 3) for ONE API key (scope.apiKeyId is
+ *                                             required): a key the operator made and handed to whoever
+ *                                             runs an emergency `tessera rotate --all` (the other
+ *                                             operators), so this node takes part without its operator
+ *                                             present. In scope, only rotate and repair (which finishes
+ *                                             or drops a change every node already voted on) pass this
+ *                                             rule; every other operation is denied, and after `until`
+ *                                             (ms since the Unix epoch, this node's clock) everything is.
+ *                                             Later rules still apply (a deny after it still denies). An
+ *                                             operation it admits is audited naming the rule
+ *                                             (PolicyDecision.preapprovedBy; node/governance/gate.ts).
+ *                                             The node acts only on its own operator's authority: the
+ *                                             rule is that authority, set by an admin API key of this
+ *                                             node and audited as every rule change ('policy.update').
  * No rules: every request is allowed.
  *
  * Fail closed: if the engine cannot evaluate (the rule document is missing, unreadable or invalid, a
@@ -76,7 +91,11 @@ export type PolicyRule =
       readonly per: 'tenant' | 'apiKey';
       readonly limit: number;
       readonly intervalMs: number;
-    };
+    }
+  | { readonly id: string; readonly type: 'preapprove-rotation'; readonly scope: PolicyScope & { readonly apiKeyId: string }; readonly until?: number };
+
+/** What a preapprove-rotation rule lets its API key do: rotate, and repair a rotation the nodes already voted on. */
+export const PREAPPROVED_OPERATIONS: readonly PolicyOperation[] = ['rotate', 'repair'];
 
 export interface PolicyDocument {
   /** Increases by one with every setRules. */
@@ -95,7 +114,14 @@ export interface PolicyRequest {
 }
 
 export type PolicyDecision =
-  | { readonly allow: true; readonly failOpen?: true; /** Rules skipped because they could not be evaluated (fail-open). */ readonly skipped?: readonly string[] }
+  | {
+      readonly allow: true;
+      readonly failOpen?: true;
+      /** Rules skipped because they could not be evaluated (fail-open). */
+      readonly skipped?: readonly string[];
+      /** The preapprove-rotation rule that admitted the request (its operator's standing approval): audited. */
+      readonly preapprovedBy?: string;
+    }
   | { readonly allow: false; readonly rule: string; readonly reason: string };
 
 export interface PolicyEngineOptions {
@@ -232,8 +258,17 @@ export class PolicyEngine {
 
     const quotaWrites: { key: string; windowStart: number; count: number }[] = [];
     const rateTakes: string[] = [];
+    let preapprovedBy: string | undefined;
     for (const rule of doc?.rules ?? []) {
       if (!inScope(rule.scope, req)) continue;
+      if (rule.type === 'preapprove-rotation') {
+        if (!PREAPPROVED_OPERATIONS.includes(req.operation)) {
+          return deny(rule.id, `rule ${rule.id}: this API key holds only a pre-approval of emergency rotation (${PREAPPROVED_OPERATIONS.join(', ')}), not ${req.operation}`);
+        }
+        if (rule.until !== undefined && now >= rule.until) return deny(rule.id, `rule ${rule.id}: the emergency rotation pre-approval ended at ${new Date(rule.until).toISOString()}`);
+        preapprovedBy ??= rule.id;
+        continue;
+      }
       const listed = rule.operations === undefined || rule.operations.includes(req.operation);
       switch (rule.type) {
         case 'deny':
@@ -281,7 +316,8 @@ export class PolicyEngine {
       }
     }
     for (const key of rateTakes) this.buckets.get(key)!.tokens -= 1;
-    return skipped.length ? { allow: true, failOpen: true, skipped } : { allow: true };
+    const preapproved = preapprovedBy !== undefined ? { preapprovedBy } : {};
+    return skipped.length ? { allow: true, failOpen: true, skipped, ...preapproved } : { allow: true, ...preapproved };
   }
 
   /** Token-bucket level for `key` now (refilled, capped at the burst), creating a full bucket if new. */
@@ -536,6 +572,7 @@ const RULE_FIELDS: Record<PolicyRule['type'], string[]> = {
   deny: [...COMMON_FIELDS, 'operations'],
   quota: [...COMMON_FIELDS, 'operations', 'per', 'limit', 'periodMs'],
   rate: [...COMMON_FIELDS, 'operations', 'per', 'limit', 'intervalMs'],
+  'preapprove-rotation': [...COMMON_FIELDS, 'until'],
 };
 
 /**
@@ -592,6 +629,12 @@ export function validateRules(input: unknown): PolicyRule[] {
       case 'rate': {
         const o = ops(false);
         return { ...base, type, ...(o ? { operations: o } : {}), per: per(['tenant', 'apiKey'] as const), limit: int('limit', 1, 1e6), intervalMs: int('intervalMs', 1, 24 * 3600_000) };
+      }
+      case 'preapprove-rotation': {
+        // One named API key: a rule for every key would restrict the operator's own keys to rotate too.
+        ensure(scope?.apiKeyId !== undefined, ErrorCode.BadInput, `${where}: scope.apiKeyId is required (the API key the pre-approval is for)`);
+        const until = r.until === undefined ? {} : { until: int('until', 0, Number.MAX_SAFE_INTEGER) };
+        return { id: r.id, type, scope: { ...scope, apiKeyId: scope.apiKeyId }, ...until };
       }
     }
   });
