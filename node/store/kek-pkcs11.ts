@@ -24,6 +24,7 @@
  * Errors never contain the PIN. A missing module, token or key, a refused PIN or an unfit key object is a
  * ConfigError naming the field; a wrap or unwrap that fails is a plain Error (the store names the record).
  */
+import { createHash } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { zeroize } from '../../core/bytes.js';
@@ -52,8 +53,13 @@ interface LoadedModule {
   refs: number;
   /** Whether our C_Initialize is the one in force (false: something else in this process initialised it). */
   readonly finalize: boolean;
-  /** Open sessions per slot (hex of the slot handle): the first logs in, the last logs out. */
-  readonly sessionsBySlot: Map<string, number>;
+  /**
+   * Our open sessions per slot (hex of the slot handle): the first logs in, the last logs out. The login
+   * state is shared by every session of the token (PKCS#11 §5.6), so a later C_Login answers
+   * CKR_USER_ALREADY_LOGGED_IN whatever PIN it is given; a SHA-256 of the PIN that logged in is kept so
+   * that a second Kek opened with another PIN is refused as the token would have refused it.
+   */
+  readonly sessionsBySlot: Map<string, { count: number; readonly pinHash: string }>;
 }
 
 const loadedModules = new Map<string, LoadedModule>();
@@ -146,19 +152,27 @@ class TokenSession {
       } catch (e) {
         throw new ConfigError('kekProvider.tokenLabel', `cannot open a session with token "${source.tokenLabel}" (${reason(e)})`);
       }
-      m.sessionsBySlot.set(slotKey, (m.sessionsBySlot.get(slotKey) ?? 0) + 1);
-      try {
-        m.lib.C_Login(session, pkcs11js.CKU_USER, source.pin);
-      } catch (e) {
-        const code = ckr(e);
-        if (code !== 'CKR_USER_ALREADY_LOGGED_IN') {
-          const what = code === 'CKR_PIN_INCORRECT' ? 'refused the PIN' : code === 'CKR_PIN_LOCKED' ? 'has locked the user PIN (too many wrong PINs)' : `refused the login (${reason(e)})`;
-          throw new ConfigError('kekProvider', `token "${source.tokenLabel}" ${what}; check TESSERA_PKCS11_PIN or kekProvider.pinFile`);
+      const pinHash = createHash('sha256').update(source.pin, 'latin1').digest('hex');
+      const ours = m.sessionsBySlot.get(slotKey);
+      const refused = (what: string) => new ConfigError('kekProvider', `token "${source.tokenLabel}" ${what}; check TESSERA_PKCS11_PIN or kekProvider.pinFile`);
+      if (ours) {
+        if (ours.pinHash !== pinHash) throw refused('refused the PIN');
+        ours.count++;
+      } else {
+        try {
+          m.lib.C_Login(session, pkcs11js.CKU_USER, source.pin);
+        } catch (e) {
+          const code = ckr(e);
+          // Logged in already by another user of the library in this process (not through this module): accepted.
+          if (code !== 'CKR_USER_ALREADY_LOGGED_IN') {
+            throw refused(code === 'CKR_PIN_INCORRECT' ? 'refused the PIN' : code === 'CKR_PIN_LOCKED' ? 'has locked the user PIN (too many wrong PINs)' : `refused the login (${reason(e)})`);
+          }
         }
+        m.sessionsBySlot.set(slotKey, { count: 1, pinHash });
       }
       return new TokenSession(m, slotKey, session, source.tokenLabel);
     } catch (e) {
-      if (session !== undefined && slotKey !== undefined) endSession(m, slotKey, session);
+      if (session !== undefined) closeQuietly(m, session);
       releaseModule(m);
       throw e;
     }
@@ -197,19 +211,22 @@ class TokenSession {
   }
 }
 
-/** Log out with the slot's last session (C_CloseSession would too, §5.6; saying it is clearer), then close it. */
+/** Log out with the slot's last session of ours (C_CloseSession would too, §5.6; saying it is clearer), then close it. */
 function endSession(m: LoadedModule, slotKey: string, session: Handle): void {
-  const left = (m.sessionsBySlot.get(slotKey) ?? 1) - 1;
-  if (left <= 0) {
+  const ours = m.sessionsBySlot.get(slotKey);
+  if (ours && --ours.count <= 0) {
     m.sessionsBySlot.delete(slotKey);
     try {
       m.lib.C_Logout(session);
     } catch {
-      // not logged in (the login failed): closing is all there is to do
+      // the token went away or logged out already: closing is all there is to do
     }
-  } else {
-    m.sessionsBySlot.set(slotKey, left);
   }
+  closeQuietly(m, session);
+}
+
+/** A session that was never counted as logged in (its login failed), or whose token went away. */
+function closeQuietly(m: LoadedModule, session: Handle): void {
   try {
     m.lib.C_CloseSession(session);
   } catch {
