@@ -7,6 +7,7 @@ import { ADMIN_COMMANDS } from './admin.js';
 import { CLUSTER_COMMANDS } from './cluster.js';
 import { DEV_COMMANDS } from './dev.js';
 import { HPKE_COMMANDS } from './hpke.js';
+import { KEK_COMMANDS } from './kek.js';
 import { KEY_COMMANDS } from './keys.js';
 import { OFFLINE_COMMANDS } from './offline.js';
 import { commandName, type CommandSpec } from './spec.js';
@@ -36,6 +37,7 @@ export const SECTIONS: readonly Section[] = [
   },
   { title: 'Administration (admin API key)', commands: ADMIN_COMMANDS },
   { title: 'Cluster membership (admin API keys of every node)', commands: CLUSTER_COMMANDS },
+  { title: "A node's key-encryption key (on the node's host)", commands: KEK_COMMANDS },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = SECTIONS.flatMap((s) => s.commands);
