@@ -80,6 +80,13 @@ export const AUDIT_OPERATIONS = [
   'membership.change',
   'membership.repair',
   'node.start',
+  // the node's KEK re-wrapping every record (issue 15; node/store/kek-rotation.ts)
+  'kek.rotate',
+  // a shamir-unseal node (node/sealed.ts): initialisation, each share submitted (accepted or refused, and
+  // the unseal it completed), sealing a running node; recorded while sealed, copied in when the store opens
+  'node.unseal-init',
+  'node.unseal',
+  'node.seal',
 ] as const;
 export type AuditOperation = (typeof AUDIT_OPERATIONS)[number];
 
