@@ -5,6 +5,9 @@
  * older active version beside the newest (the older one skipped). The CLI runs as a child process; it
  * is SIGKILLed once its progress shows some keys rotated, then run again: it resumes its run file,
  * rotates the rest, and every node holds every key on exactly one new version (none rotated twice).
+ * Then the pre-approval policy rule (node/governance/policy.ts preapprove-rotation): node 3's operator
+ * hands an API key to the others, they rotate a tenant's keys with it, node 3 audits each rotation
+ * naming the rule and refuses that key anything else, and after `until`, that too.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -120,4 +123,44 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
     const signed = await tc.cluster.sign({ keyId: keyIds[KEYS - 1]!, message: '00'.repeat(32) });
     expect(signed).toMatchObject({ version: 2 });
   }, 900_000);
+
+  it("pre-approval: node 3's operator hands out an API key its policy pre-approves for emergency rotation; rotateAll runs with it, node 3 audits each rotation naming the rule, and the key can do nothing else", async () => {
+    await tc.cluster.createTenant('ops');
+    const own = await tc.cluster.createApiKeys('ops'); // each operator's own key of the tenant
+    await tc.cluster.withApiKeys(own.map((k) => k.apiKey)).keygen({ suite: 'ed25519', keyId: 'ops-1' });
+    await tc.cluster.withApiKeys(own.map((k) => k.apiKey)).keygen({ suite: 'ed25519', keyId: 'ops-2' });
+    // Operator 3: a key for the emergency team, and the rule that is its standing approval.
+    const delegate = await tc.client(3).createApiKey('ops');
+    await tc.client(3).setPolicy([{ id: 'em-ops', type: 'preapprove-rotation', scope: { apiKeyId: delegate.id, tenant: 'ops' } }]);
+    expect((await tc.client(3).getPolicy()).rules).toEqual([{ id: 'em-ops', type: 'preapprove-rotation', scope: { apiKeyId: delegate.id, tenant: 'ops' } }]);
+    // The other operators' keys for nodes 1 and 2, the pre-approved key for node 3.
+    const emergency = tc.cluster.withApiKeys([own[0]!.apiKey, own[1]!.apiKey, delegate.apiKey]);
+    const r = await emergency.rotateAll();
+    expect(r).toMatchObject({ total: 2, failed: [], skipped: [] });
+    expect(r.rotated.map((k) => [k.tenant, k.keyId, k.fromVersion, k.toVersion, k.by])).toEqual([
+      [null, 'ops-1', 1, 2, 'this-run'],
+      [null, 'ops-2', 1, 2, 'this-run'],
+    ]);
+    const entries = (await tc.client(3).auditLog()).entries as unknown as Record<string, unknown>[];
+    const rotations = entries.filter((e) => e.operation === 'rotate' && e.actor === delegate.id);
+    // (The two keys rotate at once: their entries interleave.)
+    expect(rotations.map((e) => [e.keyId, e.outcome, e.severity, e.reason]).sort((a, b) => String(a).localeCompare(String(b)))).toEqual([
+      ['ops-1', 'ok', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
+      ['ops-1', 'started', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
+      ['ops-2', 'ok', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
+      ['ops-2', 'started', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
+    ]);
+    // Nothing else: node 3 refuses the pre-approved key a signature (the others would sign).
+    const sign = await emergency.sign({ keyId: 'ops-1', message: '00'.repeat(32), players: [2, 3] }).catch((e: unknown) => e);
+    expect(sign).toMatchObject({ code: 'POLICY_DENIED' });
+    expect((sign as Error).message).toMatch(/rule em-ops: this API key holds only a pre-approval of emergency rotation/);
+    // Ended (until in the past on node 3's clock): refused too, and the key stays on its version.
+    await tc.client(3).setPolicy([{ id: 'em-ops', type: 'preapprove-rotation', scope: { apiKeyId: delegate.id }, until: Date.now() - 1000 }]);
+    const late = await emergency.rotate({ keyId: 'ops-1' }).catch((e: unknown) => e);
+    expect(late).toMatchObject({ code: 'POLICY_DENIED' });
+    expect((late as Error).message).toMatch(/the emergency rotation pre-approval ended/);
+    expect((await tc.client(3).getPolicy()).rules).toHaveLength(1);
+    await tc.client(3).setPolicy([]);
+    expect((await tc.cluster.withApiKeys(own.map((k) => k.apiKey)).getKey('ops-1')).version).toBe(2);
+  }, 300_000);
 });
