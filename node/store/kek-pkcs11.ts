@@ -507,6 +507,57 @@ export async function relabelPkcs11Kek(source: Pkcs11KekSource, from: string, to
   }
 }
 
+/**
+ * The pkcs11 half of a KEK rotation (node/store/kek-rotation.ts KekRotationSteps, typed here by shape so this
+ * file does not depend on the rotation's): the next KEK is the token key <keyLabel>.next until retire()
+ * destroys the old key and relabels the next one as keyLabel. Both steps are idempotent, so a rotation
+ * killed between any two token calls resumes: a .next key made by a crashed run is reused, and retire()
+ * looks at what is there (old and next; next only; or already done) instead of assuming.
+ */
+export function pkcs11RotationSteps(source: Pkcs11KekSource): { prepareNext(): Promise<Kek>; retire(oldId: string): Promise<void> } {
+  const label = validateLabel(source.keyLabel);
+  const nextLabel = label + PKCS11_NEXT_LABEL_SUFFIX;
+  return {
+    async prepareNext() {
+      const s = TokenSession.start(source, true);
+      try {
+        if (s.findOne(nextLabel) === undefined) await createPkcs11Kek(source, nextLabel);
+      } finally {
+        s.close();
+      }
+      return openPkcs11Kek(source, nextLabel);
+    },
+    async retire(oldId) {
+      const s = TokenSession.start(source, true);
+      try {
+        const current = s.findOne(label);
+        const next = s.findOne(nextLabel);
+        if (current !== undefined) {
+          const currentId = checkKeyObject(s, current, label);
+          if (currentId !== oldId) {
+            if (next === undefined) return; // done before a crash: keyLabel is already the new key
+            throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}": "${label}" is KEK ${currentId}, not the ${oldId} being retired, and "${nextLabel}" exists too; resolve by hand`);
+          }
+          if (next === undefined) throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}" holds no "${nextLabel}": refusing to destroy the only KEK ${oldId}`);
+          try {
+            s.lib.C_DestroyObject(s.handle, current);
+          } catch (e) {
+            throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}" did not destroy the old KEK ${oldId} (${reason(e)})`);
+          }
+        }
+        if (next === undefined) throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}" holds neither "${label}" nor "${nextLabel}"`);
+        try {
+          s.lib.C_SetAttributeValue(s.handle, next, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+        } catch (e) {
+          throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}" did not relabel "${nextLabel}" as "${label}" (${reason(e)})`);
+        }
+      } finally {
+        s.close();
+      }
+    },
+  };
+}
+
 /** How many sessions of this process use the module at `path` (0 once every Kek and call closed): for tests. */
 export function pkcs11ModuleRefs(path: string): number {
   return loadedModules.get(path)?.refs ?? 0;

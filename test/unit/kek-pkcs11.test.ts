@@ -21,6 +21,7 @@ import {
   openPkcs11Kek,
   openPkcs11Keks,
   pkcs11ModuleRefs,
+  pkcs11RotationSteps,
   relabelPkcs11Kek,
 } from '../../node/store/kek-pkcs11.js';
 import { ShareStore } from '../../node/store/storage.js';
@@ -229,6 +230,39 @@ describe('pkcs11 KEK: rotation helpers', () => {
     expect((await thrown(() => destroyPkcs11Kek(src, 'rot.next'))).message).toMatch(/holds no AES key labelled "rot.next"/);
     await createPkcs11Kek(src, 'other');
     expect((await thrown(() => relabelPkcs11Kek(src, 'rot', 'other'))).message).toMatch(/already holds a key labelled "other"/);
+    expect(pkcs11ModuleRefs(SOFTHSM_MODULE)).toBe(0);
+  });
+});
+
+describe('pkcs11 KEK: the rotation steps (node/store/kek-rotation.ts)', () => {
+  it('prepareNext makes keyLabel.next once (a rerun reuses it); retire destroys the old key, relabels, and is idempotent', async () => {
+    const src = pkcs11Source('tok-b', 'steps', PIN_B);
+    const oldId = await createPkcs11Kek(src, 'steps');
+    const steps = pkcs11RotationSteps(src);
+    const next = await steps.prepareNext();
+    const again = await steps.prepareNext(); // a crashed run made it already
+    expect(again.id).toBe(next.id);
+    again.close();
+    expect(next.id).not.toBe(oldId);
+    const aad = Buffer.from('d');
+    const key = randomBytes(32);
+    const wrapped = next.wrapKey(key, aad);
+    await steps.retire(oldId);
+    await steps.retire(oldId); // a crash after the retire repeats it
+    // The open next Kek keeps working after the relabel; keyLabel now names it; the old key is gone.
+    expect(hex(next.unwrapKey(wrapped, aad))).toBe(hex(key));
+    next.close();
+    const { current, others } = await openPkcs11Keks(src, 2);
+    expect(current.id).toBe(next.id);
+    expect(others).toEqual([]);
+    current.close();
+    // Without a next key, retire refuses to destroy the only KEK.
+    const lone = pkcs11Source('tok-b', 'lone', PIN_B);
+    const loneId = await createPkcs11Kek(lone, 'lone');
+    expect((await thrown(() => pkcs11RotationSteps(lone).retire(loneId))).message).toMatch(/refusing to destroy the only KEK/);
+    const still = await openPkcs11Keks(lone, 2);
+    expect(still.current.id).toBe(loneId);
+    still.current.close();
     expect(pkcs11ModuleRefs(SOFTHSM_MODULE)).toBe(0);
   });
 });
