@@ -674,6 +674,11 @@ export type PolicyResponse = Static<typeof policySchema>;
 const setPolicyRequestSchema = closedObject({ rules: Type.Unsafe<unknown[]>({ type: 'array', maxItems: 1000 }) });
 const enableFailOpenRequestSchema = closedObject({ durationMs: opt(durationMs) });
 const emptyRequestSchema = closedObject({});
+/** A KEK's public id (node/store/kek.ts Kek.id): never key material. */
+const kekIdSchema = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' });
+/** POST /v1/admin/kek/rotate (node/store/kek-rotation.ts): the old and new KEK ids, records looked at and moved. */
+const kekRotateResponseSchema = closedObject({ from: kekIdSchema, to: kekIdSchema, records: int(), moved: int(), resumed: bool() });
+export type KekRotateResponse = Static<typeof kekRotateResponseSchema>;
 
 const wrappedShareSchema = closedObject({
   index,
@@ -790,6 +795,73 @@ export const healthResponseSchema = closedObject({ status: str() });
  * ignores) tells the OpenAPI document (runtime/openapi.ts) that the body is this text, not JSON.
  */
 export const metricsResponseSchema = Type.String({ description: 'Prometheus text exposition format 0.0.4', contentMediaType: 'text/plain' });
+
+// ---- sealed nodes: the shamir-unseal KEK provider (issue 15; node/sealed.ts, node/store/kek-unseal.ts)
+/**
+ * A node's seal state. uninitialized: a shamir-unseal node without unseal.json (POST /v1/unseal/init);
+ * sealed: waiting for operator shares (`progress` of `threshold` in); unsealing: the KEK is rebuilt and
+ * the full node is starting; unsealed: serving (every node whose KEK comes from elsewhere, `provider`).
+ */
+const unsealStatusSchema = closedObject({
+  node: index,
+  /** The node's KEK provider: shamir-unseal, file, env or pkcs11. */
+  provider: str(),
+  state: stringEnum(['uninitialized', 'sealed', 'unsealing', 'unsealed']),
+  sealed: bool(),
+  /** K: how many operator shares unseal the node (shamir-unseal, initialised). */
+  threshold: opt(int()),
+  /** N: how many operator shares the KEK was split into. */
+  operators: opt(int()),
+  /** Valid shares submitted since the node last sealed (in memory only). */
+  progress: int(),
+  /** The public id of the KEK the shares rebuild (node/store/kek.ts RawKek.id), never the KEK. */
+  keyCheckValue: opt(str()),
+  /** Why the last unseal did not start the node, if it did not. */
+  lastError: opt(str()),
+});
+export type UnsealStatusResponse = Static<typeof unsealStatusSchema>;
+/**
+ * Initialise a shamir-unseal node that has no data dir yet: it makes a random KEK, splits it K-of-N, keeps
+ * only the public metadata and returns the shares once. With `operatorKeys` (ML-KEM-768 or X-Wing public
+ * keys, operator i's at [i - 1]) each share is sealed to its operator's key; without, the shares come in
+ * plain and the caller must keep them secret.
+ */
+const unsealInitRequestSchema = closedObject({
+  threshold,
+  operators: Type.Integer({ minimum: 2, maximum: 255, description: 'the number of operator shares, an integer from 2 to 255' }),
+  operatorKeys: opt(Type.Array(hex(1184, 1216), { minItems: 2, maxItems: 255, description: 'one ML-KEM-768 or X-Wing public key per operator' })),
+});
+export type UnsealInitRequest = Static<typeof unsealInitRequestSchema>;
+const unsealShareSchema = closedObject({
+  /** The share's index, 1..operators; the share of operator i. */
+  index,
+  /** SHA-256 check value the node keeps for it (node/store/kek-unseal.ts shareCheckValue). */
+  checkValue: hex(32, 32),
+  /**
+   * The share in plain (hex, 33 bytes), when no operator keys were given: the only time it exists outside
+   * its operator, as a new API key in createApiKey's answer. The node keeps no share.
+   */
+  share: opt(hex(33, 33)),
+  /** The share sealed to the operator's key (core/wrap.ts sealToReceiver, node/store/kek-unseal.ts unsealShareAad). */
+  wrapped: opt(closedObject({ kem: stringEnum(WRAP_KEMS), wrappingKeyFingerprint: hex(32, 32), enc: hex(1, 2048), ciphertext: hex(1, 256) })),
+});
+const unsealInitResponseSchema = closedObject({
+  node: index,
+  threshold: int(),
+  operators: int(),
+  keyCheckValue: str(),
+  /** The node's identity public key (ML-DSA-65, made in the new data dir), for the cluster's membership. */
+  identityPublicKey: str(),
+  shares: Type.Array(unsealShareSchema),
+});
+export type UnsealInitResponse = Static<typeof unsealInitResponseSchema>;
+const unsealRequestSchema = closedObject({
+  shareIndex: index,
+  share: hex(33, 33),
+});
+export type UnsealRequest = Static<typeof unsealRequestSchema>;
+const unsealResponseSchema = closedObject({ ...unsealStatusSchema.properties, accepted: index });
+export type UnsealResponse = Static<typeof unsealResponseSchema>;
 
 /** Route table: method, URL and schema of every route the node serves. */
 export const ROUTES = {
@@ -912,6 +984,8 @@ export const ROUTES = {
   setPolicy: { method: 'POST', url: '/v1/admin/policy', schema: { summary: "Replace this node's policy rules (admin)", body: setPolicyRequestSchema, response: withErrors(policySchema) } },
   enableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open', schema: { summary: 'Let requests through while the stored rules cannot be read (admin)', body: enableFailOpenRequestSchema, response: withErrors(failOpenSchema) } },
   disableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open/disable', schema: { summary: 'End fail-open (admin)', body: emptyRequestSchema, response: withErrors(failOpenSchema) } },
+  /** Re-wrap every record under a new KEK, then destroy the old one (node/store/kek-rotation.ts); finishes an interrupted rotation first. */
+  rotateKek: { method: 'POST', url: '/v1/admin/kek/rotate', schema: { summary: "Rotate this node's KEK (admin)", body: emptyRequestSchema, response: withErrors(kekRotateResponseSchema) } },
   /** The whole audit log with its signed checkpoints (the head is checkpointed first), for offline verification. */
   auditLog: { method: 'GET', url: '/v1/admin/audit', schema: { summary: 'The audit log with its signed checkpoints (admin)', response: withErrors(auditLogResponseSchema) } },
   /**
@@ -941,4 +1015,17 @@ export const ROUTES = {
   },
   /** Finish a commit this node missed from its certificate (verified against the membership). */
   repair: { method: 'POST', url: '/v1/keys/:keyId/repair', schema: { summary: 'Finish a commit this node missed, from its certificate', params: keyParams, body: repairRequestSchema, response: withErrors(repairResponseSchema) } },
+  // Sealed nodes (shamir-unseal KEK provider): answered while sealed, with health, as well as after.
+  /** Whether the node is sealed, and how many operator shares are in. Any API key of the node's config while sealed. */
+  unsealStatus: { method: 'GET', url: '/v1/unseal', schema: { summary: 'Seal state: sealed or not, shares submitted of the threshold', response: withErrors(unsealStatusSchema) } },
+  /** Make the KEK of a new shamir-unseal node and split it into operator shares, returned once (admin). */
+  unsealInit: {
+    method: 'POST',
+    url: '/v1/unseal/init',
+    schema: { summary: 'Initialise a shamir-unseal node: the KEK split into operator shares, returned once (admin)', body: unsealInitRequestSchema, response: withErrors(unsealInitResponseSchema) },
+  },
+  /** Submit one operator share to a sealed node; the K-th valid share unseals it (admin). */
+  unseal: { method: 'POST', url: '/v1/unseal', schema: { summary: 'Submit one operator share to a sealed node (admin)', body: unsealRequestSchema, response: withErrors(unsealResponseSchema) } },
+  /** Seal a running shamir-unseal node: the full node stops and the KEK is wiped (admin). */
+  seal: { method: 'POST', url: '/v1/seal', schema: { summary: 'Seal a running shamir-unseal node again (admin)', body: emptyRequestSchema, response: withErrors(unsealStatusSchema) } },
 } as const;

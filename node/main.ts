@@ -28,7 +28,10 @@ import { TENANTS_NAMESPACE, TenantStore } from './governance/tenants.js';
 import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
 import { atRestProtection } from './store/kek.js';
-import { openNodeKeks } from './store/kek-provider.js';
+import { openNodeKeks, type NodeKeks } from './store/kek-provider.js';
+import { SealedNode } from './sealed.js';
+import { notSealable, type UnsealApi } from './http/unseal.js';
+import { kekRotationSteps, resumeKekRotation, rotateKek } from './store/kek-rotation.js';
 import { CoordinatorLink } from './sessions/link.js';
 import { NodeMetrics } from './metrics.js';
 import { FAULT_POINTS, NodeService } from './service.js';
@@ -107,9 +110,21 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, logger: Logger): Promise<RunningNode> {
+/** How a sealed node (node/sealed.ts) starts the full node once unsealed; other nodes pass nothing. */
+export interface StartOptions {
+  /** The KEKs, instead of opening the configured provider's (a shamir-unseal KEK rebuilt from shares). */
+  keks?: NodeKeks;
+  /** The unseal routes' node (node/http/unseal.ts); default: a node that has no seal. */
+  unseal?: UnsealApi;
+  /** Called once the audit log is open (a sealed node copies in the unseal attempts it recorded). */
+  onAuditOpen?: (audit: AuditLog) => Promise<void>;
+  /** Called right before the API binds its port (the sealed front end releases it). */
+  beforeListen?: () => Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, logger: Logger, o: StartOptions = {}): Promise<RunningNode> {
   await loadIdentityEngine();
-  const keks = await openNodeKeks(config.kek, config.index);
+  const keks = o.keks ?? (await openNodeKeks(config.kek, config.index));
   let store: ShareStore;
   try {
     store = await ShareStore.open({ dataDir: config.dataDir, kek: keks.current, otherKeks: keks.others, nodeIndex: config.index, minRotationPeriodMs: config.rotation.minPeriodMs });
@@ -135,6 +150,21 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
       }
     }
     logger.info({ records: integrity.checked, unauthentic: integrity.unauthentic.length, refusedKeys: refusedKeys.size }, 'integrity check done');
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  // A KEK rotation that a crash interrupted is finished before the node serves (node/store/kek-rotation.ts).
+  const faultPoints = faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS);
+  const kekCrashPoint = (point: string): void => {
+    if (faultPoints?.has(point)) {
+      logger.warn({ point }, 'fault injection: crashing');
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
+  try {
+    const resumed = await resumeKekRotation(store, config.kek, { crashPoint: kekCrashPoint });
+    if (resumed) logger.warn({ from: resumed.from, to: resumed.to, records: resumed.records, moved: resumed.moved }, 'finished an interrupted KEK rotation; the old KEK is destroyed');
   } catch (e) {
     await store.close();
     throw e;
@@ -194,6 +224,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   await audit
     .append({ actor: 'system.node', operation: 'node.start', outcome: 'ok' })
     .catch((e: Error) => logger.error({ err: { message: e.message } }, 'cannot audit the node start'));
+  await o.onAuditOpen?.(audit);
 
   const link = new CoordinatorLink();
   // Metrics (node/metrics.ts): the gate counts operations inline; the rest is read at scrape time only
@@ -242,7 +273,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     store,
     link,
     logger: logger.child({ component: 'service' }),
-    faultPoints: faultPointsFromEnv(process.env.TESSERA_FAULT_POINTS),
+    faultPoints,
     ...(deviations ? { deviations } : {}),
     gate,
     rotation: {
@@ -259,7 +290,15 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
   await store.finishErasures();
   const staged = await service.resolveStagedAtStart();
   if (staged.waiting > 0) logger.warn(staged, 'staged changes await `tessera repair`');
-  const admin = new NodeAdmin({ tenants, policy, audit, gate, failOpen: config.failOpen, logger: logger.child({ component: 'admin' }) });
+  const admin = new NodeAdmin({
+    tenants,
+    policy,
+    audit,
+    gate,
+    failOpen: config.failOpen,
+    logger: logger.child({ component: 'admin' }),
+    rotateKek: async () => rotateKek(store, await kekRotationSteps(config.kek), { crashPoint: kekCrashPoint }),
+  });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({
     service,
@@ -270,7 +309,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Run
     ...(tls ? { tls } : {}),
     metrics,
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
+    unseal: o.unseal ?? notSealable(config.index, config.kek.kind),
   });
+  await o.beforeListen?.();
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   // Connect in the background: the link reconnects with backoff, and /ready says when it is up.
   link
@@ -368,7 +409,17 @@ async function main(): Promise<void> {
   }
   let node: RunningNode;
   try {
-    node = await startNode(config, logger);
+    // A shamir-unseal node starts sealed, every time (node/sealed.ts); it starts the full node once unsealed.
+    node =
+      config.kek.kind === 'shamir-unseal'
+        ? await SealedNode.start(config, logger, {
+            startFull: startNode,
+            onFatal: (e) => {
+              process.stderr.write(`tessera-node: ${e.message.split('\n')[0]}\n`);
+              process.exit(1);
+            },
+          })
+        : await startNode(config, logger);
   } catch (e) {
     process.stderr.write(`tessera-node: ${(e as Error).message.split('\n')[0]}\n`);
     process.exit(1);

@@ -19,6 +19,7 @@
  * joins the same session id, derived from the key version and a retry window, authorised by the
  * rotation period that every operator approved when the key was created.
  */
+import { KEK_ROTATION_FAULT_POINTS } from './store/kek-rotation.js';
 import { MembershipAdmin, type LiveMembership } from './governance/membership.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Logger } from 'pino';
@@ -172,6 +173,8 @@ export interface NodeServiceOptions {
 
 /** Test-only crash points: before a refresh stages, and at each step of the commit (node/sessions/commit.ts). */
 export const FAULT_POINTS = [
+  // KEK rotation (node/store/kek-rotation.ts): after each of its steps.
+  ...KEK_ROTATION_FAULT_POINTS,
   'refresh-before-stage',
   // Reshare (node/sessions/reshare.ts): after the dealers dealt, after the confirmations, before staging.
   'reshare-after-deal',

@@ -47,6 +47,7 @@ import type {
   StagedReleaseResponse,
   ExportResponse,
   FailOpenJson,
+  KekRotateResponse,
   KeyInfo,
   NodeInfo,
   PolicyResponse,
@@ -598,6 +599,14 @@ export class NodeClient {
 
   disableFailOpen(): Promise<FailOpenJson> {
     return requestJson(this.target, 'POST', '/v1/admin/policy/fail-open/disable', {});
+  }
+
+  /**
+   * Rotate this node's KEK: the node re-wraps every record under a new KEK, then destroys the old one
+   * (or first finishes a rotation a crash interrupted). Admin key. Answers the old and new KEK ids.
+   */
+  rotateKek(): Promise<KekRotateResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/kek/rotate', {});
   }
 
   /** This node's audit log and checkpoints, as stored (the node signs a checkpoint of its head first). */

@@ -7,8 +7,8 @@
  * every node of the cluster, giving one API key per node.
  */
 import type { Logger } from 'pino';
-import { ErrorCode, TesseraError } from '../../core/errors.js';
-import type { ApiKeyInfoJson, AuditLogResponse, TenantListResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, PolicyResponse, TenantResponse } from '../../contract/http.js';
+import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
+import type { ApiKeyInfoJson, AuditLogResponse, TenantListResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, KekRotateResponse, PolicyResponse, TenantResponse } from '../../contract/http.js';
 import type { AuditLog } from './audit.js';
 import type { OperationGate } from './gate.js';
 import type { PolicyEngine, PolicyRule } from './policy.js';
@@ -22,6 +22,8 @@ export interface NodeAdminOptions {
   /** Fail-open window when none is given, and the longest accepted (node/config.ts failOpen). */
   readonly failOpen: { readonly defaultMs: number; readonly maxMs: number };
   readonly logger: Logger;
+  /** Rotate the node's KEK (node/store/kek-rotation.ts rotateKek over the node's store and provider). */
+  readonly rotateKek?: () => Promise<KekRotateResponse>;
 }
 
 const nothing = async () => ({});
@@ -108,6 +110,27 @@ export class NodeAdmin {
       return failOpenJson(status);
     });
   }
+
+  /**
+   * Re-wrap every record under a new KEK and destroy the old one (or finish a rotation a crash
+   * interrupted). One at a time per node: a second request while one runs is BAD_STATE.
+   */
+  rotateKek(p: Principal): Promise<KekRotateResponse> {
+    return this.o.gate.run({ principal: p, operation: 'kek.rotate', authorize: 'admin' }, nothing, async () => {
+      ensure(this.o.rotateKek !== undefined, ErrorCode.BadState, 'this node cannot rotate its KEK');
+      ensure(!this.kekRotating, ErrorCode.BadState, 'a KEK rotation is already running on this node');
+      this.kekRotating = true;
+      try {
+        const r = await this.o.rotateKek!();
+        this.o.logger.warn({ op: 'kek.rotate', from: r.from, to: r.to, records: r.records, moved: r.moved, resumed: r.resumed, actor: p.apiKeyId }, 'KEK rotated; the old KEK is destroyed');
+        return r;
+      } finally {
+        this.kekRotating = false;
+      }
+    });
+  }
+
+  private kekRotating = false;
 
   disableFailOpen(p: Principal): Promise<FailOpenJson> {
     return this.o.gate.run({ principal: p, operation: 'policy.fail-open.disable', authorize: 'admin' }, nothing, async () => {

@@ -22,6 +22,7 @@ import { ACT_AS_TENANT_HEADER } from '../../contract/http.js';
 import { TENANT_ID_PATTERN, requireAdmin, type Principal } from '../governance/tenants.js';
 import { CONSOLE_STATIC_URLS } from '../../contract/console.js';
 import { registerConsole } from './console.js';
+import { UNSEAL_URLS, registerUnsealRoutes, type UnsealApi } from './unseal.js';
 
 /** The routes an admin may call acting for MEMBERSHIP_TENANT: a membership change's commit status and repair. */
 const CLUSTER_REPAIR_ROUTES = new Set<string>([ROUTES.commitStatus.url, ROUTES.attestStaged.url, ROUTES.releaseVote.url, ROUTES.dropStaged.url, ROUTES.repair.url]);
@@ -41,6 +42,8 @@ export interface ApiOptions {
   metricsToken?: string;
   /** Check every JSON response against its route's schema (runtime/response-check.ts). Default: TESSERA_CHECK_RESPONSES=1 (tests). */
   checkResponses?: boolean;
+  /** The unseal routes' node (node/http/unseal.ts); without it they answer UNAVAILABLE. */
+  unseal?: UnsealApi;
 }
 
 const STATUS: Record<string, number> = {
@@ -274,7 +277,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     else if (!probes.has(url)) await authenticate(req);
     // A node whose storage failed refuses everything (readiness included) until it restarts; its
     // metrics still answer (tessera_storage_failed says so).
-    const down = url === ROUTES.health.url || url === ROUTES.metrics.url ? undefined : o.unavailable?.();
+    // The unseal routes answer too: a sealed node (node/sealed.ts) is unavailable but for them.
+    const down = url === ROUTES.health.url || url === ROUTES.metrics.url || UNSEAL_URLS.has(url) ? undefined : o.unavailable?.();
     if (down) throw down;
   });
 
@@ -345,7 +349,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.setPolicy, handler: async (req) => a.setPolicy(who(req), req.body.rules) });
   app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), req.body?.durationMs) });
   app.route({ ...ROUTES.disableFailOpen, handler: async (req) => a.disableFailOpen(who(req)) });
+  app.route({ ...ROUTES.rotateKek, handler: async (req) => a.rotateKek(who(req)) });
   app.route({ ...ROUTES.auditLog, handler: async (req) => a.exportAudit(who(req)) });
+  registerUnsealRoutes(app, o.unseal, who);
   registerConsole(app, { service: s, ...(o.metrics ? { metrics: o.metrics } : {}) });
   return app;
 }

@@ -30,10 +30,20 @@ export interface SealedBox {
   ct: Uint8Array;
 }
 
-interface Envelope {
+export interface Envelope {
   readonly kid: string;
   readonly wrapped: Uint8Array;
   readonly body: Uint8Array;
+}
+
+/** The parts of a sealed value's envelope (public: the KEK id and the wrapped data key), for audits and tests. */
+export function readEnvelope(box: SealedBox): Envelope {
+  return parseEnvelope(box.ct);
+}
+
+/** The AAD every data key of node `nodeIndex` is wrapped with. */
+export function dataKeyAad(nodeIndex: number): Uint8Array {
+  return framed(AAD_DATA_KEY, i2osp(nodeIndex, 1));
 }
 
 function parseEnvelope(ct: Uint8Array): Envelope {
@@ -74,7 +84,7 @@ export class Sealer {
   private readonly dataKeyAad: Uint8Array;
 
   constructor(nodeIndex: number, current: Kek, others: readonly Kek[] = []) {
-    this.dataKeyAad = framed(AAD_DATA_KEY, i2osp(nodeIndex, 1));
+    this.dataKeyAad = dataKeyAad(nodeIndex);
     this.current = current;
     for (const k of [current, ...others]) {
       if (!KEK_ID_PATTERN.test(k.id)) throw new Error('a KEK has no valid id');

@@ -56,9 +56,9 @@ import { MEMBERSHIP_KEY_ID, MEMBERSHIP_TENANT, decodeMembership, encodeMembershi
 import { getSuite, isSuiteId, type SuiteId } from '../../core/suites.js';
 import type { KeyShare, PublicKeyPackage } from '../../core/types.js';
 import { KEY_STATES, MIN_ROTATION_PERIOD_MS, assertTransition, isKeyState, isRotationPeriod, type KeyState } from '../../core/lifecycle.js';
-import { RawKek, type Kek } from './kek.js';
+import { KEK_ID_PATTERN, RawKek, type Kek } from './kek.js';
 import { KekUnavailableError, SEAL_NONCE_LENGTH, Sealer, sealedKekId, type SealedBox } from './envelope.js';
-import { AuthenticatedRecords, RECORD_TAG_LENGTH, sealRecord, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
+import { AuthenticatedRecords, RECORD_TAG_LENGTH, keyOfRecord, recordName, sealRecord, unauthenticRecordError, type RecordRange, type UnauthenticRecord } from './record-auth.js';
 
 export { KEY_STATES, type KeyState };
 
@@ -202,6 +202,23 @@ export function secretRecordKey(name: string): string {
 }
 
 const META_KEY = 'm/node';
+/** An unfinished KEK rotation: {v, from, to, startedAt} (ShareStore.beginKekRotation). */
+const KEK_ROTATION_KEY = 'm/kek-rotation';
+/** The LevelDB ranges that hold sealed values: key records, pending epochs, staged changes, secrets, the meta record. */
+const SEALED_RECORD_RANGES: readonly (readonly [string, string])[] = [
+  ['g/', 'g0'],
+  ['k/', 'k0'],
+  ['m/node', 'm/node\0'],
+  ['p/', 'p0'],
+  ['s/', 's0'],
+];
+
+/** A KEK rotation recorded in a data dir: every record is moving from KEK `from` to KEK `to` (public ids). */
+export interface KekRotationState {
+  readonly from: string;
+  readonly to: string;
+  readonly startedAt: number;
+}
 const NAMESPACE_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
 const AAD_SHARE = utf8ToBytes('tessera/storage/share/v1');
 const AAD_SECRET = utf8ToBytes('tessera/storage/secret/v1');
@@ -325,6 +342,139 @@ export class ShareStore {
   /** The KEKs this store seals under (current first) and can still open with. */
   keks(): readonly Kek[] {
     return this.sealer.keks;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // KEK rotation (issue 15 item 2; the steps and their crash safety: node/store/kek-rotation.ts)
+
+  /** The unfinished KEK rotation recorded in this data dir, if any. */
+  async kekRotation(): Promise<KekRotationState | undefined> {
+    this.ensureOpen();
+    const raw = await this.db.get(KEK_ROTATION_KEY);
+    if (raw === undefined) return undefined;
+    const m = decodeMap(raw, KEK_ROTATION_KEY);
+    ensure(
+      m.v === FORMAT && typeof m.from === 'string' && KEK_ID_PATTERN.test(m.from) && typeof m.to === 'string' && KEK_ID_PATTERN.test(m.to) && isTime(m.startedAt),
+      ErrorCode.BadMessage,
+      `storage: record ${KEK_ROTATION_KEY} is corrupt`,
+    );
+    return { from: m.from, to: m.to as string, startedAt: m.startedAt as number };
+  }
+
+  /**
+   * Start (or resume) moving every record to `next`: record {from: the current KEK, to: next} (synced)
+   * unless a rotation to `next` is already recorded, then make `next` the KEK that wraps everything new.
+   * The caller has made `next` durable first (its file or token object exists), so no record is ever
+   * wrapped under a KEK that a crash could lose. A recorded rotation to another KEK is BAD_STATE.
+   */
+  async beginKekRotation(next: Kek): Promise<KekRotationState> {
+    this.ensureOpen();
+    const recorded = await this.kekRotation();
+    if (recorded) {
+      ensure(recorded.to === next.id, ErrorCode.BadState, `storage: a rotation to KEK ${recorded.to} is unfinished; finish it before starting another`);
+      this.sealer.addKek(next, true);
+      return recorded;
+    }
+    const from = this.sealer.currentKek.id;
+    ensure(from !== next.id, ErrorCode.BadInput, 'storage: the new KEK is the current one');
+    const state: KekRotationState = { from, to: next.id, startedAt: Date.now() };
+    this.sealer.addKek(next, true);
+    await this.db.put(KEK_ROTATION_KEY, encode({ v: FORMAT, ...state }), { sync: true });
+    return state;
+  }
+
+  /**
+   * Re-wrap the data key of every sealed value that is not under the current KEK (node/store/envelope.ts
+   * Sealer.rewrap): key records, pending epochs, staged changes, secrets and the meta record's MAC key.
+   * Each record is rewritten (synced) under the same locks as any other write of it, so a concurrent
+   * operation never loses its write. Values keep their ciphertext; only the wrapped data key changes.
+   * A record that fails its MAC is not rewritten (its content is untrusted): it is listed in `refused`,
+   * and the rotation cannot finish until `tessera repair` replaced it.
+   */
+  async rewrapRecords(onProgress?: (done: number, total: number) => void): Promise<{ records: number; moved: number; refused: string[] }> {
+    this.ensureOpen();
+    const keys: string[] = [];
+    const refused: string[] = [];
+    for (const [lo, hi] of SEALED_RECORD_RANGES) {
+      const it = this.db.iterator({ gte: lo, lt: hi }, { unauthentic: 'mark' });
+      try {
+        for await (const [key, payload] of it) (payload === undefined ? refused : keys).push(key);
+      } finally {
+        await it.close();
+      }
+    }
+    let moved = 0;
+    for (let i = 0; i < keys.length; i++) {
+      if (await this.rewrapRecord(keys[i]!)) moved++;
+      onProgress?.(i + 1, keys.length);
+    }
+    return { records: keys.length, moved, refused: refused.map(recordName) };
+  }
+
+  /** How many sealed values are wrapped under a KEK other than the current one (0 once a rotation moved them all). */
+  async countNotUnderCurrentKek(): Promise<number> {
+    this.ensureOpen();
+    const current = this.sealer.currentKek.id;
+    let n = 0;
+    for (const [lo, hi] of SEALED_RECORD_RANGES) {
+      const it = this.db.iterator({ gte: lo, lt: hi }, { unauthentic: 'mark' });
+      try {
+        for await (const [key, payload] of it) {
+          if (payload === undefined) n++;
+          else forEachSealedBox(decodeMap(payload, key), (box) => void (sealedKekId(box) !== current && n++));
+        }
+      } finally {
+        await it.close();
+      }
+    }
+    return n;
+  }
+
+  /**
+   * End a rotation whose records have all moved (BAD_STATE naming how many have not): stop unwrapping
+   * with the old KEK and delete the rotation record. Returns the old Kek, which the caller destroys
+   * (node/store/kek-rotation.ts) and closes.
+   */
+  async endKekRotation(): Promise<Kek | undefined> {
+    const state = await this.kekRotation();
+    ensure(state !== undefined, ErrorCode.BadState, 'storage: no KEK rotation is in progress');
+    ensure(state.to === this.sealer.currentKek.id, ErrorCode.BadState, `storage: the rotation is to KEK ${state.to}, but KEK ${this.sealer.currentKek.id} is current`);
+    const left = await this.countNotUnderCurrentKek();
+    ensure(left === 0, ErrorCode.BadState, `storage: ${left} record(s) are not yet under KEK ${state.to}; the old KEK is kept until every record moved`);
+    const old = this.sealer.keks.find((k) => k.id === state.from);
+    if (old) this.sealer.removeKek(old.id);
+    await this.db.del(KEK_ROTATION_KEY, { sync: true });
+    return old;
+  }
+
+  /** Re-wrap one record's sealed values under the current KEK; true if it changed. */
+  private async rewrapRecord(key: string): Promise<boolean> {
+    const owner = keyOfRecord(key);
+    const rewrite = async (): Promise<boolean> => {
+      const payload = await this.db.get(key);
+      if (payload === undefined) return false; // deleted meanwhile
+      const m = decodeMap(payload, key);
+      let changed = false;
+      forEachSealedBox(m, (box) => {
+        const moved = this.sealer.rewrap(box);
+        if (moved) {
+          box.ct = moved.ct;
+          changed = true;
+        }
+      });
+      if (!changed) return false;
+      const value = encode(m);
+      if (owner) await this.keyWrite(owner.tenant, owner.keyId, () => this.db.put(key, value, { sync: true }));
+      else await this.db.put(key, value, { sync: true });
+      return true;
+    };
+    if (!owner) return key === META_KEY ? rewrite() : this.withLock(key, rewrite, false);
+    // A key's records are written under its staged-change lock (commits) or its version's record lock
+    // (put, lifecycle, destroy): hold both, in that order (no other path nests them).
+    const gkey = stagedRecordKey(owner.tenant, owner.keyId);
+    if (key === gkey) return this.withLock(gkey, rewrite, false);
+    const vkey = owner.version !== undefined ? shareRecordKey(owner.tenant, owner.keyId, owner.version) : key;
+    return this.withLock(gkey, () => this.withLock(vkey, rewrite, false), false);
   }
 
   /** Close the database and forget a KEK the store made itself from bytes. Further calls throw BAD_STATE. */
@@ -1274,7 +1424,7 @@ export class ShareStore {
   }
 
   /** Serialize mutations of one record within this process (LevelDB has no compare-and-set). */
-  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  private async withLock<T>(key: string, fn: () => Promise<T>, notify = true): Promise<T> {
     const prev = this.locks.get(key) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
@@ -1285,7 +1435,7 @@ export class ShareStore {
       this.ensureOpen();
       return await fn();
     } finally {
-      this.keyChanged(key);
+      if (notify) this.keyChanged(key);
       release();
       if (this.locks.get(key) === tail) this.locks.delete(key);
     }
@@ -1718,6 +1868,22 @@ async function openMacKey(db: Level<string, Uint8Array>, sealer: Sealer, nodeInd
     }
     throw new TesseraError(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)');
   }
+}
+
+/**
+ * Call `fn` on every sealed value ({nonce, ct} with an envelope ct) anywhere in a decoded record: at its
+ * top level (key records, pending epochs, secrets), nested (a staged change's effects, the meta record's
+ * MAC key). `fn` may replace box.ct.
+ */
+function forEachSealedBox(v: unknown, fn: (box: SealedBox) => void): void {
+  if (Array.isArray(v)) {
+    for (const x of v) forEachSealedBox(x, fn);
+    return;
+  }
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return;
+  const o = v as Record<string, unknown>;
+  if (o.nonce instanceof Uint8Array && o.ct instanceof Uint8Array && sealedKekId(o as unknown as SealedBox) !== undefined) fn(o as unknown as SealedBox);
+  for (const [k, x] of Object.entries(o)) if (k !== 'nonce' && k !== 'ct') forEachSealedBox(x, fn);
 }
 
 function bytesField(v: unknown, key: string): Uint8Array {

@@ -276,6 +276,19 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     },
   },
   {
+    path: ['kek', 'rotate'],
+    summary: "re-wrap every record of node I under a new KEK, then destroy the old KEK (resumes an interrupted rotation)",
+    uses: 'cluster',
+    options: [{ name: 'node', kind: 'int', value: 'I', help: 'the node whose KEK to rotate', min: 1, required: true }],
+    async run(a) {
+      const { cluster } = await clusterOf(a);
+      const [node] = selectNodes(a, cluster);
+      const r = await clientOf(cluster, node!).rotateKek();
+      print(a.json, { node, from: r.from, to: r.to, records: r.records, moved: r.moved, resumed: r.resumed });
+      return 0;
+    },
+  },
+  {
     path: ['policy', 'fail-open-off'],
     summary: 'end an emergency fail-open now',
     uses: 'cluster',
