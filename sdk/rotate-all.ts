@@ -29,6 +29,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { toHex } from '../core/bytes.js';
+import { ID_RE as ID } from '../core/session.js';
 import type { KeyInfo, RotateResponse } from '../contract/http.js';
 import { forEachGroup, groupedBy } from './grouping.js';
 import { TesseraClientError } from './http.js';
@@ -36,7 +37,6 @@ import { TesseraClientError } from './http.js';
 export const ROTATE_ALL_RUN_FORMAT = 'tessera-rotate-all-run/1';
 /** More keys than this in one run file is refused as malformed (a cluster's key count is far below). */
 const MAX_PLANNED_KEYS = 1_000_000;
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** One key of the plan: `version` is rotated unless a version above `highestVersion` appears. */
 export interface RotateAllPlanKey {

@@ -351,7 +351,8 @@ export const KEY_COMMANDS: CommandSpec[] = [
       }
       if (a.int('version') !== undefined) throw usage('--version goes with --key-id (--all rotates each key\'s newest active version)');
       const tenant = a.string('tenant');
-      if (tenant !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(tenant)) throw usage('--tenant: expected a tenant name (1-128 of A-Z a-z 0-9 . _ : -)');
+      // The nodes' id rule (core/session.ts ID_RE, loaded only here); it also keeps the default run file's name in its directory.
+      if (tenant !== undefined && !(await import('../../core/session.js')).ID_RE.test(tenant)) throw usage('--tenant: expected a tenant name (1-128 of A-Z a-z 0-9 . _ : -, starting with a letter or digit)');
       const ctx = await clusterOf(a);
       const statePath = a.string('state') ?? `${ctx.path}.rotate-all${tenant !== undefined ? `.${tenant}` : ''}.json`;
       const r = await ctx.cluster.rotateAll({
