@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KeyInfo, RotateResponse } from '../../sdk/client.js';
 import { TesseraClientError } from '../../sdk/http.js';
+import { forEachGroup } from '../../sdk/grouping.js';
 import { keyProgress, planRotateAll, readRunFile, rotateEveryKey, ROTATE_ALL_RUN_FORMAT, type RotateAllTenantOps } from '../../sdk/rotate-all.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-rotate-all-'));
@@ -210,5 +211,31 @@ describe('rotateEveryKey', () => {
     writeFileSync(statePath, JSON.stringify({ ...good, keys: [{ ...good.keys[0], tenant: 'other' }] }));
     await expect(rotateEveryKey({ tenant: null, tenants: new Map([[null, t]]), statePath })).rejects.toMatchObject({ code: 'BAD_STATE' });
     expect(JSON.parse(readFileSync(statePath, 'utf8')).keys[0].tenant).toBe('other'); // left as it was
+  });
+});
+
+describe('forEachGroup (the per-key worker pool of rotateAll and reshareAll)', () => {
+  it('at most `concurrency` items at once, the items of one group one after another and in order, every item once', async () => {
+    const groups = Array.from({ length: 7 }, (_, g) => Array.from({ length: (g % 3) + 1 }, (_, i) => ({ g, i })));
+    let running = 0;
+    let most = 0;
+    const busy = new Set<number>();
+    const seen: string[] = [];
+    await forEachGroup(groups, 3, async ({ g, i }) => {
+      expect(busy.has(g), `group ${g} twice at once`).toBe(false);
+      busy.add(g);
+      most = Math.max(most, ++running);
+      await new Promise((r) => setImmediate(r));
+      seen.push(`${g}.${i}`);
+      busy.delete(g);
+      running--;
+    });
+    expect(most).toBe(3);
+    expect(seen.sort()).toEqual(groups.flat().map(({ g, i }) => `${g}.${i}`).sort());
+    for (const group of groups) {
+      const order = seen.filter((x) => x.startsWith(`${group[0]!.g}.`));
+      expect(order).toEqual([...order].sort());
+    }
+    await forEachGroup([], 4, async () => expect.fail('no items'));
   });
 });
