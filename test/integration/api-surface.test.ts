@@ -467,6 +467,12 @@ describe('API surface on a live cluster', () => {
       validlyCalled.add('metrics');
     }
 
+    // --- the seal state: every node of this cluster keeps its KEK in a file, so it has no seal
+    for (const i of all) {
+      expect((await call('unsealStatus', i, 'GET', '/v1/unseal')).json).toMatchObject({ node: i, provider: 'file', state: 'unsealed', sealed: false });
+    }
+    expect((await call('seal', 1, 'POST', '/v1/seal', { body: {} })).json).toMatchObject({ code: 'BAD_STATE' });
+
     // --- every other route (added later) at least gets a bad body
     for (const name of ROUTE_NAMES) {
       if (validlyCalled.has(name)) continue;
@@ -489,6 +495,11 @@ describe('API surface on a live cluster', () => {
       reshareHandoff: 'needs a reshare certificate: test/integration/reshare.test.ts and cli-reshare.test.ts',
       changeMembership: 'changes the cluster: test/integration/membership.test.ts',
       applyMembership: 'needs a membership change\'s certificate: test/integration/membership.test.ts',
+      // Sealed nodes (shamir-unseal KEK provider): this cluster's KEKs are files. The init answer's plain
+      // `share` fields are operator unseal shares, returned once by design (like createApiKey's apiKey).
+      unsealInit: 'needs a shamir-unseal node without a data dir: test/integration/unseal.test.ts',
+      unseal: 'needs a sealed shamir-unseal node: test/integration/unseal.test.ts',
+      seal: 'needs an unsealed shamir-unseal node: test/integration/unseal.test.ts',
     };
     expect(ROUTE_NAMES.filter((n) => !validlyCalled.has(n) && !(n in NO_VALID_CALL_HERE))).toEqual([]);
 
