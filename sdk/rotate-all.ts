@@ -142,6 +142,9 @@ export function keyProgress(plan: RotateAllPlanKey, versions: readonly KeyInfo[]
   return planned.state === 'active' ? { status: 'to-rotate' } : { status: 'not-active', state: planned.state };
 }
 
+/** Errors that another try would only repeat. */
+const FINAL_CODES = new Set(['POLICY_DENIED', 'UNAUTHORIZED', 'BAD_INPUT', 'BAD_PARAMETERS', 'NOT_FOUND']);
+
 const nameOf = (k: { tenant: string | null; keyId: string }) => (k.tenant === null ? k.keyId : `${k.tenant}/${k.keyId}`);
 
 function reasonOf(e: unknown): string {
@@ -216,6 +219,8 @@ export async function rotateEveryKey(o: RotateAllOptions): Promise<RotateAllResu
         await ops.repair(plan.keyId).catch(() => undefined);
         const now = await ops.listKeys().then((all) => keyProgress(plan, all.filter((k) => k.keyId === plan.keyId)), () => undefined);
         if (now) progress = now;
+        // A refusal (an operator's hook or a node's policy) or bad input is an answer, not a mishap: not retried.
+        if (e instanceof TesseraClientError && FINAL_CODES.has(e.code)) break;
         if (progress.status === 'to-rotate' && attempt < attempts) await new Promise((r) => setTimeout(r, retryDelayMs * attempt));
       }
     }

@@ -150,6 +150,13 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
       ['ops-2', 'ok', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
       ['ops-2', 'started', 'warning', 'pre-approved emergency rotation (policy rule em-ops)'],
     ]);
+    // Every operator's hook still sees every rotation: one that refuses stops it before any node is asked.
+    const refused = await tc.withHooks({ 3: () => false }).rotateAll({ tenant: 'ops' });
+    expect(refused.rotated).toEqual([]);
+    expect(refused.failed.map((f) => [f.tenant, f.keyId, f.version, f.reason])).toEqual([
+      ['ops', 'ops-1', 2, 'POLICY_DENIED: policy hook of node 3 refused the rotate request'],
+      ['ops', 'ops-2', 2, 'POLICY_DENIED: policy hook of node 3 refused the rotate request'],
+    ]);
     // Nothing else: node 3 refuses the pre-approved key a signature (the others would sign).
     const sign = await emergency.sign({ keyId: 'ops-1', message: '00'.repeat(32), players: [2, 3] }).catch((e: unknown) => e);
     expect(sign).toMatchObject({ code: 'POLICY_DENIED' });

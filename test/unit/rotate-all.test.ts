@@ -187,6 +187,22 @@ describe('rotateEveryKey', () => {
     expect(t.rotations.get('a')).toBe(1);
   });
 
+  it('a refusal (an operator hook or a node policy) is reported at once, not retried; the other keys go on', async () => {
+    const t = new FakeTenant();
+    t.add('a', 'active');
+    t.add('b', 'active');
+    let asked = 0;
+    const refusing: RotateAllTenantOps = {
+      listKeys: () => t.listKeys(),
+      repair: (k) => t.repair(k),
+      rotate: (o) => (o.keyId === 'a' ? (asked++, Promise.reject(new TesseraClientError('POLICY_DENIED', 'policy hook of node 3 refused the rotate request'))) : t.rotate(o)),
+    };
+    const r = await rotateEveryKey({ tenant: null, tenants: new Map([[null, refusing]]), retryDelayMs: 60_000 });
+    expect(asked).toBe(1);
+    expect(r.failed).toEqual([{ tenant: null, keyId: 'a', version: 1, reason: 'POLICY_DENIED: policy hook of node 3 refused the rotate request' }]);
+    expect(r.rotated.map((k) => k.keyId)).toEqual(['b']);
+  });
+
   it('bad options and run files are refused with a clear error, never used', async () => {
     const t = new FakeTenant();
     await expect(rotateEveryKey({ tenant: null, tenants: new Map([[null, t]]), concurrency: 0 })).rejects.toMatchObject({ code: 'BAD_INPUT' });
