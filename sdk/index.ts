@@ -10,6 +10,7 @@
  * - presign.ts: one-round signing from presignatures (combineSignatureShares for separate operators).
  * - keyfiles.ts: the wrapping-key, import-keys and private-key files the CLI reads and writes.
  * - membership.ts: the cluster file after a membership change (Cluster.addNode, removeNode, replaceNode).
+ * - unseal.ts: sealed nodes (shamir-unseal KEK provider): init, unseal, seal, status; operator share files.
  */
 export * from './client.js';
 export * from './cluster-file.js';
@@ -28,3 +29,16 @@ export {
   type ImportKeysFileJson,
   type WrappingKeyFileJson,
 } from './keyfiles.js';
+// Sealed nodes (issue 15, shamir-unseal KEK provider): one node's unseal routes and the operator share files.
+export {
+  UnsealClient,
+  UNSEAL_SHARE_FORMAT,
+  openUnsealShare,
+  readUnsealShareFile,
+  unsealShareFiles,
+  writeUnsealShareFile,
+  type UnsealShareFile,
+  type UnsealInitResponse,
+  type UnsealResponse,
+  type UnsealStatusResponse,
+} from './unseal.js';

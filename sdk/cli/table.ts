@@ -10,6 +10,7 @@ import { HPKE_COMMANDS } from './hpke.js';
 import { KEK_COMMANDS } from './kek.js';
 import { KEY_COMMANDS } from './keys.js';
 import { OFFLINE_COMMANDS } from './offline.js';
+import { UNSEAL_COMMANDS } from './unseal.js';
 import { commandName, type CommandSpec } from './spec.js';
 
 export interface Section {
@@ -38,6 +39,7 @@ export const SECTIONS: readonly Section[] = [
   { title: 'Administration (admin API key)', commands: ADMIN_COMMANDS },
   { title: 'Cluster membership (admin API keys of every node)', commands: CLUSTER_COMMANDS },
   { title: "A node's key-encryption key (on the node's host)", commands: KEK_COMMANDS },
+  { title: 'Sealed nodes (shamir-unseal KEK provider; admin API key)', commands: UNSEAL_COMMANDS },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = SECTIONS.flatMap((s) => s.commands);
