@@ -10,7 +10,7 @@
  * naming the rule and refuses that key anything else, and after `until`, that too.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,8 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
     expect(progress.length).toBeGreaterThanOrEqual(KILL_AFTER);
     expect(progress.length).toBeLessThan(101); // killed midway, not at the end
     expect(existsSync(runFile)).toBe(true);
+    const runFileText = readFileSync(runFile, 'utf8');
+    expect(statSync(runFile).mode & 0o777).toBe(0o600);
 
     // The same command again: resumes the plan and finishes.
     const second = await tessera(['rotate', '--all', '--json'], env, 600_000);
@@ -119,6 +121,10 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
       expect(byKey.get('zz-two-active')!.map((v) => `v${v.version} ${v.state}`), `node ${i}`).toEqual(['v1 active', 'v2 retired', 'v3 active']);
       expect(byKey.get('zz-retired')!.map((v) => `v${v.version} ${v.state}`), `node ${i}`).toEqual(['v1 retired']);
     }
+    // No API key (nor anything else of the cluster file's secrets) in the run file or the output.
+    const apiKeys = (JSON.parse(readFileSync(tc.clusterFile, 'utf8')) as { nodes: { apiKey: string }[] }).nodes.map((n) => n.apiKey);
+    for (const text of [runFileText, first.stderr, second.stdout, second.stderr]) for (const k of apiKeys) expect(text.includes(k)).toBe(false);
+    expect(runFileText).not.toMatch(/[0-9a-f]{64}/); // key ids, versions and a run id only: no public key, share or hash
     // The keys sign with their new version.
     const signed = await tc.cluster.sign({ keyId: keyIds[KEYS - 1]!, message: '00'.repeat(32) });
     expect(signed).toMatchObject({ version: 2 });
