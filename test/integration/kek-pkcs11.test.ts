@@ -18,12 +18,12 @@
  *    wrap it out (C_WrapKey). Its bytes are unknown to the test, so the files cannot be grepped for them;
  *    instead every 32-byte window of every file (and of every decoded LevelDB value, as LevelDB may compress
  *    its tables) is tried as that AES key against one wrapped data key per node: none is it. This finds the
- *    KEK only if it was written as 32 contiguous raw bytes (or 64 hex characters, also tried); not an
- *    encoding the scan does not decode.
+ *    KEK only if it was written as 32 contiguous raw bytes (or 64 hex characters, or 32 comma-separated
+ *    decimal numbers as a Buffer in a JSON log, also tried); not in an encoding the scan does not decode.
  *  - Data keys (random per record): every wrapped data key in the data dirs is unwrapped through the token,
- *    and none of them appears in any file, raw, hex or base64.
+ *    and none of them appears in any file, in either byte order, raw, hex, base64 or as JSON decimals.
  *  - Shares: every share the nodes hold (read through their stores, opened with the token) appears in no
- *    file or log, in either byte order, raw, hex or base64. Nor does any token PIN.
+ *    file or log in those forms. Nor does any token PIN.
  *  - It says nothing about the token directory itself: SoftHSM2 is software, and its token files hold the
  *    KEK encrypted under a key derived from the user PIN, so whoever has the token directory and the PIN has
  *    the KEK. A hardware token is what keeps it out of reach; this test shows only that the node's own
@@ -121,7 +121,8 @@ function wrappedKeysIn(value: Uint8Array, kid: string): Uint8Array[] {
 function formsOf(secret: Uint8Array): Buffer[] {
   const raw = Buffer.from(secret);
   const rev = Buffer.from(secret).reverse();
-  return [raw, rev, ...[raw, rev].flatMap((b) => [b.toString('hex'), b.toString('hex').toUpperCase(), b.toString('base64'), b.toString('base64url')].map((s) => Buffer.from(s, 'latin1')))];
+  // A Buffer or Uint8Array that reached a JSON log is written as its bytes in decimal ("data":[1,2,...] or {"0":1,...}).
+  return [raw, rev, ...[raw, rev].flatMap((b) => [b.toString('hex'), b.toString('hex').toUpperCase(), b.toString('base64'), b.toString('base64url'), Array.from(b).join(','), Array.from(b, (x, k) => `"${k}":${x}`).join(',')].map((s) => Buffer.from(s, 'latin1')))];
 }
 
 describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
@@ -294,15 +295,14 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
     // (d) No 32 bytes in the files, taken as an AES-256 key, are any node's token key: with a 96-bit IV the
     // first keystream block is AES_K(IV || 00000002) (SP 800-38D §7.1), and it must equal the first ciphertext
     // block XOR the first 16 bytes of the data key we unwrapped through the token.
-    const targets = probes.map((p) => ({
-      counterBlock: Buffer.concat([Buffer.from(p.wrapped.subarray(0, 12)), Buffer.of(0, 0, 0, 2)]),
-      keystream: Buffer.from(p.wrapped.subarray(12, 28)).map((b, k) => b ^ p.dataKey[k]!),
-    }));
-    const isTokenKey = (candidate: Uint8Array): boolean =>
-      targets.some((t) => {
-        const aes = createCipheriv('aes-256-ecb', candidate, null).setAutoPadding(false);
-        return aes.update(t.counterBlock).equals(t.keystream);
-      });
+    const counterBlocks = Buffer.concat(probes.map((p) => Buffer.concat([Buffer.from(p.wrapped.subarray(0, 12)), Buffer.of(0, 0, 0, 2)])));
+    const keystreams = Buffer.concat(probes.map((p) => Buffer.from(p.wrapped.subarray(12, 28)).map((b, k) => b ^ p.dataKey[k]!)));
+    /** Whether `candidate` is one of the nodes' token keys: one AES-ECB pass over every node's counter block. */
+    const isTokenKey = (candidate: Uint8Array): boolean => {
+      const out = createCipheriv('aes-256-ecb', candidate, null).setAutoPadding(false).update(counterBlocks);
+      for (let k = 0; k < out.length; k += 16) if (out.subarray(k, k + 16).equals(keystreams.subarray(k, k + 16))) return true;
+      return false;
+    };
     // The check itself works: the right key is found (a key made here, used as the token would).
     const known = randomBytes(32);
     const iv = randomBytes(12);
@@ -317,7 +317,13 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
     for (const h of haystacks) {
       for (let at = 0; at + 32 <= h.length; at++, windows++) if (isTokenKey(h.subarray(at, at + 32))) hits++;
       // 64 hex characters anywhere: tried as the key they spell.
-      for (const m of h.toString('latin1').matchAll(/(?=([0-9a-fA-F]{64}))/g)) if (isTokenKey(Buffer.from(m[1]!, 'hex'))) hits++;
+      const text = h.toString('latin1');
+      for (const m of text.matchAll(/(?=([0-9a-fA-F]{64}))/g)) if (isTokenKey(Buffer.from(m[1]!, 'hex'))) hits++;
+      // 32 bytes written as decimal numbers (a Buffer in a JSON log).
+      for (const m of text.matchAll(/(?=((?:\d{1,3},){31}\d{1,3}))/g)) {
+        const bytes = m[1]!.split(',').map(Number);
+        if (bytes.every((b) => b <= 255) && isTokenKey(Uint8Array.from(bytes))) hits++;
+      }
     }
     expect(windows).toBeGreaterThan(10_000);
     expect(hits, 'windows of the files that are a token key').toBe(0);
