@@ -11,7 +11,7 @@
  *   every attempt is in its audit log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,9 @@ import { generateWrappingKeyPair, type WrappingKeyPair } from '../../core/wrap.j
 import { makeUnsealKek } from '../../node/store/kek-unseal.js';
 import { Cluster, NodeClient } from '../../sdk/client.js';
 import { prepareDev, probeReady } from '../../sdk/dev.js';
-import { UnsealClient, openUnsealShare, unsealShareFiles, type UnsealShareFile } from '../../sdk/unseal.js';
+import { writeWrappingKeyPair } from '../../sdk/keyfiles.js';
+import { UnsealClient, openUnsealShare, unsealShareFiles, writeUnsealShareFile, type UnsealShareFile } from '../../sdk/unseal.js';
+import { jsonOf, tessera } from '../helpers/cli.js';
 import { sleep } from '../helpers/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -127,6 +129,7 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
       writeFileSync(p, JSON.stringify(c, null, 2));
     }
     node3().identityPublicKey = init.identityPublicKey;
+    writeFileSync(join(dir, 'cluster.json'), JSON.stringify(cluster, null, 2), { mode: 0o600 });
     await stop(SEALED);
     for (const i of [0, 1, 2, SEALED]) start(i);
     await waitFor('every process up', async () => (await Promise.all([cluster.coordinator, ...cluster.nodes.map((n) => n.url)].map(healthy))).every(Boolean));
@@ -227,6 +230,31 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
     expect(await unseal.status()).toMatchObject({ state: 'sealed', sealed: true, progress: 0 });
     expect((await get('/v1/node')).status).toBe(503);
   }, 60_000);
+
+  it('the CLI: unseal status, unseal with wrapped share files and operator key files, seal-node; init refused on an initialised node', async () => {
+    const ops = join(dir, 'operators');
+    mkdirSync(ops, { mode: 0o700 });
+    for (const i of [1, 2]) {
+      writeWrappingKeyPair(join(ops, `op${i}.key`), operators[i - 1]!);
+      writeUnsealShareFile(join(ops, `share-${i}.wrapped`), shareFiles[i - 1]!);
+    }
+    const env = { TESSERA_CLUSTER: join(dir, 'cluster.json') };
+    const cli = (args: string[]) => tessera(args, env, 90_000);
+    expect(jsonOf(await cli(['unseal', 'status', '--node', '3', '--json']))).toMatchObject({ node: 3, state: 'sealed', progress: 0, threshold: 2 });
+    const noKey = await cli(['unseal', '--node', '3', '--share', join(ops, 'share-2.wrapped')]);
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toMatch(/share 2 is sealed to an operator key/);
+    const wrongNode = await cli(['unseal', '--node', '2', '--share', join(ops, 'share-2.wrapped')]);
+    expect(wrongNode.code).toBe(2);
+    expect(jsonOf(await cli(['unseal', '--node', '3', '--share', join(ops, 'share-1.wrapped'), '--wrapping-key', join(ops, 'op1.key'), '--json']))).toMatchObject({ accepted: 1, state: 'sealed', progress: '1/2' });
+    expect(jsonOf(await cli(['unseal', '--node', '3', '--share', join(ops, 'share-2.wrapped'), '--wrapping-key', join(ops, 'op2.key'), '--json']))).toMatchObject({ accepted: 2, state: 'unsealed', sealed: false });
+    expect((await get('/v1/node')).status).toBe(200);
+    expect(jsonOf(await cli(['seal-node', '--node', '3', '--json']))).toMatchObject({ node: 3, state: 'sealed', sealed: true });
+    expect((await get('/v1/node')).status).toBe(503);
+    const again = await cli(['unseal', 'init', '--node', '3', '--threshold', '2', '--operators', '3', '--out', ops]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/ALREADY_EXISTS.*already initialised/);
+  }, 180_000);
 
   it('the KEK and the shares are in no file of the data dir and in no log', async () => {
     const shares = await Promise.all([1, 2, 3].map(plainShare));
