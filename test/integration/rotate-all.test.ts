@@ -176,4 +176,16 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
     await tc.client(3).setPolicy([]);
     expect((await tc.cluster.withApiKeys(own.map((k) => k.apiKey)).getKey('ops-1')).version).toBe(2);
   }, 300_000);
+
+  it('text report, --tenant: one tenant only, each key from and to version, then the run file is gone', async () => {
+    const r = await tessera(['rotate', '--all', '--tenant', 'ops'], env, 300_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^run: [0-9a-f]{16}$/m);
+    expect(r.stdout).toMatch(/^keys: 2 planned: 2 rotated, 0 failed; 0 skipped$/m);
+    expect(r.stdout).toMatch(/^rotated ops\/ops-1 v2 -> v3$/m);
+    expect(r.stdout).toMatch(/^rotated ops\/ops-2 v2 -> v3$/m);
+    expect(r.stderr).toMatch(/^tessera rotate: \[2\/2\] ops\/ops-\d v2: rotated to v3$/m);
+    expect(r.stdout).not.toMatch(/em-\d{3}/); // the default tenant's keys are not touched
+    expect(existsSync(`${tc.clusterFile}.rotate-all.ops.json`)).toBe(false);
+  }, 300_000);
 });
