@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only core|cluster|cli|reshare|membership] [-- --quick]`
+ * `npm run bench [-- --only core|cluster|cli|reshare|membership|kek] [-- --quick]`
  *
  * Prints per-operation costs as plain tables and writes them to bench/results.json. This is where
  * Tessera's performance figures come from (tests never assert timings).
@@ -12,6 +12,9 @@
  *                   batch of keys reshared onto a new committee with progress, on a real 5-node cluster)
  *   --only membership  a membership change (bench/membership.ts, issue 13 item 2): add node 5 to a 2-of-4
  *                   cluster and reshare 100 keys onto it with progress (total seconds, keys/s)
+ *   --only kek      KEK providers (bench/kek.ts, issue 15): store seal/open under a pkcs11 KEK in SoftHSM2
+ *                   against a file KEK; and unseal time (bench/unseal.ts: a sealed shamir-unseal node given
+ *                   its 3-of-5 shares until it serves, and sealed again)
  *   --quick         a fast smoke run: same tables, a handful of iterations each (figures are rough)
  * Last, issue 10's targets beside the figures with a met / NOT MET column (bench/targets.ts); a part
  * left out by --only shows as "not measured". results.json also holds the raw figures (`figures`,
@@ -30,13 +33,15 @@ import { runCore } from './core.js';
 import { runCliStartup } from './cli-startup.js';
 import { runReshare, type ReshareFigures } from './reshare.js';
 import { runMembership, type MembershipFigures } from './membership.js';
+import { runKek } from './kek.js';
+import { runUnseal } from './unseal.js';
 import { formatSection, type Section } from './stats.js';
 import { issueTargets, targetsSection, type TargetResult } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli|reshare|membership] [--quick]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench -- [--only core|cluster|cli|reshare|membership|kek] [--quick]\n`);
   process.exit(2);
 }
 
@@ -48,7 +53,7 @@ async function main(): Promise<void> {
     usage((e as Error).message);
   }
   const only = values.only;
-  if (only !== undefined && !['core', 'cluster', 'cli', 'reshare', 'membership'].includes(only)) usage(`--only must be core, cluster, cli, reshare or membership, got "${only}"`);
+  if (only !== undefined && !['core', 'cluster', 'cli', 'reshare', 'membership', 'kek'].includes(only)) usage(`--only must be core, cluster, cli, reshare, membership or kek, got "${only}"`);
   const quick = values.quick === true;
   // This process is also the SDK of the cluster rows: choose its group backends now, as an SDK process
   // does on its first NodeClient, before bench/core.ts makes any point (afterwards the choice is refused
@@ -118,6 +123,10 @@ async function main(): Promise<void> {
       logTail = { ...logTail, ...r.logTail };
       membershipFigures = r.figures;
       if (r.error !== undefined && fatal === undefined) fatal = r.error;
+    }
+    if (only === undefined || only === 'kek') {
+      sections.push(...(await runKek({ quick, emit, log })));
+      sections.push(...(await runUnseal({ quick, emit, log })));
     }
   } catch (e) {
     fatal = e;

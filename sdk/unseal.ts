@@ -100,7 +100,7 @@ export class UnsealClient {
       }
       if (s) last = `state ${s.state}`;
       if (Date.now() > deadline) throw new TesseraClientError('UNAVAILABLE', `node ${this.target.node}: not ${state} after ${timeoutMs} ms (${last ?? 'no answer'})`, { ...(this.target.node !== undefined ? { node: this.target.node } : {}) });
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 }
