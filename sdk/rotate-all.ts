@@ -71,7 +71,7 @@ export interface RotateAllResult {
   startedAt: number;
   /** True when the plan came from an unfinished run's file. */
   resumed: boolean;
-  /** The run file, while it is kept (a run with failures); absent once the run finished or without one. */
+  /** The run file, while it is kept (a run with failures, or one whose file could not be removed); absent once removed or without one. */
   runFile?: string;
   /** Keys planned for rotation. */
   total: number;
@@ -190,7 +190,8 @@ export async function rotateEveryKey(o: RotateAllOptions): Promise<RotateAllResu
   }
   for (const k of run.keys) opsOf(k.tenant);
   const thisRun = run;
-  say(`${resumed ? 'resuming' : 'starting'} run ${run.runId}: ${run.keys.length} key(s) to rotate, ${run.skipped.length} skipped`);
+  // A resumed run says when it began: a plan is that moment's keys, not a new emergency's.
+  say(`${resumed ? `resuming run ${run.runId} of ${new Date(run.startedAt).toISOString()}` : `starting run ${run.runId}`}: ${run.keys.length} key(s) to rotate, ${run.skipped.length} skipped`);
 
   const versionsOf = new Map<string, KeyInfo[]>();
   for (const { tenant, key } of listed) {
@@ -246,8 +247,15 @@ export async function rotateEveryKey(o: RotateAllOptions): Promise<RotateAllResu
   result.rotated.sort(order);
   result.failed.sort(order);
   if (o.statePath !== undefined) {
-    if (result.failed.length === 0) removeRunFile(o.statePath);
-    else result.runFile = o.statePath;
+    if (result.failed.length > 0) result.runFile = o.statePath;
+    else {
+      // Not thrown: every key is done and the report must still reach the caller.
+      const left = removeRunFile(o.statePath);
+      if (left) {
+        result.runFile = o.statePath;
+        say(`finished, but ${left}: remove it before the next rotate --all (run again, it would resume this finished run)`);
+      }
+    }
   }
   return result;
 }
@@ -282,12 +290,14 @@ function syncDirectory(dir: string): void {
   }
 }
 
-function removeRunFile(path: string): void {
+/** Remove a finished run's file; what went wrong, if it could not be. */
+function removeRunFile(path: string): string | undefined {
   try {
     rmSync(path, { force: true });
     syncDirectory(dirname(path));
+    return undefined;
   } catch (e) {
-    throw new TesseraClientError('WRITE_FAILED', `${path}: the finished run file cannot be removed (${(e as NodeJS.ErrnoException).code ?? 'error'}); remove it before the next rotate --all`);
+    return `the run file ${path} cannot be removed (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
   }
 }
 

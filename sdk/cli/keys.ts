@@ -369,6 +369,7 @@ export const KEY_COMMANDS: CommandSpec[] = [
         print(false, {
           run: `${r.runId}${r.resumed ? ' (resumed)' : ''}`,
           keys: `${r.total} planned: ${r.rotated.length} rotated${earlier ? ` (${earlier} by an earlier run)` : ''}, ${r.failed.length} failed; ${r.skipped.length} skipped`,
+          runFile: r.runFile,
         });
         const lines = [
           ...r.rotated.map((k) => `rotated ${name(k)} v${k.fromVersion} -> v${k.toVersion}${k.by === 'earlier' ? ' (earlier)' : ''}`),

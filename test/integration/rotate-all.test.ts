@@ -95,7 +95,7 @@ describe('tessera rotate --all over 100 keys, killed midway and resumed', () => 
     // The same command again: resumes the plan and finishes.
     const second = await tessera(['rotate', '--all', '--json'], env, 600_000);
     const r = jsonOf(second);
-    expect(second.stderr).toMatch(/^tessera rotate: resuming run [0-9a-f]{16}: 101 key\(s\) to rotate, 2 skipped$/m);
+    expect(second.stderr).toMatch(/^tessera rotate: resuming run [0-9a-f]{16} of \d{4}-\d\d-\d\dT[\d:.]+Z: 101 key\(s\) to rotate, 2 skipped$/m);
     expect(second.stderr).toMatch(/^tessera rotate: \[101\/101\] /m);
     expect(r).toMatchObject({ resumed: true, total: 101, failed: [] });
     expect(r.runFile).toBeUndefined();

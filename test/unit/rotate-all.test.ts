@@ -153,7 +153,7 @@ describe('rotateEveryKey', () => {
     t.versions.get('k11')![0]!.state = 'retired';
     const again = await rotateEveryKey({ tenant: null, tenants: new Map([[null, t]]), statePath, onProgress: (l) => lines.push(l), concurrency: 2, ...quick });
     expect(again).toMatchObject({ resumed: true, runId: planned.runId, total: 12, failed: [] });
-    expect(lines).toContain(`resuming run ${planned.runId}: 12 key(s) to rotate, 0 skipped`);
+    expect(lines).toContain(`resuming run ${planned.runId} of ${new Date(planned.startedAt).toISOString()}: 12 key(s) to rotate, 0 skipped`);
     const by = Object.fromEntries(again.rotated.map((k) => [k.keyId, k.by]));
     expect(by).toMatchObject({ k00: 'earlier', k03: 'earlier', k04: 'earlier', k05: 'earlier', k06: 'this-run', k10: 'this-run' });
     expect(again.skipped).toEqual([{ tenant: null, keyId: 'k11', version: 1, state: 'retired', reason: 'the version is retired now (changed after the plan)' }]);
