@@ -1,9 +1,10 @@
 /**
  * Issue 15, "PKCS#11": a 3-node cluster (real processes) whose nodes keep their KEKs in SoftHSM2 tokens, one
  * token per node, each node with its own SOFTHSM2_CONF and token directory, runs keygen, sign, refresh,
- * export and import, and keeps working across a node restart. Then, with every process stopped, a scan of
- * the cluster's directory (data dirs, logs, configs) looks for anything that unwraps a share without the
- * token.
+ * export and import, keeps working across a node restart, and rotates node 1's KEK inside its token
+ * (`tessera kek rotate`'s route: node/store/kek-rotation.ts with kek-pkcs11.ts pkcs11RotationSteps). Then,
+ * with every process stopped, a scan of the cluster's directory (data dirs, logs, configs) looks for
+ * anything that unwraps a share without the token.
  *
  * How the cluster gets there: startTestCluster starts a dev cluster with file KEKs (that is what sdk/dev.ts
  * makes); before any key exists the nodes are stopped and each is moved to its token: the node's identity
@@ -130,6 +131,8 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
   let hsmRoot: string;
   const tokens = new Map<number, NodeToken>();
   const keyIds: string[] = [];
+  /** Node 1's KEK ids before and after its rotation. */
+  let rotated: { from: string; to: string } | undefined;
 
   beforeAll(async () => {
     hsmRoot = await mkdtemp(join(tmpdir(), 'tessera-it-hsm-'));
@@ -234,6 +237,18 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
     expect(verifySignature('ed25519', unhex(signature), message, unhex(key.publicKey))).toBe(true);
   }, 90_000);
 
+  it('tessera kek rotate on a token KEK: node 1 moves every record to a new token key, destroys the old one, and signs', async () => {
+    const before = await tc.client(1).rotateKek();
+    expect(before.from).toMatch(/^p11-[0-9a-f]{16}$/);
+    expect(before.to).toMatch(/^p11-[0-9a-f]{16}$/);
+    expect(before.to).not.toBe(before.from);
+    expect(before.moved).toBeGreaterThanOrEqual(4);
+    const message = randomBytes(40);
+    const { signature } = await tc.cluster.sign({ keyId: 'p11-ed', message, players: [1, 2] });
+    expect(verifySignature('ed25519', unhex(signature), message, unhex((await tc.cluster.getKey('p11-ed')).publicKey))).toBe(true);
+    rotated = { from: before.from, to: before.to };
+  }, 60_000);
+
   it('stopped: nothing in the data dirs or logs unwraps a share without the token', async () => {
     expect(keyIds).toEqual(['p11-ed', 'p11-imported']);
     await tc.dev.stop();
@@ -256,6 +271,7 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
         const kek: Kek = keks.current;
         try {
           expect(keks.others).toEqual([]);
+          if (i === 1) expect(kek.id).toBe(rotated?.to); // the old token key is gone: only the new one is there
           // (b) Every wrapped data key of the data dir, unwrapped through the token.
           const wrapped = values.flatMap((v) => wrappedKeysIn(v, kek.id));
           // At least the record-MAC key, the node identity and the two keys' shares.
