@@ -24,17 +24,15 @@
  * crash between the copy and the emptying copies those entries twice: at least once, never lost. Seal is
  * audited directly (the store is open then).
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { toHex, zeroize } from '../core/bytes.js';
+import { fromHex, toHex, zeroize } from '../core/bytes.js';
 import { ErrorCode, TesseraError, ensure } from '../core/errors.js';
 import { loadIdentityEngine } from '../core/identity.js';
 import { unsealShareAad } from '../core/unseal.js';
 import { wrappingKeyFingerprint } from '../core/bundle.js';
 import { sealToReceiver, wrapKemForPublicKey } from '../core/wrap.js';
-import { fromHex } from '../core/bytes.js';
 import type { UnsealInitRequest, UnsealInitResponse, UnsealRequest, UnsealResponse, UnsealStatusResponse } from '../contract/http.js';
 import type { NodeConfig } from './config.js';
 import type { AuditLog } from './governance/audit.js';
@@ -312,7 +310,7 @@ export class SealedNode implements UnsealApi {
         this.onFatal(new Error(`node ${this.config.index}: unsealed, but the full node could not start: ${message}`));
         return;
       }
-      this.lastError = `the store did not open with the rebuilt KEK: ${message}`;
+      this.lastError = `the node did not start with the rebuilt KEK: ${message}`;
       this.state = 'sealed';
       this.shares = new UnsealShares(this.metadata!);
       this.attempt(who, 'node.unseal', 'failed', this.lastError);

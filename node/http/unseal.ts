@@ -34,8 +34,10 @@ export function notSealable(node: number, provider: string): UnsealApi {
   };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function registerUnsealRoutes(app: FastifyInstance<any, any, any, any, any>, api: UnsealApi | undefined, who: (req: FastifyRequest) => Principal): void {
+/** Any fastify instance (the API's has the TypeBox type provider): as node/http/console.ts takes it. */
+type AnyFastify = FastifyInstance<any, any, any, any, any>;
+
+export function registerUnsealRoutes(app: AnyFastify, api: UnsealApi | undefined, who: (req: FastifyRequest) => Principal): void {
   const live = (): UnsealApi => {
     if (!api) throw new TesseraError(ErrorCode.Unavailable, 'this server has no seal');
     return api;

@@ -280,3 +280,90 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith(`node-${SEALED}.kek`))).toEqual([]);
   });
 });
+
+describe('a lone shamir-unseal node initialised with plain shares by the CLI', () => {
+  let dir: string;
+  let child: ChildProcess | undefined;
+  let cfgPath: string;
+  let node: { index: number; url: string; apiKey: string };
+  const startNode = () => {
+    const log = createWriteStream(join(dir, 'logs', 'node-1.log'), { flags: 'a', mode: 0o600 });
+    child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'node/main.ts'), '--config', cfgPath], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TESSERA_PARENT_PID: String(process.pid) },
+    });
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
+    child.once('close', () => log.end());
+  };
+  const stopNode = () =>
+    new Promise<void>((res) => {
+      const c = child;
+      child = undefined;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return res();
+      c.once('exit', () => res());
+      c.kill('SIGTERM');
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-unseal-plain-'));
+    // Two nodes prepared (a membership has at least two); only node 1 runs, without its coordinator.
+    const prepared = await prepareDev({ nodes: 2, threshold: 2, dataDir: dir, port: 0, logLevel: 'info', out: () => {} });
+    node = prepared.cluster.nodes[0]!;
+    cfgPath = prepared.nodeConfigs[0]!;
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    rmSync(cfg.dataDir, { recursive: true, force: true });
+    unlinkSync(cfg.kekFile);
+    delete cfg.kekFile;
+    cfg.kekProvider = { kind: 'shamir-unseal' };
+    writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+    startNode();
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopNode();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('init writes plain share files (0600); an unseal whose node cannot start (membership without its identity) stays sealed and says why; with the membership fixed, the CLI unseals it', async () => {
+    const client = new UnsealClient({ url: node.url, apiKey: node.apiKey, index: 1, timeoutMs: 60_000 });
+    await client.waitFor('uninitialized');
+    const env = { TESSERA_CLUSTER: join(dir, 'cluster.json') };
+    const cli = (args: string[]) => tessera(args, env, 90_000);
+    const out = join(dir, 'shares');
+    mkdirSync(out, { mode: 0o700 });
+    const usage = await cli(['unseal', 'init', '--node', '1', '--threshold', '3', '--operators', '2', '--out', out]);
+    expect(usage.code).toBe(2);
+    const init = jsonOf(await cli(['unseal', 'init', '--node', '1', '--threshold', '2', '--operators', '3', '--out', out, '--json']));
+    expect(init).toMatchObject({ node: 1, threshold: 2, operators: 3, sealedToOperatorKeys: false, files: [1, 2, 3].map((i) => join(out, `share-${i}.json`)) });
+    for (const f of init.files as string[]) {
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(readFileSync(f, 'utf8'))).toMatchObject({ format: 'tessera-unseal-share', node: 1, share: expect.stringMatching(/^[0-9a-f]{66}$/) });
+    }
+
+    // The config still lists the identity the dev made, not the one init made: the full node refuses to start.
+    await cli(['unseal', '--node', '1', '--share', join(out, 'share-1.json'), '--json']);
+    const failed = await cli(['unseal', '--node', '1', '--share', join(out, 'share-3.json')]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/stayed sealed: the node did not start with the rebuilt KEK: .*does not list this node's identity/);
+    expect(await client.status()).toMatchObject({ state: 'sealed', progress: 0, lastError: expect.stringContaining("does not list this node's identity") });
+    expect((await fetch(`${node.url}/v1/node`, { headers: { authorization: `Bearer ${node.apiKey}` } })).status).toBe(503);
+
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    cfg.membership = cfg.membership.map((m: { index: number }) => (m.index === 1 ? { ...m, identityPublicKey: init.identityPublicKey } : m));
+    writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+    await stopNode();
+    startNode();
+    await client.waitFor('sealed');
+    await cli(['unseal', '--node', '1', '--share', join(out, 'share-2.json')]);
+    expect(jsonOf(await cli(['unseal', '--node', '1', '--share', join(out, 'share-3.json'), '--json']))).toMatchObject({ state: 'unsealed', progress: '2/2' });
+    const info = await fetch(`${node.url}/v1/node`, { headers: { authorization: `Bearer ${node.apiKey}` } });
+    expect(info.status).toBe(200);
+    expect(((await info.json()) as { identityPublicKey: string }).identityPublicKey).toBe(init.identityPublicKey);
+    // The failed start is in the audit log too, copied in at the unseal that worked.
+    const audit = (await (await fetch(`${node.url}/v1/admin/audit`, { headers: { authorization: `Bearer ${node.apiKey}` } })).json()) as { entries: string[] };
+    const reasons = audit.entries.map((e) => JSON.parse(e) as { operation: string; outcome: string; reason?: string }).filter((e) => e.operation === 'node.unseal' && e.outcome === 'failed');
+    expect(reasons.map((e) => e.reason)).toEqual([expect.stringContaining('did not start with the rebuilt KEK')]);
+  }, 180_000);
+});
