@@ -47,7 +47,7 @@ import { openPkcs11Keks, pkcs11ModuleRefs, type Pkcs11KekSource } from '../../no
 import type { Kek } from '../../node/store/kek.js';
 import { ShareStore, storageLocation } from '../../node/store/storage.js';
 import { generateWrappingKeyPair, splitAndWrap, unwrapAndCombine } from '../../sdk/client.js';
-import { startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
+import { startTestCluster, verifySignature, waitFor, type TestCluster } from '../helpers/cluster.js';
 import { jsonOf, tessera } from '../helpers/cli.js';
 import { SOFTHSM_MODULE, initToken, keyObjectFacts, makeSoftHsmConf, pkcs11Source, requireSoftHsm, writePinFile } from '../helpers/softhsm.js';
 
@@ -344,4 +344,28 @@ describe('a 3-node cluster with its KEKs in SoftHSM2 tokens', () => {
     expect(windows).toBeGreaterThan(10_000);
     expect(hits, 'windows of the files that are a token key').toBe(0);
   }, 120_000);
+
+  it('a node whose token refuses its PIN does not start, and says so without the PIN', async () => {
+    const t = tokens.get(2)!;
+    const wrongPin = `wrong-${randomBytes(6).toString('hex')}`;
+    await writePinFile(t.pinFile, wrongPin);
+    const logFile = tc.dev.logFile(2);
+    const before = (await readFile(logFile)).length;
+    let exited = false;
+    const previous = tc.dev.onUnexpectedExit;
+    tc.dev.onUnexpectedExit = (index, code, signal) => {
+      if (index === 2) exited = true;
+      else previous?.(index, code, signal);
+    };
+    try {
+      tc.dev.start(2);
+      await waitFor('node 2 to exit', () => exited, 30_000, 100);
+    } finally {
+      tc.dev.onUnexpectedExit = previous;
+    }
+    const log = (await readFile(logFile)).subarray(before).toString('utf8');
+    expect(log).toMatch(/tessera-node: config: kekProvider token "tessera-node-2" refused the PIN/);
+    expect(log).not.toContain(wrongPin);
+    expect(log).not.toContain(t.pin);
+  }, 60_000);
 });
