@@ -284,7 +284,9 @@ export class SealedNode implements UnsealApi {
     zeroize(kekBytes);
     let frontClosed = false;
     try {
-      this.full = await this.startFull(this.config, this.logger, {
+      // The port the front end had (the OS's pick when the config says 0): the node keeps one port.
+      const config: NodeConfig = { ...this.config, api: { ...this.config.api, port: this.port } };
+      this.full = await this.startFull(config, this.logger, {
         keks: { current: kek, others: [] },
         unseal: this,
         onAuditOpen: async (audit) => {
