@@ -90,14 +90,17 @@ export class SealedNode implements UnsealApi {
   private port: number;
   private url = '';
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly logger: Logger;
 
   private constructor(
     private readonly config: NodeConfig,
-    private readonly logger: Logger,
+    /** The node's logger, for the full node; `logger` is its child for this module. */
+    private readonly nodeLogger: Logger,
     private readonly tenants: TenantStore,
     private readonly startFull: StartFullNode,
     private readonly onFatal: (e: Error) => void,
   ) {
+    this.logger = nodeLogger.child({ component: 'seal' });
     this.port = config.api.port;
     this.metadata = readUnsealMetadata(config.dataDir);
     if (this.metadata && this.metadata.node !== config.index) {
@@ -114,7 +117,7 @@ export class SealedNode implements UnsealApi {
       records: NO_RECORDS,
       configKeys: config.apiKeys.map((k) => ({ id: k.id, tenant: k.tenant, keyHash: k.keyHash, ...(k.role ? { role: k.role } : {}) })),
     });
-    const node = new SealedNode(config, logger.child({ component: 'seal' }), tenants, o.startFull, o.onFatal);
+    const node = new SealedNode(config, logger, tenants, o.startFull, o.onFatal);
     await node.openFrontEnd();
     node.logger.warn({ index: config.index, state: node.state, api: node.url }, `node ${config.index} is sealed: it serves nothing until ${node.metadata ? `${node.metadata.threshold} operator shares are submitted (tessera unseal)` : 'it is initialised (tessera unseal init)'}`);
     return {
@@ -286,7 +289,7 @@ export class SealedNode implements UnsealApi {
     try {
       // The port the front end had (the OS's pick when the config says 0): the node keeps one port.
       const config: NodeConfig = { ...this.config, api: { ...this.config.api, port: this.port } };
-      this.full = await this.startFull(config, this.logger, {
+      this.full = await this.startFull(config, this.nodeLogger, {
         keks: { current: kek, others: [] },
         unseal: this,
         onAuditOpen: async (audit) => {
