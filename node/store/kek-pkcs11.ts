@@ -19,7 +19,9 @@
  * Module life: C_Initialize is process-wide in PKCS#11, so each module path is loaded once and
  * reference-counted; several Keks (the nodes of a unit test, a rotation's two KEKs) share it, and the last
  * close() calls C_Finalize. The login state is per token and process too (PKCS#11 §5.6, C_Login): each Kek has
- * its own session, the first session of a token logs in, the last one to close logs out.
+ * its own session, the first session of a token logs in, the last one to close logs out. A Kek whose session
+ * the token dropped (reset, removal, a network HSM's reconnect) opens a new one and retries once; a token
+ * that stays away fails the store's call with the CKR_ code, and the node keeps running without it.
  *
  * Errors never contain the PIN. A missing module, token or key, a refused PIN or an unfit key object is a
  * ConfigError naming the field; a wrap or unwrap that fails is a plain Error (the store names the record).
@@ -155,21 +157,19 @@ class TokenSession {
       const pinHash = createHash('sha256').update(source.pin, 'latin1').digest('hex');
       const ours = m.sessionsBySlot.get(slotKey);
       const refused = (what: string) => new ConfigError('kekProvider', `token "${source.tokenLabel}" ${what}; check TESSERA_PKCS11_PIN or kekProvider.pinFile`);
-      if (ours) {
-        if (ours.pinHash !== pinHash) throw refused('refused the PIN');
-        ours.count++;
-      } else {
-        try {
-          m.lib.C_Login(session, pkcs11js.CKU_USER, source.pin);
-        } catch (e) {
-          const code = ckr(e);
-          // Logged in already by another user of the library in this process (not through this module): accepted.
-          if (code !== 'CKR_USER_ALREADY_LOGGED_IN') {
-            throw refused(code === 'CKR_PIN_INCORRECT' ? 'refused the PIN' : code === 'CKR_PIN_LOCKED' ? 'has locked the user PIN (too many wrong PINs)' : `refused the login (${reason(e)})`);
-          }
+      if (ours && ours.pinHash !== pinHash) throw refused('refused the PIN');
+      // Logged in already (another session of ours, or another user of the library in this process) is
+      // fine; logging in again matters when the token lost the login state with its sessions (reconnect).
+      try {
+        m.lib.C_Login(session, pkcs11js.CKU_USER, source.pin);
+      } catch (e) {
+        const code = ckr(e);
+        if (code !== 'CKR_USER_ALREADY_LOGGED_IN') {
+          throw refused(code === 'CKR_PIN_INCORRECT' ? 'refused the PIN' : code === 'CKR_PIN_LOCKED' ? 'has locked the user PIN (too many wrong PINs)' : `refused the login (${reason(e)})`);
         }
-        m.sessionsBySlot.set(slotKey, { count: 1, pinHash });
       }
+      if (ours) ours.count++;
+      else m.sessionsBySlot.set(slotKey, { count: 1, pinHash });
       return new TokenSession(m, slotKey, session, source.tokenLabel);
     } catch (e) {
       if (session !== undefined) closeQuietly(m, session);
@@ -195,6 +195,20 @@ class TokenSession {
     lib.C_FindObjectsInit(this.handle, [
       { type: pkcs11js.CKA_CLASS, value: objectClass },
       { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+    try {
+      return lib.C_FindObjects(this.handle, 16);
+    } finally {
+      lib.C_FindObjectsFinal(this.handle);
+    }
+  }
+
+  /** Every secret key whose CKA_ID is `id`. */
+  findById(id: Buffer): Handle[] {
+    const lib = this.lib;
+    lib.C_FindObjectsInit(this.handle, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_ID, value: id },
     ]);
     try {
       return lib.C_FindObjects(this.handle, 16);
@@ -277,8 +291,8 @@ function boolOf(b: Buffer): boolean {
   return b.length >= 1 && b[0] !== 0;
 }
 
-/** The checked attributes of a key object and its public id; a ConfigError names what makes it unfit. */
-function checkKeyObject(s: TokenSession, handle: Handle, label: string): string {
+/** The checked attributes of a key object, its public id and CKA_ID; a ConfigError names what makes it unfit. */
+function checkKeyObject(s: TokenSession, handle: Handle, label: string): { kid: string; keyId: Buffer } {
   const [keyType, valueLen, sensitive, extractable, encrypt, decrypt, id] = s.lib
     .C_GetAttributeValue(s.handle, handle, [
       { type: pkcs11js.CKA_KEY_TYPE },
@@ -298,43 +312,62 @@ function checkKeyObject(s: TokenSession, handle: Handle, label: string): string 
   if (!boolOf(encrypt!) || !boolOf(decrypt!)) throw unfit('may not encrypt and decrypt (CKA_ENCRYPT / CKA_DECRYPT)');
   const kid = `p11-${id!.toString('hex')}`;
   if (id!.length === 0 || !KEK_ID_PATTERN.test(kid)) throw unfit(`has no usable CKA_ID (1..30 bytes; it has ${id!.length})`);
-  return kid;
+  return { kid, keyId: Buffer.from(id!) };
 }
+
+/**
+ * Errors that mean the session (not the key or the data) is gone: the token was removed or reset, a network
+ * HSM dropped the connection, or something in this process closed every session of the slot. The Kek then
+ * opens a new session, logs in, finds its key again by CKA_ID (not by label: a rotation relabels keys)
+ * and retries the call once.
+ */
+const SESSION_LOST = new Set([
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_USER_NOT_LOGGED_IN',
+  'CKR_OBJECT_HANDLE_INVALID',
+  'CKR_KEY_HANDLE_INVALID',
+  'CKR_DEVICE_REMOVED',
+  'CKR_TOKEN_NOT_PRESENT',
+]);
 
 /** The Kek whose key lives in the token: every wrap and unwrap is a token operation. */
 class Pkcs11Kek implements Kek {
   readonly provider: KekProviderName = 'pkcs11';
   readonly id: string;
-  /** The key object's CKA_LABEL (public). */
+  /** The key object's CKA_LABEL when it was opened (public; a rotation may relabel it since). */
   readonly label: string;
   private session: TokenSession | undefined;
-  private readonly key: Handle;
+  private key: Handle;
+  /** Kept to open a new session when the token drops this one (the PIN is in the config object anyway). */
+  private readonly source: Pkcs11KekSource;
+  private readonly keyId: Buffer;
 
-  constructor(session: TokenSession, key: Handle, id: string, label: string) {
+  constructor(source: Pkcs11KekSource, session: TokenSession, key: Handle, id: string, keyId: Buffer, label: string) {
+    this.source = source;
     this.session = session;
     this.key = key;
     this.id = id;
+    this.keyId = keyId;
     this.label = label;
   }
 
   wrapKey(key: Uint8Array, aad: Uint8Array): Uint8Array {
     if (!(key instanceof Uint8Array) || key.length !== DATA_KEY_LENGTH) throw new Error(`the pkcs11 KEK wraps ${DATA_KEY_LENGTH}-byte keys only`);
     if (!(aad instanceof Uint8Array)) throw new Error('aad must be bytes');
-    const s = this.live();
     const iv = Buffer.from(randomBytes(IV_LENGTH));
     const input = Buffer.alloc(DATA_KEY_LENGTH);
     input.set(key);
-    const out = Buffer.alloc(DATA_KEY_LENGTH + TAG_LENGTH);
     try {
-      s.lib.C_EncryptInit(s.handle, this.mechanism(iv, aad), this.key);
-      const ct = s.lib.C_Encrypt(s.handle, input, out);
-      if (ct.length !== DATA_KEY_LENGTH + TAG_LENGTH) throw new Error(`token returned ${ct.length} bytes for a wrapped key`);
+      const ct = this.call('wrap', (s) => {
+        s.lib.C_EncryptInit(s.handle, this.mechanism(iv, aad), this.key);
+        return s.lib.C_Encrypt(s.handle, input, Buffer.alloc(DATA_KEY_LENGTH + TAG_LENGTH));
+      });
+      if (ct.length !== DATA_KEY_LENGTH + TAG_LENGTH) throw new Error(`KEK ${this.id}: the token returned ${ct.length} bytes for a wrapped key`);
       const wrapped = new Uint8Array(WRAPPED_LENGTH);
       wrapped.set(iv, 0);
       wrapped.set(ct, IV_LENGTH);
       return wrapped;
-    } catch (e) {
-      throw new Error(`KEK ${this.id}: the token did not wrap the key (${reason(e)})`);
     } finally {
       zeroize(input);
     }
@@ -343,21 +376,16 @@ class Pkcs11Kek implements Kek {
   unwrapKey(wrapped: Uint8Array, aad: Uint8Array): Uint8Array {
     if (!(wrapped instanceof Uint8Array) || wrapped.length !== WRAPPED_LENGTH) throw new Error(`a key wrapped by a pkcs11 KEK is ${WRAPPED_LENGTH} bytes`);
     if (!(aad instanceof Uint8Array)) throw new Error('aad must be bytes');
-    const s = this.live();
     const iv = Buffer.from(wrapped.subarray(0, IV_LENGTH));
-    const out = Buffer.alloc(WRAPPED_LENGTH - IV_LENGTH);
-    let plain: Buffer | undefined;
+    const body = Buffer.from(wrapped.subarray(IV_LENGTH));
+    let out: Buffer | undefined;
     try {
-      s.lib.C_DecryptInit(s.handle, this.mechanism(iv, aad), this.key);
-      // A failed C_Decrypt ends the operation (PKCS#11 v2.40 §5.9), so the next unwrap starts clean.
-      plain = s.lib.C_Decrypt(s.handle, Buffer.from(wrapped.subarray(IV_LENGTH)), out);
-    } catch (e) {
-      zeroize(out);
-      const code = ckr(e);
-      const why = code === 'CKR_ENCRYPTED_DATA_INVALID' || code === 'CKR_GENERAL_ERROR' || code === 'CKR_FUNCTION_FAILED' ? 'does not authenticate' : `was not unwrapped (${reason(e)})`;
-      throw new Error(`KEK ${this.id}: the wrapped key ${why}`);
-    }
-    try {
+      const plain = this.call('unwrap', (s) => {
+        out = Buffer.alloc(WRAPPED_LENGTH - IV_LENGTH);
+        s.lib.C_DecryptInit(s.handle, this.mechanism(iv, aad), this.key);
+        // A failed C_Decrypt ends the operation (PKCS#11 v2.40 §5.9), so the next unwrap starts clean.
+        return s.lib.C_Decrypt(s.handle, body, out);
+      });
       if (plain.length !== DATA_KEY_LENGTH) throw new Error(`KEK ${this.id}: the wrapped key does not authenticate`);
       return Uint8Array.from(plain);
     } finally {
@@ -369,6 +397,50 @@ class Pkcs11Kek implements Kek {
     const s = this.session;
     this.session = undefined;
     s?.close();
+  }
+
+  /**
+   * Run one token operation; if the session was lost (SESSION_LOST), open a new one and run it once more.
+   * Errors are plain Errors naming the KEK and the CKR_ code; a wrapped key that does not authenticate
+   * says so.
+   */
+  private call<T>(what: 'wrap' | 'unwrap', op: (s: TokenSession) => T): T {
+    const fail = (e: unknown): Error => {
+      const code = ckr(e);
+      if (what === 'unwrap' && (code === 'CKR_ENCRYPTED_DATA_INVALID' || code === 'CKR_GENERAL_ERROR' || code === 'CKR_FUNCTION_FAILED')) {
+        return new Error(`KEK ${this.id}: the wrapped key does not authenticate`);
+      }
+      return new Error(`KEK ${this.id}: the token did not ${what} the key (${reason(e)})`);
+    };
+    try {
+      return op(this.live());
+    } catch (e) {
+      if (!SESSION_LOST.has(ckr(e) ?? '')) throw fail(e);
+    }
+    try {
+      this.reconnect();
+      return op(this.live());
+    } catch (e) {
+      throw fail(e);
+    }
+  }
+
+  /** A new logged-in session, and this key's handle in it (found by CKA_ID and checked again). */
+  private reconnect(): void {
+    const old = this.live();
+    this.session = undefined;
+    old.close();
+    const s = TokenSession.start(this.source, false);
+    try {
+      const found = s.findById(this.keyId);
+      if (found.length !== 1) throw new Error(`token "${this.source.tokenLabel}" holds ${found.length} keys with the id of KEK ${this.id}`);
+      if (checkKeyObject(s, found[0]!, this.label).kid !== this.id) throw new Error(`the key found again is not KEK ${this.id}`);
+      this.key = found[0]!;
+      this.session = s;
+    } catch (e) {
+      s.close();
+      throw e;
+    }
   }
 
   private mechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
@@ -393,7 +465,8 @@ function openKek(source: Pkcs11KekSource, label: string): Pkcs11Kek | undefined 
       s.close();
       return undefined;
     }
-    return new Pkcs11Kek(s, handle, checkKeyObject(s, handle, label), label);
+    const { kid, keyId } = checkKeyObject(s, handle, label);
+    return new Pkcs11Kek(source, s, handle, kid, keyId, label);
   } catch (e) {
     s.close();
     throw e;
@@ -465,7 +538,7 @@ export async function createPkcs11Kek(source: Pkcs11KekSource, label: string): P
     } catch (e) {
       throw new ConfigError('kekProvider', `token "${source.tokenLabel}" did not generate the AES-256 key (${reason(e)})`);
     }
-    return checkKeyObject(s, handle, label);
+    return checkKeyObject(s, handle, label).kid;
   } finally {
     s.close();
   }
@@ -533,7 +606,7 @@ export function pkcs11RotationSteps(source: Pkcs11KekSource): { prepareNext(): P
         const current = s.findOne(label);
         const next = s.findOne(nextLabel);
         if (current !== undefined) {
-          const currentId = checkKeyObject(s, current, label);
+          const currentId = checkKeyObject(s, current, label).kid;
           if (currentId !== oldId) {
             if (next === undefined) return; // done before a crash: keyLabel is already the new key
             throw new ConfigError('kekProvider.keyLabel', `token "${source.tokenLabel}": "${label}" is KEK ${currentId}, not the ${oldId} being retired, and "${nextLabel}" exists too; resolve by hand`);

@@ -89,7 +89,11 @@ export function withTestSession<T>(tokenLabel: string, pin: string, fn: (lib: pk
       }
       return fn(lib, session);
     } finally {
-      lib.C_CloseSession(session);
+      try {
+        lib.C_CloseSession(session);
+      } catch {
+        // fn closed it (C_CloseAllSessions)
+      }
     }
   } finally {
     if (finalize) lib.C_Finalize();
@@ -144,6 +148,18 @@ export function keyObjectFacts(tokenLabel: string, keyLabel: string, pin: string
     }
     lib.C_DestroyObject(session, wrapping);
     return { sensitive, extractable, alwaysSensitive, neverExtractable, token, private: priv, valueRead, wrapRead };
+  });
+}
+
+/**
+ * Close every session this process has with the token (C_CloseAllSessions), the provider's included, as a
+ * token reset or a dropped HSM connection would; the token forgets the login too. Call it while a provider
+ * Kek is open (see withTestSession).
+ */
+export function closeAllSessions(tokenLabel: string, pin: string): void {
+  withTestSession(tokenLabel, pin, (lib, session) => {
+    const slot = lib.C_GetSessionInfo(session).slotID;
+    lib.C_CloseAllSessions(slot);
   });
 }
 

@@ -25,7 +25,7 @@ import {
   relabelPkcs11Kek,
 } from '../../node/store/kek-pkcs11.js';
 import { ShareStore } from '../../node/store/storage.js';
-import { SOFTHSM_MODULE, createTestKey, initToken, keyObjectFacts, makeSoftHsmConf, pkcs11Source, requireSoftHsm } from '../helpers/softhsm.js';
+import { SOFTHSM_MODULE, closeAllSessions, createTestKey, initToken, keyObjectFacts, makeSoftHsmConf, pkcs11Source, requireSoftHsm } from '../helpers/softhsm.js';
 
 requireSoftHsm();
 
@@ -153,6 +153,30 @@ describe('pkcs11 KEK: wrap and unwrap in the token', () => {
     const again = await openPkcs11Keks(srcA, 1);
     expect(again.current.id).toBe(a.current.id);
     again.current.close();
+    expect(pkcs11ModuleRefs(SOFTHSM_MODULE)).toBe(0);
+  });
+});
+
+describe('pkcs11 KEK: a lost session', () => {
+  it('after every session of the token was closed (a reset, a dropped HSM link), the Keks log in again and carry on', async () => {
+    const { current } = await openPkcs11Keks(srcA, 1);
+    const second = await openPkcs11Kek(srcA, 'tessera-kek-node-1'); // two sessions on one token
+    try {
+      const aad = Buffer.from('lost');
+      const key = randomBytes(32);
+      const wrapped = current.wrapKey(key, aad);
+      closeAllSessions('tok-a', PIN_A);
+      expect(hex(current.unwrapKey(wrapped, aad))).toBe(hex(key));
+      expect(hex(second.unwrapKey(current.wrapKey(key, aad), aad))).toBe(hex(key));
+      // A wrong tag after a reconnect is still a wrong tag, not a session problem.
+      const bad = Uint8Array.from(wrapped);
+      bad[59]! ^= 1;
+      expect((await thrown(() => second.unwrapKey(bad, aad))).message).toMatch(/does not authenticate/);
+      expect(pkcs11ModuleRefs(SOFTHSM_MODULE)).toBe(2);
+    } finally {
+      current.close();
+      second.close();
+    }
     expect(pkcs11ModuleRefs(SOFTHSM_MODULE)).toBe(0);
   });
 });
