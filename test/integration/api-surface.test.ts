@@ -426,6 +426,11 @@ describe('API surface on a live cluster', () => {
       expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 60_000 } })).json).toMatchObject({ active: true, until: expect.any(Number) });
       expect((await call('enableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open', { body: { durationMs: 0 } })).status).toBe(400);
       expect((await call('disableFailOpen', 1, 'POST', '/v1/admin/policy/fail-open/disable', { body: {} })).json).toEqual({ active: false });
+      // KEK rotation (node/store/kek-rotation.ts): KEK ids only; the store scan below reads the new KEK file.
+      const kekRotated = (await call('rotateKek', 1, 'POST', '/v1/admin/kek/rotate', { body: {} })).json as { from: string; to: string; records: number; moved: number };
+      expect(kekRotated).toMatchObject({ from: expect.stringMatching(/^k-[0-9a-f]{16}$/), to: expect.stringMatching(/^k-[0-9a-f]{16}$/), resumed: false });
+      expect(kekRotated.moved).toBe(kekRotated.records);
+      expect((await call('rotateKek', 1, 'POST', '/v1/admin/kek/rotate', { body: { unexpected: true } })).status).toBe(400);
       // Tenants and the cluster membership (issue 13): admin reads; an admin key may act for a tenant, a tenant key may not.
       expect((await call('listTenants', 1, 'GET', '/v1/admin/tenants')).json.tenants.map((t: { name: string }) => t.name)).toContain('surface-tenant');
       const membership = (await call('getMembership', 1, 'GET', '/v1/admin/membership')).json;
