@@ -3,11 +3,11 @@
  * token, and every data key is wrapped and unwrapped by the token, so the KEK never enters this process.
  * The binding is pkcs11js (PKCS#11 v2.40 through node-gyp); it is tested with SoftHSM2.
  *
- * Wrapping a data key (Kek.wrapKey): CKM_AES_GCM (PKCS#11 v2.40 Current Mechanisms §2.12.3 "AES-GCM",
- * parameters CK_GCM_PARAMS) with a fresh random 96-bit IV, the caller's AAD and a 128-bit tag, which is
+ * Wrapping a data key (Kek.wrapKey): CKM_AES_GCM (PKCS#11 v2.40 Current Mechanisms, "AES-GCM authenticated
+ * Encryption / Decryption", parameters CK_GCM_PARAMS) with a fresh random 96-bit IV, the caller's AAD and a 128-bit tag, which is
  * AES-GCM of NIST SP 800-38D with the RBG-based IV construction of §8.2.2. The IV comes from this process's
- * CSPRNG, not the token's: some tokens in FIPS mode insist on making the IV themselves (PKCS#11 v3.0
- * CKG_GENERATE_RANDOM) and would refuse a caller's IV; SoftHSM2 and most tokens accept it. SP 800-38D §8.3
+ * CSPRNG, not the token's: some HSMs in FIPS mode insist on making the IV themselves (and return it beside
+ * the ciphertext) and would refuse or replace a caller's IV: not supported yet; SoftHSM2 accepts it. SP 800-38D §8.3
  * limits one key to 2^32 random-IV encryptions; a node wraps one data key per sealed record (and per
  * re-seal), far below that over a KEK's life, and a KEK rotation starts a new count.
  * Wrapped form: iv (12) || ciphertext (32) || tag (16).
@@ -18,7 +18,7 @@
  *
  * Module life: C_Initialize is process-wide in PKCS#11, so each module path is loaded once and
  * reference-counted; several Keks (the nodes of a unit test, a rotation's two KEKs) share it, and the last
- * close() calls C_Finalize. The login state is per token and process too (PKCS#11 §5.6, C_Login): each Kek has
+ * close() calls C_Finalize. The login state is per token and process too (PKCS#11 C_Login): each Kek has
  * its own session, the first session of a token logs in, the last one to close logs out. A Kek whose session
  * the token dropped (reset, removal, a network HSM's reconnect) opens a new one and retries once; a token
  * that stays away fails the store's call with the CKR_ code, and the node keeps running without it.
@@ -57,7 +57,7 @@ interface LoadedModule {
   readonly finalize: boolean;
   /**
    * Our open sessions per slot (hex of the slot handle): the first logs in, the last logs out. The login
-   * state is shared by every session of the token (PKCS#11 §5.6), so a later C_Login answers
+   * state is shared by every session of the token (PKCS#11 C_Login), so a later C_Login answers
    * CKR_USER_ALREADY_LOGGED_IN whatever PIN it is given; a SHA-256 of the PIN that logged in is kept so
    * that a second Kek opened with another PIN is refused as the token would have refused it.
    */
@@ -225,7 +225,7 @@ class TokenSession {
   }
 }
 
-/** Log out with the slot's last session of ours (C_CloseSession would too, §5.6; saying it is clearer), then close it. */
+/** Log out with the slot's last session of ours (closing the last session would too; saying it is clearer), then close it. */
 function endSession(m: LoadedModule, slotKey: string, session: Handle): void {
   const ours = m.sessionsBySlot.get(slotKey);
   if (ours && --ours.count <= 0) {
@@ -383,7 +383,7 @@ class Pkcs11Kek implements Kek {
       const plain = this.call('unwrap', (s) => {
         out = Buffer.alloc(WRAPPED_LENGTH - IV_LENGTH);
         s.lib.C_DecryptInit(s.handle, this.mechanism(iv, aad), this.key);
-        // A failed C_Decrypt ends the operation (PKCS#11 v2.40 §5.9), so the next unwrap starts clean.
+        // A C_Decrypt that fails (other than CKR_BUFFER_TOO_SMALL) ends the operation, so the next unwrap starts clean.
         return s.lib.C_Decrypt(s.handle, body, out);
       });
       if (plain.length !== DATA_KEY_LENGTH) throw new Error(`KEK ${this.id}: the wrapped key does not authenticate`);
