@@ -8,6 +8,7 @@ import { KEM_SUITE_IDS } from './choices.js';
 import { checkBinaryStdout, clusterOf, playersOf, print, readInput, writeOutput } from './context.js';
 import { KEY_ID, PLAYERS, VERSION, requireSuite } from './keys.js';
 import { UsageError, type Args, type CommandSpec, type OptionSpec } from './spec.js';
+import { UNSEAL_COMMANDS } from './unseal.js';
 
 const AAD: OptionSpec = { name: 'aad', kind: 'hex', value: 'HEX', help: 'additional authenticated data, hex (the same for seal and open)', default: 'empty' };
 const INFO: OptionSpec = { name: 'info', kind: 'hex', value: 'HEX', help: 'the RFC 9180 info string, hex (the same for seal and open)', default: 'empty' };
@@ -25,10 +26,11 @@ function checkJsonWithOut(a: Args): void {
 export const HPKE_COMMANDS: CommandSpec[] = [
   {
     path: ['seal'],
-    summary: 'encrypt to a KEM key (HPKE, RFC 9180): public-key only, no node session',
+    summary: 'encrypt to a KEM key (HPKE, RFC 9180): public-key only, no node session; or, with --node I, seal node I',
     uses: 'cluster',
     options: [
-      KEY_ID,
+      { ...KEY_ID, required: false, help: 'the key to encrypt to (required unless --node)' },
+      { name: 'node', kind: 'int', value: 'I', help: 'instead of encrypting: seal running shamir-unseal node I again (as `tessera seal-node --node I`)', min: 1, max: 255 },
       { name: 'in', kind: 'string', value: 'FILE', help: 'the plaintext', default: 'stdin' },
       { name: 'out', kind: 'string', value: 'FILE', help: 'the sealed message (enc and ciphertext; written 0600)', default: 'stdout' },
       AAD,
@@ -41,6 +43,13 @@ export const HPKE_COMMANDS: CommandSpec[] = [
     ],
     examples: ['echo hello | tessera seal --key-id inbox --out hello.sealed', 'tessera open --key-id inbox --in hello.sealed'],
     async run(a) {
+      if (a.int('node') !== undefined) {
+        // `tessera seal --node I` is the issue's name for sealing a node; `seal-node` is the same command.
+        if (a.string('key-id') !== undefined) throw new UsageError('--node (seal a node) and --key-id (encrypt to a key) are different commands; give one', 'seal');
+        const sealNode = UNSEAL_COMMANDS.find((c) => c.path.join(' ') === 'seal-node')!;
+        return sealNode.run(a);
+      }
+      if (a.string('key-id') === undefined) throw new UsageError('--key-id is required', 'seal');
       checkJsonWithOut(a);
       checkBinaryStdout(a, 'the sealed message');
       const { cluster } = await clusterOf(a);
