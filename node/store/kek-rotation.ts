@@ -125,7 +125,9 @@ export async function rotateKek(store: ShareStore, steps: KekRotationSteps, o: R
     next = held.find((k) => k.id === recorded.to)!;
   } else {
     ensure(!recorded, ErrorCode.BadState, `the rotation to KEK ${recorded?.to} is unfinished but that KEK is missing: restore it (its file or token key) to finish the rotation`);
-    next = await steps.prepareNext();
+    // A crash after step 1 left the next KEK, which the node opened beside its current one at start: use
+    // that Kek (opening it again would, for pkcs11, hold a second token session that nobody closes).
+    next = held.length > 1 ? held[1]! : await steps.prepareNext();
     crash('kek-rotate-after-next');
   }
   const resumed = recorded !== undefined || held.some((k) => k.id === next.id);
