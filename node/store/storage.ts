@@ -1864,7 +1864,7 @@ async function openMacKey(db: Level<string, Uint8Array>, sealer: Sealer, nodeInd
     return sealer.open(box, aad);
   } catch (e) {
     if (e instanceof KekUnavailableError) {
-      throw new TesseraError(ErrorCode.DecryptionFailed, `storage: the data dir's keys are wrapped under KEK ${e.kid}, and the configured KEK is ${sealer.currentKek.id} (wrong KEK?)`);
+      throw new TesseraError(ErrorCode.DecryptionFailed, `storage: the KEK does not open this data dir: its keys are wrapped under KEK ${e.kid}, and the configured KEK is ${sealer.currentKek.id} (wrong KEK?)`);
     }
     throw new TesseraError(ErrorCode.DecryptionFailed, 'storage: the KEK does not open this data dir (wrong KEK?)');
   }
