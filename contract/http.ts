@@ -855,6 +855,32 @@ const unsealInitResponseSchema = closedObject({
   shares: Type.Array(unsealShareSchema),
 });
 export type UnsealInitResponse = Static<typeof unsealInitResponseSchema>;
+/**
+ * Phase 1 of rotating a shamir-unseal node's KEK (node/store/kek-unseal.ts prepareUnsealRotation): the
+ * unsealed node makes the next KEK, splits it K-of-N (default: unseal.json's K and N) and answers the new
+ * shares once, as init does (sealed to `operatorKeys`, or plain). Asked again before phase 2 (POST
+ * /v1/admin/kek/rotate) it splits the same next KEK into fresh shares. The old shares unseal the node
+ * until phase 2 ends; then only the new ones.
+ */
+const kekRotatePrepareRequestSchema = closedObject({
+  threshold: opt(threshold),
+  operators: opt(Type.Integer({ minimum: 2, maximum: 255, description: 'the number of operator shares, an integer from 2 to 255' })),
+  operatorKeys: opt(Type.Array(hex(1184, 1216), { minItems: 2, maxItems: 255, description: 'one ML-KEM-768 or X-Wing public key per operator' })),
+});
+export type KekRotatePrepareRequest = Static<typeof kekRotatePrepareRequestSchema>;
+const kekRotatePrepareResponseSchema = closedObject({
+  node: index,
+  threshold: int(),
+  operators: int(),
+  /** The next KEK's public id: the one the new shares rebuild. */
+  keyCheckValue: str(),
+  /** The node's KEK now: the one the old shares rebuild, until phase 2 ends. */
+  from: str(),
+  /** True when this split the next KEK an earlier prepare made (the earlier shares no longer match). */
+  resplit: bool(),
+  shares: Type.Array(unsealShareSchema),
+});
+export type KekRotatePrepareResponse = Static<typeof kekRotatePrepareResponseSchema>;
 const unsealRequestSchema = closedObject({
   shareIndex: index,
   share: hex(33, 33),
@@ -986,6 +1012,12 @@ export const ROUTES = {
   disableFailOpen: { method: 'POST', url: '/v1/admin/policy/fail-open/disable', schema: { summary: 'End fail-open (admin)', body: emptyRequestSchema, response: withErrors(failOpenSchema) } },
   /** Re-wrap every record under a new KEK, then destroy the old one (node/store/kek-rotation.ts); finishes an interrupted rotation first. */
   rotateKek: { method: 'POST', url: '/v1/admin/kek/rotate', schema: { summary: "Rotate this node's KEK (admin)", body: emptyRequestSchema, response: withErrors(kekRotateResponseSchema) } },
+  /** A shamir-unseal node's KEK rotation, phase 1: the next KEK split into new operator shares, returned once (admin). */
+  kekRotatePrepare: {
+    method: 'POST',
+    url: '/v1/admin/kek/rotate/prepare',
+    schema: { summary: "Prepare a shamir-unseal node's KEK rotation: new operator shares, returned once (admin)", body: kekRotatePrepareRequestSchema, response: withErrors(kekRotatePrepareResponseSchema) },
+  },
   /** The whole audit log with its signed checkpoints (the head is checkpointed first), for offline verification. */
   auditLog: { method: 'GET', url: '/v1/admin/audit', schema: { summary: 'The audit log with its signed checkpoints (admin)', response: withErrors(auditLogResponseSchema) } },
   /**

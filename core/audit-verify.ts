@@ -82,6 +82,8 @@ export const AUDIT_OPERATIONS = [
   'node.start',
   // the node's KEK re-wrapping every record (issue 15; node/store/kek-rotation.ts)
   'kek.rotate',
+  // a shamir-unseal node's KEK rotation, phase 1: new operator shares of the next KEK (node/sealed.ts prepareKekRotation)
+  'kek.rotate-prepare',
   // a shamir-unseal node (node/sealed.ts): initialisation, each share submitted (accepted or refused, and
   // the unseal it completed), sealing a running node; recorded while sealed, copied in when the store opens
   'node.unseal-init',

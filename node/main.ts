@@ -29,7 +29,8 @@ import { ConfigError, loadNodeConfig, type NodeConfig } from './config.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
 import { atRestProtection } from './store/kek.js';
 import { openNodeKeks, type NodeKeks } from './store/kek-provider.js';
-import { SealedNode } from './sealed.js';
+import { SealedNode, prepareKekRotation } from './sealed.js';
+import type { KekRotatePrepareRequest } from '../contract/http.js';
 import { notSealable, type UnsealApi } from './http/unseal.js';
 import { kekRotationSteps, resumeKekRotation, rotateKek } from './store/kek-rotation.js';
 import { CoordinatorLink } from './sessions/link.js';
@@ -163,7 +164,7 @@ export async function startNode(config: NodeConfig, logger: Logger, o: StartOpti
     }
   };
   try {
-    const resumed = await resumeKekRotation(store, config.kek, { crashPoint: kekCrashPoint });
+    const resumed = await resumeKekRotation(store, config.kek, config.dataDir, { crashPoint: kekCrashPoint });
     if (resumed) logger.warn({ from: resumed.from, to: resumed.to, records: resumed.records, moved: resumed.moved }, 'finished an interrupted KEK rotation; the old KEK is destroyed');
   } catch (e) {
     await store.close();
@@ -297,7 +298,8 @@ export async function startNode(config: NodeConfig, logger: Logger, o: StartOpti
     gate,
     failOpen: config.failOpen,
     logger: logger.child({ component: 'admin' }),
-    rotateKek: async () => rotateKek(store, await kekRotationSteps(config.kek), { crashPoint: kekCrashPoint }),
+    rotateKek: async () => rotateKek(store, await kekRotationSteps(config.kek, { dataDir: config.dataDir, currentKek: store.keks()[0]! }), { crashPoint: kekCrashPoint }),
+    ...(config.kek.kind === 'shamir-unseal' ? { prepareKekRotation: (body: KekRotatePrepareRequest) => prepareKekRotation(config, store.keks()[0]!, body) } : {}),
   });
   const tls = config.api.tls && { cert: readFileSync(config.api.tls.certFile), key: readFileSync(config.api.tls.keyFile) };
   const app = await buildApi({

@@ -33,19 +33,21 @@ import { loadIdentityEngine } from '../core/identity.js';
 import { unsealShareAad } from '../core/unseal.js';
 import { wrappingKeyFingerprint } from '../core/bundle.js';
 import { sealToReceiver, wrapKemForPublicKey } from '../core/wrap.js';
-import type { UnsealInitRequest, UnsealInitResponse, UnsealRequest, UnsealResponse, UnsealStatusResponse } from '../contract/http.js';
+import type { KekRotatePrepareRequest, KekRotatePrepareResponse, UnsealInitRequest, UnsealInitResponse, UnsealRequest, UnsealResponse, UnsealStatusResponse } from '../contract/http.js';
 import type { NodeConfig } from './config.js';
 import type { AuditLog } from './governance/audit.js';
 import { TenantStore, type Principal } from './governance/tenants.js';
 import { buildApi } from './http/api.js';
 import type { UnsealApi } from './http/unseal.js';
 import { loadOrCreateIdentity } from './store/identity-store.js';
-import { RawKek } from './store/kek.js';
+import { RawKek, type Kek } from './store/kek.js';
 import {
   UNSEAL_ATTEMPTS_FILE,
   UnsealShares,
   clearUnsealAttempts,
   makeUnsealKek,
+  openBegunNextKek,
+  prepareUnsealRotation,
   readUnsealAttempts,
   readUnsealMetadata,
   recordUnsealAttempt,
@@ -130,6 +132,7 @@ export class SealedNode implements UnsealApi {
   }
 
   status(): UnsealStatusResponse {
+    if (this.state === 'unsealed') this.refreshMetadata(); // a KEK rotation of the full node replaces unseal.json
     const m = this.metadata;
     return {
       node: this.config.index,
@@ -148,16 +151,7 @@ export class SealedNode implements UnsealApi {
       const dataDir = this.config.dataDir;
       const { threshold, operators } = body;
       ensure(threshold <= operators, ErrorCode.BadInput, `threshold ${threshold} is more than the ${operators} operators`);
-      const keys = body.operatorKeys?.map((h, i) => {
-        const key = fromHex(h, `operatorKeys[${i}]`);
-        wrapKemForPublicKey(key);
-        return key;
-      });
-      if (keys) {
-        ensure(keys.length === operators, ErrorCode.BadInput, `operatorKeys: expected one key per operator (${operators}), got ${keys.length}`);
-        const seen = new Set(keys.map((k) => toHex(k)));
-        ensure(seen.size === keys.length, ErrorCode.BadInput, 'operatorKeys: a key appears twice (each operator needs their own)');
-      }
+      const keys = operatorKeysOf(body.operatorKeys, operators);
       // Only a node with no store yet: a store made under another KEK would be unreadable under the new one.
       if (existsSync(dataDir)) {
         const present = readdirSync(dataDir).filter((f) => f !== UNSEAL_ATTEMPTS_FILE);
@@ -186,20 +180,7 @@ export class SealedNode implements UnsealApi {
           kek.close();
         }
         writeUnsealMetadata(dataDir, made.metadata);
-        const shares = await Promise.all(
-          made.shares.map(async (share, k) => {
-            const index = k + 1;
-            const checkValue = made.metadata.checkValues[k]!;
-            const key = keys?.[k];
-            if (!key) return { index, checkValue, share: toHex(share) };
-            const sealed = await sealToReceiver(key, share, unsealShareAad(this.config.index, index, made.metadata.keyCheckValue));
-            return {
-              index,
-              checkValue,
-              wrapped: { kem: wrapKemForPublicKey(key), wrappingKeyFingerprint: toHex(wrappingKeyFingerprint(key)), enc: toHex(sealed.enc), ciphertext: toHex(sealed.ciphertext) },
-            };
-          }),
-        );
+        const shares = await handOutShares(made.shares, made.metadata, keys);
         this.metadata = made.metadata;
         this.shares = new UnsealShares(made.metadata);
         this.state = 'sealed';
@@ -259,6 +240,7 @@ export class SealedNode implements UnsealApi {
           this.full = undefined;
           this.audit = undefined;
           await full?.close(); // closes the store and wipes the KEK (startNode's close)
+          this.refreshMetadata(); // a KEK rotation may have replaced unseal.json: only the new shares match
           this.shares = new UnsealShares(this.metadata!);
           this.state = 'sealed';
           this.sealing = false;
@@ -286,11 +268,16 @@ export class SealedNode implements UnsealApi {
     const kek = new RawKek(kekBytes, 'shamir-unseal');
     zeroize(kekBytes);
     let frontClosed = false;
+    let next: RawKek | undefined;
     try {
+      // A KEK rotation that a crash interrupted (node/store/kek-unseal.ts): the old shares rebuilt the old
+      // KEK, which opens the next one; the full node finishes the rotation before it serves.
+      next = openBegunNextKek(this.config.dataDir, kek);
+      if (next) this.logger.warn({ from: kek.id, to: next.id }, 'a KEK rotation is unfinished: the node finishes it as it starts');
       // The port the front end had (the OS's pick when the config says 0): the node keeps one port.
       const config: NodeConfig = { ...this.config, api: { ...this.config.api, port: this.port } };
       this.full = await this.startFull(config, this.nodeLogger, {
-        keks: { current: kek, others: [] },
+        keks: { current: kek, others: next ? [next] : [] },
         unseal: this,
         onAuditOpen: async (audit) => {
           this.audit = audit;
@@ -306,9 +293,11 @@ export class SealedNode implements UnsealApi {
       });
       this.state = 'unsealed';
       this.url = this.full.url;
+      this.refreshMetadata(); // a finished rotation replaced unseal.json
       this.logger.info({ index: this.config.index, keyCheckValue: kek.id }, `node ${this.config.index} is unsealed`);
     } catch (e) {
       kek.close();
+      next?.close();
       this.audit = undefined;
       const message = (e as Error).message.split('\n')[0]!;
       if (frontClosed) {
@@ -358,6 +347,16 @@ export class SealedNode implements UnsealApi {
     this.frontEnd = app;
   }
 
+  /** Read unseal.json again (a KEK rotation replaces it when it ends); keep what is known if it cannot be read. */
+  private refreshMetadata(): void {
+    try {
+      const m = readUnsealMetadata(this.config.dataDir);
+      if (m && m.node === this.config.index) this.metadata = m;
+    } catch (e) {
+      this.logger.error({ err: { message: (e as Error).message } }, 'cannot read unseal.json again');
+    }
+  }
+
   /** Record one attempt durably (before answering) and log it; never share bytes. */
   private attempt(who: Principal, operation: UnsealAttempt['operation'], outcome: UnsealAttempt['outcome'], reason: string): void {
     const entry = { time: Date.now(), actor: who.apiKeyId, operation, outcome, reason };
@@ -377,4 +376,59 @@ export class SealedNode implements UnsealApi {
 function auditReason(text: string): string {
   const clean = text.replace(/[^\x20-\x7e]/g, '?');
   return clean.length > 200 ? `${clean.slice(0, 197)}...` : clean;
+}
+
+/** The operators' public keys of an init or prepare request, checked: one per operator, each a known KEM's, no two alike. */
+function operatorKeysOf(hexKeys: readonly string[] | undefined, operators: number): Uint8Array[] | undefined {
+  const keys = hexKeys?.map((h, i) => {
+    const key = fromHex(h, `operatorKeys[${i}]`);
+    wrapKemForPublicKey(key);
+    return key;
+  });
+  if (keys) {
+    ensure(keys.length === operators, ErrorCode.BadInput, `operatorKeys: expected one key per operator (${operators}), got ${keys.length}`);
+    const seen = new Set(keys.map((k) => toHex(k)));
+    ensure(seen.size === keys.length, ErrorCode.BadInput, 'operatorKeys: a key appears twice (each operator needs their own)');
+  }
+  return keys;
+}
+
+/** The shares as answered once: share i sealed to operator i's key (core/wrap.ts sealToReceiver), or plain without keys. */
+async function handOutShares(shares: readonly Uint8Array[], metadata: UnsealMetadata, keys: readonly Uint8Array[] | undefined): Promise<UnsealInitResponse['shares']> {
+  return Promise.all(
+    shares.map(async (share, k) => {
+      const index = k + 1;
+      const checkValue = metadata.checkValues[k]!;
+      const key = keys?.[k];
+      if (!key) return { index, checkValue, share: toHex(share) };
+      const sealed = await sealToReceiver(key, share, unsealShareAad(metadata.node, index, metadata.keyCheckValue));
+      return {
+        index,
+        checkValue,
+        wrapped: { kem: wrapKemForPublicKey(key), wrappingKeyFingerprint: toHex(wrappingKeyFingerprint(key)), enc: toHex(sealed.enc), ciphertext: toHex(sealed.ciphertext) },
+      };
+    }),
+  );
+}
+
+/**
+ * Phase 1 of rotating an unsealed shamir-unseal node's KEK (POST /v1/admin/kek/rotate/prepare; the design
+ * is in node/store/kek-unseal.ts): new operator shares of the next KEK, answered once as init answers
+ * them. `current` is the store's KEK now. The caller (node/governance/admin.ts) authorises and audits it.
+ */
+export async function prepareKekRotation(config: NodeConfig, current: Kek, body: KekRotatePrepareRequest): Promise<KekRotatePrepareResponse> {
+  ensure(config.kek.kind === 'shamir-unseal', ErrorCode.BadState, `node ${config.index}'s KEK provider is ${config.kek.kind}, not shamir-unseal: it has no operator shares to prepare (\`tessera kek rotate\` alone rotates it)`);
+  const meta = readUnsealMetadata(config.dataDir);
+  ensure(meta !== undefined, ErrorCode.BadState, `node ${config.index} has no unseal.json`);
+  const threshold = body.threshold ?? meta.threshold;
+  const operators = body.operators ?? (body.operatorKeys?.length ?? meta.shares);
+  ensure(threshold <= operators, ErrorCode.BadInput, `threshold ${threshold} is more than the ${operators} operators`);
+  const keys = operatorKeysOf(body.operatorKeys, operators);
+  const made = await prepareUnsealRotation(config.dataDir, current, { threshold, shares: operators });
+  try {
+    const shares = await handOutShares(made.shares, made.metadata, keys);
+    return { node: config.index, threshold, operators, keyCheckValue: made.metadata.keyCheckValue, from: current.id, resplit: made.resplit, shares };
+  } finally {
+    zeroize(...made.shares);
+  }
 }

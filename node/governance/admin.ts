@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
-import type { ApiKeyInfoJson, AuditLogResponse, TenantListResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, KekRotateResponse, PolicyResponse, TenantResponse } from '../../contract/http.js';
+import type { ApiKeyInfoJson, AuditLogResponse, TenantListResponse, CreateApiKeyRequest, CreateApiKeyResponse, FailOpenJson, KekRotatePrepareRequest, KekRotatePrepareResponse, KekRotateResponse, PolicyResponse, TenantResponse } from '../../contract/http.js';
 import type { AuditLog } from './audit.js';
 import type { OperationGate } from './gate.js';
 import type { PolicyEngine, PolicyRule } from './policy.js';
@@ -24,6 +24,8 @@ export interface NodeAdminOptions {
   readonly logger: Logger;
   /** Rotate the node's KEK (node/store/kek-rotation.ts rotateKek over the node's store and provider). */
   readonly rotateKek?: () => Promise<KekRotateResponse>;
+  /** A shamir-unseal node's rotation, phase 1: new operator shares (node/sealed.ts prepareKekRotation). */
+  readonly prepareKekRotation?: (body: KekRotatePrepareRequest) => Promise<KekRotatePrepareResponse>;
 }
 
 const nothing = async () => ({});
@@ -123,6 +125,25 @@ export class NodeAdmin {
       try {
         const r = await this.o.rotateKek!();
         this.o.logger.warn({ op: 'kek.rotate', from: r.from, to: r.to, records: r.records, moved: r.moved, resumed: r.resumed, actor: p.apiKeyId }, 'KEK rotated; the old KEK is destroyed');
+        return r;
+      } finally {
+        this.kekRotating = false;
+      }
+    });
+  }
+
+  /**
+   * Phase 1 of a shamir-unseal node's KEK rotation: the next KEK split into new operator shares, answered
+   * once. Never while a rotation runs (its next KEK is the one being split), so it shares that lock.
+   */
+  prepareKekRotation(p: Principal, body: KekRotatePrepareRequest): Promise<KekRotatePrepareResponse> {
+    return this.o.gate.run({ principal: p, operation: 'kek.rotate-prepare', authorize: 'admin' }, nothing, async () => {
+      ensure(this.o.prepareKekRotation !== undefined, ErrorCode.BadState, 'this node has no operator shares to prepare: its KEK provider is not shamir-unseal');
+      ensure(!this.kekRotating, ErrorCode.BadState, 'a KEK rotation is already running on this node');
+      this.kekRotating = true;
+      try {
+        const r = await this.o.prepareKekRotation!(body);
+        this.o.logger.warn({ op: 'kek.rotate-prepare', from: r.from, to: r.keyCheckValue, threshold: r.threshold, operators: r.operators, resplit: r.resplit, actor: p.apiKeyId }, 'KEK rotation prepared: new operator shares handed out');
         return r;
       } finally {
         this.kekRotating = false;

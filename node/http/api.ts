@@ -350,6 +350,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.route({ ...ROUTES.enableFailOpen, handler: async (req) => a.enableFailOpen(who(req), req.body?.durationMs) });
   app.route({ ...ROUTES.disableFailOpen, handler: async (req) => a.disableFailOpen(who(req)) });
   app.route({ ...ROUTES.rotateKek, handler: async (req) => a.rotateKek(who(req)) });
+  app.route({ ...ROUTES.kekRotatePrepare, handler: async (req) => a.prepareKekRotation(who(req), req.body) });
   app.route({ ...ROUTES.auditLog, handler: async (req) => a.exportAudit(who(req)) });
   registerUnsealRoutes(app, o.unseal, who);
   registerConsole(app, { service: s, ...(o.metrics ? { metrics: o.metrics } : {}) });

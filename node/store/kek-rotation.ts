@@ -20,7 +20,8 @@
  *   5. end      the store forgets the old KEK and deletes the rotation record (ShareStore.endKekRotation).
  *
  * KEKs from TESSERA_KEK (env) cannot be rotated by the node: it cannot change its own environment. A
- * shamir-unseal KEK is not rotated here yet (new shares would have to reach the operators).
+ * shamir-unseal KEK's new shares must reach the operators before step 1: a prepare phase makes them and
+ * <dataDir>/unseal-next.json (node/store/kek-unseal.ts shamirRotationSteps, where steps 1 and 4 are).
  */
 import { rename, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -28,6 +29,7 @@ import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import type { KekSource } from '../config.js';
 import { RawKek, createKekFile, readKekFile, type Kek } from './kek.js';
 import { nextKekFilePath } from './kek-provider.js';
+import { shamirRotationSteps } from './kek-unseal.js';
 import type { ShareStore } from './storage.js';
 
 /** The provider's half of a rotation: make the next KEK durable, and destroy the old one. */
@@ -58,8 +60,11 @@ export interface RotateKekOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-/** The rotation steps for the node's configured KEK provider; BAD_INPUT for one that cannot rotate. */
-export async function kekRotationSteps(source: KekSource): Promise<KekRotationSteps> {
+/**
+ * The rotation steps for the node's configured KEK provider; BAD_INPUT for one that cannot rotate.
+ * `node` is what a shamir-unseal node's steps need: its data dir and its current KEK (which wraps the next).
+ */
+export async function kekRotationSteps(source: KekSource, node: { dataDir: string; currentKek: Kek }): Promise<KekRotationSteps> {
   if (source.kind === 'file') return fileRotationSteps(source.path);
   if (source.kind === 'pkcs11') {
     const p11 = (await import('./kek-pkcs11.js')) as unknown as { pkcs11RotationSteps?: (s: typeof source) => KekRotationSteps };
@@ -69,7 +74,7 @@ export async function kekRotationSteps(source: KekSource): Promise<KekRotationSt
   if (source.kind === 'env') {
     throw new TesseraError(ErrorCode.BadInput, 'this node takes its KEK from TESSERA_KEK, which it cannot change: rotate by restarting it with a key file (kekFile) or replace the node');
   }
-  throw new TesseraError(ErrorCode.BadInput, 'a shamir-unseal KEK cannot be rotated by `tessera kek rotate` yet: replace the node to change it');
+  return shamirRotationSteps(node.dataDir, node.currentKek);
 }
 
 /** The file provider: the next KEK is <kekFile>.next until step 4 renames it over <kekFile>. */
@@ -161,8 +166,8 @@ export async function rotateKek(store: ShareStore, steps: KekRotationSteps, o: R
 }
 
 /** At start: finish a rotation that a crash interrupted (a rotation record, or a next KEK beside the current one). */
-export async function resumeKekRotation(store: ShareStore, source: KekSource, o: RotateKekOptions = {}): Promise<KekRotationReport | undefined> {
+export async function resumeKekRotation(store: ShareStore, source: KekSource, dataDir: string, o: RotateKekOptions = {}): Promise<KekRotationReport | undefined> {
   const recorded = await store.kekRotation();
   if (!recorded && store.keks().length < 2) return undefined;
-  return rotateKek(store, await kekRotationSteps(source), o);
+  return rotateKek(store, await kekRotationSteps(source, { dataDir, currentKek: store.keks()[0]! }), o);
 }

@@ -26,7 +26,8 @@ import { combine, split } from 'shamir-secret-sharing';
 import { equalBytes, framed, fromHex, i2osp, toHex, utf8ToBytes, zeroize } from '../../core/bytes.js';
 import { ErrorCode, TesseraError, ensure } from '../../core/errors.js';
 import { UNSEAL_SHARE_LENGTH } from '../../core/unseal.js';
-import { KEK_LENGTH, RawKek } from './kek.js';
+import { KEK_LENGTH, RawKek, type Kek } from './kek.js';
+import type { KekRotationSteps } from './kek-rotation.js';
 
 export const UNSEAL_FILE = 'unseal.json';
 export const UNSEAL_ATTEMPTS_FILE = 'unseal-attempts.jsonl';
@@ -64,9 +65,17 @@ export function checkUnsealParameters(threshold: unknown, shares: unknown): void
  * zeroizes them; `metadata` is public.
  */
 export async function makeUnsealKek(node: number, threshold: number, count: number, now = Date.now()): Promise<{ kek: Uint8Array; shares: Uint8Array[]; metadata: UnsealMetadata }> {
+  return splitUnsealKek(node, randomBytes(KEK_LENGTH), threshold, count, now);
+}
+
+/**
+ * Split the given KEK (32 bytes; it becomes the caller's result `kek`) K-of-N into fresh shares with their
+ * check values: a new initialisation's KEK, or the next KEK of a rotation split again (prepareUnsealRotation).
+ */
+async function splitUnsealKek(node: number, kek: Uint8Array, threshold: number, count: number, now: number): Promise<{ kek: Uint8Array; shares: Uint8Array[]; metadata: UnsealMetadata }> {
   ensure(Number.isSafeInteger(node) && node >= 1 && node <= 255, ErrorCode.BadInput, 'node: expected an index from 1 to 255');
   checkUnsealParameters(threshold, count);
-  const kek = randomBytes(KEK_LENGTH);
+  ensure(kek.length === KEK_LENGTH, ErrorCode.BadInput, `kek: expected ${KEK_LENGTH} bytes`);
   const shares = await split(kek, count, threshold);
   const raw = new RawKek(kek, 'shamir-unseal');
   raw.close();
@@ -87,7 +96,12 @@ export async function makeUnsealKek(node: number, threshold: number, count: numb
 
 /** unseal.json of `dataDir`, checked field by field; undefined when there is none (the node is not initialised). */
 export function readUnsealMetadata(dataDir: string): UnsealMetadata | undefined {
-  const path = join(dataDir, UNSEAL_FILE);
+  const read = readJsonObject(join(dataDir, UNSEAL_FILE));
+  return read && parseUnsealMetadata(read.path, read.o, []);
+}
+
+/** The JSON object in `path`; undefined when there is no such file. UNAVAILABLE naming the file otherwise. */
+function readJsonObject(path: string): { path: string; o: Record<string, unknown> } | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -95,15 +109,20 @@ export function readUnsealMetadata(dataDir: string): UnsealMetadata | undefined 
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new TesseraError(ErrorCode.Unavailable, `${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const bad = (why: string) => new TesseraError(ErrorCode.Unavailable, `${path}: ${why}`);
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    throw bad('is not valid JSON');
+    throw new TesseraError(ErrorCode.Unavailable, `${path}: is not valid JSON`);
   }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad('expected a JSON object');
-  const known = ['format', 'node', 'threshold', 'shares', 'checkValues', 'keyCheckValue', 'createdAt'];
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TesseraError(ErrorCode.Unavailable, `${path}: expected a JSON object`);
+  return { path, o };
+}
+
+/** The metadata fields of `o` checked one by one (`extra` names the other fields the file may have). */
+function parseUnsealMetadata(path: string, o: Record<string, unknown>, extra: readonly string[]): UnsealMetadata {
+  const bad = (why: string) => new TesseraError(ErrorCode.Unavailable, `${path}: ${why}`);
+  const known = ['format', 'node', 'threshold', 'shares', 'checkValues', 'keyCheckValue', 'createdAt', ...extra];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw bad(`unknown field ${JSON.stringify(k.slice(0, 40))}`);
   if (o.format !== UNSEAL_FORMAT) throw bad(`format must be ${UNSEAL_FORMAT}`);
   if (!Number.isSafeInteger(o.node) || (o.node as number) < 1 || (o.node as number) > 255) throw bad('node must be an index from 1 to 255');
@@ -119,7 +138,15 @@ export function readUnsealMetadata(dataDir: string): UnsealMetadata | undefined 
   if (new Set(checkValues).size !== checkValues.length) throw bad('checkValues has a duplicate');
   if (typeof o.keyCheckValue !== 'string' || !/^k-[0-9a-f]{16}$/.test(o.keyCheckValue)) throw bad('keyCheckValue must be a KEK id (k- and 16 hex digits)');
   if (!Number.isSafeInteger(o.createdAt) || (o.createdAt as number) < 0) throw bad('createdAt must be a time in milliseconds');
-  return o as unknown as UnsealMetadata;
+  return {
+    format: UNSEAL_FORMAT,
+    node: o.node as number,
+    threshold: o.threshold as number,
+    shares: o.shares as number,
+    checkValues: [...(checkValues as string[])],
+    keyCheckValue: o.keyCheckValue,
+    createdAt: o.createdAt as number,
+  };
 }
 
 /**
@@ -163,6 +190,161 @@ function fsyncDir(dir: string): void {
 
 export function writeUnsealMetadata(dataDir: string, metadata: UnsealMetadata): void {
   writeFileAtomic(join(dataDir, UNSEAL_FILE), JSON.stringify(metadata, null, 2) + '\n', true);
+}
+
+// ---- KEK rotation of a shamir-unseal node (issue 15 item 2; the steps: node/store/kek-rotation.ts)
+//
+// Phase 1, prepare (prepareUnsealRotation, POST /v1/admin/kek/rotate/prepare on the unsealed node): a new
+// KEK is made and split into new operator shares, and <dataDir>/unseal-next.json is written (atomically,
+// fsynced): the new metadata plus the new KEK WRAPPED UNDER THE CURRENT ONE. unseal.json is untouched, so
+// until the rotation ends the old shares still unseal the node, and the KEK they rebuild opens the next
+// one. Prepared again before phase 2, the same next KEK is split into fresh shares (a lost answer is
+// recoverable); its old shares stop matching.
+// Phase 2 is rotateKek with shamirRotationSteps: prepareNext marks unseal-next.json `rotationBegun` (the
+// operators hold the new shares: they called phase 2 after phase 1 answered) before any record moves, and
+// retire replaces unseal.json by the new metadata, then removes unseal-next.json.
+// A node that restarts mid-rotation is sealed; the OLD shares unseal it, and node/sealed.ts also opens the
+// next KEK from unseal-next.json (only once the rotation has begun), so the start finishes the rotation
+// (resumeKekRotation). A prepared rotation that never began is not finished at start: its shares may never
+// have reached the operators. After retire, unseal.json is the new one: only the new shares unseal.
+
+export const UNSEAL_NEXT_FILE = 'unseal-next.json';
+const NEXT_KEK_LABEL = utf8ToBytes('tessera/unseal/next-kek/v1');
+
+/** unseal-next.json: the next KEK's public metadata, the next KEK wrapped under the current one, and whether phase 2 began. */
+export interface UnsealNextMetadata extends UnsealMetadata {
+  /** The next KEK (32 bytes) wrapped by the current KEK's wrapKey (hex), bound to NEXT_KEK_LABEL, the node and the next KEK's id. */
+  readonly wrappedKek: string;
+  /** The id of the KEK that wrapped it: the node's KEK when it was prepared. */
+  readonly wrappedUnder: string;
+  /** True once phase 2 (rotateKek) began: from then on a restart finishes the rotation. */
+  readonly rotationBegun: boolean;
+}
+
+function nextKekAad(node: number, nextId: string): Uint8Array {
+  return framed(NEXT_KEK_LABEL, i2osp(node, 1), utf8ToBytes(nextId));
+}
+
+/** unseal-next.json of `dataDir`, checked field by field; undefined when no rotation is prepared. */
+export function readUnsealNext(dataDir: string): UnsealNextMetadata | undefined {
+  const read = readJsonObject(join(dataDir, UNSEAL_NEXT_FILE));
+  if (!read) return undefined;
+  const { path, o } = read;
+  const m = parseUnsealMetadata(path, o, ['wrappedKek', 'wrappedUnder', 'rotationBegun']);
+  const bad = (why: string) => new TesseraError(ErrorCode.Unavailable, `${path}: ${why}`);
+  // RawKek.wrapKey's form: a 12-byte nonce, the 32-byte key, a 16-byte tag.
+  if (typeof o.wrappedKek !== 'string' || !/^[0-9a-f]{120}$/.test(o.wrappedKek)) throw bad('wrappedKek must be 60 bytes as lowercase hex');
+  if (typeof o.wrappedUnder !== 'string' || !/^k-[0-9a-f]{16}$/.test(o.wrappedUnder)) throw bad('wrappedUnder must be a KEK id (k- and 16 hex digits)');
+  if (typeof o.rotationBegun !== 'boolean') throw bad('rotationBegun must be true or false');
+  if (o.wrappedUnder === m.keyCheckValue) throw bad('the next KEK is wrapped under itself');
+  return { ...m, wrappedKek: o.wrappedKek, wrappedUnder: o.wrappedUnder, rotationBegun: o.rotationBegun };
+}
+
+function writeUnsealNext(dataDir: string, next: UnsealNextMetadata): void {
+  writeFileAtomic(join(dataDir, UNSEAL_NEXT_FILE), JSON.stringify(next, null, 2) + '\n', false);
+}
+
+/**
+ * The next KEK's bytes (the caller's, to wipe), unwrapped from unseal-next.json with `current`. BAD_STATE
+ * when `current` is not the KEK that wrapped it, or it does not unwrap to the KEK its metadata names.
+ */
+export function unwrapNextKek(next: UnsealNextMetadata, current: Kek): Uint8Array {
+  ensure(current.id === next.wrappedUnder, ErrorCode.BadState, `${UNSEAL_NEXT_FILE}: the next KEK is wrapped under KEK ${next.wrappedUnder}, not under this node's KEK ${current.id}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = current.unwrapKey(fromHex(next.wrappedKek, 'wrappedKek'), nextKekAad(next.node, next.keyCheckValue));
+  } catch {
+    throw new TesseraError(ErrorCode.BadState, `${UNSEAL_NEXT_FILE}: the next KEK does not unwrap under KEK ${current.id} (the file was altered)`);
+  }
+  const raw = new RawKek(bytes, 'shamir-unseal');
+  raw.close();
+  if (bytes.length !== KEK_LENGTH || raw.id !== next.keyCheckValue) {
+    zeroize(bytes);
+    throw new TesseraError(ErrorCode.BadState, `${UNSEAL_NEXT_FILE}: the wrapped KEK is not KEK ${next.keyCheckValue}`);
+  }
+  return bytes;
+}
+
+/**
+ * Phase 1 of a rotation: split the next KEK into new shares and write unseal-next.json (see above). The
+ * next KEK is new, or the one an earlier prepare made (split again). `current` is the node's KEK now.
+ * K and N default to unseal.json's. The caller owns `shares` (zeroizes them); `metadata` is public.
+ * BAD_STATE once phase 2 has begun: its shares are out, and splitting again would orphan them.
+ */
+export async function prepareUnsealRotation(
+  dataDir: string,
+  current: Kek,
+  o: { threshold?: number; shares?: number; now?: number } = {},
+): Promise<{ shares: Uint8Array[]; metadata: UnsealMetadata; resplit: boolean }> {
+  const meta = readUnsealMetadata(dataDir);
+  ensure(meta !== undefined, ErrorCode.BadState, `${dataDir} has no ${UNSEAL_FILE}: this is not an initialised shamir-unseal node`);
+  ensure(current.id === meta.keyCheckValue, ErrorCode.BadState, `this node's KEK is ${current.id}, not ${meta.keyCheckValue} as ${UNSEAL_FILE} names: a rotation is unfinished; finish it (\`tessera kek rotate --finish\`)`);
+  const threshold = o.threshold ?? meta.threshold;
+  const count = o.shares ?? meta.shares;
+  checkUnsealParameters(threshold, count);
+  const prior = readUnsealNext(dataDir);
+  ensure(
+    !prior?.rotationBegun,
+    ErrorCode.BadState,
+    `the rotation to KEK ${prior?.keyCheckValue} has begun: its shares are the ones the prepare before it answered; finish it (\`tessera kek rotate --node ${meta.node} --finish\`)`,
+  );
+  // A prepared next KEK wrapped under another KEK is stale (not from this KEK's time): a new one replaces it.
+  const kek = prior && prior.wrappedUnder === current.id ? unwrapNextKek(prior, current) : randomBytes(KEK_LENGTH);
+  const made = await splitUnsealKek(meta.node, kek, threshold, count, o.now ?? Date.now());
+  try {
+    const wrapped = current.wrapKey(made.kek, nextKekAad(meta.node, made.metadata.keyCheckValue));
+    writeUnsealNext(dataDir, { ...made.metadata, wrappedKek: toHex(wrapped), wrappedUnder: current.id, rotationBegun: false });
+  } catch (e) {
+    zeroize(...made.shares);
+    throw e;
+  } finally {
+    zeroize(made.kek);
+  }
+  return { shares: made.shares, metadata: made.metadata, resplit: prior !== undefined && prior.wrappedUnder === current.id };
+}
+
+/**
+ * The next KEK a sealed node opens beside the one its shares rebuilt (node/sealed.ts): the prepared one,
+ * when phase 2 began and has not retired it yet; else undefined. The caller closes it.
+ */
+export function openBegunNextKek(dataDir: string, current: Kek): RawKek | undefined {
+  const next = readUnsealNext(dataDir);
+  // Not begun: no record is under it, and its shares may never have reached the operators.
+  // Its id is the current KEK's: retire replaced unseal.json and crashed before removing this file.
+  if (!next || !next.rotationBegun || next.keyCheckValue === current.id) return undefined;
+  const bytes = unwrapNextKek(next, current);
+  try {
+    return new RawKek(bytes, 'shamir-unseal');
+  } finally {
+    zeroize(bytes);
+  }
+}
+
+/** Phase 2's provider half (node/store/kek-rotation.ts KekRotationSteps) for a shamir-unseal node. */
+export function shamirRotationSteps(dataDir: string, current: Kek): KekRotationSteps {
+  return {
+    async prepareNext() {
+      const next = readUnsealNext(dataDir);
+      ensure(next !== undefined, ErrorCode.BadState, 'no new operator shares are prepared: run prepare first (`tessera kek rotate --out DIR` does both)');
+      const bytes = unwrapNextKek(next, current);
+      try {
+        // Durable before any record moves: from here on a restart finishes the rotation.
+        if (!next.rotationBegun) writeUnsealNext(dataDir, { ...next, rotationBegun: true });
+        return new RawKek(bytes, 'shamir-unseal');
+      } finally {
+        zeroize(bytes);
+      }
+    },
+    async retire() {
+      const next = readUnsealNext(dataDir);
+      if (!next) return; // done before a crash
+      const { wrappedKek: _w, wrappedUnder: _u, rotationBegun: _b, ...metadata } = next;
+      // unseal.json first (atomic rename): a crash before the removal below leaves both naming the new KEK.
+      writeFileAtomic(join(dataDir, UNSEAL_FILE), JSON.stringify(metadata, null, 2) + '\n', false);
+      unlinkSync(join(dataDir, UNSEAL_NEXT_FILE));
+      fsyncDir(dataDir);
+    },
+  };
 }
 
 /**

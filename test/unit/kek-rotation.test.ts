@@ -6,6 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { ErrorCode, TesseraError } from '../../core/errors.js';
@@ -149,11 +151,21 @@ describe('KEK rotation (store level)', () => {
     expect(existsSync(kekFile)).toBe(true);
   });
 
-  it('providers that cannot rotate say why', async () => {
-    const env = await codeOf(kekRotationSteps(Object.defineProperty({ kind: 'env' as const }, 'key', { value: new Uint8Array(32) }) as never));
-    expect(env.code).toBe(ErrorCode.BadInput);
-    expect(env.message).toMatch(/TESSERA_KEK, which it cannot change/);
-    const shamir = await codeOf(kekRotationSteps({ kind: 'shamir-unseal' }));
-    expect(shamir.message).toMatch(/shamir-unseal KEK cannot be rotated/);
+  it('providers that cannot rotate say why; a shamir-unseal node rotates only after its prepare phase', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'tessera-kek-steps-'));
+    const currentKek = new RawKek(new Uint8Array(32).fill(7), 'shamir-unseal');
+    try {
+      const env = await codeOf(kekRotationSteps(Object.defineProperty({ kind: 'env' as const }, 'key', { value: new Uint8Array(32) }) as never, { dataDir, currentKek }));
+      expect(env.code).toBe(ErrorCode.BadInput);
+      expect(env.message).toMatch(/TESSERA_KEK, which it cannot change/);
+      // No unseal-next.json (test/unit/kek-unseal.test.ts covers the prepared case): step 1 says what to run.
+      const steps = await kekRotationSteps({ kind: 'shamir-unseal' }, { dataDir, currentKek });
+      const shamir = await codeOf(steps.prepareNext());
+      expect(shamir.code).toBe(ErrorCode.BadState);
+      expect(shamir.message).toMatch(/run prepare first/);
+    } finally {
+      currentKek.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
