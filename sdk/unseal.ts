@@ -16,10 +16,10 @@ import { fromHex, toHex, zeroize } from '../core/bytes.js';
 import { wrappingKeyFingerprint } from '../core/bundle.js';
 import { UNSEAL_SHARE_LENGTH, unsealShareAad } from '../core/unseal.js';
 import { isWrapKem, openFromSender, wrapKemId, type WrappingKeyPair } from '../core/wrap.js';
-import type { UnsealInitRequest, UnsealInitResponse, UnsealResponse, UnsealStatusResponse } from '../contract/http.js';
+import type { KekRotatePrepareRequest, KekRotatePrepareResponse, UnsealInitRequest, UnsealInitResponse, UnsealResponse, UnsealStatusResponse } from '../contract/http.js';
 import { DEFAULT_TIMEOUT_MS, TesseraClientError, isUnreachable, requestJson, type HttpTarget } from './http.js';
 
-export type { UnsealInitResponse, UnsealResponse, UnsealStatusResponse };
+export type { KekRotatePrepareRequest, KekRotatePrepareResponse, UnsealInitResponse, UnsealResponse, UnsealStatusResponse };
 
 export const UNSEAL_SHARE_FORMAT = 'tessera-unseal-share';
 
@@ -71,6 +71,17 @@ export class UnsealClient {
     }
   }
 
+  /**
+   * Phase 1 of rotating an unsealed node's KEK (admin): the node splits its next KEK into new operator
+   * shares and answers them once (write them with unsealShareFiles, as init's). K and N default to the
+   * node's current ones. Then NodeClient.rotateKek (phase 2) moves every record; the old shares unseal
+   * the node until it ends, the new ones after. Asked again before phase 2, the same next KEK is split
+   * into fresh shares (the earlier ones stop matching).
+   */
+  prepareKekRotation(request: KekRotatePrepareRequest = {}): Promise<KekRotatePrepareResponse> {
+    return requestJson(this.target, 'POST', '/v1/admin/kek/rotate/prepare', request);
+  }
+
   /** Seal a running node again (admin): it stops serving and wipes its KEK. */
   seal(): Promise<UnsealStatusResponse> {
     return requestJson(this.target, 'POST', '/v1/seal', {});
@@ -105,8 +116,8 @@ export class UnsealClient {
   }
 }
 
-/** The share files of an init answer, operator i's at [i - 1] (write each mode 0600: writeUnsealShareFile). */
-export function unsealShareFiles(init: UnsealInitResponse): UnsealShareFile[] {
+/** The share files of an init or prepareKekRotation answer, operator i's at [i - 1] (write each mode 0600: writeUnsealShareFile). */
+export function unsealShareFiles(init: Pick<UnsealInitResponse, 'node' | 'threshold' | 'operators' | 'keyCheckValue' | 'shares'>): UnsealShareFile[] {
   return init.shares.map((s) => ({
     format: UNSEAL_SHARE_FORMAT,
     version: 1,

@@ -279,12 +279,62 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     path: ['kek', 'rotate'],
     summary: "re-wrap every record of node I under a new KEK, then destroy the old KEK (resumes an interrupted rotation)",
     uses: 'cluster',
-    options: [{ name: 'node', kind: 'int', value: 'I', help: 'the node whose KEK to rotate', min: 1, required: true }],
+    options: [
+      { name: 'node', kind: 'int', value: 'I', help: 'the node whose KEK to rotate', min: 1, required: true },
+      { name: 'out', kind: 'string', value: 'DIR', help: 'shamir-unseal nodes: the directory for the new operator share files (as `unseal init` writes them)' },
+      {
+        name: 'operator-key',
+        kind: 'string',
+        value: 'FILE',
+        multiple: true,
+        help: "shamir-unseal nodes: operator i's wrapping public key, given N times in operator order (default: plain shares)",
+      },
+      { name: 'threshold', kind: 'int', value: 'K', help: "shamir-unseal nodes: how many new shares unseal the node (default: the node's K)", min: 2, max: 255 },
+      { name: 'operators', kind: 'int', value: 'N', help: "shamir-unseal nodes: how many new shares to make (default: the node's N)", min: 2, max: 255 },
+      { name: 'finish', kind: 'flag', help: 'shamir-unseal nodes: finish a rotation whose new shares are already out (no new shares)' },
+    ],
+    details: [
+      "A shamir-unseal node's new KEK must reach its operators as shares first: give --out DIR. The node splits the next KEK into new shares (written to DIR, mode 0600; sealed to --operator-key's keys, else plain), then re-wraps every record. Until the rotation ends the old shares unseal the node (a restart midway finishes it after the old shares unseal it); after it, only the new shares.",
+      'If the rotation stopped after the shares were written (an error, not a crash: a crash is finished at the next unseal), `--finish` ends it without new shares.',
+    ],
+    examples: ['tessera kek rotate --node 1', 'tessera kek rotate --node 3 --out new-shares/ --operator-key alice.key.pub --operator-key bob.key.pub --operator-key carol.key.pub'],
     async run(a) {
       const { cluster } = await clusterOf(a);
       const [node] = selectNodes(a, cluster);
+      const out = a.string('out');
+      const finish = a.flag('finish');
+      const given: Record<string, boolean> = {
+        out: out !== undefined,
+        'operator-key': a.strings('operator-key').length > 0,
+        threshold: a.int('threshold') !== undefined,
+        operators: a.int('operators') !== undefined,
+        finish,
+      };
+      const shamirOptions = Object.keys(given).filter((o) => given[o]);
+      const { unsealClientOf, operatorKeysOf, writeShareFiles } = await import('./unseal.js');
+      const unseal = await unsealClientOf(a);
+      const { provider } = await unseal.status();
+      let prepared: { keyCheckValue: string; files: string[] } | undefined;
+      if (provider !== 'shamir-unseal') {
+        if (shamirOptions.length > 0) throw new UsageError(`--${shamirOptions[0]} is for shamir-unseal nodes only; node ${node} keeps its KEK in ${provider}`, 'kek rotate');
+      } else if (finish) {
+        if (shamirOptions.length > 1) throw new UsageError(`--finish makes no new shares: it takes no --${shamirOptions.find((o) => o !== 'finish')}`, 'kek rotate');
+      } else {
+        if (out === undefined) throw new UsageError(`node ${node} is a shamir-unseal node: its new KEK reaches the operators as new shares; give --out DIR (or --finish for a rotation whose shares are out)`, 'kek rotate');
+        const threshold = a.int('threshold');
+        const operators = a.int('operators');
+        const operatorKeys = await operatorKeysOf(a, operators, 'kek rotate');
+        if (threshold !== undefined && operators !== undefined && threshold > operators) throw new UsageError(`--threshold ${threshold} is more than --operators ${operators}`, 'kek rotate');
+        const p = await unseal.prepareKekRotation({
+          ...(threshold !== undefined ? { threshold } : {}),
+          ...(operators !== undefined ? { operators } : {}),
+          ...(operatorKeys.length ? { operatorKeys } : {}),
+        });
+        // The shares are on disk before any record moves: phase 2 makes them the only ones that unseal.
+        prepared = { keyCheckValue: p.keyCheckValue, files: await writeShareFiles(out, p) };
+      }
       const r = await clientOf(cluster, node!).rotateKek();
-      print(a.json, { node, from: r.from, to: r.to, records: r.records, moved: r.moved, resumed: r.resumed });
+      print(a.json, { node, from: r.from, to: r.to, records: r.records, moved: r.moved, resumed: r.resumed, ...(prepared ? { shareFiles: prepared.files } : {}) });
       return 0;
     },
   },

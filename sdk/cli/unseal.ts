@@ -10,13 +10,34 @@ import { UsageError, type Args, type CommandSpec } from './spec.js';
 const NODE = { name: 'node', kind: 'int', value: 'I', help: 'the node', min: 1, max: 255, required: true } as const;
 
 /** The unseal client of --node I, from the cluster file's entry for it (its URL, admin API key, CA). */
-async function unsealClientOf(a: Args) {
+export async function unsealClientOf(a: Args) {
   const { file } = await clusterOf(a);
   const index = a.int('node');
   const entry = file.nodes.find((n) => n.index === index);
   if (!entry) throw new UsageError(`--node: the cluster file has no node ${String(index)} (nodes ${file.nodes.map((n) => n.index).join(',')})`, a.command.path.join(' '));
   const { UnsealClient } = await import('../unseal.js');
   return new UnsealClient({ url: entry.url, apiKey: entry.apiKey, index: entry.index, ...(entry.ca !== undefined ? { ca: entry.ca } : {}) });
+}
+
+/** --operator-key FILE ... as hex public keys (one per operator when given). */
+export async function operatorKeysOf(a: Args, operators: number | undefined, command: string): Promise<string[]> {
+  const keyFiles = a.strings('operator-key');
+  if (keyFiles.length !== 0 && operators !== undefined && keyFiles.length !== operators) throw new UsageError(`--operator-key: give one per operator (${operators}), got ${keyFiles.length}`, command);
+  const { readWrappingPublicKey } = await import('../keyfiles.js');
+  const { toHex } = await import('../../core/bytes.js');
+  return keyFiles.map((f) => toHex(readWrappingPublicKey(f).publicKey));
+}
+
+/** Write the shares of an init or KEK-rotation prepare answer to `out`, one file per operator (mode 0600, never overwriting). */
+export async function writeShareFiles(out: string, answer: Parameters<typeof import('../unseal.js').unsealShareFiles>[0]): Promise<string[]> {
+  const { unsealShareFiles, writeUnsealShareFile } = await import('../unseal.js');
+  const files: string[] = [];
+  for (const f of unsealShareFiles(answer)) {
+    const path = join(out, `share-${f.shareIndex}.${f.wrapped ? 'wrapped' : 'json'}`);
+    writeUnsealShareFile(path, f);
+    files.push(path);
+  }
+  return files;
 }
 
 export const UNSEAL_COMMANDS: CommandSpec[] = [
@@ -46,21 +67,10 @@ export const UNSEAL_COMMANDS: CommandSpec[] = [
       const threshold = a.int('threshold')!;
       const operators = a.int('operators')!;
       if (threshold > operators) throw new UsageError(`--threshold ${threshold} is more than --operators ${operators}`, 'unseal init');
-      const keyFiles = a.strings('operator-key');
-      if (keyFiles.length !== 0 && keyFiles.length !== operators) throw new UsageError(`--operator-key: give one per operator (${operators}), got ${keyFiles.length}`, 'unseal init');
-      const { readWrappingPublicKey } = await import('../keyfiles.js');
-      const { toHex } = await import('../../core/bytes.js');
-      const operatorKeys = keyFiles.map((f) => toHex(readWrappingPublicKey(f).publicKey));
+      const operatorKeys = await operatorKeysOf(a, operators, 'unseal init');
       const client = await unsealClientOf(a);
-      const { unsealShareFiles, writeUnsealShareFile } = await import('../unseal.js');
       const init = await client.init({ threshold, operators, ...(operatorKeys.length ? { operatorKeys } : {}) });
-      const out = a.string('out')!;
-      const files: string[] = [];
-      for (const f of unsealShareFiles(init)) {
-        const path = join(out, `share-${f.shareIndex}.${f.wrapped ? 'wrapped' : 'json'}`);
-        writeUnsealShareFile(path, f);
-        files.push(path);
-      }
+      const files = await writeShareFiles(a.string('out')!, init);
       print(a.json, { node: init.node, threshold: init.threshold, operators: init.operators, keyCheckValue: init.keyCheckValue, identityPublicKey: init.identityPublicKey, sealedToOperatorKeys: operatorKeys.length > 0, files });
       return 0;
     },
