@@ -8,7 +8,10 @@
  *   a tampered share and a share of another initialisation are named;
  *   `seal` seals the running node, and a restart seals it again;
  *   the KEK (combined here from the shares) and the shares are in no file of its data dir and no log;
- *   every attempt is in its audit log.
+ *   every attempt is in its audit log;
+ *   its KEK rotates in place (`tessera kek rotate --node 3 --out DIR`): new shares, after which only they
+ *   unseal it; and a rotation killed midway (TESSERA_FAULT_POINTS=kek-rotate-midway) is finished at the
+ *   next start, which the OLD shares unseal; the new KEK is in no data file meanwhile.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -39,14 +42,14 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
   let shareFiles: UnsealShareFile[];
   const node3 = () => cluster.nodes[SEALED - 1]!;
 
-  const start = (index: number) => {
+  const start = (index: number, env: Record<string, string> = {}) => {
     const [name, cfg] = scripts.get(index)!;
     const log = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 });
     const script = index === 0 ? 'coordinator/main.ts' : 'node/main.ts';
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), '--config', cfg], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TESSERA_PARENT_PID: String(process.pid) },
+      env: { ...process.env, TESSERA_PARENT_PID: String(process.pid), ...env },
     });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
@@ -280,6 +283,123 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
     expect(statSync(join(cfg.dataDir, 'unseal.json')).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir).filter((f) => f.startsWith(`node-${SEALED}.kek`))).toEqual([]);
   });
+
+  // ---- KEK rotation in place (issue 15 item 2; node/store/kek-unseal.ts prepareUnsealRotation, shamirRotationSteps)
+  const readUnsealJson = () => JSON.parse(readFileSync(join(JSON.parse(readFileSync(scripts.get(SEALED)![1], 'utf8')).dataDir, 'unseal.json'), 'utf8')) as { keyCheckValue: string; checkValues: string[] };
+  const nextFile = () => join(JSON.parse(readFileSync(scripts.get(SEALED)![1], 'utf8')).dataDir, 'unseal-next.json');
+  const restartSealed = async (env: Record<string, string> = {}) => {
+    await stop(SEALED);
+    start(SEALED, env);
+    await waitFor('node 3 back, sealed', async () => (await unseal.status()).state === 'sealed');
+  };
+  const signsWithNode3 = async (label: string) => {
+    await allReady();
+    const { signature } = await sdkCluster().sign({ keyId: 'unsealed-ed', message: new TextEncoder().encode(label), players: [1, SEALED] });
+    expect(signature).toMatch(/^[0-9a-f]{128}$/);
+  };
+  /** Submit shares (a share file's index and its plain bytes) until the node unseals. */
+  const unsealWith = async (shares: { index: number; share: Uint8Array }[]) => {
+    for (const { index, share } of shares) {
+      const r = await post('/v1/unseal', { shareIndex: index, share: toHex(share) });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+    }
+    return unseal.waitFor('unsealed');
+  };
+  const oldShares = async () => [{ index: 1, share: await plainShare(1) }, { index: 2, share: await plainShare(2) }];
+  let rotatedShares: { index: number; share: Uint8Array }[];
+
+  it('tessera kek rotate --out DIR: new shares (0600) for a shamir-unseal node; after a restart the old shares are refused by name and the new ones unseal; keys sign', async () => {
+    const env = { TESSERA_CLUSTER: join(dir, 'cluster.json') };
+    const cli = (args: string[]) => tessera(args, env, 90_000);
+    await unsealWith(await oldShares());
+    const before = readUnsealJson();
+    // A shamir-unseal node needs --out; a file-KEK node refuses the shamir options: usage errors (exit 2).
+    const noOut = await cli(['kek', 'rotate', '--node', '3']);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toMatch(/shamir-unseal node.*give --out DIR/);
+    const fileNode = await cli(['kek', 'rotate', '--node', '1', '--out', join(dir, 'nowhere')]);
+    expect(fileNode.code).toBe(2);
+    expect(fileNode.stderr).toMatch(/--out is for shamir-unseal nodes only; node 1 keeps its KEK in file/);
+    // Phase 2 alone, without a prepare, says what to run.
+    expect((await post('/v1/admin/kek/rotate', {})).json).toMatchObject({ code: 'BAD_STATE', message: expect.stringContaining('run prepare first') });
+
+    const out = join(dir, 'rotated-shares');
+    mkdirSync(out, { mode: 0o700 });
+    const r = jsonOf(await cli(['kek', 'rotate', '--node', '3', '--out', out, '--json']));
+    expect(r).toMatchObject({ node: 3, from: before.keyCheckValue, resumed: false, shareFiles: [1, 2, 3].map((i) => join(out, `share-${i}.json`)) });
+    expect(r.to).not.toBe(before.keyCheckValue);
+    expect(r.moved).toBeGreaterThan(0);
+    for (const f of r.shareFiles as string[]) expect(statSync(f).mode & 0o777).toBe(0o600);
+    const files = (r.shareFiles as string[]).map((f) => JSON.parse(readFileSync(f, 'utf8')) as UnsealShareFile);
+    expect(files.every((f) => f.keyCheckValue === r.to && f.node === SEALED && f.threshold === 2 && f.operators === 3)).toBe(true);
+    rotatedShares = await Promise.all(files.map(async (f) => ({ index: f.shareIndex, share: await openUnsealShare(f) })));
+    expect(readUnsealJson().keyCheckValue).toBe(r.to);
+    expect(readdirSync(join(nextFile(), '..')).includes('unseal-next.json')).toBe(false);
+    expect(await unseal.status()).toMatchObject({ state: 'unsealed', keyCheckValue: r.to });
+    await signsWithNode3('after an in-place KEK rotation');
+    // Audited: the prepare and the rotation.
+    const entries = ((await get('/v1/admin/audit')).json as { entries: string[] }).entries.map((e) => JSON.parse(e) as { operation: string; outcome: string });
+    expect(entries.filter((e) => e.operation === 'kek.rotate-prepare').map((e) => e.outcome)).toEqual(expect.arrayContaining(['ok']));
+    expect(entries.filter((e) => e.operation === 'kek.rotate').map((e) => e.outcome)).toEqual(expect.arrayContaining(['ok']));
+
+    await restartSealed();
+    const refused = await post('/v1/unseal', { shareIndex: 1, share: toHex(await plainShare(1)) });
+    expect(refused.status).toBe(400);
+    expect(refused.json.message).toMatch(/^share 1 does not match its check value/);
+    await unsealWith([rotatedShares[1]!, rotatedShares[2]!]);
+    await signsWithNode3('unsealed by the new shares');
+  }, 180_000);
+
+  it('a rotation killed midway: the node restarts sealed, the OLD shares unseal it and it finishes the rotation at start; then only the new shares unseal it; the new KEK is in no data file', async () => {
+    // Node 3 armed to die halfway through re-wrapping its records.
+    await restartSealed({ TESSERA_FAULT_POINTS: 'kek-rotate-midway' });
+    await unsealWith([rotatedShares[0]!, rotatedShares[2]!]);
+    const from = readUnsealJson().keyCheckValue;
+    // Phase 1 through the SDK, the new shares sealed to the operators' keys.
+    const prepared = await unseal.prepareKekRotation({ operatorKeys: operators.map((o) => toHex(o.publicKey)) });
+    expect(prepared).toMatchObject({ node: SEALED, threshold: 2, operators: 3, from, resplit: false });
+    expect(prepared.shares.every((x) => x.wrapped && x.share === undefined)).toBe(true);
+    const newFiles = unsealShareFiles(prepared);
+    const newShares = await Promise.all(newFiles.map(async (f, k) => ({ index: f.shareIndex, share: await openUnsealShare(f, operators[k]) })));
+    // Phase 2 dies midway (SIGKILL): the request fails with the process.
+    const died = await new NodeClient({ url: node3().url, apiKey: node3().apiKey, index: SEALED, timeoutMs: 60_000 }).rotateKek().catch((e: Error) => e);
+    expect(died).toBeInstanceOf(Error);
+    await waitFor('node 3 killed', async () => children.get(SEALED)!.exitCode !== null || children.get(SEALED)!.signalCode !== null);
+    expect(readUnsealJson().keyCheckValue).toBe(from); // unseal.json: still the old shares'
+    expect(JSON.parse(readFileSync(nextFile(), 'utf8'))).toMatchObject({ keyCheckValue: prepared.keyCheckValue, wrappedUnder: from, rotationBegun: true });
+
+    // The new KEK (rebuilt here from the new shares) is in no data file: unseal-next.json holds it only wrapped.
+    const newKek = await combine([newShares[0]!.share, newShares[1]!.share]);
+    const dataDir = JSON.parse(readFileSync(scripts.get(SEALED)![1], 'utf8')).dataDir as string;
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name)));
+    };
+    walk(dataDir);
+    walk(join(dir, 'logs'));
+    for (const f of files) {
+      const content = readFileSync(f);
+      for (const needle of [Buffer.from(newKek), Buffer.from(toHex(newKek)), Buffer.from(Buffer.from(newKek).toString('base64'))]) expect(content.includes(needle), `the new KEK in ${f}`).toBe(false);
+    }
+
+    // Restarted unarmed: sealed; the OLD shares (the previous rotation's) unseal it, and it finishes the rotation first.
+    start(SEALED);
+    await waitFor('node 3 back, sealed', async () => (await unseal.status()).state === 'sealed');
+    await unsealWith([rotatedShares[0]!, rotatedShares[1]!]);
+    await waitFor('the finished rotation in the log', async () => /finished an interrupted KEK rotation; the old KEK is destroyed/.test(readFileSync(join(dir, 'logs', `node-${SEALED}.log`), 'utf8')));
+    expect(readUnsealJson().keyCheckValue).toBe(prepared.keyCheckValue);
+    expect(readdirSync(dataDir).includes('unseal-next.json')).toBe(false);
+    await signsWithNode3('after a rotation finished at start');
+
+    // Restarted again: the old shares are refused, the new (wrapped) ones unseal it.
+    await restartSealed();
+    const refused = await post('/v1/unseal', { shareIndex: 1, share: toHex(rotatedShares[0]!.share) });
+    expect(refused.json.message).toMatch(/^share 1 does not match its check value/);
+    await unseal.unseal(newFiles[0]!, operators[0]);
+    await unseal.unseal(newFiles[2]!, operators[2]);
+    expect(await unseal.waitFor('unsealed')).toMatchObject({ keyCheckValue: prepared.keyCheckValue });
+    await signsWithNode3('unsealed by the shares of the finished rotation');
+  }, 240_000);
 });
 
 describe('a lone shamir-unseal node initialised with plain shares by the CLI', () => {
