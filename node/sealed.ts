@@ -16,7 +16,10 @@
  *                  port is closed for that moment only (connections are refused, not answered wrongly).
  *                  If the store does not open, the node stays sealed and says why (lastError).
  *   unsealed       the full node serves; POST /v1/seal (admin) closes it, wipes the KEK and brings the
- *                  front end back on the same port (the same short gap).
+ *                  front end back on the same port (the same short gap). Its KEK rotates in place: new
+ *                  shares first (prepareKekRotation below), then the rotate route; a node unsealed while a
+ *                  rotation is unfinished also opens the next KEK, so its start finishes it
+ *                  (node/store/kek-unseal.ts has the design).
  *
  * Audit: the audit log lives in the sealed store, so each attempt (init, every submitted share accepted
  * or refused with its reason) is first appended to <dataDir>/unseal-attempts.jsonl with fsync (no share
