@@ -27,23 +27,11 @@ import { RawKek, type Kek } from '../node/store/kek.js';
 import { createPkcs11Kek, openPkcs11Keks } from '../node/store/kek-pkcs11.js';
 import { ShareStore } from '../node/store/storage.js';
 import { measure, measureAsync, type Budget, type Section, type Stats } from './stats.js';
+import { sampleShare } from '../test/helpers/key-shares.js';
 
 const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const TITLE = 'KEK providers: per-operation cost of a pkcs11 KEK (SoftHSM2) against a file KEK';
 
-function share(): KeyShare {
-  const group = ED25519.group;
-  const { shares, commitments } = split(group, group.randomScalar(), 2, 3);
-  const publicKey: PublicKeyPackage = {
-    suite: 'ed25519',
-    threshold: 2,
-    parties: 3,
-    epoch: 0,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return { publicKey, secret: { suite: 'ed25519', index: 1, epoch: 0, value: group.scalarToBytes(shares[0]!) } };
-}
 
 async function rowsFor(label: string, kek: Kek, dataDir: string, b: { fast: Budget; op: Budget }): Promise<Stats[]> {
   const rows: Stats[] = [];
@@ -52,7 +40,7 @@ async function rowsFor(label: string, kek: Kek, dataDir: string, b: { fast: Budg
   rows.push({ ...measure('', () => kek.unwrapKey(kek.wrapKey(dataKey, aad), aad), b.fast), name: `${label}  wrap + unwrap a data key` });
   const store = await ShareStore.open({ dataDir, kek, nodeIndex: 1 });
   try {
-    const s = share();
+    const s = sampleShare();
     let n = 0;
     rows.push({ ...(await measureAsync('', () => store.put({ tenant: 'bench', keyId: `k${n++}`, version: 1, share: s, exportable: false }), b.op)), name: `${label}  store put (seal a share)` });
     rows.push({ ...(await measureAsync('', () => store.getShare('bench', 'k0'), b.op)), name: `${label}  store getShare (open a share)` });

@@ -26,6 +26,7 @@ import {
 } from '../../node/store/kek-pkcs11.js';
 import { ShareStore } from '../../node/store/storage.js';
 import { SOFTHSM_MODULE, closeAllSessions, createTestKey, initToken, keyObjectFacts, makeSoftHsmConf, pkcs11Source, requireSoftHsm } from '../helpers/softhsm.js';
+import { sampleShare } from '../helpers/key-shares.js';
 
 requireSoftHsm();
 
@@ -65,19 +66,6 @@ async function thrown(f: () => unknown): Promise<Error> {
   throw new Error('expected an error');
 }
 
-function makeShare(): KeyShare {
-  const group = ED25519.group;
-  const { shares, commitments } = split(group, group.randomScalar(), 2, 3);
-  const publicKey: PublicKeyPackage = {
-    suite: 'ed25519',
-    threshold: 2,
-    parties: 3,
-    epoch: 0,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return { publicKey, secret: { suite: 'ed25519', index: 1, epoch: 0, value: group.scalarToBytes(shares[0]!) } };
-}
 
 describe('pkcs11 KEK: wrap and unwrap in the token', () => {
   it('round trip; fresh IV each time; a changed byte anywhere or another AAD fails; the id is p11-<CKA_ID>', async () => {
@@ -294,7 +282,7 @@ describe('pkcs11 KEK: the rotation steps (node/store/kek-rotation.ts)', () => {
 describe('a ShareStore sealed under a token KEK', () => {
   it('stores and reads a share, reopens, and does not open under a file KEK', async () => {
     const dataDir = join(dir, 'store-1');
-    const share = makeShare();
+    const share = sampleShare();
     const keks = await openPkcs11Keks(srcA, 1);
     try {
       const store = await ShareStore.open({ dataDir, kek: keks.current, nodeIndex: 1 });

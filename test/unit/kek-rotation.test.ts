@@ -18,21 +18,10 @@ import { RawKek, createKekFile, readKekFile } from '../../node/store/kek.js';
 import { fileRotationSteps, kekRotationSteps, rotateKek } from '../../node/store/kek-rotation.js';
 import { ShareStore, shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { useTempStores } from '../helpers/temp-store.js';
+import { sampleShare } from '../helpers/key-shares.js';
 
 const group = ED25519.group;
 
-function share(): KeyShare {
-  const { shares, commitments } = split(group, group.randomScalar(), 2, 3);
-  const publicKey: PublicKeyPackage = {
-    suite: 'ed25519',
-    threshold: 2,
-    parties: 3,
-    epoch: 0,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return { publicKey, secret: { suite: 'ed25519', index: 1, epoch: 0, value: group.scalarToBytes(shares[0]!) } };
-}
 
 async function codeOf(p: Promise<unknown>): Promise<TesseraError> {
   try {
@@ -68,7 +57,7 @@ describe('KEK rotation (store level)', () => {
     const old = await readKekFile(kekFile);
     const values = new Map<string, Uint8Array>();
     for (let i = 0; i < 40; i++) {
-      const s = share();
+      const s = sampleShare();
       values.set(`k${i}`, Uint8Array.from(s.secret.value));
       await store.put({ tenant: 't', keyId: `k${i}`, version: 1, share: s, exportable: false });
     }
@@ -78,7 +67,7 @@ describe('KEK rotation (store level)', () => {
     // Writes of new keys and lifecycle changes during the rotation: none may be lost or left under the old KEK.
     const racing = (async () => {
       for (let i = 40; i < 60; i++) {
-        const s = share();
+        const s = sampleShare();
         values.set(`k${i}`, Uint8Array.from(s.secret.value));
         await store.put({ tenant: 't', keyId: `k${i}`, version: 1, share: s, exportable: false });
         await store.setState('t', `k${i - 40}`, 1, 'retired');
@@ -105,7 +94,7 @@ describe('KEK rotation (store level)', () => {
 
   it('a record that fails its MAC blocks the end: the old KEK and the next file are kept, and a later run finishes after repair', async () => {
     const { store, kekFile, open } = await fileStore();
-    for (const keyId of ['a', 'b']) await store.put({ tenant: 't', keyId, version: 1, share: share(), exportable: false });
+    for (const keyId of ['a', 'b']) await store.put({ tenant: 't', keyId, version: 1, share: sampleShare(), exportable: false });
     await store.close();
     // Someone without the KEK edits a's record: its MAC fails.
     const db = new Level<string, Uint8Array>(storageLocation(join(t.dir(), 'data')), { keyEncoding: 'utf8', valueEncoding: 'view' });
@@ -136,7 +125,7 @@ describe('KEK rotation (store level)', () => {
 
   it('a recorded rotation whose next KEK was lost is refused, naming the KEK, and nothing is destroyed', async () => {
     const { store, kekFile, open } = await fileStore();
-    await store.put({ tenant: 't', keyId: 'a', version: 1, share: share(), exportable: false });
+    await store.put({ tenant: 't', keyId: 'a', version: 1, share: sampleShare(), exportable: false });
     const steps = fileRotationSteps(kekFile);
     const next = await steps.prepareNext();
     const state = await store.beginKekRotation(next);

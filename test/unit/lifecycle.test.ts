@@ -28,25 +28,11 @@ import { shareRecordKey, stagedRecordKey, storageLocation, readRecordMacKey } fr
 import { commitEpoch, stageEpoch } from '../helpers/commit-store.js';
 import { useTempStores } from '../helpers/temp-store.js';
 import { openRecord, sealRecord } from '../../node/store/record-auth.js';
+import { makeShares } from '../helpers/key-shares.js';
 
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
 
-function makeShares(epoch: number, secret = group.randomScalar(), t = 2, n = 3): { shares: KeyShare[]; secret: bigint } {
-  const { shares, commitments } = split(group, secret, t, n);
-  const publicKey: PublicKeyPackage = {
-    suite: 'ed25519',
-    threshold: t,
-    parties: n,
-    epoch,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return {
-    secret,
-    shares: shares.map((s, i) => ({ publicKey, secret: { suite: 'ed25519', index: i + 1, epoch, value: group.scalarToBytes(s) } })),
-  };
-}
 
 async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<{ code: string; message: string }> {
   try {

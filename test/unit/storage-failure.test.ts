@@ -24,23 +24,12 @@ import { POLICY_NAMESPACE, PolicyEngine } from '../../node/governance/policy.js'
 import { STORAGE_FAILED_MESSAGE } from '../../node/store/record-auth.js';
 import { ShareStore } from '../../node/store/storage.js';
 import { canMountTmpfs } from '../helpers/tmpfs.js';
+import { sampleShare } from '../helpers/key-shares.js';
 
 const mountable = canMountTmpfs();
 if (!mountable) console.warn('storage-failure.test: mount -t tmpfs is not permitted here (needs root): the latch test is skipped');
 
 const group = ED25519.group;
-function share(): KeyShare {
-  const { shares, commitments } = split(group, group.randomScalar(), 2, 3);
-  const publicKey = {
-    suite: 'ed25519' as const,
-    threshold: 2,
-    parties: 3,
-    epoch: 0,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return { publicKey, secret: { suite: 'ed25519', index: 1, epoch: 0, value: group.scalarToBytes(shares[0]!) } };
-}
 
 async function codeAndMessage(p: Promise<unknown> | (() => unknown)): Promise<{ code: string; message: string }> {
   try {
@@ -90,7 +79,7 @@ describe.skipIf(!mountable)(`a store whose file system fills up${mountable ? '' 
     // Acknowledged writes, then a full file system.
     const acked: string[] = [];
     for (let i = 0; i < 5; i++) {
-      await store.put({ tenant: 'acme', keyId: `k${i}`, version: 1, share: share(), exportable: false });
+      await store.put({ tenant: 'acme', keyId: `k${i}`, version: 1, share: sampleShare(), exportable: false });
       acked.push(`k${i}`);
     }
     await gate.run({ principal, operation: 'tenant.create', authorize: 'admin' }, async () => ({}), async () => notes.put('n/0', Uint8Array.of(1)));
@@ -104,7 +93,7 @@ describe.skipIf(!mountable)(`a store whose file system fills up${mountable ? '' 
     let first: { code: string; message: string } | undefined;
     for (let i = 5; i < 5000 && !first; i++) {
       try {
-        await store.put({ tenant: 'acme', keyId: `k${i}`, version: 1, share: share(), exportable: false });
+        await store.put({ tenant: 'acme', keyId: `k${i}`, version: 1, share: sampleShare(), exportable: false });
         acked.push(`k${i}`);
       } catch (e) {
         first = { code: (e as TesseraError).code, message: (e as TesseraError).message };
@@ -121,7 +110,7 @@ describe.skipIf(!mountable)(`a store whose file system fills up${mountable ? '' 
     const latched = { code: ErrorCode.Unavailable, message: STORAGE_FAILED_MESSAGE };
     expect(await codeAndMessage(store.get('acme', 'k0', 1))).toEqual(latched);
     expect(await codeAndMessage(store.getShare('acme', 'k0', 1))).toEqual(latched);
-    expect(await codeAndMessage(store.put({ tenant: 'acme', keyId: 'late', version: 1, share: share(), exportable: false }))).toEqual(latched);
+    expect(await codeAndMessage(store.put({ tenant: 'acme', keyId: 'late', version: 1, share: sampleShare(), exportable: false }))).toEqual(latched);
     expect(await codeAndMessage(store.setState('acme', 'k0', 1, 'retired'))).toEqual(latched);
     expect(await codeAndMessage(store.listAll())).toEqual(latched);
     expect(await codeAndMessage(store.getSecret('x'))).toEqual(latched);
@@ -155,7 +144,7 @@ describe.skipIf(!mountable)(`a store whose file system fills up${mountable ? '' 
       expect(log.broken).toBeUndefined();
       expect((await log.selfCheck()).ok).toBe(true);
       await log.close();
-      await again.put({ tenant: 'acme', keyId: 'after', version: 1, share: share(), exportable: false });
+      await again.put({ tenant: 'acme', keyId: 'after', version: 1, share: sampleShare(), exportable: false });
     } finally {
       await again.close();
     }

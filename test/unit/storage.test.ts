@@ -21,6 +21,7 @@ import { useTempStores } from '../helpers/temp-store.js';
 import { resultDigest } from '../../core/commit.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
 import { canMountTmpfs } from '../helpers/tmpfs.js';
+import { makeShares } from '../helpers/key-shares.js';
 
 /** Whether this machine lets the test mount a tmpfs (root only); probed once. */
 const tmpfsMountable = canMountTmpfs();
@@ -28,22 +29,6 @@ const tmpfsMountable = canMountTmpfs();
 const group = ED25519.group;
 const packr = new Packr({ useRecords: false });
 
-/** n shares of `secret` (random if omitted) at `epoch`: a real Feldman sharing, so refreshed epochs keep the group key. */
-function makeShares(epoch: number, secret = group.randomScalar(), t = 2, n = 3): { shares: KeyShare[]; secret: bigint } {
-  const { shares, commitments } = split(group, secret, t, n);
-  const publicKey: PublicKeyPackage = {
-    suite: 'ed25519',
-    threshold: t,
-    parties: n,
-    epoch,
-    commitments: commitments.map((c) => group.pointToBytes(c)),
-    verifyingShares: shares.map((s) => group.pointToBytes(group.mulBase(s))),
-  };
-  return {
-    secret,
-    shares: shares.map((s, i) => ({ publicKey, secret: { suite: 'ed25519', index: i + 1, epoch, value: group.scalarToBytes(s) } })),
-  };
-}
 
 async function expectCode(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   let err: unknown;
