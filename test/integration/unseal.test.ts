@@ -320,8 +320,12 @@ describe('a shamir-unseal node in a 3-node cluster', () => {
     const fileNode = await cli(['kek', 'rotate', '--node', '1', '--out', join(dir, 'nowhere')]);
     expect(fileNode.code).toBe(2);
     expect(fileNode.stderr).toMatch(/--out is for shamir-unseal nodes only; node 1 keeps its KEK in file/);
-    // Phase 2 alone, without a prepare, says what to run.
+    // Phase 2 alone (the route, or --finish), without a prepare, says what to run; --finish makes no shares.
     expect((await post('/v1/admin/kek/rotate', {})).json).toMatchObject({ code: 'BAD_STATE', message: expect.stringContaining('run prepare first') });
+    const finishUnprepared = await cli(['kek', 'rotate', '--node', '3', '--finish']);
+    expect(finishUnprepared.code).toBe(1);
+    expect(finishUnprepared.stderr).toMatch(/BAD_STATE.*run prepare first/);
+    expect((await cli(['kek', 'rotate', '--node', '3', '--finish', '--out', join(dir, 'nowhere')])).stderr).toMatch(/--finish makes no new shares: it takes no --out/);
 
     const out = join(dir, 'rotated-shares');
     mkdirSync(out, { mode: 0o700 });
