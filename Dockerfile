@@ -8,6 +8,15 @@
 # Build stage: every dependency (TypeScript is a dev dependency), then `npm run build` into dist/, then
 # the dev dependencies are pruned so the run stage copies only what runs.
 FROM node:20-slim AS build
+# pkcs11js (the pkcs11 KEK provider's binding, node/store/kek-pkcs11.ts) ships no prebuilt binary: its
+# install script compiles it with node-gyp, which needs python3, make and a C++ compiler. Only this
+# stage has them; the run stage gets the built binding.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+# node-gyp compiles against the headers the image ships (<prefix>/include/node, as node:20-slim has
+# them) instead of downloading them from nodejs.org.
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 # Dependencies first, so source edits do not download them again. --ignore-scripts: the package's
 # own `prepare` (the build) needs the sources, copied below, and the build (tsc) needs no dependency's

@@ -4,7 +4,7 @@
 # under that exact name, so the project's Dockerfile builds unmodified where no registry is reachable.
 #
 # The stand-in: Debian bookworm (`debootstrap --variant=minbase`, from the host's Debian mirror), the
-# host's own Node.js 20 binary and npm (the Dockerfile runs `npm ci`), the user and group `node`
+# host's own Node.js 20 binary, its C headers and npm (the Dockerfile runs `npm ci`, and node-gyp), the user and group `node`
 # (uid/gid 1000, home /home/node: the Dockerfile's `USER node`, as in the official image) and apt
 # sources for that mirror (the run stage apt-installs openssl). It also trusts what the host trusts:
 # the host's CA bundle is copied to /etc/ssl/certs/ca-certificates.crt and npm's global config points
@@ -69,6 +69,12 @@ mkdir -p "$ROOTFS/usr/local/lib/node_modules"
 cp -a "$NPM_DIR" "$ROOTFS/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOTFS/usr/local/bin/npx"
+# Node's C headers, where the official image has them: node-gyp builds native addons without a
+# prebuilt binary (pkcs11js) against <prefix>/include/node instead of downloading the headers from
+# nodejs.org, which a build behind a proxy may not reach.
+[ -d "$NODE_PREFIX/include/node" ] || fail "node's headers not found at $NODE_PREFIX/include/node"
+mkdir -p "$ROOTFS/usr/local/include"
+cp -a "$NODE_PREFIX/include/node" "$ROOTFS/usr/local/include/node"
 
 # The host's CA bundle, and npm told to use it (npm's global config for the /usr/local prefix).
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
