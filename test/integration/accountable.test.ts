@@ -18,6 +18,7 @@ import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
 import { shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { TesseraClientError } from '../../sdk/http.js';
 import { message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
+import { readEnvelope } from '../../node/store/envelope.js';
 
 const honest = [1, 2];
 
@@ -127,7 +128,8 @@ describe('accountable sessions: a malicious node 3 in a 2-of-3 cluster', () => {
     let oldCt: Buffer;
     try {
       const raw = (await db.get(shareRecordKey('default', 'withheld', 1)))!;
-      oldCt = Buffer.from((new Packr({ useRecords: false }).unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct);
+      // The envelope's body (node/store/envelope.ts): the share's own ciphertext, random, so found verbatim.
+      oldCt = Buffer.from(readEnvelope(new Packr({ useRecords: false }).unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { nonce: Uint8Array; ct: Uint8Array }).body);
     } finally {
       await db.close();
     }

@@ -21,6 +21,7 @@ import { loadIdentityEngine } from '../../core/identity.js';
 import { loadOrCreateIdentity } from '../../node/store/identity-store.js';
 import { readKekFile } from '../../node/store/kek.js';
 import { ShareStore, shareRecordKey, storageLocation } from '../../node/store/storage.js';
+import { readEnvelope } from '../../node/store/envelope.js';
 import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
 import type { SessionRequest } from '../../sdk/client.js';
 import { jsonOf, tessera, type CliResult } from '../helpers/cli.js';
@@ -250,8 +251,11 @@ describe('key versions and lifecycle, at debug level', () => {
       try {
         const raw = (await db.get(shareRecordKey('default', kem, 1)))!;
         // Every record is payload || 32-byte MAC (node/store/record-auth.ts): the payload is the msgpack map.
-        const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array };
-        ciphertexts.push(Buffer.from(rec.ct));
+        const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { nonce: Uint8Array; ct: Uint8Array };
+        // The share's own ciphertext, the envelope's body (node/store/envelope.ts): random bytes, so found
+        // verbatim in the files. The envelope's header (the KEK id, the same in every record) is not:
+        // LevelDB's compression may store it as a back-reference.
+        ciphertexts.push(Buffer.from(readEnvelope(rec).body));
       } finally {
         await db.close();
       }

@@ -27,6 +27,7 @@ import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
 import type { KeyInfo } from '../../sdk/client.js';
 import { hexToBytes, hpkeOpenWithSecret, hpkeSeal, message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
 import { expectStandardEcdsa } from '../helpers/ecdsa.js';
+import { readEnvelope } from '../../node/store/envelope.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
@@ -120,7 +121,8 @@ describe('reshare: a key moves between committees of any size, same public key',
       await db.open();
       try {
         const raw = (await db.get(shareRecordKey('default', keyId, 1)))!;
-        ciphertexts.set(i, Buffer.from((packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array }).ct));
+        // The envelope's body (node/store/envelope.ts): the share's own ciphertext, random, so found verbatim.
+        ciphertexts.set(i, Buffer.from(readEnvelope(packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { nonce: Uint8Array; ct: Uint8Array }).body));
       } finally {
         await db.close();
       }

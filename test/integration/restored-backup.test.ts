@@ -20,6 +20,7 @@ import { shareRecordKey, storageLocation } from '../../node/store/storage.js';
 import { RECORD_TAG_LENGTH } from '../../node/store/record-auth.js';
 import { tessera } from '../helpers/cli.js';
 import { bytesToHex, hexToBytes, hpkeSeal, message32, rejectionOf, startTestCluster, verifySignature, type TestCluster } from '../helpers/cluster.js';
+import { readEnvelope } from '../../node/store/envelope.js';
 
 const packr = new Packr({ useRecords: false });
 const KEM = 'rb-kem';
@@ -41,8 +42,9 @@ async function storedCiphertext(dataDir: string, keyId: string, version: number)
     const raw = await db.get(shareRecordKey('default', keyId, version));
     if (!raw) throw new Error(`no record of ${keyId} version ${version}`);
     // Every record is payload || MAC (node/store/record-auth.ts): the payload is the msgpack map.
-    const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { ct: Uint8Array };
-    return Buffer.from(rec.ct);
+    const rec = packr.unpack(raw.subarray(0, raw.length - RECORD_TAG_LENGTH)) as { nonce: Uint8Array; ct: Uint8Array };
+    // The envelope's body (node/store/envelope.ts): the share's own ciphertext, random, so found verbatim.
+    return Buffer.from(readEnvelope(rec).body);
   } finally {
     await db.close();
   }

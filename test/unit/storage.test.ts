@@ -22,6 +22,7 @@ import { resultDigest } from '../../core/commit.js';
 import { PLACEHOLDER_CERTIFICATE, stageEpoch } from '../helpers/commit-store.js';
 import { canMountTmpfs } from '../helpers/tmpfs.js';
 import { makeShares } from '../helpers/key-shares.js';
+import { readEnvelope } from '../../node/store/envelope.js';
 
 /** Whether this machine lets the test mount a tmpfs (root only); probed once. */
 const tmpfsMountable = canMountTmpfs();
@@ -331,7 +332,8 @@ describe('ShareStore: staged changes and commit certificates', () => {
     let sealed!: { ct: Uint8Array; nonce: Uint8Array };
     await withKeyedDb(dataDir, kek(), 1, async (db) => {
       const m = new Packr({ useRecords: false }).unpack((await db.get(shareRecordKey('t', 'k', 1)))!) as { ct: Uint8Array; nonce: Uint8Array };
-      sealed = { ct: Uint8Array.from(m.ct), nonce: Uint8Array.from(m.nonce) };
+      // The envelope's body (node/store/envelope.ts): the share's own ciphertext, random, so found verbatim.
+      sealed = { ct: Uint8Array.from(readEnvelope(m).body), nonce: Uint8Array.from(m.nonce) };
     });
     store = await openStore(dataDir, 1);
     expect(await fileHits(dataDir, sealed.ct)).not.toEqual([]); // the scan does find it before
