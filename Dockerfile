@@ -8,20 +8,14 @@
 # Build stage: every dependency (TypeScript is a dev dependency), then `npm run build` into dist/, then
 # the dev dependencies are pruned so the run stage copies only what runs.
 FROM node:20-slim AS build
-# pkcs11js (the pkcs11 KEK provider's binding, node/store/kek-pkcs11.ts) ships no prebuilt binary: its
-# install script compiles it with node-gyp, which needs python3, make and a C++ compiler. Only this
-# stage has them; the run stage gets the built binding.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
-# node-gyp compiles against the headers the image ships (<prefix>/include/node, as node:20-slim has
-# them) instead of downloading them from nodejs.org.
+# node-gyp (below) compiles against the headers the image ships (<prefix>/include/node, as
+# node:20-slim has them) instead of downloading them from nodejs.org.
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 # Dependencies first, so source edits do not download them again. --ignore-scripts: the package's
 # own `prepare` (the build) needs the sources, copied below, and the build (tsc) needs no dependency's
 # install script. `npm rebuild` runs the install scripts after `npm prune --omit=dev`, so only the
-# runtime dependencies' (their native bindings: classic-level, secp256k1): a dev dependency's script
+# runtime dependencies' (their native bindings: classic-level, secp256k1, pkcs11js): a dev dependency's script
 # may need a C compiler, which node:20-slim lacks (testcontainers -> ssh2 -> cpu-features fails
 # `npm rebuild` there; `npm ci` would have let that optional one fail). stubs/: the local stand-in
 # for msgpackr's optional native decoder (package.json `overrides`) that node_modules/msgpackr-extract
@@ -39,7 +33,12 @@ COPY sdk ./sdk
 COPY scripts ./scripts
 # What runs, gathered in /runtime for the run stage's one COPY (node_modules/msgpackr-extract is a
 # relative link into stubs/, so they move together).
-RUN npm run build && npm prune --omit=dev && npm rebuild && npm cache clean --force \
+# pkcs11js (the pkcs11 KEK provider's binding, node/store/kek-pkcs11.ts) ships no prebuilt binary:
+# `npm rebuild` compiles it with node-gyp, which needs python3, make and a C++ compiler. They are
+# installed in this last step of the build stage only: with the vfs storage driver (CI) every later
+# layer would copy them again, and the run stage takes only the built /runtime.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && npm run build \
+ && npm prune --omit=dev && npm rebuild && npm cache clean --force \
  && mkdir /runtime && mv package.json package-lock.json stubs node_modules dist /runtime/
 
 FROM node:20-slim

@@ -44,6 +44,8 @@ const SECOND_SLOT_PROCESSES = [
   'test/integration/kek-pkcs11.test.ts',
   'test/integration/rotate-all.test.ts',
   'test/integration/package.test.ts',
+  'test/integration/faults.test.ts',
+  'test/integration/cli-commands.test.ts',
 ];
 /**
  * The process group runs its files one after another in one worker (--no-isolate) instead of a fresh
